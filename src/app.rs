@@ -1,0 +1,357 @@
+//! One function per mode builds the App from the plugin groups. `main.rs` only parses the command
+//! line and calls [`run`].
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bevy::app::{AppExit, PluginGroupBuilder, ScheduleRunnerPlugin};
+use bevy::asset::AssetPlugin;
+use bevy::log::LogPlugin;
+use bevy::prelude::*;
+use bevy::state::app::StatesPlugin;
+
+use crate::cli::{Cli, ClientArgs, Command, GlobalArgs, PlayArgs, ScreenshotArgs, ServerArgs};
+use crate::client::ClientCorePlugin;
+use crate::server::ServerCorePlugin;
+use crate::shutdown::ShutdownPlugin;
+
+/// Frame rate of a headless client's loop.
+const HEADLESS_CLIENT_HZ: f64 = 60.0;
+
+/// Which mode this app runs in.
+#[derive(Resource, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMode {
+    /// Dedicated headless server.
+    Server,
+    /// Client joining a remote server.
+    Client,
+    /// Listen server plus its own client in one process.
+    Play,
+}
+
+impl RunMode {
+    /// Lower-case name as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunMode::Server => "server",
+            RunMode::Client => "client",
+            RunMode::Play => "play",
+        }
+    }
+}
+
+/// Directories the app works in, made absolute against the working directory at start-up.
+#[derive(Resource, Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    /// RON configuration.
+    pub config: PathBuf,
+    /// Database, backups, key files.
+    pub data: PathBuf,
+    /// Game assets.
+    pub assets: PathBuf,
+}
+
+impl Paths {
+    /// From the global flags.
+    pub fn from_args(global: &GlobalArgs) -> Self {
+        Self {
+            config: absolute(&global.config),
+            data: absolute(&global.data),
+            assets: absolute(&global.assets),
+        }
+    }
+}
+
+/// Bevy resolves a relative asset path against `BEVY_ASSET_ROOT`, `CARGO_MANIFEST_DIR` or the
+/// executable's folder; ours are relative to where the operator started the process.
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// What the process around the App provides. Tests build many apps in one process, so they turn
+/// both off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessOptions {
+    /// Add Bevy's `LogPlugin` (at most once per process).
+    pub log: bool,
+    /// React to SIGINT/SIGTERM (the handler is installed by [`run`]).
+    pub os_signals: bool,
+}
+
+impl ProcessOptions {
+    /// The real binary.
+    pub const PROCESS: Self = Self {
+        log: true,
+        os_signals: true,
+    };
+    /// Tests and embedding: no global logger, no signal handling.
+    pub const EMBEDDED: Self = Self {
+        log: false,
+        os_signals: false,
+    };
+}
+
+/// Why a mode could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A windowed mode was asked for where no X display can be reached.
+    #[error("{0}")]
+    NoDisplay(String),
+    /// This binary was built without the `client` feature.
+    #[error(
+        "this binary was built without the `client` feature: only `server` and `--headless` clients are available"
+    )]
+    NoClientFeature,
+}
+
+/// Protocol, configuration core, health core and the shutdown phase: in every mode.
+pub struct SharedPlugins {
+    /// The mode, inserted as [`RunMode`].
+    pub mode: RunMode,
+    /// Working directories.
+    pub paths: Paths,
+    /// The shutdown phase's settings.
+    pub shutdown: ShutdownPlugin,
+}
+
+impl PluginGroup for SharedPlugins {
+    fn build(self) -> PluginGroupBuilder {
+        PluginGroupBuilder::start::<Self>()
+            .add(CorePlugin {
+                mode: self.mode,
+                paths: self.paths,
+            })
+            .add(self.shutdown)
+    }
+}
+
+/// Inserts the [`RunMode`] and [`Paths`] resources.
+struct CorePlugin {
+    mode: RunMode,
+    paths: Paths,
+}
+
+impl Plugin for CorePlugin {
+    fn build(&self, app: &mut App) {
+        app.insert_resource(self.mode)
+            .insert_resource(self.paths.clone());
+    }
+}
+
+/// The authoritative half: simulation, sessions, persistence.
+pub struct ServerPlugins {
+    /// `server` / `play` flags.
+    pub args: ServerArgs,
+}
+
+impl PluginGroup for ServerPlugins {
+    fn build(self) -> PluginGroupBuilder {
+        PluginGroupBuilder::start::<Self>().add(ServerCorePlugin { args: self.args })
+    }
+}
+
+/// The client's logic, with or without a window.
+pub struct ClientPlugins {
+    /// Where the client connects.
+    pub server: std::net::SocketAddr,
+}
+
+impl PluginGroup for ClientPlugins {
+    fn build(self) -> PluginGroupBuilder {
+        PluginGroupBuilder::start::<Self>().add(ClientCorePlugin {
+            server: self.server,
+        })
+    }
+}
+
+/// Window, 3D scene and UI (cargo feature `client`).
+#[cfg(feature = "client")]
+pub struct ClientRenderPlugins {
+    /// The screenshot smoke check's settings.
+    pub screenshot: ScreenshotArgs,
+}
+
+#[cfg(feature = "client")]
+impl PluginGroup for ClientRenderPlugins {
+    fn build(self) -> PluginGroupBuilder {
+        PluginGroupBuilder::start::<Self>()
+            .add(crate::client::render::ScenePlugin)
+            .add(crate::client::render::StatusTextPlugin)
+            .add(crate::client::render::WindowClosePlugin)
+            .add(crate::client::render::ScreenshotPlugin {
+                path: self.screenshot.screenshot,
+                after_frames: self.screenshot.screenshot_frames,
+            })
+    }
+}
+
+fn shared(mode: RunMode, global: &GlobalArgs, process: ProcessOptions) -> SharedPlugins {
+    SharedPlugins {
+        mode,
+        paths: Paths::from_args(global),
+        shutdown: ShutdownPlugin {
+            listen_to_os_signals: process.os_signals,
+            exit_after: global.exit_after,
+            ..default()
+        },
+    }
+}
+
+fn log_plugin(global: &GlobalArgs) -> LogPlugin {
+    // Bevy builds its filter as "<level>,<filter>" and adds RUST_LOG's directives on top. A bare
+    // level in `--log` becomes the plugin's level so that it is not shadowed by the default one.
+    let mut level = bevy::log::Level::INFO;
+    let mut directives = vec!["wgpu=error".to_string(), "naga=warn".to_string()];
+    for part in global.log.iter().flat_map(|f| f.split(',')).map(str::trim) {
+        match part.parse::<bevy::log::Level>() {
+            Ok(bare) => level = bare,
+            Err(_) if !part.is_empty() => directives.push(part.to_string()),
+            Err(_) => {}
+        }
+    }
+    LogPlugin {
+        level,
+        filter: directives.join(","),
+        ..default()
+    }
+}
+
+fn asset_plugin(global: &GlobalArgs) -> AssetPlugin {
+    AssetPlugin {
+        file_path: absolute(&global.assets).to_string_lossy().into_owned(),
+        ..default()
+    }
+}
+
+/// The headless base of `server` and of `--headless` clients: MinimalPlugins looping at `hz`,
+/// log, states and assets.
+fn headless_base(app: &mut App, global: &GlobalArgs, hz: f64, process: ProcessOptions) {
+    app.add_plugins(
+        MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(Duration::from_secs_f64(
+            1.0 / hz,
+        ))),
+    );
+    if process.log {
+        app.add_plugins(log_plugin(global));
+    }
+    app.add_plugins((StatesPlugin, asset_plugin(global)));
+}
+
+/// The windowed base: DefaultPlugins with our window, shutdown instead of Bevy's exit paths.
+#[cfg(feature = "client")]
+fn windowed_base(app: &mut App, global: &GlobalArgs, title: &str, process: ProcessOptions) {
+    use bevy::window::{ExitCondition, WindowPlugin};
+    let mut plugins = DefaultPlugins
+        .set(WindowPlugin {
+            primary_window: Some(Window {
+                title: title.to_string(),
+                resolution: (1280, 720).into(),
+                ..default()
+            }),
+            // Window close goes through the shutdown phase (see `WindowClosePlugin`).
+            exit_condition: ExitCondition::DontExit,
+            close_when_requested: false,
+            ..default()
+        })
+        .set(asset_plugin(global))
+        .disable::<bevy::app::TerminalCtrlCHandlerPlugin>();
+    plugins = if process.log {
+        plugins.set(log_plugin(global))
+    } else {
+        plugins.disable::<LogPlugin>()
+    };
+    app.add_plugins(plugins);
+}
+
+/// `bloxquarium server`: MinimalPlugins looping at the tick rate; no window, no renderer.
+pub fn server_app(global: &GlobalArgs, args: &ServerArgs, process: ProcessOptions) -> App {
+    let mut app = App::new();
+    headless_base(&mut app, global, f64::from(args.tick_hz), process);
+    app.add_plugins(shared(RunMode::Server, global, process))
+        .add_plugins(ServerPlugins { args: args.clone() });
+    app
+}
+
+/// `bloxquarium client`: a window (DefaultPlugins), or the headless set with `--headless`.
+pub fn client_app(
+    global: &GlobalArgs,
+    args: &ClientArgs,
+    process: ProcessOptions,
+) -> Result<App, StartError> {
+    let mut app = App::new();
+    if args.headless {
+        headless_base(&mut app, global, HEADLESS_CLIENT_HZ, process);
+    } else {
+        windowed(&mut app, global, "Bloxquarium", process, &args.screenshot)?;
+    }
+    app.add_plugins(shared(RunMode::Client, global, process))
+        .add_plugins(ClientPlugins {
+            server: args.server,
+        });
+    Ok(app)
+}
+
+/// `bloxquarium play`: server and client sets in one App; the client joins over loopback.
+pub fn play_app(
+    global: &GlobalArgs,
+    args: &PlayArgs,
+    process: ProcessOptions,
+) -> Result<App, StartError> {
+    let mut app = App::new();
+    if args.headless {
+        headless_base(&mut app, global, f64::from(args.server.tick_hz), process);
+    } else {
+        windowed(&mut app, global, "Bloxquarium", process, &args.screenshot)?;
+    }
+    app.add_plugins(shared(RunMode::Play, global, process))
+        .add_plugins(ServerPlugins {
+            args: args.server.clone(),
+        })
+        .add_plugins(ClientPlugins {
+            server: args.server.bind,
+        });
+    Ok(app)
+}
+
+#[cfg(feature = "client")]
+fn windowed(
+    app: &mut App,
+    global: &GlobalArgs,
+    title: &str,
+    process: ProcessOptions,
+    screenshot: &ScreenshotArgs,
+) -> Result<(), StartError> {
+    crate::client::display::probe_x_display().map_err(StartError::NoDisplay)?;
+    windowed_base(app, global, title, process);
+    app.add_plugins(ClientRenderPlugins {
+        screenshot: screenshot.clone(),
+    });
+    Ok(())
+}
+
+#[cfg(not(feature = "client"))]
+fn windowed(
+    _app: &mut App,
+    _global: &GlobalArgs,
+    _title: &str,
+    _process: ProcessOptions,
+    _screenshot: &ScreenshotArgs,
+) -> Result<(), StartError> {
+    Err(StartError::NoClientFeature)
+}
+
+/// Builds the App for the parsed command line and runs it to the end.
+pub fn run(cli: &Cli) -> Result<AppExit, StartError> {
+    let process = ProcessOptions::PROCESS;
+    let mut app = match cli.mode() {
+        Command::Server(args) => server_app(&cli.global, &args, process),
+        Command::Client(args) => client_app(&cli.global, &args, process)?,
+        Command::Play(args) => play_app(&cli.global, &args, process)?,
+    };
+    if let Err(e) = crate::shutdown::install_os_signal_handler() {
+        warn!(
+            "could not install the SIGINT/SIGTERM handler ({e}); signals will not shut down gracefully"
+        );
+    }
+    Ok(app.run())
+}

@@ -1,0 +1,229 @@
+//! The command line: one binary, three modes.
+//!
+//! Every flag can also come from an environment variable `BLOXQUARIUM_<FLAG>` (upper case, `-` as
+//! `_`). A flag given on the command line wins over its variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::protocol::PROTOCOL_VERSION;
+
+/// Default UDP address of the server.
+pub const DEFAULT_BIND: &str = "127.0.0.1:5000";
+/// Default server tick rate in Hz.
+pub const DEFAULT_TICK_HZ: u32 = 30;
+/// The seed's `maxConcurrentConnections`.
+pub const DEFAULT_MAX_CLIENTS: u32 = 100;
+/// renetcode's hard cap on clients per server.
+pub const MAX_CLIENTS_LIMIT: u32 = 1024;
+
+/// `bloxquarium [play|server|client]`: an aquarium game, its dedicated server, or both in one process.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "bloxquarium", about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to run; `play` when none is given.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Flags that every mode takes.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Directory of the RON configuration files.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "BLOXQUARIUM_CONFIG",
+        default_value = "./config"
+    )]
+    pub config: PathBuf,
+    /// Directory for the database, backups and key files (created on first run).
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "BLOXQUARIUM_DATA",
+        default_value = "./data"
+    )]
+    pub data: PathBuf,
+    /// Directory of the game's assets.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "BLOXQUARIUM_ASSETS",
+        default_value = "./assets"
+    )]
+    pub assets: PathBuf,
+    /// Log filter, `tracing` syntax (`info`, `bloxquarium=debug,wgpu=warn`). Without it RUST_LOG is
+    /// used, then `info`.
+    #[arg(long, global = true, value_name = "FILTER", env = "BLOXQUARIUM_LOG", value_parser = parse_log_filter)]
+    pub log: Option<String>,
+    /// Shut down gracefully after this many seconds (scripted runs).
+    #[arg(long, global = true, value_name = "SECONDS", env = "BLOXQUARIUM_EXIT_AFTER", value_parser = parse_seconds)]
+    pub exit_after: Option<Duration>,
+}
+
+/// The three modes.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Listen server and its own client in one process (the default).
+    Play(PlayArgs),
+    /// Dedicated headless server.
+    Server(ServerArgs),
+    /// Client that joins a server.
+    Client(ClientArgs),
+}
+
+/// Flags of the server side.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// UDP address the server listens on.
+    #[arg(long, value_name = "ADDR", env = "BLOXQUARIUM_BIND", default_value = DEFAULT_BIND)]
+    pub bind: SocketAddr,
+    /// Server ticks per second.
+    #[arg(long, value_name = "N", env = "BLOXQUARIUM_TICK_HZ", default_value_t = DEFAULT_TICK_HZ,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub tick_hz: u32,
+    /// Most clients connected at once.
+    #[arg(long, value_name = "N", env = "BLOXQUARIUM_MAX_CLIENTS", default_value_t = DEFAULT_MAX_CLIENTS,
+          value_parser = clap::value_parser!(u32).range(1..=MAX_CLIENTS_LIMIT as i64))]
+    pub max_clients: u32,
+}
+
+impl Default for ServerArgs {
+    fn default() -> Self {
+        Self {
+            bind: DEFAULT_BIND
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 5000))),
+            tick_hz: DEFAULT_TICK_HZ,
+            max_clients: DEFAULT_MAX_CLIENTS,
+        }
+    }
+}
+
+/// Flags of the client side.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// Server address to join.
+    #[arg(long, value_name = "ADDR", env = "BLOXQUARIUM_SERVER", default_value = DEFAULT_BIND)]
+    pub server: SocketAddr,
+    /// Run the same client logic without a window (bots, load tests, CI).
+    #[arg(long, env = "BLOXQUARIUM_HEADLESS")]
+    pub headless: bool,
+    #[command(flatten)]
+    pub screenshot: ScreenshotArgs,
+}
+
+/// Flags of `play`: a server and a client in one process.
+#[derive(Debug, Clone, Args, Default)]
+pub struct PlayArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Run the client half without a window.
+    #[arg(long, env = "BLOXQUARIUM_HEADLESS")]
+    pub headless: bool,
+    #[command(flatten)]
+    pub screenshot: ScreenshotArgs,
+}
+
+/// The screenshot smoke check's flags (hidden from `--help`).
+#[derive(Debug, Clone, Args, Default)]
+pub struct ScreenshotArgs {
+    /// Save a PNG of the window after `--screenshot-frames` frames, then shut down.
+    #[arg(long, hide = true, value_name = "FILE", env = "BLOXQUARIUM_SCREENSHOT")]
+    pub screenshot: Option<PathBuf>,
+    /// Frames to let pass before the screenshot.
+    #[arg(
+        long,
+        hide = true,
+        value_name = "N",
+        env = "BLOXQUARIUM_SCREENSHOT_FRAMES",
+        default_value_t = 100
+    )]
+    pub screenshot_frames: u32,
+}
+
+/// How a parse ended when it did not produce a [`Cli`].
+#[derive(Debug)]
+pub enum ParseOutcome {
+    /// `--help` or `--version`: print this to stdout and exit 0.
+    Info(String),
+    /// A bad flag or value: print this one line to stderr and exit 2.
+    Error(String),
+}
+
+/// The version line: crate version and wire protocol version.
+pub fn version_line() -> String {
+    format!(
+        "{} (protocol {PROTOCOL_VERSION})",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+impl Cli {
+    /// Parses the given arguments (the first is the program name).
+    pub fn parse_from_args<I, T>(args: I) -> Result<Cli, ParseOutcome>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let command = Cli::command().version(version_line());
+        let matches = command.try_get_matches_from(args).map_err(classify)?;
+        Cli::from_arg_matches(&matches).map_err(classify)
+    }
+
+    /// The mode to run, `play` when no subcommand was given.
+    pub fn mode(&self) -> Command {
+        self.command
+            .clone()
+            .unwrap_or_else(|| Command::Play(PlayArgs::default()))
+    }
+}
+
+fn classify(err: clap::Error) -> ParseOutcome {
+    use clap::error::ErrorKind;
+    match err.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            ParseOutcome::Info(err.render().to_string())
+        }
+        _ => ParseOutcome::Error(one_line(&err.render().to_string())),
+    }
+}
+
+/// clap renders errors over several lines (usage, tips); keep the line that says what is wrong.
+fn one_line(rendered: &str) -> String {
+    rendered
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("error: invalid command line")
+        .to_string()
+}
+
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    if !secs.is_finite() || secs <= 0.0 || secs > 31_536_000.0 {
+        return Err(format!("{secs} must be more than 0 and at most one year"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_log_filter(s: &str) -> Result<String, String> {
+    bevy::log::tracing_subscriber::EnvFilter::builder()
+        .parse(s)
+        .map(|_| s.to_string())
+        .map_err(|e| format!("not a log filter: {e}"))
+}

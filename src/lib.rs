@@ -1,0 +1,20 @@
+//! Bloxquarium: a multiplayer aquarium game and the server/client framework under it.
+//!
+//! One binary runs as a dedicated `server`, a `client`, or `play` (both in one process). Each mode
+//! is an App built by a function in [`app`] from plugin groups; each subsystem is a folder with one
+//! plugin as its door.
+
+pub mod app;
+pub mod cli;
+pub mod client;
+pub mod protocol;
+pub mod server;
+pub mod shutdown;
+
+#[cfg(feature = "client")]
+pub use app::ClientRenderPlugins;
+pub use app::{
+    ClientPlugins, Paths, ProcessOptions, RunMode, ServerPlugins, SharedPlugins, StartError,
+    client_app, play_app, server_app,
+};
+pub use protocol::PROTOCOL_VERSION;

@@ -1,0 +1,56 @@
+//! The authoritative server half. Subsystem server plugins join [`crate::app::ServerPlugins`].
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bevy::prelude::*;
+
+use crate::cli::ServerArgs;
+
+/// The server's start-up settings, from the command line.
+#[derive(Resource, Debug, Clone, PartialEq, Eq)]
+pub struct ServerSettings {
+    /// UDP address to listen on.
+    pub bind: SocketAddr,
+    /// Ticks per second.
+    pub tick_hz: u32,
+    /// Most clients at once.
+    pub max_clients: u32,
+}
+
+impl ServerSettings {
+    /// The length of one tick.
+    pub fn tick(&self) -> Duration {
+        Duration::from_secs_f64(1.0 / f64::from(self.tick_hz.max(1)))
+    }
+}
+
+/// Inserts [`ServerSettings`] and announces the server.
+pub struct ServerCorePlugin {
+    /// `server` / `play` flags.
+    pub args: ServerArgs,
+}
+
+impl Plugin for ServerCorePlugin {
+    fn build(&self, app: &mut App) {
+        app.insert_resource(ServerSettings {
+            bind: self.args.bind,
+            tick_hz: self.args.tick_hz,
+            max_clients: self.args.max_clients,
+        })
+        .add_systems(Startup, announce);
+    }
+}
+
+fn announce(settings: Res<ServerSettings>) {
+    info!(
+        "server ticking at {} Hz ({:.1} ms per tick), up to {} clients",
+        settings.tick_hz,
+        settings.tick().as_secs_f64() * 1000.0,
+        settings.max_clients
+    );
+    warn!(
+        "network transport is not implemented yet: no socket is opened on {}",
+        settings.bind
+    );
+}
