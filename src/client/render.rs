@@ -271,7 +271,7 @@ pub fn status_line(
 ) -> String {
     let server = server.map_or_else(|| "-".to_string(), |s| s.0.to_string());
     format!(
-        "Bloxquarium · {} mode · server {server} · {state}",
+        "Bloxquarium | {} mode | server {server} | {state}",
         mode.name()
     )
 }
