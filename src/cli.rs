@@ -66,7 +66,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "FILTER", env = "BLOXQUARIUM_LOG", value_parser = parse_log_filter)]
     pub log: Option<String>,
     /// Shut down gracefully after this many seconds (scripted runs).
-    #[arg(long, global = true, value_name = "SECONDS", env = "BLOXQUARIUM_EXIT_AFTER", value_parser = parse_seconds)]
+    #[arg(long, global = true, value_name = "SECONDS", env = "BLOXQUARIUM_EXIT_AFTER", value_parser = parse_seconds, allow_negative_numbers = true)]
     pub exit_after: Option<Duration>,
 }
 
@@ -89,11 +89,11 @@ pub struct ServerArgs {
     pub bind: SocketAddr,
     /// Server ticks per second.
     #[arg(long, value_name = "N", env = "BLOXQUARIUM_TICK_HZ", default_value_t = DEFAULT_TICK_HZ,
-          value_parser = clap::value_parser!(u32).range(1..=1000))]
+          value_parser = clap::value_parser!(u32).range(1..=1000), allow_negative_numbers = true)]
     pub tick_hz: u32,
     /// Most clients connected at once.
     #[arg(long, value_name = "N", env = "BLOXQUARIUM_MAX_CLIENTS", default_value_t = DEFAULT_MAX_CLIENTS,
-          value_parser = clap::value_parser!(u32).range(1..=MAX_CLIENTS_LIMIT as i64))]
+          value_parser = clap::value_parser!(u32).range(1..=MAX_CLIENTS_LIMIT as i64), allow_negative_numbers = true)]
     pub max_clients: u32,
 }
 

@@ -1,1 +1,5 @@
-//! placeholder
+//! All integration tests, in one binary (each extra test binary links all of Bevy again).
+//! Subsystem tests live in `<subsystem>.rs`; `harness` builds the apps they drive.
+
+mod foundation;
+mod harness;
