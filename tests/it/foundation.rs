@@ -18,14 +18,25 @@ use crate::harness::{self, Scratch, bin, output_within, text};
 #[test]
 fn server_app_builds_and_runs_ten_updates() {
     let data = Scratch::new("server10");
-    let mut app = harness::app(&["--data", data.path(), "server", "--tick-hz", "20", "--max-clients", "7"]);
+    let mut app = harness::app(&[
+        "--data",
+        data.path(),
+        "server",
+        "--tick-hz",
+        "20",
+        "--max-clients",
+        "7",
+    ]);
     harness::updates(&mut app, 10);
     let world = app.world();
     assert_eq!(*world.resource::<RunMode>(), RunMode::Server);
     let settings = world.resource::<ServerSettings>();
     assert_eq!((settings.tick_hz, settings.max_clients), (20, 7));
     assert_eq!(world.resource::<bevy::diagnostic::FrameCount>().0, 10);
-    assert!(world.get_resource::<ConnectionState>().is_none(), "a server has no client half");
+    assert!(
+        world.get_resource::<ConnectionState>().is_none(),
+        "a server has no client half"
+    );
     assert!(app.should_exit().is_none());
 }
 
@@ -35,12 +46,21 @@ fn headless_client_app_builds_and_runs_ten_updates() {
     harness::updates(&mut app, 10);
     let world = app.world();
     assert_eq!(*world.resource::<RunMode>(), RunMode::Client);
-    assert!(world.get_resource::<ServerSettings>().is_none(), "a client has no server half");
+    assert!(
+        world.get_resource::<ServerSettings>().is_none(),
+        "a client has no server half"
+    );
     assert_eq!(
-        world.resource::<bloxquarium::client::ServerAddress>().0.to_string(),
+        world
+            .resource::<bloxquarium::client::ServerAddress>()
+            .0
+            .to_string(),
         "10.1.2.3:4567"
     );
-    assert!(matches!(world.resource::<ConnectionState>(), ConnectionState::Offline { .. }));
+    assert!(matches!(
+        world.resource::<ConnectionState>(),
+        ConnectionState::Offline { .. }
+    ));
     assert_eq!(world.resource::<bevy::diagnostic::FrameCount>().0, 10);
 }
 
@@ -52,7 +72,13 @@ fn headless_play_app_has_both_halves() {
     assert_eq!(*world.resource::<RunMode>(), RunMode::Play);
     assert_eq!(world.resource::<ServerSettings>().bind.port(), 6001);
     // The client half joins its own server.
-    assert_eq!(world.resource::<bloxquarium::client::ServerAddress>().0.port(), 6001);
+    assert_eq!(
+        world
+            .resource::<bloxquarium::client::ServerAddress>()
+            .0
+            .port(),
+        6001
+    );
     assert_eq!(world.resource::<bevy::diagnostic::FrameCount>().0, 10);
 }
 
@@ -96,7 +122,11 @@ fn exit_after_runs_the_shutdown_hook_and_drains_before_exit() {
         );
 
     harness::updates(&mut app, 10);
-    assert_eq!(app.world().resource::<Drained>().hook_runs, 0, "nothing before the time");
+    assert_eq!(
+        app.world().resource::<Drained>().hook_runs,
+        0,
+        "nothing before the time"
+    );
 
     let (exit, frames) = harness::run_to_exit(&mut app, 100).expect("the app exits");
     assert_eq!(exit, AppExit::Success);
@@ -203,7 +233,13 @@ fn binary_version_and_help() {
     let out = output_within(cmd, Duration::from_secs(30));
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    for flag in ["--bind", "--tick-hz", "--max-clients", "--exit-after", "BLOXQUARIUM_BIND"] {
+    for flag in [
+        "--bind",
+        "--tick-hz",
+        "--max-clients",
+        "--exit-after",
+        "BLOXQUARIUM_BIND",
+    ] {
         assert!(help.contains(flag), "help lacks {flag}:\n{help}");
     }
 }
@@ -220,7 +256,10 @@ fn binary_server_exits_0_after_exit_after_and_logs_its_tick_rate() {
     let log = text(&out);
     assert_eq!(out.status.code(), Some(0), "{log}");
     assert!(log.contains("server ticking at 45 Hz"), "{log}");
-    assert!(log.contains("shutdown requested (--exit-after elapsed)"), "{log}");
+    assert!(
+        log.contains("shutdown requested (--exit-after elapsed)"),
+        "{log}"
+    );
     assert!(log.contains("shutdown complete"), "{log}");
 }
 
@@ -272,7 +311,10 @@ fn binary_sigterm_shuts_down_gracefully() {
         if let Some(status) = child.try_wait().expect("wait") {
             break status.code();
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "no exit after SIGTERM");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no exit after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     while let Ok(line) = rx.recv_timeout(Duration::from_secs(2)) {
@@ -289,12 +331,17 @@ fn binary_sigterm_shuts_down_gracefully() {
 fn binary_windowed_modes_without_display_exit_1_with_one_line() {
     for mode in ["play", "client"] {
         let mut cmd = bin();
-        cmd.env_remove("DISPLAY").env_remove("WAYLAND_DISPLAY").arg(mode);
+        cmd.env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .arg(mode);
         let out = output_within(cmd, Duration::from_secs(30));
         assert_eq!(out.status.code(), Some(1), "{mode}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.trim().lines().count(), 1, "{mode}: {err}");
-        assert!(err.contains("no X display") && err.contains("xvfb-run"), "{err}");
+        assert!(
+            err.contains("no X display") && err.contains("xvfb-run"),
+            "{err}"
+        );
         assert!(!err.contains("panicked"), "{err}");
     }
 }
