@@ -14,6 +14,10 @@ use crate::cli::{Cli, ClientArgs, Command, GlobalArgs, PlayArgs, ScreenshotArgs,
 use crate::client::ClientCorePlugin;
 use crate::server::ServerCorePlugin;
 use crate::shutdown::ShutdownPlugin;
+use crate::transport::{
+    ClientCore, ClientCredentials, ClientNet, IssuedToken, ServerTokens, TransportClientPlugin,
+    TransportError, TransportServerPlugin, TransportSettings,
+};
 
 /// Frame rate of a headless client's loop.
 const HEADLESS_CLIENT_HZ: f64 = 60.0;
@@ -97,6 +101,15 @@ pub enum StartError {
     /// A windowed mode was asked for where no X display can be reached.
     #[error("{0}")]
     NoDisplay(String),
+    /// The network transport could not start (key, socket, token).
+    #[error("{0}")]
+    Transport(#[from] TransportError),
+    /// A client was started without a way to authenticate.
+    #[error("client needs --token FILE (make one on the server with `bloxquarium token --player ID --name NAME --out FILE`), or --insecure-dev against an insecure server")]
+    NoToken,
+    /// A tool subcommand failed.
+    #[error("{0}")]
+    Tool(String),
     /// This binary was built without the `client` feature.
     #[error(
         "this binary was built without the `client` feature: only `server` and `--headless` clients are available"
@@ -146,7 +159,9 @@ pub struct ServerPlugins {
 
 impl PluginGroup for ServerPlugins {
     fn build(self) -> PluginGroupBuilder {
-        PluginGroupBuilder::start::<Self>().add(ServerCorePlugin { args: self.args })
+        PluginGroupBuilder::start::<Self>()
+            .add(ServerCorePlugin { args: self.args })
+            .add(TransportServerPlugin)
     }
 }
 
@@ -158,9 +173,11 @@ pub struct ClientPlugins {
 
 impl PluginGroup for ClientPlugins {
     fn build(self) -> PluginGroupBuilder {
-        PluginGroupBuilder::start::<Self>().add(ClientCorePlugin {
-            server: self.server,
-        })
+        PluginGroupBuilder::start::<Self>()
+            .add(ClientCorePlugin {
+                server: self.server,
+            })
+            .add(TransportClientPlugin)
     }
 }
 
@@ -263,13 +280,67 @@ fn windowed_base(app: &mut App, global: &GlobalArgs, title: &str, process: Proce
     app.add_plugins(plugins);
 }
 
-/// `bloxquarium server`: MinimalPlugins looping at the tick rate; no window, no renderer.
-pub fn server_app(global: &GlobalArgs, args: &ServerArgs, process: ProcessOptions) -> App {
+/// Opens the server's socket (and key) and puts the transport resources into the App. Returns the
+/// address actually bound and the token issuer.
+fn install_server_transport(
+    app: &mut App,
+    global: &GlobalArgs,
+    args: &mut ServerArgs,
+) -> Result<Option<crate::transport::TokenIssuer>, StartError> {
+    let settings = TransportSettings::default();
+    let paths = Paths::from_args(global);
+    let opened = crate::transport::open_server(
+        args.bind,
+        args.max_clients as usize,
+        &paths.data,
+        args.insecure_dev,
+        &settings,
+    )?;
+    args.bind = opened.local_addr;
+    app.insert_resource(settings)
+        .insert_resource(opened.server)
+        .insert_resource(opened.transport);
+    if args.insecure_dev {
+        app.insert_resource(crate::transport::InsecureDev);
+    }
+    if let Some(issuer) = &opened.issuer {
+        app.insert_resource(ServerTokens(issuer.clone()));
+    }
+    Ok(opened.issuer)
+}
+
+/// Opens the client's socket towards `server` and puts the transport resources into the App.
+fn install_client_transport(
+    app: &mut App,
+    server: std::net::SocketAddr,
+    credentials: ClientCredentials,
+) -> Result<(), StartError> {
+    let settings = TransportSettings::default();
+    let opened = crate::transport::open_client(server, credentials)?;
+    app.insert_resource(ClientNet(ClientCore::new(
+        opened.material,
+        settings.message_timeout,
+        settings.rekey_after,
+    )))
+    .insert_resource(opened.client)
+    .insert_resource(opened.transport);
+    Ok(())
+}
+
+/// `bloxquarium server`: MinimalPlugins looping at the tick rate; no window, no renderer. The
+/// socket is bound and the key loaded here, so a bad key or a busy port stops start-up.
+pub fn server_app(
+    global: &GlobalArgs,
+    args: &ServerArgs,
+    process: ProcessOptions,
+) -> Result<App, StartError> {
     let mut app = App::new();
     headless_base(&mut app, global, f64::from(args.tick_hz), process);
+    let mut args = args.clone();
+    install_server_transport(&mut app, global, &mut args)?;
     app.add_plugins(shared(RunMode::Server, global, process))
-        .add_plugins(ServerPlugins { args: args.clone() });
-    app
+        .add_plugins(ServerPlugins { args });
+    Ok(app)
 }
 
 /// `bloxquarium client`: a window (DefaultPlugins), or the headless set with `--headless`.
@@ -278,20 +349,33 @@ pub fn client_app(
     args: &ClientArgs,
     process: ProcessOptions,
 ) -> Result<App, StartError> {
+    let credentials = if let Some(path) = &args.token {
+        ClientCredentials::Token(IssuedToken::read_file(path).map_err(TransportError::from)?)
+    } else if args.insecure_dev {
+        ClientCredentials::Insecure {
+            player_id: args.player,
+            display_name: format!("dev-{}", args.player),
+        }
+    } else {
+        return Err(StartError::NoToken);
+    };
     let mut app = App::new();
     if args.headless {
         headless_base(&mut app, global, HEADLESS_CLIENT_HZ, process);
     } else {
         windowed(&mut app, global, "Bloxquarium", process, &args.screenshot)?;
     }
+    install_client_transport(&mut app, args.server, credentials)?;
     app.add_plugins(shared(RunMode::Client, global, process))
-        .add_plugins(ClientPlugins {
-            server: args.server,
-        });
+        .add_plugins(ClientPlugins { server: args.server });
     Ok(app)
 }
 
-/// `bloxquarium play`: server and client sets in one App; the client joins over loopback.
+/// The local player of `play` mode.
+pub const PLAY_PLAYER_ID: u64 = 1;
+
+/// `bloxquarium play`: server and client sets in one App; the client joins over loopback with a
+/// token issued in-process.
 pub fn play_app(
     global: &GlobalArgs,
     args: &PlayArgs,
@@ -303,13 +387,27 @@ pub fn play_app(
     } else {
         windowed(&mut app, global, "Bloxquarium", process, &args.screenshot)?;
     }
+    let mut server_args = args.server.clone();
+    let issuer = install_server_transport(&mut app, global, &mut server_args)?;
+    let mut target = server_args.bind;
+    if target.ip().is_unspecified() {
+        target.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let credentials = match issuer {
+        Some(issuer) => ClientCredentials::Token(
+            issuer
+                .issue(PLAY_PLAYER_ID, "Player")
+                .map_err(TransportError::from)?,
+        ),
+        None => ClientCredentials::Insecure {
+            player_id: PLAY_PLAYER_ID,
+            display_name: "Player".to_string(),
+        },
+    };
+    install_client_transport(&mut app, target, credentials)?;
     app.add_plugins(shared(RunMode::Play, global, process))
-        .add_plugins(ServerPlugins {
-            args: args.server.clone(),
-        })
-        .add_plugins(ClientPlugins {
-            server: args.server.bind,
-        });
+        .add_plugins(ServerPlugins { args: server_args })
+        .add_plugins(ClientPlugins { server: target });
     Ok(app)
 }
 
@@ -340,18 +438,56 @@ fn windowed(
     Err(StartError::NoClientFeature)
 }
 
+/// `bloxquarium token`: writes a token file signed with the key under `--data`.
+fn write_token(global: &GlobalArgs, args: &crate::cli::TokenArgs) -> Result<String, StartError> {
+    let paths = Paths::from_args(global);
+    let key = crate::transport::keys::load(&crate::transport::keys::key_path(&paths.data))
+        .map_err(TransportError::from)?;
+    let settings = TransportSettings::default();
+    let mut issuer =
+        crate::transport::TokenIssuer::new(key, crate::protocol::PROTOCOL_ID, vec![args.server]);
+    issuer.expire_secs = settings.token_expire_secs;
+    issuer.timeout_secs = settings.token_timeout_secs;
+    let issued = issuer
+        .issue(args.player, &args.name)
+        .map_err(TransportError::from)?;
+    issued.write_file(&args.out).map_err(TransportError::from)?;
+    Ok(format!(
+        "token for player {} ({}) written to {}; valid for {} s",
+        args.player,
+        args.name,
+        args.out.display(),
+        issuer.expire_secs
+    ))
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub enum Finished {
+    /// An App ran and exited.
+    App(AppExit),
+    /// A tool subcommand finished; print this to stdout.
+    Report(String),
+}
+
 /// Builds the App for the parsed command line and runs it to the end.
-pub fn run(cli: &Cli) -> Result<AppExit, StartError> {
+pub fn run(cli: &Cli) -> Result<Finished, StartError> {
     let process = ProcessOptions::PROCESS;
     let mut app = match cli.mode() {
-        Command::Server(args) => server_app(&cli.global, &args, process),
+        Command::Server(args) => server_app(&cli.global, &args, process)?,
         Command::Client(args) => client_app(&cli.global, &args, process)?,
         Command::Play(args) => play_app(&cli.global, &args, process)?,
+        Command::Token(args) => return write_token(&cli.global, &args).map(Finished::Report),
+        Command::Loadtest(args) => {
+            return crate::loadtest::run(&cli.global, &args)
+                .map(Finished::Report)
+                .map_err(StartError::Tool);
+        }
     };
     if let Err(e) = crate::shutdown::install_os_signal_handler() {
         warn!(
             "could not install the SIGINT/SIGTERM handler ({e}); signals will not shut down gracefully"
         );
     }
-    Ok(app.run())
+    Ok(Finished::App(app.run()))
 }

@@ -79,6 +79,49 @@ pub enum Command {
     Server(ServerArgs),
     /// Client that joins a server.
     Client(ClientArgs),
+    /// Write a connect token file for a player, signed with this server's key (from --data).
+    Token(TokenArgs),
+    /// Run many headless clients against a running server and report throughput and latency.
+    Loadtest(LoadtestArgs),
+}
+
+/// Flags of `token`.
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// The player's id (non-zero).
+    #[arg(long, value_name = "ID", env = "BLOXQUARIUM_PLAYER", value_parser = clap::value_parser!(u64).range(1..))]
+    pub player: u64,
+    /// The player's display name (1 to 64 bytes).
+    #[arg(long, value_name = "NAME", env = "BLOXQUARIUM_NAME")]
+    pub name: String,
+    /// Where to write the token file (mode 0600).
+    #[arg(long, value_name = "FILE", env = "BLOXQUARIUM_OUT")]
+    pub out: PathBuf,
+    /// The server address the token is for.
+    #[arg(long, value_name = "ADDR", env = "BLOXQUARIUM_SERVER", default_value = DEFAULT_BIND)]
+    pub server: SocketAddr,
+}
+
+/// Flags of `loadtest`.
+#[derive(Debug, Clone, Args)]
+pub struct LoadtestArgs {
+    /// The running server (its key is read from --data to issue the clients' tokens).
+    #[arg(long, value_name = "ADDR", env = "BLOXQUARIUM_SERVER", default_value = DEFAULT_BIND)]
+    pub server: SocketAddr,
+    /// Number of clients.
+    #[arg(long, value_name = "N", env = "BLOXQUARIUM_CLIENTS", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..=MAX_CLIENTS_LIMIT as i64), allow_negative_numbers = true)]
+    pub clients: u32,
+    /// Seconds of load after every client connected (or gave up).
+    #[arg(long, value_name = "SECONDS", env = "BLOXQUARIUM_DURATION", default_value = "10", value_parser = parse_seconds, allow_negative_numbers = true)]
+    pub duration: Duration,
+    /// Messages per second per client.
+    #[arg(long, value_name = "R", env = "BLOXQUARIUM_RATE", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..=10_000), allow_negative_numbers = true)]
+    pub rate: u32,
+    /// Print one JSON object on the last line.
+    #[arg(long, env = "BLOXQUARIUM_JSON")]
+    pub json: bool,
 }
 
 /// Flags of the server side.
@@ -95,6 +138,9 @@ pub struct ServerArgs {
     #[arg(long, value_name = "N", env = "BLOXQUARIUM_MAX_CLIENTS", default_value_t = DEFAULT_MAX_CLIENTS,
           value_parser = clap::value_parser!(u32).range(1..=MAX_CLIENTS_LIMIT as i64), allow_negative_numbers = true)]
     pub max_clients: u32,
+    /// Accept clients without token authentication. Development only; logs a warning at start.
+    #[arg(long, env = "BLOXQUARIUM_INSECURE_DEV")]
+    pub insecure_dev: bool,
 }
 
 impl Default for ServerArgs {
@@ -105,6 +151,7 @@ impl Default for ServerArgs {
                 .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 5000))),
             tick_hz: DEFAULT_TICK_HZ,
             max_clients: DEFAULT_MAX_CLIENTS,
+            insecure_dev: false,
         }
     }
 }
@@ -118,6 +165,16 @@ pub struct ClientArgs {
     /// Run the same client logic without a window (bots, load tests, CI).
     #[arg(long, env = "BLOXQUARIUM_HEADLESS")]
     pub headless: bool,
+    /// Token file from `bloxquarium token` (required unless --insecure-dev).
+    #[arg(long, value_name = "FILE", env = "BLOXQUARIUM_TOKEN")]
+    pub token: Option<PathBuf>,
+    /// Connect without a token to a server started with --insecure-dev. Development only.
+    #[arg(long, env = "BLOXQUARIUM_INSECURE_DEV")]
+    pub insecure_dev: bool,
+    /// Player id to claim with --insecure-dev.
+    #[arg(long, value_name = "ID", env = "BLOXQUARIUM_PLAYER", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub player: u64,
     #[command(flatten)]
     pub screenshot: ScreenshotArgs,
 }

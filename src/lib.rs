@@ -7,9 +7,11 @@
 pub mod app;
 pub mod cli;
 pub mod client;
+pub mod loadtest;
 pub mod protocol;
 pub mod server;
 pub mod shutdown;
+pub mod transport;
 
 #[cfg(feature = "client")]
 pub use app::ClientRenderPlugins;

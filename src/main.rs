@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use bevy::app::AppExit;
+use bloxquarium::app::Finished;
 use bloxquarium::cli::{Cli, ParseOutcome};
 
 fn main() -> ExitCode {
@@ -18,8 +19,12 @@ fn main() -> ExitCode {
         }
     };
     match bloxquarium::app::run(&cli) {
-        Ok(AppExit::Success) => ExitCode::SUCCESS,
-        Ok(AppExit::Error(code)) => ExitCode::from(code.get()),
+        Ok(Finished::App(AppExit::Success)) => ExitCode::SUCCESS,
+        Ok(Finished::App(AppExit::Error(code))) => ExitCode::from(code.get()),
+        Ok(Finished::Report(text)) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("bloxquarium: {e}");
             ExitCode::from(1)

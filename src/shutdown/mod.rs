@@ -87,6 +87,7 @@ pub struct Shutdown {
     /// Holds taken this frame; cleared after `Finish` looks at them.
     holds: Vec<String>,
     frames_drained: u32,
+    exit_code: u8,
 }
 
 impl Shutdown {
@@ -99,6 +100,7 @@ impl Shutdown {
             drain_timeout,
             holds: Vec::new(),
             frames_drained: 0,
+            exit_code: 0,
         }
     }
 
@@ -134,6 +136,12 @@ impl Shutdown {
         self.reason.as_ref()
     }
 
+    /// Makes the process exit with `code` (non-zero) once the drain completes: the run failed
+    /// its purpose (for example a headless client that was not connected when its time ran out).
+    pub fn set_exit_code(&mut self, code: u8) {
+        self.exit_code = code;
+    }
+
     /// Frames spent draining so far.
     pub fn frames_drained(&self) -> u32 {
         self.frames_drained
@@ -156,7 +164,10 @@ impl Shutdown {
                 now.saturating_sub(started).as_secs_f64() * 1000.0
             );
             self.phase = ShutdownPhase::Done;
-            return Some(AppExit::Success);
+            return Some(match std::num::NonZeroU8::new(self.exit_code) {
+                Some(code) => AppExit::Error(code),
+                None => AppExit::Success,
+            });
         }
         if now.saturating_sub(started) > self.drain_timeout {
             error!(

@@ -1,0 +1,257 @@
+//! `bloxquarium loadtest`: N headless clients in one process against a running server, each
+//! sending R messages per second of a realistic mix: chat events (50%), echo remote functions
+//! (30%, 64 B) and sealed echo calls through the envelope (20%, 64 B). Tokens are issued with the
+//! server's key found under `--data`. The server's own figures come back through the stats RPC.
+
+use std::time::{Duration, Instant};
+
+use renet::RenetClient;
+use renet_netcode::NetcodeClientTransport;
+use serde::Serialize;
+
+use crate::app::Paths;
+use crate::cli::{GlobalArgs, LoadtestArgs};
+use crate::protocol::{ClientEvent, ClientRequest, PROTOCOL_ID, SealedRequest, ServerResponse};
+use crate::transport::{
+    ClientCore, ClientCredentials, ClientNotice, LatencyWindow, TokenIssuer, TransportSettings, keys, open_client,
+};
+
+/// Loop period of the load generator.
+const STEP: Duration = Duration::from_millis(5);
+/// Longest wait for every client to connect.
+const CONNECT_WAIT: Duration = Duration::from_secs(20);
+/// Player ids of load-test clients start here, away from real players.
+const FIRST_PLAYER_ID: u64 = 1_000_000_000;
+
+/// The report; with `--json`, printed as one JSON object on the last line.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LoadReport {
+    /// Clients started.
+    pub clients: u32,
+    /// Clients connected (welcomed) when the load began.
+    pub connected: u32,
+    /// Seconds of load.
+    pub duration_s: f64,
+    /// Messages sent per second, all clients together.
+    pub msgs_per_s: f64,
+    /// Remote function round trip, median, ms.
+    pub rpc_p50_ms: f64,
+    /// Remote function round trip, 99th percentile, ms.
+    pub rpc_p99_ms: f64,
+    /// Server tick time during the load, median, ms.
+    pub server_tick_p50_ms: f64,
+    /// Server tick time during the load, 99th percentile, ms.
+    pub server_tick_p99_ms: f64,
+    /// Server resident memory at the end, MiB.
+    pub server_rss_mb: f64,
+    /// Bytes each client sent and received per second (renet's measure), mean.
+    pub bytes_per_client_per_s: f64,
+    /// Timeouts, rejections, refused input and disconnects.
+    pub errors: u64,
+    /// Server tick rate assumed for the tick window (ticks covered = duration × this).
+    pub server_ticks_covered: u64,
+}
+
+struct Bot {
+    client: RenetClient,
+    transport: NetcodeClientTransport,
+    core: ClientCore,
+    welcomed: bool,
+    budget: f64,
+    sent: u64,
+    n: u64,
+    failed: bool,
+}
+
+/// Runs the load test; returns the text to print.
+pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
+    let paths = Paths::from_args(global);
+    let key = keys::load(&keys::key_path(&paths.data)).map_err(|e| e.to_string())?;
+    let settings = TransportSettings::default();
+    let issuer = TokenIssuer::new(key, PROTOCOL_ID, vec![args.server]);
+    let start = Instant::now();
+    let mut bots = Vec::with_capacity(args.clients as usize);
+    for i in 0..u64::from(args.clients) {
+        let token = issuer
+            .issue(FIRST_PLAYER_ID + i, &format!("bot-{i}"))
+            .map_err(|e| e.to_string())?;
+        let opened = open_client(args.server, ClientCredentials::Token(token)).map_err(|e| e.to_string())?;
+        bots.push(Bot {
+            client: opened.client.0,
+            transport: opened.transport.0,
+            core: ClientCore::new(opened.material, settings.message_timeout, settings.rekey_after),
+            welcomed: false,
+            budget: 0.0,
+            sent: 0,
+            n: 0,
+            failed: false,
+        });
+    }
+
+    let mut last = Instant::now();
+    let mut errors = 0u64;
+    let mut latency = LatencyWindow::with_capacity(1 << 20);
+    // Connect phase.
+    while start.elapsed() < CONNECT_WAIT && bots.iter().any(|b| !b.welcomed && !b.failed) {
+        let dt = last.elapsed();
+        last = Instant::now();
+        for b in &mut bots {
+            step(b, dt, start.elapsed(), &mut errors, &mut latency);
+        }
+        std::thread::sleep(STEP);
+    }
+    let connected = bots.iter().filter(|b| b.welcomed).count() as u32;
+    tracing::info!("{connected}/{} clients connected; loading for {:?}", args.clients, args.duration);
+
+    // Load phase.
+    let load_start = Instant::now();
+    latency.clear();
+    let mut bytes_samples = Vec::new();
+    let mut next_sample = Duration::from_secs(1);
+    while load_start.elapsed() < args.duration {
+        let dt = last.elapsed();
+        last = Instant::now();
+        let now = start.elapsed();
+        for b in &mut bots {
+            if b.welcomed && !b.failed {
+                b.budget += f64::from(args.rate) * dt.as_secs_f64();
+                while b.budget >= 1.0 {
+                    b.budget -= 1.0;
+                    send_one(b, now);
+                }
+            }
+            step(b, dt, now, &mut errors, &mut latency);
+        }
+        if load_start.elapsed() >= next_sample {
+            next_sample += Duration::from_secs(1);
+            let live: Vec<f64> = bots
+                .iter()
+                .filter(|b| b.welcomed && !b.failed)
+                .map(|b| {
+                    let i = b.client.network_info();
+                    i.bytes_sent_per_second + i.bytes_received_per_second
+                })
+                .collect();
+            if !live.is_empty() {
+                bytes_samples.push(live.iter().sum::<f64>() / live.len() as f64);
+            }
+        }
+        std::thread::sleep(STEP);
+    }
+    let duration = load_start.elapsed();
+    let sent: u64 = bots.iter().map(|b| b.sent).sum();
+
+    // The server's own figures over the ticks of the load.
+    let tick_hz = 30.0;
+    let recent = (duration.as_secs_f64() * tick_hz).ceil() as u32;
+    let mut report = LoadReport {
+        clients: args.clients,
+        connected,
+        duration_s: duration.as_secs_f64(),
+        msgs_per_s: sent as f64 / duration.as_secs_f64().max(1e-9),
+        rpc_p50_ms: latency.quantile_ms(0.5),
+        rpc_p99_ms: latency.quantile_ms(0.99),
+        bytes_per_client_per_s: if bytes_samples.is_empty() {
+            0.0
+        } else {
+            bytes_samples.iter().sum::<f64>() / bytes_samples.len() as f64
+        },
+        server_ticks_covered: u64::from(recent),
+        ..Default::default()
+    };
+    if let Some(b) = bots.iter_mut().find(|b| b.welcomed && !b.failed) {
+        let id = b.core.call(ClientRequest::ServerStats { recent_ticks: recent }, start.elapsed());
+        let asked = Instant::now();
+        'wait: while asked.elapsed() < Duration::from_secs(10) {
+            let dt = last.elapsed();
+            last = Instant::now();
+            let _ = b.transport.update(dt, &mut b.client);
+            for n in b.core.receive(&mut b.client, start.elapsed()) {
+                if let ClientNotice::Rpc { id: got, result: Ok(ServerResponse::ServerStats(s)) } = n
+                    && got == id
+                {
+                    report.server_tick_p50_ms = s.tick_p50_ms;
+                    report.server_tick_p99_ms = s.tick_p99_ms;
+                    report.server_rss_mb = s.rss_mb;
+                    break 'wait;
+                }
+            }
+            b.core.flush(&mut b.client);
+            let _ = b.transport.send_packets(&mut b.client);
+            std::thread::sleep(STEP);
+        }
+    } else {
+        errors += 1;
+    }
+    for b in &mut bots {
+        b.transport.disconnect();
+    }
+    report.errors = errors + bots.iter().filter(|b| b.failed).count() as u64;
+
+    let mut out = format!(
+        "clients {}/{} connected, {:.1} s, {:.0} msg/s, rpc p50 {:.2} ms p99 {:.2} ms, server tick p50 {:.2} ms p99 {:.2} ms, server rss {:.1} MiB, {:.0} B/client/s, {} errors",
+        report.connected,
+        report.clients,
+        report.duration_s,
+        report.msgs_per_s,
+        report.rpc_p50_ms,
+        report.rpc_p99_ms,
+        report.server_tick_p50_ms,
+        report.server_tick_p99_ms,
+        report.server_rss_mb,
+        report.bytes_per_client_per_s,
+        report.errors
+    );
+    if args.json {
+        out.push('\n');
+        out.push_str(&serde_json::to_string(&report).map_err(|e| e.to_string())?);
+    }
+    Ok(out)
+}
+
+fn send_one(b: &mut Bot, now: Duration) {
+    b.n += 1;
+    match b.n % 10 {
+        0..=4 => b.core.send_event(ClientEvent::Chat { text: format!("hello #{}", b.n) }),
+        5..=7 => {
+            b.core.call(ClientRequest::Echo { payload: vec![7; 64] }, now);
+        }
+        _ => {
+            b.core.call_sealed(SealedRequest::SecureEcho { payload: vec![9; 64] }, now);
+        }
+    }
+    b.sent += 1;
+}
+
+fn step(b: &mut Bot, dt: Duration, now: Duration, errors: &mut u64, latency: &mut LatencyWindow) {
+    if b.failed {
+        return;
+    }
+    b.client.update(dt);
+    if b.transport.update(dt, &mut b.client).is_err() || b.transport.disconnect_reason().is_some() {
+        b.failed = true;
+        return;
+    }
+    if b.client.is_connected() {
+        let mut notices = b.core.receive(&mut b.client, now);
+        notices.extend(b.core.expire(now));
+        for n in notices {
+            match n {
+                ClientNotice::Welcomed { .. } => b.welcomed = true,
+                ClientNotice::Rpc { result: Err(_), .. }
+                | ClientNotice::SealedRpc { result: Err(_), .. }
+                | ClientNotice::Refused { .. }
+                | ClientNotice::Kicked { .. } => *errors += 1,
+                ClientNotice::Rpc { .. } | ClientNotice::SealedRpc { .. } | ClientNotice::Event(_) => {}
+            }
+        }
+        // Round trips measured by the core since the last step.
+        while let Some(ms) = b.core.stats.rpc_latency.pop_front_ms() {
+            latency.record(Duration::from_secs_f64(ms / 1000.0));
+        }
+    }
+    b.core.flush(&mut b.client);
+    if b.transport.send_packets(&mut b.client).is_err() {
+        b.failed = true;
+    }
+}

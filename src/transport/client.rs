@@ -1,0 +1,339 @@
+//! The client side of the network service, as plain Rust over `renet::RenetClient`: remote events
+//! and functions with timeouts, envelopes, statistics. The load test drives many of these without
+//! Bevy; the client plugin drives one.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use renet::RenetClient;
+
+use super::envelope::{SessionCrypto, SessionMaterial};
+use super::stats::NetworkStats;
+use crate::protocol::{
+    self, Channeled, ClientEvent, ClientMessage, ClientRequest, RemoteError, RequestId, SealedClientMessage,
+    SealedRequest, SealedResponse, SealedServerMessage, ServerEvent, ServerMessage, ServerResponse, SessionId,
+    channel,
+};
+
+/// What the server told the client, for the game.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientNotice {
+    /// The session started.
+    Welcomed {
+        /// Its id.
+        session_id: SessionId,
+        /// The name the server knows us by.
+        display_name: String,
+    },
+    /// A remote event.
+    Event(ServerEvent),
+    /// A remote function finished.
+    Rpc {
+        /// The call.
+        id: RequestId,
+        /// Its result.
+        result: Result<ServerResponse, RemoteError>,
+    },
+    /// A sealed remote function finished.
+    SealedRpc {
+        /// The call.
+        id: RequestId,
+        /// Its result.
+        result: Result<SealedResponse, RemoteError>,
+    },
+    /// The server ended the session.
+    Kicked {
+        /// Why.
+        reason: String,
+    },
+    /// Input from the server that was refused (undecodable, tampered, replayed).
+    Refused {
+        /// Why.
+        reason: String,
+    },
+}
+
+struct Pending {
+    sent_at: Duration,
+    sealed: bool,
+}
+
+/// The client's network service.
+pub struct ClientCore {
+    material: SessionMaterial,
+    crypto: Option<SessionCrypto>,
+    session: Option<SessionId>,
+    next_id: RequestId,
+    pending: BTreeMap<RequestId, Pending>,
+    outbox: Vec<ClientMessage>,
+    /// Sealed messages waiting for the session id (the envelope's additional data needs it).
+    sealed_queue: Vec<SealedClientMessage>,
+    timeout: Duration,
+    rekey_after: u64,
+    kicked: Option<String>,
+    /// Statistics (the one peer is keyed 0).
+    pub stats: NetworkStats,
+}
+
+impl ClientCore {
+    /// A client holding `material` (from its token file), timing calls out after `timeout`.
+    pub fn new(material: SessionMaterial, timeout: Duration, rekey_after: u64) -> Self {
+        let mut stats = NetworkStats::default();
+        stats.peers.insert(0, Default::default());
+        Self {
+            material,
+            crypto: None,
+            session: None,
+            next_id: 1,
+            pending: BTreeMap::new(),
+            outbox: Vec::new(),
+            sealed_queue: Vec::new(),
+            timeout,
+            rekey_after,
+            kicked: None,
+            stats,
+        }
+    }
+
+    /// The session id, once welcomed.
+    pub fn session(&self) -> Option<SessionId> {
+        self.session
+    }
+
+    /// The kick reason, if the server kicked us.
+    pub fn kicked(&self) -> Option<&str> {
+        self.kicked.as_deref()
+    }
+
+    /// Calls in flight.
+    pub fn pending_calls(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Sends a one-way event.
+    pub fn send_event(&mut self, event: ClientEvent) {
+        self.outbox.push(ClientMessage::Event(event));
+    }
+
+    /// Calls a remote function; the answer arrives as [`ClientNotice::Rpc`] with this id.
+    pub fn call(&mut self, body: ClientRequest, now: Duration) -> RequestId {
+        let id = self.take_id(now, false);
+        self.outbox.push(ClientMessage::Request { id, body });
+        id
+    }
+
+    /// Calls a sealed remote function; the answer arrives as [`ClientNotice::SealedRpc`].
+    pub fn call_sealed(&mut self, body: SealedRequest, now: Duration) -> RequestId {
+        let id = self.take_id(now, true);
+        self.sealed_queue.push(SealedClientMessage::Request { id, body });
+        id
+    }
+
+    fn take_id(&mut self, now: Duration, sealed: bool) -> RequestId {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.pending.insert(id, Pending { sent_at: now, sealed });
+        id
+    }
+
+    /// Reads every waiting message.
+    pub fn receive(&mut self, client: &mut RenetClient, now: Duration) -> Vec<ClientNotice> {
+        let mut notices = Vec::new();
+        for ch in [channel::UNRELIABLE, channel::RELIABLE_UNORDERED, channel::RELIABLE_ORDERED] {
+            while let Some(bytes) = client.receive_message(ch) {
+                notices.extend(self.handle_bytes(&bytes, now));
+            }
+        }
+        let info = client.network_info();
+        if let Some(peer) = self.stats.peers.get_mut(&0) {
+            peer.rtt_ms = info.rtt;
+            peer.packet_loss = info.packet_loss;
+            peer.bytes_in_per_s = info.bytes_received_per_second;
+            peer.bytes_out_per_s = info.bytes_sent_per_second;
+        }
+        self.stats.refresh_totals();
+        notices
+    }
+
+    fn refuse(&mut self, reason: String) -> Option<ClientNotice> {
+        tracing::warn!("refused input from the server: {reason}");
+        self.stats.total.rejected += 1;
+        Some(ClientNotice::Refused { reason })
+    }
+
+    fn complete(&mut self, id: RequestId, now: Duration) -> bool {
+        match self.pending.remove(&id) {
+            Some(p) => {
+                self.stats.rpc_latency.record(now.saturating_sub(p.sent_at));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Decodes and dispatches one message from the server.
+    pub fn handle_bytes(&mut self, bytes: &[u8], now: Duration) -> Option<ClientNotice> {
+        let msg: ServerMessage = match protocol::decode(bytes) {
+            Ok(m) => m,
+            Err(e) => return self.refuse(e.to_string()),
+        };
+        self.stats.total.received(msg.kind());
+        match msg {
+            ServerMessage::Welcome { session_id, protocol_version, display_name } => {
+                if protocol_version != protocol::PROTOCOL_VERSION {
+                    return self.refuse(format!(
+                        "server speaks protocol {protocol_version}, this client {}",
+                        protocol::PROTOCOL_VERSION
+                    ));
+                }
+                self.session = Some(session_id);
+                self.crypto = Some(SessionCrypto::client(&self.material, session_id, self.rekey_after));
+                Some(ClientNotice::Welcomed { session_id, display_name })
+            }
+            ServerMessage::Event(e) => Some(ClientNotice::Event(e)),
+            ServerMessage::Response { id, result } => {
+                if self.pending.get(&id).is_some_and(|p| !p.sealed) && self.complete(id, now) {
+                    Some(ClientNotice::Rpc { id, result })
+                } else {
+                    // Late (already timed out) or unknown: nothing waits for it.
+                    None
+                }
+            }
+            ServerMessage::Sealed(sealed) => {
+                let Some(crypto) = self.crypto.as_mut() else {
+                    return self.refuse("sealed message before the session started".into());
+                };
+                let plain = match crypto.opener.open(&sealed) {
+                    Ok(p) => p,
+                    Err(e) => return self.refuse(e.to_string()),
+                };
+                match protocol::decode::<SealedServerMessage>(&plain) {
+                    Ok(SealedServerMessage::Response { id, result }) => {
+                        if self.pending.get(&id).is_some_and(|p| p.sealed) && self.complete(id, now) {
+                            Some(ClientNotice::SealedRpc { id, result })
+                        } else {
+                            None
+                        }
+                    }
+                    Err(e) => self.refuse(format!("inside envelope: {e}")),
+                }
+            }
+            ServerMessage::Kicked { reason } => {
+                self.kicked = Some(reason.clone());
+                Some(ClientNotice::Kicked { reason })
+            }
+        }
+    }
+
+    /// Times out calls older than the timeout.
+    pub fn expire(&mut self, now: Duration) -> Vec<ClientNotice> {
+        let timeout = self.timeout;
+        let expired: Vec<(RequestId, bool)> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| now.saturating_sub(p.sent_at) >= timeout)
+            .map(|(id, p)| (*id, p.sealed))
+            .collect();
+        let ms = timeout.as_millis() as u64;
+        expired
+            .into_iter()
+            .map(|(id, sealed)| {
+                self.pending.remove(&id);
+                self.stats.rpc_timeouts += 1;
+                if sealed {
+                    ClientNotice::SealedRpc { id, result: Err(RemoteError::Timeout(ms)) }
+                } else {
+                    ClientNotice::Rpc { id, result: Err(RemoteError::Timeout(ms)) }
+                }
+            })
+            .collect()
+    }
+
+    /// Fails every call in flight: the connection ended.
+    pub fn fail_all(&mut self) -> Vec<ClientNotice> {
+        self.sealed_queue.clear();
+        self.outbox.clear();
+        std::mem::take(&mut self.pending)
+            .into_iter()
+            .map(|(id, p)| {
+                if p.sealed {
+                    ClientNotice::SealedRpc { id, result: Err(RemoteError::Disconnected) }
+                } else {
+                    ClientNotice::Rpc { id, result: Err(RemoteError::Disconnected) }
+                }
+            })
+            .collect()
+    }
+
+    /// Hands queued messages to renet. Sealed messages wait for the session to start.
+    pub fn flush(&mut self, client: &mut RenetClient) {
+        if let Some(crypto) = self.crypto.as_mut() {
+            for m in std::mem::take(&mut self.sealed_queue) {
+                match protocol::encode(&m).map_err(|e| e.to_string()).and_then(|p| {
+                    crypto.sealer.seal(&p).map_err(|e| e.to_string())
+                }) {
+                    Ok(sealed) => self.outbox.push(ClientMessage::Sealed(sealed)),
+                    Err(e) => tracing::error!("cannot seal a message: {e}"),
+                }
+            }
+        }
+        if !client.is_connected() {
+            return;
+        }
+        for m in std::mem::take(&mut self.outbox) {
+            let ch = m.channel();
+            match protocol::encode(&m) {
+                Ok(bytes) if client.can_send_message(ch, bytes.len()) => {
+                    client.send_message(ch, bytes);
+                    self.stats.total.sent(m.kind());
+                }
+                Ok(_) => self.stats.total.dropped += 1,
+                Err(e) => {
+                    tracing::error!("cannot encode {}: {e}", m.kind());
+                    self.stats.total.dropped += 1;
+                }
+            }
+        }
+    }
+
+    /// Queues raw bytes as if they were a message (tests of the server's defences).
+    pub fn send_raw(client: &mut RenetClient, ch: u8, bytes: Vec<u8>) {
+        client.send_message(ch, bytes);
+    }
+
+    /// Seals `plain` with this session's next counter without sending it (tests and tools).
+    pub fn seal_raw(&mut self, plain: &[u8]) -> Option<protocol::Sealed> {
+        self.crypto.as_mut()?.sealer.seal(plain).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_time_out_and_late_answers_are_ignored() {
+        let mut c = ClientCore::new(SessionMaterial([1; 32]), Duration::from_secs(30), 100);
+        let id = c.call(ClientRequest::ServerStats { recent_ticks: 0 }, Duration::from_secs(1));
+        assert!(c.expire(Duration::from_secs(30)).is_empty());
+        let n = c.expire(Duration::from_secs(31));
+        assert_eq!(n, vec![ClientNotice::Rpc { id, result: Err(RemoteError::Timeout(30_000)) }]);
+        let late = protocol::encode(&ServerMessage::Response {
+            id,
+            result: Ok(ServerResponse::Echo { payload: vec![] }),
+        })
+        .unwrap();
+        assert_eq!(c.handle_bytes(&late, Duration::from_secs(32)), None);
+    }
+
+    #[test]
+    fn disconnect_fails_pending_calls() {
+        let mut c = ClientCore::new(SessionMaterial([1; 32]), Duration::from_secs(30), 100);
+        let a = c.call(ClientRequest::ServerStats { recent_ticks: 0 }, Duration::ZERO);
+        let b = c.call_sealed(SealedRequest::SecureEcho { payload: vec![] }, Duration::ZERO);
+        let n = c.fail_all();
+        assert!(n.contains(&ClientNotice::Rpc { id: a, result: Err(RemoteError::Disconnected) }));
+        assert!(n.contains(&ClientNotice::SealedRpc { id: b, result: Err(RemoteError::Disconnected) }));
+        assert_eq!(c.pending_calls(), 0);
+    }
+}

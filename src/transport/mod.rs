@@ -1,0 +1,624 @@
+//! Secure transport and the network service (the seed's NetworkService and SecureCommunication).
+//!
+//! renet 2 over renet_netcode with secure connect tokens, driven by bevy_renet 5. The logic lives
+//! in plain types ([`ServerCore`], [`ClientCore`], [`envelope`], [`token`], [`keys`]); the plugins
+//! here are thin adapters that move bytes between renet and Bevy messages.
+//!
+//! Handlers are ordinary Bevy systems: read [`ClientEventReceived`], [`RequestReceived`] or
+//! [`SealedRequestReceived`] and answer through [`ServerNet`]; on the client, call through
+//! [`ClientNet`] and read [`RpcCompleted`], [`SealedRpcCompleted`] and [`ServerEventReceived`].
+
+pub mod client;
+pub mod envelope;
+pub mod keys;
+pub mod server;
+pub mod stats;
+pub mod token;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bevy::prelude::*;
+use bevy_renet::netcode::{
+    ClientAuthentication, NetcodeClientPlugin, NetcodeClientTransport, NetcodeServerPlugin,
+    NetcodeServerTransport, ServerAuthentication, ServerConfig,
+};
+use bevy_renet::renet::{ConnectionConfig, ServerEvent};
+use bevy_renet::{RenetClient, RenetClientPlugin, RenetReceive, RenetSend, RenetServer, RenetServerEvent, RenetServerPlugin};
+
+pub use client::{ClientCore, ClientNotice};
+pub use envelope::SessionMaterial;
+pub use server::{Inbound, SecuritySignal, ServerCore, Session, SignalKind};
+pub use stats::{LatencyWindow, NetworkStats};
+pub use token::{IssuedToken, TokenError, TokenIdentity, TokenIssuer, unix_now};
+
+use crate::client::ConnectionState;
+use crate::protocol::{
+    self, ClientEvent, ClientRequest, PROTOCOL_ID, PROTOCOL_VERSION, RemoteError, RequestId, SealedRequest,
+    SealedResponse, ServerEvent as GameServerEvent, ServerResponse, ServerStatsReport, SessionId,
+};
+use crate::shutdown::{OnShutdown, Shutdown, ShutdownSystems};
+
+/// Transport settings. The config issue moves these into `network.*`; these are the seed's
+/// defaults.
+#[derive(Resource, Debug, Clone)]
+pub struct TransportSettings {
+    /// `network.messageTimeout`: how long a remote function may take.
+    pub message_timeout: Duration,
+    /// Envelope messages per direction before rekeying.
+    pub rekey_after: u64,
+    /// Seconds a connect token may be used.
+    pub token_expire_secs: u64,
+    /// Seconds without packets before netcode drops a connection.
+    pub token_timeout_secs: i32,
+}
+
+impl Default for TransportSettings {
+    fn default() -> Self {
+        Self {
+            message_timeout: Duration::from_secs(30),
+            rekey_after: envelope::DEFAULT_REKEY_AFTER,
+            token_expire_secs: 300,
+            token_timeout_secs: 15,
+        }
+    }
+}
+
+/// Why the transport could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The netcode key is missing, malformed or too open.
+    #[error(transparent)]
+    Key(#[from] keys::KeyError),
+    /// The UDP socket could not be opened.
+    #[error("cannot open UDP socket on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The token was made by a build speaking another protocol.
+    #[error("this token is for protocol {theirs} but this client speaks protocol {ours}: use a client of the server's version, or a token from this server")]
+    ProtocolMismatch {
+        /// The token's protocol version (`None`: not a Bloxquarium token).
+        theirs: String,
+        /// Ours.
+        ours: u16,
+    },
+    /// Token trouble.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// netcode refused the setup.
+    #[error("netcode: {0}")]
+    Netcode(String),
+}
+
+/// The server's network service as a resource.
+#[derive(Resource, Deref, DerefMut)]
+pub struct ServerNet(pub ServerCore);
+
+/// The client's network service as a resource.
+#[derive(Resource, Deref, DerefMut)]
+pub struct ClientNet(pub ClientCore);
+
+/// Issues tokens with this server's key (play mode, the load test, admin tools).
+#[derive(Resource, Clone, Deref)]
+pub struct ServerTokens(pub TokenIssuer);
+
+/// True when the server runs without token authentication (`--insecure-dev`).
+#[derive(Resource, Debug, Clone, Copy)]
+pub struct InsecureDev;
+
+/// A one-way event from a client.
+#[derive(Message, Debug, Clone)]
+pub struct ClientEventReceived {
+    /// Sender.
+    pub client: u64,
+    /// The event.
+    pub event: ClientEvent,
+}
+
+/// A remote function call from a client; answer with [`ServerCore::respond_at`].
+#[derive(Message, Debug, Clone)]
+pub struct RequestReceived {
+    /// Caller.
+    pub client: u64,
+    /// Request id.
+    pub id: RequestId,
+    /// What is asked.
+    pub body: ClientRequest,
+}
+
+/// A sealed remote function call; answer with [`ServerCore::respond_sealed_at`].
+#[derive(Message, Debug, Clone)]
+pub struct SealedRequestReceived {
+    /// Caller.
+    pub client: u64,
+    /// Request id.
+    pub id: RequestId,
+    /// What is asked.
+    pub body: SealedRequest,
+}
+
+/// A session started.
+#[derive(Message, Debug, Clone)]
+pub struct SessionStarted {
+    /// renet client id.
+    pub client: u64,
+    /// The player.
+    pub player_id: u64,
+    /// The session.
+    pub session_id: SessionId,
+}
+
+/// A session ended (timeout, client left, kick). Save and release locks on this.
+#[derive(Message, Debug, Clone)]
+pub struct SessionEnded {
+    /// renet client id.
+    pub client: u64,
+    /// The player.
+    pub player_id: u64,
+    /// The session.
+    pub session_id: SessionId,
+    /// Why.
+    pub reason: String,
+}
+
+/// Suspicious input seen by the transport, for the security subsystem.
+#[derive(Message, Debug, Clone)]
+pub struct SecuritySignalRaised(pub SecuritySignal);
+
+/// A remote event from the server.
+#[derive(Message, Debug, Clone)]
+pub struct ServerEventReceived(pub GameServerEvent);
+
+/// A remote function finished (answer, rejection, timeout or disconnect).
+#[derive(Message, Debug, Clone)]
+pub struct RpcCompleted {
+    /// The call's id from [`ClientCore::call`].
+    pub id: RequestId,
+    /// Its result.
+    pub result: Result<ServerResponse, RemoteError>,
+}
+
+/// A sealed remote function finished.
+#[derive(Message, Debug, Clone)]
+pub struct SealedRpcCompleted {
+    /// The call's id from [`ClientCore::call_sealed`].
+    pub id: RequestId,
+    /// Its result.
+    pub result: Result<SealedResponse, RemoteError>,
+}
+
+/// System sets of the transport.
+#[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TransportSystems {
+    /// `PreUpdate`, after renet received: decoded messages become Bevy messages.
+    Receive,
+    /// `PostUpdate`, before renet sends: queued messages go out.
+    Send,
+}
+
+/// Server tick durations, for the stats RPC and the load test.
+#[derive(Resource, Default)]
+pub struct TickTimes {
+    started: Option<Instant>,
+    /// Recent tick durations.
+    pub window: LatencyWindow,
+    /// Ticks measured.
+    pub ticks: u64,
+}
+
+/// What a server needs before its App runs: the socket is bound and the key loaded, so errors
+/// surface at start-up.
+pub struct ServerTransport {
+    /// renet's server.
+    pub server: RenetServer,
+    /// netcode's transport.
+    pub transport: NetcodeServerTransport,
+    /// The address actually bound.
+    pub local_addr: SocketAddr,
+    /// Token issuer (`None` in insecure mode).
+    pub issuer: Option<TokenIssuer>,
+}
+
+/// Opens the server side: loads or creates the key (unless `insecure`), binds the socket.
+pub fn open_server(
+    bind: SocketAddr,
+    max_clients: usize,
+    data_dir: &Path,
+    insecure: bool,
+    settings: &TransportSettings,
+) -> Result<ServerTransport, TransportError> {
+    let socket = UdpSocket::bind(bind).map_err(|source| TransportError::Bind { addr: bind, source })?;
+    let local_addr = socket.local_addr().map_err(|source| TransportError::Bind { addr: bind, source })?;
+    let (authentication, issuer) = if insecure {
+        warn!("--insecure-dev: clients connect WITHOUT token authentication; never use this outside development");
+        (ServerAuthentication::Unsecure, None)
+    } else {
+        let key = keys::load_or_create(data_dir)?;
+        let mut issuer = TokenIssuer::new(key, PROTOCOL_ID, vec![local_addr]);
+        issuer.expire_secs = settings.token_expire_secs;
+        issuer.timeout_secs = settings.token_timeout_secs;
+        (ServerAuthentication::Secure { private_key: key }, Some(issuer))
+    };
+    let config = ServerConfig {
+        current_time: unix_now(),
+        max_clients,
+        protocol_id: PROTOCOL_ID,
+        public_addresses: vec![local_addr],
+        authentication,
+    };
+    let transport = NetcodeServerTransport::new(config, socket)
+        .map_err(|e| TransportError::Netcode(e.to_string()))?;
+    Ok(ServerTransport {
+        server: RenetServer::new(ConnectionConfig::default()),
+        transport,
+        local_addr,
+        issuer,
+    })
+}
+
+/// How a client proves who it is.
+pub enum ClientCredentials {
+    /// A token from the server's issuer (the normal way).
+    Token(IssuedToken),
+    /// `--insecure-dev`: no token; the identity travels in clear user data.
+    Insecure {
+        /// The player id to claim.
+        player_id: u64,
+        /// The name to claim.
+        display_name: String,
+    },
+}
+
+/// What a client needs before its App runs.
+pub struct ClientTransport {
+    /// renet's client.
+    pub client: RenetClient,
+    /// netcode's transport.
+    pub transport: NetcodeClientTransport,
+    /// The session's key material.
+    pub material: SessionMaterial,
+}
+
+/// Opens the client side towards `server`. A token from a build with another protocol is refused
+/// here, with a message saying so.
+pub fn open_client(server: SocketAddr, credentials: ClientCredentials) -> Result<ClientTransport, TransportError> {
+    let (authentication, material) = match credentials {
+        ClientCredentials::Token(issued) => {
+            if issued.token.protocol_id != PROTOCOL_ID {
+                return Err(TransportError::ProtocolMismatch {
+                    theirs: protocol::protocol_version_of(issued.token.protocol_id)
+                        .map_or_else(|| "unknown (not a Bloxquarium token)".to_string(), |v| v.to_string()),
+                    ours: PROTOCOL_VERSION,
+                });
+            }
+            (ClientAuthentication::Secure { connect_token: issued.token }, issued.material)
+        }
+        ClientCredentials::Insecure { player_id, display_name } => {
+            let material = SessionMaterial::random().map_err(|e| TransportError::Netcode(e.to_string()))?;
+            let identity = TokenIdentity { player_id, display_name, material: material.clone() };
+            let user_data = identity.to_user_data()?;
+            (
+                ClientAuthentication::Unsecure {
+                    protocol_id: PROTOCOL_ID,
+                    client_id: player_id,
+                    server_addr: server,
+                    user_data: Some(user_data),
+                },
+                material,
+            )
+        }
+    };
+    let local: SocketAddr = if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
+        .parse()
+        .map_err(|_| TransportError::Netcode("bad local address".into()))?;
+    let socket = UdpSocket::bind(local).map_err(|source| TransportError::Bind { addr: local, source })?;
+    let transport = NetcodeClientTransport::new(unix_now(), authentication, socket)
+        .map_err(|e| TransportError::Netcode(e.to_string()))?;
+    Ok(ClientTransport { client: RenetClient::new(ConnectionConfig::default()), transport, material })
+}
+
+/// The server half: sessions, messages, built-in remote functions, stats.
+pub struct TransportServerPlugin;
+
+impl Plugin for TransportServerPlugin {
+    fn build(&self, app: &mut App) {
+        if !app.is_plugin_added::<RenetServerPlugin>() {
+            app.add_plugins((RenetServerPlugin, NetcodeServerPlugin));
+        }
+        let settings = app.world().get_resource::<TransportSettings>().cloned().unwrap_or_default();
+        app.insert_resource(settings.clone())
+            .insert_resource(ServerNet(ServerCore::new(settings.rekey_after)))
+            .init_resource::<TickTimes>()
+            .add_message::<ClientEventReceived>()
+            .add_message::<RequestReceived>()
+            .add_message::<SealedRequestReceived>()
+            .add_message::<SessionStarted>()
+            .add_message::<SessionEnded>()
+            .add_message::<SecuritySignalRaised>()
+            .configure_sets(PreUpdate, TransportSystems::Receive.after(RenetReceive))
+            .configure_sets(PostUpdate, TransportSystems::Send.before(RenetSend))
+            .add_observer(on_server_event)
+            .add_systems(First, tick_start)
+            .add_systems(Last, tick_end)
+            .add_systems(PreUpdate, server_receive.in_set(TransportSystems::Receive))
+            .add_systems(Update, (answer_builtin_requests, answer_builtin_sealed))
+            .add_systems(PostUpdate, server_send.in_set(TransportSystems::Send))
+            .add_systems(OnShutdown, kick_everyone)
+            .add_systems(Update, hold_for_kicks.in_set(ShutdownSystems::Drain));
+    }
+}
+
+fn tick_start(mut times: ResMut<TickTimes>) {
+    times.started = Some(Instant::now());
+}
+
+fn tick_end(mut times: ResMut<TickTimes>) {
+    if let Some(start) = times.started.take() {
+        times.window.record(start.elapsed());
+        times.ticks += 1;
+    }
+}
+
+fn now(time: &Time<Real>) -> Duration {
+    time.elapsed()
+}
+
+fn on_server_event(
+    event: On<RenetServerEvent>,
+    mut net: ResMut<ServerNet>,
+    mut server: ResMut<RenetServer>,
+    transport: Res<NetcodeServerTransport>,
+    time: Res<Time<Real>>,
+    mut started: MessageWriter<SessionStarted>,
+    mut ended: MessageWriter<SessionEnded>,
+) {
+    match &**event {
+        ServerEvent::ClientConnected { client_id } => {
+            let client = *client_id;
+            let identity = transport.user_data(client).and_then(|d| TokenIdentity::from_user_data(&d));
+            let Some(identity) = identity else {
+                warn!(client, "connection without valid identity data: refused");
+                server.disconnect(client);
+                return;
+            };
+            let player_id = identity.player_id;
+            let name = identity.display_name.clone();
+            match net.open_session(client, identity, transport.client_addr(client), now(&time)) {
+                Ok(session_id) => {
+                    info!(client, player_id, "session started for {name}");
+                    started.write(SessionStarted { client, player_id, session_id });
+                }
+                Err(e) => {
+                    error!(client, "cannot create a session id: {e}");
+                    server.disconnect(client);
+                }
+            }
+        }
+        ServerEvent::ClientDisconnected { client_id, reason } => {
+            if let Some(session) = net.close_session(*client_id) {
+                info!(client = client_id, "session ended: {reason}");
+                ended.write(SessionEnded {
+                    client: *client_id,
+                    player_id: session.player_id,
+                    session_id: session.session_id,
+                    reason: reason.to_string(),
+                });
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn server_receive(
+    mut net: ResMut<ServerNet>,
+    mut server: ResMut<RenetServer>,
+    time: Res<Time<Real>>,
+    mut events: MessageWriter<ClientEventReceived>,
+    mut requests: MessageWriter<RequestReceived>,
+    mut sealed: MessageWriter<SealedRequestReceived>,
+    mut signals: MessageWriter<SecuritySignalRaised>,
+) {
+    for inbound in net.receive(&mut server, now(&time)) {
+        match inbound {
+            Inbound::Event { client, event } => {
+                events.write(ClientEventReceived { client, event });
+            }
+            Inbound::Request { client, id, body } => {
+                requests.write(RequestReceived { client, id, body });
+            }
+            Inbound::SealedRequest { client, id, body } => {
+                sealed.write(SealedRequestReceived { client, id, body });
+            }
+        }
+    }
+    for s in net.take_signals() {
+        signals.write(SecuritySignalRaised(s));
+    }
+    net.refresh_link_stats(&server);
+}
+
+/// Resident set size of this process, MiB (Linux; 0 elsewhere).
+pub fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<f64>().ok()))
+        .map_or(0.0, |pages| pages * 4096.0 / (1024.0 * 1024.0))
+}
+
+fn answer_builtin_requests(
+    mut requests: MessageReader<RequestReceived>,
+    mut net: ResMut<ServerNet>,
+    ticks: Res<TickTimes>,
+    time: Res<Time<Real>>,
+) {
+    for r in requests.read() {
+        let result = match &r.body {
+            ClientRequest::Echo { payload } => Ok(ServerResponse::Echo { payload: payload.clone() }),
+            ClientRequest::ServerStats { recent_ticks } => Ok(ServerResponse::ServerStats(ServerStatsReport {
+                clients: net.session_count() as u32,
+                tick_p50_ms: ticks.window.recent_quantile_ms(*recent_ticks as usize, 0.5),
+                tick_p99_ms: ticks.window.recent_quantile_ms(*recent_ticks as usize, 0.99),
+                ticks: ticks.ticks,
+                rss_mb: rss_mb(),
+                messages_in: net.stats.total.total_in(),
+                rejected: net.stats.total.rejected,
+            })),
+        };
+        net.respond_at(r.client, r.id, result, Some(now(&time)));
+    }
+}
+
+fn answer_builtin_sealed(
+    mut requests: MessageReader<SealedRequestReceived>,
+    mut net: ResMut<ServerNet>,
+    time: Res<Time<Real>>,
+) {
+    for r in requests.read() {
+        let result = match &r.body {
+            SealedRequest::SecureEcho { payload } => Ok(SealedResponse::SecureEcho { payload: payload.clone() }),
+        };
+        net.respond_sealed_at(r.client, r.id, result, Some(now(&time)));
+    }
+}
+
+fn server_send(mut net: ResMut<ServerNet>, mut server: ResMut<RenetServer>) {
+    net.flush(&mut server);
+}
+
+fn kick_everyone(mut net: ResMut<ServerNet>) {
+    let clients: Vec<u64> = net.sessions().map(|s| s.client_id).collect();
+    for c in clients {
+        net.kick(c, "server shutting down");
+    }
+}
+
+fn hold_for_kicks(net: Res<ServerNet>, mut shutdown: ResMut<Shutdown>) {
+    if net.kicks_pending() {
+        shutdown.hold("transport: telling clients the server is shutting down");
+    }
+}
+
+/// The client half: connection state, calls, timeouts, heartbeats.
+pub struct TransportClientPlugin;
+
+impl Plugin for TransportClientPlugin {
+    fn build(&self, app: &mut App) {
+        if !app.is_plugin_added::<RenetClientPlugin>() {
+            app.add_plugins((RenetClientPlugin, NetcodeClientPlugin));
+        }
+        if !app.world().contains_resource::<TransportSettings>() {
+            app.init_resource::<TransportSettings>();
+        }
+        app.add_message::<ServerEventReceived>()
+            .add_message::<RpcCompleted>()
+            .add_message::<SealedRpcCompleted>()
+            .configure_sets(PreUpdate, TransportSystems::Receive.after(RenetReceive))
+            .configure_sets(PostUpdate, TransportSystems::Send.before(RenetSend))
+            .add_systems(PreUpdate, client_receive.in_set(TransportSystems::Receive))
+            .add_systems(Update, heartbeat)
+            .add_systems(PostUpdate, client_send.in_set(TransportSystems::Send))
+            .add_systems(OnShutdown, leave_server);
+    }
+}
+
+/// Words for netcode's client-side disconnect reasons.
+pub fn describe_disconnect(reason: Option<bevy_renet::netcode::NetcodeDisconnectReason>) -> String {
+    use bevy_renet::netcode::NetcodeDisconnectReason as R;
+    match reason {
+        Some(R::ConnectTokenExpired) => "connect token expired: get a new one".into(),
+        Some(R::ConnectionTimedOut) => "connection timed out".into(),
+        Some(R::ConnectionResponseTimedOut) => "server stopped answering during the handshake".into(),
+        Some(R::ConnectionRequestTimedOut) => {
+            "no answer from the server: it is down, or refused the token (forged, expired, or another protocol version)"
+                .into()
+        }
+        Some(R::ConnectionDenied) => "the server is full".into(),
+        Some(R::DisconnectedByClient) => "left".into(),
+        Some(R::DisconnectedByServer) => "disconnected by the server".into(),
+        None => "disconnected".into(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn client_receive(
+    net: Option<ResMut<ClientNet>>,
+    client: Option<ResMut<RenetClient>>,
+    transport: Option<Res<NetcodeClientTransport>>,
+    mut state: ResMut<ConnectionState>,
+    time: Res<Time<Real>>,
+    mut events: MessageWriter<ServerEventReceived>,
+    mut rpcs: MessageWriter<RpcCompleted>,
+    mut sealed: MessageWriter<SealedRpcCompleted>,
+) {
+    let (Some(mut net), Some(mut client), Some(transport)) = (net, client, transport) else {
+        return;
+    };
+    let t = now(&time);
+    let mut notices = Vec::new();
+    if client.is_connected() {
+        notices.extend(net.receive(&mut client, t));
+        if *state == ConnectionState::Connecting && net.session().is_none() {
+            // Connected at the netcode level; waiting for Welcome.
+        }
+    }
+    if transport.disconnect_reason().is_some() || client.is_disconnected() {
+        if !matches!(*state, ConnectionState::Disconnected { .. }) {
+            let reason = net
+                .kicked()
+                .map(|k| format!("kicked: {k}"))
+                .unwrap_or_else(|| describe_disconnect(transport.disconnect_reason()));
+            warn!("disconnected: {reason}");
+            *state = ConnectionState::Disconnected { reason };
+            notices.extend(net.fail_all());
+        }
+    } else {
+        notices.extend(net.expire(t));
+    }
+    for n in notices {
+        match n {
+            ClientNotice::Welcomed { session_id, display_name } => {
+                info!("connected as {display_name} (session {session_id:032x})");
+                *state = ConnectionState::Connected;
+            }
+            ClientNotice::Event(e) => {
+                events.write(ServerEventReceived(e));
+            }
+            ClientNotice::Rpc { id, result } => {
+                rpcs.write(RpcCompleted { id, result });
+            }
+            ClientNotice::SealedRpc { id, result } => {
+                sealed.write(SealedRpcCompleted { id, result });
+            }
+            ClientNotice::Kicked { reason } => warn!("kicked by the server: {reason}"),
+            ClientNotice::Refused { .. } => {}
+        }
+    }
+}
+
+fn heartbeat(net: Option<ResMut<ClientNet>>, state: Res<ConnectionState>, time: Res<Time<Real>>, mut last: Local<Duration>) {
+    let Some(mut net) = net else { return };
+    let t = time.elapsed();
+    if *state == ConnectionState::Connected && t.saturating_sub(*last) >= Duration::from_secs(1) {
+        *last = t;
+        net.send_event(ClientEvent::Heartbeat { client_time_ms: unix_now().as_millis() as u64 });
+    }
+}
+
+/// Tells the server we are leaving (netcode sends its disconnect packets at once), so the server
+/// ends the session now instead of after a timeout.
+fn leave_server(transport: Option<ResMut<NetcodeClientTransport>>) {
+    if let Some(mut transport) = transport {
+        transport.disconnect();
+    }
+}
+
+fn client_send(net: Option<ResMut<ClientNet>>, client: Option<ResMut<RenetClient>>) {
+    if let (Some(mut net), Some(mut client)) = (net, client) {
+        net.flush(&mut client);
+    }
+}
