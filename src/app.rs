@@ -105,7 +105,9 @@ pub enum StartError {
     #[error("{0}")]
     Transport(#[from] TransportError),
     /// A client was started without a way to authenticate.
-    #[error("client needs --token FILE (make one on the server with `bloxquarium token --player ID --name NAME --out FILE`), or --insecure-dev against an insecure server")]
+    #[error(
+        "client needs --token FILE (make one on the server with `bloxquarium token --player ID --name NAME --out FILE`), or --insecure-dev against an insecure server"
+    )]
     NoToken,
     /// A tool subcommand failed.
     #[error("{0}")]
@@ -350,7 +352,9 @@ pub fn client_app(
     process: ProcessOptions,
 ) -> Result<App, StartError> {
     let credentials = if let Some(path) = &args.token {
-        ClientCredentials::Token(IssuedToken::read_file(path).map_err(TransportError::from)?)
+        ClientCredentials::Token(Box::new(
+            IssuedToken::read_file(path).map_err(TransportError::from)?,
+        ))
     } else if args.insecure_dev {
         ClientCredentials::Insecure {
             player_id: args.player,
@@ -367,7 +371,9 @@ pub fn client_app(
     }
     install_client_transport(&mut app, args.server, credentials)?;
     app.add_plugins(shared(RunMode::Client, global, process))
-        .add_plugins(ClientPlugins { server: args.server });
+        .add_plugins(ClientPlugins {
+            server: args.server,
+        });
     Ok(app)
 }
 
@@ -394,11 +400,11 @@ pub fn play_app(
         target.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
     let credentials = match issuer {
-        Some(issuer) => ClientCredentials::Token(
+        Some(issuer) => ClientCredentials::Token(Box::new(
             issuer
                 .issue(PLAY_PLAYER_ID, "Player")
                 .map_err(TransportError::from)?,
-        ),
+        )),
         None => ClientCredentials::Insecure {
             player_id: PLAY_PLAYER_ID,
             display_name: "Player".to_string(),

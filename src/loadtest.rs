@@ -13,7 +13,8 @@ use crate::app::Paths;
 use crate::cli::{GlobalArgs, LoadtestArgs};
 use crate::protocol::{ClientEvent, ClientRequest, PROTOCOL_ID, SealedRequest, ServerResponse};
 use crate::transport::{
-    ClientCore, ClientCredentials, ClientNotice, LatencyWindow, TokenIssuer, TransportSettings, keys, open_client,
+    ClientCore, ClientCredentials, ClientNotice, LatencyWindow, TokenIssuer, TransportSettings,
+    keys, open_client,
 };
 
 /// Loop period of the load generator.
@@ -75,11 +76,16 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
         let token = issuer
             .issue(FIRST_PLAYER_ID + i, &format!("bot-{i}"))
             .map_err(|e| e.to_string())?;
-        let opened = open_client(args.server, ClientCredentials::Token(token)).map_err(|e| e.to_string())?;
+        let opened = open_client(args.server, ClientCredentials::Token(Box::new(token)))
+            .map_err(|e| e.to_string())?;
         bots.push(Bot {
             client: opened.client.0,
             transport: opened.transport.0,
-            core: ClientCore::new(opened.material, settings.message_timeout, settings.rekey_after),
+            core: ClientCore::new(
+                opened.material,
+                settings.message_timeout,
+                settings.rekey_after,
+            ),
             welcomed: false,
             budget: 0.0,
             sent: 0,
@@ -101,7 +107,11 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
         std::thread::sleep(STEP);
     }
     let connected = bots.iter().filter(|b| b.welcomed).count() as u32;
-    tracing::info!("{connected}/{} clients connected; loading for {:?}", args.clients, args.duration);
+    tracing::info!(
+        "{connected}/{} clients connected; loading for {:?}",
+        args.clients,
+        args.duration
+    );
 
     // Load phase.
     let load_start = Instant::now();
@@ -160,14 +170,22 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
         ..Default::default()
     };
     if let Some(b) = bots.iter_mut().find(|b| b.welcomed && !b.failed) {
-        let id = b.core.call(ClientRequest::ServerStats { recent_ticks: recent }, start.elapsed());
+        let id = b.core.call(
+            ClientRequest::ServerStats {
+                recent_ticks: recent,
+            },
+            start.elapsed(),
+        );
         let asked = Instant::now();
         'wait: while asked.elapsed() < Duration::from_secs(10) {
             let dt = last.elapsed();
             last = Instant::now();
             let _ = b.transport.update(dt, &mut b.client);
             for n in b.core.receive(&mut b.client, start.elapsed()) {
-                if let ClientNotice::Rpc { id: got, result: Ok(ServerResponse::ServerStats(s)) } = n
+                if let ClientNotice::Rpc {
+                    id: got,
+                    result: Ok(ServerResponse::ServerStats(s)),
+                } = n
                     && got == id
                 {
                     report.server_tick_p50_ms = s.tick_p50_ms;
@@ -212,12 +230,24 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
 fn send_one(b: &mut Bot, now: Duration) {
     b.n += 1;
     match b.n % 10 {
-        0..=4 => b.core.send_event(ClientEvent::Chat { text: format!("hello #{}", b.n) }),
+        0..=4 => b.core.send_event(ClientEvent::Chat {
+            text: format!("hello #{}", b.n),
+        }),
         5..=7 => {
-            b.core.call(ClientRequest::Echo { payload: vec![7; 64] }, now);
+            b.core.call(
+                ClientRequest::Echo {
+                    payload: vec![7; 64],
+                },
+                now,
+            );
         }
         _ => {
-            b.core.call_sealed(SealedRequest::SecureEcho { payload: vec![9; 64] }, now);
+            b.core.call_sealed(
+                SealedRequest::SecureEcho {
+                    payload: vec![9; 64],
+                },
+                now,
+            );
         }
     }
     b.sent += 1;
@@ -242,7 +272,9 @@ fn step(b: &mut Bot, dt: Duration, now: Duration, errors: &mut u64, latency: &mu
                 | ClientNotice::SealedRpc { result: Err(_), .. }
                 | ClientNotice::Refused { .. }
                 | ClientNotice::Kicked { .. } => *errors += 1,
-                ClientNotice::Rpc { .. } | ClientNotice::SealedRpc { .. } | ClientNotice::Event(_) => {}
+                ClientNotice::Rpc { .. }
+                | ClientNotice::SealedRpc { .. }
+                | ClientNotice::Event(_) => {}
             }
         }
         // Round trips measured by the core since the last step.

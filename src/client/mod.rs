@@ -58,12 +58,19 @@ impl Plugin for ClientCorePlugin {
 
 /// A client whose `--exit-after` ran out exits 1 unless it was connected then: scripts and checks
 /// rely on the exit status.
-fn fail_unless_connected(mode: Res<RunMode>, state: Res<ConnectionState>, mut shutdown: ResMut<Shutdown>) {
+fn fail_unless_connected(
+    mode: Res<RunMode>,
+    state: Res<ConnectionState>,
+    mut shutdown: ResMut<Shutdown>,
+) {
     if *mode == RunMode::Client
         && shutdown.reason() == Some(&ShutdownReason::ExitAfter)
         && *state != ConnectionState::Connected
     {
-        warn!("not connected when --exit-after ran out ({}): exit status 1", *state);
+        warn!(
+            "not connected when --exit-after ran out ({}): exit status 1",
+            *state
+        );
         shutdown.set_exit_code(1);
     }
 }

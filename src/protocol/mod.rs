@@ -23,8 +23,7 @@ pub const fn protocol_id_for(version: u16) -> u64 {
 
 /// The protocol version inside a netcode protocol id, if the id is one of ours.
 pub fn protocol_version_of(protocol_id: u64) -> Option<u16> {
-    (protocol_id & 0xFFFF_FFFF_0000_0000 == PROTOCOL_MAGIC
-        && protocol_id & 0xFFFF_0000 == 0)
+    (protocol_id & 0xFFFF_FFFF_0000_0000 == PROTOCOL_MAGIC && protocol_id & 0xFFFF_0000 == 0)
         .then_some((protocol_id & 0xFFFF) as u16)
 }
 
@@ -267,8 +266,14 @@ impl Channeled for ClientMessage {
         match self {
             ClientMessage::Event(ClientEvent::Heartbeat { .. }) => "heartbeat",
             ClientMessage::Event(ClientEvent::Chat { .. }) => "chat",
-            ClientMessage::Request { body: ClientRequest::Echo { .. }, .. } => "echo",
-            ClientMessage::Request { body: ClientRequest::ServerStats { .. }, .. } => "server_stats",
+            ClientMessage::Request {
+                body: ClientRequest::Echo { .. },
+                ..
+            } => "echo",
+            ClientMessage::Request {
+                body: ClientRequest::ServerStats { .. },
+                ..
+            } => "server_stats",
             ClientMessage::Sealed(_) => "sealed",
         }
     }
@@ -316,8 +321,8 @@ fn config() -> impl bincode::config::Config {
 
 /// Encodes a message.
 pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, CodecError> {
-    let bytes =
-        bincode::serde::encode_to_vec(msg, config()).map_err(|e| CodecError::Encode(e.to_string()))?;
+    let bytes = bincode::serde::encode_to_vec(msg, config())
+        .map_err(|e| CodecError::Encode(e.to_string()))?;
     if bytes.len() > MAX_MESSAGE_BYTES {
         return Err(CodecError::TooLarge(bytes.len()));
     }
@@ -340,12 +345,15 @@ pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, CodecErro
 /// Validation beside the types: limits a well-formed message must also respect.
 pub fn validate_client_message(msg: &ClientMessage) -> Result<(), String> {
     match msg {
-        ClientMessage::Event(ClientEvent::Chat { text }) if text.chars().count() > MAX_CHAT_CHARS => {
+        ClientMessage::Event(ClientEvent::Chat { text })
+            if text.chars().count() > MAX_CHAT_CHARS =>
+        {
             Err(format!("chat line over {MAX_CHAT_CHARS} characters"))
         }
-        ClientMessage::Request { body: ClientRequest::Echo { payload }, .. }
-            if payload.len() > MAX_ECHO_BYTES =>
-        {
+        ClientMessage::Request {
+            body: ClientRequest::Echo { payload },
+            ..
+        } if payload.len() > MAX_ECHO_BYTES => {
             Err(format!("echo payload over {MAX_ECHO_BYTES} bytes"))
         }
         _ => Ok(()),
@@ -361,9 +369,21 @@ mod tests {
         let msgs = vec![
             ClientMessage::Event(ClientEvent::Heartbeat { client_time_ms: 5 }),
             ClientMessage::Event(ClientEvent::Chat { text: "hi".into() }),
-            ClientMessage::Request { id: 7, body: ClientRequest::Echo { payload: vec![1, 2, 3] } },
-            ClientMessage::Request { id: 8, body: ClientRequest::ServerStats { recent_ticks: 0 } },
-            ClientMessage::Sealed(Sealed { epoch: 1, counter: 2, ciphertext: vec![9; 20] }),
+            ClientMessage::Request {
+                id: 7,
+                body: ClientRequest::Echo {
+                    payload: vec![1, 2, 3],
+                },
+            },
+            ClientMessage::Request {
+                id: 8,
+                body: ClientRequest::ServerStats { recent_ticks: 0 },
+            },
+            ClientMessage::Sealed(Sealed {
+                epoch: 1,
+                counter: 2,
+                ciphertext: vec![9; 20],
+            }),
         ];
         for m in msgs {
             let bytes = encode(&m).unwrap();
@@ -377,10 +397,19 @@ mod tests {
             decode::<ClientMessage>(&vec![0u8; MAX_MESSAGE_BYTES + 1]),
             Err(CodecError::TooLarge(_))
         ));
-        assert!(matches!(decode::<ClientMessage>(&[0xFF, 0xFF, 0xFF]), Err(CodecError::Malformed(_))));
-        let mut bytes = encode(&ClientMessage::Event(ClientEvent::Chat { text: "x".into() })).unwrap();
+        assert!(matches!(
+            decode::<ClientMessage>(&[0xFF, 0xFF, 0xFF]),
+            Err(CodecError::Malformed(_))
+        ));
+        let mut bytes = encode(&ClientMessage::Event(ClientEvent::Chat {
+            text: "x".into(),
+        }))
+        .unwrap();
         bytes.push(0);
-        assert!(matches!(decode::<ClientMessage>(&bytes), Err(CodecError::Trailing(1))));
+        assert!(matches!(
+            decode::<ClientMessage>(&bytes),
+            Err(CodecError::Trailing(1))
+        ));
         // A length prefix that claims far more than the limit must not allocate it.
         let lie = [3u8, 0xFC, 0xFF, 0xFF, 0xFF, 0x7F];
         assert!(decode::<ClientMessage>(&lie).is_err());
@@ -396,7 +425,15 @@ mod tests {
     #[test]
     fn validation_limits() {
         let long = "x".repeat(MAX_CHAT_CHARS + 1);
-        assert!(validate_client_message(&ClientMessage::Event(ClientEvent::Chat { text: long })).is_err());
-        assert!(validate_client_message(&ClientMessage::Event(ClientEvent::Chat { text: "ok".into() })).is_ok());
+        assert!(
+            validate_client_message(&ClientMessage::Event(ClientEvent::Chat { text: long }))
+                .is_err()
+        );
+        assert!(
+            validate_client_message(&ClientMessage::Event(ClientEvent::Chat {
+                text: "ok".into()
+            }))
+            .is_ok()
+        );
     }
 }

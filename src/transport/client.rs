@@ -10,9 +10,9 @@ use renet::RenetClient;
 use super::envelope::{SessionCrypto, SessionMaterial};
 use super::stats::NetworkStats;
 use crate::protocol::{
-    self, Channeled, ClientEvent, ClientMessage, ClientRequest, RemoteError, RequestId, SealedClientMessage,
-    SealedRequest, SealedResponse, SealedServerMessage, ServerEvent, ServerMessage, ServerResponse, SessionId,
-    channel,
+    self, Channeled, ClientEvent, ClientMessage, ClientRequest, RemoteError, RequestId,
+    SealedClientMessage, SealedRequest, SealedResponse, SealedServerMessage, ServerEvent,
+    ServerMessage, ServerResponse, SessionId, channel,
 };
 
 /// What the server told the client, for the game.
@@ -95,6 +95,16 @@ impl ClientCore {
         }
     }
 
+    /// How long a remote function may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Changes the remote function timeout (config updates, tests).
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
     /// The session id, once welcomed.
     pub fn session(&self) -> Option<SessionId> {
         self.session
@@ -125,21 +135,32 @@ impl ClientCore {
     /// Calls a sealed remote function; the answer arrives as [`ClientNotice::SealedRpc`].
     pub fn call_sealed(&mut self, body: SealedRequest, now: Duration) -> RequestId {
         let id = self.take_id(now, true);
-        self.sealed_queue.push(SealedClientMessage::Request { id, body });
+        self.sealed_queue
+            .push(SealedClientMessage::Request { id, body });
         id
     }
 
     fn take_id(&mut self, now: Duration, sealed: bool) -> RequestId {
         let id = self.next_id;
         self.next_id += 1;
-        self.pending.insert(id, Pending { sent_at: now, sealed });
+        self.pending.insert(
+            id,
+            Pending {
+                sent_at: now,
+                sealed,
+            },
+        );
         id
     }
 
     /// Reads every waiting message.
     pub fn receive(&mut self, client: &mut RenetClient, now: Duration) -> Vec<ClientNotice> {
         let mut notices = Vec::new();
-        for ch in [channel::UNRELIABLE, channel::RELIABLE_UNORDERED, channel::RELIABLE_ORDERED] {
+        for ch in [
+            channel::UNRELIABLE,
+            channel::RELIABLE_UNORDERED,
+            channel::RELIABLE_ORDERED,
+        ] {
             while let Some(bytes) = client.receive_message(ch) {
                 notices.extend(self.handle_bytes(&bytes, now));
             }
@@ -179,7 +200,11 @@ impl ClientCore {
         };
         self.stats.total.received(msg.kind());
         match msg {
-            ServerMessage::Welcome { session_id, protocol_version, display_name } => {
+            ServerMessage::Welcome {
+                session_id,
+                protocol_version,
+                display_name,
+            } => {
                 if protocol_version != protocol::PROTOCOL_VERSION {
                     return self.refuse(format!(
                         "server speaks protocol {protocol_version}, this client {}",
@@ -187,8 +212,15 @@ impl ClientCore {
                     ));
                 }
                 self.session = Some(session_id);
-                self.crypto = Some(SessionCrypto::client(&self.material, session_id, self.rekey_after));
-                Some(ClientNotice::Welcomed { session_id, display_name })
+                self.crypto = Some(SessionCrypto::client(
+                    &self.material,
+                    session_id,
+                    self.rekey_after,
+                ));
+                Some(ClientNotice::Welcomed {
+                    session_id,
+                    display_name,
+                })
             }
             ServerMessage::Event(e) => Some(ClientNotice::Event(e)),
             ServerMessage::Response { id, result } => {
@@ -209,7 +241,8 @@ impl ClientCore {
                 };
                 match protocol::decode::<SealedServerMessage>(&plain) {
                     Ok(SealedServerMessage::Response { id, result }) => {
-                        if self.pending.get(&id).is_some_and(|p| p.sealed) && self.complete(id, now) {
+                        if self.pending.get(&id).is_some_and(|p| p.sealed) && self.complete(id, now)
+                        {
                             Some(ClientNotice::SealedRpc { id, result })
                         } else {
                             None
@@ -241,9 +274,15 @@ impl ClientCore {
                 self.pending.remove(&id);
                 self.stats.rpc_timeouts += 1;
                 if sealed {
-                    ClientNotice::SealedRpc { id, result: Err(RemoteError::Timeout(ms)) }
+                    ClientNotice::SealedRpc {
+                        id,
+                        result: Err(RemoteError::Timeout(ms)),
+                    }
                 } else {
-                    ClientNotice::Rpc { id, result: Err(RemoteError::Timeout(ms)) }
+                    ClientNotice::Rpc {
+                        id,
+                        result: Err(RemoteError::Timeout(ms)),
+                    }
                 }
             })
             .collect()
@@ -257,9 +296,15 @@ impl ClientCore {
             .into_iter()
             .map(|(id, p)| {
                 if p.sealed {
-                    ClientNotice::SealedRpc { id, result: Err(RemoteError::Disconnected) }
+                    ClientNotice::SealedRpc {
+                        id,
+                        result: Err(RemoteError::Disconnected),
+                    }
                 } else {
-                    ClientNotice::Rpc { id, result: Err(RemoteError::Disconnected) }
+                    ClientNotice::Rpc {
+                        id,
+                        result: Err(RemoteError::Disconnected),
+                    }
                 }
             })
             .collect()
@@ -269,9 +314,10 @@ impl ClientCore {
     pub fn flush(&mut self, client: &mut RenetClient) {
         if let Some(crypto) = self.crypto.as_mut() {
             for m in std::mem::take(&mut self.sealed_queue) {
-                match protocol::encode(&m).map_err(|e| e.to_string()).and_then(|p| {
-                    crypto.sealer.seal(&p).map_err(|e| e.to_string())
-                }) {
+                match protocol::encode(&m)
+                    .map_err(|e| e.to_string())
+                    .and_then(|p| crypto.sealer.seal(&p).map_err(|e| e.to_string()))
+                {
                     Ok(sealed) => self.outbox.push(ClientMessage::Sealed(sealed)),
                     Err(e) => tracing::error!("cannot seal a message: {e}"),
                 }
@@ -314,10 +360,19 @@ mod tests {
     #[test]
     fn calls_time_out_and_late_answers_are_ignored() {
         let mut c = ClientCore::new(SessionMaterial([1; 32]), Duration::from_secs(30), 100);
-        let id = c.call(ClientRequest::ServerStats { recent_ticks: 0 }, Duration::from_secs(1));
+        let id = c.call(
+            ClientRequest::ServerStats { recent_ticks: 0 },
+            Duration::from_secs(1),
+        );
         assert!(c.expire(Duration::from_secs(30)).is_empty());
         let n = c.expire(Duration::from_secs(31));
-        assert_eq!(n, vec![ClientNotice::Rpc { id, result: Err(RemoteError::Timeout(30_000)) }]);
+        assert_eq!(
+            n,
+            vec![ClientNotice::Rpc {
+                id,
+                result: Err(RemoteError::Timeout(30_000))
+            }]
+        );
         let late = protocol::encode(&ServerMessage::Response {
             id,
             result: Ok(ServerResponse::Echo { payload: vec![] }),
@@ -329,11 +384,23 @@ mod tests {
     #[test]
     fn disconnect_fails_pending_calls() {
         let mut c = ClientCore::new(SessionMaterial([1; 32]), Duration::from_secs(30), 100);
-        let a = c.call(ClientRequest::ServerStats { recent_ticks: 0 }, Duration::ZERO);
-        let b = c.call_sealed(SealedRequest::SecureEcho { payload: vec![] }, Duration::ZERO);
+        let a = c.call(
+            ClientRequest::ServerStats { recent_ticks: 0 },
+            Duration::ZERO,
+        );
+        let b = c.call_sealed(
+            SealedRequest::SecureEcho { payload: vec![] },
+            Duration::ZERO,
+        );
         let n = c.fail_all();
-        assert!(n.contains(&ClientNotice::Rpc { id: a, result: Err(RemoteError::Disconnected) }));
-        assert!(n.contains(&ClientNotice::SealedRpc { id: b, result: Err(RemoteError::Disconnected) }));
+        assert!(n.contains(&ClientNotice::Rpc {
+            id: a,
+            result: Err(RemoteError::Disconnected)
+        }));
+        assert!(n.contains(&ClientNotice::SealedRpc {
+            id: b,
+            result: Err(RemoteError::Disconnected)
+        }));
         assert_eq!(c.pending_calls(), 0);
     }
 }

@@ -137,7 +137,12 @@ pub struct Sealer {
 
 impl Sealer {
     /// A sealer for `dir` of `session`, rekeying after `rekey_after` messages (at least 1).
-    pub fn new(material: &SessionMaterial, session: SessionId, dir: Direction, rekey_after: u64) -> Self {
+    pub fn new(
+        material: &SessionMaterial,
+        session: SessionId,
+        dir: Direction,
+        rekey_after: u64,
+    ) -> Self {
         Self {
             material: material.clone(),
             dir,
@@ -162,10 +167,20 @@ impl Sealer {
         let aad = aad(self.session, self.dir);
         let ciphertext = self
             .cipher
-            .encrypt(&nonce(self.epoch, counter), Payload { msg: plaintext, aad: &aad })
+            .encrypt(
+                &nonce(self.epoch, counter),
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
             .map_err(|_| EnvelopeError::Exhausted)?;
         self.sealed += 1;
-        Ok(Sealed { epoch: self.epoch, counter, ciphertext })
+        Ok(Sealed {
+            epoch: self.epoch,
+            counter,
+            ciphertext,
+        })
     }
 
     /// The current key epoch.
@@ -200,7 +215,11 @@ impl ReplayWindow {
     fn accept(&mut self, counter: u64) {
         if counter >= self.next {
             let shift = counter + 1 - self.next;
-            self.seen = if shift >= WINDOW { 0 } else { self.seen << shift };
+            self.seen = if shift >= WINDOW {
+                0
+            } else {
+                self.seen << shift
+            };
             self.seen |= 1;
             self.next = counter + 1;
         } else {
@@ -231,7 +250,11 @@ impl Opener {
             material: material.clone(),
             dir,
             session,
-            current: EpochKey { epoch: 0, cipher: derive_key(material, dir, 0), window: ReplayWindow::default() },
+            current: EpochKey {
+                epoch: 0,
+                cipher: derive_key(material, dir, 0),
+                window: ReplayWindow::default(),
+            },
             previous: None,
         }
     }
@@ -241,21 +264,40 @@ impl Opener {
     pub fn open(&mut self, sealed: &Sealed) -> Result<Vec<u8>, EnvelopeError> {
         let aad = aad(self.session, self.dir);
         let current = self.current.epoch;
-        if sealed.epoch == current || self.previous.as_ref().is_some_and(|p| p.epoch == sealed.epoch) {
+        if sealed.epoch == current
+            || self
+                .previous
+                .as_ref()
+                .is_some_and(|p| p.epoch == sealed.epoch)
+        {
             let slot = if sealed.epoch == current {
                 &mut self.current
             } else {
                 match self.previous.as_mut() {
                     Some(p) => p,
-                    None => return Err(EnvelopeError::BadEpoch { got: sealed.epoch, expected: current }),
+                    None => {
+                        return Err(EnvelopeError::BadEpoch {
+                            got: sealed.epoch,
+                            expected: current,
+                        });
+                    }
                 }
             };
             if !slot.window.check(sealed.counter) {
-                return Err(EnvelopeError::Replayed { epoch: sealed.epoch, counter: sealed.counter });
+                return Err(EnvelopeError::Replayed {
+                    epoch: sealed.epoch,
+                    counter: sealed.counter,
+                });
             }
             let plain = slot
                 .cipher
-                .decrypt(&nonce(sealed.epoch, sealed.counter), Payload { msg: &sealed.ciphertext, aad: &aad })
+                .decrypt(
+                    &nonce(sealed.epoch, sealed.counter),
+                    Payload {
+                        msg: &sealed.ciphertext,
+                        aad: &aad,
+                    },
+                )
                 .map_err(|_| EnvelopeError::Tampered)?;
             slot.window.accept(sealed.counter);
             return Ok(plain);
@@ -268,13 +310,22 @@ impl Opener {
             };
             let plain = next
                 .cipher
-                .decrypt(&nonce(sealed.epoch, sealed.counter), Payload { msg: &sealed.ciphertext, aad: &aad })
+                .decrypt(
+                    &nonce(sealed.epoch, sealed.counter),
+                    Payload {
+                        msg: &sealed.ciphertext,
+                        aad: &aad,
+                    },
+                )
                 .map_err(|_| EnvelopeError::Tampered)?;
             next.window.accept(sealed.counter);
             self.previous = Some(std::mem::replace(&mut self.current, next));
             return Ok(plain);
         }
-        Err(EnvelopeError::BadEpoch { got: sealed.epoch, expected: current })
+        Err(EnvelopeError::BadEpoch {
+            got: sealed.epoch,
+            expected: current,
+        })
     }
 
     /// The newest epoch seen.
@@ -363,7 +414,10 @@ mod tests {
 
     fn pair(rekey: u64) -> (SessionCrypto, SessionCrypto) {
         let m = SessionMaterial([7; 32]);
-        (SessionCrypto::client(&m, 42, rekey), SessionCrypto::server(&m, 42, rekey))
+        (
+            SessionCrypto::client(&m, 42, rekey),
+            SessionCrypto::server(&m, 42, rekey),
+        )
     }
 
     #[test]
@@ -400,8 +454,14 @@ mod tests {
         s.opener.open(&e[0]).unwrap();
         s.opener.open(&e[3]).unwrap();
         s.opener.open(&e[1]).unwrap();
-        assert!(matches!(s.opener.open(&e[3]), Err(EnvelopeError::Replayed { .. })));
-        assert!(matches!(s.opener.open(&e[0]), Err(EnvelopeError::Replayed { .. })));
+        assert!(matches!(
+            s.opener.open(&e[3]),
+            Err(EnvelopeError::Replayed { .. })
+        ));
+        assert!(matches!(
+            s.opener.open(&e[0]),
+            Err(EnvelopeError::Replayed { .. })
+        ));
         s.opener.open(&e[2]).unwrap();
         s.opener.open(&e[4]).unwrap();
     }
@@ -414,7 +474,10 @@ mod tests {
             let e = c.sealer.seal(b"n").unwrap();
             s.opener.open(&e).unwrap();
         }
-        assert!(matches!(s.opener.open(&old), Err(EnvelopeError::Replayed { .. })));
+        assert!(matches!(
+            s.opener.open(&old),
+            Err(EnvelopeError::Replayed { .. })
+        ));
     }
 
     #[test]
@@ -429,8 +492,15 @@ mod tests {
         assert_eq!(epochs, vec![0, 0, 0, 1, 1, 1, 2, 2, 2, 3]);
         assert_eq!(s.opener.epoch(), 3);
         // A skipped epoch is refused.
-        let forged = Sealed { epoch: 9, counter: 0, ciphertext: vec![0; 32] };
-        assert!(matches!(s.opener.open(&forged), Err(EnvelopeError::BadEpoch { .. })));
+        let forged = Sealed {
+            epoch: 9,
+            counter: 0,
+            ciphertext: vec![0; 32],
+        };
+        assert!(matches!(
+            s.opener.open(&forged),
+            Err(EnvelopeError::BadEpoch { .. })
+        ));
     }
 
     #[test]

@@ -20,7 +20,9 @@ pub enum KeyError {
         source: std::io::Error,
     },
     /// The file is not 32 bytes.
-    #[error("netcode key {path} is malformed: {len} bytes, expected 32 (delete it to make a new one; issued tokens stop working)")]
+    #[error(
+        "netcode key {path} is malformed: {len} bytes, expected 32 (delete it to make a new one; issued tokens stop working)"
+    )]
     Malformed {
         /// The key file.
         path: PathBuf,
@@ -28,7 +30,9 @@ pub enum KeyError {
         len: u64,
     },
     /// Group or others may read or write it.
-    #[error("netcode key {path} has mode {mode:o}: it must be readable by its owner only (chmod 600 {path})")]
+    #[error(
+        "netcode key {path} has mode {mode:o}: it must be readable by its owner only (chmod 600 {path})"
+    )]
     TooOpen {
         /// The key file.
         path: PathBuf,
@@ -48,7 +52,10 @@ pub fn key_path(data_dir: &Path) -> PathBuf {
 /// Reads the key, creating it (mode 0600) if it does not exist.
 pub fn load_or_create(data_dir: &Path) -> Result<[u8; 32], KeyError> {
     let path = key_path(data_dir);
-    let io = |source| KeyError::Io { path: path.clone(), source };
+    let io = |source| KeyError::Io {
+        path: path.clone(),
+        source,
+    };
     match fs::metadata(&path) {
         Ok(_) => load(&path),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -74,18 +81,29 @@ pub fn load_or_create(data_dir: &Path) -> Result<[u8; 32], KeyError> {
 
 /// Reads an existing key, checking its size and permissions.
 pub fn load(path: &Path) -> Result<[u8; 32], KeyError> {
-    let io = |source| KeyError::Io { path: path.to_path_buf(), source };
+    let io = |source| KeyError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let meta = fs::metadata(path).map_err(io)?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(KeyError::TooOpen { path: path.to_path_buf(), mode });
+        return Err(KeyError::TooOpen {
+            path: path.to_path_buf(),
+            mode,
+        });
     }
     if meta.len() != 32 {
-        return Err(KeyError::Malformed { path: path.to_path_buf(), len: meta.len() });
+        return Err(KeyError::Malformed {
+            path: path.to_path_buf(),
+            len: meta.len(),
+        });
     }
     let bytes = fs::read(path).map_err(io)?;
-    <[u8; 32]>::try_from(bytes.as_slice())
-        .map_err(|_| KeyError::Malformed { path: path.to_path_buf(), len: bytes.len() as u64 })
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| KeyError::Malformed {
+        path: path.to_path_buf(),
+        len: bytes.len() as u64,
+    })
 }
 
 #[cfg(test)]
@@ -117,7 +135,10 @@ mod tests {
         assert!(matches!(load_or_create(&d), Err(KeyError::TooOpen { .. })));
         fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
         fs::write(&p, b"short").unwrap();
-        assert!(matches!(load_or_create(&d), Err(KeyError::Malformed { len: 5, .. })));
+        assert!(matches!(
+            load_or_create(&d),
+            Err(KeyError::Malformed { len: 5, .. })
+        ));
         let _ = fs::remove_dir_all(&d);
     }
 }

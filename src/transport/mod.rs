@@ -25,7 +25,10 @@ use bevy_renet::netcode::{
     NetcodeServerTransport, ServerAuthentication, ServerConfig,
 };
 use bevy_renet::renet::{ConnectionConfig, ServerEvent};
-use bevy_renet::{RenetClient, RenetClientPlugin, RenetReceive, RenetSend, RenetServer, RenetServerEvent, RenetServerPlugin};
+use bevy_renet::{
+    RenetClient, RenetClientPlugin, RenetReceive, RenetSend, RenetServer, RenetServerEvent,
+    RenetServerPlugin,
+};
 
 pub use client::{ClientCore, ClientNotice};
 pub use envelope::SessionMaterial;
@@ -35,8 +38,9 @@ pub use token::{IssuedToken, TokenError, TokenIdentity, TokenIssuer, unix_now};
 
 use crate::client::ConnectionState;
 use crate::protocol::{
-    self, ClientEvent, ClientRequest, PROTOCOL_ID, PROTOCOL_VERSION, RemoteError, RequestId, SealedRequest,
-    SealedResponse, ServerEvent as GameServerEvent, ServerResponse, ServerStatsReport, SessionId,
+    self, ClientEvent, ClientRequest, PROTOCOL_ID, PROTOCOL_VERSION, RemoteError, RequestId,
+    SealedRequest, SealedResponse, ServerEvent as GameServerEvent, ServerResponse,
+    ServerStatsReport, SessionId,
 };
 use crate::shutdown::{OnShutdown, Shutdown, ShutdownSystems};
 
@@ -80,7 +84,9 @@ pub enum TransportError {
         source: std::io::Error,
     },
     /// The token was made by a build speaking another protocol.
-    #[error("this token is for protocol {theirs} but this client speaks protocol {ours}: use a client of the server's version, or a token from this server")]
+    #[error(
+        "this token is for protocol {theirs} but this client speaks protocol {ours}: use a client of the server's version, or a token from this server"
+    )]
     ProtocolMismatch {
         /// The token's protocol version (`None`: not a Bloxquarium token).
         theirs: String,
@@ -232,17 +238,25 @@ pub fn open_server(
     insecure: bool,
     settings: &TransportSettings,
 ) -> Result<ServerTransport, TransportError> {
-    let socket = UdpSocket::bind(bind).map_err(|source| TransportError::Bind { addr: bind, source })?;
-    let local_addr = socket.local_addr().map_err(|source| TransportError::Bind { addr: bind, source })?;
+    let socket =
+        UdpSocket::bind(bind).map_err(|source| TransportError::Bind { addr: bind, source })?;
+    let local_addr = socket
+        .local_addr()
+        .map_err(|source| TransportError::Bind { addr: bind, source })?;
     let (authentication, issuer) = if insecure {
-        warn!("--insecure-dev: clients connect WITHOUT token authentication; never use this outside development");
+        warn!(
+            "--insecure-dev: clients connect WITHOUT token authentication; never use this outside development"
+        );
         (ServerAuthentication::Unsecure, None)
     } else {
         let key = keys::load_or_create(data_dir)?;
         let mut issuer = TokenIssuer::new(key, PROTOCOL_ID, vec![local_addr]);
         issuer.expire_secs = settings.token_expire_secs;
         issuer.timeout_secs = settings.token_timeout_secs;
-        (ServerAuthentication::Secure { private_key: key }, Some(issuer))
+        (
+            ServerAuthentication::Secure { private_key: key },
+            Some(issuer),
+        )
     };
     let config = ServerConfig {
         current_time: unix_now(),
@@ -264,7 +278,7 @@ pub fn open_server(
 /// How a client proves who it is.
 pub enum ClientCredentials {
     /// A token from the server's issuer (the normal way).
-    Token(IssuedToken),
+    Token(Box<IssuedToken>),
     /// `--insecure-dev`: no token; the identity travels in clear user data.
     Insecure {
         /// The player id to claim.
@@ -286,21 +300,40 @@ pub struct ClientTransport {
 
 /// Opens the client side towards `server`. A token from a build with another protocol is refused
 /// here, with a message saying so.
-pub fn open_client(server: SocketAddr, credentials: ClientCredentials) -> Result<ClientTransport, TransportError> {
+pub fn open_client(
+    server: SocketAddr,
+    credentials: ClientCredentials,
+) -> Result<ClientTransport, TransportError> {
     let (authentication, material) = match credentials {
         ClientCredentials::Token(issued) => {
+            let issued = *issued;
             if issued.token.protocol_id != PROTOCOL_ID {
                 return Err(TransportError::ProtocolMismatch {
-                    theirs: protocol::protocol_version_of(issued.token.protocol_id)
-                        .map_or_else(|| "unknown (not a Bloxquarium token)".to_string(), |v| v.to_string()),
+                    theirs: protocol::protocol_version_of(issued.token.protocol_id).map_or_else(
+                        || "unknown (not a Bloxquarium token)".to_string(),
+                        |v| v.to_string(),
+                    ),
                     ours: PROTOCOL_VERSION,
                 });
             }
-            (ClientAuthentication::Secure { connect_token: issued.token }, issued.material)
+            (
+                ClientAuthentication::Secure {
+                    connect_token: issued.token,
+                },
+                issued.material,
+            )
         }
-        ClientCredentials::Insecure { player_id, display_name } => {
-            let material = SessionMaterial::random().map_err(|e| TransportError::Netcode(e.to_string()))?;
-            let identity = TokenIdentity { player_id, display_name, material: material.clone() };
+        ClientCredentials::Insecure {
+            player_id,
+            display_name,
+        } => {
+            let material =
+                SessionMaterial::random().map_err(|e| TransportError::Netcode(e.to_string()))?;
+            let identity = TokenIdentity {
+                player_id,
+                display_name,
+                material: material.clone(),
+            };
             let user_data = identity.to_user_data()?;
             (
                 ClientAuthentication::Unsecure {
@@ -313,13 +346,24 @@ pub fn open_client(server: SocketAddr, credentials: ClientCredentials) -> Result
             )
         }
     };
-    let local: SocketAddr = if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
-        .parse()
-        .map_err(|_| TransportError::Netcode("bad local address".into()))?;
-    let socket = UdpSocket::bind(local).map_err(|source| TransportError::Bind { addr: local, source })?;
+    let local: SocketAddr = if server.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    }
+    .parse()
+    .map_err(|_| TransportError::Netcode("bad local address".into()))?;
+    let socket = UdpSocket::bind(local).map_err(|source| TransportError::Bind {
+        addr: local,
+        source,
+    })?;
     let transport = NetcodeClientTransport::new(unix_now(), authentication, socket)
         .map_err(|e| TransportError::Netcode(e.to_string()))?;
-    Ok(ClientTransport { client: RenetClient::new(ConnectionConfig::default()), transport, material })
+    Ok(ClientTransport {
+        client: RenetClient::new(ConnectionConfig::default()),
+        transport,
+        material,
+    })
 }
 
 /// The server half: sessions, messages, built-in remote functions, stats.
@@ -330,7 +374,11 @@ impl Plugin for TransportServerPlugin {
         if !app.is_plugin_added::<RenetServerPlugin>() {
             app.add_plugins((RenetServerPlugin, NetcodeServerPlugin));
         }
-        let settings = app.world().get_resource::<TransportSettings>().cloned().unwrap_or_default();
+        let settings = app
+            .world()
+            .get_resource::<TransportSettings>()
+            .cloned()
+            .unwrap_or_default();
         app.insert_resource(settings.clone())
             .insert_resource(ServerNet(ServerCore::new(settings.rekey_after)))
             .init_resource::<TickTimes>()
@@ -380,7 +428,9 @@ fn on_server_event(
     match &**event {
         ServerEvent::ClientConnected { client_id } => {
             let client = *client_id;
-            let identity = transport.user_data(client).and_then(|d| TokenIdentity::from_user_data(&d));
+            let identity = transport
+                .user_data(client)
+                .and_then(|d| TokenIdentity::from_user_data(&d));
             let Some(identity) = identity else {
                 warn!(client, "connection without valid identity data: refused");
                 server.disconnect(client);
@@ -391,7 +441,11 @@ fn on_server_event(
             match net.open_session(client, identity, transport.client_addr(client), now(&time)) {
                 Ok(session_id) => {
                     info!(client, player_id, "session started for {name}");
-                    started.write(SessionStarted { client, player_id, session_id });
+                    started.write(SessionStarted {
+                        client,
+                        player_id,
+                        session_id,
+                    });
                 }
                 Err(e) => {
                     error!(client, "cannot create a session id: {e}");
@@ -446,7 +500,11 @@ fn server_receive(
 pub fn rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<f64>().ok())
+        })
         .map_or(0.0, |pages| pages * 4096.0 / (1024.0 * 1024.0))
 }
 
@@ -458,16 +516,22 @@ fn answer_builtin_requests(
 ) {
     for r in requests.read() {
         let result = match &r.body {
-            ClientRequest::Echo { payload } => Ok(ServerResponse::Echo { payload: payload.clone() }),
-            ClientRequest::ServerStats { recent_ticks } => Ok(ServerResponse::ServerStats(ServerStatsReport {
-                clients: net.session_count() as u32,
-                tick_p50_ms: ticks.window.recent_quantile_ms(*recent_ticks as usize, 0.5),
-                tick_p99_ms: ticks.window.recent_quantile_ms(*recent_ticks as usize, 0.99),
-                ticks: ticks.ticks,
-                rss_mb: rss_mb(),
-                messages_in: net.stats.total.total_in(),
-                rejected: net.stats.total.rejected,
-            })),
+            ClientRequest::Echo { payload } => Ok(ServerResponse::Echo {
+                payload: payload.clone(),
+            }),
+            ClientRequest::ServerStats { recent_ticks } => {
+                Ok(ServerResponse::ServerStats(ServerStatsReport {
+                    clients: net.session_count() as u32,
+                    tick_p50_ms: ticks.window.recent_quantile_ms(*recent_ticks as usize, 0.5),
+                    tick_p99_ms: ticks
+                        .window
+                        .recent_quantile_ms(*recent_ticks as usize, 0.99),
+                    ticks: ticks.ticks,
+                    rss_mb: rss_mb(),
+                    messages_in: net.stats.total.total_in(),
+                    rejected: net.stats.total.rejected,
+                }))
+            }
         };
         net.respond_at(r.client, r.id, result, Some(now(&time)));
     }
@@ -480,7 +544,9 @@ fn answer_builtin_sealed(
 ) {
     for r in requests.read() {
         let result = match &r.body {
-            SealedRequest::SecureEcho { payload } => Ok(SealedResponse::SecureEcho { payload: payload.clone() }),
+            SealedRequest::SecureEcho { payload } => Ok(SealedResponse::SecureEcho {
+                payload: payload.clone(),
+            }),
         };
         net.respond_sealed_at(r.client, r.id, result, Some(now(&time)));
     }
@@ -581,7 +647,10 @@ fn client_receive(
     }
     for n in notices {
         match n {
-            ClientNotice::Welcomed { session_id, display_name } => {
+            ClientNotice::Welcomed {
+                session_id,
+                display_name,
+            } => {
                 info!("connected as {display_name} (session {session_id:032x})");
                 *state = ConnectionState::Connected;
             }
@@ -600,12 +669,19 @@ fn client_receive(
     }
 }
 
-fn heartbeat(net: Option<ResMut<ClientNet>>, state: Res<ConnectionState>, time: Res<Time<Real>>, mut last: Local<Duration>) {
+fn heartbeat(
+    net: Option<ResMut<ClientNet>>,
+    state: Res<ConnectionState>,
+    time: Res<Time<Real>>,
+    mut last: Local<Duration>,
+) {
     let Some(mut net) = net else { return };
     let t = time.elapsed();
     if *state == ConnectionState::Connected && t.saturating_sub(*last) >= Duration::from_secs(1) {
         *last = t;
-        net.send_event(ClientEvent::Heartbeat { client_time_ms: unix_now().as_millis() as u64 });
+        net.send_event(ClientEvent::Heartbeat {
+            client_time_ms: unix_now().as_millis() as u64,
+        });
     }
 }
 

@@ -11,9 +11,9 @@ use super::envelope::{EnvelopeError, SessionCrypto};
 use super::stats::NetworkStats;
 use super::token::TokenIdentity;
 use crate::protocol::{
-    self, Channeled, ClientEvent, ClientMessage, ClientRequest, PROTOCOL_VERSION, RemoteError, RequestId,
-    SealedClientMessage, SealedRequest, SealedResponse, SealedServerMessage, ServerEvent, ServerMessage,
-    ServerResponse, SessionId, channel,
+    self, Channeled, ClientEvent, ClientMessage, ClientRequest, PROTOCOL_VERSION, RemoteError,
+    RequestId, SealedClientMessage, SealedRequest, SealedResponse, SealedServerMessage,
+    ServerEvent, ServerMessage, ServerResponse, SessionId, channel,
 };
 
 /// One connected player.
@@ -215,7 +215,11 @@ impl ServerCore {
         let mut inbound = Vec::new();
         let clients: Vec<u64> = server.clients_id();
         for client in clients {
-            for ch in [channel::UNRELIABLE, channel::RELIABLE_UNORDERED, channel::RELIABLE_ORDERED] {
+            for ch in [
+                channel::UNRELIABLE,
+                channel::RELIABLE_UNORDERED,
+                channel::RELIABLE_ORDERED,
+            ] {
                 while let Some(bytes) = server.receive_message(client, ch) {
                     if let Some(msg) = self.handle_bytes(client, ch, &bytes, now) {
                         inbound.push(msg);
@@ -232,13 +236,27 @@ impl ServerCore {
         if let Some(p) = self.stats.peers.get_mut(&client) {
             p.rejected += 1;
         }
-        self.signals.push(SecuritySignal { client, kind, detail });
+        self.signals.push(SecuritySignal {
+            client,
+            kind,
+            detail,
+        });
     }
 
     /// Decodes, validates and dispatches one message. Bad input is dropped, counted and signalled.
-    pub fn handle_bytes(&mut self, client: u64, ch: u8, bytes: &[u8], now: Duration) -> Option<Inbound> {
+    pub fn handle_bytes(
+        &mut self,
+        client: u64,
+        ch: u8,
+        bytes: &[u8],
+        now: Duration,
+    ) -> Option<Inbound> {
         let Some(session) = self.sessions.get_mut(&client) else {
-            self.signal(client, SignalKind::NoSession, "message from a client without a session".into());
+            self.signal(
+                client,
+                SignalKind::NoSession,
+                "message from a client without a session".into(),
+            );
             return None;
         };
         session.last_activity = now;
@@ -254,7 +272,11 @@ impl ServerCore {
             }
         };
         if msg.channel() != ch {
-            self.signal(client, SignalKind::Invalid, format!("{} on channel {ch}", msg.kind()));
+            self.signal(
+                client,
+                SignalKind::Invalid,
+                format!("{} on channel {ch}", msg.kind()),
+            );
             return None;
         }
         if let Err(why) = protocol::validate_client_message(&msg) {
@@ -294,15 +316,27 @@ impl ServerCore {
                         if let SealedRequest::SecureEcho { payload } = &body
                             && payload.len() > protocol::MAX_ECHO_BYTES
                         {
-                            self.signal(client, SignalKind::Invalid, "sealed echo over the limit".into());
-                            self.respond_sealed(client, id, Err(RemoteError::Rejected("payload too large".into())));
+                            self.signal(
+                                client,
+                                SignalKind::Invalid,
+                                "sealed echo over the limit".into(),
+                            );
+                            self.respond_sealed(
+                                client,
+                                id,
+                                Err(RemoteError::Rejected("payload too large".into())),
+                            );
                             return None;
                         }
                         self.note_request(client, id, now);
                         Some(Inbound::SealedRequest { client, id, body })
                     }
                     Err(e) => {
-                        self.signal(client, SignalKind::Undecodable, format!("inside envelope: {e}"));
+                        self.signal(
+                            client,
+                            SignalKind::Undecodable,
+                            format!("inside envelope: {e}"),
+                        );
                         None
                     }
                 }
@@ -329,16 +363,27 @@ impl ServerCore {
 
     /// Sends a remote event to one client.
     pub fn send_event(&mut self, client: u64, event: ServerEvent) {
-        self.outbox.push(Outgoing { client: Some(client), message: OutgoingBody::Plain(ServerMessage::Event(event)) });
+        self.outbox.push(Outgoing {
+            client: Some(client),
+            message: OutgoingBody::Plain(ServerMessage::Event(event)),
+        });
     }
 
     /// Sends a remote event to every client in session.
     pub fn broadcast(&mut self, event: ServerEvent) {
-        self.outbox.push(Outgoing { client: None, message: OutgoingBody::Plain(ServerMessage::Event(event)) });
+        self.outbox.push(Outgoing {
+            client: None,
+            message: OutgoingBody::Plain(ServerMessage::Event(event)),
+        });
     }
 
     /// Answers a remote function call.
-    pub fn respond(&mut self, client: u64, id: RequestId, result: Result<ServerResponse, RemoteError>) {
+    pub fn respond(
+        &mut self,
+        client: u64,
+        id: RequestId,
+        result: Result<ServerResponse, RemoteError>,
+    ) {
         self.respond_at(client, id, result, None);
     }
 
@@ -358,7 +403,12 @@ impl ServerCore {
     }
 
     /// Answers a sealed remote function call, sealed.
-    pub fn respond_sealed(&mut self, client: u64, id: RequestId, result: Result<SealedResponse, RemoteError>) {
+    pub fn respond_sealed(
+        &mut self,
+        client: u64,
+        id: RequestId,
+        result: Result<SealedResponse, RemoteError>,
+    ) {
         self.respond_sealed_at(client, id, result, None);
     }
 
@@ -385,7 +435,9 @@ impl ServerCore {
         tracing::info!(client, "kicking: {reason}");
         self.outbox.push(Outgoing {
             client: Some(client),
-            message: OutgoingBody::Plain(ServerMessage::Kicked { reason: reason.to_string() }),
+            message: OutgoingBody::Plain(ServerMessage::Kicked {
+                reason: reason.to_string(),
+            }),
         });
         self.kicks.push((client, KICK_GRACE_FRAMES));
     }
@@ -408,10 +460,19 @@ impl ServerCore {
                 let message = match &out.message {
                     OutgoingBody::Plain(m) => m.clone(),
                     OutgoingBody::Sealed(m) => {
-                        let Some(session) = self.sessions.get_mut(&client) else { continue };
-                        let sealed = protocol::encode(m)
-                            .map_err(|e| e.to_string())
-                            .and_then(|plain| session.crypto.sealer.seal(&plain).map_err(|e| e.to_string()));
+                        let Some(session) = self.sessions.get_mut(&client) else {
+                            continue;
+                        };
+                        let sealed =
+                            protocol::encode(m)
+                                .map_err(|e| e.to_string())
+                                .and_then(|plain| {
+                                    session
+                                        .crypto
+                                        .sealer
+                                        .seal(&plain)
+                                        .map_err(|e| e.to_string())
+                                });
                         match sealed {
                             Ok(s) => ServerMessage::Sealed(s),
                             Err(e) => {
@@ -444,7 +505,10 @@ impl ServerCore {
         let ch = message.channel();
         let kind = message.kind();
         let ok = match protocol::encode(message) {
-            Ok(bytes) if server.is_connected(client) && server.can_send_message(client, ch, bytes.len()) => {
+            Ok(bytes)
+                if server.is_connected(client)
+                    && server.can_send_message(client, ch, bytes.len()) =>
+            {
                 server.send_message(client, ch, bytes);
                 true
             }
@@ -488,7 +552,11 @@ mod tests {
 
     fn core_with_client() -> (ServerCore, SessionId) {
         let mut core = ServerCore::new(1000);
-        let id = TokenIdentity { player_id: 5, display_name: "A".into(), material: SessionMaterial([2; 32]) };
+        let id = TokenIdentity {
+            player_id: 5,
+            display_name: "A".into(),
+            material: SessionMaterial([2; 32]),
+        };
         let sid = core.open_session(5, id, None, Duration::ZERO).unwrap();
         (core, sid)
     }
@@ -496,19 +564,44 @@ mod tests {
     #[test]
     fn garbage_is_rejected_and_signalled() {
         let (mut core, _) = core_with_client();
-        assert!(core.handle_bytes(5, 2, &[0xFF; 9], Duration::ZERO).is_none());
-        assert!(core.handle_bytes(5, 2, &vec![0; protocol::MAX_MESSAGE_BYTES + 1], Duration::ZERO).is_none());
+        assert!(
+            core.handle_bytes(5, 2, &[0xFF; 9], Duration::ZERO)
+                .is_none()
+        );
+        assert!(
+            core.handle_bytes(
+                5,
+                2,
+                &vec![0; protocol::MAX_MESSAGE_BYTES + 1],
+                Duration::ZERO
+            )
+            .is_none()
+        );
         assert!(core.handle_bytes(6, 2, &[0], Duration::ZERO).is_none());
         let kinds: Vec<_> = core.take_signals().into_iter().map(|s| s.kind).collect();
-        assert_eq!(kinds, vec![SignalKind::Undecodable, SignalKind::Oversized, SignalKind::NoSession]);
+        assert_eq!(
+            kinds,
+            vec![
+                SignalKind::Undecodable,
+                SignalKind::Oversized,
+                SignalKind::NoSession
+            ]
+        );
         assert_eq!(core.stats.total.rejected, 3);
     }
 
     #[test]
     fn wrong_channel_is_invalid() {
         let (mut core, _) = core_with_client();
-        let bytes = protocol::encode(&ClientMessage::Request { id: 1, body: ClientRequest::ServerStats { recent_ticks: 0 } }).unwrap();
-        assert!(core.handle_bytes(5, channel::UNRELIABLE, &bytes, Duration::ZERO).is_none());
+        let bytes = protocol::encode(&ClientMessage::Request {
+            id: 1,
+            body: ClientRequest::ServerStats { recent_ticks: 0 },
+        })
+        .unwrap();
+        assert!(
+            core.handle_bytes(5, channel::UNRELIABLE, &bytes, Duration::ZERO)
+                .is_none()
+        );
         assert_eq!(core.take_signals()[0].kind, SignalKind::Invalid);
         assert!(matches!(
             core.handle_bytes(5, channel::RELIABLE_ORDERED, &bytes, Duration::ZERO),
@@ -522,12 +615,17 @@ mod tests {
         let mut client = SessionCrypto::client(&SessionMaterial([2; 32]), sid, 1000);
         let plain = protocol::encode(&SealedClientMessage::Request {
             id: 9,
-            body: SealedRequest::SecureEcho { payload: b"hi".to_vec() },
+            body: SealedRequest::SecureEcho {
+                payload: b"hi".to_vec(),
+            },
         })
         .unwrap();
         let sealed = client.sealer.seal(&plain).unwrap();
         let bytes = protocol::encode(&ClientMessage::Sealed(sealed)).unwrap();
-        assert!(matches!(core.handle_bytes(5, 2, &bytes, Duration::ZERO), Some(Inbound::SealedRequest { id: 9, .. })));
+        assert!(matches!(
+            core.handle_bytes(5, 2, &bytes, Duration::ZERO),
+            Some(Inbound::SealedRequest { id: 9, .. })
+        ));
         assert!(core.handle_bytes(5, 2, &bytes, Duration::ZERO).is_none());
         assert_eq!(core.take_signals()[0].kind, SignalKind::Replayed);
     }

@@ -19,7 +19,10 @@ impl Default for LatencyWindow {
 impl LatencyWindow {
     /// Keeps the latest `capacity` samples.
     pub fn with_capacity(capacity: usize) -> Self {
-        Self { samples: VecDeque::with_capacity(capacity.min(4096)), capacity: capacity.max(1) }
+        Self {
+            samples: VecDeque::with_capacity(capacity.min(4096)),
+            capacity: capacity.max(1),
+        }
     }
 
     /// Adds one sample.
@@ -37,7 +40,8 @@ impl LatencyWindow {
         }
         let mut sorted: Vec<f64> = self.samples.iter().copied().collect();
         sorted.sort_by(f64::total_cmp);
-        let rank = ((q.clamp(0.0, 1.0) * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+        let rank =
+            ((q.clamp(0.0, 1.0) * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
         sorted[rank - 1]
     }
 
@@ -47,7 +51,9 @@ impl LatencyWindow {
             return self.quantile_ms(q);
         }
         let mut recent = Self::with_capacity(n);
-        recent.samples.extend(self.samples.iter().skip(self.samples.len() - n));
+        recent
+            .samples
+            .extend(self.samples.iter().skip(self.samples.len() - n));
         recent.quantile_ms(q)
     }
 

@@ -89,13 +89,20 @@ impl TokenIdentity {
             return None;
         }
         let display_name = std::str::from_utf8(&data[45..45 + len]).ok()?.to_string();
-        (player_id != 0).then_some(Self { player_id, display_name, material })
+        (player_id != 0).then_some(Self {
+            player_id,
+            display_name,
+            material,
+        })
     }
 }
 
 fn validate_name(name: &str) -> Result<(), TokenError> {
     if name.is_empty() || name.len() > MAX_NAME_BYTES {
-        return Err(TokenError::BadName(format!("{} bytes, expected 1..={MAX_NAME_BYTES}", name.len())));
+        return Err(TokenError::BadName(format!(
+            "{} bytes, expected 1..={MAX_NAME_BYTES}",
+            name.len()
+        )));
     }
     if name.chars().any(char::is_control) {
         return Err(TokenError::BadName("contains control characters".into()));
@@ -114,14 +121,19 @@ pub struct IssuedToken {
 
 /// Now, as netcode counts time (since the Unix epoch).
 pub fn unix_now() -> Duration {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
 }
 
 impl IssuedToken {
     /// Writes the token file (mode 0600: it holds key material).
     pub fn write_file(&self, path: &Path) -> Result<(), TokenError> {
         use std::os::unix::fs::OpenOptionsExt;
-        let io = |source| TokenError::Io { path: path.display().to_string(), source };
+        let io = |source| TokenError::Io {
+            path: path.display().to_string(),
+            source,
+        };
         let mut bytes = Vec::with_capacity(8 + 32 + 2048);
         bytes.extend_from_slice(FILE_MAGIC);
         bytes.extend_from_slice(&self.material.0);
@@ -140,15 +152,25 @@ impl IssuedToken {
     /// Reads a token file written by [`IssuedToken::write_file`].
     pub fn read_file(path: &Path) -> Result<Self, TokenError> {
         let shown = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| TokenError::Io { path: shown.clone(), source })?;
-        Self::from_bytes(&bytes).map_err(|reason| TokenError::Malformed { path: shown, reason })
+        let bytes = std::fs::read(path).map_err(|source| TokenError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::from_bytes(&bytes).map_err(|reason| TokenError::Malformed {
+            path: shown,
+            reason,
+        })
     }
 
     fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
         if bytes.len() < 40 || &bytes[..8] != FILE_MAGIC {
             return Err("not a bloxquarium token file".into());
         }
-        let material = SessionMaterial(bytes[8..40].try_into().map_err(|_| "truncated key material")?);
+        let material = SessionMaterial(
+            bytes[8..40]
+                .try_into()
+                .map_err(|_| "truncated key material")?,
+        );
         let mut rest = &bytes[40..];
         let token = ConnectToken::read(&mut rest).map_err(|e| format!("bad connect token: {e}"))?;
         let mut tail = Vec::new();
@@ -175,16 +197,31 @@ pub struct TokenIssuer {
 impl TokenIssuer {
     /// An issuer for the server at `server_addresses`.
     pub fn new(private_key: [u8; 32], protocol_id: u64, server_addresses: Vec<SocketAddr>) -> Self {
-        Self { private_key, protocol_id, server_addresses, expire_secs: 300, timeout_secs: 15 }
+        Self {
+            private_key,
+            protocol_id,
+            server_addresses,
+            expire_secs: 300,
+            timeout_secs: 15,
+        }
     }
 
     /// A token for `player_id` named `display_name`, valid from `now`.
-    pub fn issue_at(&self, player_id: u64, display_name: &str, now: Duration) -> Result<IssuedToken, TokenError> {
+    pub fn issue_at(
+        &self,
+        player_id: u64,
+        display_name: &str,
+        now: Duration,
+    ) -> Result<IssuedToken, TokenError> {
         if player_id == 0 {
             return Err(TokenError::BadPlayer);
         }
         let material = SessionMaterial::random().map_err(|e| TokenError::Random(e.to_string()))?;
-        let identity = TokenIdentity { player_id, display_name: display_name.to_string(), material: material.clone() };
+        let identity = TokenIdentity {
+            player_id,
+            display_name: display_name.to_string(),
+            material: material.clone(),
+        };
         let user_data = identity.to_user_data()?;
         let token = ConnectToken::generate(
             now,
@@ -212,11 +249,22 @@ mod tests {
 
     #[test]
     fn user_data_round_trip_and_rejects() {
-        let id = TokenIdentity { player_id: 9, display_name: "Nemo".into(), material: SessionMaterial([1; 32]) };
+        let id = TokenIdentity {
+            player_id: 9,
+            display_name: "Nemo".into(),
+            material: SessionMaterial([1; 32]),
+        };
         let data = id.to_user_data().unwrap();
         assert_eq!(TokenIdentity::from_user_data(&data), Some(id));
-        assert_eq!(TokenIdentity::from_user_data(&[0; NETCODE_USER_DATA_BYTES]), None);
-        let bad = TokenIdentity { player_id: 9, display_name: "x".repeat(65), material: SessionMaterial([1; 32]) };
+        assert_eq!(
+            TokenIdentity::from_user_data(&[0; NETCODE_USER_DATA_BYTES]),
+            None
+        );
+        let bad = TokenIdentity {
+            player_id: 9,
+            display_name: "x".repeat(65),
+            material: SessionMaterial([1; 32]),
+        };
         assert!(bad.to_user_data().is_err());
     }
 
@@ -230,7 +278,10 @@ mod tests {
         assert_eq!(back.token, t.token);
         assert_eq!(back.material, t.material);
         std::fs::write(&p, b"BQTOKEN1 nope").unwrap();
-        assert!(matches!(IssuedToken::read_file(&p), Err(TokenError::Malformed { .. })));
+        assert!(matches!(
+            IssuedToken::read_file(&p),
+            Err(TokenError::Malformed { .. })
+        ));
         let _ = std::fs::remove_file(&p);
         assert!(matches!(issuer.issue(0, "x"), Err(TokenError::BadPlayer)));
     }

@@ -18,15 +18,7 @@ use crate::harness::{self, Scratch, bin, output_within, text};
 #[test]
 fn server_app_builds_and_runs_ten_updates() {
     let data = Scratch::new("server10");
-    let mut app = harness::app(&[
-        "--data",
-        data.path(),
-        "server",
-        "--tick-hz",
-        "20",
-        "--max-clients",
-        "7",
-    ]);
+    let mut app = harness::server(&data, &["--tick-hz", "20", "--max-clients", "7"]);
     harness::updates(&mut app, 10);
     let world = app.world();
     assert_eq!(*world.resource::<RunMode>(), RunMode::Server);
@@ -42,7 +34,13 @@ fn server_app_builds_and_runs_ten_updates() {
 
 #[test]
 fn headless_client_app_builds_and_runs_ten_updates() {
-    let mut app = harness::app(&["client", "--headless", "--server", "10.1.2.3:4567"]);
+    let mut app = harness::app(&[
+        "client",
+        "--headless",
+        "--insecure-dev",
+        "--server",
+        "10.1.2.3:4567",
+    ]);
     harness::updates(&mut app, 10);
     let world = app.world();
     assert_eq!(*world.resource::<RunMode>(), RunMode::Client);
@@ -57,34 +55,59 @@ fn headless_client_app_builds_and_runs_ten_updates() {
             .to_string(),
         "10.1.2.3:4567"
     );
-    assert!(matches!(
-        world.resource::<ConnectionState>(),
-        ConnectionState::Offline { .. }
-    ));
-    assert_eq!(world.resource::<bevy::diagnostic::FrameCount>().0, 10);
-}
-
-#[test]
-fn headless_play_app_has_both_halves() {
-    let mut app = harness::app(&["play", "--headless", "--bind", "127.0.0.1:6001"]);
-    harness::updates(&mut app, 10);
-    let world = app.world();
-    assert_eq!(*world.resource::<RunMode>(), RunMode::Play);
-    assert_eq!(world.resource::<ServerSettings>().bind.port(), 6001);
-    // The client half joins its own server.
     assert_eq!(
-        world
-            .resource::<bloxquarium::client::ServerAddress>()
-            .0
-            .port(),
-        6001
+        *world.resource::<ConnectionState>(),
+        ConnectionState::Connecting
     );
     assert_eq!(world.resource::<bevy::diagnostic::FrameCount>().0, 10);
 }
 
 #[test]
+fn headless_play_app_has_both_halves() {
+    let data = Scratch::new("play10");
+    let mut app = harness::app(&[
+        "--data",
+        data.path(),
+        "play",
+        "--headless",
+        "--bind",
+        "127.0.0.1:0",
+    ]);
+    harness::updates(&mut app, 10);
+    let world = app.world();
+    assert_eq!(*world.resource::<RunMode>(), RunMode::Play);
+    let port = world.resource::<ServerSettings>().bind.port();
+    assert_ne!(port, 0);
+    // The client half joins its own server, with a token issued in-process.
+    assert_eq!(
+        world
+            .resource::<bloxquarium::client::ServerAddress>()
+            .0
+            .port(),
+        port
+    );
+    assert_eq!(world.resource::<bevy::diagnostic::FrameCount>().0, 10);
+    harness::pump_until(
+        &mut [&mut app],
+        300,
+        "play client connects to its own server",
+        |a| *a[0].world().resource::<ConnectionState>() == ConnectionState::Connected,
+    );
+}
+
+#[test]
 fn paths_are_absolute() {
-    let app = harness::app(&["--config", "cfg", "--data", "d", "--assets", "a", "server"]);
+    let app = harness::app(&[
+        "--config",
+        "cfg",
+        "--data",
+        "d",
+        "--assets",
+        "a",
+        "client",
+        "--headless",
+        "--insecure-dev",
+    ]);
     let paths = app.world().resource::<Paths>();
     for p in [&paths.config, &paths.data, &paths.assets] {
         assert!(p.is_absolute(), "{p:?}");
@@ -103,7 +126,16 @@ struct Drained {
 #[test]
 fn exit_after_runs_the_shutdown_hook_and_drains_before_exit() {
     // 0.5 s at 1/30 s a frame: the request comes on frame 16.
-    let mut app = harness::app(&["--exit-after", "0.5", "server"]);
+    let data = Scratch::new("exit-after");
+    let mut app = harness::app(&[
+        "--exit-after",
+        "0.5",
+        "--data",
+        data.path(),
+        "server",
+        "--bind",
+        "127.0.0.1:0",
+    ]);
     app.init_resource::<Drained>()
         .add_systems(OnShutdown, |mut d: ResMut<Drained>| {
             d.hook_runs += 1;
@@ -142,7 +174,7 @@ fn exit_after_runs_the_shutdown_hook_and_drains_before_exit() {
 
 #[test]
 fn a_request_from_code_goes_through_the_same_phase() {
-    let mut app = harness::app(&["client", "--headless"]);
+    let mut app = harness::app(&["client", "--headless", "--insecure-dev"]);
     app.init_resource::<Drained>()
         .add_systems(OnShutdown, |mut d: ResMut<Drained>| d.hook_runs += 1);
     harness::updates(&mut app, 3);
@@ -251,7 +283,7 @@ fn binary_server_exits_0_after_exit_after_and_logs_its_tick_rate() {
     // Env-var flags: the tick rate and the exit timer come from the environment.
     cmd.env("BLOXQUARIUM_TICK_HZ", "45")
         .env("BLOXQUARIUM_EXIT_AFTER", "0.5")
-        .args(["--data", data.path(), "server"]);
+        .args(["--data", data.path(), "server", "--bind", "127.0.0.1:0"]);
     let out = output_within(cmd, Duration::from_secs(60));
     let log = text(&out);
     assert_eq!(out.status.code(), Some(0), "{log}");
@@ -265,9 +297,19 @@ fn binary_server_exits_0_after_exit_after_and_logs_its_tick_rate() {
 
 #[test]
 fn binary_flag_wins_over_env() {
+    let data = Scratch::new("flag-wins");
     let mut cmd = bin();
-    cmd.env("BLOXQUARIUM_TICK_HZ", "45")
-        .args(["--exit-after", "0.2", "server", "--tick-hz", "12"]);
+    cmd.env("BLOXQUARIUM_TICK_HZ", "45").args([
+        "--exit-after",
+        "0.2",
+        "--data",
+        data.path(),
+        "server",
+        "--tick-hz",
+        "12",
+        "--bind",
+        "127.0.0.1:0",
+    ]);
     let out = output_within(cmd, Duration::from_secs(60));
     let log = text(&out);
     assert!(out.status.success(), "{log}");
@@ -278,7 +320,7 @@ fn binary_flag_wins_over_env() {
 fn binary_sigterm_shuts_down_gracefully() {
     let data = Scratch::new("sigterm");
     let mut child = bin()
-        .args(["--data", data.path(), "server"])
+        .args(["--data", data.path(), "server", "--bind", "127.0.0.1:0"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -329,15 +371,15 @@ fn binary_sigterm_shuts_down_gracefully() {
 #[cfg(feature = "client")]
 #[test]
 fn binary_windowed_modes_without_display_exit_1_with_one_line() {
-    for mode in ["play", "client"] {
+    for mode in [&["play"][..], &["client", "--insecure-dev"][..]] {
         let mut cmd = bin();
         cmd.env_remove("DISPLAY")
             .env_remove("WAYLAND_DISPLAY")
-            .arg(mode);
+            .args(mode);
         let out = output_within(cmd, Duration::from_secs(30));
-        assert_eq!(out.status.code(), Some(1), "{mode}");
+        assert_eq!(out.status.code(), Some(1), "{mode:?}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(err.trim().lines().count(), 1, "{mode}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{mode:?}: {err}");
         assert!(
             err.contains("no X display") && err.contains("xvfb-run"),
             "{err}"

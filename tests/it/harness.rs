@@ -56,17 +56,19 @@ impl Drop for Scratch {
 pub fn app(args: &[&str]) -> App {
     let cli = cli(args);
     let mut app = match cli.mode() {
-        Mode::Server(a) => bloxquarium::server_app(&cli.global, &a, ProcessOptions::EMBEDDED),
+        Mode::Server(a) => bloxquarium::server_app(&cli.global, &a, ProcessOptions::EMBEDDED)
+            .unwrap_or_else(|e| panic!("server app for {args:?}: {e}")),
         Mode::Client(a) => {
             assert!(a.headless, "tests run clients headless");
             bloxquarium::client_app(&cli.global, &a, ProcessOptions::EMBEDDED)
-                .expect("headless client builds")
+                .unwrap_or_else(|e| panic!("client app for {args:?}: {e}"))
         }
         Mode::Play(a) => {
             assert!(a.headless, "tests run play headless");
             bloxquarium::play_app(&cli.global, &a, ProcessOptions::EMBEDDED)
-                .expect("headless play builds")
+                .unwrap_or_else(|e| panic!("play app for {args:?}: {e}"))
         }
+        other => panic!("{other:?} is not an App mode"),
     };
     app.insert_resource(TimeUpdateStrategy::ManualDuration(FRAME));
     app
@@ -136,3 +138,103 @@ pub fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// A dedicated server on an ephemeral loopback port with its own data directory.
+pub fn server(data: &Scratch, extra: &[&str]) -> App {
+    let mut args = vec!["--data", data.path(), "server", "--bind", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    app(&args)
+}
+
+/// The address a server app actually bound.
+pub fn server_addr(server: &App) -> std::net::SocketAddr {
+    server
+        .world()
+        .resource::<bloxquarium::server::ServerSettings>()
+        .bind
+}
+
+/// A token for `player` issued with the server app's own key.
+pub fn issue(server: &App, player: u64, name: &str) -> bloxquarium::transport::IssuedToken {
+    server
+        .world()
+        .resource::<bloxquarium::transport::ServerTokens>()
+        .issue(player, name)
+        .expect("issue token")
+}
+
+/// A headless client app that joins `addr` with `token` (through a token file, as the binary).
+pub fn client(
+    scratch: &Scratch,
+    addr: std::net::SocketAddr,
+    token: &bloxquarium::transport::IssuedToken,
+) -> App {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let path = scratch.0.join(format!("token-{n}.bin"));
+    token.write_file(&path).expect("write token");
+    let addr = addr.to_string();
+    let path = path.to_string_lossy().into_owned();
+    app(&["client", "--headless", "--server", &addr, "--token", &path])
+}
+
+/// Updates every app once per frame, `frames` times, with a pause for loopback delivery.
+pub fn pump(apps: &mut [&mut App], frames: usize) {
+    for _ in 0..frames {
+        for a in apps.iter_mut() {
+            a.update();
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Pumps until `done` holds (checked after each frame); panics after `max` frames.
+pub fn pump_until(
+    apps: &mut [&mut App],
+    max: usize,
+    what: &str,
+    mut done: impl FnMut(&mut [&mut App]) -> bool,
+) {
+    for _ in 0..max {
+        for a in apps.iter_mut() {
+            a.update();
+        }
+        if done(apps) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("{what}: not reached within {max} frames");
+}
+
+/// The client's connection state.
+pub fn state(client: &App) -> bloxquarium::client::ConnectionState {
+    client
+        .world()
+        .resource::<bloxquarium::client::ConnectionState>()
+        .clone()
+}
+
+/// Collects the messages of type `M` written since the last call (per app and type).
+pub fn drain<M: bevy::ecs::message::Message + Clone>(app: &mut App) -> Vec<M> {
+    let mut cursor = app
+        .world_mut()
+        .remove_resource::<Cursor<M>>()
+        .unwrap_or_else(|| {
+            Cursor(
+                app.world()
+                    .resource::<bevy::ecs::message::Messages<M>>()
+                    .get_cursor(),
+            )
+        });
+    let out: Vec<M> = cursor
+        .0
+        .read(app.world().resource::<bevy::ecs::message::Messages<M>>())
+        .cloned()
+        .collect();
+    app.world_mut().insert_resource(cursor);
+    out
+}
+
+#[derive(Resource)]
+struct Cursor<M: bevy::ecs::message::Message>(bevy::ecs::message::MessageCursor<M>);

@@ -1,0 +1,557 @@
+//! Transport: server and clients in one process over loopback UDP.
+
+use std::time::Duration;
+
+use bevy::prelude::*;
+use bevy_renet::RenetClient;
+use bloxquarium::client::ConnectionState;
+use bloxquarium::protocol::{
+    self, ClientMessage, ClientRequest, PROTOCOL_ID, RemoteError, SealedClientMessage,
+    SealedRequest, SealedResponse, ServerResponse, channel, protocol_id_for,
+};
+use bloxquarium::transport::{
+    ClientNet, RpcCompleted, SealedRpcCompleted, SecuritySignalRaised, ServerNet, SessionEnded,
+    SessionStarted, SignalKind, TokenIssuer, TransportError, unix_now,
+};
+use bloxquarium::{ProcessOptions, StartError};
+
+use crate::harness::{self, Scratch, pump, pump_until, state};
+
+const CONNECT_FRAMES: usize = 300;
+
+fn connected(app: &App) -> bool {
+    state(app) == ConnectionState::Connected
+}
+
+fn connect(server: &mut App, scratch: &Scratch, player: u64, name: &str) -> App {
+    let token = harness::issue(server, player, name);
+    let mut client = harness::client(scratch, harness::server_addr(server), &token);
+    pump_until(
+        &mut [server, &mut client],
+        CONNECT_FRAMES,
+        "client connects",
+        |a| connected(a[1]),
+    );
+    client
+}
+
+fn sessions(server: &App) -> usize {
+    server.world().resource::<ServerNet>().session_count()
+}
+
+#[test]
+fn a_valid_token_connects_and_opens_a_session() {
+    let data = Scratch::new("tp-valid");
+    let mut server = harness::server(&data, &[]);
+    let client = connect(&mut server, &data, 42, "Nemo");
+    let net = server.world().resource::<ServerNet>();
+    let session = net.session(42).expect("session for player 42");
+    assert_eq!(
+        (session.player_id, session.display_name.as_str()),
+        (42, "Nemo")
+    );
+    assert!(session.addr.is_some());
+    assert_ne!(session.session_id, 0);
+    let session_id = session.session_id;
+    let started = harness::drain::<SessionStarted>(&mut server);
+    assert_eq!(started.len(), 1);
+    assert_eq!(
+        client.world().resource::<ClientNet>().session(),
+        Some(session_id)
+    );
+}
+
+/// Drives a bare netcode client (no checks of ours) against the server for `frames` frames;
+/// returns whether it ever connected.
+fn raw_client_connects(
+    server: &mut App,
+    auth: renet_netcode::ClientAuthentication,
+    frames: usize,
+) -> bool {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let mut transport = renet_netcode::NetcodeClientTransport::new(unix_now(), auth, socket)
+        .expect("raw transport");
+    let mut client = renet::RenetClient::new(renet::ConnectionConfig::default());
+    let step = Duration::from_millis(33);
+    for _ in 0..frames {
+        client.update(step);
+        let _ = transport.update(step, &mut client);
+        if client.is_connected() {
+            return true;
+        }
+        let _ = transport.send_packets(&mut client);
+        server.update();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    false
+}
+
+#[test]
+fn forged_expired_and_wrong_protocol_tokens_are_refused() {
+    let data = Scratch::new("tp-refused");
+    let mut server = harness::server(&data, &[]);
+    let addr = harness::server_addr(&server);
+
+    // Forged: signed with some other key.
+    let forged = TokenIssuer::new([9; 32], PROTOCOL_ID, vec![addr])
+        .issue(5, "Mallory")
+        .unwrap();
+    assert!(!raw_client_connects(
+        &mut server,
+        renet_netcode::ClientAuthentication::Secure {
+            connect_token: forged.token
+        },
+        90
+    ));
+
+    // Expired: the server's own key, issued long ago.
+    let real = server
+        .world()
+        .resource::<bloxquarium::transport::ServerTokens>()
+        .0
+        .clone();
+    let old = real
+        .issue_at(6, "Old", unix_now() - Duration::from_secs(3600))
+        .unwrap();
+    assert!(!raw_client_connects(
+        &mut server,
+        renet_netcode::ClientAuthentication::Secure {
+            connect_token: old.token
+        },
+        90
+    ));
+
+    // Wrong protocol: the server's own key, but another protocol version.
+    let key = bloxquarium::transport::keys::load(&bloxquarium::transport::keys::key_path(&data.0))
+        .unwrap();
+    let other = TokenIssuer::new(key, protocol_id_for(99), vec![addr])
+        .issue(7, "Future")
+        .unwrap();
+    assert!(!raw_client_connects(
+        &mut server,
+        renet_netcode::ClientAuthentication::Secure {
+            connect_token: other.token.clone()
+        },
+        90
+    ));
+    assert_eq!(sessions(&server), 0, "no refused token opened a session");
+
+    // Our client refuses such a token up front, and says why.
+    let path = data.0.join("future.token");
+    other.write_file(&path).unwrap();
+    let cli = harness::cli(&[
+        "client",
+        "--headless",
+        "--server",
+        &addr.to_string(),
+        "--token",
+        path.to_str().unwrap(),
+    ]);
+    let bloxquarium::cli::Command::Client(args) = cli.mode() else {
+        unreachable!()
+    };
+    match bloxquarium::client_app(&cli.global, &args, ProcessOptions::EMBEDDED) {
+        Err(StartError::Transport(e @ TransportError::ProtocolMismatch { .. })) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("protocol 99") && text.contains("protocol 1"),
+                "{text}"
+            );
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a wrong-protocol token must be refused"),
+    }
+
+    // And a valid token still works beside all that.
+    let _ok = connect(&mut server, &data, 8, "Dory");
+    assert_eq!(sessions(&server), 1);
+}
+
+#[test]
+fn remote_functions_round_trip_plain_and_sealed() {
+    let data = Scratch::new("tp-rpc");
+    let mut server = harness::server(&data, &[]);
+    let mut client = connect(&mut server, &data, 1, "A");
+    let t = client.world().resource::<Time<Real>>().elapsed();
+    let (echo, stats, sealed) = {
+        let mut net = client.world_mut().resource_mut::<ClientNet>();
+        (
+            net.call(
+                ClientRequest::Echo {
+                    payload: b"ping".to_vec(),
+                },
+                t,
+            ),
+            net.call(ClientRequest::ServerStats { recent_ticks: 0 }, t),
+            net.call_sealed(
+                SealedRequest::SecureEcho {
+                    payload: b"secret".to_vec(),
+                },
+                t,
+            ),
+        )
+    };
+    let mut plain = Vec::new();
+    let mut secure = Vec::new();
+    pump_until(
+        &mut [&mut server, &mut client],
+        200,
+        "answers arrive",
+        |a| {
+            plain.extend(harness::drain::<RpcCompleted>(a[1]));
+            secure.extend(harness::drain::<SealedRpcCompleted>(a[1]));
+            plain.len() == 2 && secure.len() == 1
+        },
+    );
+    let by_id = |id| plain.iter().find(|r| r.id == id).map(|r| r.result.clone());
+    assert_eq!(
+        by_id(echo),
+        Some(Ok(ServerResponse::Echo {
+            payload: b"ping".to_vec()
+        }))
+    );
+    match by_id(stats) {
+        Some(Ok(ServerResponse::ServerStats(s))) => {
+            assert_eq!(s.clients, 1);
+            assert!(s.ticks > 0);
+            assert!(s.rss_mb > 0.0);
+        }
+        other => panic!("stats: {other:?}"),
+    }
+    assert_eq!(secure[0].id, sealed);
+    assert_eq!(
+        secure[0].result,
+        Ok(SealedResponse::SecureEcho {
+            payload: b"secret".to_vec()
+        })
+    );
+    let server_stats = &server.world().resource::<ServerNet>().stats;
+    assert_eq!(server_stats.rpc_latency.len(), 3);
+    assert_eq!(server_stats.total.messages_in.get("sealed"), Some(&1));
+    let client_stats = &client.world().resource::<ClientNet>().stats;
+    assert_eq!(client_stats.rpc_latency.len(), 3);
+    assert!(client_stats.rpc_p99_ms() >= client_stats.rpc_p50_ms());
+}
+
+#[test]
+fn a_remote_function_times_out_when_the_server_is_silent() {
+    let data = Scratch::new("tp-timeout");
+    let mut server = harness::server(&data, &[]);
+    let mut client = connect(&mut server, &data, 1, "A");
+    let timeout = client.world().resource::<ClientNet>().timeout();
+    assert_eq!(
+        timeout,
+        Duration::from_secs(30),
+        "network.messageTimeout default"
+    );
+    client
+        .world_mut()
+        .resource_mut::<ClientNet>()
+        .set_timeout(Duration::from_secs(1));
+    let t = client.world().resource::<Time<Real>>().elapsed();
+    let id = client
+        .world_mut()
+        .resource_mut::<ClientNet>()
+        .call(ClientRequest::Echo { payload: vec![] }, t);
+    // Only the client runs: nobody answers. 1 s at 1/30 s a frame.
+    let mut done = Vec::new();
+    for _ in 0..60 {
+        client.update();
+        done.extend(harness::drain::<RpcCompleted>(&mut client));
+        if !done.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].id, id);
+    assert_eq!(done[0].result, Err(RemoteError::Timeout(1000)));
+    assert_eq!(client.world().resource::<ClientNet>().stats.rpc_timeouts, 1);
+}
+
+fn send_raw(client: &mut App, ch: u8, bytes: Vec<u8>) {
+    client
+        .world_mut()
+        .resource_mut::<RenetClient>()
+        .send_message(ch, bytes);
+}
+
+#[test]
+fn bad_input_is_rejected_and_counted_while_a_good_client_keeps_working() {
+    let data = Scratch::new("tp-bad");
+    let mut server = harness::server(&data, &[]);
+    let mut bad = connect(&mut server, &data, 66, "Mallory");
+    let mut good = connect(&mut server, &data, 7, "Dory");
+    harness::drain::<SecuritySignalRaised>(&mut server);
+
+    // Random bytes.
+    send_raw(
+        &mut bad,
+        channel::RELIABLE_ORDERED,
+        vec![0xde, 0xad, 0xbe, 0xef, 0xff, 0xff, 0xff],
+    );
+    // Oversized.
+    send_raw(
+        &mut bad,
+        channel::RELIABLE_ORDERED,
+        vec![0; protocol::MAX_MESSAGE_BYTES + 10],
+    );
+    // A valid envelope, tampered.
+    let plain = protocol::encode(&SealedClientMessage::Request {
+        id: 1,
+        body: SealedRequest::SecureEcho {
+            payload: b"x".to_vec(),
+        },
+    })
+    .unwrap();
+    let mut tampered = bad
+        .world_mut()
+        .resource_mut::<ClientNet>()
+        .seal_raw(&plain)
+        .unwrap();
+    tampered.ciphertext[0] ^= 0x80;
+    send_raw(
+        &mut bad,
+        channel::RELIABLE_ORDERED,
+        protocol::encode(&ClientMessage::Sealed(tampered)).unwrap(),
+    );
+    // A valid envelope, sent twice: the copy is a replay.
+    let genuine = bad
+        .world_mut()
+        .resource_mut::<ClientNet>()
+        .seal_raw(&plain)
+        .unwrap();
+    let bytes = protocol::encode(&ClientMessage::Sealed(genuine)).unwrap();
+    send_raw(&mut bad, channel::RELIABLE_ORDERED, bytes.clone());
+    send_raw(&mut bad, channel::RELIABLE_ORDERED, bytes);
+
+    let t = good.world().resource::<Time<Real>>().elapsed();
+    let id = good.world_mut().resource_mut::<ClientNet>().call(
+        ClientRequest::Echo {
+            payload: b"still here".to_vec(),
+        },
+        t,
+    );
+    let mut signals = Vec::new();
+    let mut answers = Vec::new();
+    pump_until(
+        &mut [&mut server, &mut bad, &mut good],
+        300,
+        "signals and the good answer",
+        |a| {
+            signals.extend(harness::drain::<SecuritySignalRaised>(a[0]));
+            answers.extend(harness::drain::<RpcCompleted>(a[2]));
+            signals.len() >= 4 && !answers.is_empty()
+        },
+    );
+    let kinds: Vec<SignalKind> = signals.iter().map(|s| s.0.kind).collect();
+    for k in [
+        SignalKind::Undecodable,
+        SignalKind::Oversized,
+        SignalKind::Tampered,
+        SignalKind::Replayed,
+    ] {
+        assert!(kinds.contains(&k), "{k:?} missing from {kinds:?}");
+    }
+    assert!(
+        signals.iter().all(|s| s.0.client == 66),
+        "only the bad client is blamed"
+    );
+    let stats = &server.world().resource::<ServerNet>().stats;
+    assert_eq!(stats.total.rejected, 4);
+    assert_eq!(stats.peers[&66].rejected, 4);
+    assert_eq!(stats.peers[&7].rejected, 0);
+    assert_eq!(answers[0].id, id);
+    assert_eq!(
+        answers[0].result,
+        Ok(ServerResponse::Echo {
+            payload: b"still here".to_vec()
+        })
+    );
+    // The genuine envelope itself was served once.
+    assert_eq!(
+        sessions(&server),
+        2,
+        "nobody was disconnected by the transport"
+    );
+}
+
+#[test]
+fn leaving_and_kicks_end_sessions_with_a_message() {
+    let data = Scratch::new("tp-leave");
+    let mut server = harness::server(&data, &[]);
+    let mut leaver = connect(&mut server, &data, 1, "Leaver");
+    let mut kicked = connect(&mut server, &data, 2, "Kicked");
+    harness::drain::<SessionEnded>(&mut server);
+
+    leaver
+        .world_mut()
+        .resource_mut::<bloxquarium::shutdown::Shutdown>()
+        .request(bloxquarium::shutdown::ShutdownReason::Requested(
+            "test".into(),
+        ));
+    server
+        .world_mut()
+        .resource_mut::<ServerNet>()
+        .kick(2, "too many fish");
+    let mut ended = Vec::new();
+    pump_until(
+        &mut [&mut server, &mut leaver, &mut kicked],
+        300,
+        "both sessions end",
+        |a| {
+            ended.extend(harness::drain::<SessionEnded>(a[0]));
+            ended.len() == 2 && matches!(state(a[2]), ConnectionState::Disconnected { .. })
+        },
+    );
+    let mut players: Vec<u64> = ended.iter().map(|e| e.player_id).collect();
+    players.sort();
+    assert_eq!(players, vec![1, 2]);
+    assert_eq!(sessions(&server), 0);
+    match state(&kicked) {
+        ConnectionState::Disconnected { reason } => {
+            assert!(reason.contains("too many fish"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn max_clients_is_enforced() {
+    let data = Scratch::new("tp-max");
+    let mut server = harness::server(&data, &["--max-clients", "1"]);
+    let _first = connect(&mut server, &data, 1, "First");
+    let token = harness::issue(&server, 2, "Second");
+    let mut second = harness::client(&data, harness::server_addr(&server), &token);
+    pump_until(
+        &mut [&mut server, &mut second],
+        CONNECT_FRAMES,
+        "second is refused",
+        |a| matches!(state(a[1]), ConnectionState::Disconnected { .. }),
+    );
+    match state(&second) {
+        ConnectionState::Disconnected { reason } => assert!(reason.contains("full"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    pump(&mut [&mut server], 2);
+    assert_eq!(sessions(&server), 1);
+}
+
+#[test]
+fn server_refuses_a_key_file_others_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let data = Scratch::new("tp-key");
+    drop(harness::server(&data, &[]));
+    let key = bloxquarium::transport::keys::key_path(&data.0);
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let cli = harness::cli(&["--data", data.path(), "server", "--bind", "127.0.0.1:0"]);
+    let bloxquarium::cli::Command::Server(args) = cli.mode() else {
+        unreachable!()
+    };
+    match bloxquarium::server_app(&cli.global, &args, ProcessOptions::EMBEDDED) {
+        Err(e) => assert!(e.to_string().contains("chmod 600"), "{e}"),
+        Ok(_) => panic!("a readable key must stop the server"),
+    }
+}
+
+#[test]
+fn binary_token_and_headless_client_exit_status() {
+    use std::process::Stdio;
+    let data = Scratch::new("tp-bin");
+    let port = {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap().port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = harness::bin()
+        .args([
+            "--data",
+            data.path(),
+            "--exit-after",
+            "20",
+            "server",
+            "--bind",
+            &addr,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The key exists once the server started.
+    let key = bloxquarium::transport::keys::key_path(&data.0);
+    let start = std::time::Instant::now();
+    while !key.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "server never created its key"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let token = data.0.join("t.bin");
+    let mut cmd = harness::bin();
+    cmd.args([
+        "--data",
+        data.path(),
+        "token",
+        "--player",
+        "5",
+        "--name",
+        "Bubbles",
+        "--server",
+        &addr,
+        "--out",
+    ])
+    .arg(&token);
+    let out = harness::output_within(cmd, Duration::from_secs(30));
+    assert!(out.status.success(), "{}", harness::text(&out));
+
+    let mut cmd = harness::bin();
+    cmd.args([
+        "--exit-after",
+        "2",
+        "client",
+        "--headless",
+        "--server",
+        &addr,
+        "--token",
+    ])
+    .arg(&token);
+    let out = harness::output_within(cmd, Duration::from_secs(60));
+    let log = harness::text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "connected client exits 0:\n{log}"
+    );
+    assert!(log.contains("connected as Bubbles"), "{log}");
+    let _ = server.kill();
+    let _ = server.wait();
+
+    // Nobody listening: not connected when the time runs out, exit 1.
+    let mut cmd = harness::bin();
+    cmd.args([
+        "--exit-after",
+        "1",
+        "client",
+        "--headless",
+        "--server",
+        &addr,
+        "--token",
+    ])
+    .arg(&token);
+    let out = harness::output_within(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(1), "{}", harness::text(&out));
+}
+
+#[test]
+fn binary_client_without_token_says_how_to_get_one() {
+    let mut cmd = harness::bin();
+    cmd.args(["client", "--headless"]);
+    let out = harness::output_within(cmd, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--token") && err.contains("bloxquarium token"),
+        "{err}"
+    );
+}
