@@ -274,7 +274,8 @@ fn step(b: &mut Bot, dt: Duration, now: Duration, errors: &mut u64, latency: &mu
                 | ClientNotice::Kicked { .. } => *errors += 1,
                 ClientNotice::Rpc { .. }
                 | ClientNotice::SealedRpc { .. }
-                | ClientNotice::Event(_) => {}
+                | ClientNotice::Event(_)
+                | ClientNotice::Signed { .. } => {}
             }
         }
         // Round trips measured by the core since the last step.

@@ -154,6 +154,16 @@ pub enum ServerMessage {
     },
     /// A sensitive message ([`SealedServerMessage`]) in an envelope.
     Sealed(Sealed),
+    /// A server-signed blob (asset manifest, config snapshot) with its detached HMAC-SHA256
+    /// signature under the session's signing key; the client verifies before use.
+    Signed {
+        /// What the blob is ("manifest", "config"); part of the signed data.
+        purpose: String,
+        /// The blob.
+        blob: Vec<u8>,
+        /// HMAC-SHA256 over purpose and blob.
+        signature: [u8; 32],
+    },
     /// The server is ending the session; the client shows the reason.
     Kicked {
         /// Why.
@@ -293,6 +303,7 @@ impl Channeled for ServerMessage {
             ServerMessage::Event(_) => "event",
             ServerMessage::Response { .. } => "response",
             ServerMessage::Sealed(_) => "sealed",
+            ServerMessage::Signed { .. } => "signed",
             ServerMessage::Kicked { .. } => "kicked",
         }
     }

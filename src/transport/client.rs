@@ -41,6 +41,13 @@ pub enum ClientNotice {
         /// Its result.
         result: Result<SealedResponse, RemoteError>,
     },
+    /// A server-signed blob whose signature verified.
+    Signed {
+        /// What it is.
+        purpose: String,
+        /// The blob.
+        blob: Vec<u8>,
+    },
     /// The server ended the session.
     Kicked {
         /// Why.
@@ -251,6 +258,20 @@ impl ClientCore {
                     Err(e) => self.refuse(format!("inside envelope: {e}")),
                 }
             }
+            ServerMessage::Signed {
+                purpose,
+                blob,
+                signature,
+            } => {
+                let Some(crypto) = self.crypto.as_ref() else {
+                    return self.refuse("signed blob before the session started".into());
+                };
+                if crypto.signer.verify(&purpose, &blob, &signature) {
+                    Some(ClientNotice::Signed { purpose, blob })
+                } else {
+                    self.refuse(format!("bad signature on the {purpose:?} blob"))
+                }
+            }
             ServerMessage::Kicked { reason } => {
                 self.kicked = Some(reason.clone());
                 Some(ClientNotice::Kicked { reason })
@@ -356,6 +377,64 @@ impl ClientCore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn welcomed() -> (ClientCore, super::super::envelope::Signer) {
+        let m = SessionMaterial([4; 32]);
+        let mut c = ClientCore::new(m.clone(), Duration::from_secs(30), 100);
+        let welcome = protocol::encode(&ServerMessage::Welcome {
+            session_id: 5,
+            protocol_version: protocol::PROTOCOL_VERSION,
+            display_name: "x".into(),
+        })
+        .unwrap();
+        assert!(matches!(
+            c.handle_bytes(&welcome, Duration::ZERO),
+            Some(ClientNotice::Welcomed { .. })
+        ));
+        (c, super::super::envelope::Signer::new(&m))
+    }
+
+    #[test]
+    fn signed_blobs_are_verified() {
+        let (mut c, signer) = welcomed();
+        let good = ServerMessage::Signed {
+            purpose: "manifest".into(),
+            blob: b"assets".to_vec(),
+            signature: signer.sign("manifest", b"assets"),
+        };
+        assert!(matches!(
+            c.handle_bytes(&protocol::encode(&good).unwrap(), Duration::ZERO),
+            Some(ClientNotice::Signed { .. })
+        ));
+        let forged = ServerMessage::Signed {
+            purpose: "manifest".into(),
+            blob: b"assets!".to_vec(),
+            signature: signer.sign("manifest", b"assets"),
+        };
+        assert!(matches!(
+            c.handle_bytes(&protocol::encode(&forged).unwrap(), Duration::ZERO),
+            Some(ClientNotice::Refused { .. })
+        ));
+        assert_eq!(c.stats.total.rejected, 1);
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        let (mut c, _) = welcomed();
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for round in 0..20_000usize {
+            let len = round % 97;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            let _ = c.handle_bytes(&bytes, Duration::ZERO);
+        }
+    }
 
     #[test]
     fn calls_time_out_and_late_answers_are_ignored() {

@@ -180,6 +180,15 @@ pub struct SecuritySignalRaised(pub SecuritySignal);
 #[derive(Message, Debug, Clone)]
 pub struct ServerEventReceived(pub GameServerEvent);
 
+/// A server-signed blob whose signature the client verified.
+#[derive(Message, Debug, Clone)]
+pub struct SignedBlobReceived {
+    /// What it is ("manifest", "config").
+    pub purpose: String,
+    /// The blob.
+    pub blob: Vec<u8>,
+}
+
 /// A remote function finished (answer, rejection, timeout or disconnect).
 #[derive(Message, Debug, Clone)]
 pub struct RpcCompleted {
@@ -581,6 +590,7 @@ impl Plugin for TransportClientPlugin {
             app.init_resource::<TransportSettings>();
         }
         app.add_message::<ServerEventReceived>()
+            .add_message::<SignedBlobReceived>()
             .add_message::<RpcCompleted>()
             .add_message::<SealedRpcCompleted>()
             .configure_sets(PreUpdate, TransportSystems::Receive.after(RenetReceive))
@@ -620,6 +630,7 @@ fn client_receive(
     mut events: MessageWriter<ServerEventReceived>,
     mut rpcs: MessageWriter<RpcCompleted>,
     mut sealed: MessageWriter<SealedRpcCompleted>,
+    mut signed: MessageWriter<SignedBlobReceived>,
 ) {
     let (Some(mut net), Some(mut client), Some(transport)) = (net, client, transport) else {
         return;
@@ -628,9 +639,6 @@ fn client_receive(
     let mut notices = Vec::new();
     if client.is_connected() {
         notices.extend(net.receive(&mut client, t));
-        if *state == ConnectionState::Connecting && net.session().is_none() {
-            // Connected at the netcode level; waiting for Welcome.
-        }
     }
     if transport.disconnect_reason().is_some() || client.is_disconnected() {
         if !matches!(*state, ConnectionState::Disconnected { .. }) {
@@ -662,6 +670,9 @@ fn client_receive(
             }
             ClientNotice::SealedRpc { id, result } => {
                 sealed.write(SealedRpcCompleted { id, result });
+            }
+            ClientNotice::Signed { purpose, blob } => {
+                signed.write(SignedBlobReceived { purpose, blob });
             }
             ClientNotice::Kicked { reason } => warn!("kicked by the server: {reason}"),
             ClientNotice::Refused { .. } => {}

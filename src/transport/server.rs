@@ -111,6 +111,7 @@ struct Outgoing {
 enum OutgoingBody {
     Plain(ServerMessage),
     Sealed(SealedServerMessage),
+    Signed { purpose: String, blob: Vec<u8> },
 }
 
 /// The server's network service.
@@ -427,6 +428,17 @@ impl ServerCore {
         });
     }
 
+    /// Sends a blob signed with the client's session signing key (the client verifies it).
+    pub fn send_signed(&mut self, client: u64, purpose: &str, blob: Vec<u8>) {
+        self.outbox.push(Outgoing {
+            client: Some(client),
+            message: OutgoingBody::Signed {
+                purpose: purpose.to_string(),
+                blob,
+            },
+        });
+    }
+
     /// Ends a session with a reason the client shows.
     pub fn kick(&mut self, client: u64, reason: &str) {
         if self.kicks.iter().any(|(c, _)| *c == client) {
@@ -480,6 +492,16 @@ impl ServerCore {
                                 self.stats.total.dropped += 1;
                                 continue;
                             }
+                        }
+                    }
+                    OutgoingBody::Signed { purpose, blob } => {
+                        let Some(session) = self.sessions.get(&client) else {
+                            continue;
+                        };
+                        ServerMessage::Signed {
+                            purpose: purpose.clone(),
+                            signature: session.sign(purpose, blob),
+                            blob: blob.clone(),
                         }
                     }
                 };
@@ -588,6 +610,25 @@ mod tests {
             ]
         );
         assert_eq!(core.stats.total.rejected, 3);
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        let (mut core, _) = core_with_client();
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for round in 0..20_000usize {
+            let len = round % 131;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            let _ = core.handle_bytes(5, (round % 3) as u8, &bytes, Duration::ZERO);
+        }
+        assert!(core.stats.total.rejected > 0);
     }
 
     #[test]

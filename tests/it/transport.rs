@@ -234,6 +234,30 @@ fn remote_functions_round_trip_plain_and_sealed() {
 }
 
 #[test]
+fn signed_blobs_reach_the_client_verified() {
+    let data = Scratch::new("tp-signed");
+    let mut server = harness::server(&data, &[]);
+    let mut client = connect(&mut server, &data, 3, "C");
+    server.world_mut().resource_mut::<ServerNet>().send_signed(
+        3,
+        "manifest",
+        b"Models/Aquariums/Aquarium_Lv1".to_vec(),
+    );
+    let mut got = Vec::new();
+    pump_until(
+        &mut [&mut server, &mut client],
+        200,
+        "signed blob arrives",
+        |a| {
+            got.extend(harness::drain::<bloxquarium::transport::SignedBlobReceived>(a[1]));
+            !got.is_empty()
+        },
+    );
+    assert_eq!(got[0].purpose, "manifest");
+    assert_eq!(got[0].blob, b"Models/Aquariums/Aquarium_Lv1");
+}
+
+#[test]
 fn a_remote_function_times_out_when_the_server_is_silent() {
     let data = Scratch::new("tp-timeout");
     let mut server = harness::server(&data, &[]);
