@@ -12,11 +12,11 @@ use bevy::state::app::StatesPlugin;
 
 use crate::cli::{Cli, ClientArgs, Command, GlobalArgs, PlayArgs, ScreenshotArgs, ServerArgs};
 use crate::client::ClientCorePlugin;
-use crate::server::ServerCorePlugin;
+use crate::server::{ServerCorePlugin, ServerSettings};
 use crate::shutdown::ShutdownPlugin;
 use crate::transport::{
-    ClientCore, ClientCredentials, ClientNet, IssuedToken, ServerTokens, TransportClientPlugin,
-    TransportError, TransportServerPlugin, TransportSettings,
+    ClientCore, ClientCredentials, ClientNet, IssuedToken, ServerCore, ServerNet, ServerTokens,
+    TransportClientPlugin, TransportError, TransportServerPlugin, TransportSettings,
 };
 
 /// Frame rate of a headless client's loop.
@@ -104,6 +104,12 @@ pub enum StartError {
     /// The network transport could not start (key, socket, token).
     #[error("{0}")]
     Transport(#[from] TransportError),
+    /// The configuration is invalid (exit status 2).
+    #[error("{0}")]
+    Config(#[from] crate::config::LoadError),
+    /// A setting could not be read from the configuration.
+    #[error("{0}")]
+    ConfigKey(#[from] crate::config::ConfigError),
     /// A client was started without a way to authenticate.
     #[error(
         "client needs --token FILE (make one on the server with `bloxquarium token --player ID --name NAME --out FILE`), or --insecure-dev against an insecure server"
@@ -117,6 +123,16 @@ pub enum StartError {
         "this binary was built without the `client` feature: only `server` and `--headless` clients are available"
     )]
     NoClientFeature,
+}
+
+impl StartError {
+    /// The process exit status for this error: 2 for invalid configuration, else 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StartError::Config(_) => 2,
+            _ => 1,
+        }
+    }
 }
 
 /// Protocol, configuration core, health core and the shutdown phase: in every mode.
@@ -155,15 +171,18 @@ impl Plugin for CorePlugin {
 
 /// The authoritative half: simulation, sessions, persistence.
 pub struct ServerPlugins {
-    /// `server` / `play` flags.
-    pub args: ServerArgs,
+    /// Resolved server settings.
+    pub settings: ServerSettings,
 }
 
 impl PluginGroup for ServerPlugins {
     fn build(self) -> PluginGroupBuilder {
         PluginGroupBuilder::start::<Self>()
-            .add(ServerCorePlugin { args: self.args })
+            .add(ServerCorePlugin {
+                settings: self.settings,
+            })
             .add(TransportServerPlugin)
+            .add(crate::config::ConfigServerPlugin)
     }
 }
 
@@ -180,6 +199,7 @@ impl PluginGroup for ClientPlugins {
                 server: self.server,
             })
             .add(TransportClientPlugin)
+            .add(crate::config::ConfigClientPlugin)
     }
 }
 
@@ -282,24 +302,37 @@ fn windowed_base(app: &mut App, global: &GlobalArgs, title: &str, process: Proce
     app.add_plugins(plugins);
 }
 
-/// Opens the server's socket (and key) and puts the transport resources into the App. Returns the
-/// address actually bound and the token issuer.
-fn install_server_transport(
+/// Loads the server's config (refusing an invalid one), opens its socket and key, and puts the
+/// config and transport resources into the App. Returns the resolved server settings and the
+/// token issuer (`None` with `--insecure-dev`).
+fn install_server(
     app: &mut App,
     global: &GlobalArgs,
-    args: &mut ServerArgs,
-) -> Result<Option<crate::transport::TokenIssuer>, StartError> {
-    let settings = TransportSettings::default();
+    args: &ServerArgs,
+) -> Result<(ServerSettings, Option<crate::transport::TokenIssuer>), StartError> {
     let paths = Paths::from_args(global);
+    let config = crate::config::load_server(&paths.config)?;
+    let settings = TransportSettings::from_config(&config)?;
+    let max_clients = match args.max_clients {
+        Some(n) => n,
+        None => config.get::<u32>("network.maxConcurrentConnections")?,
+    };
     let opened = crate::transport::open_server(
         args.bind,
-        args.max_clients as usize,
+        max_clients as usize,
         &paths.data,
         args.insecure_dev,
         &settings,
     )?;
-    args.bind = opened.local_addr;
-    app.insert_resource(settings)
+    let server_settings = ServerSettings {
+        bind: opened.local_addr,
+        tick_hz: args.tick_hz,
+        max_clients,
+    };
+    app.insert_resource(ServerNet(ServerCore::new(settings.rekey_after)))
+        .insert_resource(settings)
+        .insert_resource(config)
+        .insert_resource(crate::config::ConfigSource::new(paths.config.clone()))
         .insert_resource(opened.server)
         .insert_resource(opened.transport);
     if args.insecure_dev {
@@ -308,22 +341,28 @@ fn install_server_transport(
     if let Some(issuer) = &opened.issuer {
         app.insert_resource(ServerTokens(issuer.clone()));
     }
-    Ok(opened.issuer)
+    Ok((server_settings, opened.issuer))
 }
 
-/// Opens the client's socket towards `server` and puts the transport resources into the App.
-fn install_client_transport(
+/// Loads the client's config (schema and the player's preferences), opens its socket towards
+/// `server`, and puts the config and transport resources into the App.
+fn install_client(
     app: &mut App,
+    global: &GlobalArgs,
     server: std::net::SocketAddr,
     credentials: ClientCredentials,
 ) -> Result<(), StartError> {
-    let settings = TransportSettings::default();
+    let paths = Paths::from_args(global);
+    let preferences = paths.data.join("preferences.ron");
+    let config = crate::config::load_client(&paths.config, &preferences)?;
     let opened = crate::transport::open_client(server, credentials)?;
     app.insert_resource(ClientNet(ClientCore::new(
         opened.material,
-        settings.message_timeout,
-        settings.rekey_after,
+        config.get("network.messageTimeout")?,
+        config.get("network.rekeyAfter")?,
     )))
+    .insert_resource(config)
+    .insert_resource(crate::config::PreferencesFile(preferences))
     .insert_resource(opened.client)
     .insert_resource(opened.transport);
     Ok(())
@@ -338,10 +377,9 @@ pub fn server_app(
 ) -> Result<App, StartError> {
     let mut app = App::new();
     headless_base(&mut app, global, f64::from(args.tick_hz), process);
-    let mut args = args.clone();
-    install_server_transport(&mut app, global, &mut args)?;
+    let (settings, _) = install_server(&mut app, global, args)?;
     app.add_plugins(shared(RunMode::Server, global, process))
-        .add_plugins(ServerPlugins { args });
+        .add_plugins(ServerPlugins { settings });
     Ok(app)
 }
 
@@ -369,7 +407,7 @@ pub fn client_app(
     } else {
         windowed(&mut app, global, "Bloxquarium", process, &args.screenshot)?;
     }
-    install_client_transport(&mut app, args.server, credentials)?;
+    install_client(&mut app, global, args.server, credentials)?;
     app.add_plugins(shared(RunMode::Client, global, process))
         .add_plugins(ClientPlugins {
             server: args.server,
@@ -393,9 +431,8 @@ pub fn play_app(
     } else {
         windowed(&mut app, global, "Bloxquarium", process, &args.screenshot)?;
     }
-    let mut server_args = args.server.clone();
-    let issuer = install_server_transport(&mut app, global, &mut server_args)?;
-    let mut target = server_args.bind;
+    let (settings, issuer) = install_server(&mut app, global, &args.server)?;
+    let mut target = settings.bind;
     if target.ip().is_unspecified() {
         target.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
@@ -410,9 +447,9 @@ pub fn play_app(
             display_name: "Player".to_string(),
         },
     };
-    install_client_transport(&mut app, target, credentials)?;
+    install_client(&mut app, global, target, credentials)?;
     app.add_plugins(shared(RunMode::Play, global, process))
-        .add_plugins(ServerPlugins { args: server_args })
+        .add_plugins(ServerPlugins { settings })
         .add_plugins(ClientPlugins { server: target });
     Ok(app)
 }
@@ -449,7 +486,8 @@ fn write_token(global: &GlobalArgs, args: &crate::cli::TokenArgs) -> Result<Stri
     let paths = Paths::from_args(global);
     let key = crate::transport::keys::load(&crate::transport::keys::key_path(&paths.data))
         .map_err(TransportError::from)?;
-    let settings = TransportSettings::default();
+    let config = crate::config::load_server(&paths.config)?;
+    let settings = TransportSettings::from_config(&config)?;
     let mut issuer =
         crate::transport::TokenIssuer::new(key, crate::protocol::PROTOCOL_ID, vec![args.server]);
     issuer.expire_secs = settings.token_expire_secs;

@@ -15,8 +15,6 @@ use crate::protocol::PROTOCOL_VERSION;
 pub const DEFAULT_BIND: &str = "127.0.0.1:5000";
 /// Default server tick rate in Hz.
 pub const DEFAULT_TICK_HZ: u32 = 30;
-/// The seed's `maxConcurrentConnections`.
-pub const DEFAULT_MAX_CLIENTS: u32 = 100;
 /// renetcode's hard cap on clients per server.
 pub const MAX_CLIENTS_LIMIT: u32 = 1024;
 
@@ -134,10 +132,10 @@ pub struct ServerArgs {
     #[arg(long, value_name = "N", env = "BLOXQUARIUM_TICK_HZ", default_value_t = DEFAULT_TICK_HZ,
           value_parser = clap::value_parser!(u32).range(1..=1000), allow_negative_numbers = true)]
     pub tick_hz: u32,
-    /// Most clients connected at once.
-    #[arg(long, value_name = "N", env = "BLOXQUARIUM_MAX_CLIENTS", default_value_t = DEFAULT_MAX_CLIENTS,
+    /// Most clients connected at once [default: config `network.maxConcurrentConnections`].
+    #[arg(long, value_name = "N", env = "BLOXQUARIUM_MAX_CLIENTS",
           value_parser = clap::value_parser!(u32).range(1..=MAX_CLIENTS_LIMIT as i64), allow_negative_numbers = true)]
-    pub max_clients: u32,
+    pub max_clients: Option<u32>,
     /// Accept clients without token authentication. Development only; logs a warning at start.
     #[arg(long, env = "BLOXQUARIUM_INSECURE_DEV")]
     pub insecure_dev: bool,
@@ -150,7 +148,7 @@ impl Default for ServerArgs {
                 .parse()
                 .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 5000))),
             tick_hz: DEFAULT_TICK_HZ,
-            max_clients: DEFAULT_MAX_CLIENTS,
+            max_clients: None,
             insecure_dev: false,
         }
     }

@@ -68,7 +68,8 @@ struct Bot {
 pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
     let paths = Paths::from_args(global);
     let key = keys::load(&keys::key_path(&paths.data)).map_err(|e| e.to_string())?;
-    let settings = TransportSettings::default();
+    let config = crate::config::load_server(&paths.config).map_err(|e| e.to_string())?;
+    let settings = TransportSettings::from_config(&config).map_err(|e| e.to_string())?;
     let issuer = TokenIssuer::new(key, PROTOCOL_ID, vec![args.server]);
     let start = Instant::now();
     let mut bots = Vec::with_capacity(args.clients as usize);

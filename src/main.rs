@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("bloxquarium: {e}");
-            ExitCode::from(1)
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -46,6 +46,58 @@ pub type SessionId = u128;
 /// Identifier of one remote function call, unique per client connection.
 pub type RequestId = u64;
 
+/// A configuration value as it travels (and as the config store holds it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ConfigValue {
+    /// `bool`.
+    Bool(bool),
+    /// Integers.
+    Int(i64),
+    /// Floats, and durations in seconds.
+    Float(f64),
+    /// Strings and enum names.
+    Text(String),
+    /// Lists.
+    List(Vec<ConfigValue>),
+}
+
+impl std::fmt::Display for ConfigValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigValue::Bool(b) => write!(f, "{b}"),
+            ConfigValue::Int(i) => write!(f, "{i}"),
+            ConfigValue::Float(x) => write!(f, "{x}"),
+            ConfigValue::Text(s) => write!(f, "{s:?}"),
+            ConfigValue::List(items) => {
+                f.write_str("[")?;
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{v}")?;
+                }
+                f.write_str("]")
+            }
+        }
+    }
+}
+
+/// Client-visible configuration: the ClientSafe and Shared values (never a ServerOnly one).
+/// Travels as a signed blob with purpose [`CONFIG_SNAPSHOT`] at join, then as deltas with purpose
+/// [`CONFIG_DELTA`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigSnapshot {
+    /// The server's config version.
+    pub version: u64,
+    /// Path and value of every replicated key (a delta: only the changed ones).
+    pub values: Vec<(String, ConfigValue)>,
+}
+
+/// Signed-blob purpose of a full config snapshot.
+pub const CONFIG_SNAPSHOT: &str = "config";
+/// Signed-blob purpose of a config delta.
+pub const CONFIG_DELTA: &str = "config-delta";
+
 /// An AES-256-GCM envelope as it travels (see `transport::envelope`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sealed {
@@ -100,6 +152,13 @@ pub enum ClientRequest {
     Echo {
         /// At most [`MAX_ECHO_BYTES`].
         payload: Vec<u8>,
+    },
+    /// Ask to change a Shared configuration value (needs `config.write.shared`).
+    SetConfig {
+        /// Dotted key path.
+        path: String,
+        /// The new value.
+        value: ConfigValue,
     },
     /// The server's own figures (tick time, memory, clients); tick percentiles over the most
     /// recent `recent_ticks` ticks (0: all kept).
@@ -198,6 +257,11 @@ pub enum ServerResponse {
     },
     /// The server's figures.
     ServerStats(ServerStatsReport),
+    /// A config change was applied; the new version.
+    ConfigSet {
+        /// Config version after the change.
+        version: u64,
+    },
 }
 
 /// The server's own figures, for the load test and operators.
@@ -284,6 +348,10 @@ impl Channeled for ClientMessage {
                 body: ClientRequest::ServerStats { .. },
                 ..
             } => "server_stats",
+            ClientMessage::Request {
+                body: ClientRequest::SetConfig { .. },
+                ..
+            } => "set_config",
             ClientMessage::Sealed(_) => "sealed",
         }
     }
@@ -367,6 +435,10 @@ pub fn validate_client_message(msg: &ClientMessage) -> Result<(), String> {
         } if payload.len() > MAX_ECHO_BYTES => {
             Err(format!("echo payload over {MAX_ECHO_BYTES} bytes"))
         }
+        ClientMessage::Request {
+            body: ClientRequest::SetConfig { path, .. },
+            ..
+        } if path.len() > 128 => Err("config key path over 128 bytes".into()),
         _ => Ok(()),
     }
 }

@@ -5,8 +5,6 @@ use std::time::Duration;
 
 use bevy::prelude::*;
 
-use crate::cli::ServerArgs;
-
 /// The server's start-up settings, from the command line.
 #[derive(Resource, Debug, Clone, PartialEq, Eq)]
 pub struct ServerSettings {
@@ -27,18 +25,14 @@ impl ServerSettings {
 
 /// Inserts [`ServerSettings`] and announces the server.
 pub struct ServerCorePlugin {
-    /// `server` / `play` flags.
-    pub args: ServerArgs,
+    /// Resolved settings.
+    pub settings: ServerSettings,
 }
 
 impl Plugin for ServerCorePlugin {
     fn build(&self, app: &mut App) {
-        app.insert_resource(ServerSettings {
-            bind: self.args.bind,
-            tick_hz: self.args.tick_hz,
-            max_clients: self.args.max_clients,
-        })
-        .add_systems(Startup, announce);
+        app.insert_resource(self.settings.clone())
+            .add_systems(Startup, announce);
     }
 }
 

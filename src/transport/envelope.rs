@@ -24,8 +24,6 @@ use sha2::Sha256;
 use crate::protocol::{Sealed, SessionId};
 
 const SALT: &[u8] = b"bloxquarium/envelope/v1";
-/// Default number of messages after which a direction rekeys.
-pub const DEFAULT_REKEY_AFTER: u64 = 1 << 20;
 /// Width of the replay window below the highest counter.
 const WINDOW: u64 = 64;
 
@@ -411,6 +409,8 @@ impl Signer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const DEFAULT_REKEY_AFTER: u64 = 1 << 20;
 
     fn pair(rekey: u64) -> (SessionCrypto, SessionCrypto) {
         let m = SessionMaterial([7; 32]);

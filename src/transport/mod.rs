@@ -44,8 +44,7 @@ use crate::protocol::{
 };
 use crate::shutdown::{OnShutdown, Shutdown, ShutdownSystems};
 
-/// Transport settings. The config issue moves these into `network.*`; these are the seed's
-/// defaults.
+/// Transport settings, read from the `network.*` config keys.
 #[derive(Resource, Debug, Clone)]
 pub struct TransportSettings {
     /// `network.messageTimeout`: how long a remote function may take.
@@ -58,14 +57,19 @@ pub struct TransportSettings {
     pub token_timeout_secs: i32,
 }
 
-impl Default for TransportSettings {
-    fn default() -> Self {
-        Self {
-            message_timeout: Duration::from_secs(30),
-            rekey_after: envelope::DEFAULT_REKEY_AFTER,
-            token_expire_secs: 300,
-            token_timeout_secs: 15,
-        }
+impl TransportSettings {
+    /// From `network.messageTimeout`, `network.rekeyAfter`, `network.tokenExpiry` and
+    /// `network.connectionTimeout`.
+    pub fn from_config(config: &crate::config::Config) -> Result<Self, crate::config::ConfigError> {
+        Ok(Self {
+            message_timeout: config.get("network.messageTimeout")?,
+            rekey_after: config.get("network.rekeyAfter")?,
+            token_expire_secs: config.get::<Duration>("network.tokenExpiry")?.as_secs(),
+            token_timeout_secs: config
+                .get::<Duration>("network.connectionTimeout")?
+                .as_secs()
+                .min(i32::MAX as u64) as i32,
+        })
     }
 }
 
@@ -383,14 +387,8 @@ impl Plugin for TransportServerPlugin {
         if !app.is_plugin_added::<RenetServerPlugin>() {
             app.add_plugins((RenetServerPlugin, NetcodeServerPlugin));
         }
-        let settings = app
-            .world()
-            .get_resource::<TransportSettings>()
-            .cloned()
-            .unwrap_or_default();
-        app.insert_resource(settings.clone())
-            .insert_resource(ServerNet(ServerCore::new(settings.rekey_after)))
-            .init_resource::<TickTimes>()
+        // The mode function inserted `TransportSettings`, `ServerNet` and the renet resources.
+        app.init_resource::<TickTimes>()
             .add_message::<ClientEventReceived>()
             .add_message::<RequestReceived>()
             .add_message::<SealedRequestReceived>()
@@ -528,6 +526,8 @@ fn answer_builtin_requests(
             ClientRequest::Echo { payload } => Ok(ServerResponse::Echo {
                 payload: payload.clone(),
             }),
+            // Answered by the config plugin.
+            ClientRequest::SetConfig { .. } => continue,
             ClientRequest::ServerStats { recent_ticks } => {
                 Ok(ServerResponse::ServerStats(ServerStatsReport {
                     clients: net.session_count() as u32,
@@ -585,9 +585,6 @@ impl Plugin for TransportClientPlugin {
     fn build(&self, app: &mut App) {
         if !app.is_plugin_added::<RenetClientPlugin>() {
             app.add_plugins((RenetClientPlugin, NetcodeClientPlugin));
-        }
-        if !app.world().contains_resource::<TransportSettings>() {
-            app.init_resource::<TransportSettings>();
         }
         app.add_message::<ServerEventReceived>()
             .add_message::<SignedBlobReceived>()

@@ -123,6 +123,8 @@ pub struct ServerCore {
     kicks: Vec<(u64, u8)>,
     signals: Vec<SecuritySignal>,
     rekey_after: u64,
+    /// Every encoded message handed to renet, when capturing (audits and the tier wire test).
+    capture: Option<Vec<u8>>,
     /// Statistics.
     pub stats: NetworkStats,
 }
@@ -142,6 +144,7 @@ impl ServerCore {
             kicks: Vec::new(),
             signals: Vec::new(),
             rekey_after,
+            capture: None,
             stats: NetworkStats::default(),
         }
     }
@@ -454,6 +457,16 @@ impl ServerCore {
         self.kicks.push((client, KICK_GRACE_FRAMES));
     }
 
+    /// Starts recording every encoded message sent (before netcode's packet encryption).
+    pub fn start_capture(&mut self) {
+        self.capture = Some(Vec::new());
+    }
+
+    /// Stops recording and returns what was sent.
+    pub fn take_capture(&mut self) -> Vec<u8> {
+        self.capture.take().unwrap_or_default()
+    }
+
     /// True while kicked clients are still being disconnected.
     pub fn kicks_pending(&self) -> bool {
         !self.kicks.is_empty()
@@ -531,6 +544,9 @@ impl ServerCore {
                 if server.is_connected(client)
                     && server.can_send_message(client, ch, bytes.len()) =>
             {
+                if let Some(capture) = self.capture.as_mut() {
+                    capture.extend_from_slice(&bytes);
+                }
                 server.send_message(client, ch, bytes);
                 true
             }

@@ -219,7 +219,7 @@ fn no_subcommand_means_play_with_defaults() {
     match cli.mode() {
         bloxquarium::cli::Command::Play(p) => {
             assert_eq!(p.server.bind.to_string(), "127.0.0.1:5000");
-            assert_eq!((p.server.tick_hz, p.server.max_clients), (30, 100));
+            assert_eq!((p.server.tick_hz, p.server.max_clients), (30, None));
             assert!(!p.headless);
         }
         other => panic!("expected play, got {other:?}"),

@@ -250,11 +250,11 @@ fn signed_blobs_reach_the_client_verified() {
         "signed blob arrives",
         |a| {
             got.extend(harness::drain::<bloxquarium::transport::SignedBlobReceived>(a[1]));
-            !got.is_empty()
+            got.iter().any(|b| b.purpose == "manifest")
         },
     );
-    assert_eq!(got[0].purpose, "manifest");
-    assert_eq!(got[0].blob, b"Models/Aquariums/Aquarium_Lv1");
+    let manifest = got.iter().find(|b| b.purpose == "manifest").unwrap();
+    assert_eq!(manifest.blob, b"Models/Aquariums/Aquarium_Lv1");
 }
 
 #[test]

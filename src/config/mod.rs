@@ -1,0 +1,498 @@
+//! Configuration tiers (the seed's ConfigManager, ConfigBridge and ClientConfigBridge).
+//!
+//! The schema (`config/schema.ron`) gives every key a tier: ClientSafe, ServerOnly or Shared.
+//! The server holds the [`Config`] resource (every tier), loaded from the layers in
+//! [`load`], hot-reloaded by polling the config dir every `config.reloadPollInterval`, and
+//! replicates the ClientSafe and Shared values to each client as a signed snapshot at join, then
+//! as signed deltas. A client holds [`ClientConfig`]: the same API over its cache, where a
+//! ServerOnly key is an error; its ClientSafe values are also the player's own preferences, kept
+//! in `<data>/preferences.ron` and applied live.
+
+pub mod load;
+pub mod schema;
+pub mod store;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bevy::prelude::*;
+
+pub use load::{LoadError, LoadProblem, Loaded};
+pub use schema::{Key, KeySpec, Schema, Tier, ValueType};
+pub use store::{Change, Config, ConfigError, ConfigStats, FromConfig, Side, ValidationReport};
+
+use crate::protocol::{self, ClientRequest, ConfigSnapshot, ConfigValue, RemoteError};
+use crate::transport::{RequestReceived, ServerNet, SessionStarted, SignedBlobReceived};
+
+/// A client's config: the same API as [`Config`], over the values the server replicated plus the
+/// player's own ClientSafe preferences.
+#[derive(Resource, Deref, DerefMut, Debug, Clone)]
+pub struct ClientConfig(pub Config);
+
+/// A key's effective value changed. Subscribe by reading these and filtering with
+/// [`ConfigChanged::under`] for a key or a prefix.
+#[derive(Message, Debug, Clone, PartialEq)]
+pub struct ConfigChanged {
+    /// Config version after the change.
+    pub version: u64,
+    /// The key.
+    pub path: String,
+    /// Before.
+    pub old: ConfigValue,
+    /// After.
+    pub new: ConfigValue,
+    /// Who changed it.
+    pub actor: String,
+    /// Which store changed: the server's or the client's.
+    pub side: Side,
+}
+
+impl ConfigChanged {
+    /// True if the key is `prefix` or lies under it (`"graphics"` matches `graphics.fpsCap`).
+    pub fn under(&self, prefix: &str) -> bool {
+        self.path == prefix
+            || (self.path.starts_with(prefix)
+                && self.path.as_bytes().get(prefix.len()) == Some(&b'.'))
+    }
+}
+
+/// Loads the server's config from `dir` and the process environment; an invalid layer refuses.
+pub fn load_server(dir: &std::path::Path) -> Result<Config, LoadError> {
+    let loaded = load::load(dir, std::env::vars())?;
+    let mut config = Config::new(Arc::new(loaded.schema), Side::Server, loaded.values);
+    let report = config.validate_all();
+    if !report.ok() {
+        return Err(LoadError(
+            report
+                .failures
+                .into_iter()
+                .map(|(key, reason)| LoadProblem {
+                    file: "effective config".into(),
+                    key: Some(key),
+                    line: None,
+                    reason,
+                })
+                .collect(),
+        ));
+    }
+    Ok(config)
+}
+
+/// A client's config: the schema from `dir` (or the embedded one) and the player's preferences
+/// from `preferences` if the file exists. A damaged preferences file is reported and ignored
+/// (it is the player's own, not the operator's).
+pub fn load_client(
+    dir: &std::path::Path,
+    preferences: &std::path::Path,
+) -> Result<ClientConfig, LoadError> {
+    let schema = load::load_schema(dir)?;
+    let mut config = Config::new(Arc::new(schema), Side::Client, BTreeMap::new());
+    if let Ok(text) = std::fs::read_to_string(preferences) {
+        let mut problems = Vec::new();
+        let values = load::parse_layer(
+            config.schema(),
+            &preferences.display().to_string(),
+            &text,
+            &mut problems,
+        );
+        for (path, v) in values {
+            if let Err(e) = config.set(&path, v, "preferences", "loaded at start", Duration::ZERO) {
+                warn!("ignoring preference: {e}");
+            }
+        }
+        for p in problems {
+            warn!("ignoring preference: {p}");
+        }
+        config.take_changes();
+    }
+    Ok(ClientConfig(config))
+}
+
+/// Where the config lives and how often to poll it (server).
+#[derive(Resource, Debug, Clone)]
+pub struct ConfigSource {
+    /// The config dir.
+    pub dir: PathBuf,
+    fingerprint: Vec<(PathBuf, u64, Option<std::time::SystemTime>)>,
+    last_poll: Duration,
+    /// Reloads applied.
+    pub reloads: u64,
+    /// Reloads refused (the last good config stayed).
+    pub reload_failures: u64,
+}
+
+impl ConfigSource {
+    /// Watches `dir`.
+    pub fn new(dir: PathBuf) -> Self {
+        let fingerprint = load::fingerprint(&dir);
+        Self {
+            dir,
+            fingerprint,
+            last_poll: Duration::ZERO,
+            reloads: 0,
+            reload_failures: 0,
+        }
+    }
+}
+
+/// What a client has received from the server's config.
+#[derive(Resource, Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigReplication {
+    /// Snapshots applied (one per join).
+    pub snapshots: u64,
+    /// Deltas applied.
+    pub deltas: u64,
+    /// The server's config version in the last snapshot or delta.
+    pub server_version: u64,
+}
+
+/// Where a client keeps the player's preferences.
+#[derive(Resource, Debug, Clone)]
+pub struct PreferencesFile(pub PathBuf);
+
+/// Per-client limit on config change requests (at most one per second).
+#[derive(Resource, Default)]
+struct ConfigRequestLimiter {
+    last: HashMap<u64, Duration>,
+}
+
+/// The server half: overrides, change messages, hot reload, replication, change requests.
+pub struct ConfigServerPlugin;
+
+impl Plugin for ConfigServerPlugin {
+    fn build(&self, app: &mut App) {
+        app.add_message::<ConfigChanged>()
+            .init_resource::<ConfigRequestLimiter>()
+            .add_systems(First, server_tick)
+            .add_systems(Update, (hot_reload, replicate, answer_config_requests));
+    }
+}
+
+/// The client half: snapshot and deltas from the server, preferences persisted and applied.
+pub struct ConfigClientPlugin;
+
+impl Plugin for ConfigClientPlugin {
+    fn build(&self, app: &mut App) {
+        app.add_message::<ConfigChanged>()
+            .init_resource::<ConfigReplication>()
+            .add_systems(First, client_tick)
+            .add_systems(
+                Update,
+                (
+                    receive_replication,
+                    persist_preferences,
+                    apply_network_settings,
+                ),
+            );
+    }
+}
+
+fn emit(changes: Vec<Change>, side: Side, out: &mut MessageWriter<ConfigChanged>) {
+    for c in changes {
+        out.write(ConfigChanged {
+            version: c.version,
+            path: c.path,
+            old: c.old,
+            new: c.new,
+            actor: c.actor,
+            side,
+        });
+    }
+}
+
+fn server_tick(
+    config: Option<ResMut<Config>>,
+    time: Res<Time<Real>>,
+    mut out: MessageWriter<ConfigChanged>,
+) {
+    let Some(mut config) = config else { return };
+    config.expire_overrides(time.elapsed());
+    let changes = config.take_changes();
+    for c in &changes {
+        info!(target: "audit", "config {} changed by {}: {} -> {} ({})", c.path, c.actor, c.old, c.new, c.reason);
+    }
+    emit(changes, Side::Server, &mut out);
+}
+
+fn client_tick(config: Option<ResMut<ClientConfig>>, mut out: MessageWriter<ConfigChanged>) {
+    let Some(mut config) = config else { return };
+    let changes = config.take_changes();
+    emit(changes, Side::Client, &mut out);
+}
+
+fn hot_reload(
+    config: Option<ResMut<Config>>,
+    source: Option<ResMut<ConfigSource>>,
+    time: Res<Time<Real>>,
+) {
+    let (Some(mut config), Some(mut source)) = (config, source) else {
+        return;
+    };
+    let now = time.elapsed();
+    let every = config
+        .get::<Duration>("config.reloadPollInterval")
+        .unwrap_or(Duration::from_secs(2));
+    if now.saturating_sub(source.last_poll) < every {
+        return;
+    }
+    source.last_poll = now;
+    let fingerprint = load::fingerprint(&source.dir);
+    if fingerprint == source.fingerprint {
+        return;
+    }
+    source.fingerprint = fingerprint;
+    match load::load(&source.dir, std::env::vars()) {
+        Ok(loaded) => {
+            source.reloads += 1;
+            info!("config reloaded from {}", source.dir.display());
+            config.apply_base(loaded.values, true, "file", "hot reload", now);
+        }
+        Err(e) => {
+            source.reload_failures += 1;
+            for p in &e.0 {
+                error!("config reload refused, keeping the last good config: {p}");
+            }
+        }
+    }
+}
+
+fn encode_signed(snapshot: &ConfigSnapshot) -> Option<Vec<u8>> {
+    protocol::encode(snapshot)
+        .map_err(|e| error!("cannot encode a config snapshot: {e}"))
+        .ok()
+}
+
+fn replicate(
+    config: Option<Res<Config>>,
+    net: Option<ResMut<ServerNet>>,
+    mut joined: MessageReader<SessionStarted>,
+    mut changed: MessageReader<ConfigChanged>,
+) {
+    let (Some(config), Some(mut net)) = (config, net) else {
+        return;
+    };
+    for s in joined.read() {
+        if let Some(bytes) = encode_signed(&config.snapshot()) {
+            net.send_signed(s.client, protocol::CONFIG_SNAPSHOT, bytes);
+        }
+    }
+    let paths: BTreeSet<String> = changed
+        .read()
+        .filter(|c| c.side == Side::Server)
+        .filter(|c| {
+            config
+                .schema()
+                .key(&c.path)
+                .is_some_and(|k| k.spec.tier.replicated())
+        })
+        .map(|c| c.path.clone())
+        .collect();
+    if paths.is_empty() {
+        return;
+    }
+    let delta = config.delta(&paths.into_iter().collect::<Vec<_>>());
+    if let Some(bytes) = encode_signed(&delta) {
+        let clients: Vec<u64> = net.sessions().map(|s| s.client_id).collect();
+        for c in clients {
+            net.send_signed(c, protocol::CONFIG_DELTA, bytes.clone());
+        }
+    }
+}
+
+fn answer_config_requests(
+    mut requests: MessageReader<RequestReceived>,
+    net: Option<ResMut<ServerNet>>,
+    config: Option<Res<Config>>,
+    mut limiter: ResMut<ConfigRequestLimiter>,
+    time: Res<Time<Real>>,
+) {
+    let (Some(mut net), Some(config)) = (net, config) else {
+        return;
+    };
+    let now = time.elapsed();
+    for r in requests.read() {
+        let ClientRequest::SetConfig { path, value } = &r.body else {
+            continue;
+        };
+        let player = net.session(r.client).map_or(0, |s| s.player_id);
+        let last = limiter.last.insert(r.client, now);
+        let result = if last.is_some_and(|t| now.saturating_sub(t) < Duration::from_secs(1)) {
+            Err(RemoteError::Rejected(
+                "rate limited: one config request per second".into(),
+            ))
+        } else {
+            match config.schema().key(path).map(|k| k.spec.tier) {
+                None => Err(RemoteError::Rejected(format!("unknown config key {path}"))),
+                Some(Tier::ClientSafe) => Err(RemoteError::Rejected(format!(
+                    "{path} is ClientSafe: set it in your own preferences"
+                ))),
+                // Deny by default: the security subsystem (roles and permissions) is not built, so
+                // nobody holds `config.write.shared` or `config.write.server` yet.
+                Some(Tier::Shared) => Err(RemoteError::Rejected(
+                    "permission denied: config.write.shared".into(),
+                )),
+                Some(Tier::ServerOnly) => Err(RemoteError::Rejected(
+                    "permission denied: config.write.server".into(),
+                )),
+            }
+        };
+        info!(
+            target: "audit",
+            "config change request by player {player} (client {}): {path} = {value}: {}",
+            r.client,
+            match &result {
+                Ok(()) => "applied".to_string(),
+                Err(e) => e.to_string(),
+            }
+        );
+        net.respond_at(
+            r.client,
+            r.id,
+            result.map(|()| protocol::ServerResponse::ConfigSet {
+                version: config.version(),
+            }),
+            Some(now),
+        );
+    }
+}
+
+fn receive_replication(
+    config: Option<ResMut<ClientConfig>>,
+    mut blobs: MessageReader<SignedBlobReceived>,
+    mut seen: ResMut<ConfigReplication>,
+    time: Res<Time<Real>>,
+) {
+    let Some(mut config) = config else { return };
+    for b in blobs.read() {
+        let replace = match b.purpose.as_str() {
+            protocol::CONFIG_SNAPSHOT => true,
+            protocol::CONFIG_DELTA => false,
+            _ => continue,
+        };
+        let snap: ConfigSnapshot = match protocol::decode(&b.blob) {
+            Ok(s) => s,
+            Err(e) => {
+                warn!("undecodable config {}: {e}", b.purpose);
+                continue;
+            }
+        };
+        let (good, bad) = config.accept_snapshot(&snap);
+        for problem in bad {
+            warn!("config from the server refused: {problem}");
+        }
+        config.apply_base(
+            good,
+            replace,
+            "server",
+            &format!("replicated v{}", snap.version),
+            time.elapsed(),
+        );
+        if replace {
+            seen.snapshots += 1;
+        } else {
+            seen.deltas += 1;
+        }
+        seen.server_version = snap.version;
+    }
+}
+
+fn persist_preferences(
+    config: Option<Res<ClientConfig>>,
+    file: Option<Res<PreferencesFile>>,
+    mut changed: MessageReader<ConfigChanged>,
+) {
+    let (Some(config), Some(file)) = (config, file) else {
+        return;
+    };
+    let mine = changed.read().any(|c| {
+        c.side == Side::Client
+            && c.actor != "server"
+            && config
+                .schema()
+                .key(&c.path)
+                .is_some_and(|k| k.spec.tier == Tier::ClientSafe)
+    });
+    if !mine {
+        return;
+    }
+    let prefs = config.preferences();
+    let mut text =
+        String::from("// Your own settings (ClientSafe keys), written by the game.\n{\n");
+    for (path, v) in &prefs {
+        text.push_str(&format!("    \"{path}\": {},\n", ron_literal(v)));
+    }
+    text.push_str("}\n");
+    if let Some(dir) = file.0.parent()
+        && let Err(e) = std::fs::create_dir_all(dir)
+    {
+        warn!("cannot save preferences to {}: {e}", file.0.display());
+        return;
+    }
+    // Write a sibling then rename, so a crash never leaves half a file.
+    let tmp = file.0.with_extension("ron.tmp");
+    if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &file.0)) {
+        warn!("cannot save preferences to {}: {e}", file.0.display());
+    }
+}
+
+/// A value as RON text.
+pub fn ron_literal(v: &ConfigValue) -> String {
+    match v {
+        ConfigValue::Bool(b) => b.to_string(),
+        ConfigValue::Int(i) => i.to_string(),
+        ConfigValue::Float(x) => format!("{x:?}"),
+        ConfigValue::Text(s) => format!("{s:?}"),
+        ConfigValue::List(items) => format!(
+            "[{}]",
+            items.iter().map(ron_literal).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+fn apply_network_settings(
+    config: Option<Res<ClientConfig>>,
+    net: Option<ResMut<crate::transport::ClientNet>>,
+    mut changed: MessageReader<ConfigChanged>,
+) {
+    let (Some(config), Some(mut net)) = (config, net) else {
+        return;
+    };
+    if changed
+        .read()
+        .any(|c| c.side == Side::Client && c.under("network.messageTimeout"))
+        && let Ok(t) = config.get::<Duration>("network.messageTimeout")
+    {
+        net.set_timeout(t);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_subscription_matches_whole_segments() {
+        let c = ConfigChanged {
+            version: 2,
+            path: "graphics.fpsCap".into(),
+            old: ConfigValue::Int(1),
+            new: ConfigValue::Int(2),
+            actor: "x".into(),
+            side: Side::Server,
+        };
+        assert!(c.under("graphics"));
+        assert!(c.under("graphics.fpsCap"));
+        assert!(!c.under("graph"));
+        assert!(!c.under("audio"));
+    }
+
+    #[test]
+    fn ron_literals_parse_back() {
+        let schema = load::load_schema(std::path::Path::new("/nonexistent")).unwrap();
+        let key = schema.key("assetManager.preload.critical").unwrap();
+        let text = ron_literal(&key.default);
+        assert_eq!(key.accept_text(&text).unwrap(), key.default);
+    }
+}

@@ -1,0 +1,465 @@
+//! Configuration tiers, headless: server and clients over loopback.
+
+use std::time::Duration;
+
+use bevy::prelude::*;
+use bloxquarium::config::{
+    ClientConfig, Config, ConfigChanged, ConfigError, ConfigSource, Side, Tier,
+};
+use bloxquarium::protocol::{self, ClientRequest, ConfigValue, RemoteError};
+use bloxquarium::transport::{ClientNet, RpcCompleted, ServerNet};
+
+use crate::harness::{self, Scratch, pump_until};
+
+/// A config dir with the shipped schema and `default.ron` = `defaults`.
+fn config_dir(scratch: &Scratch, defaults: &str) -> String {
+    let dir = scratch.0.join("config");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/config/schema.ron"),
+        dir.join("schema.ron"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("default.ron"), defaults).unwrap();
+    dir.to_string_lossy().into_owned()
+}
+
+fn server_with(scratch: &Scratch, config: &str) -> App {
+    harness::app(&[
+        "--config",
+        config,
+        "--data",
+        scratch.path(),
+        "server",
+        "--bind",
+        "127.0.0.1:0",
+    ])
+}
+
+fn client_for(scratch: &Scratch, config: &str, server: &App, player: u64) -> App {
+    let token = harness::issue(server, player, "P");
+    let path = scratch.0.join(format!("tok-{player}"));
+    token.write_file(&path).unwrap();
+    let data = scratch.0.join(format!("client-{player}"));
+    harness::app(&[
+        "--config",
+        config,
+        "--data",
+        data.to_str().unwrap(),
+        "client",
+        "--headless",
+        "--server",
+        &harness::server_addr(server).to_string(),
+        "--token",
+        path.to_str().unwrap(),
+    ])
+}
+
+fn join(server: &mut App, client: &mut App) {
+    pump_until(
+        &mut [server, client],
+        300,
+        "client receives the config snapshot",
+        |a| {
+            a[1].world()
+                .resource::<bloxquarium::config::ConfigReplication>()
+                .snapshots
+                == 1
+        },
+    );
+}
+
+fn now(app: &App) -> Duration {
+    app.world().resource::<Time<Real>>().elapsed()
+}
+
+#[test]
+fn tiers_are_enforced_on_both_sides() {
+    let s = Scratch::new("cfg-tiers");
+    let cfg = config_dir(&s, r#"{"game.startingCoins": 250}"#);
+    let mut server = server_with(&s, &cfg);
+    let mut client = client_for(&s, &cfg, &server, 1);
+    join(&mut server, &mut client);
+
+    let sc = server.world().resource::<Config>();
+    assert_eq!(
+        sc.get::<Duration>("security.sessionTimeout"),
+        Ok(Duration::from_secs(3600))
+    );
+    let cc = client.world().resource::<ClientConfig>();
+    assert_eq!(
+        cc.get::<Duration>("security.sessionTimeout"),
+        Err(ConfigError::ServerOnly("security.sessionTimeout".into()))
+    );
+    assert_eq!(
+        cc.get::<i64>("game.startingCoins"),
+        Ok(250),
+        "Shared value replicated from the server"
+    );
+
+    // A client sets its own ClientSafe preference, but not a Shared key.
+    let t = now(&client);
+    let mut cc = client.world_mut().resource_mut::<ClientConfig>();
+    cc.set(
+        "graphics.fpsCap",
+        ConfigValue::Int(144),
+        "player",
+        "prefs",
+        t,
+    )
+    .unwrap();
+    assert!(matches!(
+        cc.set("game.startingCoins", ConfigValue::Int(1), "player", "", t),
+        Err(ConfigError::Forbidden { .. })
+    ));
+
+    // Asking the server to change a Shared key is denied by default, then rate limited.
+    let (a, b) = {
+        let mut net = client.world_mut().resource_mut::<ClientNet>();
+        let body = ClientRequest::SetConfig {
+            path: "game.startingCoins".into(),
+            value: ConfigValue::Int(1),
+        };
+        (net.call(body.clone(), t), net.call(body, t))
+    };
+    let mut answers = Vec::new();
+    pump_until(
+        &mut [&mut server, &mut client],
+        200,
+        "both answers",
+        |apps| {
+            answers.extend(harness::drain::<RpcCompleted>(apps[1]));
+            answers.len() == 2
+        },
+    );
+    let by = |id| answers.iter().find(|r| r.id == id).unwrap().result.clone();
+    assert_eq!(
+        by(a),
+        Err(RemoteError::Rejected(
+            "permission denied: config.write.shared".into()
+        ))
+    );
+    assert!(matches!(by(b), Err(RemoteError::Rejected(r)) if r.contains("rate limited")));
+    assert_eq!(
+        server
+            .world()
+            .resource::<Config>()
+            .get::<i64>("game.startingCoins"),
+        Ok(250)
+    );
+}
+
+#[test]
+fn invalid_config_refuses_to_start_with_file_key_line_and_reason() {
+    let s = Scratch::new("cfg-invalid");
+    let cfg = config_dir(&s, "{\n  \"graphics.fpsCap\": 1000,\n}\n");
+    let mut cmd = harness::bin();
+    cmd.args([
+        "--config",
+        &cfg,
+        "--data",
+        s.path(),
+        "server",
+        "--bind",
+        "127.0.0.1:0",
+    ]);
+    let out = harness::output_within(cmd, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("default.ron:2: graphics.fpsCap: 1000 is above the maximum 240"),
+        "{err}"
+    );
+}
+
+#[test]
+fn environment_layer_wins_over_files() {
+    let s = Scratch::new("cfg-env");
+    let cfg = config_dir(&s, r#"{"network.maxConcurrentConnections": 50}"#);
+    let mut cmd = harness::bin();
+    cmd.env("BLOXQUARIUM__NETWORK__MAXCONCURRENTCONNECTIONS", "7")
+        .args([
+            "--config",
+            &cfg,
+            "--data",
+            s.path(),
+            "--exit-after",
+            "0.3",
+            "server",
+            "--bind",
+            "127.0.0.1:0",
+        ]);
+    let out = harness::output_within(cmd, Duration::from_secs(30));
+    let log = harness::text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("up to 7 clients"), "{log}");
+}
+
+#[test]
+fn overrides_expire_under_manual_time_and_history_records_them() {
+    let s = Scratch::new("cfg-override");
+    let cfg = config_dir(&s, "{}");
+    let mut server = server_with(&s, &cfg);
+    server.update();
+    let t = now(&server);
+    server
+        .world_mut()
+        .resource_mut::<Config>()
+        .override_for(
+            "game.startingCoins",
+            ConfigValue::Int(999),
+            Duration::from_secs(1),
+            "event",
+            t,
+        )
+        .unwrap();
+    harness::updates(&mut server, 2);
+    assert_eq!(
+        server
+            .world()
+            .resource::<Config>()
+            .get::<i64>("game.startingCoins"),
+        Ok(999)
+    );
+    let mut seen = harness::drain::<ConfigChanged>(&mut server);
+    // 1 s of manual time at 1/30 s a frame.
+    for _ in 0..31 {
+        server.update();
+        seen.extend(harness::drain::<ConfigChanged>(&mut server));
+    }
+    let config = server.world().resource::<Config>();
+    assert_eq!(
+        config.get::<i64>("game.startingCoins"),
+        Ok(100),
+        "schema default restored"
+    );
+    let reasons: Vec<&str> = config.history().map(|c| c.reason.as_str()).collect();
+    assert_eq!(reasons, vec!["override for 1s", "override expired"]);
+    assert_eq!(config.stats().overrides_expired, 1);
+    assert_eq!(seen.len(), 2);
+    assert!(seen.iter().all(|c| c.under("game")));
+}
+
+#[test]
+fn hot_reload_applies_replicates_and_keeps_the_last_good_config() {
+    let s = Scratch::new("cfg-reload");
+    let cfg = config_dir(&s, r#"{"config.reloadPollInterval": 0.1}"#);
+    let mut server = server_with(&s, &cfg);
+    let mut client = client_for(&s, &cfg, &server, 2);
+    join(&mut server, &mut client);
+
+    std::fs::write(
+        std::path::Path::new(&cfg).join("zz-live.ron"),
+        r#"{"game.startingCoins": 500}"#,
+    )
+    .unwrap();
+    pump_until(
+        &mut [&mut server, &mut client],
+        300,
+        "reload reaches the client",
+        |a| {
+            a[1].world()
+                .resource::<ClientConfig>()
+                .get::<i64>("game.startingCoins")
+                == Ok(500)
+        },
+    );
+    assert_eq!(
+        server
+            .world()
+            .resource::<Config>()
+            .get::<i64>("game.startingCoins"),
+        Ok(500)
+    );
+
+    // An invalid edit: logged, refused, the last good value stays.
+    std::fs::write(
+        std::path::Path::new(&cfg).join("zz-live.ron"),
+        r#"{"game.startingCoins": -5}"#,
+    )
+    .unwrap();
+    pump_until(
+        &mut [&mut server, &mut client],
+        300,
+        "the bad edit is seen",
+        |a| a[0].world().resource::<ConfigSource>().reload_failures == 1,
+    );
+    harness::pump(&mut [&mut server, &mut client], 10);
+    assert_eq!(
+        server
+            .world()
+            .resource::<Config>()
+            .get::<i64>("game.startingCoins"),
+        Ok(500)
+    );
+    assert_eq!(
+        client
+            .world()
+            .resource::<ClientConfig>()
+            .get::<i64>("game.startingCoins"),
+        Ok(500)
+    );
+}
+
+#[test]
+fn client_preferences_persist_and_apply_live() {
+    let s = Scratch::new("cfg-prefs");
+    let cfg = config_dir(&s, "{}");
+    let mut server = server_with(&s, &cfg);
+    let mut client = client_for(&s, &cfg, &server, 3);
+    join(&mut server, &mut client);
+    let t = now(&client);
+    client
+        .world_mut()
+        .resource_mut::<ClientConfig>()
+        .set(
+            "graphics.qualityLevel",
+            ConfigValue::Int(5),
+            "player",
+            "settings menu",
+            t,
+        )
+        .unwrap();
+    client.update();
+    let seen = harness::drain::<ConfigChanged>(&mut client);
+    assert!(
+        seen.iter()
+            .any(|c| c.path == "graphics.qualityLevel" && c.side == Side::Client)
+    );
+    drop(client);
+    // A new client process with the same data dir starts with the player's setting.
+    let client = client_for(&s, &cfg, &server, 3);
+    assert_eq!(
+        client
+            .world()
+            .resource::<ClientConfig>()
+            .get::<i64>("graphics.qualityLevel"),
+        Ok(5)
+    );
+}
+
+/// Sentinel values for every ServerOnly key that can hold one.
+fn sentinel_layer(config: &Config) -> String {
+    let mut out = String::from("{\n");
+    for key in config
+        .schema()
+        .keys()
+        .filter(|k| k.spec.tier == Tier::ServerOnly)
+    {
+        let p = &key.spec.path;
+        let v = match (&key.spec.ty, p.as_str()) {
+            (_, "security.adminContact") => "\"SENTINEL-ADMIN-7c1e@ops\"".to_string(),
+            (bloxquarium::config::ValueType::Duration, _) => {
+                let lo = key.spec.min.unwrap_or(0.0);
+                let hi = key.spec.max.unwrap_or(lo + 100_000.0);
+                format!(
+                    "{}",
+                    lo + (hi - lo) * 0.37 + (p.len() as f64) * 0.000_123_456_7
+                )
+            }
+            _ => continue,
+        };
+        out.push_str(&format!("    \"{p}\": {v},\n"));
+    }
+    out.push_str("    \"game.startingCoins\": 4242,\n    \"ui.language\": \"fr\",\n}\n");
+    out
+}
+
+#[test]
+fn no_server_only_value_ever_reaches_a_client() {
+    let s = Scratch::new("cfg-wire");
+    let probe_dir = config_dir(&s, "{}");
+    let probe = bloxquarium::config::load_server(std::path::Path::new(&probe_dir)).unwrap();
+    let cfg = config_dir(&s, &sentinel_layer(&probe));
+    let mut server = server_with(&s, &cfg);
+    server
+        .world_mut()
+        .resource_mut::<ServerNet>()
+        .start_capture();
+    let mut client = client_for(&s, &cfg, &server, 4);
+    join(&mut server, &mut client);
+
+    // Several changes of every tier, replicated or not.
+    let t = now(&server);
+    {
+        let mut c = server.world_mut().resource_mut::<Config>();
+        c.set("game.startingCoins", ConfigValue::Int(777), "op", "", t)
+            .unwrap();
+        c.set(
+            "security.maxFailedAttempts",
+            ConfigValue::Int(9),
+            "op",
+            "",
+            t,
+        )
+        .unwrap();
+        c.set(
+            "security.adminContact",
+            ConfigValue::Text("SENTINEL-SECOND-aa91".into()),
+            "op",
+            "",
+            t,
+        )
+        .unwrap();
+        c.override_for(
+            "security.sessionTimeout",
+            ConfigValue::Float(4_321.987_654_3),
+            Duration::from_secs(60),
+            "op",
+            t,
+        )
+        .unwrap();
+        c.set("ui.language", ConfigValue::Text("de".into()), "op", "", t)
+            .unwrap();
+    }
+    pump_until(&mut [&mut server, &mut client], 300, "deltas arrive", |a| {
+        a[1].world()
+            .resource::<ClientConfig>()
+            .get::<String>("ui.language")
+            == Ok("de".into())
+    });
+    harness::pump(&mut [&mut server, &mut client], 5);
+    let wire = server
+        .world_mut()
+        .resource_mut::<ServerNet>()
+        .take_capture();
+    let contains = |needle: &[u8]| wire.windows(needle.len()).any(|w| w == needle);
+
+    // The capture works: replicated values are in it.
+    assert!(contains(b"game.startingCoins") && contains(b"ui.language"));
+    let config = server.world().resource::<Config>();
+    for key in config
+        .schema()
+        .keys()
+        .filter(|k| k.spec.tier == Tier::ServerOnly)
+    {
+        let path = &key.spec.path;
+        assert!(
+            !contains(path.as_bytes()),
+            "ServerOnly key {path} went on the wire"
+        );
+        let value = config.value(path).unwrap();
+        if matches!(value, ConfigValue::Text(_) | ConfigValue::Float(_)) {
+            let bytes = protocol::encode(&value).unwrap();
+            assert!(
+                !contains(&bytes),
+                "ServerOnly value of {path} ({value}) went on the wire"
+            );
+        }
+    }
+    for sentinel in ["SENTINEL-ADMIN-7c1e@ops", "SENTINEL-SECOND-aa91"] {
+        assert!(
+            !contains(sentinel.as_bytes()),
+            "{sentinel} went on the wire"
+        );
+    }
+    let old = protocol::encode(&ConfigValue::Float(4_321.987_654_3)).unwrap();
+    assert!(!contains(&old));
+    assert_eq!(
+        client
+            .world()
+            .resource::<ClientConfig>()
+            .get::<i64>("game.startingCoins"),
+        Ok(777)
+    );
+}
