@@ -110,6 +110,9 @@ pub enum StartError {
     /// A setting could not be read from the configuration.
     #[error("{0}")]
     ConfigKey(#[from] crate::config::ConfigError),
+    /// The data store could not open.
+    #[error("{0}")]
+    Store(#[from] crate::datastore::OpenError),
     /// A client was started without a way to authenticate.
     #[error(
         "client needs --token FILE (make one on the server with `bloxquarium token --player ID --name NAME --out FILE`), or --insecure-dev against an insecure server"
@@ -183,6 +186,7 @@ impl PluginGroup for ServerPlugins {
             })
             .add(TransportServerPlugin)
             .add(crate::config::ConfigServerPlugin)
+            .add(crate::datastore::DataStorePlugin)
     }
 }
 
@@ -324,12 +328,18 @@ fn install_server(
         args.insecure_dev,
         &settings,
     )?;
+    let store = crate::datastore::open(&paths.data, &config)?;
+    let mut server_id = [0u8; 4];
+    getrandom::fill(&mut server_id).map_err(|e| StartError::Tool(e.to_string()))?;
+    let server_id = format!("server-{}-{}", std::process::id(), hex::encode(server_id));
     let server_settings = ServerSettings {
         bind: opened.local_addr,
         tick_hz: args.tick_hz,
         max_clients,
     };
-    app.insert_resource(ServerNet(ServerCore::new(settings.rekey_after)))
+    app.insert_resource(crate::datastore::DataStore(std::sync::Arc::new(store)))
+        .insert_resource(crate::datastore::DataStoreState::new(server_id))
+        .insert_resource(ServerNet(ServerCore::new(settings.rekey_after)))
         .insert_resource(settings)
         .insert_resource(config)
         .insert_resource(crate::config::ConfigSource::new(paths.config.clone()))
@@ -522,6 +532,9 @@ pub fn run(cli: &Cli) -> Result<Finished, StartError> {
         Command::Client(args) => client_app(&cli.global, &args, process)?,
         Command::Play(args) => play_app(&cli.global, &args, process)?,
         Command::Token(args) => return write_token(&cli.global, &args).map(Finished::Report),
+        Command::Datastore { action } => {
+            return crate::datastore::cli::run(&cli.global, &action).map(Finished::Report);
+        }
         Command::Loadtest(args) => {
             return crate::loadtest::run(&cli.global, &args)
                 .map(Finished::Report)

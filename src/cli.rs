@@ -81,6 +81,68 @@ pub enum Command {
     Token(TokenArgs),
     /// Run many headless clients against a running server and report throughput and latency.
     Loadtest(LoadtestArgs),
+    /// Data store maintenance (run with the server stopped: the store file is single-process).
+    Datastore {
+        /// What to do.
+        #[command(subcommand)]
+        action: DatastoreCommand,
+    },
+}
+
+/// `bloxquarium datastore ...`
+#[derive(Debug, Clone, Subcommand)]
+pub enum DatastoreCommand {
+    /// Write a consistent backup to <data>/backups (keeps `datastore.backupRetention`).
+    Backup,
+    /// List the backups with their sizes.
+    ListBackups,
+    /// Check a backup's sha256, integrity and origin.
+    Verify {
+        /// The backup file.
+        file: PathBuf,
+    },
+    /// Replace the store with a verified backup (the current file is kept aside).
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+    },
+    /// List a player's saved versions.
+    Versions {
+        /// The player.
+        #[arg(long, value_name = "ID")]
+        player: u64,
+    },
+    /// Print a player's profile as JSON (the current one, or --version V).
+    Show {
+        /// The player.
+        #[arg(long, value_name = "ID")]
+        player: u64,
+        /// A stored version.
+        #[arg(long, value_name = "V")]
+        version: Option<u64>,
+    },
+    /// Make an old version current again.
+    RestoreVersion {
+        /// The player.
+        #[arg(long, value_name = "ID")]
+        player: u64,
+        /// The version.
+        #[arg(long, value_name = "V")]
+        version: u64,
+    },
+    /// Remove a player's profile, versions and offline messages (audited).
+    Erase {
+        /// The player.
+        #[arg(long, value_name = "ID")]
+        player: u64,
+    },
+    /// Save a profile in a loop, printing each acknowledged version (crash-safety tests).
+    #[command(hide = true)]
+    Soak {
+        /// The player.
+        #[arg(long, value_name = "ID")]
+        player: u64,
+    },
 }
 
 /// Flags of `token`.

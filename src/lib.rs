@@ -8,6 +8,8 @@ pub mod app;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod datastore;
+pub mod keys;
 pub mod loadtest;
 pub mod protocol;
 pub mod server;

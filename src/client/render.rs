@@ -10,6 +10,7 @@ use bevy::window::WindowCloseRequested;
 
 use super::{ConnectionState, ServerAddress};
 use crate::app::RunMode;
+use crate::config::{ClientConfig, ConfigChanged, Side};
 use crate::shutdown::{Shutdown, ShutdownReason};
 
 /// Size of the placeholder tank (width, height, depth), in metres.
@@ -27,7 +28,7 @@ impl Plugin for ScenePlugin {
                 ..default()
             })
             .add_systems(Startup, spawn_scene)
-            .add_systems(Update, swim_placeholder_fish);
+            .add_systems(Update, (swim_placeholder_fish, apply_graphics_settings));
     }
 }
 
@@ -188,6 +189,32 @@ fn spawn_scene(
                 height: base + 0.7 + 0.25 * i,
             },
         ));
+    }
+}
+
+/// ClientSafe settings applied live: `graphics.shadows` on the sun, `ui.scale` on the UI.
+fn apply_graphics_settings(
+    config: Option<Res<ClientConfig>>,
+    mut changed: MessageReader<ConfigChanged>,
+    mut suns: Query<&mut DirectionalLight>,
+    mut ui_scale: ResMut<UiScale>,
+    mut first: Local<bool>,
+) {
+    let Some(config) = config else { return };
+    let relevant = changed
+        .read()
+        .any(|c| c.side == Side::Client && (c.under("graphics.shadows") || c.under("ui.scale")));
+    if !relevant && *first {
+        return;
+    }
+    *first = true;
+    if let Ok(shadows) = config.get::<bool>("graphics.shadows") {
+        for mut sun in &mut suns {
+            sun.shadow_maps_enabled = shadows;
+        }
+    }
+    if let Ok(scale) = config.get::<f32>("ui.scale") {
+        ui_scale.0 = scale;
     }
 }
 

@@ -10,7 +10,7 @@
 
 pub mod client;
 pub mod envelope;
-pub mod keys;
+pub use crate::keys;
 pub mod server;
 pub mod stats;
 pub mod token;

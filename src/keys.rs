@@ -1,6 +1,7 @@
-//! The server's 32-byte netcode private key, in `<data>/keys/netcode.key`.
+//! The server's 32-byte secret keys under `<data>/keys/`: `netcode.key` (connect tokens) and
+//! `data.key` (profiles at rest).
 //!
-//! Created on first start (mode 0600, in a 0700 folder). The server refuses to start if the file
+//! Created on first start (mode 0600, in a 0700 folder). The server refuses to start if a file
 //! is not exactly 32 bytes or if its group or others may read it.
 
 use std::fs;
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// Reading, creating or inspecting the file failed.
-    #[error("netcode key {path}: {source}")]
+    #[error("key file {path}: {source}")]
     Io {
         /// The key file.
         path: PathBuf,
@@ -21,7 +22,7 @@ pub enum KeyError {
     },
     /// The file is not 32 bytes.
     #[error(
-        "netcode key {path} is malformed: {len} bytes, expected 32 (delete it to make a new one; issued tokens stop working)"
+        "key file {path} is malformed: {len} bytes, expected 32 (it was damaged or replaced: restore it from a backup, or delete it to make a new one)"
     )]
     Malformed {
         /// The key file.
@@ -31,7 +32,7 @@ pub enum KeyError {
     },
     /// Group or others may read or write it.
     #[error(
-        "netcode key {path} has mode {mode:o}: it must be readable by its owner only (chmod 600 {path})"
+        "key file {path} has mode {mode:o}: it must be readable by its owner only (chmod 600 {path})"
     )]
     TooOpen {
         /// The key file.
@@ -44,14 +45,25 @@ pub enum KeyError {
     Random(String),
 }
 
-/// Where the key lives under a data directory.
+/// Where the netcode key lives under a data directory.
 pub fn key_path(data_dir: &Path) -> PathBuf {
     data_dir.join("keys").join("netcode.key")
 }
 
-/// Reads the key, creating it (mode 0600) if it does not exist.
+/// Where the at-rest data key lives under a data directory.
+pub fn data_key_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("keys").join("data.key")
+}
+
+/// Reads the netcode key, creating it (mode 0600) if it does not exist.
 pub fn load_or_create(data_dir: &Path) -> Result<[u8; 32], KeyError> {
-    let path = key_path(data_dir);
+    load_or_create_at(&key_path(data_dir))
+}
+
+/// Reads the key at `path`, creating it (mode 0600, folder 0700) if it does not exist.
+pub fn load_or_create_at(path: &Path) -> Result<[u8; 32], KeyError> {
+    let path = path.to_path_buf();
+    let data_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let io = |source| KeyError::Io {
         path: path.clone(),
         source,
@@ -59,7 +71,7 @@ pub fn load_or_create(data_dir: &Path) -> Result<[u8; 32], KeyError> {
     match fs::metadata(&path) {
         Ok(_) => load(&path),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let dir = path.parent().unwrap_or(data_dir);
+            let dir = data_dir.as_path();
             fs::create_dir_all(dir).map_err(io)?;
             fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io)?;
             let mut key = [0u8; 32];
@@ -72,7 +84,7 @@ pub fn load_or_create(data_dir: &Path) -> Result<[u8; 32], KeyError> {
                 .map_err(io)?;
             file.write_all(&key).map_err(io)?;
             file.sync_all().map_err(io)?;
-            tracing::info!("created netcode key {}", path.display());
+            tracing::info!("created key {}", path.display());
             Ok(key)
         }
         Err(e) => Err(io(e)),

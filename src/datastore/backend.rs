@@ -1,0 +1,259 @@
+//! The storage backend behind the data store: a few byte tables and atomic transactions.
+//!
+//! [`RedbBackend`] (one embedded file, `<data>/bloxquarium.redb`) is the default. The trait is
+//! small on purpose so that a shared, networked backend for many servers can implement it. How
+//! each operation maps onto PostgreSQL:
+//!
+//! | here | PostgreSQL |
+//! |---|---|
+//! | a [`Table`] | one table `(key bytea primary key, value bytea)` per variant |
+//! | [`Backend::write`] | `BEGIN ISOLATION LEVEL SERIALIZABLE` … `COMMIT`, retried on serialization failure; `durable = false` maps to `SET LOCAL synchronous_commit = off` |
+//! | [`ReadOps::get`] | `SELECT value … WHERE key = $1` (`FOR UPDATE` inside a write) |
+//! | [`ReadOps::scan`] | `SELECT key, value … WHERE key >= $1 AND key < $1‖0xFF… ORDER BY key` |
+//! | [`WriteOps::put`] / [`WriteOps::delete`] | `INSERT … ON CONFLICT (key) DO UPDATE` / `DELETE` |
+//! | [`Backend::read`] | `BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ` |
+//! | [`Backend::backup_to`] | `pg_dump --snapshot` of an exported snapshot (or base backups) |
+//!
+//! The session lock is a row in [`Table::Locks`] read and written inside the same serializable
+//! transaction as the save it guards, so two servers cannot both pass the fencing check: under
+//! PostgreSQL the second commit fails with a serialization error and is retried, then sees the
+//! other server's lock. Lock age uses the writer's wall clock; servers sharing a store need
+//! synchronized clocks (NTP), and `datastore.lockStaleAfter` must exceed the worst skew.
+
+use std::path::Path;
+
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, TableError};
+
+/// The tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// player → version ‖ sealed profile.
+    Profiles,
+    /// player → session lock.
+    Locks,
+    /// player ‖ version → saved-at ‖ sealed profile.
+    Versions,
+    /// player ‖ message id → offline message.
+    Inbox,
+    /// name → value (store id, counters).
+    Meta,
+    /// time ‖ player → erasure record.
+    Erasures,
+}
+
+const ALL: [Table; 6] = [
+    Table::Profiles,
+    Table::Locks,
+    Table::Versions,
+    Table::Inbox,
+    Table::Meta,
+    Table::Erasures,
+];
+
+impl Table {
+    fn def(self) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
+        TableDefinition::new(match self {
+            Table::Profiles => "profiles",
+            Table::Locks => "locks",
+            Table::Versions => "versions",
+            Table::Inbox => "inbox",
+            Table::Meta => "meta",
+            Table::Erasures => "erasures",
+        })
+    }
+}
+
+/// A backend failure (I/O, corruption of the store file, a conflict).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("storage: {0}")]
+pub struct BackendError(pub String);
+
+fn err(e: impl std::fmt::Display) -> BackendError {
+    BackendError(e.to_string())
+}
+
+/// Reads inside a transaction.
+pub trait ReadOps {
+    /// The value at `key`.
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError>;
+    /// Every entry whose key starts with `prefix`, in key order.
+    fn scan(&self, table: Table, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BackendError>;
+}
+
+/// Writes inside a transaction.
+pub trait WriteOps: ReadOps {
+    /// Inserts or replaces.
+    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), BackendError>;
+    /// Removes (no error if absent).
+    fn delete(&mut self, table: Table, key: &[u8]) -> Result<(), BackendError>;
+}
+
+/// Atomic transactions over the tables.
+pub trait Backend: Send + Sync + 'static {
+    /// Runs `f` in one write transaction: committed if `f` returns `Ok`, rolled back otherwise
+    /// (nothing partial is ever visible). `durable`: the commit is on disk when this returns.
+    fn write<T, E: From<BackendError>>(
+        &self,
+        durable: bool,
+        f: impl FnOnce(&mut dyn WriteOps) -> Result<T, E>,
+    ) -> Result<T, E>;
+    /// Runs `f` over a consistent snapshot.
+    fn read<T, E: From<BackendError>>(
+        &self,
+        f: impl FnOnce(&dyn ReadOps) -> Result<T, E>,
+    ) -> Result<T, E>;
+    /// Writes a consistent copy of the whole store to a new file at `path`.
+    fn backup_to(&self, path: &Path) -> Result<(), BackendError>;
+}
+
+/// The embedded backend.
+pub struct RedbBackend {
+    db: Database,
+}
+
+impl RedbBackend {
+    /// Opens (or creates) the store file.
+    pub fn open(path: &Path) -> Result<Self, BackendError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let db =
+            Database::create(path).map_err(|e| BackendError(format!("{}: {e}", path.display())))?;
+        Ok(Self { db })
+    }
+
+    /// Opens an existing file read-write without creating it (backup verification).
+    pub fn open_existing(path: &Path) -> Result<Self, BackendError> {
+        let db =
+            Database::open(path).map_err(|e| BackendError(format!("{}: {e}", path.display())))?;
+        Ok(Self { db })
+    }
+
+    /// redb's own integrity check of the file.
+    pub fn check_integrity(&mut self) -> Result<bool, BackendError> {
+        self.db.check_integrity().map_err(err)
+    }
+}
+
+struct RedbWrite<'a> {
+    txn: &'a redb::WriteTransaction,
+}
+
+impl ReadOps for RedbWrite<'_> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        let t = self.txn.open_table(table.def()).map_err(err)?;
+        Ok(t.get(key).map_err(err)?.map(|v| v.value().to_vec()))
+    }
+
+    fn scan(&self, table: Table, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BackendError> {
+        let t = self.txn.open_table(table.def()).map_err(err)?;
+        collect_prefix(&t, prefix)
+    }
+}
+
+impl WriteOps for RedbWrite<'_> {
+    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), BackendError> {
+        let mut t = self.txn.open_table(table.def()).map_err(err)?;
+        t.insert(key, value).map_err(err)?;
+        Ok(())
+    }
+
+    fn delete(&mut self, table: Table, key: &[u8]) -> Result<(), BackendError> {
+        let mut t = self.txn.open_table(table.def()).map_err(err)?;
+        t.remove(key).map_err(err)?;
+        Ok(())
+    }
+}
+
+fn collect_prefix(
+    t: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    prefix: &[u8],
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BackendError> {
+    let mut out = Vec::new();
+    for entry in t.range::<&[u8]>(prefix..).map_err(err)? {
+        let (k, v) = entry.map_err(err)?;
+        if !k.value().starts_with(prefix) {
+            break;
+        }
+        out.push((k.value().to_vec(), v.value().to_vec()));
+    }
+    Ok(out)
+}
+
+struct RedbRead {
+    txn: redb::ReadTransaction,
+}
+
+impl ReadOps for RedbRead {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        match self.txn.open_table(table.def()) {
+            Ok(t) => Ok(t.get(key).map_err(err)?.map(|v| v.value().to_vec())),
+            Err(TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    fn scan(&self, table: Table, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BackendError> {
+        match self.txn.open_table(table.def()) {
+            Ok(t) => collect_prefix(&t, prefix),
+            Err(TableError::TableDoesNotExist(_)) => Ok(Vec::new()),
+            Err(e) => Err(err(e)),
+        }
+    }
+}
+
+impl Backend for RedbBackend {
+    fn write<T, E: From<BackendError>>(
+        &self,
+        durable: bool,
+        f: impl FnOnce(&mut dyn WriteOps) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut txn = self.db.begin_write().map_err(err)?;
+        if !durable {
+            txn.set_durability(Durability::None).map_err(err)?;
+        }
+        let result = {
+            let mut ops = RedbWrite { txn: &txn };
+            f(&mut ops)
+        };
+        match result {
+            Ok(v) => {
+                txn.commit().map_err(err)?;
+                Ok(v)
+            }
+            Err(e) => {
+                txn.abort().map_err(err)?;
+                Err(e)
+            }
+        }
+    }
+
+    fn read<T, E: From<BackendError>>(
+        &self,
+        f: impl FnOnce(&dyn ReadOps) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let txn = self.db.begin_read().map_err(err)?;
+        f(&RedbRead { txn })
+    }
+
+    fn backup_to(&self, path: &Path) -> Result<(), BackendError> {
+        let src = self.db.begin_read().map_err(err)?;
+        let copy = Database::create(path).map_err(err)?;
+        let dst = copy.begin_write().map_err(err)?;
+        for table in ALL {
+            let from = match src.open_table(table.def()) {
+                Ok(t) => t,
+                Err(TableError::TableDoesNotExist(_)) => continue,
+                Err(e) => return Err(err(e)),
+            };
+            let mut to = dst.open_table(table.def()).map_err(err)?;
+            for entry in from.iter().map_err(err)? {
+                let (k, v) = entry.map_err(err)?;
+                to.insert(k.value(), v.value()).map_err(err)?;
+            }
+        }
+        dst.commit().map_err(err)?;
+        drop(copy);
+        Ok(())
+    }
+}

@@ -1,0 +1,158 @@
+//! `bloxquarium datastore ...`: maintenance on a stopped server's store.
+
+use crate::app::{Paths, StartError};
+use crate::cli::{DatastoreCommand, GlobalArgs};
+
+use super::{LockOwner, Profile, SaveRequest, backup, now_ms, open, store_path};
+
+/// Runs one maintenance command; returns what to print.
+pub fn run(global: &GlobalArgs, action: &DatastoreCommand) -> Result<String, StartError> {
+    let paths = Paths::from_args(global);
+    let config = crate::config::load_server(&paths.config)?;
+    let tool = |e: &dyn std::fmt::Display| StartError::Tool(e.to_string());
+    match action {
+        DatastoreCommand::Restore { file } => {
+            // Verify against this store's id when it can be read, then swap the file.
+            let ours = match open(&paths.data, &config) {
+                Ok(store) => Some(backup::store_id(store.backend()).map_err(|e| tool(&e))?),
+                Err(_) => None,
+            };
+            let r = backup::restore(file, &store_path(&paths.data), ours.as_deref(), now_ms())
+                .map_err(|e| tool(&e))?;
+            Ok(format!(
+                "restored {} (sha256 {}) into {}",
+                r.file.display(),
+                r.sha256,
+                store_path(&paths.data).display()
+            ))
+        }
+        DatastoreCommand::Verify { file } => {
+            let ours = open(&paths.data, &config)
+                .ok()
+                .and_then(|s| backup::store_id(s.backend()).ok());
+            let r = backup::verify(file, ours.as_deref()).map_err(|e| tool(&e))?;
+            Ok(format!(
+                "ok: {} ({} bytes, sha256 {}, store {})",
+                r.file.display(),
+                r.size,
+                r.sha256,
+                r.store_id
+            ))
+        }
+        DatastoreCommand::ListBackups => {
+            let files = backup::list(&paths.data).map_err(|e| tool(&e))?;
+            if files.is_empty() {
+                return Ok(format!(
+                    "no backups in {}",
+                    backup::backup_dir(&paths.data).display()
+                ));
+            }
+            Ok(files
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{}  {} bytes",
+                        f.display(),
+                        std::fs::metadata(f).map_or(0, |m| m.len())
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n"))
+        }
+        other => {
+            let store = open(&paths.data, &config)?;
+            match other {
+                DatastoreCommand::Backup => {
+                    let retention = config.get::<usize>("datastore.backupRetention")?;
+                    let r = backup::backup(store.backend(), &paths.data, retention, now_ms())
+                        .map_err(|e| tool(&e))?;
+                    Ok(format!(
+                        "backup {} ({} bytes, sha256 {})",
+                        r.file.display(),
+                        r.size,
+                        r.sha256
+                    ))
+                }
+                DatastoreCommand::Versions { player } => {
+                    let v = store.versions(*player).map_err(|e| tool(&e))?;
+                    if v.is_empty() {
+                        return Ok(format!("player {player} has no saved versions"));
+                    }
+                    Ok(v.iter()
+                        .map(|(n, at)| format!("version {n}  saved at {at} ms"))
+                        .collect::<Vec<_>>()
+                        .join("\n"))
+                }
+                DatastoreCommand::Show { player, version } => {
+                    let p: Profile = match version {
+                        Some(v) => store.read_version(*player, *v).map_err(|e| tool(&e))?,
+                        None => match store.peek(*player).map_err(|e| tool(&e))? {
+                            Some((_, p)) => p,
+                            None => {
+                                return Err(StartError::Tool(format!(
+                                    "player {player} has no profile"
+                                )));
+                            }
+                        },
+                    };
+                    serde_json::to_string_pretty(&p).map_err(|e| tool(&e))
+                }
+                DatastoreCommand::RestoreVersion { player, version } => {
+                    let new = store
+                        .restore_version(*player, *version, now_ms())
+                        .map_err(|e| tool(&e))?;
+                    Ok(format!(
+                        "player {player}: version {version} restored as version {new}"
+                    ))
+                }
+                DatastoreCommand::Erase { player } => {
+                    let n = store
+                        .erase_player(*player, "cli", now_ms())
+                        .map_err(|e| tool(&e))?;
+                    Ok(format!("player {player} erased ({n} entries)"))
+                }
+                DatastoreCommand::Soak { player } => soak(&store, *player),
+                DatastoreCommand::Restore { .. }
+                | DatastoreCommand::Verify { .. }
+                | DatastoreCommand::ListBackups => {
+                    unreachable!("handled above")
+                }
+            }
+        }
+    }
+}
+
+/// Saves `player`'s profile forever, coins = version, printing `acked N` after each durable
+/// commit. The crash-safety test kills it with SIGKILL and checks every acked save survived.
+fn soak(store: &super::Store, player: u64) -> Result<String, StartError> {
+    use std::io::Write;
+    let owner = LockOwner {
+        server_id: format!("soak-{}", std::process::id()),
+        session: 1,
+    };
+    let loaded = store
+        .load(player, &owner, now_ms())
+        .map_err(|e| StartError::Tool(e.to_string()))?;
+    let mut profile = loaded.profile;
+    let mut version = loaded.version;
+    let mut out = std::io::stdout();
+    loop {
+        profile.stats.coins = version as i64 + 1;
+        profile.settings.insert("filler".into(), "x".repeat(900));
+        let req = SaveRequest {
+            profile: profile.clone(),
+            expected_version: version,
+            owner: owner.clone(),
+        };
+        version = store
+            .save(&req, now_ms())
+            .map_err(|e| StartError::Tool(e.to_string()))?;
+        // Only after the durable commit returned.
+        if writeln!(out, "acked {version}")
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            return Ok(String::new());
+        }
+    }
+}

@@ -1,0 +1,575 @@
+//! The data store (the seed's DataStoreManager), on redb.
+//!
+//! Player profiles in `<data>/bloxquarium.redb`, sealed at rest ([`seal`]), behind a small
+//! [`backend::Backend`] trait. The plugin loads a profile under a session lock when a session
+//! starts, auto-saves every `datastore.autosaveInterval` (spread across profiles), saves and
+//! releases on leave, drains every save on shutdown, retries transient failures with exponential
+//! backoff and jitter, and reports a critical state when 5 errors fall within 120 s. All disk work
+//! runs on Bevy's IO task pool; the tick never waits on fsync.
+
+pub mod backend;
+pub mod backup;
+pub mod cli;
+pub mod profile;
+pub mod seal;
+pub mod store;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bevy::prelude::*;
+use bevy::tasks::{IoTaskPool, Task, block_on, futures_lite::future};
+
+pub use backend::{Backend, BackendError, RedbBackend};
+pub use profile::{Fish, Profile, Tank};
+pub use seal::{AtRest, Codec};
+pub use store::{
+    Datastore, ErrorWindow, Loaded, LockOwner, OfflineMessage, SaveRequest, StoreError,
+    StoreSettings, StoreStats, now_ms,
+};
+
+use crate::config::Config;
+use crate::shutdown::{OnShutdown, Shutdown, ShutdownSystems};
+use crate::transport::{ServerNet, SessionEnded, SessionStarted};
+
+/// The embedded store over redb.
+pub type Store = Datastore<RedbBackend>;
+
+/// The store file under a data dir.
+pub fn store_path(data: &Path) -> PathBuf {
+    data.join("bloxquarium.redb")
+}
+
+/// Why the store could not open.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The data key.
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
+    /// The store file.
+    #[error("cannot open the data store: {0} (is another server using this data dir?)")]
+    Backend(#[from] BackendError),
+    /// A setting.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+}
+
+/// Store settings from the config.
+pub fn settings_from(config: &Config) -> Result<StoreSettings, crate::config::ConfigError> {
+    Ok(StoreSettings {
+        lock_stale_after: config.get("datastore.lockStaleAfter")?,
+        versions_keep: config.get("datastore.versionsKeep")?,
+        versions_max_age: config.get("datastore.versionsMaxAge")?,
+        starting_coins: config.get("game.startingCoins")?,
+    })
+}
+
+/// Opens the store of a data dir: the data key (created 0600 on first use) and the redb file.
+pub fn open(data: &Path, config: &Config) -> Result<Store, OpenError> {
+    let key = crate::keys::load_or_create_at(&crate::keys::data_key_path(data))?;
+    let backend = RedbBackend::open(&store_path(data))?;
+    backup::store_id(&backend)?;
+    Ok(Datastore::new(
+        backend,
+        AtRest::new(&key, Codec::Zstd),
+        settings_from(config)?,
+    ))
+}
+
+/// The store, shared with the IO tasks.
+#[derive(Resource, Clone, Deref)]
+pub struct DataStore(pub Arc<Store>);
+
+/// A profile in play on this server.
+#[derive(Debug, Clone)]
+pub struct LiveProfile {
+    /// renet client id of its session.
+    pub client: u64,
+    /// The lock owner (this server and the session).
+    pub owner: LockOwner,
+    /// The profile.
+    pub profile: Profile,
+    /// Stored version it is based on.
+    pub version: u64,
+    /// Changed since the last save.
+    pub dirty: bool,
+    next_autosave: Duration,
+    saving: bool,
+    retries: u32,
+    retry_at: Option<Duration>,
+}
+
+enum Job {
+    Load {
+        client: u64,
+        owner: LockOwner,
+        result: Result<Loaded, StoreError>,
+    },
+    Save {
+        player: u64,
+        owner: LockOwner,
+        final_save: bool,
+        result: Result<u64, StoreError>,
+        profile: Profile,
+    },
+    Heartbeat {
+        player: u64,
+        result: Result<(), StoreError>,
+    },
+    Release,
+    Backup {
+        result: Result<backup::BackupRecord, backup::BackupError>,
+    },
+}
+
+/// The plugin's state: live profiles, tasks in flight, health.
+#[derive(Resource)]
+pub struct DataStoreState {
+    /// This server's id in session locks.
+    pub server_id: String,
+    live: HashMap<u64, LiveProfile>,
+    tasks: Vec<Task<Job>>,
+    errors: ErrorWindow,
+    /// Saves and releases in flight.
+    pub pending_saves: usize,
+    /// Backups in flight.
+    pub pending_backups: usize,
+    /// Backups made and failed.
+    pub backups_ok: u64,
+    /// Backups that failed.
+    pub backups_failed: u64,
+    next_backup: Option<Duration>,
+    /// Critical: 5 or more errors within 120 s.
+    pub critical: bool,
+}
+
+impl DataStoreState {
+    /// A state for server `server_id`.
+    pub fn new(server_id: String) -> Self {
+        Self {
+            server_id,
+            live: HashMap::new(),
+            tasks: Vec::new(),
+            errors: ErrorWindow::profile_store(),
+            pending_saves: 0,
+            pending_backups: 0,
+            backups_ok: 0,
+            backups_failed: 0,
+            next_backup: None,
+            critical: false,
+        }
+    }
+
+    /// A live profile.
+    pub fn profile(&self, player: u64) -> Option<&LiveProfile> {
+        self.live.get(&player)
+    }
+
+    /// A live profile to change; marks it dirty.
+    pub fn profile_mut(&mut self, player: u64) -> Option<&mut Profile> {
+        self.live.get_mut(&player).map(|l| {
+            l.dirty = true;
+            &mut l.profile
+        })
+    }
+
+    /// Players loaded here.
+    pub fn players(&self) -> impl Iterator<Item = u64> + '_ {
+        self.live.keys().copied()
+    }
+
+    /// Tasks in flight.
+    pub fn busy(&self) -> usize {
+        self.tasks.len()
+    }
+}
+
+/// A profile finished loading for a session.
+#[derive(Message, Debug, Clone)]
+pub struct ProfileLoaded {
+    /// renet client id.
+    pub client: u64,
+    /// The player.
+    pub player: u64,
+    /// Offline messages applied at this load.
+    pub applied: Vec<OfflineMessage>,
+}
+
+/// The data store plugin (server).
+pub struct DataStorePlugin;
+
+impl Plugin for DataStorePlugin {
+    fn build(&self, app: &mut App) {
+        app.add_message::<ProfileLoaded>()
+            .add_systems(
+                Update,
+                (
+                    start_loads,
+                    finish_releases,
+                    autosave,
+                    scheduled_backup,
+                    poll_jobs,
+                )
+                    .chain(),
+            )
+            .add_systems(OnShutdown, save_everything)
+            .add_systems(Update, hold_while_busy.in_set(ShutdownSystems::Drain));
+    }
+}
+
+fn spread(player: u64, interval: Duration) -> Duration {
+    // A fixed fraction of the interval per player, so auto-saves do not all land on one tick.
+    let frac = (player.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as f64 / (1u64 << 24) as f64;
+    interval.mul_f64(frac)
+}
+
+fn start_loads(
+    mut started: MessageReader<SessionStarted>,
+    store: Option<Res<DataStore>>,
+    mut state: ResMut<DataStoreState>,
+) {
+    let Some(store) = store else { return };
+    for s in started.read() {
+        let owner = LockOwner {
+            server_id: state.server_id.clone(),
+            session: s.session_id,
+        };
+        let store = store.0.clone();
+        let (client, player) = (s.client, s.player_id);
+        let task = IoTaskPool::get().spawn(async move {
+            let result = store.load(player, &owner, now_ms());
+            Job::Load {
+                client,
+                owner,
+                result,
+            }
+        });
+        state.tasks.push(task);
+    }
+}
+
+fn spawn_save(state: &mut DataStoreState, store: &Arc<Store>, player: u64, final_save: bool) {
+    let Some(live) = state.live.get_mut(&player) else {
+        return;
+    };
+    live.saving = true;
+    let req = SaveRequest {
+        profile: live.profile.clone(),
+        expected_version: live.version,
+        owner: live.owner.clone(),
+    };
+    let store = store.clone();
+    state.pending_saves += 1;
+    state.tasks.push(IoTaskPool::get().spawn(async move {
+        let result = store.save(&req, now_ms());
+        if final_save && result.is_ok() {
+            let _ = store.release(player, &req.owner);
+        }
+        Job::Save {
+            player,
+            owner: req.owner,
+            final_save,
+            result,
+            profile: req.profile,
+        }
+    }));
+}
+
+fn finish_releases(
+    mut ended: MessageReader<SessionEnded>,
+    store: Option<Res<DataStore>>,
+    mut state: ResMut<DataStoreState>,
+) {
+    let Some(store) = store else { return };
+    for e in ended.read() {
+        let Some(live) = state.live.get(&e.player_id) else {
+            continue;
+        };
+        if live.owner.session != e.session_id {
+            continue;
+        }
+        if live.saving {
+            // The save in flight releases the lock when it lands (see `poll_jobs`).
+        } else if live.dirty || live.version == 0 {
+            spawn_save(&mut state, &store.0, e.player_id, true);
+        } else {
+            let owner = live.owner.clone();
+            let store = store.0.clone();
+            let player = e.player_id;
+            state.pending_saves += 1;
+            state.tasks.push(IoTaskPool::get().spawn(async move {
+                let _ = store.release(player, &owner);
+                Job::Release
+            }));
+        }
+        state.live.remove(&e.player_id);
+    }
+}
+
+fn autosave(
+    config: Option<Res<Config>>,
+    store: Option<Res<DataStore>>,
+    mut state: ResMut<DataStoreState>,
+    time: Res<Time<Real>>,
+) {
+    let (Some(config), Some(store)) = (config, store) else {
+        return;
+    };
+    let now = time.elapsed();
+    let interval = config
+        .get::<Duration>("datastore.autosaveInterval")
+        .unwrap_or(Duration::from_secs(60));
+    let due: Vec<(u64, bool)> = state
+        .live
+        .iter()
+        .filter(|(_, l)| {
+            !l.saving && (l.next_autosave <= now || l.retry_at.is_some_and(|t| t <= now))
+        })
+        .map(|(p, l)| (*p, l.dirty || l.retry_at.is_some()))
+        .collect();
+    for (player, dirty) in due {
+        if let Some(l) = state.live.get_mut(&player) {
+            l.next_autosave = now + interval;
+            l.retry_at = None;
+        }
+        if dirty {
+            spawn_save(&mut state, &store.0, player, false);
+        } else if let Some(l) = state.live.get(&player) {
+            let owner = l.owner.clone();
+            let store = store.0.clone();
+            state.tasks.push(IoTaskPool::get().spawn(async move {
+                let result = store.heartbeat(player, &owner, now_ms());
+                Job::Heartbeat { player, result }
+            }));
+        }
+    }
+}
+
+fn scheduled_backup(
+    config: Option<Res<Config>>,
+    store: Option<Res<DataStore>>,
+    paths: Res<crate::app::Paths>,
+    mut state: ResMut<DataStoreState>,
+    time: Res<Time<Real>>,
+) {
+    let (Some(config), Some(store)) = (config, store) else {
+        return;
+    };
+    let now = time.elapsed();
+    let interval = config
+        .get::<Duration>("datastore.backupInterval")
+        .unwrap_or(Duration::from_secs(3600));
+    let next = *state.next_backup.get_or_insert(now + interval);
+    if now < next || state.pending_backups > 0 {
+        return;
+    }
+    state.next_backup = Some(now + interval);
+    let retention = config
+        .get::<usize>("datastore.backupRetention")
+        .unwrap_or(24);
+    let data = paths.data.clone();
+    let store = store.0.clone();
+    state.pending_backups += 1;
+    state.tasks.push(IoTaskPool::get().spawn(async move {
+        Job::Backup {
+            result: backup::backup(store.backend(), &data, retention, now_ms()),
+        }
+    }));
+}
+
+fn backoff(retries: u32, player: u64) -> Duration {
+    // 0.5 s doubling to at most 30 s, with ±25% jitter from the player id and attempt.
+    let base = Duration::from_millis(500)
+        .saturating_mul(1u32 << retries.min(6))
+        .min(Duration::from_secs(30));
+    let j = (player ^ u64::from(retries)).wrapping_mul(0x2545_F491_4F6C_DD1D) >> 54;
+    base.mul_f64(0.75 + (j as f64 / 1024.0) * 0.5)
+}
+
+fn poll_jobs(
+    mut state: ResMut<DataStoreState>,
+    store: Option<Res<DataStore>>,
+    net: Option<ResMut<ServerNet>>,
+    config: Option<Res<Config>>,
+    time: Res<Time<Real>>,
+    mut loaded: MessageWriter<ProfileLoaded>,
+) {
+    let now = time.elapsed();
+    let mut net = net;
+    let mut done = Vec::new();
+    state
+        .tasks
+        .retain_mut(|t| match block_on(future::poll_once(t)) {
+            Some(job) => {
+                done.push(job);
+                false
+            }
+            None => true,
+        });
+    let interval = config
+        .as_ref()
+        .and_then(|c| c.get::<Duration>("datastore.autosaveInterval").ok())
+        .unwrap_or(Duration::from_secs(60));
+    for job in done {
+        match job {
+            Job::Load {
+                client,
+                owner,
+                result,
+            } => match result {
+                Ok(l) => {
+                    let player = l.profile.player_id;
+                    info!(player, "profile loaded (version {})", l.version);
+                    loaded.write(ProfileLoaded {
+                        client,
+                        player,
+                        applied: l.applied.clone(),
+                    });
+                    state.live.insert(
+                        player,
+                        LiveProfile {
+                            client,
+                            owner,
+                            version: l.version,
+                            dirty: !l.applied.is_empty() && l.version == 0,
+                            profile: l.profile,
+                            next_autosave: now + spread(player, interval),
+                            saving: false,
+                            retries: 0,
+                            retry_at: None,
+                        },
+                    );
+                }
+                Err(e) => {
+                    error!("profile load failed: {e}");
+                    state.errors.record(now);
+                    let reason = match &e {
+                        StoreError::Locked { .. } => "your profile is open on another server; try again in a minute".to_string(),
+                        StoreError::Corrupt { .. } => "your saved data could not be read; it was left untouched and staff were alerted".to_string(),
+                        other => format!("your data could not be loaded: {other}"),
+                    };
+                    if let Some(net) = net.as_mut() {
+                        net.kick(client, &reason);
+                    }
+                }
+            },
+            Job::Save {
+                player,
+                owner,
+                final_save,
+                result,
+                profile,
+            } => {
+                state.pending_saves = state.pending_saves.saturating_sub(1);
+                match result {
+                    Ok(_) if !final_save && !state.live.contains_key(&player) => {
+                        // The session ended while this auto-save was in flight: release now.
+                        if let Some(store) = store.as_ref() {
+                            let store = store.0.clone();
+                            state.pending_saves += 1;
+                            state.tasks.push(IoTaskPool::get().spawn(async move {
+                                let _ = store.release(player, &owner);
+                                Job::Release
+                            }));
+                        }
+                    }
+                    Ok(version) => {
+                        if let Some(l) = state.live.get_mut(&player) {
+                            l.version = version;
+                            l.saving = false;
+                            l.retries = 0;
+                            // Unchanged since this save started: clean.
+                            if l.profile == profile {
+                                l.dirty = false;
+                            }
+                        }
+                    }
+                    Err(e) if e.is_transient() => {
+                        warn!(player, "save failed, will retry: {e}");
+                        state.errors.record(now);
+                        match state.live.get_mut(&player) {
+                            Some(l) => {
+                                l.saving = false;
+                                l.retries += 1;
+                                l.retry_at = Some(now + backoff(l.retries, player));
+                            }
+                            None if final_save => {
+                                error!(player, "final save failed: {e}; the last autosave stands");
+                            }
+                            None => {}
+                        }
+                    }
+                    Err(e) => {
+                        error!(player, "save refused: {e}");
+                        state.errors.record(now);
+                        if let Some(l) = state.live.remove(&player)
+                            && let Some(net) = net.as_mut()
+                        {
+                            net.kick(l.client, &format!("session ended: {e}"));
+                        }
+                    }
+                }
+            }
+            Job::Heartbeat { player, result } => {
+                if let Err(e) = result {
+                    error!(player, "lock heartbeat failed: {e}");
+                    state.errors.record(now);
+                    if !e.is_transient()
+                        && let Some(l) = state.live.remove(&player)
+                        && let Some(net) = net.as_mut()
+                    {
+                        net.kick(l.client, &format!("session ended: {e}"));
+                    }
+                }
+            }
+            Job::Release => state.pending_saves = state.pending_saves.saturating_sub(1),
+            Job::Backup { result } => {
+                state.pending_backups = state.pending_backups.saturating_sub(1);
+                match result {
+                    Ok(r) => {
+                        state.backups_ok += 1;
+                        info!(
+                            "backup {} ({} bytes, sha256 {})",
+                            r.file.display(),
+                            r.size,
+                            r.sha256
+                        );
+                    }
+                    Err(e) => {
+                        state.backups_failed += 1;
+                        state.errors.record(now);
+                        error!("backup failed: {e}");
+                    }
+                }
+            }
+        }
+    }
+    let critical = state.errors.critical(now);
+    if critical != state.critical {
+        if critical {
+            error!("data store is CRITICAL: 5 or more errors within 120 s");
+        } else {
+            info!("data store recovered from its critical state");
+        }
+        state.critical = critical;
+    }
+}
+
+fn save_everything(store: Option<Res<DataStore>>, mut state: ResMut<DataStoreState>) {
+    let Some(store) = store else { return };
+    let players: Vec<u64> = state.live.keys().copied().collect();
+    for p in players {
+        spawn_save(&mut state, &store.0, p, true);
+    }
+}
+
+fn hold_while_busy(state: Res<DataStoreState>, mut shutdown: ResMut<Shutdown>) {
+    if !state.tasks.is_empty() {
+        shutdown.hold(format!(
+            "datastore: {} save(s) and task(s) in flight",
+            state.tasks.len()
+        ));
+    }
+}

@@ -1,0 +1,775 @@
+//! The data store's logic over any [`Backend`]: session locks with fencing, compare-and-swap
+//! saves, multi-profile transactions, versions, offline messages, erasure, stats.
+//! Plain Rust and blocking; the plugin runs it on Bevy's IO task pool.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::backend::{Backend, BackendError, ReadOps, Table, WriteOps};
+use super::profile::{self, MAX_PROFILE_BYTES, Profile};
+use super::seal::{AtRest, SealError};
+use crate::transport::stats::LatencyWindow;
+
+/// Who holds a profile: a server and one of its sessions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockOwner {
+    /// The server's id (one per server process).
+    pub server_id: String,
+    /// The session the profile is loaded for.
+    pub session: u128,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LockRow {
+    owner: LockOwner,
+    heartbeat_ms: u64,
+}
+
+/// Why a data store operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// Another server holds a fresh lock on the profile.
+    #[error(
+        "player {player}'s profile is in use by server {holder} (lock heartbeat {age_ms} ms old)"
+    )]
+    Locked {
+        /// The player.
+        player: u64,
+        /// The holding server.
+        holder: String,
+        /// Age of its heartbeat.
+        age_ms: u64,
+    },
+    /// This session no longer holds the lock: the save is refused (fencing).
+    #[error("player {player}: session lock lost (taken over by {holder}); save refused")]
+    LockLost {
+        /// The player.
+        player: u64,
+        /// Who holds it now (empty: nobody).
+        holder: String,
+    },
+    /// The stored version moved since it was read (compare-and-swap failed).
+    #[error("player {player}: version conflict (expected {expected}, stored {found})")]
+    VersionConflict {
+        /// The player.
+        player: u64,
+        /// The version the writer read.
+        expected: u64,
+        /// The version stored now.
+        found: u64,
+    },
+    /// The stored profile cannot be read; it is left untouched.
+    #[error("player {player}'s profile is corrupt: {reason}")]
+    Corrupt {
+        /// The player.
+        player: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The profile does not pass validation; the previous version stays.
+    #[error("player {player}: save rejected: {reason}")]
+    Invalid {
+        /// The player.
+        player: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No such profile or version.
+    #[error("player {player}: {what} not found")]
+    NotFound {
+        /// The player.
+        player: u64,
+        /// What.
+        what: String,
+    },
+    /// A transaction's own logic refused (insufficient coins, an injected failure).
+    #[error("transaction aborted: {0}")]
+    Aborted(String),
+    /// The backend failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+impl StoreError {
+    /// Worth retrying (I/O trouble), as opposed to a decision (lock, conflict, invalid).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Backend(_))
+    }
+}
+
+/// A gift waiting for an offline player.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum OfflineMessage {
+    /// Coins.
+    Coins {
+        /// How many.
+        amount: i64,
+        /// From whom.
+        from: u64,
+    },
+    /// An item.
+    Item {
+        /// Item id.
+        item: String,
+        /// How many.
+        count: u32,
+        /// From whom.
+        from: u64,
+    },
+}
+
+/// A loaded profile and the version it was read at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    /// The profile.
+    pub profile: Profile,
+    /// Its stored version (0: new, never saved).
+    pub version: u64,
+    /// Offline messages applied during this load.
+    pub applied: Vec<OfflineMessage>,
+}
+
+/// Settings, from the `datastore.*` config keys.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    /// `datastore.lockStaleAfter`.
+    pub lock_stale_after: Duration,
+    /// Versions kept per player (at most).
+    pub versions_keep: usize,
+    /// Versions older than this are pruned (the newest always stays).
+    pub versions_max_age: Duration,
+    /// `game.startingCoins` for the template.
+    pub starting_coins: i64,
+}
+
+/// Counters (the seed's getDataStoreStats and more).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoreStats {
+    /// Operations attempted.
+    pub operations: u64,
+    /// Operations that failed.
+    pub failed: u64,
+    /// Transactions rolled back.
+    pub rollbacks: u64,
+    /// Plain bytes saved.
+    pub bytes_plain: u64,
+    /// Stored (compressed, sealed) bytes.
+    pub bytes_stored: u64,
+    /// Save latency, median ms.
+    pub save_p50_ms: f64,
+    /// Save latency, 99th percentile ms.
+    pub save_p99_ms: f64,
+}
+
+impl StoreStats {
+    /// Successful share of operations.
+    pub fn success_rate(&self) -> f64 {
+        if self.operations == 0 {
+            1.0
+        } else {
+            1.0 - self.failed as f64 / self.operations as f64
+        }
+    }
+
+    /// Plain bytes over stored bytes.
+    pub fn compression_ratio(&self) -> f64 {
+        if self.bytes_stored == 0 {
+            1.0
+        } else {
+            self.bytes_plain as f64 / self.bytes_stored as f64
+        }
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    operations: u64,
+    failed: u64,
+    rollbacks: u64,
+    bytes_plain: u64,
+    bytes_stored: u64,
+    save_latency: LatencyWindow,
+}
+
+/// One save in a batch.
+#[derive(Debug, Clone)]
+pub struct SaveRequest {
+    /// The profile (its `player_id` names the row).
+    pub profile: Profile,
+    /// The version the saver read (compare-and-swap).
+    pub expected_version: u64,
+    /// The session that must still hold the lock.
+    pub owner: LockOwner,
+}
+
+/// The data store.
+pub struct Datastore<B: Backend> {
+    backend: B,
+    seal: AtRest,
+    settings: StoreSettings,
+    counters: Mutex<Counters>,
+}
+
+fn pkey(player: u64) -> [u8; 8] {
+    player.to_be_bytes()
+}
+
+fn pair_key(player: u64, n: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&player.to_be_bytes());
+    k[8..].copy_from_slice(&n.to_be_bytes());
+    k
+}
+
+fn be_u64(bytes: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = bytes.len().min(8);
+    b[..n].copy_from_slice(&bytes[..n]);
+    u64::from_be_bytes(b)
+}
+
+/// Wall clock in ms since the Unix epoch (lock heartbeats, version times).
+pub fn now_ms() -> u64 {
+    crate::transport::unix_now().as_millis() as u64
+}
+
+impl<B: Backend> Datastore<B> {
+    /// A store over `backend` sealing with `seal`.
+    pub fn new(backend: B, seal: AtRest, settings: StoreSettings) -> Self {
+        Self {
+            backend,
+            seal,
+            settings,
+            counters: Mutex::new(Counters::default()),
+        }
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &StoreSettings {
+        &self.settings
+    }
+
+    fn count<T>(&self, r: &Result<T, StoreError>) {
+        if let Ok(mut c) = self.counters.lock() {
+            c.operations += 1;
+            if r.is_err() {
+                c.failed += 1;
+            }
+            if matches!(
+                r,
+                Err(StoreError::Aborted(_) | StoreError::VersionConflict { .. })
+            ) {
+                c.rollbacks += 1;
+            }
+        }
+    }
+
+    /// Counters now.
+    pub fn stats(&self) -> StoreStats {
+        match self.counters.lock() {
+            Ok(c) => StoreStats {
+                operations: c.operations,
+                failed: c.failed,
+                rollbacks: c.rollbacks,
+                bytes_plain: c.bytes_plain,
+                bytes_stored: c.bytes_stored,
+                save_p50_ms: c.save_latency.quantile_ms(0.5),
+                save_p99_ms: c.save_latency.quantile_ms(0.99),
+            },
+            Err(_) => StoreStats::default(),
+        }
+    }
+
+    fn open_row(&self, player: u64, row: &[u8]) -> Result<(u64, Profile), StoreError> {
+        if row.len() < 8 {
+            return Err(StoreError::Corrupt {
+                player,
+                reason: "truncated row".into(),
+            });
+        }
+        let version = be_u64(&row[..8]);
+        let plain = self
+            .seal
+            .open(player, &row[8..], MAX_PROFILE_BYTES)
+            .map_err(|e: SealError| StoreError::Corrupt {
+                player,
+                reason: e.to_string(),
+            })?;
+        let p = profile::decode(&plain, player, self.settings.starting_coins).map_err(|e| {
+            StoreError::Corrupt {
+                player,
+                reason: e.to_string(),
+            }
+        })?;
+        if p.player_id != player {
+            return Err(StoreError::Corrupt {
+                player,
+                reason: format!("row holds player {}'s profile", p.player_id),
+            });
+        }
+        Ok((version, p))
+    }
+
+    fn seal_profile(&self, p: &Profile) -> Result<Vec<u8>, StoreError> {
+        let plain = p.validate().map_err(|reason| StoreError::Invalid {
+            player: p.player_id,
+            reason,
+        })?;
+        let blob = self
+            .seal
+            .seal(p.player_id, &plain)
+            .map_err(|e| StoreError::Invalid {
+                player: p.player_id,
+                reason: e.to_string(),
+            })?;
+        if let Ok(mut c) = self.counters.lock() {
+            c.bytes_plain += plain.len() as u64;
+            c.bytes_stored += blob.len() as u64;
+        }
+        Ok(blob)
+    }
+
+    fn check_lock(ops: &dyn ReadOps, player: u64, owner: &LockOwner) -> Result<(), StoreError> {
+        let row = ops.get(Table::Locks, &pkey(player))?;
+        let held: Option<LockRow> = row.and_then(|r| serde_json::from_slice(&r).ok());
+        match held {
+            Some(l) if &l.owner == owner => Ok(()),
+            Some(l) => Err(StoreError::LockLost {
+                player,
+                holder: l.owner.server_id,
+            }),
+            None => Err(StoreError::LockLost {
+                player,
+                holder: String::new(),
+            }),
+        }
+    }
+
+    fn stored_version(ops: &dyn ReadOps, player: u64) -> Result<u64, StoreError> {
+        Ok(ops
+            .get(Table::Profiles, &pkey(player))?
+            .map_or(0, |r| be_u64(&r)))
+    }
+
+    /// Writes `blob` as version `new` of `p`'s player, records it among the versions, prunes.
+    fn write_version(
+        &self,
+        ops: &mut dyn WriteOps,
+        player: u64,
+        new: u64,
+        blob: &[u8],
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let mut row = Vec::with_capacity(8 + blob.len());
+        row.extend_from_slice(&new.to_be_bytes());
+        row.extend_from_slice(blob);
+        ops.put(Table::Profiles, &pkey(player), &row)?;
+        let mut vrow = Vec::with_capacity(8 + blob.len());
+        vrow.extend_from_slice(&now.to_be_bytes());
+        vrow.extend_from_slice(blob);
+        ops.put(Table::Versions, &pair_key(player, new), &vrow)?;
+        // Prune: keep at most `versions_keep`, and none older than the max age but the newest.
+        let all = ops.scan(Table::Versions, &pkey(player))?;
+        let max_age = self.settings.versions_max_age.as_millis() as u64;
+        let keep = self.settings.versions_keep.max(1);
+        let n = all.len();
+        for (i, (k, v)) in all.iter().enumerate() {
+            let newest = i + 1 == n;
+            let too_many = n - i > keep;
+            let too_old = now.saturating_sub(be_u64(&v[..8.min(v.len())])) > max_age;
+            if !newest && (too_many || too_old) {
+                ops.delete(Table::Versions, k)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads a profile for a session, taking its lock. A fresh lock held by another owner
+    /// refuses; a stale one is taken over. Offline messages waiting for the player are applied
+    /// exactly once, in the same transaction. A corrupt profile is reported, never replaced.
+    pub fn load(&self, player: u64, owner: &LockOwner, now: u64) -> Result<Loaded, StoreError> {
+        let stale = self.settings.lock_stale_after.as_millis() as u64;
+        let r = self.backend.write(true, |ops| {
+            if let Some(row) = ops.get(Table::Locks, &pkey(player))?
+                && let Ok(l) = serde_json::from_slice::<LockRow>(&row)
+                && l.owner.server_id != owner.server_id
+            {
+                let age = now.saturating_sub(l.heartbeat_ms);
+                if age < stale {
+                    return Err(StoreError::Locked {
+                        player,
+                        holder: l.owner.server_id,
+                        age_ms: age,
+                    });
+                }
+                tracing::warn!(
+                    player,
+                    "taking over a stale lock of server {} ({age} ms old)",
+                    l.owner.server_id
+                );
+            }
+            let lock = LockRow {
+                owner: owner.clone(),
+                heartbeat_ms: now,
+            };
+            let lock_bytes =
+                serde_json::to_vec(&lock).map_err(|e| StoreError::Aborted(e.to_string()))?;
+            ops.put(Table::Locks, &pkey(player), &lock_bytes)?;
+            let (mut version, mut profile) = match ops.get(Table::Profiles, &pkey(player))? {
+                Some(row) => self.open_row(player, &row)?,
+                None => (0, Profile::template(player, self.settings.starting_coins)),
+            };
+            let inbox = ops.scan(Table::Inbox, &pkey(player))?;
+            let mut applied = Vec::new();
+            for (k, v) in &inbox {
+                let id = be_u64(&k[8..]);
+                if !profile.applied_messages.contains(&id)
+                    && let Ok(msg) = serde_json::from_slice::<OfflineMessage>(v)
+                {
+                    match &msg {
+                        OfflineMessage::Coins { amount, .. } => {
+                            profile.stats.coins = profile.stats.coins.saturating_add(*amount)
+                        }
+                        OfflineMessage::Item { item, count, .. } => {
+                            *profile.inventory.entry(item.clone()).or_default() += count;
+                        }
+                    }
+                    profile.applied_messages.insert(id);
+                    applied.push(msg);
+                }
+                ops.delete(Table::Inbox, k)?;
+            }
+            if !applied.is_empty() {
+                let blob = self.seal_profile(&profile)?;
+                version += 1;
+                self.write_version(ops, player, version, &blob, now)?;
+            }
+            Ok(Loaded {
+                profile,
+                version,
+                applied,
+            })
+        });
+        self.count(&r);
+        r
+    }
+
+    /// Refreshes the lock's heartbeat; fails if the lock was lost.
+    pub fn heartbeat(&self, player: u64, owner: &LockOwner, now: u64) -> Result<(), StoreError> {
+        let r = self.backend.write(false, |ops| {
+            Self::check_lock(ops, player, owner)?;
+            let row = serde_json::to_vec(&LockRow {
+                owner: owner.clone(),
+                heartbeat_ms: now,
+            })
+            .map_err(|e| StoreError::Aborted(e.to_string()))?;
+            ops.put(Table::Locks, &pkey(player), &row)?;
+            Ok(())
+        });
+        self.count(&r);
+        r
+    }
+
+    /// Releases the lock if this owner holds it.
+    pub fn release(&self, player: u64, owner: &LockOwner) -> Result<(), StoreError> {
+        let r = self.backend.write(true, |ops| {
+            if Self::check_lock(ops, player, owner).is_ok() {
+                ops.delete(Table::Locks, &pkey(player))?;
+            }
+            Ok(())
+        });
+        self.count(&r);
+        r
+    }
+
+    /// Saves one profile durably: validated, fenced by the lock, compare-and-swap on the
+    /// version. Returns the new version.
+    pub fn save(&self, req: &SaveRequest, now: u64) -> Result<u64, StoreError> {
+        self.save_batch(std::slice::from_ref(req), true, now)
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Aborted("empty batch".into())))
+    }
+
+    /// Saves many profiles in one commit (group commit). Each save is checked on its own: a
+    /// refused one keeps its previous version and does not stop the others.
+    pub fn save_batch(
+        &self,
+        reqs: &[SaveRequest],
+        durable: bool,
+        now: u64,
+    ) -> Vec<Result<u64, StoreError>> {
+        let started = Instant::now();
+        let sealed: Vec<Result<Vec<u8>, StoreError>> =
+            reqs.iter().map(|r| self.seal_profile(&r.profile)).collect();
+        let outcome = self.backend.write(durable, |ops| {
+            let mut results = Vec::with_capacity(reqs.len());
+            for (req, blob) in reqs.iter().zip(&sealed) {
+                let player = req.profile.player_id;
+                let one = (|| -> Result<u64, StoreError> {
+                    let blob = blob.as_ref().map_err(Clone::clone)?;
+                    Self::check_lock(ops, player, &req.owner)?;
+                    let found = Self::stored_version(ops, player)?;
+                    if found != req.expected_version {
+                        return Err(StoreError::VersionConflict {
+                            player,
+                            expected: req.expected_version,
+                            found,
+                        });
+                    }
+                    let new = found + 1;
+                    self.write_version(ops, player, new, blob, now)?;
+                    let lock = serde_json::to_vec(&LockRow {
+                        owner: req.owner.clone(),
+                        heartbeat_ms: now,
+                    })
+                    .map_err(|e| StoreError::Aborted(e.to_string()))?;
+                    ops.put(Table::Locks, &pkey(player), &lock)?;
+                    Ok(new)
+                })();
+                if let Err(StoreError::Backend(e)) = &one {
+                    // A backend failure poisons the transaction: roll everything back.
+                    return Err(StoreError::Backend(e.clone()));
+                }
+                results.push(one);
+            }
+            Ok::<_, StoreError>(results)
+        });
+        let results = match outcome {
+            Ok(r) => r,
+            Err(e) => reqs.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let elapsed = started.elapsed();
+        for r in &results {
+            self.count(r);
+        }
+        if let Ok(mut c) = self.counters.lock() {
+            c.save_latency.record(elapsed);
+        }
+        results
+    }
+
+    /// Changes several profiles atomically (a gift or trade): `f` gets them by player id and
+    /// may fail; then everything rolls back. Each must not be locked by another server. Returns
+    /// the new versions.
+    pub fn transact(
+        &self,
+        players: &[u64],
+        owner_server: &str,
+        now: u64,
+        f: impl FnOnce(&mut BTreeMap<u64, Profile>) -> Result<(), String>,
+    ) -> Result<BTreeMap<u64, (u64, Profile)>, StoreError> {
+        let stale = self.settings.lock_stale_after.as_millis() as u64;
+        let r = self.backend.write(true, |ops| {
+            let mut profiles = BTreeMap::new();
+            let mut versions = BTreeMap::new();
+            for &player in players {
+                if let Some(row) = ops.get(Table::Locks, &pkey(player))?
+                    && let Ok(l) = serde_json::from_slice::<LockRow>(&row)
+                    && l.owner.server_id != owner_server
+                    && now.saturating_sub(l.heartbeat_ms) < stale
+                {
+                    return Err(StoreError::Locked {
+                        player,
+                        holder: l.owner.server_id,
+                        age_ms: now.saturating_sub(l.heartbeat_ms),
+                    });
+                }
+                let (v, p) = match ops.get(Table::Profiles, &pkey(player))? {
+                    Some(row) => self.open_row(player, &row)?,
+                    None => {
+                        return Err(StoreError::NotFound {
+                            player,
+                            what: "profile".into(),
+                        });
+                    }
+                };
+                profiles.insert(player, p);
+                versions.insert(player, v);
+            }
+            f(&mut profiles).map_err(StoreError::Aborted)?;
+            let mut out = BTreeMap::new();
+            for (player, p) in profiles {
+                let blob = self.seal_profile(&p)?;
+                let new = versions.get(&player).copied().unwrap_or(0) + 1;
+                self.write_version(ops, player, new, &blob, now)?;
+                out.insert(player, (new, p));
+            }
+            Ok(out)
+        });
+        self.count(&r);
+        r
+    }
+
+    /// The stored versions of a player: (version, saved at ms), oldest first.
+    pub fn versions(&self, player: u64) -> Result<Vec<(u64, u64)>, StoreError> {
+        self.backend.read(|ops| {
+            Ok(ops
+                .scan(Table::Versions, &pkey(player))?
+                .into_iter()
+                .map(|(k, v)| (be_u64(&k[8..]), be_u64(&v[..8.min(v.len())])))
+                .collect())
+        })
+    }
+
+    /// One stored version of a player's profile.
+    pub fn read_version(&self, player: u64, version: u64) -> Result<Profile, StoreError> {
+        self.backend.read(|ops| {
+            let row = ops
+                .get(Table::Versions, &pair_key(player, version))?
+                .ok_or_else(|| StoreError::NotFound {
+                    player,
+                    what: format!("version {version}"),
+                })?;
+            let plain = self
+                .seal
+                .open(player, &row[8.min(row.len())..], MAX_PROFILE_BYTES)
+                .map_err(|e| StoreError::Corrupt {
+                    player,
+                    reason: e.to_string(),
+                })?;
+            profile::decode(&plain, player, self.settings.starting_coins).map_err(|e| {
+                StoreError::Corrupt {
+                    player,
+                    reason: e.to_string(),
+                }
+            })
+        })
+    }
+
+    /// The current stored profile and version, without taking the lock (admin views).
+    pub fn peek(&self, player: u64) -> Result<Option<(u64, Profile)>, StoreError> {
+        self.backend
+            .read(|ops| match ops.get(Table::Profiles, &pkey(player))? {
+                Some(row) => self.open_row(player, &row).map(Some),
+                None => Ok(None),
+            })
+    }
+
+    /// Makes an old version current again (as a new version). The caller ends any live session
+    /// of the player first; a fresh lock held by anyone refuses.
+    pub fn restore_version(&self, player: u64, version: u64, now: u64) -> Result<u64, StoreError> {
+        let old = self.read_version(player, version)?;
+        let stale = self.settings.lock_stale_after.as_millis() as u64;
+        let r = self.backend.write(true, |ops| {
+            if let Some(row) = ops.get(Table::Locks, &pkey(player))?
+                && let Ok(l) = serde_json::from_slice::<LockRow>(&row)
+                && now.saturating_sub(l.heartbeat_ms) < stale
+            {
+                return Err(StoreError::Locked {
+                    player,
+                    holder: l.owner.server_id,
+                    age_ms: now.saturating_sub(l.heartbeat_ms),
+                });
+            }
+            let blob = self.seal_profile(&old)?;
+            let new = Self::stored_version(ops, player)? + 1;
+            self.write_version(ops, player, new, &blob, now)?;
+            Ok(new)
+        });
+        self.count(&r);
+        r
+    }
+
+    /// Queues an offline message; it is applied exactly once at the player's next load.
+    pub fn send_offline(&self, player: u64, msg: &OfflineMessage) -> Result<u64, StoreError> {
+        let r = self.backend.write(true, |ops| {
+            let next = ops
+                .get(Table::Meta, b"next_message")?
+                .map_or(1, |v| be_u64(&v));
+            ops.put(Table::Meta, b"next_message", &(next + 1).to_be_bytes())?;
+            let body = serde_json::to_vec(msg).map_err(|e| StoreError::Aborted(e.to_string()))?;
+            ops.put(Table::Inbox, &pair_key(player, next), &body)?;
+            Ok(next)
+        });
+        self.count(&r);
+        r
+    }
+
+    /// Removes a player's profile, versions, inbox and lock; records the erasure.
+    pub fn erase_player(&self, player: u64, actor: &str, now: u64) -> Result<usize, StoreError> {
+        let r = self.backend.write(true, |ops| {
+            let mut removed = 0;
+            for table in [Table::Versions, Table::Inbox] {
+                for (k, _) in ops.scan(table, &pkey(player))? {
+                    ops.delete(table, &k)?;
+                    removed += 1;
+                }
+            }
+            if ops.get(Table::Profiles, &pkey(player))?.is_some() {
+                removed += 1;
+            }
+            ops.delete(Table::Profiles, &pkey(player))?;
+            ops.delete(Table::Locks, &pkey(player))?;
+            let record = serde_json::json!({"player": player, "actor": actor, "at_ms": now, "entries": removed});
+            ops.put(Table::Erasures, &pair_key(now, player), record.to_string().as_bytes())?;
+            Ok(removed)
+        });
+        if let Ok(n) = &r {
+            tracing::info!(target: "audit", player, "erased by {actor}: {n} entries");
+        }
+        self.count(&r);
+        r
+    }
+
+    /// Every player with a stored profile.
+    pub fn players(&self) -> Result<Vec<u64>, StoreError> {
+        self.backend.read(|ops| {
+            Ok(ops
+                .scan(Table::Profiles, &[])?
+                .into_iter()
+                .map(|(k, _)| be_u64(&k))
+                .collect())
+        })
+    }
+}
+
+/// A sliding count of errors: critical when `threshold` or more fall within `window`.
+#[derive(Debug, Clone)]
+pub struct ErrorWindow {
+    times: VecDeque<Duration>,
+    /// Errors that make the state critical.
+    pub threshold: usize,
+    /// The window.
+    pub window: Duration,
+}
+
+impl ErrorWindow {
+    /// ProfileStore's rule: 5 errors in 120 s.
+    pub fn profile_store() -> Self {
+        Self {
+            times: VecDeque::new(),
+            threshold: 5,
+            window: Duration::from_secs(120),
+        }
+    }
+
+    /// Records an error at `now`.
+    pub fn record(&mut self, now: Duration) {
+        self.times.push_back(now);
+        self.trim(now);
+    }
+
+    fn trim(&mut self, now: Duration) {
+        while self
+            .times
+            .front()
+            .is_some_and(|t| now.saturating_sub(*t) > self.window)
+        {
+            self.times.pop_front();
+        }
+    }
+
+    /// True while the threshold is met.
+    pub fn critical(&mut self, now: Duration) -> bool {
+        self.trim(now);
+        self.times.len() >= self.threshold
+    }
+}
