@@ -72,12 +72,15 @@ fn err(e: impl std::fmt::Display) -> BackendError {
     BackendError(e.to_string())
 }
 
+/// Key-value pairs in key order.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Reads inside a transaction.
 pub trait ReadOps {
     /// The value at `key`.
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError>;
     /// Every entry whose key starts with `prefix`, in key order.
-    fn scan(&self, table: Table, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BackendError>;
+    fn scan(&self, table: Table, prefix: &[u8]) -> Result<Entries, BackendError>;
 }
 
 /// Writes inside a transaction.
@@ -145,7 +148,7 @@ impl ReadOps for RedbWrite<'_> {
         Ok(t.get(key).map_err(err)?.map(|v| v.value().to_vec()))
     }
 
-    fn scan(&self, table: Table, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BackendError> {
+    fn scan(&self, table: Table, prefix: &[u8]) -> Result<Entries, BackendError> {
         let t = self.txn.open_table(table.def()).map_err(err)?;
         collect_prefix(&t, prefix)
     }
@@ -168,7 +171,7 @@ impl WriteOps for RedbWrite<'_> {
 fn collect_prefix(
     t: &impl ReadableTable<&'static [u8], &'static [u8]>,
     prefix: &[u8],
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BackendError> {
+) -> Result<Entries, BackendError> {
     let mut out = Vec::new();
     for entry in t.range::<&[u8]>(prefix..).map_err(err)? {
         let (k, v) = entry.map_err(err)?;
@@ -193,7 +196,7 @@ impl ReadOps for RedbRead {
         }
     }
 
-    fn scan(&self, table: Table, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BackendError> {
+    fn scan(&self, table: Table, prefix: &[u8]) -> Result<Entries, BackendError> {
         match self.txn.open_table(table.def()) {
             Ok(t) => collect_prefix(&t, prefix),
             Err(TableError::TableDoesNotExist(_)) => Ok(Vec::new()),

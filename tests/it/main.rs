@@ -2,6 +2,7 @@
 //! Subsystem tests live in `<subsystem>.rs`; `harness` builds the apps they drive.
 
 mod config;
+mod datastore;
 mod foundation;
 mod harness;
 mod transport;

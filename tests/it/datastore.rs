@@ -1,0 +1,503 @@
+//! Data store: locks, transactions, versions, backups, corruption, offline messages, crash safety,
+//! and the plugin's load/save/shutdown path.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use bloxquarium::datastore::backend::{Backend, Table, WriteOps};
+use bloxquarium::datastore::{
+    self, LockOwner, OfflineMessage, Profile, SaveRequest, Store, StoreError, backup,
+};
+
+use crate::harness::{self, Scratch};
+
+fn config() -> bloxquarium::config::Config {
+    bloxquarium::config::load_server(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config")))
+        .unwrap()
+}
+
+fn store(dir: &Scratch) -> Store {
+    datastore::open(&dir.0, &config()).unwrap()
+}
+
+fn owner(server: &str, session: u128) -> LockOwner {
+    LockOwner {
+        server_id: server.into(),
+        session,
+    }
+}
+
+fn save(
+    store: &Store,
+    p: &Profile,
+    version: u64,
+    o: &LockOwner,
+    now: u64,
+) -> Result<u64, StoreError> {
+    store.save(
+        &SaveRequest {
+            profile: p.clone(),
+            expected_version: version,
+            owner: o.clone(),
+        },
+        now,
+    )
+}
+
+const T0: u64 = 1_800_000_000_000;
+
+#[test]
+fn lock_contention_between_two_servers_and_stale_takeover_with_fencing() {
+    let d = Scratch::new("ds-locks");
+    let s = store(&d);
+    let a = owner("server-a", 1);
+    let b = owner("server-b", 2);
+    let loaded = s.load(10, &a, T0).unwrap();
+    assert_eq!(loaded.version, 0, "new player: template, not yet saved");
+    assert_eq!(loaded.profile.stats.coins, 100, "game.startingCoins");
+    let v1 = save(&s, &loaded.profile, 0, &a, T0 + 1000).unwrap();
+
+    // B cannot load while A's heartbeat is fresh (lockStaleAfter = 60 s).
+    match s.load(10, &b, T0 + 30_000) {
+        Err(StoreError::Locked { holder, .. }) => assert_eq!(holder, "server-a"),
+        other => panic!("{other:?}"),
+    }
+    // After 60 s without a heartbeat, B takes over.
+    let taken = s.load(10, &b, T0 + 62_000).unwrap();
+    assert_eq!(taken.version, v1);
+    // A's save is now refused (fencing), and so is its heartbeat.
+    let mut p = loaded.profile.clone();
+    p.stats.coins = 1;
+    assert!(matches!(
+        save(&s, &p, v1, &a, T0 + 63_000),
+        Err(StoreError::LockLost { .. })
+    ));
+    assert!(matches!(
+        s.heartbeat(10, &a, T0 + 63_000),
+        Err(StoreError::LockLost { .. })
+    ));
+    // B saves; a stale version from B is a conflict (compare-and-swap).
+    let v2 = save(&s, &taken.profile, v1, &b, T0 + 64_000).unwrap();
+    assert!(matches!(
+        save(&s, &taken.profile, v1, &b, T0 + 65_000),
+        Err(StoreError::VersionConflict { .. })
+    ));
+    assert_eq!(s.peek(10).unwrap().unwrap().0, v2);
+    s.release(10, &b).unwrap();
+    assert!(s.load(10, &a, T0 + 66_000).is_ok(), "released lock is free");
+}
+
+#[test]
+fn transactions_commit_all_or_nothing() {
+    let d = Scratch::new("ds-txn");
+    let s = store(&d);
+    for (player, session) in [(1, 1), (2, 2)] {
+        let o = owner("srv", session);
+        let l = s.load(player, &o, T0).unwrap();
+        save(&s, &l.profile, 0, &o, T0).unwrap();
+    }
+    // A gift of 30 coins from 1 to 2.
+    let out = s
+        .transact(&[1, 2], "srv", T0, |ps| {
+            ps.get_mut(&1).ok_or("no 1")?.stats.coins -= 30;
+            ps.get_mut(&2).ok_or("no 2")?.stats.coins += 30;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(out[&1].1.stats.coins, 70);
+    assert_eq!(out[&2].1.stats.coins, 130);
+    // An injected failure after the first change: nothing is written.
+    let before = (s.peek(1).unwrap().unwrap(), s.peek(2).unwrap().unwrap());
+    let r = s.transact(&[1, 2], "srv", T0, |ps| {
+        ps.get_mut(&1).ok_or("no 1")?.stats.coins -= 50;
+        Err("injected failure mid-transaction".into())
+    });
+    assert_eq!(
+        r,
+        Err(StoreError::Aborted(
+            "injected failure mid-transaction".into()
+        ))
+    );
+    // A change that fails validation (negative coins) also rolls everything back.
+    let r = s.transact(&[1, 2], "srv", T0, |ps| {
+        ps.get_mut(&2).ok_or("no 2")?.stats.coins += 1000;
+        ps.get_mut(&1).ok_or("no 1")?.stats.coins -= 1000;
+        Ok(())
+    });
+    assert!(matches!(r, Err(StoreError::Invalid { .. })), "{r:?}");
+    assert_eq!(
+        (s.peek(1).unwrap().unwrap(), s.peek(2).unwrap().unwrap()),
+        before
+    );
+    assert!(s.stats().rollbacks >= 1);
+    // Another server's fresh lock blocks the transaction.
+    let l3 = s.load(3, &owner("other", 9), T0).unwrap();
+    save(&s, &l3.profile, 0, &owner("other", 9), T0).unwrap();
+    assert!(matches!(
+        s.transact(&[1, 3], "srv", T0 + 1000, |_| Ok(())),
+        Err(StoreError::Locked { .. })
+    ));
+}
+
+#[test]
+fn versions_are_bounded_listed_viewed_and_restored() {
+    let d = Scratch::new("ds-versions");
+    let s = store(&d);
+    let o = owner("srv", 1);
+    let mut l = s.load(5, &o, T0).unwrap();
+    let mut v = 0;
+    for i in 1..=25 {
+        l.profile.stats.coins = i * 10;
+        v = save(&s, &l.profile, v, &o, T0 + i as u64).unwrap();
+    }
+    let versions = s.versions(5).unwrap();
+    assert_eq!(versions.len(), 20, "datastore.versionsKeep");
+    assert_eq!(versions.last().unwrap().0, 25);
+    assert_eq!(s.read_version(5, 10).unwrap().stats.coins, 100);
+    // Restoring refuses while a session holds the lock; after release it works.
+    assert!(matches!(
+        s.restore_version(5, 10, T0 + 100),
+        Err(StoreError::Locked { .. })
+    ));
+    s.release(5, &o).unwrap();
+    let restored = s.restore_version(5, 10, T0 + 100).unwrap();
+    assert_eq!(restored, 26);
+    assert_eq!(s.peek(5).unwrap().unwrap().1.stats.coins, 100);
+    // A rejected save keeps the previous version.
+    let o2 = owner("srv", 2);
+    let mut l2 = s.load(5, &o2, T0 + 200).unwrap();
+    l2.profile.fish.push(bloxquarium::datastore::Fish {
+        id: 1,
+        species: 0,
+        name: "x".into(),
+        hunger: f32::INFINITY,
+    });
+    assert!(matches!(
+        save(&s, &l2.profile, 26, &o2, T0 + 201),
+        Err(StoreError::Invalid { .. })
+    ));
+    assert_eq!(s.peek(5).unwrap().unwrap().0, 26);
+}
+
+#[test]
+fn offline_messages_apply_exactly_once() {
+    let d = Scratch::new("ds-gifts");
+    let s = store(&d);
+    let o = owner("srv", 1);
+    let l = s.load(8, &o, T0).unwrap();
+    save(&s, &l.profile, 0, &o, T0).unwrap();
+    s.release(8, &o).unwrap();
+    s.send_offline(
+        8,
+        &OfflineMessage::Coins {
+            amount: 50,
+            from: 1,
+        },
+    )
+    .unwrap();
+    s.send_offline(
+        8,
+        &OfflineMessage::Item {
+            item: "castle".into(),
+            count: 2,
+            from: 1,
+        },
+    )
+    .unwrap();
+    let first = s.load(8, &o, T0 + 10).unwrap();
+    assert_eq!(first.applied.len(), 2);
+    assert_eq!(first.profile.stats.coins, 150);
+    assert_eq!(first.profile.inventory["castle"], 2);
+    s.release(8, &o).unwrap();
+    let again = s.load(8, &o, T0 + 20).unwrap();
+    assert!(again.applied.is_empty());
+    assert_eq!(again.profile.stats.coins, 150, "applied once, not twice");
+}
+
+#[test]
+fn corruption_is_detected_named_and_never_overwritten() {
+    let d = Scratch::new("ds-corrupt");
+    let s = store(&d);
+    let o = owner("srv", 1);
+    let l = s.load(4, &o, T0).unwrap();
+    save(&s, &l.profile, 0, &o, T0).unwrap();
+    s.release(4, &o).unwrap();
+    // Flip a byte of the stored blob behind the store's back.
+    let mut row = s
+        .backend()
+        .read(|ops| ops.get(Table::Profiles, &4u64.to_be_bytes()))
+        .unwrap()
+        .unwrap();
+    let last = row.len() - 1;
+    row[last] ^= 0xFF;
+    s.backend()
+        .write(true, |ops: &mut dyn WriteOps| {
+            ops.put(Table::Profiles, &4u64.to_be_bytes(), &row)
+        })
+        .unwrap();
+    match s.load(4, &o, T0 + 1) {
+        Err(StoreError::Corrupt { player, reason }) => {
+            assert_eq!(player, 4);
+            assert!(reason.contains("authentication failed"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The damaged row is still there, untouched, and no lock was taken by the failed load.
+    let still = s
+        .backend()
+        .read(|ops| ops.get(Table::Profiles, &4u64.to_be_bytes()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(still, row);
+    // A blob moved to another player's row fails too.
+    let l6 = s.load(6, &o, T0).unwrap();
+    save(&s, &l6.profile, 0, &o, T0).unwrap();
+    let six = s
+        .backend()
+        .read(|ops| ops.get(Table::Profiles, &6u64.to_be_bytes()))
+        .unwrap()
+        .unwrap();
+    s.backend()
+        .write(true, |ops: &mut dyn WriteOps| {
+            ops.put(Table::Profiles, &7u64.to_be_bytes(), &six)
+        })
+        .unwrap();
+    assert!(matches!(
+        s.load(7, &o, T0),
+        Err(StoreError::Corrupt { player: 7, .. })
+    ));
+}
+
+#[test]
+fn erase_removes_everything_of_a_player() {
+    let d = Scratch::new("ds-erase");
+    let s = store(&d);
+    let o = owner("srv", 1);
+    let l = s.load(9, &o, T0).unwrap();
+    let v = save(&s, &l.profile, 0, &o, T0).unwrap();
+    save(&s, &l.profile, v, &o, T0 + 1).unwrap();
+    s.send_offline(9, &OfflineMessage::Coins { amount: 1, from: 2 })
+        .unwrap();
+    assert!(s.erase_player(9, "test", T0 + 2).unwrap() >= 3);
+    assert!(s.peek(9).unwrap().is_none());
+    assert!(s.versions(9).unwrap().is_empty());
+    assert!(!s.players().unwrap().contains(&9));
+}
+
+#[test]
+fn backup_verify_and_restore_refuse_corrupt_and_foreign_files() {
+    let d = Scratch::new("ds-backup");
+    let s = store(&d);
+    let o = owner("srv", 1);
+    let mut l = s.load(1, &o, T0).unwrap();
+    l.profile.stats.coins = 4242;
+    save(&s, &l.profile, 0, &o, T0).unwrap();
+    let id = backup::store_id(s.backend()).unwrap();
+    let rec = backup::backup(s.backend(), &d.0, 3, T0).unwrap();
+    assert_eq!(
+        backup::verify(&rec.file, Some(&id)).unwrap().sha256,
+        rec.sha256
+    );
+    // Retention: 3 newest kept.
+    for i in 1..=4 {
+        backup::backup(s.backend(), &d.0, 3, T0 + i).unwrap();
+    }
+    assert_eq!(backup::list(&d.0).unwrap().len(), 3);
+    let keep = backup::list(&d.0).unwrap().pop().unwrap();
+
+    // A foreign backup (another store) is refused.
+    let other = Scratch::new("ds-backup-other");
+    let s2 = store(&other);
+    let foreign = backup::backup(s2.backend(), &other.0, 3, T0).unwrap();
+    assert!(matches!(
+        backup::verify(&foreign.file, Some(&id)),
+        Err(backup::BackupError::Foreign { .. })
+    ));
+    // A corrupt backup is refused.
+    let bad = d.0.join("backups").join("bad.redb");
+    std::fs::copy(&keep, &bad).unwrap();
+    std::fs::copy(
+        format!("{}.sha256", keep.display()),
+        format!("{}.sha256", bad.display()),
+    )
+    .unwrap();
+    let mut bytes = std::fs::read(&bad).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&bad, bytes).unwrap();
+    assert!(matches!(
+        backup::verify(&bad, Some(&id)),
+        Err(backup::BackupError::Corrupt { .. })
+    ));
+    std::fs::remove_file(&bad).unwrap();
+
+    // Change the live store, then restore (with the store closed).
+    l.profile.stats.coins = 1;
+    save(&s, &l.profile, 1, &o, T0 + 10).unwrap();
+    drop(s);
+    let store_file = datastore::store_path(&d.0);
+    assert!(backup::restore(&foreign.file, &store_file, Some(&id), T0).is_err());
+    backup::restore(&keep, &store_file, Some(&id), T0 + 20).unwrap();
+    let s = store(&d);
+    assert_eq!(s.peek(1).unwrap().unwrap().1.stats.coins, 4242);
+}
+
+#[test]
+fn cli_backup_list_verify() {
+    let d = Scratch::new("ds-cli");
+    drop(store(&d));
+    let run = |args: &[&str]| {
+        let mut cmd = harness::bin();
+        cmd.args(["--data", d.path(), "datastore"]).args(args);
+        harness::output_within(cmd, Duration::from_secs(60))
+    };
+    let out = run(&["backup"]);
+    assert!(out.status.success(), "{}", harness::text(&out));
+    let out = run(&["list-backups"]);
+    let listing = String::from_utf8_lossy(&out.stdout).to_string();
+    let file = listing.split_whitespace().next().unwrap().to_string();
+    let out = run(&["verify", &file]);
+    assert!(out.status.success(), "{}", harness::text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok:"));
+    let out = run(&["verify", "/etc/hostname"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a Bloxquarium backup"));
+}
+
+#[test]
+fn acknowledged_saves_survive_sigkill() {
+    let d = Scratch::new("ds-crash");
+    drop(store(&d));
+    let mut child = harness::bin()
+        .args(["--data", d.path(), "datastore", "soak", "--player", "77"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut last_acked = 0u64;
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        if let Some(v) = line.strip_prefix("acked ") {
+            last_acked = v.parse().unwrap();
+        }
+        if last_acked >= 40 {
+            break;
+        }
+    }
+    // SIGKILL: no chance to flush or clean up.
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(last_acked >= 40);
+    let s = store(&d);
+    let (version, profile) = s.peek(77).unwrap().expect("profile present");
+    assert!(
+        version >= last_acked,
+        "acked {last_acked}, stored {version}"
+    );
+    assert_eq!(
+        profile.stats.coins as u64, version,
+        "not torn: the blob matches its version"
+    );
+    for (v, _) in s.versions(77).unwrap() {
+        assert_eq!(s.read_version(77, v).unwrap().stats.coins as u64, v);
+    }
+}
+
+#[test]
+fn plugin_loads_on_join_saves_on_leave_and_drains_on_shutdown() {
+    use bloxquarium::datastore::{DataStoreState, ProfileLoaded};
+    let d = Scratch::new("ds-plugin");
+    let mut server = harness::server(&d, &[]);
+    // An offline gift waiting for player 21.
+    server
+        .world()
+        .resource::<bloxquarium::datastore::DataStore>()
+        .send_offline(21, &OfflineMessage::Coins { amount: 5, from: 1 })
+        .unwrap();
+    let token = harness::issue(&server, 21, "Gill");
+    let mut client = harness::client(&d, harness::server_addr(&server), &token);
+    let mut loaded = Vec::new();
+    harness::pump_until(&mut [&mut server, &mut client], 300, "profile loads", |a| {
+        loaded.extend(harness::drain::<ProfileLoaded>(a[0]));
+        !loaded.is_empty()
+    });
+    assert_eq!(loaded[0].player, 21);
+    assert_eq!(loaded[0].applied.len(), 1);
+    {
+        let mut state = server.world_mut().resource_mut::<DataStoreState>();
+        assert_eq!(state.profile(21).unwrap().profile.stats.coins, 105);
+        state.profile_mut(21).unwrap().stats.coins = 321;
+    }
+    // The client leaves: the server saves and releases.
+    client
+        .world_mut()
+        .resource_mut::<bloxquarium::shutdown::Shutdown>()
+        .request(bloxquarium::shutdown::ShutdownReason::Requested(
+            "leave".into(),
+        ));
+    harness::pump_until(&mut [&mut server, &mut client], 300, "save on leave", |a| {
+        a[0].world()
+            .resource::<DataStoreState>()
+            .profile(21)
+            .is_none()
+            && a[0].world().resource::<DataStoreState>().busy() == 0
+    });
+    let (_, p) = server
+        .world()
+        .resource::<bloxquarium::datastore::DataStore>()
+        .peek(21)
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.stats.coins, 321);
+
+    // Rejoin, change, and shut the server down: the drain saves before exit.
+    let token = harness::issue(&server, 21, "Gill");
+    let mut client = harness::client(&d, harness::server_addr(&server), &token);
+    let mut loaded = Vec::new();
+    harness::pump_until(
+        &mut [&mut server, &mut client],
+        300,
+        "profile loads again",
+        |a| {
+            loaded.extend(harness::drain::<ProfileLoaded>(a[0]));
+            !loaded.is_empty()
+        },
+    );
+    server
+        .world_mut()
+        .resource_mut::<DataStoreState>()
+        .profile_mut(21)
+        .unwrap()
+        .stats
+        .coins = 999;
+    server
+        .world_mut()
+        .resource_mut::<bloxquarium::shutdown::Shutdown>()
+        .request(bloxquarium::shutdown::ShutdownReason::Requested(
+            "test".into(),
+        ));
+    let mut exited = false;
+    for _ in 0..300 {
+        server.update();
+        client.update();
+        if server.should_exit().is_some() {
+            exited = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(exited, "server exits after draining");
+    let store = server
+        .world()
+        .resource::<bloxquarium::datastore::DataStore>()
+        .0
+        .clone();
+    drop(server);
+    let (_, p) = store.peek(21).unwrap().unwrap();
+    assert_eq!(
+        p.stats.coins, 999,
+        "the shutdown drain saved the last change"
+    );
+}
