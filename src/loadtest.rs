@@ -17,8 +17,8 @@ use crate::transport::{
     keys, open_client,
 };
 
-/// Loop period of the load generator.
-const STEP: Duration = Duration::from_millis(5);
+/// Loop period of the load generator: a client's 60 Hz frame.
+const STEP: Duration = Duration::from_millis(16);
 /// Longest wait for every client to connect.
 const CONNECT_WAIT: Duration = Duration::from_secs(20);
 /// Player ids of load-test clients start here, away from real players.

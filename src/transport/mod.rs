@@ -256,6 +256,7 @@ pub fn open_server(
     let local_addr = socket
         .local_addr()
         .map_err(|source| TransportError::Bind { addr: bind, source })?;
+    grow_socket_buffers(&socket);
     let (authentication, issuer) = if insecure {
         warn!(
             "--insecure-dev: clients connect WITHOUT token authentication; never use this outside development"
@@ -286,6 +287,24 @@ pub fn open_server(
         local_addr,
         issuer,
     })
+}
+
+/// Socket buffer size the server asks for. The server reads its socket once per tick; at 30 Hz
+/// with hundreds of clients the kernel's default receive buffer (~208 KiB, counted with
+/// per-packet overhead) overflows between ticks and drops packets, which renet then resends after
+/// 300 ms.
+const SERVER_SOCKET_BUFFER: usize = 4 * 1024 * 1024;
+
+fn grow_socket_buffers(socket: &UdpSocket) {
+    let sock = socket2::SockRef::from(socket);
+    let _ = sock.set_recv_buffer_size(SERVER_SOCKET_BUFFER);
+    let _ = sock.set_send_buffer_size(SERVER_SOCKET_BUFFER);
+    let got = sock.recv_buffer_size().unwrap_or(0);
+    if got < SERVER_SOCKET_BUFFER {
+        warn!(
+            "UDP receive buffer is {got} bytes (asked for {SERVER_SOCKET_BUFFER}); raise net.core.rmem_max for many clients"
+        );
+    }
 }
 
 /// How a client proves who it is.
