@@ -10,7 +10,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 
 use bloxquarium::datastore::{self, Codec, LockOwner, Profile, SaveRequest, Store, now_ms};
 
-const BATCH: usize = 64;
+const BATCH: usize = 256;
 
 fn scratch(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("bq-bench-{tag}-{}", std::process::id()));
@@ -22,7 +22,7 @@ fn scratch(tag: &str) -> PathBuf {
 fn profile(player: u64) -> Profile {
     let mut p = Profile::template(player, 100);
     // About 1 KiB of JSON that compresses like real data: names and counts.
-    for i in 0..24 {
+    for i in 0..36 {
         p.inventory.insert(
             format!("decoration_{i:02}_{}", player % 7),
             (i * 3 + 1) as u32,
@@ -86,27 +86,33 @@ fn saves(c: &mut Criterion) {
             }
         })
     });
-    group.throughput(Throughput::Elements(BATCH as u64));
-    group.bench_function("redb_group_commit_64", |b| {
-        b.iter(|| {
-            let reqs: Vec<SaveRequest> = (0..BATCH)
-                .map(|k| SaveRequest {
-                    profile: profiles[k].clone(),
-                    expected_version: versions[k],
-                    owner: owner.clone(),
-                })
-                .collect();
-            for (k, r) in store
-                .save_batch(&reqs, true, now_ms())
-                .into_iter()
-                .enumerate()
-            {
-                if let Ok(v) = r {
-                    versions[k] = v;
+    for (name, size, durable) in [
+        ("redb_group_commit_64", 64usize, true),
+        ("redb_group_commit_256", 256, true),
+        ("redb_group_commit_256_no_fsync_reference", 256, false),
+    ] {
+        group.throughput(Throughput::Elements(size as u64));
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let reqs: Vec<SaveRequest> = (0..size)
+                    .map(|k| SaveRequest {
+                        profile: profiles[k].clone(),
+                        expected_version: versions[k],
+                        owner: owner.clone(),
+                    })
+                    .collect();
+                for (k, r) in store
+                    .save_batch(&reqs, durable, now_ms())
+                    .into_iter()
+                    .enumerate()
+                {
+                    if let Ok(v) = r {
+                        versions[k] = v;
+                    }
                 }
-            }
-        })
-    });
+            })
+        });
+    }
 
     let sqlite_dir = scratch("sqlite");
     let conn = match rusqlite::Connection::open(sqlite_dir.join("bench.sqlite")) {

@@ -138,33 +138,57 @@ impl RedbBackend {
     }
 }
 
+type RedbTable<'a> = redb::Table<'a, &'static [u8], &'static [u8]>;
+
+/// A write transaction's view: each table is opened once and kept for the transaction.
 struct RedbWrite<'a> {
     txn: &'a redb::WriteTransaction,
+    open: std::cell::RefCell<Vec<(Table, RedbTable<'a>)>>,
+}
+
+impl<'a> RedbWrite<'a> {
+    fn with<T>(
+        &self,
+        table: Table,
+        f: impl FnOnce(&mut RedbTable<'a>) -> Result<T, BackendError>,
+    ) -> Result<T, BackendError> {
+        let mut open = self.open.borrow_mut();
+        let idx = match open.iter().position(|(t, _)| *t == table) {
+            Some(i) => i,
+            None => {
+                open.push((table, self.txn.open_table(table.def()).map_err(err)?));
+                open.len() - 1
+            }
+        };
+        f(&mut open[idx].1)
+    }
 }
 
 impl ReadOps for RedbWrite<'_> {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        let t = self.txn.open_table(table.def()).map_err(err)?;
-        Ok(t.get(key).map_err(err)?.map(|v| v.value().to_vec()))
+        self.with(table, |t| {
+            Ok(t.get(key).map_err(err)?.map(|v| v.value().to_vec()))
+        })
     }
 
     fn scan(&self, table: Table, prefix: &[u8]) -> Result<Entries, BackendError> {
-        let t = self.txn.open_table(table.def()).map_err(err)?;
-        collect_prefix(&t, prefix)
+        self.with(table, |t| collect_prefix(t, prefix))
     }
 }
 
 impl WriteOps for RedbWrite<'_> {
     fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), BackendError> {
-        let mut t = self.txn.open_table(table.def()).map_err(err)?;
-        t.insert(key, value).map_err(err)?;
-        Ok(())
+        self.with(table, |t| {
+            t.insert(key, value).map_err(err)?;
+            Ok(())
+        })
     }
 
     fn delete(&mut self, table: Table, key: &[u8]) -> Result<(), BackendError> {
-        let mut t = self.txn.open_table(table.def()).map_err(err)?;
-        t.remove(key).map_err(err)?;
-        Ok(())
+        self.with(table, |t| {
+            t.remove(key).map_err(err)?;
+            Ok(())
+        })
     }
 }
 
@@ -216,7 +240,10 @@ impl Backend for RedbBackend {
             txn.set_durability(Durability::None).map_err(err)?;
         }
         let result = {
-            let mut ops = RedbWrite { txn: &txn };
+            let mut ops = RedbWrite {
+                txn: &txn,
+                open: std::cell::RefCell::new(Vec::new()),
+            };
             f(&mut ops)
         };
         match result {

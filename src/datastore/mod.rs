@@ -107,12 +107,9 @@ enum Job {
         owner: LockOwner,
         result: Result<Loaded, StoreError>,
     },
-    Save {
-        player: u64,
-        owner: LockOwner,
+    Saves {
         final_save: bool,
-        result: Result<u64, StoreError>,
-        profile: Profile,
+        items: Vec<(u64, LockOwner, Result<u64, StoreError>, Profile)>,
     },
     Heartbeat {
         player: u64,
@@ -250,30 +247,40 @@ fn start_loads(
     }
 }
 
-fn spawn_save(state: &mut DataStoreState, store: &Arc<Store>, player: u64, final_save: bool) {
-    let Some(live) = state.live.get_mut(&player) else {
+/// Saves the given live profiles in one group commit (one fsync for all of them).
+fn spawn_saves(state: &mut DataStoreState, store: &Arc<Store>, players: &[u64], final_save: bool) {
+    let mut reqs = Vec::new();
+    for p in players {
+        if let Some(live) = state.live.get_mut(p)
+            && !live.saving
+        {
+            live.saving = true;
+            reqs.push(SaveRequest {
+                profile: live.profile.clone(),
+                expected_version: live.version,
+                owner: live.owner.clone(),
+            });
+        }
+    }
+    if reqs.is_empty() {
         return;
-    };
-    live.saving = true;
-    let req = SaveRequest {
-        profile: live.profile.clone(),
-        expected_version: live.version,
-        owner: live.owner.clone(),
-    };
+    }
     let store = store.clone();
-    state.pending_saves += 1;
+    state.pending_saves += reqs.len();
     state.tasks.push(IoTaskPool::get().spawn(async move {
-        let result = store.save(&req, now_ms());
-        if final_save && result.is_ok() {
-            let _ = store.release(player, &req.owner);
-        }
-        Job::Save {
-            player,
-            owner: req.owner,
-            final_save,
-            result,
-            profile: req.profile,
-        }
+        let results = store.save_batch(&reqs, true, now_ms());
+        let items = reqs
+            .into_iter()
+            .zip(results)
+            .map(|(req, result)| {
+                let player = req.profile.player_id;
+                if final_save && result.is_ok() {
+                    let _ = store.release(player, &req.owner);
+                }
+                (player, req.owner, result, req.profile)
+            })
+            .collect();
+        Job::Saves { final_save, items }
     }));
 }
 
@@ -293,7 +300,7 @@ fn finish_releases(
         if live.saving {
             // The save in flight releases the lock when it lands (see `poll_jobs`).
         } else if live.dirty || live.version == 0 {
-            spawn_save(&mut state, &store.0, e.player_id, true);
+            spawn_saves(&mut state, &store.0, &[e.player_id], true);
         } else {
             let owner = live.owner.clone();
             let store = store.0.clone();
@@ -329,13 +336,14 @@ fn autosave(
         })
         .map(|(p, l)| (*p, l.dirty || l.retry_at.is_some()))
         .collect();
+    let mut batch = Vec::new();
     for (player, dirty) in due {
         if let Some(l) = state.live.get_mut(&player) {
             l.next_autosave = now + interval;
             l.retry_at = None;
         }
         if dirty {
-            spawn_save(&mut state, &store.0, player, false);
+            batch.push(player);
         } else if let Some(l) = state.live.get(&player) {
             let owner = l.owner.clone();
             let store = store.0.clone();
@@ -345,6 +353,8 @@ fn autosave(
             }));
         }
     }
+    // Every profile due this frame goes out in one group commit.
+    spawn_saves(&mut state, &store.0, &batch, false);
 }
 
 fn scheduled_backup(
@@ -455,59 +465,58 @@ fn poll_jobs(
                     }
                 }
             },
-            Job::Save {
-                player,
-                owner,
-                final_save,
-                result,
-                profile,
-            } => {
-                state.pending_saves = state.pending_saves.saturating_sub(1);
-                match result {
-                    Ok(_) if !final_save && !state.live.contains_key(&player) => {
-                        // The session ended while this auto-save was in flight: release now.
-                        if let Some(store) = store.as_ref() {
-                            let store = store.0.clone();
-                            state.pending_saves += 1;
-                            state.tasks.push(IoTaskPool::get().spawn(async move {
-                                let _ = store.release(player, &owner);
-                                Job::Release
-                            }));
-                        }
-                    }
-                    Ok(version) => {
-                        if let Some(l) = state.live.get_mut(&player) {
-                            l.version = version;
-                            l.saving = false;
-                            l.retries = 0;
-                            // Unchanged since this save started: clean.
-                            if l.profile == profile {
-                                l.dirty = false;
+            Job::Saves { final_save, items } => {
+                for (player, owner, result, profile) in items {
+                    state.pending_saves = state.pending_saves.saturating_sub(1);
+                    match result {
+                        Ok(_) if !final_save && !state.live.contains_key(&player) => {
+                            // The session ended while this auto-save was in flight: release now.
+                            if let Some(store) = store.as_ref() {
+                                let store = store.0.clone();
+                                state.pending_saves += 1;
+                                state.tasks.push(IoTaskPool::get().spawn(async move {
+                                    let _ = store.release(player, &owner);
+                                    Job::Release
+                                }));
                             }
                         }
-                    }
-                    Err(e) if e.is_transient() => {
-                        warn!(player, "save failed, will retry: {e}");
-                        state.errors.record(now);
-                        match state.live.get_mut(&player) {
-                            Some(l) => {
+                        Ok(version) => {
+                            if let Some(l) = state.live.get_mut(&player) {
+                                l.version = version;
                                 l.saving = false;
-                                l.retries += 1;
-                                l.retry_at = Some(now + backoff(l.retries, player));
+                                l.retries = 0;
+                                // Unchanged since this save started: clean.
+                                if l.profile == profile {
+                                    l.dirty = false;
+                                }
                             }
-                            None if final_save => {
-                                error!(player, "final save failed: {e}; the last autosave stands");
-                            }
-                            None => {}
                         }
-                    }
-                    Err(e) => {
-                        error!(player, "save refused: {e}");
-                        state.errors.record(now);
-                        if let Some(l) = state.live.remove(&player)
-                            && let Some(net) = net.as_mut()
-                        {
-                            net.kick(l.client, &format!("session ended: {e}"));
+                        Err(e) if e.is_transient() => {
+                            warn!(player, "save failed, will retry: {e}");
+                            state.errors.record(now);
+                            match state.live.get_mut(&player) {
+                                Some(l) => {
+                                    l.saving = false;
+                                    l.retries += 1;
+                                    l.retry_at = Some(now + backoff(l.retries, player));
+                                }
+                                None if final_save => {
+                                    error!(
+                                        player,
+                                        "final save failed: {e}; the last autosave stands"
+                                    );
+                                }
+                                None => {}
+                            }
+                        }
+                        Err(e) => {
+                            error!(player, "save refused: {e}");
+                            state.errors.record(now);
+                            if let Some(l) = state.live.remove(&player)
+                                && let Some(net) = net.as_mut()
+                            {
+                                net.kick(l.client, &format!("session ended: {e}"));
+                            }
                         }
                     }
                 }
@@ -560,9 +569,7 @@ fn poll_jobs(
 fn save_everything(store: Option<Res<DataStore>>, mut state: ResMut<DataStoreState>) {
     let Some(store) = store else { return };
     let players: Vec<u64> = state.live.keys().copied().collect();
-    for p in players {
-        spawn_save(&mut state, &store.0, p, true);
-    }
+    spawn_saves(&mut state, &store.0, &players, true);
 }
 
 fn hold_while_busy(state: Res<DataStoreState>, mut shutdown: ResMut<Shutdown>) {
@@ -571,5 +578,50 @@ fn hold_while_busy(state: Res<DataStoreState>, mut shutdown: ResMut<Shutdown>) {
             "datastore: {} save(s) and task(s) in flight",
             state.tasks.len()
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_caps() {
+        let b: Vec<Duration> = (1..=10).map(|r| backoff(r, 42)).collect();
+        assert!(
+            b[0] >= Duration::from_millis(750) && b[0] <= Duration::from_millis(1250),
+            "{:?}",
+            b[0]
+        );
+        assert!(b[3] > b[1]);
+        assert!(b.iter().all(|d| *d <= Duration::from_secs(38)));
+        assert_ne!(
+            backoff(3, 1),
+            backoff(3, 2),
+            "jitter differs between players"
+        );
+    }
+
+    #[test]
+    fn critical_after_five_errors_in_120_seconds() {
+        let mut w = ErrorWindow::profile_store();
+        for s in 0..4 {
+            w.record(Duration::from_secs(s * 10));
+        }
+        assert!(!w.critical(Duration::from_secs(40)));
+        w.record(Duration::from_secs(50));
+        assert!(w.critical(Duration::from_secs(50)));
+        assert!(!w.critical(Duration::from_secs(125)), "old errors age out");
+    }
+
+    #[test]
+    fn autosave_spread_stays_within_the_interval() {
+        let i = Duration::from_secs(60);
+        let offsets: Vec<Duration> = (1..200).map(|p| spread(p, i)).collect();
+        assert!(offsets.iter().all(|o| *o < i));
+        assert!(
+            offsets.iter().any(|o| *o < Duration::from_secs(20))
+                && offsets.iter().any(|o| *o > Duration::from_secs(40))
+        );
     }
 }

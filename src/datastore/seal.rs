@@ -14,6 +14,14 @@ use aes_gcm::{Aes256Gcm, Nonce};
 
 const MAGIC: &[u8; 4] = b"BQP1";
 
+thread_local! {
+    /// One zstd context per thread: creating a context costs more than compressing a profile.
+    static ZSTD: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        std::cell::RefCell::new(zstd::bulk::Compressor::new(3).ok());
+    static UNZSTD: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        std::cell::RefCell::new(zstd::bulk::Decompressor::new().ok());
+}
+
 /// Compression codec of a blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Codec {
@@ -34,7 +42,10 @@ impl Codec {
     /// Compresses.
     pub fn compress(self, plain: &[u8]) -> Result<Vec<u8>, String> {
         match self {
-            Codec::Zstd => zstd::bulk::compress(plain, 3).map_err(|e| e.to_string()),
+            Codec::Zstd => ZSTD.with(|z| match z.borrow_mut().as_mut() {
+                Some(c) => c.compress(plain).map_err(|e| e.to_string()),
+                None => zstd::bulk::compress(plain, 3).map_err(|e| e.to_string()),
+            }),
             Codec::Lz4 => Ok(lz4_flex::compress_prepend_size(plain)),
         }
     }
@@ -42,7 +53,10 @@ impl Codec {
     /// Decompresses, refusing output over `limit` bytes.
     pub fn decompress(self, packed: &[u8], limit: usize) -> Result<Vec<u8>, String> {
         match self {
-            Codec::Zstd => zstd::bulk::decompress(packed, limit).map_err(|e| e.to_string()),
+            Codec::Zstd => UNZSTD.with(|z| match z.borrow_mut().as_mut() {
+                Some(d) => d.decompress(packed, limit).map_err(|e| e.to_string()),
+                None => zstd::bulk::decompress(packed, limit).map_err(|e| e.to_string()),
+            }),
             Codec::Lz4 => {
                 if packed.len() >= 4 {
                     let claimed =

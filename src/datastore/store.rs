@@ -376,10 +376,19 @@ impl<B: Backend> Datastore<B> {
         vrow.extend_from_slice(&now.to_be_bytes());
         vrow.extend_from_slice(blob);
         ops.put(Table::Versions, &pair_key(player, new), &vrow)?;
-        // Prune: keep at most `versions_keep`, and none older than the max age but the newest.
+        // Prune by count in O(1): versions are numbered without gaps, so the one that falls out
+        // of the window is `new - keep`. Every 32 versions (and after a change of the settings)
+        // a full pass also prunes by age.
+        let keep = self.settings.versions_keep.max(1) as u64;
+        if new > keep {
+            ops.delete(Table::Versions, &pair_key(player, new - keep))?;
+        }
+        if new % 32 != 0 {
+            return Ok(());
+        }
         let all = ops.scan(Table::Versions, &pkey(player))?;
         let max_age = self.settings.versions_max_age.as_millis() as u64;
-        let keep = self.settings.versions_keep.max(1);
+        let keep = keep as usize;
         let n = all.len();
         for (i, (k, v)) in all.iter().enumerate() {
             let newest = i + 1 == n;
@@ -507,8 +516,26 @@ impl<B: Backend> Datastore<B> {
         now: u64,
     ) -> Vec<Result<u64, StoreError>> {
         let started = Instant::now();
-        let sealed: Vec<Result<Vec<u8>, StoreError>> =
-            reqs.iter().map(|r| self.seal_profile(&r.profile)).collect();
+        // Serialize, validate, compress and encrypt outside the write transaction, on two threads
+        // for larger batches: the transaction itself is then only B-tree work and one fsync.
+        let sealed: Vec<Result<Vec<u8>, StoreError>> = if reqs.len() >= 16 {
+            let (a, b) = reqs.split_at(reqs.len() / 2);
+            std::thread::scope(|scope| {
+                let other = scope.spawn(|| {
+                    b.iter()
+                        .map(|r| self.seal_profile(&r.profile))
+                        .collect::<Vec<_>>()
+                });
+                let mut first: Vec<_> = a.iter().map(|r| self.seal_profile(&r.profile)).collect();
+                match other.join() {
+                    Ok(rest) => first.extend(rest),
+                    Err(_) => first.extend(b.iter().map(|r| self.seal_profile(&r.profile))),
+                }
+                first
+            })
+        } else {
+            reqs.iter().map(|r| self.seal_profile(&r.profile)).collect()
+        };
         let outcome = self.backend.write(durable, |ops| {
             let mut results = Vec::with_capacity(reqs.len());
             for (req, blob) in reqs.iter().zip(&sealed) {

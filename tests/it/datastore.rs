@@ -501,3 +501,61 @@ fn plugin_loads_on_join_saves_on_leave_and_drains_on_shutdown() {
         "the shutdown drain saved the last change"
     );
 }
+
+#[test]
+fn plugin_autosaves_on_the_configured_interval() {
+    use bloxquarium::datastore::{DataStoreState, ProfileLoaded};
+    let d = Scratch::new("ds-autosave");
+    let cfg = d.0.join("config");
+    std::fs::create_dir_all(&cfg).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/config/schema.ron"),
+        cfg.join("schema.ron"),
+    )
+    .unwrap();
+    std::fs::write(
+        cfg.join("default.ron"),
+        r#"{"datastore.autosaveInterval": 5}"#,
+    )
+    .unwrap();
+    let mut server = harness::app(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "--data",
+        d.path(),
+        "server",
+        "--bind",
+        "127.0.0.1:0",
+    ]);
+    let token = harness::issue(&server, 31, "Coral");
+    let mut client = harness::client(&d, harness::server_addr(&server), &token);
+    let mut loaded = Vec::new();
+    harness::pump_until(&mut [&mut server, &mut client], 300, "profile loads", |a| {
+        loaded.extend(harness::drain::<ProfileLoaded>(a[0]));
+        !loaded.is_empty()
+    });
+    server
+        .world_mut()
+        .resource_mut::<DataStoreState>()
+        .profile_mut(31)
+        .unwrap()
+        .stats
+        .coins = 555;
+    // 5 s at 1/30 s a frame, plus the spread offset (< one interval): at most ~300 frames.
+    harness::pump_until(
+        &mut [&mut server, &mut client],
+        400,
+        "auto-save lands",
+        |a| {
+            a[0].world()
+                .resource::<bloxquarium::datastore::DataStore>()
+                .peek(31)
+                .ok()
+                .flatten()
+                .is_some_and(|(_, p)| p.stats.coins == 555)
+        },
+    );
+    let state = server.world().resource::<DataStoreState>();
+    assert!(!state.profile(31).unwrap().dirty, "saved: clean again");
+    assert!(!state.critical);
+}
