@@ -96,6 +96,7 @@ pub struct LiveProfile {
     /// Changed since the last save.
     pub dirty: bool,
     next_autosave: Duration,
+    last_saved: Duration,
     saving: bool,
     retries: u32,
     retry_at: Option<Duration>,
@@ -328,18 +329,29 @@ fn autosave(
     let interval = config
         .get::<Duration>("datastore.autosaveInterval")
         .unwrap_or(Duration::from_secs(60));
+    // Each profile is visited every `period`: saved if it changed and its last save is an
+    // interval old (or a retry is due), else its lock gets a heartbeat. The period stays well
+    // under `datastore.lockStaleAfter` so no other server can take a live profile's lock.
+    let stale = config
+        .get::<Duration>("datastore.lockStaleAfter")
+        .unwrap_or(Duration::from_secs(60));
+    let period = interval.min(stale / 3);
     let due: Vec<(u64, bool)> = state
         .live
         .iter()
         .filter(|(_, l)| {
             !l.saving && (l.next_autosave <= now || l.retry_at.is_some_and(|t| t <= now))
         })
-        .map(|(p, l)| (*p, l.dirty || l.retry_at.is_some()))
+        .map(|(p, l)| {
+            let retry = l.retry_at.is_some();
+            let save = retry || (l.dirty && now.saturating_sub(l.last_saved) >= interval);
+            (*p, save)
+        })
         .collect();
     let mut batch = Vec::new();
     for (player, dirty) in due {
         if let Some(l) = state.live.get_mut(&player) {
-            l.next_autosave = now + interval;
+            l.next_autosave = now + period;
             l.retry_at = None;
         }
         if dirty {
@@ -446,6 +458,7 @@ fn poll_jobs(
                             dirty: !l.applied.is_empty() && l.version == 0,
                             profile: l.profile,
                             next_autosave: now + spread(player, interval),
+                            last_saved: now,
                             saving: false,
                             retries: 0,
                             retry_at: None,
@@ -484,6 +497,7 @@ fn poll_jobs(
                             if let Some(l) = state.live.get_mut(&player) {
                                 l.version = version;
                                 l.saving = false;
+                                l.last_saved = now;
                                 l.retries = 0;
                                 // Unchanged since this save started: clean.
                                 if l.profile == profile {

@@ -288,17 +288,11 @@ impl<B: Backend> Datastore<B> {
         }
     }
 
-    fn open_row(&self, player: u64, row: &[u8]) -> Result<(u64, Profile), StoreError> {
-        if row.len() < 8 {
-            return Err(StoreError::Corrupt {
-                player,
-                reason: "truncated row".into(),
-            });
-        }
-        let version = be_u64(&row[..8]);
+    /// Opens a sealed blob of `player`.
+    fn open_blob(&self, player: u64, blob: &[u8]) -> Result<Profile, StoreError> {
         let plain = self
             .seal
-            .open(player, &row[8..], MAX_PROFILE_BYTES)
+            .open(player, blob, MAX_PROFILE_BYTES)
             .map_err(|e: SealError| StoreError::Corrupt {
                 player,
                 reason: e.to_string(),
@@ -315,7 +309,39 @@ impl<B: Backend> Datastore<B> {
                 reason: format!("row holds player {}'s profile", p.player_id),
             });
         }
-        Ok((version, p))
+        Ok(p)
+    }
+
+    /// The current version and profile of `player`. The profiles row holds only the current
+    /// version number; the blob lives once, in the versions table.
+    fn read_current(
+        &self,
+        ops: &dyn ReadOps,
+        player: u64,
+    ) -> Result<Option<(u64, Profile)>, StoreError> {
+        let Some(row) = ops.get(Table::Profiles, &pkey(player))? else {
+            return Ok(None);
+        };
+        if row.len() != 8 {
+            return Err(StoreError::Corrupt {
+                player,
+                reason: format!("profile row of {} bytes, expected 8", row.len()),
+            });
+        }
+        let version = be_u64(&row);
+        let vrow = ops
+            .get(Table::Versions, &pair_key(player, version))?
+            .ok_or_else(|| StoreError::Corrupt {
+                player,
+                reason: format!("current version {version} is missing"),
+            })?;
+        if vrow.len() < 8 {
+            return Err(StoreError::Corrupt {
+                player,
+                reason: "truncated version row".into(),
+            });
+        }
+        Ok(Some((version, self.open_blob(player, &vrow[8..])?)))
     }
 
     fn seal_profile(&self, p: &Profile) -> Result<Vec<u8>, StoreError> {
@@ -337,11 +363,12 @@ impl<B: Backend> Datastore<B> {
         Ok(blob)
     }
 
-    fn check_lock(ops: &dyn ReadOps, player: u64, owner: &LockOwner) -> Result<(), StoreError> {
+    /// Checks that `owner` holds the lock; returns its heartbeat.
+    fn check_lock(ops: &dyn ReadOps, player: u64, owner: &LockOwner) -> Result<u64, StoreError> {
         let row = ops.get(Table::Locks, &pkey(player))?;
         let held: Option<LockRow> = row.and_then(|r| serde_json::from_slice(&r).ok());
         match held {
-            Some(l) if &l.owner == owner => Ok(()),
+            Some(l) if &l.owner == owner => Ok(l.heartbeat_ms),
             Some(l) => Err(StoreError::LockLost {
                 player,
                 holder: l.owner.server_id,
@@ -368,10 +395,7 @@ impl<B: Backend> Datastore<B> {
         blob: &[u8],
         now: u64,
     ) -> Result<(), StoreError> {
-        let mut row = Vec::with_capacity(8 + blob.len());
-        row.extend_from_slice(&new.to_be_bytes());
-        row.extend_from_slice(blob);
-        ops.put(Table::Profiles, &pkey(player), &row)?;
+        ops.put(Table::Profiles, &pkey(player), &new.to_be_bytes())?;
         let mut vrow = Vec::with_capacity(8 + blob.len());
         vrow.extend_from_slice(&now.to_be_bytes());
         vrow.extend_from_slice(blob);
@@ -383,7 +407,7 @@ impl<B: Backend> Datastore<B> {
         if new > keep {
             ops.delete(Table::Versions, &pair_key(player, new - keep))?;
         }
-        if new % 32 != 0 {
+        if !new.is_multiple_of(32) {
             return Ok(());
         }
         let all = ops.scan(Table::Versions, &pkey(player))?;
@@ -432,8 +456,8 @@ impl<B: Backend> Datastore<B> {
             let lock_bytes =
                 serde_json::to_vec(&lock).map_err(|e| StoreError::Aborted(e.to_string()))?;
             ops.put(Table::Locks, &pkey(player), &lock_bytes)?;
-            let (mut version, mut profile) = match ops.get(Table::Profiles, &pkey(player))? {
-                Some(row) => self.open_row(player, &row)?,
+            let (mut version, mut profile) = match self.read_current(ops, player)? {
+                Some(current) => current,
                 None => (0, Profile::template(player, self.settings.starting_coins)),
             };
             let inbox = ops.scan(Table::Inbox, &pkey(player))?;
@@ -516,6 +540,7 @@ impl<B: Backend> Datastore<B> {
         now: u64,
     ) -> Vec<Result<u64, StoreError>> {
         let started = Instant::now();
+        let stale = self.settings.lock_stale_after.as_millis() as u64;
         // Serialize, validate, compress and encrypt outside the write transaction, on two threads
         // for larger batches: the transaction itself is then only B-tree work and one fsync.
         let sealed: Vec<Result<Vec<u8>, StoreError>> = if reqs.len() >= 16 {
@@ -542,7 +567,7 @@ impl<B: Backend> Datastore<B> {
                 let player = req.profile.player_id;
                 let one = (|| -> Result<u64, StoreError> {
                     let blob = blob.as_ref().map_err(Clone::clone)?;
-                    Self::check_lock(ops, player, &req.owner)?;
+                    let heartbeat = Self::check_lock(ops, player, &req.owner)?;
                     let found = Self::stored_version(ops, player)?;
                     if found != req.expected_version {
                         return Err(StoreError::VersionConflict {
@@ -553,12 +578,16 @@ impl<B: Backend> Datastore<B> {
                     }
                     let new = found + 1;
                     self.write_version(ops, player, new, blob, now)?;
-                    let lock = serde_json::to_vec(&LockRow {
-                        owner: req.owner.clone(),
-                        heartbeat_ms: now,
-                    })
-                    .map_err(|e| StoreError::Aborted(e.to_string()))?;
-                    ops.put(Table::Locks, &pkey(player), &lock)?;
+                    // A save is also a heartbeat; rewriting the lock row only when it has aged
+                    // past a quarter of the stale limit keeps a page write off most saves.
+                    if now.saturating_sub(heartbeat) > stale / 4 {
+                        let lock = serde_json::to_vec(&LockRow {
+                            owner: req.owner.clone(),
+                            heartbeat_ms: now,
+                        })
+                        .map_err(|e| StoreError::Aborted(e.to_string()))?;
+                        ops.put(Table::Locks, &pkey(player), &lock)?;
+                    }
                     Ok(new)
                 })();
                 if let Err(StoreError::Backend(e)) = &one {
@@ -609,8 +638,8 @@ impl<B: Backend> Datastore<B> {
                         age_ms: now.saturating_sub(l.heartbeat_ms),
                     });
                 }
-                let (v, p) = match ops.get(Table::Profiles, &pkey(player))? {
-                    Some(row) => self.open_row(player, &row)?,
+                let (v, p) = match self.read_current(ops, player)? {
+                    Some(current) => current,
                     None => {
                         return Err(StoreError::NotFound {
                             player,
@@ -673,11 +702,7 @@ impl<B: Backend> Datastore<B> {
 
     /// The current stored profile and version, without taking the lock (admin views).
     pub fn peek(&self, player: u64) -> Result<Option<(u64, Profile)>, StoreError> {
-        self.backend
-            .read(|ops| match ops.get(Table::Profiles, &pkey(player))? {
-                Some(row) => self.open_row(player, &row).map(Some),
-                None => Ok(None),
-            })
+        self.backend.read(|ops| self.read_current(ops, player))
     }
 
     /// Makes an old version current again (as a new version). The caller ends any live session

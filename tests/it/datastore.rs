@@ -222,19 +222,24 @@ fn corruption_is_detected_named_and_never_overwritten() {
     let s = store(&d);
     let o = owner("srv", 1);
     let l = s.load(4, &o, T0).unwrap();
-    save(&s, &l.profile, 0, &o, T0).unwrap();
+    let v = save(&s, &l.profile, 0, &o, T0).unwrap();
     s.release(4, &o).unwrap();
     // Flip a byte of the stored blob behind the store's back.
+    let key = |player: u64, version: u64| {
+        let mut k = player.to_be_bytes().to_vec();
+        k.extend_from_slice(&version.to_be_bytes());
+        k
+    };
     let mut row = s
         .backend()
-        .read(|ops| ops.get(Table::Profiles, &4u64.to_be_bytes()))
+        .read(|ops| ops.get(Table::Versions, &key(4, v)))
         .unwrap()
         .unwrap();
     let last = row.len() - 1;
     row[last] ^= 0xFF;
     s.backend()
         .write(true, |ops: &mut dyn WriteOps| {
-            ops.put(Table::Profiles, &4u64.to_be_bytes(), &row)
+            ops.put(Table::Versions, &key(4, v), &row)
         })
         .unwrap();
     match s.load(4, &o, T0 + 1) {
@@ -244,24 +249,30 @@ fn corruption_is_detected_named_and_never_overwritten() {
         }
         other => panic!("{other:?}"),
     }
-    // The damaged row is still there, untouched, and no lock was taken by the failed load.
+    // The damaged row is still there, untouched; the failed load took no lock and saved nothing.
     let still = s
         .backend()
-        .read(|ops| ops.get(Table::Profiles, &4u64.to_be_bytes()))
+        .read(|ops| ops.get(Table::Versions, &key(4, v)))
         .unwrap()
         .unwrap();
     assert_eq!(still, row);
-    // A blob moved to another player's row fails too.
+    assert_eq!(s.versions(4).unwrap().len(), 1);
+    assert!(
+        s.load(4, &owner("other-server", 2), T0 + 2).is_err(),
+        "still corrupt, still not replaced"
+    );
+    // A blob moved to another player's rows fails too.
     let l6 = s.load(6, &o, T0).unwrap();
-    save(&s, &l6.profile, 0, &o, T0).unwrap();
+    let v6 = save(&s, &l6.profile, 0, &o, T0).unwrap();
     let six = s
         .backend()
-        .read(|ops| ops.get(Table::Profiles, &6u64.to_be_bytes()))
+        .read(|ops| ops.get(Table::Versions, &key(6, v6)))
         .unwrap()
         .unwrap();
     s.backend()
         .write(true, |ops: &mut dyn WriteOps| {
-            ops.put(Table::Profiles, &7u64.to_be_bytes(), &six)
+            ops.put(Table::Versions, &key(7, 1), &six)?;
+            ops.put(Table::Profiles, &7u64.to_be_bytes(), &1u64.to_be_bytes())
         })
         .unwrap();
     assert!(matches!(
@@ -555,7 +566,20 @@ fn plugin_autosaves_on_the_configured_interval() {
                 .is_some_and(|(_, p)| p.stats.coins == 555)
         },
     );
+    // The IO task committed; the next frames take in its result.
+    harness::pump_until(
+        &mut [&mut server, &mut client],
+        30,
+        "saved: clean again",
+        |a| {
+            !a[0]
+                .world()
+                .resource::<DataStoreState>()
+                .profile(31)
+                .unwrap()
+                .dirty
+        },
+    );
     let state = server.world().resource::<DataStoreState>();
-    assert!(!state.profile(31).unwrap().dirty, "saved: clean again");
     assert!(!state.critical);
 }
