@@ -14,6 +14,9 @@ mode="${1:-play}"
 out="${2:-target/screenshots/${mode}.png}"
 bin="${BLOXQUARIUM_BIN:-target/debug/bloxquarium}"
 frames="${SCREENSHOT_FRAMES:-100}"
+# play binds an ephemeral port so the check never collides with a running server.
+BIND_ARGS=""
+if [ "$mode" = "play" ]; then BIND_ARGS="--bind 127.0.0.1:0"; fi
 
 if [ ! -x "$bin" ]; then
   cargo build --bin bloxquarium
@@ -27,7 +30,7 @@ trap 'rm -rf "$scratch"' EXIT
 
 echo "screenshot-check: $bin $mode, ${frames} frames -> $out"
 timeout 600 xvfb-run -a -s "-screen 0 1280x720x24" \
-  "$bin" --data "$scratch/data" "$mode" --screenshot "$out" --screenshot-frames "$frames" \
+  "$bin" --data "$scratch/data" "$mode" ${BIND_ARGS:-} --screenshot "$out" --screenshot-frames "$frames" \
   > "$scratch/run.log" 2>&1 || { echo "screenshot-check: the game failed:"; tail -40 "$scratch/run.log"; exit 1; }
 
 if [ ! -s "$out" ]; then
