@@ -117,6 +117,10 @@ enum Job {
         result: Result<(), StoreError>,
     },
     Release,
+    Restored {
+        player: u64,
+        result: Result<u64, StoreError>,
+    },
     Backup {
         result: Result<backup::BackupRecord, backup::BackupError>,
     },
@@ -195,12 +199,68 @@ pub struct ProfileLoaded {
     pub applied: Vec<OfflineMessage>,
 }
 
+/// Makes an old version of a player's profile current again. If the player is playing on this
+/// server, their session is ended first (unsaved changes are discarded: the restore replaces
+/// them) and their lock released.
+#[derive(Message, Debug, Clone)]
+pub struct RestoreVersion {
+    /// The player.
+    pub player: u64,
+    /// The version to restore.
+    pub version: u64,
+}
+
+/// The outcome of a [`RestoreVersion`].
+#[derive(Message, Debug, Clone)]
+pub struct VersionRestored {
+    /// The player.
+    pub player: u64,
+    /// The new current version, or why not.
+    pub result: Result<u64, StoreError>,
+}
+
+fn restore_versions(
+    mut requests: MessageReader<RestoreVersion>,
+    store: Option<Res<DataStore>>,
+    mut state: ResMut<DataStoreState>,
+    net: Option<ResMut<ServerNet>>,
+) {
+    let Some(store) = store else { return };
+    let mut net = net;
+    for r in requests.read() {
+        let live = state.live.remove(&r.player);
+        if let Some(l) = &live
+            && let Some(net) = net.as_mut()
+        {
+            net.kick(
+                l.client,
+                "your data is being restored to an earlier version; rejoin in a moment",
+            );
+        }
+        let owner = live.map(|l| l.owner);
+        let (player, version) = (r.player, r.version);
+        let store = store.0.clone();
+        state.tasks.push(IoTaskPool::get().spawn(async move {
+            if let Some(owner) = owner {
+                let _ = store.release(player, &owner);
+            }
+            Job::Restored {
+                player,
+                result: store.restore_version(player, version, now_ms()),
+            }
+        }));
+    }
+}
+
 /// The data store plugin (server).
 pub struct DataStorePlugin;
 
 impl Plugin for DataStorePlugin {
     fn build(&self, app: &mut App) {
         app.add_message::<ProfileLoaded>()
+            .add_message::<RestoreVersion>()
+            .add_message::<VersionRestored>()
+            .add_systems(Update, restore_versions.before(poll_jobs))
             .add_systems(
                 Update,
                 (
@@ -417,6 +477,7 @@ fn poll_jobs(
     config: Option<Res<Config>>,
     time: Res<Time<Real>>,
     mut loaded: MessageWriter<ProfileLoaded>,
+    mut restored: MessageWriter<VersionRestored>,
 ) {
     let now = time.elapsed();
     let mut net = net;
@@ -548,6 +609,13 @@ fn poll_jobs(
                 }
             }
             Job::Release => state.pending_saves = state.pending_saves.saturating_sub(1),
+            Job::Restored { player, result } => {
+                match &result {
+                    Ok(v) => info!(target: "audit", player, "profile restored as version {v}"),
+                    Err(e) => error!(player, "restore failed: {e}"),
+                }
+                restored.write(VersionRestored { player, result });
+            }
             Job::Backup { result } => {
                 state.pending_backups = state.pending_backups.saturating_sub(1);
                 match result {

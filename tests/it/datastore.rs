@@ -214,6 +214,13 @@ fn offline_messages_apply_exactly_once() {
     let again = s.load(8, &o, T0 + 20).unwrap();
     assert!(again.applied.is_empty());
     assert_eq!(again.profile.stats.coins, 150, "applied once, not twice");
+    let stats = s.stats();
+    assert!(
+        stats.operations >= 6 && stats.failed == 0 && stats.success_rate() == 1.0,
+        "{stats:?}"
+    );
+    assert!(stats.compression_ratio() > 1.0, "{stats:?}");
+    assert!(stats.save_p99_ms >= stats.save_p50_ms);
 }
 
 #[test]
@@ -582,4 +589,75 @@ fn plugin_autosaves_on_the_configured_interval() {
     );
     let state = server.world().resource::<DataStoreState>();
     assert!(!state.critical);
+}
+
+#[test]
+fn restoring_a_version_ends_the_live_session_first() {
+    use bloxquarium::client::ConnectionState;
+    use bloxquarium::datastore::{DataStoreState, ProfileLoaded, RestoreVersion, VersionRestored};
+    let d = Scratch::new("ds-restore-live");
+    let mut server = harness::server(&d, &[]);
+    {
+        // History before the session: versions 1 (coins 10) and 2 (coins 20).
+        let store = server
+            .world()
+            .resource::<bloxquarium::datastore::DataStore>()
+            .0
+            .clone();
+        let o = owner("setup", 1);
+        let mut l = store.load(41, &o, datastore::now_ms()).unwrap();
+        l.profile.stats.coins = 10;
+        let v = save(&store, &l.profile, 0, &o, datastore::now_ms()).unwrap();
+        l.profile.stats.coins = 20;
+        save(&store, &l.profile, v, &o, datastore::now_ms()).unwrap();
+        store.release(41, &o).unwrap();
+    }
+    let token = harness::issue(&server, 41, "Reef");
+    let mut client = harness::client(&d, harness::server_addr(&server), &token);
+    let mut loaded = Vec::new();
+    harness::pump_until(&mut [&mut server, &mut client], 300, "profile loads", |a| {
+        loaded.extend(harness::drain::<ProfileLoaded>(a[0]));
+        !loaded.is_empty()
+    });
+    server
+        .world_mut()
+        .resource_mut::<DataStoreState>()
+        .profile_mut(41)
+        .unwrap()
+        .stats
+        .coins = 99;
+    server.world_mut().write_message(RestoreVersion {
+        player: 41,
+        version: 1,
+    });
+    let mut done = Vec::new();
+    harness::pump_until(
+        &mut [&mut server, &mut client],
+        300,
+        "restored and kicked",
+        |a| {
+            done.extend(harness::drain::<VersionRestored>(a[0]));
+            !done.is_empty() && matches!(harness::state(a[1]), ConnectionState::Disconnected { .. })
+        },
+    );
+    assert_eq!(done[0].result, Ok(3));
+    match harness::state(&client) {
+        ConnectionState::Disconnected { reason } => {
+            assert!(reason.contains("restored"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let store = server
+        .world()
+        .resource::<bloxquarium::datastore::DataStore>()
+        .0
+        .clone();
+    assert_eq!(store.peek(41).unwrap().unwrap().1.stats.coins, 10);
+    assert!(
+        server
+            .world()
+            .resource::<DataStoreState>()
+            .profile(41)
+            .is_none()
+    );
 }

@@ -234,6 +234,65 @@ fn remote_functions_round_trip_plain_and_sealed() {
 }
 
 #[test]
+fn remote_events_flow_both_ways_and_broadcast() {
+    use bloxquarium::protocol::{ClientEvent, ServerEvent};
+    use bloxquarium::transport::{ClientEventReceived, ServerEventReceived};
+    let data = Scratch::new("tp-events");
+    let mut server = harness::server(&data, &[]);
+    let mut a = connect(&mut server, &data, 1, "A");
+    let mut b = connect(&mut server, &data, 2, "B");
+    a.world_mut()
+        .resource_mut::<ClientNet>()
+        .send_event(ClientEvent::Chat {
+            text: "hello tank".into(),
+        });
+    {
+        let mut net = server.world_mut().resource_mut::<ServerNet>();
+        net.broadcast(ServerEvent::Notice {
+            text: "feeding time".into(),
+        });
+        net.send_event(
+            2,
+            ServerEvent::Chat {
+                from: "A".into(),
+                text: "just for B".into(),
+            },
+        );
+    }
+    let (mut at_server, mut at_a, mut at_b) = (Vec::new(), Vec::new(), Vec::new());
+    pump_until(
+        &mut [&mut server, &mut a, &mut b],
+        200,
+        "events arrive",
+        |apps| {
+            at_server.extend(harness::drain::<ClientEventReceived>(apps[0]));
+            at_a.extend(harness::drain::<ServerEventReceived>(apps[1]));
+            at_b.extend(harness::drain::<ServerEventReceived>(apps[2]));
+            at_server
+                .iter()
+                .any(|e| matches!(&e.event, ClientEvent::Chat { .. }))
+                && !at_a.is_empty()
+                && at_b.len() >= 2
+        },
+    );
+    let chat = at_server
+        .iter()
+        .find(|e| matches!(&e.event, ClientEvent::Chat { .. }))
+        .unwrap();
+    assert_eq!(chat.client, 1);
+    assert!(matches!(&chat.event, ClientEvent::Chat { text } if text == "hello tank"));
+    assert_eq!(at_a.len(), 1, "A gets the broadcast only");
+    assert!(matches!(&at_a[0].0, ServerEvent::Notice { text } if text == "feeding time"));
+    assert!(
+        at_b.iter()
+            .any(|e| matches!(&e.0, ServerEvent::Chat { text, .. } if text == "just for B"))
+    );
+    let stats = &server.world().resource::<ServerNet>().stats;
+    assert_eq!(stats.peers[&1].messages_in.get("chat"), Some(&1));
+    assert!(stats.total.messages_out.get("event").copied().unwrap_or(0) >= 3);
+}
+
+#[test]
 fn signed_blobs_reach_the_client_verified() {
     let data = Scratch::new("tp-signed");
     let mut server = harness::server(&data, &[]);
