@@ -345,6 +345,16 @@ fn spawn_saves(state: &mut DataStoreState, store: &Arc<Store>, players: &[u64], 
     }));
 }
 
+/// Releases a player's lock off the tick.
+fn spawn_release(state: &mut DataStoreState, store: &Arc<Store>, player: u64, owner: LockOwner) {
+    let store = store.clone();
+    state.pending_saves += 1;
+    state.tasks.push(IoTaskPool::get().spawn(async move {
+        let _ = store.release(player, &owner);
+        Job::Release
+    }));
+}
+
 fn finish_releases(
     mut ended: MessageReader<SessionEnded>,
     store: Option<Res<DataStore>>,
@@ -364,13 +374,7 @@ fn finish_releases(
             spawn_saves(&mut state, &store.0, &[e.player_id], true);
         } else {
             let owner = live.owner.clone();
-            let store = store.0.clone();
-            let player = e.player_id;
-            state.pending_saves += 1;
-            state.tasks.push(IoTaskPool::get().spawn(async move {
-                let _ = store.release(player, &owner);
-                Job::Release
-            }));
+            spawn_release(&mut state, &store.0, e.player_id, owner);
         }
         state.live.remove(&e.player_id);
     }
@@ -546,12 +550,7 @@ fn poll_jobs(
                         Ok(_) if !final_save && !state.live.contains_key(&player) => {
                             // The session ended while this auto-save was in flight: release now.
                             if let Some(store) = store.as_ref() {
-                                let store = store.0.clone();
-                                state.pending_saves += 1;
-                                state.tasks.push(IoTaskPool::get().spawn(async move {
-                                    let _ = store.release(player, &owner);
-                                    Job::Release
-                                }));
+                                spawn_release(&mut state, &store.0, player, owner);
                             }
                         }
                         Ok(version) => {

@@ -423,9 +423,31 @@ fn acknowledged_saves_survive_sigkill() {
     }
 }
 
+/// A client joins as `player`; returns it once the server has loaded the profile.
+fn join_and_load(
+    server: &mut bevy::prelude::App,
+    d: &Scratch,
+    player: u64,
+    name: &str,
+) -> (
+    bevy::prelude::App,
+    Vec<bloxquarium::datastore::ProfileLoaded>,
+) {
+    let token = harness::issue(server, player, name);
+    let mut client = harness::client(d, harness::server_addr(server), &token);
+    let mut loaded = Vec::new();
+    harness::pump_until(&mut [server, &mut client], 300, "profile loads", |a| {
+        loaded.extend(harness::drain::<bloxquarium::datastore::ProfileLoaded>(
+            a[0],
+        ));
+        !loaded.is_empty()
+    });
+    (client, loaded)
+}
+
 #[test]
 fn plugin_loads_on_join_saves_on_leave_and_drains_on_shutdown() {
-    use bloxquarium::datastore::{DataStoreState, ProfileLoaded};
+    use bloxquarium::datastore::DataStoreState;
     let d = Scratch::new("ds-plugin");
     let mut server = harness::server(&d, &[]);
     // An offline gift waiting for player 21.
@@ -434,13 +456,7 @@ fn plugin_loads_on_join_saves_on_leave_and_drains_on_shutdown() {
         .resource::<bloxquarium::datastore::DataStore>()
         .send_offline(21, &OfflineMessage::Coins { amount: 5, from: 1 })
         .unwrap();
-    let token = harness::issue(&server, 21, "Gill");
-    let mut client = harness::client(&d, harness::server_addr(&server), &token);
-    let mut loaded = Vec::new();
-    harness::pump_until(&mut [&mut server, &mut client], 300, "profile loads", |a| {
-        loaded.extend(harness::drain::<ProfileLoaded>(a[0]));
-        !loaded.is_empty()
-    });
+    let (mut client, loaded) = join_and_load(&mut server, &d, 21, "Gill");
     assert_eq!(loaded[0].player, 21);
     assert_eq!(loaded[0].applied.len(), 1);
     {
@@ -471,18 +487,7 @@ fn plugin_loads_on_join_saves_on_leave_and_drains_on_shutdown() {
     assert_eq!(p.stats.coins, 321);
 
     // Rejoin, change, and shut the server down: the drain saves before exit.
-    let token = harness::issue(&server, 21, "Gill");
-    let mut client = harness::client(&d, harness::server_addr(&server), &token);
-    let mut loaded = Vec::new();
-    harness::pump_until(
-        &mut [&mut server, &mut client],
-        300,
-        "profile loads again",
-        |a| {
-            loaded.extend(harness::drain::<ProfileLoaded>(a[0]));
-            !loaded.is_empty()
-        },
-    );
+    let (mut client, _) = join_and_load(&mut server, &d, 21, "Gill");
     server
         .world_mut()
         .resource_mut::<DataStoreState>()
@@ -522,7 +527,7 @@ fn plugin_loads_on_join_saves_on_leave_and_drains_on_shutdown() {
 
 #[test]
 fn plugin_autosaves_on_the_configured_interval() {
-    use bloxquarium::datastore::{DataStoreState, ProfileLoaded};
+    use bloxquarium::datastore::DataStoreState;
     let d = Scratch::new("ds-autosave");
     let cfg = d.0.join("config");
     std::fs::create_dir_all(&cfg).unwrap();
@@ -545,13 +550,7 @@ fn plugin_autosaves_on_the_configured_interval() {
         "--bind",
         "127.0.0.1:0",
     ]);
-    let token = harness::issue(&server, 31, "Coral");
-    let mut client = harness::client(&d, harness::server_addr(&server), &token);
-    let mut loaded = Vec::new();
-    harness::pump_until(&mut [&mut server, &mut client], 300, "profile loads", |a| {
-        loaded.extend(harness::drain::<ProfileLoaded>(a[0]));
-        !loaded.is_empty()
-    });
+    let (mut client, _) = join_and_load(&mut server, &d, 31, "Coral");
     server
         .world_mut()
         .resource_mut::<DataStoreState>()
@@ -594,7 +593,7 @@ fn plugin_autosaves_on_the_configured_interval() {
 #[test]
 fn restoring_a_version_ends_the_live_session_first() {
     use bloxquarium::client::ConnectionState;
-    use bloxquarium::datastore::{DataStoreState, ProfileLoaded, RestoreVersion, VersionRestored};
+    use bloxquarium::datastore::{DataStoreState, RestoreVersion, VersionRestored};
     let d = Scratch::new("ds-restore-live");
     let mut server = harness::server(&d, &[]);
     {
@@ -612,13 +611,7 @@ fn restoring_a_version_ends_the_live_session_first() {
         save(&store, &l.profile, v, &o, datastore::now_ms()).unwrap();
         store.release(41, &o).unwrap();
     }
-    let token = harness::issue(&server, 41, "Reef");
-    let mut client = harness::client(&d, harness::server_addr(&server), &token);
-    let mut loaded = Vec::new();
-    harness::pump_until(&mut [&mut server, &mut client], 300, "profile loads", |a| {
-        loaded.extend(harness::drain::<ProfileLoaded>(a[0]));
-        !loaded.is_empty()
-    });
+    let (mut client, _) = join_and_load(&mut server, &d, 41, "Reef");
     server
         .world_mut()
         .resource_mut::<DataStoreState>()
