@@ -109,38 +109,38 @@ pub enum DatastoreCommand {
     /// List a player's saved versions.
     Versions {
         /// The player.
-        #[arg(long, value_name = "ID")]
+        #[arg(long, value_name = "ID", env = "BLOXQUARIUM_PLAYER")]
         player: u64,
     },
     /// Print a player's profile as JSON (the current one, or --version V).
     Show {
         /// The player.
-        #[arg(long, value_name = "ID")]
+        #[arg(long, value_name = "ID", env = "BLOXQUARIUM_PLAYER")]
         player: u64,
         /// A stored version.
-        #[arg(long, value_name = "V")]
+        #[arg(long, value_name = "V", env = "BLOXQUARIUM_VERSION")]
         version: Option<u64>,
     },
     /// Make an old version current again.
     RestoreVersion {
         /// The player.
-        #[arg(long, value_name = "ID")]
+        #[arg(long, value_name = "ID", env = "BLOXQUARIUM_PLAYER")]
         player: u64,
         /// The version.
-        #[arg(long, value_name = "V")]
+        #[arg(long, value_name = "V", env = "BLOXQUARIUM_VERSION")]
         version: u64,
     },
     /// Remove a player's profile, versions and offline messages (audited).
     Erase {
         /// The player.
-        #[arg(long, value_name = "ID")]
+        #[arg(long, value_name = "ID", env = "BLOXQUARIUM_PLAYER")]
         player: u64,
     },
     /// Save a profile in a loop, printing each acknowledged version (crash-safety tests).
     #[command(hide = true)]
     Soak {
         /// The player.
-        #[arg(long, value_name = "ID")]
+        #[arg(long, value_name = "ID", env = "BLOXQUARIUM_PLAYER")]
         player: u64,
     },
 }
