@@ -59,66 +59,59 @@ pub fn run(global: &GlobalArgs, action: &DatastoreCommand) -> Result<String, Sta
                 .collect::<Vec<_>>()
                 .join("\n"))
         }
-        other => {
+        DatastoreCommand::Backup => {
             let store = open(&paths.data, &config)?;
-            match other {
-                DatastoreCommand::Backup => {
-                    let retention = config.get::<usize>("datastore.backupRetention")?;
-                    let r = backup::backup(store.backend(), &paths.data, retention, now_ms())
-                        .map_err(|e| tool(&e))?;
-                    Ok(format!(
-                        "backup {} ({} bytes, sha256 {})",
-                        r.file.display(),
-                        r.size,
-                        r.sha256
-                    ))
-                }
-                DatastoreCommand::Versions { player } => {
-                    let v = store.versions(*player).map_err(|e| tool(&e))?;
-                    if v.is_empty() {
-                        return Ok(format!("player {player} has no saved versions"));
-                    }
-                    Ok(v.iter()
-                        .map(|(n, at)| format!("version {n}  saved at {at} ms"))
-                        .collect::<Vec<_>>()
-                        .join("\n"))
-                }
-                DatastoreCommand::Show { player, version } => {
-                    let p: Profile = match version {
-                        Some(v) => store.read_version(*player, *v).map_err(|e| tool(&e))?,
-                        None => match store.peek(*player).map_err(|e| tool(&e))? {
-                            Some((_, p)) => p,
-                            None => {
-                                return Err(StartError::Tool(format!(
-                                    "player {player} has no profile"
-                                )));
-                            }
-                        },
-                    };
-                    serde_json::to_string_pretty(&p).map_err(|e| tool(&e))
-                }
-                DatastoreCommand::RestoreVersion { player, version } => {
-                    let new = store
-                        .restore_version(*player, *version, now_ms())
-                        .map_err(|e| tool(&e))?;
-                    Ok(format!(
-                        "player {player}: version {version} restored as version {new}"
-                    ))
-                }
-                DatastoreCommand::Erase { player } => {
-                    let n = store
-                        .erase_player(*player, "cli", now_ms())
-                        .map_err(|e| tool(&e))?;
-                    Ok(format!("player {player} erased ({n} entries)"))
-                }
-                DatastoreCommand::Soak { player } => soak(&store, *player),
-                DatastoreCommand::Restore { .. }
-                | DatastoreCommand::Verify { .. }
-                | DatastoreCommand::ListBackups => {
-                    unreachable!("handled above")
-                }
-            }
+            let retention = config.get::<usize>("datastore.backupRetention")?;
+            let r = backup::backup(store.backend(), &paths.data, retention, now_ms())
+                .map_err(|e| tool(&e))?;
+            Ok(format!(
+                "backup {} ({} bytes, sha256 {})",
+                r.file.display(),
+                r.size,
+                r.sha256
+            ))
         }
+        DatastoreCommand::Versions { player } => {
+            let v = open(&paths.data, &config)?
+                .versions(*player)
+                .map_err(|e| tool(&e))?;
+            if v.is_empty() {
+                return Ok(format!("player {player} has no saved versions"));
+            }
+            Ok(v.iter()
+                .map(|(n, at)| format!("version {n}  saved at {at} ms"))
+                .collect::<Vec<_>>()
+                .join("\n"))
+        }
+        DatastoreCommand::Show { player, version } => {
+            let store = open(&paths.data, &config)?;
+            let p: Profile = match version {
+                Some(v) => store.read_version(*player, *v).map_err(|e| tool(&e))?,
+                None => match store.peek(*player).map_err(|e| tool(&e))? {
+                    Some((_, p)) => p,
+                    None => {
+                        return Err(StartError::Tool(format!("player {player} has no profile")));
+                    }
+                },
+            };
+            serde_json::to_string_pretty(&p).map_err(|e| tool(&e))
+        }
+        DatastoreCommand::RestoreVersion { player, version } => {
+            let store = open(&paths.data, &config)?;
+            let new = store
+                .restore_version(*player, *version, now_ms())
+                .map_err(|e| tool(&e))?;
+            Ok(format!(
+                "player {player}: version {version} restored as version {new}"
+            ))
+        }
+        DatastoreCommand::Erase { player } => {
+            let n = open(&paths.data, &config)?
+                .erase_player(*player, "cli", now_ms())
+                .map_err(|e| tool(&e))?;
+            Ok(format!("player {player} erased ({n} entries)"))
+        }
+        DatastoreCommand::Soak { player } => soak(&open(&paths.data, &config)?, *player),
     }
 }
 
