@@ -187,6 +187,7 @@ impl PluginGroup for ServerPlugins {
             .add(TransportServerPlugin)
             .add(crate::config::ConfigServerPlugin)
             .add(crate::datastore::DataStorePlugin)
+            .add(crate::security::SecurityPlugin)
     }
 }
 
@@ -337,7 +338,9 @@ fn install_server(
         tick_hz: args.tick_hz,
         max_clients,
     };
+    let security = crate::security::Security::from_config(&config, &paths.data)?;
     app.insert_resource(crate::datastore::DataStore(std::sync::Arc::new(store)))
+        .insert_resource(security)
         .insert_resource(crate::datastore::DataStoreState::new(server_id))
         .insert_resource(ServerNet(ServerCore::new(settings.rekey_after)))
         .insert_resource(settings)

@@ -12,6 +12,7 @@ pub mod datastore;
 pub mod keys;
 pub mod loadtest;
 pub mod protocol;
+pub mod security;
 pub mod server;
 pub mod shutdown;
 pub mod transport;

@@ -1,6 +1,7 @@
 //! `bloxquarium loadtest`: N headless clients in one process against a running server, each
-//! sending R messages per second of a realistic mix: chat events (50%), echo remote functions
-//! (30%, 64 B) and sealed echo calls through the envelope (20%, 64 B). Tokens are issued with the
+//! sending R messages per second of a realistic mix: chat events (10%), heartbeats (10%), echo
+//! remote functions (60%, 64 B) and sealed echo calls through the envelope (20%, 64 B). At the
+//! default 20 per second that stays inside the server's rate limits (chat 2/s, calls 30/s). Tokens are issued with the
 //! server's key found under `--data`. The server's own figures come back through the stats RPC.
 
 use std::time::{Duration, Instant};
@@ -231,10 +232,13 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
 fn send_one(b: &mut Bot, now: Duration) {
     b.n += 1;
     match b.n % 10 {
-        0..=4 => b.core.send_event(ClientEvent::Chat {
+        0 => b.core.send_event(ClientEvent::Chat {
             text: format!("hello #{}", b.n),
         }),
-        5..=7 => {
+        1 => b.core.send_event(ClientEvent::Heartbeat {
+            client_time_ms: b.n,
+        }),
+        2..=7 => {
             b.core.call(
                 ClientRequest::Echo {
                     payload: vec![7; 64],

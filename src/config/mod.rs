@@ -12,7 +12,7 @@ pub mod load;
 pub mod schema;
 pub mod store;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -152,19 +152,12 @@ pub struct ConfigReplication {
 #[derive(Resource, Debug, Clone)]
 pub struct PreferencesFile(pub PathBuf);
 
-/// Per-client limit on config change requests (at most one per second).
-#[derive(Resource, Default)]
-struct ConfigRequestLimiter {
-    last: HashMap<u64, Duration>,
-}
-
 /// The server half: overrides, change messages, hot reload, replication, change requests.
 pub struct ConfigServerPlugin;
 
 impl Plugin for ConfigServerPlugin {
     fn build(&self, app: &mut App) {
         app.add_message::<ConfigChanged>()
-            .init_resource::<ConfigRequestLimiter>()
             .add_systems(First, server_tick)
             .add_systems(Update, (hot_reload, replicate, answer_config_requests));
     }
@@ -305,7 +298,6 @@ fn answer_config_requests(
     mut requests: MessageReader<RequestReceived>,
     net: Option<ResMut<ServerNet>>,
     config: Option<Res<Config>>,
-    mut limiter: ResMut<ConfigRequestLimiter>,
     time: Res<Time<Real>>,
 ) {
     let (Some(mut net), Some(config)) = (net, config) else {
@@ -317,12 +309,8 @@ fn answer_config_requests(
             continue;
         };
         let player = net.session(r.client).map_or(0, |s| s.player_id);
-        let last = limiter.last.insert(r.client, now);
-        let result = if last.is_some_and(|t| now.saturating_sub(t) < Duration::from_secs(1)) {
-            Err(RemoteError::Rejected(
-                "rate limited: one config request per second".into(),
-            ))
-        } else {
+        // Rate limiting (`security.rateLimits.config`) happened at the security gate.
+        let result = {
             match config.schema().key(path).map(|k| k.spec.tier) {
                 None => Err(RemoteError::Rejected(format!("unknown config key {path}"))),
                 Some(Tier::ClientSafe) => Err(RemoteError::Rejected(format!(

@@ -121,6 +121,18 @@ pub struct ServerTokens(pub TokenIssuer);
 #[derive(Resource, Debug, Clone, Copy)]
 pub struct InsecureDev;
 
+/// Decoded, validated messages of clients in session, waiting for the security gate
+/// (`security::admit`), which alone turns them into the messages handlers read.
+#[derive(Resource, Default)]
+pub struct InboundQueue(Vec<Inbound>);
+
+impl InboundQueue {
+    /// Takes everything queued.
+    pub fn drain(&mut self) -> Vec<Inbound> {
+        std::mem::take(&mut self.0)
+    }
+}
+
 /// A one-way event from a client.
 #[derive(Message, Debug, Clone)]
 pub struct ClientEventReceived {
@@ -408,6 +420,7 @@ impl Plugin for TransportServerPlugin {
         }
         // The mode function inserted `TransportSettings`, `ServerNet` and the renet resources.
         app.init_resource::<TickTimes>()
+            .init_resource::<InboundQueue>()
             .add_message::<ClientEventReceived>()
             .add_message::<RequestReceived>()
             .add_message::<SealedRequestReceived>()
@@ -498,24 +511,11 @@ fn server_receive(
     mut net: ResMut<ServerNet>,
     mut server: ResMut<RenetServer>,
     time: Res<Time<Real>>,
-    mut events: MessageWriter<ClientEventReceived>,
-    mut requests: MessageWriter<RequestReceived>,
-    mut sealed: MessageWriter<SealedRequestReceived>,
+    mut queue: ResMut<InboundQueue>,
     mut signals: MessageWriter<SecuritySignalRaised>,
 ) {
-    for inbound in net.receive(&mut server, now(&time)) {
-        match inbound {
-            Inbound::Event { client, event } => {
-                events.write(ClientEventReceived { client, event });
-            }
-            Inbound::Request { client, id, body } => {
-                requests.write(RequestReceived { client, id, body });
-            }
-            Inbound::SealedRequest { client, id, body } => {
-                sealed.write(SealedRequestReceived { client, id, body });
-            }
-        }
-    }
+    let inbound = net.receive(&mut server, now(&time));
+    queue.0.extend(inbound);
     for s in net.take_signals() {
         signals.write(SecuritySignalRaised(s));
     }

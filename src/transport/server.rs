@@ -467,6 +467,11 @@ impl ServerCore {
         self.capture.take().unwrap_or_default()
     }
 
+    /// True while `client` is being kicked (its messages no longer count).
+    pub fn is_being_kicked(&self, client: u64) -> bool {
+        self.kicks.iter().any(|(c, _)| *c == client)
+    }
+
     /// True while kicked clients are still being disconnected.
     pub fn kicks_pending(&self) -> bool {
         !self.kicks.is_empty()

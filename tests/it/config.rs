@@ -349,7 +349,10 @@ fn sentinel_layer(config: &Config) -> String {
         let p = &key.spec.path;
         let v = match (&key.spec.ty, p.as_str()) {
             (_, "security.adminContact") => "\"SENTINEL-ADMIN-7c1e@ops\"".to_string(),
-            (bloxquarium::config::ValueType::Duration, _) => {
+            (
+                bloxquarium::config::ValueType::Duration | bloxquarium::config::ValueType::Float,
+                _,
+            ) => {
                 let lo = key.spec.min.unwrap_or(0.0);
                 let hi = key.spec.max.unwrap_or(lo + 100_000.0);
                 format!(

@@ -5,4 +5,5 @@ mod config;
 mod datastore;
 mod foundation;
 mod harness;
+mod security;
 mod transport;

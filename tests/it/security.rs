@@ -1,0 +1,122 @@
+//! Security gate: rate limits, strikes, kicks, bans; a well-behaved client is unaffected.
+
+use bevy::prelude::*;
+use bloxquarium::client::ConnectionState;
+use bloxquarium::protocol::{ClientEvent, ClientRequest, ServerResponse};
+use bloxquarium::security::Security;
+use bloxquarium::transport::{ClientEventReceived, ClientNet, RpcCompleted};
+
+use crate::harness::{self, Scratch, pump_until};
+
+fn connect(server: &mut App, d: &Scratch, player: u64) -> App {
+    let token = harness::issue(server, player, &format!("p{player}"));
+    let mut client = harness::client(d, harness::server_addr(server), &token);
+    pump_until(&mut [server, &mut client], 300, "connects", |a| {
+        harness::state(a[1]) == ConnectionState::Connected
+    });
+    client
+}
+
+fn flood_chat(client: &mut App, n: usize) {
+    let mut net = client.world_mut().resource_mut::<ClientNet>();
+    for i in 0..n {
+        net.send_event(ClientEvent::Chat {
+            text: format!("spam {i}"),
+        });
+    }
+}
+
+fn kicked_reason(client: &App) -> Option<String> {
+    match harness::state(client) {
+        ConnectionState::Disconnected { reason } => Some(reason),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_chat_flood_is_dropped_struck_and_kicked_while_others_play_on() {
+    let d = Scratch::new("sec-flood");
+    let mut server = harness::server(&d, &[]);
+    let mut spammer = connect(&mut server, &d, 1);
+    let mut good = connect(&mut server, &d, 2);
+    harness::drain::<ClientEventReceived>(&mut server);
+
+    flood_chat(&mut spammer, 20);
+    let t = good.world().resource::<Time<Real>>().elapsed();
+    let id = good.world_mut().resource_mut::<ClientNet>().call(
+        ClientRequest::Echo {
+            payload: b"fine".to_vec(),
+        },
+        t,
+    );
+    let mut admitted = Vec::new();
+    let mut answers = Vec::new();
+    pump_until(
+        &mut [&mut server, &mut spammer, &mut good],
+        300,
+        "spammer kicked, good answered",
+        |a| {
+            admitted.extend(harness::drain::<ClientEventReceived>(a[0]));
+            answers.extend(harness::drain::<RpcCompleted>(a[2]));
+            kicked_reason(a[1]).is_some() && !answers.is_empty()
+        },
+    );
+    let chats = admitted
+        .iter()
+        .filter(|e| e.client == 1 && matches!(e.event, ClientEvent::Chat { .. }))
+        .count();
+    assert_eq!(
+        chats, 2,
+        "the burst of security.rateLimits.chat = 2 gets through, the rest is dropped"
+    );
+    let reason = kicked_reason(&spammer).unwrap();
+    assert!(reason.contains("kicked"), "{reason}");
+    assert_eq!(answers[0].id, id);
+    assert_eq!(
+        answers[0].result,
+        Ok(ServerResponse::Echo {
+            payload: b"fine".to_vec()
+        })
+    );
+    assert_eq!(harness::state(&good), ConnectionState::Connected);
+    let sec = server.world().resource::<Security>();
+    assert!(
+        sec.limiter.refused >= 5 && sec.kicks == 1,
+        "refused {}, kicks {}",
+        sec.limiter.refused,
+        sec.kicks
+    );
+}
+
+#[test]
+fn repeated_kicks_ban_and_the_ban_holds_at_reconnect_and_restart() {
+    let d = Scratch::new("sec-ban");
+    let mut server = harness::server(&d, &[]);
+    for round in 0..3 {
+        let mut c = connect(&mut server, &d, 9);
+        flood_chat(&mut c, 20);
+        pump_until(&mut [&mut server, &mut c], 300, "kicked", |a| {
+            kicked_reason(a[1]).is_some()
+        });
+        let reason = kicked_reason(&c).unwrap();
+        if round < 2 {
+            assert!(reason.contains("kicked"), "{reason}");
+        } else {
+            assert!(reason.contains("banned"), "{reason}");
+        }
+        harness::pump(&mut [&mut server], 5);
+    }
+    assert!(server.world().resource::<Security>().bans.contains_key(&9));
+    // Reconnecting is refused with the ban's remaining time.
+    let token = harness::issue(&server, 9, "p9");
+    let mut c = harness::client(&d, harness::server_addr(&server), &token);
+    pump_until(&mut [&mut server, &mut c], 300, "refused", |a| {
+        kicked_reason(a[1]).is_some()
+    });
+    assert!(kicked_reason(&c).unwrap().contains("banned for"));
+    // The ban is persisted: a new server on the same data dir knows it.
+    drop(c);
+    drop(server);
+    let server = harness::server(&d, &[]);
+    assert!(server.world().resource::<Security>().bans.contains_key(&9));
+}
