@@ -69,5 +69,39 @@ fn codec(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, envelope, codec);
+fn gate(c: &mut Criterion) {
+    use bloxquarium::security::{ActionClass, Limit, RateLimiter};
+    let mut limiter = RateLimiter::new([(
+        ActionClass::Call,
+        Limit {
+            per_second: 1e9,
+            burst: 1e9,
+        },
+    )]);
+    let chat = ClientMessage::Event(bloxquarium::protocol::ClientEvent::Chat {
+        text: "hello tank".into(),
+    });
+    let bytes = protocol::encode(&chat).unwrap_or_default();
+    let mut group = c.benchmark_group("gate");
+    let mut t = 0u64;
+    group.bench_function("rate_limit_allow", |b| {
+        b.iter(|| {
+            t += 1;
+            black_box(limiter.allow(
+                t % 256,
+                ActionClass::Call,
+                std::time::Duration::from_nanos(t),
+            ))
+        })
+    });
+    group.bench_function("decode_and_validate_chat", |b| {
+        b.iter(|| {
+            let m: Result<ClientMessage, _> = protocol::decode(black_box(&bytes));
+            black_box(m.map(|m| protocol::validate_client_message(&m)))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, envelope, codec, gate);
 criterion_main!(benches);
