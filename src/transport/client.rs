@@ -421,17 +421,7 @@ mod tests {
     #[test]
     fn random_bytes_never_panic() {
         let (mut c, _) = welcomed();
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        for round in 0..20_000usize {
-            let len = round % 97;
-            let bytes: Vec<u8> = (0..len)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect();
+        for bytes in crate::transport::noise(0x9E37_79B9_7F4A_7C15, 20_000, 97) {
             let _ = c.handle_bytes(&bytes, Duration::ZERO);
         }
     }

@@ -725,3 +725,20 @@ fn client_send(net: Option<ResMut<ClientNet>>, client: Option<ResMut<RenetClient
         net.flush(&mut client);
     }
 }
+
+/// `rounds` pseudo-random byte strings of lengths 0..`max_len` (xorshift64; tests feed them to
+/// the decoders).
+#[cfg(test)]
+pub(crate) fn noise(seed: u64, rounds: usize, max_len: usize) -> impl Iterator<Item = Vec<u8>> {
+    let mut x = seed.max(1);
+    (0..rounds).map(move |round| {
+        (0..round % max_len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    })
+}

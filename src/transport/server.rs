@@ -636,17 +636,9 @@ mod tests {
     #[test]
     fn random_bytes_never_panic() {
         let (mut core, _) = core_with_client();
-        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-        for round in 0..20_000usize {
-            let len = round % 131;
-            let bytes: Vec<u8> = (0..len)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect();
+        for (round, bytes) in
+            crate::transport::noise(0x2545_F491_4F6C_DD1D, 20_000, 131).enumerate()
+        {
             let _ = core.handle_bytes(5, (round % 3) as u8, &bytes, Duration::ZERO);
         }
         assert!(core.stats.total.rejected > 0);
