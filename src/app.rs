@@ -113,6 +113,9 @@ pub enum StartError {
     /// The data store could not open.
     #[error("{0}")]
     Store(#[from] crate::datastore::OpenError),
+    /// Security settings or roles are invalid (exit status 2).
+    #[error("{0}")]
+    Security(#[from] crate::security::SecurityError),
     /// A client was started without a way to authenticate.
     #[error(
         "client needs --token FILE (make one on the server with `bloxquarium token --player ID --name NAME --out FILE`), or --insecure-dev against an insecure server"
@@ -132,7 +135,7 @@ impl StartError {
     /// The process exit status for this error: 2 for invalid configuration, else 1.
     pub fn exit_code(&self) -> u8 {
         match self {
-            StartError::Config(_) => 2,
+            StartError::Config(_) | StartError::Security(_) => 2,
             _ => 1,
         }
     }
@@ -338,7 +341,7 @@ fn install_server(
         tick_hz: args.tick_hz,
         max_clients,
     };
-    let security = crate::security::Security::from_config(&config, &paths.data)?;
+    let security = crate::security::Security::from_config(&config, &paths.config, &paths.data)?;
     app.insert_resource(crate::datastore::DataStore(std::sync::Arc::new(store)))
         .insert_resource(security)
         .insert_resource(crate::datastore::DataStoreState::new(server_id))

@@ -297,12 +297,14 @@ fn replicate(
 fn answer_config_requests(
     mut requests: MessageReader<RequestReceived>,
     net: Option<ResMut<ServerNet>>,
-    config: Option<Res<Config>>,
+    config: Option<ResMut<Config>>,
+    security: Option<ResMut<crate::security::Security>>,
     time: Res<Time<Real>>,
 ) {
-    let (Some(mut net), Some(config)) = (net, config) else {
+    let (Some(mut net), Some(mut config)) = (net, config) else {
         return;
     };
+    let mut security = security;
     let now = time.elapsed();
     for r in requests.read() {
         let ClientRequest::SetConfig { path, value } = &r.body else {
@@ -310,37 +312,51 @@ fn answer_config_requests(
         };
         let player = net.session(r.client).map_or(0, |s| s.player_id);
         // Rate limiting (`security.rateLimits.config`) happened at the security gate.
-        let result = {
-            match config.schema().key(path).map(|k| k.spec.tier) {
-                None => Err(RemoteError::Rejected(format!("unknown config key {path}"))),
-                Some(Tier::ClientSafe) => Err(RemoteError::Rejected(format!(
-                    "{path} is ClientSafe: set it in your own preferences"
-                ))),
-                // Deny by default: the security subsystem (roles and permissions) is not built, so
-                // nobody holds `config.write.shared` or `config.write.server` yet.
-                Some(Tier::Shared) => Err(RemoteError::Rejected(
-                    "permission denied: config.write.shared".into(),
-                )),
-                Some(Tier::ServerOnly) => Err(RemoteError::Rejected(
-                    "permission denied: config.write.server".into(),
-                )),
-            }
+        let permission = match config.schema().key(path).map(|k| k.spec.tier) {
+            None => Err(format!("unknown config key {path}")),
+            Some(Tier::ClientSafe) => Err(format!(
+                "{path} is ClientSafe: set it in your own preferences"
+            )),
+            Some(Tier::Shared) => Ok("config.write.shared"),
+            Some(Tier::ServerOnly) => Ok("config.write.server"),
         };
+        // Nothing is allowed that a role does not grant; without the security plugin, nothing is.
+        let result = permission
+            .and_then(|perm| {
+                let granted = security
+                    .as_mut()
+                    .is_some_and(|sec| sec.has_permission(player, perm));
+                if granted {
+                    Ok(())
+                } else {
+                    Err(format!("permission denied: {perm}"))
+                }
+            })
+            .and_then(|()| {
+                config
+                    .set(
+                        path,
+                        value.clone(),
+                        &format!("player {player}"),
+                        "client request",
+                        now,
+                    )
+                    .map_err(|e| e.to_string())
+            })
+            .map_err(RemoteError::Rejected);
         info!(
             target: "audit",
             "config change request by player {player} (client {}): {path} = {value}: {}",
             r.client,
             match &result {
-                Ok(()) => "applied".to_string(),
+                Ok(v) => format!("applied as version {v}"),
                 Err(e) => e.to_string(),
             }
         );
         net.respond_at(
             r.client,
             r.id,
-            result.map(|()| protocol::ServerResponse::ConfigSet {
-                version: config.version(),
-            }),
+            result.map(|version| protocol::ServerResponse::ConfigSet { version }),
             Some(now),
         );
     }

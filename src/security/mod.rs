@@ -6,10 +6,14 @@
 //! read (`ClientEventReceived`, `RequestReceived`, `SealedRequestReceived`) is [`admit`], which
 //! rate-limits each message first. A server without this plugin admits nothing.
 //!
-//! Not built yet (issue #5): roles and permissions, session expiry, economy detectors, the audit
-//! log store and its CLI, admin commands.
+//! Roles and permissions come from `config/roles.ron`; assignments are kept in
+//! `<data>/roles.json`. A session with no player action for `security.sessionTimeout` is ended.
+//!
+//! Not built yet (issue #5): economy and clock-skew detectors, a per-address connection limit,
+//! the audit log store and its CLI, admin commands.
 
 pub mod rate_limit;
+pub mod roles;
 pub mod strikes;
 
 use std::collections::HashMap;
@@ -19,6 +23,7 @@ use std::time::Duration;
 use bevy::prelude::*;
 
 pub use rate_limit::{ActionClass, Limit, RateLimiter};
+pub use roles::{DEFAULT_ROLE, RoleBook, RolesError};
 pub use strikes::{StrikeBook, StrikeOutcome};
 
 use crate::config::Config;
@@ -59,14 +64,56 @@ pub struct Security {
     bans_file: PathBuf,
     /// Kicks issued.
     pub kicks: u64,
+    /// Roles and what they grant.
+    pub roles: RoleBook,
+    /// Player → role (players without one have [`DEFAULT_ROLE`]).
+    pub assignments: HashMap<u64, String>,
+    assignments_file: PathBuf,
+    /// Client → time of its last admitted player action (heartbeats do not count).
+    last_action: HashMap<u64, Duration>,
+    session_timeout: Duration,
+    /// Permission checks refused.
+    pub denied: u64,
+}
+
+/// The roles file shipped in the binary, used when the config dir has none.
+pub const EMBEDDED_ROLES: &str = include_str!("../../config/roles.ron");
+
+/// Why security could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SecurityError {
+    /// A setting.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// `roles.ron`.
+    #[error(transparent)]
+    Roles(#[from] RolesError),
+    /// Reading or writing a file.
+    #[error("{0}")]
+    Io(String),
 }
 
 impl Security {
-    /// From the `security.*` config keys; bans from `<data>/bans.json`.
+    /// From the `security.*` config keys, `<config>/roles.ron` (or the built-in copy), and the
+    /// bans and role assignments under `<data>/`.
     pub fn from_config(
         config: &Config,
+        config_dir: &std::path::Path,
         data: &std::path::Path,
-    ) -> Result<Self, crate::config::ConfigError> {
+    ) -> Result<Self, SecurityError> {
+        let roles_path = config_dir.join("roles.ron");
+        let roles = match std::fs::read_to_string(&roles_path) {
+            Ok(text) => RoleBook::parse(&roles_path.display().to_string(), &text)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                RoleBook::parse("<embedded roles.ron>", EMBEDDED_ROLES)?
+            }
+            Err(e) => return Err(SecurityError::Io(format!("{}: {e}", roles_path.display()))),
+        };
+        let assignments_file = data.join("roles.json");
+        let assignments = std::fs::read(&assignments_file)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<HashMap<u64, String>>(&b).ok())
+            .unwrap_or_default();
         let mut limits = Vec::new();
         for class in [
             ActionClass::Chat,
@@ -101,7 +148,52 @@ impl Security {
             bans,
             bans_file,
             kicks: 0,
+            roles,
+            assignments,
+            assignments_file,
+            last_action: HashMap::new(),
+            session_timeout: config.get("security.sessionTimeout")?,
+            denied: 0,
         })
+    }
+
+    /// The role of a player.
+    pub fn role_of(&self, player: u64) -> &str {
+        self.assignments
+            .get(&player)
+            .map_or(DEFAULT_ROLE, String::as_str)
+    }
+
+    /// True if the player's role grants `permission`; a refusal is counted and audited.
+    pub fn has_permission(&mut self, player: u64, permission: &str) -> bool {
+        let role = self.role_of(player).to_string();
+        let ok = self.roles.allows(&role, permission);
+        if !ok {
+            self.denied += 1;
+            info!(target: "audit", player, "permission {permission} denied (role {role})");
+        }
+        ok
+    }
+
+    /// Gives a player a role (persisted, audited).
+    pub fn assign_role(
+        &mut self,
+        player: u64,
+        role: &str,
+        actor: &str,
+    ) -> Result<(), SecurityError> {
+        if !self.roles.exists(role) {
+            return Err(SecurityError::Io(format!("no such role {role}")));
+        }
+        self.assignments.insert(player, role.to_string());
+        let tmp = self.assignments_file.with_extension("json.tmp");
+        serde_json::to_vec(&self.assignments)
+            .map_err(std::io::Error::other)
+            .and_then(|b| std::fs::write(&tmp, b))
+            .and_then(|()| std::fs::rename(&tmp, &self.assignments_file))
+            .map_err(|e| SecurityError::Io(format!("{}: {e}", self.assignments_file.display())))?;
+        info!(target: "audit", player, "role set to {role} by {actor}");
+        Ok(())
     }
 
     fn save_bans(&self) {
@@ -146,7 +238,7 @@ impl Plugin for SecurityPlugin {
     fn build(&self, app: &mut App) {
         app.add_systems(
             PreUpdate,
-            (enforce_bans, admit, strike_signals)
+            (enforce_bans, admit, strike_signals, expire_sessions)
                 .chain()
                 .after(TransportSystems::Receive),
         );
@@ -216,6 +308,9 @@ pub fn admit(
             );
             continue;
         }
+        if class != ActionClass::Background {
+            security.last_action.insert(client, now);
+        }
         match msg {
             Inbound::Event { client, event } => {
                 events.write(ClientEventReceived { client, event });
@@ -256,16 +351,49 @@ fn strike_signals(
     }
 }
 
+/// Ends sessions with no player action for `security.sessionTimeout` (heartbeats do not count).
+fn expire_sessions(
+    security: Option<ResMut<Security>>,
+    net: Option<ResMut<ServerNet>>,
+    mut ended: MessageReader<crate::transport::SessionEnded>,
+    time: Res<Time<Real>>,
+) {
+    let (Some(mut security), Some(mut net)) = (security, net) else {
+        return;
+    };
+    for e in ended.read() {
+        security.last_action.remove(&e.client);
+    }
+    let now = time.elapsed();
+    let timeout = security.session_timeout;
+    let expired: Vec<u64> = security
+        .last_action
+        .iter()
+        .filter(|(_, t)| now.saturating_sub(**t) > timeout)
+        .map(|(c, _)| *c)
+        .collect();
+    for client in expired {
+        security.last_action.remove(&client);
+        info!(target: "audit", client, "session expired after {timeout:?} without activity");
+        net.kick(
+            client,
+            "session expired after inactivity; reconnect to play",
+        );
+    }
+}
+
 fn enforce_bans(
     mut started: MessageReader<SessionStarted>,
-    security: Option<Res<Security>>,
+    security: Option<ResMut<Security>>,
     net: Option<ResMut<ServerNet>>,
+    time: Res<Time<Real>>,
 ) {
-    let (Some(security), Some(mut net)) = (security, net) else {
+    let (Some(mut security), Some(mut net)) = (security, net) else {
         return;
     };
     let now_ms = crate::transport::unix_now().as_millis() as u64;
     for s in started.read() {
+        security.last_action.insert(s.client, time.elapsed());
         if let Some(until) = security.bans.get(&s.player_id)
             && *until > now_ms
         {

@@ -120,3 +120,100 @@ fn repeated_kicks_ban_and_the_ban_holds_at_reconnect_and_restart() {
     let server = harness::server(&d, &[]);
     assert!(server.world().resource::<Security>().bans.contains_key(&9));
 }
+
+#[test]
+fn only_a_role_that_grants_it_may_change_shared_config() {
+    use bloxquarium::config::Config;
+    use bloxquarium::protocol::{ConfigValue, RemoteError};
+    let d = Scratch::new("sec-roles");
+    let mut server = harness::server(&d, &[]);
+    let mut player = connect(&mut server, &d, 1);
+    let mut admin = connect(&mut server, &d, 2);
+    server
+        .world_mut()
+        .resource_mut::<Security>()
+        .assign_role(2, "admin", "test")
+        .unwrap();
+    let ask = |client: &mut App, coins: i64| {
+        let t = client.world().resource::<Time<Real>>().elapsed();
+        client.world_mut().resource_mut::<ClientNet>().call(
+            ClientRequest::SetConfig {
+                path: "game.startingCoins".into(),
+                value: ConfigValue::Int(coins),
+            },
+            t,
+        )
+    };
+    let p_id = ask(&mut player, 1);
+    let a_id = ask(&mut admin, 777);
+    let (mut p_ans, mut a_ans) = (Vec::new(), Vec::new());
+    pump_until(
+        &mut [&mut server, &mut player, &mut admin],
+        300,
+        "answers",
+        |a| {
+            p_ans.extend(harness::drain::<RpcCompleted>(a[1]));
+            a_ans.extend(harness::drain::<RpcCompleted>(a[2]));
+            !p_ans.is_empty() && !a_ans.is_empty()
+        },
+    );
+    assert_eq!(p_ans[0].id, p_id);
+    assert_eq!(
+        p_ans[0].result,
+        Err(RemoteError::Rejected(
+            "permission denied: config.write.shared".into()
+        ))
+    );
+    assert_eq!(a_ans[0].id, a_id);
+    assert!(
+        matches!(a_ans[0].result, Ok(ServerResponse::ConfigSet { .. })),
+        "{:?}",
+        a_ans[0].result
+    );
+    assert_eq!(
+        server
+            .world()
+            .resource::<Config>()
+            .get::<i64>("game.startingCoins"),
+        Ok(777)
+    );
+    assert_eq!(server.world().resource::<Security>().denied, 1);
+    // The assignment is persisted.
+    drop((player, admin, server));
+    let server = harness::server(&d, &[]);
+    assert_eq!(server.world().resource::<Security>().role_of(2), "admin");
+    assert_eq!(server.world().resource::<Security>().role_of(1), "player");
+}
+
+#[test]
+fn an_idle_session_expires_even_with_heartbeats() {
+    let d = Scratch::new("sec-expiry");
+    let cfg = d.0.join("config");
+    std::fs::create_dir_all(&cfg).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/config/schema.ron"),
+        cfg.join("schema.ron"),
+    )
+    .unwrap();
+    std::fs::write(
+        cfg.join("default.ron"),
+        r#"{"security.sessionTimeout": 60}"#,
+    )
+    .unwrap();
+    let mut server = harness::app(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "--data",
+        d.path(),
+        "server",
+        "--bind",
+        "127.0.0.1:0",
+    ]);
+    let mut idle = connect(&mut server, &d, 5);
+    // 60 s at 1/30 s a frame: the client stays connected and sends heartbeats, but no action.
+    pump_until(&mut [&mut server, &mut idle], 2100, "expired", |a| {
+        kicked_reason(a[1]).is_some()
+    });
+    let reason = kicked_reason(&idle).unwrap();
+    assert!(reason.contains("session expired"), "{reason}");
+}
