@@ -497,6 +497,42 @@ fn windowed(
     Err(StartError::NoClientFeature)
 }
 
+/// `bloxquarium audit`: the matching records of the audit log.
+fn audit_report(global: &GlobalArgs, args: &crate::cli::AuditArgs) -> Result<String, StartError> {
+    let paths = Paths::from_args(global);
+    let now_ms = crate::transport::unix_now().as_millis() as u64;
+    let q = crate::security::AuditQuery {
+        player: args.player,
+        kind: args.kind,
+        since_ms: args
+            .since
+            .map(|d| now_ms.saturating_sub(d.as_millis() as u64)),
+    };
+    let records = crate::security::audit::query(&paths.data, &q)
+        .map_err(|e| StartError::Tool(format!("audit log in {}: {e}", paths.data.display())))?;
+    let lines: Vec<String> = records
+        .iter()
+        .map(|r| {
+            if args.json {
+                serde_json::to_string(r).unwrap_or_default()
+            } else {
+                format!(
+                    "{} {:?} player={} {}",
+                    r.at_ms,
+                    r.kind,
+                    r.player.map_or_else(|| "-".to_string(), |p| p.to_string()),
+                    r.details
+                )
+            }
+        })
+        .collect();
+    Ok(if lines.is_empty() && !args.json {
+        "no matching audit records".to_string()
+    } else {
+        lines.join("\n")
+    })
+}
+
 /// `bloxquarium token`: writes a token file signed with the key under `--data`.
 fn write_token(global: &GlobalArgs, args: &crate::cli::TokenArgs) -> Result<String, StartError> {
     let paths = Paths::from_args(global);
@@ -538,6 +574,7 @@ pub fn run(cli: &Cli) -> Result<Finished, StartError> {
         Command::Client(args) => client_app(&cli.global, &args, process)?,
         Command::Play(args) => play_app(&cli.global, &args, process)?,
         Command::Token(args) => return write_token(&cli.global, &args).map(Finished::Report),
+        Command::Audit(args) => return audit_report(&cli.global, &args).map(Finished::Report),
         Command::Datastore { action } => {
             return crate::datastore::cli::run(&cli.global, &action).map(Finished::Report);
         }

@@ -81,12 +81,37 @@ pub enum Command {
     Token(TokenArgs),
     /// Run many headless clients against a running server and report throughput and latency.
     Loadtest(LoadtestArgs),
+    /// Query the audit log in <data>/audit.jsonl.
+    Audit(AuditArgs),
     /// Data store maintenance (run with the server stopped: the store file is single-process).
     Datastore {
         /// What to do.
         #[command(subcommand)]
         action: DatastoreCommand,
     },
+}
+
+/// Flags of `audit`.
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    /// Only this player.
+    #[arg(long, value_name = "ID", env = "BLOXQUARIUM_PLAYER")]
+    pub player: Option<u64>,
+    /// Only this kind.
+    #[arg(long, value_name = "K", env = "BLOXQUARIUM_KIND")]
+    pub kind: Option<crate::security::AuditKind>,
+    /// Only records from the last T (e.g. 30m, 2h, 90s).
+    #[arg(long, value_name = "T", env = "BLOXQUARIUM_SINCE", value_parser = parse_ago)]
+    pub since: Option<Duration>,
+    /// One JSON object a line.
+    #[arg(long, env = "BLOXQUARIUM_JSON")]
+    pub json: bool,
+}
+
+fn parse_ago(s: &str) -> Result<Duration, String> {
+    crate::config::schema::parse_duration(s)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("'{s}' is not a duration (e.g. 30m, 2h, 90s)"))
 }
 
 /// `bloxquarium datastore ...`

@@ -196,6 +196,7 @@ fn emit(changes: Vec<Change>, side: Side, out: &mut MessageWriter<ConfigChanged>
 }
 
 fn server_tick(
+    security: Option<ResMut<crate::security::Security>>,
     config: Option<ResMut<Config>>,
     time: Res<Time<Real>>,
     mut out: MessageWriter<ConfigChanged>,
@@ -203,8 +204,25 @@ fn server_tick(
     let Some(mut config) = config else { return };
     config.expire_overrides(time.elapsed());
     let changes = config.take_changes();
+    let mut security = security;
     for c in &changes {
-        info!(target: "audit", "config {} changed by {}: {} -> {} ({})", c.path, c.actor, c.old, c.new, c.reason);
+        // ServerOnly values stay out of the audit text too: the log may be read by moderators.
+        let shown = |v: &ConfigValue| match config.schema().key(&c.path).map(|k| k.spec.tier) {
+            Some(Tier::ServerOnly) => "<ServerOnly>".to_string(),
+            _ => v.to_string(),
+        };
+        let details = format!(
+            "config {} changed by {}: {} -> {} ({})",
+            c.path,
+            c.actor,
+            shown(&c.old),
+            shown(&c.new),
+            c.reason
+        );
+        match security.as_mut() {
+            Some(sec) => sec.audit(None, crate::security::AuditKind::ConfigChange, details),
+            None => info!(target: "audit", "{details}"),
+        }
     }
     emit(changes, Side::Server, &mut out);
 }

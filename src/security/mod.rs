@@ -12,6 +12,7 @@
 //! Not built yet (issue #5): economy and clock-skew detectors, a per-address connection limit,
 //! the audit log store and its CLI, admin commands.
 
+pub mod audit;
 pub mod rate_limit;
 pub mod roles;
 pub mod strikes;
@@ -22,6 +23,7 @@ use std::time::Duration;
 
 use bevy::prelude::*;
 
+pub use audit::{AuditKind, AuditLog, AuditQuery, AuditRecord};
 pub use rate_limit::{ActionClass, Limit, RateLimiter};
 pub use roles::{DEFAULT_ROLE, RoleBook, RolesError};
 pub use strikes::{StrikeBook, StrikeOutcome};
@@ -74,6 +76,8 @@ pub struct Security {
     session_timeout: Duration,
     /// Permission checks refused.
     pub denied: u64,
+    /// The audit log.
+    pub audit: AuditLog,
 }
 
 /// The roles file shipped in the binary, used when the config dir has none.
@@ -154,7 +158,25 @@ impl Security {
             last_action: HashMap::new(),
             session_timeout: config.get("security.sessionTimeout")?,
             denied: 0,
+            audit: AuditLog::open(
+                data,
+                config.get("security.auditRetention")?,
+                crate::transport::unix_now().as_millis() as u64,
+            )
+            .map_err(|e| SecurityError::Io(format!("audit log in {}: {e}", data.display())))?,
         })
+    }
+
+    /// Appends an audit record now.
+    pub fn audit(&mut self, player: Option<u64>, kind: AuditKind, details: String) {
+        let at_ms = crate::transport::unix_now().as_millis() as u64;
+        self.audit.record(AuditRecord {
+            at_ms,
+            player,
+            session: None,
+            kind,
+            details,
+        });
     }
 
     /// The role of a player.
@@ -170,7 +192,11 @@ impl Security {
         let ok = self.roles.allows(&role, permission);
         if !ok {
             self.denied += 1;
-            info!(target: "audit", player, "permission {permission} denied (role {role})");
+            self.audit(
+                Some(player),
+                AuditKind::PermissionDenied,
+                format!("{permission} denied (role {role})"),
+            );
         }
         ok
     }
@@ -192,7 +218,11 @@ impl Security {
             .and_then(|b| std::fs::write(&tmp, b))
             .and_then(|()| std::fs::rename(&tmp, &self.assignments_file))
             .map_err(|e| SecurityError::Io(format!("{}: {e}", self.assignments_file.display())))?;
-        info!(target: "audit", player, "role set to {role} by {actor}");
+        self.audit(
+            Some(player),
+            AuditKind::AdminAction,
+            format!("role set to {role} by {actor}"),
+        );
         Ok(())
     }
 
@@ -211,10 +241,18 @@ impl Security {
     fn strike(&mut self, net: &mut ServerNet, client: u64, player: u64, why: &str, now: Duration) {
         let now_ms = crate::transport::unix_now().as_millis() as u64;
         match self.strikes.strike(player, now, now_ms) {
-            StrikeOutcome::Counted(n) => info!(target: "audit", player, "strike {n}: {why}"),
+            StrikeOutcome::Counted(n) => self.audit(
+                Some(player),
+                AuditKind::Strike,
+                format!("strike {n}: {why}"),
+            ),
             StrikeOutcome::Kick => {
                 self.kicks += 1;
-                info!(target: "audit", player, "kicked after repeated strikes: {why}");
+                self.audit(
+                    Some(player),
+                    AuditKind::Kick,
+                    format!("kicked after repeated strikes: {why}"),
+                );
                 net.kick(
                     client,
                     &format!("kicked: too many invalid or excessive messages ({why})"),
@@ -224,7 +262,11 @@ impl Security {
                 self.kicks += 1;
                 self.bans.insert(player, until_ms);
                 self.save_bans();
-                info!(target: "audit", player, "banned until {until_ms} ms: {why}");
+                self.audit(
+                    Some(player),
+                    AuditKind::Ban,
+                    format!("banned until {until_ms} ms: {why}"),
+                );
                 net.kick(client, "banned for repeated abuse; try again later");
             }
         }
@@ -341,6 +383,11 @@ fn strike_signals(
         if net.is_being_kicked(s.0.client) {
             continue;
         }
+        security.audit(
+            Some(player),
+            AuditKind::AuthFailure,
+            format!("{:?}: {}", s.0.kind, s.0.detail),
+        );
         security.strike(
             &mut net,
             s.0.client,
@@ -374,7 +421,12 @@ fn expire_sessions(
         .collect();
     for client in expired {
         security.last_action.remove(&client);
-        info!(target: "audit", client, "session expired after {timeout:?} without activity");
+        let player = net.session(client).map(|s| s.player_id);
+        security.audit(
+            player,
+            AuditKind::SessionExpired,
+            format!("no activity for {timeout:?}"),
+        );
         net.kick(
             client,
             "session expired after inactivity; reconnect to play",
@@ -394,10 +446,11 @@ fn enforce_bans(
     let now_ms = crate::transport::unix_now().as_millis() as u64;
     for s in started.read() {
         security.last_action.insert(s.client, time.elapsed());
-        if let Some(until) = security.bans.get(&s.player_id)
-            && *until > now_ms
+        if let Some(until) = security.bans.get(&s.player_id).copied()
+            && until > now_ms
         {
-            info!(target: "audit", player = s.player_id, "banned player refused at connect");
+            let details = format!("refused at connect, banned until {until} ms");
+            security.audit(Some(s.player_id), AuditKind::BanEnforced, details);
             net.kick(
                 s.client,
                 &format!("banned for {} more seconds", (until - now_ms) / 1000 + 1),

@@ -79,6 +79,51 @@ fn a_chat_flood_is_dropped_struck_and_kicked_while_others_play_on() {
         })
     );
     assert_eq!(harness::state(&good), ConnectionState::Connected);
+    // The audit log has the strikes and the kick, and the CLI finds them.
+    use bloxquarium::security::{AuditKind, AuditQuery, audit};
+    let q = |kind| {
+        audit::query(
+            &d.0,
+            &AuditQuery {
+                player: Some(1),
+                kind: Some(kind),
+                since_ms: None,
+            },
+        )
+        .unwrap()
+    };
+    assert!(q(AuditKind::Strike).len() >= 4);
+    assert_eq!(q(AuditKind::Kick).len(), 1);
+    assert!(
+        audit::query(
+            &d.0,
+            &AuditQuery {
+                player: Some(2),
+                ..Default::default()
+            }
+        )
+        .unwrap()
+        .is_empty()
+    );
+    let mut cmd = harness::bin();
+    cmd.args([
+        "--data",
+        d.path(),
+        "audit",
+        "--player",
+        "1",
+        "--kind",
+        "kick",
+        "--since",
+        "1h",
+    ]);
+    let out = harness::output_within(cmd, std::time::Duration::from_secs(30));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("Kick player=1"),
+        "{}",
+        harness::text(&out)
+    );
     let sec = server.world().resource::<Security>();
     assert!(
         sec.limiter.refused >= 5 && sec.kicks == 1,
@@ -178,6 +223,30 @@ fn only_a_role_that_grants_it_may_change_shared_config() {
         Ok(777)
     );
     assert_eq!(server.world().resource::<Security>().denied, 1);
+    // Changes are audited at the start of the next server frame.
+    harness::pump(&mut [&mut server], 2);
+    {
+        use bloxquarium::security::{AuditKind, AuditQuery, audit};
+        let q = |player, kind| {
+            audit::query(
+                &d.0,
+                &AuditQuery {
+                    player,
+                    kind: Some(kind),
+                    since_ms: None,
+                },
+            )
+            .unwrap()
+        };
+        assert_eq!(q(Some(1), AuditKind::PermissionDenied).len(), 1);
+        assert_eq!(
+            q(Some(2), AuditKind::AdminAction).len(),
+            1,
+            "the role change"
+        );
+        let changes = q(None, AuditKind::ConfigChange);
+        assert!(changes.iter().any(|r| r.details.contains("game.startingCoins") && r.details.contains("player 2")), "{changes:?}");
+    }
     // The assignment is persisted.
     drop((player, admin, server));
     let server = harness::server(&d, &[]);
