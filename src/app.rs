@@ -346,14 +346,10 @@ fn install_server(
         .insert_resource(security)
         .insert_resource(crate::datastore::DataStoreState::new(server_id))
         .insert_resource(ServerNet(ServerCore::new(settings.rekey_after)))
-        .insert_resource(settings)
         .insert_resource(config)
         .insert_resource(crate::config::ConfigSource::new(paths.config.clone()))
         .insert_resource(opened.server)
         .insert_resource(opened.transport);
-    if args.insecure_dev {
-        app.insert_resource(crate::transport::InsecureDev);
-    }
     if let Some(issuer) = &opened.issuer {
         app.insert_resource(ServerTokens(issuer.clone()));
     }

@@ -242,9 +242,9 @@ fn hot_reload(
         return;
     };
     let now = time.elapsed();
-    let every = config
-        .get::<Duration>("config.reloadPollInterval")
-        .unwrap_or(Duration::from_secs(2));
+    let Ok(every) = config.get::<Duration>("config.reloadPollInterval") else {
+        return;
+    };
     if now.saturating_sub(source.last_poll) < every {
         return;
     }

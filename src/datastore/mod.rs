@@ -390,15 +390,16 @@ fn autosave(
         return;
     };
     let now = time.elapsed();
-    let interval = config
-        .get::<Duration>("datastore.autosaveInterval")
-        .unwrap_or(Duration::from_secs(60));
+    // The keys are in the schema and were validated at start, so these reads cannot fail.
+    let (Ok(interval), Ok(stale)) = (
+        config.get::<Duration>("datastore.autosaveInterval"),
+        config.get::<Duration>("datastore.lockStaleAfter"),
+    ) else {
+        return;
+    };
     // Each profile is visited every `period`: saved if it changed and its last save is an
     // interval old (or a retry is due), else its lock gets a heartbeat. The period stays well
     // under `datastore.lockStaleAfter` so no other server can take a live profile's lock.
-    let stale = config
-        .get::<Duration>("datastore.lockStaleAfter")
-        .unwrap_or(Duration::from_secs(60));
     let period = interval.min(stale / 3);
     let due: Vec<(u64, bool)> = state
         .live
@@ -444,17 +445,17 @@ fn scheduled_backup(
         return;
     };
     let now = time.elapsed();
-    let interval = config
-        .get::<Duration>("datastore.backupInterval")
-        .unwrap_or(Duration::from_secs(3600));
+    let Ok(interval) = config.get::<Duration>("datastore.backupInterval") else {
+        return;
+    };
     let next = *state.next_backup.get_or_insert(now + interval);
     if now < next || state.pending_backups > 0 {
         return;
     }
     state.next_backup = Some(now + interval);
-    let retention = config
-        .get::<usize>("datastore.backupRetention")
-        .unwrap_or(24);
+    let Ok(retention) = config.get::<usize>("datastore.backupRetention") else {
+        return;
+    };
     let data = paths.data.clone();
     let store = store.0.clone();
     state.pending_backups += 1;
@@ -495,10 +496,6 @@ fn poll_jobs(
             }
             None => true,
         });
-    let interval = config
-        .as_ref()
-        .and_then(|c| c.get::<Duration>("datastore.autosaveInterval").ok())
-        .unwrap_or(Duration::from_secs(60));
     for job in done {
         match job {
             Job::Load {
@@ -522,7 +519,14 @@ fn poll_jobs(
                             version: l.version,
                             dirty: !l.applied.is_empty() && l.version == 0,
                             profile: l.profile,
-                            next_autosave: now + spread(player, interval),
+                            // First visit at a per-player offset within the interval.
+                            next_autosave: now
+                                + config
+                                    .as_ref()
+                                    .and_then(|c| {
+                                        c.get::<Duration>("datastore.autosaveInterval").ok()
+                                    })
+                                    .map_or(Duration::ZERO, |i| spread(player, i)),
                             last_saved: now,
                             saving: false,
                             retries: 0,

@@ -45,7 +45,7 @@ use crate::protocol::{
 use crate::shutdown::{OnShutdown, Shutdown, ShutdownSystems};
 
 /// Transport settings, read from the `network.*` config keys.
-#[derive(Resource, Debug, Clone)]
+#[derive(Debug, Clone)]
 pub struct TransportSettings {
     /// `network.messageTimeout`: how long a remote function may take.
     pub message_timeout: Duration,
@@ -116,10 +116,6 @@ pub struct ClientNet(pub ClientCore);
 /// Issues tokens with this server's key (play mode, the load test, admin tools).
 #[derive(Resource, Clone, Deref)]
 pub struct ServerTokens(pub TokenIssuer);
-
-/// True when the server runs without token authentication (`--insecure-dev`).
-#[derive(Resource, Debug, Clone, Copy)]
-pub struct InsecureDev;
 
 /// Decoded, validated messages of clients in session, waiting for the security gate
 /// (`security::admit`), which alone turns them into the messages handlers read.
