@@ -11,31 +11,6 @@ use bloxquarium::transport::{ClientNet, RpcCompleted, ServerNet};
 
 use crate::harness::{self, Scratch, pump_until};
 
-/// A config dir with the shipped schema and `default.ron` = `defaults`.
-fn config_dir(scratch: &Scratch, defaults: &str) -> String {
-    let dir = scratch.0.join("config");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/config/schema.ron"),
-        dir.join("schema.ron"),
-    )
-    .unwrap();
-    std::fs::write(dir.join("default.ron"), defaults).unwrap();
-    dir.to_string_lossy().into_owned()
-}
-
-fn server_with(scratch: &Scratch, config: &str) -> App {
-    harness::app(&[
-        "--config",
-        config,
-        "--data",
-        scratch.path(),
-        "server",
-        "--bind",
-        "127.0.0.1:0",
-    ])
-}
-
 fn client_for(scratch: &Scratch, config: &str, server: &App, player: u64) -> App {
     let token = harness::issue(server, player, "P");
     let path = scratch.0.join(format!("tok-{player}"));
@@ -76,8 +51,8 @@ fn now(app: &App) -> Duration {
 #[test]
 fn tiers_are_enforced_on_both_sides() {
     let s = Scratch::new("cfg-tiers");
-    let cfg = config_dir(&s, r#"{"game.startingCoins": 250}"#);
-    let mut server = server_with(&s, &cfg);
+    let cfg = harness::config_dir(&s, r#"{"game.startingCoins": 250}"#);
+    let mut server = harness::server_with_config(&s, &cfg);
     let mut client = client_for(&s, &cfg, &server, 1);
     join(&mut server, &mut client);
 
@@ -152,7 +127,7 @@ fn tiers_are_enforced_on_both_sides() {
 #[test]
 fn invalid_config_refuses_to_start_with_file_key_line_and_reason() {
     let s = Scratch::new("cfg-invalid");
-    let cfg = config_dir(&s, "{\n  \"graphics.fpsCap\": 1000,\n}\n");
+    let cfg = harness::config_dir(&s, "{\n  \"graphics.fpsCap\": 1000,\n}\n");
     let mut cmd = harness::bin();
     cmd.args([
         "--config",
@@ -175,7 +150,7 @@ fn invalid_config_refuses_to_start_with_file_key_line_and_reason() {
 #[test]
 fn environment_layer_wins_over_files() {
     let s = Scratch::new("cfg-env");
-    let cfg = config_dir(&s, r#"{"network.maxConcurrentConnections": 50}"#);
+    let cfg = harness::config_dir(&s, r#"{"network.maxConcurrentConnections": 50}"#);
     let mut cmd = harness::bin();
     cmd.env("BLOXQUARIUM__NETWORK__MAXCONCURRENTCONNECTIONS", "7")
         .args([
@@ -198,8 +173,8 @@ fn environment_layer_wins_over_files() {
 #[test]
 fn overrides_expire_under_manual_time_and_history_records_them() {
     let s = Scratch::new("cfg-override");
-    let cfg = config_dir(&s, "{}");
-    let mut server = server_with(&s, &cfg);
+    let cfg = harness::config_dir(&s, "{}");
+    let mut server = harness::server_with_config(&s, &cfg);
     server.update();
     let t = now(&server);
     server
@@ -243,8 +218,8 @@ fn overrides_expire_under_manual_time_and_history_records_them() {
 #[test]
 fn hot_reload_applies_replicates_and_keeps_the_last_good_config() {
     let s = Scratch::new("cfg-reload");
-    let cfg = config_dir(&s, r#"{"config.reloadPollInterval": 0.1}"#);
-    let mut server = server_with(&s, &cfg);
+    let cfg = harness::config_dir(&s, r#"{"config.reloadPollInterval": 0.1}"#);
+    let mut server = harness::server_with_config(&s, &cfg);
     let mut client = client_for(&s, &cfg, &server, 2);
     join(&mut server, &mut client);
 
@@ -304,8 +279,8 @@ fn hot_reload_applies_replicates_and_keeps_the_last_good_config() {
 #[test]
 fn client_preferences_persist_and_apply_live() {
     let s = Scratch::new("cfg-prefs");
-    let cfg = config_dir(&s, "{}");
-    let mut server = server_with(&s, &cfg);
+    let cfg = harness::config_dir(&s, "{}");
+    let mut server = harness::server_with_config(&s, &cfg);
     let mut client = client_for(&s, &cfg, &server, 3);
     join(&mut server, &mut client);
     let t = now(&client);
@@ -371,10 +346,10 @@ fn sentinel_layer(config: &Config) -> String {
 #[test]
 fn no_server_only_value_ever_reaches_a_client() {
     let s = Scratch::new("cfg-wire");
-    let probe_dir = config_dir(&s, "{}");
+    let probe_dir = harness::config_dir(&s, "{}");
     let probe = bloxquarium::config::load_server(std::path::Path::new(&probe_dir)).unwrap();
-    let cfg = config_dir(&s, &sentinel_layer(&probe));
-    let mut server = server_with(&s, &cfg);
+    let cfg = harness::config_dir(&s, &sentinel_layer(&probe));
+    let mut server = harness::server_with_config(&s, &cfg);
     server
         .world_mut()
         .resource_mut::<ServerNet>()

@@ -529,27 +529,8 @@ fn plugin_loads_on_join_saves_on_leave_and_drains_on_shutdown() {
 fn plugin_autosaves_on_the_configured_interval() {
     use bloxquarium::datastore::DataStoreState;
     let d = Scratch::new("ds-autosave");
-    let cfg = d.0.join("config");
-    std::fs::create_dir_all(&cfg).unwrap();
-    std::fs::copy(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/config/schema.ron"),
-        cfg.join("schema.ron"),
-    )
-    .unwrap();
-    std::fs::write(
-        cfg.join("default.ron"),
-        r#"{"datastore.autosaveInterval": 5}"#,
-    )
-    .unwrap();
-    let mut server = harness::app(&[
-        "--config",
-        cfg.to_str().unwrap(),
-        "--data",
-        d.path(),
-        "server",
-        "--bind",
-        "127.0.0.1:0",
-    ]);
+    let cfg = harness::config_dir(&d, r#"{"datastore.autosaveInterval": 5}"#);
+    let mut server = harness::server_with_config(&d, &cfg);
     let (mut client, _) = join_and_load(&mut server, &d, 31, "Coral");
     server
         .world_mut()

@@ -238,3 +238,29 @@ pub fn drain<M: bevy::ecs::message::Message + Clone>(app: &mut App) -> Vec<M> {
 
 #[derive(Resource)]
 struct Cursor<M: bevy::ecs::message::Message>(bevy::ecs::message::MessageCursor<M>);
+
+/// A config dir under `scratch` with the shipped schema and `default.ron` = `defaults`.
+pub fn config_dir(scratch: &Scratch, defaults: &str) -> String {
+    let dir = scratch.0.join("config");
+    std::fs::create_dir_all(&dir).expect("config dir");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/config/schema.ron"),
+        dir.join("schema.ron"),
+    )
+    .expect("copy schema");
+    std::fs::write(dir.join("default.ron"), defaults).expect("write default.ron");
+    dir.to_string_lossy().into_owned()
+}
+
+/// A dedicated server on an ephemeral port with config dir `config` and data in `scratch`.
+pub fn server_with_config(scratch: &Scratch, config: &str) -> App {
+    app(&[
+        "--config",
+        config,
+        "--data",
+        scratch.path(),
+        "server",
+        "--bind",
+        "127.0.0.1:0",
+    ])
+}

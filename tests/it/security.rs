@@ -257,27 +257,8 @@ fn only_a_role_that_grants_it_may_change_shared_config() {
 #[test]
 fn an_idle_session_expires_even_with_heartbeats() {
     let d = Scratch::new("sec-expiry");
-    let cfg = d.0.join("config");
-    std::fs::create_dir_all(&cfg).unwrap();
-    std::fs::copy(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/config/schema.ron"),
-        cfg.join("schema.ron"),
-    )
-    .unwrap();
-    std::fs::write(
-        cfg.join("default.ron"),
-        r#"{"security.sessionTimeout": 60}"#,
-    )
-    .unwrap();
-    let mut server = harness::app(&[
-        "--config",
-        cfg.to_str().unwrap(),
-        "--data",
-        d.path(),
-        "server",
-        "--bind",
-        "127.0.0.1:0",
-    ]);
+    let cfg = harness::config_dir(&d, r#"{"security.sessionTimeout": 60}"#);
+    let mut server = harness::server_with_config(&d, &cfg);
     let mut idle = connect(&mut server, &d, 5);
     // 60 s at 1/30 s a frame: the client stays connected and sends heartbeats, but no action.
     pump_until(&mut [&mut server, &mut idle], 2100, "expired", |a| {
