@@ -112,6 +112,9 @@ pub trait Backend: Send + Sync + 'static {
 /// The embedded backend.
 pub struct RedbBackend {
     db: Database,
+    /// Write transactions still to fail on purpose (fault injection, see
+    /// [`RedbBackend::inject_write_failures`]).
+    faults: std::sync::atomic::AtomicU32,
 }
 
 impl RedbBackend {
@@ -122,14 +125,26 @@ impl RedbBackend {
         }
         let db =
             Database::create(path).map_err(|e| BackendError(format!("{}: {e}", path.display())))?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            faults: Default::default(),
+        })
     }
 
     /// Opens an existing file read-write without creating it (backup verification).
     pub fn open_existing(path: &Path) -> Result<Self, BackendError> {
         let db =
             Database::open(path).map_err(|e| BackendError(format!("{}: {e}", path.display())))?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            faults: Default::default(),
+        })
+    }
+
+    /// Fault injection for failure drills and tests: the next `n` write transactions fail with
+    /// a transient storage error before touching the file, as a full disk or an I/O error would.
+    pub fn inject_write_failures(&self, n: u32) {
+        self.faults.store(n, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// redb's own integrity check of the file.
@@ -235,6 +250,17 @@ impl Backend for RedbBackend {
         durable: bool,
         f: impl FnOnce(&mut dyn WriteOps) -> Result<T, E>,
     ) -> Result<T, E> {
+        let injected = self
+            .faults
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            )
+            .is_ok();
+        if injected {
+            return Err(BackendError("injected write failure (fault injection)".into()).into());
+        }
         let mut txn = self.db.begin_write().map_err(err)?;
         if !durable {
             txn.set_durability(Durability::None).map_err(err)?;

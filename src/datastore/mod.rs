@@ -145,6 +145,10 @@ pub struct DataStoreState {
     next_backup: Option<Duration>,
     /// Critical: 5 or more errors within 120 s.
     pub critical: bool,
+    /// Saves that failed transiently; each is retried with backoff while its player is live.
+    pub save_retries: u64,
+    /// Errors of any kind (saves, loads, heartbeats, backups).
+    pub errors_total: u64,
 }
 
 impl DataStoreState {
@@ -161,6 +165,8 @@ impl DataStoreState {
             backups_failed: 0,
             next_backup: None,
             critical: false,
+            save_retries: 0,
+            errors_total: 0,
         }
     }
 
@@ -180,6 +186,11 @@ impl DataStoreState {
     /// Players loaded here.
     pub fn players(&self) -> impl Iterator<Item = u64> + '_ {
         self.live.keys().copied()
+    }
+
+    fn record_error(&mut self, now: Duration) {
+        self.errors.record(now);
+        self.errors_total += 1;
     }
 
     /// Tasks in flight.
@@ -536,7 +547,7 @@ fn poll_jobs(
                 }
                 Err(e) => {
                     error!("profile load failed: {e}");
-                    state.errors.record(now);
+                    state.record_error(now);
                     let reason = match &e {
                         StoreError::Locked { .. } => "your profile is open on another server; try again in a minute".to_string(),
                         StoreError::Corrupt { .. } => "your saved data could not be read; it was left untouched and staff were alerted".to_string(),
@@ -571,7 +582,8 @@ fn poll_jobs(
                         }
                         Err(e) if e.is_transient() => {
                             warn!(player, "save failed, will retry: {e}");
-                            state.errors.record(now);
+                            state.record_error(now);
+                            state.save_retries += 1;
                             match state.live.get_mut(&player) {
                                 Some(l) => {
                                     l.saving = false;
@@ -589,7 +601,7 @@ fn poll_jobs(
                         }
                         Err(e) => {
                             error!(player, "save refused: {e}");
-                            state.errors.record(now);
+                            state.record_error(now);
                             if let Some(l) = state.live.remove(&player)
                                 && let Some(net) = net.as_mut()
                             {
@@ -602,7 +614,7 @@ fn poll_jobs(
             Job::Heartbeat { player, result } => {
                 if let Err(e) = result {
                     error!(player, "lock heartbeat failed: {e}");
-                    state.errors.record(now);
+                    state.record_error(now);
                     if !e.is_transient()
                         && let Some(l) = state.live.remove(&player)
                         && let Some(net) = net.as_mut()
@@ -633,7 +645,7 @@ fn poll_jobs(
                     }
                     Err(e) => {
                         state.backups_failed += 1;
-                        state.errors.record(now);
+                        state.record_error(now);
                         error!("backup failed: {e}");
                     }
                 }

@@ -635,3 +635,65 @@ fn restoring_a_version_ends_the_live_session_first() {
             .is_none()
     );
 }
+
+#[test]
+fn transient_save_failures_are_retried_with_backoff_until_they_land() {
+    use bloxquarium::datastore::{DataStore, DataStoreState};
+    let d = Scratch::new("ds-retry");
+    let cfg = harness::config_dir(&d, r#"{"datastore.autosaveInterval": 5}"#);
+    let mut server = harness::server_with_config(&d, &cfg);
+    let (mut client, _) = join_and_load(&mut server, &d, 41, "Reef");
+    let saved_before = server.world().resource::<DataStore>().peek(41).unwrap();
+    server
+        .world_mut()
+        .resource_mut::<DataStoreState>()
+        .profile_mut(41)
+        .unwrap()
+        .stats
+        .coins = 777;
+    // The next two write transactions fail as a full disk would.
+    server
+        .world()
+        .resource::<DataStore>()
+        .backend()
+        .inject_write_failures(2);
+    // Auto-save (≤ 5 s + spread), then retries after ~1 s and ~2 s (±25%): ~10 s in all.
+    harness::pump_until(
+        &mut [&mut server, &mut client],
+        600,
+        "the save lands after two injected failures",
+        |a| {
+            a[0].world()
+                .resource::<DataStore>()
+                .peek(41)
+                .ok()
+                .flatten()
+                .is_some_and(|(_, p)| p.stats.coins == 777)
+        },
+    );
+    harness::pump_until(&mut [&mut server, &mut client], 30, "clean again", |a| {
+        !a[0]
+            .world()
+            .resource::<DataStoreState>()
+            .profile(41)
+            .unwrap()
+            .dirty
+    });
+    let state = server.world().resource::<DataStoreState>();
+    // Both injected faults were hit and counted; whichever hit a save (a lock heartbeat may
+    // take the first) scheduled a retry.
+    assert_eq!(state.errors_total, 2);
+    assert!(state.save_retries >= 1, "a failed save was retried");
+    assert!(
+        !state.critical,
+        "two errors are below the critical threshold"
+    );
+    // Until the retry landed, the store kept the previous version untouched.
+    assert_ne!(saved_before.map(|(_, p)| p.stats.coins), Some(777));
+    // The session survived the failures.
+    assert!(state.profile(41).is_some());
+    assert!(matches!(
+        harness::state(&client),
+        bloxquarium::client::ConnectionState::Connected
+    ));
+}
