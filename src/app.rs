@@ -191,6 +191,7 @@ impl PluginGroup for ServerPlugins {
             .add(crate::config::ConfigServerPlugin)
             .add(crate::datastore::DataStorePlugin)
             .add(crate::security::SecurityPlugin)
+            .add(crate::game::GameServerPlugin)
     }
 }
 

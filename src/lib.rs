@@ -9,6 +9,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod datastore;
+pub mod game;
 pub mod keys;
 pub mod loadtest;
 pub mod protocol;

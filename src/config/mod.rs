@@ -254,17 +254,31 @@ fn hot_reload(
         return;
     }
     source.fingerprint = fingerprint;
+    let _ = reload_now(&mut config, &mut source, now);
+}
+
+/// Reloads the config dir now (files and environment), as the hot reload does when a file
+/// changes. A dir that fails to load or validate changes nothing; the problems are returned.
+pub fn reload_now(
+    config: &mut Config,
+    source: &mut ConfigSource,
+    now: Duration,
+) -> Result<(), Vec<String>> {
+    source.fingerprint = load::fingerprint(&source.dir);
     match load::load(&source.dir, std::env::vars()) {
         Ok(loaded) => {
             source.reloads += 1;
             info!("config reloaded from {}", source.dir.display());
-            config.apply_base(loaded.values, true, "file", "hot reload", now);
+            config.apply_base(loaded.values, true, "file", "reload", now);
+            Ok(())
         }
         Err(e) => {
             source.reload_failures += 1;
-            for p in &e.0 {
+            let problems: Vec<String> = e.0.iter().map(ToString::to_string).collect();
+            for p in &problems {
                 error!("config reload refused, keeping the last good config: {p}");
             }
+            Err(problems)
         }
     }
 }

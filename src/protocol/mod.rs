@@ -188,6 +188,122 @@ pub enum SealedRequest {
         /// At most [`MAX_ECHO_BYTES`].
         payload: Vec<u8>,
     },
+    /// Buy from the shop with coins.
+    Purchase {
+        /// The client's id for this operation (for its prediction).
+        op_id: u64,
+        /// What.
+        item: ShopItem,
+        /// How many (1..=[`MAX_PURCHASE_QUANTITY`]; tank upgrades: 1).
+        quantity: u32,
+    },
+    /// An administrative command; each needs its own permission (see [`AdminCommand::permission`]).
+    Admin(AdminCommand),
+}
+
+/// Most items of one kind bought in one purchase.
+pub const MAX_PURCHASE_QUANTITY: u32 = 20;
+/// Most fish species the protocol can name.
+pub const MAX_SPECIES: u8 = 32;
+/// Longest reason text in an admin command.
+pub const MAX_REASON_CHARS: usize = 200;
+/// Longest ban (seconds): a year.
+pub const MAX_BAN_SECONDS: u64 = 365 * 24 * 3600;
+/// Largest coin grant (either sign).
+pub const MAX_GRANT: i64 = 1_000_000_000;
+
+/// Something the shop sells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ShopItem {
+    /// A fish of a species (index into `game.fishPrices`).
+    Fish {
+        /// Species index.
+        species: u8,
+    },
+    /// The next tank level.
+    TankUpgrade,
+}
+
+/// Administrative remote functions (sealed, permission-gated, audited).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AdminCommand {
+    /// End a player's session (needs `admin.kick`).
+    Kick {
+        /// The player.
+        player: u64,
+        /// Shown to the player.
+        reason: String,
+    },
+    /// Ban a player for a time and end their session (needs `admin.ban`).
+    Ban {
+        /// The player.
+        player: u64,
+        /// How long (1..=[`MAX_BAN_SECONDS`]).
+        seconds: u64,
+        /// Recorded and shown.
+        reason: String,
+    },
+    /// Lift a ban (needs `admin.ban`).
+    Unban {
+        /// The player.
+        player: u64,
+    },
+    /// Give (or, negative, take) coins; an offline player gets them at next join (needs
+    /// `admin.grant`).
+    GrantCoins {
+        /// The player.
+        player: u64,
+        /// Coins (non-zero, |amount| <= [`MAX_GRANT`]).
+        amount: i64,
+    },
+    /// Assign a role (needs `admin.role`).
+    SetRole {
+        /// The player.
+        player: u64,
+        /// A role defined in `roles.ron`.
+        role: String,
+    },
+    /// Reload the config dir now (needs `admin.config.reload`).
+    ReloadConfig,
+    /// Security figures (needs `admin.stats`).
+    Stats,
+}
+
+impl AdminCommand {
+    /// The permission the command needs.
+    pub fn permission(&self) -> &'static str {
+        match self {
+            AdminCommand::Kick { .. } => "admin.kick",
+            AdminCommand::Ban { .. } | AdminCommand::Unban { .. } => "admin.ban",
+            AdminCommand::GrantCoins { .. } => "admin.grant",
+            AdminCommand::SetRole { .. } => "admin.role",
+            AdminCommand::ReloadConfig => "admin.config.reload",
+            AdminCommand::Stats => "admin.stats",
+        }
+    }
+}
+
+/// Security figures, as an admin sees them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SecurityStatsReport {
+    /// Messages refused by validation (malformed, oversized, out of range, bad envelope).
+    pub failed_validations: u64,
+    /// Messages over a rate limit.
+    pub rate_limited: u64,
+    /// Connection attempts refused by the per-address limit.
+    pub connect_attempts_refused: u64,
+    /// Strikes counted.
+    pub strikes: u64,
+    /// Kicks (strikes, admins, expiry).
+    pub kicks: u64,
+    /// Bans imposed.
+    pub bans: u64,
+    /// Bans in force now.
+    pub active_bans: u64,
+    /// Permission checks refused.
+    pub denied_permissions: u64,
+    /// Suspicious events by kind.
+    pub suspicious: Vec<(String, u64)>,
 }
 
 /// Server → client.
@@ -303,6 +419,24 @@ pub enum SealedResponse {
         /// Same bytes as sent.
         payload: Vec<u8>,
     },
+    /// A purchase went through; the authoritative state after it.
+    Purchased {
+        /// The client's operation id.
+        op_id: u64,
+        /// Coins left.
+        coins: i64,
+        /// Fish in the tank.
+        fish: u32,
+        /// Tank level.
+        tank_level: u8,
+    },
+    /// An admin command was carried out.
+    AdminDone {
+        /// What was done.
+        detail: String,
+    },
+    /// The answer to [`AdminCommand::Stats`].
+    SecurityStats(SecurityStatsReport),
 }
 
 /// Why a remote function failed, as the caller sees it.
@@ -440,6 +574,66 @@ pub fn validate_client_message(msg: &ClientMessage) -> Result<(), String> {
             ..
         } if path.len() > 128 => Err("config key path over 128 bytes".into()),
         _ => Ok(()),
+    }
+}
+
+/// Checks a sealed request's fields (after the envelope opened): the validator of
+/// [`SealedRequest`], as [`validate_client_message`] is of [`ClientMessage`].
+pub fn validate_sealed_request(req: &SealedRequest) -> Result<(), String> {
+    let reason_ok = |r: &str| {
+        if r.chars().count() > MAX_REASON_CHARS {
+            Err(format!("reason over {MAX_REASON_CHARS} characters"))
+        } else {
+            Ok(())
+        }
+    };
+    match req {
+        SealedRequest::SecureEcho { payload } if payload.len() > MAX_ECHO_BYTES => {
+            Err(format!("sealed echo payload over {MAX_ECHO_BYTES} bytes"))
+        }
+        SealedRequest::SecureEcho { .. } => Ok(()),
+        SealedRequest::Purchase { item, quantity, .. } => {
+            if !(1..=MAX_PURCHASE_QUANTITY).contains(quantity) {
+                return Err(format!(
+                    "quantity {quantity} is not 1..={MAX_PURCHASE_QUANTITY}"
+                ));
+            }
+            match item {
+                ShopItem::Fish { species } if *species >= MAX_SPECIES => {
+                    Err(format!("species {species} is not 0..{MAX_SPECIES}"))
+                }
+                ShopItem::TankUpgrade if *quantity != 1 => {
+                    Err("a tank upgrade is bought one level at a time".into())
+                }
+                _ => Ok(()),
+            }
+        }
+        SealedRequest::Admin(cmd) => match cmd {
+            AdminCommand::Kick { reason, .. } => reason_ok(reason),
+            AdminCommand::Ban {
+                seconds, reason, ..
+            } => {
+                if !(1..=MAX_BAN_SECONDS).contains(seconds) {
+                    return Err(format!("ban of {seconds} s is not 1..={MAX_BAN_SECONDS}"));
+                }
+                reason_ok(reason)
+            }
+            AdminCommand::GrantCoins { amount, .. }
+                if *amount == 0 || amount.unsigned_abs() > MAX_GRANT as u64 =>
+            {
+                Err(format!(
+                    "grant of {amount} is not non-zero within ±{MAX_GRANT}"
+                ))
+            }
+            AdminCommand::SetRole { role, .. }
+                if role.is_empty()
+                    || role.len() > 32
+                    || !role.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
+                Err("role names are 1-32 letters, digits or '_'".into())
+            }
+            _ => Ok(()),
+        },
     }
 }
 

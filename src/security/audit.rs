@@ -31,6 +31,8 @@ pub enum AuditKind {
     ConfigChange,
     /// A session ended for inactivity.
     SessionExpired,
+    /// Suspicious activity (impossible economy action, clock skew, connection flood).
+    Suspicious,
 }
 
 /// One record.

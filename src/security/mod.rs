@@ -9,27 +9,34 @@
 //! Roles and permissions come from `config/roles.ron`; assignments are kept in
 //! `<data>/roles.json`. A session with no player action for `security.sessionTimeout` is ended.
 //!
-//! Not built yet (issue #5): economy and clock-skew detectors, a per-address connection limit,
-//! the audit log store and its CLI, admin commands.
+//! Detectors ([`detect`]) raise [`SuspiciousActivity`]: purchases over the balance, income above
+//! what a player's fish can earn, clock skew in heartbeats, and connection floods from one
+//! address (the transport's [`detect::AddressGate`]). Admin commands ([`admin`]) are sealed
+//! remote functions, each behind its own permission, all audited.
 
+pub mod admin;
 pub mod audit;
+pub mod detect;
 pub mod rate_limit;
 pub mod roles;
 pub mod strikes;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use bevy::prelude::*;
 
 pub use audit::{AuditKind, AuditLog, AuditQuery, AuditRecord};
+pub use detect::{AddressGate, IncomeWatch, Suspicion};
 pub use rate_limit::{ActionClass, Limit, RateLimiter};
 pub use roles::{DEFAULT_ROLE, RoleBook, RolesError};
 pub use strikes::{StrikeBook, StrikeOutcome};
 
 use crate::config::Config;
-use crate::protocol::{ClientEvent, ClientRequest, RemoteError};
+use crate::protocol::{
+    ClientEvent, ClientRequest, RemoteError, SealedRequest, SecurityStatsReport, SessionId,
+};
 use crate::transport::{
     ClientEventReceived, Inbound, InboundQueue, RequestReceived, SealedRequestReceived,
     SecuritySignalRaised, ServerNet, SessionStarted, TransportSystems,
@@ -50,8 +57,25 @@ pub fn classify(inbound: &Inbound) -> ActionClass {
             body: ClientRequest::SetConfig { .. },
             ..
         } => ActionClass::ConfigRequest,
+        Inbound::SealedRequest {
+            body: SealedRequest::Purchase { .. },
+            ..
+        } => ActionClass::Purchase,
         Inbound::Request { .. } | Inbound::SealedRequest { .. } => ActionClass::Call,
     }
+}
+
+/// Suspicious activity seen by a detector outside this plugin (the game's economy checks).
+#[derive(Message, Debug, Clone)]
+pub struct SuspiciousActivity {
+    /// The client, when it came from one (it gets a strike).
+    pub client: Option<u64>,
+    /// The player, when there is one.
+    pub player: Option<u64>,
+    /// What kind.
+    pub kind: Suspicion,
+    /// Details for the audit log.
+    pub detail: String,
 }
 
 /// The server's security state.
@@ -78,6 +102,21 @@ pub struct Security {
     pub denied: u64,
     /// The audit log.
     pub audit: AuditLog,
+    /// Live player → session id (for audit records).
+    sessions: HashMap<u64, SessionId>,
+    /// Messages refused by the transport's validation (malformed, oversized, out of range, bad
+    /// envelope).
+    pub failed_validations: u64,
+    /// Bans imposed (strikes and admins).
+    pub bans_total: u64,
+    /// Suspicious events by kind.
+    pub suspicious: BTreeMap<String, u64>,
+    /// The income detector.
+    pub income: IncomeWatch,
+    skew: detect::SkewReports,
+    max_clock_skew: Duration,
+    /// Connection attempts refused by the per-address gate (mirrored from the transport).
+    pub connect_refused: u64,
 }
 
 /// The roles file shipped in the binary, used when the config dir has none.
@@ -164,19 +203,76 @@ impl Security {
                 crate::transport::unix_now().as_millis() as u64,
             )
             .map_err(|e| SecurityError::Io(format!("audit log in {}: {e}", data.display())))?,
+            sessions: HashMap::new(),
+            failed_validations: 0,
+            bans_total: 0,
+            suspicious: BTreeMap::new(),
+            income: IncomeWatch::default(),
+            skew: detect::SkewReports::default(),
+            max_clock_skew: config.get("security.maxClockSkew")?,
+            connect_refused: 0,
         })
     }
 
-    /// Appends an audit record now.
+    /// Appends an audit record now; the player's live session id is filled in.
     pub fn audit(&mut self, player: Option<u64>, kind: AuditKind, details: String) {
         let at_ms = crate::transport::unix_now().as_millis() as u64;
+        let session = player
+            .and_then(|p| self.sessions.get(&p))
+            .map(|s| format!("{s:032x}"));
         self.audit.record(AuditRecord {
             at_ms,
             player,
-            session: None,
+            session,
             kind,
             details,
         });
+    }
+
+    /// Counts and audits suspicious activity.
+    pub fn suspicious(&mut self, player: Option<u64>, kind: Suspicion, detail: &str) {
+        *self.suspicious.entry(kind.key().to_string()).or_default() += 1;
+        warn!(?player, "suspicious activity ({}): {detail}", kind.key());
+        self.audit(
+            player,
+            AuditKind::Suspicious,
+            format!("{}: {detail}", kind.key()),
+        );
+    }
+
+    /// The figures an admin sees.
+    pub fn stats(&self) -> SecurityStatsReport {
+        let now_ms = crate::transport::unix_now().as_millis() as u64;
+        SecurityStatsReport {
+            failed_validations: self.failed_validations,
+            rate_limited: self.limiter.refused,
+            connect_attempts_refused: self.connect_refused,
+            strikes: self.strikes.total_strikes,
+            kicks: self.kicks,
+            bans: self.bans_total,
+            active_bans: self.bans.values().filter(|u| **u > now_ms).count() as u64,
+            denied_permissions: self.denied,
+            suspicious: self
+                .suspicious
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+        }
+    }
+
+    /// Bans a player until `until_ms` (persisted, counted; the caller audits and kicks).
+    pub fn ban(&mut self, player: u64, until_ms: u64) {
+        self.bans.insert(player, until_ms);
+        self.bans_total += 1;
+        self.save_bans();
+    }
+
+    /// Lifts a ban; false if there was none in force.
+    pub fn unban(&mut self, player: u64) -> bool {
+        let now_ms = crate::transport::unix_now().as_millis() as u64;
+        let was = self.bans.remove(&player).is_some_and(|u| u > now_ms);
+        self.save_bans();
+        was
     }
 
     /// The role of a player.
@@ -260,8 +356,7 @@ impl Security {
             }
             StrikeOutcome::Ban { until_ms } => {
                 self.kicks += 1;
-                self.bans.insert(player, until_ms);
-                self.save_bans();
+                self.ban(player, until_ms);
                 self.audit(
                     Some(player),
                     AuditKind::Ban,
@@ -280,9 +375,25 @@ impl Plugin for SecurityPlugin {
     fn build(&self, app: &mut App) {
         app.add_systems(
             PreUpdate,
-            (enforce_bans, admit, strike_signals, expire_sessions)
+            (
+                enforce_bans,
+                admit,
+                strike_signals,
+                expire_sessions,
+                connection_floods,
+            )
                 .chain()
                 .after(TransportSystems::Receive),
+        )
+        .add_message::<SuspiciousActivity>()
+        .init_resource::<admin::AdminTasks>()
+        .add_systems(
+            Update,
+            (clock_skew, admin::answer_admin, admin::finish_admin_tasks),
+        )
+        .add_systems(
+            PostUpdate,
+            suspicious_activity.before(TransportSystems::Send),
         );
     }
 }
@@ -377,6 +488,17 @@ fn strike_signals(
         return;
     };
     for s in signals.read() {
+        use crate::transport::SignalKind;
+        security.failed_validations += 1;
+        if matches!(
+            s.0.kind,
+            SignalKind::Tampered | SignalKind::Replayed | SignalKind::BadEpoch
+        ) {
+            *security
+                .suspicious
+                .entry(format!("envelope_{:?}", s.0.kind).to_lowercase())
+                .or_default() += 1;
+        }
         let Some(player) = net.session(s.0.client).map(|x| x.player_id) else {
             continue;
         };
@@ -410,6 +532,11 @@ fn expire_sessions(
     };
     for e in ended.read() {
         security.last_action.remove(&e.client);
+        security.skew.forget(e.client);
+        security.income.forget(e.player_id);
+        if security.sessions.get(&e.player_id) == Some(&e.session_id) {
+            security.sessions.remove(&e.player_id);
+        }
     }
     let now = time.elapsed();
     let timeout = security.session_timeout;
@@ -446,6 +573,7 @@ fn enforce_bans(
     let now_ms = crate::transport::unix_now().as_millis() as u64;
     for s in started.read() {
         security.last_action.insert(s.client, time.elapsed());
+        security.sessions.insert(s.player_id, s.session_id);
         if let Some(until) = security.bans.get(&s.player_id).copied()
             && until > now_ms
         {
@@ -455,6 +583,77 @@ fn enforce_bans(
                 s.client,
                 &format!("banned for {} more seconds", (until - now_ms) / 1000 + 1),
             );
+        }
+    }
+}
+
+/// Heartbeats carry the client's wall clock: a clock far from the server's (over
+/// `security.maxClockSkew`) is reported once per session.
+fn clock_skew(
+    mut events: MessageReader<ClientEventReceived>,
+    security: Option<ResMut<Security>>,
+    net: Option<Res<ServerNet>>,
+) {
+    let (Some(mut security), Some(net)) = (security, net) else {
+        return;
+    };
+    let server_ms = crate::transport::unix_now().as_millis() as u64;
+    let max = security.max_clock_skew;
+    for e in events.read() {
+        let ClientEvent::Heartbeat { client_time_ms } = e.event else {
+            continue;
+        };
+        if let Some(skew) = detect::clock_skew(client_time_ms, server_ms, max)
+            && security.skew.first(e.client)
+        {
+            let player = net.session(e.client).map(|s| s.player_id);
+            security.suspicious(
+                player,
+                Suspicion::ClockSkew,
+                &format!(
+                    "client clock is {skew} ms off (limit {} ms)",
+                    max.as_millis()
+                ),
+            );
+        }
+    }
+}
+
+/// Reports addresses the transport's connection gate refused.
+fn connection_floods(
+    security: Option<ResMut<Security>>,
+    transport: Option<ResMut<crate::transport::GatedServerTransport>>,
+) {
+    let (Some(mut security), Some(mut transport)) = (security, transport) else {
+        return;
+    };
+    let (refused, flooders) = transport.take_connect_refusals();
+    security.connect_refused = refused;
+    for (addr, n) in flooders {
+        security.suspicious(
+            None,
+            Suspicion::ConnectFlood,
+            &format!("{addr}: {n} connection attempts over the per-address limit"),
+        );
+    }
+}
+
+/// Audits suspicious activity other plugins saw; activity from a client is also a strike.
+fn suspicious_activity(
+    mut seen: MessageReader<SuspiciousActivity>,
+    security: Option<ResMut<Security>>,
+    net: Option<ResMut<ServerNet>>,
+    time: Res<Time<Real>>,
+) {
+    let (Some(mut security), Some(mut net)) = (security, net) else {
+        return;
+    };
+    for s in seen.read() {
+        security.suspicious(s.player, s.kind, &s.detail);
+        if let (Some(client), Some(player)) = (s.client, s.player)
+            && !net.is_being_kicked(client)
+        {
+            security.strike(&mut net, client, player, &s.detail, time.elapsed());
         }
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod client;
 pub mod envelope;
+pub mod gate;
 pub use crate::keys;
 pub mod server;
 pub mod stats;
@@ -21,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
 use bevy_renet::netcode::{
-    ClientAuthentication, NetcodeClientPlugin, NetcodeClientTransport, NetcodeServerPlugin,
-    NetcodeServerTransport, ServerAuthentication, ServerConfig,
+    ClientAuthentication, NetcodeClientPlugin, NetcodeClientTransport, ServerAuthentication,
+    ServerConfig,
 };
 use bevy_renet::renet::{ConnectionConfig, ServerEvent};
 use bevy_renet::{
@@ -32,6 +33,7 @@ use bevy_renet::{
 
 pub use client::{ClientCore, ClientNotice};
 pub use envelope::SessionMaterial;
+pub use gate::{GatedServerPlugin, GatedServerTransport};
 pub use server::{Inbound, SecuritySignal, ServerCore, Session, SignalKind};
 pub use stats::{LatencyWindow, NetworkStats};
 pub use token::{IssuedToken, TokenError, TokenIdentity, TokenIssuer, unix_now};
@@ -55,6 +57,10 @@ pub struct TransportSettings {
     pub token_expire_secs: u64,
     /// Seconds without packets before netcode drops a connection.
     pub token_timeout_secs: i32,
+    /// Connection requests per second from one address (`security.connectAttemptsPerSecond`).
+    pub connect_attempts_per_second: f64,
+    /// Burst of connection requests from one address (`security.connectAttemptsBurst`).
+    pub connect_attempts_burst: f64,
 }
 
 impl TransportSettings {
@@ -69,6 +75,8 @@ impl TransportSettings {
                 .get::<Duration>("network.connectionTimeout")?
                 .as_secs()
                 .min(i32::MAX as u64) as i32,
+            connect_attempts_per_second: config.get("security.connectAttemptsPerSecond")?,
+            connect_attempts_burst: config.get("security.connectAttemptsBurst")?,
         })
     }
 }
@@ -244,7 +252,7 @@ pub struct ServerTransport {
     /// renet's server.
     pub server: RenetServer,
     /// netcode's transport.
-    pub transport: NetcodeServerTransport,
+    pub transport: GatedServerTransport,
     /// The address actually bound.
     pub local_addr: SocketAddr,
     /// Token issuer (`None` in insecure mode).
@@ -287,7 +295,11 @@ pub fn open_server(
         public_addresses: vec![local_addr],
         authentication,
     };
-    let transport = NetcodeServerTransport::new(config, socket)
+    let gate = crate::security::AddressGate::new(
+        settings.connect_attempts_per_second,
+        settings.connect_attempts_burst,
+    );
+    let transport = GatedServerTransport::new(config, socket, gate)
         .map_err(|e| TransportError::Netcode(e.to_string()))?;
     Ok(ServerTransport {
         server: RenetServer::new(ConnectionConfig::default()),
@@ -412,7 +424,7 @@ pub struct TransportServerPlugin;
 impl Plugin for TransportServerPlugin {
     fn build(&self, app: &mut App) {
         if !app.is_plugin_added::<RenetServerPlugin>() {
-            app.add_plugins((RenetServerPlugin, NetcodeServerPlugin));
+            app.add_plugins((RenetServerPlugin, GatedServerPlugin));
         }
         // The mode function inserted `TransportSettings`, `ServerNet` and the renet resources.
         app.init_resource::<TickTimes>()
@@ -455,7 +467,7 @@ fn on_server_event(
     event: On<RenetServerEvent>,
     mut net: ResMut<ServerNet>,
     mut server: ResMut<RenetServer>,
-    transport: Res<NetcodeServerTransport>,
+    transport: Res<GatedServerTransport>,
     time: Res<Time<Real>>,
     mut started: MessageWriter<SessionStarted>,
     mut ended: MessageWriter<SessionEnded>,
@@ -571,6 +583,8 @@ fn answer_builtin_sealed(
             SealedRequest::SecureEcho { payload } => Ok(SealedResponse::SecureEcho {
                 payload: payload.clone(),
             }),
+            // Answered by the game and security plugins.
+            SealedRequest::Purchase { .. } | SealedRequest::Admin(_) => continue,
         };
         net.respond_sealed_at(r.client, r.id, result, Some(now(&time)));
     }

@@ -317,19 +317,9 @@ impl ServerCore {
                 };
                 match protocol::decode::<SealedClientMessage>(&plain) {
                     Ok(SealedClientMessage::Request { id, body }) => {
-                        if let SealedRequest::SecureEcho { payload } = &body
-                            && payload.len() > protocol::MAX_ECHO_BYTES
-                        {
-                            self.signal(
-                                client,
-                                SignalKind::Invalid,
-                                "sealed echo over the limit".into(),
-                            );
-                            self.respond_sealed(
-                                client,
-                                id,
-                                Err(RemoteError::Rejected("payload too large".into())),
-                            );
+                        if let Err(why) = protocol::validate_sealed_request(&body) {
+                            self.signal(client, SignalKind::Invalid, why.clone());
+                            self.respond_sealed(client, id, Err(RemoteError::Rejected(why)));
                             return None;
                         }
                         self.note_request(client, id, now);

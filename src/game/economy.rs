@@ -1,0 +1,250 @@
+//! The economy's rules as plain functions over a [`Profile`]: prices, capacity, purchases, and
+//! the most a profile can earn per second (the income detector's bound).
+
+use crate::config::{Config, ConfigError};
+use crate::datastore::{Fish, Profile};
+use crate::protocol::ShopItem;
+
+/// Prices and limits from `game.*`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Catalog {
+    /// Price of each fish species.
+    pub fish_prices: Vec<i64>,
+    /// Coins per second per fish of each species (fed).
+    pub fish_income: Vec<f64>,
+    /// Price of tank levels 1..=5 (index 0 is level 1).
+    pub tank_prices: Vec<i64>,
+    /// Fish each tank level holds.
+    pub tank_capacity: Vec<u32>,
+}
+
+/// Why a purchase cannot go through.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EconomyError {
+    /// A species the catalog does not sell.
+    #[error("no fish species {0} in the shop")]
+    UnknownSpecies(u8),
+    /// The tank is at its highest level.
+    #[error("the tank is already at its highest level ({0})")]
+    MaxTankLevel(u8),
+    /// Not enough room.
+    #[error("the tank holds {capacity} fish; it has {have} and {adding} more do not fit")]
+    TankFull {
+        /// Capacity at the current level.
+        capacity: u32,
+        /// Fish now.
+        have: u32,
+        /// Fish asked for.
+        adding: u32,
+    },
+    /// Not enough coins.
+    #[error("costs {price} coins, balance is {balance}")]
+    InsufficientCoins {
+        /// Total price.
+        price: i64,
+        /// Coins held.
+        balance: i64,
+    },
+}
+
+/// What a purchase did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// Coins paid.
+    pub paid: i64,
+    /// Fish ids added (fish purchases).
+    pub fish: Vec<u64>,
+    /// The tank level after.
+    pub tank_level: u8,
+}
+
+impl Catalog {
+    /// From the `game.*` keys.
+    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+        Ok(Self {
+            fish_prices: config.get("game.fishPrices")?,
+            fish_income: config.get("game.fishIncomePerSecond")?,
+            tank_prices: config.get("game.tankUpgradePrices")?,
+            tank_capacity: config
+                .get::<Vec<i64>>("game.tankCapacity")?
+                .into_iter()
+                .map(|c| c.clamp(0, u32::MAX as i64) as u32)
+                .collect(),
+        })
+    }
+
+    /// Fish a tank of `level` holds (0 for a level the catalog does not know).
+    pub fn capacity(&self, level: u8) -> u32 {
+        self.tank_capacity
+            .get(usize::from(level.max(1)) - 1)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The total price of `quantity` of `item` for `profile`.
+    pub fn price(
+        &self,
+        profile: &Profile,
+        item: ShopItem,
+        quantity: u32,
+    ) -> Result<i64, EconomyError> {
+        match item {
+            ShopItem::Fish { species } => self
+                .fish_prices
+                .get(usize::from(species))
+                .map(|p| p.saturating_mul(i64::from(quantity)))
+                .ok_or(EconomyError::UnknownSpecies(species)),
+            ShopItem::TankUpgrade => {
+                let level = profile.tank.level;
+                self.tank_prices
+                    .get(usize::from(level))
+                    .copied()
+                    .filter(|_| usize::from(level) < self.tank_capacity.len())
+                    .ok_or(EconomyError::MaxTankLevel(level))
+            }
+        }
+    }
+
+    /// The most `profile` can earn per second: every fish fed, at its species' rate.
+    pub fn max_income_per_second(&self, profile: &Profile) -> f64 {
+        profile
+            .fish
+            .iter()
+            .map(|f| {
+                self.fish_income
+                    .get(usize::from(f.species))
+                    .copied()
+                    .unwrap_or(0.0)
+                    .max(0.0)
+            })
+            .sum()
+    }
+
+    /// Buys `quantity` of `item` for `profile`: all or nothing.
+    pub fn buy(
+        &self,
+        profile: &mut Profile,
+        item: ShopItem,
+        quantity: u32,
+    ) -> Result<Receipt, EconomyError> {
+        let price = self.price(profile, item, quantity)?;
+        if let ShopItem::Fish { .. } = item {
+            let capacity = self.capacity(profile.tank.level);
+            let have = profile.fish.len() as u32;
+            if have.saturating_add(quantity) > capacity {
+                return Err(EconomyError::TankFull {
+                    capacity,
+                    have,
+                    adding: quantity,
+                });
+            }
+        }
+        if price > profile.stats.coins {
+            return Err(EconomyError::InsufficientCoins {
+                price,
+                balance: profile.stats.coins,
+            });
+        }
+        profile.stats.coins -= price;
+        let mut fish = Vec::new();
+        match item {
+            ShopItem::Fish { species } => {
+                let mut next = profile.fish.iter().map(|f| f.id).max().unwrap_or(0);
+                for _ in 0..quantity {
+                    next += 1;
+                    profile.fish.push(Fish {
+                        id: next,
+                        species,
+                        name: String::new(),
+                        hunger: 0.0,
+                    });
+                    fish.push(next);
+                }
+            }
+            ShopItem::TankUpgrade => profile.tank.level += 1,
+        }
+        Ok(Receipt {
+            paid: price,
+            fish,
+            tank_level: profile.tank.level,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog() -> Catalog {
+        Catalog {
+            fish_prices: vec![10, 25],
+            fish_income: vec![0.5, 2.0],
+            tank_prices: vec![0, 500, 2500],
+            tank_capacity: vec![3, 6, 9],
+        }
+    }
+
+    #[test]
+    fn buying_fish_pays_and_adds_all_or_nothing() {
+        let c = catalog();
+        let mut p = Profile::template(1, 100);
+        let r = c.buy(&mut p, ShopItem::Fish { species: 1 }, 2).unwrap();
+        assert_eq!(r.paid, 50);
+        assert_eq!(r.fish, vec![1, 2]);
+        assert_eq!(p.stats.coins, 50);
+        assert_eq!(c.max_income_per_second(&p), 4.0);
+        // Over capacity: nothing changes.
+        let before = p.clone();
+        assert_eq!(
+            c.buy(&mut p, ShopItem::Fish { species: 0 }, 2),
+            Err(EconomyError::TankFull {
+                capacity: 3,
+                have: 2,
+                adding: 2
+            })
+        );
+        assert_eq!(p, before);
+        // Over the balance: nothing changes.
+        assert_eq!(
+            c.buy(&mut p, ShopItem::Fish { species: 1 }, 1)
+                .and_then(|_| c.buy(&mut p, ShopItem::Fish { species: 1 }, 1)),
+            Err(EconomyError::TankFull {
+                capacity: 3,
+                have: 3,
+                adding: 1
+            })
+        );
+        assert_eq!(p.stats.coins, 25);
+        assert_eq!(
+            c.buy(&mut p, ShopItem::TankUpgrade, 1),
+            Err(EconomyError::InsufficientCoins {
+                price: 500,
+                balance: 25
+            })
+        );
+        assert_eq!(
+            c.buy(&mut p, ShopItem::Fish { species: 9 }, 1),
+            Err(EconomyError::UnknownSpecies(9))
+        );
+    }
+
+    #[test]
+    fn tank_upgrades_stop_at_the_last_level() {
+        let c = catalog();
+        let mut p = Profile::template(1, 10_000);
+        assert_eq!(
+            c.buy(&mut p, ShopItem::TankUpgrade, 1).unwrap().tank_level,
+            2
+        );
+        assert_eq!(
+            c.buy(&mut p, ShopItem::TankUpgrade, 1).unwrap().tank_level,
+            3
+        );
+        assert_eq!(p.stats.coins, 10_000 - 500 - 2500);
+        assert_eq!(
+            c.buy(&mut p, ShopItem::TankUpgrade, 1),
+            Err(EconomyError::MaxTankLevel(3))
+        );
+        assert_eq!(c.capacity(3), 9);
+    }
+}

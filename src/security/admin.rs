@@ -1,0 +1,253 @@
+//! Admin commands: sealed remote functions ([`AdminCommand`]), each behind its own permission
+//! ([`AdminCommand::permission`]). A refusal is a strike and an audit record; every command
+//! carried out is audited with its actor.
+
+use bevy::ecs::system::SystemParam;
+use bevy::prelude::*;
+use bevy::tasks::{IoTaskPool, Task, block_on, futures_lite::future};
+
+use super::{AuditKind, Security};
+use crate::config::{Config, ConfigSource};
+use crate::datastore::{DataStore, DataStoreState, OfflineMessage};
+use crate::protocol::{AdminCommand, RemoteError, RequestId, SealedRequest, SealedResponse};
+use crate::transport::{SealedRequestReceived, ServerNet};
+
+/// Admin work finishing off the tick (gifts to offline players are durable writes).
+#[derive(Resource, Default)]
+pub struct AdminTasks(Vec<Task<Answer>>);
+
+/// The answer to one admin request: client, request id, result.
+type Answer = (u64, RequestId, Result<SealedResponse, RemoteError>);
+
+/// What the admin handler reaches besides security and the network.
+#[derive(SystemParam)]
+pub struct AdminWorld<'w> {
+    store: Option<Res<'w, DataStore>>,
+    profiles: Option<ResMut<'w, DataStoreState>>,
+    config: Option<ResMut<'w, Config>>,
+    source: Option<ResMut<'w, ConfigSource>>,
+    tasks: ResMut<'w, AdminTasks>,
+}
+
+fn rejected(why: impl Into<String>) -> Result<SealedResponse, RemoteError> {
+    Err(RemoteError::Rejected(why.into()))
+}
+
+fn done(detail: String) -> Result<SealedResponse, RemoteError> {
+    Ok(SealedResponse::AdminDone { detail })
+}
+
+/// Answers admin commands.
+pub fn answer_admin(
+    mut requests: MessageReader<SealedRequestReceived>,
+    security: Option<ResMut<Security>>,
+    net: Option<ResMut<ServerNet>>,
+    mut world: AdminWorld,
+    time: Res<Time<Real>>,
+) {
+    let (Some(mut security), Some(mut net)) = (security, net) else {
+        return;
+    };
+    for r in requests.read() {
+        let SealedRequest::Admin(cmd) = &r.body else {
+            continue;
+        };
+        let Some(actor) = net.session(r.client).map(|s| s.player_id) else {
+            continue;
+        };
+        let permission = cmd.permission();
+        if !security.has_permission(actor, permission) {
+            net.respond_sealed(
+                r.client,
+                r.id,
+                rejected(format!("permission denied: {permission}")),
+            );
+            security.strike(
+                &mut net,
+                r.client,
+                actor,
+                &format!("admin command without {permission}"),
+                time.elapsed(),
+            );
+            continue;
+        }
+        let who = format!("player {actor}");
+        let result = match cmd {
+            AdminCommand::GrantCoins { player, amount } => grant(
+                &mut security,
+                &mut world,
+                (*player, *amount),
+                &who,
+                (r.client, r.id),
+            ),
+            other => Some(run(
+                other,
+                &mut security,
+                &mut net,
+                &mut world,
+                &who,
+                actor,
+                time.elapsed(),
+            )),
+        };
+        if let Some(result) = result {
+            net.respond_sealed(r.client, r.id, result);
+        }
+    }
+}
+
+/// Carries out a command that answers at once.
+fn run(
+    cmd: &AdminCommand,
+    security: &mut Security,
+    net: &mut ServerNet,
+    world: &mut AdminWorld,
+    who: &str,
+    actor: u64,
+    now: std::time::Duration,
+) -> Result<SealedResponse, RemoteError> {
+    let now_ms = crate::transport::unix_now().as_millis() as u64;
+    match cmd {
+        AdminCommand::Kick { player, reason } => {
+            if net.session(*player).is_none() {
+                rejected(format!("player {player} is not online"))
+            } else {
+                net.kick(*player, &format!("kicked by a moderator: {reason}"));
+                security.kicks += 1;
+                security.audit(
+                    Some(*player),
+                    AuditKind::Kick,
+                    format!("by {who}: {reason}"),
+                );
+                done(format!("kicked player {player}"))
+            }
+        }
+        AdminCommand::Ban {
+            player,
+            seconds,
+            reason,
+        } => {
+            let until = now_ms.saturating_add(seconds.saturating_mul(1000));
+            security.ban(*player, until);
+            security.audit(
+                Some(*player),
+                AuditKind::Ban,
+                format!("banned for {seconds} s by {who}: {reason}"),
+            );
+            if net.session(*player).is_some() {
+                net.kick(*player, &format!("banned for {seconds} s: {reason}"));
+                security.kicks += 1;
+            }
+            done(format!("banned player {player} for {seconds} s"))
+        }
+        AdminCommand::Unban { player } => {
+            if security.unban(*player) {
+                security.audit(
+                    Some(*player),
+                    AuditKind::AdminAction,
+                    format!("unbanned by {who}"),
+                );
+                done(format!("unbanned player {player}"))
+            } else {
+                rejected(format!("player {player} is not banned"))
+            }
+        }
+        AdminCommand::GrantCoins { .. } => rejected("internal: grants are handled apart"),
+        AdminCommand::SetRole { player, role } => match security.assign_role(*player, role, who) {
+            Ok(()) => done(format!("player {player} is now {role}")),
+            Err(e) => rejected(e.to_string()),
+        },
+        AdminCommand::ReloadConfig => match (world.config.as_mut(), world.source.as_mut()) {
+            (Some(config), Some(source)) => match crate::config::reload_now(config, source, now) {
+                Ok(()) => {
+                    security.audit(
+                        Some(actor),
+                        AuditKind::AdminAction,
+                        format!("config reloaded by {who}"),
+                    );
+                    done(format!("config reloaded from {}", source.dir.display()))
+                }
+                Err(problems) => rejected(format!(
+                    "config reload refused, the last good config stays: {}",
+                    problems.join("; ")
+                )),
+            },
+            _ => rejected("this server has no config dir to reload"),
+        },
+        AdminCommand::Stats => Ok(SealedResponse::SecurityStats(security.stats())),
+    }
+}
+
+/// Coins to a live profile at once; to an offline one as an offline message (a durable write,
+/// off the tick: the answer comes from [`finish_admin_tasks`], and this returns `None`).
+fn grant(
+    security: &mut Security,
+    world: &mut AdminWorld,
+    (player, amount): (u64, i64),
+    who: &str,
+    (client, id): (u64, RequestId),
+) -> Option<Result<SealedResponse, RemoteError>> {
+    if let Some(profiles) = world.profiles.as_mut()
+        && profiles.profile(player).is_some()
+    {
+        let Some(profile) = profiles.profile_mut(player) else {
+            return Some(rejected("profile vanished"));
+        };
+        let after = profile.stats.coins.saturating_add(amount);
+        if after < 0 {
+            return Some(rejected(format!(
+                "player {player} has {} coins; taking {} would go below zero",
+                profile.stats.coins, -amount
+            )));
+        }
+        profile.stats.coins = after;
+        security.income.credit(player, amount);
+        security.audit(
+            Some(player),
+            AuditKind::AdminAction,
+            format!("{amount} coins granted by {who}; balance {after}"),
+        );
+        return Some(done(format!("player {player} now has {after} coins")));
+    }
+    if amount < 0 {
+        return Some(rejected(format!(
+            "player {player} is offline; coins can only be taken from a player who is online"
+        )));
+    }
+    let Some(store) = world.store.as_ref() else {
+        return Some(rejected("this server has no data store"));
+    };
+    security.audit(
+        Some(player),
+        AuditKind::AdminAction,
+        format!("{amount} coins sent to offline player by {who}"),
+    );
+    let store = store.0.clone();
+    let from = client;
+    world.tasks.0.push(IoTaskPool::get().spawn(async move {
+        let result = store
+            .send_offline(player, &OfflineMessage::Coins { amount, from })
+            .map(|_| SealedResponse::AdminDone {
+                detail: format!(
+                    "player {player} is offline; {amount} coins wait for their next join"
+                ),
+            })
+            .map_err(|e| RemoteError::Rejected(format!("cannot store the gift: {e}")));
+        (client, id, result)
+    }));
+    None
+}
+
+/// Answers admin commands whose work finished off the tick.
+pub fn finish_admin_tasks(mut tasks: ResMut<AdminTasks>, net: Option<ResMut<ServerNet>>) {
+    let Some(mut net) = net else { return };
+    let mut i = 0;
+    while i < tasks.0.len() {
+        if let Some((client, id, result)) = block_on(future::poll_once(&mut tasks.0[i])) {
+            drop(tasks.0.swap_remove(i));
+            net.respond_sealed(client, id, result);
+        } else {
+            i += 1;
+        }
+    }
+}
