@@ -264,3 +264,14 @@ pub fn server_with_config(scratch: &Scratch, config: &str) -> App {
         "127.0.0.1:0",
     ])
 }
+
+/// Pumps for `wall` of real time.
+pub fn pump_for(apps: &mut [&mut App], wall: Duration) {
+    let end = std::time::Instant::now() + wall;
+    while std::time::Instant::now() < end {
+        for a in apps.iter_mut() {
+            a.update();
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}

@@ -267,3 +267,620 @@ fn an_idle_session_expires_even_with_heartbeats() {
     let reason = kicked_reason(&idle).unwrap();
     assert!(reason.contains("session expired"), "{reason}");
 }
+
+// ---- The adversarial harness ------------------------------------------------------------------
+
+use bloxquarium::protocol::{
+    AdminCommand, ClientMessage, RemoteError, SealedClientMessage, SealedRequest, SealedResponse,
+    ShopItem, channel,
+};
+use bloxquarium::security::{AuditKind, AuditQuery, AuditRecord, audit};
+use bloxquarium::transport::SealedRpcCompleted;
+
+/// A sealed call from `client`; pumps `server` and every app in `others` until it is answered.
+fn sealed(
+    server: &mut App,
+    client: &mut App,
+    others: &mut [&mut App],
+    body: SealedRequest,
+) -> Result<SealedResponse, RemoteError> {
+    let t = client.world().resource::<Time<Real>>().elapsed();
+    let id = client
+        .world_mut()
+        .resource_mut::<ClientNet>()
+        .call_sealed(body, t);
+    let mut got = None;
+    for _ in 0..300 {
+        server.update();
+        client.update();
+        for o in others.iter_mut() {
+            o.update();
+        }
+        if let Some(c) = harness::drain::<SealedRpcCompleted>(client)
+            .into_iter()
+            .find(|c| c.id == id)
+        {
+            got = Some(c.result);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    got.expect("the sealed call is answered")
+}
+
+fn audit_of(d: &Scratch, player: Option<u64>, kind: AuditKind) -> Vec<AuditRecord> {
+    audit::query(
+        &d.0,
+        &AuditQuery {
+            player,
+            kind: Some(kind),
+            since_ms: None,
+        },
+    )
+    .unwrap()
+}
+
+/// The well-behaved client still gets answers and stays connected.
+fn still_fine(server: &mut App, good: &mut App) {
+    let r = sealed(
+        server,
+        good,
+        &mut [],
+        SealedRequest::SecureEcho {
+            payload: b"ok".to_vec(),
+        },
+    );
+    assert_eq!(
+        r,
+        Ok(SealedResponse::SecureEcho {
+            payload: b"ok".to_vec()
+        })
+    );
+    assert_eq!(harness::state(good), ConnectionState::Connected);
+}
+
+/// Waits until the server has loaded `player`'s profile.
+fn loaded(server: &mut App, clients: &mut [&mut App], player: u64) {
+    for _ in 0..300 {
+        server.update();
+        for c in clients.iter_mut() {
+            c.update();
+        }
+        if server
+            .world()
+            .resource::<bloxquarium::datastore::DataStoreState>()
+            .profile(player)
+            .is_some()
+        {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    panic!("profile {player} not loaded");
+}
+
+#[test]
+fn out_of_range_fields_are_refused_with_a_reason_a_strike_and_an_audit_record() {
+    let d = Scratch::new("sec-range");
+    let mut server = harness::server(&d, &[]);
+    let mut bad = connect(&mut server, &d, 31);
+    let mut good = connect(&mut server, &d, 32);
+    for (body, why) in [
+        (
+            SealedRequest::Purchase {
+                op_id: 1,
+                item: ShopItem::Fish { species: 0 },
+                quantity: 0,
+            },
+            "quantity 0 is not 1..=20",
+        ),
+        (
+            SealedRequest::Purchase {
+                op_id: 2,
+                item: ShopItem::Fish { species: 200 },
+                quantity: 1,
+            },
+            "species 200 is not 0..32",
+        ),
+        (
+            SealedRequest::Admin(AdminCommand::GrantCoins {
+                player: 31,
+                amount: i64::MAX,
+            }),
+            "grant of",
+        ),
+    ] {
+        let r = sealed(&mut server, &mut bad, &mut [&mut good], body);
+        match r {
+            Err(RemoteError::Rejected(reason)) => assert!(reason.contains(why), "{reason}"),
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+    // An over-long chat line is dropped (events have no answer) and struck.
+    bad.world_mut()
+        .resource_mut::<ClientNet>()
+        .send_event(ClientEvent::Chat {
+            text: "x".repeat(500),
+        });
+    pump_until(
+        &mut [&mut server, &mut bad, &mut good],
+        300,
+        "4 strikes",
+        |a| a[0].world().resource::<Security>().failed_validations >= 4,
+    );
+    let strikes = audit_of(&d, Some(31), AuditKind::Strike);
+    assert_eq!(strikes.len(), 4, "{strikes:?}");
+    assert!(strikes.iter().all(|s| s.session.is_some()), "{strikes:?}");
+    assert!(
+        strikes[3].details.contains("chat line over 200"),
+        "{strikes:?}"
+    );
+    // The fifth strike kicks.
+    let _ = sealed(
+        &mut server,
+        &mut bad,
+        &mut [&mut good],
+        SealedRequest::Purchase {
+            op_id: 3,
+            item: ShopItem::TankUpgrade,
+            quantity: 2,
+        },
+    );
+    pump_until(
+        &mut [&mut server, &mut bad, &mut good],
+        300,
+        "kicked",
+        |a| kicked_reason(a[1]).is_some(),
+    );
+    still_fine(&mut server, &mut good);
+    assert!(audit_of(&d, Some(32), AuditKind::Strike).is_empty());
+}
+
+#[test]
+fn permission_escalation_is_denied_struck_and_audited() {
+    let d = Scratch::new("sec-escalate");
+    let mut server = harness::server(&d, &[]);
+    let mut bad = connect(&mut server, &d, 41);
+    let mut good = connect(&mut server, &d, 42);
+    loaded(&mut server, &mut [&mut bad, &mut good], 41);
+    for (cmd, perm) in [
+        (
+            AdminCommand::GrantCoins {
+                player: 41,
+                amount: 1_000_000,
+            },
+            "admin.grant",
+        ),
+        (
+            AdminCommand::SetRole {
+                player: 41,
+                role: "admin".into(),
+            },
+            "admin.role",
+        ),
+        (
+            AdminCommand::Kick {
+                player: 42,
+                reason: "mine".into(),
+            },
+            "admin.kick",
+        ),
+        (AdminCommand::Stats, "admin.stats"),
+    ] {
+        let r = sealed(
+            &mut server,
+            &mut bad,
+            &mut [&mut good],
+            SealedRequest::Admin(cmd),
+        );
+        assert_eq!(
+            r,
+            Err(RemoteError::Rejected(format!("permission denied: {perm}")))
+        );
+    }
+    let denied = audit_of(&d, Some(41), AuditKind::PermissionDenied);
+    assert_eq!(denied.len(), 4);
+    assert!(
+        denied[1]
+            .details
+            .contains("admin.role denied (role player)")
+    );
+    assert_eq!(audit_of(&d, Some(41), AuditKind::Strike).len(), 4);
+    let sec = server.world().resource::<Security>();
+    assert_eq!(sec.role_of(41), "player");
+    assert_eq!(sec.denied, 4);
+    let coins = server
+        .world()
+        .resource::<bloxquarium::datastore::DataStoreState>()
+        .profile(41)
+        .unwrap()
+        .profile
+        .stats
+        .coins;
+    assert_eq!(coins, 100, "no coins were granted");
+    still_fine(&mut server, &mut good);
+}
+
+#[test]
+fn a_replayed_envelope_is_dropped_counted_and_audited() {
+    let d = Scratch::new("sec-replay");
+    let mut server = harness::server(&d, &[]);
+    let mut bad = connect(&mut server, &d, 51);
+    let mut good = connect(&mut server, &d, 52);
+    let plain = bloxquarium::protocol::encode(&SealedClientMessage::Request {
+        id: 9_000,
+        body: SealedRequest::SecureEcho {
+            payload: b"once".to_vec(),
+        },
+    })
+    .unwrap();
+    let env = bad
+        .world_mut()
+        .resource_mut::<ClientNet>()
+        .seal_raw(&plain)
+        .unwrap();
+    let bytes = bloxquarium::protocol::encode(&ClientMessage::Sealed(env)).unwrap();
+    for _ in 0..2 {
+        bad.world_mut()
+            .resource_mut::<bevy_renet::RenetClient>()
+            .send_message(channel::RELIABLE_ORDERED, bytes.clone());
+    }
+    pump_until(
+        &mut [&mut server, &mut bad, &mut good],
+        300,
+        "replay seen",
+        |a| a[0].world().resource::<Security>().failed_validations >= 1,
+    );
+    let fails = audit_of(&d, Some(51), AuditKind::AuthFailure);
+    assert_eq!(fails.len(), 1, "{fails:?}");
+    assert!(fails[0].details.contains("Replayed"), "{fails:?}");
+    assert!(fails[0].session.is_some());
+    let stats = server.world().resource::<Security>().stats();
+    assert_eq!(stats.suspicious, vec![("envelope_replayed".to_string(), 1)]);
+    assert_eq!(
+        harness::state(&bad),
+        ConnectionState::Connected,
+        "one strike only"
+    );
+    still_fine(&mut server, &mut good);
+}
+
+#[test]
+fn overspending_impossible_income_and_clock_skew_are_suspicious() {
+    use bloxquarium::datastore::DataStoreState;
+    let d = Scratch::new("sec-detect");
+    let mut server = harness::server(&d, &[]);
+    let mut bad = connect(&mut server, &d, 61);
+    let mut good = connect(&mut server, &d, 62);
+    loaded(&mut server, &mut [&mut bad, &mut good], 61);
+    // A purchase the client knows it cannot afford (100 coins, tank upgrade costs 500).
+    let r = sealed(
+        &mut server,
+        &mut bad,
+        &mut [&mut good],
+        SealedRequest::Purchase {
+            op_id: 7,
+            item: ShopItem::TankUpgrade,
+            quantity: 1,
+        },
+    );
+    assert_eq!(
+        r,
+        Err(RemoteError::Rejected(
+            "costs 500 coins, balance is 100".into()
+        ))
+    );
+    // A fair one goes through.
+    let r = sealed(
+        &mut server,
+        &mut bad,
+        &mut [&mut good],
+        SealedRequest::Purchase {
+            op_id: 8,
+            item: ShopItem::Fish { species: 0 },
+            quantity: 2,
+        },
+    );
+    assert_eq!(
+        r,
+        Ok(SealedResponse::Purchased {
+            op_id: 8,
+            coins: 80,
+            fish: 2,
+            tank_level: 1
+        })
+    );
+    // Coins appearing from nowhere (a handler bug or an exploit on the server side), after the
+    // income watch (every second) has seen the balance of 80.
+    harness::pump_for(
+        &mut [&mut server, &mut bad, &mut good],
+        std::time::Duration::from_millis(1300),
+    );
+    server
+        .world_mut()
+        .resource_mut::<DataStoreState>()
+        .profile_mut(61)
+        .unwrap()
+        .stats
+        .coins += 50_000;
+    // A clock an hour off.
+    let skewed = bloxquarium::transport::unix_now().as_millis() as u64 - 3_600_000;
+    bad.world_mut()
+        .resource_mut::<ClientNet>()
+        .send_event(ClientEvent::Heartbeat {
+            client_time_ms: skewed,
+        });
+    pump_until(
+        &mut [&mut server, &mut bad, &mut good],
+        300,
+        "three kinds of suspicion",
+        |a| a[0].world().resource::<Security>().suspicious.len() >= 3,
+    );
+    let stats = server.world().resource::<Security>().stats();
+    assert_eq!(
+        stats.suspicious,
+        vec![
+            ("clock_skew".to_string(), 1),
+            ("impossible_income".to_string(), 1),
+            ("overspend".to_string(), 1)
+        ]
+    );
+    let recs = audit_of(&d, Some(61), AuditKind::Suspicious);
+    assert!(recs.iter().any(|r| r.details.starts_with("overspend")));
+    assert!(
+        recs.iter()
+            .any(|r| r.details.contains("coins rose from 80 to 50080")),
+        "{recs:?}"
+    );
+    assert!(recs.iter().any(|r| r.details.starts_with("clock_skew")));
+    assert!(audit_of(&d, Some(62), AuditKind::Suspicious).is_empty());
+    still_fine(&mut server, &mut good);
+}
+
+#[test]
+fn admin_commands_work_for_an_admin_and_are_audited() {
+    use bloxquarium::datastore::{DataStore, DataStoreState};
+    let d = Scratch::new("sec-admin");
+    let mut server = harness::server(&d, &[]);
+    let mut admin = connect(&mut server, &d, 71);
+    let mut target = connect(&mut server, &d, 72);
+    loaded(&mut server, &mut [&mut admin, &mut target], 72);
+    server
+        .world_mut()
+        .resource_mut::<Security>()
+        .assign_role(71, "admin", "test")
+        .unwrap();
+    let run = |server: &mut App, admin: &mut App, target: &mut App, cmd| {
+        sealed(server, admin, &mut [target], SealedRequest::Admin(cmd))
+    };
+    // Grant to a live player.
+    let r = run(
+        &mut server,
+        &mut admin,
+        &mut target,
+        AdminCommand::GrantCoins {
+            player: 72,
+            amount: 900,
+        },
+    );
+    assert_eq!(
+        r,
+        Ok(SealedResponse::AdminDone {
+            detail: "player 72 now has 1000 coins".into()
+        })
+    );
+    // Taking more than they have is refused.
+    let r = run(
+        &mut server,
+        &mut admin,
+        &mut target,
+        AdminCommand::GrantCoins {
+            player: 72,
+            amount: -5000,
+        },
+    );
+    assert!(
+        matches!(r, Err(RemoteError::Rejected(ref w)) if w.contains("below zero")),
+        "{r:?}"
+    );
+    // A grant is credited: the income watch does not flag it.
+    harness::pump_for(
+        &mut [&mut server, &mut admin, &mut target],
+        std::time::Duration::from_millis(2200),
+    );
+    assert!(server.world().resource::<Security>().suspicious.is_empty());
+    // Set a role.
+    let r = run(
+        &mut server,
+        &mut admin,
+        &mut target,
+        AdminCommand::SetRole {
+            player: 72,
+            role: "moderator".into(),
+        },
+    );
+    assert!(r.is_ok(), "{r:?}");
+    assert_eq!(
+        server.world().resource::<Security>().role_of(72),
+        "moderator"
+    );
+    // Reload config and stats.
+    let r = run(
+        &mut server,
+        &mut admin,
+        &mut target,
+        AdminCommand::ReloadConfig,
+    );
+    assert!(
+        matches!(r, Ok(SealedResponse::AdminDone { ref detail }) if detail.starts_with("config reloaded")),
+        "{r:?}"
+    );
+    // Kick, then ban (the player is gone), then unban.
+    let r = run(
+        &mut server,
+        &mut admin,
+        &mut target,
+        AdminCommand::Kick {
+            player: 72,
+            reason: "testing".into(),
+        },
+    );
+    assert!(r.is_ok(), "{r:?}");
+    pump_until(
+        &mut [&mut server, &mut admin, &mut target],
+        300,
+        "kicked",
+        |a| kicked_reason(a[2]).is_some(),
+    );
+    assert!(
+        kicked_reason(&target)
+            .unwrap()
+            .contains("kicked by a moderator: testing")
+    );
+    let r = run(
+        &mut server,
+        &mut admin,
+        &mut target,
+        AdminCommand::Ban {
+            player: 72,
+            seconds: 600,
+            reason: "cheating".into(),
+        },
+    );
+    assert!(r.is_ok(), "{r:?}");
+    // Saved on leave with the granted coins.
+    pump_until(&mut [&mut server, &mut admin], 300, "saved on leave", |a| {
+        a[0].world()
+            .resource::<DataStoreState>()
+            .profile(72)
+            .is_none()
+            && a[0].world().resource::<DataStoreState>().busy() == 0
+    });
+    let mut back = harness::client(
+        &d,
+        harness::server_addr(&server),
+        &harness::issue(&server, 72, "p72"),
+    );
+    pump_until(
+        &mut [&mut server, &mut admin, &mut back],
+        300,
+        "refused",
+        |a| kicked_reason(a[2]).is_some(),
+    );
+    assert!(kicked_reason(&back).unwrap().contains("banned"));
+    let r = run(
+        &mut server,
+        &mut admin,
+        &mut back,
+        AdminCommand::Unban { player: 72 },
+    );
+    assert!(r.is_ok(), "{r:?}");
+    let r = run(
+        &mut server,
+        &mut admin,
+        &mut back,
+        AdminCommand::Unban { player: 72 },
+    );
+    assert_eq!(
+        r,
+        Err(RemoteError::Rejected("player 72 is not banned".into()))
+    );
+    // An offline grant waits for the next join.
+    let r = run(
+        &mut server,
+        &mut admin,
+        &mut back,
+        AdminCommand::GrantCoins {
+            player: 72,
+            amount: 5,
+        },
+    );
+    assert!(
+        matches!(r, Ok(SealedResponse::AdminDone { ref detail }) if detail.contains("offline")),
+        "{r:?}"
+    );
+    let (_, p) = server
+        .world()
+        .resource::<DataStore>()
+        .peek(72)
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.stats.coins, 1000);
+    let mut again = connect(&mut server, &d, 72);
+    loaded(&mut server, &mut [&mut admin, &mut again], 72);
+    let coins = server
+        .world()
+        .resource::<DataStoreState>()
+        .profile(72)
+        .unwrap()
+        .profile
+        .stats
+        .coins;
+    assert_eq!(coins, 1005);
+    // Stats.
+    let r = run(&mut server, &mut admin, &mut again, AdminCommand::Stats);
+    let Ok(SealedResponse::SecurityStats(stats)) = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(stats.bans, 1);
+    assert_eq!(stats.active_bans, 0);
+    assert_eq!(
+        stats.kicks, 1,
+        "the admin kick (the ban found the player gone): {stats:?}"
+    );
+    // Every action is in the audit log with its actor.
+    let actions = audit_of(&d, Some(72), AuditKind::AdminAction);
+    for what in [
+        "900 coins granted by player 71",
+        "role set to moderator by player 71",
+        "unbanned by player 71",
+        "5 coins sent to offline player by player 71",
+    ] {
+        assert!(
+            actions.iter().any(|r| r.details.contains(what)),
+            "{what}: {actions:?}"
+        );
+    }
+    assert!(
+        audit_of(&d, Some(72), AuditKind::Ban)[0]
+            .details
+            .contains("by player 71: cheating")
+    );
+    assert!(
+        audit_of(&d, Some(71), AuditKind::AdminAction)
+            .iter()
+            .any(|r| r.details.contains("config reloaded"))
+    );
+}
+
+#[test]
+fn connection_floods_from_one_address_are_refused_while_others_connect() {
+    let d = Scratch::new("sec-connflood");
+    let cfg = harness::config_dir(
+        &d,
+        r#"{"security.connectAttemptsPerSecond": 1, "security.connectAttemptsBurst": 5}"#,
+    );
+    let mut server = harness::server_with_config(&d, &cfg);
+    let addr = harness::server_addr(&server);
+    // 127.0.0.2 is loopback too, but another address than the real client's 127.0.0.1.
+    let flooder = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    let mut request = vec![0u8; 1078];
+    request[0] = 0; // netcode packet type 0: connection request.
+    for _ in 0..50 {
+        flooder.send_to(&request, addr).unwrap();
+    }
+    harness::pump(&mut [&mut server], 5);
+    let good = connect(&mut server, &d, 81);
+    pump_until(&mut [&mut server], 60, "flood reported", |a| {
+        a[0].world().resource::<Security>().connect_refused >= 45
+    });
+    let sec = server.world().resource::<Security>();
+    assert_eq!(sec.connect_refused, 45, "50 attempts, a burst of 5");
+    assert_eq!(
+        sec.stats().suspicious,
+        vec![("connect_flood".to_string(), 1)]
+    );
+    let recs = audit_of(&d, None, AuditKind::Suspicious);
+    assert!(recs[0].details.contains("127.0.0.2"), "{recs:?}");
+    assert_eq!(harness::state(&good), ConnectionState::Connected);
+}
