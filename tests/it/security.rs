@@ -137,10 +137,11 @@ fn a_chat_flood_is_dropped_struck_and_kicked_while_others_play_on() {
 fn repeated_kicks_ban_and_the_ban_holds_at_reconnect_and_restart() {
     let d = Scratch::new("sec-ban");
     let mut server = harness::server(&d, &[]);
+    let mut good = connect(&mut server, &d, 10);
     for round in 0..3 {
         let mut c = connect(&mut server, &d, 9);
         flood_chat(&mut c, 20);
-        pump_until(&mut [&mut server, &mut c], 300, "kicked", |a| {
+        pump_until(&mut [&mut server, &mut c, &mut good], 300, "kicked", |a| {
             kicked_reason(a[1]).is_some()
         });
         let reason = kicked_reason(&c).unwrap();
@@ -159,6 +160,25 @@ fn repeated_kicks_ban_and_the_ban_holds_at_reconnect_and_restart() {
         kicked_reason(a[1]).is_some()
     });
     assert!(kicked_reason(&c).unwrap().contains("banned for"));
+    {
+        use bloxquarium::security::{AuditKind, AuditQuery, audit};
+        let q = |kind| {
+            audit::query(
+                &d.0,
+                &AuditQuery {
+                    player: Some(9),
+                    kind: Some(kind),
+                    since_ms: None,
+                },
+            )
+            .unwrap()
+        };
+        assert_eq!(q(AuditKind::Kick).len(), 2);
+        assert_eq!(q(AuditKind::Ban).len(), 1);
+        assert_eq!(q(AuditKind::BanEnforced).len(), 1);
+    }
+    harness::pump(&mut [&mut server, &mut good], 5);
+    assert_eq!(harness::state(&good), ConnectionState::Connected);
     // The ban is persisted: a new server on the same data dir knows it.
     drop(c);
     drop(server);
@@ -260,12 +280,44 @@ fn an_idle_session_expires_even_with_heartbeats() {
     let cfg = harness::config_dir(&d, r#"{"security.sessionTimeout": 60}"#);
     let mut server = harness::server_with_config(&d, &cfg);
     let mut idle = connect(&mut server, &d, 5);
-    // 60 s at 1/30 s a frame: the client stays connected and sends heartbeats, but no action.
-    pump_until(&mut [&mut server, &mut idle], 2100, "expired", |a| {
-        kicked_reason(a[1]).is_some()
-    });
+    let mut busy = connect(&mut server, &d, 6);
+    // 60 s at 1/30 s a frame: the idle client stays connected and sends heartbeats, but no
+    // action; the busy one chats every 10 s.
+    let mut frame = 0;
+    pump_until(
+        &mut [&mut server, &mut idle, &mut busy],
+        2100,
+        "expired",
+        |a| {
+            frame += 1;
+            if frame % 300 == 0 {
+                a[2].world_mut()
+                    .resource_mut::<ClientNet>()
+                    .send_event(ClientEvent::Chat {
+                        text: "still here".into(),
+                    });
+            }
+            kicked_reason(a[1]).is_some()
+        },
+    );
     let reason = kicked_reason(&idle).unwrap();
     assert!(reason.contains("session expired"), "{reason}");
+    assert_eq!(harness::state(&busy), ConnectionState::Connected);
+    use bloxquarium::security::{AuditKind, AuditQuery, audit};
+    let expired = |p| {
+        audit::query(
+            &d.0,
+            &AuditQuery {
+                player: Some(p),
+                kind: Some(AuditKind::SessionExpired),
+                since_ms: None,
+            },
+        )
+        .unwrap()
+    };
+    assert_eq!(expired(5).len(), 1);
+    assert!(expired(5)[0].session.is_some());
+    assert!(expired(6).is_empty());
 }
 
 // ---- The adversarial harness ------------------------------------------------------------------
