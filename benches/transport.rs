@@ -100,6 +100,28 @@ fn gate(c: &mut Criterion) {
             black_box(m.map(|m| protocol::validate_client_message(&m)))
         })
     });
+    let purchase = protocol::SealedRequest::Purchase {
+        op_id: 1,
+        item: protocol::ShopItem::Fish { species: 3 },
+        quantity: 2,
+    };
+    let purchase_bytes = protocol::encode(&purchase).unwrap_or_default();
+    group.bench_function("decode_and_validate_purchase", |b| {
+        b.iter(|| {
+            let m: Result<protocol::SealedRequest, _> =
+                protocol::decode(black_box(&purchase_bytes));
+            black_box(m.map(|m| protocol::validate_sealed_request(&m)))
+        })
+    });
+    let mut gate = bloxquarium::security::AddressGate::new(1e9, 1e9);
+    let mut u = 0u64;
+    group.bench_function("connection_gate_allow", |b| {
+        b.iter(|| {
+            u += 1;
+            let ip = std::net::IpAddr::from([10, 0, (u >> 8) as u8, u as u8]);
+            black_box(gate.allow(ip, std::time::Duration::from_nanos(u)))
+        })
+    });
     group.finish();
 }
 

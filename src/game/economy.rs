@@ -81,7 +81,8 @@ impl Catalog {
             .unwrap_or(0)
     }
 
-    /// The total price of `quantity` of `item` for `profile`.
+    /// The total price of `quantity` of `item` for `profile` (a negative price in the config
+    /// counts as free, never as income).
     pub fn price(
         &self,
         profile: &Profile,
@@ -92,13 +93,13 @@ impl Catalog {
             ShopItem::Fish { species } => self
                 .fish_prices
                 .get(usize::from(species))
-                .map(|p| p.saturating_mul(i64::from(quantity)))
+                .map(|p| (*p).max(0).saturating_mul(i64::from(quantity)))
                 .ok_or(EconomyError::UnknownSpecies(species)),
             ShopItem::TankUpgrade => {
                 let level = profile.tank.level;
                 self.tank_prices
                     .get(usize::from(level))
-                    .copied()
+                    .map(|p| (*p).max(0))
                     .filter(|_| usize::from(level) < self.tank_capacity.len())
                     .ok_or(EconomyError::MaxTankLevel(level))
             }
