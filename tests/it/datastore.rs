@@ -697,3 +697,44 @@ fn transient_save_failures_are_retried_with_backoff_until_they_land() {
         bloxquarium::client::ConnectionState::Connected
     ));
 }
+
+#[test]
+fn repeated_storage_failures_enter_the_critical_state_and_it_clears() {
+    use bloxquarium::datastore::{DataStore, DataStoreState};
+    let d = Scratch::new("ds-critical");
+    let cfg = harness::config_dir(&d, r#"{"datastore.autosaveInterval": 5}"#);
+    let mut server = harness::server_with_config(&d, &cfg);
+    let (mut client, _) = join_and_load(&mut server, &d, 43, "Kelp");
+    server
+        .world_mut()
+        .resource_mut::<DataStoreState>()
+        .profile_mut(43)
+        .unwrap()
+        .stats
+        .coins = 4321;
+    server
+        .world()
+        .resource::<DataStore>()
+        .backend()
+        .inject_write_failures(6);
+    // Five errors within 120 s (backoff 1, 2, 4, 8 s between attempts): critical.
+    harness::pump_until(&mut [&mut server, &mut client], 2000, "critical", |a| {
+        a[0].world().resource::<DataStoreState>().critical
+    });
+    // The save still lands once storage recovers, and 120 s after the last error the state
+    // clears.
+    harness::pump_until(&mut [&mut server, &mut client], 3000, "saved", |a| {
+        a[0].world()
+            .resource::<DataStore>()
+            .peek(43)
+            .ok()
+            .flatten()
+            .is_some_and(|(_, p)| p.stats.coins == 4321)
+    });
+    harness::pump_until(&mut [&mut server, &mut client], 6000, "recovered", |a| {
+        !a[0].world().resource::<DataStoreState>().critical
+    });
+    let state = server.world().resource::<DataStoreState>();
+    assert_eq!(state.errors_total, 6);
+    assert!(state.save_retries >= 5);
+}
