@@ -13,6 +13,7 @@ pub mod game;
 pub mod keys;
 pub mod loadtest;
 pub mod protocol;
+pub mod reconcile;
 pub mod security;
 pub mod server;
 pub mod shutdown;
