@@ -209,6 +209,7 @@ impl PluginGroup for ClientPlugins {
             })
             .add(TransportClientPlugin)
             .add(crate::config::ConfigClientPlugin)
+            .add(crate::game::GameClientPlugin)
     }
 }
 
@@ -345,6 +346,7 @@ fn install_server(
     let security = crate::security::Security::from_config(&config, &paths.config, &paths.data)?;
     app.insert_resource(crate::datastore::DataStore(std::sync::Arc::new(store)))
         .insert_resource(security)
+        .insert_resource(crate::reconcile::Reconciler::from_config(&config)?)
         .insert_resource(crate::datastore::DataStoreState::new(server_id))
         .insert_resource(ServerNet(ServerCore::new(settings.rekey_after)))
         .insert_resource(config)

@@ -280,6 +280,7 @@ fn step(b: &mut Bot, dt: Duration, now: Duration, errors: &mut u64, latency: &mu
                 ClientNotice::Rpc { .. }
                 | ClientNotice::SealedRpc { .. }
                 | ClientNotice::Event(_)
+                | ClientNotice::SealedEvent(_)
                 | ClientNotice::Signed { .. } => {}
             }
         }

@@ -23,14 +23,15 @@ use bevy::prelude::*;
 use bevy::tasks::{IoTaskPool, Task, block_on, futures_lite::future};
 
 pub use backend::{Backend, BackendError, RedbBackend};
-pub use profile::{Fish, Profile, Tank};
+pub use profile::{Fish, OpRecord, Profile, Tank};
 pub use seal::{AtRest, Codec};
 pub use store::{
-    Datastore, ErrorWindow, Loaded, LockOwner, OfflineMessage, SaveRequest, StoreError,
-    StoreSettings, StoreStats, now_ms,
+    Datastore, ErrorWindow, Loaded, LockOwner, MergeOutcome, OfflineMessage, SaveRequest,
+    StoreError, StoreSettings, StoreStats, now_ms,
 };
 
 use crate::config::Config;
+use crate::reconcile::Reconciler;
 use crate::shutdown::{OnShutdown, Shutdown, ShutdownSystems};
 use crate::transport::{ServerNet, SessionEnded, SessionStarted};
 
@@ -95,11 +96,25 @@ pub struct LiveProfile {
     pub version: u64,
     /// Changed since the last save.
     pub dirty: bool,
+    /// The profile as stored at `version` (the base of a three-way merge).
+    pub base: Profile,
+    /// Checksum of `base` (the integrity sweep compares the stored copy with it).
+    base_checksum: String,
+    /// A conflict about this profile waits for a person: no saves until it is settled.
+    pub held: bool,
     next_autosave: Duration,
     last_saved: Duration,
     saving: bool,
     retries: u32,
     retry_at: Option<Duration>,
+}
+
+struct SavedItem {
+    player: u64,
+    owner: LockOwner,
+    result: Result<u64, StoreError>,
+    profile: Profile,
+    base: Profile,
 }
 
 enum Job {
@@ -110,7 +125,19 @@ enum Job {
     },
     Saves {
         final_save: bool,
-        items: Vec<(u64, LockOwner, Result<u64, StoreError>, Profile)>,
+        items: Vec<SavedItem>,
+    },
+    Merge {
+        player: u64,
+        /// The snapshot whose save lost (ours).
+        ours: Profile,
+        base: Profile,
+        result: Result<MergeOutcome, StoreError>,
+    },
+    Integrity {
+        player: u64,
+        version: u64,
+        result: Result<Option<(u64, Profile)>, StoreError>,
     },
     Heartbeat {
         player: u64,
@@ -191,6 +218,22 @@ impl DataStoreState {
     fn record_error(&mut self, now: Duration) {
         self.errors.record(now);
         self.errors_total += 1;
+    }
+
+    /// A conflict about `player` was settled: `stored` is now the stored profile at `version`.
+    /// With `replace`, the live profile becomes `stored` (the stored side won); otherwise the
+    /// live profile stays and is saved again if it differs.
+    pub fn settled(&mut self, player: u64, version: u64, stored: Profile, replace: bool) {
+        if let Some(l) = self.live.get_mut(&player) {
+            l.version = version;
+            l.held = false;
+            l.base_checksum = snapshot(None, &stored);
+            if replace {
+                l.profile = stored.clone();
+            }
+            l.dirty = l.profile != stored;
+            l.base = stored;
+        }
     }
 
     /// Tasks in flight.
@@ -278,6 +321,7 @@ impl Plugin for DataStorePlugin {
                     start_loads,
                     finish_releases,
                     autosave,
+                    integrity_sweep,
                     scheduled_backup,
                     poll_jobs,
                 )
@@ -327,11 +371,14 @@ fn spawn_saves(state: &mut DataStoreState, store: &Arc<Store>, players: &[u64], 
             && !live.saving
         {
             live.saving = true;
-            reqs.push(SaveRequest {
-                profile: live.profile.clone(),
-                expected_version: live.version,
-                owner: live.owner.clone(),
-            });
+            reqs.push((
+                SaveRequest {
+                    profile: live.profile.clone(),
+                    expected_version: live.version,
+                    owner: live.owner.clone(),
+                },
+                live.base.clone(),
+            ));
         }
     }
     if reqs.is_empty() {
@@ -340,16 +387,24 @@ fn spawn_saves(state: &mut DataStoreState, store: &Arc<Store>, players: &[u64], 
     let store = store.clone();
     state.pending_saves += reqs.len();
     state.tasks.push(IoTaskPool::get().spawn(async move {
+        let (reqs, bases): (Vec<SaveRequest>, Vec<Profile>) = reqs.into_iter().unzip();
         let results = store.save_batch(&reqs, true, now_ms());
         let items = reqs
             .into_iter()
+            .zip(bases)
             .zip(results)
-            .map(|(req, result)| {
+            .map(|((req, base), result)| {
                 let player = req.profile.player_id;
                 if final_save && result.is_ok() {
                     let _ = store.release(player, &req.owner);
                 }
-                (player, req.owner, result, req.profile)
+                SavedItem {
+                    player,
+                    owner: req.owner,
+                    result,
+                    profile: req.profile,
+                    base,
+                }
             })
             .collect();
         Job::Saves { final_save, items }
@@ -381,6 +436,10 @@ fn finish_releases(
         }
         if live.saving {
             // The save in flight releases the lock when it lands (see `poll_jobs`).
+        } else if live.held {
+            // A conflict waits for an admin: the profile stays as stored; the lock goes.
+            let owner = live.owner.clone();
+            spawn_release(&mut state, &store.0, e.player_id, owner);
         } else if live.dirty || live.version == 0 {
             spawn_saves(&mut state, &store.0, &[e.player_id], true);
         } else {
@@ -416,7 +475,7 @@ fn autosave(
         .live
         .iter()
         .filter(|(_, l)| {
-            !l.saving && (l.next_autosave <= now || l.retry_at.is_some_and(|t| t <= now))
+            !l.saving && !l.held && (l.next_autosave <= now || l.retry_at.is_some_and(|t| t <= now))
         })
         .map(|(p, l)| {
             let retry = l.retry_at.is_some();
@@ -477,6 +536,99 @@ fn scheduled_backup(
     }));
 }
 
+/// A checksummed snapshot of a profile as stored (counted when a reconciler runs).
+fn snapshot(reconciler: Option<&mut Reconciler>, profile: &Profile) -> String {
+    let Ok(value) = serde_json::to_value(profile) else {
+        return String::new();
+    };
+    match reconciler {
+        Some(rc) => {
+            rc.create_snapshot(&format!("profile:{}", profile.player_id), value)
+                .checksum
+        }
+        None => crate::reconcile::checksum(&value),
+    }
+}
+
+/// Changes made to `now` since `saved` was sent, carried onto `merged`.
+fn rebase(
+    saved: &Profile,
+    now: &Profile,
+    merged: &Profile,
+    strategy: crate::reconcile::Strategy,
+    policy: &crate::reconcile::Policy,
+) -> Profile {
+    let (Ok(b), Ok(o), Ok(t)) = (
+        serde_json::to_value(saved),
+        serde_json::to_value(now),
+        serde_json::to_value(merged),
+    ) else {
+        return now.clone();
+    };
+    let r = crate::reconcile::resolve(&b, &o, &t, strategy, policy);
+    serde_json::from_value(r.merged).unwrap_or_else(|_| now.clone())
+}
+
+fn spawn_merge(
+    state: &mut DataStoreState,
+    store: &Arc<Store>,
+    rc: &Reconciler,
+    player: u64,
+    base: Profile,
+    ours: Profile,
+) {
+    let (strategy, policy) = (rc.strategy, rc.policy.clone());
+    let store = store.clone();
+    if let Some(l) = state.live.get_mut(&player) {
+        l.saving = true;
+    }
+    state.pending_saves += 1;
+    state.tasks.push(IoTaskPool::get().spawn(async move {
+        let result = store.merge_into(player, &base, &ours, strategy, &policy, now_ms());
+        Job::Merge {
+            player,
+            ours,
+            base,
+            result,
+        }
+    }));
+}
+
+/// Every `reconcile.interval`, each clean live profile's stored copy is read off the tick and
+/// compared with the checksum of what this server last saved.
+fn integrity_sweep(
+    store: Option<Res<DataStore>>,
+    reconciler: Option<Res<Reconciler>>,
+    mut state: ResMut<DataStoreState>,
+    time: Res<Time<Real>>,
+    mut last: Local<Duration>,
+) {
+    let (Some(store), Some(rc)) = (store, reconciler) else {
+        return;
+    };
+    let now = time.elapsed();
+    if now.saturating_sub(*last) < rc.interval {
+        return;
+    }
+    *last = now;
+    let due: Vec<(u64, u64)> = state
+        .live
+        .iter()
+        .filter(|(_, l)| !l.dirty && !l.saving && !l.held && l.version > 0)
+        .map(|(p, l)| (*p, l.version))
+        .collect();
+    for (player, version) in due {
+        let store = store.0.clone();
+        state.tasks.push(IoTaskPool::get().spawn(async move {
+            Job::Integrity {
+                player,
+                version,
+                result: store.peek(player),
+            }
+        }));
+    }
+}
+
 fn backoff(retries: u32, player: u64) -> Duration {
     // 0.5 s doubling to at most 30 s, with ±25% jitter from the player id and attempt.
     let base = Duration::from_millis(500)
@@ -486,17 +638,20 @@ fn backoff(retries: u32, player: u64) -> Duration {
     base.mul_f64(0.75 + (j as f64 / 1024.0) * 0.5)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn poll_jobs(
     mut state: ResMut<DataStoreState>,
     store: Option<Res<DataStore>>,
     net: Option<ResMut<ServerNet>>,
     config: Option<Res<Config>>,
+    reconciler: Option<ResMut<Reconciler>>,
     time: Res<Time<Real>>,
     mut loaded: MessageWriter<ProfileLoaded>,
     mut restored: MessageWriter<VersionRestored>,
 ) {
     let now = time.elapsed();
     let mut net = net;
+    let mut reconciler = reconciler;
     let mut done = Vec::new();
     state
         .tasks
@@ -522,6 +677,7 @@ fn poll_jobs(
                         player,
                         applied: l.applied.clone(),
                     });
+                    let base_checksum = snapshot(reconciler.as_deref_mut(), &l.profile);
                     state.live.insert(
                         player,
                         LiveProfile {
@@ -529,6 +685,9 @@ fn poll_jobs(
                             owner,
                             version: l.version,
                             dirty: !l.applied.is_empty() && l.version == 0,
+                            base: l.profile.clone(),
+                            base_checksum,
+                            held: false,
                             profile: l.profile,
                             // First visit at a per-player offset within the interval.
                             next_autosave: now
@@ -559,7 +718,14 @@ fn poll_jobs(
                 }
             },
             Job::Saves { final_save, items } => {
-                for (player, owner, result, profile) in items {
+                for item in items {
+                    let SavedItem {
+                        player,
+                        owner,
+                        result,
+                        profile,
+                        base,
+                    } = item;
                     state.pending_saves = state.pending_saves.saturating_sub(1);
                     match result {
                         Ok(_) if !final_save && !state.live.contains_key(&player) => {
@@ -569,15 +735,18 @@ fn poll_jobs(
                             }
                         }
                         Ok(version) => {
+                            let checksum = snapshot(reconciler.as_deref_mut(), &profile);
                             if let Some(l) = state.live.get_mut(&player) {
                                 l.version = version;
                                 l.saving = false;
                                 l.last_saved = now;
                                 l.retries = 0;
+                                l.base_checksum = checksum;
                                 // Unchanged since this save started: clean.
                                 if l.profile == profile {
                                     l.dirty = false;
                                 }
+                                l.base = profile;
                             }
                         }
                         Err(e) if e.is_transient() => {
@@ -599,6 +768,23 @@ fn poll_jobs(
                                 None => {}
                             }
                         }
+                        Err(
+                            e @ (StoreError::VersionConflict { .. } | StoreError::LockLost { .. }),
+                        ) if reconciler.is_some() && store.is_some() => {
+                            // Another writer got there first: merge our changes into theirs
+                            // (the reconcile strategy decides how) instead of dropping them.
+                            let lock_lost = matches!(e, StoreError::LockLost { .. });
+                            warn!(player, "save lost to another writer ({e}); reconciling");
+                            if lock_lost && let Some(l) = state.live.remove(&player) {
+                                // Fencing: this server no longer owns the profile.
+                                if let Some(net) = net.as_mut() {
+                                    net.kick(l.client, &format!("session ended: {e}"));
+                                }
+                            }
+                            if let (Some(store), Some(rc)) = (store.as_ref(), reconciler.as_ref()) {
+                                spawn_merge(&mut state, &store.0, rc, player, base, profile);
+                            }
+                        }
                         Err(e) => {
                             error!(player, "save refused: {e}");
                             state.record_error(now);
@@ -611,6 +797,111 @@ fn poll_jobs(
                     }
                 }
             }
+            Job::Merge {
+                player,
+                ours,
+                base,
+                result,
+            } => {
+                state.pending_saves = state.pending_saves.saturating_sub(1);
+                match result {
+                    Ok(MergeOutcome::Merged { version, profile }) => {
+                        info!(
+                            player,
+                            "reconciled with the stored profile as version {version}"
+                        );
+                        let checksum = snapshot(reconciler.as_deref_mut(), &profile);
+                        if let Some(rc) = reconciler.as_mut() {
+                            rc.resolved();
+                        }
+                        let (strategy, policy) = reconciler
+                            .as_ref()
+                            .map(|r| (r.strategy, r.policy.clone()))
+                            .unwrap_or((crate::reconcile::Strategy::Merge, Default::default()));
+                        if let Some(l) = state.live.get_mut(&player) {
+                            l.saving = false;
+                            l.version = version;
+                            l.base_checksum = checksum;
+                            l.last_saved = now;
+                            if l.profile == ours {
+                                l.profile = profile.clone();
+                                l.dirty = false;
+                            } else {
+                                // Changed again while the merge ran: carry those changes over.
+                                l.profile = rebase(&ours, &l.profile, &profile, strategy, &policy);
+                                l.dirty = true;
+                            }
+                            l.base = profile;
+                        }
+                    }
+                    Ok(MergeOutcome::Conflicts {
+                        version,
+                        theirs,
+                        conflicts,
+                    }) => {
+                        if let Some(l) = state.live.get_mut(&player) {
+                            l.saving = false;
+                            l.held = true;
+                        }
+                        if let Some(rc) = reconciler.as_mut() {
+                            rc.queue(crate::reconcile::PendingConflict {
+                                id: 0,
+                                player,
+                                base,
+                                ours,
+                                theirs,
+                                theirs_version: version,
+                                fields: conflicts,
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        error!(player, "reconciling a lost save failed: {e}");
+                        state.record_error(now);
+                        if let Some(l) = state.live.get_mut(&player) {
+                            l.saving = false;
+                            l.retries += 1;
+                            l.retry_at = Some(now + backoff(l.retries, player));
+                        }
+                    }
+                }
+            }
+            Job::Integrity {
+                player,
+                version,
+                result,
+            } => match result {
+                Ok(Some((stored_version, stored))) => {
+                    let Some(l) = state.live.get_mut(&player) else {
+                        continue;
+                    };
+                    if stored_version != version || l.version != version {
+                        // Moved on (a save landed, or another writer): the next save settles it.
+                        continue;
+                    }
+                    let stored_sum = serde_json::to_value(&stored)
+                        .map(|v| crate::reconcile::checksum(&v))
+                        .unwrap_or_default();
+                    if stored_sum != l.base_checksum {
+                        error!(
+                            target: "audit",
+                            player,
+                            "integrity: the stored profile (version {version}) differs from what this server saved; writing the server's copy back"
+                        );
+                        if let Some(rc) = reconciler.as_mut() {
+                            rc.stats.integrity_failures += 1;
+                        }
+                        l.dirty = true;
+                        l.next_autosave = now;
+                        l.last_saved = Duration::ZERO;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    error!(player, "integrity check could not read the profile: {e}");
+                    state.record_error(now);
+                }
+            },
             Job::Heartbeat { player, result } => {
                 if let Err(e) = result {
                     error!(player, "lock heartbeat failed: {e}");

@@ -67,9 +67,39 @@ pub struct Profile {
     pub settings: BTreeMap<String, String>,
     /// Offline messages already applied (exactly once).
     pub applied_messages: BTreeSet<u64>,
+    /// The most recent operations that changed this profile (at most [`MAX_PROFILE_OPS`]),
+    /// oldest first.
+    #[serde(default)]
+    pub operations: Vec<OpRecord>,
+}
+
+/// Operations kept with a profile.
+pub const MAX_PROFILE_OPS: usize = 32;
+
+/// An operation that changed a profile, as kept with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpRecord {
+    /// The operation log's id.
+    pub id: u64,
+    /// Wall clock, ms since the Unix epoch.
+    pub at_ms: u64,
+    /// Who.
+    pub actor: String,
+    /// What kind.
+    pub kind: String,
+    /// Details.
+    pub detail: String,
 }
 
 impl Profile {
+    /// Keeps an operation with the profile (the oldest falls out past [`MAX_PROFILE_OPS`]).
+    pub fn remember(&mut self, op: OpRecord) {
+        if self.operations.len() >= MAX_PROFILE_OPS {
+            self.operations.remove(0);
+        }
+        self.operations.push(op);
+    }
+
     /// A new player's profile (`initialize_player_data`).
     pub fn template(player_id: u64, starting_coins: i64) -> Self {
         Self {
@@ -89,6 +119,7 @@ impl Profile {
             fish: Vec::new(),
             settings: BTreeMap::new(),
             applied_messages: BTreeSet::new(),
+            operations: Vec::new(),
         }
     }
 

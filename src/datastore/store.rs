@@ -100,6 +100,27 @@ impl StoreError {
     }
 }
 
+/// What [`Datastore::merge_into`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MergeOutcome {
+    /// Resolved and written as `version`.
+    Merged {
+        /// The new version.
+        version: u64,
+        /// The merged profile.
+        profile: Profile,
+    },
+    /// Fields no rule settles; nothing was written.
+    Conflicts {
+        /// The stored version.
+        version: u64,
+        /// The stored profile.
+        theirs: Profile,
+        /// The fields.
+        conflicts: Vec<crate::reconcile::Conflict>,
+    },
+}
+
 /// A gift waiting for an offline player.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum OfflineMessage {
@@ -662,6 +683,101 @@ impl<B: Backend> Datastore<B> {
         });
         self.count(&r);
         r
+    }
+
+    /// Reconciles a write that lost the compare-and-swap: `ours` was made from `base`, the
+    /// store has moved on ("theirs"). In one transaction the current version is read, the three
+    /// are resolved by `strategy`, and a clean result is written as the next version. Conflicts
+    /// write nothing and come back for a person to settle.
+    pub fn merge_into(
+        &self,
+        player: u64,
+        base: &Profile,
+        ours: &Profile,
+        strategy: crate::reconcile::Strategy,
+        policy: &crate::reconcile::Policy,
+        now: u64,
+    ) -> Result<MergeOutcome, StoreError> {
+        let r = self.backend.write(true, |ops| {
+            let (version, theirs) =
+                self.read_current(ops, player)?
+                    .ok_or_else(|| StoreError::NotFound {
+                        player,
+                        what: "profile".into(),
+                    })?;
+            let json = |p: &Profile| {
+                serde_json::to_value(p).map_err(|e| StoreError::Aborted(e.to_string()))
+            };
+            let resolution = crate::reconcile::resolve(
+                &json(base)?,
+                &json(ours)?,
+                &json(&theirs)?,
+                strategy,
+                policy,
+            );
+            if !resolution.is_clean() {
+                return Ok(MergeOutcome::Conflicts {
+                    version,
+                    theirs,
+                    conflicts: resolution.conflicts,
+                });
+            }
+            let merged: Profile =
+                serde_json::from_value(resolution.merged).map_err(|e| StoreError::Invalid {
+                    player,
+                    reason: format!("merged profile does not fit the schema: {e}"),
+                })?;
+            let blob = self.seal_profile(&merged)?;
+            let new = version + 1;
+            self.write_version(ops, player, new, &blob, now)?;
+            Ok(MergeOutcome::Merged {
+                version: new,
+                profile: merged,
+            })
+        });
+        self.count(&r);
+        r
+    }
+
+    /// Writes `profile` as the next version if the stored version is still `expected` (a
+    /// conflict settled by a person), whoever holds the lock.
+    pub fn write_over(
+        &self,
+        profile: &Profile,
+        expected: u64,
+        now: u64,
+    ) -> Result<u64, StoreError> {
+        let player = profile.player_id;
+        let r = self.backend.write(true, |ops| {
+            let found = Self::stored_version(ops, player)?;
+            if found != expected {
+                return Err(StoreError::VersionConflict {
+                    player,
+                    expected,
+                    found,
+                });
+            }
+            let blob = self.seal_profile(profile)?;
+            self.write_version(ops, player, found + 1, &blob, now)?;
+            Ok(found + 1)
+        });
+        self.count(&r);
+        r
+    }
+
+    /// Fault injection for integrity drills and tests: replaces the stored current profile in
+    /// place, keeping its version number, as a tool editing the store behind the server's back
+    /// would.
+    pub fn tamper_current(&self, profile: &Profile) -> Result<(), StoreError> {
+        let player = profile.player_id;
+        self.backend.write(true, |ops| {
+            let version = Self::stored_version(ops, player)?;
+            let blob = self.seal_profile(profile)?;
+            let mut row = now_ms().to_be_bytes().to_vec();
+            row.extend_from_slice(&blob);
+            ops.put(Table::Versions, &pair_key(player, version), &row)?;
+            Ok(())
+        })
     }
 
     /// The stored versions of a player: (version, saved at ms), oldest first.

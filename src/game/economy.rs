@@ -172,6 +172,81 @@ impl Catalog {
     }
 }
 
+/// Why a feeding cannot go through.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FeedError {
+    /// No fish with that id.
+    #[error("there is no fish {0} in the tank")]
+    NoSuchFish(u64),
+    /// The tank is empty.
+    #[error("there are no fish to feed")]
+    NoFish,
+}
+
+/// Feeds one fish, or all: hunger back to 0.
+pub fn feed(profile: &mut Profile, fish: Option<u64>) -> Result<usize, FeedError> {
+    match fish {
+        Some(id) => {
+            let f = profile
+                .fish
+                .iter_mut()
+                .find(|f| f.id == id)
+                .ok_or(FeedError::NoSuchFish(id))?;
+            f.hunger = 0.0;
+            Ok(1)
+        }
+        None if profile.fish.is_empty() => Err(FeedError::NoFish),
+        None => {
+            for f in &mut profile.fish {
+                f.hunger = 0.0;
+            }
+            Ok(profile.fish.len())
+        }
+    }
+}
+
+impl Catalog {
+    /// What `profile` earns per second now: each fish at its species' rate, scaled by how fed
+    /// it is (a starving fish earns nothing).
+    pub fn income_per_second(&self, profile: &Profile) -> f64 {
+        profile
+            .fish
+            .iter()
+            .map(|f| {
+                let rate = self
+                    .fish_income
+                    .get(usize::from(f.species))
+                    .copied()
+                    .unwrap_or(0.0)
+                    .max(0.0);
+                rate * f64::from((100.0 - f.hunger.clamp(0.0, 100.0)) / 100.0)
+            })
+            .sum()
+    }
+}
+
+/// Advances a profile by `secs`: fish get hungrier by `hunger_per_minute`, coins accrue at
+/// [`Catalog::income_per_second`] (taken before the hunger rises). `carry` holds the fraction
+/// of a coin between calls. Returns the coins earned.
+pub fn advance(
+    profile: &mut Profile,
+    catalog: &Catalog,
+    hunger_per_minute: f64,
+    secs: f64,
+    carry: &mut f64,
+) -> i64 {
+    let earned = catalog.income_per_second(profile) * secs + *carry;
+    let whole = earned.floor();
+    *carry = earned - whole;
+    let whole = whole as i64;
+    profile.stats.coins = profile.stats.coins.saturating_add(whole);
+    let rise = (hunger_per_minute * secs / 60.0) as f32;
+    for f in &mut profile.fish {
+        f.hunger = (f.hunger + rise).clamp(0.0, 100.0);
+    }
+    whole
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +302,33 @@ mod tests {
             c.buy(&mut p, ShopItem::Fish { species: 9 }, 1),
             Err(EconomyError::UnknownSpecies(9))
         );
+    }
+
+    #[test]
+    fn income_accrues_by_hunger_and_feeding_restores_it() {
+        let c = catalog();
+        let mut p = Profile::template(1, 100);
+        c.buy(&mut p, ShopItem::Fish { species: 1 }, 2).unwrap();
+        let mut carry = 0.0;
+        // 2 fish x 2.0/s, fed: 4 coins a second.
+        assert_eq!(advance(&mut p, &c, 30.0, 1.0, &mut carry), 4);
+        assert_eq!(p.fish[0].hunger, 0.5);
+        // After 100 s at 30/min both are starving: no income at all.
+        advance(&mut p, &c, 30.0, 200.0, &mut carry);
+        assert_eq!(p.fish[0].hunger, 100.0);
+        assert_eq!(advance(&mut p, &c, 30.0, 1.0, &mut carry), 0);
+        assert_eq!(feed(&mut p, Some(2)), Ok(1));
+        assert_eq!(p.fish[1].hunger, 0.0);
+        assert_eq!(feed(&mut p, Some(9)), Err(FeedError::NoSuchFish(9)));
+        assert_eq!(feed(&mut p, None), Ok(2));
+        // Fractions carry over.
+        let mut q = Profile::template(2, 10);
+        c.buy(&mut q, ShopItem::Fish { species: 0 }, 1).ok();
+        let mut carry = 0.0;
+        let total: i64 = (0..10)
+            .map(|_| advance(&mut q, &c, 0.0, 0.5, &mut carry))
+            .sum();
+        assert_eq!(total, 2, "0.5/s for 5 s");
     }
 
     #[test]

@@ -1,23 +1,51 @@
-//! The aquarium game, server side: the shop (sealed `Purchase` requests against the live
-//! profile) and the income watch that feeds the security detectors. The economy's rules are
-//! plain functions in [`economy`].
+//! The aquarium game. Server: the shop and feeding (sealed requests against the live profile),
+//! income and hunger every second, the player's authoritative state pushed to them, and the
+//! income watch that feeds the security detectors. Client: prediction of its own operations
+//! ([`predict`]). The economy's rules are plain functions in [`economy`].
 
 pub mod economy;
+pub mod predict;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use bevy::prelude::*;
 
 pub use economy::{Catalog, EconomyError, Receipt};
+pub use predict::{GameOp, Predictor};
 
-use crate::config::Config;
-use crate::datastore::DataStoreState;
-use crate::protocol::{RemoteError, SealedRequest, SealedResponse};
+use crate::config::{ClientConfig, Config};
+use crate::datastore::{DataStoreState, OpRecord, ProfileLoaded};
+use crate::protocol::{RemoteError, RequestId, SealedRequest, SealedResponse, SealedServerEvent};
+use crate::reconcile::Reconciler;
 use crate::security::{Security, Suspicion, SuspiciousActivity};
-use crate::transport::{SealedRequestReceived, ServerNet};
+use crate::transport::{
+    ClientNet, SealedEventReceived, SealedRequestReceived, SealedRpcCompleted, ServerNet,
+    SessionEnded,
+};
 
-/// How often the income watch looks at every live balance.
-const INCOME_CHECK_EVERY: Duration = Duration::from_secs(1);
+/// How often income and hunger advance, the income watch looks, and states are pushed.
+const GAME_STEP: Duration = Duration::from_secs(1);
+/// Every this many steps each player gets their state even if nothing they did changed it.
+const PUSH_EVERY_STEPS: u32 = 5;
+
+/// Per-player game bookkeeping on the server (this session only).
+#[derive(Resource, Default)]
+pub struct GameServerState {
+    /// Player → the last client operation id processed.
+    last_op: HashMap<u64, u64>,
+    /// Player → fraction of a coin earned and not yet paid.
+    carry: HashMap<u64, f64>,
+    last_step: Duration,
+    steps: u32,
+}
+
+impl GameServerState {
+    /// The last operation of `player` processed this session.
+    pub fn last_op(&self, player: u64) -> u64 {
+        self.last_op.get(&player).copied().unwrap_or(0)
+    }
+}
 
 /// The game's server plugin.
 pub struct GameServerPlugin;
@@ -25,110 +53,183 @@ pub struct GameServerPlugin;
 impl Plugin for GameServerPlugin {
     fn build(&self, app: &mut App) {
         app.add_message::<SuspiciousActivity>()
-            .add_systems(Update, (answer_purchases, watch_income).chain());
+            .init_resource::<GameServerState>()
+            .add_systems(
+                Update,
+                (
+                    send_state_at_join,
+                    answer_game_ops,
+                    step_economy,
+                    forget_left,
+                )
+                    .chain(),
+            );
     }
 }
 
-/// Purchases against the buyer's live profile; a purchase over the balance is suspicious (a
-/// client knows its balance and never asks).
-fn answer_purchases(
+fn catalog_or_log(config: &Config) -> Option<Catalog> {
+    Catalog::from_config(config)
+        .map_err(|e| error!("the shop's catalog is unreadable: {e}"))
+        .ok()
+}
+
+fn send_state_at_join(
+    mut loaded: MessageReader<ProfileLoaded>,
+    net: Option<ResMut<ServerNet>>,
+    profiles: Option<Res<DataStoreState>>,
+    game: Res<GameServerState>,
+) {
+    let (Some(mut net), Some(profiles)) = (net, profiles) else {
+        return;
+    };
+    for l in loaded.read() {
+        if let Some(live) = profiles.profile(l.player) {
+            let state = predict::state_of(&live.profile, game.last_op(l.player));
+            net.send_sealed_event(l.client, SealedServerEvent::State(state));
+        }
+    }
+}
+
+/// Purchases and feedings against the player's live profile. Each is recorded in the operation
+/// log and kept with the profile. A purchase over the balance is suspicious (the client
+/// predicts with its balance), but not a strike: a prediction can race the server's own changes.
+#[allow(clippy::too_many_arguments)]
+fn answer_game_ops(
     mut requests: MessageReader<SealedRequestReceived>,
     net: Option<ResMut<ServerNet>>,
     config: Option<Res<Config>>,
     profiles: Option<ResMut<DataStoreState>>,
+    reconciler: Option<ResMut<Reconciler>>,
+    mut game: ResMut<GameServerState>,
     mut suspicious: MessageWriter<SuspiciousActivity>,
 ) {
     let (Some(mut net), Some(config), Some(mut profiles)) = (net, config, profiles) else {
         return;
     };
+    let mut reconciler = reconciler;
     for r in requests.read() {
-        let SealedRequest::Purchase {
-            op_id,
-            item,
-            quantity,
-        } = r.body
-        else {
-            continue;
+        let (op_id, op) = match r.body {
+            SealedRequest::Purchase {
+                op_id,
+                item,
+                quantity,
+            } => (op_id, GameOp::Purchase { item, quantity }),
+            SealedRequest::Feed { op_id, fish } => (op_id, GameOp::Feed { fish }),
+            _ => continue,
         };
         let Some(player) = net.session(r.client).map(|s| s.player_id) else {
             continue;
         };
-        let catalog = match Catalog::from_config(&config) {
-            Ok(c) => c,
-            Err(e) => {
-                error!("the shop's catalog is unreadable: {e}");
-                net.respond_sealed(
-                    r.client,
-                    r.id,
-                    Err(RemoteError::Rejected("the shop is closed".into())),
-                );
-                continue;
-            }
+        let Some(catalog) = catalog_or_log(&config) else {
+            net.respond_sealed(
+                r.client,
+                r.id,
+                Err(RemoteError::Rejected("the shop is closed".into())),
+            );
+            continue;
         };
-        let result = match profiles.profile(player).map(|l| l.profile.clone()) {
-            None => Err(RemoteError::Rejected(
-                "your profile is still loading; try again in a moment".into(),
-            )),
-            Some(mut profile) => match catalog.buy(&mut profile, item, quantity) {
-                Ok(receipt) => {
-                    let answer = SealedResponse::Purchased {
-                        op_id,
-                        coins: profile.stats.coins,
-                        fish: profile.fish.len() as u32,
-                        tank_level: receipt.tank_level,
-                    };
-                    if let Some(live) = profiles.profile_mut(player) {
-                        *live = profile;
-                    }
-                    Ok(answer)
+        let Some(mut profile) = profiles.profile(player).map(|l| l.profile.clone()) else {
+            net.respond_sealed(
+                r.client,
+                r.id,
+                Err(RemoteError::Rejected(
+                    "your profile is still loading; try again in a moment".into(),
+                )),
+            );
+            continue;
+        };
+        let last = game.last_op.entry(player).or_default();
+        *last = (*last).max(op_id);
+        let last = *last;
+        let result = match predict::apply(&mut profile, op, &catalog) {
+            Ok(()) => {
+                let at_ms = crate::transport::unix_now().as_millis() as u64;
+                let (kind, payload) = match op {
+                    GameOp::Purchase { item, quantity } => (
+                        "purchase",
+                        serde_json::json!({"item": format!("{item:?}"), "quantity": quantity}),
+                    ),
+                    GameOp::Feed { fish } => ("feed", serde_json::json!({ "fish": fish })),
+                };
+                let id = reconciler.as_mut().map_or(0, |rc| {
+                    rc.log
+                        .record_operation(&player.to_string(), kind, payload.clone(), at_ms)
+                });
+                profile.remember(OpRecord {
+                    id,
+                    at_ms,
+                    actor: player.to_string(),
+                    kind: kind.into(),
+                    detail: payload.to_string(),
+                });
+                let state = predict::state_of(&profile, last);
+                if let Some(live) = profiles.profile_mut(player) {
+                    *live = profile;
                 }
-                Err(e) => {
-                    if let EconomyError::InsufficientCoins { price, balance } = e {
-                        suspicious.write(SuspiciousActivity {
-                            client: Some(r.client),
-                            player: Some(player),
-                            kind: Suspicion::Overspend,
-                            detail: format!(
-                                "asked to buy {quantity} x {item:?} for {price} with {balance} coins"
-                            ),
-                        });
-                    }
-                    Err(RemoteError::Rejected(e.to_string()))
+                Ok(SealedResponse::Applied { op_id, state })
+            }
+            Err(why) => {
+                if let GameOp::Purchase { item, quantity } = op
+                    && let Ok(price) = catalog.price(&profile, item, quantity)
+                    && price > profile.stats.coins
+                {
+                    suspicious.write(SuspiciousActivity {
+                        client: None,
+                        player: Some(player),
+                        kind: Suspicion::Overspend,
+                        detail: format!(
+                            "asked to buy {quantity} x {item:?} for {price} with {} coins",
+                            profile.stats.coins
+                        ),
+                    });
                 }
-            },
+                Err(RemoteError::Rejected(why))
+            }
         };
         net.respond_sealed(r.client, r.id, result);
     }
 }
 
-/// Every second, each live balance against what that player's fish could have earned.
-fn watch_income(
+/// Every second: income and hunger advance for every live profile, the income watch looks at
+/// every balance, and every few seconds each player gets their state.
+#[allow(clippy::too_many_arguments)]
+fn step_economy(
     config: Option<Res<Config>>,
-    profiles: Option<Res<DataStoreState>>,
+    profiles: Option<ResMut<DataStoreState>>,
     security: Option<ResMut<Security>>,
+    net: Option<ResMut<ServerNet>>,
+    mut game: ResMut<GameServerState>,
     time: Res<Time<Real>>,
-    mut last: Local<Duration>,
     mut suspicious: MessageWriter<SuspiciousActivity>,
 ) {
-    let (Some(config), Some(profiles), Some(mut security)) = (config, profiles, security) else {
+    let (Some(config), Some(mut profiles)) = (config, profiles) else {
         return;
     };
     let now = time.elapsed();
-    if now.saturating_sub(*last) < INCOME_CHECK_EVERY {
+    if now.saturating_sub(game.last_step) < GAME_STEP {
         return;
     }
-    *last = now;
-    let Ok(catalog) = Catalog::from_config(&config) else {
+    let secs = now.saturating_sub(game.last_step).as_secs_f64().min(10.0);
+    game.last_step = now;
+    game.steps += 1;
+    let push = game.steps.is_multiple_of(PUSH_EVERY_STEPS);
+    let Some(catalog) = catalog_or_log(&config) else {
         return;
     };
+    let hunger: f64 = config.get("game.hungerPerMinute").unwrap_or(0.0);
+    let mut security = security;
+    let mut net = net;
     for player in profiles.players().collect::<Vec<_>>() {
-        let Some(live) = profiles.profile(player) else {
+        let carry = game.carry.entry(player).or_default();
+        let Some(profile) = profiles.profile_mut(player) else {
             continue;
         };
-        let rate = catalog.max_income_per_second(&live.profile);
-        if let Some(detail) = security
-            .income
-            .observe(player, live.profile.stats.coins, rate, now)
+        if !profile.fish.is_empty() {
+            economy::advance(profile, &catalog, hunger, secs, carry);
+        }
+        let (coins, rate) = (profile.stats.coins, catalog.max_income_per_second(profile));
+        if let Some(security) = security.as_mut()
+            && let Some(detail) = security.income.observe(player, coins, rate, now)
         {
             suspicious.write(SuspiciousActivity {
                 client: None,
@@ -136,6 +237,93 @@ fn watch_income(
                 kind: Suspicion::ImpossibleIncome,
                 detail,
             });
+        }
+        if push && let (Some(net), Some(live)) = (net.as_mut(), profiles.profile(player)) {
+            let state = predict::state_of(&live.profile, game.last_op(player));
+            net.send_sealed_event(live.client, SealedServerEvent::State(state));
+        }
+    }
+}
+
+fn forget_left(mut ended: MessageReader<SessionEnded>, mut game: ResMut<GameServerState>) {
+    for e in ended.read() {
+        game.last_op.remove(&e.player_id);
+        game.carry.remove(&e.player_id);
+    }
+}
+
+/// The client's prediction of its own game state.
+#[derive(Resource, Default)]
+pub struct Prediction {
+    /// The predictor.
+    pub predictor: Predictor,
+    calls: HashMap<RequestId, u64>,
+}
+
+impl Prediction {
+    /// Predicts `op` and sends it sealed; refused at once (with the reason) if it cannot apply.
+    pub fn send(
+        &mut self,
+        net: &mut ClientNet,
+        op: GameOp,
+        catalog: &Catalog,
+        now: Duration,
+    ) -> Result<u64, String> {
+        let op_id = self.predictor.predict(op, catalog)?;
+        let body = match op {
+            GameOp::Purchase { item, quantity } => SealedRequest::Purchase {
+                op_id,
+                item,
+                quantity,
+            },
+            GameOp::Feed { fish } => SealedRequest::Feed { op_id, fish },
+        };
+        let id = net.call_sealed(body, now);
+        self.calls.insert(id, op_id);
+        Ok(op_id)
+    }
+}
+
+/// The game's client plugin: prediction reconciled with the server's answers.
+pub struct GameClientPlugin;
+
+impl Plugin for GameClientPlugin {
+    fn build(&self, app: &mut App) {
+        app.init_resource::<Prediction>()
+            .add_systems(Update, reconcile_prediction);
+    }
+}
+
+fn reconcile_prediction(
+    mut prediction: ResMut<Prediction>,
+    config: Option<Res<ClientConfig>>,
+    mut events: MessageReader<SealedEventReceived>,
+    mut answers: MessageReader<SealedRpcCompleted>,
+) {
+    let Some(catalog) = config.and_then(|c| Catalog::from_config(&c.0).ok()) else {
+        return;
+    };
+    for SealedEventReceived(e) in events.read() {
+        let SealedServerEvent::State(state) = e;
+        prediction.predictor.on_state(state.clone(), &catalog);
+    }
+    for a in answers.read() {
+        let Some(op_id) = prediction.calls.remove(&a.id) else {
+            continue;
+        };
+        match &a.result {
+            Ok(SealedResponse::Applied { state, .. }) => {
+                prediction.predictor.on_state(state.clone(), &catalog);
+            }
+            Ok(other) => {
+                prediction
+                    .predictor
+                    .on_rejected(op_id, format!("unexpected answer {other:?}"));
+            }
+            Err(e) => {
+                warn!(op_id, "the server refused an operation: {e}");
+                prediction.predictor.on_rejected(op_id, e.to_string());
+            }
         }
     }
 }

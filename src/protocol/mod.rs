@@ -197,8 +197,40 @@ pub enum SealedRequest {
         /// How many (1..=[`MAX_PURCHASE_QUANTITY`]; tank upgrades: 1).
         quantity: u32,
     },
+    /// Feed fish (hunger back to 0).
+    Feed {
+        /// The client's id for this operation (for its prediction).
+        op_id: u64,
+        /// One fish, or every fish (`None`).
+        fish: Option<u64>,
+    },
     /// An administrative command; each needs its own permission (see [`AdminCommand::permission`]).
     Admin(AdminCommand),
+}
+
+/// A player's own game state as the server holds it (authoritative), with the last of the
+/// client's operations it reflects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlayerState {
+    /// Coins.
+    pub coins: i64,
+    /// Tank level 1..=5.
+    pub tank_level: u8,
+    /// The fish: id, species, hunger.
+    pub fish: Vec<FishState>,
+    /// The last client operation id applied (0: none yet this session).
+    pub last_op: u64,
+}
+
+/// One fish as the client sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FishState {
+    /// Unique within the profile.
+    pub id: u64,
+    /// Species index.
+    pub species: u8,
+    /// 0 (fed) .. 100 (starving).
+    pub hunger: f32,
 }
 
 /// Most items of one kind bought in one purchase.
@@ -267,6 +299,28 @@ pub enum AdminCommand {
     ReloadConfig,
     /// Security figures (needs `admin.stats`).
     Stats,
+    /// Conflicts waiting for a person (needs `admin.reconcile`).
+    ListConflicts,
+    /// Settle a waiting conflict by taking one side (needs `admin.reconcile`).
+    ResolveConflict {
+        /// Its id from [`AdminCommand::ListConflicts`].
+        id: u64,
+        /// True: the server's in-memory side ("ours"); false: the stored side ("theirs").
+        take_ours: bool,
+    },
+}
+
+/// A conflict waiting for a person, as an admin sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConflictReport {
+    /// Its id.
+    pub id: u64,
+    /// The record's type ("profile").
+    pub record: String,
+    /// The record's key (the player id).
+    pub key: u64,
+    /// Fields in conflict: path, base, ours, theirs (JSON text).
+    pub fields: Vec<(String, String, String, String)>,
 }
 
 impl AdminCommand {
@@ -279,6 +333,7 @@ impl AdminCommand {
             AdminCommand::SetRole { .. } => "admin.role",
             AdminCommand::ReloadConfig => "admin.config.reload",
             AdminCommand::Stats => "admin.stats",
+            AdminCommand::ListConflicts | AdminCommand::ResolveConflict { .. } => "admin.reconcile",
         }
     }
 }
@@ -409,6 +464,15 @@ pub enum SealedServerMessage {
         /// The result.
         result: Result<SealedResponse, RemoteError>,
     },
+    /// A server-initiated sensitive event.
+    Event(SealedServerEvent),
+}
+
+/// Sensitive one-way events from the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SealedServerEvent {
+    /// The player's authoritative game state (at join, after changes, and periodically).
+    State(PlayerState),
 }
 
 /// Answers to [`SealedRequest`]s.
@@ -419,17 +483,15 @@ pub enum SealedResponse {
         /// Same bytes as sent.
         payload: Vec<u8>,
     },
-    /// A purchase went through; the authoritative state after it.
-    Purchased {
+    /// A game operation (purchase, feeding) went through; the authoritative state after it.
+    Applied {
         /// The client's operation id.
         op_id: u64,
-        /// Coins left.
-        coins: i64,
-        /// Fish in the tank.
-        fish: u32,
-        /// Tank level.
-        tank_level: u8,
+        /// The state after it.
+        state: PlayerState,
     },
+    /// The answer to [`AdminCommand::ListConflicts`].
+    Conflicts(Vec<ConflictReport>),
     /// An admin command was carried out.
     AdminDone {
         /// What was done.
@@ -591,7 +653,7 @@ pub fn validate_sealed_request(req: &SealedRequest) -> Result<(), String> {
         SealedRequest::SecureEcho { payload } if payload.len() > MAX_ECHO_BYTES => {
             Err(format!("sealed echo payload over {MAX_ECHO_BYTES} bytes"))
         }
-        SealedRequest::SecureEcho { .. } => Ok(()),
+        SealedRequest::SecureEcho { .. } | SealedRequest::Feed { .. } => Ok(()),
         SealedRequest::Purchase { item, quantity, .. } => {
             if !(1..=MAX_PURCHASE_QUANTITY).contains(quantity) {
                 return Err(format!(

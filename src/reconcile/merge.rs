@@ -103,6 +103,79 @@ pub fn resolve(
     Resolution { merged, conflicts }
 }
 
+/// The rule for a path: exact, then with numeric segments as `*` (`fish.*.hunger`), then the
+/// nearest parent's `.*` entry.
+fn lookup(policy: &Policy, path: &str) -> Option<Rule> {
+    if let Some(r) = policy.get(path) {
+        return Some(*r);
+    }
+    let general: Vec<&str> = path
+        .split('.')
+        .map(|seg| {
+            if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {
+                "*"
+            } else {
+                seg
+            }
+        })
+        .collect();
+    let general = general.join(".");
+    if let Some(r) = policy.get(&general) {
+        return Some(*r);
+    }
+    let mut parent = general.as_str();
+    while let Some((head, _)) = parent.rsplit_once('.') {
+        if let Some(r) = policy.get(&format!("{head}.*")) {
+            return Some(*r);
+        }
+        parent = head;
+    }
+    None
+}
+
+/// An array of objects that all carry a numeric or string "id", as id → record (`Null` and
+/// `[]`: an empty map, compatible with either kind of list).
+fn keyed(v: &Value) -> Option<BTreeMap<String, &Value>> {
+    match v {
+        Value::Null => Some(BTreeMap::new()),
+        Value::Array(items) => items
+            .iter()
+            .map(|item| {
+                let id = item.as_object()?.get("id")?;
+                let key = match id {
+                    Value::Number(n) => format!("{n:0>20}"),
+                    Value::String(s) => s.clone(),
+                    _ => return None,
+                };
+                Some((key, item))
+            })
+            .collect(),
+        _ => None,
+    }
+}
+
+/// The Automatic policy for player profiles: coins and experience are counters, levels only go
+/// up, collections are sets, a fed fish stays fed, names and settings take the latest write.
+pub fn profile_policy() -> Policy {
+    [
+        ("stats.coins", Rule::Counter),
+        ("stats.experience", Rule::Counter),
+        ("stats.level", Rule::Max),
+        ("inventory.*", Rule::Counter),
+        ("achievements", Rule::Set),
+        ("applied_messages", Rule::Set),
+        ("tank.level", Rule::Max),
+        ("tank.decorations", Rule::Set),
+        ("fish.*.hunger", Rule::Min),
+        ("fish.*.name", Rule::Latest),
+        ("settings.*", Rule::Latest),
+        ("schema_version", Rule::Max),
+    ]
+    .into_iter()
+    .map(|(k, r)| (k.to_string(), r))
+    .collect()
+}
+
 fn join(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_string()
@@ -125,21 +198,8 @@ fn merge_value(
     if ours == base {
         return theirs.clone();
     }
-    let rule = match policy {
-        Some(p) => p.get(path).copied(),
-        None => None,
-    };
-    // Both changed. The same new value is agreement, except for a counter: two writers that
-    // each added 5 added 10.
-    let is_counter = base.is_i64()
-        && ours.is_i64()
-        && match policy {
-            None => true,
-            Some(_) => rule == Some(Rule::Counter),
-        };
-    if ours == theirs && !is_counter {
-        return ours.clone();
-    }
+    let rule = policy.and_then(|p| lookup(p, path));
+
     match (base, ours, theirs) {
         (Value::Object(b), Value::Object(o), Value::Object(t)) if rule.is_none() => {
             let mut out = serde_json::Map::new();
@@ -159,6 +219,38 @@ fn merge_value(
             return Value::Object(out);
         }
         _ => {}
+    }
+    if rule.is_none()
+        && let (Some(b), Some(o), Some(t)) = (keyed(base), keyed(ours), keyed(theirs))
+    {
+        // Arrays of records with an "id": merged as maps by id.
+        let ids: std::collections::BTreeSet<&String> =
+            b.keys().chain(o.keys()).chain(t.keys()).collect();
+        let mut out = Vec::new();
+        for id in ids {
+            let (bv, ov, tv) = (
+                b.get(id).copied().unwrap_or(&Value::Null),
+                o.get(id).copied().unwrap_or(&Value::Null),
+                t.get(id).copied().unwrap_or(&Value::Null),
+            );
+            let v = merge_value(&join(path, id), bv, ov, tv, policy, conflicts);
+            if !v.is_null() {
+                out.push(v);
+            }
+        }
+        return Value::Array(out);
+    }
+    // Both changed. The same new value is agreement, except for a counter: two writers that
+    // each added 5 added 10. (Records and keyed lists were merged field by field above, so a
+    // counter inside them is never taken for agreement.)
+    let is_counter = base.is_i64()
+        && ours.is_i64()
+        && match policy {
+            None => true,
+            Some(_) => rule == Some(Rule::Counter),
+        };
+    if ours == theirs && !is_counter {
+        return ours.clone();
     }
     let counter = || -> Option<Value> {
         let (b, o, t) = (base.as_i64()?, ours.as_i64()?, theirs.as_i64()?);
@@ -249,6 +341,43 @@ mod tests {
         let r = resolve(&base, &ours, &theirs, Strategy::Manual, &Policy::new());
         assert_eq!(r.conflicts.len(), 1);
         assert_eq!(r.conflicts[0].path, "");
+    }
+
+    #[test]
+    fn records_with_ids_merge_by_id_and_the_profile_policy_applies_inside() {
+        let base = json!({"fish": [{"id": 1, "hunger": 50.0}, {"id": 2, "hunger": 10.0}]});
+        let ours = json!({"fish": [{"id": 1, "hunger": 0.0}, {"id": 2, "hunger": 10.0}, {"id": 3, "hunger": 0.0}]});
+        let theirs = json!({"fish": [{"id": 1, "hunger": 60.0}]});
+        let r = resolve(
+            &base,
+            &ours,
+            &theirs,
+            Strategy::Automatic,
+            &profile_policy(),
+        );
+        assert!(r.is_clean(), "{:?}", r.conflicts);
+        // Fish 1: fed on our side (min); fish 2: sold on theirs; fish 3: bought on ours.
+        assert_eq!(
+            r.merged["fish"],
+            json!([{"id": 1, "hunger": 0.0}, {"id": 3, "hunger": 0.0}])
+        );
+        // From an empty tank, both sides' new fish are kept once each, by id.
+        let r = resolve(
+            &json!({"fish": []}),
+            &json!({"fish": [{"id": 1, "hunger": 3.0}]}),
+            &json!({"fish": [{"id": 1, "hunger": 3.0}, {"id": 2, "hunger": 0.0}]}),
+            Strategy::Automatic,
+            &profile_policy(),
+        );
+        assert_eq!(r.merged["fish"].as_array().map(Vec::len), Some(2));
+        // Plain Merge cannot settle two different hungers.
+        let r = resolve(&base, &ours, &theirs, Strategy::Merge, &Policy::new());
+        assert_eq!(r.conflicts.len(), 1);
+        assert!(
+            r.conflicts[0].path.ends_with(".hunger"),
+            "{:?}",
+            r.conflicts
+        );
     }
 
     #[test]

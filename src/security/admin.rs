@@ -16,8 +16,21 @@ use crate::transport::{SealedRequestReceived, ServerNet};
 #[derive(Resource, Default)]
 pub struct AdminTasks(Vec<Task<Answer>>);
 
-/// The answer to one admin request: client, request id, result.
-type Answer = (u64, RequestId, Result<SealedResponse, RemoteError>);
+/// The answer to one admin request: client, request id, result, and what to do after.
+type Answer = (u64, RequestId, Result<SealedResponse, RemoteError>, After);
+
+/// State to update once an admin task has finished.
+enum After {
+    Nothing,
+    /// A conflict was settled by writing `profile` as `version`.
+    Settled {
+        player: u64,
+        version: u64,
+        profile: crate::datastore::Profile,
+    },
+    /// Settling failed: the conflict goes back into the queue.
+    Requeue(Box<crate::reconcile::PendingConflict>),
+}
 
 /// What the admin handler reaches besides security and the network.
 #[derive(SystemParam)]
@@ -26,6 +39,7 @@ pub struct AdminWorld<'w> {
     profiles: Option<ResMut<'w, DataStoreState>>,
     config: Option<ResMut<'w, Config>>,
     source: Option<ResMut<'w, ConfigSource>>,
+    reconciler: Option<ResMut<'w, crate::reconcile::Reconciler>>,
     tasks: ResMut<'w, AdminTasks>,
 }
 
@@ -77,6 +91,13 @@ pub fn answer_admin(
                 &mut security,
                 &mut world,
                 (*player, *amount),
+                &who,
+                (r.client, r.id),
+            ),
+            AdminCommand::ResolveConflict { id, take_ours } => settle(
+                &mut security,
+                &mut world,
+                (*id, *take_ours),
                 &who,
                 (r.client, r.id),
             ),
@@ -175,6 +196,11 @@ fn run(
             _ => rejected("this server has no config dir to reload"),
         },
         AdminCommand::Stats => Ok(SealedResponse::SecurityStats(security.stats())),
+        AdminCommand::ListConflicts => match world.reconciler.as_ref() {
+            Some(rc) => Ok(SealedResponse::Conflicts(rc.report())),
+            None => rejected("this server does not reconcile"),
+        },
+        AdminCommand::ResolveConflict { .. } => rejected("internal: conflicts are settled apart"),
     }
 }
 
@@ -233,18 +259,119 @@ fn grant(
                 ),
             })
             .map_err(|e| RemoteError::Rejected(format!("cannot store the gift: {e}")));
-        (client, id, result)
+        (client, id, result, After::Nothing)
+    }));
+    None
+}
+
+/// Settles a waiting conflict: the stored side at once; the server's side by a durable write
+/// off the tick (the answer comes from [`finish_admin_tasks`]).
+fn settle(
+    security: &mut Security,
+    world: &mut AdminWorld,
+    (conflict, take_ours): (u64, bool),
+    who: &str,
+    (client, id): (u64, RequestId),
+) -> Option<Result<SealedResponse, RemoteError>> {
+    let Some(rc) = world.reconciler.as_mut() else {
+        return Some(rejected("this server does not reconcile"));
+    };
+    let Some(c) = rc.take(conflict) else {
+        return Some(rejected(format!("no conflict {conflict} is waiting")));
+    };
+    let player = c.player;
+    let side = if take_ours {
+        "the server's"
+    } else {
+        "the stored"
+    };
+    security.audit(
+        Some(player),
+        AuditKind::AdminAction,
+        format!("conflict {conflict} settled by {who}: {side} side kept"),
+    );
+    if !take_ours {
+        rc.resolved();
+        if let Some(profiles) = world.profiles.as_mut() {
+            profiles.settled(player, c.theirs_version, c.theirs.clone(), true);
+        }
+        return Some(done(format!(
+            "conflict {conflict}: player {player} keeps the stored version {}",
+            c.theirs_version
+        )));
+    }
+    let Some(store) = world.store.as_ref() else {
+        rc.queue(c);
+        return Some(rejected("this server has no data store"));
+    };
+    // The server's side as it is now (a live profile may have moved on while it waited).
+    let profile = world
+        .profiles
+        .as_ref()
+        .and_then(|p| p.profile(player))
+        .map_or_else(|| c.ours.clone(), |l| l.profile.clone());
+    let store = store.0.clone();
+    world.tasks.0.push(IoTaskPool::get().spawn(async move {
+        match store.write_over(&profile, c.theirs_version, crate::datastore::now_ms()) {
+            Ok(version) => (
+                client,
+                id,
+                Ok(SealedResponse::AdminDone {
+                    detail: format!(
+                        "conflict {conflict}: player {player}'s server-side profile written as version {version}"
+                    ),
+                }),
+                After::Settled {
+                    player,
+                    version,
+                    profile,
+                },
+            ),
+            Err(e) => (
+                client,
+                id,
+                Err(RemoteError::Rejected(format!(
+                    "conflict {conflict} not settled: {e}"
+                ))),
+                After::Requeue(Box::new(c)),
+            ),
+        }
     }));
     None
 }
 
 /// Answers admin commands whose work finished off the tick.
-pub fn finish_admin_tasks(mut tasks: ResMut<AdminTasks>, net: Option<ResMut<ServerNet>>) {
+pub fn finish_admin_tasks(
+    mut tasks: ResMut<AdminTasks>,
+    net: Option<ResMut<ServerNet>>,
+    mut profiles: Option<ResMut<DataStoreState>>,
+    mut reconciler: Option<ResMut<crate::reconcile::Reconciler>>,
+) {
     let Some(mut net) = net else { return };
     let mut i = 0;
     while i < tasks.0.len() {
-        if let Some((client, id, result)) = block_on(future::poll_once(&mut tasks.0[i])) {
+        if let Some((client, id, result, after)) = block_on(future::poll_once(&mut tasks.0[i])) {
             drop(tasks.0.swap_remove(i));
+            match after {
+                After::Nothing => {}
+                After::Settled {
+                    player,
+                    version,
+                    profile,
+                } => {
+                    if let Some(rc) = reconciler.as_mut() {
+                        rc.resolved();
+                    }
+                    if let Some(p) = profiles.as_mut() {
+                        p.settled(player, version, profile, false);
+                    }
+                }
+                After::Requeue(c) => {
+                    if let Some(rc) = reconciler.as_mut() {
+                        rc.queue(*c);
+                    }
+                }
+            }
             net.respond_sealed(client, id, result);
         } else {
             i += 1;

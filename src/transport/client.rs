@@ -41,6 +41,8 @@ pub enum ClientNotice {
         /// Its result.
         result: Result<SealedResponse, RemoteError>,
     },
+    /// A sealed server event.
+    SealedEvent(protocol::SealedServerEvent),
     /// A server-signed blob whose signature verified.
     Signed {
         /// What it is.
@@ -255,6 +257,7 @@ impl ClientCore {
                             None
                         }
                     }
+                    Ok(SealedServerMessage::Event(e)) => Some(ClientNotice::SealedEvent(e)),
                     Err(e) => self.refuse(format!("inside envelope: {e}")),
                 }
             }

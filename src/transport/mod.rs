@@ -218,6 +218,10 @@ pub struct RpcCompleted {
     pub result: Result<ServerResponse, RemoteError>,
 }
 
+/// A sealed event from the server arrived (client).
+#[derive(Message, Debug, Clone)]
+pub struct SealedEventReceived(pub protocol::SealedServerEvent);
+
 /// A sealed remote function finished.
 #[derive(Message, Debug, Clone)]
 pub struct SealedRpcCompleted {
@@ -584,7 +588,11 @@ fn answer_builtin_sealed(
                 payload: payload.clone(),
             }),
             // Answered by the game and security plugins.
-            SealedRequest::Purchase { .. } | SealedRequest::Admin(_) => continue,
+            SealedRequest::Purchase { .. }
+            | SealedRequest::Feed { .. }
+            | SealedRequest::Admin(_) => {
+                continue;
+            }
         };
         net.respond_sealed_at(r.client, r.id, result, Some(now(&time)));
     }
@@ -619,6 +627,7 @@ impl Plugin for TransportClientPlugin {
             .add_message::<SignedBlobReceived>()
             .add_message::<RpcCompleted>()
             .add_message::<SealedRpcCompleted>()
+            .add_message::<SealedEventReceived>()
             .configure_sets(PreUpdate, TransportSystems::Receive.after(RenetReceive))
             .configure_sets(PostUpdate, TransportSystems::Send.before(RenetSend))
             .add_systems(PreUpdate, client_receive.in_set(TransportSystems::Receive))
@@ -657,6 +666,7 @@ fn client_receive(
     mut rpcs: MessageWriter<RpcCompleted>,
     mut sealed: MessageWriter<SealedRpcCompleted>,
     mut signed: MessageWriter<SignedBlobReceived>,
+    mut sealed_events: MessageWriter<SealedEventReceived>,
 ) {
     let (Some(mut net), Some(mut client), Some(transport)) = (net, client, transport) else {
         return;
@@ -699,6 +709,9 @@ fn client_receive(
             }
             ClientNotice::Signed { purpose, blob } => {
                 signed.write(SignedBlobReceived { purpose, blob });
+            }
+            ClientNotice::SealedEvent(e) => {
+                sealed_events.write(SealedEventReceived(e));
             }
             ClientNotice::Kicked { reason } => warn!("kicked by the server: {reason}"),
             ClientNotice::Refused { .. } => {}

@@ -421,6 +421,14 @@ impl ServerCore {
         });
     }
 
+    /// Sends a sealed event to one client.
+    pub fn send_sealed_event(&mut self, client: u64, event: protocol::SealedServerEvent) {
+        self.outbox.push(Outgoing {
+            client: Some(client),
+            message: OutgoingBody::Sealed(SealedServerMessage::Event(event)),
+        });
+    }
+
     /// Sends a blob signed with the client's session signing key (the client verifies it).
     pub fn send_signed(&mut self, client: u64, purpose: &str, blob: Vec<u8>) {
         self.outbox.push(Outgoing {

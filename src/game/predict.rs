@@ -1,0 +1,323 @@
+//! Client prediction: the client applies its own purchases and feedings at once as pending
+//! operations with ids; the server answers with its authoritative state and the last operation
+//! it processed; acknowledged operations are dropped, rejected ones rolled back with their
+//! reason, and the rest replayed on the authoritative state.
+
+use serde::{Deserialize, Serialize};
+
+use super::economy::{self, Catalog};
+use crate::datastore::{Fish, Profile};
+use crate::protocol::{FishState, PlayerState, ShopItem};
+
+/// A game operation the client predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum GameOp {
+    /// Buy from the shop.
+    Purchase {
+        /// What.
+        item: ShopItem,
+        /// How many.
+        quantity: u32,
+    },
+    /// Feed one fish or all.
+    Feed {
+        /// The fish (`None`: all).
+        fish: Option<u64>,
+    },
+}
+
+/// The state as a profile, to run the economy's rules on it.
+pub fn to_profile(state: &PlayerState) -> Profile {
+    let mut p = Profile::template(0, state.coins);
+    p.tank.level = state.tank_level;
+    p.fish = state
+        .fish
+        .iter()
+        .map(|f| Fish {
+            id: f.id,
+            species: f.species,
+            name: String::new(),
+            hunger: f.hunger,
+        })
+        .collect();
+    p
+}
+
+/// A profile's game state as the client sees it.
+pub fn state_of(profile: &Profile, last_op: u64) -> PlayerState {
+    PlayerState {
+        coins: profile.stats.coins,
+        tank_level: profile.tank.level,
+        fish: profile
+            .fish
+            .iter()
+            .map(|f| FishState {
+                id: f.id,
+                species: f.species,
+                hunger: f.hunger,
+            })
+            .collect(),
+        last_op,
+    }
+}
+
+/// Applies an operation to a profile with the economy's rules (the server and the client use
+/// this same function).
+pub fn apply(profile: &mut Profile, op: GameOp, catalog: &Catalog) -> Result<(), String> {
+    match op {
+        GameOp::Purchase { item, quantity } => catalog
+            .buy(profile, item, quantity)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        GameOp::Feed { fish } => economy::feed(profile, fish)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+    }
+}
+
+/// The client's predicted game state.
+#[derive(Debug, Default)]
+pub struct Predictor {
+    authoritative: Option<PlayerState>,
+    pending: Vec<(u64, GameOp)>,
+    next_op: u64,
+    /// Operations the server refused, with its reason, newest last (for the UI's toasts).
+    pub rejections: Vec<(u64, String)>,
+    /// Acknowledged operations.
+    pub acknowledged: u64,
+    /// Authoritative states that differed from what the client had predicted for them.
+    pub mispredictions: u64,
+}
+
+impl Predictor {
+    /// The last state the server sent.
+    pub fn authoritative(&self) -> Option<&PlayerState> {
+        self.authoritative.as_ref()
+    }
+
+    /// Operations sent and not yet answered.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The authoritative state with every pending operation replayed on it (operations that no
+    /// longer apply are skipped).
+    pub fn predicted(&self, catalog: &Catalog) -> Option<PlayerState> {
+        let auth = self.authoritative.as_ref()?;
+        let mut p = to_profile(auth);
+        for (_, op) in &self.pending {
+            let _ = apply(&mut p, *op, catalog);
+        }
+        Some(state_of(&p, auth.last_op))
+    }
+
+    /// Predicts `op`: refused at once (with the reason) if it cannot apply to the predicted
+    /// state; otherwise pending, with the id to send it under.
+    pub fn predict(&mut self, op: GameOp, catalog: &Catalog) -> Result<u64, String> {
+        let state = self
+            .predicted(catalog)
+            .ok_or_else(|| "not in the game yet".to_string())?;
+        let mut p = to_profile(&state);
+        apply(&mut p, op, catalog)?;
+        self.next_op += 1;
+        self.pending.push((self.next_op, op));
+        Ok(self.next_op)
+    }
+
+    /// Takes the server's state: operations up to `state.last_op` are settled; the rest are
+    /// replayed on it.
+    pub fn on_state(&mut self, state: PlayerState, catalog: &Catalog) {
+        let settled: Vec<(u64, GameOp)> = self
+            .pending
+            .iter()
+            .filter(|(id, _)| *id <= state.last_op)
+            .copied()
+            .collect();
+        if !settled.is_empty() {
+            self.acknowledged += settled.len() as u64;
+            // What we expected once those applied, against what the server says.
+            if let Some(auth) = &self.authoritative {
+                let mut p = to_profile(auth);
+                for (_, op) in &settled {
+                    let _ = apply(&mut p, *op, catalog);
+                }
+                let expected = state_of(&p, state.last_op);
+                if expected.tank_level != state.tank_level
+                    || expected.fish.len() != state.fish.len()
+                {
+                    self.mispredictions += 1;
+                }
+            }
+        }
+        self.pending.retain(|(id, _)| *id > state.last_op);
+        if state.last_op > self.next_op {
+            self.next_op = state.last_op;
+        }
+        self.authoritative = Some(state);
+    }
+
+    /// The server refused `op_id`: it is rolled back and its reason kept.
+    pub fn on_rejected(&mut self, op_id: u64, reason: String) {
+        self.pending.retain(|(id, _)| *id != op_id);
+        self.rejections.push((op_id, reason));
+        if self.rejections.len() > 32 {
+            self.rejections.remove(0);
+        }
+    }
+
+    /// Forgets everything (a new session).
+    pub fn reset(&mut self) {
+        *self = Self::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::{Strategy as Gen, prop_assert_eq, proptest};
+
+    fn catalog() -> Catalog {
+        Catalog {
+            fish_prices: vec![10, 25, 60],
+            fish_income: vec![0.5, 1.0, 2.0],
+            tank_prices: vec![0, 100, 300],
+            tank_capacity: vec![3, 6, 9],
+        }
+    }
+
+    #[test]
+    fn a_rejected_purchase_rolls_back_and_the_rest_replays() {
+        let c = catalog();
+        let mut client = Predictor::default();
+        let start = state_of(&Profile::template(1, 100), 0);
+        client.on_state(start, &c);
+        let a = client
+            .predict(
+                GameOp::Purchase {
+                    item: ShopItem::Fish { species: 1 },
+                    quantity: 2,
+                },
+                &c,
+            )
+            .unwrap();
+        let b = client.predict(GameOp::Feed { fish: None }, &c).unwrap();
+        assert_eq!(client.predicted(&c).unwrap().coins, 50);
+        // The server refuses the purchase (someone took its coins meanwhile): rolled back; the
+        // feeding now has no fish to feed and is skipped in the replay.
+        client.on_rejected(a, "costs 50 coins, balance is 20".into());
+        let p = client.predicted(&c).unwrap();
+        assert_eq!(p.coins, 100);
+        assert!(p.fish.is_empty());
+        assert_eq!(
+            client.rejections,
+            vec![(a, "costs 50 coins, balance is 20".into())]
+        );
+        // Then the server's state settles everything.
+        let mut server = Profile::template(1, 20);
+        server.stats.coins = 20;
+        client.on_state(state_of(&server, b), &c);
+        assert_eq!(client.pending(), 0);
+        assert_eq!(client.predicted(&c).unwrap(), state_of(&server, b));
+        // An operation the predicted state cannot take is refused locally.
+        assert!(
+            client
+                .predict(
+                    GameOp::Purchase {
+                        item: ShopItem::TankUpgrade,
+                        quantity: 1
+                    },
+                    &c
+                )
+                .is_err()
+        );
+    }
+
+    fn op() -> impl Gen<Value = GameOp> {
+        proptest::prop_oneof![
+            (0u8..3, 1u32..3).prop_map(|(s, q)| GameOp::Purchase {
+                item: ShopItem::Fish { species: s },
+                quantity: q
+            }),
+            proptest::strategy::Just(GameOp::Purchase {
+                item: ShopItem::TankUpgrade,
+                quantity: 1
+            }),
+            proptest::option::of(1u64..6).prop_map(|fish| GameOp::Feed { fish }),
+        ]
+    }
+
+    /// Something the server does on its own between the client's operations.
+    #[derive(Debug, Clone)]
+    enum ServerSide {
+        Income(i64),
+        Take(i64),
+        Hunger,
+    }
+
+    fn server_side() -> impl Gen<Value = ServerSide> {
+        proptest::prop_oneof![
+            (0i64..80).prop_map(ServerSide::Income),
+            (0i64..80).prop_map(ServerSide::Take),
+            proptest::strategy::Just(ServerSide::Hunger),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn the_client_converges_once_every_operation_is_answered(
+            coins in 0i64..400,
+            steps in proptest::collection::vec((op(), proptest::option::of(server_side()), 0u8..3), 1..25),
+        ) {
+            let c = catalog();
+            let mut server = Profile::template(1, coins);
+            let mut last_op = 0u64;
+            let mut client = Predictor::default();
+            client.on_state(state_of(&server, 0), &c);
+            // Messages from the server, in order, not yet delivered.
+            let mut wire: Vec<Result<PlayerState, (u64, String)>> = Vec::new();
+            let mut sent: Vec<(u64, GameOp)> = Vec::new();
+            for (op, side, deliver) in steps {
+                if let Ok(id) = client.predict(op, &c) {
+                    sent.push((id, op));
+                }
+                if let Some(side) = side {
+                    match side {
+                        ServerSide::Income(n) => server.stats.coins += n,
+                        ServerSide::Take(n) => server.stats.coins = (server.stats.coins - n).max(0),
+                        ServerSide::Hunger => {
+                            for f in &mut server.fish { f.hunger = (f.hunger + 10.0).min(100.0); }
+                        }
+                    }
+                    wire.push(Ok(state_of(&server, last_op)));
+                }
+                // The server processes what has arrived.
+                for (id, op) in sent.drain(..) {
+                    last_op = id;
+                    match apply(&mut server, op, &c) {
+                        Ok(()) => wire.push(Ok(state_of(&server, last_op))),
+                        Err(why) => wire.push(Err((id, why))),
+                    }
+                }
+                // Some of the answers arrive now.
+                let n = (deliver as usize).min(wire.len());
+                for m in wire.drain(..n) {
+                    match m {
+                        Ok(s) => client.on_state(s, &c),
+                        Err((id, why)) => client.on_rejected(id, why),
+                    }
+                }
+            }
+            for m in wire.drain(..) {
+                match m {
+                    Ok(s) => client.on_state(s, &c),
+                    Err((id, why)) => client.on_rejected(id, why),
+                }
+            }
+            prop_assert_eq!(client.pending(), 0);
+            // The same coins, tank and fish (a rejection carries no state, so the last op id
+            // the client saw may be older).
+            let seen = client.predicted(&c).map(|s| PlayerState { last_op: 0, ..s });
+            prop_assert_eq!(seen, Some(state_of(&server, 0)));
+        }
+    }
+}
