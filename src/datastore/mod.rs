@@ -117,6 +117,8 @@ struct SavedItem {
     base: Profile,
 }
 
+// A few jobs are in flight at a time; boxing the large ones would buy nothing.
+#[allow(clippy::large_enum_variant)]
 enum Job {
     Load {
         client: u64,

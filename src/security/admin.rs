@@ -26,7 +26,7 @@ enum After {
     Settled {
         player: u64,
         version: u64,
-        profile: crate::datastore::Profile,
+        profile: Box<crate::datastore::Profile>,
     },
     /// Settling failed: the conflict goes back into the queue.
     Requeue(Box<crate::reconcile::PendingConflict>),
@@ -324,7 +324,7 @@ fn settle(
                 After::Settled {
                     player,
                     version,
-                    profile,
+                    profile: Box::new(profile),
                 },
             ),
             Err(e) => (
@@ -363,7 +363,7 @@ pub fn finish_admin_tasks(
                         rc.resolved();
                     }
                     if let Some(p) = profiles.as_mut() {
-                        p.settled(player, version, profile, false);
+                        p.settled(player, version, *profile, false);
                     }
                 }
                 After::Requeue(c) => {
