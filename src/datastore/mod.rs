@@ -910,9 +910,17 @@ fn poll_jobs(
                     state.record_error(now);
                     if !e.is_transient()
                         && let Some(l) = state.live.remove(&player)
-                        && let Some(net) = net.as_mut()
                     {
-                        net.kick(l.client, &format!("session ended: {e}"));
+                        if let Some(net) = net.as_mut() {
+                            net.kick(l.client, &format!("session ended: {e}"));
+                        }
+                        // Unsaved changes of the lost session are merged, not dropped.
+                        if l.dirty
+                            && let (Some(store), Some(rc)) = (store.as_ref(), reconciler.as_ref())
+                        {
+                            warn!(player, "lock lost with unsaved changes; reconciling them");
+                            spawn_merge(&mut state, &store.0, rc, player, l.base, l.profile);
+                        }
                     }
                 }
             }

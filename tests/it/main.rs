@@ -5,5 +5,6 @@ mod config;
 mod datastore;
 mod foundation;
 mod harness;
+mod reconcile;
 mod security;
 mod transport;

@@ -1,0 +1,252 @@
+//! Reconciliation: two servers racing on one profile, a client's rejected purchase rolled back,
+//! the integrity sweep catching a record altered behind the server's back.
+
+use std::time::Duration;
+
+use bevy::prelude::*;
+use bloxquarium::client::ConnectionState;
+use bloxquarium::datastore::{DataStore, DataStoreState};
+use bloxquarium::game::{Catalog, GameOp, Prediction};
+use bloxquarium::protocol::ShopItem;
+use bloxquarium::reconcile::Reconciler;
+use bloxquarium::transport::ClientNet;
+
+use crate::harness::{self, Scratch, pump_until};
+
+fn join(server: &mut App, d: &Scratch, player: u64) -> App {
+    let token = harness::issue(server, player, &format!("p{player}"));
+    let mut client = harness::client(d, harness::server_addr(server), &token);
+    pump_until(&mut [server, &mut client], 300, "profile loaded", |a| {
+        a[0].world()
+            .resource::<DataStoreState>()
+            .profile(player)
+            .is_some()
+    });
+    client
+}
+
+fn coins(server: &App, player: u64) -> i64 {
+    server
+        .world()
+        .resource::<DataStoreState>()
+        .profile(player)
+        .map_or(-1, |l| l.profile.stats.coins)
+}
+
+fn leave(client: &mut App) {
+    client
+        .world_mut()
+        .resource_mut::<bloxquarium::shutdown::Shutdown>()
+        .request(bloxquarium::shutdown::ShutdownReason::Requested(
+            "leave".into(),
+        ));
+}
+
+#[test]
+fn two_servers_racing_on_one_profile_lose_nothing() {
+    let d = Scratch::new("rc-race-a");
+    let d2 = Scratch::new("rc-race-b");
+    let settings = r#"{"datastore.lockStaleAfter": 5, "datastore.autosaveInterval": 5}"#;
+    let cfg = harness::config_dir(&d, settings);
+    let cfg2 = harness::config_dir(&d2, settings);
+    let mut a = harness::server_with_config(&d, &cfg);
+    let mut b = harness::server_with_config(&d2, &cfg2);
+    // Both servers write one store (as two processes would a shared backend).
+    let shared = a.world().resource::<DataStore>().clone();
+    b.world_mut().insert_resource(shared.clone());
+
+    // Server A has player 7 and earns them 50 coins it has not saved yet...
+    let mut on_a = join(&mut a, &d, 7);
+    a.world_mut()
+        .resource_mut::<DataStoreState>()
+        .profile_mut(7)
+        .unwrap()
+        .stats
+        .coins += 50;
+    // ...then stalls (no frames) past datastore.lockStaleAfter.
+    std::thread::sleep(Duration::from_millis(5_500));
+    // Server B takes the stale lock over, adds 30 coins, and saves when the player leaves.
+    let mut on_b = join(&mut b, &d2, 7);
+    assert_eq!(coins(&b, 7), 100);
+    b.world_mut()
+        .resource_mut::<DataStoreState>()
+        .profile_mut(7)
+        .unwrap()
+        .stats
+        .coins += 30;
+    leave(&mut on_b);
+    pump_until(&mut [&mut b, &mut on_b], 300, "B saved", |apps| {
+        apps[0]
+            .world()
+            .resource::<DataStoreState>()
+            .profile(7)
+            .is_none()
+            && apps[0].world().resource::<DataStoreState>().busy() == 0
+    });
+    assert_eq!(shared.peek(7).unwrap().unwrap().1.stats.coins, 130);
+    // A wakes up: its lock is gone, so its session ends (fencing), and its unsaved 50 coins are
+    // merged into B's save instead of overwriting it or being lost.
+    pump_until(&mut [&mut a, &mut on_a], 600, "A reconciled", |apps| {
+        apps[0]
+            .world()
+            .resource::<Reconciler>()
+            .stats
+            .resolved_conflicts
+            == 1
+            && apps[0].world().resource::<DataStoreState>().busy() == 0
+    });
+    assert!(
+        matches!(harness::state(&on_a), ConnectionState::Disconnected { .. })
+            || a.world().resource::<DataStoreState>().profile(7).is_none()
+    );
+    let (_, stored) = shared.peek(7).unwrap().unwrap();
+    assert_eq!(stored.stats.coins, 180, "100 + 50 (A) + 30 (B)");
+    let rc = a.world().resource::<Reconciler>();
+    assert_eq!(rc.stats.pending_conflicts, 0);
+    assert!(rc.stats.total_snapshots >= 1);
+}
+
+#[test]
+fn a_rejected_purchase_is_rolled_back_with_its_reason() {
+    let d = Scratch::new("rc-predict");
+    let mut server = harness::server(&d, &[]);
+    let mut client = join(&mut server, &d, 8);
+    let catalog = Catalog::from_config(
+        &client
+            .world()
+            .resource::<bloxquarium::config::ClientConfig>()
+            .0,
+    )
+    .unwrap();
+    pump_until(&mut [&mut server, &mut client], 300, "state at join", |a| {
+        a[1].world()
+            .resource::<Prediction>()
+            .predictor
+            .authoritative()
+            .is_some()
+    });
+    // A purchase predicted at once, then acknowledged.
+    let send = |client: &mut App, op| {
+        let t = client.world().resource::<Time<Real>>().elapsed();
+        let world = client.world_mut();
+        let mut net = world.remove_resource::<ClientNet>().unwrap();
+        let r = world
+            .resource_mut::<Prediction>()
+            .send(&mut net, op, &catalog, t);
+        world.insert_resource(net);
+        r
+    };
+    let buy = GameOp::Purchase {
+        item: ShopItem::Fish { species: 0 },
+        quantity: 2,
+    };
+    send(&mut client, buy).unwrap();
+    let p = client.world().resource::<Prediction>();
+    assert_eq!(p.predictor.predicted(&catalog).unwrap().coins, 80);
+    assert_eq!(p.predictor.pending(), 1);
+    pump_until(&mut [&mut server, &mut client], 300, "acknowledged", |a| {
+        a[1].world().resource::<Prediction>().predictor.pending() == 0
+    });
+    let p = client.world().resource::<Prediction>();
+    assert_eq!(p.predictor.acknowledged, 1);
+    assert_eq!(p.predictor.authoritative().unwrap().fish.len(), 2);
+    // The server takes coins away (an admin, say); the client does not know yet and predicts a
+    // purchase it can no longer afford.
+    server
+        .world_mut()
+        .resource_mut::<DataStoreState>()
+        .profile_mut(8)
+        .unwrap()
+        .stats
+        .coins = 5;
+    let op = send(&mut client, buy).unwrap();
+    assert_eq!(
+        client
+            .world()
+            .resource::<Prediction>()
+            .predictor
+            .predicted(&catalog)
+            .unwrap()
+            .fish
+            .len(),
+        4
+    );
+    pump_until(&mut [&mut server, &mut client], 300, "rejected", |a| {
+        !a[1]
+            .world()
+            .resource::<Prediction>()
+            .predictor
+            .rejections
+            .is_empty()
+    });
+    let p = &client.world().resource::<Prediction>().predictor;
+    assert_eq!(p.pending(), 0);
+    assert_eq!(p.rejections[0].0, op);
+    assert!(
+        p.rejections[0].1.contains("costs 20 coins, balance is 5"),
+        "{:?}",
+        p.rejections
+    );
+    // Rolled back: the prediction is the last authoritative state again.
+    assert_eq!(p.predicted(&catalog).unwrap().fish.len(), 2);
+    // The next state from the server brings the client in line with it.
+    pump_until(&mut [&mut server, &mut client], 600, "converged", |a| {
+        a[1].world()
+            .resource::<Prediction>()
+            .predictor
+            .authoritative()
+            .is_some_and(|s| s.coins < 10)
+    });
+    let server_coins = coins(&server, 8);
+    let p = &client.world().resource::<Prediction>().predictor;
+    assert!((p.predicted(&catalog).unwrap().coins - server_coins).abs() <= 1);
+    assert_eq!(p.predicted(&catalog).unwrap().fish.len(), 2);
+}
+
+#[test]
+fn the_integrity_sweep_catches_a_record_altered_behind_the_servers_back() {
+    let d = Scratch::new("rc-integrity");
+    let cfg = harness::config_dir(
+        &d,
+        r#"{"reconcile.interval": 1, "datastore.autosaveInterval": 5}"#,
+    );
+    let mut server = harness::server_with_config(&d, &cfg);
+    let mut client = join(&mut server, &d, 9);
+    // A first save so a stored copy exists.
+    server
+        .world_mut()
+        .resource_mut::<DataStoreState>()
+        .profile_mut(9)
+        .unwrap()
+        .stats
+        .coins = 321;
+    pump_until(&mut [&mut server, &mut client], 600, "saved", |a| {
+        a[0].world()
+            .resource::<DataStoreState>()
+            .profile(9)
+            .is_some_and(|l| !l.dirty && l.version > 0)
+    });
+    let store = server.world().resource::<DataStore>().clone();
+    let (version, mut stored) = store.peek(9).unwrap().unwrap();
+    // Someone edits the stored record in place, keeping its version number.
+    stored.stats.coins = 1_000_000;
+    store.tamper_current(&stored).unwrap();
+    pump_until(
+        &mut [&mut server, &mut client],
+        600,
+        "caught and repaired",
+        |a| {
+            a[0].world()
+                .resource::<Reconciler>()
+                .stats
+                .integrity_failures
+                == 1
+                && store
+                    .peek(9)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|(v, p)| v > version && p.stats.coins == 321)
+        },
+    );
+    assert_eq!(coins(&server, 9), 321, "the server's copy stands");
+}
