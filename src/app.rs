@@ -192,6 +192,7 @@ impl PluginGroup for ServerPlugins {
             .add(crate::datastore::DataStorePlugin)
             .add(crate::security::SecurityPlugin)
             .add(crate::game::GameServerPlugin)
+            .add(crate::reconcile::ReconcilePlugin)
     }
 }
 

@@ -220,13 +220,16 @@ fn step_economy(
     let mut security = security;
     let mut net = net;
     for player in profiles.players().collect::<Vec<_>>() {
-        let carry = game.carry.entry(player).or_default();
-        let Some(profile) = profiles.profile_mut(player) else {
-            continue;
-        };
-        if !profile.fish.is_empty() {
+        let has_fish = profiles
+            .profile(player)
+            .is_some_and(|l| !l.profile.fish.is_empty());
+        if has_fish && let Some(profile) = profiles.profile_mut(player) {
+            let carry = game.carry.entry(player).or_default();
             economy::advance(profile, &catalog, hunger, secs, carry);
         }
+        let Some(profile) = profiles.profile(player).map(|l| &l.profile) else {
+            continue;
+        };
         let (coins, rate) = (profile.stats.coins, catalog.max_income_per_second(profile));
         if let Some(security) = security.as_mut()
             && let Some(detail) = security.income.observe(player, coins, rate, now)

@@ -184,6 +184,31 @@ impl Reconciler {
     }
 }
 
+/// The reconciliation plugin (server): makes sure the [`Reconciler`] exists (the server's
+/// start-up inserts it from the config, where a bad value stops the start). The systems that
+/// detect and settle conflicts run in the data store plugin and the admin commands, which own
+/// the records.
+pub struct ReconcilePlugin;
+
+impl Plugin for ReconcilePlugin {
+    fn build(&self, app: &mut App) {
+        if app.world().contains_resource::<Reconciler>() {
+            return;
+        }
+        let made = app
+            .world()
+            .get_resource::<Config>()
+            .map(Reconciler::from_config);
+        match made {
+            Some(Ok(r)) => {
+                app.insert_resource(r);
+            }
+            Some(Err(e)) => error!("reconciliation is off: {e}"),
+            None => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -250,3 +250,142 @@ fn the_integrity_sweep_catches_a_record_altered_behind_the_servers_back() {
     );
     assert_eq!(coins(&server, 9), 321, "the server's copy stands");
 }
+
+#[test]
+fn under_manual_a_conflict_waits_for_an_admin_who_settles_it_over_the_network() {
+    use bloxquarium::protocol::{AdminCommand, SealedRequest, SealedResponse};
+    use bloxquarium::security::Security;
+    let d = Scratch::new("rc-manual");
+    let cfg = harness::config_dir(
+        &d,
+        r#"{"reconcile.strategy.profile": "Manual", "datastore.autosaveInterval": 5}"#,
+    );
+    let mut server = harness::server_with_config(&d, &cfg);
+    let mut player = join(&mut server, &d, 11);
+    let mut admin = join(&mut server, &d, 12);
+    server
+        .world_mut()
+        .resource_mut::<Security>()
+        .assign_role(12, "admin", "test")
+        .unwrap();
+    let store = server.world().resource::<DataStore>().clone();
+    let server_id = server
+        .world()
+        .resource::<DataStoreState>()
+        .server_id
+        .clone();
+    // A first save, so a stored version exists.
+    server
+        .world_mut()
+        .resource_mut::<DataStoreState>()
+        .profile_mut(11)
+        .unwrap()
+        .stats
+        .coins = 120;
+    pump_until(
+        &mut [&mut server, &mut player, &mut admin],
+        600,
+        "saved",
+        |a| {
+            a[0].world()
+                .resource::<DataStoreState>()
+                .profile(11)
+                .is_some_and(|l| !l.dirty && l.version > 0)
+        },
+    );
+    // The live session changes the profile...
+    server
+        .world_mut()
+        .resource_mut::<DataStoreState>()
+        .profile_mut(11)
+        .unwrap()
+        .stats
+        .coins = 150;
+    // ...while a transaction on this server writes it from the same base (a trade, say).
+    store
+        .transact(&[11], &server_id, bloxquarium::datastore::now_ms(), |ps| {
+            if let Some(p) = ps.get_mut(&11) {
+                p.stats.coins = 90;
+            }
+            Ok(())
+        })
+        .unwrap();
+    pump_until(
+        &mut [&mut server, &mut player, &mut admin],
+        600,
+        "conflict queued",
+        |a| {
+            a[0].world()
+                .resource::<Reconciler>()
+                .stats
+                .pending_conflicts
+                == 1
+        },
+    );
+    assert!(
+        server
+            .world()
+            .resource::<DataStoreState>()
+            .profile(11)
+            .unwrap()
+            .held
+    );
+    let call = |server: &mut App, admin: &mut App, player: &mut App, cmd| {
+        let t = admin.world().resource::<Time<Real>>().elapsed();
+        let id = admin
+            .world_mut()
+            .resource_mut::<ClientNet>()
+            .call_sealed(SealedRequest::Admin(cmd), t);
+        let mut got = None;
+        pump_until(&mut [server, admin, player], 300, "admin answer", |a| {
+            got = harness::drain::<bloxquarium::transport::SealedRpcCompleted>(a[1])
+                .into_iter()
+                .find(|c| c.id == id)
+                .map(|c| c.result);
+            got.is_some()
+        });
+        got.unwrap()
+    };
+    let listed = call(
+        &mut server,
+        &mut admin,
+        &mut player,
+        AdminCommand::ListConflicts,
+    );
+    let Ok(SealedResponse::Conflicts(list)) = listed else {
+        panic!("{listed:?}")
+    };
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].key, 11);
+    // A player may not settle conflicts.
+    let denied = call(
+        &mut server,
+        &mut player,
+        &mut admin,
+        AdminCommand::ListConflicts,
+    );
+    assert!(denied.is_err(), "{denied:?}");
+    let r = call(
+        &mut server,
+        &mut admin,
+        &mut player,
+        AdminCommand::ResolveConflict {
+            id: list[0].id,
+            take_ours: true,
+        },
+    );
+    assert!(r.is_ok(), "{r:?}");
+    let (_, stored) = store.peek(11).unwrap().unwrap();
+    assert_eq!(stored.stats.coins, 150, "the server's side was kept");
+    let rc = server.world().resource::<Reconciler>();
+    assert_eq!(rc.stats.pending_conflicts, 0);
+    assert_eq!(rc.stats.resolved_conflicts, 1);
+    assert!(
+        !server
+            .world()
+            .resource::<DataStoreState>()
+            .profile(11)
+            .unwrap()
+            .held
+    );
+}
