@@ -10,7 +10,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 
 use bloxquarium::datastore::{self, Codec, LockOwner, Profile, SaveRequest, Store, now_ms};
 
-const BATCH: usize = 256;
+const BATCH: usize = 1024;
 
 fn scratch(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("bq-bench-{tag}-{}", std::process::id()));
@@ -89,6 +89,7 @@ fn saves(c: &mut Criterion) {
     for (name, size, durable) in [
         ("redb_group_commit_64", 64usize, true),
         ("redb_group_commit_256", 256, true),
+        ("redb_group_commit_1024", 1024, true),
         ("redb_group_commit_256_no_fsync_reference", 256, false),
     ] {
         group.throughput(Throughput::Elements(size as u64));

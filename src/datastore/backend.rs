@@ -31,8 +31,12 @@ pub enum Table {
     Profiles,
     /// player → session lock.
     Locks,
-    /// player ‖ version → saved-at ‖ sealed profile.
+    /// player ‖ version → blob sequence number ‖ saved-at (the index of a player's versions).
     Versions,
+    /// blob sequence number → saved-at ‖ sealed profile. Sequence numbers grow with every save,
+    /// so a group commit's new blobs land side by side on a few pages (and so do the old ones it
+    /// prunes), instead of one page per player.
+    Blobs,
     /// player ‖ message id → offline message.
     Inbox,
     /// name → value (store id, counters).
@@ -41,10 +45,11 @@ pub enum Table {
     Erasures,
 }
 
-const ALL: [Table; 6] = [
+const ALL: [Table; 7] = [
     Table::Profiles,
     Table::Locks,
     Table::Versions,
+    Table::Blobs,
     Table::Inbox,
     Table::Meta,
     Table::Erasures,
@@ -56,6 +61,7 @@ impl Table {
             Table::Profiles => "profiles",
             Table::Locks => "locks",
             Table::Versions => "versions",
+            Table::Blobs => "blobs",
             Table::Inbox => "inbox",
             Table::Meta => "meta",
             Table::Erasures => "erasures",

@@ -72,6 +72,7 @@ pub fn open(data: &Path, config: &Config) -> Result<Store, OpenError> {
     let key = crate::keys::load_or_create_at(&crate::keys::data_key_path(data))?;
     let backend = RedbBackend::open(&store_path(data))?;
     backup::store_id(&backend)?;
+    store::upgrade_layout(&backend).map_err(|e| BackendError(e.to_string()))?;
     Ok(Datastore::new(
         backend,
         AtRest::new(&key, Codec::Zstd),

@@ -100,6 +100,51 @@ impl StoreError {
     }
 }
 
+/// Meta key of the next blob sequence number.
+const NEXT_SEQ: &[u8] = b"next_seq";
+/// Meta key of the storage layout version (2: versions indexed, blobs by sequence number).
+const LAYOUT: &[u8] = b"layout";
+
+/// The saved-at time in a version index entry.
+fn saved_at(index: &[u8]) -> u64 {
+    index.get(8..16).map_or(0, be_u64)
+}
+
+/// Brings a store written by an older build to the current layout, in one transaction: each
+/// version row (saved-at ‖ blob, keyed by player and version) moves to the blob table under a
+/// sequence number and leaves an index entry. Nothing else changes; a store already current is
+/// left alone.
+pub fn upgrade_layout<B: Backend>(backend: &B) -> Result<usize, StoreError> {
+    backend.write(true, |ops| {
+        if ops
+            .get(Table::Meta, LAYOUT)?
+            .is_some_and(|v| v == 2u64.to_be_bytes())
+        {
+            return Ok(0);
+        }
+        let mut seq = ops.get(Table::Meta, NEXT_SEQ)?.map_or(1, |v| be_u64(&v));
+        let mut moved = 0;
+        for (k, v) in ops.scan(Table::Versions, &[])? {
+            if v.len() == 16 {
+                continue;
+            }
+            let mut index = [0u8; 16];
+            index[..8].copy_from_slice(&seq.to_be_bytes());
+            index[8..].copy_from_slice(&v[..8.min(v.len())]);
+            ops.put(Table::Blobs, &seq.to_be_bytes(), &v)?;
+            ops.put(Table::Versions, &k, &index)?;
+            seq += 1;
+            moved += 1;
+        }
+        ops.put(Table::Meta, NEXT_SEQ, &seq.to_be_bytes())?;
+        ops.put(Table::Meta, LAYOUT, &2u64.to_be_bytes())?;
+        if moved > 0 {
+            tracing::info!("data store upgraded to layout 2: {moved} version(s) moved");
+        }
+        Ok(moved)
+    })
+}
+
 /// What [`Datastore::merge_into`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MergeOutcome {
@@ -350,12 +395,10 @@ impl<B: Backend> Datastore<B> {
             });
         }
         let version = be_u64(&row);
-        let vrow = ops
-            .get(Table::Versions, &pair_key(player, version))?
-            .ok_or_else(|| StoreError::Corrupt {
-                player,
-                reason: format!("current version {version} is missing"),
-            })?;
+        let vrow = Self::version_row(ops, player, version)?.ok_or_else(|| StoreError::Corrupt {
+            player,
+            reason: format!("current version {version} is missing"),
+        })?;
         if vrow.len() < 8 {
             return Err(StoreError::Corrupt {
                 player,
@@ -401,6 +444,36 @@ impl<B: Backend> Datastore<B> {
         }
     }
 
+    /// The blob row (saved-at ‖ sealed profile) of one version, through the index.
+    fn version_row(
+        ops: &dyn ReadOps,
+        player: u64,
+        version: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(index) = ops.get(Table::Versions, &pair_key(player, version))? else {
+            return Ok(None);
+        };
+        if index.len() != 16 {
+            return Err(StoreError::Corrupt {
+                player,
+                reason: format!("version {version} index entry of {} bytes", index.len()),
+            });
+        }
+        Ok(ops.get(Table::Blobs, &index[..8])?)
+    }
+
+    /// Removes one version (index entry and blob).
+    fn delete_version(ops: &mut dyn WriteOps, player: u64, version: u64) -> Result<(), StoreError> {
+        let key = pair_key(player, version);
+        if let Some(index) = ops.get(Table::Versions, &key)? {
+            if index.len() >= 8 {
+                ops.delete(Table::Blobs, &index[..8])?;
+            }
+            ops.delete(Table::Versions, &key)?;
+        }
+        Ok(())
+    }
+
     fn stored_version(ops: &dyn ReadOps, player: u64) -> Result<u64, StoreError> {
         Ok(ops
             .get(Table::Profiles, &pkey(player))?
@@ -416,17 +489,44 @@ impl<B: Backend> Datastore<B> {
         blob: &[u8],
         now: u64,
     ) -> Result<(), StoreError> {
+        let mut seq = Self::next_seq(ops)?;
+        self.write_version_at(ops, player, new, blob, now, &mut seq)?;
+        ops.put(Table::Meta, NEXT_SEQ, &seq.to_be_bytes())?;
+        Ok(())
+    }
+
+    fn next_seq(ops: &dyn ReadOps) -> Result<u64, StoreError> {
+        Ok(ops.get(Table::Meta, NEXT_SEQ)?.map_or(1, |v| be_u64(&v)))
+    }
+
+    /// [`Self::write_version`] with the blob sequence number kept by the caller (a group commit
+    /// reads and stores it once).
+    fn write_version_at(
+        &self,
+        ops: &mut dyn WriteOps,
+        player: u64,
+        new: u64,
+        blob: &[u8],
+        now: u64,
+        next: &mut u64,
+    ) -> Result<(), StoreError> {
         ops.put(Table::Profiles, &pkey(player), &new.to_be_bytes())?;
+        let seq = *next;
+        *next += 1;
         let mut vrow = Vec::with_capacity(8 + blob.len());
         vrow.extend_from_slice(&now.to_be_bytes());
         vrow.extend_from_slice(blob);
-        ops.put(Table::Versions, &pair_key(player, new), &vrow)?;
+        ops.put(Table::Blobs, &seq.to_be_bytes(), &vrow)?;
+        let mut index = [0u8; 16];
+        index[..8].copy_from_slice(&seq.to_be_bytes());
+        index[8..].copy_from_slice(&now.to_be_bytes());
+        ops.put(Table::Versions, &pair_key(player, new), &index)?;
         // Prune by count in O(1): versions are numbered without gaps, so the one that falls out
         // of the window is `new - keep`. Every 32 versions (and after a change of the settings)
         // a full pass also prunes by age.
         let keep = self.settings.versions_keep.max(1) as u64;
         if new > keep {
-            ops.delete(Table::Versions, &pair_key(player, new - keep))?;
+            Self::delete_version(ops, player, new - keep)?;
         }
         if !new.is_multiple_of(32) {
             return Ok(());
@@ -438,9 +538,9 @@ impl<B: Backend> Datastore<B> {
         for (i, (k, v)) in all.iter().enumerate() {
             let newest = i + 1 == n;
             let too_many = n - i > keep;
-            let too_old = now.saturating_sub(be_u64(&v[..8.min(v.len())])) > max_age;
+            let too_old = now.saturating_sub(saved_at(v)) > max_age;
             if !newest && (too_many || too_old) {
-                ops.delete(Table::Versions, k)?;
+                Self::delete_version(ops, player, be_u64(&k[8..]))?;
             }
         }
         Ok(())
@@ -584,6 +684,7 @@ impl<B: Backend> Datastore<B> {
         };
         let outcome = self.backend.write(durable, |ops| {
             let mut results = Vec::with_capacity(reqs.len());
+            let mut seq = Self::next_seq(ops)?;
             for (req, blob) in reqs.iter().zip(&sealed) {
                 let player = req.profile.player_id;
                 let one = (|| -> Result<u64, StoreError> {
@@ -598,7 +699,7 @@ impl<B: Backend> Datastore<B> {
                         });
                     }
                     let new = found + 1;
-                    self.write_version(ops, player, new, blob, now)?;
+                    self.write_version_at(ops, player, new, blob, now, &mut seq)?;
                     // A save is also a heartbeat; rewriting the lock row only when it has aged
                     // past a quarter of the stale limit keeps a page write off most saves.
                     if now.saturating_sub(heartbeat) > stale / 4 {
@@ -617,6 +718,7 @@ impl<B: Backend> Datastore<B> {
                 }
                 results.push(one);
             }
+            ops.put(Table::Meta, NEXT_SEQ, &seq.to_be_bytes())?;
             Ok::<_, StoreError>(results)
         });
         let results = match outcome {
@@ -775,7 +877,13 @@ impl<B: Backend> Datastore<B> {
             let blob = self.seal_profile(profile)?;
             let mut row = now_ms().to_be_bytes().to_vec();
             row.extend_from_slice(&blob);
-            ops.put(Table::Versions, &pair_key(player, version), &row)?;
+            let index = ops
+                .get(Table::Versions, &pair_key(player, version))?
+                .ok_or_else(|| StoreError::NotFound {
+                    player,
+                    what: format!("version {version}"),
+                })?;
+            ops.put(Table::Blobs, &index[..8.min(index.len())], &row)?;
             Ok(())
         })
     }
@@ -786,7 +894,7 @@ impl<B: Backend> Datastore<B> {
             Ok(ops
                 .scan(Table::Versions, &pkey(player))?
                 .into_iter()
-                .map(|(k, v)| (be_u64(&k[8..]), be_u64(&v[..8.min(v.len())])))
+                .map(|(k, v)| (be_u64(&k[8..]), saved_at(&v)))
                 .collect())
         })
     }
@@ -794,9 +902,8 @@ impl<B: Backend> Datastore<B> {
     /// One stored version of a player's profile.
     pub fn read_version(&self, player: u64, version: u64) -> Result<Profile, StoreError> {
         self.backend.read(|ops| {
-            let row = ops
-                .get(Table::Versions, &pair_key(player, version))?
-                .ok_or_else(|| StoreError::NotFound {
+            let row =
+                Self::version_row(ops, player, version)?.ok_or_else(|| StoreError::NotFound {
                     player,
                     what: format!("version {version}"),
                 })?;
@@ -865,11 +972,13 @@ impl<B: Backend> Datastore<B> {
     pub fn erase_player(&self, player: u64, actor: &str, now: u64) -> Result<usize, StoreError> {
         let r = self.backend.write(true, |ops| {
             let mut removed = 0;
-            for table in [Table::Versions, Table::Inbox] {
-                for (k, _) in ops.scan(table, &pkey(player))? {
-                    ops.delete(table, &k)?;
-                    removed += 1;
-                }
+            for (k, _) in ops.scan(Table::Versions, &pkey(player))? {
+                Self::delete_version(ops, player, be_u64(&k[8..]))?;
+                removed += 1;
+            }
+            for (k, _) in ops.scan(Table::Inbox, &pkey(player))? {
+                ops.delete(Table::Inbox, &k)?;
+                removed += 1;
             }
             if ops.get(Table::Profiles, &pkey(player))?.is_some() {
                 removed += 1;

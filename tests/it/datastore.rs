@@ -237,16 +237,25 @@ fn corruption_is_detected_named_and_never_overwritten() {
         k.extend_from_slice(&version.to_be_bytes());
         k
     };
+    // The version index names the blob's sequence number.
+    let blob_key = |s: &Store, player: u64, version: u64| {
+        s.backend()
+            .read(|ops| ops.get(Table::Versions, &key(player, version)))
+            .unwrap()
+            .unwrap()[..8]
+            .to_vec()
+    };
+    let b4 = blob_key(&s, 4, v);
     let mut row = s
         .backend()
-        .read(|ops| ops.get(Table::Versions, &key(4, v)))
+        .read(|ops| ops.get(Table::Blobs, &b4))
         .unwrap()
         .unwrap();
     let last = row.len() - 1;
     row[last] ^= 0xFF;
     s.backend()
         .write(true, |ops: &mut dyn WriteOps| {
-            ops.put(Table::Versions, &key(4, v), &row)
+            ops.put(Table::Blobs, &b4, &row)
         })
         .unwrap();
     match s.load(4, &o, T0 + 1) {
@@ -259,7 +268,7 @@ fn corruption_is_detected_named_and_never_overwritten() {
     // The damaged row is still there, untouched; the failed load took no lock and saved nothing.
     let still = s
         .backend()
-        .read(|ops| ops.get(Table::Versions, &key(4, v)))
+        .read(|ops| ops.get(Table::Blobs, &b4))
         .unwrap()
         .unwrap();
     assert_eq!(still, row);
@@ -271,6 +280,7 @@ fn corruption_is_detected_named_and_never_overwritten() {
     // A blob moved to another player's rows fails too.
     let l6 = s.load(6, &o, T0).unwrap();
     let v6 = save(&s, &l6.profile, 0, &o, T0).unwrap();
+    // Player 7's version 1 points at player 6's blob.
     let six = s
         .backend()
         .read(|ops| ops.get(Table::Versions, &key(6, v6)))
@@ -737,4 +747,47 @@ fn repeated_storage_failures_enter_the_critical_state_and_it_clears() {
     let state = server.world().resource::<DataStoreState>();
     assert_eq!(state.errors_total, 6);
     assert!(state.save_retries >= 5);
+}
+
+#[test]
+fn a_store_in_the_old_layout_is_upgraded_in_place_without_losing_a_version() {
+    let d = Scratch::new("ds-layout");
+    let s = store(&d);
+    let o = owner("srv", 1);
+    let l = s.load(5, &o, T0).unwrap();
+    let mut p = l.profile.clone();
+    let mut v = 0;
+    for coins in [10, 20, 30] {
+        p.stats.coins = coins;
+        v = save(&s, &p, v, &o, T0).unwrap();
+    }
+    // Rewrite the store as an older build left it: version rows hold saved-at ‖ blob.
+    s.backend()
+        .write(true, |ops: &mut dyn WriteOps| {
+            for (k, index) in ops.scan(Table::Versions, &[])? {
+                let row = ops.get(Table::Blobs, &index[..8])?.unwrap();
+                ops.delete(Table::Blobs, &index[..8])?;
+                ops.put(Table::Versions, &k, &row)?;
+            }
+            ops.delete(Table::Meta, b"layout")?;
+            ops.delete(Table::Meta, b"next_seq")
+        })
+        .unwrap();
+    drop(s);
+    // Opening upgrades it: every version reads back.
+    let s = store(&d);
+    let versions = s.versions(5).unwrap();
+    assert_eq!(versions.len(), 3);
+    for (i, (version, at)) in versions.iter().enumerate() {
+        assert_eq!(*at, T0);
+        assert_eq!(
+            s.read_version(5, *version).unwrap().stats.coins,
+            10 * (i as i64 + 1)
+        );
+    }
+    assert_eq!(s.peek(5).unwrap().unwrap().1.stats.coins, 30);
+    // And it keeps working: a new save prunes and appends as usual.
+    p.stats.coins = 40;
+    let v = save(&s, &p, v, &o, T0 + 1).unwrap();
+    assert_eq!(s.read_version(5, v).unwrap().stats.coins, 40);
 }
