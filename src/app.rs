@@ -124,6 +124,9 @@ pub enum StartError {
     /// A tool subcommand failed.
     #[error("{0}")]
     Tool(String),
+    /// The health and metrics endpoint could not open.
+    #[error(transparent)]
+    Metrics(#[from] crate::health::EndpointError),
     /// This binary was built without the `client` feature.
     #[error(
         "this binary was built without the `client` feature: only `server` and `--headless` clients are available"
@@ -193,6 +196,7 @@ impl PluginGroup for ServerPlugins {
             .add(crate::security::SecurityPlugin)
             .add(crate::game::GameServerPlugin)
             .add(crate::reconcile::ReconcilePlugin)
+            .add(crate::health::HealthPlugin)
     }
 }
 
@@ -394,9 +398,22 @@ pub fn server_app(
     let mut app = App::new();
     headless_base(&mut app, global, f64::from(args.tick_hz), process);
     let (settings, _) = install_server(&mut app, global, args)?;
+    app.insert_resource(crate::health::MetricsEndpoint::open(args.metrics_bind)?);
     app.add_plugins(shared(RunMode::Server, global, process))
         .add_plugins(ServerPlugins { settings });
+    check_integrations(&app)?;
     Ok(app)
+}
+
+/// Every registered plugin's dependencies are there.
+fn check_integrations(app: &App) -> Result<(), StartError> {
+    match app
+        .world()
+        .get_resource::<crate::health::IntegrationRegistry>()
+    {
+        Some(r) => r.validate().map_err(|e| StartError::Tool(e.to_string())),
+        None => Ok(()),
+    }
 }
 
 /// `bloxquarium client`: a window (DefaultPlugins), or the headless set with `--headless`.
@@ -467,6 +484,7 @@ pub fn play_app(
     app.add_plugins(shared(RunMode::Play, global, process))
         .add_plugins(ServerPlugins { settings })
         .add_plugins(ClientPlugins { server: target });
+    check_integrations(&app)?;
     Ok(app)
 }
 

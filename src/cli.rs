@@ -13,6 +13,8 @@ use crate::protocol::PROTOCOL_VERSION;
 
 /// Default UDP address of the server.
 pub const DEFAULT_BIND: &str = "127.0.0.1:5000";
+/// Where a dedicated server serves `/health` and `/metrics` unless told otherwise (loopback).
+pub const DEFAULT_METRICS_BIND: &str = "127.0.0.1:9464";
 /// Default server tick rate in Hz.
 pub const DEFAULT_TICK_HZ: u32 = 30;
 /// renetcode's hard cap on clients per server.
@@ -226,6 +228,10 @@ pub struct ServerArgs {
     /// Accept clients without token authentication. Development only; logs a warning at start.
     #[arg(long, env = "BLOXQUARIUM_INSECURE_DEV")]
     pub insecure_dev: bool,
+    /// TCP address of the HTTP health and metrics endpoint (`/health`, `/metrics`) of a
+    /// dedicated server (port 0: any free port, logged at start).
+    #[arg(long, value_name = "ADDR", env = "BLOXQUARIUM_METRICS_BIND", default_value = DEFAULT_METRICS_BIND)]
+    pub metrics_bind: SocketAddr,
 }
 
 impl Default for ServerArgs {
@@ -237,6 +243,7 @@ impl Default for ServerArgs {
             tick_hz: DEFAULT_TICK_HZ,
             max_clients: None,
             insecure_dev: false,
+            metrics_bind: SocketAddr::from(([127, 0, 0, 1], 9464)),
         }
     }
 }

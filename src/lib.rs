@@ -10,6 +10,7 @@ pub mod client;
 pub mod config;
 pub mod datastore;
 pub mod game;
+pub mod health;
 pub mod keys;
 pub mod loadtest;
 pub mod protocol;

@@ -121,6 +121,8 @@ pub struct ConfigSource {
     pub reloads: u64,
     /// Reloads refused (the last good config stayed).
     pub reload_failures: u64,
+    /// The last reload was refused.
+    pub last_reload_failed: bool,
 }
 
 impl ConfigSource {
@@ -133,6 +135,7 @@ impl ConfigSource {
             last_poll: Duration::ZERO,
             reloads: 0,
             reload_failures: 0,
+            last_reload_failed: false,
         }
     }
 }
@@ -157,6 +160,7 @@ pub struct ConfigServerPlugin;
 
 impl Plugin for ConfigServerPlugin {
     fn build(&self, app: &mut App) {
+        crate::health::register(app, crate::health::checks::CONFIG);
         app.add_message::<ConfigChanged>()
             .add_systems(First, server_tick)
             .add_systems(Update, (hot_reload, replicate, answer_config_requests));
@@ -268,12 +272,14 @@ pub fn reload_now(
     match load::load(&source.dir, std::env::vars()) {
         Ok(loaded) => {
             source.reloads += 1;
+            source.last_reload_failed = false;
             info!("config reloaded from {}", source.dir.display());
             config.apply_base(loaded.values, true, "file", "reload", now);
             Ok(())
         }
         Err(e) => {
             source.reload_failures += 1;
+            source.last_reload_failed = true;
             let problems: Vec<String> = e.0.iter().map(ToString::to_string).collect();
             for p in &problems {
                 error!("config reload refused, keeping the last good config: {p}");

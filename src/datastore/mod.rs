@@ -179,6 +179,9 @@ pub struct DataStoreState {
     pub save_retries: u64,
     /// Errors of any kind (saves, loads, heartbeats, backups).
     pub errors_total: u64,
+    /// Auto-save interval multiplier (the health plugin's optimisation raises it while storage
+    /// fails often).
+    pub autosave_slowdown: u32,
 }
 
 impl DataStoreState {
@@ -197,6 +200,7 @@ impl DataStoreState {
             critical: false,
             save_retries: 0,
             errors_total: 0,
+            autosave_slowdown: 1,
         }
     }
 
@@ -314,6 +318,7 @@ pub struct DataStorePlugin;
 
 impl Plugin for DataStorePlugin {
     fn build(&self, app: &mut App) {
+        crate::health::register(app, crate::health::checks::DATASTORE);
         app.add_message::<ProfileLoaded>()
             .add_message::<RestoreVersion>()
             .add_message::<VersionRestored>()
@@ -473,6 +478,7 @@ fn autosave(
     // Each profile is visited every `period`: saved if it changed and its last save is an
     // interval old (or a retry is due), else its lock gets a heartbeat. The period stays well
     // under `datastore.lockStaleAfter` so no other server can take a live profile's lock.
+    let interval = interval * state.autosave_slowdown.max(1);
     let period = interval.min(stale / 3);
     let due: Vec<(u64, bool)> = state
         .live

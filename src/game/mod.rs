@@ -52,6 +52,7 @@ pub struct GameServerPlugin;
 
 impl Plugin for GameServerPlugin {
     fn build(&self, app: &mut App) {
+        crate::health::register(app, crate::health::checks::GAME);
         app.add_message::<SuspiciousActivity>()
             .init_resource::<GameServerState>()
             .add_systems(

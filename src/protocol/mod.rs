@@ -299,6 +299,8 @@ pub enum AdminCommand {
     ReloadConfig,
     /// Security figures (needs `admin.stats`).
     Stats,
+    /// Run every health check now (needs `admin.health`).
+    Health,
     /// Conflicts waiting for a person (needs `admin.reconcile`).
     ListConflicts,
     /// Settle a waiting conflict by taking one side (needs `admin.reconcile`).
@@ -333,6 +335,7 @@ impl AdminCommand {
             AdminCommand::SetRole { .. } => "admin.role",
             AdminCommand::ReloadConfig => "admin.config.reload",
             AdminCommand::Stats => "admin.stats",
+            AdminCommand::Health => "admin.health",
             AdminCommand::ListConflicts | AdminCommand::ResolveConflict { .. } => "admin.reconcile",
         }
     }
@@ -489,6 +492,13 @@ pub enum SealedResponse {
         op_id: u64,
         /// The state after it.
         state: PlayerState,
+    },
+    /// The answer to [`AdminCommand::Health`].
+    Health {
+        /// healthy, degraded or unhealthy.
+        overall: String,
+        /// Each system: name, status, reason.
+        systems: Vec<(String, String, String)>,
     },
     /// The answer to [`AdminCommand::ListConflicts`].
     Conflicts(Vec<ConflictReport>),

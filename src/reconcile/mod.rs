@@ -192,6 +192,7 @@ pub struct ReconcilePlugin;
 
 impl Plugin for ReconcilePlugin {
     fn build(&self, app: &mut App) {
+        crate::health::register(app, crate::health::checks::RECONCILE);
         if app.world().contains_resource::<Reconciler>() {
             return;
         }

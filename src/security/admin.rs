@@ -40,6 +40,7 @@ pub struct AdminWorld<'w> {
     config: Option<ResMut<'w, Config>>,
     source: Option<ResMut<'w, ConfigSource>>,
     reconciler: Option<ResMut<'w, crate::reconcile::Reconciler>>,
+    health: Option<ResMut<'w, Messages<crate::health::HealthCheckRequested>>>,
     tasks: ResMut<'w, AdminTasks>,
 }
 
@@ -101,6 +102,16 @@ pub fn answer_admin(
                 &who,
                 (r.client, r.id),
             ),
+            AdminCommand::Health => match world.health.as_mut() {
+                Some(m) => {
+                    m.write(crate::health::HealthCheckRequested {
+                        client: r.client,
+                        id: r.id,
+                    });
+                    None
+                }
+                None => Some(rejected("this server runs no health checks")),
+            },
             other => Some(run(
                 other,
                 &mut security,
@@ -200,7 +211,9 @@ fn run(
             Some(rc) => Ok(SealedResponse::Conflicts(rc.report())),
             None => rejected("this server does not reconcile"),
         },
-        AdminCommand::ResolveConflict { .. } => rejected("internal: conflicts are settled apart"),
+        AdminCommand::ResolveConflict { .. } | AdminCommand::Health => {
+            rejected("internal: answered apart")
+        }
     }
 }
 

@@ -373,6 +373,7 @@ pub struct SecurityPlugin;
 
 impl Plugin for SecurityPlugin {
     fn build(&self, app: &mut App) {
+        crate::health::register(app, crate::health::checks::SECURITY);
         app.add_systems(
             PreUpdate,
             (

@@ -430,6 +430,7 @@ impl Plugin for TransportServerPlugin {
         if !app.is_plugin_added::<RenetServerPlugin>() {
             app.add_plugins((RenetServerPlugin, GatedServerPlugin));
         }
+        crate::health::register(app, crate::health::checks::TRANSPORT);
         // The mode function inserted `TransportSettings`, `ServerNet` and the renet resources.
         app.init_resource::<TickTimes>()
             .init_resource::<InboundQueue>()

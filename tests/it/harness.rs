@@ -20,6 +20,10 @@ pub const FRAME: Duration = Duration::from_millis(1000 / 30);
 pub fn cli(args: &[&str]) -> Cli {
     let mut argv = vec!["bloxquarium"];
     argv.extend_from_slice(args);
+    // Test servers run side by side: each serves health and metrics on a free port.
+    if args.contains(&"server") && !args.contains(&"--metrics-bind") {
+        argv.extend_from_slice(&["--metrics-bind", "127.0.0.1:0"]);
+    }
     match Cli::parse_from_args(argv) {
         Ok(cli) => cli,
         Err(outcome) => panic!("command line {args:?} did not parse: {outcome:?}"),
@@ -102,6 +106,8 @@ pub fn bin() -> Command {
         }
     }
     cmd.env_remove("RUST_LOG").env("NO_COLOR", "1");
+    // Servers started by tests run side by side: any free port for health and metrics.
+    cmd.env("BLOXQUARIUM_METRICS_BIND", "127.0.0.1:0");
     cmd
 }
 

@@ -5,6 +5,7 @@ mod config;
 mod datastore;
 mod foundation;
 mod harness;
+mod health;
 mod reconcile;
 mod security;
 mod transport;

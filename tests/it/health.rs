@@ -1,0 +1,313 @@
+//! Health and metrics: the HTTP endpoint with a real HTTP client, a degrading subsystem moving
+//! the status and the status code, Prometheus text with every subsystem's figures, the
+//! optimisation rules firing and settling, missing dependencies, the on-demand check.
+
+use std::time::Duration;
+
+use bevy::prelude::*;
+use bloxquarium::datastore::{DataStore, DataStoreState, OfflineMessage};
+use bloxquarium::health::{HealthStatus, IntegrationRegistry, MetricsEndpoint, Optimiser};
+use bloxquarium::reconcile::Reconciler;
+
+use crate::harness::{self, Scratch, pump_until};
+
+/// GET `path` from the server's endpoint: status and body.
+fn get(server: &App, path: &str) -> (u16, String) {
+    let addr = server.world().resource::<MetricsEndpoint>().addr;
+    match ureq::get(&format!("http://{addr}{path}"))
+        .timeout(Duration::from_secs(5))
+        .call()
+    {
+        Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+        Err(e) => panic!("GET {path}: {e}"),
+    }
+}
+
+/// Checks the Prometheus text exposition format line by line; returns (name, labels, value).
+fn parse_prometheus(text: &str) -> Vec<(String, String, f64)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix('#') {
+            let rest = rest.trim_start();
+            assert!(
+                rest.starts_with("TYPE ") || rest.starts_with("HELP "),
+                "bad comment line: {line}"
+            );
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect("series and value");
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line}"));
+        let (name, labels) = match series.split_once('{') {
+            Some((n, l)) => {
+                assert!(l.ends_with('}'), "bad labels in {line}");
+                (n.to_string(), l.trim_end_matches('}').to_string())
+            }
+            None => (series.to_string(), String::new()),
+        };
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name in {line}"
+        );
+        out.push((name, labels, value));
+    }
+    out
+}
+
+fn value(series: &[(String, String, f64)], name: &str) -> Option<f64> {
+    series.iter().find(|(n, _, _)| n == name).map(|s| s.2)
+}
+
+#[test]
+fn health_and_metrics_over_http_follow_a_degrading_data_store() {
+    let d = Scratch::new("health-http");
+    let cfg = harness::config_dir(
+        &d,
+        r#"{"health.checkInterval": 1, "datastore.autosaveInterval": 5}"#,
+    );
+    let mut server = harness::server_with_config(&d, &cfg);
+    let token = harness::issue(&server, 5, "Finn");
+    let mut client = harness::client(&d, harness::server_addr(&server), &token);
+    pump_until(
+        &mut [&mut server, &mut client],
+        300,
+        "loaded and checked",
+        |a| {
+            a[0].world()
+                .resource::<DataStoreState>()
+                .profile(5)
+                .is_some()
+                && a[0]
+                    .world()
+                    .resource::<IntegrationRegistry>()
+                    .last
+                    .is_some()
+        },
+    );
+    harness::pump(&mut [&mut server, &mut client], 40);
+    let (code, body) = get(&server, "/health");
+    assert_eq!(code, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["overall"]["status"], "Healthy", "{json}");
+    assert_eq!(json["system_count"], 7);
+    let names: Vec<&str> = json["systems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    for n in [
+        "transport",
+        "config",
+        "datastore",
+        "security",
+        "reconcile",
+        "game",
+        "health",
+    ] {
+        assert!(names.contains(&n), "{n} missing from {names:?}");
+    }
+    let (code, text) = get(&server, "/metrics");
+    assert_eq!(code, 200);
+    let series = parse_prometheus(&text);
+    for prefix in [
+        "bloxquarium_network_",
+        "bloxquarium_security_",
+        "bloxquarium_config_",
+        "bloxquarium_reconcile_",
+        "bloxquarium_datastore_",
+        "bloxquarium_process_",
+        "bloxquarium_tick_",
+        "bloxquarium_health_",
+    ] {
+        assert!(
+            series.iter().any(|(n, _, _)| n.starts_with(prefix)),
+            "no {prefix}* in:\n{text}"
+        );
+    }
+    assert_eq!(value(&series, "bloxquarium_network_sessions"), Some(1.0));
+    assert_eq!(value(&series, "bloxquarium_datastore_critical"), Some(0.0));
+    assert_eq!(get(&server, "/nothing").0, 404);
+
+    // The store starts failing: five errors within 120 s put it in its critical state.
+    server
+        .world_mut()
+        .resource_mut::<DataStoreState>()
+        .profile_mut(5)
+        .unwrap()
+        .stats
+        .coins = 555;
+    server
+        .world()
+        .resource::<DataStore>()
+        .backend()
+        .inject_write_failures(6);
+    pump_until(&mut [&mut server, &mut client], 3000, "unhealthy", |a| {
+        a[0].world()
+            .resource::<IntegrationRegistry>()
+            .last
+            .as_ref()
+            .is_some_and(|r| matches!(r.overall, HealthStatus::Unhealthy(_)))
+    });
+    harness::pump(&mut [&mut server, &mut client], 40);
+    let (code, body) = get(&server, "/health");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("datastore: critical"), "{body}");
+    let series = parse_prometheus(&get(&server, "/metrics").1);
+    assert_eq!(value(&series, "bloxquarium_datastore_critical"), Some(1.0));
+}
+
+#[test]
+fn the_optimisation_rules_fire_and_settle() {
+    let d = Scratch::new("health-rules");
+    let cfg = harness::config_dir(
+        &d,
+        r#"{"health.checkInterval": 1, "reconcile.interval": 5}"#,
+    );
+    let mut server = harness::server_with_config(&d, &cfg);
+    harness::pump(&mut [&mut server], 40);
+    let base = Duration::from_secs(5);
+    assert_eq!(server.world().resource::<Reconciler>().interval, base);
+    // Conflicts come fast: the integrity sweep slows down.
+    server
+        .world_mut()
+        .resource_mut::<Reconciler>()
+        .stats
+        .resolved_conflicts += 50;
+    pump_until(&mut [&mut server], 200, "sweep slowed", |a| {
+        a[0].world().resource::<Reconciler>().interval == base * 4
+    });
+    assert_eq!(
+        server.world().resource::<Optimiser>().reconcile_sweep.fired,
+        1
+    );
+    // None since: it settles.
+    pump_until(&mut [&mut server], 200, "sweep restored", |a| {
+        a[0].world().resource::<Reconciler>().interval == base
+    });
+    assert_eq!(
+        server
+            .world()
+            .resource::<Optimiser>()
+            .reconcile_sweep
+            .settled,
+        1
+    );
+
+    // The store fails most operations: auto-saves are spaced out.
+    let store = server.world().resource::<DataStore>().clone();
+    store.backend().inject_write_failures(10);
+    for _ in 0..10 {
+        assert!(
+            store
+                .send_offline(9, &OfflineMessage::Coins { amount: 1, from: 1 })
+                .is_err()
+        );
+    }
+    pump_until(&mut [&mut server], 200, "autosave slowed", |a| {
+        a[0].world().resource::<DataStoreState>().autosave_slowdown == 2
+    });
+    // Health says so.
+    pump_until(&mut [&mut server], 200, "degraded", |a| {
+        a[0].world()
+            .resource::<IntegrationRegistry>()
+            .last
+            .as_ref()
+            .is_some_and(|r| matches!(r.overall, HealthStatus::Degraded(_)))
+    });
+    // It recovers: the rule settles.
+    for _ in 0..20 {
+        store
+            .send_offline(9, &OfflineMessage::Coins { amount: 1, from: 1 })
+            .unwrap();
+    }
+    pump_until(&mut [&mut server], 200, "autosave restored", |a| {
+        a[0].world().resource::<DataStoreState>().autosave_slowdown == 1
+    });
+    let opt = server.world().resource::<Optimiser>();
+    assert_eq!(
+        (opt.datastore_autosave.fired, opt.datastore_autosave.settled),
+        (1, 1)
+    );
+}
+
+#[test]
+fn a_missing_dependency_names_both_plugins() {
+    let mut app = App::new();
+    app.add_plugins(MinimalPlugins)
+        .add_plugins(bloxquarium::datastore::DataStorePlugin);
+    let err = app
+        .world()
+        .resource::<IntegrationRegistry>()
+        .validate()
+        .unwrap_err();
+    assert_eq!(err.plugin, "datastore");
+    assert_eq!(err.missing, "transport");
+    assert!(
+        err.to_string()
+            .contains("plugin datastore needs plugin transport")
+    );
+}
+
+#[test]
+fn an_admin_runs_the_checks_on_demand() {
+    use bloxquarium::protocol::{AdminCommand, RemoteError, SealedRequest, SealedResponse};
+    use bloxquarium::transport::{ClientNet, SealedRpcCompleted};
+    let d = Scratch::new("health-admin");
+    let mut server = harness::server(&d, &[]);
+    let mut clients: Vec<App> = [21u64, 22]
+        .iter()
+        .map(|p| {
+            let t = harness::issue(&server, *p, "x");
+            harness::client(&d, harness::server_addr(&server), &t)
+        })
+        .collect();
+    server
+        .world_mut()
+        .resource_mut::<bloxquarium::security::Security>()
+        .assign_role(21, "admin", "test")
+        .unwrap();
+    let (a, b) = clients.split_at_mut(1);
+    let (admin, player) = (&mut a[0], &mut b[0]);
+    pump_until(&mut [&mut server, admin, player], 300, "connected", |a| {
+        a[0].world()
+            .resource::<bloxquarium::transport::ServerNet>()
+            .session_count()
+            == 2
+    });
+    let ask = |who: &mut App, server: &mut App, other: &mut App| {
+        let t = who.world().resource::<Time<Real>>().elapsed();
+        let id = who
+            .world_mut()
+            .resource_mut::<ClientNet>()
+            .call_sealed(SealedRequest::Admin(AdminCommand::Health), t);
+        let mut got = None;
+        pump_until(&mut [server, who, other], 300, "answer", |a| {
+            got = harness::drain::<SealedRpcCompleted>(a[1])
+                .into_iter()
+                .find(|c| c.id == id)
+                .map(|c| c.result);
+            got.is_some()
+        });
+        got.unwrap()
+    };
+    match ask(admin, &mut server, player) {
+        Ok(SealedResponse::Health { overall, systems }) => {
+            assert_eq!(overall, "healthy");
+            assert_eq!(systems.len(), 7);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        ask(player, &mut server, admin),
+        Err(RemoteError::Rejected(
+            "permission denied: admin.health".into()
+        ))
+    );
+}
