@@ -197,6 +197,7 @@ impl PluginGroup for ServerPlugins {
             .add(crate::game::GameServerPlugin)
             .add(crate::reconcile::ReconcilePlugin)
             .add(crate::health::HealthPlugin)
+            .add(crate::assets::AssetsServerPlugin)
     }
 }
 
@@ -215,6 +216,7 @@ impl PluginGroup for ClientPlugins {
             .add(TransportClientPlugin)
             .add(crate::config::ConfigClientPlugin)
             .add(crate::game::GameClientPlugin)
+            .add(crate::assets::AssetsClientPlugin)
     }
 }
 
@@ -351,6 +353,7 @@ fn install_server(
     let security = crate::security::Security::from_config(&config, &paths.config, &paths.data)?;
     app.insert_resource(crate::datastore::DataStore(std::sync::Arc::new(store)))
         .insert_resource(security)
+        .insert_resource(crate::assets::registry_for_server(&paths.assets, &config))
         .insert_resource(crate::reconcile::Reconciler::from_config(&config)?)
         .insert_resource(crate::datastore::DataStoreState::new(server_id))
         .insert_resource(ServerNet(ServerCore::new(settings.rekey_after)))
@@ -595,6 +598,9 @@ pub fn run(cli: &Cli) -> Result<Finished, StartError> {
         Command::Audit(args) => return audit_report(&cli.global, &args).map(Finished::Report),
         Command::Datastore { action } => {
             return crate::datastore::cli::run(&cli.global, &action).map(Finished::Report);
+        }
+        Command::Assets { action } => {
+            return crate::assets::run_command(&cli.global, &action).map(Finished::Report);
         }
         Command::Loadtest(args) => {
             return crate::loadtest::run(&cli.global, &args)

@@ -91,6 +91,22 @@ pub enum Command {
         #[command(subcommand)]
         action: DatastoreCommand,
     },
+    /// The game's assets.
+    Assets {
+        /// What to do.
+        #[command(subcommand)]
+        action: AssetsCommand,
+    },
+}
+
+/// `assets` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum AssetsCommand {
+    /// Write the generated asset tree into --assets (deterministic: the same bytes every run).
+    Generate,
+    /// Scan --assets and print the manifest (path, category, type, size, sha256, qualities,
+    /// priority).
+    Manifest,
 }
 
 /// Flags of `audit`.

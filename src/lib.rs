@@ -5,6 +5,7 @@
 //! plugin as its door.
 
 pub mod app;
+pub mod assets;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -98,6 +98,44 @@ pub const CONFIG_SNAPSHOT: &str = "config";
 /// Signed-blob purpose of a config delta.
 pub const CONFIG_DELTA: &str = "config-delta";
 
+/// Signed-blob purpose of the asset manifest.
+pub const ASSET_MANIFEST: &str = "asset-manifest";
+
+/// The server's asset manifest, sent signed at join.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AssetManifest {
+    /// Every asset, by professional path.
+    pub entries: Vec<AssetEntry>,
+}
+
+/// One asset (all its quality variants).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssetEntry {
+    /// Professional path: `Models/Aquariums/Aquarium_Lv1` (no extension, no quality suffix).
+    pub path: String,
+    /// Category: a model subcategory (Aquariums, Characters, ...) or a type (Textures, ...).
+    pub category: String,
+    /// Type by extension: model, texture, sound, font, data, document.
+    pub kind: String,
+    /// Load priority: critical, high, medium or low.
+    pub priority: String,
+    /// The files: quality (empty: the only one), file path, size, sha256.
+    pub variants: Vec<AssetVariant>,
+}
+
+/// One file of an asset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssetVariant {
+    /// LOW, MEDIUM, HIGH, ULTRA, PROFESSIONAL, or empty.
+    pub quality: String,
+    /// Path under the assets dir.
+    pub file: String,
+    /// Bytes.
+    pub size: u64,
+    /// Hex sha256.
+    pub sha256: String,
+}
+
 /// An AES-256-GCM envelope as it travels (see `transport::envelope`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sealed {

@@ -1,6 +1,7 @@
 //! All integration tests, in one binary (each extra test binary links all of Bevy again).
 //! Subsystem tests live in `<subsystem>.rs`; `harness` builds the apps they drive.
 
+mod assets;
 mod config;
 mod datastore;
 mod foundation;
