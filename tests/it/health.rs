@@ -95,7 +95,7 @@ fn health_and_metrics_over_http_follow_a_degrading_data_store() {
     assert_eq!(code, 200, "{body}");
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(json["overall"]["status"], "Healthy", "{json}");
-    assert_eq!(json["system_count"], 7);
+    assert_eq!(json["system_count"], 8);
     let names: Vec<&str> = json["systems"]
         .as_array()
         .unwrap()
@@ -300,7 +300,7 @@ fn an_admin_runs_the_checks_on_demand() {
     match ask(admin, &mut server, player) {
         Ok(SealedResponse::Health { overall, systems }) => {
             assert_eq!(overall, "healthy");
-            assert_eq!(systems.len(), 7);
+            assert_eq!(systems.len(), 8);
         }
         other => panic!("{other:?}"),
     }
