@@ -19,6 +19,10 @@
 //! PostgreSQL the second commit fails with a serialization error and is retried, then sees the
 //! other server's lock. Lock age uses the writer's wall clock; servers sharing a store need
 //! synchronized clocks (NTP), and `datastore.lockStaleAfter` must exceed the worst skew.
+//!
+//! The blob sequence number (the `next_seq` row of [`Table::Meta`]) would make every save of
+//! every server touch one row; under PostgreSQL it maps to a `SEQUENCE` (`nextval`), which never
+//! takes part in serialization conflicts (gaps are harmless).
 
 use std::path::Path;
 
