@@ -281,3 +281,34 @@ pub fn pump_for(apps: &mut [&mut App], wall: Duration) {
         std::thread::sleep(Duration::from_millis(1));
     }
 }
+
+/// A sealed call from `client`; pumps `server` and every app in `others` until it is answered.
+pub fn sealed(
+    server: &mut App,
+    client: &mut App,
+    others: &mut [&mut App],
+    body: bloxquarium::protocol::SealedRequest,
+) -> Result<bloxquarium::protocol::SealedResponse, bloxquarium::protocol::RemoteError> {
+    let t = client.world().resource::<Time<Real>>().elapsed();
+    let id = client
+        .world_mut()
+        .resource_mut::<bloxquarium::transport::ClientNet>()
+        .call_sealed(body, t);
+    let mut got = None;
+    for _ in 0..300 {
+        server.update();
+        client.update();
+        for o in others.iter_mut() {
+            o.update();
+        }
+        if let Some(c) = drain::<bloxquarium::transport::SealedRpcCompleted>(client)
+            .into_iter()
+            .find(|c| c.id == id)
+        {
+            got = Some(c.result);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    got.expect("the sealed call is answered")
+}

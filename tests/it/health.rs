@@ -258,7 +258,6 @@ fn a_missing_dependency_names_both_plugins() {
 #[test]
 fn an_admin_runs_the_checks_on_demand() {
     use bloxquarium::protocol::{AdminCommand, RemoteError, SealedRequest, SealedResponse};
-    use bloxquarium::transport::{ClientNet, SealedRpcCompleted};
     let d = Scratch::new("health-admin");
     let mut server = harness::server(&d, &[]);
     let mut clients: Vec<App> = [21u64, 22]
@@ -282,20 +281,12 @@ fn an_admin_runs_the_checks_on_demand() {
             == 2
     });
     let ask = |who: &mut App, server: &mut App, other: &mut App| {
-        let t = who.world().resource::<Time<Real>>().elapsed();
-        let id = who
-            .world_mut()
-            .resource_mut::<ClientNet>()
-            .call_sealed(SealedRequest::Admin(AdminCommand::Health), t);
-        let mut got = None;
-        pump_until(&mut [server, who, other], 300, "answer", |a| {
-            got = harness::drain::<SealedRpcCompleted>(a[1])
-                .into_iter()
-                .find(|c| c.id == id)
-                .map(|c| c.result);
-            got.is_some()
-        });
-        got.unwrap()
+        harness::sealed(
+            server,
+            who,
+            &mut [other],
+            SealedRequest::Admin(AdminCommand::Health),
+        )
     };
     match ask(admin, &mut server, player) {
         Ok(SealedResponse::Health { overall, systems }) => {

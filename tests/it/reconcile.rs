@@ -331,20 +331,7 @@ fn under_manual_a_conflict_waits_for_an_admin_who_settles_it_over_the_network() 
             .held
     );
     let call = |server: &mut App, admin: &mut App, player: &mut App, cmd| {
-        let t = admin.world().resource::<Time<Real>>().elapsed();
-        let id = admin
-            .world_mut()
-            .resource_mut::<ClientNet>()
-            .call_sealed(SealedRequest::Admin(cmd), t);
-        let mut got = None;
-        pump_until(&mut [server, admin, player], 300, "admin answer", |a| {
-            got = harness::drain::<bloxquarium::transport::SealedRpcCompleted>(a[1])
-                .into_iter()
-                .find(|c| c.id == id)
-                .map(|c| c.result);
-            got.is_some()
-        });
-        got.unwrap()
+        harness::sealed(server, admin, &mut [player], SealedRequest::Admin(cmd))
     };
     let listed = call(
         &mut server,

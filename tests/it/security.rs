@@ -327,38 +327,6 @@ use bloxquarium::protocol::{
     ShopItem, channel,
 };
 use bloxquarium::security::{AuditKind, AuditQuery, AuditRecord, audit};
-use bloxquarium::transport::SealedRpcCompleted;
-
-/// A sealed call from `client`; pumps `server` and every app in `others` until it is answered.
-fn sealed(
-    server: &mut App,
-    client: &mut App,
-    others: &mut [&mut App],
-    body: SealedRequest,
-) -> Result<SealedResponse, RemoteError> {
-    let t = client.world().resource::<Time<Real>>().elapsed();
-    let id = client
-        .world_mut()
-        .resource_mut::<ClientNet>()
-        .call_sealed(body, t);
-    let mut got = None;
-    for _ in 0..300 {
-        server.update();
-        client.update();
-        for o in others.iter_mut() {
-            o.update();
-        }
-        if let Some(c) = harness::drain::<SealedRpcCompleted>(client)
-            .into_iter()
-            .find(|c| c.id == id)
-        {
-            got = Some(c.result);
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-    got.expect("the sealed call is answered")
-}
 
 fn audit_of(d: &Scratch, player: Option<u64>, kind: AuditKind) -> Vec<AuditRecord> {
     audit::query(
@@ -374,7 +342,7 @@ fn audit_of(d: &Scratch, player: Option<u64>, kind: AuditKind) -> Vec<AuditRecor
 
 /// The well-behaved client still gets answers and stays connected.
 fn still_fine(server: &mut App, good: &mut App) {
-    let r = sealed(
+    let r = harness::sealed(
         server,
         good,
         &mut [],
@@ -442,7 +410,7 @@ fn out_of_range_fields_are_refused_with_a_reason_a_strike_and_an_audit_record() 
             "grant of",
         ),
     ] {
-        let r = sealed(&mut server, &mut bad, &mut [&mut good], body);
+        let r = harness::sealed(&mut server, &mut bad, &mut [&mut good], body);
         match r {
             Err(RemoteError::Rejected(reason)) => assert!(reason.contains(why), "{reason}"),
             other => panic!("expected a rejection, got {other:?}"),
@@ -468,7 +436,7 @@ fn out_of_range_fields_are_refused_with_a_reason_a_strike_and_an_audit_record() 
         "{strikes:?}"
     );
     // The fifth strike kicks.
-    let _ = sealed(
+    let _ = harness::sealed(
         &mut server,
         &mut bad,
         &mut [&mut good],
@@ -519,7 +487,7 @@ fn permission_escalation_is_denied_struck_and_audited() {
         ),
         (AdminCommand::Stats, "admin.stats"),
     ] {
-        let r = sealed(
+        let r = harness::sealed(
             &mut server,
             &mut bad,
             &mut [&mut good],
@@ -606,7 +574,7 @@ fn overspending_impossible_income_and_clock_skew_are_suspicious() {
     let mut good = connect(&mut server, &d, 62);
     loaded(&mut server, &mut [&mut bad, &mut good], 61);
     // A purchase the client knows it cannot afford (100 coins, tank upgrade costs 500).
-    let r = sealed(
+    let r = harness::sealed(
         &mut server,
         &mut bad,
         &mut [&mut good],
@@ -623,7 +591,7 @@ fn overspending_impossible_income_and_clock_skew_are_suspicious() {
         ))
     );
     // A fair one goes through.
-    let r = sealed(
+    let r = harness::sealed(
         &mut server,
         &mut bad,
         &mut [&mut good],
@@ -704,7 +672,7 @@ fn admin_commands_work_for_an_admin_and_are_audited() {
         .assign_role(71, "admin", "test")
         .unwrap();
     let run = |server: &mut App, admin: &mut App, target: &mut App, cmd| {
-        sealed(server, admin, &mut [target], SealedRequest::Admin(cmd))
+        harness::sealed(server, admin, &mut [target], SealedRequest::Admin(cmd))
     };
     // Grant to a live player.
     let r = run(
