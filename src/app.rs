@@ -233,6 +233,7 @@ impl PluginGroup for ClientRenderPlugins {
         PluginGroupBuilder::start::<Self>()
             .add(crate::client::render::ScenePlugin)
             .add(crate::client::render::StatusTextPlugin)
+            .add(crate::client::hud::GameHudPlugin)
             .add(crate::client::render::WindowClosePlugin)
             .add(crate::client::render::ScreenshotPlugin {
                 path: self.screenshot.screenshot,

@@ -4,6 +4,8 @@
 #[cfg(feature = "client")]
 pub mod display;
 #[cfg(feature = "client")]
+pub mod hud;
+#[cfg(feature = "client")]
 pub mod render;
 
 use std::net::SocketAddr;

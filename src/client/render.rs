@@ -1,6 +1,7 @@
 //! The windowed client: a lit 3D placeholder scene (camera, light, floor, a glass tank), a status
-//! line, window close routed through the shutdown phase, and the screenshot smoke check.
-//! The game issue replaces the scene with the real tank.
+//! line, window close routed through the shutdown phase, and the screenshot smoke check. The
+//! player's fish, the HUD and the F3 overlay are in [`super::hud`]; the game issue replaces the
+//! scene with the generated tank models.
 
 use std::path::PathBuf;
 
@@ -28,17 +29,8 @@ impl Plugin for ScenePlugin {
                 ..default()
             })
             .add_systems(Startup, spawn_scene)
-            .add_systems(Update, (swim_placeholder_fish, apply_graphics_settings));
+            .add_systems(Update, apply_graphics_settings);
     }
-}
-
-/// A placeholder fish that circles the tank.
-#[derive(Component)]
-struct PlaceholderFish {
-    radius: f32,
-    speed: f32,
-    phase: f32,
-    height: f32,
 }
 
 fn spawn_scene(
@@ -163,33 +155,6 @@ fn spawn_scene(
             Transform::from_xyz(x, base + 0.25 + h / 2.0, -0.7),
         ));
     }
-
-    let colours = [
-        Color::srgb(1.0, 0.5, 0.1),
-        Color::srgb(0.95, 0.85, 0.2),
-        Color::srgb(0.2, 0.6, 1.0),
-        Color::srgb(0.9, 0.2, 0.4),
-        Color::srgb(1.0, 0.5, 0.1),
-    ];
-    let body = meshes.add(Sphere::new(0.14));
-    for (i, colour) in colours.into_iter().enumerate() {
-        let i = i as f32;
-        commands.spawn((
-            Mesh3d(body.clone()),
-            MeshMaterial3d(materials.add(StandardMaterial {
-                base_color: colour,
-                perceptual_roughness: 0.4,
-                ..default()
-            })),
-            Transform::from_scale(Vec3::new(1.8, 0.9, 0.7)),
-            PlaceholderFish {
-                radius: 0.6 + 0.25 * i,
-                speed: 0.5 + 0.12 * i,
-                phase: i * 1.3,
-                height: base + 0.7 + 0.25 * i,
-            },
-        ));
-    }
 }
 
 /// ClientSafe settings applied live: `graphics.shadows` on the sun, `ui.scale` on the UI.
@@ -242,20 +207,6 @@ fn frame_edges(size: Vec3, t: f32) -> Vec<(Vec3, Vec3)> {
         }
     }
     edges
-}
-
-fn swim_placeholder_fish(time: Res<Time>, mut fish: Query<(&PlaceholderFish, &mut Transform)>) {
-    let t = time.elapsed_secs();
-    for (f, mut transform) in &mut fish {
-        let a = f.phase + t * f.speed;
-        // An ellipse that fits the tank: wide in x, shallow in z.
-        let x = a.cos() * f.radius.min(TANK.x / 2.0 - 0.3);
-        let z = a.sin() * (f.radius * 0.4).min(TANK.z / 2.0 - 0.25);
-        transform.translation = Vec3::new(x, f.height + (t * 1.7 + f.phase).sin() * 0.05, z);
-        // Face along the direction of travel (the derivative of the ellipse).
-        let heading = Vec2::new(-a.sin() * f.radius, a.cos() * f.radius * 0.4);
-        transform.rotation = Quat::from_rotation_y(-heading.y.atan2(heading.x));
-    }
 }
 
 /// The status line: mode, server address and connection state.

@@ -3,6 +3,7 @@
 //! income watch that feeds the security detectors. Client: prediction of its own operations
 //! ([`predict`]). The economy's rules are plain functions in [`economy`].
 
+pub mod boids;
 pub mod economy;
 pub mod predict;
 

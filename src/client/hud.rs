@@ -1,0 +1,353 @@
+//! The game on the client: the player's own fish in the tank (flocking), the coins/tank/fish
+//! line, keys to buy, feed and upgrade (predicted at once), a toast for each refused action
+//! with its reason, and the F3 overlay.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bevy::input::ButtonInput;
+use bevy::input::keyboard::KeyCode;
+use bevy::prelude::*;
+
+use super::ConnectionState;
+use crate::config::ClientConfig;
+use crate::game::boids::{self, Boid, Flock};
+use crate::game::{Catalog, GameOp, Prediction};
+use crate::protocol::ShopItem;
+use crate::transport::ClientNet;
+
+/// The swimming volume inside the placeholder tank (centre and half extents, metres).
+const SWIM_CENTRE: [f32; 3] = [0.0, 1.3, 0.0];
+const SWIM_HALF: [f32; 3] = [1.8, 0.75, 0.8];
+
+/// Species colours (the generator's palette).
+const SPECIES_COLOURS: [[f32; 3]; 6] = [
+    [1.0, 0.45, 0.05],
+    [1.0, 0.35, 0.0],
+    [0.1, 0.5, 1.0],
+    [0.85, 0.85, 0.7],
+    [0.05, 0.25, 0.9],
+    [0.95, 0.95, 0.9],
+];
+
+/// A fish of the player's, by id.
+#[derive(Component)]
+struct PlayerFish {
+    id: u64,
+}
+
+#[derive(Component)]
+struct HudText;
+
+#[derive(Component)]
+struct ToastText;
+
+#[derive(Component)]
+struct OverlayText;
+
+/// A text box that hides while its text is empty.
+#[derive(Component)]
+struct HidesWhenEmpty;
+
+#[derive(Resource, Default)]
+struct HudState {
+    boids: HashMap<u64, Boid>,
+    toast_until: Duration,
+    shown_rejections: usize,
+    overlay: bool,
+    fps: f32,
+}
+
+/// The client's game view.
+pub struct GameHudPlugin;
+
+impl Plugin for GameHudPlugin {
+    fn build(&self, app: &mut App) {
+        app.init_resource::<HudState>()
+            .add_systems(Startup, spawn_hud)
+            .add_systems(
+                Update,
+                (
+                    keys,
+                    sync_fish,
+                    swim,
+                    update_hud,
+                    update_overlay,
+                    hide_empty,
+                )
+                    .chain(),
+            );
+    }
+}
+
+fn text_box(top: Val, colour: Color, marker: impl Component, size: f32) -> impl Bundle {
+    (
+        Node {
+            position_type: PositionType::Absolute,
+            top,
+            left: px(12),
+            padding: UiRect::axes(px(12), px(8)),
+            ..default()
+        },
+        BackgroundColor(Color::srgba(0.0, 0.0, 0.0, 0.55)),
+        HidesWhenEmpty,
+        children![(
+            Text::new(""),
+            TextFont::default().with_font_size(size),
+            TextColor(colour),
+            marker,
+        )],
+    )
+}
+
+fn spawn_hud(mut commands: Commands) {
+    commands.spawn(text_box(px(52), Color::srgb(1.0, 0.9, 0.5), HudText, 20.0));
+    commands.spawn(text_box(
+        px(92),
+        Color::srgb(1.0, 0.55, 0.5),
+        ToastText,
+        18.0,
+    ));
+    commands.spawn(text_box(
+        px(132),
+        Color::srgb(0.7, 1.0, 0.8),
+        OverlayText,
+        16.0,
+    ));
+}
+
+fn catalog(config: Option<&ClientConfig>) -> Option<Catalog> {
+    config.and_then(|c| Catalog::from_config(&c.0).ok())
+}
+
+fn keys(
+    input: Option<Res<ButtonInput<KeyCode>>>,
+    mut prediction: ResMut<Prediction>,
+    net: Option<ResMut<ClientNet>>,
+    config: Option<Res<ClientConfig>>,
+    mut hud: ResMut<HudState>,
+    time: Res<Time<Real>>,
+) {
+    let Some(input) = input else { return };
+    if input.just_pressed(KeyCode::F3) {
+        hud.overlay = !hud.overlay;
+    }
+    let (Some(mut net), Some(catalog)) = (net, catalog(config.as_deref())) else {
+        return;
+    };
+    let digits = [
+        KeyCode::Digit1,
+        KeyCode::Digit2,
+        KeyCode::Digit3,
+        KeyCode::Digit4,
+        KeyCode::Digit5,
+        KeyCode::Digit6,
+    ];
+    let mut ops = Vec::new();
+    for (species, key) in digits.iter().enumerate() {
+        if input.just_pressed(*key) {
+            ops.push(GameOp::Purchase {
+                item: ShopItem::Fish {
+                    species: species as u8,
+                },
+                quantity: 1,
+            });
+        }
+    }
+    if input.just_pressed(KeyCode::KeyF) {
+        ops.push(GameOp::Feed { fish: None });
+    }
+    if input.just_pressed(KeyCode::KeyU) {
+        ops.push(GameOp::Purchase {
+            item: ShopItem::TankUpgrade,
+            quantity: 1,
+        });
+    }
+    let now = time.elapsed();
+    for op in ops {
+        if let Err(why) = prediction.send(&mut net, op, &catalog, now) {
+            // Refused before sending: shown like the server's refusals.
+            prediction.predictor.rejections.push((0, why));
+        }
+    }
+}
+
+/// One entity per fish in the predicted state.
+fn sync_fish(
+    mut commands: Commands,
+    prediction: Res<Prediction>,
+    config: Option<Res<ClientConfig>>,
+    mut hud: ResMut<HudState>,
+    fish: Query<(Entity, &PlayerFish)>,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut materials: ResMut<Assets<StandardMaterial>>,
+) {
+    let Some(catalog) = catalog(config.as_deref()) else {
+        return;
+    };
+    let Some(state) = prediction.predictor.predicted(&catalog) else {
+        return;
+    };
+    let wanted: HashMap<u64, u8> = state.fish.iter().map(|f| (f.id, f.species)).collect();
+    for (e, f) in &fish {
+        if !wanted.contains_key(&f.id) {
+            commands.entity(e).despawn();
+            hud.boids.remove(&f.id);
+        }
+    }
+    let have: Vec<u64> = fish.iter().map(|(_, f)| f.id).collect();
+    for (id, species) in wanted {
+        if have.contains(&id) {
+            continue;
+        }
+        let c = SPECIES_COLOURS[usize::from(species) % SPECIES_COLOURS.len()];
+        let k = id as f32;
+        let start = Boid {
+            pos: [
+                SWIM_CENTRE[0] + (k * 1.7).sin() * 1.2,
+                SWIM_CENTRE[1] + (k * 0.9).cos() * 0.4,
+                SWIM_CENTRE[2] + (k * 2.3).sin() * 0.5,
+            ],
+            vel: [0.5 * (k * 0.7).cos(), 0.0, 0.5 * (k * 0.7).sin()],
+        };
+        hud.boids.insert(id, start);
+        commands.spawn((
+            Mesh3d(meshes.add(Sphere::new(0.12))),
+            MeshMaterial3d(materials.add(StandardMaterial {
+                base_color: Color::srgb(c[0], c[1], c[2]),
+                perceptual_roughness: 0.4,
+                ..default()
+            })),
+            Transform::from_translation(Vec3::from(start.pos)).with_scale(Vec3::new(1.8, 0.9, 0.7)),
+            PlayerFish { id },
+        ));
+    }
+}
+
+fn swim(
+    time: Res<Time>,
+    mut hud: ResMut<HudState>,
+    mut fish: Query<(&PlayerFish, &mut Transform)>,
+) {
+    let dt = time.delta_secs().min(0.1);
+    if dt > 0.0 {
+        let smoothed = hud.fps * 0.95 + (1.0 / dt) * 0.05;
+        hud.fps = smoothed;
+    }
+    let flock = Flock {
+        half: SWIM_HALF,
+        centre: SWIM_CENTRE,
+        sight: 0.8,
+        personal: 0.3,
+        speed: 0.55,
+    };
+    let ids: Vec<u64> = hud.boids.keys().copied().collect();
+    let mut all: Vec<Boid> = ids
+        .iter()
+        .filter_map(|i| hud.boids.get(i).copied())
+        .collect();
+    boids::step(&mut all, &flock, dt);
+    for (id, b) in ids.iter().zip(all) {
+        hud.boids.insert(*id, b);
+    }
+    for (f, mut t) in &mut fish {
+        if let Some(b) = hud.boids.get(&f.id) {
+            t.translation = Vec3::from(b.pos);
+            t.rotation = Quat::from_rotation_y(-b.vel[2].atan2(b.vel[0]));
+        }
+    }
+}
+
+fn update_hud(
+    prediction: Res<Prediction>,
+    config: Option<Res<ClientConfig>>,
+    state: Res<ConnectionState>,
+    time: Res<Time<Real>>,
+    mut hud: ResMut<HudState>,
+    mut line: Query<&mut Text, (With<HudText>, Without<ToastText>)>,
+    mut toast: Query<&mut Text, (With<ToastText>, Without<HudText>)>,
+) {
+    let now = time.elapsed();
+    let catalog = catalog(config.as_deref());
+    let text = match (
+        catalog
+            .as_ref()
+            .and_then(|c| prediction.predictor.predicted(c)),
+        catalog.as_ref(),
+    ) {
+        (Some(s), Some(c)) => format!(
+            "Coins {} | Tank Lv{} | Fish {}/{} | keys: 1-6 buy fish, F feed, U upgrade tank, F3 stats",
+            s.coins,
+            s.tank_level,
+            s.fish.len(),
+            c.capacity(s.tank_level)
+        ),
+        _ if *state == ConnectionState::Connected => "Loading your aquarium...".to_string(),
+        _ => "Not in the game".to_string(),
+    };
+    for mut t in &mut line {
+        if t.0 != text {
+            t.0.clone_from(&text);
+        }
+    }
+    let rejections = prediction.predictor.rejections.len();
+    if rejections != hud.shown_rejections {
+        hud.shown_rejections = rejections;
+        hud.toast_until = now + Duration::from_secs(4);
+        if let Some((_, why)) = prediction.predictor.rejections.last() {
+            for mut t in &mut toast {
+                t.0 = format!("Refused: {why}");
+            }
+        }
+    }
+    if now > hud.toast_until {
+        for mut t in &mut toast {
+            t.0.clear();
+        }
+    }
+}
+
+fn update_overlay(
+    hud: Res<HudState>,
+    prediction: Res<Prediction>,
+    net: Option<Res<ClientNet>>,
+    state: Res<ConnectionState>,
+    mut text: Query<&mut Text, With<OverlayText>>,
+) {
+    let body = if hud.overlay {
+        let (rtt, loss) = net
+            .as_ref()
+            .and_then(|n| n.stats.peers.values().next())
+            .map_or((0.0, 0.0), |p| (p.rtt_ms, p.packet_loss));
+        let p = &prediction.predictor;
+        format!(
+            "FPS {:.0} | RTT {rtt:.0} ms | loss {:.1}% | predicted ops pending {} (acked {}, mispredicted {}) | {} | asset cache: no loader yet",
+            hud.fps,
+            loss * 100.0,
+            p.pending(),
+            p.acknowledged,
+            p.mispredictions,
+            *state,
+        )
+    } else {
+        String::new()
+    };
+    for mut t in &mut text {
+        if t.0 != body {
+            t.0.clone_from(&body);
+        }
+    }
+}
+
+fn hide_empty(mut boxes: Query<(&mut Node, &Children), With<HidesWhenEmpty>>, texts: Query<&Text>) {
+    for (mut node, children) in &mut boxes {
+        let empty = children
+            .iter()
+            .filter_map(|c| texts.get(c).ok())
+            .all(|t| t.0.is_empty());
+        let display = if empty { Display::None } else { Display::Flex };
+        if node.display != display {
+            node.display = display;
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Flocking (boids) for the fish in a tank, as a plain function over positions and velocities.
+
+/// One fish's motion.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Boid {
+    /// Position (x, y, z).
+    pub pos: [f32; 3],
+    /// Velocity.
+    pub vel: [f32; 3],
+}
+
+/// Flocking parameters and the tank's box.
+#[derive(Debug, Clone, Copy)]
+pub struct Flock {
+    /// Half extents of the swimming volume, centred on `centre`.
+    pub half: [f32; 3],
+    /// Centre of the volume.
+    pub centre: [f32; 3],
+    /// Neighbour radius.
+    pub sight: f32,
+    /// Closer than this, fish push apart.
+    pub personal: f32,
+    /// Cruise speed.
+    pub speed: f32,
+}
+
+fn add(a: [f32; 3], b: [f32; 3], k: f32) -> [f32; 3] {
+    [a[0] + b[0] * k, a[1] + b[1] * k, a[2] + b[2] * k]
+}
+
+fn sub(a: [f32; 3], b: [f32; 3]) -> [f32; 3] {
+    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
+}
+
+fn len(a: [f32; 3]) -> f32 {
+    (a[0] * a[0] + a[1] * a[1] + a[2] * a[2]).sqrt()
+}
+
+/// Advances every boid by `dt`: separation, alignment and cohesion among neighbours, a push back
+/// from the walls, and speed held near the cruise speed.
+pub fn step(boids: &mut [Boid], flock: &Flock, dt: f32) {
+    let snapshot: Vec<Boid> = boids.to_vec();
+    for (i, b) in boids.iter_mut().enumerate() {
+        let mut sep = [0.0; 3];
+        let mut ali = [0.0; 3];
+        let mut coh = [0.0; 3];
+        let mut n = 0.0;
+        for (j, o) in snapshot.iter().enumerate() {
+            if i == j {
+                continue;
+            }
+            let d = sub(b.pos, o.pos);
+            let dist = len(d);
+            if dist < flock.sight {
+                n += 1.0;
+                ali = add(ali, o.vel, 1.0);
+                coh = add(coh, o.pos, 1.0);
+                if dist < flock.personal && dist > 1e-4 {
+                    sep = add(sep, d, 1.0 / (dist * dist));
+                }
+            }
+        }
+        let mut acc = [0.0; 3];
+        if n > 0.0 {
+            acc = add(acc, sub([ali[0] / n, ali[1] / n, ali[2] / n], b.vel), 0.6);
+            acc = add(acc, sub([coh[0] / n, coh[1] / n, coh[2] / n], b.pos), 0.4);
+            acc = add(acc, sep, 0.05);
+        }
+        for (k, a) in acc.iter_mut().enumerate() {
+            let rel = b.pos[k] - flock.centre[k];
+            let margin = flock.half[k] * 0.8;
+            if rel > margin {
+                *a -= (rel - margin) * 8.0;
+            } else if rel < -margin {
+                *a += (-margin - rel) * 8.0;
+            }
+        }
+        // Fish swim mostly level.
+        acc[1] -= b.vel[1] * 0.8;
+        b.vel = add(b.vel, acc, dt);
+        let s = len(b.vel);
+        if s > 1e-4 {
+            let k = (s + (flock.speed - s) * (dt * 2.0).min(1.0)) / s;
+            b.vel = [b.vel[0] * k, b.vel[1] * k, b.vel[2] * k];
+        } else {
+            b.vel = [flock.speed, 0.0, 0.0];
+        }
+        b.pos = add(b.pos, b.vel, dt);
+        for (k, p) in b.pos.iter_mut().enumerate() {
+            *p = p.clamp(
+                flock.centre[k] - flock.half[k],
+                flock.centre[k] + flock.half[k],
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fish_stay_in_the_tank_keep_apart_and_keep_moving() {
+        let flock = Flock {
+            half: [1.8, 0.8, 0.8],
+            centre: [0.0, 1.0, 0.0],
+            sight: 0.8,
+            personal: 0.25,
+            speed: 0.6,
+        };
+        let mut boids: Vec<Boid> = (0..30)
+            .map(|i| Boid {
+                pos: [0.01 * i as f32, 1.0, 0.0],
+                vel: [0.3, 0.0, 0.1 * (i % 3) as f32],
+            })
+            .collect();
+        for _ in 0..2000 {
+            step(&mut boids, &flock, 1.0 / 60.0);
+        }
+        for b in &boids {
+            for k in 0..3 {
+                assert!((b.pos[k] - flock.centre[k]).abs() <= flock.half[k] + 1e-4);
+            }
+            let s = len(b.vel);
+            assert!(s > 0.05 && s < 1.2, "speed {s}");
+        }
+        let mean = boids.iter().map(|b| len(b.vel)).sum::<f32>() / boids.len() as f32;
+        assert!(mean > 0.4, "mean speed {mean}");
+        // They spread out from the one point they started at.
+        let mut closest = f32::MAX;
+        for i in 0..boids.len() {
+            for j in i + 1..boids.len() {
+                closest = closest.min(len(sub(boids[i].pos, boids[j].pos)));
+            }
+        }
+        assert!(closest > 0.02, "closest pair {closest}");
+    }
+}
