@@ -157,6 +157,14 @@ fn keys(
     if input.just_pressed(KeyCode::KeyF) {
         ops.push(GameOp::Feed { fish: None });
     }
+    if input.just_pressed(KeyCode::KeyS)
+        && let Some(newest) = prediction
+            .predictor
+            .predicted(&catalog)
+            .and_then(|s| s.fish.iter().map(|f| f.id).max())
+    {
+        ops.push(GameOp::Sell { fish: newest });
+    }
     if input.just_pressed(KeyCode::KeyU) {
         ops.push(GameOp::Purchase {
             item: ShopItem::TankUpgrade,
@@ -258,8 +266,10 @@ fn swim(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn update_hud(
     prediction: Res<Prediction>,
+    board: Res<crate::game::Leaderboard>,
     config: Option<Res<ClientConfig>>,
     state: Res<ConnectionState>,
     time: Res<Time<Real>>,
@@ -276,7 +286,7 @@ fn update_hud(
         catalog.as_ref(),
     ) {
         (Some(s), Some(c)) => format!(
-            "Coins {} | Tank Lv{} | Fish {}/{} | keys: 1-6 buy fish, F feed, U upgrade tank, F3 stats",
+            "Coins {} | Tank Lv{} | Fish {}/{} | keys: 1-6 buy fish, S sell, F feed, U upgrade tank, F3 stats",
             s.coins,
             s.tank_level,
             s.fish.len(),
@@ -284,6 +294,18 @@ fn update_hud(
         ),
         _ if *state == ConnectionState::Connected => "Loading your aquarium...".to_string(),
         _ => "Not in the game".to_string(),
+    };
+    let text = if board.0.is_empty() {
+        text
+    } else {
+        let top: Vec<String> = board
+            .0
+            .iter()
+            .take(5)
+            .enumerate()
+            .map(|(i, (name, coins))| format!("{}. {name} {coins}", i + 1))
+            .collect();
+        format!("{text}\nTop: {}", top.join("  "))
     };
     for mut t in &mut line {
         if t.0 != text {

@@ -16,6 +16,8 @@ pub struct Catalog {
     pub tank_prices: Vec<i64>,
     /// Fish each tank level holds.
     pub tank_capacity: Vec<u32>,
+    /// Share of a fish's price refunded when it is sold (`game.sellRefund`).
+    pub sell_refund: f64,
 }
 
 /// Why a purchase cannot go through.
@@ -37,6 +39,9 @@ pub enum EconomyError {
         /// Fish asked for.
         adding: u32,
     },
+    /// No fish with that id.
+    #[error("there is no fish {0} in the tank")]
+    NoSuchFish(u64),
     /// Not enough coins.
     #[error("costs {price} coins, balance is {balance}")]
     InsufficientCoins {
@@ -70,7 +75,29 @@ impl Catalog {
                 .into_iter()
                 .map(|c| c.clamp(0, u32::MAX as i64) as u32)
                 .collect(),
+            sell_refund: config.get::<f64>("game.sellRefund")?.clamp(0.0, 1.0),
         })
+    }
+
+    /// Sells a fish: it leaves the tank and `sell_refund` of its price is paid back. Returns
+    /// the coins paid.
+    pub fn sell(&self, profile: &mut Profile, fish: u64) -> Result<i64, EconomyError> {
+        let i = profile
+            .fish
+            .iter()
+            .position(|f| f.id == fish)
+            .ok_or(EconomyError::NoSuchFish(fish))?;
+        let species = profile.fish[i].species;
+        let price = self
+            .fish_prices
+            .get(usize::from(species))
+            .copied()
+            .unwrap_or(0)
+            .max(0);
+        let refund = (price as f64 * self.sell_refund).floor() as i64;
+        profile.fish.remove(i);
+        profile.stats.coins = profile.stats.coins.saturating_add(refund);
+        Ok(refund)
     }
 
     /// Fish a tank of `level` holds (0 for a level the catalog does not know).
@@ -257,6 +284,7 @@ mod tests {
             fish_income: vec![0.5, 2.0],
             tank_prices: vec![0, 500, 2500],
             tank_capacity: vec![3, 6, 9],
+            sell_refund: 0.5,
         }
     }
 
@@ -329,6 +357,17 @@ mod tests {
             .map(|_| advance(&mut q, &c, 0.0, 0.5, &mut carry))
             .sum();
         assert_eq!(total, 2, "0.5/s for 5 s");
+    }
+
+    #[test]
+    fn selling_refunds_part_of_the_price() {
+        let c = catalog();
+        let mut p = Profile::template(1, 100);
+        c.buy(&mut p, ShopItem::Fish { species: 1 }, 1).unwrap();
+        assert_eq!(c.sell(&mut p, 1), Ok(12));
+        assert_eq!(p.stats.coins, 100 - 25 + 12);
+        assert!(p.fish.is_empty());
+        assert_eq!(c.sell(&mut p, 1), Err(EconomyError::NoSuchFish(1)));
     }
 
     #[test]

@@ -102,6 +102,7 @@ fn answer_game_ops(
     config: Option<Res<Config>>,
     profiles: Option<ResMut<DataStoreState>>,
     reconciler: Option<ResMut<Reconciler>>,
+    security: Option<ResMut<Security>>,
     mut game: ResMut<GameServerState>,
     mut suspicious: MessageWriter<SuspiciousActivity>,
 ) {
@@ -109,6 +110,7 @@ fn answer_game_ops(
         return;
     };
     let mut reconciler = reconciler;
+    let mut security = security;
     for r in requests.read() {
         let (op_id, op) = match r.body {
             SealedRequest::Purchase {
@@ -117,6 +119,7 @@ fn answer_game_ops(
                 quantity,
             } => (op_id, GameOp::Purchase { item, quantity }),
             SealedRequest::Feed { op_id, fish } => (op_id, GameOp::Feed { fish }),
+            SealedRequest::Sell { op_id, fish } => (op_id, GameOp::Sell { fish }),
             _ => continue,
         };
         let Some(player) = net.session(r.client).map(|s| s.player_id) else {
@@ -152,7 +155,18 @@ fn answer_game_ops(
                         serde_json::json!({"item": format!("{item:?}"), "quantity": quantity}),
                     ),
                     GameOp::Feed { fish } => ("feed", serde_json::json!({ "fish": fish })),
+                    GameOp::Sell { fish } => ("sell", serde_json::json!({ "fish": fish })),
                 };
+                // A refund is income the fish did not earn: the income watch is told.
+                let before = profiles
+                    .profile(player)
+                    .map_or(0, |l| l.profile.stats.coins);
+                let gained = profile.stats.coins - before;
+                if gained > 0
+                    && let Some(sec) = security.as_mut()
+                {
+                    sec.income.credit(player, gained);
+                }
                 let id = reconciler.as_mut().map_or(0, |rc| {
                     rc.log
                         .record_operation(&player.to_string(), kind, payload.clone(), at_ms)
@@ -221,6 +235,10 @@ fn step_economy(
     let hunger: f64 = config.get("game.hungerPerMinute").unwrap_or(0.0);
     let mut security = security;
     let mut net = net;
+    if push && let Some(net) = net.as_mut() {
+        let board = leaderboard(&profiles, net, 10);
+        net.broadcast(crate::protocol::ServerEvent::Leaderboard(board));
+    }
     for player in profiles.players().collect::<Vec<_>>() {
         let has_fish = profiles
             .profile(player)
@@ -248,6 +266,23 @@ fn step_economy(
             net.send_sealed_event(live.client, SealedServerEvent::State(state));
         }
     }
+}
+
+/// The richest players on this server (live profiles), richest first.
+pub fn leaderboard(profiles: &DataStoreState, net: &ServerNet, top: usize) -> Vec<(String, i64)> {
+    let mut rows: Vec<(String, i64)> = profiles
+        .players()
+        .filter_map(|p| {
+            let live = profiles.profile(p)?;
+            let name = net
+                .session(live.client)
+                .map_or_else(|| format!("player {p}"), |s| s.display_name.clone());
+            Some((name, live.profile.stats.coins))
+        })
+        .collect();
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    rows.truncate(top);
+    rows
 }
 
 fn forget_left(mut ended: MessageReader<SessionEnded>, mut game: ResMut<GameServerState>) {
@@ -282,6 +317,7 @@ impl Prediction {
                 quantity,
             },
             GameOp::Feed { fish } => SealedRequest::Feed { op_id, fish },
+            GameOp::Sell { fish } => SealedRequest::Sell { op_id, fish },
         };
         let id = net.call_sealed(body, now);
         self.calls.insert(id, op_id);
@@ -289,13 +325,29 @@ impl Prediction {
     }
 }
 
-/// The game's client plugin: prediction reconciled with the server's answers.
+/// The game's client plugin: prediction reconciled with the server's answers; the leaderboard.
 pub struct GameClientPlugin;
 
 impl Plugin for GameClientPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<Prediction>()
-            .add_systems(Update, reconcile_prediction);
+            .init_resource::<Leaderboard>()
+            .add_systems(Update, (reconcile_prediction, receive_leaderboard));
+    }
+}
+
+/// The server's latest leaderboard (client).
+#[derive(Resource, Debug, Default, Clone, PartialEq)]
+pub struct Leaderboard(pub Vec<(String, i64)>);
+
+fn receive_leaderboard(
+    mut events: MessageReader<crate::transport::ServerEventReceived>,
+    mut board: ResMut<Leaderboard>,
+) {
+    for e in events.read() {
+        if let crate::protocol::ServerEvent::Leaderboard(rows) = &e.0 {
+            board.0.clone_from(rows);
+        }
     }
 }
 

@@ -19,6 +19,11 @@ pub enum GameOp {
         /// How many.
         quantity: u32,
     },
+    /// Sell one fish.
+    Sell {
+        /// The fish.
+        fish: u64,
+    },
     /// Feed one fish or all.
     Feed {
         /// The fish (`None`: all).
@@ -67,6 +72,10 @@ pub fn apply(profile: &mut Profile, op: GameOp, catalog: &Catalog) -> Result<(),
     match op {
         GameOp::Purchase { item, quantity } => catalog
             .buy(profile, item, quantity)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        GameOp::Sell { fish } => catalog
+            .sell(profile, fish)
             .map(|_| ())
             .map_err(|e| e.to_string()),
         GameOp::Feed { fish } => economy::feed(profile, fish)
@@ -182,6 +191,7 @@ mod tests {
             fish_income: vec![0.5, 1.0, 2.0],
             tank_prices: vec![0, 100, 300],
             tank_capacity: vec![3, 6, 9],
+            sell_refund: 0.5,
         }
     }
 
@@ -243,6 +253,7 @@ mod tests {
                 quantity: 1
             }),
             proptest::option::of(1u64..6).prop_map(|fish| GameOp::Feed { fish }),
+            (1u64..6).prop_map(|fish| GameOp::Sell { fish }),
         ]
     }
 

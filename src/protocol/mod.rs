@@ -235,6 +235,13 @@ pub enum SealedRequest {
         /// How many (1..=[`MAX_PURCHASE_QUANTITY`]; tank upgrades: 1).
         quantity: u32,
     },
+    /// Sell one fish for `game.sellRefund` of its price.
+    Sell {
+        /// The client's id for this operation (for its prediction).
+        op_id: u64,
+        /// The fish.
+        fish: u64,
+    },
     /// Feed fish (hunger back to 0).
     Feed {
         /// The client's id for this operation (for its prediction).
@@ -457,6 +464,8 @@ pub enum ServerEvent {
         /// The text.
         text: String,
     },
+    /// The richest players on this server now: name and coins, richest first.
+    Leaderboard(Vec<(String, i64)>),
 }
 
 /// Answers to [`ClientRequest`]s.
@@ -701,7 +710,9 @@ pub fn validate_sealed_request(req: &SealedRequest) -> Result<(), String> {
         SealedRequest::SecureEcho { payload } if payload.len() > MAX_ECHO_BYTES => {
             Err(format!("sealed echo payload over {MAX_ECHO_BYTES} bytes"))
         }
-        SealedRequest::SecureEcho { .. } | SealedRequest::Feed { .. } => Ok(()),
+        SealedRequest::SecureEcho { .. }
+        | SealedRequest::Feed { .. }
+        | SealedRequest::Sell { .. } => Ok(()),
         SealedRequest::Purchase { item, quantity, .. } => {
             if !(1..=MAX_PURCHASE_QUANTITY).contains(quantity) {
                 return Err(format!(

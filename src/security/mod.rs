@@ -58,7 +58,7 @@ pub fn classify(inbound: &Inbound) -> ActionClass {
             ..
         } => ActionClass::ConfigRequest,
         Inbound::SealedRequest {
-            body: SealedRequest::Purchase { .. },
+            body: SealedRequest::Purchase { .. } | SealedRequest::Sell { .. },
             ..
         } => ActionClass::Purchase,
         Inbound::Request { .. } | Inbound::SealedRequest { .. } => ActionClass::Call,

@@ -591,6 +591,7 @@ fn answer_builtin_sealed(
             // Answered by the game and security plugins.
             SealedRequest::Purchase { .. }
             | SealedRequest::Feed { .. }
+            | SealedRequest::Sell { .. }
             | SealedRequest::Admin(_) => {
                 continue;
             }

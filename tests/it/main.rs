@@ -5,6 +5,7 @@ mod assets;
 mod config;
 mod datastore;
 mod foundation;
+mod game;
 mod harness;
 mod health;
 mod reconcile;
