@@ -10,9 +10,8 @@ use bevy::input::keyboard::KeyCode;
 use bevy::prelude::*;
 
 use super::ConnectionState;
-use crate::config::ClientConfig;
 use crate::game::boids::{self, Boid, Flock};
-use crate::game::{Catalog, GameOp, Prediction};
+use crate::game::{GameOp, Prediction, Shop};
 use crate::protocol::ShopItem;
 use crate::transport::ClientNet;
 
@@ -116,15 +115,11 @@ fn spawn_hud(mut commands: Commands) {
     ));
 }
 
-fn catalog(config: Option<&ClientConfig>) -> Option<Catalog> {
-    config.and_then(|c| Catalog::from_config(&c.0).ok())
-}
-
 fn keys(
     input: Option<Res<ButtonInput<KeyCode>>>,
     mut prediction: ResMut<Prediction>,
     net: Option<ResMut<ClientNet>>,
-    config: Option<Res<ClientConfig>>,
+    shop: Res<Shop>,
     mut hud: ResMut<HudState>,
     time: Res<Time<Real>>,
 ) {
@@ -132,7 +127,7 @@ fn keys(
     if input.just_pressed(KeyCode::F3) {
         hud.overlay = !hud.overlay;
     }
-    let (Some(mut net), Some(catalog)) = (net, catalog(config.as_deref())) else {
+    let (Some(mut net), Some(catalog)) = (net, shop.catalog()) else {
         return;
     };
     let digits = [
@@ -160,7 +155,7 @@ fn keys(
     if input.just_pressed(KeyCode::KeyS)
         && let Some(newest) = prediction
             .predictor
-            .predicted(&catalog)
+            .predicted(catalog)
             .and_then(|s| s.fish.iter().map(|f| f.id).max())
     {
         ops.push(GameOp::Sell { fish: newest });
@@ -173,7 +168,7 @@ fn keys(
     }
     let now = time.elapsed();
     for op in ops {
-        if let Err(why) = prediction.send(&mut net, op, &catalog, now) {
+        if let Err(why) = prediction.send(&mut net, op, catalog, now) {
             // Refused before sending: shown like the server's refusals.
             prediction.predictor.rejections.push((0, why));
         }
@@ -184,16 +179,16 @@ fn keys(
 fn sync_fish(
     mut commands: Commands,
     prediction: Res<Prediction>,
-    config: Option<Res<ClientConfig>>,
+    shop: Res<Shop>,
     mut hud: ResMut<HudState>,
     fish: Query<(Entity, &PlayerFish)>,
     mut meshes: ResMut<Assets<Mesh>>,
     mut materials: ResMut<Assets<StandardMaterial>>,
 ) {
-    let Some(catalog) = catalog(config.as_deref()) else {
+    let Some(catalog) = shop.catalog() else {
         return;
     };
-    let Some(state) = prediction.predictor.predicted(&catalog) else {
+    let Some(state) = prediction.predictor.predicted(catalog) else {
         return;
     };
     let wanted: HashMap<u64, u8> = state.fish.iter().map(|f| (f.id, f.species)).collect();
@@ -270,7 +265,7 @@ fn swim(
 fn update_hud(
     prediction: Res<Prediction>,
     board: Res<crate::game::Leaderboard>,
-    config: Option<Res<ClientConfig>>,
+    shop: Res<Shop>,
     state: Res<ConnectionState>,
     time: Res<Time<Real>>,
     mut hud: ResMut<HudState>,
@@ -278,12 +273,10 @@ fn update_hud(
     mut toast: Query<&mut Text, (With<ToastText>, Without<HudText>)>,
 ) {
     let now = time.elapsed();
-    let catalog = catalog(config.as_deref());
+    let catalog = shop.catalog();
     let text = match (
-        catalog
-            .as_ref()
-            .and_then(|c| prediction.predictor.predicted(c)),
-        catalog.as_ref(),
+        catalog.and_then(|c| prediction.predictor.predicted(c)),
+        catalog,
     ) {
         (Some(s), Some(c)) => format!(
             "Coins {} | Tank Lv{} | Fish {}/{} | keys: 1-6 buy fish, S sell, F feed, U upgrade tank, F3 stats",

@@ -42,6 +42,9 @@ pub enum EconomyError {
     /// No fish with that id.
     #[error("there is no fish {0} in the tank")]
     NoSuchFish(u64),
+    /// The tank is empty (nothing to feed).
+    #[error("there are no fish to feed")]
+    NoFish,
     /// Not enough coins.
     #[error("costs {price} coins, balance is {balance}")]
     InsufficientCoins {
@@ -199,30 +202,19 @@ impl Catalog {
     }
 }
 
-/// Why a feeding cannot go through.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FeedError {
-    /// No fish with that id.
-    #[error("there is no fish {0} in the tank")]
-    NoSuchFish(u64),
-    /// The tank is empty.
-    #[error("there are no fish to feed")]
-    NoFish,
-}
-
 /// Feeds one fish, or all: hunger back to 0.
-pub fn feed(profile: &mut Profile, fish: Option<u64>) -> Result<usize, FeedError> {
+pub fn feed(profile: &mut Profile, fish: Option<u64>) -> Result<usize, EconomyError> {
     match fish {
         Some(id) => {
             let f = profile
                 .fish
                 .iter_mut()
                 .find(|f| f.id == id)
-                .ok_or(FeedError::NoSuchFish(id))?;
+                .ok_or(EconomyError::NoSuchFish(id))?;
             f.hunger = 0.0;
             Ok(1)
         }
-        None if profile.fish.is_empty() => Err(FeedError::NoFish),
+        None if profile.fish.is_empty() => Err(EconomyError::NoFish),
         None => {
             for f in &mut profile.fish {
                 f.hunger = 0.0;
@@ -347,7 +339,7 @@ mod tests {
         assert_eq!(advance(&mut p, &c, 30.0, 1.0, &mut carry), 0);
         assert_eq!(feed(&mut p, Some(2)), Ok(1));
         assert_eq!(p.fish[1].hunger, 0.0);
-        assert_eq!(feed(&mut p, Some(9)), Err(FeedError::NoSuchFish(9)));
+        assert_eq!(feed(&mut p, Some(9)), Err(EconomyError::NoSuchFish(9)));
         assert_eq!(feed(&mut p, None), Ok(2));
         // Fractions carry over.
         let mut q = Profile::template(2, 10);

@@ -48,6 +48,58 @@ impl GameServerState {
     }
 }
 
+/// The shop's catalog, built from the `game.*` config once per config version instead of for
+/// every request and every frame.
+#[derive(Resource, Debug)]
+pub struct Shop {
+    version: Option<u64>,
+    catalog: Result<Catalog, String>,
+}
+
+impl Default for Shop {
+    fn default() -> Self {
+        Self {
+            version: None,
+            catalog: Err("no config yet".into()),
+        }
+    }
+}
+
+impl Shop {
+    /// The catalog, unless the config's `game.*` values cannot make one.
+    pub fn catalog(&self) -> Option<&Catalog> {
+        self.catalog.as_ref().ok()
+    }
+
+    /// Why there is no catalog.
+    pub fn error(&self) -> Option<&str> {
+        self.catalog.as_ref().err().map(String::as_str)
+    }
+
+    fn refresh(&mut self, config: &Config) {
+        if self.version == Some(config.version()) {
+            return;
+        }
+        self.version = Some(config.version());
+        self.catalog = Catalog::from_config(config).map_err(|e| {
+            error!("the shop's catalog is unreadable: {e}");
+            e.to_string()
+        });
+    }
+}
+
+fn refresh_shop(config: Option<Res<Config>>, mut shop: ResMut<Shop>) {
+    if let Some(config) = config {
+        shop.refresh(&config);
+    }
+}
+
+fn refresh_client_shop(config: Option<Res<ClientConfig>>, mut shop: ResMut<Shop>) {
+    if let Some(config) = config {
+        shop.refresh(&config.0);
+    }
+}
+
 /// The game's server plugin.
 pub struct GameServerPlugin;
 
@@ -56,6 +108,8 @@ impl Plugin for GameServerPlugin {
         crate::health::register(app, crate::health::checks::GAME);
         app.add_message::<SuspiciousActivity>()
             .init_resource::<GameServerState>()
+            .init_resource::<Shop>()
+            .add_systems(PreUpdate, refresh_shop)
             .add_systems(
                 Update,
                 (
@@ -67,12 +121,6 @@ impl Plugin for GameServerPlugin {
                     .chain(),
             );
     }
-}
-
-fn catalog_or_log(config: &Config) -> Option<Catalog> {
-    Catalog::from_config(config)
-        .map_err(|e| error!("the shop's catalog is unreadable: {e}"))
-        .ok()
 }
 
 fn send_state_at_join(
@@ -99,14 +147,14 @@ fn send_state_at_join(
 fn answer_game_ops(
     mut requests: MessageReader<SealedRequestReceived>,
     net: Option<ResMut<ServerNet>>,
-    config: Option<Res<Config>>,
+    shop: Res<Shop>,
     profiles: Option<ResMut<DataStoreState>>,
     reconciler: Option<ResMut<Reconciler>>,
     security: Option<ResMut<Security>>,
     mut game: ResMut<GameServerState>,
     mut suspicious: MessageWriter<SuspiciousActivity>,
 ) {
-    let (Some(mut net), Some(config), Some(mut profiles)) = (net, config, profiles) else {
+    let (Some(mut net), Some(mut profiles)) = (net, profiles) else {
         return;
     };
     let mut reconciler = reconciler;
@@ -125,7 +173,7 @@ fn answer_game_ops(
         let Some(player) = net.session(r.client).map(|s| s.player_id) else {
             continue;
         };
-        let Some(catalog) = catalog_or_log(&config) else {
+        let Some(catalog) = shop.catalog() else {
             net.respond_sealed(
                 r.client,
                 r.id,
@@ -146,7 +194,7 @@ fn answer_game_ops(
         let last = game.last_op.entry(player).or_default();
         *last = (*last).max(op_id);
         let last = *last;
-        let result = match predict::apply(&mut profile, op, &catalog) {
+        let result = match predict::apply(&mut profile, op, catalog) {
             Ok(()) => {
                 let at_ms = crate::transport::unix_now().as_millis() as u64;
                 let (kind, payload) = match op {
@@ -185,21 +233,21 @@ fn answer_game_ops(
                 Ok(SealedResponse::Applied { op_id, state })
             }
             Err(why) => {
-                if let GameOp::Purchase { item, quantity } = op
-                    && let Ok(price) = catalog.price(&profile, item, quantity)
-                    && price > profile.stats.coins
+                if let (
+                    EconomyError::InsufficientCoins { price, balance },
+                    GameOp::Purchase { item, quantity },
+                ) = (&why, op)
                 {
                     suspicious.write(SuspiciousActivity {
                         client: None,
                         player: Some(player),
                         kind: Suspicion::Overspend,
                         detail: format!(
-                            "asked to buy {quantity} x {item:?} for {price} with {} coins",
-                            profile.stats.coins
+                            "asked to buy {quantity} x {item:?} for {price} with {balance} coins"
                         ),
                     });
                 }
-                Err(RemoteError::Rejected(why))
+                Err(RemoteError::Rejected(why.to_string()))
             }
         };
         net.respond_sealed(r.client, r.id, result);
@@ -211,6 +259,7 @@ fn answer_game_ops(
 #[allow(clippy::too_many_arguments)]
 fn step_economy(
     config: Option<Res<Config>>,
+    shop: Res<Shop>,
     profiles: Option<ResMut<DataStoreState>>,
     security: Option<ResMut<Security>>,
     net: Option<ResMut<ServerNet>>,
@@ -229,7 +278,7 @@ fn step_economy(
     game.last_step = now;
     game.steps += 1;
     let push = game.steps.is_multiple_of(PUSH_EVERY_STEPS);
-    let Some(catalog) = catalog_or_log(&config) else {
+    let Some(catalog) = shop.catalog() else {
         return;
     };
     let hunger: f64 = config.get("game.hungerPerMinute").unwrap_or(0.0);
@@ -245,7 +294,7 @@ fn step_economy(
             .is_some_and(|l| !l.profile.fish.is_empty());
         if has_fish && let Some(profile) = profiles.profile_mut(player) {
             let carry = game.carry.entry(player).or_default();
-            economy::advance(profile, &catalog, hunger, secs, carry);
+            economy::advance(profile, catalog, hunger, secs, carry);
         }
         let Some(profile) = profiles.profile(player).map(|l| &l.profile) else {
             continue;
@@ -332,6 +381,8 @@ impl Plugin for GameClientPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<Prediction>()
             .init_resource::<Leaderboard>()
+            .init_resource::<Shop>()
+            .add_systems(PreUpdate, refresh_client_shop)
             .add_systems(Update, (reconcile_prediction, receive_leaderboard));
     }
 }
@@ -353,16 +404,16 @@ fn receive_leaderboard(
 
 fn reconcile_prediction(
     mut prediction: ResMut<Prediction>,
-    config: Option<Res<ClientConfig>>,
+    shop: Res<Shop>,
     mut events: MessageReader<SealedEventReceived>,
     mut answers: MessageReader<SealedRpcCompleted>,
 ) {
-    let Some(catalog) = config.and_then(|c| Catalog::from_config(&c.0).ok()) else {
+    let Some(catalog) = shop.catalog() else {
         return;
     };
     for SealedEventReceived(e) in events.read() {
         let SealedServerEvent::State(state) = e;
-        prediction.predictor.on_state(state.clone(), &catalog);
+        prediction.predictor.on_state(state.clone(), catalog);
     }
     for a in answers.read() {
         let Some(op_id) = prediction.calls.remove(&a.id) else {
@@ -370,7 +421,7 @@ fn reconcile_prediction(
         };
         match &a.result {
             Ok(SealedResponse::Applied { state, .. }) => {
-                prediction.predictor.on_state(state.clone(), &catalog);
+                prediction.predictor.on_state(state.clone(), catalog);
             }
             Ok(other) => {
                 prediction

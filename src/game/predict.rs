@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::economy::{self, Catalog};
+use super::economy::{self, Catalog, EconomyError};
 use crate::datastore::{Fish, Profile};
 use crate::protocol::{FishState, PlayerState, ShopItem};
 
@@ -68,19 +68,11 @@ pub fn state_of(profile: &Profile, last_op: u64) -> PlayerState {
 
 /// Applies an operation to a profile with the economy's rules (the server and the client use
 /// this same function).
-pub fn apply(profile: &mut Profile, op: GameOp, catalog: &Catalog) -> Result<(), String> {
+pub fn apply(profile: &mut Profile, op: GameOp, catalog: &Catalog) -> Result<(), EconomyError> {
     match op {
-        GameOp::Purchase { item, quantity } => catalog
-            .buy(profile, item, quantity)
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
-        GameOp::Sell { fish } => catalog
-            .sell(profile, fish)
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
-        GameOp::Feed { fish } => economy::feed(profile, fish)
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
+        GameOp::Purchase { item, quantity } => catalog.buy(profile, item, quantity).map(|_| ()),
+        GameOp::Sell { fish } => catalog.sell(profile, fish).map(|_| ()),
+        GameOp::Feed { fish } => economy::feed(profile, fish).map(|_| ()),
     }
 }
 
@@ -127,7 +119,7 @@ impl Predictor {
             .predicted(catalog)
             .ok_or_else(|| "not in the game yet".to_string())?;
         let mut p = to_profile(&state);
-        apply(&mut p, op, catalog)?;
+        apply(&mut p, op, catalog).map_err(|e| e.to_string())?;
         self.next_op += 1;
         self.pending.push((self.next_op, op));
         Ok(self.next_op)
@@ -306,7 +298,7 @@ mod tests {
                     last_op = id;
                     match apply(&mut server, op, &c) {
                         Ok(()) => wire.push(Ok(state_of(&server, last_op))),
-                        Err(why) => wire.push(Err((id, why))),
+                        Err(why) => wire.push(Err((id, why.to_string()))),
                     }
                 }
                 // Some of the answers arrive now.

@@ -110,12 +110,12 @@ pub const GAME: Integration = Integration {
     name: "game",
     version: VERSION,
     depends_on: &["datastore", "security", "reconcile"],
-    check: |world| match world.get_resource::<Config>() {
-        Some(c) => match crate::game::Catalog::from_config(c) {
-            Ok(_) => HealthStatus::Healthy,
-            Err(e) => HealthStatus::Unhealthy(format!("the shop's catalog: {e}")),
+    check: |world| match world.get_resource::<crate::game::Shop>() {
+        Some(shop) => match shop.error() {
+            None => HealthStatus::Healthy,
+            Some(e) => HealthStatus::Unhealthy(format!("the shop's catalog: {e}")),
         },
-        None => HealthStatus::Unhealthy("no config".into()),
+        None => HealthStatus::Unhealthy("no shop".into()),
     },
 };
 
