@@ -116,6 +116,8 @@ struct SavedItem {
     result: Result<u64, StoreError>,
     profile: Profile,
     base: Profile,
+    /// Checksum of `profile` (computed in the task).
+    checksum: String,
 }
 
 // A few jobs are in flight at a time; boxing the large ones would buy nothing.
@@ -124,7 +126,8 @@ enum Job {
     Load {
         client: u64,
         owner: LockOwner,
-        result: Result<Loaded, StoreError>,
+        /// The loaded profile and its checksum.
+        result: Result<(Loaded, String), StoreError>,
     },
     Saves {
         final_save: bool,
@@ -135,12 +138,14 @@ enum Job {
         /// The snapshot whose save lost (ours).
         ours: Profile,
         base: Profile,
-        result: Result<MergeOutcome, StoreError>,
+        /// The outcome, with the checksum of a merged profile.
+        result: Result<(MergeOutcome, String), StoreError>,
     },
     Integrity {
         player: u64,
         version: u64,
-        result: Result<Option<(u64, Profile)>, StoreError>,
+        /// The stored version and the checksum of the stored profile.
+        result: Result<Option<(u64, String)>, StoreError>,
     },
     Heartbeat {
         player: u64,
@@ -234,7 +239,7 @@ impl DataStoreState {
         if let Some(l) = self.live.get_mut(&player) {
             l.version = version;
             l.held = false;
-            l.base_checksum = snapshot(None, &stored);
+            l.base_checksum = profile_checksum(&stored);
             if replace {
                 l.profile = stored.clone();
             }
@@ -360,7 +365,10 @@ fn start_loads(
         let store = store.0.clone();
         let (client, player) = (s.client, s.player_id);
         let task = IoTaskPool::get().spawn(async move {
-            let result = store.load(player, &owner, now_ms());
+            let result = store.load(player, &owner, now_ms()).map(|l| {
+                let sum = profile_checksum(&l.profile);
+                (l, sum)
+            });
             Job::Load {
                 client,
                 owner,
@@ -410,6 +418,7 @@ fn spawn_saves(state: &mut DataStoreState, store: &Arc<Store>, players: &[u64], 
                     player,
                     owner: req.owner,
                     result,
+                    checksum: profile_checksum(&req.profile),
                     profile: req.profile,
                     base,
                 }
@@ -545,17 +554,17 @@ fn scheduled_backup(
     }));
 }
 
-/// A checksummed snapshot of a profile as stored (counted when a reconciler runs).
-fn snapshot(reconciler: Option<&mut Reconciler>, profile: &Profile) -> String {
-    let Ok(value) = serde_json::to_value(profile) else {
-        return String::new();
-    };
-    match reconciler {
-        Some(rc) => {
-            rc.create_snapshot(&format!("profile:{}", profile.player_id), value)
-                .checksum
-        }
-        None => crate::reconcile::checksum(&value),
+/// The checksum of a profile's canonical encoding (computed in the IO tasks, off the tick).
+fn profile_checksum(profile: &Profile) -> String {
+    serde_json::to_value(profile)
+        .map(|v| crate::reconcile::checksum(&v))
+        .unwrap_or_default()
+}
+
+/// Counts a snapshot of a stored profile in the reconciliation stats.
+fn count_snapshot(reconciler: Option<&mut Reconciler>) {
+    if let Some(rc) = reconciler {
+        rc.stats.total_snapshots += 1;
     }
 }
 
@@ -593,7 +602,15 @@ fn spawn_merge(
     }
     state.pending_saves += 1;
     state.tasks.push(IoTaskPool::get().spawn(async move {
-        let result = store.merge_into(player, &base, &ours, strategy, &policy, now_ms());
+        let result = store
+            .merge_into(player, &base, &ours, strategy, &policy, now_ms())
+            .map(|m| {
+                let sum = match &m {
+                    MergeOutcome::Merged { profile, .. } => profile_checksum(profile),
+                    MergeOutcome::Conflicts { .. } => String::new(),
+                };
+                (m, sum)
+            });
         Job::Merge {
             player,
             ours,
@@ -632,7 +649,9 @@ fn integrity_sweep(
             Job::Integrity {
                 player,
                 version,
-                result: store.peek(player),
+                result: store
+                    .peek(player)
+                    .map(|found| found.map(|(v, p)| (v, profile_checksum(&p)))),
             }
         }));
     }
@@ -678,7 +697,7 @@ fn poll_jobs(
                 owner,
                 result,
             } => match result {
-                Ok(l) => {
+                Ok((l, base_checksum)) => {
                     let player = l.profile.player_id;
                     info!(player, "profile loaded (version {})", l.version);
                     loaded.write(ProfileLoaded {
@@ -686,7 +705,7 @@ fn poll_jobs(
                         player,
                         applied: l.applied.clone(),
                     });
-                    let base_checksum = snapshot(reconciler.as_deref_mut(), &l.profile);
+                    count_snapshot(reconciler.as_deref_mut());
                     state.live.insert(
                         player,
                         LiveProfile {
@@ -734,6 +753,7 @@ fn poll_jobs(
                         result,
                         profile,
                         base,
+                        checksum,
                     } = item;
                     state.pending_saves = state.pending_saves.saturating_sub(1);
                     match result {
@@ -744,7 +764,7 @@ fn poll_jobs(
                             }
                         }
                         Ok(version) => {
-                            let checksum = snapshot(reconciler.as_deref_mut(), &profile);
+                            count_snapshot(reconciler.as_deref_mut());
                             if let Some(l) = state.live.get_mut(&player) {
                                 l.version = version;
                                 l.saving = false;
@@ -814,12 +834,12 @@ fn poll_jobs(
             } => {
                 state.pending_saves = state.pending_saves.saturating_sub(1);
                 match result {
-                    Ok(MergeOutcome::Merged { version, profile }) => {
+                    Ok((MergeOutcome::Merged { version, profile }, checksum)) => {
                         info!(
                             player,
                             "reconciled with the stored profile as version {version}"
                         );
-                        let checksum = snapshot(reconciler.as_deref_mut(), &profile);
+                        count_snapshot(reconciler.as_deref_mut());
                         if let Some(rc) = reconciler.as_mut() {
                             rc.resolved();
                         }
@@ -843,11 +863,14 @@ fn poll_jobs(
                             l.base = profile;
                         }
                     }
-                    Ok(MergeOutcome::Conflicts {
-                        version,
-                        theirs,
-                        conflicts,
-                    }) => {
+                    Ok((
+                        MergeOutcome::Conflicts {
+                            version,
+                            theirs,
+                            conflicts,
+                        },
+                        _,
+                    )) => {
                         if let Some(l) = state.live.get_mut(&player) {
                             l.saving = false;
                             l.held = true;
@@ -880,7 +903,7 @@ fn poll_jobs(
                 version,
                 result,
             } => match result {
-                Ok(Some((stored_version, stored))) => {
+                Ok(Some((stored_version, stored_sum))) => {
                     let Some(l) = state.live.get_mut(&player) else {
                         continue;
                     };
@@ -888,9 +911,6 @@ fn poll_jobs(
                         // Moved on (a save landed, or another writer): the next save settles it.
                         continue;
                     }
-                    let stored_sum = serde_json::to_value(&stored)
-                        .map(|v| crate::reconcile::checksum(&v))
-                        .unwrap_or_default();
                     if stored_sum != l.base_checksum {
                         error!(
                             target: "audit",

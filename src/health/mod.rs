@@ -242,9 +242,10 @@ fn run_checks(world: &mut World) {
     if !due && requests.is_empty() {
         return;
     }
-    let Some(registry) = world.get_resource::<IntegrationRegistry>().cloned() else {
+    let Some(registry) = world.get_resource::<IntegrationRegistry>() else {
         return;
     };
+    // Checks only read the World, so the registry is borrowed beside it, not cloned.
     let report = registry.check_all(world, now_ms());
     if let Some(prev) = &registry.last
         && prev.overall != report.overall

@@ -184,29 +184,15 @@ impl Reconciler {
     }
 }
 
-/// The reconciliation plugin (server): makes sure the [`Reconciler`] exists (the server's
-/// start-up inserts it from the config, where a bad value stops the start). The systems that
-/// detect and settle conflicts run in the data store plugin and the admin commands, which own
-/// the records.
+/// The reconciliation plugin (server): registers reconciliation with the health checks. The
+/// server's start-up inserts the [`Reconciler`] from the config (a bad value stops the start);
+/// the systems that detect and settle conflicts run in the data store plugin and the admin
+/// commands, which own the records.
 pub struct ReconcilePlugin;
 
 impl Plugin for ReconcilePlugin {
     fn build(&self, app: &mut App) {
         crate::health::register(app, crate::health::checks::RECONCILE);
-        if app.world().contains_resource::<Reconciler>() {
-            return;
-        }
-        let made = app
-            .world()
-            .get_resource::<Config>()
-            .map(Reconciler::from_config);
-        match made {
-            Some(Ok(r)) => {
-                app.insert_resource(r);
-            }
-            Some(Err(e)) => error!("reconciliation is off: {e}"),
-            None => {}
-        }
     }
 }
 

@@ -87,59 +87,40 @@ pub fn answer_admin(
             continue;
         }
         let who = format!("player {actor}");
-        let result = match cmd {
-            AdminCommand::GrantCoins { player, amount } => grant(
-                &mut security,
-                &mut world,
-                (*player, *amount),
-                &who,
-                (r.client, r.id),
-            ),
-            AdminCommand::ResolveConflict { id, take_ours } => settle(
-                &mut security,
-                &mut world,
-                (*id, *take_ours),
-                &who,
-                (r.client, r.id),
-            ),
-            AdminCommand::Health => match world.health.as_mut() {
-                Some(m) => {
-                    m.write(crate::health::HealthCheckRequested {
-                        client: r.client,
-                        id: r.id,
-                    });
-                    None
-                }
-                None => Some(rejected("this server runs no health checks")),
-            },
-            other => Some(run(
-                other,
-                &mut security,
-                &mut net,
-                &mut world,
-                &who,
-                actor,
-                time.elapsed(),
-            )),
+        let at = Request {
+            client: r.client,
+            id: r.id,
+            actor,
+            now: time.elapsed(),
         };
+        let result = run(cmd, &mut security, &mut net, &mut world, &who, at);
         if let Some(result) = result {
             net.respond_sealed(r.client, r.id, result);
         }
     }
 }
 
-/// Carries out a command that answers at once.
+/// Who asked, under which request, and when.
+#[derive(Clone, Copy)]
+struct Request {
+    client: u64,
+    id: RequestId,
+    actor: u64,
+    now: std::time::Duration,
+}
+
+/// Carries out a command; `None` when the answer comes later (from a task or another plugin).
 fn run(
     cmd: &AdminCommand,
     security: &mut Security,
     net: &mut ServerNet,
     world: &mut AdminWorld,
     who: &str,
-    actor: u64,
-    now: std::time::Duration,
-) -> Result<SealedResponse, RemoteError> {
+    at: Request,
+) -> Option<Result<SealedResponse, RemoteError>> {
+    let (actor, now) = (at.actor, at.now);
     let now_ms = crate::transport::unix_now().as_millis() as u64;
-    match cmd {
+    let answer = match cmd {
         AdminCommand::Kick { player, reason } => {
             if net.session(*player).is_none() {
                 rejected(format!("player {player} is not online"))
@@ -184,7 +165,9 @@ fn run(
                 rejected(format!("player {player} is not banned"))
             }
         }
-        AdminCommand::GrantCoins { .. } => rejected("internal: grants are handled apart"),
+        AdminCommand::GrantCoins { player, amount } => {
+            return grant(security, world, (*player, *amount), who, (at.client, at.id));
+        }
         AdminCommand::SetRole { player, role } => match security.assign_role(*player, role, who) {
             Ok(()) => done(format!("player {player} is now {role}")),
             Err(e) => rejected(e.to_string()),
@@ -211,10 +194,21 @@ fn run(
             Some(rc) => Ok(SealedResponse::Conflicts(rc.report())),
             None => rejected("this server does not reconcile"),
         },
-        AdminCommand::ResolveConflict { .. } | AdminCommand::Health => {
-            rejected("internal: answered apart")
+        AdminCommand::ResolveConflict { id, take_ours } => {
+            return settle(security, world, (*id, *take_ours), who, (at.client, at.id));
         }
-    }
+        AdminCommand::Health => match world.health.as_mut() {
+            Some(m) => {
+                m.write(crate::health::HealthCheckRequested {
+                    client: at.client,
+                    id: at.id,
+                });
+                return None;
+            }
+            None => rejected("this server runs no health checks"),
+        },
+    };
+    Some(answer)
 }
 
 /// Coins to a live profile at once; to an offline one as an offline message (a durable write,
