@@ -498,13 +498,7 @@ fn plugin_loads_on_join_saves_on_leave_and_drains_on_shutdown() {
 
     // Rejoin, change, and shut the server down: the drain saves before exit.
     let (mut client, _) = join_and_load(&mut server, &d, 21, "Gill");
-    server
-        .world_mut()
-        .resource_mut::<DataStoreState>()
-        .profile_mut(21)
-        .unwrap()
-        .stats
-        .coins = 999;
+    harness::edit_profile(&mut server, 21, |p| p.stats.coins = 999);
     server
         .world_mut()
         .resource_mut::<bloxquarium::shutdown::Shutdown>()
@@ -542,13 +536,7 @@ fn plugin_autosaves_on_the_configured_interval() {
     let cfg = harness::config_dir(&d, r#"{"datastore.autosaveInterval": 5}"#);
     let mut server = harness::server_with_config(&d, &cfg);
     let (mut client, _) = join_and_load(&mut server, &d, 31, "Coral");
-    server
-        .world_mut()
-        .resource_mut::<DataStoreState>()
-        .profile_mut(31)
-        .unwrap()
-        .stats
-        .coins = 555;
+    harness::edit_profile(&mut server, 31, |p| p.stats.coins = 555);
     // 5 s at 1/30 s a frame, plus the spread offset (< one interval): at most ~300 frames.
     harness::pump_until(
         &mut [&mut server, &mut client],
@@ -603,13 +591,7 @@ fn restoring_a_version_ends_the_live_session_first() {
         store.release(41, &o).unwrap();
     }
     let (mut client, _) = join_and_load(&mut server, &d, 41, "Reef");
-    server
-        .world_mut()
-        .resource_mut::<DataStoreState>()
-        .profile_mut(41)
-        .unwrap()
-        .stats
-        .coins = 99;
+    harness::edit_profile(&mut server, 41, |p| p.stats.coins = 99);
     server.world_mut().write_message(RestoreVersion {
         player: 41,
         version: 1,
@@ -654,13 +636,7 @@ fn transient_save_failures_are_retried_with_backoff_until_they_land() {
     let mut server = harness::server_with_config(&d, &cfg);
     let (mut client, _) = join_and_load(&mut server, &d, 41, "Reef");
     let saved_before = server.world().resource::<DataStore>().peek(41).unwrap();
-    server
-        .world_mut()
-        .resource_mut::<DataStoreState>()
-        .profile_mut(41)
-        .unwrap()
-        .stats
-        .coins = 777;
+    harness::edit_profile(&mut server, 41, |p| p.stats.coins = 777);
     // The next two write transactions fail as a full disk would.
     server
         .world()
@@ -715,13 +691,7 @@ fn repeated_storage_failures_enter_the_critical_state_and_it_clears() {
     let cfg = harness::config_dir(&d, r#"{"datastore.autosaveInterval": 5}"#);
     let mut server = harness::server_with_config(&d, &cfg);
     let (mut client, _) = join_and_load(&mut server, &d, 43, "Kelp");
-    server
-        .world_mut()
-        .resource_mut::<DataStoreState>()
-        .profile_mut(43)
-        .unwrap()
-        .stats
-        .coins = 4321;
+    harness::edit_profile(&mut server, 43, |p| p.stats.coins = 4321);
     server
         .world()
         .resource::<DataStore>()

@@ -312,3 +312,17 @@ pub fn sealed(
     }
     got.expect("the sealed call is answered")
 }
+
+/// Changes a live profile on `server` (as game code would); panics if it is not loaded.
+pub fn edit_profile(
+    server: &mut App,
+    player: u64,
+    f: impl FnOnce(&mut bloxquarium::datastore::Profile),
+) {
+    let mut state = server
+        .world_mut()
+        .resource_mut::<bloxquarium::datastore::DataStoreState>();
+    f(state
+        .profile_mut(player)
+        .unwrap_or_else(|| panic!("profile {player} is not loaded")));
+}

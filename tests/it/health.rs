@@ -136,13 +136,7 @@ fn health_and_metrics_over_http_follow_a_degrading_data_store() {
     assert_eq!(get(&server, "/nothing").0, 404);
 
     // The store starts failing: five errors within 120 s put it in its critical state.
-    server
-        .world_mut()
-        .resource_mut::<DataStoreState>()
-        .profile_mut(5)
-        .unwrap()
-        .stats
-        .coins = 555;
+    harness::edit_profile(&mut server, 5, |p| p.stats.coins = 555);
     server
         .world()
         .resource::<DataStore>()

@@ -57,23 +57,13 @@ fn two_servers_racing_on_one_profile_lose_nothing() {
 
     // Server A has player 7 and earns them 50 coins it has not saved yet...
     let mut on_a = join(&mut a, &d, 7);
-    a.world_mut()
-        .resource_mut::<DataStoreState>()
-        .profile_mut(7)
-        .unwrap()
-        .stats
-        .coins += 50;
+    harness::edit_profile(&mut a, 7, |p| p.stats.coins += 50);
     // ...then stalls (no frames) past datastore.lockStaleAfter.
     std::thread::sleep(Duration::from_millis(5_500));
     // Server B takes the stale lock over, adds 30 coins, and saves when the player leaves.
     let mut on_b = join(&mut b, &d2, 7);
     assert_eq!(coins(&b, 7), 100);
-    b.world_mut()
-        .resource_mut::<DataStoreState>()
-        .profile_mut(7)
-        .unwrap()
-        .stats
-        .coins += 30;
+    harness::edit_profile(&mut b, 7, |p| p.stats.coins += 30);
     leave(&mut on_b);
     pump_until(&mut [&mut b, &mut on_b], 300, "B saved", |apps| {
         apps[0]
@@ -152,13 +142,7 @@ fn a_rejected_purchase_is_rolled_back_with_its_reason() {
     assert_eq!(p.predictor.authoritative().unwrap().fish.len(), 2);
     // The server takes coins away (an admin, say); the client does not know yet and predicts a
     // purchase it can no longer afford.
-    server
-        .world_mut()
-        .resource_mut::<DataStoreState>()
-        .profile_mut(8)
-        .unwrap()
-        .stats
-        .coins = 5;
+    harness::edit_profile(&mut server, 8, |p| p.stats.coins = 5);
     let op = send(&mut client, buy).unwrap();
     assert_eq!(
         client
@@ -213,13 +197,7 @@ fn the_integrity_sweep_catches_a_record_altered_behind_the_servers_back() {
     let mut server = harness::server_with_config(&d, &cfg);
     let mut client = join(&mut server, &d, 9);
     // A first save so a stored copy exists.
-    server
-        .world_mut()
-        .resource_mut::<DataStoreState>()
-        .profile_mut(9)
-        .unwrap()
-        .stats
-        .coins = 321;
+    harness::edit_profile(&mut server, 9, |p| p.stats.coins = 321);
     pump_until(&mut [&mut server, &mut client], 600, "saved", |a| {
         a[0].world()
             .resource::<DataStoreState>()
@@ -275,13 +253,7 @@ fn under_manual_a_conflict_waits_for_an_admin_who_settles_it_over_the_network() 
         .server_id
         .clone();
     // A first save, so a stored version exists.
-    server
-        .world_mut()
-        .resource_mut::<DataStoreState>()
-        .profile_mut(11)
-        .unwrap()
-        .stats
-        .coins = 120;
+    harness::edit_profile(&mut server, 11, |p| p.stats.coins = 120);
     pump_until(
         &mut [&mut server, &mut player, &mut admin],
         600,
@@ -294,13 +266,7 @@ fn under_manual_a_conflict_waits_for_an_admin_who_settles_it_over_the_network() 
         },
     );
     // The live session changes the profile...
-    server
-        .world_mut()
-        .resource_mut::<DataStoreState>()
-        .profile_mut(11)
-        .unwrap()
-        .stats
-        .coins = 150;
+    harness::edit_profile(&mut server, 11, |p| p.stats.coins = 150);
     // ...while a transaction on this server writes it from the same base (a trade, say).
     store
         .transact(&[11], &server_id, bloxquarium::datastore::now_ms(), |ps| {

@@ -567,7 +567,6 @@ fn a_replayed_envelope_is_dropped_counted_and_audited() {
 
 #[test]
 fn overspending_impossible_income_and_clock_skew_are_suspicious() {
-    use bloxquarium::datastore::DataStoreState;
     let d = Scratch::new("sec-detect");
     let mut server = harness::server(&d, &[]);
     let mut bad = connect(&mut server, &d, 61);
@@ -617,13 +616,7 @@ fn overspending_impossible_income_and_clock_skew_are_suspicious() {
         &mut [&mut server, &mut bad, &mut good],
         std::time::Duration::from_millis(1300),
     );
-    server
-        .world_mut()
-        .resource_mut::<DataStoreState>()
-        .profile_mut(61)
-        .unwrap()
-        .stats
-        .coins += 50_000;
+    harness::edit_profile(&mut server, 61, |p| p.stats.coins += 50_000);
     // A clock an hour off.
     let skewed = bloxquarium::transport::unix_now().as_millis() as u64 - 3_600_000;
     bad.world_mut()
