@@ -115,11 +115,17 @@ fn saved_at(index: &[u8]) -> u64 {
 /// sequence number and leaves an index entry. Nothing else changes; a store already current is
 /// left alone.
 pub fn upgrade_layout<B: Backend>(backend: &B) -> Result<usize, StoreError> {
-    backend.write(true, |ops| {
-        if ops
+    let current = |ops: &dyn ReadOps| -> Result<bool, StoreError> {
+        Ok(ops
             .get(Table::Meta, LAYOUT)?
-            .is_some_and(|v| v == 2u64.to_be_bytes())
-        {
+            .is_some_and(|v| v == 2u64.to_be_bytes()))
+    };
+    // The usual case, a current store, costs a read, not a durable (fsynced) write.
+    if backend.read(|ops| current(ops))? {
+        return Ok(0);
+    }
+    backend.write(true, |ops| {
+        if current(ops)? {
             return Ok(0);
         }
         let mut seq = ops.get(Table::Meta, NEXT_SEQ)?.map_or(1, |v| be_u64(&v));
