@@ -234,6 +234,32 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_server_state_unlike_the_prediction_is_counted() {
+        let c = catalog();
+        let mut client = Predictor::default();
+        let start = Profile::template(1, 100);
+        client.on_state(state_of(&start, 0), &c);
+        let op = GameOp::Purchase {
+            item: ShopItem::Fish { species: 0 },
+            quantity: 1,
+        };
+        let id = client.predict(op, &c).unwrap();
+        // The server applied it as predicted: no misprediction.
+        let mut server = start.clone();
+        apply(&mut server, op, &c).unwrap();
+        client.on_state(state_of(&server, id), &c);
+        assert_eq!((client.acknowledged, client.mispredictions), (1, 0));
+        // The server's state differs from what the client expected (a fish it did not see
+        // coming): detected and counted, and the server's state wins.
+        let id = client.predict(op, &c).unwrap();
+        apply(&mut server, op, &c).unwrap();
+        apply(&mut server, op, &c).unwrap();
+        client.on_state(state_of(&server, id), &c);
+        assert_eq!((client.acknowledged, client.mispredictions), (2, 1));
+        assert_eq!(client.predicted(&c), Some(state_of(&server, id)));
+    }
+
     fn op() -> impl Gen<Value = GameOp> {
         proptest::prop_oneof![
             (0u8..3, 1u32..3).prop_map(|(s, q)| GameOp::Purchase {
