@@ -439,6 +439,7 @@ pub fn client_app(
         return Err(StartError::NoToken);
     };
     let mut app = App::new();
+    crate::assets::client::install_verifying_source(&mut app, &absolute(&global.assets));
     if args.headless {
         headless_base(&mut app, global, HEADLESS_CLIENT_HZ, process);
     } else {
@@ -463,6 +464,7 @@ pub fn play_app(
     process: ProcessOptions,
 ) -> Result<App, StartError> {
     let mut app = App::new();
+    crate::assets::client::install_verifying_source(&mut app, &absolute(&global.assets));
     if args.headless {
         headless_base(&mut app, global, f64::from(args.server.tick_hz), process);
     } else {

@@ -338,6 +338,20 @@ pub fn sand() -> Vec<u8> {
     )
 }
 
+/// What the client shows in place of a model that failed to load or verify: a magenta box
+/// that nobody mistakes for part of the aquarium.
+pub fn fallback() -> Vec<u8> {
+    let mut m = glb::cuboid([0.08, 0.08, 0.08]);
+    for p in &mut m.positions {
+        p[1] += 0.08;
+    }
+    single(
+        "Fallback",
+        m,
+        material("Missing", [1.0, 0.0, 1.0], 1.0, 0.0, 0.5),
+    )
+}
+
 /// The water surface.
 pub fn water() -> Vec<u8> {
     let m = glb::grid(24, |x, z| 0.01 * (x * 9.0).sin() * (z * 7.0).cos());
@@ -437,7 +451,7 @@ pub fn ui_image(kind: &str, size: u32) -> Vec<u8> {
 }
 
 /// Every file of the tree: relative path and bytes, in a fixed order.
-pub fn tree() -> Vec<(String, Vec<u8>)> {
+pub fn tree() -> std::io::Result<Vec<(String, Vec<u8>)>> {
     let mut out = Vec::new();
     for level in 1..=5 {
         out.push((
@@ -455,6 +469,12 @@ pub fn tree() -> Vec<(String, Vec<u8>)> {
     out.push(("Models/Props/Castle.glb".into(), castle()));
     out.push(("Models/Environment/Sand.glb".into(), sand()));
     out.push(("Models/Environment/Water_Surface.glb".into(), water()));
+    out.push(("Models/Miscellaneous/Fallback.glb".into(), fallback()));
+    for (name, secs) in super::sound::SOUNDS {
+        let bytes = super::sound::ogg(name, secs)
+            .map_err(|e| std::io::Error::other(format!("Sounds/{name}.ogg: {e}")))?;
+        out.push((format!("Sounds/{name}.ogg"), bytes));
+    }
     for kind in ["Sand", "Water", "Scales"] {
         for (q, size) in QUALITY_LEVELS {
             out.push((format!("Textures/{kind}@{q}.png"), texture(kind, size)));
@@ -494,13 +514,13 @@ pub fn tree() -> Vec<(String, Vec<u8>)> {
             .into_bytes(),
         ));
     }
-    out
+    Ok(out)
 }
 
 /// Writes the tree under `dir`; returns the number of files and bytes.
 pub fn write_tree(dir: &Path) -> std::io::Result<(usize, u64)> {
     let mut bytes = 0;
-    let files = tree();
+    let files = tree()?;
     for (rel, data) in &files {
         let path = dir.join(rel);
         if let Some(parent) = path.parent() {
@@ -518,8 +538,8 @@ mod tests {
 
     #[test]
     fn the_tree_is_deterministic_and_small() {
-        let a = tree();
-        let b = tree();
+        let a = tree().unwrap();
+        let b = tree().unwrap();
         assert_eq!(a.len(), b.len());
         for ((pa, da), (pb, db)) in a.iter().zip(&b) {
             assert_eq!(pa, pb);

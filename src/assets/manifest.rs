@@ -190,6 +190,25 @@ pub struct AssetStats {
     pub per_category: BTreeMap<String, usize>,
     /// Assets per priority.
     pub per_priority: BTreeMap<String, usize>,
+    /// Files loaded (client; 0 on the server).
+    pub loaded: u64,
+    /// Bytes held by the cache: the memory estimate.
+    pub memory_bytes: u64,
+    /// Cache hits over lookups.
+    pub cache_hit_rate: f64,
+    /// Average load time, ms.
+    pub average_load_ms: f64,
+}
+
+impl AssetStats {
+    /// With the client loader's figures.
+    pub fn with_loading(mut self, s: &super::StreamerStats) -> Self {
+        self.loaded = s.loads.loaded;
+        self.memory_bytes = s.cache.bytes;
+        self.cache_hit_rate = s.cache.hit_rate();
+        self.average_load_ms = s.loads.average_ms();
+        self
+    }
 }
 
 /// The manifest, by path and by category.

@@ -2,15 +2,25 @@
 //! uses ([`glb`]), the manifest and registry ([`manifest`]), and the plugins that send the
 //! signed manifest to each client at join and receive it there.
 //!
-//! Not built yet (issue #8): sounds (.ogg), the client's loading state with a progress bar,
-//! streaming by priority and quality with fallback, the automatic quality drop.
+//! The client's side is in [`client`]: the verifying reader, the loading state for the critical
+//! set, background streaming, `stream_with_quality`, the cache ([`cache`]) and the automatic
+//! quality level ([`quality`]).
 
+pub mod cache;
+pub mod client;
 pub mod generate;
 pub mod glb;
 pub mod manifest;
+pub mod quality;
+pub mod sound;
+pub mod stream;
 
 use bevy::prelude::*;
 
+pub use client::{
+    AssetBytes, AssetPhase, AssetProblem, AssetStreamer, CriticalAssets, Decoders, StreamOutcome,
+    Streamer, StreamerStats,
+};
 pub use manifest::{AssetRegistry, AssetStats, Preload};
 
 use crate::cli::{AssetsCommand, GlobalArgs};
@@ -137,7 +147,8 @@ pub struct AssetsClientPlugin;
 
 impl Plugin for AssetsClientPlugin {
     fn build(&self, app: &mut App) {
-        app.add_systems(Update, receive_manifest);
+        app.add_plugins(client::AssetLoadingPlugin)
+            .add_systems(Update, receive_manifest);
     }
 }
 

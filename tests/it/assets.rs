@@ -3,8 +3,14 @@
 
 use std::path::Path;
 
-use bloxquarium::assets::{AssetRegistry, Preload, generate, manifest};
+use bevy::ecs::system::RunSystemOnce;
+use bevy::prelude::*;
+use bloxquarium::assets::{
+    AssetBytes, AssetPhase, AssetProblem, AssetRegistry, AssetStreamer, CriticalAssets, Decoders,
+    Preload, StreamOutcome, Streamer, generate, manifest,
+};
 use bloxquarium::client::ConnectionState;
+use iyes_progress::ProgressTracker;
 
 use crate::harness::{self, Scratch, pump_until};
 
@@ -13,7 +19,7 @@ const ASSETS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets");
 #[test]
 fn the_committed_tree_is_what_the_generator_writes_and_models_parse() {
     let mut total = 0;
-    for (rel, bytes) in generate::tree() {
+    for (rel, bytes) in generate::tree().unwrap() {
         let committed = std::fs::read(Path::new(ASSETS).join(&rel))
             .unwrap_or_else(|e| panic!("{rel}: {e} (run `bloxquarium assets generate`)"));
         assert!(
@@ -91,4 +97,213 @@ fn the_manifest_is_signed_sent_at_join_and_verified() {
         server.world().resource::<AssetRegistry>().manifest()
     );
     assert_eq!(got.by_category("Characters").count(), 6);
+}
+
+/// The client's loading phase.
+fn phase(app: &App) -> AssetPhase {
+    *app.world().resource::<State<AssetPhase>>().get()
+}
+
+#[derive(Resource, Default)]
+struct Problems(Vec<AssetProblem>);
+
+#[derive(Resource, Default)]
+struct Outcomes(Vec<StreamOutcome>);
+
+/// Asks the client's streamer for `path` at `level`; the outcome lands in `Outcomes`.
+fn stream(client: &mut App, path: &'static str, level: u8) {
+    client.init_resource::<Outcomes>();
+    client
+        .world_mut()
+        .run_system_once(move |mut s: Streamer| {
+            s.stream_with_quality(path, level, |world, outcome| {
+                world.resource_mut::<Outcomes>().0.push(outcome.clone());
+            });
+        })
+        .unwrap();
+}
+
+#[test]
+fn the_loading_state_reaches_full_progress_then_the_rest_streams_by_priority() {
+    let d = Scratch::new("assets-loading");
+    let mut server = harness::server(&d, &[]);
+    let token = harness::issue(&server, 4, "Coral");
+    let mut client = harness::client(&d, harness::server_addr(&server), &token);
+    assert_eq!(phase(&client), AssetPhase::WaitingForManifest);
+    let mut seen_progress = Vec::new();
+    pump_until(&mut [&mut server, &mut client], 600, "playing", |a| {
+        if let Some(t) = a[1].world().get_resource::<ProgressTracker<AssetPhase>>() {
+            let p = t.get_global_progress();
+            seen_progress.push((p.done, p.total));
+        }
+        phase(a[1]) == AssetPhase::Playing
+    });
+    // The bar moved and ended full.
+    let last = seen_progress
+        .iter()
+        .rev()
+        .find(|(_, t)| *t > 0)
+        .copied()
+        .expect("progress was tracked");
+    assert_eq!(last.0, last.1, "{seen_progress:?}");
+    assert!(last.1 > 1, "{seen_progress:?}");
+
+    let w = client.world();
+    let registry = w.resource::<AssetRegistry>();
+    let critical: Vec<_> = registry
+        .manifest()
+        .entries
+        .iter()
+        .filter(|e| e.priority == "critical")
+        .collect();
+    let loaded = w.resource::<CriticalAssets>();
+    assert_eq!(loaded.handles.len(), critical.len());
+    assert!(critical.len() >= 10);
+    // Every critical asset is in memory, byte for byte the file on disk.
+    let bytes = w.resource::<Assets<AssetBytes>>();
+    for (path, handle) in &loaded.handles {
+        let entry = registry.get(path).unwrap();
+        let file = &registry.variant(path, "HIGH").unwrap().file;
+        let got = bytes
+            .get(handle.id().typed::<AssetBytes>())
+            .unwrap_or_else(|| panic!("{path} not loaded"));
+        assert_eq!(
+            got.0,
+            std::fs::read(Path::new(ASSETS).join(file)).unwrap(),
+            "{path}"
+        );
+        assert_eq!(entry.priority, "critical");
+    }
+    assert_eq!(
+        w.resource::<AssetStreamer>().stats().loads.fallbacks,
+        0,
+        "{:?}",
+        w.resource::<AssetStreamer>().recent_errors
+    );
+
+    // The rest streams in the background, in batches, until every asset is loaded.
+    let total = registry.manifest().entries.len() as u64;
+    pump_until(&mut [&mut server, &mut client], 900, "streamed", |a| {
+        let s = a[1].world().resource::<AssetStreamer>().stats();
+        s.queued == 0 && s.in_flight == 0
+    });
+    let s = client.world().resource::<AssetStreamer>().stats();
+    assert_eq!(s.loads.loaded, total, "{s:?}");
+    assert_eq!((s.loads.failed, s.loads.fallbacks), (0, 0));
+    assert!(s.loads.average_ms() > 0.0);
+    assert_eq!(s.cache.entries as u64, total);
+
+    // A second request for a loaded asset is a cache hit, answered with the same file.
+    let hits = s.cache.hits;
+    stream(&mut client, "Textures/Sand", 3);
+    harness::updates(&mut client, 2);
+    let out = &client.world().resource::<Outcomes>().0;
+    assert_eq!(out.len(), 1);
+    assert!(out[0].from_cache && !out[0].fallback, "{:?}", out[0]);
+    assert_eq!(out[0].quality, "HIGH");
+    assert_eq!(
+        client
+            .world()
+            .resource::<AssetStreamer>()
+            .stats()
+            .cache
+            .hits,
+        hits + 1
+    );
+    // The registry's figures include the loader's.
+    let full = client
+        .world()
+        .resource::<AssetRegistry>()
+        .stats()
+        .with_loading(&client.world().resource::<AssetStreamer>().stats());
+    assert_eq!(full.loaded, total);
+    assert!(full.memory_bytes > 0 && full.cache_hit_rate > 0.0);
+}
+
+#[test]
+fn a_corrupted_file_is_refused_replaced_by_the_fallback_and_reported() {
+    let d = Scratch::new("assets-corrupt");
+    // The server's tree is the real one; the client's copy has two damaged files.
+    let client_dir = d.0.join("client-assets");
+    generate::write_tree(&client_dir).unwrap();
+    let mut icon = std::fs::read(client_dir.join("UI_Assets/Icon_Coin.png")).unwrap();
+    let n = icon.len();
+    icon[n / 2] ^= 0xff;
+    std::fs::write(client_dir.join("UI_Assets/Icon_Coin.png"), icon).unwrap();
+    std::fs::write(client_dir.join("Textures/Water@HIGH.png"), b"not a png").unwrap();
+
+    let mut server = harness::server(&d, &[]);
+    let token = harness::issue(&server, 5, "Reef");
+    let mut client = harness::client_with(
+        &d,
+        harness::server_addr(&server),
+        &token,
+        &["--assets", client_dir.to_str().unwrap()],
+    );
+    client.init_resource::<Problems>().add_systems(
+        Update,
+        |mut r: MessageReader<AssetProblem>, mut seen: ResMut<Problems>| {
+            seen.0.extend(r.read().cloned());
+        },
+    );
+    let mut recovering = false;
+    pump_until(&mut [&mut server, &mut client], 600, "playing", |a| {
+        recovering |= phase(a[1]) == AssetPhase::Recovering;
+        phase(a[1]) == AssetPhase::Playing
+    });
+    assert!(
+        recovering,
+        "a failed critical asset goes through Recovering"
+    );
+    let w = client.world();
+    let coin = w
+        .resource::<CriticalAssets>()
+        .handles
+        .iter()
+        .find(|(p, _)| p == "UI_Assets/Icon_Coin")
+        .map(|(_, h)| h.clone())
+        .unwrap();
+    let fallback = w.resource::<Decoders>().fallback("texture");
+    assert_eq!(coin.id(), fallback.id(), "the damaged icon is the fallback");
+    // The other critical assets loaded normally.
+    let bytes = w.resource::<Assets<AssetBytes>>();
+    let fine = w
+        .resource::<CriticalAssets>()
+        .handles
+        .iter()
+        .filter(|(_, h)| bytes.get(h.id().typed::<AssetBytes>()).is_some())
+        .count();
+    assert_eq!(fine, w.resource::<CriticalAssets>().handles.len());
+    let problems = &w.resource::<Problems>().0;
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.path == "UI_Assets/Icon_Coin" && p.integrity),
+        "{problems:?}"
+    );
+
+    // A damaged HIGH texture falls back to MEDIUM, reporting why.
+    stream(&mut client, "Textures/Water", 3);
+    pump_until(&mut [&mut server, &mut client], 300, "streamed", |a| {
+        !a[1].world().resource::<Outcomes>().0.is_empty()
+    });
+    let out = client.world().resource::<Outcomes>().0[0].clone();
+    assert!(!out.fallback);
+    assert_eq!(out.quality, "MEDIUM");
+    assert_eq!(out.file.as_deref(), Some("Textures/Water@MEDIUM.png"));
+    assert_eq!(out.errors.len(), 1);
+    assert!(
+        out.errors[0].contains("sha256 mismatch"),
+        "{:?}",
+        out.errors
+    );
+    // An asset the manifest does not list answers with the fallback and the reason.
+    stream(&mut client, "Models/Props/Nope", 3);
+    harness::updates(&mut client, 2);
+    let out = client.world().resource::<Outcomes>().0[1].clone();
+    assert!(out.fallback && out.file.is_none());
+    assert!(out.errors[0].contains("not in the asset manifest"));
+    let s = client.world().resource::<AssetStreamer>().stats();
+    assert!(s.loads.integrity_failures >= 2, "{s:?}");
+    assert!(s.loads.fallbacks >= 2, "{s:?}");
 }

@@ -175,13 +175,25 @@ pub fn client(
     addr: std::net::SocketAddr,
     token: &bloxquarium::transport::IssuedToken,
 ) -> App {
+    client_with(scratch, addr, token, &[])
+}
+
+/// A headless client with extra global arguments (`--assets DIR`, `--data DIR`).
+pub fn client_with(
+    scratch: &Scratch,
+    addr: std::net::SocketAddr,
+    token: &bloxquarium::transport::IssuedToken,
+    global: &[&str],
+) -> App {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let path = scratch.0.join(format!("token-{n}.bin"));
     token.write_file(&path).expect("write token");
     let addr = addr.to_string();
     let path = path.to_string_lossy().into_owned();
-    app(&["client", "--headless", "--server", &addr, "--token", &path])
+    let mut args: Vec<&str> = global.to_vec();
+    args.extend_from_slice(&["client", "--headless", "--server", &addr, "--token", &path]);
+    app(&args)
 }
 
 /// Updates every app once per frame, `frames` times, with a pause for loopback delivery.

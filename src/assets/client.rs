@@ -1,0 +1,847 @@
+//! The client's loader: a verifying asset reader (every file read is checked against the
+//! manifest's sha256), a bevy_asset_loader loading state for the critical set with iyes_progress
+//! progress, background streaming by priority in batches, `stream_with_quality` with a visible
+//! fallback, the LRU cache, and the automatic quality level.
+//!
+//! The plain parts live in [`super::cache`], [`super::stream`] and [`super::quality`]; this file
+//! is the Bevy side.
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use bevy::asset::io::file::FileAssetReader;
+use bevy::asset::io::{
+    AssetReader, AssetReaderError, AssetSourceBuilder, AssetSourceId, PathStream, Reader, VecReader,
+};
+use bevy::asset::{AssetLoader, LoadContext, LoadState, RecursiveDependencyLoadState};
+use bevy::ecs::system::SystemParam;
+use bevy::prelude::*;
+use bevy_asset_loader::prelude::*;
+use iyes_progress::prelude::*;
+use sha2::{Digest, Sha256};
+
+use super::cache::{CacheStats, LruCache};
+use super::manifest::{AssetRegistry, QUALITIES};
+use super::quality::{Level, QualityChange, QualityGovernor, level_name};
+use super::stream::{LoadStats, StreamQueue};
+use crate::config::{ClientConfig, ConfigChanged, Side};
+
+/// What a verifying read reports when the bytes do not match the manifest.
+pub const INTEGRITY_MARKER: &str = "sha256 mismatch";
+
+/// The manifest's hashes, by file path, shared with the verifying reader.
+#[derive(Resource, Clone, Default)]
+pub struct ManifestHashes(pub Arc<RwLock<HashMap<String, String>>>);
+
+impl ManifestHashes {
+    fn expected(&self, file: &str) -> Option<String> {
+        self.0.read().ok().and_then(|m| m.get(file).cloned())
+    }
+
+    fn replace(&self, registry: &AssetRegistry) {
+        let map: HashMap<String, String> = registry
+            .manifest()
+            .entries
+            .iter()
+            .flat_map(|e| e.variants.iter())
+            .map(|v| (v.file.clone(), v.sha256.clone()))
+            .collect();
+        match self.0.write() {
+            Ok(mut m) => *m = map,
+            Err(e) => error!("asset hashes lock poisoned: {e}"),
+        }
+    }
+}
+
+/// The file reader under the assets dir, checking each file in the manifest against its sha256
+/// before any loader sees it. Files the manifest does not list pass unchecked (there is no
+/// manifest before the server sends one).
+pub struct VerifyingReader {
+    inner: FileAssetReader,
+    hashes: ManifestHashes,
+}
+
+impl AssetReader for VerifyingReader {
+    async fn read<'a>(&'a self, path: &'a Path) -> Result<impl Reader + 'a, AssetReaderError> {
+        let mut reader = self.inner.read(path).await?;
+        let mut bytes = Vec::new();
+        reader.read_to_end(&mut bytes).await?;
+        let file = path.to_string_lossy().replace('\\', "/");
+        if let Some(expected) = self.hashes.expected(&file) {
+            let got = hex::encode(Sha256::digest(&bytes));
+            if got != expected {
+                return Err(AssetReaderError::Io(Arc::new(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "{file}: {INTEGRITY_MARKER} (manifest {}, file {})",
+                        &expected[..expected.len().min(12)],
+                        &got[..12]
+                    ),
+                ))));
+            }
+        }
+        Ok(VecReader::new(bytes))
+    }
+
+    async fn read_meta<'a>(&'a self, path: &'a Path) -> Result<impl Reader + 'a, AssetReaderError> {
+        self.inner.read_meta(path).await
+    }
+
+    async fn read_directory<'a>(
+        &'a self,
+        path: &'a Path,
+    ) -> Result<Box<PathStream>, AssetReaderError> {
+        self.inner.read_directory(path).await
+    }
+
+    async fn is_directory<'a>(&'a self, path: &'a Path) -> Result<bool, AssetReaderError> {
+        self.inner.is_directory(path).await
+    }
+}
+
+/// Makes the default asset source a [`VerifyingReader`] over `dir`. Call before the
+/// `AssetPlugin` is added; the returned hashes are filled when the manifest arrives.
+pub fn install_verifying_source(app: &mut App, dir: &Path) -> ManifestHashes {
+    let hashes = ManifestHashes::default();
+    let shared = hashes.clone();
+    let root: PathBuf = dir.to_path_buf();
+    app.register_asset_source(
+        AssetSourceId::Default,
+        AssetSourceBuilder::new(move || {
+            Box::new(VerifyingReader {
+                inner: FileAssetReader::new(&root),
+                hashes: shared.clone(),
+            })
+        }),
+    );
+    app.insert_resource(hashes.clone());
+    hashes
+}
+
+/// A file's bytes, as loaded (and verified) when no decoder is registered for its kind: the
+/// headless client and the data files.
+#[derive(Asset, TypePath, Debug)]
+pub struct AssetBytes(pub Vec<u8>);
+
+/// Loads [`AssetBytes`]; picked by type, never by extension.
+#[derive(Default, TypePath)]
+pub struct AssetBytesLoader;
+
+impl AssetLoader for AssetBytesLoader {
+    type Asset = AssetBytes;
+    type Settings = ();
+    type Error = std::io::Error;
+
+    async fn load(
+        &self,
+        reader: &mut dyn Reader,
+        _settings: &(),
+        _ctx: &mut LoadContext<'_>,
+    ) -> Result<AssetBytes, std::io::Error> {
+        let mut bytes = Vec::new();
+        reader.read_to_end(&mut bytes).await?;
+        Ok(AssetBytes(bytes))
+    }
+}
+
+/// Which asset type each kind (model, texture, sound, font, data, document) decodes to, and
+/// the fallback shown in place of one that fails. Everything is [`AssetBytes`] until the
+/// renderer registers its decoders.
+#[derive(Resource, Default)]
+pub struct Decoders {
+    types: HashMap<String, TypeId>,
+    fallbacks: HashMap<String, UntypedHandle>,
+    default_fallback: Option<UntypedHandle>,
+}
+
+impl Decoders {
+    /// Decodes `kind` as asset type `A`, with `fallback` in place of a failure.
+    pub fn set<A: Asset>(&mut self, kind: &str, fallback: Handle<A>) {
+        self.types.insert(kind.to_string(), TypeId::of::<A>());
+        self.fallbacks.insert(kind.to_string(), fallback.untyped());
+    }
+
+    fn type_of(&self, kind: &str) -> TypeId {
+        self.types
+            .get(kind)
+            .copied()
+            .unwrap_or(TypeId::of::<AssetBytes>())
+    }
+
+    /// The fallback for `kind`.
+    pub fn fallback(&self, kind: &str) -> UntypedHandle {
+        self.fallbacks
+            .get(kind)
+            .or(self.default_fallback.as_ref())
+            .cloned()
+            .unwrap_or_else(|| Handle::<AssetBytes>::default().untyped())
+    }
+}
+
+/// Where the client's loading is.
+#[derive(States, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum AssetPhase {
+    /// No manifest from the server yet.
+    #[default]
+    WaitingForManifest,
+    /// The critical set is loading behind the loading screen.
+    Loading,
+    /// A critical asset failed: waiting for its fallback before play.
+    Recovering,
+    /// Loaded; the rest streams in the background.
+    Playing,
+}
+
+/// How a [`Streamer::stream_with_quality`] request ended.
+#[derive(Debug, Clone)]
+pub struct StreamOutcome {
+    /// Professional path asked for.
+    pub path: String,
+    /// File loaded (`None` when the fallback answered).
+    pub file: Option<String>,
+    /// Quality of that file (empty for single-variant assets).
+    pub quality: String,
+    /// The asset, or the fallback.
+    pub handle: UntypedHandle,
+    /// The fallback answered.
+    pub fallback: bool,
+    /// Served from the cache.
+    pub from_cache: bool,
+    /// Every error on the way (a variant that failed, then the next tried).
+    pub errors: Vec<String>,
+}
+
+/// Called with the outcome once a stream request ends.
+pub type StreamCallback = Box<dyn FnOnce(&mut World, &StreamOutcome) + Send + Sync>;
+
+/// An asset that failed (each variant tried), for toasts and the log.
+#[derive(Message, Debug, Clone)]
+pub struct AssetProblem {
+    /// Professional path.
+    pub path: String,
+    /// What went wrong.
+    pub error: String,
+    /// The bytes did not match the manifest.
+    pub integrity: bool,
+}
+
+/// The quality level changed by itself.
+#[derive(Message, Debug, Clone, Copy)]
+pub struct QualityChanged(pub QualityChange);
+
+/// A request answered at once with the fallback, and its callback.
+type Refused = (StreamOutcome, Option<StreamCallback>);
+
+struct Pending {
+    path: String,
+    kind: String,
+    file: String,
+    quality: String,
+    size: u64,
+    handle: UntypedHandle,
+    started: Instant,
+    critical: bool,
+    streamed: bool,
+    from_cache: bool,
+    errors: Vec<String>,
+    callback: Option<StreamCallback>,
+}
+
+/// The client's loading state of every asset: requests in flight, the cache, the background
+/// queue, load figures and the quality governor.
+#[derive(Resource)]
+pub struct AssetStreamer {
+    cache: LruCache<UntypedHandle>,
+    pending: Vec<Pending>,
+    queue: StreamQueue,
+    stats: LoadStats,
+    /// The quality governor.
+    pub governor: QualityGovernor,
+    critical: Vec<(String, UntypedHandle)>,
+    /// Recent errors, newest last (at most 32).
+    pub recent_errors: Vec<String>,
+}
+
+/// Cache and load figures for the F3 overlay, the registry stats and the metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StreamerStats {
+    /// Cache figures.
+    pub cache: CacheStats,
+    /// Load figures.
+    pub loads: LoadStats,
+    /// Assets waiting to stream.
+    pub queued: usize,
+    /// Requests in flight.
+    pub in_flight: usize,
+    /// Quality level in use.
+    pub quality: Level,
+}
+
+impl AssetStreamer {
+    /// From the client's config: cache bounds, batch size, quality and budgets.
+    pub fn from_config(config: Option<&crate::config::Config>) -> Self {
+        let get = |key: &str, default: i64| {
+            config
+                .and_then(|c| c.get::<i64>(key).ok())
+                .unwrap_or(default)
+                .max(1)
+        };
+        let entries = get("assetManager.maxCacheSize", 1000) as usize;
+        let memory_mb = get("performance.maxMemoryUsage", 1024) as u64;
+        let level = get("graphics.qualityLevel", 3).min(5) as Level;
+        let fps = get("performance.targetFPS", 60) as u32;
+        // The cache starts at a quarter of the memory budget and may grow to half of it.
+        let memory = memory_mb << 20;
+        Self {
+            cache: LruCache::new(entries, memory / 4, memory / 2),
+            pending: Vec::new(),
+            queue: StreamQueue::default(),
+            stats: LoadStats::default(),
+            governor: QualityGovernor::new(level, fps, memory),
+            critical: Vec::new(),
+            recent_errors: Vec::new(),
+        }
+    }
+
+    /// Figures now.
+    pub fn stats(&self) -> StreamerStats {
+        StreamerStats {
+            cache: self.cache.stats(),
+            loads: self.stats,
+            queued: self.queue.queued(),
+            in_flight: self.pending.len(),
+            quality: self.governor.current,
+        }
+    }
+
+    /// The cache (for the tuning rule's counts).
+    pub fn cache(&self) -> &LruCache<UntypedHandle> {
+        &self.cache
+    }
+
+    /// The critical set's handles, by professional path.
+    pub fn critical(&self) -> &[(String, UntypedHandle)] {
+        &self.critical
+    }
+
+    /// Critical requests not yet resolved.
+    pub fn critical_pending(&self) -> usize {
+        self.pending.iter().filter(|p| p.critical).count()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn request(
+        &mut self,
+        server: &AssetServer,
+        registry: Option<&AssetRegistry>,
+        decoders: &Decoders,
+        path: &str,
+        level: Level,
+        critical: bool,
+        streamed: bool,
+        callback: Option<StreamCallback>,
+    ) -> Result<UntypedHandle, Refused> {
+        let not_found = |errors: Vec<String>, kind: &str| StreamOutcome {
+            path: path.to_string(),
+            file: None,
+            quality: String::new(),
+            handle: decoders.fallback(kind),
+            fallback: true,
+            from_cache: false,
+            errors,
+        };
+        let Some(entry) = registry.and_then(|r| r.get(path)) else {
+            return Err((
+                not_found(vec![format!("{path}: not in the asset manifest")], ""),
+                callback,
+            ));
+        };
+        let Some(variant) = registry.and_then(|r| r.variant(path, level_name(level))) else {
+            return Err((
+                not_found(
+                    vec![format!("{path}: the manifest lists no file")],
+                    &entry.kind,
+                ),
+                callback,
+            ));
+        };
+        let (kind, file, quality, size) = (
+            entry.kind.clone(),
+            variant.file.clone(),
+            variant.quality.clone(),
+            variant.size,
+        );
+        let (handle, from_cache) = match self.cache.get(&file) {
+            Some(h) => (h.clone(), true),
+            None => (
+                server
+                    .load_builder()
+                    .load_erased(decoders.type_of(&kind), file.clone()),
+                false,
+            ),
+        };
+        self.pending.push(Pending {
+            path: path.to_string(),
+            kind,
+            file,
+            quality,
+            size,
+            handle: handle.clone(),
+            started: Instant::now(),
+            critical,
+            streamed,
+            from_cache,
+            errors: Vec::new(),
+            callback,
+        });
+        Ok(handle)
+    }
+
+    fn note_error(&mut self, e: &str) {
+        warn!("asset: {e}");
+        self.recent_errors.push(e.to_string());
+        if self.recent_errors.len() > 32 {
+            self.recent_errors.remove(0);
+        }
+    }
+}
+
+/// The door for game code: `streamer.stream_with_quality(path, level, callback)`.
+#[derive(SystemParam)]
+pub struct Streamer<'w, 's> {
+    streamer: ResMut<'w, AssetStreamer>,
+    server: Res<'w, AssetServer>,
+    registry: Option<Res<'w, AssetRegistry>>,
+    decoders: Res<'w, Decoders>,
+    commands: Commands<'w, 's>,
+}
+
+impl Streamer<'_, '_> {
+    /// Loads the best variant of `path` at or below quality `level`; a variant that fails
+    /// falls back to the next lower one, and when none is left the kind's fallback asset
+    /// answers and the error is reported. `callback` runs once, with the outcome.
+    pub fn stream_with_quality(
+        &mut self,
+        path: &str,
+        level: Level,
+        callback: impl FnOnce(&mut World, &StreamOutcome) + Send + Sync + 'static,
+    ) {
+        let cb: StreamCallback = Box::new(callback);
+        if let Err((outcome, cb)) = self.streamer.request(
+            &self.server,
+            self.registry.as_deref(),
+            &self.decoders,
+            path,
+            level,
+            false,
+            false,
+            Some(cb),
+        ) {
+            // Nothing to load: answer with the fallback at the next command flush.
+            for e in &outcome.errors {
+                self.streamer.note_error(e);
+            }
+            self.streamer.stats.fallbacks += 1;
+            self.commands.queue(move |world: &mut World| {
+                for e in &outcome.errors {
+                    world.write_message(AssetProblem {
+                        path: outcome.path.clone(),
+                        error: e.clone(),
+                        integrity: false,
+                    });
+                }
+                if let Some(cb) = cb {
+                    cb(world, &outcome);
+                }
+            });
+        }
+    }
+
+    /// The quality level in use now.
+    pub fn quality(&self) -> Level {
+        self.streamer.governor.current
+    }
+}
+
+/// The critical set, as a bevy_asset_loader collection built from the manifest at run time.
+#[derive(Resource, Debug, Clone, Default)]
+pub struct CriticalAssets {
+    /// Handles by professional path (the fallback where one failed).
+    pub handles: Vec<(String, UntypedHandle)>,
+}
+
+impl AssetCollection for CriticalAssets {
+    fn load(world: &mut World) -> Vec<UntypedHandle> {
+        let server = world.resource::<AssetServer>().clone();
+        let paths: Vec<String> = world
+            .get_resource::<AssetRegistry>()
+            .map(|r| {
+                r.manifest()
+                    .entries
+                    .iter()
+                    .filter(|e| e.priority == "critical")
+                    .map(|e| e.path.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        world.resource_scope(|world, mut streamer: Mut<AssetStreamer>| {
+            let registry = world.get_resource::<AssetRegistry>();
+            let decoders = world.resource::<Decoders>();
+            let level = streamer.governor.current;
+            let mut handles = Vec::new();
+            for path in paths {
+                match streamer.request(&server, registry, decoders, &path, level, true, false, None)
+                {
+                    Ok(h) => {
+                        streamer.critical.push((path, h.clone()));
+                        handles.push(h);
+                    }
+                    Err((outcome, _)) => {
+                        for e in &outcome.errors {
+                            streamer.note_error(e);
+                        }
+                        streamer.stats.fallbacks += 1;
+                        streamer.critical.push((path, outcome.handle));
+                    }
+                }
+            }
+            handles
+        })
+    }
+
+    fn create(world: &mut World) -> Self {
+        Self {
+            handles: world.resource::<AssetStreamer>().critical.clone(),
+        }
+    }
+}
+
+/// The client's asset loading (the manifest comes from [`super::AssetsClientPlugin`]).
+pub struct AssetLoadingPlugin;
+
+impl Plugin for AssetLoadingPlugin {
+    fn build(&self, app: &mut App) {
+        app.init_asset::<AssetBytes>()
+            .register_asset_loader(AssetBytesLoader)
+            .init_resource::<Decoders>()
+            .init_resource::<ManifestHashes>()
+            .add_message::<AssetProblem>()
+            .add_message::<QualityChanged>()
+            .init_state::<AssetPhase>()
+            .add_plugins(
+                ProgressPlugin::<AssetPhase>::new()
+                    .with_state_transition(AssetPhase::Loading, AssetPhase::Playing),
+            )
+            .add_loading_state(
+                LoadingState::new(AssetPhase::Loading)
+                    .on_failure_continue_to_state(AssetPhase::Recovering)
+                    .load_collection::<CriticalAssets>(),
+            )
+            .add_systems(Startup, setup_streamer)
+            .add_systems(
+                Update,
+                (
+                    start_loading.run_if(in_state(AssetPhase::WaitingForManifest)),
+                    poll_requests,
+                    finish_recovery.run_if(in_state(AssetPhase::Recovering)),
+                    (stream_background, govern_quality, tune_cache)
+                        .run_if(in_state(AssetPhase::Playing)),
+                    apply_asset_settings,
+                )
+                    .chain(),
+            );
+    }
+}
+
+fn setup_streamer(
+    mut commands: Commands,
+    config: Option<Res<ClientConfig>>,
+    mut bytes: ResMut<Assets<AssetBytes>>,
+    mut decoders: ResMut<Decoders>,
+) {
+    commands.insert_resource(AssetStreamer::from_config(config.as_deref().map(|c| &c.0)));
+    decoders.default_fallback = Some(
+        bytes
+            .add(AssetBytes(b"bloxquarium fallback asset".to_vec()))
+            .untyped(),
+    );
+}
+
+fn start_loading(
+    registry: Option<Res<AssetRegistry>>,
+    hashes: Res<ManifestHashes>,
+    mut streamer: ResMut<AssetStreamer>,
+    config: Option<Res<ClientConfig>>,
+    mut next: ResMut<NextState<AssetPhase>>,
+) {
+    let Some(registry) = registry else { return };
+    hashes.replace(&registry);
+    let batch = config
+        .and_then(|c| c.get::<i64>("assetManager.preloadBatchSize").ok())
+        .unwrap_or(50)
+        .max(1) as usize;
+    streamer.queue = StreamQueue::from_manifest(registry.manifest(), batch);
+    info!(
+        "assets: loading the critical set at quality {}; {} more to stream",
+        level_name(streamer.governor.current),
+        streamer.queue.queued()
+    );
+    next.set(AssetPhase::Loading);
+}
+
+/// Resolves requests: loaded ones go into the cache, failed ones fall back to a lower variant
+/// and then to the fallback asset; callbacks run with the outcome.
+fn poll_requests(world: &mut World) {
+    let server = world.resource::<AssetServer>().clone();
+    let mut done: Vec<(StreamOutcome, Option<StreamCallback>)> = Vec::new();
+    let mut problems = Vec::new();
+    world.resource_scope(|world, mut streamer: Mut<AssetStreamer>| {
+        let registry = world.get_resource::<AssetRegistry>();
+        let decoders = world.resource::<Decoders>();
+        let pending = std::mem::take(&mut streamer.pending);
+        for mut p in pending {
+            let id = p.handle.id();
+            let failed = match server.get_load_state(id) {
+                Some(LoadState::Failed(e)) => Some(e.to_string()),
+                _ => match server.get_recursive_dependency_load_state(id) {
+                    Some(RecursiveDependencyLoadState::Failed(e)) => Some(e.to_string()),
+                    _ => None,
+                },
+            };
+            if let Some(err) = failed {
+                let integrity = err.contains(INTEGRITY_MARKER);
+                streamer.stats.failed += 1;
+                if integrity {
+                    streamer.stats.integrity_failures += 1;
+                }
+                streamer.cache.remove(&p.file);
+                let msg = format!("{} ({}): {err}", p.path, p.file);
+                streamer.note_error(&msg);
+                problems.push(AssetProblem {
+                    path: p.path.clone(),
+                    error: msg.clone(),
+                    integrity,
+                });
+                p.errors.push(msg);
+                // The next lower variant not yet tried, if any.
+                let lower = registry.and_then(|r| r.get(&p.path)).and_then(|e| {
+                    let at = QUALITIES.iter().position(|q| *q == p.quality)?;
+                    e.variants
+                        .iter()
+                        .rfind(|v| QUALITIES.iter().position(|q| *q == v.quality) < Some(at))
+                        .cloned()
+                });
+                match lower {
+                    Some(v) => {
+                        p.handle = server
+                            .load_builder()
+                            .load_erased(decoders.type_of(&p.kind), v.file.clone());
+                        p.file = v.file;
+                        p.quality = v.quality;
+                        p.size = v.size;
+                        p.started = Instant::now();
+                        p.from_cache = false;
+                        streamer.pending.push(p);
+                    }
+                    None => {
+                        streamer.stats.fallbacks += 1;
+                        let handle = decoders.fallback(&p.kind);
+                        if p.critical
+                            && let Some(slot) = streamer
+                                .critical
+                                .iter_mut()
+                                .find(|(path, _)| *path == p.path)
+                        {
+                            slot.1 = handle.clone();
+                        }
+                        if p.streamed {
+                            streamer.queue.finished();
+                        }
+                        done.push((
+                            StreamOutcome {
+                                path: p.path,
+                                file: None,
+                                quality: String::new(),
+                                handle,
+                                fallback: true,
+                                from_cache: false,
+                                errors: p.errors,
+                            },
+                            p.callback,
+                        ));
+                    }
+                }
+                continue;
+            }
+            if !server.is_loaded_with_dependencies(id) {
+                streamer.pending.push(p);
+                continue;
+            }
+            if !p.from_cache {
+                streamer.stats.loaded += 1;
+                streamer.stats.bytes += p.size;
+                streamer.stats.total_ms += p.started.elapsed().as_secs_f64() * 1000.0;
+                for (evicted, _) in streamer.cache.put(&p.file, p.handle.clone(), p.size) {
+                    debug!("asset cache: evicted {evicted}");
+                }
+            }
+            if p.streamed {
+                streamer.queue.finished();
+            }
+            done.push((
+                StreamOutcome {
+                    path: p.path,
+                    file: Some(p.file),
+                    quality: p.quality,
+                    handle: p.handle,
+                    fallback: false,
+                    from_cache: p.from_cache,
+                    errors: p.errors,
+                },
+                p.callback,
+            ));
+        }
+    });
+    for p in problems {
+        world.write_message(p);
+    }
+    for (outcome, cb) in done {
+        if let Some(cb) = cb {
+            cb(world, &outcome);
+        }
+    }
+}
+
+/// After a critical failure: play starts once every critical request has its asset or its
+/// fallback.
+fn finish_recovery(
+    streamer: Res<AssetStreamer>,
+    mut next: ResMut<NextState<AssetPhase>>,
+    mut commands: Commands,
+) {
+    if streamer.critical_pending() == 0 {
+        warn!(
+            "assets: {} critical asset(s) replaced by the fallback",
+            streamer.stats.fallbacks
+        );
+        commands.insert_resource(CriticalAssets {
+            handles: streamer.critical.clone(),
+        });
+        next.set(AssetPhase::Playing);
+    }
+}
+
+fn stream_background(
+    mut streamer: ResMut<AssetStreamer>,
+    server: Res<AssetServer>,
+    registry: Option<Res<AssetRegistry>>,
+    decoders: Res<Decoders>,
+    config: Option<Res<ClientConfig>>,
+) {
+    if config
+        .as_ref()
+        .and_then(|c| c.get::<bool>("assetManager.enableStreaming").ok())
+        == Some(false)
+    {
+        return;
+    }
+    let level = streamer.governor.current;
+    for path in streamer.queue.next_batch() {
+        if let Err(outcome) = streamer.request(
+            &server,
+            registry.as_deref(),
+            &decoders,
+            &path,
+            level,
+            false,
+            true,
+            None,
+        ) {
+            for e in &outcome.0.errors {
+                streamer.note_error(e);
+            }
+            streamer.stats.fallbacks += 1;
+            streamer.queue.finished();
+        }
+    }
+}
+
+fn govern_quality(
+    mut streamer: ResMut<AssetStreamer>,
+    time: Res<Time<Real>>,
+    mut out: MessageWriter<QualityChanged>,
+    mut tick: Local<u32>,
+    mut memory: Local<u64>,
+) {
+    // Memory is read from /proc every 30 frames; the frame time every frame.
+    if *tick % 30 == 0 {
+        *memory = (crate::transport::rss_mb() * 1024.0 * 1024.0) as u64;
+    }
+    *tick = tick.wrapping_add(1);
+    let ms = time.delta_secs_f64() * 1000.0;
+    if ms <= 0.0 {
+        return;
+    }
+    if let Some(change) = streamer.governor.sample(ms, *memory) {
+        match change {
+            QualityChange::Dropped(l) => warn!(
+                "assets: quality dropped to {} (frame time {ms:.1} ms, memory {} MiB)",
+                level_name(l),
+                *memory >> 20
+            ),
+            QualityChange::Raised(l) => info!("assets: quality back up to {}", level_name(l)),
+        }
+        out.write(QualityChanged(change));
+    }
+}
+
+fn tune_cache(mut streamer: ResMut<AssetStreamer>) {
+    let (transition, grew) = streamer.cache.tune();
+    if let Some(t) = transition {
+        let s = streamer.cache.stats();
+        info!(
+            "optimisation rule assets.cache {t:?}: hit rate {:.0}%, cache {} entries / {} MiB",
+            s.hit_rate() * 100.0,
+            s.max_entries,
+            s.max_bytes >> 20
+        );
+    }
+    if grew {
+        metrics::counter!("bloxquarium_assets_cache_grown_total").increment(1);
+    }
+}
+
+/// `graphics.qualityLevel` (the player's choice) and the budgets, applied live.
+fn apply_asset_settings(
+    config: Option<Res<ClientConfig>>,
+    mut changed: MessageReader<ConfigChanged>,
+    mut streamer: ResMut<AssetStreamer>,
+) {
+    let Some(config) = config else { return };
+    for c in changed.read() {
+        if c.side != Side::Client {
+            continue;
+        }
+        if c.under("graphics.qualityLevel")
+            && let Ok(level) = config.get::<i64>("graphics.qualityLevel")
+        {
+            streamer.governor.choose(level.clamp(1, 5) as Level);
+        }
+        if c.under("performance") {
+            let fps = config.get::<i64>("performance.targetFPS").unwrap_or(60) as u32;
+            let mb = config
+                .get::<i64>("performance.maxMemoryUsage")
+                .unwrap_or(1024)
+                .max(1) as u64;
+            streamer.governor.set_budgets(fps, mb << 20);
+        }
+        if c.under("assetManager.preloadBatchSize")
+            && let Ok(b) = config.get::<i64>("assetManager.preloadBatchSize")
+        {
+            streamer.queue.set_batch(b.max(1) as usize);
+        }
+    }
+}
