@@ -232,6 +232,7 @@ impl PluginGroup for ClientRenderPlugins {
     fn build(self) -> PluginGroupBuilder {
         PluginGroupBuilder::start::<Self>()
             .add(crate::client::render::ScenePlugin)
+            .add(crate::client::aquarium::AquariumPlugin)
             .add(crate::client::render::StatusTextPlugin)
             .add(crate::client::hud::GameHudPlugin)
             .add(crate::client::render::WindowClosePlugin)

@@ -173,7 +173,7 @@ pub fn aquarium(level: u32) -> Vec<u8> {
         materials: vec![
             material("Frame", trim, 1.0, if level >= 3 { 0.8 } else { 0.1 }, 0.35),
             material("Stand", [0.25, 0.17, 0.1], 1.0, 0.0, 0.8),
-            material("Glass", [0.8, 0.95, 1.0], 0.18, 0.0, 0.05),
+            material("Glass", [0.8, 0.95, 1.0], 0.07, 0.0, 0.05),
             material("Gravel", [0.78, 0.7, 0.52], 1.0, 0.0, 0.95),
         ],
         nodes: vec![

@@ -10,24 +10,11 @@ use bevy::input::keyboard::KeyCode;
 use bevy::prelude::*;
 
 use super::ConnectionState;
+use super::aquarium::{FishSpecies, swim_volume};
 use crate::game::boids::{self, Boid, Flock};
 use crate::game::{GameOp, Prediction, Shop};
 use crate::protocol::ShopItem;
 use crate::transport::ClientNet;
-
-/// The swimming volume inside the placeholder tank (centre and half extents, metres).
-const SWIM_CENTRE: [f32; 3] = [0.0, 1.3, 0.0];
-const SWIM_HALF: [f32; 3] = [1.8, 0.75, 0.8];
-
-/// Species colours (the generator's palette).
-const SPECIES_COLOURS: [[f32; 3]; 6] = [
-    [1.0, 0.45, 0.05],
-    [1.0, 0.35, 0.0],
-    [0.1, 0.5, 1.0],
-    [0.85, 0.85, 0.7],
-    [0.05, 0.25, 0.9],
-    [0.95, 0.95, 0.9],
-];
 
 /// A fish of the player's, by id.
 #[derive(Component)]
@@ -182,8 +169,6 @@ fn sync_fish(
     shop: Res<Shop>,
     mut hud: ResMut<HudState>,
     fish: Query<(Entity, &PlayerFish)>,
-    mut meshes: ResMut<Assets<Mesh>>,
-    mut materials: ResMut<Assets<StandardMaterial>>,
 ) {
     let Some(catalog) = shop.catalog() else {
         return;
@@ -203,43 +188,47 @@ fn sync_fish(
         if have.contains(&id) {
             continue;
         }
-        let c = SPECIES_COLOURS[usize::from(species) % SPECIES_COLOURS.len()];
         let k = id as f32;
+        let (centre, half) = swim_volume(state.tank_level);
         let start = Boid {
             pos: [
-                SWIM_CENTRE[0] + (k * 1.7).sin() * 1.2,
-                SWIM_CENTRE[1] + (k * 0.9).cos() * 0.4,
-                SWIM_CENTRE[2] + (k * 2.3).sin() * 0.5,
+                centre[0] + (k * 1.7).sin() * half[0] * 0.7,
+                centre[1] + (k * 0.9).cos() * half[1] * 0.7,
+                centre[2] + (k * 2.3).sin() * half[2] * 0.7,
             ],
             vel: [0.5 * (k * 0.7).cos(), 0.0, 0.5 * (k * 0.7).sin()],
         };
         hud.boids.insert(id, start);
+        // The species' model is attached by `aquarium::attach_fish_models` once it is in.
         commands.spawn((
-            Mesh3d(meshes.add(Sphere::new(0.12))),
-            MeshMaterial3d(materials.add(StandardMaterial {
-                base_color: Color::srgb(c[0], c[1], c[2]),
-                perceptual_roughness: 0.4,
-                ..default()
-            })),
-            Transform::from_translation(Vec3::from(start.pos)).with_scale(Vec3::new(1.8, 0.9, 0.7)),
+            Transform::from_translation(Vec3::from(start.pos)),
+            Visibility::default(),
             PlayerFish { id },
+            FishSpecies(species),
         ));
     }
 }
 
 fn swim(
     time: Res<Time>,
+    prediction: Res<Prediction>,
+    shop: Res<Shop>,
     mut hud: ResMut<HudState>,
     mut fish: Query<(&PlayerFish, &mut Transform)>,
 ) {
+    let level = shop
+        .catalog()
+        .and_then(|c| prediction.predictor.predicted(c))
+        .map_or(1, |s| s.tank_level);
+    let (centre, half) = swim_volume(level);
     let dt = time.delta_secs().min(0.1);
     if dt > 0.0 {
         let smoothed = hud.fps * 0.95 + (1.0 / dt) * 0.05;
         hud.fps = smoothed;
     }
     let flock = Flock {
-        half: SWIM_HALF,
-        centre: SWIM_CENTRE,
+        half,
+        centre,
         sight: 0.8,
         personal: 0.3,
         speed: 0.55,
@@ -327,6 +316,7 @@ fn update_overlay(
     prediction: Res<Prediction>,
     net: Option<Res<ClientNet>>,
     state: Res<ConnectionState>,
+    assets: Option<Res<crate::assets::AssetStreamer>>,
     mut text: Query<&mut Text, With<OverlayText>>,
 ) {
     let body = if hud.overlay {
@@ -336,13 +326,32 @@ fn update_overlay(
             .map_or((0.0, 0.0), |p| (p.rtt_ms, p.packet_loss));
         let p = &prediction.predictor;
         format!(
-            "FPS {:.0} | RTT {rtt:.0} ms | loss {:.1}% | predicted ops pending {} (acked {}, mispredicted {}) | {} | asset cache: no loader yet",
+            "FPS {:.0} | RTT {rtt:.0} ms | loss {:.1}% | predicted ops pending {} (acked {}, mispredicted {}) | {}\n{}",
             hud.fps,
             loss * 100.0,
             p.pending(),
             p.acknowledged,
             p.mispredictions,
             *state,
+            assets.map_or_else(
+                || "assets: no loader".to_string(),
+                |a| {
+                    let s = a.stats();
+                    format!(
+                        "assets: cache hit rate {:.0}% ({} entries, {:.1} MiB) | streaming queue {} + {} in flight | quality {} | avg load {:.1} ms | failures {} (integrity {}), fallbacks {}",
+                        s.cache.hit_rate() * 100.0,
+                        s.cache.entries,
+                        s.cache.bytes as f64 / (1024.0 * 1024.0),
+                        s.queued,
+                        s.in_flight,
+                        crate::assets::quality::level_name(s.quality),
+                        s.loads.average_ms(),
+                        s.loads.failed,
+                        s.loads.integrity_failures,
+                        s.loads.fallbacks,
+                    )
+                },
+            ),
         )
     } else {
         String::new()

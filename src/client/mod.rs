@@ -2,6 +2,8 @@
 //! `render` module (cargo feature `client`) adds the window, the 3D scene and the UI.
 
 #[cfg(feature = "client")]
+pub mod aquarium;
+#[cfg(feature = "client")]
 pub mod display;
 #[cfg(feature = "client")]
 pub mod hud;

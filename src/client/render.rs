@@ -1,7 +1,7 @@
-//! The windowed client: a lit 3D placeholder scene (camera, light, floor, a glass tank), a status
-//! line, window close routed through the shutdown phase, and the screenshot smoke check. The
-//! player's fish, the HUD and the F3 overlay are in [`super::hud`]; the game issue replaces the
-//! scene with the generated tank models.
+//! The windowed client: the room (camera, lights, floor, the table the tank stands on), a
+//! status line, window close routed through the shutdown phase, and the screenshot smoke check.
+//! The tank, its fish and the loading screen are in [`super::aquarium`]; the HUD and the F3
+//! overlay in [`super::hud`].
 
 use std::path::PathBuf;
 
@@ -13,9 +13,6 @@ use super::{ConnectionState, ServerAddress};
 use crate::app::RunMode;
 use crate::config::{ClientConfig, ConfigChanged, Side};
 use crate::shutdown::{Shutdown, ShutdownReason};
-
-/// Size of the placeholder tank (width, height, depth), in metres.
-const TANK: Vec3 = Vec3::new(4.0, 2.2, 2.0);
 
 /// Camera, lights, floor and the placeholder tank.
 pub struct ScenePlugin;
@@ -38,10 +35,13 @@ fn spawn_scene(
     mut meshes: ResMut<Assets<Mesh>>,
     mut materials: ResMut<Assets<StandardMaterial>>,
 ) {
-    commands.spawn((
-        Camera3d::default(),
-        Transform::from_xyz(0.0, 3.2, 7.5).looking_at(Vec3::new(0.0, 1.1, 0.0), Vec3::Y),
-    ));
+    let orbit = super::aquarium::OrbitCamera {
+        yaw: 0.0,
+        pitch: 0.3,
+        distance: 7.5,
+        target: Vec3::new(0.0, 1.4, 0.0),
+    };
+    commands.spawn((Camera3d::default(), orbit.transform(), orbit));
     commands.spawn((
         DirectionalLight {
             illuminance: 9_000.0,
@@ -57,7 +57,7 @@ fn spawn_scene(
             range: 12.0,
             ..default()
         },
-        Transform::from_xyz(0.0, TANK.y + 1.5, 0.5),
+        Transform::from_xyz(0.0, 4.0, 1.0),
     ));
 
     // Floor: a wooden table top on a dark room floor.
@@ -70,91 +70,14 @@ fn spawn_scene(
         })),
     ));
     commands.spawn((
-        Mesh3d(meshes.add(Cuboid::new(TANK.x + 0.8, 0.2, TANK.z + 0.6))),
+        Mesh3d(meshes.add(Cuboid::new(8.0, super::aquarium::TABLE_TOP, 4.0))),
         MeshMaterial3d(materials.add(StandardMaterial {
             base_color: Color::srgb(0.45, 0.3, 0.18),
             perceptual_roughness: 0.7,
             ..default()
         })),
-        Transform::from_xyz(0.0, 0.1, 0.0),
+        Transform::from_xyz(0.0, super::aquarium::TABLE_TOP / 2.0, 0.0),
     ));
-
-    let base = 0.2;
-    // Sand bed.
-    commands.spawn((
-        Mesh3d(meshes.add(Cuboid::new(TANK.x - 0.05, 0.25, TANK.z - 0.05))),
-        MeshMaterial3d(materials.add(StandardMaterial {
-            base_color: Color::srgb(0.86, 0.76, 0.52),
-            perceptual_roughness: 1.0,
-            ..default()
-        })),
-        Transform::from_xyz(0.0, base + 0.125, 0.0),
-    ));
-    // Water volume, then the glass around it.
-    commands.spawn((
-        Mesh3d(meshes.add(Cuboid::new(TANK.x - 0.06, TANK.y * 0.85, TANK.z - 0.06))),
-        MeshMaterial3d(materials.add(StandardMaterial {
-            base_color: Color::srgba(0.15, 0.5, 0.85, 0.28),
-            alpha_mode: AlphaMode::Blend,
-            perceptual_roughness: 0.1,
-            ..default()
-        })),
-        Transform::from_xyz(0.0, base + TANK.y * 0.425, 0.0),
-    ));
-    commands.spawn((
-        Mesh3d(meshes.add(Cuboid::new(TANK.x, TANK.y, TANK.z))),
-        MeshMaterial3d(materials.add(StandardMaterial {
-            base_color: Color::srgba(0.85, 0.95, 1.0, 0.12),
-            alpha_mode: AlphaMode::Blend,
-            perceptual_roughness: 0.05,
-            reflectance: 0.8,
-            ..default()
-        })),
-        Transform::from_xyz(0.0, base + TANK.y / 2.0, 0.0),
-    ));
-    // Black frame: the twelve edges of the box.
-    let frame = materials.add(StandardMaterial {
-        base_color: Color::srgb(0.05, 0.05, 0.06),
-        metallic: 0.6,
-        perceptual_roughness: 0.4,
-        ..default()
-    });
-    let t = 0.06;
-    let half = TANK / 2.0;
-    for (size, centre) in frame_edges(TANK, t) {
-        commands.spawn((
-            Mesh3d(meshes.add(Cuboid::from_size(size))),
-            MeshMaterial3d(frame.clone()),
-            Transform::from_translation(centre + Vec3::new(0.0, base + half.y, 0.0)),
-        ));
-    }
-
-    // A few rocks and plants so the tank is not empty.
-    let rock = materials.add(StandardMaterial {
-        base_color: Color::srgb(0.42, 0.42, 0.45),
-        perceptual_roughness: 0.95,
-        ..default()
-    });
-    for (x, z, r) in [(-1.3, -0.4, 0.32), (-0.9, -0.6, 0.22), (1.2, -0.5, 0.28)] {
-        commands.spawn((
-            Mesh3d(meshes.add(Sphere::new(r))),
-            MeshMaterial3d(rock.clone()),
-            Transform::from_xyz(x, base + 0.25, z).with_scale(Vec3::new(1.3, 0.8, 1.0)),
-        ));
-    }
-    let plant = materials.add(StandardMaterial {
-        base_color: Color::srgb(0.15, 0.6, 0.25),
-        perceptual_roughness: 0.8,
-        ..default()
-    });
-    for (i, x) in [-1.6_f32, -0.3, 0.6, 1.6].into_iter().enumerate() {
-        let h = 0.8 + 0.25 * i as f32;
-        commands.spawn((
-            Mesh3d(meshes.add(Capsule3d::new(0.05, h))),
-            MeshMaterial3d(plant.clone()),
-            Transform::from_xyz(x, base + 0.25 + h / 2.0, -0.7),
-        ));
-    }
 }
 
 /// ClientSafe settings applied live: `graphics.shadows` on the sun, `ui.scale` on the UI.
@@ -181,32 +104,6 @@ fn apply_graphics_settings(
     if let Ok(scale) = config.get::<f32>("ui.scale") {
         ui_scale.0 = scale;
     }
-}
-
-/// The twelve edges of a box of `size` centred on the origin, as (size, centre) of thin bars.
-fn frame_edges(size: Vec3, t: f32) -> Vec<(Vec3, Vec3)> {
-    let h = size / 2.0;
-    let mut edges = Vec::with_capacity(12);
-    for sy in [-1.0, 1.0] {
-        for sz in [-1.0, 1.0] {
-            edges.push((
-                Vec3::new(size.x + t, t, t),
-                Vec3::new(0.0, sy * h.y, sz * h.z),
-            ));
-        }
-        for sx in [-1.0, 1.0] {
-            edges.push((
-                Vec3::new(t, t, size.z + t),
-                Vec3::new(sx * h.x, sy * h.y, 0.0),
-            ));
-        }
-    }
-    for sx in [-1.0, 1.0] {
-        for sz in [-1.0, 1.0] {
-            edges.push((Vec3::new(t, size.y, t), Vec3::new(sx * h.x, 0.0, sz * h.z)));
-        }
-    }
-    edges
 }
 
 /// The status line: mode, server address and connection state.
@@ -312,13 +209,58 @@ impl Plugin for ScreenshotPlugin {
                 frames: 0,
                 taken: false,
             })
-            .add_systems(Update, take_screenshot);
+            .add_systems(
+                Update,
+                (
+                    take_screenshot,
+                    stock_tank_for_screenshot.run_if(in_state(crate::assets::AssetPhase::Playing)),
+                ),
+            );
         }
     }
 }
 
-fn take_screenshot(mut commands: Commands, mut plan: ResMut<ScreenshotPlan>) {
-    if plan.taken {
+/// Stocks an empty tank for the picture, through the normal purchase path (predicted, then
+/// acknowledged by the server): three goldfish and two clownfish, 80 of the 100 starting coins.
+fn stock_tank_for_screenshot(
+    mut prediction: ResMut<crate::game::Prediction>,
+    net: Option<ResMut<crate::transport::ClientNet>>,
+    shop: Res<crate::game::Shop>,
+    time: Res<Time<Real>>,
+    mut done: Local<bool>,
+) {
+    let (Some(mut net), Some(catalog)) = (net, shop.catalog()) else {
+        return;
+    };
+    if *done {
+        return;
+    }
+    let Some(state) = prediction.predictor.predicted(catalog) else {
+        return;
+    };
+    *done = true;
+    if !state.fish.is_empty() {
+        return;
+    }
+    for species in [0, 0, 1, 0, 1] {
+        let op = crate::game::GameOp::Purchase {
+            item: crate::protocol::ShopItem::Fish { species },
+            quantity: 1,
+        };
+        if let Err(why) = prediction.send(&mut net, op, catalog, time.elapsed()) {
+            warn!("screenshot: could not stock the tank: {why}");
+        }
+    }
+}
+
+/// Counts frames only once the game is playing (critical assets loaded), so the picture is
+/// of the game, never of the loading screen; no picture is taken if play never starts.
+fn take_screenshot(
+    mut commands: Commands,
+    mut plan: ResMut<ScreenshotPlan>,
+    phase: Option<Res<State<crate::assets::AssetPhase>>>,
+) {
+    if plan.taken || phase.map(|p| *p.get()) != Some(crate::assets::AssetPhase::Playing) {
         return;
     }
     plan.frames += 1;
@@ -327,7 +269,7 @@ fn take_screenshot(mut commands: Commands, mut plan: ResMut<ScreenshotPlan>) {
     }
     plan.taken = true;
     info!(
-        "taking a screenshot after {} frames: {}",
+        "taking a screenshot after {} frames of play: {}",
         plan.frames,
         plan.path.display()
     );
