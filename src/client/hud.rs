@@ -285,7 +285,7 @@ fn update_hud(
             .iter()
             .take(5)
             .enumerate()
-            .map(|(i, (name, coins))| format!("{}. {name} {coins}", i + 1))
+            .map(|(i, (_, name, coins))| format!("{}. {name} {coins}", i + 1))
             .collect();
         format!("{text}\nTop: {}", top.join("  "))
     };

@@ -18,7 +18,16 @@ pub struct Catalog {
     pub tank_capacity: Vec<u32>,
     /// Share of a fish's price refunded when it is sold (`game.sellRefund`).
     pub sell_refund: f64,
+    /// Price of each decoration kind.
+    pub decoration_prices: Vec<i64>,
 }
+
+/// Decoration names by kind (the generated models `Models/Props/*` and
+/// `Models/Environment/*` they show as).
+pub const DECORATIONS: [&str; 3] = ["Rock", "Plant", "Castle"];
+
+/// Decorations a tank holds per level.
+pub const DECORATIONS_PER_LEVEL: usize = 4;
 
 /// Why a purchase cannot go through.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,6 +48,21 @@ pub enum EconomyError {
         /// Fish asked for.
         adding: u32,
     },
+    /// No decoration of that kind in the shop.
+    #[error("no decoration {0} in the shop")]
+    UnknownDecoration(u8),
+    /// No room for more decorations.
+    #[error("the tank holds {0} decorations; upgrade it for more")]
+    DecorationsFull(usize),
+    /// A gift of nothing (or less).
+    #[error("a gift is 1 coin or more")]
+    GiftTooSmall,
+    /// A gift to oneself.
+    #[error("you cannot send a gift to yourself")]
+    GiftToSelf,
+    /// The recipient is not on this server now.
+    #[error("player {0} is not online")]
+    NotOnline(u64),
     /// No fish with that id.
     #[error("there is no fish {0} in the tank")]
     NoSuchFish(u64),
@@ -79,6 +103,7 @@ impl Catalog {
                 .map(|c| c.clamp(0, u32::MAX as i64) as u32)
                 .collect(),
             sell_refund: config.get::<f64>("game.sellRefund")?.clamp(0.0, 1.0),
+            decoration_prices: config.get("game.decorationPrices")?,
         })
     }
 
@@ -133,6 +158,12 @@ impl Catalog {
                     .filter(|_| usize::from(level) < self.tank_capacity.len())
                     .ok_or(EconomyError::MaxTankLevel(level))
             }
+            ShopItem::Decoration { kind } => self
+                .decoration_prices
+                .get(usize::from(kind))
+                .filter(|_| usize::from(kind) < DECORATIONS.len())
+                .map(|p| (*p).max(0).saturating_mul(i64::from(quantity)))
+                .ok_or(EconomyError::UnknownDecoration(kind)),
         }
     }
 
@@ -170,6 +201,12 @@ impl Catalog {
                 });
             }
         }
+        if let ShopItem::Decoration { .. } = item {
+            let room = DECORATIONS_PER_LEVEL * usize::from(profile.tank.level.max(1));
+            if profile.tank.decorations.len() + quantity as usize > room {
+                return Err(EconomyError::DecorationsFull(room));
+            }
+        }
         if price > profile.stats.coins {
             return Err(EconomyError::InsufficientCoins {
                 price,
@@ -193,6 +230,14 @@ impl Catalog {
                 }
             }
             ShopItem::TankUpgrade => profile.tank.level += 1,
+            ShopItem::Decoration { kind } => {
+                for _ in 0..quantity {
+                    profile
+                        .tank
+                        .decorations
+                        .push(DECORATIONS[usize::from(kind)].to_string());
+                }
+            }
         }
         Ok(Receipt {
             paid: price,
@@ -200,6 +245,31 @@ impl Catalog {
             tank_level: profile.tank.level,
         })
     }
+}
+
+/// The sender's side of a gift: the coins leave the balance (the server credits the recipient).
+pub fn give(profile: &mut Profile, coins: i64) -> Result<(), EconomyError> {
+    if coins < 1 {
+        return Err(EconomyError::GiftTooSmall);
+    }
+    if coins > profile.stats.coins {
+        return Err(EconomyError::InsufficientCoins {
+            price: coins,
+            balance: profile.stats.coins,
+        });
+    }
+    profile.stats.coins -= coins;
+    Ok(())
+}
+
+/// Decoration kinds of a tank, in order (names the catalog does not know are left out).
+pub fn decoration_kinds(profile: &Profile) -> Vec<u8> {
+    profile
+        .tank
+        .decorations
+        .iter()
+        .filter_map(|d| DECORATIONS.iter().position(|n| n == d).map(|k| k as u8))
+        .collect()
 }
 
 /// Feeds one fish, or all: hunger back to 0.
@@ -277,6 +347,7 @@ mod tests {
             tank_prices: vec![0, 500, 2500],
             tank_capacity: vec![3, 6, 9],
             sell_refund: 0.5,
+            decoration_prices: vec![30, 40, 150],
         }
     }
 

@@ -42,6 +42,11 @@ pub struct GameServerState {
 }
 
 impl GameServerState {
+    /// Economy steps (one per second of game time) so far.
+    pub fn steps(&self) -> u64 {
+        u64::from(self.steps)
+    }
+
     /// The last operation of `player` processed this session.
     pub fn last_op(&self, player: u64) -> u64 {
         self.last_op.get(&player).copied().unwrap_or(0)
@@ -115,6 +120,7 @@ impl Plugin for GameServerPlugin {
                 (
                     send_state_at_join,
                     answer_game_ops,
+                    answer_visits,
                     step_economy,
                     forget_left,
                 )
@@ -168,6 +174,7 @@ fn answer_game_ops(
             } => (op_id, GameOp::Purchase { item, quantity }),
             SealedRequest::Feed { op_id, fish } => (op_id, GameOp::Feed { fish }),
             SealedRequest::Sell { op_id, fish } => (op_id, GameOp::Sell { fish }),
+            SealedRequest::Gift { op_id, to, coins } => (op_id, GameOp::Gift { to, coins }),
             _ => continue,
         };
         let Some(player) = net.session(r.client).map(|s| s.player_id) else {
@@ -194,7 +201,15 @@ fn answer_game_ops(
         let last = game.last_op.entry(player).or_default();
         *last = (*last).max(op_id);
         let last = *last;
-        let result = match predict::apply(&mut profile, op, catalog) {
+        // A gift needs its recipient here now, and not the sender.
+        let gift_check = match op {
+            GameOp::Gift { to, .. } if to == player => Err(EconomyError::GiftToSelf),
+            GameOp::Gift { to, .. } if profiles.profile(to).is_none() => {
+                Err(EconomyError::NotOnline(to))
+            }
+            _ => Ok(()),
+        };
+        let result = match gift_check.and_then(|()| predict::apply(&mut profile, op, catalog)) {
             Ok(()) => {
                 let at_ms = crate::transport::unix_now().as_millis() as u64;
                 let (kind, payload) = match op {
@@ -204,6 +219,9 @@ fn answer_game_ops(
                     ),
                     GameOp::Feed { fish } => ("feed", serde_json::json!({ "fish": fish })),
                     GameOp::Sell { fish } => ("sell", serde_json::json!({ "fish": fish })),
+                    GameOp::Gift { to, coins } => {
+                        ("gift", serde_json::json!({ "to": to, "coins": coins }))
+                    }
                 };
                 // A refund is income the fish did not earn: the income watch is told.
                 let before = profiles
@@ -230,6 +248,16 @@ fn answer_game_ops(
                 if let Some(live) = profiles.profile_mut(player) {
                     *live = profile;
                 }
+                if let GameOp::Gift { to, coins } = op {
+                    receive_gift(
+                        &mut profiles,
+                        &mut net,
+                        reconciler.as_deref_mut(),
+                        security.as_deref_mut(),
+                        &game,
+                        (player, to, coins, at_ms),
+                    );
+                }
                 Ok(SealedResponse::Applied { op_id, state })
             }
             Err(why) => {
@@ -254,7 +282,79 @@ fn answer_game_ops(
     }
 }
 
-/// Every second: income and hunger advance for every live profile, the income watch looks at
+/// Another player's aquarium, read-only: only players online now can be visited.
+fn answer_visits(
+    mut requests: MessageReader<SealedRequestReceived>,
+    net: Option<ResMut<ServerNet>>,
+    profiles: Option<Res<DataStoreState>>,
+) {
+    let (Some(mut net), Some(profiles)) = (net, profiles) else {
+        return;
+    };
+    for r in requests.read() {
+        let SealedRequest::Visit { player } = r.body else {
+            continue;
+        };
+        let answer = match profiles.profile(player) {
+            Some(live) => Ok(SealedResponse::Visit {
+                player,
+                name: net
+                    .session(live.client)
+                    .map_or_else(|| format!("player {player}"), |s| s.display_name.clone()),
+                state: predict::state_of(&live.profile, 0),
+            }),
+            None => Err(RemoteError::Rejected(
+                EconomyError::NotOnline(player).to_string(),
+            )),
+        };
+        net.respond_sealed(r.client, r.id, answer);
+    }
+}
+
+/// The recipient's side of a gift (checked online before the sender paid): the coins arrive
+/// in the live profile, kept with it as an operation, the income watch is told, and the
+/// recipient's client gets its new state at once.
+fn receive_gift(
+    profiles: &mut DataStoreState,
+    net: &mut ServerNet,
+    reconciler: Option<&mut Reconciler>,
+    security: Option<&mut Security>,
+    game: &GameServerState,
+    (from, to, coins, at_ms): (u64, u64, i64, u64),
+) {
+    let payload = serde_json::json!({ "from": from, "coins": coins });
+    let id = reconciler.map_or(0, |rc| {
+        rc.log
+            .record_operation(&to.to_string(), "gift_received", payload.clone(), at_ms)
+    });
+    let Some(live) = profiles.profile_mut(to) else {
+        // Checked just before; a recipient cannot leave within one system run.
+        error!(
+            from,
+            to, coins, "gift recipient vanished; the coins were not delivered"
+        );
+        return;
+    };
+    live.stats.coins = live.stats.coins.saturating_add(coins);
+    live.remember(OpRecord {
+        id,
+        at_ms,
+        actor: from.to_string(),
+        kind: "gift_received".into(),
+        detail: payload.to_string(),
+    });
+    let state = predict::state_of(live, game.last_op(to));
+    if let Some(sec) = security {
+        sec.income.credit(to, coins);
+    }
+    if let Some(client) = profiles.profile(to).map(|l| l.client) {
+        net.send_sealed_event(client, SealedServerEvent::State(state));
+    }
+    info!(from, to, coins, "gift delivered");
+}
+
+/// Every second of game time (virtual time: it follows the wall clock, but a stalled server does
+/// not pay a burst of catch-up income): income and hunger advance for every live profile, the income watch looks at
 /// every balance, and every few seconds each player gets their state.
 #[allow(clippy::too_many_arguments)]
 fn step_economy(
@@ -264,7 +364,7 @@ fn step_economy(
     security: Option<ResMut<Security>>,
     net: Option<ResMut<ServerNet>>,
     mut game: ResMut<GameServerState>,
-    time: Res<Time<Real>>,
+    time: Res<Time>,
     mut suspicious: MessageWriter<SuspiciousActivity>,
 ) {
     let (Some(config), Some(mut profiles)) = (config, profiles) else {
@@ -318,18 +418,22 @@ fn step_economy(
 }
 
 /// The richest players on this server (live profiles), richest first.
-pub fn leaderboard(profiles: &DataStoreState, net: &ServerNet, top: usize) -> Vec<(String, i64)> {
-    let mut rows: Vec<(String, i64)> = profiles
+pub fn leaderboard(
+    profiles: &DataStoreState,
+    net: &ServerNet,
+    top: usize,
+) -> Vec<(u64, String, i64)> {
+    let mut rows: Vec<(u64, String, i64)> = profiles
         .players()
         .filter_map(|p| {
             let live = profiles.profile(p)?;
             let name = net
                 .session(live.client)
                 .map_or_else(|| format!("player {p}"), |s| s.display_name.clone());
-            Some((name, live.profile.stats.coins))
+            Some((p, name, live.profile.stats.coins))
         })
         .collect();
-    rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    rows.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.1.cmp(&b.1)));
     rows.truncate(top);
     rows
 }
@@ -367,6 +471,7 @@ impl Prediction {
             },
             GameOp::Feed { fish } => SealedRequest::Feed { op_id, fish },
             GameOp::Sell { fish } => SealedRequest::Sell { op_id, fish },
+            GameOp::Gift { to, coins } => SealedRequest::Gift { op_id, to, coins },
         };
         let id = net.call_sealed(body, now);
         self.calls.insert(id, op_id);
@@ -381,15 +486,62 @@ impl Plugin for GameClientPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<Prediction>()
             .init_resource::<Leaderboard>()
+            .init_resource::<Visit>()
             .init_resource::<Shop>()
             .add_systems(PreUpdate, refresh_client_shop)
-            .add_systems(Update, (reconcile_prediction, receive_leaderboard));
+            .add_systems(
+                Update,
+                (reconcile_prediction, receive_leaderboard, receive_visit),
+            );
+    }
+}
+
+/// Visiting another player's aquarium (client): the request in flight and the last answer.
+#[derive(Resource, Debug, Default)]
+pub struct Visit {
+    asked: Option<(RequestId, u64)>,
+    /// Whose aquarium is shown (player id, name, state); `None`: the player's own.
+    pub showing: Option<(u64, String, crate::protocol::PlayerState)>,
+    /// Why the last visit was refused.
+    pub refused: Option<String>,
+}
+
+impl Visit {
+    /// Asks the server for `player`'s aquarium.
+    pub fn request(&mut self, net: &mut ClientNet, player: u64, now: Duration) {
+        let id = net.call_sealed(SealedRequest::Visit { player }, now);
+        self.asked = Some((id, player));
+        self.refused = None;
+    }
+
+    /// Back to the player's own aquarium.
+    pub fn leave(&mut self) {
+        self.asked = None;
+        self.showing = None;
+    }
+}
+
+fn receive_visit(mut visit: ResMut<Visit>, mut answers: MessageReader<SealedRpcCompleted>) {
+    for a in answers.read() {
+        if visit.asked.map(|(id, _)| id) != Some(a.id) {
+            continue;
+        }
+        visit.asked = None;
+        match &a.result {
+            Ok(SealedResponse::Visit {
+                player,
+                name,
+                state,
+            }) => visit.showing = Some((*player, name.clone(), state.clone())),
+            Ok(other) => visit.refused = Some(format!("unexpected answer {other:?}")),
+            Err(e) => visit.refused = Some(e.to_string()),
+        }
     }
 }
 
 /// The server's latest leaderboard (client).
 #[derive(Resource, Debug, Default, Clone, PartialEq)]
-pub struct Leaderboard(pub Vec<(String, i64)>);
+pub struct Leaderboard(pub Vec<(u64, String, i64)>);
 
 fn receive_leaderboard(
     mut events: MessageReader<crate::transport::ServerEventReceived>,

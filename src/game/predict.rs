@@ -29,12 +29,25 @@ pub enum GameOp {
         /// The fish (`None`: all).
         fish: Option<u64>,
     },
+    /// Give coins to another online player.
+    Gift {
+        /// The recipient.
+        to: u64,
+        /// Coins.
+        coins: i64,
+    },
 }
 
 /// The state as a profile, to run the economy's rules on it.
 pub fn to_profile(state: &PlayerState) -> Profile {
     let mut p = Profile::template(0, state.coins);
     p.tank.level = state.tank_level;
+    p.tank.decorations = state
+        .decorations
+        .iter()
+        .filter_map(|k| economy::DECORATIONS.get(usize::from(*k)))
+        .map(|n| n.to_string())
+        .collect();
     p.fish = state
         .fish
         .iter()
@@ -62,6 +75,7 @@ pub fn state_of(profile: &Profile, last_op: u64) -> PlayerState {
                 hunger: f.hunger,
             })
             .collect(),
+        decorations: economy::decoration_kinds(profile),
         last_op,
     }
 }
@@ -73,6 +87,7 @@ pub fn apply(profile: &mut Profile, op: GameOp, catalog: &Catalog) -> Result<(),
         GameOp::Purchase { item, quantity } => catalog.buy(profile, item, quantity).map(|_| ()),
         GameOp::Sell { fish } => catalog.sell(profile, fish).map(|_| ()),
         GameOp::Feed { fish } => economy::feed(profile, fish).map(|_| ()),
+        GameOp::Gift { coins, .. } => economy::give(profile, coins),
     }
 }
 
@@ -184,6 +199,7 @@ mod tests {
             tank_prices: vec![0, 100, 300],
             tank_capacity: vec![3, 6, 9],
             sell_refund: 0.5,
+            decoration_prices: vec![30, 40, 150],
         }
     }
 

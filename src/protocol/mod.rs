@@ -249,6 +249,20 @@ pub enum SealedRequest {
         /// One fish, or every fish (`None`).
         fish: Option<u64>,
     },
+    /// Give coins to another player who is online now.
+    Gift {
+        /// The client's id for this operation (for its prediction).
+        op_id: u64,
+        /// The recipient's player id.
+        to: u64,
+        /// Coins, 1..=[`MAX_GIFT`].
+        coins: i64,
+    },
+    /// Look at another online player's aquarium (read-only).
+    Visit {
+        /// Whose.
+        player: u64,
+    },
     /// An administrative command; each needs its own permission (see [`AdminCommand::permission`]).
     Admin(AdminCommand),
 }
@@ -263,6 +277,9 @@ pub struct PlayerState {
     pub tank_level: u8,
     /// The fish: id, species, hunger.
     pub fish: Vec<FishState>,
+    /// Decorations in the tank, by kind, in the order they were bought.
+    #[serde(default)]
+    pub decorations: Vec<u8>,
     /// The last client operation id applied (0: none yet this session).
     pub last_op: u64,
 }
@@ -282,6 +299,12 @@ pub struct FishState {
 pub const MAX_PURCHASE_QUANTITY: u32 = 20;
 /// Most fish species the protocol can name.
 pub const MAX_SPECIES: u8 = 32;
+
+/// Decoration kinds the protocol allows (the catalog may sell fewer).
+pub const MAX_DECORATION_KINDS: u8 = 16;
+
+/// The largest gift, in coins.
+pub const MAX_GIFT: i64 = 1_000_000;
 /// Longest reason text in an admin command.
 pub const MAX_REASON_CHARS: usize = 200;
 /// Longest ban (seconds): a year.
@@ -299,6 +322,11 @@ pub enum ShopItem {
     },
     /// The next tank level.
     TankUpgrade,
+    /// A decoration (index into `game.decorationPrices`: 0 rock, 1 plant, 2 castle, ...).
+    Decoration {
+        /// Decoration kind.
+        kind: u8,
+    },
 }
 
 /// Administrative remote functions (sealed, permission-gated, audited).
@@ -464,8 +492,8 @@ pub enum ServerEvent {
         /// The text.
         text: String,
     },
-    /// The richest players on this server now: name and coins, richest first.
-    Leaderboard(Vec<(String, i64)>),
+    /// The richest players on this server now: player id, name and coins, richest first.
+    Leaderboard(Vec<(u64, String, i64)>),
 }
 
 /// Answers to [`ClientRequest`]s.
@@ -528,6 +556,15 @@ pub enum SealedServerEvent {
 /// Answers to [`SealedRequest`]s.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum SealedResponse {
+    /// Another player's aquarium, read-only (the answer to [`SealedRequest::Visit`]).
+    Visit {
+        /// Whose.
+        player: u64,
+        /// Their display name.
+        name: String,
+        /// Their tank, fish and decorations (coins included: the leaderboard shows them).
+        state: PlayerState,
+    },
     /// The echoed payload.
     SecureEcho {
         /// Same bytes as sent.
@@ -712,7 +749,17 @@ pub fn validate_sealed_request(req: &SealedRequest) -> Result<(), String> {
         }
         SealedRequest::SecureEcho { .. }
         | SealedRequest::Feed { .. }
-        | SealedRequest::Sell { .. } => Ok(()),
+        | SealedRequest::Sell { .. }
+        | SealedRequest::Visit { .. } => Ok(()),
+        SealedRequest::Gift { coins, to, .. } => {
+            if !(1..=MAX_GIFT).contains(coins) {
+                Err(format!("a gift of {coins} coins is not 1..={MAX_GIFT}"))
+            } else if *to == 0 {
+                Err("a gift needs a recipient".into())
+            } else {
+                Ok(())
+            }
+        }
         SealedRequest::Purchase { item, quantity, .. } => {
             if !(1..=MAX_PURCHASE_QUANTITY).contains(quantity) {
                 return Err(format!(
@@ -726,6 +773,9 @@ pub fn validate_sealed_request(req: &SealedRequest) -> Result<(), String> {
                 ShopItem::TankUpgrade if *quantity != 1 => {
                     Err("a tank upgrade is bought one level at a time".into())
                 }
+                ShopItem::Decoration { kind } if *kind >= MAX_DECORATION_KINDS => Err(format!(
+                    "decoration {kind} is not 0..{MAX_DECORATION_KINDS}"
+                )),
                 _ => Ok(()),
             }
         }

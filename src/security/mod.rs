@@ -58,7 +58,8 @@ pub fn classify(inbound: &Inbound) -> ActionClass {
             ..
         } => ActionClass::ConfigRequest,
         Inbound::SealedRequest {
-            body: SealedRequest::Purchase { .. } | SealedRequest::Sell { .. },
+            body:
+                SealedRequest::Purchase { .. } | SealedRequest::Sell { .. } | SealedRequest::Gift { .. },
             ..
         } => ActionClass::Purchase,
         Inbound::Request { .. } | Inbound::SealedRequest { .. } => ActionClass::Call,

@@ -592,6 +592,8 @@ fn answer_builtin_sealed(
             SealedRequest::Purchase { .. }
             | SealedRequest::Feed { .. }
             | SealedRequest::Sell { .. }
+            | SealedRequest::Gift { .. }
+            | SealedRequest::Visit { .. }
             | SealedRequest::Admin(_) => {
                 continue;
             }

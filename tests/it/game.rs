@@ -1,6 +1,9 @@
 //! The game through the network: buying and selling with prediction, income, the leaderboard.
 
+use std::time::Duration;
+
 use bevy::prelude::*;
+use bevy::time::TimeUpdateStrategy;
 use bloxquarium::datastore::DataStoreState;
 use bloxquarium::game::{Catalog, GameOp, Leaderboard, Prediction};
 use bloxquarium::protocol::ShopItem;
@@ -95,9 +98,10 @@ fn buy_sell_earn_and_rank() {
         |a| a[2].world().resource::<Leaderboard>().0.len() == 2,
     );
     let board = bob.world().resource::<Leaderboard>().0.clone();
-    assert_eq!(board[0].0, "Bob", "{board:?}");
-    assert_eq!(board[1].0, "Ann");
-    assert_eq!(board[0].1, 100);
+    assert_eq!(board[0].1, "Bob", "{board:?}");
+    assert_eq!(board[1].1, "Ann");
+    assert_eq!(board[0].2, 100);
+    assert_eq!((board[0].0, board[1].0), (2, 1));
     // No impossible-income report for the refund or the income.
     assert!(
         server
@@ -106,4 +110,234 @@ fn buy_sell_earn_and_rank() {
             .suspicious
             .is_empty()
     );
+}
+
+/// Server game steps so far.
+fn steps(server: &App) -> u64 {
+    server
+        .world()
+        .resource::<bloxquarium::game::GameServerState>()
+        .steps()
+}
+
+fn coins_on_server(server: &App, player: u64) -> i64 {
+    server
+        .world()
+        .resource::<DataStoreState>()
+        .profile(player)
+        .map_or(i64::MIN, |l| l.profile.stats.coins)
+}
+
+fn set_game_time(server: &mut App, per_frame: Duration) {
+    server.insert_resource(TimeUpdateStrategy::ManualDuration(per_frame));
+}
+
+#[test]
+fn three_players_buy_earn_gift_leave_and_come_back_after_a_restart() {
+    let d = Scratch::new("game-e2e");
+    // Whole-coin income and no hunger, so the totals are exact: goldfish 1/s, clownfish 3/s.
+    let cfg = harness::config_dir(
+        &d,
+        r#"{"game.fishIncomePerSecond": [1.0, 3.0, 5.0, 8.0, 13.0, 21.0], "game.hungerPerMinute": 0.0}"#,
+    );
+    let mut server = harness::server_with_config(&d, &cfg);
+    // Game time stands still while everyone joins and buys.
+    set_game_time(&mut server, Duration::ZERO);
+    let players = [(1u64, "Ann"), (2, "Bob"), (3, "Cid")];
+    let join = |server: &mut App, (id, name): (u64, &str)| {
+        let token = harness::issue(server, id, name);
+        let mut c = harness::client(&d, harness::server_addr(server), &token);
+        pump_until(&mut [server, &mut c], 600, "playing", |a| {
+            a[1].world()
+                .resource::<State<bloxquarium::assets::AssetPhase>>()
+                .get()
+                == &bloxquarium::assets::AssetPhase::Playing
+                && a[1]
+                    .world()
+                    .resource::<Prediction>()
+                    .predictor
+                    .authoritative()
+                    .is_some()
+        });
+        // The critical assets are loaded, not replaced by the fallback.
+        let s = c
+            .world()
+            .resource::<bloxquarium::assets::AssetStreamer>()
+            .stats();
+        assert_eq!(s.loads.fallbacks, 0);
+        assert!(s.loads.loaded >= 10, "{s:?}");
+        c
+    };
+    let mut clients: Vec<App> = players.iter().map(|p| join(&mut server, *p)).collect();
+
+    // Ann 2 goldfish, Bob 1 clownfish, Cid 3 goldfish: predicted at once, then acknowledged.
+    let buys = [(0u8, 2u32), (1, 1), (0, 3)];
+    for (c, (species, quantity)) in clients.iter_mut().zip(buys) {
+        send(
+            c,
+            GameOp::Purchase {
+                item: ShopItem::Fish { species },
+                quantity,
+            },
+        )
+        .unwrap();
+        let p = &c.world().resource::<Prediction>().predictor;
+        assert_eq!(p.pending(), 1);
+        let catalog =
+            Catalog::from_config(&c.world().resource::<bloxquarium::config::ClientConfig>().0)
+                .unwrap();
+        assert_eq!(p.predicted(&catalog).unwrap().fish.len(), quantity as usize);
+    }
+    {
+        let mut apps: Vec<&mut App> = std::iter::once(&mut server)
+            .chain(clients.iter_mut())
+            .collect();
+        pump_until(&mut apps, 600, "acknowledged", |a| {
+            a[1..].iter().all(|c| {
+                let p = &c.world().resource::<Prediction>().predictor;
+                p.pending() == 0 && p.acknowledged == 1
+            })
+        });
+    }
+    assert_eq!(coins_on_server(&server, 1), 80);
+    assert_eq!(coins_on_server(&server, 2), 75);
+    assert_eq!(coins_on_server(&server, 3), 70);
+
+    // Ten seconds of game time: 40 server frames of 250 ms, one economy step per second.
+    let before = steps(&server);
+    set_game_time(&mut server, Duration::from_millis(250));
+    for _ in 0..40 {
+        server.update();
+        for c in clients.iter_mut() {
+            c.update();
+        }
+    }
+    set_game_time(&mut server, Duration::ZERO);
+    assert_eq!(steps(&server) - before, 10);
+    assert_eq!(coins_on_server(&server, 1), 80 + 2 * 10);
+    assert_eq!(coins_on_server(&server, 2), 75 + 3 * 10);
+    assert_eq!(coins_on_server(&server, 3), 70 + 3 * 10);
+
+    // Ann gifts Bob 7 coins; gifting an absent player or more than she has is refused.
+    send(&mut clients[0], GameOp::Gift { to: 2, coins: 7 }).unwrap();
+    assert!(
+        send(
+            &mut clients[0],
+            GameOp::Gift {
+                to: 2,
+                coins: 10_000
+            }
+        )
+        .is_err()
+    );
+    send(&mut clients[0], GameOp::Gift { to: 42, coins: 1 }).unwrap();
+    {
+        let mut apps: Vec<&mut App> = std::iter::once(&mut server)
+            .chain(clients.iter_mut())
+            .collect();
+        pump_until(&mut apps, 600, "gift settled", |a| {
+            a[1].world().resource::<Prediction>().predictor.pending() == 0
+                && a[2]
+                    .world()
+                    .resource::<Prediction>()
+                    .predictor
+                    .authoritative()
+                    .is_some_and(|s| s.coins == 112)
+        });
+    }
+    let ann = &clients[0].world().resource::<Prediction>().predictor;
+    assert!(
+        ann.rejections
+            .iter()
+            .any(|(_, why)| why.contains("not online")),
+        "{:?}",
+        ann.rejections
+    );
+    let expected = [(1u64, 93i64), (2, 112), (3, 100)];
+    for (player, coins) in expected {
+        assert_eq!(coins_on_server(&server, player), coins, "player {player}");
+    }
+    // Cid visits Ann's aquarium (read-only): her two goldfish.
+    {
+        let t = clients[2].world().resource::<Time<Real>>().elapsed();
+        let world = clients[2].world_mut();
+        let mut net = world.remove_resource::<ClientNet>().unwrap();
+        world
+            .resource_mut::<bloxquarium::game::Visit>()
+            .request(&mut net, 1, t);
+        world.insert_resource(net);
+    }
+    {
+        let mut apps: Vec<&mut App> = std::iter::once(&mut server)
+            .chain(clients.iter_mut())
+            .collect();
+        pump_until(&mut apps, 300, "visit", |a| {
+            a[3].world()
+                .resource::<bloxquarium::game::Visit>()
+                .showing
+                .is_some()
+        });
+    }
+    let (who, name, state) = clients[2]
+        .world()
+        .resource::<bloxquarium::game::Visit>()
+        .showing
+        .clone()
+        .unwrap();
+    assert_eq!((who, name.as_str(), state.fish.len()), (1, "Ann", 2));
+
+    // Everyone leaves; the server saves them and stops; a new server opens the same data.
+    for c in clients.iter_mut() {
+        c.world_mut()
+            .resource_mut::<bloxquarium::shutdown::Shutdown>()
+            .request(bloxquarium::shutdown::ShutdownReason::Requested(
+                "bye".into(),
+            ));
+    }
+    {
+        let mut apps: Vec<&mut App> = std::iter::once(&mut server)
+            .chain(clients.iter_mut())
+            .collect();
+        pump_until(&mut apps, 600, "all left", |a| {
+            a[0].world().resource::<DataStoreState>().players().count() == 0
+        });
+    }
+    drop(clients);
+    server
+        .world_mut()
+        .resource_mut::<bloxquarium::shutdown::Shutdown>()
+        .request(bloxquarium::shutdown::ShutdownReason::Requested(
+            "restart".into(),
+        ));
+    assert!(
+        harness::run_to_exit(&mut server, 600).is_some(),
+        "server stopped"
+    );
+    drop(server);
+
+    let mut server = harness::server_with_config(&d, &cfg);
+    set_game_time(&mut server, Duration::ZERO);
+    let clients: Vec<App> = players.iter().map(|p| join(&mut server, *p)).collect();
+    let fish = [2usize, 1, 3];
+    for ((c, (player, coins)), n) in clients.iter().zip(expected).zip(fish) {
+        let s = c
+            .world()
+            .resource::<Prediction>()
+            .predictor
+            .authoritative()
+            .cloned()
+            .unwrap();
+        assert_eq!(s.coins, coins, "player {player} after the restart");
+        assert_eq!(s.fish.len(), n, "player {player}'s fish");
+        assert_eq!(coins_on_server(&server, player), coins);
+    }
+    let ann = server
+        .world()
+        .resource::<DataStoreState>()
+        .profile(1)
+        .unwrap()
+        .profile
+        .clone();
+    let kinds: Vec<&str> = ann.operations.iter().map(|o| o.kind.as_str()).collect();
+    assert_eq!(kinds, vec!["purchase", "gift"]);
 }
