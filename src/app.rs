@@ -235,6 +235,7 @@ impl PluginGroup for ClientRenderPlugins {
             .add(crate::client::aquarium::AquariumPlugin)
             .add(crate::client::render::StatusTextPlugin)
             .add(crate::client::hud::GameHudPlugin)
+            .add(crate::client::panels::PanelsPlugin)
             .add(crate::client::render::WindowClosePlugin)
             .add(crate::client::render::ScreenshotPlugin {
                 path: self.screenshot.screenshot,

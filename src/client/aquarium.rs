@@ -12,7 +12,9 @@ use bevy::world_serialization::WorldAssetRoot;
 use iyes_progress::ProgressTracker;
 
 use crate::assets::{AssetPhase, Decoders, Streamer};
-use crate::game::{Prediction, Shop};
+use crate::game::economy::DECORATIONS;
+use crate::game::{Prediction, Shop, Visit};
+use crate::protocol::PlayerState;
 
 /// Scale from model units to the scene's metres.
 pub const SCALE: f32 = 2.5;
@@ -43,6 +45,46 @@ pub const TABLE_TOP: f32 = 0.4;
 /// Height of the tank's origin (its gravel floor): the generated stand reaches 0.13 model
 /// units below it.
 pub const TANK_BASE: f32 = TABLE_TOP + 0.13 * SCALE;
+
+/// The aquarium on screen: the one being visited, else the player's own (predicted).
+pub fn shown_state(prediction: &Prediction, shop: &Shop, visit: &Visit) -> Option<PlayerState> {
+    if let Some((_, _, s)) = &visit.showing {
+        return Some(s.clone());
+    }
+    shop.catalog()
+        .and_then(|c| prediction.predictor.predicted(c))
+}
+
+/// Whose aquarium is on screen: the visited player's id, 0 for the player's own.
+pub fn shown_owner(visit: &Visit) -> u64 {
+    visit.showing.as_ref().map_or(0, |(id, ..)| *id)
+}
+
+/// Where the `i`-th decoration stands, as fractions of the tank's half width and depth.
+const DECOR_SLOTS: [(f32, f32); 12] = [
+    (-0.7, -0.55),
+    (0.55, -0.5),
+    (0.15, -0.45),
+    (-0.4, -0.6),
+    (0.8, -0.6),
+    (-0.85, -0.15),
+    (0.0, -0.65),
+    (0.85, 0.1),
+    (-0.25, -0.3),
+    (0.4, -0.2),
+    (-0.6, 0.2),
+    (0.6, 0.3),
+];
+
+/// The model of the `i`-th decoration of `kind`.
+fn decoration_model(kind: u8, i: usize) -> String {
+    match DECORATIONS.get(usize::from(kind)).copied() {
+        Some("Rock") => format!("Models/Props/Rock_{}", 1 + i % 3),
+        Some("Plant") => format!("Models/Environment/Plant_{}", 1 + i % 3),
+        Some("Castle") => "Models/Props/Castle".into(),
+        _ => "Models/Miscellaneous/Fallback".into(),
+    }
+}
 
 /// Species model names, by species index (the generator's order).
 pub fn species_model(species: u8) -> String {
@@ -131,8 +173,9 @@ pub struct FishModel;
 #[derive(Component, Clone, Copy)]
 pub struct FishSpecies(pub u8);
 
+/// What the tank on screen shows: owner, level and decorations.
 #[derive(Resource, Default)]
-struct ShownTank(Option<u8>);
+struct ShownTank(Option<(u64, u8, Vec<u8>)>);
 
 /// Decoders for the renderer, the loading screen, the tank and the camera.
 pub struct AquariumPlugin;
@@ -288,6 +331,7 @@ fn show_tank(
     mut commands: Commands,
     prediction: Res<Prediction>,
     shop: Res<Shop>,
+    visit: Res<Visit>,
     mut shown: ResMut<ShownTank>,
     mut library: ResMut<ModelLibrary>,
     mut streamer: Streamer,
@@ -295,30 +339,25 @@ fn show_tank(
     parts: Query<Entity, With<TankPart>>,
     mut cameras: Query<&mut OrbitCamera>,
 ) {
-    let Some(level) = shop
-        .catalog()
-        .and_then(|c| prediction.predictor.predicted(c))
-        .map(|s| s.tank_level)
-    else {
+    let Some(state) = shown_state(&prediction, &shop, &visit) else {
         return;
     };
+    let level = state.tank_level;
+    let key = (shown_owner(&visit), level, state.decorations.clone());
+    if shown.0.as_ref() == Some(&key) {
+        return;
+    }
     let tank = format!("Models/Aquariums/Aquarium_Lv{level}");
     let mut pieces: Vec<(String, Transform)> = vec![(tank.clone(), Transform::default())];
     let h = tank_half(level);
-    // Decorations along the back, scaled to the tank.
-    let decor = [
-        ("Models/Props/Rock_1", -0.7, -0.55),
-        ("Models/Props/Rock_2", 0.55, -0.5),
-        ("Models/Props/Castle", 0.2, -0.45),
-        ("Models/Environment/Plant_1", -0.45, -0.6),
-        ("Models/Environment/Plant_2", 0.8, -0.6),
-        ("Models/Environment/Plant_3", -0.85, -0.2),
-        ("Models/Props/Rock_3", 0.0, -0.65),
-    ];
-    for (path, fx, fz) in decor {
+    // Decorations in their slots, scaled to the tank; a few more per slot round beyond twelve.
+    for (i, kind) in state.decorations.iter().enumerate() {
+        let (fx, fz) = DECOR_SLOTS[i % DECOR_SLOTS.len()];
+        let nudge = (i / DECOR_SLOTS.len()) as f32 * 0.08;
         pieces.push((
-            path.to_string(),
-            Transform::from_xyz(fx * h.x, 0.02, fz * h.z),
+            decoration_model(*kind, i),
+            Transform::from_xyz((fx + nudge) * h.x, 0.02, (fz + nudge) * h.z)
+                .with_rotation(Quat::from_rotation_y(i as f32 * 1.3)),
         ));
     }
     pieces.push((
@@ -339,10 +378,7 @@ fn show_tank(
         };
         scenes.push((scene, *t));
     }
-    if shown.0 == Some(level) {
-        return;
-    }
-    shown.0 = Some(level);
+    shown.0 = Some(key);
     for e in &parts {
         commands.entity(e).despawn();
     }

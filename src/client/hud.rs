@@ -10,15 +10,17 @@ use bevy::input::keyboard::KeyCode;
 use bevy::prelude::*;
 
 use super::ConnectionState;
-use super::aquarium::{FishSpecies, swim_volume};
+use super::aquarium::{FishSpecies, shown_owner, shown_state, swim_volume};
+use crate::game::Visit;
 use crate::game::boids::{self, Boid, Flock};
 use crate::game::{GameOp, Prediction, Shop};
 use crate::protocol::ShopItem;
 use crate::transport::ClientNet;
 
-/// A fish of the player's, by id.
+/// A fish on screen: whose (0: the player's own) and its id.
 #[derive(Component)]
 struct PlayerFish {
+    owner: u64,
     id: u64,
 }
 
@@ -33,11 +35,11 @@ struct OverlayText;
 
 /// A text box that hides while its text is empty.
 #[derive(Component)]
-struct HidesWhenEmpty;
+pub(crate) struct HidesWhenEmpty;
 
 #[derive(Resource, Default)]
 struct HudState {
-    boids: HashMap<u64, Boid>,
+    boids: HashMap<(u64, u64), Boid>,
     toast_until: Duration,
     shown_rejections: usize,
     overlay: bool,
@@ -54,7 +56,7 @@ impl Plugin for GameHudPlugin {
             .add_systems(
                 Update,
                 (
-                    keys,
+                    keys.run_if(in_state(crate::assets::AssetPhase::Playing)),
                     sync_fish,
                     swim,
                     update_hud,
@@ -107,6 +109,7 @@ fn keys(
     mut prediction: ResMut<Prediction>,
     net: Option<ResMut<ClientNet>>,
     shop: Res<Shop>,
+    visit: Res<Visit>,
     mut hud: ResMut<HudState>,
     time: Res<Time<Real>>,
 ) {
@@ -154,6 +157,13 @@ fn keys(
         });
     }
     let now = time.elapsed();
+    if visit.showing.is_some() && !ops.is_empty() {
+        prediction.predictor.rejections.push((
+            0,
+            "you are visiting: this aquarium is read-only (Esc to go home)".into(),
+        ));
+        return;
+    }
     for op in ops {
         if let Err(why) = prediction.send(&mut net, op, catalog, now) {
             // Refused before sending: shown like the server's refusals.
@@ -167,25 +177,28 @@ fn sync_fish(
     mut commands: Commands,
     prediction: Res<Prediction>,
     shop: Res<Shop>,
+    visit: Res<Visit>,
     mut hud: ResMut<HudState>,
     fish: Query<(Entity, &PlayerFish)>,
 ) {
-    let Some(catalog) = shop.catalog() else {
+    let Some(state) = shown_state(&prediction, &shop, &visit) else {
         return;
     };
-    let Some(state) = prediction.predictor.predicted(catalog) else {
-        return;
-    };
-    let wanted: HashMap<u64, u8> = state.fish.iter().map(|f| (f.id, f.species)).collect();
+    let owner = shown_owner(&visit);
+    let wanted: HashMap<(u64, u64), u8> = state
+        .fish
+        .iter()
+        .map(|f| ((owner, f.id), f.species))
+        .collect();
     for (e, f) in &fish {
-        if !wanted.contains_key(&f.id) {
+        if !wanted.contains_key(&(f.owner, f.id)) {
             commands.entity(e).despawn();
-            hud.boids.remove(&f.id);
+            hud.boids.remove(&(f.owner, f.id));
         }
     }
-    let have: Vec<u64> = fish.iter().map(|(_, f)| f.id).collect();
-    for (id, species) in wanted {
-        if have.contains(&id) {
+    let have: Vec<(u64, u64)> = fish.iter().map(|(_, f)| (f.owner, f.id)).collect();
+    for ((owner, id), species) in wanted {
+        if have.contains(&(owner, id)) {
             continue;
         }
         let k = id as f32;
@@ -198,12 +211,12 @@ fn sync_fish(
             ],
             vel: [0.5 * (k * 0.7).cos(), 0.0, 0.5 * (k * 0.7).sin()],
         };
-        hud.boids.insert(id, start);
+        hud.boids.insert((owner, id), start);
         // The species' model is attached by `aquarium::attach_fish_models` once it is in.
         commands.spawn((
             Transform::from_translation(Vec3::from(start.pos)),
             Visibility::default(),
-            PlayerFish { id },
+            PlayerFish { owner, id },
             FishSpecies(species),
         ));
     }
@@ -213,13 +226,11 @@ fn swim(
     time: Res<Time>,
     prediction: Res<Prediction>,
     shop: Res<Shop>,
+    visit: Res<Visit>,
     mut hud: ResMut<HudState>,
     mut fish: Query<(&PlayerFish, &mut Transform)>,
 ) {
-    let level = shop
-        .catalog()
-        .and_then(|c| prediction.predictor.predicted(c))
-        .map_or(1, |s| s.tank_level);
+    let level = shown_state(&prediction, &shop, &visit).map_or(1, |s| s.tank_level);
     let (centre, half) = swim_volume(level);
     let dt = time.delta_secs().min(0.1);
     if dt > 0.0 {
@@ -233,7 +244,7 @@ fn swim(
         personal: 0.3,
         speed: 0.55,
     };
-    let ids: Vec<u64> = hud.boids.keys().copied().collect();
+    let ids: Vec<(u64, u64)> = hud.boids.keys().copied().collect();
     let mut all: Vec<Boid> = ids
         .iter()
         .filter_map(|i| hud.boids.get(i).copied())
@@ -243,7 +254,7 @@ fn swim(
         hud.boids.insert(*id, b);
     }
     for (f, mut t) in &mut fish {
-        if let Some(b) = hud.boids.get(&f.id) {
+        if let Some(b) = hud.boids.get(&(f.owner, f.id)) {
             t.translation = Vec3::from(b.pos);
             t.rotation = Quat::from_rotation_y(-b.vel[2].atan2(b.vel[0]));
         }

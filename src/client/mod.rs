@@ -8,6 +8,8 @@ pub mod display;
 #[cfg(feature = "client")]
 pub mod hud;
 #[cfg(feature = "client")]
+pub mod panels;
+#[cfg(feature = "client")]
 pub mod render;
 
 use std::net::SocketAddr;

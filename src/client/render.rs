@@ -221,7 +221,8 @@ impl Plugin for ScreenshotPlugin {
 }
 
 /// Stocks an empty tank for the picture, through the normal purchase path (predicted, then
-/// acknowledged by the server): three goldfish and two clownfish, 80 of the 100 starting coins.
+/// acknowledged by the server): two goldfish, a clownfish and a plant, 85 of the 100 starting
+/// coins.
 fn stock_tank_for_screenshot(
     mut prediction: ResMut<crate::game::Prediction>,
     net: Option<ResMut<crate::transport::ClientNet>>,
@@ -242,11 +243,14 @@ fn stock_tank_for_screenshot(
     if !state.fish.is_empty() {
         return;
     }
-    for species in [0, 0, 1, 0, 1] {
-        let op = crate::game::GameOp::Purchase {
-            item: crate::protocol::ShopItem::Fish { species },
-            quantity: 1,
-        };
+    let items = [
+        crate::protocol::ShopItem::Fish { species: 0 },
+        crate::protocol::ShopItem::Fish { species: 0 },
+        crate::protocol::ShopItem::Fish { species: 1 },
+        crate::protocol::ShopItem::Decoration { kind: 1 },
+    ];
+    for item in items {
+        let op = crate::game::GameOp::Purchase { item, quantity: 1 };
         if let Err(why) = prediction.send(&mut net, op, catalog, time.elapsed()) {
             warn!("screenshot: could not stock the tank: {why}");
         }

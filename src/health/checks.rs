@@ -353,6 +353,55 @@ pub fn collect(world: &World) -> Vec<Figure> {
             ),
         ]);
     }
+    if let Some(reg) = world.get_resource::<crate::assets::AssetRegistry>() {
+        let s = reg.stats();
+        out.push(g("bloxquarium_assets_manifest_entries", s.total as f64));
+        out.push(g("bloxquarium_assets_manifest_bytes", s.bytes as f64));
+        for (category, n) in s.per_category {
+            out.push(Figure {
+                name: "bloxquarium_assets_per_category",
+                labels: vec![("category", category)],
+                value: n as f64,
+                counter: false,
+            });
+        }
+    }
+    // The client's loader (play mode and clients): loads, cache, streaming, quality.
+    if let Some(streamer) = world.get_resource::<crate::assets::AssetStreamer>() {
+        let s = streamer.stats();
+        out.extend([
+            c("bloxquarium_assets_loaded_total", s.loads.loaded),
+            c("bloxquarium_assets_failed_total", s.loads.failed),
+            c(
+                "bloxquarium_assets_integrity_failures_total",
+                s.loads.integrity_failures,
+            ),
+            c("bloxquarium_assets_fallbacks_total", s.loads.fallbacks),
+            g("bloxquarium_assets_load_avg_ms", s.loads.average_ms()),
+            g("bloxquarium_assets_cache_hit_rate", s.cache.hit_rate()),
+            g("bloxquarium_assets_cache_entries", s.cache.entries as f64),
+            g("bloxquarium_assets_cache_bytes", s.cache.bytes as f64),
+            g(
+                "bloxquarium_assets_cache_max_bytes",
+                s.cache.max_bytes as f64,
+            ),
+            g("bloxquarium_assets_streaming_queue", s.queued as f64),
+            g("bloxquarium_assets_quality_level", f64::from(s.quality)),
+        ]);
+        let rule = streamer.cache().rule();
+        out.push(Figure {
+            name: "bloxquarium_optimisation_fired_total",
+            labels: vec![("rule", rule.name.to_string())],
+            value: rule.fired as f64,
+            counter: true,
+        });
+        out.push(Figure {
+            name: "bloxquarium_optimisation_engaged",
+            labels: vec![("rule", rule.name.to_string())],
+            value: f64::from(u8::from(rule.engaged)),
+            counter: false,
+        });
+    }
     if let Some(opt) = world.get_resource::<super::Optimiser>() {
         for rule in [&opt.reconcile_sweep, &opt.datastore_autosave] {
             out.push(Figure {

@@ -72,6 +72,8 @@ pub struct ClientCore {
     material: SessionMaterial,
     crypto: Option<SessionCrypto>,
     session: Option<SessionId>,
+    /// The name the server welcomed us by.
+    pub welcomed_as: Option<String>,
     next_id: RequestId,
     pending: BTreeMap<RequestId, Pending>,
     outbox: Vec<ClientMessage>,
@@ -93,6 +95,7 @@ impl ClientCore {
             material,
             crypto: None,
             session: None,
+            welcomed_as: None,
             next_id: 1,
             pending: BTreeMap::new(),
             outbox: Vec::new(),
@@ -221,6 +224,7 @@ impl ClientCore {
                     ));
                 }
                 self.session = Some(session_id);
+                self.welcomed_as = Some(display_name.clone());
                 self.crypto = Some(SessionCrypto::client(
                     &self.material,
                     session_id,

@@ -272,7 +272,12 @@ pub fn config_dir(scratch: &Scratch, defaults: &str) -> String {
 
 /// A dedicated server on an ephemeral port with config dir `config` and data in `scratch`.
 pub fn server_with_config(scratch: &Scratch, config: &str) -> App {
-    app(&[
+    server_with_config_args(scratch, config, &[])
+}
+
+/// [`server_with_config`] with extra server flags.
+pub fn server_with_config_args(scratch: &Scratch, config: &str, extra: &[&str]) -> App {
+    let mut args = vec![
         "--config",
         config,
         "--data",
@@ -280,7 +285,9 @@ pub fn server_with_config(scratch: &Scratch, config: &str) -> App {
         "server",
         "--bind",
         "127.0.0.1:0",
-    ])
+    ];
+    args.extend_from_slice(extra);
+    app(&args)
 }
 
 /// Pumps for `wall` of real time.

@@ -71,7 +71,9 @@ fn health_and_metrics_over_http_follow_a_degrading_data_store() {
         &d,
         r#"{"health.checkInterval": 1, "datastore.autosaveInterval": 5}"#,
     );
-    let mut server = harness::server_with_config(&d, &cfg);
+    // A 5 Hz tick (200 ms budget): a test machine busy with other tests never degrades the
+    // transport, so only what the test does moves the status.
+    let mut server = harness::server_with_config_args(&d, &cfg, &["--tick-hz", "5"]);
     let token = harness::issue(&server, 5, "Finn");
     let mut client = harness::client(&d, harness::server_addr(&server), &token);
     pump_until(
@@ -125,6 +127,7 @@ fn health_and_metrics_over_http_follow_a_degrading_data_store() {
         "bloxquarium_process_",
         "bloxquarium_tick_",
         "bloxquarium_health_",
+        "bloxquarium_assets_",
     ] {
         assert!(
             series.iter().any(|(n, _, _)| n.starts_with(prefix)),
@@ -133,6 +136,7 @@ fn health_and_metrics_over_http_follow_a_degrading_data_store() {
     }
     assert_eq!(value(&series, "bloxquarium_network_sessions"), Some(1.0));
     assert_eq!(value(&series, "bloxquarium_datastore_critical"), Some(0.0));
+    assert!(value(&series, "bloxquarium_assets_manifest_entries").is_some_and(|n| n >= 30.0));
     assert_eq!(get(&server, "/nothing").0, 404);
 
     // The store starts failing: five errors within 120 s put it in its critical state.
@@ -164,7 +168,9 @@ fn the_optimisation_rules_fire_and_settle() {
         &d,
         r#"{"health.checkInterval": 1, "reconcile.interval": 5}"#,
     );
-    let mut server = harness::server_with_config(&d, &cfg);
+    // A 5 Hz tick (200 ms budget): a test machine busy with other tests never degrades the
+    // transport, so only what the test does moves the status.
+    let mut server = harness::server_with_config_args(&d, &cfg, &["--tick-hz", "5"]);
     harness::pump(&mut [&mut server], 40);
     let base = Duration::from_secs(5);
     assert_eq!(server.world().resource::<Reconciler>().interval, base);
@@ -253,7 +259,7 @@ fn a_missing_dependency_names_both_plugins() {
 fn an_admin_runs_the_checks_on_demand() {
     use bloxquarium::protocol::{AdminCommand, RemoteError, SealedRequest, SealedResponse};
     let d = Scratch::new("health-admin");
-    let mut server = harness::server(&d, &[]);
+    let mut server = harness::server(&d, &["--tick-hz", "5"]);
     let mut clients: Vec<App> = [21u64, 22]
         .iter()
         .map(|p| {
