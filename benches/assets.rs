@@ -19,11 +19,9 @@ fn assets_dir() -> PathBuf {
 }
 
 fn preload() -> Preload {
-    let config =
-        bloxquarium::config::load_server(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config"))
-            .map(|c| Preload::from_config(&c))
-            .unwrap_or_default();
-    config
+    bloxquarium::config::load_server(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config"))
+        .map(|c| Preload::from_config(&c))
+        .unwrap_or_default()
 }
 
 fn files(dir: &Path, out: &mut Vec<PathBuf>) {

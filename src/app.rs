@@ -240,6 +240,7 @@ impl PluginGroup for ClientRenderPlugins {
             .add(crate::client::render::ScreenshotPlugin {
                 path: self.screenshot.screenshot,
                 after_frames: self.screenshot.screenshot_frames,
+                bench_fish: self.screenshot.bench_fish,
             })
     }
 }

@@ -314,6 +314,10 @@ pub struct ScreenshotArgs {
         default_value_t = 100
     )]
     pub screenshot_frames: u32,
+    /// Frame-time benchmark: swim this many extra (display-only) fish in the tank and log the
+    /// frame times of play when the screenshot is taken.
+    #[arg(long, hide = true, value_name = "N", default_value_t = 0)]
+    pub bench_fish: u32,
 }
 
 /// How a parse ended when it did not produce a [`Cli`].

@@ -233,7 +233,7 @@ pub struct AssetProblem {
 pub struct QualityChanged(pub QualityChange);
 
 /// A request answered at once with the fallback, and its callback.
-type Refused = (StreamOutcome, Option<StreamCallback>);
+type Refused = Box<(StreamOutcome, Option<StreamCallback>)>;
 
 struct Pending {
     path: String,
@@ -354,19 +354,19 @@ impl AssetStreamer {
             errors,
         };
         let Some(entry) = registry.and_then(|r| r.get(path)) else {
-            return Err((
+            return Err(Box::new((
                 not_found(vec![format!("{path}: not in the asset manifest")], ""),
                 callback,
-            ));
+            )));
         };
         let Some(variant) = registry.and_then(|r| r.variant(path, level_name(level))) else {
-            return Err((
+            return Err(Box::new((
                 not_found(
                     vec![format!("{path}: the manifest lists no file")],
                     &entry.kind,
                 ),
                 callback,
-            ));
+            )));
         };
         let (kind, file, quality, size) = (
             entry.kind.clone(),
@@ -430,7 +430,7 @@ impl Streamer<'_, '_> {
         callback: impl FnOnce(&mut World, &StreamOutcome) + Send + Sync + 'static,
     ) {
         let cb: StreamCallback = Box::new(callback);
-        if let Err((outcome, cb)) = self.streamer.request(
+        if let Err(refused) = self.streamer.request(
             &self.server,
             self.registry.as_deref(),
             &self.decoders,
@@ -440,6 +440,7 @@ impl Streamer<'_, '_> {
             false,
             Some(cb),
         ) {
+            let (outcome, cb) = *refused;
             // Nothing to load: answer with the fallback at the next command flush.
             for e in &outcome.errors {
                 self.streamer.note_error(e);
@@ -499,7 +500,8 @@ impl AssetCollection for CriticalAssets {
                         streamer.critical.push((path, h.clone()));
                         handles.push(h);
                     }
-                    Err((outcome, _)) => {
+                    Err(refused) => {
+                        let outcome = refused.0;
                         for e in &outcome.errors {
                             streamer.note_error(e);
                         }
@@ -529,6 +531,7 @@ impl Plugin for AssetLoadingPlugin {
             .init_resource::<Decoders>()
             .init_resource::<ManifestHashes>()
             .add_message::<AssetProblem>()
+            .add_message::<ConfigChanged>()
             .add_message::<QualityChanged>()
             .init_state::<AssetPhase>()
             .add_plugins(
@@ -777,7 +780,7 @@ fn govern_quality(
     mut memory: Local<u64>,
 ) {
     // Memory is read from /proc every 30 frames; the frame time every frame.
-    if *tick % 30 == 0 {
+    if tick.is_multiple_of(30) {
         *memory = (crate::transport::rss_mb() * 1024.0 * 1024.0) as u64;
     }
     *tick = tick.wrapping_add(1);

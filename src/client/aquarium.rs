@@ -448,7 +448,7 @@ fn start_swim_animations(
         else {
             continue;
         };
-        if !cache.contains_key(&s) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry(s) {
             let clip = library
                 .loaded
                 .get(&species_model(s))
@@ -456,7 +456,7 @@ fn start_swim_animations(
                 .and_then(|g| g.named_animations.get("swim").cloned());
             let Some(clip) = clip else { continue };
             let (graph, node) = AnimationGraph::from_clip(clip);
-            cache.insert(s, (graphs.add(graph), node));
+            slot.insert((graphs.add(graph), node));
         }
         if let Some((graph, node)) = cache.get(&s) {
             commands

@@ -46,6 +46,13 @@ struct HudState {
     fps: f32,
 }
 
+/// Extra display-only fish for the frame-time benchmark (`--bench-fish`).
+#[derive(Resource, Debug, Clone, Copy, Default)]
+pub struct BenchFish(pub u32);
+
+/// Owner id of the benchmark's fish.
+const BENCH_OWNER: u64 = u64::MAX;
+
 /// The client's game view.
 pub struct GameHudPlugin;
 
@@ -58,6 +65,7 @@ impl Plugin for GameHudPlugin {
                 (
                     keys.run_if(in_state(crate::assets::AssetPhase::Playing)),
                     sync_fish,
+                    spawn_bench_fish.run_if(in_state(crate::assets::AssetPhase::Playing)),
                     swim,
                     update_hud,
                     update_overlay,
@@ -191,7 +199,7 @@ fn sync_fish(
         .map(|f| ((owner, f.id), f.species))
         .collect();
     for (e, f) in &fish {
-        if !wanted.contains_key(&(f.owner, f.id)) {
+        if f.owner != BENCH_OWNER && !wanted.contains_key(&(f.owner, f.id)) {
             commands.entity(e).despawn();
             hud.boids.remove(&(f.owner, f.id));
         }
@@ -220,6 +228,44 @@ fn sync_fish(
             FishSpecies(species),
         ));
     }
+}
+
+fn spawn_bench_fish(
+    mut commands: Commands,
+    bench: Option<Res<BenchFish>>,
+    mut hud: ResMut<HudState>,
+    mut done: Local<bool>,
+) {
+    let Some(n) = bench.map(|b| b.0).filter(|n| *n > 0) else {
+        return;
+    };
+    if *done {
+        return;
+    }
+    *done = true;
+    let (centre, half) = swim_volume(5);
+    for id in 0..u64::from(n) {
+        let k = id as f32;
+        let start = Boid {
+            pos: [
+                centre[0] + (k * 1.7).sin() * half[0] * 0.4,
+                centre[1] + (k * 0.9).cos() * half[1] * 0.4,
+                centre[2] + (k * 2.3).sin() * half[2] * 0.4,
+            ],
+            vel: [0.5 * (k * 0.7).cos(), 0.0, 0.5 * (k * 0.7).sin()],
+        };
+        hud.boids.insert((BENCH_OWNER, id), start);
+        commands.spawn((
+            Transform::from_translation(Vec3::from(start.pos)),
+            Visibility::default(),
+            PlayerFish {
+                owner: BENCH_OWNER,
+                id,
+            },
+            FishSpecies((id % 6) as u8),
+        ));
+    }
+    info!("frame-time benchmark: {n} extra fish");
 }
 
 fn swim(

@@ -190,6 +190,8 @@ pub struct ScreenshotPlugin {
     pub path: Option<PathBuf>,
     /// Frames to let pass first (pipelines compile during the first ones).
     pub after_frames: u32,
+    /// Extra display-only fish for the frame-time benchmark.
+    pub bench_fish: u32,
 }
 
 #[derive(Resource)]
@@ -198,6 +200,7 @@ struct ScreenshotPlan {
     after_frames: u32,
     frames: u32,
     taken: bool,
+    frame_ms: Vec<f64>,
 }
 
 impl Plugin for ScreenshotPlugin {
@@ -208,7 +211,9 @@ impl Plugin for ScreenshotPlugin {
                 after_frames: self.after_frames,
                 frames: 0,
                 taken: false,
+                frame_ms: Vec::new(),
             })
+            .insert_resource(super::hud::BenchFish(self.bench_fish))
             .add_systems(
                 Update,
                 (
@@ -263,15 +268,34 @@ fn take_screenshot(
     mut commands: Commands,
     mut plan: ResMut<ScreenshotPlan>,
     phase: Option<Res<State<crate::assets::AssetPhase>>>,
+    time: Res<Time<Real>>,
+    fish: Query<(), With<super::aquarium::FishModel>>,
 ) {
     if plan.taken || phase.map(|p| *p.get()) != Some(crate::assets::AssetPhase::Playing) {
         return;
     }
     plan.frames += 1;
+    // Frame times of the second half of play (the first compiles pipelines).
+    if plan.frames > plan.after_frames / 2 {
+        plan.frame_ms.push(time.delta_secs_f64() * 1000.0);
+    }
     if plan.frames < plan.after_frames {
         return;
     }
     plan.taken = true;
+    let mut ms = plan.frame_ms.clone();
+    ms.sort_by(f64::total_cmp);
+    if !ms.is_empty() {
+        let q = |p: f64| ms[((ms.len() - 1) as f64 * p).round() as usize];
+        info!(
+            "frame time over {} frames with {} fish on screen: p50 {:.1} ms, p99 {:.1} ms, mean {:.1} fps",
+            ms.len(),
+            fish.iter().count(),
+            q(0.5),
+            q(0.99),
+            1000.0 * ms.len() as f64 / ms.iter().sum::<f64>()
+        );
+    }
     info!(
         "taking a screenshot after {} frames of play: {}",
         plan.frames,
