@@ -374,6 +374,7 @@ fn update_overlay(
     net: Option<Res<ClientNet>>,
     state: Res<ConnectionState>,
     assets: Option<Res<crate::assets::AssetStreamer>>,
+    registry: Option<Res<crate::health::IntegrationRegistry>>,
     mut text: Query<&mut Text, With<OverlayText>>,
 ) {
     let body = if hud.overlay {
@@ -383,13 +384,14 @@ fn update_overlay(
             .map_or((0.0, 0.0), |p| (p.rtt_ms, p.packet_loss));
         let p = &prediction.predictor;
         format!(
-            "FPS {:.0} | RTT {rtt:.0} ms | loss {:.1}% | predicted ops pending {} (acked {}, mispredicted {}) | {}\n{}",
+            "FPS {:.0} | RTT {rtt:.0} ms | loss {:.1}% | predicted ops pending {} (acked {}, mispredicted {}) | {}\n{}\n{}",
             hud.fps,
             loss * 100.0,
             p.pending(),
             p.acknowledged,
             p.mispredictions,
             *state,
+            health_summary(registry.as_deref(), &state, assets.as_deref()),
             assets.map_or_else(
                 || "assets: no loader".to_string(),
                 |a| {
@@ -418,6 +420,40 @@ fn update_overlay(
             t.0.clone_from(&body);
         }
     }
+}
+
+/// One line: the server's health where this process runs one (play mode), and the client's own
+/// (connection, assets answered by the fallback).
+fn health_summary(
+    registry: Option<&crate::health::IntegrationRegistry>,
+    state: &ConnectionState,
+    assets: Option<&crate::assets::AssetStreamer>,
+) -> String {
+    let server = registry.and_then(|r| r.last.as_ref()).map_or_else(
+        || "server health: not in this process".to_string(),
+        |r| {
+            let worst: Vec<String> = r
+                .systems
+                .iter()
+                .filter(|s| !matches!(s.health, crate::health::HealthStatus::Healthy))
+                .map(|s| format!("{} {:?}", s.name, s.health))
+                .collect();
+            format!(
+                "server health: {:?} ({} systems{}{})",
+                r.overall,
+                r.system_count,
+                if worst.is_empty() { "" } else { "; " },
+                worst.join(", ")
+            )
+        },
+    );
+    let fallbacks = assets.map_or(0, |a| a.stats().loads.fallbacks);
+    let client = match (state, fallbacks) {
+        (ConnectionState::Connected, 0) => "client: healthy".to_string(),
+        (ConnectionState::Connected, n) => format!("client: degraded ({n} assets on the fallback)"),
+        (other, _) => format!("client: unhealthy ({other})"),
+    };
+    format!("{server} | {client}")
 }
 
 fn hide_empty(mut boxes: Query<(&mut Node, &Children), With<HidesWhenEmpty>>, texts: Query<&Text>) {

@@ -27,6 +27,25 @@ fn the_committed_tree_is_what_the_generator_writes_and_models_parse() {
             "{rel} differs from the generator's output"
         );
         total += bytes.len();
+        if rel.ends_with(".ogg") {
+            // Real Ogg Vorbis: it decodes, mono, about as long as the generator made it.
+            let mut r = lewton::inside_ogg::OggStreamReader::new(std::io::Cursor::new(&bytes))
+                .unwrap_or_else(|e| panic!("{rel}: {e}"));
+            assert_eq!(r.ident_hdr.audio_channels, 1, "{rel}");
+            let mut samples = 0usize;
+            while let Some(p) = r
+                .read_dec_packet_itl()
+                .unwrap_or_else(|e| panic!("{rel}: {e}"))
+            {
+                samples += p.len();
+            }
+            let secs = samples as f32 / r.ident_hdr.audio_sample_rate as f32;
+            let want = generate_sound_secs(&rel);
+            assert!(
+                (secs - want).abs() < 0.1,
+                "{rel}: {secs} s, generated {want} s"
+            );
+        }
         if rel.ends_with(".glb") {
             let g = gltf::Gltf::from_slice(&bytes).unwrap_or_else(|e| panic!("{rel}: {e}"));
             assert!(g.meshes().count() > 0, "{rel}: no mesh");
@@ -37,6 +56,14 @@ fn the_committed_tree_is_what_the_generator_writes_and_models_parse() {
         }
     }
     assert!(total < 20 << 20, "{total} bytes");
+}
+
+/// The generator's duration of a sound file.
+fn generate_sound_secs(rel: &str) -> f32 {
+    bloxquarium::assets::sound::SOUNDS
+        .iter()
+        .find(|(n, _)| rel == format!("Sounds/{n}.ogg"))
+        .map_or(0.0, |(_, s)| *s)
 }
 
 #[test]
@@ -306,4 +333,59 @@ fn a_corrupted_file_is_refused_replaced_by_the_fallback_and_reported() {
     let s = client.world().resource::<AssetStreamer>().stats();
     assert!(s.loads.integrity_failures >= 2, "{s:?}");
     assert!(s.loads.fallbacks >= 2, "{s:?}");
+}
+
+#[test]
+fn a_tampered_manifest_is_refused_by_the_client() {
+    use bloxquarium::protocol::{self, AssetManifest, ServerMessage};
+    use bloxquarium::transport::envelope::Signer;
+    use bloxquarium::transport::{ClientCore, ClientNotice, SessionMaterial};
+    use std::time::Duration;
+
+    let config =
+        bloxquarium::config::load_server(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config")))
+            .unwrap();
+    let (m, _) = manifest::scan(Path::new(ASSETS), &Preload::from_config(&config));
+    let blob = protocol::encode(&m).unwrap();
+    let material = SessionMaterial([7; 32]);
+    let signer = Signer::new(&material);
+    let mut client = ClientCore::new(material, Duration::from_secs(30), 100);
+    let welcome = protocol::encode(&ServerMessage::Welcome {
+        session_id: 9,
+        protocol_version: protocol::PROTOCOL_VERSION,
+        display_name: "Pearl".into(),
+    })
+    .unwrap();
+    assert!(matches!(
+        client.handle_bytes(&welcome, Duration::ZERO),
+        Some(ClientNotice::Welcomed { .. })
+    ));
+    let signed = |blob: Vec<u8>, signature| {
+        protocol::encode(&ServerMessage::Signed {
+            purpose: protocol::ASSET_MANIFEST.into(),
+            blob,
+            signature,
+        })
+        .unwrap()
+    };
+    // The real manifest, signed: accepted and decoded as it was sent.
+    let good = signed(blob.clone(), signer.sign(protocol::ASSET_MANIFEST, &blob));
+    match client.handle_bytes(&good, Duration::ZERO) {
+        Some(ClientNotice::Signed { blob: got, .. }) => {
+            assert_eq!(protocol::decode::<AssetManifest>(&got).unwrap(), m);
+        }
+        other => panic!("a good manifest was not accepted: {other:?}"),
+    }
+    // One hash changed after signing: refused, and counted.
+    let sha = m.entries[0].variants[0].sha256.clone();
+    let mut forged = m.clone();
+    forged.entries[0].variants[0].sha256 =
+        sha.replace(&sha[..1], if &sha[..1] == "0" { "1" } else { "0" });
+    let forged_blob = protocol::encode(&forged).unwrap();
+    let bad = signed(forged_blob, signer.sign(protocol::ASSET_MANIFEST, &blob));
+    assert!(matches!(
+        client.handle_bytes(&bad, Duration::ZERO),
+        Some(ClientNotice::Refused { .. })
+    ));
+    assert_eq!(client.stats.total.rejected, 1);
 }
