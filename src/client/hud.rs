@@ -315,10 +315,26 @@ fn update_hud(
     state: Res<ConnectionState>,
     time: Res<Time<Real>>,
     mut hud: ResMut<HudState>,
+    mut problems: MessageReader<crate::assets::AssetProblem>,
     mut line: Query<&mut Text, (With<HudText>, Without<ToastText>)>,
     mut toast: Query<&mut Text, (With<ToastText>, Without<HudText>)>,
 ) {
     let now = time.elapsed();
+    // An asset that failed is reported like a refusal.
+    if let Some(p) = problems.read().last() {
+        hud.toast_until = now + Duration::from_secs(6);
+        for mut t in &mut toast {
+            t.0 = format!(
+                "Asset {} {}: a lower quality or the magenta fallback stands in",
+                p.path,
+                if p.integrity {
+                    "failed its integrity check"
+                } else {
+                    "could not load"
+                }
+            );
+        }
+    }
     let catalog = shop.catalog();
     let text = match (
         catalog.and_then(|c| prediction.predictor.predicted(c)),

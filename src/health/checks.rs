@@ -170,6 +170,22 @@ pub fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// An optimisation rule's figures: times fired, and whether it is engaged now.
+fn rule_figures(rule: &super::OptimisationRule, out: &mut Vec<Figure>) {
+    out.push(Figure {
+        name: "bloxquarium_optimisation_fired_total",
+        labels: vec![("rule", rule.name.to_string())],
+        value: rule.fired as f64,
+        counter: true,
+    });
+    out.push(Figure {
+        name: "bloxquarium_optimisation_engaged",
+        labels: vec![("rule", rule.name.to_string())],
+        value: f64::from(u8::from(rule.engaged)),
+        counter: false,
+    });
+}
+
 /// Every subsystem's figures, and the process's.
 pub fn collect(world: &World) -> Vec<Figure> {
     let mut out = vec![
@@ -388,34 +404,11 @@ pub fn collect(world: &World) -> Vec<Figure> {
             g("bloxquarium_assets_streaming_queue", s.queued as f64),
             g("bloxquarium_assets_quality_level", f64::from(s.quality)),
         ]);
-        let rule = streamer.cache().rule();
-        out.push(Figure {
-            name: "bloxquarium_optimisation_fired_total",
-            labels: vec![("rule", rule.name.to_string())],
-            value: rule.fired as f64,
-            counter: true,
-        });
-        out.push(Figure {
-            name: "bloxquarium_optimisation_engaged",
-            labels: vec![("rule", rule.name.to_string())],
-            value: f64::from(u8::from(rule.engaged)),
-            counter: false,
-        });
+        rule_figures(streamer.cache().rule(), &mut out);
     }
     if let Some(opt) = world.get_resource::<super::Optimiser>() {
         for rule in [&opt.reconcile_sweep, &opt.datastore_autosave] {
-            out.push(Figure {
-                name: "bloxquarium_optimisation_fired_total",
-                labels: vec![("rule", rule.name.to_string())],
-                value: rule.fired as f64,
-                counter: true,
-            });
-            out.push(Figure {
-                name: "bloxquarium_optimisation_engaged",
-                labels: vec![("rule", rule.name.to_string())],
-                value: f64::from(u8::from(rule.engaged)),
-                counter: false,
-            });
+            rule_figures(rule, &mut out);
         }
     }
     if let Some(reg) = world.get_resource::<super::IntegrationRegistry>()

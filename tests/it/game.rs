@@ -65,13 +65,7 @@ fn buy_sell_earn_and_rank() {
         "settled",
         |a| a[1].world().resource::<Prediction>().predictor.pending() == 0,
     );
-    let live = server
-        .world()
-        .resource::<DataStoreState>()
-        .profile(1)
-        .unwrap()
-        .profile
-        .clone();
+    let live = live_profile(&server, 1);
     assert_eq!(live.fish.len(), 1);
     assert!(live.stats.coins >= 85, "100 - 20 + 5 and any income since");
     let kinds: Vec<&str> = live.operations.iter().map(|o| o.kind.as_str()).collect();
@@ -110,6 +104,17 @@ fn buy_sell_earn_and_rank() {
             .suspicious
             .is_empty()
     );
+}
+
+/// A player's live profile on the server.
+fn live_profile(server: &App, player: u64) -> bloxquarium::datastore::Profile {
+    server
+        .world()
+        .resource::<DataStoreState>()
+        .profile(player)
+        .expect("the player is online")
+        .profile
+        .clone()
 }
 
 /// Server game steps so far.
@@ -331,13 +336,7 @@ fn three_players_buy_earn_gift_leave_and_come_back_after_a_restart() {
         assert_eq!(s.fish.len(), n, "player {player}'s fish");
         assert_eq!(coins_on_server(&server, player), coins);
     }
-    let ann = server
-        .world()
-        .resource::<DataStoreState>()
-        .profile(1)
-        .unwrap()
-        .profile
-        .clone();
+    let ann = live_profile(&server, 1);
     let kinds: Vec<&str> = ann.operations.iter().map(|o| o.kind.as_str()).collect();
     assert_eq!(kinds, vec!["purchase", "gift"]);
 }
