@@ -209,25 +209,42 @@ fn sync_fish(
         if have.contains(&(owner, id)) {
             continue;
         }
-        let k = id as f32;
-        let (centre, half) = swim_volume(state.tank_level);
-        let start = Boid {
-            pos: [
-                centre[0] + (k * 1.7).sin() * half[0] * 0.7,
-                centre[1] + (k * 0.9).cos() * half[1] * 0.7,
-                centre[2] + (k * 2.3).sin() * half[2] * 0.7,
-            ],
-            vel: [0.5 * (k * 0.7).cos(), 0.0, 0.5 * (k * 0.7).sin()],
-        };
-        hud.boids.insert((owner, id), start);
-        // The species' model is attached by `aquarium::attach_fish_models` once it is in.
-        commands.spawn((
-            Transform::from_translation(Vec3::from(start.pos)),
-            Visibility::default(),
-            PlayerFish { owner, id },
-            FishSpecies(species),
-        ));
+        spawn_fish(
+            &mut commands,
+            &mut hud,
+            (owner, id, species),
+            state.tank_level,
+            0.7,
+        );
     }
+}
+
+/// A fish entity and its boid, placed by its id within `spread` of the tank's swimming volume.
+/// The species' model is attached by `aquarium::attach_fish_models` once it is in.
+fn spawn_fish(
+    commands: &mut Commands,
+    hud: &mut HudState,
+    (owner, id, species): (u64, u64, u8),
+    level: u8,
+    spread: f32,
+) {
+    let k = id as f32;
+    let (centre, half) = swim_volume(level);
+    let start = Boid {
+        pos: [
+            centre[0] + (k * 1.7).sin() * half[0] * spread,
+            centre[1] + (k * 0.9).cos() * half[1] * spread,
+            centre[2] + (k * 2.3).sin() * half[2] * spread,
+        ],
+        vel: [0.5 * (k * 0.7).cos(), 0.0, 0.5 * (k * 0.7).sin()],
+    };
+    hud.boids.insert((owner, id), start);
+    commands.spawn((
+        Transform::from_translation(Vec3::from(start.pos)),
+        Visibility::default(),
+        PlayerFish { owner, id },
+        FishSpecies(species),
+    ));
 }
 
 fn spawn_bench_fish(
@@ -243,27 +260,14 @@ fn spawn_bench_fish(
         return;
     }
     *done = true;
-    let (centre, half) = swim_volume(5);
     for id in 0..u64::from(n) {
-        let k = id as f32;
-        let start = Boid {
-            pos: [
-                centre[0] + (k * 1.7).sin() * half[0] * 0.4,
-                centre[1] + (k * 0.9).cos() * half[1] * 0.4,
-                centre[2] + (k * 2.3).sin() * half[2] * 0.4,
-            ],
-            vel: [0.5 * (k * 0.7).cos(), 0.0, 0.5 * (k * 0.7).sin()],
-        };
-        hud.boids.insert((BENCH_OWNER, id), start);
-        commands.spawn((
-            Transform::from_translation(Vec3::from(start.pos)),
-            Visibility::default(),
-            PlayerFish {
-                owner: BENCH_OWNER,
-                id,
-            },
-            FishSpecies((id % 6) as u8),
-        ));
+        spawn_fish(
+            &mut commands,
+            &mut hud,
+            (BENCH_OWNER, id, (id % 6) as u8),
+            1,
+            0.4,
+        );
     }
     info!("frame-time benchmark: {n} extra fish");
 }
