@@ -409,7 +409,7 @@ fn bubbles(
         let (mesh, mat) = look
             .get_or_insert_with(|| {
                 (
-                    meshes.add(Sphere::new(0.025)),
+                    meshes.add(Sphere::new(0.025).mesh().uv(8, 6)),
                     materials.add(StandardMaterial {
                         base_color: Color::srgba(0.9, 0.97, 1.0, 0.55),
                         alpha_mode: AlphaMode::Blend,

@@ -80,25 +80,40 @@ fn spawn_scene(
     ));
 }
 
-/// ClientSafe settings applied live: `graphics.shadows` on the sun, `ui.scale` on the UI.
+/// ClientSafe settings applied live: `graphics.shadows` on the sun, `ui.scale` on the UI; and the
+/// quality level in use (the player's, or lower when the governor dropped it): shadows need
+/// MEDIUM or better, multisampling HIGH or better.
 fn apply_graphics_settings(
     config: Option<Res<ClientConfig>>,
     mut changed: MessageReader<ConfigChanged>,
+    mut quality: MessageReader<crate::assets::client::QualityChanged>,
+    streamer: Option<Res<crate::assets::AssetStreamer>>,
     mut suns: Query<&mut DirectionalLight>,
+    mut cameras: Query<&mut Msaa, With<Camera3d>>,
     mut ui_scale: ResMut<UiScale>,
-    mut first: Local<bool>,
+    mut applied: Local<Option<u8>>,
 ) {
     let Some(config) = config else { return };
-    let relevant = changed
-        .read()
-        .any(|c| c.side == Side::Client && (c.under("graphics.shadows") || c.under("ui.scale")));
-    if !relevant && *first {
+    let relevant = changed.read().any(|c| {
+        c.side == Side::Client
+            && (c.under("graphics.shadows")
+                || c.under("ui.scale")
+                || c.under("graphics.qualityLevel"))
+    });
+    let level = streamer.as_ref().map_or(3, |s| s.governor.current);
+    let dropped = quality.read().count() > 0;
+    if !relevant && !dropped && *applied == Some(level) {
         return;
     }
-    *first = true;
-    if let Ok(shadows) = config.get::<bool>("graphics.shadows") {
-        for mut sun in &mut suns {
-            sun.shadow_maps_enabled = shadows;
+    *applied = Some(level);
+    let shadows = config.get::<bool>("graphics.shadows").unwrap_or(true) && level >= 2;
+    for mut sun in &mut suns {
+        sun.shadow_maps_enabled = shadows;
+    }
+    let msaa = if level >= 3 { Msaa::Sample4 } else { Msaa::Off };
+    for mut m in &mut cameras {
+        if *m != msaa {
+            *m = msaa;
         }
     }
     if let Ok(scale) = config.get::<f32>("ui.scale") {
