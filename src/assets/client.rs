@@ -77,8 +77,8 @@ impl AssetReader for VerifyingReader {
                     std::io::ErrorKind::InvalidData,
                     format!(
                         "{file}: {INTEGRITY_MARKER} (manifest {}, file {})",
-                        &expected[..expected.len().min(12)],
-                        &got[..12]
+                        expected.get(..12).unwrap_or(&expected),
+                        got.get(..12).unwrap_or(&got)
                     ),
                 ))));
             }

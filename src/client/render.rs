@@ -83,6 +83,7 @@ fn spawn_scene(
 /// ClientSafe settings applied live: `graphics.shadows` on the sun, `ui.scale` on the UI; and the
 /// quality level in use (the player's, or lower when the governor dropped it): shadows need
 /// MEDIUM or better, multisampling HIGH or better.
+#[allow(clippy::too_many_arguments)]
 fn apply_graphics_settings(
     config: Option<Res<ClientConfig>>,
     mut changed: MessageReader<ConfigChanged>,
