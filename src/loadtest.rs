@@ -235,8 +235,9 @@ fn send_one(b: &mut Bot, now: Duration) {
         0 => b.core.send_event(ClientEvent::Chat {
             text: format!("hello #{}", b.n),
         }),
+        // The wall clock, as a real client sends it (the clock-skew detector reads it).
         1 => b.core.send_event(ClientEvent::Heartbeat {
-            client_time_ms: b.n,
+            client_time_ms: crate::transport::unix_now().as_millis() as u64,
         }),
         2..=7 => {
             b.core.call(
