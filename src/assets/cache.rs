@@ -176,6 +176,12 @@ impl<V> LruCache<V> {
         out
     }
 
+    /// A new entry bound (a live config change); returns what no longer fits, oldest first.
+    pub fn set_max_entries(&mut self, max_entries: usize) -> Vec<(String, V)> {
+        self.max_entries = max_entries.max(1);
+        self.shrink_to_bounds(None)
+    }
+
     /// Keys from least to most recently used.
     pub fn keys_oldest_first(&self) -> impl Iterator<Item = &str> {
         self.order.values().map(String::as_str)
@@ -259,6 +265,15 @@ mod tests {
         // Replacing an entry does not double count its bytes.
         c.put("huge", 7, 10);
         assert_eq!(c.stats().bytes, 10);
+        // A smaller bound pushes out the oldest at once.
+        c.put("x", 8, 10);
+        c.put("y", 9, 10);
+        let out = c.set_max_entries(1);
+        assert_eq!(
+            out.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            vec!["huge", "x"]
+        );
+        assert!(c.contains("y"));
     }
 
     #[test]

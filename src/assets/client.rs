@@ -841,6 +841,12 @@ fn apply_asset_settings(
                 .max(1) as u64;
             streamer.governor.set_budgets(fps, mb << 20);
         }
+        if c.under("assetManager.maxCacheSize")
+            && let Ok(n) = config.get::<i64>("assetManager.maxCacheSize")
+        {
+            let evicted = streamer.cache.set_max_entries(n.max(1) as usize);
+            debug!("asset cache bound {n}: {} evicted", evicted.len());
+        }
         if c.under("assetManager.preloadBatchSize")
             && let Ok(b) = config.get::<i64>("assetManager.preloadBatchSize")
         {

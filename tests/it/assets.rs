@@ -389,3 +389,51 @@ fn a_tampered_manifest_is_refused_by_the_client() {
     ));
     assert_eq!(client.stats.total.rejected, 1);
 }
+
+#[test]
+fn the_cache_follows_the_servers_bound_and_evicts_the_least_recent() {
+    let d = Scratch::new("assets-lru");
+    // The smallest cache the schema allows, set on the server: a Shared key the client follows.
+    let cfg = harness::config_dir(&d, r#"{"assetManager.maxCacheSize": 10}"#);
+    let mut server = harness::server_with_config(&d, &cfg);
+    let token = harness::issue(&server, 6, "Kelp");
+    let mut client = harness::client(&d, harness::server_addr(&server), &token);
+    pump_until(&mut [&mut server, &mut client], 900, "streamed", |a| {
+        *a[1].world().resource::<State<AssetPhase>>().get() == AssetPhase::Playing && {
+            let s = a[1].world().resource::<AssetStreamer>().stats();
+            s.queued == 0 && s.in_flight == 0
+        }
+    });
+    let total = client
+        .world()
+        .resource::<AssetRegistry>()
+        .manifest()
+        .entries
+        .len() as u64;
+    let s = client.world().resource::<AssetStreamer>().stats();
+    assert_eq!(s.cache.max_entries, 10, "{s:?}");
+    assert_eq!(s.cache.entries, 10);
+    assert_eq!(s.loads.loaded, total);
+    assert!(s.cache.evictions >= total - 10, "{s:?}");
+    // The oldest entries went first: the first critical file is no longer cached, so asking
+    // for it again is a miss and a fresh load; the newest is still a hit.
+    let oldest = client
+        .world()
+        .resource::<AssetStreamer>()
+        .cache()
+        .keys_oldest_first()
+        .next()
+        .map(str::to_string)
+        .unwrap();
+    assert!(!oldest.starts_with("Models/Aquariums/"), "{oldest}");
+    let misses = s.cache.misses;
+    stream(&mut client, "Models/Aquariums/Aquarium_Lv1", 3);
+    pump_until(&mut [&mut server, &mut client], 300, "reloaded", |a| {
+        !a[1].world().resource::<Outcomes>().0.is_empty()
+    });
+    let out = client.world().resource::<Outcomes>().0[0].clone();
+    assert!(!out.from_cache && !out.fallback, "{out:?}");
+    let s = client.world().resource::<AssetStreamer>().stats();
+    assert_eq!(s.cache.misses, misses + 1);
+    assert_eq!(s.loads.loaded, total + 1);
+}
