@@ -214,6 +214,21 @@ pub struct StreamOutcome {
     pub errors: Vec<String>,
 }
 
+impl StreamOutcome {
+    /// The fallback answering for `path`, with the errors that led to it.
+    fn fallback(path: String, handle: UntypedHandle, errors: Vec<String>) -> Self {
+        Self {
+            path,
+            file: None,
+            quality: String::new(),
+            handle,
+            fallback: true,
+            from_cache: false,
+            errors,
+        }
+    }
+}
+
 /// Called with the outcome once a stream request ends.
 pub type StreamCallback = Box<dyn FnOnce(&mut World, &StreamOutcome) + Send + Sync>;
 
@@ -263,6 +278,8 @@ pub struct AssetStreamer {
     critical: Vec<(String, UntypedHandle)>,
     /// Recent errors, newest last (at most 32).
     pub recent_errors: Vec<String>,
+    /// Problems not yet sent as [`AssetProblem`] messages (the next poll sends them).
+    problems: Vec<AssetProblem>,
 }
 
 /// Cache and load figures for the F3 overlay, the registry stats and the metrics.
@@ -303,6 +320,7 @@ impl AssetStreamer {
             governor: QualityGovernor::new(level, fps, memory),
             critical: Vec::new(),
             recent_errors: Vec::new(),
+            problems: Vec::new(),
         }
     }
 
@@ -322,9 +340,11 @@ impl AssetStreamer {
         &self.cache
     }
 
-    /// The critical set's handles, by professional path.
-    pub fn critical(&self) -> &[(String, UntypedHandle)] {
-        &self.critical
+    /// Points the critical set's entry for `path` at `handle` (a lower variant or the fallback).
+    fn set_critical(&mut self, path: &str, handle: &UntypedHandle) {
+        if let Some(slot) = self.critical.iter_mut().find(|(p, _)| p == path) {
+            slot.1 = handle.clone();
+        }
     }
 
     /// Critical requests not yet resolved.
@@ -332,6 +352,8 @@ impl AssetStreamer {
         self.pending.iter().filter(|p| p.critical).count()
     }
 
+    /// Starts loading `path` (or takes it from the cache). A path the manifest cannot answer
+    /// is refused at once: the error is reported and counted, and the fallback answers.
     #[allow(clippy::too_many_arguments)]
     fn request(
         &mut self,
@@ -344,29 +366,21 @@ impl AssetStreamer {
         streamed: bool,
         callback: Option<StreamCallback>,
     ) -> Result<UntypedHandle, Refused> {
-        let not_found = |errors: Vec<String>, kind: &str| StreamOutcome {
-            path: path.to_string(),
-            file: None,
-            quality: String::new(),
-            handle: decoders.fallback(kind),
-            fallback: true,
-            from_cache: false,
-            errors,
-        };
-        let Some(entry) = registry.and_then(|r| r.get(path)) else {
-            return Err(Box::new((
-                not_found(vec![format!("{path}: not in the asset manifest")], ""),
-                callback,
-            )));
-        };
-        let Some(variant) = registry.and_then(|r| r.variant(path, level_name(level))) else {
-            return Err(Box::new((
-                not_found(
-                    vec![format!("{path}: the manifest lists no file")],
-                    &entry.kind,
+        let entry = registry.and_then(|r| r.get(path));
+        let variant = registry.and_then(|r| r.variant(path, level_name(level)));
+        let (Some(entry), Some(variant)) = (entry, variant) else {
+            let (error, kind) = match entry {
+                None => (format!("{path}: not in the asset manifest"), ""),
+                Some(e) => (
+                    format!("{path}: the manifest lists no file"),
+                    e.kind.as_str(),
                 ),
-                callback,
-            )));
+            };
+            self.note_problem(path, error.clone(), false);
+            self.stats.fallbacks += 1;
+            let outcome =
+                StreamOutcome::fallback(path.to_string(), decoders.fallback(kind), vec![error]);
+            return Err(Box::new((outcome, callback)));
         };
         let (kind, file, quality, size) = (
             entry.kind.clone(),
@@ -400,12 +414,18 @@ impl AssetStreamer {
         Ok(handle)
     }
 
-    fn note_error(&mut self, e: &str) {
-        warn!("asset: {e}");
-        self.recent_errors.push(e.to_string());
+    /// Logs a problem, keeps it among the recent errors, and queues its message.
+    fn note_problem(&mut self, path: &str, error: String, integrity: bool) {
+        warn!("asset: {error}");
+        self.recent_errors.push(error.clone());
         if self.recent_errors.len() > 32 {
             self.recent_errors.remove(0);
         }
+        self.problems.push(AssetProblem {
+            path: path.to_string(),
+            error,
+            integrity,
+        });
     }
 }
 
@@ -440,24 +460,12 @@ impl Streamer<'_, '_> {
             false,
             Some(cb),
         ) {
+            // Nothing to load: the fallback answers at the next command flush.
             let (outcome, cb) = *refused;
-            // Nothing to load: answer with the fallback at the next command flush.
-            for e in &outcome.errors {
-                self.streamer.note_error(e);
+            if let Some(cb) = cb {
+                self.commands
+                    .queue(move |world: &mut World| cb(world, &outcome));
             }
-            self.streamer.stats.fallbacks += 1;
-            self.commands.queue(move |world: &mut World| {
-                for e in &outcome.errors {
-                    world.write_message(AssetProblem {
-                        path: outcome.path.clone(),
-                        error: e.clone(),
-                        integrity: false,
-                    });
-                }
-                if let Some(cb) = cb {
-                    cb(world, &outcome);
-                }
-            });
         }
     }
 
@@ -500,14 +508,7 @@ impl AssetCollection for CriticalAssets {
                         streamer.critical.push((path, h.clone()));
                         handles.push(h);
                     }
-                    Err(refused) => {
-                        let outcome = refused.0;
-                        for e in &outcome.errors {
-                            streamer.note_error(e);
-                        }
-                        streamer.stats.fallbacks += 1;
-                        streamer.critical.push((path, outcome.handle));
-                    }
+                    Err(refused) => streamer.critical.push((path, refused.0.handle)),
                 }
             }
             handles
@@ -600,8 +601,7 @@ fn start_loading(
 fn poll_requests(world: &mut World) {
     let server = world.resource::<AssetServer>().clone();
     let mut done: Vec<(StreamOutcome, Option<StreamCallback>)> = Vec::new();
-    let mut problems = Vec::new();
-    world.resource_scope(|world, mut streamer: Mut<AssetStreamer>| {
+    let problems = world.resource_scope(|world, mut streamer: Mut<AssetStreamer>| {
         let registry = world.get_resource::<AssetRegistry>();
         let decoders = world.resource::<Decoders>();
         let pending = std::mem::take(&mut streamer.pending);
@@ -622,26 +622,24 @@ fn poll_requests(world: &mut World) {
                 }
                 streamer.cache.remove(&p.file);
                 let msg = format!("{} ({}): {err}", p.path, p.file);
-                streamer.note_error(&msg);
-                problems.push(AssetProblem {
-                    path: p.path.clone(),
-                    error: msg.clone(),
-                    integrity,
-                });
+                streamer.note_problem(&p.path, msg.clone(), integrity);
                 p.errors.push(msg);
-                // The next lower variant not yet tried, if any.
-                let lower = registry.and_then(|r| r.get(&p.path)).and_then(|e| {
-                    let at = QUALITIES.iter().position(|q| *q == p.quality)?;
-                    e.variants
-                        .iter()
-                        .rfind(|v| QUALITIES.iter().position(|q| *q == v.quality) < Some(at))
-                        .cloned()
-                });
+                // The best variant below the one that failed, if any.
+                let lower = QUALITIES
+                    .iter()
+                    .position(|q| *q == p.quality)
+                    .filter(|at| *at > 0)
+                    .and_then(|at| registry?.variant(&p.path, QUALITIES[at - 1]))
+                    .filter(|v| v.quality != p.quality)
+                    .cloned();
                 match lower {
                     Some(v) => {
                         p.handle = server
                             .load_builder()
                             .load_erased(decoders.type_of(&p.kind), v.file.clone());
+                        if p.critical {
+                            streamer.set_critical(&p.path, &p.handle);
+                        }
                         p.file = v.file;
                         p.quality = v.quality;
                         p.size = v.size;
@@ -652,27 +650,14 @@ fn poll_requests(world: &mut World) {
                     None => {
                         streamer.stats.fallbacks += 1;
                         let handle = decoders.fallback(&p.kind);
-                        if p.critical
-                            && let Some(slot) = streamer
-                                .critical
-                                .iter_mut()
-                                .find(|(path, _)| *path == p.path)
-                        {
-                            slot.1 = handle.clone();
+                        if p.critical {
+                            streamer.set_critical(&p.path, &handle);
                         }
                         if p.streamed {
                             streamer.queue.finished();
                         }
                         done.push((
-                            StreamOutcome {
-                                path: p.path,
-                                file: None,
-                                quality: String::new(),
-                                handle,
-                                fallback: true,
-                                from_cache: false,
-                                errors: p.errors,
-                            },
+                            StreamOutcome::fallback(p.path, handle, p.errors),
                             p.callback,
                         ));
                     }
@@ -707,6 +692,7 @@ fn poll_requests(world: &mut World) {
                 p.callback,
             ));
         }
+        std::mem::take(&mut streamer.problems)
     });
     for p in problems {
         world.write_message(p);
@@ -753,20 +739,20 @@ fn stream_background(
     }
     let level = streamer.governor.current;
     for path in streamer.queue.next_batch() {
-        if let Err(outcome) = streamer.request(
-            &server,
-            registry.as_deref(),
-            &decoders,
-            &path,
-            level,
-            false,
-            true,
-            None,
-        ) {
-            for e in &outcome.0.errors {
-                streamer.note_error(e);
-            }
-            streamer.stats.fallbacks += 1;
+        let refused = streamer
+            .request(
+                &server,
+                registry.as_deref(),
+                &decoders,
+                &path,
+                level,
+                false,
+                true,
+                None,
+            )
+            .is_err();
+        if refused {
+            // Reported and counted by `request`; this one of the batch is done.
             streamer.queue.finished();
         }
     }
