@@ -41,7 +41,7 @@ pub(crate) struct HidesWhenEmpty;
 struct HudState {
     boids: HashMap<(u64, u64), Boid>,
     toast_until: Duration,
-    shown_rejections: usize,
+    shown_refusals: u64,
     overlay: bool,
     fps: f32,
 }
@@ -166,17 +166,15 @@ fn keys(
     }
     let now = time.elapsed();
     if visit.showing.is_some() && !ops.is_empty() {
-        prediction.predictor.rejections.push((
+        prediction.predictor.refuse(
             0,
             "you are visiting: this aquarium is read-only (Esc to go home)".into(),
-        ));
+        );
         return;
     }
     for op in ops {
-        if let Err(why) = prediction.send(&mut net, op, catalog, now) {
-            // Refused before sending: shown like the server's refusals.
-            prediction.predictor.rejections.push((0, why));
-        }
+        // A refusal before sending is recorded by the predictor and toasted like the server's.
+        let _ = prediction.send(&mut net, op, catalog, now);
     }
 }
 
@@ -371,9 +369,9 @@ fn update_hud(
             t.0.clone_from(&text);
         }
     }
-    let rejections = prediction.predictor.rejections.len();
-    if rejections != hud.shown_rejections {
-        hud.shown_rejections = rejections;
+    let refusals = prediction.predictor.refusals;
+    if refusals != hud.shown_refusals {
+        hud.shown_refusals = refusals;
         hud.toast_until = now + Duration::from_secs(4);
         if let Some((_, why)) = prediction.predictor.rejections.last() {
             for mut t in &mut toast {

@@ -120,17 +120,15 @@ fn panel_keys(
             if visit.showing.is_some() {
                 prediction
                     .predictor
-                    .rejections
-                    .push((0, "you are visiting: this aquarium is read-only".into()));
+                    .refuse(0, "you are visiting: this aquarium is read-only".into());
                 continue;
             }
             let op = GameOp::Purchase {
                 item: ShopItem::Decoration { kind: kind as u8 },
                 quantity: 1,
             };
-            if let Err(why) = prediction.send(&mut net, op, catalog, now) {
-                prediction.predictor.rejections.push((0, why));
-            }
+            // A refusal is recorded by the predictor (and toasted).
+            let _ = prediction.send(&mut net, op, catalog, now);
         }
     }
     let Some(mut config) = config else { return };
@@ -222,8 +220,7 @@ fn social_keys(
             Some(p) => visit.request(&mut net, p, now),
             None => prediction
                 .predictor
-                .rejections
-                .push((0, "nobody else is online to visit".into())),
+                .refuse(0, "nobody else is online to visit".into()),
         }
     }
     if input.just_pressed(KeyCode::KeyG) {
@@ -239,14 +236,12 @@ fn social_keys(
                     to,
                     coins: GIFT_COINS,
                 };
-                if let Err(why) = prediction.send(&mut net, op, catalog, now) {
-                    prediction.predictor.rejections.push((0, why));
-                }
+                // A refusal is recorded by the predictor (and toasted).
+                let _ = prediction.send(&mut net, op, catalog, now);
             }
             _ => prediction
                 .predictor
-                .rejections
-                .push((0, "nobody else is online to send a gift to".into())),
+                .refuse(0, "nobody else is online to send a gift to".into()),
         }
     }
 }

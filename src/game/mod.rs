@@ -502,8 +502,6 @@ pub struct Visit {
     asked: Option<(RequestId, u64)>,
     /// Whose aquarium is shown (player id, name, state); `None`: the player's own.
     pub showing: Option<(u64, String, crate::protocol::PlayerState)>,
-    /// Why the last visit was refused.
-    pub refused: Option<String>,
 }
 
 impl Visit {
@@ -511,7 +509,6 @@ impl Visit {
     pub fn request(&mut self, net: &mut ClientNet, player: u64, now: Duration) {
         let id = net.call_sealed(SealedRequest::Visit { player }, now);
         self.asked = Some((id, player));
-        self.refused = None;
     }
 
     /// Back to the player's own aquarium.
@@ -521,7 +518,12 @@ impl Visit {
     }
 }
 
-fn receive_visit(mut visit: ResMut<Visit>, mut answers: MessageReader<SealedRpcCompleted>) {
+/// A visit's answer: the aquarium to show, or a refusal shown like any other.
+fn receive_visit(
+    mut visit: ResMut<Visit>,
+    mut prediction: ResMut<Prediction>,
+    mut answers: MessageReader<SealedRpcCompleted>,
+) {
     for a in answers.read() {
         if visit.asked.map(|(id, _)| id) != Some(a.id) {
             continue;
@@ -533,8 +535,12 @@ fn receive_visit(mut visit: ResMut<Visit>, mut answers: MessageReader<SealedRpcC
                 name,
                 state,
             }) => visit.showing = Some((*player, name.clone(), state.clone())),
-            Ok(other) => visit.refused = Some(format!("unexpected answer {other:?}")),
-            Err(e) => visit.refused = Some(e.to_string()),
+            Ok(other) => prediction
+                .predictor
+                .refuse(0, format!("visit: unexpected answer {other:?}")),
+            Err(e) => prediction
+                .predictor
+                .refuse(0, format!("visit refused: {e}")),
         }
     }
 }

@@ -97,8 +97,12 @@ pub struct Predictor {
     authoritative: Option<PlayerState>,
     pending: Vec<(u64, GameOp)>,
     next_op: u64,
-    /// Operations the server refused, with its reason, newest last (for the UI's toasts).
+    /// The last refusals (at most 32), newest last: operation id (0 when refused before it
+    /// was sent) and reason.
     pub rejections: Vec<(u64, String)>,
+    /// Every refusal so far, local or from the server (the UI's toasts follow it: the list
+    /// above stops growing at its bound).
+    pub refusals: u64,
     /// Acknowledged operations.
     pub acknowledged: u64,
     /// Authoritative states that differed from what the client had predicted for them.
@@ -130,14 +134,29 @@ impl Predictor {
     /// Predicts `op`: refused at once (with the reason) if it cannot apply to the predicted
     /// state; otherwise pending, with the id to send it under.
     pub fn predict(&mut self, op: GameOp, catalog: &Catalog) -> Result<u64, String> {
-        let state = self
+        let applied = self
             .predicted(catalog)
-            .ok_or_else(|| "not in the game yet".to_string())?;
-        let mut p = to_profile(&state);
-        apply(&mut p, op, catalog).map_err(|e| e.to_string())?;
+            .ok_or_else(|| "not in the game yet".to_string())
+            .and_then(|state| {
+                let mut p = to_profile(&state);
+                apply(&mut p, op, catalog).map_err(|e| e.to_string())
+            });
+        if let Err(why) = applied {
+            self.refuse(0, why.clone());
+            return Err(why);
+        }
         self.next_op += 1;
         self.pending.push((self.next_op, op));
         Ok(self.next_op)
+    }
+
+    /// Records a refusal: `op_id` (0 for an action refused before it was sent) and why.
+    pub fn refuse(&mut self, op_id: u64, reason: String) {
+        self.refusals += 1;
+        self.rejections.push((op_id, reason));
+        if self.rejections.len() > 32 {
+            self.rejections.remove(0);
+        }
     }
 
     /// Takes the server's state: operations up to `state.last_op` are settled; the rest are
@@ -175,10 +194,7 @@ impl Predictor {
     /// The server refused `op_id`: it is rolled back and its reason kept.
     pub fn on_rejected(&mut self, op_id: u64, reason: String) {
         self.pending.retain(|(id, _)| *id != op_id);
-        self.rejections.push((op_id, reason));
-        if self.rejections.len() > 32 {
-            self.rejections.remove(0);
-        }
+        self.refuse(op_id, reason);
     }
 
     /// Forgets everything (a new session).
