@@ -46,18 +46,36 @@ pub const TABLE_TOP: f32 = 0.4;
 /// units below it.
 pub const TANK_BASE: f32 = TABLE_TOP + 0.13 * SCALE;
 
-/// The aquarium on screen: the one being visited, else the player's own (predicted).
-pub fn shown_state(prediction: &Prediction, shop: &Shop, visit: &Visit) -> Option<PlayerState> {
-    if let Some((_, _, s)) = &visit.showing {
-        return Some(s.clone());
-    }
-    shop.catalog()
-        .and_then(|c| prediction.predictor.predicted(c))
+/// The aquarium on screen, worked out once a frame for the systems that draw it: the one
+/// being visited, else the player's own (predicted).
+#[derive(Resource, Debug, Default)]
+pub struct ShownAquarium {
+    /// Whose: the visited player's id, 0 for the player's own.
+    pub owner: u64,
+    /// Its state (`None` before the first state from the server).
+    pub state: Option<PlayerState>,
 }
 
-/// Whose aquarium is on screen: the visited player's id, 0 for the player's own.
-pub fn shown_owner(visit: &Visit) -> u64 {
-    visit.showing.as_ref().map_or(0, |(id, ..)| *id)
+impl ShownAquarium {
+    /// The tank level on screen (1 before there is one).
+    pub fn level(&self) -> u8 {
+        self.state.as_ref().map_or(1, |s| s.tank_level)
+    }
+}
+
+fn refresh_shown(
+    prediction: Res<Prediction>,
+    shop: Res<Shop>,
+    visit: Res<Visit>,
+    mut shown: ResMut<ShownAquarium>,
+) {
+    shown.owner = visit.showing.as_ref().map_or(0, |(id, ..)| *id);
+    shown.state = match &visit.showing {
+        Some((_, _, s)) => Some(s.clone()),
+        None => shop
+            .catalog()
+            .and_then(|c| prediction.predictor.predicted(c)),
+    };
 }
 
 /// Where the `i`-th decoration stands, as fractions of the tank's half width and depth.
@@ -183,6 +201,8 @@ pub struct AquariumPlugin;
 impl Plugin for AquariumPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<ModelLibrary>()
+            .init_resource::<ShownAquarium>()
+            .add_systems(PreUpdate, refresh_shown)
             .init_resource::<ShownTank>()
             .init_resource::<Decoders>()
             .add_systems(Startup, (register_decoders, spawn_loading_screen))
@@ -329,9 +349,7 @@ fn hide_loading_screen(mut commands: Commands, screens: Query<Entity, With<Loadi
 #[allow(clippy::too_many_arguments)]
 fn show_tank(
     mut commands: Commands,
-    prediction: Res<Prediction>,
-    shop: Res<Shop>,
-    visit: Res<Visit>,
+    aquarium: Res<ShownAquarium>,
     mut shown: ResMut<ShownTank>,
     mut library: ResMut<ModelLibrary>,
     mut streamer: Streamer,
@@ -339,11 +357,11 @@ fn show_tank(
     parts: Query<Entity, With<TankPart>>,
     mut cameras: Query<&mut OrbitCamera>,
 ) {
-    let Some(state) = shown_state(&prediction, &shop, &visit) else {
+    let Some(state) = aquarium.state.as_ref() else {
         return;
     };
     let level = state.tank_level;
-    let key = (shown_owner(&visit), level, state.decorations.clone());
+    let key = (aquarium.owner, level, state.decorations.clone());
     if shown.0.as_ref() == Some(&key) {
         return;
     }

@@ -10,7 +10,7 @@ use bevy::input::keyboard::KeyCode;
 use bevy::prelude::*;
 
 use super::ConnectionState;
-use super::aquarium::{FishSpecies, shown_owner, shown_state, swim_volume};
+use super::aquarium::{FishSpecies, ShownAquarium, swim_volume};
 use crate::game::Visit;
 use crate::game::boids::{self, Boid, Flock};
 use crate::game::{GameOp, Prediction, Shop};
@@ -181,16 +181,14 @@ fn keys(
 /// One entity per fish in the predicted state.
 fn sync_fish(
     mut commands: Commands,
-    prediction: Res<Prediction>,
-    shop: Res<Shop>,
-    visit: Res<Visit>,
+    shown: Res<ShownAquarium>,
     mut hud: ResMut<HudState>,
     fish: Query<(Entity, &PlayerFish)>,
 ) {
-    let Some(state) = shown_state(&prediction, &shop, &visit) else {
+    let Some(state) = shown.state.as_ref() else {
         return;
     };
-    let owner = shown_owner(&visit);
+    let owner = shown.owner;
     let wanted: HashMap<(u64, u64), u8> = state
         .fish
         .iter()
@@ -272,14 +270,11 @@ fn spawn_bench_fish(
 
 fn swim(
     time: Res<Time>,
-    prediction: Res<Prediction>,
-    shop: Res<Shop>,
-    visit: Res<Visit>,
+    shown: Res<ShownAquarium>,
     mut hud: ResMut<HudState>,
     mut fish: Query<(&PlayerFish, &mut Transform)>,
 ) {
-    let level = shown_state(&prediction, &shop, &visit).map_or(1, |s| s.tank_level);
-    let (centre, half) = swim_volume(level);
+    let (centre, half) = swim_volume(shown.level());
     let dt = time.delta_secs().min(0.1);
     if dt > 0.0 {
         let smoothed = hud.fps * 0.95 + (1.0 / dt) * 0.05;

@@ -9,8 +9,8 @@ use bevy::input::ButtonInput;
 use bevy::input::keyboard::KeyCode;
 use bevy::prelude::*;
 
-use super::aquarium::{TANK_BASE, shown_state};
-use crate::config::{ClientConfig, ConfigChanged, Side};
+use super::aquarium::{ShownAquarium, TANK_BASE};
+use crate::config::ClientConfig;
 use crate::game::economy::DECORATIONS;
 use crate::game::{GameOp, Leaderboard, Prediction, Shop, Visit};
 use crate::protocol::{ConfigValue, ShopItem};
@@ -374,19 +374,13 @@ fn limit_frame_rate(config: Option<Res<ClientConfig>>, mut last: Local<Option<In
 fn bubbles(
     mut commands: Commands,
     config: Option<Res<ClientConfig>>,
-    mut changed: MessageReader<ConfigChanged>,
-    prediction: Res<Prediction>,
-    shop: Res<Shop>,
-    visit: Res<Visit>,
+    shown: Res<ShownAquarium>,
     time: Res<Time>,
     mut existing: Query<(Entity, &Bubble, &mut Transform)>,
     mut meshes: ResMut<Assets<Mesh>>,
     mut materials: ResMut<Assets<StandardMaterial>>,
     mut look: Local<Option<(Handle<Mesh>, Handle<StandardMaterial>)>>,
 ) {
-    let relevant = changed
-        .read()
-        .any(|c| c.side == Side::Client && c.under("graphics.particleQuality"));
     let want = match config
         .as_ref()
         .and_then(|c| c.0.get::<String>("graphics.particleQuality").ok())
@@ -397,10 +391,9 @@ fn bubbles(
         Some("ULTRA") => 64,
         _ => 32,
     };
-    let level = shown_state(&prediction, &shop, &visit).map_or(1, |s| s.tank_level);
-    let (centre, half) = super::aquarium::swim_volume(level);
+    let (centre, half) = super::aquarium::swim_volume(shown.level());
     let have = existing.iter().count();
-    if relevant || have != want {
+    if have != want {
         let (mesh, mat) = look
             .get_or_insert_with(|| {
                 (
