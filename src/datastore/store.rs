@@ -105,6 +105,14 @@ const NEXT_SEQ: &[u8] = b"next_seq";
 /// Meta key of the storage layout version (2: versions indexed, blobs by sequence number).
 const LAYOUT: &[u8] = b"layout";
 
+/// A version index entry: blob sequence number ‖ saved-at.
+fn index_entry(seq: u64, saved_at: u64) -> [u8; 16] {
+    let mut index = [0u8; 16];
+    index[..8].copy_from_slice(&seq.to_be_bytes());
+    index[8..].copy_from_slice(&saved_at.to_be_bytes());
+    index
+}
+
 /// The saved-at time in a version index entry.
 fn saved_at(index: &[u8]) -> u64 {
     index.get(8..16).map_or(0, be_u64)
@@ -134,9 +142,9 @@ pub fn upgrade_layout<B: Backend>(backend: &B) -> Result<usize, StoreError> {
             if v.len() == 16 {
                 continue;
             }
-            let mut index = [0u8; 16];
-            index[..8].copy_from_slice(&seq.to_be_bytes());
-            index[8..].copy_from_slice(&v[..8.min(v.len())]);
+            // An old row is saved-at ‖ blob; a row too short for that keeps saved-at 0 (the
+            // blob's own check reports it when it is read).
+            let index = index_entry(seq, v.get(..8).map_or(0, be_u64));
             ops.put(Table::Blobs, &seq.to_be_bytes(), &v)?;
             ops.put(Table::Versions, &k, &index)?;
             seq += 1;
@@ -523,10 +531,11 @@ impl<B: Backend> Datastore<B> {
         vrow.extend_from_slice(&now.to_be_bytes());
         vrow.extend_from_slice(blob);
         ops.put(Table::Blobs, &seq.to_be_bytes(), &vrow)?;
-        let mut index = [0u8; 16];
-        index[..8].copy_from_slice(&seq.to_be_bytes());
-        index[8..].copy_from_slice(&now.to_be_bytes());
-        ops.put(Table::Versions, &pair_key(player, new), &index)?;
+        ops.put(
+            Table::Versions,
+            &pair_key(player, new),
+            &index_entry(seq, now),
+        )?;
         // Prune by count in O(1): versions are numbered without gaps, so the one that falls out
         // of the window is `new - keep`. Every 32 versions (and after a change of the settings)
         // a full pass also prunes by age.
