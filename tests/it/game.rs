@@ -106,6 +106,18 @@ fn buy_sell_earn_and_rank() {
     );
 }
 
+/// [`pump_until`] over the server and every client (`a[0]` is the server).
+fn pump_all(
+    server: &mut App,
+    clients: &mut [App],
+    max: usize,
+    what: &str,
+    done: impl FnMut(&mut [&mut App]) -> bool,
+) {
+    let mut apps: Vec<&mut App> = std::iter::once(server).chain(clients.iter_mut()).collect();
+    pump_until(&mut apps, max, what, done);
+}
+
 /// A player's live profile on the server.
 fn live_profile(server: &App, player: u64) -> bloxquarium::datastore::Profile {
     server
@@ -193,17 +205,12 @@ fn three_players_buy_earn_gift_leave_and_come_back_after_a_restart() {
                 .unwrap();
         assert_eq!(p.predicted(&catalog).unwrap().fish.len(), quantity as usize);
     }
-    {
-        let mut apps: Vec<&mut App> = std::iter::once(&mut server)
-            .chain(clients.iter_mut())
-            .collect();
-        pump_until(&mut apps, 600, "acknowledged", |a| {
-            a[1..].iter().all(|c| {
-                let p = &c.world().resource::<Prediction>().predictor;
-                p.pending() == 0 && p.acknowledged == 1
-            })
-        });
-    }
+    pump_all(&mut server, &mut clients, 600, "acknowledged", |a| {
+        a[1..].iter().all(|c| {
+            let p = &c.world().resource::<Prediction>().predictor;
+            p.pending() == 0 && p.acknowledged == 1
+        })
+    });
     assert_eq!(coins_on_server(&server, 1), 80);
     assert_eq!(coins_on_server(&server, 2), 75);
     assert_eq!(coins_on_server(&server, 3), 70);
@@ -236,20 +243,15 @@ fn three_players_buy_earn_gift_leave_and_come_back_after_a_restart() {
         .is_err()
     );
     send(&mut clients[0], GameOp::Gift { to: 42, coins: 1 }).unwrap();
-    {
-        let mut apps: Vec<&mut App> = std::iter::once(&mut server)
-            .chain(clients.iter_mut())
-            .collect();
-        pump_until(&mut apps, 600, "gift settled", |a| {
-            a[1].world().resource::<Prediction>().predictor.pending() == 0
-                && a[2]
-                    .world()
-                    .resource::<Prediction>()
-                    .predictor
-                    .authoritative()
-                    .is_some_and(|s| s.coins == 112)
-        });
-    }
+    pump_all(&mut server, &mut clients, 600, "gift settled", |a| {
+        a[1].world().resource::<Prediction>().predictor.pending() == 0
+            && a[2]
+                .world()
+                .resource::<Prediction>()
+                .predictor
+                .authoritative()
+                .is_some_and(|s| s.coins == 112)
+    });
     let ann = &clients[0].world().resource::<Prediction>().predictor;
     assert!(
         ann.rejections
@@ -272,17 +274,12 @@ fn three_players_buy_earn_gift_leave_and_come_back_after_a_restart() {
             .request(&mut net, 1, t);
         world.insert_resource(net);
     }
-    {
-        let mut apps: Vec<&mut App> = std::iter::once(&mut server)
-            .chain(clients.iter_mut())
-            .collect();
-        pump_until(&mut apps, 300, "visit", |a| {
-            a[3].world()
-                .resource::<bloxquarium::game::Visit>()
-                .showing
-                .is_some()
-        });
-    }
+    pump_all(&mut server, &mut clients, 300, "visit", |a| {
+        a[3].world()
+            .resource::<bloxquarium::game::Visit>()
+            .showing
+            .is_some()
+    });
     let (who, name, state) = clients[2]
         .world()
         .resource::<bloxquarium::game::Visit>()
@@ -299,14 +296,9 @@ fn three_players_buy_earn_gift_leave_and_come_back_after_a_restart() {
                 "bye".into(),
             ));
     }
-    {
-        let mut apps: Vec<&mut App> = std::iter::once(&mut server)
-            .chain(clients.iter_mut())
-            .collect();
-        pump_until(&mut apps, 600, "all left", |a| {
-            a[0].world().resource::<DataStoreState>().players().count() == 0
-        });
-    }
+    pump_all(&mut server, &mut clients, 600, "all left", |a| {
+        a[0].world().resource::<DataStoreState>().players().count() == 0
+    });
     drop(clients);
     server
         .world_mut()
