@@ -233,17 +233,13 @@ fn answer_game_ops(
                 {
                     sec.income.credit(player, gained);
                 }
-                let id = reconciler.as_mut().map_or(0, |rc| {
-                    rc.log
-                        .record_operation(&player.to_string(), kind, payload.clone(), at_ms)
-                });
-                profile.remember(OpRecord {
-                    id,
+                record_op(
+                    reconciler.as_deref_mut(),
+                    &mut profile,
+                    player,
+                    (kind, payload),
                     at_ms,
-                    actor: player.to_string(),
-                    kind: kind.into(),
-                    detail: payload.to_string(),
-                });
+                );
                 let state = predict::state_of(&profile, last);
                 if let Some(live) = profiles.profile_mut(player) {
                     *live = profile;
@@ -311,6 +307,28 @@ fn answer_visits(
     }
 }
 
+/// Logs an operation on `profile` (done by `actor`) in the reconciliation log and keeps it with
+/// the profile.
+fn record_op(
+    reconciler: Option<&mut Reconciler>,
+    profile: &mut crate::datastore::Profile,
+    actor: u64,
+    (kind, payload): (&str, serde_json::Value),
+    at_ms: u64,
+) {
+    let id = reconciler.map_or(0, |rc| {
+        rc.log
+            .record_operation(&profile.player_id.to_string(), kind, payload.clone(), at_ms)
+    });
+    profile.remember(OpRecord {
+        id,
+        at_ms,
+        actor: actor.to_string(),
+        kind: kind.into(),
+        detail: payload.to_string(),
+    });
+}
+
 /// The recipient's side of a gift (checked online before the sender paid): the coins arrive
 /// in the live profile, kept with it as an operation, the income watch is told, and the
 /// recipient's client gets its new state at once.
@@ -322,11 +340,6 @@ fn receive_gift(
     game: &GameServerState,
     (from, to, coins, at_ms): (u64, u64, i64, u64),
 ) {
-    let payload = serde_json::json!({ "from": from, "coins": coins });
-    let id = reconciler.map_or(0, |rc| {
-        rc.log
-            .record_operation(&to.to_string(), "gift_received", payload.clone(), at_ms)
-    });
     let Some(live) = profiles.profile_mut(to) else {
         // Checked just before; a recipient cannot leave within one system run.
         error!(
@@ -336,13 +349,8 @@ fn receive_gift(
         return;
     };
     live.stats.coins = live.stats.coins.saturating_add(coins);
-    live.remember(OpRecord {
-        id,
-        at_ms,
-        actor: from.to_string(),
-        kind: "gift_received".into(),
-        detail: payload.to_string(),
-    });
+    let payload = serde_json::json!({ "from": from, "coins": coins });
+    record_op(reconciler, live, from, ("gift_received", payload), at_ms);
     let state = predict::state_of(live, game.last_op(to));
     if let Some(sec) = security {
         sec.income.credit(to, coins);
