@@ -111,14 +111,20 @@ fn node(name: &str, mesh: Option<(usize, usize)>, t: [f32; 3], children: Vec<usi
     }
 }
 
+/// Half extents of the tank of `level` (width, height, depth; model units): the client places
+/// fish, decorations and the camera by them.
+pub fn tank_half_extents(level: u32) -> [f32; 3] {
+    let l = level as f32;
+    [
+        0.6 + 0.18 * (l - 1.0),
+        0.35 + 0.06 * (l - 1.0),
+        0.3 + 0.08 * (l - 1.0),
+    ]
+}
+
 /// A tank of `level` 1..=5: larger, and finer (more detail), at each level.
 pub fn aquarium(level: u32) -> Vec<u8> {
-    let l = level as f32;
-    let (w, d, h) = (
-        0.6 + 0.18 * (l - 1.0),
-        0.3 + 0.08 * (l - 1.0),
-        0.35 + 0.06 * (l - 1.0),
-    );
+    let [w, h, d] = tank_half_extents(level);
     let t = 0.015;
     let mut frame = Mesh::default();
     let beam = |half: [f32; 3]| glb::cuboid(half);

@@ -19,15 +19,11 @@ use crate::protocol::PlayerState;
 /// Scale from model units to the scene's metres.
 pub const SCALE: f32 = 2.5;
 
-/// Half extents of the generated tank of `level` (width, height, depth; model units, the
-/// generator's formula), and the top of its gravel.
+/// Half extents of the generated tank of `level` (width, height, depth; model units).
 pub fn tank_half(level: u8) -> Vec3 {
-    let l = f32::from(level.clamp(1, 5));
-    Vec3::new(
-        0.6 + 0.18 * (l - 1.0),
-        0.35 + 0.06 * (l - 1.0),
-        0.3 + 0.08 * (l - 1.0),
-    )
+    Vec3::from(crate::assets::generate::tank_half_extents(u32::from(
+        level.clamp(1, 5),
+    )))
 }
 
 /// Where fish swim in a tank of `level`: centre and half extents, in scene metres.
