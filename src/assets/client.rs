@@ -243,10 +243,6 @@ pub struct AssetProblem {
     pub integrity: bool,
 }
 
-/// The quality level changed by itself.
-#[derive(Message, Debug, Clone, Copy)]
-pub struct QualityChanged(pub QualityChange);
-
 /// A request answered at once with the fallback, and its callback.
 type Refused = Box<(StreamOutcome, Option<StreamCallback>)>;
 
@@ -533,7 +529,6 @@ impl Plugin for AssetLoadingPlugin {
             .init_resource::<ManifestHashes>()
             .add_message::<AssetProblem>()
             .add_message::<ConfigChanged>()
-            .add_message::<QualityChanged>()
             .init_state::<AssetPhase>()
             .add_plugins(
                 ProgressPlugin::<AssetPhase>::new()
@@ -761,7 +756,6 @@ fn stream_background(
 fn govern_quality(
     mut streamer: ResMut<AssetStreamer>,
     time: Res<Time<Real>>,
-    mut out: MessageWriter<QualityChanged>,
     mut tick: Local<u32>,
     mut memory: Local<u64>,
 ) {
@@ -783,7 +777,6 @@ fn govern_quality(
             ),
             QualityChange::Raised(l) => info!("assets: quality back up to {}", level_name(l)),
         }
-        out.write(QualityChanged(change));
     }
 }
 

@@ -83,11 +83,9 @@ fn spawn_scene(
 /// ClientSafe settings applied live: `graphics.shadows` on the sun, `ui.scale` on the UI; and the
 /// quality level in use (the player's, or lower when the governor dropped it): shadows need
 /// MEDIUM or better, multisampling HIGH or better.
-#[allow(clippy::too_many_arguments)]
 fn apply_graphics_settings(
     config: Option<Res<ClientConfig>>,
     mut changed: MessageReader<ConfigChanged>,
-    mut quality: MessageReader<crate::assets::client::QualityChanged>,
     streamer: Option<Res<crate::assets::AssetStreamer>>,
     mut suns: Query<&mut DirectionalLight>,
     mut cameras: Query<&mut Msaa, With<Camera3d>>,
@@ -102,8 +100,7 @@ fn apply_graphics_settings(
                 || c.under("graphics.qualityLevel"))
     });
     let level = streamer.as_ref().map_or(3, |s| s.governor.current);
-    let dropped = quality.read().count() > 0;
-    if !relevant && !dropped && *applied == Some(level) {
+    if !relevant && *applied == Some(level) {
         return;
     }
     *applied = Some(level);
