@@ -24,29 +24,14 @@ fn preload() -> Preload {
         .unwrap_or_default()
 }
 
-fn files(dir: &Path, out: &mut Vec<PathBuf>) {
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                files(&p, out);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-}
-
 fn scan(c: &mut Criterion) {
     let dir = assets_dir();
     let preload = preload();
-    let mut all = Vec::new();
-    files(&dir, &mut all);
-    let bytes: u64 = all
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum();
+    // The files the scan hashes, as the scan itself lists them.
+    let (m, _) = manifest::scan(&dir, &preload);
+    let variants = m.entries.iter().flat_map(|e| e.variants.iter());
+    let all: Vec<PathBuf> = variants.clone().map(|v| dir.join(&v.file)).collect();
+    let bytes: u64 = variants.map(|v| v.size).sum();
     eprintln!("tree: {} files, {bytes} bytes", all.len());
     let mut group = c.benchmark_group("manifest_scan");
     group.throughput(Throughput::Bytes(bytes));
