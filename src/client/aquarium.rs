@@ -109,34 +109,35 @@ pub fn species_model(species: u8) -> String {
     )
 }
 
-/// Models by professional path, once loaded (or the fallback).
+/// Models and textures by professional path, once loaded (or their fallback).
 #[derive(Resource, Default)]
-pub struct ModelLibrary {
-    loaded: HashMap<String, Handle<Gltf>>,
+pub struct AssetLibrary {
+    loaded: HashMap<String, UntypedHandle>,
     requested: HashSet<String>,
 }
 
-impl ModelLibrary {
-    /// The model, when it is there; asks the streamer for it the first time.
-    fn get(&mut self, path: &str, streamer: &mut Streamer) -> Option<Handle<Gltf>> {
+impl AssetLibrary {
+    /// The asset, when it is there; asks the streamer for it (at the quality in use) the first
+    /// time.
+    fn get<A: Asset>(&mut self, path: &str, streamer: &mut Streamer) -> Option<Handle<A>> {
         if let Some(h) = self.loaded.get(path) {
-            return Some(h.clone());
+            return h.clone().try_typed::<A>().ok();
         }
         if self.requested.insert(path.to_string()) {
             let level = streamer.quality();
             streamer.stream_with_quality(path, level, |world, outcome| {
-                match outcome.handle.clone().try_typed::<Gltf>() {
-                    Ok(h) => {
-                        world
-                            .resource_mut::<ModelLibrary>()
-                            .loaded
-                            .insert(outcome.path.clone(), h);
-                    }
-                    Err(e) => warn!("{}: not a model: {e}", outcome.path),
-                }
+                world
+                    .resource_mut::<AssetLibrary>()
+                    .loaded
+                    .insert(outcome.path.clone(), outcome.handle.clone());
             });
         }
         None
+    }
+
+    /// A model already in.
+    fn model(&self, path: &str) -> Option<Handle<Gltf>> {
+        self.loaded.get(path)?.clone().try_typed::<Gltf>().ok()
     }
 }
 
@@ -196,7 +197,7 @@ pub struct AquariumPlugin;
 
 impl Plugin for AquariumPlugin {
     fn build(&self, app: &mut App) {
-        app.init_resource::<ModelLibrary>()
+        app.init_resource::<AssetLibrary>()
             .init_resource::<ShownAquarium>()
             .add_systems(PreUpdate, refresh_shown)
             .init_resource::<ShownTank>()
@@ -347,11 +348,13 @@ fn show_tank(
     mut commands: Commands,
     aquarium: Res<ShownAquarium>,
     mut shown: ResMut<ShownTank>,
-    mut library: ResMut<ModelLibrary>,
+    mut library: ResMut<AssetLibrary>,
     mut streamer: Streamer,
     gltfs: Res<Assets<Gltf>>,
     parts: Query<Entity, With<TankPart>>,
     mut cameras: Query<&mut OrbitCamera>,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut materials: ResMut<Assets<StandardMaterial>>,
 ) {
     let Some(state) = aquarium.state.as_ref() else {
         return;
@@ -381,7 +384,7 @@ fn show_tank(
     // Wait until every piece is in (or its fallback), so the tank appears whole.
     let mut scenes = Vec::new();
     for (path, t) in &pieces {
-        let Some(handle) = library.get(path, &mut streamer) else {
+        let Some(handle) = library.get::<Gltf>(path, &mut streamer) else {
             return;
         };
         let Some(gltf) = gltfs.get(&handle) else {
@@ -392,6 +395,13 @@ fn show_tank(
         };
         scenes.push((scene, *t));
     }
+    // The sand floor and the water backdrop, textured at the quality in use.
+    let (Some(sand), Some(water)) = (
+        library.get::<Image>("Textures/Sand", &mut streamer),
+        library.get::<Image>("Textures/Water", &mut streamer),
+    ) else {
+        return;
+    };
     shown.0 = Some(key);
     for e in &parts {
         commands.entity(e).despawn();
@@ -406,6 +416,23 @@ fn show_tank(
     for (scene, t) in scenes {
         commands.spawn((WorldAssetRoot(scene), t, ChildOf(root)));
     }
+    let textured = |texture: Handle<Image>| StandardMaterial {
+        base_color_texture: Some(texture),
+        perceptual_roughness: 0.95,
+        ..default()
+    };
+    commands.spawn((
+        Mesh3d(meshes.add(Plane3d::new(Vec3::Y, Vec2::new(h.x * 0.98, h.z * 0.98)))),
+        MeshMaterial3d(materials.add(textured(sand))),
+        Transform::from_xyz(0.0, 0.026, 0.0),
+        ChildOf(root),
+    ));
+    commands.spawn((
+        Mesh3d(meshes.add(Plane3d::new(Vec3::Z, Vec2::new(h.x * 0.98, h.y * 0.92)))),
+        MeshMaterial3d(materials.add(textured(water))),
+        Transform::from_xyz(0.0, h.y * 0.92, -h.z * 0.97),
+        ChildOf(root),
+    ));
     info!("showing the Lv{level} tank");
     let size = h * SCALE;
     for mut cam in &mut cameras {
@@ -417,14 +444,14 @@ fn show_tank(
 /// Gives each fish its species' model once that model is in.
 fn attach_fish_models(
     mut commands: Commands,
-    mut library: ResMut<ModelLibrary>,
+    mut library: ResMut<AssetLibrary>,
     mut streamer: Streamer,
     gltfs: Res<Assets<Gltf>>,
     fish: Query<(Entity, &FishSpecies), Without<FishModel>>,
 ) {
     for (e, species) in &fish {
         let path = species_model(species.0);
-        let Some(handle) = library.get(&path, &mut streamer) else {
+        let Some(handle) = library.get::<Gltf>(&path, &mut streamer) else {
             continue;
         };
         let Some(scene) = gltfs
@@ -450,7 +477,7 @@ fn start_swim_animations(
     mut players: Query<(Entity, &mut AnimationPlayer), Added<AnimationPlayer>>,
     parents: Query<&ChildOf>,
     species: Query<&FishSpecies>,
-    library: Res<ModelLibrary>,
+    library: Res<AssetLibrary>,
     gltfs: Res<Assets<Gltf>>,
     mut graphs: ResMut<Assets<AnimationGraph>>,
     mut cache: Local<HashMap<u8, (Handle<AnimationGraph>, AnimationNodeIndex)>>,
@@ -464,9 +491,8 @@ fn start_swim_animations(
         };
         if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry(s) {
             let clip = library
-                .loaded
-                .get(&species_model(s))
-                .and_then(|h| gltfs.get(h))
+                .model(&species_model(s))
+                .and_then(|h| gltfs.get(&h))
                 .and_then(|g| g.named_animations.get("swim").cloned());
             let Some(clip) = clip else { continue };
             let (graph, node) = AnimationGraph::from_clip(clip);
