@@ -352,6 +352,49 @@ mod tests {
     }
 
     #[test]
+    fn decorations_are_bought_within_the_tanks_room() {
+        let c = catalog();
+        let mut p = Profile::template(1, 1000);
+        let castle = ShopItem::Decoration { kind: 2 };
+        let r = c.buy(&mut p, castle, 1).unwrap();
+        assert_eq!(r.paid, 150);
+        assert_eq!(p.tank.decorations, vec!["Castle".to_string()]);
+        assert_eq!(decoration_kinds(&p), vec![2]);
+        // A level-1 tank holds four; a fifth is refused and nothing is paid.
+        c.buy(&mut p, ShopItem::Decoration { kind: 0 }, 3).unwrap();
+        assert_eq!(p.stats.coins, 1000 - 150 - 90);
+        assert_eq!(
+            c.buy(&mut p, ShopItem::Decoration { kind: 1 }, 1),
+            Err(EconomyError::DecorationsFull(DECORATIONS_PER_LEVEL))
+        );
+        assert_eq!(p.stats.coins, 760);
+        // An upgrade makes room for four more.
+        p.tank.level = 2;
+        c.buy(&mut p, ShopItem::Decoration { kind: 1 }, 1).unwrap();
+        assert_eq!(decoration_kinds(&p), vec![2, 0, 0, 0, 1]);
+        // A kind the shop does not sell.
+        assert_eq!(
+            c.buy(&mut p, ShopItem::Decoration { kind: 9 }, 1),
+            Err(EconomyError::UnknownDecoration(9))
+        );
+    }
+
+    #[test]
+    fn gifts_leave_the_sender_only_when_they_can() {
+        let mut p = Profile::template(1, 30);
+        assert_eq!(give(&mut p, 0), Err(EconomyError::GiftTooSmall));
+        assert_eq!(
+            give(&mut p, 31),
+            Err(EconomyError::InsufficientCoins {
+                price: 31,
+                balance: 30
+            })
+        );
+        give(&mut p, 12).unwrap();
+        assert_eq!(p.stats.coins, 18);
+    }
+
+    #[test]
     fn buying_fish_pays_and_adds_all_or_nothing() {
         let c = catalog();
         let mut p = Profile::template(1, 100);

@@ -332,3 +332,37 @@ fn three_players_buy_earn_gift_leave_and_come_back_after_a_restart() {
     let kinds: Vec<&str> = ann.operations.iter().map(|o| o.kind.as_str()).collect();
     assert_eq!(kinds, vec!["purchase", "gift"]);
 }
+
+#[test]
+fn a_decoration_is_bought_through_the_network_and_kept() {
+    let d = Scratch::new("game-decor");
+    let mut server = harness::server(&d, &[]);
+    let token = harness::issue(&server, 9, "Dot");
+    let mut c = harness::client(&d, harness::server_addr(&server), &token);
+    pump_until(&mut [&mut server, &mut c], 300, "in the game", |a| {
+        a[1].world()
+            .resource::<Prediction>()
+            .predictor
+            .authoritative()
+            .is_some()
+    });
+    let plant = GameOp::Purchase {
+        item: ShopItem::Decoration { kind: 1 },
+        quantity: 1,
+    };
+    send(&mut c, plant).unwrap();
+    pump_until(&mut [&mut server, &mut c], 300, "acknowledged", |a| {
+        a[1].world().resource::<Prediction>().predictor.pending() == 0
+    });
+    let live = live_profile(&server, 9);
+    assert_eq!(live.tank.decorations, vec!["Plant".to_string()]);
+    assert!(live.stats.coins >= 60, "100 - 40 and any income since");
+    let client_state = c
+        .world()
+        .resource::<Prediction>()
+        .predictor
+        .authoritative()
+        .cloned()
+        .unwrap();
+    assert_eq!(client_state.decorations, vec![1]);
+}
