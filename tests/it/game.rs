@@ -118,6 +118,17 @@ fn pump_all(
     pump_until(&mut apps, max, what, done);
 }
 
+/// The last state the server sent a client.
+fn authoritative(client: &App) -> bloxquarium::protocol::PlayerState {
+    client
+        .world()
+        .resource::<Prediction>()
+        .predictor
+        .authoritative()
+        .cloned()
+        .expect("a state from the server")
+}
+
 /// A player's live profile on the server.
 fn live_profile(server: &App, player: u64) -> bloxquarium::datastore::Profile {
     server
@@ -317,13 +328,7 @@ fn three_players_buy_earn_gift_leave_and_come_back_after_a_restart() {
     let clients: Vec<App> = players.iter().map(|p| join(&mut server, *p)).collect();
     let fish = [2usize, 1, 3];
     for ((c, (player, coins)), n) in clients.iter().zip(expected).zip(fish) {
-        let s = c
-            .world()
-            .resource::<Prediction>()
-            .predictor
-            .authoritative()
-            .cloned()
-            .unwrap();
+        let s = authoritative(c);
         assert_eq!(s.coins, coins, "player {player} after the restart");
         assert_eq!(s.fish.len(), n, "player {player}'s fish");
         assert_eq!(coins_on_server(&server, player), coins);
@@ -357,12 +362,6 @@ fn a_decoration_is_bought_through_the_network_and_kept() {
     let live = live_profile(&server, 9);
     assert_eq!(live.tank.decorations, vec!["Plant".to_string()]);
     assert!(live.stats.coins >= 60, "100 - 40 and any income since");
-    let client_state = c
-        .world()
-        .resource::<Prediction>()
-        .predictor
-        .authoritative()
-        .cloned()
-        .unwrap();
+    let client_state = authoritative(&c);
     assert_eq!(client_state.decorations, vec![1]);
 }
