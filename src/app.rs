@@ -382,7 +382,12 @@ fn install_client(
     let paths = Paths::from_args(global);
     let preferences = paths.data.join("preferences.ron");
     let config = crate::config::load_client(&paths.config, &preferences)?;
-    let opened = crate::transport::open_client(server, credentials)?;
+    let mut opened = crate::transport::open_client(server, credentials)?;
+    opened
+        .transport
+        .set_send_interval(crate::transport::client_send_interval(
+            config.get("network.clientSendRate")?,
+        ));
     app.insert_resource(ClientNet(ClientCore::new(
         opened.material,
         config.get("network.messageTimeout")?,
@@ -409,7 +414,24 @@ pub fn server_app(
     app.add_plugins(shared(RunMode::Server, global, process))
         .add_plugins(ServerPlugins { settings });
     check_integrations(&app)?;
+    if !args.multi_threaded {
+        run_tick_on_one_thread(&mut app);
+    }
     Ok(app)
+}
+
+/// Runs every schedule's systems one after another on the main thread. A dedicated server's
+/// systems are small and mostly ordered one after another (receive, handle, send), so handing each
+/// to a worker thread cost more in wake-ups and hand-offs than it won: with 256 clients on the
+/// 2-core machine, the tick's p50 and p99 were about 10% lower on one thread (the load test, runs
+/// alternated). Background work (saves, backups) still runs on the I/O task pool's threads.
+fn run_tick_on_one_thread(app: &mut App) {
+    let mut schedules = app
+        .world_mut()
+        .resource_mut::<bevy::ecs::schedule::Schedules>();
+    for (_, schedule) in schedules.iter_mut() {
+        schedule.set_executor(bevy::ecs::schedule::SingleThreadedExecutor::new());
+    }
 }
 
 /// Every registered plugin's dependencies are there.

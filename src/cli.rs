@@ -248,6 +248,10 @@ pub struct ServerArgs {
     /// dedicated server (port 0: any free port, logged at start).
     #[arg(long, value_name = "ADDR", env = "BLOXQUARIUM_METRICS_BIND", default_value = DEFAULT_METRICS_BIND)]
     pub metrics_bind: SocketAddr,
+    /// Run the tick's systems on Bevy's multi-threaded executor instead of one after another on
+    /// the main thread (the default: cheaper for this server's many small systems).
+    #[arg(long, env = "BLOXQUARIUM_MULTI_THREADED")]
+    pub multi_threaded: bool,
 }
 
 impl Default for ServerArgs {
@@ -260,6 +264,7 @@ impl Default for ServerArgs {
             max_clients: None,
             insecure_dev: false,
             metrics_bind: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            multi_threaded: false,
         }
     }
 }

@@ -7,15 +7,16 @@
 use std::time::{Duration, Instant};
 
 use renet::RenetClient;
-use renet_netcode::NetcodeClientTransport;
 use serde::Serialize;
 
 use crate::app::Paths;
 use crate::cli::{GlobalArgs, LoadtestArgs};
-use crate::protocol::{ClientEvent, ClientRequest, PROTOCOL_ID, SealedRequest, ServerResponse};
+use crate::protocol::{
+    ClientEvent, ClientRequest, PROTOCOL_ID, SealedRequest, ServerResponse, ServerStatsReport,
+};
 use crate::transport::{
-    ClientCore, ClientCredentials, ClientNotice, LatencyWindow, TokenIssuer, TransportSettings,
-    keys, open_client,
+    BatchedClientTransport, ClientCore, ClientCredentials, ClientNotice, LatencyWindow,
+    TokenIssuer, TransportSettings, keys, open_client,
 };
 
 /// Loop period of the load generator: a client's 60 Hz frame.
@@ -48,6 +49,10 @@ pub struct LoadReport {
     pub server_rss_mb: f64,
     /// Bytes each client sent and received per second (renet's measure), mean.
     pub bytes_per_client_per_s: f64,
+    /// CPU the server process used during the load, all its threads, percent of one core.
+    pub server_cpu_pct: f64,
+    /// CPU this load generator used during the load, percent of one core.
+    pub loadgen_cpu_pct: f64,
     /// Timeouts, rejections, refused input and disconnects.
     pub errors: u64,
     /// Server tick rate assumed for the tick window (ticks covered = duration × this).
@@ -56,7 +61,7 @@ pub struct LoadReport {
 
 struct Bot {
     client: RenetClient,
-    transport: NetcodeClientTransport,
+    transport: BatchedClientTransport,
     core: ClientCore,
     welcomed: bool,
     budget: f64,
@@ -78,11 +83,21 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
         let token = issuer
             .issue(FIRST_PLAYER_ID + i, &format!("bot-{i}"))
             .map_err(|e| e.to_string())?;
-        let opened = open_client(args.server, ClientCredentials::Token(Box::new(token)))
+        let mut opened = open_client(args.server, ClientCredentials::Token(Box::new(token)))
             .map_err(|e| e.to_string())?;
+        // Each bot sends at the rate the server's config gives real clients, and, like clients
+        // that did not start in the same instant, not in step with the others.
+        opened
+            .transport
+            .set_send_interval(settings.client_send_interval);
+        opened.transport.set_send_phase(
+            settings
+                .client_send_interval
+                .mul_f64(i as f64 / f64::from(args.clients.max(1))),
+        );
         bots.push(Bot {
             client: opened.client.0,
-            transport: opened.transport.0,
+            transport: opened.transport,
             core: ClientCore::new(
                 opened.material,
                 settings.message_timeout,
@@ -108,6 +123,15 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
         }
         std::thread::sleep(STEP);
     }
+    // The server's CPU clock as the load begins (the answer arrives during the load).
+    if let Some(b) = bots.iter_mut().find(|b| b.welcomed && !b.failed) {
+        b.core.call(
+            ClientRequest::ServerStats { recent_ticks: 0 },
+            start.elapsed(),
+        );
+    }
+    let mut server_cpu_at_start = None;
+    let loadgen_cpu_at_start = crate::health::checks::cpu_seconds();
     let connected = bots.iter().filter(|b| b.welcomed).count() as u32;
     tracing::info!(
         "{connected}/{} clients connected; loading for {:?}",
@@ -132,7 +156,9 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
                     send_one(b, now);
                 }
             }
-            step(b, dt, now, &mut errors, &mut latency);
+            if let Some(s) = step(b, dt, now, &mut errors, &mut latency) {
+                server_cpu_at_start.get_or_insert(s.cpu_seconds);
+            }
         }
         if load_start.elapsed() >= next_sample {
             next_sample += Duration::from_secs(1);
@@ -151,6 +177,7 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
         std::thread::sleep(STEP);
     }
     let duration = load_start.elapsed();
+    let loadgen_cpu = crate::health::checks::cpu_seconds() - loadgen_cpu_at_start;
     let sent: u64 = bots.iter().map(|b| b.sent).sum();
 
     // The server's own figures over the ticks of the load.
@@ -169,6 +196,7 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
             bytes_samples.iter().sum::<f64>() / bytes_samples.len() as f64
         },
         server_ticks_covered: u64::from(recent),
+        loadgen_cpu_pct: 100.0 * loadgen_cpu / duration.as_secs_f64().max(1e-9),
         ..Default::default()
     };
     if let Some(b) = bots.iter_mut().find(|b| b.welcomed && !b.failed) {
@@ -193,6 +221,11 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
                     report.server_tick_p50_ms = s.tick_p50_ms;
                     report.server_tick_p99_ms = s.tick_p99_ms;
                     report.server_rss_mb = s.rss_mb;
+                    if let Some(cpu) = server_cpu_at_start {
+                        // Up to the answer: a few frames past the load's end.
+                        report.server_cpu_pct = 100.0 * (s.cpu_seconds - cpu)
+                            / load_start.elapsed().as_secs_f64().max(1e-9);
+                    }
                     break 'wait;
                 }
             }
@@ -209,7 +242,7 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
     report.errors = errors + bots.iter().filter(|b| b.failed).count() as u64;
 
     let mut out = format!(
-        "clients {}/{} connected, {:.1} s, {:.0} msg/s, rpc p50 {:.2} ms p99 {:.2} ms, server tick p50 {:.2} ms p99 {:.2} ms, server rss {:.1} MiB, {:.0} B/client/s, {} errors",
+        "clients {}/{} connected, {:.1} s, {:.0} msg/s, rpc p50 {:.2} ms p99 {:.2} ms, server tick p50 {:.2} ms p99 {:.2} ms, server rss {:.1} MiB, server cpu {:.0}%, load generator cpu {:.0}%, {:.0} B/client/s, {} errors",
         report.connected,
         report.clients,
         report.duration_s,
@@ -219,6 +252,8 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
         report.server_tick_p50_ms,
         report.server_tick_p99_ms,
         report.server_rss_mb,
+        report.server_cpu_pct,
+        report.loadgen_cpu_pct,
         report.bytes_per_client_per_s,
         report.errors
     );
@@ -259,14 +294,22 @@ fn send_one(b: &mut Bot, now: Duration) {
     b.sent += 1;
 }
 
-fn step(b: &mut Bot, dt: Duration, now: Duration, errors: &mut u64, latency: &mut LatencyWindow) {
+/// One frame of a bot; returns a server stats answer if one arrived.
+fn step(
+    b: &mut Bot,
+    dt: Duration,
+    now: Duration,
+    errors: &mut u64,
+    latency: &mut LatencyWindow,
+) -> Option<ServerStatsReport> {
+    let mut stats = None;
     if b.failed {
-        return;
+        return None;
     }
     b.client.update(dt);
     if b.transport.update(dt, &mut b.client).is_err() || b.transport.disconnect_reason().is_some() {
         b.failed = true;
-        return;
+        return None;
     }
     if b.client.is_connected() {
         let mut notices = b.core.receive(&mut b.client, now);
@@ -278,6 +321,10 @@ fn step(b: &mut Bot, dt: Duration, now: Duration, errors: &mut u64, latency: &mu
                 | ClientNotice::SealedRpc { result: Err(_), .. }
                 | ClientNotice::Refused { .. }
                 | ClientNotice::Kicked { .. } => *errors += 1,
+                ClientNotice::Rpc {
+                    result: Ok(ServerResponse::ServerStats(s)),
+                    ..
+                } => stats = Some(s),
                 ClientNotice::Rpc { .. }
                 | ClientNotice::SealedRpc { .. }
                 | ClientNotice::Event(_)
@@ -294,4 +341,5 @@ fn step(b: &mut Bot, dt: Duration, now: Duration, errors: &mut u64, latency: &mu
     if b.transport.send_packets(&mut b.client).is_err() {
         b.failed = true;
     }
+    stats
 }

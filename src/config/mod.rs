@@ -496,17 +496,25 @@ pub fn ron_literal(v: &ConfigValue) -> String {
 fn apply_network_settings(
     config: Option<Res<ClientConfig>>,
     net: Option<ResMut<crate::transport::ClientNet>>,
+    transport: Option<ResMut<crate::transport::BatchedClientTransport>>,
     mut changed: MessageReader<ConfigChanged>,
 ) {
     let (Some(config), Some(mut net)) = (config, net) else {
         return;
     };
-    if changed
-        .read()
-        .any(|c| c.side == Side::Client && c.under("network.messageTimeout"))
-        && let Ok(t) = config.get::<Duration>("network.messageTimeout")
-    {
+    let (mut timeout, mut send_rate) = (false, false);
+    for c in changed.read().filter(|c| c.side == Side::Client) {
+        timeout |= c.under("network.messageTimeout");
+        send_rate |= c.under("network.clientSendRate");
+    }
+    if timeout && let Ok(t) = config.get::<Duration>("network.messageTimeout") {
         net.set_timeout(t);
+    }
+    if send_rate
+        && let Some(mut transport) = transport
+        && let Ok(rate) = config.get::<i64>("network.clientSendRate")
+    {
+        transport.set_send_interval(crate::transport::client_send_interval(rate));
     }
 }
 

@@ -224,6 +224,16 @@ pub fn collect(world: &World) -> Vec<Figure> {
             ),
         ]);
     }
+    if let Some(gate) = world.get_resource::<crate::transport::GatedServerTransport>() {
+        let w = gate.counts();
+        out.extend([
+            c("bloxquarium_network_datagrams_in_total", w.datagrams_in),
+            c("bloxquarium_network_packets_in_total", w.packets_in),
+            c("bloxquarium_network_datagrams_out_total", w.datagrams_out),
+            c("bloxquarium_network_packets_out_total", w.packets_out),
+            c("bloxquarium_network_malformed_payloads_total", w.malformed),
+        ]);
+    }
     if let Some(sec) = world.get_resource::<Security>() {
         let s = sec.stats();
         out.extend([

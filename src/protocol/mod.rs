@@ -7,8 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Version of the wire protocol. Bump it on any incompatible change to a wire type.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// Version of the wire protocol. Bump it on any incompatible change to a wire type or to the
+/// framing (version 2: several renet packets per datagram, see `transport::wire`).
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// `"BLXQ"` in the top 32 bits marks our protocol ids; the low 16 bits carry the version.
 const PROTOCOL_MAGIC: u64 = 0x424C_5851_0000_0000;
@@ -530,6 +531,8 @@ pub struct ServerStatsReport {
     pub messages_in: u64,
     /// Messages rejected or dropped since start.
     pub rejected: u64,
+    /// CPU time the server process used since start, all threads, seconds.
+    pub cpu_seconds: f64,
 }
 
 /// Sensitive server messages: only ever sent inside an envelope.

@@ -15,16 +15,14 @@ pub use crate::keys;
 pub mod server;
 pub mod stats;
 pub mod token;
+pub mod wire;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
-use bevy_renet::netcode::{
-    ClientAuthentication, NetcodeClientPlugin, NetcodeClientTransport, ServerAuthentication,
-    ServerConfig,
-};
+use bevy_renet::netcode::{ClientAuthentication, ServerAuthentication, ServerConfig};
 use bevy_renet::renet::{ConnectionConfig, ServerEvent};
 use bevy_renet::{
     RenetClient, RenetClientPlugin, RenetReceive, RenetSend, RenetServer, RenetServerEvent,
@@ -33,10 +31,11 @@ use bevy_renet::{
 
 pub use client::{ClientCore, ClientNotice};
 pub use envelope::SessionMaterial;
-pub use gate::{GatedServerPlugin, GatedServerTransport};
+pub use gate::{GatedServerPlugin, GatedServerTransport, WireCounts};
 pub use server::{Inbound, SecuritySignal, ServerCore, Session, SignalKind};
 pub use stats::{LatencyWindow, NetworkStats};
 pub use token::{IssuedToken, TokenError, TokenIdentity, TokenIssuer, unix_now};
+pub use wire::{BatchedClientPlugin, BatchedClientTransport};
 
 use crate::client::ConnectionState;
 use crate::protocol::{
@@ -61,11 +60,22 @@ pub struct TransportSettings {
     pub connect_attempts_per_second: f64,
     /// Burst of connection requests from one address (`security.connectAttemptsBurst`).
     pub connect_attempts_burst: f64,
+    /// Least time between a client's sends (`network.clientSendRate`).
+    pub client_send_interval: Duration,
+}
+
+/// The least time between a client's sends at `rate` datagrams per second (0: no floor).
+pub fn client_send_interval(rate: i64) -> Duration {
+    if rate <= 0 {
+        Duration::ZERO
+    } else {
+        Duration::from_secs(1) / rate.min(1000) as u32
+    }
 }
 
 impl TransportSettings {
-    /// From `network.messageTimeout`, `network.rekeyAfter`, `network.tokenExpiry` and
-    /// `network.connectionTimeout`.
+    /// From `network.messageTimeout`, `network.rekeyAfter`, `network.tokenExpiry`,
+    /// `network.connectionTimeout`, `network.clientSendRate` and the connection gate's keys.
     pub fn from_config(config: &crate::config::Config) -> Result<Self, crate::config::ConfigError> {
         Ok(Self {
             message_timeout: config.get("network.messageTimeout")?,
@@ -77,6 +87,7 @@ impl TransportSettings {
                 .min(i32::MAX as u64) as i32,
             connect_attempts_per_second: config.get("security.connectAttemptsPerSecond")?,
             connect_attempts_burst: config.get("security.connectAttemptsBurst")?,
+            client_send_interval: client_send_interval(config.get("network.clientSendRate")?),
         })
     }
 }
@@ -349,7 +360,7 @@ pub struct ClientTransport {
     /// renet's client.
     pub client: RenetClient,
     /// netcode's transport.
-    pub transport: NetcodeClientTransport,
+    pub transport: BatchedClientTransport,
     /// The session's key material.
     pub material: SessionMaterial,
 }
@@ -413,7 +424,7 @@ pub fn open_client(
         addr: local,
         source,
     })?;
-    let transport = NetcodeClientTransport::new(unix_now(), authentication, socket)
+    let transport = BatchedClientTransport::new(unix_now(), authentication, socket)
         .map_err(|e| TransportError::Netcode(e.to_string()))?;
     Ok(ClientTransport {
         client: RenetClient::new(ConnectionConfig::default()),
@@ -527,12 +538,13 @@ fn server_receive(
     mut queue: ResMut<InboundQueue>,
     mut signals: MessageWriter<SecuritySignalRaised>,
 ) {
-    let inbound = net.receive(&mut server, now(&time));
+    let t = now(&time);
+    let inbound = net.receive(&mut server, t);
     queue.0.extend(inbound);
     for s in net.take_signals() {
         signals.write(SecuritySignalRaised(s));
     }
-    net.refresh_link_stats(&server);
+    net.refresh_link_stats(&server, t);
 }
 
 /// Resident set size of this process, MiB (Linux; 0 elsewhere).
@@ -571,6 +583,7 @@ fn answer_builtin_requests(
                     rss_mb: rss_mb(),
                     messages_in: net.stats.total.total_in(),
                     rejected: net.stats.total.rejected,
+                    cpu_seconds: crate::health::checks::cpu_seconds(),
                 }))
             }
         };
@@ -625,7 +638,7 @@ pub struct TransportClientPlugin;
 impl Plugin for TransportClientPlugin {
     fn build(&self, app: &mut App) {
         if !app.is_plugin_added::<RenetClientPlugin>() {
-            app.add_plugins((RenetClientPlugin, NetcodeClientPlugin));
+            app.add_plugins((RenetClientPlugin, BatchedClientPlugin));
         }
         app.add_message::<ServerEventReceived>()
             .add_message::<SignedBlobReceived>()
@@ -663,7 +676,7 @@ pub fn describe_disconnect(reason: Option<bevy_renet::netcode::NetcodeDisconnect
 fn client_receive(
     net: Option<ResMut<ClientNet>>,
     client: Option<ResMut<RenetClient>>,
-    transport: Option<Res<NetcodeClientTransport>>,
+    transport: Option<Res<BatchedClientTransport>>,
     mut state: ResMut<ConnectionState>,
     time: Res<Time<Real>>,
     mut events: MessageWriter<ServerEventReceived>,
@@ -741,7 +754,7 @@ fn heartbeat(
 
 /// Tells the server we are leaving (netcode sends its disconnect packets at once), so the server
 /// ends the session now instead of after a timeout.
-fn leave_server(transport: Option<ResMut<NetcodeClientTransport>>) {
+fn leave_server(transport: Option<ResMut<BatchedClientTransport>>) {
     if let Some(mut transport) = transport {
         transport.disconnect();
     }

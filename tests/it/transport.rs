@@ -154,7 +154,8 @@ fn forged_expired_and_wrong_protocol_tokens_are_refused() {
         Err(StartError::Transport(e @ TransportError::ProtocolMismatch { .. })) => {
             let text = e.to_string();
             assert!(
-                text.contains("protocol 99") && text.contains("protocol 1"),
+                text.contains("protocol 99")
+                    && text.contains(&format!("protocol {}", bloxquarium::PROTOCOL_VERSION)),
                 "{text}"
             );
         }
@@ -231,6 +232,15 @@ fn remote_functions_round_trip_plain_and_sealed() {
     let client_stats = &client.world().resource::<ClientNet>().stats;
     assert_eq!(client_stats.rpc_latency.len(), 3);
     assert!(client_stats.rpc_p99_ms() >= client_stats.rpc_p50_ms());
+    // The three calls went out on two channels in one frame, and their answers came back in one
+    // tick: each way, renet's packets shared datagrams.
+    let wire = server
+        .world()
+        .resource::<bloxquarium::transport::GatedServerTransport>()
+        .counts();
+    assert!(wire.packets_in > wire.datagrams_in, "{wire:?}");
+    assert!(wire.packets_out > wire.datagrams_out, "{wire:?}");
+    assert_eq!(wire.malformed, 0);
 }
 
 #[test]
@@ -550,7 +560,7 @@ fn binary_token_and_headless_client_exit_status() {
             "--data",
             data.path(),
             "--exit-after",
-            "20",
+            "60",
             "server",
             "--bind",
             &addr,
@@ -607,6 +617,55 @@ fn binary_token_and_headless_client_exit_status() {
         "connected client exits 0:\n{log}"
     );
     assert!(log.contains("connected as Bubbles"), "{log}");
+
+    // The load test against the same server: its last line is the JSON report.
+    let mut cmd = harness::bin();
+    cmd.args([
+        "--data",
+        data.path(),
+        "loadtest",
+        "--server",
+        &addr,
+        "--clients",
+        "4",
+        "--duration",
+        "2",
+        "--rate",
+        "10",
+        "--json",
+    ]);
+    let out = harness::output_within(cmd, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", harness::text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("a JSON last line");
+    for key in [
+        "clients",
+        "connected",
+        "duration_s",
+        "msgs_per_s",
+        "rpc_p50_ms",
+        "rpc_p99_ms",
+        "server_tick_p50_ms",
+        "server_tick_p99_ms",
+        "server_rss_mb",
+        "bytes_per_client_per_s",
+        "errors",
+        "server_cpu_pct",
+        "loadgen_cpu_pct",
+    ] {
+        assert!(report.get(key).is_some(), "{key} missing: {report}");
+    }
+    assert_eq!(report["clients"], 4, "{report}");
+    assert_eq!(report["connected"], 4, "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
+    let figure = |key: &str| report[key].as_f64().unwrap_or(0.0);
+    assert!(figure("msgs_per_s") > 20.0, "{report}");
+    assert!(figure("rpc_p99_ms") >= figure("rpc_p50_ms"), "{report}");
+    assert!(figure("rpc_p50_ms") > 0.0, "{report}");
+    assert!(figure("server_tick_p99_ms") > 0.0, "{report}");
+    assert!(figure("server_rss_mb") > 0.0, "{report}");
+    assert!(figure("server_cpu_pct") > 0.0, "{report}");
     let _ = server.kill();
     let _ = server.wait();
 
