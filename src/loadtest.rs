@@ -21,6 +21,10 @@ use crate::transport::{
 
 /// Loop period of the load generator: a client's 60 Hz frame.
 const STEP: Duration = Duration::from_millis(16);
+/// During the load, the bots take their frames in this many groups, one group every
+/// `STEP / GROUPS`: real clients' frames are not in step with each other, and bots that all
+/// sent in the same instant would hit the server in bursts no real crowd makes.
+const GROUPS: usize = 4;
 /// Longest wait for every client to connect.
 const CONNECT_WAIT: Duration = Duration::from_secs(20);
 /// Player ids of load-test clients start here, away from real players.
@@ -64,6 +68,8 @@ struct Bot {
     transport: BatchedClientTransport,
     core: ClientCore,
     welcomed: bool,
+    /// When its last frame of the load began.
+    last_step: Instant,
     budget: f64,
     sent: u64,
     n: u64,
@@ -104,6 +110,7 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
                 settings.rekey_after,
             ),
             welcomed: false,
+            last_step: Instant::now(),
             budget: 0.0,
             sent: 0,
             n: 0,
@@ -144,11 +151,18 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
     latency.clear();
     let mut bytes_samples = Vec::new();
     let mut next_sample = Duration::from_secs(1);
+    for b in &mut bots {
+        b.last_step = load_start;
+    }
+    let mut round = 0usize;
     while load_start.elapsed() < args.duration {
-        let dt = last.elapsed();
-        last = Instant::now();
+        let group = round % GROUPS;
+        round += 1;
+        let at = Instant::now();
         let now = start.elapsed();
-        for b in &mut bots {
+        for b in bots.iter_mut().skip(group).step_by(GROUPS) {
+            let dt = at.duration_since(b.last_step);
+            b.last_step = at;
             if b.welcomed && !b.failed {
                 b.budget += f64::from(args.rate) * dt.as_secs_f64();
                 while b.budget >= 1.0 {
@@ -174,9 +188,10 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
                 bytes_samples.push(live.iter().sum::<f64>() / live.len() as f64);
             }
         }
-        std::thread::sleep(STEP);
+        std::thread::sleep(STEP / GROUPS as u32);
     }
     let duration = load_start.elapsed();
+    last = Instant::now();
     let loadgen_cpu = crate::health::checks::cpu_seconds() - loadgen_cpu_at_start;
     let sent: u64 = bots.iter().map(|b| b.sent).sum();
 

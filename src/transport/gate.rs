@@ -91,6 +91,7 @@ impl Sender {
         let thread = std::thread::Builder::new()
             .name("bloxquarium-net-send".into())
             .spawn(move || {
+                yield_to_the_tick();
                 while let Ok(mut out) = work.recv() {
                     out.send_all(&socket);
                     out.clear();
@@ -119,6 +120,23 @@ impl Sender {
         match &self.queue {
             Some(queue) => queue.send(out).map_err(|e| e.0),
             None => Err(out),
+        }
+    }
+}
+
+/// Marks the calling thread SCHED_BATCH: woken with datagrams to send, it waits for a free core
+/// instead of preempting the tick that woke it.
+fn yield_to_the_tick() {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: plain system call on the calling thread (pid 0) with a valid parameter.
+        let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
+        if rc != 0 {
+            debug!(
+                "sender thread stays at the default policy: {}",
+                io::Error::last_os_error()
+            );
         }
     }
 }
