@@ -697,3 +697,106 @@ fn binary_client_without_token_says_how_to_get_one() {
         "{err}"
     );
 }
+
+/// One frame of a bare netcode client: its own packets out, the server's in.
+fn raw_netcode_step(
+    raw: &mut renetcode::NetcodeClient,
+    socket: &std::net::UdpSocket,
+    buf: &mut [u8; renetcode::NETCODE_MAX_PACKET_BYTES],
+) {
+    if let Some((packet, addr)) = raw.update(Duration::from_millis(10)) {
+        let _ = socket.send_to(packet, addr);
+    }
+    while let Ok((len, _)) = socket.recv_from(buf) {
+        let _ = raw.process_packet(&mut buf[..len]);
+    }
+}
+
+/// Echo round trip from `client`, pumping `server`.
+fn echo(server: &mut App, client: &mut App, payload: &[u8]) -> Result<ServerResponse, RemoteError> {
+    let t = client.world().resource::<Time<Real>>().elapsed();
+    let id = client.world_mut().resource_mut::<ClientNet>().call(
+        ClientRequest::Echo {
+            payload: payload.to_vec(),
+        },
+        t,
+    );
+    let mut answers = Vec::new();
+    pump_until(&mut [server, client], 300, "echo answered", |a| {
+        answers.extend(harness::drain::<RpcCompleted>(a[1]));
+        answers.iter().any(|r| r.id == id)
+    });
+    answers
+        .into_iter()
+        .find(|r| r.id == id)
+        .map(|r| r.result)
+        .expect("answered")
+}
+
+#[test]
+fn a_malformed_batch_ends_only_its_sender() {
+    use bloxquarium::transport::wire::BATCH_TAG;
+    let data = Scratch::new("tp-batch");
+    let mut server = harness::server(&data, &[]);
+    let mut good = connect(&mut server, &data, 7, "Dory");
+    // A bare netcode client with a real token: netcode accepts its payloads, so only our framing
+    // stands between them and renet.
+    let issued = harness::issue(&server, 9, "Garbled");
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let mut raw = renetcode::NetcodeClient::new(
+        unix_now(),
+        renetcode::ClientAuthentication::Secure {
+            connect_token: issued.token,
+        },
+    )
+    .unwrap();
+    let mut buf = [0u8; renetcode::NETCODE_MAX_PACKET_BYTES];
+    for _ in 0..300 {
+        raw_netcode_step(&mut raw, &socket, &mut buf);
+        server.update();
+        good.update();
+        if raw.is_connected() && sessions(&server) == 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(sessions(&server), 2, "the bare client has a session");
+
+    // A batch whose only entry claims 9 bytes and carries 3.
+    let (addr, packet) = raw
+        .generate_payload_packet(&[BATCH_TAG, 9, 0, 1, 2, 3])
+        .unwrap();
+    socket.send_to(packet, addr).unwrap();
+    pump_until(
+        &mut [&mut server, &mut good],
+        300,
+        "the garbled client is disconnected",
+        |a| sessions(a[0]) == 1,
+    );
+    let wire = server
+        .world()
+        .resource::<bloxquarium::transport::GatedServerTransport>()
+        .counts();
+    assert_eq!(wire.malformed, 1, "{wire:?}");
+    assert!(server.world().resource::<ServerNet>().session(7).is_some());
+    assert_eq!(
+        echo(&mut server, &mut good, b"unbothered"),
+        Ok(ServerResponse::Echo {
+            payload: b"unbothered".to_vec()
+        })
+    );
+}
+
+#[test]
+fn the_multi_threaded_executor_serves_too() {
+    let data = Scratch::new("tp-multi");
+    let mut server = harness::server(&data, &["--multi-threaded"]);
+    let mut client = connect(&mut server, &data, 3, "Gill");
+    assert_eq!(
+        echo(&mut server, &mut client, b"ping"),
+        Ok(ServerResponse::Echo {
+            payload: b"ping".to_vec()
+        })
+    );
+}
