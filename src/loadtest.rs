@@ -12,7 +12,8 @@ use serde::Serialize;
 use crate::app::Paths;
 use crate::cli::{GlobalArgs, LoadtestArgs};
 use crate::protocol::{
-    ClientEvent, ClientRequest, PROTOCOL_ID, SealedRequest, ServerResponse, ServerStatsReport,
+    ClientEvent, ClientRequest, PROTOCOL_ID, RequestId, SealedRequest, ServerResponse,
+    ServerStatsReport,
 };
 use crate::transport::{
     BatchedClientTransport, ClientCore, ClientCredentials, ClientNotice, LatencyWindow,
@@ -170,7 +171,7 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
                     send_one(b, now);
                 }
             }
-            if let Some(s) = step(b, dt, now, &mut errors, &mut latency) {
+            if let Some((_, s)) = step(b, dt, now, &mut errors, &mut latency) {
                 server_cpu_at_start.get_or_insert(s.cpu_seconds);
             }
         }
@@ -222,30 +223,24 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
             start.elapsed(),
         );
         let asked = Instant::now();
-        'wait: while asked.elapsed() < Duration::from_secs(10) {
+        // The load is over: what goes wrong now is not the load's error.
+        let mut late_errors = 0;
+        while asked.elapsed() < Duration::from_secs(10) {
             let dt = last.elapsed();
             last = Instant::now();
-            let _ = b.transport.update(dt, &mut b.client);
-            for n in b.core.receive(&mut b.client, start.elapsed()) {
-                if let ClientNotice::Rpc {
-                    id: got,
-                    result: Ok(ServerResponse::ServerStats(s)),
-                } = n
-                    && got == id
-                {
-                    report.server_tick_p50_ms = s.tick_p50_ms;
-                    report.server_tick_p99_ms = s.tick_p99_ms;
-                    report.server_rss_mb = s.rss_mb;
-                    if let Some(cpu) = server_cpu_at_start {
-                        // Up to the answer: a few frames past the load's end.
-                        report.server_cpu_pct = 100.0 * (s.cpu_seconds - cpu)
-                            / load_start.elapsed().as_secs_f64().max(1e-9);
-                    }
-                    break 'wait;
+            if let Some((got, s)) = step(b, dt, start.elapsed(), &mut late_errors, &mut latency)
+                && got == id
+            {
+                report.server_tick_p50_ms = s.tick_p50_ms;
+                report.server_tick_p99_ms = s.tick_p99_ms;
+                report.server_rss_mb = s.rss_mb;
+                if let Some(cpu) = server_cpu_at_start {
+                    // Up to the answer: a few frames past the load's end.
+                    report.server_cpu_pct = 100.0 * (s.cpu_seconds - cpu)
+                        / load_start.elapsed().as_secs_f64().max(1e-9);
                 }
+                break;
             }
-            b.core.flush(&mut b.client);
-            let _ = b.transport.send_packets(&mut b.client);
             std::thread::sleep(STEP);
         }
     } else {
@@ -309,14 +304,14 @@ fn send_one(b: &mut Bot, now: Duration) {
     b.sent += 1;
 }
 
-/// One frame of a bot; returns a server stats answer if one arrived.
+/// One frame of a bot; returns a server stats answer (and its call) if one arrived.
 fn step(
     b: &mut Bot,
     dt: Duration,
     now: Duration,
     errors: &mut u64,
     latency: &mut LatencyWindow,
-) -> Option<ServerStatsReport> {
+) -> Option<(RequestId, ServerStatsReport)> {
     let mut stats = None;
     if b.failed {
         return None;
@@ -337,9 +332,9 @@ fn step(
                 | ClientNotice::Refused { .. }
                 | ClientNotice::Kicked { .. } => *errors += 1,
                 ClientNotice::Rpc {
+                    id,
                     result: Ok(ServerResponse::ServerStats(s)),
-                    ..
-                } => stats = Some(s),
+                } => stats = Some((id, s)),
                 ClientNotice::Rpc { .. }
                 | ClientNotice::SealedRpc { .. }
                 | ClientNotice::Event(_)

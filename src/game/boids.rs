@@ -52,10 +52,11 @@ pub fn step(boids: &mut [Boid], flock: &Flock, dt: f32) {
     let index = |x: usize, y: usize, z: usize| x + dims[0] * (y + dims[1] * z);
     let cells = dims[0] * dims[1] * dims[2];
     let mut start = vec![0u32; cells + 1];
-    let home: Vec<usize> = snapshot
+    let cell_of: Vec<[usize; 3]> = snapshot
         .iter()
-        .map(|b| index(coord(b.pos, 0), coord(b.pos, 1), coord(b.pos, 2)))
+        .map(|b| std::array::from_fn(|k| coord(b.pos, k)))
         .collect();
+    let home: Vec<usize> = cell_of.iter().map(|c| index(c[0], c[1], c[2])).collect();
     for h in &home {
         start[h + 1] += 1;
     }
@@ -70,7 +71,7 @@ pub fn step(boids: &mut [Boid], flock: &Flock, dt: f32) {
     }
     let (order, start) = (&order, &start);
     for (i, b) in boids.iter_mut().enumerate() {
-        let c = [coord(b.pos, 0), coord(b.pos, 1), coord(b.pos, 2)];
+        let c = cell_of[i];
         let range = |k: usize| c[k].saturating_sub(1)..=(c[k] + 1).min(dims[k] - 1);
         let near = range(2).flat_map(|z| {
             range(1).flat_map(move |y| {
@@ -105,60 +106,58 @@ fn steer<'a>(
     flock: &Flock,
     dt: f32,
 ) {
-    {
-        let mut sep = [0.0; 3];
-        let mut ali = [0.0; 3];
-        let mut coh = [0.0; 3];
-        let mut n = 0.0;
-        let sight2 = flock.sight * flock.sight;
-        let personal2 = flock.personal * flock.personal;
-        for (j, o) in others {
-            if i == j {
-                continue;
-            }
-            let d = sub(b.pos, o.pos);
-            let dist2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
-            if dist2 < sight2 {
-                n += 1.0;
-                ali = add(ali, o.vel, 1.0);
-                coh = add(coh, o.pos, 1.0);
-                if dist2 < personal2 && dist2 > 1e-8 {
-                    sep = add(sep, d, 1.0 / dist2);
-                }
+    let mut sep = [0.0; 3];
+    let mut ali = [0.0; 3];
+    let mut coh = [0.0; 3];
+    let mut n = 0.0;
+    let sight2 = flock.sight * flock.sight;
+    let personal2 = flock.personal * flock.personal;
+    for (j, o) in others {
+        if i == j {
+            continue;
+        }
+        let d = sub(b.pos, o.pos);
+        let dist2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+        if dist2 < sight2 {
+            n += 1.0;
+            ali = add(ali, o.vel, 1.0);
+            coh = add(coh, o.pos, 1.0);
+            if dist2 < personal2 && dist2 > 1e-8 {
+                sep = add(sep, d, 1.0 / dist2);
             }
         }
-        let mut acc = [0.0; 3];
-        if n > 0.0 {
-            acc = add(acc, sub([ali[0] / n, ali[1] / n, ali[2] / n], b.vel), 0.6);
-            acc = add(acc, sub([coh[0] / n, coh[1] / n, coh[2] / n], b.pos), 0.4);
-            acc = add(acc, sep, 0.05);
+    }
+    let mut acc = [0.0; 3];
+    if n > 0.0 {
+        acc = add(acc, sub([ali[0] / n, ali[1] / n, ali[2] / n], b.vel), 0.6);
+        acc = add(acc, sub([coh[0] / n, coh[1] / n, coh[2] / n], b.pos), 0.4);
+        acc = add(acc, sep, 0.05);
+    }
+    for (k, a) in acc.iter_mut().enumerate() {
+        let rel = b.pos[k] - flock.centre[k];
+        let margin = flock.half[k] * 0.8;
+        if rel > margin {
+            *a -= (rel - margin) * 8.0;
+        } else if rel < -margin {
+            *a += (-margin - rel) * 8.0;
         }
-        for (k, a) in acc.iter_mut().enumerate() {
-            let rel = b.pos[k] - flock.centre[k];
-            let margin = flock.half[k] * 0.8;
-            if rel > margin {
-                *a -= (rel - margin) * 8.0;
-            } else if rel < -margin {
-                *a += (-margin - rel) * 8.0;
-            }
-        }
-        // Fish swim mostly level.
-        acc[1] -= b.vel[1] * 0.8;
-        b.vel = add(b.vel, acc, dt);
-        let s = len(b.vel);
-        if s > 1e-4 {
-            let k = (s + (flock.speed - s) * (dt * 2.0).min(1.0)) / s;
-            b.vel = [b.vel[0] * k, b.vel[1] * k, b.vel[2] * k];
-        } else {
-            b.vel = [flock.speed, 0.0, 0.0];
-        }
-        b.pos = add(b.pos, b.vel, dt);
-        for (k, p) in b.pos.iter_mut().enumerate() {
-            *p = p.clamp(
-                flock.centre[k] - flock.half[k],
-                flock.centre[k] + flock.half[k],
-            );
-        }
+    }
+    // Fish swim mostly level.
+    acc[1] -= b.vel[1] * 0.8;
+    b.vel = add(b.vel, acc, dt);
+    let s = len(b.vel);
+    if s > 1e-4 {
+        let k = (s + (flock.speed - s) * (dt * 2.0).min(1.0)) / s;
+        b.vel = [b.vel[0] * k, b.vel[1] * k, b.vel[2] * k];
+    } else {
+        b.vel = [flock.speed, 0.0, 0.0];
+    }
+    b.pos = add(b.pos, b.vel, dt);
+    for (k, p) in b.pos.iter_mut().enumerate() {
+        *p = p.clamp(
+            flock.centre[k] - flock.half[k],
+            flock.centre[k] + flock.half[k],
+        );
     }
 }
 

@@ -58,9 +58,7 @@ impl Outbound {
     fn send_all(&self, socket: &UdpSocket) {
         let mut start = 0;
         for &(addr, end) in &self.ends {
-            if let Err(e) = socket.send_to(&self.bytes[start..end], addr) {
-                debug!("send to {addr} failed: {e}");
-            }
+            send_datagram(socket, &self.bytes[start..end], addr);
             start = end;
         }
     }
@@ -68,6 +66,13 @@ impl Outbound {
     fn clear(&mut self) {
         self.bytes.clear();
         self.ends.clear();
+    }
+}
+
+/// Sends one datagram; a failure is logged and otherwise ignored (UDP promises nothing more).
+fn send_datagram(socket: &UdpSocket, datagram: &[u8], addr: SocketAddr) {
+    if let Err(e) = socket.send_to(datagram, addr) {
+        debug!("send to {addr} failed: {e}");
     }
 }
 
@@ -274,13 +279,11 @@ impl GatedServerTransport {
                 &packets,
                 NETCODE_MAX_PAYLOAD_BYTES,
                 &mut self.batch,
-                |payload| match netcode.generate_payload_packet(client, payload) {
-                    Ok((addr, datagram)) => {
-                        counts.datagrams_out += 1;
-                        out.push(addr, datagram);
-                        Ok(())
-                    }
-                    Err(e) => Err(e),
+                |payload| {
+                    let (addr, datagram) = netcode.generate_payload_packet(client, payload)?;
+                    counts.datagrams_out += 1;
+                    out.push(addr, datagram);
+                    Ok::<(), renetcode::NetcodeError>(())
                 },
             );
             if let Err(e) = sealed {
@@ -317,11 +320,7 @@ fn handle(
     server: &mut RenetServer,
     counts: &mut WireCounts,
 ) {
-    let send = |packet: &[u8], addr: SocketAddr| {
-        if let Err(e) = socket.send_to(packet, addr) {
-            debug!("send to {addr} failed: {e}");
-        }
-    };
+    let send = |packet: &[u8], addr: SocketAddr| send_datagram(socket, packet, addr);
     match result {
         ServerResult::None => {}
         ServerResult::PacketToSend { payload, addr } => send(payload, addr),

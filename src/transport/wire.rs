@@ -12,7 +12,7 @@
 //! little-endian `u16` length and that many bytes.
 
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::time::Duration;
 
 use bevy::prelude::*;
@@ -60,32 +60,18 @@ pub fn pack<P: AsRef<[u8]>, E>(
     buf: &mut Vec<u8>,
     mut emit: impl FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<(), E> {
-    // Packets in `buf` so far, and the last of them (sent bare when it is alone).
+    // The group being built in `buf`: how many packets, and the last (sent bare when alone).
     let mut count = 0usize;
     let mut last: &[u8] = &[];
-    let mut flush = |buf: &mut Vec<u8>, count: &mut usize, last: &[u8]| -> Result<(), E> {
-        let result = match *count {
-            0 => Ok(()),
-            1 => emit(last),
-            _ => emit(buf),
-        };
-        *count = 0;
-        buf.clear();
-        result
-    };
-    for packet in packets {
-        let packet = packet.as_ref();
-        if packet.is_empty() {
-            continue;
+    for packet in packets.iter().map(AsRef::as_ref).filter(|p| !p.is_empty()) {
+        let alone = 1 + LEN_BYTES + packet.len() > max;
+        if count > 0 && (alone || buf.len() + LEN_BYTES + packet.len() > max) {
+            emit(if count == 1 { last } else { buf })?;
+            count = 0;
         }
-        if 1 + LEN_BYTES + packet.len() > max {
-            flush(buf, &mut count, last)?;
-            count = 1;
-            flush(buf, &mut count, packet)?;
+        if alone {
+            emit(packet)?;
             continue;
-        }
-        if count > 0 && buf.len() + LEN_BYTES + packet.len() > max {
-            flush(buf, &mut count, last)?;
         }
         if count == 0 {
             buf.clear();
@@ -97,7 +83,11 @@ pub fn pack<P: AsRef<[u8]>, E>(
         count += 1;
         last = packet;
     }
-    flush(buf, &mut count, last)
+    match count {
+        0 => Ok(()),
+        1 => emit(last),
+        _ => emit(buf),
+    }
 }
 
 /// The renet packets in one payload, checked whole before any is handed out.
@@ -226,7 +216,6 @@ pub struct BatchedClientTransport {
     buffer: Box<[u8; NETCODE_MAX_PACKET_BYTES]>,
     batch: Vec<u8>,
     pacer: SendPacer,
-    malformed: u64,
 }
 
 impl BatchedClientTransport {
@@ -243,7 +232,6 @@ impl BatchedClientTransport {
             buffer: Box::new([0; NETCODE_MAX_PACKET_BYTES]),
             batch: Vec::with_capacity(NETCODE_MAX_PACKET_BYTES),
             pacer: SendPacer::new(Duration::ZERO),
-            malformed: 0,
         })
     }
 
@@ -257,29 +245,9 @@ impl BatchedClientTransport {
         self.pacer.set_phase(phase);
     }
 
-    /// The socket's local address.
-    pub fn addr(&self) -> io::Result<SocketAddr> {
-        self.socket.local_addr()
-    }
-
-    /// The client id in the token.
-    pub fn client_id(&self) -> u64 {
-        self.netcode.client_id()
-    }
-
-    /// Whether netcode finished its handshake.
-    pub fn is_connected(&self) -> bool {
-        self.netcode.is_connected()
-    }
-
     /// Why netcode disconnected, once it has.
     pub fn disconnect_reason(&self) -> Option<NetcodeDisconnectReason> {
         self.netcode.disconnect_reason()
-    }
-
-    /// Payloads from the server that were not well-formed batches (dropped).
-    pub fn malformed(&self) -> u64 {
-        self.malformed
     }
 
     /// Leaves now: netcode sends its disconnect packets at once.
@@ -337,10 +305,7 @@ impl BatchedClientTransport {
                             client.process_packet(part);
                         }
                     }
-                    Err(e) => {
-                        self.malformed += 1;
-                        warn!("malformed payload from the server dropped: {e}");
-                    }
+                    Err(e) => warn!("malformed payload from the server dropped: {e}"),
                 }
             }
         }
