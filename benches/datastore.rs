@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
-use bloxquarium::datastore::{self, Codec, LockOwner, Profile, SaveRequest, Store, now_ms};
+use bloxquarium::clock::now_ms;
+use bloxquarium::datastore::{self, Codec, LockOwner, Profile, SaveRequest, Store};
 
 const BATCH: usize = 1024;
 

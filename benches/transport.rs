@@ -115,7 +115,7 @@ fn gate(c: &mut Criterion) {
             black_box(m.map(|m| protocol::validate_sealed_request(&m)))
         })
     });
-    let mut gate = bloxquarium::security::AddressGate::new(1e9, 1e9);
+    let mut gate = bloxquarium::transport::AddressGate::new(1e9, 1e9);
     let mut u = 0u64;
     group.bench_function("connection_gate_allow", |b| {
         b.iter(|| {

@@ -1,7 +1,6 @@
 //! One function per mode builds the App from the plugin groups. `main.rs` only parses the command
 //! line and calls [`run`].
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bevy::app::{AppExit, PluginGroupBuilder, ScheduleRunnerPlugin};
@@ -12,8 +11,10 @@ use bevy::state::app::StatesPlugin;
 
 use crate::cli::{Cli, ClientArgs, Command, GlobalArgs, PlayArgs, ScreenshotArgs, ServerArgs};
 use crate::client::ClientCorePlugin;
+use crate::process::{Paths, RunMode, absolute};
 use crate::server::{ServerCorePlugin, ServerSettings};
 use crate::shutdown::ShutdownPlugin;
+use crate::tools;
 use crate::transport::{
     ClientCore, ClientCredentials, ClientNet, IssuedToken, ServerCore, ServerNet, ServerTokens,
     TransportClientPlugin, TransportError, TransportServerPlugin, TransportSettings,
@@ -21,56 +22,6 @@ use crate::transport::{
 
 /// Frame rate of a headless client's loop.
 const HEADLESS_CLIENT_HZ: f64 = 60.0;
-
-/// Which mode this app runs in.
-#[derive(Resource, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunMode {
-    /// Dedicated headless server.
-    Server,
-    /// Client joining a remote server.
-    Client,
-    /// Listen server plus its own client in one process.
-    Play,
-}
-
-impl RunMode {
-    /// Lower-case name as on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            RunMode::Server => "server",
-            RunMode::Client => "client",
-            RunMode::Play => "play",
-        }
-    }
-}
-
-/// Directories the app works in, made absolute against the working directory at start-up.
-#[derive(Resource, Debug, Clone, PartialEq, Eq)]
-pub struct Paths {
-    /// RON configuration.
-    pub config: PathBuf,
-    /// Database, backups, key files.
-    pub data: PathBuf,
-    /// Game assets.
-    pub assets: PathBuf,
-}
-
-impl Paths {
-    /// From the global flags.
-    pub fn from_args(global: &GlobalArgs) -> Self {
-        Self {
-            config: absolute(&global.config),
-            data: absolute(&global.data),
-            assets: absolute(&global.assets),
-        }
-    }
-}
-
-/// Bevy resolves a relative asset path against `BEVY_ASSET_ROOT`, `CARGO_MANIFEST_DIR` or the
-/// executable's folder; ours are relative to where the operator started the process.
-fn absolute(path: &Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
-}
 
 /// What the process around the App provides. Tests build many apps in one process, so they turn
 /// both off.
@@ -134,6 +85,18 @@ pub enum StartError {
     NoClientFeature,
 }
 
+impl From<tools::ToolError> for StartError {
+    fn from(e: tools::ToolError) -> Self {
+        match e {
+            tools::ToolError::Config(e) => StartError::Config(e),
+            tools::ToolError::ConfigKey(e) => StartError::ConfigKey(e),
+            tools::ToolError::Store(e) => StartError::Store(e),
+            tools::ToolError::Transport(e) => StartError::Transport(e),
+            tools::ToolError::Failed(e) => StartError::Tool(e),
+        }
+    }
+}
+
 impl StartError {
     /// The process exit status for this error: 2 for invalid configuration, else 1.
     pub fn exit_code(&self) -> u8 {
@@ -192,6 +155,7 @@ impl PluginGroup for ServerPlugins {
             })
             .add(TransportServerPlugin)
             .add(crate::config::ConfigServerPlugin)
+            .add(crate::config_sync::ConfigSyncServerPlugin)
             .add(crate::datastore::DataStorePlugin)
             .add(crate::security::SecurityPlugin)
             .add(crate::game::GameServerPlugin)
@@ -215,6 +179,7 @@ impl PluginGroup for ClientPlugins {
             })
             .add(TransportClientPlugin)
             .add(crate::config::ConfigClientPlugin)
+            .add(crate::config_sync::ConfigSyncClientPlugin)
             .add(crate::game::GameClientPlugin)
             .add(crate::assets::AssetsClientPlugin)
     }
@@ -248,7 +213,7 @@ impl PluginGroup for ClientRenderPlugins {
 fn shared(mode: RunMode, global: &GlobalArgs, process: ProcessOptions) -> SharedPlugins {
     SharedPlugins {
         mode,
-        paths: Paths::from_args(global),
+        paths: global.paths(),
         shutdown: ShutdownPlugin {
             listen_to_os_signals: process.os_signals,
             exit_after: global.exit_after,
@@ -331,7 +296,7 @@ fn install_server(
     global: &GlobalArgs,
     args: &ServerArgs,
 ) -> Result<(ServerSettings, Option<crate::transport::TokenIssuer>), StartError> {
-    let paths = Paths::from_args(global);
+    let paths = global.paths();
     let config = crate::config::load_server(&paths.config)?;
     let settings = TransportSettings::from_config(&config)?;
     let max_clients = match args.max_clients {
@@ -379,7 +344,7 @@ fn install_client(
     server: std::net::SocketAddr,
     credentials: ClientCredentials,
 ) -> Result<(), StartError> {
-    let paths = Paths::from_args(global);
+    let paths = global.paths();
     let preferences = paths.data.join("preferences.ron");
     let config = crate::config::load_client(&paths.config, &preferences)?;
     let mut opened = crate::transport::open_client(server, credentials)?;
@@ -438,7 +403,7 @@ fn run_tick_on_one_thread(app: &mut App) {
 fn check_integrations(app: &App) -> Result<(), StartError> {
     match app
         .world()
-        .get_resource::<crate::health::IntegrationRegistry>()
+        .get_resource::<crate::integration::IntegrationRegistry>()
     {
         Some(r) => r.validate().map_err(|e| StartError::Tool(e.to_string())),
         None => Ok(()),
@@ -546,66 +511,6 @@ fn windowed(
     Err(StartError::NoClientFeature)
 }
 
-/// `bloxquarium audit`: the matching records of the audit log.
-fn audit_report(global: &GlobalArgs, args: &crate::cli::AuditArgs) -> Result<String, StartError> {
-    let paths = Paths::from_args(global);
-    let now_ms = crate::transport::unix_now().as_millis() as u64;
-    let q = crate::security::AuditQuery {
-        player: args.player,
-        kind: args.kind,
-        since_ms: args
-            .since
-            .map(|d| now_ms.saturating_sub(d.as_millis() as u64)),
-    };
-    let records = crate::security::audit::query(&paths.data, &q)
-        .map_err(|e| StartError::Tool(format!("audit log in {}: {e}", paths.data.display())))?;
-    let lines: Vec<String> = records
-        .iter()
-        .map(|r| {
-            if args.json {
-                serde_json::to_string(r).unwrap_or_default()
-            } else {
-                format!(
-                    "{} {:?} player={} {}",
-                    r.at_ms,
-                    r.kind,
-                    r.player.map_or_else(|| "-".to_string(), |p| p.to_string()),
-                    r.details
-                )
-            }
-        })
-        .collect();
-    Ok(if lines.is_empty() && !args.json {
-        "no matching audit records".to_string()
-    } else {
-        lines.join("\n")
-    })
-}
-
-/// `bloxquarium token`: writes a token file signed with the key under `--data`.
-fn write_token(global: &GlobalArgs, args: &crate::cli::TokenArgs) -> Result<String, StartError> {
-    let paths = Paths::from_args(global);
-    let key = crate::transport::keys::load(&crate::transport::keys::key_path(&paths.data))
-        .map_err(TransportError::from)?;
-    let config = crate::config::load_server(&paths.config)?;
-    let settings = TransportSettings::from_config(&config)?;
-    let mut issuer =
-        crate::transport::TokenIssuer::new(key, crate::protocol::PROTOCOL_ID, vec![args.server]);
-    issuer.expire_secs = settings.token_expire_secs;
-    issuer.timeout_secs = settings.token_timeout_secs;
-    let issued = issuer
-        .issue(args.player, &args.name)
-        .map_err(TransportError::from)?;
-    issued.write_file(&args.out).map_err(TransportError::from)?;
-    Ok(format!(
-        "token for player {} ({}) written to {}; valid for {} s",
-        args.player,
-        args.name,
-        args.out.display(),
-        issuer.expire_secs
-    ))
-}
-
 /// How a run ended.
 #[derive(Debug)]
 pub enum Finished {
@@ -622,13 +527,23 @@ pub fn run(cli: &Cli) -> Result<Finished, StartError> {
         Command::Server(args) => server_app(&cli.global, &args, process)?,
         Command::Client(args) => client_app(&cli.global, &args, process)?,
         Command::Play(args) => play_app(&cli.global, &args, process)?,
-        Command::Token(args) => return write_token(&cli.global, &args).map(Finished::Report),
-        Command::Audit(args) => return audit_report(&cli.global, &args).map(Finished::Report),
+        Command::Token(args) => {
+            return Ok(Finished::Report(tools::token::write(&cli.global, &args)?));
+        }
+        Command::Audit(args) => {
+            return Ok(Finished::Report(tools::audit::report(&cli.global, &args)?));
+        }
         Command::Datastore { action } => {
-            return crate::datastore::cli::run(&cli.global, &action).map(Finished::Report);
+            return Ok(Finished::Report(tools::datastore::run(
+                &cli.global,
+                &action,
+            )?));
         }
         Command::Assets { action } => {
-            return crate::assets::run_command(&cli.global, &action).map(Finished::Report);
+            return Ok(Finished::Report(tools::assets::run_command(
+                &cli.global,
+                &action,
+            )?));
         }
         Command::Loadtest(args) => {
             return crate::loadtest::run(&cli.global, &args)

@@ -70,6 +70,13 @@ pub struct GlobalArgs {
     pub exit_after: Option<Duration>,
 }
 
+impl GlobalArgs {
+    /// The working directories these flags name, made absolute.
+    pub fn paths(&self) -> crate::process::Paths {
+        crate::process::Paths::new(&self.config, &self.data, &self.assets)
+    }
+}
+
 /// The three modes.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {

@@ -2,29 +2,45 @@
 //!
 //! One binary runs as a dedicated `server`, a `client`, or `play` (both in one process). Each mode
 //! is an App built by a function in [`app`] from plugin groups; each subsystem is a folder with one
-//! plugin as its door.
+//! plugin as its door. The modules below are listed by layer, lowest first; a module imports only
+//! from modules listed above it (`ARCHITECTURE.md`; the layer check in `tests/it/layers.rs`
+//! enforces it).
 
-pub mod app;
-pub mod assets;
-pub mod cli;
-pub mod client;
-pub mod config;
-pub mod datastore;
-pub mod game;
-pub mod health;
+// Ground: wire types, time, keys, the process, the integration registry, shutdown.
+pub mod clock;
+pub mod process;
 pub mod keys;
-pub mod loadtest;
 pub mod protocol;
-pub mod reconcile;
-pub mod security;
-pub mod server;
+pub mod integration;
 pub mod shutdown;
+
+// Framework, in this order.
+pub mod server;
+pub mod config;
 pub mod transport;
+pub mod health;
+pub mod security;
+pub mod config_sync;
+pub mod reconcile;
+pub mod datastore;
+pub mod assets;
+
+// The game: rules and server (`game`), and its window (`client`).
+pub mod game;
+pub mod client;
+
+// Modes and tools.
+pub mod cli;
+pub mod assetgen;
+pub mod tools;
+pub mod loadtest;
+pub mod app;
 
 #[cfg(feature = "client")]
 pub use app::ClientRenderPlugins;
 pub use app::{
-    ClientPlugins, Paths, ProcessOptions, RunMode, ServerPlugins, SharedPlugins, StartError,
-    client_app, play_app, server_app,
+    ClientPlugins, ProcessOptions, ServerPlugins, SharedPlugins, StartError, client_app, play_app,
+    server_app,
 };
+pub use process::{Paths, RunMode};
 pub use protocol::PROTOCOL_VERSION;

@@ -9,15 +9,15 @@ use std::time::{Duration, Instant};
 use renet::RenetClient;
 use serde::Serialize;
 
-use crate::app::Paths;
 use crate::cli::{GlobalArgs, LoadtestArgs};
+use crate::clock::LatencyWindow;
 use crate::protocol::{
     ClientEvent, ClientRequest, PROTOCOL_ID, RequestId, SealedRequest, ServerResponse,
     ServerStatsReport,
 };
 use crate::transport::{
-    BatchedClientTransport, ClientCore, ClientCredentials, ClientNotice, LatencyWindow,
-    TokenIssuer, TransportSettings, keys, open_client,
+    BatchedClientTransport, ClientCore, ClientCredentials, ClientNotice, TokenIssuer,
+    TransportSettings, keys, open_client,
 };
 
 /// Loop period of the load generator: a client's 60 Hz frame.
@@ -79,7 +79,7 @@ struct Bot {
 
 /// Runs the load test; returns the text to print.
 pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
-    let paths = Paths::from_args(global);
+    let paths = global.paths();
     let key = keys::load(&keys::key_path(&paths.data)).map_err(|e| e.to_string())?;
     let config = crate::config::load_server(&paths.config).map_err(|e| e.to_string())?;
     let settings = TransportSettings::from_config(&config).map_err(|e| e.to_string())?;
@@ -139,7 +139,7 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
         );
     }
     let mut server_cpu_at_start = None;
-    let loadgen_cpu_at_start = crate::health::checks::cpu_seconds();
+    let loadgen_cpu_at_start = crate::process::cpu_seconds();
     let connected = bots.iter().filter(|b| b.welcomed).count() as u32;
     tracing::info!(
         "{connected}/{} clients connected; loading for {:?}",
@@ -193,7 +193,7 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
     }
     let duration = load_start.elapsed();
     last = Instant::now();
-    let loadgen_cpu = crate::health::checks::cpu_seconds() - loadgen_cpu_at_start;
+    let loadgen_cpu = crate::process::cpu_seconds() - loadgen_cpu_at_start;
     let sent: u64 = bots.iter().map(|b| b.sent).sum();
 
     // The server's own figures over the ticks of the load.
@@ -282,7 +282,7 @@ fn send_one(b: &mut Bot, now: Duration) {
         }),
         // The wall clock, as a real client sends it (the clock-skew detector reads it).
         1 => b.core.send_event(ClientEvent::Heartbeat {
-            client_time_ms: crate::transport::unix_now().as_millis() as u64,
+            client_time_ms: crate::clock::now_ms(),
         }),
         2..=7 => {
             b.core.call(

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::health::{Direction, OptimisationRule, Transition};
+use crate::integration::{Direction, OptimisationRule, Transition};
 
 /// Lookups per tuning window.
 pub const TUNE_WINDOW: u64 = 200;

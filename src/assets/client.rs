@@ -761,7 +761,7 @@ fn govern_quality(
 ) {
     // Memory is read from /proc every 30 frames; the frame time every frame.
     if tick.is_multiple_of(30) {
-        *memory = (crate::transport::rss_mb() * 1024.0 * 1024.0) as u64;
+        *memory = (crate::process::rss_mb() * 1024.0 * 1024.0) as u64;
     }
     *tick = tick.wrapping_add(1);
     let ms = time.delta_secs_f64() * 1000.0;

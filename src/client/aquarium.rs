@@ -21,9 +21,7 @@ pub const SCALE: f32 = 2.5;
 
 /// Half extents of the generated tank of `level` (width, height, depth; model units).
 pub fn tank_half(level: u8) -> Vec3 {
-    Vec3::from(crate::assets::generate::tank_half_extents(u32::from(
-        level.clamp(1, 5),
-    )))
+    Vec3::from(crate::game::tank_half_extents(u32::from(level.clamp(1, 5))))
 }
 
 /// Where fish swim in a tank of `level`: centre and half extents, in scene metres.
@@ -102,7 +100,7 @@ fn decoration_model(kind: u8, i: usize) -> String {
 
 /// Species model names, by species index (the generator's order).
 pub fn species_model(species: u8) -> String {
-    let names = crate::assets::generate::SPECIES;
+    let names = crate::game::SPECIES;
     format!(
         "Models/Characters/{}",
         names[usize::from(species) % names.len()].0

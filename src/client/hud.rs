@@ -9,13 +9,13 @@ use bevy::input::ButtonInput;
 use bevy::input::keyboard::KeyCode;
 use bevy::prelude::*;
 
-use super::ConnectionState;
 use super::aquarium::{FishSpecies, ShownAquarium, swim_volume};
 use crate::game::Visit;
 use crate::game::boids::{self, Boid, Flock};
 use crate::game::{GameOp, Prediction, Shop};
 use crate::protocol::ShopItem;
 use crate::transport::ClientNet;
+use crate::transport::ConnectionState;
 
 /// A fish on screen: whose (0: the player's own) and its id.
 #[derive(Component)]
@@ -387,7 +387,7 @@ fn update_overlay(
     net: Option<Res<ClientNet>>,
     state: Res<ConnectionState>,
     assets: Option<Res<crate::assets::AssetStreamer>>,
-    registry: Option<Res<crate::health::IntegrationRegistry>>,
+    registry: Option<Res<crate::integration::IntegrationRegistry>>,
     mut text: Query<&mut Text, With<OverlayText>>,
 ) {
     let body = if hud.overlay {
@@ -438,7 +438,7 @@ fn update_overlay(
 /// One line: the server's health where this process runs one (play mode), and the client's own
 /// (connection, assets answered by the fallback).
 fn health_summary(
-    registry: Option<&crate::health::IntegrationRegistry>,
+    registry: Option<&crate::integration::IntegrationRegistry>,
     state: &ConnectionState,
     assets: Option<&crate::assets::AssetStreamer>,
 ) -> String {
@@ -448,7 +448,7 @@ fn health_summary(
             let worst: Vec<String> = r
                 .systems
                 .iter()
-                .filter(|s| !matches!(s.health, crate::health::HealthStatus::Healthy))
+                .filter(|s| !matches!(s.health, crate::integration::HealthStatus::Healthy))
                 .map(|s| format!("{} {:?}", s.name, s.health))
                 .collect();
             format!(

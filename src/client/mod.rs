@@ -16,32 +16,9 @@ use std::net::SocketAddr;
 
 use bevy::prelude::*;
 
-use crate::app::RunMode;
+use crate::process::RunMode;
 use crate::shutdown::{OnShutdown, Shutdown, ShutdownReason};
-
-/// The client's link to its server.
-#[derive(Resource, Debug, Clone, PartialEq, Eq)]
-pub enum ConnectionState {
-    /// Handshake in progress.
-    Connecting,
-    /// Connected and in session.
-    Connected,
-    /// The server ended the session or the link timed out.
-    Disconnected {
-        /// What the server or the transport said.
-        reason: String,
-    },
-}
-
-impl std::fmt::Display for ConnectionState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ConnectionState::Connecting => f.write_str("connecting"),
-            ConnectionState::Connected => f.write_str("connected"),
-            ConnectionState::Disconnected { reason } => write!(f, "disconnected ({reason})"),
-        }
-    }
-}
+use crate::transport::ConnectionState;
 
 /// The server the client joins.
 #[derive(Resource, Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +33,6 @@ pub struct ClientCorePlugin {
 impl Plugin for ClientCorePlugin {
     fn build(&self, app: &mut App) {
         app.insert_resource(ServerAddress(self.server))
-            .insert_resource(ConnectionState::Connecting)
             .add_systems(Startup, announce)
             .add_systems(OnShutdown, fail_unless_connected);
     }

@@ -265,7 +265,7 @@ fn update_panel(
         },
         (Panel::Shop, Some(c)) => {
             let mut s = String::from("SHOP (Tab: next panel)\n");
-            for (i, (name, ..)) in crate::assets::generate::SPECIES.iter().enumerate() {
+            for (i, (name, ..)) in crate::game::SPECIES.iter().enumerate() {
                 let price = c.fish_prices.get(i).copied().unwrap_or(0);
                 let income = c.fish_income.get(i).copied().unwrap_or(0.0);
                 s.push_str(&format!(
@@ -292,7 +292,7 @@ fn update_panel(
         (Panel::Inventory, Some(c)) => match &state {
             Some(st) => {
                 let mut s = String::from("INVENTORY (Tab: next panel)\n");
-                for (i, (name, ..)) in crate::assets::generate::SPECIES.iter().enumerate() {
+                for (i, (name, ..)) in crate::game::SPECIES.iter().enumerate() {
                     let fish: Vec<_> = st
                         .fish
                         .iter()

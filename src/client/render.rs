@@ -9,10 +9,11 @@ use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured, save_to_disk};
 use bevy::window::WindowCloseRequested;
 
-use super::{ConnectionState, ServerAddress};
-use crate::app::RunMode;
+use super::ServerAddress;
 use crate::config::{ClientConfig, ConfigChanged, Side};
+use crate::process::RunMode;
 use crate::shutdown::{Shutdown, ShutdownReason};
+use crate::transport::ConnectionState;
 
 /// Camera, lights, floor and the placeholder tank.
 pub struct ScenePlugin;

@@ -2,17 +2,19 @@
 //!
 //! The schema (`config/schema.ron`) gives every key a tier: ClientSafe, ServerOnly or Shared.
 //! The server holds the [`Config`] resource (every tier), loaded from the layers in
-//! [`load`], hot-reloaded by polling the config dir every `config.reloadPollInterval`, and
-//! replicates the ClientSafe and Shared values to each client as a signed snapshot at join, then
-//! as signed deltas. A client holds [`ClientConfig`]: the same API over its cache, where a
+//! [`load`] and hot-reloaded by polling the config dir every `config.reloadPollInterval`; every
+//! change is a [`ConfigChanged`] message. (Replicating the ClientSafe and Shared values to each
+//! client, as a signed snapshot at join and then signed deltas, is `config_sync`'s, above the
+//! transport and security.) A client holds [`ClientConfig`]: the same API over its cache, where a
 //! ServerOnly key is an error; its ClientSafe values are also the player's own preferences, kept
 //! in `<data>/preferences.ron` and applied live.
 
+mod health;
 pub mod load;
 pub mod schema;
 pub mod store;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,8 +25,7 @@ pub use load::{LoadError, LoadProblem, Loaded};
 pub use schema::{Key, KeySpec, Schema, Tier, ValueType};
 pub use store::{Change, Config, ConfigError, ConfigStats, FromConfig, Side, ValidationReport};
 
-use crate::protocol::{self, ClientRequest, ConfigSnapshot, ConfigValue, RemoteError};
-use crate::transport::{RequestReceived, ServerNet, SessionStarted, SignedBlobReceived};
+use crate::protocol::ConfigValue;
 
 /// A client's config: the same API as [`Config`], over the values the server replicated plus the
 /// player's own ClientSafe preferences.
@@ -45,6 +46,8 @@ pub struct ConfigChanged {
     pub new: ConfigValue,
     /// Who changed it.
     pub actor: String,
+    /// Why (`reload`, `client request`, ...).
+    pub reason: String,
     /// Which store changed: the server's or the client's.
     pub side: Side,
 }
@@ -140,49 +143,32 @@ impl ConfigSource {
     }
 }
 
-/// What a client has received from the server's config.
-#[derive(Resource, Debug, Clone, Default, PartialEq, Eq)]
-pub struct ConfigReplication {
-    /// Snapshots applied (one per join).
-    pub snapshots: u64,
-    /// Deltas applied.
-    pub deltas: u64,
-    /// The server's config version in the last snapshot or delta.
-    pub server_version: u64,
-}
-
 /// Where a client keeps the player's preferences.
 #[derive(Resource, Debug, Clone)]
 pub struct PreferencesFile(pub PathBuf);
 
-/// The server half: overrides, change messages, hot reload, replication, change requests.
+/// The server half: overrides, change messages, hot reload. (Replication to clients and their
+/// change requests are `config_sync`'s.)
 pub struct ConfigServerPlugin;
 
 impl Plugin for ConfigServerPlugin {
     fn build(&self, app: &mut App) {
-        crate::health::register(app, crate::health::checks::CONFIG);
+        crate::integration::register(app, health::INTEGRATION);
         app.add_message::<ConfigChanged>()
             .add_systems(First, server_tick)
-            .add_systems(Update, (hot_reload, replicate, answer_config_requests));
+            .add_systems(Update, hot_reload);
     }
 }
 
-/// The client half: snapshot and deltas from the server, preferences persisted and applied.
+/// The client half: change messages, preferences persisted. (The server's snapshot and deltas
+/// arrive through `config_sync`.)
 pub struct ConfigClientPlugin;
 
 impl Plugin for ConfigClientPlugin {
     fn build(&self, app: &mut App) {
         app.add_message::<ConfigChanged>()
-            .init_resource::<ConfigReplication>()
             .add_systems(First, client_tick)
-            .add_systems(
-                Update,
-                (
-                    receive_replication,
-                    persist_preferences,
-                    apply_network_settings,
-                ),
-            );
+            .add_systems(Update, persist_preferences);
     }
 }
 
@@ -194,13 +180,13 @@ fn emit(changes: Vec<Change>, side: Side, out: &mut MessageWriter<ConfigChanged>
             old: c.old,
             new: c.new,
             actor: c.actor,
+            reason: c.reason,
             side,
         });
     }
 }
 
 fn server_tick(
-    security: Option<ResMut<crate::security::Security>>,
     config: Option<ResMut<Config>>,
     time: Res<Time<Real>>,
     mut out: MessageWriter<ConfigChanged>,
@@ -208,26 +194,6 @@ fn server_tick(
     let Some(mut config) = config else { return };
     config.expire_overrides(time.elapsed());
     let changes = config.take_changes();
-    let mut security = security;
-    for c in &changes {
-        // ServerOnly values stay out of the audit text too: the log may be read by moderators.
-        let shown = |v: &ConfigValue| match config.schema().key(&c.path).map(|k| k.spec.tier) {
-            Some(Tier::ServerOnly) => "<ServerOnly>".to_string(),
-            _ => v.to_string(),
-        };
-        let details = format!(
-            "config {} changed by {}: {} -> {} ({})",
-            c.path,
-            c.actor,
-            shown(&c.old),
-            shown(&c.new),
-            c.reason
-        );
-        match security.as_mut() {
-            Some(sec) => sec.audit(None, crate::security::AuditKind::ConfigChange, details),
-            None => info!(target: "audit", "{details}"),
-        }
-    }
     emit(changes, Side::Server, &mut out);
 }
 
@@ -289,157 +255,6 @@ pub fn reload_now(
     }
 }
 
-fn encode_signed(snapshot: &ConfigSnapshot) -> Option<Vec<u8>> {
-    protocol::encode(snapshot)
-        .map_err(|e| error!("cannot encode a config snapshot: {e}"))
-        .ok()
-}
-
-fn replicate(
-    config: Option<Res<Config>>,
-    net: Option<ResMut<ServerNet>>,
-    mut joined: MessageReader<SessionStarted>,
-    mut changed: MessageReader<ConfigChanged>,
-) {
-    let (Some(config), Some(mut net)) = (config, net) else {
-        return;
-    };
-    for s in joined.read() {
-        if let Some(bytes) = encode_signed(&config.snapshot()) {
-            net.send_signed(s.client, protocol::CONFIG_SNAPSHOT, bytes);
-        }
-    }
-    let paths: BTreeSet<String> = changed
-        .read()
-        .filter(|c| c.side == Side::Server)
-        .filter(|c| {
-            config
-                .schema()
-                .key(&c.path)
-                .is_some_and(|k| k.spec.tier.replicated())
-        })
-        .map(|c| c.path.clone())
-        .collect();
-    if paths.is_empty() {
-        return;
-    }
-    let delta = config.delta(&paths.into_iter().collect::<Vec<_>>());
-    if let Some(bytes) = encode_signed(&delta) {
-        let clients: Vec<u64> = net.sessions().map(|s| s.client_id).collect();
-        for c in clients {
-            net.send_signed(c, protocol::CONFIG_DELTA, bytes.clone());
-        }
-    }
-}
-
-fn answer_config_requests(
-    mut requests: MessageReader<RequestReceived>,
-    net: Option<ResMut<ServerNet>>,
-    config: Option<ResMut<Config>>,
-    security: Option<ResMut<crate::security::Security>>,
-    time: Res<Time<Real>>,
-) {
-    let (Some(mut net), Some(mut config)) = (net, config) else {
-        return;
-    };
-    let mut security = security;
-    let now = time.elapsed();
-    for r in requests.read() {
-        let ClientRequest::SetConfig { path, value } = &r.body else {
-            continue;
-        };
-        let player = net.session(r.client).map_or(0, |s| s.player_id);
-        // Rate limiting (`security.rateLimits.config`) happened at the security gate.
-        let permission = match config.schema().key(path).map(|k| k.spec.tier) {
-            None => Err(format!("unknown config key {path}")),
-            Some(Tier::ClientSafe) => Err(format!(
-                "{path} is ClientSafe: set it in your own preferences"
-            )),
-            Some(Tier::Shared) => Ok("config.write.shared"),
-            Some(Tier::ServerOnly) => Ok("config.write.server"),
-        };
-        // Nothing is allowed that a role does not grant; without the security plugin, nothing is.
-        let result = permission
-            .and_then(|perm| {
-                let granted = security
-                    .as_mut()
-                    .is_some_and(|sec| sec.has_permission(player, perm));
-                if granted {
-                    Ok(())
-                } else {
-                    Err(format!("permission denied: {perm}"))
-                }
-            })
-            .and_then(|()| {
-                config
-                    .set(
-                        path,
-                        value.clone(),
-                        &format!("player {player}"),
-                        "client request",
-                        now,
-                    )
-                    .map_err(|e| e.to_string())
-            })
-            .map_err(RemoteError::Rejected);
-        info!(
-            target: "audit",
-            "config change request by player {player} (client {}): {path} = {value}: {}",
-            r.client,
-            match &result {
-                Ok(v) => format!("applied as version {v}"),
-                Err(e) => e.to_string(),
-            }
-        );
-        net.respond_at(
-            r.client,
-            r.id,
-            result.map(|version| protocol::ServerResponse::ConfigSet { version }),
-            Some(now),
-        );
-    }
-}
-
-fn receive_replication(
-    config: Option<ResMut<ClientConfig>>,
-    mut blobs: MessageReader<SignedBlobReceived>,
-    mut seen: ResMut<ConfigReplication>,
-    time: Res<Time<Real>>,
-) {
-    let Some(mut config) = config else { return };
-    for b in blobs.read() {
-        let replace = match b.purpose.as_str() {
-            protocol::CONFIG_SNAPSHOT => true,
-            protocol::CONFIG_DELTA => false,
-            _ => continue,
-        };
-        let snap: ConfigSnapshot = match protocol::decode(&b.blob) {
-            Ok(s) => s,
-            Err(e) => {
-                warn!("undecodable config {}: {e}", b.purpose);
-                continue;
-            }
-        };
-        let (good, bad) = config.accept_snapshot(&snap);
-        for problem in bad {
-            warn!("config from the server refused: {problem}");
-        }
-        config.apply_base(
-            good,
-            replace,
-            "server",
-            &format!("replicated v{}", snap.version),
-            time.elapsed(),
-        );
-        if replace {
-            seen.snapshots += 1;
-        } else {
-            seen.deltas += 1;
-        }
-        seen.server_version = snap.version;
-    }
-}
-
 fn persist_preferences(
     config: Option<Res<ClientConfig>>,
     file: Option<Res<PreferencesFile>>,
@@ -493,31 +308,6 @@ pub fn ron_literal(v: &ConfigValue) -> String {
     }
 }
 
-fn apply_network_settings(
-    config: Option<Res<ClientConfig>>,
-    net: Option<ResMut<crate::transport::ClientNet>>,
-    transport: Option<ResMut<crate::transport::BatchedClientTransport>>,
-    mut changed: MessageReader<ConfigChanged>,
-) {
-    let (Some(config), Some(mut net)) = (config, net) else {
-        return;
-    };
-    let (mut timeout, mut send_rate) = (false, false);
-    for c in changed.read().filter(|c| c.side == Side::Client) {
-        timeout |= c.under("network.messageTimeout");
-        send_rate |= c.under("network.clientSendRate");
-    }
-    if timeout && let Ok(t) = config.get::<Duration>("network.messageTimeout") {
-        net.set_timeout(t);
-    }
-    if send_rate
-        && let Some(mut transport) = transport
-        && let Ok(rate) = config.get::<i64>("network.clientSendRate")
-    {
-        transport.set_send_interval(crate::transport::client_send_interval(rate));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -530,6 +320,7 @@ mod tests {
             old: ConfigValue::Int(1),
             new: ConfigValue::Int(2),
             actor: "x".into(),
+            reason: "test".into(),
             side: Side::Server,
         };
         assert!(c.under("graphics"));

@@ -7,9 +7,10 @@
 //! backoff and jitter, and reports a critical state when 5 errors fall within 120 s. All disk work
 //! runs on Bevy's IO task pool; the tick never waits on fsync.
 
+mod admin;
 pub mod backend;
 pub mod backup;
-pub mod cli;
+mod health;
 pub mod profile;
 pub mod seal;
 pub mod store;
@@ -27,9 +28,10 @@ pub use profile::{Fish, OpRecord, Profile, Tank};
 pub use seal::{AtRest, Codec};
 pub use store::{
     Datastore, ErrorWindow, Loaded, LockOwner, MergeOutcome, OfflineMessage, SaveRequest,
-    StoreError, StoreSettings, StoreStats, now_ms,
+    StoreError, StoreSettings, StoreStats,
 };
 
+use crate::clock::now_ms;
 use crate::config::Config;
 use crate::reconcile::Reconciler;
 use crate::shutdown::{OnShutdown, Shutdown, ShutdownSystems};
@@ -184,8 +186,8 @@ pub struct DataStoreState {
     pub save_retries: u64,
     /// Errors of any kind (saves, loads, heartbeats, backups).
     pub errors_total: u64,
-    /// Auto-save interval multiplier (the health plugin's optimisation raises it while storage
-    /// fails often).
+    /// Auto-save interval multiplier: 2 while the `datastore.autosave` optimisation rule is
+    /// engaged (storage fails often; see [`AutosavePace`]), else 1.
     pub autosave_slowdown: u32,
 }
 
@@ -265,6 +267,20 @@ pub struct ProfileLoaded {
     pub applied: Vec<OfflineMessage>,
 }
 
+/// The `datastore.autosave` optimisation rule changed state: auto-saves are spaced ×2 while it
+/// is engaged. Sent by the rule engine; the data store owns the pace.
+#[derive(Message, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AutosavePace {
+    /// Spaced out (engaged) or back to normal (released).
+    pub slowed: bool,
+}
+
+fn pace_autosaves(mut paces: MessageReader<AutosavePace>, mut state: ResMut<DataStoreState>) {
+    if let Some(p) = paces.read().last() {
+        state.autosave_slowdown = if p.slowed { 2 } else { 1 };
+    }
+}
+
 /// Makes an old version of a player's profile current again. If the player is playing on this
 /// server, their session is ended first (unsaved changes are discarded: the restore replaces
 /// them) and their lock released.
@@ -323,8 +339,18 @@ pub struct DataStorePlugin;
 
 impl Plugin for DataStorePlugin {
     fn build(&self, app: &mut App) {
-        crate::health::register(app, crate::health::checks::DATASTORE);
+        crate::integration::register(app, health::INTEGRATION);
+        crate::integration::register_rule(app, health::autosave_rule());
         app.add_message::<ProfileLoaded>()
+            .add_message::<AutosavePace>()
+            .add_message::<crate::security::AdminCommandAdmitted>()
+            .add_message::<crate::security::AuditEntry>()
+            .init_resource::<admin::SettleTasks>()
+            .add_systems(Update, pace_autosaves)
+            .add_systems(
+                Update,
+                (admin::answer_conflict_commands, admin::finish_settlements),
+            )
             .add_message::<RestoreVersion>()
             .add_message::<VersionRestored>()
             .add_systems(Update, restore_versions.before(poll_jobs))
@@ -525,7 +551,7 @@ fn autosave(
 fn scheduled_backup(
     config: Option<Res<Config>>,
     store: Option<Res<DataStore>>,
-    paths: Res<crate::app::Paths>,
+    paths: Res<crate::process::Paths>,
     mut state: ResMut<DataStoreState>,
     time: Res<Time<Real>>,
 ) {
@@ -876,12 +902,13 @@ fn poll_jobs(
                             l.held = true;
                         }
                         if let Some(rc) = reconciler.as_mut() {
+                            let json = |p: &Profile| serde_json::to_value(p).unwrap_or_default();
                             rc.queue(crate::reconcile::PendingConflict {
                                 id: 0,
                                 player,
-                                base,
-                                ours,
-                                theirs,
+                                base: json(&base),
+                                ours: json(&ours),
+                                theirs: json(&theirs),
                                 theirs_version: version,
                                 fields: conflicts,
                             });

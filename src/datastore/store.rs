@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::backend::{Backend, BackendError, ReadOps, Table, WriteOps};
 use super::profile::{self, MAX_PROFILE_BYTES, Profile};
 use super::seal::{AtRest, SealError};
-use crate::transport::stats::LatencyWindow;
+use crate::clock::{LatencyWindow, now_ms};
 
 /// Who holds a profile: a server and one of its sessions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -309,11 +309,6 @@ fn be_u64(bytes: &[u8]) -> u64 {
     let n = bytes.len().min(8);
     b[..n].copy_from_slice(&bytes[..n]);
     u64::from_be_bytes(b)
-}
-
-/// Wall clock in ms since the Unix epoch (lock heartbeats, version times).
-pub fn now_ms() -> u64 {
-    crate::transport::unix_now().as_millis() as u64
 }
 
 impl<B: Backend> Datastore<B> {

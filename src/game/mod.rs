@@ -3,8 +3,11 @@
 //! income watch that feeds the security detectors. Client: prediction of its own operations
 //! ([`predict`]). The economy's rules are plain functions in [`economy`].
 
+mod admin;
+mod art;
 pub mod boids;
 pub mod economy;
+mod health;
 pub mod predict;
 
 use std::collections::HashMap;
@@ -12,6 +15,7 @@ use std::time::Duration;
 
 use bevy::prelude::*;
 
+pub use art::{SPECIES, Species, tank_half_extents};
 pub use economy::{Catalog, EconomyError, Receipt};
 pub use predict::{GameOp, Predictor};
 
@@ -110,10 +114,13 @@ pub struct GameServerPlugin;
 
 impl Plugin for GameServerPlugin {
     fn build(&self, app: &mut App) {
-        crate::health::register(app, crate::health::checks::GAME);
+        crate::integration::register(app, health::INTEGRATION);
         app.add_message::<SuspiciousActivity>()
             .init_resource::<GameServerState>()
             .init_resource::<Shop>()
+            .init_resource::<admin::GrantTasks>()
+            .add_message::<crate::security::AdminCommandAdmitted>()
+            .add_message::<crate::security::AuditEntry>()
             .add_systems(PreUpdate, refresh_shop)
             .add_systems(
                 Update,
@@ -121,6 +128,8 @@ impl Plugin for GameServerPlugin {
                     send_state_at_join,
                     answer_game_ops,
                     answer_visits,
+                    admin::grant_coins,
+                    admin::finish_grants,
                     step_economy,
                     forget_left,
                 )
@@ -211,7 +220,7 @@ fn answer_game_ops(
         };
         let result = match gift_check.and_then(|()| predict::apply(&mut profile, op, catalog)) {
             Ok(()) => {
-                let at_ms = crate::transport::unix_now().as_millis() as u64;
+                let at_ms = crate::clock::now_ms();
                 let (kind, payload) = match op {
                     GameOp::Purchase { item, quantity } => (
                         "purchase",

@@ -1,20 +1,15 @@
-//! Integration, health and metrics (the seed's IntegrationManager and performance monitoring).
+//! Health and metrics (the seed's IntegrationManager and performance monitoring): the endpoint,
+//! the check runner and the optimisation-rule engine over the [`crate::integration`] registry.
 //!
-//! Every server plugin registers with the [`IntegrationRegistry`] (name, version, dependencies,
-//! health check); a missing dependency stops start-up naming both plugins. Checks run every
-//! `health.checkInterval` and on demand (the `Health` admin command). Metrics go through the
-//! `metrics` facade into a Prometheus recorder (`metrics-exporter-prometheus`, without its own
-//! HTTP stack); the dedicated server serves `/health` (JSON, 200 or 503) and `/metrics`
-//! (Prometheus text) on `--metrics-bind` from a small `tiny_http` thread. A performance report
-//! goes to the log every `performance.logInterval`, and the seed's automatic optimisations are
-//! explicit rules with hysteresis ([`rules`]).
-//!
-//! Not built yet (issue #9): the asset figures and the asset-cache rule (there are no assets
-//! yet), and the client's F3 overlay.
-
-pub mod checks;
-pub mod registry;
-pub mod rules;
+//! Every plugin registers itself with the registry in its own `build` (name, version,
+//! dependencies, health check, figures, rules); this plugin names no subsystem. Checks run every
+//! `health.checkInterval` and on demand ([`HealthCheckRequested`], from the `Health` admin
+//! command). Figures go through the `metrics` facade into a Prometheus recorder
+//! (`metrics-exporter-prometheus`, without its own HTTP stack), each with its help text; the
+//! dedicated server serves `/health` (JSON, 200 or 503) and `/metrics` (Prometheus text) on
+//! `--metrics-bind` from a small `tiny_http` thread. A performance report goes to the log every
+//! `performance.logInterval`. The rules registered with the registry are evaluated at each
+//! scheduled check; what they decide reaches their owners as the owners' own messages.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -23,15 +18,13 @@ use std::time::Duration;
 use bevy::prelude::*;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
 
-pub use registry::{HealthReport, HealthStatus, Integration, IntegrationRegistry, register};
-pub use rules::{Direction, OptimisationRule, Transition};
-
 use crate::config::Config;
-use crate::datastore::{DataStore, DataStoreState};
+use crate::integration::{
+    ApplyTransition, Figure, FigureKind, HealthStatus, Integration, IntegrationRegistry,
+    OptimisationRule, Transition, register,
+};
 use crate::protocol::{RequestId, SealedResponse};
-use crate::reconcile::Reconciler;
-use crate::security::Security;
-use crate::transport::{ServerNet, TickTimes};
+use crate::transport::ServerNet;
 
 /// What the HTTP thread serves, refreshed by the App every second.
 #[derive(Debug, Default)]
@@ -164,35 +157,6 @@ pub struct HealthCheckRequested {
     pub id: RequestId,
 }
 
-/// The optimisation rules and what they adjust.
-#[derive(Resource, Debug)]
-pub struct Optimiser {
-    /// Slows the integrity sweep (×4) while conflicts come fast.
-    pub reconcile_sweep: OptimisationRule,
-    /// Spaces auto-saves (×2) while the data store's success rate is low.
-    pub datastore_autosave: OptimisationRule,
-    last_conflicts: u64,
-    last_ops: (u64, u64),
-}
-
-impl Default for Optimiser {
-    fn default() -> Self {
-        Self {
-            // Conflicts per minute.
-            reconcile_sweep: OptimisationRule::new("reconcile.sweep", Direction::High, 10.0, 2.0),
-            // Share of data store operations that succeeded in the last window.
-            datastore_autosave: OptimisationRule::new(
-                "datastore.autosave",
-                Direction::Low,
-                0.9,
-                0.98,
-            ),
-            last_conflicts: 0,
-            last_ops: (0, 0),
-        }
-    }
-}
-
 #[derive(Resource, Default)]
 struct Clocks {
     last_check: Duration,
@@ -212,18 +176,56 @@ impl Plugin for HealthPlugin {
                 version: env!("CARGO_PKG_VERSION"),
                 depends_on: &[],
                 check: |_| HealthStatus::Healthy,
+                figures: process_figures,
             },
         );
         app.init_resource::<Metrics>()
-            .init_resource::<Optimiser>()
             .init_resource::<Clocks>()
             .add_message::<HealthCheckRequested>()
             .add_systems(Last, (run_checks, publish, performance_report).chain());
     }
 }
 
-fn now_ms() -> u64 {
-    crate::transport::unix_now().as_millis() as u64
+/// The process's own figures and the last health report.
+fn process_figures(world: &World, out: &mut Vec<Figure>) {
+    out.extend([
+        Figure::gauge(
+            "bloxquarium_process_resident_memory_bytes",
+            "Resident set size of the process, bytes.",
+            crate::process::rss_mb() * 1024.0 * 1024.0,
+        ),
+        Figure::gauge(
+            "bloxquarium_process_cpu_seconds",
+            "CPU time the process has used, user and system, seconds.",
+            crate::process::cpu_seconds(),
+        ),
+        Figure::gauge(
+            "bloxquarium_process_entities",
+            "Entities in the server's World.",
+            world.entities().len() as f64,
+        ),
+    ]);
+    if let Some(reg) = world.get_resource::<IntegrationRegistry>() {
+        for rule in &reg.rules {
+            crate::integration::rule_figures(&rule.rule, out);
+        }
+        if let Some(last) = &reg.last {
+            for s in &last.systems {
+                out.push(
+                    Figure::gauge(
+                        "bloxquarium_health_status",
+                        "Health of each registered system: 0 healthy, 1 degraded, 2 unhealthy.",
+                        match s.health {
+                            HealthStatus::Healthy => 0.0,
+                            HealthStatus::Degraded(_) => 1.0,
+                            HealthStatus::Unhealthy(_) => 2.0,
+                        },
+                    )
+                    .label("system", s.name.clone()),
+                );
+            }
+        }
+    }
 }
 
 /// Runs the checks every `health.checkInterval` and for each admin request; evaluates the
@@ -246,7 +248,7 @@ fn run_checks(world: &mut World) {
         return;
     };
     // Checks only read the World, so the registry is borrowed beside it, not cloned.
-    let report = registry.check_all(world, now_ms());
+    let report = registry.check_all(world, crate::clock::now_ms());
     if let Some(prev) = &registry.last
         && prev.overall != report.overall
     {
@@ -284,57 +286,21 @@ fn run_checks(world: &mut World) {
     }
 }
 
-/// Evaluates the rules over the last window and applies what they decide.
+/// Evaluates every registered rule over the last window; each transition is handed to the
+/// rule's owner through the rule's `apply` (the owner's own message).
 fn optimise(world: &mut World, window: Duration) {
-    let conflicts = world.get_resource::<Reconciler>().map(|r| {
-        r.stats.resolved_conflicts + r.stats.pending_conflicts + r.stats.integrity_failures
-    });
-    let ops = world.get_resource::<DataStore>().map(|s| {
-        let st = s.stats();
-        (st.operations, st.failed)
-    });
-    let base_sweep = world
-        .get_resource::<Config>()
-        .and_then(|c| c.get::<Duration>("reconcile.interval").ok());
-    let mut opt = world.resource_mut::<Optimiser>();
-    let mut sweep = None;
-    if let Some(c) = conflicts {
-        let per_minute =
-            c.saturating_sub(opt.last_conflicts) as f64 * 60.0 / window.as_secs_f64().max(1.0);
-        opt.last_conflicts = c;
-        if let Some(t) = opt.reconcile_sweep.evaluate(per_minute) {
-            log_rule(&opt.reconcile_sweep, t, per_minute);
-            sweep = Some(t);
-        }
-    }
-    let mut autosave = None;
-    if let Some((total, failed)) = ops {
-        let (t0, f0) = opt.last_ops;
-        opt.last_ops = (total, failed);
-        let n = total.saturating_sub(t0);
-        if n >= 5 {
-            let rate = 1.0 - failed.saturating_sub(f0) as f64 / n as f64;
-            if let Some(t) = opt.datastore_autosave.evaluate(rate) {
-                log_rule(&opt.datastore_autosave, t, rate);
-                autosave = Some(t);
-            }
-        }
-    }
-    if let (Some(t), Some(base)) = (sweep, base_sweep)
-        && let Some(mut rc) = world.get_resource_mut::<Reconciler>()
-    {
-        rc.interval = match t {
-            Transition::Engaged => base * 4,
-            Transition::Released => base,
-        };
-    }
-    if let Some(t) = autosave
-        && let Some(mut ds) = world.get_resource_mut::<DataStoreState>()
-    {
-        ds.autosave_slowdown = match t {
-            Transition::Engaged => 2,
-            Transition::Released => 1,
-        };
+    let mut rules = std::mem::take(&mut world.resource_mut::<IntegrationRegistry>().rules);
+    let transitions: Vec<(ApplyTransition, Transition)> = rules
+        .iter_mut()
+        .filter_map(|r| {
+            let (t, value) = r.sample(world, window)?;
+            log_rule(&r.rule, t, value);
+            Some((r.apply, t))
+        })
+        .collect();
+    world.resource_mut::<IntegrationRegistry>().rules = rules;
+    for (apply, t) in transitions {
+        apply(world, t);
     }
 }
 
@@ -351,6 +317,17 @@ fn log_rule(rule: &OptimisationRule, t: Transition, value: f64) {
     }
 }
 
+/// Every registered plugin's figures.
+pub fn collect(world: &World) -> Vec<Figure> {
+    let mut out = Vec::new();
+    if let Some(reg) = world.get_resource::<IntegrationRegistry>() {
+        for source in reg.figure_sources() {
+            source(world, &mut out);
+        }
+    }
+    out
+}
+
 /// Every second: every subsystem's figures into the recorder, and the endpoint's bodies.
 fn publish(world: &mut World) {
     let now = world.resource::<Time<Real>>().elapsed();
@@ -363,7 +340,7 @@ fn publish(world: &mut World) {
         }
         clocks.last_publish = now;
     }
-    let figures = checks::collect(world);
+    let figures = collect(world);
     let text = {
         let metrics = world.resource::<Metrics>();
         metrics::with_local_recorder(&metrics.recorder, || {
@@ -373,10 +350,15 @@ fn publish(world: &mut World) {
                     .iter()
                     .map(|(k, v)| metrics::Label::new(*k, v.clone()))
                     .collect();
-                if f.counter {
-                    metrics::counter!(f.name, labels).absolute(f.value.max(0.0) as u64);
-                } else {
-                    metrics::gauge!(f.name, labels).set(f.value);
+                match f.kind {
+                    FigureKind::Counter => {
+                        metrics::describe_counter!(f.name, f.help);
+                        metrics::counter!(f.name, labels).absolute(f.value.max(0.0) as u64);
+                    }
+                    FigureKind::Gauge => {
+                        metrics::describe_gauge!(f.name, f.help);
+                        metrics::gauge!(f.name, labels).set(f.value);
+                    }
                 }
             }
         });
@@ -396,7 +378,15 @@ fn publish(world: &mut World) {
     }
 }
 
-/// A performance report in the log every `performance.logInterval`.
+/// The value of the first figure called `name` (0 if none).
+fn figure(figures: &[Figure], name: &str) -> f64 {
+    figures
+        .iter()
+        .find(|f| f.name == name)
+        .map_or(0.0, |f| f.value)
+}
+
+/// A performance report in the log every `performance.logInterval`, from the registered figures.
 fn performance_report(world: &mut World) {
     let now = world.resource::<Time<Real>>().elapsed();
     let every = world
@@ -407,26 +397,30 @@ fn performance_report(world: &mut World) {
         return;
     }
     world.resource_mut::<Clocks>().last_report = now;
-    let (p50, p99) = world.get_resource::<TickTimes>().map_or((0.0, 0.0), |t| {
-        (t.window.quantile_ms(0.5), t.window.quantile_ms(0.99))
-    });
-    let sessions = world
-        .get_resource::<ServerNet>()
-        .map_or(0, |n| n.session_count());
-    let store = world.get_resource::<DataStore>().map(|s| s.stats());
-    let security = world.get_resource::<Security>().map(|s| s.stats());
+    let f = collect(world);
     let health = world
         .get_resource::<IntegrationRegistry>()
         .and_then(|r| r.last.as_ref().map(|l| l.overall.name()))
         .unwrap_or("unchecked");
+    let ok_share = if f
+        .iter()
+        .any(|x| x.name == "bloxquarium_datastore_success_ratio")
+    {
+        figure(&f, "bloxquarium_datastore_success_ratio")
+    } else {
+        1.0
+    };
     info!(
-        "performance: tick p50 {p50:.2} ms p99 {p99:.2} ms, {sessions} sessions, rss {:.1} MiB, cpu {:.1} s, entities {}, store ops {} ({:.1}% ok, save p99 {:.1} ms), strikes {}, health {health}",
-        crate::transport::rss_mb(),
-        checks::cpu_seconds(),
-        world.entities().len(),
-        store.as_ref().map_or(0, |s| s.operations),
-        store.as_ref().map_or(100.0, |s| s.success_rate() * 100.0),
-        store.as_ref().map_or(0.0, |s| s.save_p99_ms),
-        security.as_ref().map_or(0, |s| s.strikes),
+        "performance: tick p50 {:.2} ms p99 {:.2} ms, {} sessions, rss {:.1} MiB, cpu {:.1} s, entities {}, store ops {} ({:.1}% ok, save p99 {:.1} ms), strikes {}, health {health}",
+        figure(&f, "bloxquarium_tick_p50_seconds") * 1000.0,
+        figure(&f, "bloxquarium_tick_p99_seconds") * 1000.0,
+        figure(&f, "bloxquarium_network_sessions"),
+        figure(&f, "bloxquarium_process_resident_memory_bytes") / (1024.0 * 1024.0),
+        figure(&f, "bloxquarium_process_cpu_seconds"),
+        figure(&f, "bloxquarium_process_entities"),
+        figure(&f, "bloxquarium_datastore_operations_total"),
+        ok_share * 100.0,
+        figure(&f, "bloxquarium_datastore_save_p99_seconds") * 1000.0,
+        figure(&f, "bloxquarium_security_strikes_total"),
     );
 }

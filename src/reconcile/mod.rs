@@ -15,6 +15,7 @@
 //! integrity sweep, which compares each live profile's stored copy with the checksum of what
 //! the server last saved.
 
+mod health;
 pub mod log;
 pub mod merge;
 
@@ -25,11 +26,13 @@ use bevy::prelude::*;
 pub use log::{Operation, OperationLog, ReconcileStats, Snapshot, checksum};
 pub use merge::{Conflict, Policy, Resolution, Rule, Strategy, profile_policy, resolve};
 
+use serde_json::Value;
+
 use crate::config::{Config, ConfigError};
-use crate::datastore::Profile;
 use crate::protocol::ConflictReport;
 
-/// A conflict waiting for a person.
+/// A conflict waiting for a person. The three sides are records as JSON (the data store
+/// encodes its profiles; reconciliation never needs their type).
 #[derive(Debug, Clone)]
 pub struct PendingConflict {
     /// Its id.
@@ -37,11 +40,11 @@ pub struct PendingConflict {
     /// The player.
     pub player: u64,
     /// The common base.
-    pub base: Profile,
+    pub base: Value,
     /// The server's in-memory side.
-    pub ours: Profile,
+    pub ours: Value,
     /// The stored side.
-    pub theirs: Profile,
+    pub theirs: Value,
     /// The stored version `theirs` is.
     pub theirs_version: u64,
     /// The fields in conflict.
@@ -132,26 +135,17 @@ impl Reconciler {
 
     /// `resolve_conflicts(strategy)`: tries every waiting conflict again under `strategy`;
     /// those it settles leave the queue and are returned (player, base version, merged
-    /// profile) for the caller to write.
-    pub fn resolve_conflicts(&mut self, strategy: Strategy) -> Vec<(u64, u64, Profile)> {
+    /// record) for the caller to write.
+    pub fn resolve_conflicts(&mut self, strategy: Strategy) -> Vec<(u64, u64, Value)> {
         let mut out = Vec::new();
         let mut keep = Vec::new();
         for c in std::mem::take(&mut self.pending) {
-            let (Ok(b), Ok(o), Ok(t)) = (
-                serde_json::to_value(&c.base),
-                serde_json::to_value(&c.ours),
-                serde_json::to_value(&c.theirs),
-            ) else {
+            let r = resolve(&c.base, &c.ours, &c.theirs, strategy, &self.policy);
+            if r.conflicts.is_empty() {
+                self.stats.resolved_conflicts += 1;
+                out.push((c.player, c.theirs_version, r.merged));
+            } else {
                 keep.push(c);
-                continue;
-            };
-            let r = resolve(&b, &o, &t, strategy, &self.policy);
-            match serde_json::from_value::<Profile>(r.merged) {
-                Ok(p) if r.conflicts.is_empty() => {
-                    self.stats.resolved_conflicts += 1;
-                    out.push((c.player, c.theirs_version, p));
-                }
-                _ => keep.push(c),
             }
         }
         self.pending = keep;
@@ -184,6 +178,30 @@ impl Reconciler {
     }
 }
 
+/// The `reconcile.sweep` optimisation rule changed state: the integrity sweep runs ×4 less
+/// often while it is engaged. Sent by the rule engine; reconciliation owns the interval.
+#[derive(Message, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepPace {
+    /// Slowed (engaged) or back to `reconcile.interval` (released).
+    pub slowed: bool,
+}
+
+fn pace_sweep(
+    mut paces: MessageReader<SweepPace>,
+    config: Option<Res<Config>>,
+    reconciler: Option<ResMut<Reconciler>>,
+) {
+    let Some(p) = paces.read().last() else { return };
+    // Both exist whenever the rule that sends this is registered (a server with a config).
+    let (Some(config), Some(mut rc)) = (config, reconciler) else {
+        return;
+    };
+    let Ok(base) = config.get::<Duration>("reconcile.interval") else {
+        return;
+    };
+    rc.interval = if p.slowed { base * 4 } else { base };
+}
+
 /// The reconciliation plugin (server): registers reconciliation with the health checks. The
 /// server's start-up inserts the [`Reconciler`] from the config (a bad value stops the start);
 /// the systems that detect and settle conflicts run in the data store plugin and the admin
@@ -192,7 +210,10 @@ pub struct ReconcilePlugin;
 
 impl Plugin for ReconcilePlugin {
     fn build(&self, app: &mut App) {
-        crate::health::register(app, crate::health::checks::RECONCILE);
+        crate::integration::register(app, health::INTEGRATION);
+        crate::integration::register_rule(app, health::sweep_rule());
+        app.add_message::<SweepPace>()
+            .add_systems(Update, pace_sweep);
     }
 }
 
@@ -211,11 +232,8 @@ mod tests {
             pending: Vec::new(),
             next_id: 1,
         };
-        let base = Profile::template(5, 100);
-        let mut ours = base.clone();
-        ours.stats.coins = 150;
-        let mut theirs = base.clone();
-        theirs.stats.coins = 90;
+        let record = |coins: i64| serde_json::json!({"player_id": 5, "stats": {"coins": coins}});
+        let (base, ours, theirs) = (record(100), record(150), record(90));
         let id = r.queue(PendingConflict {
             id: 0,
             player: 5,
@@ -230,7 +248,10 @@ mod tests {
         assert_eq!(r.report()[0].id, id);
         let done = r.resolve_conflicts(Strategy::Automatic);
         assert_eq!(done.len(), 1);
-        assert_eq!(done[0].2.stats.coins, 140, "counter deltas: +50 and -10");
+        assert_eq!(
+            done[0].2["stats"]["coins"], 140,
+            "counter deltas: +50 and -10"
+        );
         assert_eq!(r.stats.pending_conflicts, 0);
         assert_eq!(r.stats.resolution_rate(), 1.0);
     }

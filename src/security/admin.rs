@@ -1,47 +1,47 @@
 //! Admin commands: sealed remote functions ([`AdminCommand`]), each behind its own permission
 //! ([`AdminCommand::permission`]). A refusal is a strike and an audit record; every command
 //! carried out is audited with its actor.
+//!
+//! Security carries out its own commands (kick, ban, unban, role, stats), reloads the config and
+//! asks the health plugin for a check. A command about something another subsystem owns (coins,
+//! conflicts) is handed on as [`AdminCommandAdmitted`] once its permission is checked; the owner
+//! carries it out, audits it through [`AuditEntry`] and answers the client.
 
-use bevy::ecs::system::SystemParam;
 use bevy::prelude::*;
-use bevy::tasks::{IoTaskPool, Task, block_on, futures_lite::future};
 
 use super::{AuditKind, Security};
 use crate::config::{Config, ConfigSource};
-use crate::datastore::{DataStore, DataStoreState, OfflineMessage};
 use crate::protocol::{AdminCommand, RemoteError, RequestId, SealedRequest, SealedResponse};
 use crate::transport::{SealedRequestReceived, ServerNet};
 
-/// Admin work finishing off the tick (gifts to offline players are durable writes).
-#[derive(Resource, Default)]
-pub struct AdminTasks(Vec<Task<Answer>>);
+/// An admin command that passed its permission check, for the subsystem that owns what it
+/// changes (that subsystem answers the client).
+#[derive(Message, Debug, Clone)]
+pub struct AdminCommandAdmitted {
+    /// The admin's client.
+    pub client: u64,
+    /// Its request.
+    pub id: RequestId,
+    /// The admin's player id.
+    pub actor: u64,
+    /// The command.
+    pub command: AdminCommand,
+}
 
-/// The answer to one admin request: client, request id, result, and what to do after.
-type Answer = (u64, RequestId, Result<SealedResponse, RemoteError>, After);
-
-/// State to update once an admin task has finished.
-enum After {
-    Nothing,
-    /// A conflict was settled by writing `profile` as `version`.
-    Settled {
-        player: u64,
-        version: u64,
-        profile: Box<crate::datastore::Profile>,
-    },
-    /// Settling failed: the conflict goes back into the queue.
-    Requeue(Box<crate::reconcile::PendingConflict>),
+impl AdminCommandAdmitted {
+    /// How audit records name the admin.
+    pub fn who(&self) -> String {
+        format!("player {}", self.actor)
+    }
 }
 
 /// What the admin handler reaches besides security and the network.
-#[derive(SystemParam)]
+#[derive(bevy::ecs::system::SystemParam)]
 pub struct AdminWorld<'w> {
-    store: Option<Res<'w, DataStore>>,
-    profiles: Option<ResMut<'w, DataStoreState>>,
     config: Option<ResMut<'w, Config>>,
     source: Option<ResMut<'w, ConfigSource>>,
-    reconciler: Option<ResMut<'w, crate::reconcile::Reconciler>>,
     health: Option<ResMut<'w, Messages<crate::health::HealthCheckRequested>>>,
-    tasks: ResMut<'w, AdminTasks>,
+    handed_on: MessageWriter<'w, AdminCommandAdmitted>,
 }
 
 fn rejected(why: impl Into<String>) -> Result<SealedResponse, RemoteError> {
@@ -109,7 +109,7 @@ struct Request {
     now: std::time::Duration,
 }
 
-/// Carries out a command; `None` when the answer comes later (from a task or another plugin).
+/// Carries out a command; `None` when the answer comes later (from another plugin).
 fn run(
     cmd: &AdminCommand,
     security: &mut Security,
@@ -119,7 +119,7 @@ fn run(
     at: Request,
 ) -> Option<Result<SealedResponse, RemoteError>> {
     let (actor, now) = (at.actor, at.now);
-    let now_ms = crate::transport::unix_now().as_millis() as u64;
+    let now_ms = crate::clock::now_ms();
     let answer = match cmd {
         AdminCommand::Kick { player, reason } => {
             if net.session(*player).is_none() {
@@ -165,9 +165,6 @@ fn run(
                 rejected(format!("player {player} is not banned"))
             }
         }
-        AdminCommand::GrantCoins { player, amount } => {
-            return grant(security, world, (*player, *amount), who, (at.client, at.id));
-        }
         AdminCommand::SetRole { player, role } => match security.assign_role(*player, role, who) {
             Ok(()) => done(format!("player {player} is now {role}")),
             Err(e) => rejected(e.to_string()),
@@ -190,12 +187,17 @@ fn run(
             _ => rejected("this server has no config dir to reload"),
         },
         AdminCommand::Stats => Ok(SealedResponse::SecurityStats(security.stats())),
-        AdminCommand::ListConflicts => match world.reconciler.as_ref() {
-            Some(rc) => Ok(SealedResponse::Conflicts(rc.report())),
-            None => rejected("this server does not reconcile"),
-        },
-        AdminCommand::ResolveConflict { id, take_ours } => {
-            return settle(security, world, (*id, *take_ours), who, (at.client, at.id));
+        AdminCommand::GrantCoins { .. }
+        | AdminCommand::ListConflicts
+        | AdminCommand::ResolveConflict { .. } => {
+            // Coins are the game's, conflicts the data store's: they carry these out.
+            world.handed_on.write(AdminCommandAdmitted {
+                client: at.client,
+                id: at.id,
+                actor,
+                command: cmd.clone(),
+            });
+            return None;
         }
         AdminCommand::Health => match world.health.as_mut() {
             Some(m) => {
@@ -209,179 +211,4 @@ fn run(
         },
     };
     Some(answer)
-}
-
-/// Coins to a live profile at once; to an offline one as an offline message (a durable write,
-/// off the tick: the answer comes from [`finish_admin_tasks`], and this returns `None`).
-fn grant(
-    security: &mut Security,
-    world: &mut AdminWorld,
-    (player, amount): (u64, i64),
-    who: &str,
-    (client, id): (u64, RequestId),
-) -> Option<Result<SealedResponse, RemoteError>> {
-    if let Some(profiles) = world.profiles.as_mut()
-        && profiles.profile(player).is_some()
-    {
-        let Some(profile) = profiles.profile_mut(player) else {
-            return Some(rejected("profile vanished"));
-        };
-        let after = profile.stats.coins.saturating_add(amount);
-        if after < 0 {
-            return Some(rejected(format!(
-                "player {player} has {} coins; taking {} would go below zero",
-                profile.stats.coins, -amount
-            )));
-        }
-        profile.stats.coins = after;
-        security.income.credit(player, amount);
-        security.audit(
-            Some(player),
-            AuditKind::AdminAction,
-            format!("{amount} coins granted by {who}; balance {after}"),
-        );
-        return Some(done(format!("player {player} now has {after} coins")));
-    }
-    if amount < 0 {
-        return Some(rejected(format!(
-            "player {player} is offline; coins can only be taken from a player who is online"
-        )));
-    }
-    let Some(store) = world.store.as_ref() else {
-        return Some(rejected("this server has no data store"));
-    };
-    security.audit(
-        Some(player),
-        AuditKind::AdminAction,
-        format!("{amount} coins sent to offline player by {who}"),
-    );
-    let store = store.0.clone();
-    let from = client;
-    world.tasks.0.push(IoTaskPool::get().spawn(async move {
-        let result = store
-            .send_offline(player, &OfflineMessage::Coins { amount, from })
-            .map(|_| SealedResponse::AdminDone {
-                detail: format!(
-                    "player {player} is offline; {amount} coins wait for their next join"
-                ),
-            })
-            .map_err(|e| RemoteError::Rejected(format!("cannot store the gift: {e}")));
-        (client, id, result, After::Nothing)
-    }));
-    None
-}
-
-/// Settles a waiting conflict: the stored side at once; the server's side by a durable write
-/// off the tick (the answer comes from [`finish_admin_tasks`]).
-fn settle(
-    security: &mut Security,
-    world: &mut AdminWorld,
-    (conflict, take_ours): (u64, bool),
-    who: &str,
-    (client, id): (u64, RequestId),
-) -> Option<Result<SealedResponse, RemoteError>> {
-    let Some(rc) = world.reconciler.as_mut() else {
-        return Some(rejected("this server does not reconcile"));
-    };
-    let Some(c) = rc.take(conflict) else {
-        return Some(rejected(format!("no conflict {conflict} is waiting")));
-    };
-    let player = c.player;
-    let side = if take_ours {
-        "the server's"
-    } else {
-        "the stored"
-    };
-    security.audit(
-        Some(player),
-        AuditKind::AdminAction,
-        format!("conflict {conflict} settled by {who}: {side} side kept"),
-    );
-    if !take_ours {
-        rc.resolved();
-        if let Some(profiles) = world.profiles.as_mut() {
-            profiles.settled(player, c.theirs_version, c.theirs.clone(), true);
-        }
-        return Some(done(format!(
-            "conflict {conflict}: player {player} keeps the stored version {}",
-            c.theirs_version
-        )));
-    }
-    let Some(store) = world.store.as_ref() else {
-        rc.queue(c);
-        return Some(rejected("this server has no data store"));
-    };
-    // The server's side as it is now (a live profile may have moved on while it waited).
-    let profile = world
-        .profiles
-        .as_ref()
-        .and_then(|p| p.profile(player))
-        .map_or_else(|| c.ours.clone(), |l| l.profile.clone());
-    let store = store.0.clone();
-    world.tasks.0.push(IoTaskPool::get().spawn(async move {
-        match store.write_over(&profile, c.theirs_version, crate::datastore::now_ms()) {
-            Ok(version) => (
-                client,
-                id,
-                Ok(SealedResponse::AdminDone {
-                    detail: format!(
-                        "conflict {conflict}: player {player}'s server-side profile written as version {version}"
-                    ),
-                }),
-                After::Settled {
-                    player,
-                    version,
-                    profile: Box::new(profile),
-                },
-            ),
-            Err(e) => (
-                client,
-                id,
-                Err(RemoteError::Rejected(format!(
-                    "conflict {conflict} not settled: {e}"
-                ))),
-                After::Requeue(Box::new(c)),
-            ),
-        }
-    }));
-    None
-}
-
-/// Answers admin commands whose work finished off the tick.
-pub fn finish_admin_tasks(
-    mut tasks: ResMut<AdminTasks>,
-    net: Option<ResMut<ServerNet>>,
-    mut profiles: Option<ResMut<DataStoreState>>,
-    mut reconciler: Option<ResMut<crate::reconcile::Reconciler>>,
-) {
-    let Some(mut net) = net else { return };
-    let mut i = 0;
-    while i < tasks.0.len() {
-        if let Some((client, id, result, after)) = block_on(future::poll_once(&mut tasks.0[i])) {
-            drop(tasks.0.swap_remove(i));
-            match after {
-                After::Nothing => {}
-                After::Settled {
-                    player,
-                    version,
-                    profile,
-                } => {
-                    if let Some(rc) = reconciler.as_mut() {
-                        rc.resolved();
-                    }
-                    if let Some(p) = profiles.as_mut() {
-                        p.settled(player, version, *profile, false);
-                    }
-                }
-                After::Requeue(c) => {
-                    if let Some(rc) = reconciler.as_mut() {
-                        rc.queue(*c);
-                    }
-                }
-            }
-            net.respond_sealed(client, id, result);
-        } else {
-            i += 1;
-        }
-    }
 }

@@ -11,12 +11,13 @@
 //!
 //! Detectors ([`detect`]) raise [`SuspiciousActivity`]: purchases over the balance, income above
 //! what a player's fish can earn, clock skew in heartbeats, and connection floods from one
-//! address (the transport's [`detect::AddressGate`]). Admin commands ([`admin`]) are sealed
+//! address (the transport's `AddressGate`). Admin commands ([`admin`]) are sealed
 //! remote functions, each behind its own permission, all audited.
 
 pub mod admin;
 pub mod audit;
 pub mod detect;
+mod health;
 pub mod rate_limit;
 pub mod roles;
 pub mod strikes;
@@ -27,13 +28,14 @@ use std::time::Duration;
 
 use bevy::prelude::*;
 
+pub use admin::AdminCommandAdmitted;
 pub use audit::{AuditKind, AuditLog, AuditQuery, AuditRecord};
-pub use detect::{AddressGate, IncomeWatch, Suspicion};
+pub use detect::{IncomeWatch, Suspicion};
 pub use rate_limit::{ActionClass, Limit, RateLimiter};
 pub use roles::{DEFAULT_ROLE, RoleBook, RolesError};
 pub use strikes::{StrikeBook, StrikeOutcome};
 
-use crate::config::Config;
+use crate::config::{Config, ConfigChanged, Side, Tier};
 use crate::protocol::{
     ClientEvent, ClientRequest, RemoteError, SealedRequest, SecurityStatsReport, SessionId,
 };
@@ -77,6 +79,17 @@ pub struct SuspiciousActivity {
     pub kind: Suspicion,
     /// Details for the audit log.
     pub detail: String,
+}
+
+/// An audit record another subsystem asks security to write (security owns the log).
+#[derive(Message, Debug, Clone)]
+pub struct AuditEntry {
+    /// The player it is about.
+    pub player: Option<u64>,
+    /// What kind of event.
+    pub kind: AuditKind,
+    /// Details.
+    pub details: String,
 }
 
 /// The server's security state.
@@ -201,7 +214,7 @@ impl Security {
             audit: AuditLog::open(
                 data,
                 config.get("security.auditRetention")?,
-                crate::transport::unix_now().as_millis() as u64,
+                crate::clock::now_ms(),
             )
             .map_err(|e| SecurityError::Io(format!("audit log in {}: {e}", data.display())))?,
             sessions: HashMap::new(),
@@ -217,7 +230,7 @@ impl Security {
 
     /// Appends an audit record now; the player's live session id is filled in.
     pub fn audit(&mut self, player: Option<u64>, kind: AuditKind, details: String) {
-        let at_ms = crate::transport::unix_now().as_millis() as u64;
+        let at_ms = crate::clock::now_ms();
         let session = player
             .and_then(|p| self.sessions.get(&p))
             .map(|s| format!("{s:032x}"));
@@ -243,7 +256,7 @@ impl Security {
 
     /// The figures an admin sees.
     pub fn stats(&self) -> SecurityStatsReport {
-        let now_ms = crate::transport::unix_now().as_millis() as u64;
+        let now_ms = crate::clock::now_ms();
         SecurityStatsReport {
             failed_validations: self.failed_validations,
             rate_limited: self.limiter.refused,
@@ -270,7 +283,7 @@ impl Security {
 
     /// Lifts a ban; false if there was none in force.
     pub fn unban(&mut self, player: u64) -> bool {
-        let now_ms = crate::transport::unix_now().as_millis() as u64;
+        let now_ms = crate::clock::now_ms();
         let was = self.bans.remove(&player).is_some_and(|u| u > now_ms);
         self.save_bans();
         was
@@ -336,7 +349,7 @@ impl Security {
 
     /// Counts a strike and carries out what it leads to.
     fn strike(&mut self, net: &mut ServerNet, client: u64, player: u64, why: &str, now: Duration) {
-        let now_ms = crate::transport::unix_now().as_millis() as u64;
+        let now_ms = crate::clock::now_ms();
         match self.strikes.strike(player, now, now_ms) {
             StrikeOutcome::Counted(n) => self.audit(
                 Some(player),
@@ -374,7 +387,7 @@ pub struct SecurityPlugin;
 
 impl Plugin for SecurityPlugin {
     fn build(&self, app: &mut App) {
-        crate::health::register(app, crate::health::checks::SECURITY);
+        crate::integration::register(app, health::INTEGRATION);
         app.add_systems(
             PreUpdate,
             (
@@ -388,14 +401,16 @@ impl Plugin for SecurityPlugin {
                 .after(TransportSystems::Receive),
         )
         .add_message::<SuspiciousActivity>()
-        .init_resource::<admin::AdminTasks>()
+        .add_message::<ConfigChanged>()
+        .add_message::<AdminCommandAdmitted>()
+        .add_message::<AuditEntry>()
         .add_systems(
             Update,
-            (clock_skew, admin::answer_admin, admin::finish_admin_tasks),
+            (clock_skew, audit_config_changes, admin::answer_admin),
         )
         .add_systems(
             PostUpdate,
-            suspicious_activity.before(TransportSystems::Send),
+            (suspicious_activity, record_audit_entries).before(TransportSystems::Send),
         );
     }
 }
@@ -572,7 +587,7 @@ fn enforce_bans(
     let (Some(mut security), Some(mut net)) = (security, net) else {
         return;
     };
-    let now_ms = crate::transport::unix_now().as_millis() as u64;
+    let now_ms = crate::clock::now_ms();
     for s in started.read() {
         security.last_action.insert(s.client, time.elapsed());
         security.sessions.insert(s.player_id, s.session_id);
@@ -599,7 +614,7 @@ fn clock_skew(
     let (Some(mut security), Some(net)) = (security, net) else {
         return;
     };
-    let server_ms = crate::transport::unix_now().as_millis() as u64;
+    let server_ms = crate::clock::now_ms();
     let max = security.max_clock_skew;
     for e in events.read() {
         let ClientEvent::Heartbeat { client_time_ms } = e.event else {
@@ -637,6 +652,48 @@ fn connection_floods(
             Suspicion::ConnectFlood,
             &format!("{addr}: {n} connection attempts over the per-address limit"),
         );
+    }
+}
+
+/// Every change of the server's config is an audit record (ServerOnly values stay out of the
+/// text: the log may be read by moderators).
+fn audit_config_changes(
+    mut changed: MessageReader<ConfigChanged>,
+    security: Option<ResMut<Security>>,
+    config: Option<Res<Config>>,
+) {
+    let (Some(mut security), Some(config)) = (security, config) else {
+        return;
+    };
+    for c in changed.read().filter(|c| c.side == Side::Server) {
+        let shown = |v: &crate::protocol::ConfigValue| match config
+            .schema()
+            .key(&c.path)
+            .map(|k| k.spec.tier)
+        {
+            Some(Tier::ServerOnly) => "<ServerOnly>".to_string(),
+            _ => v.to_string(),
+        };
+        let details = format!(
+            "config {} changed by {}: {} -> {} ({})",
+            c.path,
+            c.actor,
+            shown(&c.old),
+            shown(&c.new),
+            c.reason
+        );
+        security.audit(None, AuditKind::ConfigChange, details);
+    }
+}
+
+/// Writes the audit records other subsystems sent.
+fn record_audit_entries(
+    mut entries: MessageReader<AuditEntry>,
+    security: Option<ResMut<Security>>,
+) {
+    let Some(mut security) = security else { return };
+    for e in entries.read() {
+        security.audit(e.player, e.kind, e.details.clone());
     }
 }
 

@@ -21,7 +21,7 @@ use renetcode::{
 
 use super::wire;
 
-use crate::security::detect::AddressGate;
+use super::address_gate::AddressGate;
 
 /// netcode's packet type in the low four bits of a packet's first byte: 0 is a connection
 /// request (the only packet an unknown address may send that costs the server a decryption).

@@ -8,9 +8,11 @@
 //! [`SealedRequestReceived`] and answer through [`ServerNet`]; on the client, call through
 //! [`ClientNet`] and read [`RpcCompleted`], [`SealedRpcCompleted`] and [`ServerEventReceived`].
 
+mod address_gate;
 pub mod client;
 pub mod envelope;
 pub mod gate;
+mod health;
 pub use crate::keys;
 pub mod server;
 pub mod stats;
@@ -29,15 +31,16 @@ use bevy_renet::{
     RenetServerPlugin,
 };
 
+pub use address_gate::AddressGate;
 pub use client::{ClientCore, ClientNotice};
 pub use envelope::SessionMaterial;
 pub use gate::{GatedServerPlugin, GatedServerTransport, WireCounts};
 pub use server::{Inbound, SecuritySignal, ServerCore, Session, SignalKind};
-pub use stats::{LatencyWindow, NetworkStats};
-pub use token::{IssuedToken, TokenError, TokenIdentity, TokenIssuer, unix_now};
+pub use stats::NetworkStats;
+pub use token::{IssuedToken, TokenError, TokenIdentity, TokenIssuer};
 pub use wire::{BatchedClientPlugin, BatchedClientTransport};
 
-use crate::client::ConnectionState;
+use crate::clock::{LatencyWindow, unix_now};
 use crate::protocol::{
     self, ClientEvent, ClientRequest, PROTOCOL_ID, PROTOCOL_VERSION, RemoteError, RequestId,
     SealedRequest, SealedResponse, ServerEvent as GameServerEvent, ServerResponse,
@@ -261,6 +264,30 @@ pub struct TickTimes {
     pub ticks: u64,
 }
 
+/// The client's link to its server.
+#[derive(Resource, Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Handshake in progress.
+    Connecting,
+    /// Connected and in session.
+    Connected,
+    /// The server ended the session or the link timed out.
+    Disconnected {
+        /// What the server or the transport said.
+        reason: String,
+    },
+}
+
+impl std::fmt::Display for ConnectionState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectionState::Connecting => f.write_str("connecting"),
+            ConnectionState::Connected => f.write_str("connected"),
+            ConnectionState::Disconnected { reason } => write!(f, "disconnected ({reason})"),
+        }
+    }
+}
+
 /// What a server needs before its App runs: the socket is bound and the key loaded, so errors
 /// surface at start-up.
 pub struct ServerTransport {
@@ -310,7 +337,7 @@ pub fn open_server(
         public_addresses: vec![local_addr],
         authentication,
     };
-    let gate = crate::security::AddressGate::new(
+    let gate = AddressGate::new(
         settings.connect_attempts_per_second,
         settings.connect_attempts_burst,
     );
@@ -441,7 +468,7 @@ impl Plugin for TransportServerPlugin {
         if !app.is_plugin_added::<RenetServerPlugin>() {
             app.add_plugins((RenetServerPlugin, GatedServerPlugin));
         }
-        crate::health::register(app, crate::health::checks::TRANSPORT);
+        crate::integration::register(app, health::INTEGRATION);
         // The mode function inserted `TransportSettings`, `ServerNet` and the renet resources.
         app.init_resource::<TickTimes>()
             .init_resource::<InboundQueue>()
@@ -547,18 +574,6 @@ fn server_receive(
     net.refresh_link_stats(&server, t);
 }
 
-/// Resident set size of this process, MiB (Linux; 0 elsewhere).
-pub fn rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<f64>().ok())
-        })
-        .map_or(0.0, |pages| pages * 4096.0 / (1024.0 * 1024.0))
-}
-
 fn answer_builtin_requests(
     mut requests: MessageReader<RequestReceived>,
     mut net: ResMut<ServerNet>,
@@ -580,10 +595,10 @@ fn answer_builtin_requests(
                         .window
                         .recent_quantile_ms(*recent_ticks as usize, 0.99),
                     ticks: ticks.ticks,
-                    rss_mb: rss_mb(),
+                    rss_mb: crate::process::rss_mb(),
                     messages_in: net.stats.total.total_in(),
                     rejected: net.stats.total.rejected,
-                    cpu_seconds: crate::health::checks::cpu_seconds(),
+                    cpu_seconds: crate::process::cpu_seconds(),
                 }))
             }
         };
@@ -640,7 +655,9 @@ impl Plugin for TransportClientPlugin {
         if !app.is_plugin_added::<RenetClientPlugin>() {
             app.add_plugins((RenetClientPlugin, BatchedClientPlugin));
         }
-        app.add_message::<ServerEventReceived>()
+        app.insert_resource(ConnectionState::Connecting)
+            .add_message::<crate::config::ConfigChanged>()
+            .add_message::<ServerEventReceived>()
             .add_message::<SignedBlobReceived>()
             .add_message::<RpcCompleted>()
             .add_message::<SealedRpcCompleted>()
@@ -648,9 +665,38 @@ impl Plugin for TransportClientPlugin {
             .configure_sets(PreUpdate, TransportSystems::Receive.after(RenetReceive))
             .configure_sets(PostUpdate, TransportSystems::Send.before(RenetSend))
             .add_systems(PreUpdate, client_receive.in_set(TransportSystems::Receive))
-            .add_systems(Update, heartbeat)
+            .add_systems(Update, (heartbeat, apply_network_settings))
             .add_systems(PostUpdate, client_send.in_set(TransportSystems::Send))
             .add_systems(OnShutdown, leave_server);
+    }
+}
+
+/// The client follows `network.messageTimeout` and `network.clientSendRate` live.
+fn apply_network_settings(
+    config: Option<Res<crate::config::ClientConfig>>,
+    net: Option<ResMut<ClientNet>>,
+    transport: Option<ResMut<BatchedClientTransport>>,
+    mut changed: MessageReader<crate::config::ConfigChanged>,
+) {
+    let (Some(config), Some(mut net)) = (config, net) else {
+        return;
+    };
+    let (mut timeout, mut send_rate) = (false, false);
+    for c in changed
+        .read()
+        .filter(|c| c.side == crate::config::Side::Client)
+    {
+        timeout |= c.under("network.messageTimeout");
+        send_rate |= c.under("network.clientSendRate");
+    }
+    if timeout && let Ok(t) = config.get::<Duration>("network.messageTimeout") {
+        net.set_timeout(t);
+    }
+    if send_rate
+        && let Some(mut transport) = transport
+        && let Ok(rate) = config.get::<i64>("network.clientSendRate")
+    {
+        transport.set_send_interval(client_send_interval(rate));
     }
 }
 
@@ -747,7 +793,7 @@ fn heartbeat(
     if *state == ConnectionState::Connected && t.saturating_sub(*last) >= Duration::from_secs(1) {
         *last = t;
         net.send_event(ClientEvent::Heartbeat {
-            client_time_ms: unix_now().as_millis() as u64,
+            client_time_ms: crate::clock::now_ms(),
         });
     }
 }

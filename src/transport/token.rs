@@ -8,11 +8,12 @@
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use renet_netcode::{ConnectToken, NETCODE_USER_DATA_BYTES};
 
 use super::envelope::SessionMaterial;
+use crate::clock::unix_now;
 
 const USER_MAGIC: &[u8; 4] = b"BQU1";
 const FILE_MAGIC: &[u8; 8] = b"BQTOKEN1";
@@ -117,13 +118,6 @@ pub struct IssuedToken {
     pub token: ConnectToken,
     /// The session's key material (also inside the token's encrypted user data).
     pub material: SessionMaterial,
-}
-
-/// Now, as netcode counts time (since the Unix epoch).
-pub fn unix_now() -> Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
 }
 
 impl IssuedToken {

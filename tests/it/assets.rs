@@ -5,11 +5,12 @@ use std::path::Path;
 
 use bevy::ecs::system::RunSystemOnce;
 use bevy::prelude::*;
+use bloxquarium::assetgen as generate;
 use bloxquarium::assets::{
     AssetBytes, AssetPhase, AssetProblem, AssetRegistry, AssetStreamer, CriticalAssets, Decoders,
-    Preload, StreamOutcome, Streamer, generate, manifest,
+    Preload, StreamOutcome, Streamer, manifest,
 };
-use bloxquarium::client::ConnectionState;
+use bloxquarium::transport::ConnectionState;
 use iyes_progress::ProgressTracker;
 
 use crate::harness::{self, Scratch, pump_until};
@@ -60,7 +61,7 @@ fn the_committed_tree_is_what_the_generator_writes_and_models_parse() {
 
 /// The generator's duration of a sound file.
 fn generate_sound_secs(rel: &str) -> f32 {
-    bloxquarium::assets::sound::SOUNDS
+    bloxquarium::assetgen::sound::SOUNDS
         .iter()
         .find(|(n, _)| rel == format!("Sounds/{n}.ogg"))
         .map_or(0.0, |(_, s)| *s)

@@ -37,7 +37,7 @@ fn join(server: &mut App, client: &mut App) {
         "client receives the config snapshot",
         |a| {
             a[1].world()
-                .resource::<bloxquarium::config::ConfigReplication>()
+                .resource::<bloxquarium::config_sync::ConfigReplication>()
                 .snapshots
                 == 1
         },

@@ -571,8 +571,8 @@ fn plugin_autosaves_on_the_configured_interval() {
 
 #[test]
 fn restoring_a_version_ends_the_live_session_first() {
-    use bloxquarium::client::ConnectionState;
     use bloxquarium::datastore::{DataStoreState, RestoreVersion, VersionRestored};
+    use bloxquarium::transport::ConnectionState;
     let d = Scratch::new("ds-restore-live");
     let mut server = harness::server(&d, &[]);
     {
@@ -583,11 +583,11 @@ fn restoring_a_version_ends_the_live_session_first() {
             .0
             .clone();
         let o = owner("setup", 1);
-        let mut l = store.load(41, &o, datastore::now_ms()).unwrap();
+        let mut l = store.load(41, &o, bloxquarium::clock::now_ms()).unwrap();
         l.profile.stats.coins = 10;
-        let v = save(&store, &l.profile, 0, &o, datastore::now_ms()).unwrap();
+        let v = save(&store, &l.profile, 0, &o, bloxquarium::clock::now_ms()).unwrap();
         l.profile.stats.coins = 20;
-        save(&store, &l.profile, v, &o, datastore::now_ms()).unwrap();
+        save(&store, &l.profile, v, &o, bloxquarium::clock::now_ms()).unwrap();
         store.release(41, &o).unwrap();
     }
     let (mut client, _) = join_and_load(&mut server, &d, 41, "Reef");
@@ -680,7 +680,7 @@ fn transient_save_failures_are_retried_with_backoff_until_they_land() {
     assert!(state.profile(41).is_some());
     assert!(matches!(
         harness::state(&client),
-        bloxquarium::client::ConnectionState::Connected
+        bloxquarium::transport::ConnectionState::Connected
     ));
 }
 

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use bevy::app::AppExit;
 use bevy::prelude::*;
-use bloxquarium::app::{Paths, RunMode};
 use bloxquarium::cli::{Cli, ParseOutcome};
-use bloxquarium::client::ConnectionState;
 use bloxquarium::server::ServerSettings;
 use bloxquarium::shutdown::{OnShutdown, Shutdown, ShutdownPhase, ShutdownReason, ShutdownSystems};
+use bloxquarium::transport::ConnectionState;
+use bloxquarium::{Paths, RunMode};
 
 use crate::harness::{self, Scratch, bin, output_within, text};
 

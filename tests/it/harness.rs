@@ -226,10 +226,10 @@ pub fn pump_until(
 }
 
 /// The client's connection state.
-pub fn state(client: &App) -> bloxquarium::client::ConnectionState {
+pub fn state(client: &App) -> bloxquarium::transport::ConnectionState {
     client
         .world()
-        .resource::<bloxquarium::client::ConnectionState>()
+        .resource::<bloxquarium::transport::ConnectionState>()
         .clone()
 }
 

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use bevy::prelude::*;
 use bloxquarium::datastore::{DataStore, DataStoreState, OfflineMessage};
-use bloxquarium::health::{HealthStatus, IntegrationRegistry, MetricsEndpoint, Optimiser};
+use bloxquarium::health::MetricsEndpoint;
+use bloxquarium::integration::{HealthStatus, IntegrationRegistry};
 use bloxquarium::reconcile::Reconciler;
 
 use crate::harness::{self, Scratch, pump_until};
@@ -161,6 +162,20 @@ fn health_and_metrics_over_http_follow_a_degrading_data_store() {
     assert_eq!(value(&series, "bloxquarium_datastore_critical"), Some(1.0));
 }
 
+/// The registered optimisation rule called `name`.
+fn rule(server: &App, name: &str) -> bloxquarium::integration::OptimisationRule {
+    server
+        .world()
+        .resource::<IntegrationRegistry>()
+        .rule(name)
+        .map(|r| r.rule.clone())
+        .unwrap_or_else(|| panic!("no rule {name} registered"))
+}
+
+fn sweep_rule(server: &App) -> bloxquarium::integration::OptimisationRule {
+    rule(server, "reconcile.sweep")
+}
+
 #[test]
 fn the_optimisation_rules_fire_and_settle() {
     let d = Scratch::new("health-rules");
@@ -183,22 +198,12 @@ fn the_optimisation_rules_fire_and_settle() {
     pump_until(&mut [&mut server], 200, "sweep slowed", |a| {
         a[0].world().resource::<Reconciler>().interval == base * 4
     });
-    assert_eq!(
-        server.world().resource::<Optimiser>().reconcile_sweep.fired,
-        1
-    );
+    assert_eq!(sweep_rule(&server).fired, 1);
     // None since: it settles.
     pump_until(&mut [&mut server], 200, "sweep restored", |a| {
         a[0].world().resource::<Reconciler>().interval == base
     });
-    assert_eq!(
-        server
-            .world()
-            .resource::<Optimiser>()
-            .reconcile_sweep
-            .settled,
-        1
-    );
+    assert_eq!(sweep_rule(&server).settled, 1);
 
     // The store fails most operations: auto-saves are spaced out.
     let store = server.world().resource::<DataStore>().clone();
@@ -230,11 +235,8 @@ fn the_optimisation_rules_fire_and_settle() {
     pump_until(&mut [&mut server], 200, "autosave restored", |a| {
         a[0].world().resource::<DataStoreState>().autosave_slowdown == 1
     });
-    let opt = server.world().resource::<Optimiser>();
-    assert_eq!(
-        (opt.datastore_autosave.fired, opt.datastore_autosave.settled),
-        (1, 1)
-    );
+    let autosave = rule(&server, "datastore.autosave");
+    assert_eq!((autosave.fired, autosave.settled), (1, 1));
 }
 
 #[test]

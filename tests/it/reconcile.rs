@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use bevy::prelude::*;
-use bloxquarium::client::ConnectionState;
 use bloxquarium::datastore::{DataStore, DataStoreState};
 use bloxquarium::game::{Catalog, GameOp, Prediction};
 use bloxquarium::protocol::ShopItem;
 use bloxquarium::reconcile::Reconciler;
 use bloxquarium::transport::ClientNet;
+use bloxquarium::transport::ConnectionState;
 
 use crate::harness::{self, Scratch, pump_until};
 
@@ -269,7 +269,7 @@ fn under_manual_a_conflict_waits_for_an_admin_who_settles_it_over_the_network() 
     harness::edit_profile(&mut server, 11, |p| p.stats.coins = 150);
     // ...while a transaction on this server writes it from the same base (a trade, say).
     store
-        .transact(&[11], &server_id, bloxquarium::datastore::now_ms(), |ps| {
+        .transact(&[11], &server_id, bloxquarium::clock::now_ms(), |ps| {
             if let Some(p) = ps.get_mut(&11) {
                 p.stats.coins = 90;
             }

@@ -1,9 +1,9 @@
 //! Security gate: rate limits, strikes, kicks, bans; a well-behaved client is unaffected.
 
 use bevy::prelude::*;
-use bloxquarium::client::ConnectionState;
 use bloxquarium::protocol::{ClientEvent, ClientRequest, ServerResponse};
 use bloxquarium::security::Security;
+use bloxquarium::transport::ConnectionState;
 use bloxquarium::transport::{ClientEventReceived, ClientNet, RpcCompleted};
 
 use crate::harness::{self, Scratch, pump_until};
@@ -618,7 +618,7 @@ fn overspending_impossible_income_and_clock_skew_are_suspicious() {
     );
     harness::edit_profile(&mut server, 61, |p| p.stats.coins += 50_000);
     // A clock an hour off.
-    let skewed = bloxquarium::transport::unix_now().as_millis() as u64 - 3_600_000;
+    let skewed = bloxquarium::clock::unix_now().as_millis() as u64 - 3_600_000;
     bad.world_mut()
         .resource_mut::<ClientNet>()
         .send_event(ClientEvent::Heartbeat {

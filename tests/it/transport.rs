@@ -4,14 +4,15 @@ use std::time::Duration;
 
 use bevy::prelude::*;
 use bevy_renet::RenetClient;
-use bloxquarium::client::ConnectionState;
+use bloxquarium::clock::unix_now;
 use bloxquarium::protocol::{
     self, ClientMessage, ClientRequest, PROTOCOL_ID, RemoteError, SealedClientMessage,
     SealedRequest, SealedResponse, ServerResponse, channel, protocol_id_for,
 };
+use bloxquarium::transport::ConnectionState;
 use bloxquarium::transport::{
     ClientNet, RpcCompleted, SealedRpcCompleted, SecuritySignalRaised, ServerNet, SessionEnded,
-    SessionStarted, SignalKind, TokenIssuer, TransportError, unix_now,
+    SessionStarted, SignalKind, TokenIssuer, TransportError,
 };
 use bloxquarium::{ProcessOptions, StartError};
 

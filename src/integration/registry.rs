@@ -1,8 +1,11 @@
-//! The integration registry: every plugin registers its name, version, what it depends on, and
-//! a health check.
+//! The integration registry: every plugin registers its name, version, what it depends on, a
+//! health check and its figures; and the optimisation rules it owns.
 
 use bevy::prelude::*;
 use serde::Serialize;
+
+use super::figures::FigureSource;
+use super::rules::TuningRule;
 
 /// A subsystem's health.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -49,6 +52,8 @@ pub struct Integration {
     pub depends_on: &'static [&'static str],
     /// Its health check.
     pub check: HealthCheck,
+    /// Its figures for the metrics.
+    pub figures: FigureSource,
 }
 
 /// One system's line in a report.
@@ -86,6 +91,10 @@ impl HealthReport {
 #[derive(Resource, Default, Clone)]
 pub struct IntegrationRegistry {
     entries: Vec<Integration>,
+    /// Figure sources registered without a health check (a client-side part of a subsystem).
+    extra_figures: Vec<FigureSource>,
+    /// The optimisation rules subsystems registered.
+    pub rules: Vec<TuningRule>,
     /// The last report.
     pub last: Option<HealthReport>,
 }
@@ -105,6 +114,19 @@ impl IntegrationRegistry {
     pub fn register(&mut self, i: Integration) {
         self.entries.retain(|e| e.name != i.name);
         self.entries.push(i);
+    }
+
+    /// Every registered plugin's figure source, in registration order.
+    pub fn figure_sources(&self) -> impl Iterator<Item = FigureSource> + '_ {
+        self.entries
+            .iter()
+            .map(|e| e.figures)
+            .chain(self.extra_figures.iter().copied())
+    }
+
+    /// The registered rule called `name`.
+    pub fn rule(&self, name: &str) -> Option<&TuningRule> {
+        self.rules.iter().find(|r| r.rule.name == name)
     }
 
     /// Names registered.
@@ -182,6 +204,29 @@ pub fn register(app: &mut App, i: Integration) {
         .register(i);
 }
 
+/// Registers figures that come with no health check of their own (a second registration of
+/// one source is ignored).
+pub fn register_figures(app: &mut App, source: FigureSource) {
+    app.init_resource::<IntegrationRegistry>();
+    let mut registry = app.world_mut().resource_mut::<IntegrationRegistry>();
+    if !registry
+        .extra_figures
+        .iter()
+        .any(|f| std::ptr::fn_addr_eq(*f, source))
+    {
+        registry.extra_figures.push(source);
+    }
+}
+
+/// Registers an optimisation rule with the app's registry (a second rule of one name replaces
+/// the first).
+pub fn register_rule(app: &mut App, rule: TuningRule) {
+    app.init_resource::<IntegrationRegistry>();
+    let mut registry = app.world_mut().resource_mut::<IntegrationRegistry>();
+    registry.rules.retain(|r| r.rule.name != rule.rule.name);
+    registry.rules.push(rule);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +247,7 @@ mod tests {
             version: "1",
             depends_on: deps,
             check,
+            figures: crate::integration::no_figures,
         }
     }
 

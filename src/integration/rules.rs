@@ -2,6 +2,10 @@
 //! figure crosses `engage_at` and releases only when it crosses back past `release_at`, so a
 //! figure hovering at the threshold does not flap.
 
+use std::time::Duration;
+
+use bevy::prelude::*;
+
 /// Which way is bad.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -73,6 +77,77 @@ impl OptimisationRule {
         } else {
             None
         }
+    }
+}
+
+/// What a tuning rule looks at, read from the World each check round. The engine keeps the last
+/// reading and works out the figure over the window since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    /// A running count: the figure is how many came per minute over the window.
+    PerMinute(u64),
+    /// Running counts of operations and failed ones: the figure is the share that succeeded over
+    /// the window (not judged over fewer than 5 operations).
+    SuccessShare {
+        /// Operations in all.
+        total: u64,
+        /// Failed ones.
+        failed: u64,
+    },
+}
+
+/// Carries out a rule's transition (writes its owner's message).
+pub type ApplyTransition = fn(&mut World, Transition);
+
+/// An optimisation rule a subsystem registers: what it measures, and what it does when the rule
+/// engages or releases. `apply` sends a message the owning subsystem handles; the engine never
+/// touches the subsystem's fields itself.
+#[derive(Debug, Clone)]
+pub struct TuningRule {
+    /// The rule and its hysteresis.
+    pub rule: OptimisationRule,
+    /// Reads the running counts (`None`: nothing to judge yet).
+    pub measure: fn(&World) -> Option<Measure>,
+    /// Carries out a transition.
+    pub apply: ApplyTransition,
+    last: (u64, u64),
+}
+
+impl TuningRule {
+    /// A rule over `measure` that `apply` carries out.
+    pub fn new(
+        rule: OptimisationRule,
+        measure: fn(&World) -> Option<Measure>,
+        apply: ApplyTransition,
+    ) -> Self {
+        Self {
+            rule,
+            measure,
+            apply,
+            last: (0, 0),
+        }
+    }
+
+    /// Reads the counts over the last `window` and evaluates the rule; returns a transition and
+    /// the figure that caused it.
+    pub fn sample(&mut self, world: &World, window: Duration) -> Option<(Transition, f64)> {
+        let value = match (self.measure)(world)? {
+            Measure::PerMinute(count) => {
+                let n = count.saturating_sub(self.last.0);
+                self.last = (count, 0);
+                n as f64 * 60.0 / window.as_secs_f64().max(1.0)
+            }
+            Measure::SuccessShare { total, failed } => {
+                let (t0, f0) = self.last;
+                self.last = (total, failed);
+                let n = total.saturating_sub(t0);
+                if n < 5 {
+                    return None;
+                }
+                1.0 - failed.saturating_sub(f0) as f64 / n as f64
+            }
+        };
+        self.rule.evaluate(value).map(|t| (t, value))
     }
 }
 

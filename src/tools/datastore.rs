@@ -1,15 +1,15 @@
 //! `bloxquarium datastore ...`: maintenance on a stopped server's store.
 
-use crate::app::{Paths, StartError};
+use super::ToolError;
 use crate::cli::{DatastoreCommand, GlobalArgs};
-
-use super::{LockOwner, Profile, SaveRequest, backup, now_ms, open, store_path};
+use crate::clock::now_ms;
+use crate::datastore::{LockOwner, Profile, SaveRequest, backup, open, store_path};
 
 /// Runs one maintenance command; returns what to print.
-pub fn run(global: &GlobalArgs, action: &DatastoreCommand) -> Result<String, StartError> {
-    let paths = Paths::from_args(global);
+pub fn run(global: &GlobalArgs, action: &DatastoreCommand) -> Result<String, ToolError> {
+    let paths = global.paths();
     let config = crate::config::load_server(&paths.config)?;
-    let tool = |e: &dyn std::fmt::Display| StartError::Tool(e.to_string());
+    let tool = |e: &dyn std::fmt::Display| ToolError::Failed(e.to_string());
     match action {
         DatastoreCommand::Restore { file } => {
             // Verify against this store's id when it can be read, then swap the file.
@@ -90,7 +90,7 @@ pub fn run(global: &GlobalArgs, action: &DatastoreCommand) -> Result<String, Sta
                 None => match store.peek(*player).map_err(|e| tool(&e))? {
                     Some((_, p)) => p,
                     None => {
-                        return Err(StartError::Tool(format!("player {player} has no profile")));
+                        return Err(ToolError::Failed(format!("player {player} has no profile")));
                     }
                 },
             };
@@ -117,7 +117,7 @@ pub fn run(global: &GlobalArgs, action: &DatastoreCommand) -> Result<String, Sta
 
 /// Saves `player`'s profile forever, coins = version, printing `acked N` after each durable
 /// commit. The crash-safety test kills it with SIGKILL and checks every acked save survived.
-fn soak(store: &super::Store, player: u64) -> Result<String, StartError> {
+fn soak(store: &crate::datastore::Store, player: u64) -> Result<String, ToolError> {
     use std::io::Write;
     let owner = LockOwner {
         server_id: format!("soak-{}", std::process::id()),
@@ -125,7 +125,7 @@ fn soak(store: &super::Store, player: u64) -> Result<String, StartError> {
     };
     let loaded = store
         .load(player, &owner, now_ms())
-        .map_err(|e| StartError::Tool(e.to_string()))?;
+        .map_err(|e| ToolError::Failed(e.to_string()))?;
     let mut profile = loaded.profile;
     let mut version = loaded.version;
     let mut out = std::io::stdout();
@@ -139,7 +139,7 @@ fn soak(store: &super::Store, player: u64) -> Result<String, StartError> {
         };
         version = store
             .save(&req, now_ms())
-            .map_err(|e| StartError::Tool(e.to_string()))?;
+            .map_err(|e| ToolError::Failed(e.to_string()))?;
         // Only after the durable commit returned.
         if writeln!(out, "acked {version}")
             .and_then(|()| out.flush())

@@ -1,9 +1,16 @@
-//! The asset generator: writes the seed's tree (models, textures, UI images, font, materials,
-//! prefabs) from code. Deterministic: the same bytes on every run.
+//! The asset generator (`bloxquarium assets generate`): writes the seed's tree (models,
+//! textures, UI images, sounds, font, materials, prefabs) from code. Deterministic: the same
+//! bytes on every run. A tool: the game's looks ([`crate::game::SPECIES`],
+//! [`crate::game::tank_half_extents`]) come from the game, which the client draws by too.
+
+pub mod glb;
+pub mod sound;
 
 use std::path::Path;
 
-use super::glb::{self, Animation, Material, Mesh, Node, Scene};
+use glb::{Animation, Material, Mesh, Node, Scene};
+
+use crate::game::{SPECIES, tank_half_extents};
 
 /// The five quality levels and their texture sizes.
 pub const QUALITY_LEVELS: [(&str, u32); 5] = [
@@ -12,49 +19,6 @@ pub const QUALITY_LEVELS: [(&str, u32); 5] = [
     ("HIGH", 256),
     ("ULTRA", 512),
     ("PROFESSIONAL", 1024),
-];
-
-/// A species: name, body (length, height, width), colour, fin colour.
-pub type Species = (&'static str, [f32; 3], [f32; 3], [f32; 3]);
-
-/// The fish species.
-pub const SPECIES: [Species; 6] = [
-    (
-        "Goldfish",
-        [0.16, 0.09, 0.06],
-        [1.0, 0.45, 0.05],
-        [1.0, 0.7, 0.2],
-    ),
-    (
-        "Clownfish",
-        [0.14, 0.07, 0.05],
-        [1.0, 0.35, 0.0],
-        [0.95, 0.95, 0.95],
-    ),
-    (
-        "Neon_Tetra",
-        [0.10, 0.035, 0.03],
-        [0.1, 0.5, 1.0],
-        [0.9, 0.1, 0.15],
-    ),
-    (
-        "Angelfish",
-        [0.12, 0.16, 0.03],
-        [0.85, 0.85, 0.7],
-        [0.2, 0.2, 0.25],
-    ),
-    (
-        "Blue_Tang",
-        [0.17, 0.11, 0.04],
-        [0.05, 0.25, 0.9],
-        [1.0, 0.85, 0.1],
-    ),
-    (
-        "Koi",
-        [0.24, 0.08, 0.07],
-        [0.95, 0.95, 0.9],
-        [0.9, 0.2, 0.1],
-    ),
 ];
 
 const FONT: &[u8] = include_bytes!("../../assets-src/fonts/DejaVuSansMono.ttf");
@@ -109,17 +73,6 @@ fn node(name: &str, mesh: Option<(usize, usize)>, t: [f32; 3], children: Vec<usi
         translation: t,
         children,
     }
-}
-
-/// Half extents of the tank of `level` (width, height, depth; model units): the client places
-/// fish, decorations and the camera by them.
-pub fn tank_half_extents(level: u32) -> [f32; 3] {
-    let l = level as f32;
-    [
-        0.6 + 0.18 * (l - 1.0),
-        0.35 + 0.06 * (l - 1.0),
-        0.3 + 0.08 * (l - 1.0),
-    ]
 }
 
 /// A tank of `level` 1..=5: larger, and finer (more detail), at each level.
@@ -476,8 +429,8 @@ pub fn tree() -> std::io::Result<Vec<(String, Vec<u8>)>> {
     out.push(("Models/Environment/Sand.glb".into(), sand()));
     out.push(("Models/Environment/Water_Surface.glb".into(), water()));
     out.push(("Models/Miscellaneous/Fallback.glb".into(), fallback()));
-    for (name, secs) in super::sound::SOUNDS {
-        let bytes = super::sound::ogg(name, secs)
+    for (name, secs) in sound::SOUNDS {
+        let bytes = sound::ogg(name, secs)
             .map_err(|e| std::io::Error::other(format!("Sounds/{name}.ogg: {e}")))?;
         out.push((format!("Sounds/{name}.ogg"), bytes));
     }

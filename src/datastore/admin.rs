@@ -1,0 +1,213 @@
+//! The admin commands about conflicts (permission `admin.reconcile`, checked by security):
+//! `ListConflicts` lists what waits for a person; `ResolveConflict` keeps the stored side at
+//! once, or writes the server's side over it (a durable write, off the tick).
+
+use bevy::prelude::*;
+use bevy::tasks::{IoTaskPool, Task, block_on, futures_lite::future};
+
+use super::{DataStore, DataStoreState, Profile};
+use crate::protocol::{AdminCommand, RemoteError, RequestId, SealedResponse};
+use crate::reconcile::{PendingConflict, Reconciler};
+use crate::security::{AdminCommandAdmitted, AuditEntry, AuditKind};
+use crate::transport::ServerNet;
+
+/// The answer to one admin request, and what to do after.
+type Answer = (u64, RequestId, Result<SealedResponse, RemoteError>, After);
+
+/// State to update once a write has finished.
+enum After {
+    /// The conflict was settled by writing `profile` as `version`.
+    Settled {
+        player: u64,
+        version: u64,
+        profile: Box<Profile>,
+    },
+    /// Settling failed: the conflict goes back into the queue.
+    Requeue(Box<PendingConflict>),
+}
+
+/// Settlements in flight.
+#[derive(Resource, Default)]
+pub(super) struct SettleTasks(Vec<Task<Answer>>);
+
+fn rejected(why: impl Into<String>) -> Result<SealedResponse, RemoteError> {
+    Err(RemoteError::Rejected(why.into()))
+}
+
+/// Carries out admitted `ListConflicts` and `ResolveConflict` commands.
+pub(super) fn answer_conflict_commands(
+    mut admitted: MessageReader<AdminCommandAdmitted>,
+    net: Option<ResMut<ServerNet>>,
+    store: Option<Res<DataStore>>,
+    mut profiles: ResMut<DataStoreState>,
+    reconciler: Option<ResMut<Reconciler>>,
+    mut tasks: ResMut<SettleTasks>,
+    mut audit: MessageWriter<AuditEntry>,
+) {
+    let Some(mut net) = net else { return };
+    let mut reconciler = reconciler;
+    for a in admitted.read() {
+        let answer = match a.command {
+            AdminCommand::ListConflicts => match reconciler.as_ref() {
+                Some(rc) => Ok(SealedResponse::Conflicts(rc.report())),
+                None => rejected("this server does not reconcile"),
+            },
+            AdminCommand::ResolveConflict { id, take_ours } => match reconciler.as_mut() {
+                None => rejected("this server does not reconcile"),
+                Some(rc) => match settle(
+                    rc,
+                    &mut profiles,
+                    store.as_deref(),
+                    (id, take_ours),
+                    a,
+                    &mut audit,
+                ) {
+                    Settling::Now(answer) => answer,
+                    Settling::Later(task) => {
+                        tasks.0.push(task);
+                        continue;
+                    }
+                },
+            },
+            _ => continue,
+        };
+        net.respond_sealed(a.client, a.id, answer);
+    }
+}
+
+enum Settling {
+    Now(Result<SealedResponse, RemoteError>),
+    Later(Task<Answer>),
+}
+
+/// Settles a waiting conflict: the stored side at once; the server's side by a durable write.
+fn settle(
+    rc: &mut Reconciler,
+    profiles: &mut DataStoreState,
+    store: Option<&DataStore>,
+    (conflict, take_ours): (u64, bool),
+    a: &AdminCommandAdmitted,
+    audit: &mut MessageWriter<AuditEntry>,
+) -> Settling {
+    let Some(c) = rc.take(conflict) else {
+        return Settling::Now(rejected(format!("no conflict {conflict} is waiting")));
+    };
+    let player = c.player;
+    let side = if take_ours {
+        "the server's"
+    } else {
+        "the stored"
+    };
+    audit.write(AuditEntry {
+        player: Some(player),
+        kind: AuditKind::AdminAction,
+        details: format!(
+            "conflict {conflict} settled by {}: {side} side kept",
+            a.who()
+        ),
+    });
+    if !take_ours {
+        let theirs = match serde_json::from_value::<Profile>(c.theirs.clone()) {
+            Ok(p) => p,
+            Err(e) => {
+                rc.queue(c);
+                return Settling::Now(rejected(format!(
+                    "conflict {conflict}: the stored side is not a profile: {e}"
+                )));
+            }
+        };
+        rc.resolved();
+        profiles.settled(player, c.theirs_version, theirs, true);
+        return Settling::Now(Ok(SealedResponse::AdminDone {
+            detail: format!(
+                "conflict {conflict}: player {player} keeps the stored version {}",
+                c.theirs_version
+            ),
+        }));
+    }
+    let Some(store) = store else {
+        rc.queue(c);
+        return Settling::Now(rejected("this server has no data store"));
+    };
+    // The server's side as it is now (a live profile may have moved on while it waited).
+    let profile = match profiles.profile(player) {
+        Some(l) => l.profile.clone(),
+        None => match serde_json::from_value::<Profile>(c.ours.clone()) {
+            Ok(p) => p,
+            Err(e) => {
+                rc.queue(c);
+                return Settling::Now(rejected(format!(
+                    "conflict {conflict}: the server's side is not a profile: {e}"
+                )));
+            }
+        },
+    };
+    let store = store.0.clone();
+    let (client, id) = (a.client, a.id);
+    Settling::Later(IoTaskPool::get().spawn(async move {
+        match store.write_over(&profile, c.theirs_version, crate::clock::now_ms()) {
+            Ok(version) => (
+                client,
+                id,
+                Ok(SealedResponse::AdminDone {
+                    detail: format!(
+                        "conflict {conflict}: player {player}'s server-side profile written as version {version}"
+                    ),
+                }),
+                After::Settled {
+                    player,
+                    version,
+                    profile: Box::new(profile),
+                },
+            ),
+            Err(e) => (
+                client,
+                id,
+                Err(RemoteError::Rejected(format!(
+                    "conflict {conflict} not settled: {e}"
+                ))),
+                After::Requeue(Box::new(c)),
+            ),
+        }
+    }))
+}
+
+/// Answers settlements whose write finished.
+pub(super) fn finish_settlements(
+    mut tasks: ResMut<SettleTasks>,
+    net: Option<ResMut<ServerNet>>,
+    mut profiles: ResMut<DataStoreState>,
+    mut reconciler: Option<ResMut<Reconciler>>,
+) {
+    let Some(mut net) = net else { return };
+    let mut finished = Vec::new();
+    tasks
+        .0
+        .retain_mut(|t| match block_on(future::poll_once(t)) {
+            Some(answer) => {
+                finished.push(answer);
+                false
+            }
+            None => true,
+        });
+    for (client, id, result, after) in finished {
+        match after {
+            After::Settled {
+                player,
+                version,
+                profile,
+            } => {
+                if let Some(rc) = reconciler.as_mut() {
+                    rc.resolved();
+                }
+                profiles.settled(player, version, *profile, false);
+            }
+            After::Requeue(c) => {
+                if let Some(rc) = reconciler.as_mut() {
+                    rc.queue(*c);
+                }
+            }
+        }
+        net.respond_sealed(client, id, result);
+    }
+}

@@ -1,0 +1,28 @@
+//! The command-line tools beside the modes: `token`, `audit`, `datastore …` (maintenance on a
+//! stopped server's store) and `assets …`. Top layer: each is a thin function over the public
+//! doors of the subsystems; `app::run` dispatches to them.
+
+pub mod assets;
+pub mod audit;
+pub mod datastore;
+pub mod token;
+
+/// Why a tool failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    /// The configuration is invalid (exit status 2).
+    #[error("{0}")]
+    Config(#[from] crate::config::LoadError),
+    /// A setting could not be read from the configuration.
+    #[error("{0}")]
+    ConfigKey(#[from] crate::config::ConfigError),
+    /// The data store could not open.
+    #[error("{0}")]
+    Store(#[from] crate::datastore::OpenError),
+    /// A key or token file.
+    #[error("{0}")]
+    Transport(#[from] crate::transport::TransportError),
+    /// Anything else, said in words.
+    #[error("{0}")]
+    Failed(String),
+}
