@@ -12,6 +12,7 @@ pub mod process;
 pub mod keys;
 pub mod protocol;
 pub mod integration;
+pub mod stages;
 pub mod shutdown;
 
 // Framework, in this order.

@@ -550,7 +550,8 @@ impl Plugin for AssetLoadingPlugin {
                         .run_if(in_state(AssetPhase::Playing)),
                     apply_asset_settings,
                 )
-                    .chain(),
+                    .chain()
+                    .in_set(crate::stages::ClientSystems::Handle),
             );
     }
 }

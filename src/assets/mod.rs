@@ -43,8 +43,12 @@ pub struct AssetsServerPlugin;
 
 impl Plugin for AssetsServerPlugin {
     fn build(&self, app: &mut App) {
+        crate::stages::server(app);
         crate::integration::register(app, health::INTEGRATION);
-        app.add_systems(Update, send_manifest);
+        app.add_systems(
+            Update,
+            send_manifest.in_set(crate::stages::ServerSystems::Handle),
+        );
     }
 }
 
@@ -74,9 +78,12 @@ pub struct AssetsClientPlugin;
 
 impl Plugin for AssetsClientPlugin {
     fn build(&self, app: &mut App) {
+        crate::stages::client(app);
         crate::integration::register_figures(app, health::loader_figures);
-        app.add_plugins(client::AssetLoadingPlugin)
-            .add_systems(Update, receive_manifest);
+        app.add_plugins(client::AssetLoadingPlugin).add_systems(
+            PreUpdate,
+            receive_manifest.in_set(crate::stages::ClientSystems::Sync),
+        );
     }
 }
 

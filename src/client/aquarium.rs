@@ -15,6 +15,7 @@ use crate::assets::{AssetPhase, Decoders, Streamer};
 use crate::game::economy::DECORATIONS;
 use crate::game::{Prediction, Shop, Visit};
 use crate::protocol::PlayerState;
+use crate::stages::ClientSystems;
 
 /// Scale from model units to the scene's metres.
 pub const SCALE: f32 = 2.5;
@@ -197,7 +198,7 @@ impl Plugin for AquariumPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<AssetLibrary>()
             .init_resource::<ShownAquarium>()
-            .add_systems(PreUpdate, refresh_shown)
+            .add_systems(PreUpdate, refresh_shown.in_set(ClientSystems::Sync))
             .init_resource::<ShownTank>()
             .init_resource::<Decoders>()
             .add_systems(Startup, (register_decoders, spawn_loading_screen))
@@ -209,7 +210,8 @@ impl Plugin for AquariumPlugin {
                     (show_tank, attach_fish_models, start_swim_animations)
                         .run_if(in_state(AssetPhase::Playing)),
                     orbit_camera,
-                ),
+                )
+                    .in_set(ClientSystems::Present),
             );
     }
 }

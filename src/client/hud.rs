@@ -14,6 +14,7 @@ use crate::game::Visit;
 use crate::game::boids::{self, Boid, Flock};
 use crate::game::{GameOp, Prediction, Shop};
 use crate::protocol::ShopItem;
+use crate::stages::ClientSystems;
 use crate::transport::ClientNet;
 use crate::transport::ConnectionState;
 
@@ -63,15 +64,19 @@ impl Plugin for GameHudPlugin {
             .add_systems(
                 Update,
                 (
-                    keys.run_if(in_state(crate::assets::AssetPhase::Playing)),
-                    sync_fish,
-                    spawn_bench_fish.run_if(in_state(crate::assets::AssetPhase::Playing)),
-                    swim,
-                    update_hud,
-                    update_overlay,
-                    hide_empty,
-                )
-                    .chain(),
+                    keys.run_if(in_state(crate::assets::AssetPhase::Playing))
+                        .in_set(ClientSystems::Handle),
+                    (
+                        sync_fish,
+                        spawn_bench_fish.run_if(in_state(crate::assets::AssetPhase::Playing)),
+                        swim,
+                        update_hud,
+                        update_overlay,
+                        hide_empty,
+                    )
+                        .chain()
+                        .in_set(ClientSystems::Present),
+                ),
             );
     }
 }

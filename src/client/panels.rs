@@ -14,6 +14,7 @@ use crate::config::ClientConfig;
 use crate::game::economy::DECORATIONS;
 use crate::game::{GameOp, Leaderboard, Prediction, Shop, Visit};
 use crate::protocol::{ConfigValue, ShopItem};
+use crate::stages::ClientSystems;
 use crate::transport::ClientNet;
 
 /// Coins one press of G gives.
@@ -52,13 +53,18 @@ impl Plugin for PanelsPlugin {
             .add_systems(
                 Update,
                 (
-                    (panel_keys, social_keys, update_panel)
+                    (panel_keys, social_keys)
                         .chain()
-                        .run_if(in_state(crate::assets::AssetPhase::Playing)),
-                    bubbles,
+                        .run_if(in_state(crate::assets::AssetPhase::Playing))
+                        .in_set(ClientSystems::Handle),
+                    (
+                        update_panel.run_if(in_state(crate::assets::AssetPhase::Playing)),
+                        bubbles,
+                    )
+                        .in_set(ClientSystems::Present),
                 ),
             )
-            .add_systems(Last, limit_frame_rate);
+            .add_systems(Last, limit_frame_rate.in_set(ClientSystems::Finish));
     }
 }
 

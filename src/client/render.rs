@@ -13,6 +13,7 @@ use super::ServerAddress;
 use crate::config::{ClientConfig, ConfigChanged, Side};
 use crate::process::RunMode;
 use crate::shutdown::{Shutdown, ShutdownReason};
+use crate::stages::ClientSystems;
 use crate::transport::ConnectionState;
 
 /// Camera, lights, floor and the placeholder tank.
@@ -27,7 +28,10 @@ impl Plugin for ScenePlugin {
                 ..default()
             })
             .add_systems(Startup, spawn_scene)
-            .add_systems(Update, apply_graphics_settings);
+            .add_systems(
+                Update,
+                apply_graphics_settings.in_set(ClientSystems::Present),
+            );
     }
 }
 
@@ -129,7 +133,7 @@ struct StatusText;
 impl Plugin for StatusTextPlugin {
     fn build(&self, app: &mut App) {
         app.add_systems(Startup, spawn_status)
-            .add_systems(Update, update_status);
+            .add_systems(Update, update_status.in_set(ClientSystems::Present));
     }
 }
 
@@ -185,7 +189,7 @@ pub struct WindowClosePlugin;
 
 impl Plugin for WindowClosePlugin {
     fn build(&self, app: &mut App) {
-        app.add_systems(Update, close_requested);
+        app.add_systems(Update, close_requested.in_set(ClientSystems::Handle));
     }
 }
 
@@ -231,8 +235,10 @@ impl Plugin for ScreenshotPlugin {
             .add_systems(
                 Update,
                 (
-                    take_screenshot,
-                    stock_tank_for_screenshot.run_if(in_state(crate::assets::AssetPhase::Playing)),
+                    take_screenshot.in_set(ClientSystems::Present),
+                    stock_tank_for_screenshot
+                        .run_if(in_state(crate::assets::AssetPhase::Playing))
+                        .in_set(ClientSystems::Handle),
                 ),
             );
         }

@@ -26,6 +26,7 @@ pub use schema::{Key, KeySpec, Schema, Tier, ValueType};
 pub use store::{Change, Config, ConfigError, ConfigStats, FromConfig, Side, ValidationReport};
 
 use crate::protocol::ConfigValue;
+use crate::stages::{ClientSystems, ServerSystems};
 
 /// A client's config: the same API as [`Config`], over the values the server replicated plus the
 /// player's own ClientSafe preferences.
@@ -153,10 +154,11 @@ pub struct ConfigServerPlugin;
 
 impl Plugin for ConfigServerPlugin {
     fn build(&self, app: &mut App) {
+        crate::stages::server(app);
         crate::integration::register(app, health::INTEGRATION);
         app.add_message::<ConfigChanged>()
-            .add_systems(First, server_tick)
-            .add_systems(Update, hot_reload);
+            .add_systems(First, server_tick.in_set(ServerSystems::Begin))
+            .add_systems(Update, hot_reload.in_set(ServerSystems::Handle));
     }
 }
 
@@ -166,9 +168,10 @@ pub struct ConfigClientPlugin;
 
 impl Plugin for ConfigClientPlugin {
     fn build(&self, app: &mut App) {
+        crate::stages::client(app);
         app.add_message::<ConfigChanged>()
-            .add_systems(First, client_tick)
-            .add_systems(Update, persist_preferences);
+            .add_systems(First, client_tick.in_set(ClientSystems::Begin))
+            .add_systems(Update, persist_preferences.in_set(ClientSystems::Handle));
     }
 }
 

@@ -9,6 +9,7 @@ use bevy::prelude::*;
 
 use crate::config::{ClientConfig, Config, ConfigChanged, Side, Tier};
 use crate::protocol::{self, ClientRequest, ConfigSnapshot, RemoteError};
+use crate::stages::{ClientSystems, ServerSystems};
 use crate::transport::{RequestReceived, ServerNet, SessionStarted, SignedBlobReceived};
 
 /// What a client has received from the server's config.
@@ -27,7 +28,11 @@ pub struct ConfigSyncServerPlugin;
 
 impl Plugin for ConfigSyncServerPlugin {
     fn build(&self, app: &mut App) {
-        app.add_systems(Update, (replicate, answer_config_requests));
+        crate::stages::server(app);
+        app.add_systems(
+            Update,
+            (replicate, answer_config_requests).in_set(ServerSystems::Handle),
+        );
     }
 }
 
@@ -36,8 +41,9 @@ pub struct ConfigSyncClientPlugin;
 
 impl Plugin for ConfigSyncClientPlugin {
     fn build(&self, app: &mut App) {
+        crate::stages::client(app);
         app.init_resource::<ConfigReplication>()
-            .add_systems(Update, receive_replication);
+            .add_systems(PreUpdate, receive_replication.in_set(ClientSystems::Sync));
     }
 }
 

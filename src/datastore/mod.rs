@@ -35,6 +35,7 @@ use crate::clock::now_ms;
 use crate::config::Config;
 use crate::reconcile::Reconciler;
 use crate::shutdown::{OnShutdown, Shutdown, ShutdownSystems};
+use crate::stages::ServerSystems;
 use crate::transport::{ServerNet, SessionEnded, SessionStarted};
 
 /// The embedded store over redb.
@@ -339,24 +340,26 @@ pub struct DataStorePlugin;
 
 impl Plugin for DataStorePlugin {
     fn build(&self, app: &mut App) {
+        crate::stages::server(app);
         crate::integration::register(app, health::INTEGRATION);
         crate::integration::register_rule(app, health::autosave_rule());
         app.add_message::<ProfileLoaded>()
             .add_message::<AutosavePace>()
             .add_message::<crate::security::AdminCommandAdmitted>()
             .add_message::<crate::security::AuditEntry>()
-            .init_resource::<admin::SettleTasks>()
-            .add_systems(Update, pace_autosaves)
-            .add_systems(
-                Update,
-                (admin::answer_conflict_commands, admin::finish_settlements),
-            )
             .add_message::<RestoreVersion>()
             .add_message::<VersionRestored>()
-            .add_systems(Update, restore_versions.before(poll_jobs))
+            .init_resource::<admin::SettleTasks>()
+            .add_systems(
+                Update,
+                (admin::answer_conflict_commands, admin::finish_settlements)
+                    .in_set(ServerSystems::Handle),
+            )
             .add_systems(
                 Update,
                 (
+                    pace_autosaves,
+                    restore_versions,
                     start_loads,
                     finish_releases,
                     autosave,
@@ -364,7 +367,8 @@ impl Plugin for DataStorePlugin {
                     scheduled_backup,
                     poll_jobs,
                 )
-                    .chain(),
+                    .chain()
+                    .in_set(ServerSystems::Persist),
             )
             .add_systems(OnShutdown, save_everything)
             .add_systems(Update, hold_while_busy.in_set(ShutdownSystems::Drain));

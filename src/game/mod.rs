@@ -24,6 +24,7 @@ use crate::datastore::{DataStoreState, OpRecord, ProfileLoaded};
 use crate::protocol::{RemoteError, RequestId, SealedRequest, SealedResponse, SealedServerEvent};
 use crate::reconcile::Reconciler;
 use crate::security::{Security, Suspicion, SuspiciousActivity};
+use crate::stages::{ClientSystems, ServerSystems};
 use crate::transport::{
     ClientNet, SealedEventReceived, SealedRequestReceived, SealedRpcCompleted, ServerNet,
     SessionEnded,
@@ -114,6 +115,7 @@ pub struct GameServerPlugin;
 
 impl Plugin for GameServerPlugin {
     fn build(&self, app: &mut App) {
+        crate::stages::server(app);
         crate::integration::register(app, health::INTEGRATION);
         app.add_message::<SuspiciousActivity>()
             .init_resource::<GameServerState>()
@@ -121,10 +123,10 @@ impl Plugin for GameServerPlugin {
             .init_resource::<admin::GrantTasks>()
             .add_message::<crate::security::AdminCommandAdmitted>()
             .add_message::<crate::security::AuditEntry>()
-            .add_systems(PreUpdate, refresh_shop)
             .add_systems(
                 Update,
                 (
+                    refresh_shop,
                     send_state_at_join,
                     answer_game_ops,
                     answer_visits,
@@ -133,7 +135,8 @@ impl Plugin for GameServerPlugin {
                     step_economy,
                     forget_left,
                 )
-                    .chain(),
+                    .chain()
+                    .in_set(ServerSystems::Handle),
             );
     }
 }
@@ -501,14 +504,20 @@ pub struct GameClientPlugin;
 
 impl Plugin for GameClientPlugin {
     fn build(&self, app: &mut App) {
+        crate::stages::client(app);
         app.init_resource::<Prediction>()
             .init_resource::<Leaderboard>()
             .init_resource::<Visit>()
             .init_resource::<Shop>()
-            .add_systems(PreUpdate, refresh_client_shop)
             .add_systems(
-                Update,
-                (reconcile_prediction, receive_leaderboard, receive_visit),
+                PreUpdate,
+                (
+                    refresh_client_shop,
+                    reconcile_prediction,
+                    receive_leaderboard,
+                    receive_visit,
+                )
+                    .in_set(ClientSystems::Sync),
             );
     }
 }

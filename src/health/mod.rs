@@ -169,6 +169,7 @@ pub struct HealthPlugin;
 
 impl Plugin for HealthPlugin {
     fn build(&self, app: &mut App) {
+        crate::stages::server(app);
         register(
             app,
             Integration {
@@ -182,7 +183,12 @@ impl Plugin for HealthPlugin {
         app.init_resource::<Metrics>()
             .init_resource::<Clocks>()
             .add_message::<HealthCheckRequested>()
-            .add_systems(Last, (run_checks, publish, performance_report).chain());
+            .add_systems(
+                Last,
+                (run_checks, publish, performance_report)
+                    .chain()
+                    .in_set(crate::stages::ServerSystems::Report),
+            );
     }
 }
 

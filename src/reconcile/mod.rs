@@ -30,6 +30,7 @@ use serde_json::Value;
 
 use crate::config::{Config, ConfigError};
 use crate::protocol::ConflictReport;
+use crate::stages::ServerSystems;
 
 /// A conflict waiting for a person. The three sides are records as JSON (the data store
 /// encodes its profiles; reconciliation never needs their type).
@@ -210,10 +211,11 @@ pub struct ReconcilePlugin;
 
 impl Plugin for ReconcilePlugin {
     fn build(&self, app: &mut App) {
+        crate::stages::server(app);
         crate::integration::register(app, health::INTEGRATION);
         crate::integration::register_rule(app, health::sweep_rule());
         app.add_message::<SweepPace>()
-            .add_systems(Update, pace_sweep);
+            .add_systems(Update, pace_sweep.in_set(ServerSystems::Handle));
     }
 }
 

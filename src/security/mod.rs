@@ -39,9 +39,10 @@ use crate::config::{Config, ConfigChanged, Side, Tier};
 use crate::protocol::{
     ClientEvent, ClientRequest, RemoteError, SealedRequest, SecurityStatsReport, SessionId,
 };
+use crate::stages::ServerSystems;
 use crate::transport::{
     ClientEventReceived, Inbound, InboundQueue, RequestReceived, SealedRequestReceived,
-    SecuritySignalRaised, ServerNet, SessionStarted, TransportSystems,
+    SecuritySignalRaised, ServerNet, SessionStarted,
 };
 
 /// The action class of a message.
@@ -387,31 +388,35 @@ pub struct SecurityPlugin;
 
 impl Plugin for SecurityPlugin {
     fn build(&self, app: &mut App) {
+        crate::stages::server(app);
         crate::integration::register(app, health::INTEGRATION);
-        app.add_systems(
-            PreUpdate,
-            (
-                enforce_bans,
-                admit,
-                strike_signals,
-                expire_sessions,
-                connection_floods,
+        app.add_message::<SuspiciousActivity>()
+            .add_message::<ConfigChanged>()
+            .add_message::<AdminCommandAdmitted>()
+            .add_message::<AuditEntry>()
+            .add_systems(
+                PreUpdate,
+                (
+                    enforce_bans,
+                    admit,
+                    strike_signals,
+                    expire_sessions,
+                    connection_floods,
+                )
+                    .chain()
+                    .in_set(ServerSystems::Admit),
             )
-                .chain()
-                .after(TransportSystems::Receive),
-        )
-        .add_message::<SuspiciousActivity>()
-        .add_message::<ConfigChanged>()
-        .add_message::<AdminCommandAdmitted>()
-        .add_message::<AuditEntry>()
-        .add_systems(
-            Update,
-            (clock_skew, audit_config_changes, admin::answer_admin),
-        )
-        .add_systems(
-            PostUpdate,
-            (suspicious_activity, record_audit_entries).before(TransportSystems::Send),
-        );
+            .add_systems(
+                Update,
+                (clock_skew, audit_config_changes, admin::answer_admin)
+                    .in_set(ServerSystems::Handle),
+            )
+            // After every handler has run, before anything is sent: what the handlers saw is
+            // audited (and struck: a kick goes out this tick).
+            .add_systems(
+                Update,
+                (suspicious_activity, record_audit_entries).in_set(ServerSystems::Persist),
+            );
     }
 }
 

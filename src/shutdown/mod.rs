@@ -20,6 +20,8 @@ use bevy::app::AppExit;
 use bevy::ecs::schedule::ScheduleLabel;
 use bevy::prelude::*;
 
+use crate::stages::{ClientSystems, ServerSystems};
+
 pub use signals::{install_os_signal_handler, os_signal_count};
 
 /// Runs once, at the start of the frame after shutdown was requested. Order your own systems in it
@@ -215,9 +217,25 @@ impl Plugin for ShutdownPlugin {
     fn build(&self, app: &mut App) {
         app.insert_resource(Shutdown::new(self.drain_timeout))
             .init_schedule(OnShutdown)
-            .configure_sets(First, ShutdownSystems::Detect)
-            .configure_sets(Update, ShutdownSystems::Drain.run_if(draining))
-            .configure_sets(Last, ShutdownSystems::Finish)
+            .configure_sets(
+                First,
+                ShutdownSystems::Detect
+                    .in_set(ServerSystems::Begin)
+                    .in_set(ClientSystems::Begin),
+            )
+            .configure_sets(
+                Update,
+                ShutdownSystems::Drain
+                    .run_if(draining)
+                    .in_set(ServerSystems::Persist)
+                    .in_set(ClientSystems::Handle),
+            )
+            .configure_sets(
+                Last,
+                ShutdownSystems::Finish
+                    .in_set(ServerSystems::Report)
+                    .in_set(ClientSystems::Finish),
+            )
             .add_systems(
                 First,
                 (detect_triggers, begin_shutdown)

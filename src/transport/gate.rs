@@ -20,6 +20,7 @@ use renetcode::{
 };
 
 use super::wire;
+use crate::stages::ServerSystems;
 
 use super::address_gate::AddressGate;
 
@@ -369,10 +370,12 @@ pub struct GatedServerPlugin;
 
 impl Plugin for GatedServerPlugin {
     fn build(&self, app: &mut App) {
+        crate::stages::server(app);
         app.add_systems(
             PreUpdate,
             receive
                 .in_set(RenetReceive)
+                .in_set(ServerSystems::Receive)
                 .run_if(resource_exists::<GatedServerTransport>)
                 .run_if(resource_exists::<RenetServer>)
                 .after(RenetServerPlugin::update_system)
@@ -381,12 +384,14 @@ impl Plugin for GatedServerPlugin {
         .add_systems(
             PostUpdate,
             send.in_set(RenetSend)
+                .in_set(ServerSystems::Send)
                 .run_if(resource_exists::<GatedServerTransport>)
                 .run_if(resource_exists::<RenetServer>),
         )
         .add_systems(
             Last,
             disconnect_on_exit
+                .in_set(ServerSystems::Report)
                 .run_if(resource_exists::<GatedServerTransport>)
                 .run_if(resource_exists::<RenetServer>),
         );

@@ -47,6 +47,7 @@ use crate::protocol::{
     ServerStatsReport, SessionId,
 };
 use crate::shutdown::{OnShutdown, Shutdown, ShutdownSystems};
+use crate::stages::{ClientSystems, ServerSystems};
 
 /// Transport settings, read from the `network.*` config keys.
 #[derive(Debug, Clone)]
@@ -243,15 +244,6 @@ pub struct SealedRpcCompleted {
     pub id: RequestId,
     /// Its result.
     pub result: Result<SealedResponse, RemoteError>,
-}
-
-/// System sets of the transport.
-#[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
-pub enum TransportSystems {
-    /// `PreUpdate`, after renet received: decoded messages become Bevy messages.
-    Receive,
-    /// `PostUpdate`, before renet sends: queued messages go out.
-    Send,
 }
 
 /// Server tick durations, for the stats RPC and the load test.
@@ -465,6 +457,7 @@ pub struct TransportServerPlugin;
 
 impl Plugin for TransportServerPlugin {
     fn build(&self, app: &mut App) {
+        crate::stages::server(app);
         if !app.is_plugin_added::<RenetServerPlugin>() {
             app.add_plugins((RenetServerPlugin, GatedServerPlugin));
         }
@@ -478,14 +471,23 @@ impl Plugin for TransportServerPlugin {
             .add_message::<SessionStarted>()
             .add_message::<SessionEnded>()
             .add_message::<SecuritySignalRaised>()
-            .configure_sets(PreUpdate, TransportSystems::Receive.after(RenetReceive))
-            .configure_sets(PostUpdate, TransportSystems::Send.before(RenetSend))
             .add_observer(on_server_event)
-            .add_systems(First, tick_start)
-            .add_systems(Last, tick_end)
-            .add_systems(PreUpdate, server_receive.in_set(TransportSystems::Receive))
-            .add_systems(Update, (answer_builtin_requests, answer_builtin_sealed))
-            .add_systems(PostUpdate, server_send.in_set(TransportSystems::Send))
+            .add_systems(First, tick_start.in_set(ServerSystems::Begin))
+            .add_systems(Last, tick_end.in_set(ServerSystems::Report))
+            .add_systems(
+                PreUpdate,
+                server_receive
+                    .after(RenetReceive)
+                    .in_set(ServerSystems::Receive),
+            )
+            .add_systems(
+                Update,
+                (answer_builtin_requests, answer_builtin_sealed).in_set(ServerSystems::Handle),
+            )
+            .add_systems(
+                PostUpdate,
+                server_send.before(RenetSend).in_set(ServerSystems::Send),
+            )
             .add_systems(OnShutdown, kick_everyone)
             .add_systems(Update, hold_for_kicks.in_set(ShutdownSystems::Drain));
     }
@@ -652,6 +654,7 @@ pub struct TransportClientPlugin;
 
 impl Plugin for TransportClientPlugin {
     fn build(&self, app: &mut App) {
+        crate::stages::client(app);
         if !app.is_plugin_added::<RenetClientPlugin>() {
             app.add_plugins((RenetClientPlugin, BatchedClientPlugin));
         }
@@ -662,11 +665,20 @@ impl Plugin for TransportClientPlugin {
             .add_message::<RpcCompleted>()
             .add_message::<SealedRpcCompleted>()
             .add_message::<SealedEventReceived>()
-            .configure_sets(PreUpdate, TransportSystems::Receive.after(RenetReceive))
-            .configure_sets(PostUpdate, TransportSystems::Send.before(RenetSend))
-            .add_systems(PreUpdate, client_receive.in_set(TransportSystems::Receive))
-            .add_systems(Update, (heartbeat, apply_network_settings))
-            .add_systems(PostUpdate, client_send.in_set(TransportSystems::Send))
+            .add_systems(
+                PreUpdate,
+                (
+                    client_receive
+                        .after(RenetReceive)
+                        .in_set(ClientSystems::Receive),
+                    apply_network_settings.in_set(ClientSystems::Sync),
+                ),
+            )
+            .add_systems(Update, heartbeat.in_set(ClientSystems::Handle))
+            .add_systems(
+                PostUpdate,
+                client_send.before(RenetSend).in_set(ClientSystems::Send),
+            )
             .add_systems(OnShutdown, leave_server);
     }
 }

@@ -21,6 +21,8 @@ use bevy_renet::{RenetClientPlugin, RenetReceive, RenetSend};
 use renet::RenetClient;
 use renetcode::{ClientAuthentication, NETCODE_MAX_PACKET_BYTES, NetcodeClient, NetcodeError};
 
+use crate::stages::ClientSystems;
+
 /// The first byte of a payload that carries several renet packets. renet's packet types are
 /// 0 to 6.
 pub const BATCH_TAG: u8 = 0xBA;
@@ -349,10 +351,12 @@ pub struct BatchedClientPlugin;
 
 impl Plugin for BatchedClientPlugin {
     fn build(&self, app: &mut App) {
+        crate::stages::client(app);
         app.add_systems(
             PreUpdate,
             receive
                 .in_set(RenetReceive)
+                .in_set(ClientSystems::Receive)
                 .run_if(resource_exists::<BatchedClientTransport>)
                 .run_if(resource_exists::<bevy_renet::RenetClient>)
                 .after(RenetClientPlugin::update_system),
@@ -360,12 +364,15 @@ impl Plugin for BatchedClientPlugin {
         .add_systems(
             PostUpdate,
             send.in_set(RenetSend)
+                .in_set(ClientSystems::Send)
                 .run_if(resource_exists::<BatchedClientTransport>)
                 .run_if(resource_exists::<bevy_renet::RenetClient>),
         )
         .add_systems(
             Last,
-            disconnect_on_exit.run_if(resource_exists::<BatchedClientTransport>),
+            disconnect_on_exit
+                .in_set(ClientSystems::Finish)
+                .run_if(resource_exists::<BatchedClientTransport>),
         );
     }
 }

@@ -10,5 +10,6 @@ mod harness;
 mod health;
 mod layers;
 mod reconcile;
+mod schedule;
 mod security;
 mod transport;

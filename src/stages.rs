@@ -1,0 +1,101 @@
+//! The frame's stages: one chain of system sets for the server and one for the client. Every
+//! system of ours that runs each frame is in one of them (`tests/it/schedule.rs` walks the
+//! schedules and fails on one that is not), so "what runs before what" is read here, not pieced
+//! together from `before`/`after` across plugins.
+//!
+//! Server, one tick: `Begin` (First: the tick's clock, config expiry, shutdown triggers) →
+//! `Receive` (PreUpdate: the netcode loop, decoding) → `Admit` (the security gate) → `Handle`
+//! (Update: requests, the game) → `Persist` (the data store's loads, saves and tasks) → `Send`
+//! (PostUpdate: encoding, the netcode loop) → `Report` (Last: health, metrics, the tick's end).
+//!
+//! Client, one frame: `Begin` → `Receive` → `Sync` (what the server sent: config, manifest,
+//! state, prediction) → `Handle` (input, loading, game logic) → `Present` (scene, HUD, panels) →
+//! `Send` → `Finish` (frame pacing).
+//!
+//! Each chain is configured once per App, by the first plugin that needs it ([`server`],
+//! [`client`]); schedules run in Bevy's order (First, PreUpdate, Update, PostUpdate, Last), and
+//! within each the sets that belong there are chained.
+
+use bevy::prelude::*;
+
+/// The server's stages, in order.
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ServerSystems {
+    /// First: the tick's clock, config expiry, shutdown triggers.
+    Begin,
+    /// PreUpdate: datagrams in, decoded and queued.
+    Receive,
+    /// PreUpdate: the security gate admits queued messages to the handlers.
+    Admit,
+    /// Update: requests and events handled, the game simulated.
+    Handle,
+    /// Update: the data store's loads, saves and background tasks.
+    Persist,
+    /// PostUpdate: replies and pushes encoded and sent.
+    Send,
+    /// Last: health checks, metrics, the tick's end.
+    Report,
+}
+
+/// The client's stages, in order.
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClientSystems {
+    /// First: config changes, shutdown triggers.
+    Begin,
+    /// PreUpdate: datagrams in, decoded.
+    Receive,
+    /// PreUpdate: what the server sent applied (config, manifest, state, prediction).
+    Sync,
+    /// Update: input, asset loading, game logic.
+    Handle,
+    /// Update: scene, HUD and panels drawn from the state.
+    Present,
+    /// PostUpdate: calls and events sent.
+    Send,
+    /// Last: frame pacing.
+    Finish,
+}
+
+#[derive(Resource)]
+struct ServerStagesConfigured;
+
+#[derive(Resource)]
+struct ClientStagesConfigured;
+
+/// Configures the server's chain in `app` (once; later calls do nothing).
+pub fn server(app: &mut App) {
+    if app.world().contains_resource::<ServerStagesConfigured>() {
+        return;
+    }
+    app.insert_resource(ServerStagesConfigured)
+        .configure_sets(First, ServerSystems::Begin)
+        .configure_sets(
+            PreUpdate,
+            (ServerSystems::Receive, ServerSystems::Admit).chain(),
+        )
+        .configure_sets(
+            Update,
+            (ServerSystems::Handle, ServerSystems::Persist).chain(),
+        )
+        .configure_sets(PostUpdate, ServerSystems::Send)
+        .configure_sets(Last, ServerSystems::Report);
+}
+
+/// Configures the client's chain in `app` (once; later calls do nothing).
+pub fn client(app: &mut App) {
+    if app.world().contains_resource::<ClientStagesConfigured>() {
+        return;
+    }
+    app.insert_resource(ClientStagesConfigured)
+        .configure_sets(First, ClientSystems::Begin)
+        .configure_sets(
+            PreUpdate,
+            (ClientSystems::Receive, ClientSystems::Sync).chain(),
+        )
+        .configure_sets(
+            Update,
+            (ClientSystems::Handle, ClientSystems::Present).chain(),
+        )
+        .configure_sets(PostUpdate, ClientSystems::Send)
+        .configure_sets(Last, ClientSystems::Finish);
+}
