@@ -9,7 +9,7 @@ use bloxquarium::config::{
 use bloxquarium::protocol::{self, ClientRequest, ConfigValue, RemoteError};
 use bloxquarium::transport::{ClientNet, RpcCompleted, ServerNet};
 
-use crate::harness::{self, Scratch, pump_until};
+use crate::harness::{self, JoinUntil, Scratch, pump_until};
 
 fn client_for(scratch: &Scratch, config: &str, server: &App, player: u64) -> App {
     let token = harness::issue(server, player, "P");
@@ -30,20 +30,6 @@ fn client_for(scratch: &Scratch, config: &str, server: &App, player: u64) -> App
     ])
 }
 
-fn join(server: &mut App, client: &mut App) {
-    pump_until(
-        &mut [server, client],
-        300,
-        "client receives the config snapshot",
-        |a| {
-            a[1].world()
-                .resource::<bloxquarium::config_sync::ConfigReplication>()
-                .snapshots
-                == 1
-        },
-    );
-}
-
 fn now(app: &App) -> Duration {
     app.world().resource::<Time<Real>>().elapsed()
 }
@@ -54,7 +40,7 @@ fn tiers_are_enforced_on_both_sides() {
     let cfg = harness::config_dir(&s, r#"{"game.startingCoins": 250}"#);
     let mut server = harness::server_with_config(&s, &cfg);
     let mut client = client_for(&s, &cfg, &server, 1);
-    join(&mut server, &mut client);
+    harness::wait_joined(&mut server, &mut client, 1, JoinUntil::ConfigSnapshot);
 
     let sc = server.world().resource::<Config>();
     assert_eq!(
@@ -221,7 +207,7 @@ fn hot_reload_applies_replicates_and_keeps_the_last_good_config() {
     let cfg = harness::config_dir(&s, r#"{"config.reloadPollInterval": 0.1}"#);
     let mut server = harness::server_with_config(&s, &cfg);
     let mut client = client_for(&s, &cfg, &server, 2);
-    join(&mut server, &mut client);
+    harness::wait_joined(&mut server, &mut client, 2, JoinUntil::ConfigSnapshot);
 
     std::fs::write(
         std::path::Path::new(&cfg).join("zz-live.ron"),
@@ -282,7 +268,7 @@ fn client_preferences_persist_and_apply_live() {
     let cfg = harness::config_dir(&s, "{}");
     let mut server = harness::server_with_config(&s, &cfg);
     let mut client = client_for(&s, &cfg, &server, 3);
-    join(&mut server, &mut client);
+    harness::wait_joined(&mut server, &mut client, 3, JoinUntil::ConfigSnapshot);
     let t = now(&client);
     client
         .world_mut()
@@ -355,7 +341,7 @@ fn no_server_only_value_ever_reaches_a_client() {
         .resource_mut::<ServerNet>()
         .start_capture();
     let mut client = client_for(&s, &cfg, &server, 4);
-    join(&mut server, &mut client);
+    harness::wait_joined(&mut server, &mut client, 4, JoinUntil::ConfigSnapshot);
 
     // Several changes of every tier, replicated or not.
     let t = now(&server);

@@ -433,28 +433,6 @@ fn acknowledged_saves_survive_sigkill() {
     }
 }
 
-/// A client joins as `player`; returns it once the server has loaded the profile.
-fn join_and_load(
-    server: &mut bevy::prelude::App,
-    d: &Scratch,
-    player: u64,
-    name: &str,
-) -> (
-    bevy::prelude::App,
-    Vec<bloxquarium::datastore::ProfileLoaded>,
-) {
-    let token = harness::issue(server, player, name);
-    let mut client = harness::client(d, harness::server_addr(server), &token);
-    let mut loaded = Vec::new();
-    harness::pump_until(&mut [server, &mut client], 300, "profile loads", |a| {
-        loaded.extend(harness::drain::<bloxquarium::datastore::ProfileLoaded>(
-            a[0],
-        ));
-        !loaded.is_empty()
-    });
-    (client, loaded)
-}
-
 #[test]
 fn plugin_loads_on_join_saves_on_leave_and_drains_on_shutdown() {
     use bloxquarium::datastore::DataStoreState;
@@ -466,7 +444,7 @@ fn plugin_loads_on_join_saves_on_leave_and_drains_on_shutdown() {
         .resource::<bloxquarium::datastore::DataStore>()
         .send_offline(21, &OfflineMessage::Coins { amount: 5, from: 1 })
         .unwrap();
-    let (mut client, loaded) = join_and_load(&mut server, &d, 21, "Gill");
+    let (mut client, loaded) = harness::join_loaded(&mut server, &d, 21, "Gill");
     assert_eq!(loaded[0].player, 21);
     assert_eq!(loaded[0].applied.len(), 1);
     {
@@ -497,7 +475,7 @@ fn plugin_loads_on_join_saves_on_leave_and_drains_on_shutdown() {
     assert_eq!(p.stats.coins, 321);
 
     // Rejoin, change, and shut the server down: the drain saves before exit.
-    let (mut client, _) = join_and_load(&mut server, &d, 21, "Gill");
+    let (mut client, _) = harness::join_loaded(&mut server, &d, 21, "Gill");
     harness::edit_profile(&mut server, 21, |p| p.stats.coins = 999);
     server
         .world_mut()
@@ -535,7 +513,7 @@ fn plugin_autosaves_on_the_configured_interval() {
     let d = Scratch::new("ds-autosave");
     let cfg = harness::config_dir(&d, r#"{"datastore.autosaveInterval": 5}"#);
     let mut server = harness::server_with_config(&d, &cfg);
-    let (mut client, _) = join_and_load(&mut server, &d, 31, "Coral");
+    let (mut client, _) = harness::join_loaded(&mut server, &d, 31, "Coral");
     harness::edit_profile(&mut server, 31, |p| p.stats.coins = 555);
     // 5 s at 1/30 s a frame, plus the spread offset (< one interval): at most ~300 frames.
     harness::pump_until(
@@ -590,7 +568,7 @@ fn restoring_a_version_ends_the_live_session_first() {
         save(&store, &l.profile, v, &o, bloxquarium::clock::now_ms()).unwrap();
         store.release(41, &o).unwrap();
     }
-    let (mut client, _) = join_and_load(&mut server, &d, 41, "Reef");
+    let (mut client, _) = harness::join_loaded(&mut server, &d, 41, "Reef");
     harness::edit_profile(&mut server, 41, |p| p.stats.coins = 99);
     server.world_mut().write_message(RestoreVersion {
         player: 41,
@@ -634,7 +612,7 @@ fn transient_save_failures_are_retried_with_backoff_until_they_land() {
     let d = Scratch::new("ds-retry");
     let cfg = harness::config_dir(&d, r#"{"datastore.autosaveInterval": 5}"#);
     let mut server = harness::server_with_config(&d, &cfg);
-    let (mut client, _) = join_and_load(&mut server, &d, 41, "Reef");
+    let (mut client, _) = harness::join_loaded(&mut server, &d, 41, "Reef");
     let saved_before = server.world().resource::<DataStore>().peek(41).unwrap();
     harness::edit_profile(&mut server, 41, |p| p.stats.coins = 777);
     // The next two write transactions fail as a full disk would.
@@ -690,7 +668,7 @@ fn repeated_storage_failures_enter_the_critical_state_and_it_clears() {
     let d = Scratch::new("ds-critical");
     let cfg = harness::config_dir(&d, r#"{"datastore.autosaveInterval": 5}"#);
     let mut server = harness::server_with_config(&d, &cfg);
-    let (mut client, _) = join_and_load(&mut server, &d, 43, "Kelp");
+    let (mut client, _) = harness::join_loaded(&mut server, &d, 43, "Kelp");
     harness::edit_profile(&mut server, 43, |p| p.stats.coins = 4321);
     server
         .world()

@@ -36,16 +36,7 @@ fn buy_sell_earn_and_rank() {
     let d = Scratch::new("game-flow");
     let mut server = harness::server(&d, &[]);
     let join = |server: &mut App, player: u64, name: &str| {
-        let token = harness::issue(server, player, name);
-        let mut c = harness::client(&d, harness::server_addr(server), &token);
-        pump_until(&mut [server, &mut c], 300, "in the game", |a| {
-            a[1].world()
-                .resource::<Prediction>()
-                .predictor
-                .authoritative()
-                .is_some()
-        });
-        c
+        harness::join(server, &d, player, name, harness::JoinUntil::InGame)
     };
     let mut ann = join(&mut server, 1, "Ann");
     let mut bob = join(&mut server, 2, "Bob");
@@ -173,19 +164,12 @@ fn three_players_buy_earn_gift_leave_and_come_back_after_a_restart() {
     set_game_time(&mut server, Duration::ZERO);
     let players = [(1u64, "Ann"), (2, "Bob"), (3, "Cid")];
     let join = |server: &mut App, (id, name): (u64, &str)| {
-        let token = harness::issue(server, id, name);
-        let mut c = harness::client(&d, harness::server_addr(server), &token);
+        let mut c = harness::join(server, &d, id, name, harness::JoinUntil::InGame);
         pump_until(&mut [server, &mut c], 600, "playing", |a| {
             a[1].world()
                 .resource::<State<bloxquarium::assets::AssetPhase>>()
                 .get()
                 == &bloxquarium::assets::AssetPhase::Playing
-                && a[1]
-                    .world()
-                    .resource::<Prediction>()
-                    .predictor
-                    .authoritative()
-                    .is_some()
         });
         // The critical assets are loaded, not replaced by the fallback.
         let s = c

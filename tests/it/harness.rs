@@ -196,6 +196,86 @@ pub fn client_with(
     app(&args)
 }
 
+/// How far [`join`] goes before it returns the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinUntil {
+    /// The client is connected and in session.
+    Connected,
+    /// The server has loaded the player's profile.
+    ProfileLoaded,
+    /// The client has received the server's config snapshot.
+    ConfigSnapshot,
+    /// The client has its authoritative game state from the server.
+    InGame,
+}
+
+/// Frames a join may take before the test fails.
+pub const JOIN_FRAMES: usize = 300;
+
+/// A headless client for `player` (`name`) joins `server` with a token from the server's own
+/// key; returns it once the join has gone as far as `until`.
+pub fn join(server: &mut App, data: &Scratch, player: u64, name: &str, until: JoinUntil) -> App {
+    let token = issue(server, player, name);
+    let mut client = client(data, server_addr(server), &token);
+    wait_joined(server, &mut client, player, until);
+    client
+}
+
+/// Like [`join`] with `ProfileLoaded`; also returns the `ProfileLoaded` messages the server
+/// wrote meanwhile.
+pub fn join_loaded(
+    server: &mut App,
+    data: &Scratch,
+    player: u64,
+    name: &str,
+) -> (App, Vec<bloxquarium::datastore::ProfileLoaded>) {
+    let token = issue(server, player, name);
+    let mut client = client(data, server_addr(server), &token);
+    let mut loaded = Vec::new();
+    pump_until(
+        &mut [server, &mut client],
+        JOIN_FRAMES,
+        "profile loads",
+        |a| {
+            loaded.extend(drain::<bloxquarium::datastore::ProfileLoaded>(a[0]));
+            loaded.iter().any(|l| l.player == player)
+        },
+    );
+    (client, loaded)
+}
+
+/// Pumps `server` and an existing `client` (of `player`) until the join has gone as far as
+/// `until`.
+pub fn wait_joined(server: &mut App, client: &mut App, player: u64, until: JoinUntil) {
+    pump_until(
+        &mut [server, client],
+        JOIN_FRAMES,
+        &format!("player {player}: {until:?}"),
+        |a| match until {
+            JoinUntil::Connected => {
+                state(a[1]) == bloxquarium::transport::ConnectionState::Connected
+            }
+            JoinUntil::ProfileLoaded => a[0]
+                .world()
+                .resource::<bloxquarium::datastore::DataStoreState>()
+                .profile(player)
+                .is_some(),
+            JoinUntil::InGame => a[1]
+                .world()
+                .resource::<bloxquarium::game::Prediction>()
+                .predictor
+                .authoritative()
+                .is_some(),
+            JoinUntil::ConfigSnapshot => {
+                a[1].world()
+                    .resource::<bloxquarium::config_sync::ConfigReplication>()
+                    .snapshots
+                    >= 1
+            }
+        },
+    );
+}
+
 /// Updates every app once per frame, `frames` times, with a pause for loopback delivery.
 pub fn pump(apps: &mut [&mut App], frames: usize) {
     for _ in 0..frames {

@@ -11,19 +11,7 @@ use bloxquarium::reconcile::Reconciler;
 use bloxquarium::transport::ClientNet;
 use bloxquarium::transport::ConnectionState;
 
-use crate::harness::{self, Scratch, pump_until};
-
-fn join(server: &mut App, d: &Scratch, player: u64) -> App {
-    let token = harness::issue(server, player, &format!("p{player}"));
-    let mut client = harness::client(d, harness::server_addr(server), &token);
-    pump_until(&mut [server, &mut client], 300, "profile loaded", |a| {
-        a[0].world()
-            .resource::<DataStoreState>()
-            .profile(player)
-            .is_some()
-    });
-    client
-}
+use crate::harness::{self, JoinUntil::ProfileLoaded, Scratch, pump_until};
 
 fn coins(server: &App, player: u64) -> i64 {
     server
@@ -56,12 +44,12 @@ fn two_servers_racing_on_one_profile_lose_nothing() {
     b.world_mut().insert_resource(shared.clone());
 
     // Server A has player 7 and earns them 50 coins it has not saved yet...
-    let mut on_a = join(&mut a, &d, 7);
+    let mut on_a = harness::join(&mut a, &d, 7, "p7", ProfileLoaded);
     harness::edit_profile(&mut a, 7, |p| p.stats.coins += 50);
     // ...then stalls (no frames) past datastore.lockStaleAfter.
     std::thread::sleep(Duration::from_millis(5_500));
     // Server B takes the stale lock over, adds 30 coins, and saves when the player leaves.
-    let mut on_b = join(&mut b, &d2, 7);
+    let mut on_b = harness::join(&mut b, &d2, 7, "p7", ProfileLoaded);
     assert_eq!(coins(&b, 7), 100);
     harness::edit_profile(&mut b, 7, |p| p.stats.coins += 30);
     leave(&mut on_b);
@@ -100,7 +88,7 @@ fn two_servers_racing_on_one_profile_lose_nothing() {
 fn a_rejected_purchase_is_rolled_back_with_its_reason() {
     let d = Scratch::new("rc-predict");
     let mut server = harness::server(&d, &[]);
-    let mut client = join(&mut server, &d, 8);
+    let mut client = harness::join(&mut server, &d, 8, "p8", ProfileLoaded);
     let catalog = Catalog::from_config(
         &client
             .world()
@@ -195,7 +183,7 @@ fn the_integrity_sweep_catches_a_record_altered_behind_the_servers_back() {
         r#"{"reconcile.interval": 1, "datastore.autosaveInterval": 5}"#,
     );
     let mut server = harness::server_with_config(&d, &cfg);
-    let mut client = join(&mut server, &d, 9);
+    let mut client = harness::join(&mut server, &d, 9, "p9", ProfileLoaded);
     // A first save so a stored copy exists.
     harness::edit_profile(&mut server, 9, |p| p.stats.coins = 321);
     pump_until(&mut [&mut server, &mut client], 600, "saved", |a| {
@@ -239,8 +227,8 @@ fn under_manual_a_conflict_waits_for_an_admin_who_settles_it_over_the_network() 
         r#"{"reconcile.strategy.profile": "Manual", "datastore.autosaveInterval": 5}"#,
     );
     let mut server = harness::server_with_config(&d, &cfg);
-    let mut player = join(&mut server, &d, 11);
-    let mut admin = join(&mut server, &d, 12);
+    let mut player = harness::join(&mut server, &d, 11, "p11", ProfileLoaded);
+    let mut admin = harness::join(&mut server, &d, 12, "p12", ProfileLoaded);
     server
         .world_mut()
         .resource_mut::<Security>()

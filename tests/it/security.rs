@@ -6,16 +6,7 @@ use bloxquarium::security::Security;
 use bloxquarium::transport::ConnectionState;
 use bloxquarium::transport::{ClientEventReceived, ClientNet, RpcCompleted};
 
-use crate::harness::{self, Scratch, pump_until};
-
-fn connect(server: &mut App, d: &Scratch, player: u64) -> App {
-    let token = harness::issue(server, player, &format!("p{player}"));
-    let mut client = harness::client(d, harness::server_addr(server), &token);
-    pump_until(&mut [server, &mut client], 300, "connects", |a| {
-        harness::state(a[1]) == ConnectionState::Connected
-    });
-    client
-}
+use crate::harness::{self, JoinUntil::Connected, Scratch, pump_until};
 
 fn flood_chat(client: &mut App, n: usize) {
     let mut net = client.world_mut().resource_mut::<ClientNet>();
@@ -37,8 +28,8 @@ fn kicked_reason(client: &App) -> Option<String> {
 fn a_chat_flood_is_dropped_struck_and_kicked_while_others_play_on() {
     let d = Scratch::new("sec-flood");
     let mut server = harness::server(&d, &[]);
-    let mut spammer = connect(&mut server, &d, 1);
-    let mut good = connect(&mut server, &d, 2);
+    let mut spammer = harness::join(&mut server, &d, 1, "p1", Connected);
+    let mut good = harness::join(&mut server, &d, 2, "p2", Connected);
     harness::drain::<ClientEventReceived>(&mut server);
 
     flood_chat(&mut spammer, 20);
@@ -137,9 +128,9 @@ fn a_chat_flood_is_dropped_struck_and_kicked_while_others_play_on() {
 fn repeated_kicks_ban_and_the_ban_holds_at_reconnect_and_restart() {
     let d = Scratch::new("sec-ban");
     let mut server = harness::server(&d, &[]);
-    let mut good = connect(&mut server, &d, 10);
+    let mut good = harness::join(&mut server, &d, 10, "p10", Connected);
     for round in 0..3 {
-        let mut c = connect(&mut server, &d, 9);
+        let mut c = harness::join(&mut server, &d, 9, "p9", Connected);
         flood_chat(&mut c, 20);
         pump_until(&mut [&mut server, &mut c, &mut good], 300, "kicked", |a| {
             kicked_reason(a[1]).is_some()
@@ -192,8 +183,8 @@ fn only_a_role_that_grants_it_may_change_shared_config() {
     use bloxquarium::protocol::{ConfigValue, RemoteError};
     let d = Scratch::new("sec-roles");
     let mut server = harness::server(&d, &[]);
-    let mut player = connect(&mut server, &d, 1);
-    let mut admin = connect(&mut server, &d, 2);
+    let mut player = harness::join(&mut server, &d, 1, "p1", Connected);
+    let mut admin = harness::join(&mut server, &d, 2, "p2", Connected);
     server
         .world_mut()
         .resource_mut::<Security>()
@@ -279,8 +270,8 @@ fn an_idle_session_expires_even_with_heartbeats() {
     let d = Scratch::new("sec-expiry");
     let cfg = harness::config_dir(&d, r#"{"security.sessionTimeout": 60}"#);
     let mut server = harness::server_with_config(&d, &cfg);
-    let mut idle = connect(&mut server, &d, 5);
-    let mut busy = connect(&mut server, &d, 6);
+    let mut idle = harness::join(&mut server, &d, 5, "p5", Connected);
+    let mut busy = harness::join(&mut server, &d, 6, "p6", Connected);
     // 60 s at 1/30 s a frame: the idle client stays connected and sends heartbeats, but no
     // action; the busy one chats every 10 s.
     let mut frame = 0;
@@ -383,8 +374,8 @@ fn loaded(server: &mut App, clients: &mut [&mut App], player: u64) {
 fn out_of_range_fields_are_refused_with_a_reason_a_strike_and_an_audit_record() {
     let d = Scratch::new("sec-range");
     let mut server = harness::server(&d, &[]);
-    let mut bad = connect(&mut server, &d, 31);
-    let mut good = connect(&mut server, &d, 32);
+    let mut bad = harness::join(&mut server, &d, 31, "p31", Connected);
+    let mut good = harness::join(&mut server, &d, 32, "p32", Connected);
     for (body, why) in [
         (
             SealedRequest::Purchase {
@@ -460,8 +451,8 @@ fn out_of_range_fields_are_refused_with_a_reason_a_strike_and_an_audit_record() 
 fn permission_escalation_is_denied_struck_and_audited() {
     let d = Scratch::new("sec-escalate");
     let mut server = harness::server(&d, &[]);
-    let mut bad = connect(&mut server, &d, 41);
-    let mut good = connect(&mut server, &d, 42);
+    let mut bad = harness::join(&mut server, &d, 41, "p41", Connected);
+    let mut good = harness::join(&mut server, &d, 42, "p42", Connected);
     loaded(&mut server, &mut [&mut bad, &mut good], 41);
     for (cmd, perm) in [
         (
@@ -525,8 +516,8 @@ fn permission_escalation_is_denied_struck_and_audited() {
 fn a_replayed_envelope_is_dropped_counted_and_audited() {
     let d = Scratch::new("sec-replay");
     let mut server = harness::server(&d, &[]);
-    let mut bad = connect(&mut server, &d, 51);
-    let mut good = connect(&mut server, &d, 52);
+    let mut bad = harness::join(&mut server, &d, 51, "p51", Connected);
+    let mut good = harness::join(&mut server, &d, 52, "p52", Connected);
     let plain = bloxquarium::protocol::encode(&SealedClientMessage::Request {
         id: 9_000,
         body: SealedRequest::SecureEcho {
@@ -569,8 +560,8 @@ fn a_replayed_envelope_is_dropped_counted_and_audited() {
 fn overspending_impossible_income_and_clock_skew_are_suspicious() {
     let d = Scratch::new("sec-detect");
     let mut server = harness::server(&d, &[]);
-    let mut bad = connect(&mut server, &d, 61);
-    let mut good = connect(&mut server, &d, 62);
+    let mut bad = harness::join(&mut server, &d, 61, "p61", Connected);
+    let mut good = harness::join(&mut server, &d, 62, "p62", Connected);
     loaded(&mut server, &mut [&mut bad, &mut good], 61);
     // A purchase the client knows it cannot afford (100 coins, tank upgrade costs 500).
     let r = harness::sealed(
@@ -656,8 +647,8 @@ fn admin_commands_work_for_an_admin_and_are_audited() {
     use bloxquarium::datastore::{DataStore, DataStoreState};
     let d = Scratch::new("sec-admin");
     let mut server = harness::server(&d, &[]);
-    let mut admin = connect(&mut server, &d, 71);
-    let mut target = connect(&mut server, &d, 72);
+    let mut admin = harness::join(&mut server, &d, 71, "p71", Connected);
+    let mut target = harness::join(&mut server, &d, 72, "p72", Connected);
     loaded(&mut server, &mut [&mut admin, &mut target], 72);
     server
         .world_mut()
@@ -820,7 +811,7 @@ fn admin_commands_work_for_an_admin_and_are_audited() {
         .unwrap()
         .unwrap();
     assert_eq!(p.stats.coins, 1000);
-    let mut again = connect(&mut server, &d, 72);
+    let mut again = harness::join(&mut server, &d, 72, "p72", Connected);
     loaded(&mut server, &mut [&mut admin, &mut again], 72);
     let coins = server
         .world()
@@ -884,7 +875,7 @@ fn connection_floods_from_one_address_are_refused_while_others_connect() {
         flooder.send_to(&request, addr).unwrap();
     }
     harness::pump(&mut [&mut server], 5);
-    let good = connect(&mut server, &d, 81);
+    let good = harness::join(&mut server, &d, 81, "p81", Connected);
     pump_until(&mut [&mut server], 60, "flood reported", |a| {
         a[0].world().resource::<Security>().connect_refused >= 45
     });

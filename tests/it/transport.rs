@@ -16,25 +16,7 @@ use bloxquarium::transport::{
 };
 use bloxquarium::{ProcessOptions, StartError};
 
-use crate::harness::{self, Scratch, pump, pump_until, state};
-
-const CONNECT_FRAMES: usize = 300;
-
-fn connected(app: &App) -> bool {
-    state(app) == ConnectionState::Connected
-}
-
-fn connect(server: &mut App, scratch: &Scratch, player: u64, name: &str) -> App {
-    let token = harness::issue(server, player, name);
-    let mut client = harness::client(scratch, harness::server_addr(server), &token);
-    pump_until(
-        &mut [server, &mut client],
-        CONNECT_FRAMES,
-        "client connects",
-        |a| connected(a[1]),
-    );
-    client
-}
+use crate::harness::{self, JoinUntil::Connected, Scratch, pump, pump_until, state};
 
 fn sessions(server: &App) -> usize {
     server.world().resource::<ServerNet>().session_count()
@@ -44,7 +26,7 @@ fn sessions(server: &App) -> usize {
 fn a_valid_token_connects_and_opens_a_session() {
     let data = Scratch::new("tp-valid");
     let mut server = harness::server(&data, &[]);
-    let client = connect(&mut server, &data, 42, "Nemo");
+    let client = harness::join(&mut server, &data, 42, "Nemo", Connected);
     let net = server.world().resource::<ServerNet>();
     let session = net.session(42).expect("session for player 42");
     assert_eq!(
@@ -165,7 +147,7 @@ fn forged_expired_and_wrong_protocol_tokens_are_refused() {
     }
 
     // And a valid token still works beside all that.
-    let _ok = connect(&mut server, &data, 8, "Dory");
+    let _ok = harness::join(&mut server, &data, 8, "Dory", Connected);
     assert_eq!(sessions(&server), 1);
 }
 
@@ -173,7 +155,7 @@ fn forged_expired_and_wrong_protocol_tokens_are_refused() {
 fn remote_functions_round_trip_plain_and_sealed() {
     let data = Scratch::new("tp-rpc");
     let mut server = harness::server(&data, &[]);
-    let mut client = connect(&mut server, &data, 1, "A");
+    let mut client = harness::join(&mut server, &data, 1, "A", Connected);
     let t = client.world().resource::<Time<Real>>().elapsed();
     let (echo, stats, sealed) = {
         let mut net = client.world_mut().resource_mut::<ClientNet>();
@@ -250,8 +232,8 @@ fn remote_events_flow_both_ways_and_broadcast() {
     use bloxquarium::transport::{ClientEventReceived, ServerEventReceived};
     let data = Scratch::new("tp-events");
     let mut server = harness::server(&data, &[]);
-    let mut a = connect(&mut server, &data, 1, "A");
-    let mut b = connect(&mut server, &data, 2, "B");
+    let mut a = harness::join(&mut server, &data, 1, "A", Connected);
+    let mut b = harness::join(&mut server, &data, 2, "B", Connected);
     a.world_mut()
         .resource_mut::<ClientNet>()
         .send_event(ClientEvent::Chat {
@@ -307,7 +289,7 @@ fn remote_events_flow_both_ways_and_broadcast() {
 fn signed_blobs_reach_the_client_verified() {
     let data = Scratch::new("tp-signed");
     let mut server = harness::server(&data, &[]);
-    let mut client = connect(&mut server, &data, 3, "C");
+    let mut client = harness::join(&mut server, &data, 3, "C", Connected);
     server.world_mut().resource_mut::<ServerNet>().send_signed(
         3,
         "manifest",
@@ -331,7 +313,7 @@ fn signed_blobs_reach_the_client_verified() {
 fn a_remote_function_times_out_when_the_server_is_silent() {
     let data = Scratch::new("tp-timeout");
     let mut server = harness::server(&data, &[]);
-    let mut client = connect(&mut server, &data, 1, "A");
+    let mut client = harness::join(&mut server, &data, 1, "A", Connected);
     let timeout = client.world().resource::<ClientNet>().timeout();
     assert_eq!(
         timeout,
@@ -373,8 +355,8 @@ fn send_raw(client: &mut App, ch: u8, bytes: Vec<u8>) {
 fn bad_input_is_rejected_and_counted_while_a_good_client_keeps_working() {
     let data = Scratch::new("tp-bad");
     let mut server = harness::server(&data, &[]);
-    let mut bad = connect(&mut server, &data, 66, "Mallory");
-    let mut good = connect(&mut server, &data, 7, "Dory");
+    let mut bad = harness::join(&mut server, &data, 66, "Mallory", Connected);
+    let mut good = harness::join(&mut server, &data, 7, "Dory", Connected);
     harness::drain::<SecuritySignalRaised>(&mut server);
 
     // Random bytes.
@@ -473,8 +455,8 @@ fn bad_input_is_rejected_and_counted_while_a_good_client_keeps_working() {
 fn leaving_and_kicks_end_sessions_with_a_message() {
     let data = Scratch::new("tp-leave");
     let mut server = harness::server(&data, &[]);
-    let mut leaver = connect(&mut server, &data, 1, "Leaver");
-    let mut kicked = connect(&mut server, &data, 2, "Kicked");
+    let mut leaver = harness::join(&mut server, &data, 1, "Leaver", Connected);
+    let mut kicked = harness::join(&mut server, &data, 2, "Kicked", Connected);
     harness::drain::<SessionEnded>(&mut server);
 
     leaver
@@ -513,12 +495,12 @@ fn leaving_and_kicks_end_sessions_with_a_message() {
 fn max_clients_is_enforced() {
     let data = Scratch::new("tp-max");
     let mut server = harness::server(&data, &["--max-clients", "1"]);
-    let _first = connect(&mut server, &data, 1, "First");
+    let _first = harness::join(&mut server, &data, 1, "First", Connected);
     let token = harness::issue(&server, 2, "Second");
     let mut second = harness::client(&data, harness::server_addr(&server), &token);
     pump_until(
         &mut [&mut server, &mut second],
-        CONNECT_FRAMES,
+        harness::JOIN_FRAMES,
         "second is refused",
         |a| matches!(state(a[1]), ConnectionState::Disconnected { .. }),
     );
@@ -739,7 +721,7 @@ fn a_malformed_batch_ends_only_its_sender() {
     use bloxquarium::transport::wire::BATCH_TAG;
     let data = Scratch::new("tp-batch");
     let mut server = harness::server(&data, &[]);
-    let mut good = connect(&mut server, &data, 7, "Dory");
+    let mut good = harness::join(&mut server, &data, 7, "Dory", Connected);
     // A bare netcode client with a real token: netcode accepts its payloads, so only our framing
     // stands between them and renet.
     let issued = harness::issue(&server, 9, "Garbled");
@@ -793,7 +775,7 @@ fn a_malformed_batch_ends_only_its_sender() {
 fn the_multi_threaded_executor_serves_too() {
     let data = Scratch::new("tp-multi");
     let mut server = harness::server(&data, &["--multi-threaded"]);
-    let mut client = connect(&mut server, &data, 3, "Gill");
+    let mut client = harness::join(&mut server, &data, 3, "Gill", Connected);
     assert_eq!(
         echo(&mut server, &mut client, b"ping"),
         Ok(ServerResponse::Echo {
