@@ -87,15 +87,10 @@ fn figures(world: &World, out: &mut Vec<Figure>) {
                 "Stored size over encoded size of saved profiles.",
                 s.compression_ratio(),
             ),
-            Figure::gauge(
-                "bloxquarium_datastore_save_p50_seconds",
-                "Median durable save latency over the recent window, seconds.",
-                s.save_p50_ms / 1000.0,
-            ),
-            Figure::gauge(
-                "bloxquarium_datastore_save_p99_seconds",
-                "99th percentile durable save latency over the recent window, seconds.",
-                s.save_p99_ms / 1000.0,
+            Figure::histogram(
+                "bloxquarium_datastore_save_duration_seconds",
+                "Durable saves (a group commit each), seconds.",
+                &s.save_durations,
             ),
         ]);
     }

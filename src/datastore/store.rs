@@ -242,6 +242,8 @@ pub struct StoreStats {
     pub save_p50_ms: f64,
     /// Save latency, 99th percentile ms.
     pub save_p99_ms: f64,
+    /// Every save's latency, in buckets.
+    pub save_durations: crate::clock::Histogram,
 }
 
 impl StoreStats {
@@ -358,6 +360,7 @@ impl<B: Backend> Datastore<B> {
                 bytes_stored: c.bytes_stored,
                 save_p50_ms: c.save_latency.quantile_ms(0.5),
                 save_p99_ms: c.save_latency.quantile_ms(0.99),
+                save_durations: c.save_latency.histogram().clone(),
             },
             Err(_) => StoreStats::default(),
         }

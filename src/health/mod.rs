@@ -356,7 +356,7 @@ fn publish(world: &mut World) {
                     .iter()
                     .map(|(k, v)| metrics::Label::new(*k, v.clone()))
                     .collect();
-                match f.kind {
+                match &f.kind {
                     FigureKind::Counter => {
                         metrics::describe_counter!(f.name, f.help);
                         metrics::counter!(f.name, labels).absolute(f.value.max(0.0) as u64);
@@ -365,10 +365,16 @@ fn publish(world: &mut World) {
                         metrics::describe_gauge!(f.name, f.help);
                         metrics::gauge!(f.name, labels).set(f.value);
                     }
+                    // Rendered below: the figures already hold the buckets.
+                    FigureKind::Histogram { .. } => {}
                 }
             }
         });
-        metrics.render()
+        let mut text = metrics.render();
+        for f in &figures {
+            render_histogram(f, &mut text);
+        }
+        text
     };
     let report = world
         .get_resource::<IntegrationRegistry>()
@@ -382,6 +388,47 @@ fn publish(world: &mut World) {
             e.health_json = serde_json::to_string(&report).unwrap_or_default();
         }
     }
+}
+
+/// A histogram figure in Prometheus text: `# HELP`, `# TYPE`, cumulative `_bucket` lines, `_sum`
+/// and `_count`. (The recorder takes samples one by one; these are counted already.)
+fn render_histogram(f: &Figure, out: &mut String) {
+    use std::fmt::Write;
+    let FigureKind::Histogram { buckets, sum } = &f.kind else {
+        return;
+    };
+    let labels: String = f
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\",", v.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect();
+    let _ = writeln!(out, "# HELP {} {}", f.name, f.help);
+    let _ = writeln!(out, "# TYPE {} histogram", f.name);
+    for (bound, n) in buckets {
+        let le = if bound.is_infinite() {
+            "+Inf".to_string()
+        } else {
+            bound.to_string()
+        };
+        let _ = writeln!(out, "{}_bucket{{{labels}le=\"{le}\"}} {n}", f.name);
+    }
+    let plain = labels.trim_end_matches(',');
+    let braces = if plain.is_empty() {
+        String::new()
+    } else {
+        format!("{{{plain}}}")
+    };
+    let _ = writeln!(out, "{}_sum{braces} {sum}", f.name);
+    let _ = writeln!(out, "{}_count{braces} {}", f.name, f.value);
+}
+
+/// The `q` quantile of the histogram figure called `name` (0 if none).
+fn quantile(figures: &[Figure], name: &str, q: f64) -> f64 {
+    figures
+        .iter()
+        .find(|f| f.name == name)
+        .and_then(|f| f.quantile(q))
+        .unwrap_or(0.0)
 }
 
 /// The value of the first figure called `name` (0 if none).
@@ -418,15 +465,15 @@ fn performance_report(world: &mut World) {
     };
     info!(
         "performance: tick p50 {:.2} ms p99 {:.2} ms, {} sessions, rss {:.1} MiB, cpu {:.1} s, entities {}, store ops {} ({:.1}% ok, save p99 {:.1} ms), strikes {}, health {health}",
-        figure(&f, "bloxquarium_tick_p50_seconds") * 1000.0,
-        figure(&f, "bloxquarium_tick_p99_seconds") * 1000.0,
+        quantile(&f, "bloxquarium_tick_duration_seconds", 0.5) * 1000.0,
+        quantile(&f, "bloxquarium_tick_duration_seconds", 0.99) * 1000.0,
         figure(&f, "bloxquarium_network_sessions"),
         figure(&f, "bloxquarium_process_resident_memory_bytes") / (1024.0 * 1024.0),
         figure(&f, "bloxquarium_process_cpu_seconds"),
         figure(&f, "bloxquarium_process_entities"),
         figure(&f, "bloxquarium_datastore_operations_total"),
         ok_share * 100.0,
-        figure(&f, "bloxquarium_datastore_save_p99_seconds") * 1000.0,
+        quantile(&f, "bloxquarium_datastore_save_duration_seconds", 0.99) * 1000.0,
         figure(&f, "bloxquarium_security_strikes_total"),
     );
 }

@@ -3,14 +3,22 @@
 use bevy::prelude::*;
 
 use super::rules::OptimisationRule;
+use crate::clock::{Histogram, bucket_quantile};
 
 /// How a figure behaves over time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum FigureKind {
     /// A monotonic total.
     Counter,
     /// A value that goes up and down.
     Gauge,
+    /// Samples in buckets (for quantiles): cumulative counts per upper bound, `+Inf` last.
+    Histogram {
+        /// (upper bound, samples at or under it).
+        buckets: Vec<(f64, u64)>,
+        /// Sum of the samples.
+        sum: f64,
+    },
 }
 
 /// One figure for the metrics.
@@ -24,7 +32,7 @@ pub struct Figure {
     pub labels: Vec<(&'static str, String)>,
     /// Value.
     pub value: f64,
-    /// Counter or gauge.
+    /// Counter, gauge or histogram (for a histogram, `value` is its count).
     pub kind: FigureKind,
 }
 
@@ -48,6 +56,28 @@ impl Figure {
             labels: Vec::new(),
             value,
             kind: FigureKind::Gauge,
+        }
+    }
+
+    /// A histogram of durations, seconds.
+    pub fn histogram(name: &'static str, help: &'static str, h: &Histogram) -> Self {
+        Self {
+            name,
+            help,
+            labels: Vec::new(),
+            value: h.count() as f64,
+            kind: FigureKind::Histogram {
+                buckets: h.cumulative(),
+                sum: h.sum(),
+            },
+        }
+    }
+
+    /// The `q` quantile of a histogram figure (interpolated in its bucket); `None` for others.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        match &self.kind {
+            FigureKind::Histogram { buckets, .. } => Some(bucket_quantile(buckets, q)),
+            _ => None,
         }
     }
 

@@ -38,15 +38,10 @@ fn check(world: &World) -> HealthStatus {
 fn figures(world: &World, out: &mut Vec<Figure>) {
     if let Some(t) = world.get_resource::<TickTimes>() {
         out.extend([
-            Figure::gauge(
-                "bloxquarium_tick_p50_seconds",
-                "Median server tick duration over the recent window, seconds.",
-                t.window.quantile_ms(0.5) / 1000.0,
-            ),
-            Figure::gauge(
-                "bloxquarium_tick_p99_seconds",
-                "99th percentile server tick duration over the recent window, seconds.",
-                t.window.quantile_ms(0.99) / 1000.0,
+            Figure::histogram(
+                "bloxquarium_tick_duration_seconds",
+                "Server tick durations, seconds.",
+                t.window.histogram(),
             ),
             Figure::counter("bloxquarium_ticks_total", "Server ticks run.", t.ticks),
         ]);
@@ -69,15 +64,10 @@ fn figures(world: &World, out: &mut Vec<Figure>) {
                 "Bytes sent per second, all clients.",
                 s.total.bytes_out_per_s,
             ),
-            Figure::gauge(
-                "bloxquarium_network_rpc_p50_seconds",
-                "Median remote function latency over the recent window, seconds.",
-                s.rpc_p50_ms() / 1000.0,
-            ),
-            Figure::gauge(
-                "bloxquarium_network_rpc_p99_seconds",
-                "99th percentile remote function latency over the recent window, seconds.",
-                s.rpc_p99_ms() / 1000.0,
+            Figure::histogram(
+                "bloxquarium_network_rpc_duration_seconds",
+                "Remote function calls from request to answer, seconds.",
+                s.rpc_latency.histogram(),
             ),
             Figure::counter(
                 "bloxquarium_network_rpc_timeouts_total",

@@ -304,3 +304,106 @@ fn an_admin_runs_the_checks_on_demand() {
         ))
     );
 }
+
+/// Every metric family of a server with a player in session follows Prometheus's conventions:
+/// a `# HELP` and a `# TYPE` line, counters named `_total`, base units (no `ms`, `mib` …),
+/// histograms with cumulative buckets up to `+Inf`. Where `promtool` is installed (`.ci/run`
+/// installs it), `promtool check metrics` reports nothing either.
+#[test]
+fn metrics_follow_prometheus_conventions() {
+    let d = Scratch::new("health-promtool");
+    let cfg = harness::config_dir(&d, r#"{"health.checkInterval": 1}"#);
+    let mut server = harness::server_with_config_args(&d, &cfg, &["--tick-hz", "5"]);
+    let mut client = harness::join(
+        &mut server,
+        &d,
+        6,
+        "Pike",
+        harness::JoinUntil::ProfileLoaded,
+    );
+    // A checks round and a publish (every second of real time) with the player in session.
+    harness::pump_for(&mut [&mut server, &mut client], Duration::from_millis(2500));
+    let (code, text) = get(&server, "/metrics");
+    assert_eq!(code, 200);
+    let mut help = std::collections::BTreeSet::new();
+    let mut types = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, words) = rest.split_once(' ').expect("HELP name text");
+            assert!(!words.trim().is_empty(), "empty help: {line}");
+            help.insert(name.to_string());
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("TYPE name kind");
+            types.insert(name.to_string(), kind.to_string());
+        }
+    }
+    let series = parse_prometheus(&text);
+    assert!(series.len() > 50, "{text}");
+    for (name, labels, _) in &series {
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| {
+                name.strip_suffix(s)
+                    .filter(|f| types.get(*f).is_some_and(|t| t == "histogram"))
+            })
+            .unwrap_or(name);
+        assert!(help.contains(family), "{family} has no HELP line");
+        let kind = types
+            .get(family)
+            .unwrap_or_else(|| panic!("{family} has no TYPE line"));
+        assert_eq!(
+            kind == "counter",
+            family.ends_with("_total"),
+            "{family} ({kind}): counters, and only counters, end in _total"
+        );
+        for part in family.split('_') {
+            assert!(
+                ![
+                    "ms", "us", "ns", "mib", "kib", "mb", "kb", "gb", "sec", "secs", "millis"
+                ]
+                .contains(&part),
+                "{family}: use base units (seconds, bytes)"
+            );
+        }
+        if name.ends_with("_bucket") {
+            assert!(labels.contains("le=\""), "{name}{{{labels}}}");
+        }
+    }
+    for (family, kind) in &types {
+        if kind == "histogram" {
+            assert!(
+                series
+                    .iter()
+                    .any(|(n, l, _)| *n == format!("{family}_bucket") && l.contains("le=\"+Inf\"")),
+                "{family} has no +Inf bucket"
+            );
+        }
+    }
+    assert!(types.values().any(|k| k == "histogram"), "{types:?}");
+    // The real linter, where it is installed.
+    if let Ok(mut child) = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("promtool's stdin")
+            .write_all(text.as_bytes())
+            .expect("write to promtool");
+        let out = child.wait_with_output().expect("promtool runs");
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && said.trim().is_empty(),
+            "promtool check metrics: {said}"
+        );
+    }
+}
