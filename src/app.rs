@@ -16,8 +16,7 @@ use crate::server::{ServerCorePlugin, ServerSettings};
 use crate::shutdown::ShutdownPlugin;
 use crate::tools;
 use crate::transport::{
-    ClientCore, ClientCredentials, ClientNet, IssuedToken, ServerCore, ServerNet, ServerTokens,
-    TransportClientPlugin, TransportError, TransportServerPlugin, TransportSettings,
+    ClientCredentials, IssuedToken, TransportClientPlugin, TransportError, TransportServerPlugin,
 };
 
 /// Frame rate of a headless client's loop.
@@ -141,44 +140,121 @@ impl Plugin for CorePlugin {
     }
 }
 
-/// The authoritative half: simulation, sessions, persistence.
+/// The authoritative half: simulation, sessions, persistence. Each plugin is built by its own
+/// fallible constructor from the config and the paths; the group only assembles them.
 pub struct ServerPlugins {
-    /// Resolved server settings.
-    pub settings: ServerSettings,
+    core: ServerCorePlugin,
+    config: crate::config::ConfigServerPlugin,
+    transport: TransportServerPlugin,
+    datastore: crate::datastore::DataStorePlugin,
+    security: crate::security::SecurityPlugin,
+    reconcile: crate::reconcile::ReconcilePlugin,
+    health: crate::health::HealthPlugin,
+    assets: crate::assets::AssetsServerPlugin,
+}
+
+impl ServerPlugins {
+    /// Loads the config (refusing an invalid one), opens the socket, key and store, reads the
+    /// security files and scans the assets: any failure stops start-up here.
+    pub fn open(
+        paths: &Paths,
+        args: &ServerArgs,
+        health: crate::health::HealthPlugin,
+    ) -> Result<Self, StartError> {
+        let config = crate::config::ConfigServerPlugin::load(paths)?;
+        let max_clients = match args.max_clients {
+            Some(n) => n,
+            None => config
+                .config
+                .get::<u32>("network.maxConcurrentConnections")?,
+        };
+        let transport = TransportServerPlugin::open(
+            &config.config,
+            paths,
+            args.bind,
+            max_clients as usize,
+            args.insecure_dev,
+        )?;
+        let datastore = crate::datastore::DataStorePlugin::open(&config.config, paths)?;
+        let security = crate::security::SecurityPlugin::from_config(&config.config, paths)?;
+        let reconcile = crate::reconcile::ReconcilePlugin::from_config(&config.config)?;
+        let assets = crate::assets::AssetsServerPlugin::from_config(&config.config, paths);
+        Ok(Self {
+            core: ServerCorePlugin {
+                settings: ServerSettings {
+                    bind: transport.local_addr(),
+                    tick_hz: args.tick_hz,
+                    max_clients,
+                },
+            },
+            config,
+            transport,
+            datastore,
+            security,
+            reconcile,
+            health,
+            assets,
+        })
+    }
+
+    /// The address the server bound.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.transport.local_addr()
+    }
+
+    /// The server's token issuer (`None` with `--insecure-dev`).
+    pub fn issuer(&self) -> Option<&crate::transport::TokenIssuer> {
+        self.transport.issuer()
+    }
 }
 
 impl PluginGroup for ServerPlugins {
     fn build(self) -> PluginGroupBuilder {
         PluginGroupBuilder::start::<Self>()
-            .add(ServerCorePlugin {
-                settings: self.settings,
-            })
-            .add(TransportServerPlugin)
-            .add(crate::config::ConfigServerPlugin)
+            .add(self.core)
+            .add(self.transport)
+            .add(self.config)
             .add(crate::config_sync::ConfigSyncServerPlugin)
-            .add(crate::datastore::DataStorePlugin)
-            .add(crate::security::SecurityPlugin)
+            .add(self.datastore)
+            .add(self.security)
             .add(crate::game::GameServerPlugin)
-            .add(crate::reconcile::ReconcilePlugin)
-            .add(crate::health::HealthPlugin)
-            .add(crate::assets::AssetsServerPlugin)
+            .add(self.reconcile)
+            .add(self.health)
+            .add(self.assets)
     }
 }
 
 /// The client's logic, with or without a window.
 pub struct ClientPlugins {
-    /// Where the client connects.
-    pub server: std::net::SocketAddr,
+    core: ClientCorePlugin,
+    config: crate::config::ConfigClientPlugin,
+    transport: TransportClientPlugin,
+}
+
+impl ClientPlugins {
+    /// Loads the client's config (the schema and the player's preferences) and opens its socket
+    /// towards `server`.
+    pub fn open(
+        paths: &Paths,
+        server: std::net::SocketAddr,
+        credentials: ClientCredentials,
+    ) -> Result<Self, StartError> {
+        let config = crate::config::ConfigClientPlugin::load(paths)?;
+        let transport = TransportClientPlugin::open(&config.config, server, credentials)?;
+        Ok(Self {
+            core: ClientCorePlugin { server },
+            config,
+            transport,
+        })
+    }
 }
 
 impl PluginGroup for ClientPlugins {
     fn build(self) -> PluginGroupBuilder {
         PluginGroupBuilder::start::<Self>()
-            .add(ClientCorePlugin {
-                server: self.server,
-            })
-            .add(TransportClientPlugin)
-            .add(crate::config::ConfigClientPlugin)
+            .add(self.core)
+            .add(self.transport)
+            .add(self.config)
             .add(crate::config_sync::ConfigSyncClientPlugin)
             .add(crate::game::GameClientPlugin)
             .add(crate::assets::AssetsClientPlugin)
@@ -288,83 +364,6 @@ fn windowed_base(app: &mut App, global: &GlobalArgs, title: &str, process: Proce
     app.add_plugins(plugins);
 }
 
-/// Loads the server's config (refusing an invalid one), opens its socket and key, and puts the
-/// config and transport resources into the App. Returns the resolved server settings and the
-/// token issuer (`None` with `--insecure-dev`).
-fn install_server(
-    app: &mut App,
-    global: &GlobalArgs,
-    args: &ServerArgs,
-) -> Result<(ServerSettings, Option<crate::transport::TokenIssuer>), StartError> {
-    let paths = global.paths();
-    let config = crate::config::load_server(&paths.config)?;
-    let settings = TransportSettings::from_config(&config)?;
-    let max_clients = match args.max_clients {
-        Some(n) => n,
-        None => config.get::<u32>("network.maxConcurrentConnections")?,
-    };
-    let opened = crate::transport::open_server(
-        args.bind,
-        max_clients as usize,
-        &paths.data,
-        args.insecure_dev,
-        &settings,
-    )?;
-    let store = crate::datastore::open(&paths.data, &config)?;
-    let mut server_id = [0u8; 4];
-    getrandom::fill(&mut server_id).map_err(|e| StartError::Tool(e.to_string()))?;
-    let server_id = format!("server-{}-{}", std::process::id(), hex::encode(server_id));
-    let server_settings = ServerSettings {
-        bind: opened.local_addr,
-        tick_hz: args.tick_hz,
-        max_clients,
-    };
-    let security = crate::security::Security::from_config(&config, &paths.config, &paths.data)?;
-    app.insert_resource(crate::datastore::DataStore(std::sync::Arc::new(store)))
-        .insert_resource(security)
-        .insert_resource(crate::assets::registry_for_server(&paths.assets, &config))
-        .insert_resource(crate::reconcile::Reconciler::from_config(&config)?)
-        .insert_resource(crate::datastore::DataStoreState::new(server_id))
-        .insert_resource(ServerNet(ServerCore::new(settings.rekey_after)))
-        .insert_resource(config)
-        .insert_resource(crate::config::ConfigSource::new(paths.config.clone()))
-        .insert_resource(opened.server)
-        .insert_resource(opened.transport);
-    if let Some(issuer) = &opened.issuer {
-        app.insert_resource(ServerTokens(issuer.clone()));
-    }
-    Ok((server_settings, opened.issuer))
-}
-
-/// Loads the client's config (schema and the player's preferences), opens its socket towards
-/// `server`, and puts the config and transport resources into the App.
-fn install_client(
-    app: &mut App,
-    global: &GlobalArgs,
-    server: std::net::SocketAddr,
-    credentials: ClientCredentials,
-) -> Result<(), StartError> {
-    let paths = global.paths();
-    let preferences = paths.data.join("preferences.ron");
-    let config = crate::config::load_client(&paths.config, &preferences)?;
-    let mut opened = crate::transport::open_client(server, credentials)?;
-    opened
-        .transport
-        .set_send_interval(crate::transport::client_send_interval(
-            config.get("network.clientSendRate")?,
-        ));
-    app.insert_resource(ClientNet(ClientCore::new(
-        opened.material,
-        config.get("network.messageTimeout")?,
-        config.get("network.rekeyAfter")?,
-    )))
-    .insert_resource(config)
-    .insert_resource(crate::config::PreferencesFile(preferences))
-    .insert_resource(opened.client)
-    .insert_resource(opened.transport);
-    Ok(())
-}
-
 /// `bloxquarium server`: MinimalPlugins looping at the tick rate; no window, no renderer. The
 /// socket is bound and the key loaded here, so a bad key or a busy port stops start-up.
 pub fn server_app(
@@ -372,12 +371,15 @@ pub fn server_app(
     args: &ServerArgs,
     process: ProcessOptions,
 ) -> Result<App, StartError> {
+    let server = ServerPlugins::open(
+        &global.paths(),
+        args,
+        crate::health::HealthPlugin::serving(args.metrics_bind)?,
+    )?;
     let mut app = App::new();
     headless_base(&mut app, global, f64::from(args.tick_hz), process);
-    let (settings, _) = install_server(&mut app, global, args)?;
-    app.insert_resource(crate::health::MetricsEndpoint::open(args.metrics_bind)?);
     app.add_plugins(shared(RunMode::Server, global, process))
-        .add_plugins(ServerPlugins { settings });
+        .add_plugins(server);
     check_integrations(&app)?;
     if !args.multi_threaded {
         run_tick_on_one_thread(&mut app);
@@ -435,11 +437,9 @@ pub fn client_app(
     } else {
         windowed(&mut app, global, "Bloxquarium", process, &args.screenshot)?;
     }
-    install_client(&mut app, global, args.server, credentials)?;
+    let client = ClientPlugins::open(&global.paths(), args.server, credentials)?;
     app.add_plugins(shared(RunMode::Client, global, process))
-        .add_plugins(ClientPlugins {
-            server: args.server,
-        });
+        .add_plugins(client);
     Ok(app)
 }
 
@@ -460,12 +460,13 @@ pub fn play_app(
     } else {
         windowed(&mut app, global, "Bloxquarium", process, &args.screenshot)?;
     }
-    let (settings, issuer) = install_server(&mut app, global, &args.server)?;
-    let mut target = settings.bind;
+    let paths = global.paths();
+    let server = ServerPlugins::open(&paths, &args.server, crate::health::HealthPlugin::default())?;
+    let mut target = server.local_addr();
     if target.ip().is_unspecified() {
         target.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    let credentials = match issuer {
+    let credentials = match server.issuer() {
         Some(issuer) => ClientCredentials::Token(Box::new(
             issuer
                 .issue(PLAY_PLAYER_ID, "Player")
@@ -476,10 +477,10 @@ pub fn play_app(
             display_name: "Player".to_string(),
         },
     };
-    install_client(&mut app, global, target, credentials)?;
+    let client = ClientPlugins::open(&paths, target, credentials)?;
     app.add_plugins(shared(RunMode::Play, global, process))
-        .add_plugins(ServerPlugins { settings })
-        .add_plugins(ClientPlugins { server: target });
+        .add_plugins(server)
+        .add_plugins(client);
     check_integrations(&app)?;
     Ok(app)
 }

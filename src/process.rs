@@ -86,3 +86,30 @@ pub fn cpu_seconds() -> f64 {
     // utime and stime are fields 14 and 15 of the line: 12 and 13 after the name.
     (ticks(11) + ticks(12)) / 100.0
 }
+
+/// A value a plugin carries from its fallible constructor into the App: plugins are built
+/// through `&self`, so a resource that cannot be cloned (a socket, a store handle) is taken out
+/// once, in `build`.
+pub struct Carried<T>(std::sync::Mutex<Option<T>>);
+
+impl<T> Carried<T> {
+    /// Carries `value`.
+    pub fn new(value: T) -> Self {
+        Self(std::sync::Mutex::new(Some(value)))
+    }
+
+    /// Takes the value out (`None` the second time: a plugin is built once per App).
+    pub fn take(&self) -> Option<T> {
+        self.0.lock().ok().and_then(|mut v| v.take())
+    }
+}
+
+/// Inserts a carried resource, or says which plugin was built twice.
+pub fn insert_carried<R: Resource>(app: &mut App, plugin: &str, carried: &Carried<R>) {
+    match carried.take() {
+        Some(r) => {
+            app.insert_resource(r);
+        }
+        None => error!("{plugin} was built twice; its resources came with the first build"),
+    }
+}

@@ -430,6 +430,7 @@ impl AssetStreamer {
 pub struct Streamer<'w, 's> {
     streamer: ResMut<'w, AssetStreamer>,
     server: Res<'w, AssetServer>,
+    // The manifest arrives from the server after join.
     registry: Option<Res<'w, AssetRegistry>>,
     decoders: Res<'w, Decoders>,
     commands: Commands<'w, 's>,
@@ -558,6 +559,7 @@ impl Plugin for AssetLoadingPlugin {
 
 fn setup_streamer(
     mut commands: Commands,
+    // The loader also runs alone (the asset benchmark), on the defaults.
     config: Option<Res<ClientConfig>>,
     mut bytes: ResMut<Assets<AssetBytes>>,
     mut decoders: ResMut<Decoders>,
@@ -571,9 +573,11 @@ fn setup_streamer(
 }
 
 fn start_loading(
+    // The manifest arrives from the server after join.
     registry: Option<Res<AssetRegistry>>,
     hashes: Res<ManifestHashes>,
     mut streamer: ResMut<AssetStreamer>,
+    // The loader also runs alone (the asset benchmark), on the defaults.
     config: Option<Res<ClientConfig>>,
     mut next: ResMut<NextState<AssetPhase>>,
 ) {
@@ -722,8 +726,10 @@ fn finish_recovery(
 fn stream_background(
     mut streamer: ResMut<AssetStreamer>,
     server: Res<AssetServer>,
+    // The manifest arrives from the server after join.
     registry: Option<Res<AssetRegistry>>,
     decoders: Res<Decoders>,
+    // The loader also runs alone (the asset benchmark), on the defaults.
     config: Option<Res<ClientConfig>>,
 ) {
     if config
@@ -799,6 +805,7 @@ fn tune_cache(mut streamer: ResMut<AssetStreamer>) {
 
 /// `graphics.qualityLevel` (the player's choice) and the budgets, applied live.
 fn apply_asset_settings(
+    // The loader also runs alone (the asset benchmark), on the defaults.
     config: Option<Res<ClientConfig>>,
     mut changed: MessageReader<ConfigChanged>,
     mut streamer: ResMut<AssetStreamer>,

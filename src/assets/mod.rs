@@ -39,11 +39,24 @@ pub fn registry_for_server(dir: &std::path::Path, config: &crate::config::Config
 }
 
 /// Sends the signed manifest to each client at join.
-pub struct AssetsServerPlugin;
+pub struct AssetsServerPlugin {
+    registry: crate::process::Carried<AssetRegistry>,
+}
+
+impl AssetsServerPlugin {
+    /// Scans `paths.assets` with the `assetManager.preload.*` priorities (problems are logged,
+    /// never fatal).
+    pub fn from_config(config: &crate::config::Config, paths: &crate::process::Paths) -> Self {
+        Self {
+            registry: crate::process::Carried::new(registry_for_server(&paths.assets, config)),
+        }
+    }
+}
 
 impl Plugin for AssetsServerPlugin {
     fn build(&self, app: &mut App) {
         crate::stages::server(app);
+        crate::process::insert_carried(app, "the assets server plugin", &self.registry);
         crate::integration::register(app, health::INTEGRATION);
         app.add_systems(
             Update,
@@ -54,13 +67,10 @@ impl Plugin for AssetsServerPlugin {
 
 fn send_manifest(
     mut joined: MessageReader<SessionStarted>,
-    registry: Option<Res<AssetRegistry>>,
-    net: Option<ResMut<ServerNet>>,
+    registry: Res<AssetRegistry>,
+    mut net: ResMut<ServerNet>,
     mut encoded: Local<Option<Vec<u8>>>,
 ) {
-    let (Some(registry), Some(mut net)) = (registry, net) else {
-        return;
-    };
     for s in joined.read() {
         if encoded.is_none() {
             *encoded = protocol::encode(registry.manifest())

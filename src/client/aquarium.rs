@@ -308,15 +308,15 @@ fn spawn_loading_screen(mut commands: Commands) {
 
 fn update_loading_screen(
     phase: Res<State<AssetPhase>>,
-    tracker: Option<Res<ProgressTracker<AssetPhase>>>,
+    tracker: Res<ProgressTracker<AssetPhase>>,
     mut bar: Query<&mut Node, With<LoadingBar>>,
     mut label: Query<&mut Text, With<LoadingLabel>>,
 ) {
     let (text, fraction) = match phase.get() {
         AssetPhase::WaitingForManifest => ("Connecting...".to_string(), 0.0),
         AssetPhase::Loading | AssetPhase::Recovering => {
-            let p = tracker.map(|t| t.get_global_progress());
-            let (done, total) = p.map_or((0, 0), |p| (p.done, p.total));
+            let p = tracker.get_global_progress();
+            let (done, total) = (p.done, p.total);
             let f = if total == 0 {
                 0.0
             } else {
@@ -509,10 +509,10 @@ fn start_swim_animations(
 }
 
 fn orbit_camera(
-    keys: Option<Res<ButtonInput<KeyCode>>>,
-    buttons: Option<Res<ButtonInput<MouseButton>>>,
-    motion: Option<Res<AccumulatedMouseMotion>>,
-    scroll: Option<Res<AccumulatedMouseScroll>>,
+    keys: Res<ButtonInput<KeyCode>>,
+    buttons: Res<ButtonInput<MouseButton>>,
+    motion: Res<AccumulatedMouseMotion>,
+    scroll: Res<AccumulatedMouseScroll>,
     time: Res<Time>,
     mut cams: Query<(&mut OrbitCamera, &mut Transform)>,
 ) {
@@ -521,7 +521,8 @@ fn orbit_camera(
         let mut yaw = 0.0;
         let mut pitch = 0.0;
         let mut zoom = 0.0;
-        if let Some(k) = keys.as_deref() {
+        {
+            let k = &keys;
             if k.pressed(KeyCode::KeyQ) {
                 yaw -= 1.2 * dt;
             }
@@ -541,15 +542,11 @@ fn orbit_camera(
                 zoom += 3.0 * dt;
             }
         }
-        if let (Some(b), Some(m)) = (buttons.as_deref(), motion.as_deref())
-            && b.pressed(MouseButton::Right)
-        {
-            yaw -= m.delta.x * 0.005;
-            pitch += m.delta.y * 0.005;
+        if buttons.pressed(MouseButton::Right) {
+            yaw -= motion.delta.x * 0.005;
+            pitch += motion.delta.y * 0.005;
         }
-        if let Some(s) = scroll.as_deref() {
-            zoom -= s.delta.y * 0.3;
-        }
+        zoom -= scroll.delta.y * 0.3;
         cam.yaw += yaw;
         cam.pitch = (cam.pitch + pitch).clamp(0.05, 1.4);
         cam.distance = (cam.distance + zoom).clamp(1.5, 25.0);

@@ -118,19 +118,18 @@ fn spawn_hud(mut commands: Commands) {
 }
 
 fn keys(
-    input: Option<Res<ButtonInput<KeyCode>>>,
+    input: Res<ButtonInput<KeyCode>>,
     mut prediction: ResMut<Prediction>,
-    net: Option<ResMut<ClientNet>>,
+    mut net: ResMut<ClientNet>,
     shop: Res<Shop>,
     visit: Res<Visit>,
     mut hud: ResMut<HudState>,
     time: Res<Time<Real>>,
 ) {
-    let Some(input) = input else { return };
     if input.just_pressed(KeyCode::F3) {
         hud.overlay = !hud.overlay;
     }
-    let (Some(mut net), Some(catalog)) = (net, shop.catalog()) else {
+    let Some(catalog) = shop.catalog() else {
         return;
     };
     let digits = [
@@ -250,6 +249,7 @@ fn spawn_fish(
 
 fn spawn_bench_fish(
     mut commands: Commands,
+    // Only the frame benchmark (`--bench-fish`) inserts it.
     bench: Option<Res<BenchFish>>,
     mut hud: ResMut<HudState>,
     mut done: Local<bool>,
@@ -389,16 +389,18 @@ fn update_hud(
 fn update_overlay(
     hud: Res<HudState>,
     prediction: Res<Prediction>,
-    net: Option<Res<ClientNet>>,
+    net: Res<ClientNet>,
     state: Res<ConnectionState>,
-    assets: Option<Res<crate::assets::AssetStreamer>>,
-    registry: Option<Res<crate::integration::IntegrationRegistry>>,
+    assets: Res<crate::assets::AssetStreamer>,
+    registry: Res<crate::integration::IntegrationRegistry>,
     mut text: Query<&mut Text, With<OverlayText>>,
 ) {
     let body = if hud.overlay {
         let (rtt, loss) = net
-            .as_ref()
-            .and_then(|n| n.stats.peers.values().next())
+            .stats
+            .peers
+            .values()
+            .next()
             .map_or((0.0, 0.0), |p| (p.rtt_ms, p.packet_loss));
         let p = &prediction.predictor;
         format!(
@@ -409,26 +411,23 @@ fn update_overlay(
             p.acknowledged,
             p.mispredictions,
             *state,
-            health_summary(registry.as_deref(), &state, assets.as_deref()),
-            assets.map_or_else(
-                || "assets: no loader".to_string(),
-                |a| {
-                    let s = a.stats();
-                    format!(
-                        "assets: cache hit rate {:.0}% ({} entries, {:.1} MiB) | streaming queue {} + {} in flight | quality {} | avg load {:.1} ms | failures {} (integrity {}), fallbacks {}",
-                        s.cache.hit_rate() * 100.0,
-                        s.cache.entries,
-                        s.cache.bytes as f64 / (1024.0 * 1024.0),
-                        s.queued,
-                        s.in_flight,
-                        crate::assets::quality::level_name(s.quality),
-                        s.loads.average_ms(),
-                        s.loads.failed,
-                        s.loads.integrity_failures,
-                        s.loads.fallbacks,
-                    )
-                },
-            ),
+            health_summary(&registry, &state, &assets),
+            {
+                let s = assets.stats();
+                format!(
+                    "assets: cache hit rate {:.0}% ({} entries, {:.1} MiB) | streaming queue {} + {} in flight | quality {} | avg load {:.1} ms | failures {} (integrity {}), fallbacks {}",
+                    s.cache.hit_rate() * 100.0,
+                    s.cache.entries,
+                    s.cache.bytes as f64 / (1024.0 * 1024.0),
+                    s.queued,
+                    s.in_flight,
+                    crate::assets::quality::level_name(s.quality),
+                    s.loads.average_ms(),
+                    s.loads.failed,
+                    s.loads.integrity_failures,
+                    s.loads.fallbacks,
+                )
+            },
         )
     } else {
         String::new()
@@ -443,11 +442,11 @@ fn update_overlay(
 /// One line: the server's health where this process runs one (play mode), and the client's own
 /// (connection, assets answered by the fallback).
 fn health_summary(
-    registry: Option<&crate::integration::IntegrationRegistry>,
+    registry: &crate::integration::IntegrationRegistry,
     state: &ConnectionState,
-    assets: Option<&crate::assets::AssetStreamer>,
+    assets: &crate::assets::AssetStreamer,
 ) -> String {
-    let server = registry.and_then(|r| r.last.as_ref()).map_or_else(
+    let server = registry.last.as_ref().map_or_else(
         || "server health: not in this process".to_string(),
         |r| {
             let worst: Vec<String> = r
@@ -465,7 +464,7 @@ fn health_summary(
             )
         },
     );
-    let fallbacks = assets.map_or(0, |a| a.stats().loads.fallbacks);
+    let fallbacks = assets.stats().loads.fallbacks;
     let client = match (state, fallbacks) {
         (ConnectionState::Connected, 0) => "client: healthy".to_string(),
         (ConnectionState::Connected, n) => format!("client: degraded ({n} assets on the fallback)"),

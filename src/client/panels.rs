@@ -97,16 +97,15 @@ fn set(config: &mut ClientConfig, path: &str, value: ConfigValue, now: Duration)
 
 #[allow(clippy::too_many_arguments)]
 fn panel_keys(
-    input: Option<Res<ButtonInput<KeyCode>>>,
+    input: Res<ButtonInput<KeyCode>>,
     mut panel: ResMut<Panel>,
-    config: Option<ResMut<ClientConfig>>,
+    mut config: ResMut<ClientConfig>,
     mut prediction: ResMut<Prediction>,
-    net: Option<ResMut<ClientNet>>,
+    mut net: ResMut<ClientNet>,
     shop: Res<Shop>,
     visit: Res<Visit>,
     time: Res<Time<Real>>,
 ) {
-    let Some(input) = input else { return };
     if input.just_pressed(KeyCode::Tab) {
         *panel = match *panel {
             Panel::Closed => Panel::Shop,
@@ -118,7 +117,7 @@ fn panel_keys(
     let now = time.elapsed();
     // Decorations: 7, 8, 9 (the shop lists them).
     let keys = [KeyCode::Digit7, KeyCode::Digit8, KeyCode::Digit9];
-    if let (Some(mut net), Some(catalog)) = (net, shop.catalog()) {
+    if let Some(catalog) = shop.catalog() {
         for (kind, key) in keys.iter().enumerate() {
             if !input.just_pressed(*key) {
                 continue;
@@ -137,7 +136,6 @@ fn panel_keys(
             let _ = prediction.send(&mut net, op, catalog, now);
         }
     }
-    let Some(mut config) = config else { return };
     if *panel != Panel::Settings {
         return;
     }
@@ -203,17 +201,14 @@ fn next_other(board: &Leaderboard, me: Option<&str>, current: Option<u64>) -> Op
 
 #[allow(clippy::too_many_arguments)]
 fn social_keys(
-    input: Option<Res<ButtonInput<KeyCode>>>,
+    input: Res<ButtonInput<KeyCode>>,
     mut prediction: ResMut<Prediction>,
-    net: Option<ResMut<ClientNet>>,
+    mut net: ResMut<ClientNet>,
     shop: Res<Shop>,
     board: Res<Leaderboard>,
     mut visit: ResMut<Visit>,
     time: Res<Time<Real>>,
 ) {
-    let (Some(input), Some(mut net)) = (input, net) else {
-        return;
-    };
     let now = time.elapsed();
     let me_name = net.0.welcomed_as.clone();
     let me = me_name.as_deref();
@@ -256,7 +251,7 @@ fn update_panel(
     panel: Res<Panel>,
     shop: Res<Shop>,
     prediction: Res<Prediction>,
-    config: Option<Res<ClientConfig>>,
+    config: Res<ClientConfig>,
     visit: Res<Visit>,
     mut text: Query<&mut Text, With<PanelText>>,
 ) {
@@ -337,9 +332,9 @@ fn update_panel(
         (Panel::Settings, _) => {
             let get = |k: &str| {
                 config
-                    .as_ref()
-                    .and_then(|c| c.0.value(k).ok())
-                    .map_or_else(|| "?".into(), |v| format!("{v}"))
+                    .0
+                    .value(k)
+                    .map_or_else(|_| "?".into(), |v| format!("{v}"))
             };
             format!(
                 "SETTINGS (Tab: close; saved as your preferences)\n[ ] quality level {}\n- = fps cap {}\n[P] particles {}\n[H] shadows {}",
@@ -359,9 +354,10 @@ fn update_panel(
 }
 
 /// Sleeps at the end of a frame so frames come no faster than `graphics.fpsCap`.
-fn limit_frame_rate(config: Option<Res<ClientConfig>>, mut last: Local<Option<Instant>>) {
+fn limit_frame_rate(config: Res<ClientConfig>, mut last: Local<Option<Instant>>) {
     let cap = config
-        .and_then(|c| c.0.get::<i64>("graphics.fpsCap").ok())
+        .0
+        .get::<i64>("graphics.fpsCap")
         .unwrap_or(60)
         .clamp(15, 240);
     let frame = Duration::from_secs_f64(1.0 / cap as f64);
@@ -379,7 +375,7 @@ fn limit_frame_rate(config: Option<Res<ClientConfig>>, mut last: Local<Option<In
 #[allow(clippy::too_many_arguments)]
 fn bubbles(
     mut commands: Commands,
-    config: Option<Res<ClientConfig>>,
+    config: Res<ClientConfig>,
     shown: Res<ShownAquarium>,
     time: Res<Time>,
     mut existing: Query<(Entity, &Bubble, &mut Transform)>,
@@ -388,8 +384,9 @@ fn bubbles(
     mut look: Local<Option<(Handle<Mesh>, Handle<StandardMaterial>)>>,
 ) {
     let want = match config
-        .as_ref()
-        .and_then(|c| c.0.get::<String>("graphics.particleQuality").ok())
+        .0
+        .get::<String>("graphics.particleQuality")
+        .ok()
         .as_deref()
     {
         Some("LOW") => 8,

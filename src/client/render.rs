@@ -89,22 +89,21 @@ fn spawn_scene(
 /// quality level in use (the player's, or lower when the governor dropped it): shadows need
 /// MEDIUM or better, multisampling HIGH or better.
 fn apply_graphics_settings(
-    config: Option<Res<ClientConfig>>,
+    config: Res<ClientConfig>,
     mut changed: MessageReader<ConfigChanged>,
-    streamer: Option<Res<crate::assets::AssetStreamer>>,
+    streamer: Res<crate::assets::AssetStreamer>,
     mut suns: Query<&mut DirectionalLight>,
     mut cameras: Query<&mut Msaa, With<Camera3d>>,
     mut ui_scale: ResMut<UiScale>,
     mut applied: Local<Option<u8>>,
 ) {
-    let Some(config) = config else { return };
     let relevant = changed.read().any(|c| {
         c.side == Side::Client
             && (c.under("graphics.shadows")
                 || c.under("ui.scale")
                 || c.under("graphics.qualityLevel"))
     });
-    let level = streamer.as_ref().map_or(3, |s| s.governor.current);
+    let level = streamer.governor.current;
     if !relevant && *applied == Some(level) {
         return;
     }
@@ -171,14 +170,14 @@ pub fn status_line(
 
 fn update_status(
     mode: Res<RunMode>,
-    server: Option<Res<ServerAddress>>,
+    server: Res<ServerAddress>,
     state: Res<ConnectionState>,
     mut text: Query<&mut Text, With<StatusText>>,
 ) {
     if !(mode.is_changed() || state.is_changed()) {
         return;
     }
-    let line = status_line(*mode, server.as_deref(), &state);
+    let line = status_line(*mode, Some(&server), &state);
     for mut t in &mut text {
         t.0.clone_from(&line);
     }
@@ -250,12 +249,12 @@ impl Plugin for ScreenshotPlugin {
 /// coins.
 fn stock_tank_for_screenshot(
     mut prediction: ResMut<crate::game::Prediction>,
-    net: Option<ResMut<crate::transport::ClientNet>>,
+    mut net: ResMut<crate::transport::ClientNet>,
     shop: Res<crate::game::Shop>,
     time: Res<Time<Real>>,
     mut done: Local<bool>,
 ) {
-    let (Some(mut net), Some(catalog)) = (net, shop.catalog()) else {
+    let Some(catalog) = shop.catalog() else {
         return;
     };
     if *done {
@@ -287,11 +286,11 @@ fn stock_tank_for_screenshot(
 fn take_screenshot(
     mut commands: Commands,
     mut plan: ResMut<ScreenshotPlan>,
-    phase: Option<Res<State<crate::assets::AssetPhase>>>,
+    phase: Res<State<crate::assets::AssetPhase>>,
     time: Res<Time<Real>>,
     fish: Query<(), With<super::aquarium::FishModel>>,
 ) {
-    if plan.taken || phase.map(|p| *p.get()) != Some(crate::assets::AssetPhase::Playing) {
+    if plan.taken || *phase.get() != crate::assets::AssetPhase::Playing {
         return;
     }
     plan.frames += 1;

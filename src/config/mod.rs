@@ -25,6 +25,7 @@ pub use load::{LoadError, LoadProblem, Loaded};
 pub use schema::{Key, KeySpec, Schema, Tier, ValueType};
 pub use store::{Change, Config, ConfigError, ConfigStats, FromConfig, Side, ValidationReport};
 
+use crate::process::Paths;
 use crate::protocol::ConfigValue;
 use crate::stages::{ClientSystems, ServerSystems};
 
@@ -149,27 +150,65 @@ impl ConfigSource {
 pub struct PreferencesFile(pub PathBuf);
 
 /// The server half: overrides, change messages, hot reload. (Replication to clients and their
-/// change requests are `config_sync`'s.)
-pub struct ConfigServerPlugin;
+/// change requests are `config_sync`'s.) `build` inserts the [`Config`] and its
+/// [`ConfigSource`].
+pub struct ConfigServerPlugin {
+    /// The server's config, as loaded.
+    pub config: Config,
+    /// Where it came from (the dir hot reload polls).
+    pub source: ConfigSource,
+}
+
+impl ConfigServerPlugin {
+    /// Loads `paths.config` and the environment; an invalid layer refuses.
+    pub fn load(paths: &Paths) -> Result<Self, LoadError> {
+        Ok(Self {
+            config: load_server(&paths.config)?,
+            source: ConfigSource::new(paths.config.clone()),
+        })
+    }
+}
 
 impl Plugin for ConfigServerPlugin {
     fn build(&self, app: &mut App) {
         crate::stages::server(app);
         crate::integration::register(app, health::INTEGRATION);
-        app.add_message::<ConfigChanged>()
+        app.insert_resource(self.config.clone())
+            .insert_resource(self.source.clone())
+            .add_message::<ConfigChanged>()
             .add_systems(First, server_tick.in_set(ServerSystems::Begin))
             .add_systems(Update, hot_reload.in_set(ServerSystems::Handle));
     }
 }
 
 /// The client half: change messages, preferences persisted. (The server's snapshot and deltas
-/// arrive through `config_sync`.)
-pub struct ConfigClientPlugin;
+/// arrive through `config_sync`.) `build` inserts the [`ClientConfig`] and its
+/// [`PreferencesFile`].
+pub struct ConfigClientPlugin {
+    /// The client's config: the schema and the player's preferences.
+    pub config: ClientConfig,
+    /// Where the preferences are kept (`<data>/preferences.ron`).
+    pub preferences: PreferencesFile,
+}
+
+impl ConfigClientPlugin {
+    /// The schema from `paths.config` (or the embedded one) and the preferences under
+    /// `paths.data`.
+    pub fn load(paths: &Paths) -> Result<Self, LoadError> {
+        let preferences = paths.data.join("preferences.ron");
+        Ok(Self {
+            config: load_client(&paths.config, &preferences)?,
+            preferences: PreferencesFile(preferences),
+        })
+    }
+}
 
 impl Plugin for ConfigClientPlugin {
     fn build(&self, app: &mut App) {
         crate::stages::client(app);
-        app.add_message::<ConfigChanged>()
+        app.insert_resource(self.config.clone())
+            .insert_resource(self.preferences.clone())
+            .add_message::<ConfigChanged>()
             .add_systems(First, client_tick.in_set(ClientSystems::Begin))
             .add_systems(Update, persist_preferences.in_set(ClientSystems::Handle));
     }
@@ -190,30 +229,21 @@ fn emit(changes: Vec<Change>, side: Side, out: &mut MessageWriter<ConfigChanged>
 }
 
 fn server_tick(
-    config: Option<ResMut<Config>>,
+    mut config: ResMut<Config>,
     time: Res<Time<Real>>,
     mut out: MessageWriter<ConfigChanged>,
 ) {
-    let Some(mut config) = config else { return };
     config.expire_overrides(time.elapsed());
     let changes = config.take_changes();
     emit(changes, Side::Server, &mut out);
 }
 
-fn client_tick(config: Option<ResMut<ClientConfig>>, mut out: MessageWriter<ConfigChanged>) {
-    let Some(mut config) = config else { return };
+fn client_tick(mut config: ResMut<ClientConfig>, mut out: MessageWriter<ConfigChanged>) {
     let changes = config.take_changes();
     emit(changes, Side::Client, &mut out);
 }
 
-fn hot_reload(
-    config: Option<ResMut<Config>>,
-    source: Option<ResMut<ConfigSource>>,
-    time: Res<Time<Real>>,
-) {
-    let (Some(mut config), Some(mut source)) = (config, source) else {
-        return;
-    };
+fn hot_reload(mut config: ResMut<Config>, mut source: ResMut<ConfigSource>, time: Res<Time<Real>>) {
     let now = time.elapsed();
     let Ok(every) = config.get::<Duration>("config.reloadPollInterval") else {
         return;
@@ -259,13 +289,10 @@ pub fn reload_now(
 }
 
 fn persist_preferences(
-    config: Option<Res<ClientConfig>>,
-    file: Option<Res<PreferencesFile>>,
+    config: Res<ClientConfig>,
+    file: Res<PreferencesFile>,
     mut changed: MessageReader<ConfigChanged>,
 ) {
-    let (Some(config), Some(file)) = (config, file) else {
-        return;
-    };
     let mine = changed.read().any(|c| {
         c.side == Side::Client
             && c.actor != "server"

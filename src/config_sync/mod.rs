@@ -54,14 +54,11 @@ fn encode_signed(snapshot: &ConfigSnapshot) -> Option<Vec<u8>> {
 }
 
 fn replicate(
-    config: Option<Res<Config>>,
-    net: Option<ResMut<ServerNet>>,
+    config: Res<Config>,
+    mut net: ResMut<ServerNet>,
     mut joined: MessageReader<SessionStarted>,
     mut changed: MessageReader<ConfigChanged>,
 ) {
-    let (Some(config), Some(mut net)) = (config, net) else {
-        return;
-    };
     for s in joined.read() {
         if let Some(bytes) = encode_signed(&config.snapshot()) {
             net.send_signed(s.client, protocol::CONFIG_SNAPSHOT, bytes);
@@ -92,15 +89,11 @@ fn replicate(
 
 fn answer_config_requests(
     mut requests: MessageReader<RequestReceived>,
-    net: Option<ResMut<ServerNet>>,
-    config: Option<ResMut<Config>>,
-    security: Option<ResMut<crate::security::Security>>,
+    mut net: ResMut<ServerNet>,
+    mut config: ResMut<Config>,
+    mut security: ResMut<crate::security::Security>,
     time: Res<Time<Real>>,
 ) {
-    let (Some(mut net), Some(mut config)) = (net, config) else {
-        return;
-    };
-    let mut security = security;
     let now = time.elapsed();
     for r in requests.read() {
         let ClientRequest::SetConfig { path, value } = &r.body else {
@@ -116,12 +109,10 @@ fn answer_config_requests(
             Some(Tier::Shared) => Ok("config.write.shared"),
             Some(Tier::ServerOnly) => Ok("config.write.server"),
         };
-        // Nothing is allowed that a role does not grant; without the security plugin, nothing is.
+        // Nothing is allowed that a role does not grant.
         let result = permission
             .and_then(|perm| {
-                let granted = security
-                    .as_mut()
-                    .is_some_and(|sec| sec.has_permission(player, perm));
+                let granted = security.has_permission(player, perm);
                 if granted {
                     Ok(())
                 } else {
@@ -159,12 +150,11 @@ fn answer_config_requests(
 }
 
 fn receive_replication(
-    config: Option<ResMut<ClientConfig>>,
+    mut config: ResMut<ClientConfig>,
     mut blobs: MessageReader<SignedBlobReceived>,
     mut seen: ResMut<ConfigReplication>,
     time: Res<Time<Real>>,
 ) {
-    let Some(mut config) = config else { return };
     for b in blobs.read() {
         let replace = match b.purpose.as_str() {
             protocol::CONFIG_SNAPSHOT => true,

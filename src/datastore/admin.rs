@@ -37,37 +37,29 @@ fn rejected(why: impl Into<String>) -> Result<SealedResponse, RemoteError> {
 /// Carries out admitted `ListConflicts` and `ResolveConflict` commands.
 pub(super) fn answer_conflict_commands(
     mut admitted: MessageReader<AdminCommandAdmitted>,
-    net: Option<ResMut<ServerNet>>,
-    store: Option<Res<DataStore>>,
+    mut net: ResMut<ServerNet>,
+    store: Res<DataStore>,
     mut profiles: ResMut<DataStoreState>,
-    reconciler: Option<ResMut<Reconciler>>,
+    mut reconciler: ResMut<Reconciler>,
     mut tasks: ResMut<SettleTasks>,
     mut audit: MessageWriter<AuditEntry>,
 ) {
-    let Some(mut net) = net else { return };
-    let mut reconciler = reconciler;
     for a in admitted.read() {
         let answer = match a.command {
-            AdminCommand::ListConflicts => match reconciler.as_ref() {
-                Some(rc) => Ok(SealedResponse::Conflicts(rc.report())),
-                None => rejected("this server does not reconcile"),
-            },
-            AdminCommand::ResolveConflict { id, take_ours } => match reconciler.as_mut() {
-                None => rejected("this server does not reconcile"),
-                Some(rc) => match settle(
-                    rc,
-                    &mut profiles,
-                    store.as_deref(),
-                    (id, take_ours),
-                    a,
-                    &mut audit,
-                ) {
-                    Settling::Now(answer) => answer,
-                    Settling::Later(task) => {
-                        tasks.0.push(task);
-                        continue;
-                    }
-                },
+            AdminCommand::ListConflicts => Ok(SealedResponse::Conflicts(reconciler.report())),
+            AdminCommand::ResolveConflict { id, take_ours } => match settle(
+                &mut reconciler,
+                &mut profiles,
+                &store,
+                (id, take_ours),
+                a,
+                &mut audit,
+            ) {
+                Settling::Now(answer) => answer,
+                Settling::Later(task) => {
+                    tasks.0.push(task);
+                    continue;
+                }
             },
             _ => continue,
         };
@@ -84,7 +76,7 @@ enum Settling {
 fn settle(
     rc: &mut Reconciler,
     profiles: &mut DataStoreState,
-    store: Option<&DataStore>,
+    store: &DataStore,
     (conflict, take_ours): (u64, bool),
     a: &AdminCommandAdmitted,
     audit: &mut MessageWriter<AuditEntry>,
@@ -125,10 +117,6 @@ fn settle(
             ),
         }));
     }
-    let Some(store) = store else {
-        rc.queue(c);
-        return Settling::Now(rejected("this server has no data store"));
-    };
     // The server's side as it is now (a live profile may have moved on while it waited).
     let profile = match profiles.profile(player) {
         Some(l) => l.profile.clone(),
@@ -175,11 +163,10 @@ fn settle(
 /// Answers settlements whose write finished.
 pub(super) fn finish_settlements(
     mut tasks: ResMut<SettleTasks>,
-    net: Option<ResMut<ServerNet>>,
+    mut net: ResMut<ServerNet>,
     mut profiles: ResMut<DataStoreState>,
-    mut reconciler: Option<ResMut<Reconciler>>,
+    mut reconciler: ResMut<Reconciler>,
 ) {
-    let Some(mut net) = net else { return };
     let mut finished = Vec::new();
     tasks
         .0
@@ -197,15 +184,11 @@ pub(super) fn finish_settlements(
                 version,
                 profile,
             } => {
-                if let Some(rc) = reconciler.as_mut() {
-                    rc.resolved();
-                }
+                reconciler.resolved();
                 profiles.settled(player, version, *profile, false);
             }
             After::Requeue(c) => {
-                if let Some(rc) = reconciler.as_mut() {
-                    rc.queue(*c);
-                }
+                reconciler.queue(*c);
             }
         }
         net.respond_sealed(client, id, result);

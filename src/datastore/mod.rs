@@ -33,10 +33,10 @@ pub use store::{
 
 use crate::clock::now_ms;
 use crate::config::Config;
-use crate::reconcile::Reconciler;
+use crate::reconcile::{Reconciled, Reconciler};
 use crate::shutdown::{OnShutdown, Shutdown, ShutdownSystems};
 use crate::stages::ServerSystems;
-use crate::transport::{ServerNet, SessionEnded, SessionStarted};
+use crate::transport::{KickRequested, SessionEnded, SessionStarted};
 
 /// The embedded store over redb.
 pub type Store = Datastore<RedbBackend>;
@@ -217,11 +217,32 @@ impl DataStoreState {
         self.live.get(&player)
     }
 
-    /// A live profile to change; marks it dirty.
-    pub fn profile_mut(&mut self, player: u64) -> Option<&mut Profile> {
+    /// An operation on a live profile, all or nothing: `change` runs on a copy; if it succeeds
+    /// the copy replaces the profile, which is marked dirty and keeps the operation `op` makes
+    /// from the outcome. `None` when the player has no live profile here. (This is the only
+    /// way to change a live profile besides [`Self::simulate`].)
+    pub fn apply_op<R, E>(
+        &mut self,
+        player: u64,
+        change: impl FnOnce(&mut Profile) -> Result<R, E>,
+        op: impl FnOnce(&Profile, &R) -> OpRecord,
+    ) -> Option<Result<R, E>> {
+        let live = self.live.get_mut(&player)?;
+        let mut next = live.profile.clone();
+        Some(change(&mut next).inspect(|r| {
+            let record = op(&next, r);
+            next.remember(record);
+            live.profile = next;
+            live.dirty = true;
+        }))
+    }
+
+    /// The game's simulation step on a live profile (income, hunger): not an operation, so no
+    /// record is kept; marks the profile dirty.
+    pub fn simulate<R>(&mut self, player: u64, step: impl FnOnce(&mut Profile) -> R) -> Option<R> {
         self.live.get_mut(&player).map(|l| {
             l.dirty = true;
-            &mut l.profile
+            step(&mut l.profile)
         })
     }
 
@@ -304,21 +325,18 @@ pub struct VersionRestored {
 
 fn restore_versions(
     mut requests: MessageReader<RestoreVersion>,
-    store: Option<Res<DataStore>>,
+    store: Res<DataStore>,
     mut state: ResMut<DataStoreState>,
-    net: Option<ResMut<ServerNet>>,
+    mut kicks: MessageWriter<KickRequested>,
 ) {
-    let Some(store) = store else { return };
-    let mut net = net;
     for r in requests.read() {
         let live = state.live.remove(&r.player);
-        if let Some(l) = &live
-            && let Some(net) = net.as_mut()
-        {
-            net.kick(
-                l.client,
-                "your data is being restored to an earlier version; rejoin in a moment",
-            );
+        if let Some(l) = &live {
+            kicks.write(KickRequested {
+                client: l.client,
+                reason: "your data is being restored to an earlier version; rejoin in a moment"
+                    .into(),
+            });
         }
         let owner = live.map(|l| l.owner);
         let (player, version) = (r.player, r.version);
@@ -335,12 +353,37 @@ fn restore_versions(
     }
 }
 
-/// The data store plugin (server).
-pub struct DataStorePlugin;
+/// The data store plugin (server). [`Self::open`] opens the store (a bad key or a store another
+/// server holds stops start-up); `build` inserts [`DataStore`] and [`DataStoreState`].
+pub struct DataStorePlugin {
+    store: DataStore,
+    server_id: String,
+}
+
+impl DataStorePlugin {
+    /// Opens the store under `paths.data` with the `datastore.*` settings; this server's id in
+    /// session locks is random per process.
+    pub fn open(config: &Config, paths: &crate::process::Paths) -> Result<Self, OpenError> {
+        let store = open(&paths.data, config)?;
+        let mut id = [0u8; 4];
+        getrandom::fill(&mut id).map_err(|e| OpenError::Backend(BackendError(e.to_string())))?;
+        Ok(Self {
+            store: DataStore(Arc::new(store)),
+            server_id: format!("server-{}-{}", std::process::id(), hex::encode(id)),
+        })
+    }
+
+    /// The store, as the plugin will insert it.
+    pub fn store(&self) -> &DataStore {
+        &self.store
+    }
+}
 
 impl Plugin for DataStorePlugin {
     fn build(&self, app: &mut App) {
         crate::stages::server(app);
+        app.insert_resource(self.store.clone())
+            .insert_resource(DataStoreState::new(self.server_id.clone()));
         crate::integration::register(app, health::INTEGRATION);
         crate::integration::register_rule(app, health::autosave_rule());
         app.add_message::<ProfileLoaded>()
@@ -383,10 +426,9 @@ fn spread(player: u64, interval: Duration) -> Duration {
 
 fn start_loads(
     mut started: MessageReader<SessionStarted>,
-    store: Option<Res<DataStore>>,
+    store: Res<DataStore>,
     mut state: ResMut<DataStoreState>,
 ) {
-    let Some(store) = store else { return };
     for s in started.read() {
         let owner = LockOwner {
             server_id: state.server_id.clone(),
@@ -470,10 +512,9 @@ fn spawn_release(state: &mut DataStoreState, store: &Arc<Store>, player: u64, ow
 
 fn finish_releases(
     mut ended: MessageReader<SessionEnded>,
-    store: Option<Res<DataStore>>,
+    store: Res<DataStore>,
     mut state: ResMut<DataStoreState>,
 ) {
-    let Some(store) = store else { return };
     for e in ended.read() {
         let Some(live) = state.live.get(&e.player_id) else {
             continue;
@@ -498,14 +539,11 @@ fn finish_releases(
 }
 
 fn autosave(
-    config: Option<Res<Config>>,
-    store: Option<Res<DataStore>>,
+    config: Res<Config>,
+    store: Res<DataStore>,
     mut state: ResMut<DataStoreState>,
     time: Res<Time<Real>>,
 ) {
-    let (Some(config), Some(store)) = (config, store) else {
-        return;
-    };
     let now = time.elapsed();
     // The keys are in the schema and were validated at start, so these reads cannot fail.
     let (Ok(interval), Ok(stale)) = (
@@ -553,15 +591,12 @@ fn autosave(
 }
 
 fn scheduled_backup(
-    config: Option<Res<Config>>,
-    store: Option<Res<DataStore>>,
+    config: Res<Config>,
+    store: Res<DataStore>,
     paths: Res<crate::process::Paths>,
     mut state: ResMut<DataStoreState>,
     time: Res<Time<Real>>,
 ) {
-    let (Some(config), Some(store)) = (config, store) else {
-        return;
-    };
     let now = time.elapsed();
     let Ok(interval) = config.get::<Duration>("datastore.backupInterval") else {
         return;
@@ -589,13 +624,6 @@ fn profile_checksum(profile: &Profile) -> String {
     serde_json::to_value(profile)
         .map(|v| crate::reconcile::checksum(&v))
         .unwrap_or_default()
-}
-
-/// Counts a snapshot of a stored profile in the reconciliation stats.
-fn count_snapshot(reconciler: Option<&mut Reconciler>) {
-    if let Some(rc) = reconciler {
-        rc.stats.total_snapshots += 1;
-    }
 }
 
 /// Changes made to `now` since `saved` was sent, carried onto `merged`.
@@ -653,17 +681,14 @@ fn spawn_merge(
 /// Every `reconcile.interval`, each clean live profile's stored copy is read off the tick and
 /// compared with the checksum of what this server last saved.
 fn integrity_sweep(
-    store: Option<Res<DataStore>>,
-    reconciler: Option<Res<Reconciler>>,
+    store: Res<DataStore>,
+    reconciler: Res<Reconciler>,
     mut state: ResMut<DataStoreState>,
     time: Res<Time<Real>>,
     mut last: Local<Duration>,
 ) {
-    let (Some(store), Some(rc)) = (store, reconciler) else {
-        return;
-    };
     let now = time.elapsed();
-    if now.saturating_sub(*last) < rc.interval {
+    if now.saturating_sub(*last) < reconciler.interval {
         return;
     }
     *last = now;
@@ -699,17 +724,16 @@ fn backoff(retries: u32, player: u64) -> Duration {
 #[allow(clippy::too_many_arguments)]
 fn poll_jobs(
     mut state: ResMut<DataStoreState>,
-    store: Option<Res<DataStore>>,
-    net: Option<ResMut<ServerNet>>,
-    config: Option<Res<Config>>,
-    reconciler: Option<ResMut<Reconciler>>,
+    store: Res<DataStore>,
+    config: Res<Config>,
+    reconciler: Res<Reconciler>,
     time: Res<Time<Real>>,
     mut loaded: MessageWriter<ProfileLoaded>,
     mut restored: MessageWriter<VersionRestored>,
+    mut kicks: MessageWriter<KickRequested>,
+    mut reconciled: MessageWriter<Reconciled>,
 ) {
     let now = time.elapsed();
-    let mut net = net;
-    let mut reconciler = reconciler;
     let mut done = Vec::new();
     state
         .tasks
@@ -735,7 +759,7 @@ fn poll_jobs(
                         player,
                         applied: l.applied.clone(),
                     });
-                    count_snapshot(reconciler.as_deref_mut());
+                    reconciled.write(Reconciled::Snapshot);
                     state.live.insert(
                         player,
                         LiveProfile {
@@ -750,10 +774,7 @@ fn poll_jobs(
                             // First visit at a per-player offset within the interval.
                             next_autosave: now
                                 + config
-                                    .as_ref()
-                                    .and_then(|c| {
-                                        c.get::<Duration>("datastore.autosaveInterval").ok()
-                                    })
+                                    .get::<Duration>("datastore.autosaveInterval")
                                     .map_or(Duration::ZERO, |i| spread(player, i)),
                             last_saved: now,
                             saving: false,
@@ -770,9 +791,7 @@ fn poll_jobs(
                         StoreError::Corrupt { .. } => "your saved data could not be read; it was left untouched and staff were alerted".to_string(),
                         other => format!("your data could not be loaded: {other}"),
                     };
-                    if let Some(net) = net.as_mut() {
-                        net.kick(client, &reason);
-                    }
+                    kicks.write(KickRequested { client, reason });
                 }
             },
             Job::Saves { final_save, items } => {
@@ -789,12 +808,10 @@ fn poll_jobs(
                     match result {
                         Ok(_) if !final_save && !state.live.contains_key(&player) => {
                             // The session ended while this auto-save was in flight: release now.
-                            if let Some(store) = store.as_ref() {
-                                spawn_release(&mut state, &store.0, player, owner);
-                            }
+                            spawn_release(&mut state, &store.0, player, owner);
                         }
                         Ok(version) => {
-                            count_snapshot(reconciler.as_deref_mut());
+                            reconciled.write(Reconciled::Snapshot);
                             if let Some(l) = state.live.get_mut(&player) {
                                 l.version = version;
                                 l.saving = false;
@@ -829,28 +846,28 @@ fn poll_jobs(
                         }
                         Err(
                             e @ (StoreError::VersionConflict { .. } | StoreError::LockLost { .. }),
-                        ) if reconciler.is_some() && store.is_some() => {
+                        ) => {
                             // Another writer got there first: merge our changes into theirs
                             // (the reconcile strategy decides how) instead of dropping them.
                             let lock_lost = matches!(e, StoreError::LockLost { .. });
                             warn!(player, "save lost to another writer ({e}); reconciling");
                             if lock_lost && let Some(l) = state.live.remove(&player) {
                                 // Fencing: this server no longer owns the profile.
-                                if let Some(net) = net.as_mut() {
-                                    net.kick(l.client, &format!("session ended: {e}"));
-                                }
+                                kicks.write(KickRequested {
+                                    client: l.client,
+                                    reason: format!("session ended: {e}"),
+                                });
                             }
-                            if let (Some(store), Some(rc)) = (store.as_ref(), reconciler.as_ref()) {
-                                spawn_merge(&mut state, &store.0, rc, player, base, profile);
-                            }
+                            spawn_merge(&mut state, &store.0, &reconciler, player, base, profile);
                         }
                         Err(e) => {
                             error!(player, "save refused: {e}");
                             state.record_error(now);
-                            if let Some(l) = state.live.remove(&player)
-                                && let Some(net) = net.as_mut()
-                            {
-                                net.kick(l.client, &format!("session ended: {e}"));
+                            if let Some(l) = state.live.remove(&player) {
+                                kicks.write(KickRequested {
+                                    client: l.client,
+                                    reason: format!("session ended: {e}"),
+                                });
                             }
                         }
                     }
@@ -869,14 +886,9 @@ fn poll_jobs(
                             player,
                             "reconciled with the stored profile as version {version}"
                         );
-                        count_snapshot(reconciler.as_deref_mut());
-                        if let Some(rc) = reconciler.as_mut() {
-                            rc.resolved();
-                        }
-                        let (strategy, policy) = reconciler
-                            .as_ref()
-                            .map(|r| (r.strategy, r.policy.clone()))
-                            .unwrap_or((crate::reconcile::Strategy::Merge, Default::default()));
+                        reconciled.write(Reconciled::Snapshot);
+                        reconciled.write(Reconciled::Resolved);
+                        let (strategy, policy) = (reconciler.strategy, reconciler.policy.clone());
                         if let Some(l) = state.live.get_mut(&player) {
                             l.saving = false;
                             l.version = version;
@@ -905,9 +917,9 @@ fn poll_jobs(
                             l.saving = false;
                             l.held = true;
                         }
-                        if let Some(rc) = reconciler.as_mut() {
-                            let json = |p: &Profile| serde_json::to_value(p).unwrap_or_default();
-                            rc.queue(crate::reconcile::PendingConflict {
+                        let json = |p: &Profile| serde_json::to_value(p).unwrap_or_default();
+                        reconciled.write(Reconciled::Conflict(Box::new(
+                            crate::reconcile::PendingConflict {
                                 id: 0,
                                 player,
                                 base: json(&base),
@@ -915,8 +927,8 @@ fn poll_jobs(
                                 theirs: json(&theirs),
                                 theirs_version: version,
                                 fields: conflicts,
-                            });
-                        }
+                            },
+                        )));
                     }
                     Err(e) => {
                         error!(player, "reconciling a lost save failed: {e}");
@@ -948,9 +960,7 @@ fn poll_jobs(
                             player,
                             "integrity: the stored profile (version {version}) differs from what this server saved; writing the server's copy back"
                         );
-                        if let Some(rc) = reconciler.as_mut() {
-                            rc.stats.integrity_failures += 1;
-                        }
+                        reconciled.write(Reconciled::IntegrityFailure);
                         l.dirty = true;
                         l.next_autosave = now;
                         l.last_saved = Duration::ZERO;
@@ -969,15 +979,21 @@ fn poll_jobs(
                     if !e.is_transient()
                         && let Some(l) = state.live.remove(&player)
                     {
-                        if let Some(net) = net.as_mut() {
-                            net.kick(l.client, &format!("session ended: {e}"));
-                        }
+                        kicks.write(KickRequested {
+                            client: l.client,
+                            reason: format!("session ended: {e}"),
+                        });
                         // Unsaved changes of the lost session are merged, not dropped.
-                        if l.dirty
-                            && let (Some(store), Some(rc)) = (store.as_ref(), reconciler.as_ref())
-                        {
+                        if l.dirty {
                             warn!(player, "lock lost with unsaved changes; reconciling them");
-                            spawn_merge(&mut state, &store.0, rc, player, l.base, l.profile);
+                            spawn_merge(
+                                &mut state,
+                                &store.0,
+                                &reconciler,
+                                player,
+                                l.base,
+                                l.profile,
+                            );
                         }
                     }
                 }
@@ -1022,8 +1038,7 @@ fn poll_jobs(
     }
 }
 
-fn save_everything(store: Option<Res<DataStore>>, mut state: ResMut<DataStoreState>) {
-    let Some(store) = store else { return };
+fn save_everything(store: Res<DataStore>, mut state: ResMut<DataStoreState>) {
     let players: Vec<u64> = state.live.keys().copied().collect();
     spawn_saves(&mut state, &store.0, &players, true);
 }

@@ -5,6 +5,7 @@
 
 mod admin;
 mod art;
+mod door;
 pub mod boids;
 pub mod economy;
 mod health;
@@ -20,9 +21,8 @@ pub use economy::{Catalog, EconomyError, Receipt};
 pub use predict::{GameOp, Predictor};
 
 use crate::config::{ClientConfig, Config};
-use crate::datastore::{DataStoreState, OpRecord, ProfileLoaded};
+use crate::datastore::{DataStoreState, ProfileLoaded};
 use crate::protocol::{RemoteError, RequestId, SealedRequest, SealedResponse, SealedServerEvent};
-use crate::reconcile::Reconciler;
 use crate::security::{Security, Suspicion, SuspiciousActivity};
 use crate::stages::{ClientSystems, ServerSystems};
 use crate::transport::{
@@ -98,16 +98,12 @@ impl Shop {
     }
 }
 
-fn refresh_shop(config: Option<Res<Config>>, mut shop: ResMut<Shop>) {
-    if let Some(config) = config {
-        shop.refresh(&config);
-    }
+fn refresh_shop(config: Res<Config>, mut shop: ResMut<Shop>) {
+    shop.refresh(&config);
 }
 
-fn refresh_client_shop(config: Option<Res<ClientConfig>>, mut shop: ResMut<Shop>) {
-    if let Some(config) = config {
-        shop.refresh(&config.0);
-    }
+fn refresh_client_shop(config: Res<ClientConfig>, mut shop: ResMut<Shop>) {
+    shop.refresh(&config.0);
 }
 
 /// The game's server plugin.
@@ -143,13 +139,10 @@ impl Plugin for GameServerPlugin {
 
 fn send_state_at_join(
     mut loaded: MessageReader<ProfileLoaded>,
-    net: Option<ResMut<ServerNet>>,
-    profiles: Option<Res<DataStoreState>>,
+    mut net: ResMut<ServerNet>,
+    profiles: Res<DataStoreState>,
     game: Res<GameServerState>,
 ) {
-    let (Some(mut net), Some(profiles)) = (net, profiles) else {
-        return;
-    };
     for l in loaded.read() {
         if let Some(live) = profiles.profile(l.player) {
             let state = predict::state_of(&live.profile, game.last_op(l.player));
@@ -158,25 +151,16 @@ fn send_state_at_join(
     }
 }
 
-/// Purchases and feedings against the player's live profile. Each is recorded in the operation
-/// log and kept with the profile. A purchase over the balance is suspicious (the client
-/// predicts with its balance), but not a strike: a prediction can race the server's own changes.
-#[allow(clippy::too_many_arguments)]
+/// Purchases, sales, feedings and gifts against the player's live profile, each through the
+/// [`door::ProfileDoor`]. A purchase over the balance is suspicious (the client predicts with its
+/// balance), but not a strike: a prediction can race the server's own changes.
 fn answer_game_ops(
     mut requests: MessageReader<SealedRequestReceived>,
-    net: Option<ResMut<ServerNet>>,
     shop: Res<Shop>,
-    profiles: Option<ResMut<DataStoreState>>,
-    reconciler: Option<ResMut<Reconciler>>,
-    security: Option<ResMut<Security>>,
+    mut door: door::ProfileDoor,
     mut game: ResMut<GameServerState>,
     mut suspicious: MessageWriter<SuspiciousActivity>,
 ) {
-    let (Some(mut net), Some(mut profiles)) = (net, profiles) else {
-        return;
-    };
-    let mut reconciler = reconciler;
-    let mut security = security;
     for r in requests.read() {
         let (op_id, op) = match r.body {
             SealedRequest::Purchase {
@@ -189,82 +173,69 @@ fn answer_game_ops(
             SealedRequest::Gift { op_id, to, coins } => (op_id, GameOp::Gift { to, coins }),
             _ => continue,
         };
-        let Some(player) = net.session(r.client).map(|s| s.player_id) else {
+        let Some(player) = door.net().session(r.client).map(|s| s.player_id) else {
             continue;
         };
         let Some(catalog) = shop.catalog() else {
-            net.respond_sealed(
+            door.net().respond_sealed(
                 r.client,
                 r.id,
                 Err(RemoteError::Rejected("the shop is closed".into())),
             );
             continue;
         };
-        let Some(mut profile) = profiles.profile(player).map(|l| l.profile.clone()) else {
-            net.respond_sealed(
-                r.client,
-                r.id,
-                Err(RemoteError::Rejected(
-                    "your profile is still loading; try again in a moment".into(),
-                )),
-            );
-            continue;
+        let loading = || {
+            Err(RemoteError::Rejected(
+                "your profile is still loading; try again in a moment".into(),
+            ))
         };
+        if door.profiles().profile(player).is_none() {
+            door.net().respond_sealed(r.client, r.id, loading());
+            continue;
+        }
         let last = game.last_op.entry(player).or_default();
         *last = (*last).max(op_id);
         let last = *last;
         // A gift needs its recipient here now, and not the sender.
         let gift_check = match op {
             GameOp::Gift { to, .. } if to == player => Err(EconomyError::GiftToSelf),
-            GameOp::Gift { to, .. } if profiles.profile(to).is_none() => {
+            GameOp::Gift { to, .. } if door.profiles().profile(to).is_none() => {
                 Err(EconomyError::NotOnline(to))
             }
             _ => Ok(()),
         };
-        let result = match gift_check.and_then(|()| predict::apply(&mut profile, op, catalog)) {
-            Ok(()) => {
-                let at_ms = crate::clock::now_ms();
-                let (kind, payload) = match op {
-                    GameOp::Purchase { item, quantity } => (
-                        "purchase",
-                        serde_json::json!({"item": format!("{item:?}"), "quantity": quantity}),
-                    ),
-                    GameOp::Feed { fish } => ("feed", serde_json::json!({ "fish": fish })),
-                    GameOp::Sell { fish } => ("sell", serde_json::json!({ "fish": fish })),
-                    GameOp::Gift { to, coins } => {
-                        ("gift", serde_json::json!({ "to": to, "coins": coins }))
-                    }
-                };
+        let (kind, payload) = match op {
+            GameOp::Purchase { item, quantity } => (
+                "purchase",
+                serde_json::json!({"item": format!("{item:?}"), "quantity": quantity}),
+            ),
+            GameOp::Feed { fish } => ("feed", serde_json::json!({ "fish": fish })),
+            GameOp::Sell { fish } => ("sell", serde_json::json!({ "fish": fish })),
+            GameOp::Gift { to, coins } => ("gift", serde_json::json!({ "to": to, "coins": coins })),
+        };
+        let applied = gift_check.and_then(|()| {
+            let operation = door::Operation {
+                player,
+                actor: player,
+                kind,
+                payload,
+                last_op: last,
+                push: false,
+            };
+            door.change(operation, |profile| {
                 // A refund is income the fish did not earn: the income watch is told.
-                let before = profiles
-                    .profile(player)
-                    .map_or(0, |l| l.profile.stats.coins);
-                let gained = profile.stats.coins - before;
-                if gained > 0
-                    && let Some(sec) = security.as_mut()
-                {
-                    sec.income.credit(player, gained);
-                }
-                record_op(
-                    reconciler.as_deref_mut(),
-                    &mut profile,
-                    player,
-                    (kind, payload),
-                    at_ms,
-                );
-                let state = predict::state_of(&profile, last);
-                if let Some(live) = profiles.profile_mut(player) {
-                    *live = profile;
-                }
+                let before = profile.stats.coins;
+                predict::apply(profile, op, catalog)?;
+                Ok(profile.stats.coins - before)
+            })
+            // Live: checked above, within this system run.
+            .unwrap_or(Err(EconomyError::NotOnline(player)))
+        });
+        let result = match applied {
+            Ok(state) => {
                 if let GameOp::Gift { to, coins } = op {
-                    receive_gift(
-                        &mut profiles,
-                        &mut net,
-                        reconciler.as_deref_mut(),
-                        security.as_deref_mut(),
-                        &game,
-                        (player, to, coins, at_ms),
-                    );
+                    let last_op = game.last_op(to);
+                    receive_gift(&mut door, (player, to, coins), last_op);
                 }
                 Ok(SealedResponse::Applied { op_id, state })
             }
@@ -286,19 +257,42 @@ fn answer_game_ops(
                 Err(RemoteError::Rejected(why.to_string()))
             }
         };
-        net.respond_sealed(r.client, r.id, result);
+        door.net().respond_sealed(r.client, r.id, result);
+    }
+}
+
+/// The recipient's side of a gift (checked online before the sender paid): the coins arrive
+/// through the door, so the recipient keeps the operation, the income watch is told, and the
+/// recipient's client gets its new state at once.
+fn receive_gift(door: &mut door::ProfileDoor, (from, to, coins): (u64, u64, i64), last_op: u64) {
+    let operation = door::Operation {
+        player: to,
+        actor: from,
+        kind: "gift_received",
+        payload: serde_json::json!({ "from": from, "coins": coins }),
+        last_op,
+        push: true,
+    };
+    let delivered = door.change(operation, |profile| {
+        profile.stats.coins = profile.stats.coins.saturating_add(coins);
+        Ok::<i64, std::convert::Infallible>(coins)
+    });
+    match delivered {
+        Some(_) => info!(from, to, coins, "gift delivered"),
+        // Checked just before; a recipient cannot leave within one system run.
+        None => error!(
+            from,
+            to, coins, "gift recipient vanished; the coins were not delivered"
+        ),
     }
 }
 
 /// Another player's aquarium, read-only: only players online now can be visited.
 fn answer_visits(
     mut requests: MessageReader<SealedRequestReceived>,
-    net: Option<ResMut<ServerNet>>,
-    profiles: Option<Res<DataStoreState>>,
+    mut net: ResMut<ServerNet>,
+    profiles: Res<DataStoreState>,
 ) {
-    let (Some(mut net), Some(profiles)) = (net, profiles) else {
-        return;
-    };
     for r in requests.read() {
         let SealedRequest::Visit { player } = r.body else {
             continue;
@@ -319,77 +313,20 @@ fn answer_visits(
     }
 }
 
-/// Logs an operation on `profile` (done by `actor`) in the reconciliation log and keeps it with
-/// the profile.
-fn record_op(
-    reconciler: Option<&mut Reconciler>,
-    profile: &mut crate::datastore::Profile,
-    actor: u64,
-    (kind, payload): (&str, serde_json::Value),
-    at_ms: u64,
-) {
-    let id = reconciler.map_or(0, |rc| {
-        rc.log
-            .record_operation(&profile.player_id.to_string(), kind, payload.clone(), at_ms)
-    });
-    profile.remember(OpRecord {
-        id,
-        at_ms,
-        actor: actor.to_string(),
-        kind: kind.into(),
-        detail: payload.to_string(),
-    });
-}
-
-/// The recipient's side of a gift (checked online before the sender paid): the coins arrive
-/// in the live profile, kept with it as an operation, the income watch is told, and the
-/// recipient's client gets its new state at once.
-fn receive_gift(
-    profiles: &mut DataStoreState,
-    net: &mut ServerNet,
-    reconciler: Option<&mut Reconciler>,
-    security: Option<&mut Security>,
-    game: &GameServerState,
-    (from, to, coins, at_ms): (u64, u64, i64, u64),
-) {
-    let Some(live) = profiles.profile_mut(to) else {
-        // Checked just before; a recipient cannot leave within one system run.
-        error!(
-            from,
-            to, coins, "gift recipient vanished; the coins were not delivered"
-        );
-        return;
-    };
-    live.stats.coins = live.stats.coins.saturating_add(coins);
-    let payload = serde_json::json!({ "from": from, "coins": coins });
-    record_op(reconciler, live, from, ("gift_received", payload), at_ms);
-    let state = predict::state_of(live, game.last_op(to));
-    if let Some(sec) = security {
-        sec.income.credit(to, coins);
-    }
-    if let Some(client) = profiles.profile(to).map(|l| l.client) {
-        net.send_sealed_event(client, SealedServerEvent::State(state));
-    }
-    info!(from, to, coins, "gift delivered");
-}
-
 /// Every second of game time (virtual time: it follows the wall clock, but a stalled server does
 /// not pay a burst of catch-up income): income and hunger advance for every live profile, the income watch looks at
 /// every balance, and every few seconds each player gets their state.
 #[allow(clippy::too_many_arguments)]
 fn step_economy(
-    config: Option<Res<Config>>,
+    config: Res<Config>,
     shop: Res<Shop>,
-    profiles: Option<ResMut<DataStoreState>>,
-    security: Option<ResMut<Security>>,
-    net: Option<ResMut<ServerNet>>,
+    mut profiles: ResMut<DataStoreState>,
+    mut security: ResMut<Security>,
+    mut net: ResMut<ServerNet>,
     mut game: ResMut<GameServerState>,
     time: Res<Time>,
     mut suspicious: MessageWriter<SuspiciousActivity>,
 ) {
-    let (Some(config), Some(mut profiles)) = (config, profiles) else {
-        return;
-    };
     let now = time.elapsed();
     if now.saturating_sub(game.last_step) < GAME_STEP {
         return;
@@ -402,27 +339,25 @@ fn step_economy(
         return;
     };
     let hunger: f64 = config.get("game.hungerPerMinute").unwrap_or(0.0);
-    let mut security = security;
-    let mut net = net;
-    if push && let Some(net) = net.as_mut() {
-        let board = leaderboard(&profiles, net, 10);
+    if push {
+        let board = leaderboard(&profiles, &net, 10);
         net.broadcast(crate::protocol::ServerEvent::Leaderboard(board));
     }
     for player in profiles.players().collect::<Vec<_>>() {
         let has_fish = profiles
             .profile(player)
             .is_some_and(|l| !l.profile.fish.is_empty());
-        if has_fish && let Some(profile) = profiles.profile_mut(player) {
+        if has_fish {
             let carry = game.carry.entry(player).or_default();
-            economy::advance(profile, catalog, hunger, secs, carry);
+            profiles.simulate(player, |profile| {
+                economy::advance(profile, catalog, hunger, secs, carry)
+            });
         }
         let Some(profile) = profiles.profile(player).map(|l| &l.profile) else {
             continue;
         };
         let (coins, rate) = (profile.stats.coins, catalog.max_income_per_second(profile));
-        if let Some(security) = security.as_mut()
-            && let Some(detail) = security.income.observe(player, coins, rate, now)
-        {
+        if let Some(detail) = security.income.observe(player, coins, rate, now) {
             suspicious.write(SuspiciousActivity {
                 client: None,
                 player: Some(player),
@@ -430,7 +365,7 @@ fn step_economy(
                 detail,
             });
         }
-        if push && let (Some(net), Some(live)) = (net.as_mut(), profiles.profile(player)) {
+        if push && let Some(live) = profiles.profile(player) {
             let state = predict::state_of(&live.profile, game.last_op(player));
             net.send_sealed_event(live.client, SealedServerEvent::State(state));
         }

@@ -164,11 +164,27 @@ struct Clocks {
     last_report: Duration,
 }
 
-/// The health plugin (server).
-pub struct HealthPlugin;
+/// The health plugin (server): the check runner, the rule engine, and (on a dedicated server)
+/// the HTTP endpoint it carries.
+#[derive(Default)]
+pub struct HealthPlugin {
+    endpoint: Option<crate::process::Carried<MetricsEndpoint>>,
+}
+
+impl HealthPlugin {
+    /// Serves `/health` and `/metrics` on `addr` (port 0: any free port).
+    pub fn serving(addr: SocketAddr) -> Result<Self, EndpointError> {
+        Ok(Self {
+            endpoint: Some(crate::process::Carried::new(MetricsEndpoint::open(addr)?)),
+        })
+    }
+}
 
 impl Plugin for HealthPlugin {
     fn build(&self, app: &mut App) {
+        if let Some(endpoint) = &self.endpoint {
+            crate::process::insert_carried(app, "the health plugin", endpoint);
+        }
         crate::stages::server(app);
         register(
             app,

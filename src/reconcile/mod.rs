@@ -179,6 +179,33 @@ impl Reconciler {
     }
 }
 
+/// What the data store saw that reconciliation counts or keeps (reconciliation owns its figures
+/// and its queue; the data store, which detects these, reports them).
+#[derive(Message, Debug, Clone)]
+pub enum Reconciled {
+    /// A checksummed snapshot of a stored profile was taken (a load or a save).
+    Snapshot,
+    /// A conflict was settled by a rule (a merge that needed no person).
+    Resolved,
+    /// A conflict no rule settles: it waits for an admin.
+    Conflict(Box<PendingConflict>),
+    /// The integrity sweep found a stored profile changed behind the server's back.
+    IntegrityFailure,
+}
+
+fn record_reconciled(mut seen: MessageReader<Reconciled>, mut reconciler: ResMut<Reconciler>) {
+    for r in seen.read() {
+        match r {
+            Reconciled::Snapshot => reconciler.stats.total_snapshots += 1,
+            Reconciled::Resolved => reconciler.resolved(),
+            Reconciled::Conflict(c) => {
+                reconciler.queue((**c).clone());
+            }
+            Reconciled::IntegrityFailure => reconciler.stats.integrity_failures += 1,
+        }
+    }
+}
+
 /// The `reconcile.sweep` optimisation rule changed state: the integrity sweep runs ×4 less
 /// often while it is engaged. Sent by the rule engine; reconciliation owns the interval.
 #[derive(Message, Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,33 +216,44 @@ pub struct SweepPace {
 
 fn pace_sweep(
     mut paces: MessageReader<SweepPace>,
-    config: Option<Res<Config>>,
-    reconciler: Option<ResMut<Reconciler>>,
+    config: Res<Config>,
+    mut reconciler: ResMut<Reconciler>,
 ) {
     let Some(p) = paces.read().last() else { return };
-    // Both exist whenever the rule that sends this is registered (a server with a config).
-    let (Some(config), Some(mut rc)) = (config, reconciler) else {
-        return;
-    };
     let Ok(base) = config.get::<Duration>("reconcile.interval") else {
         return;
     };
-    rc.interval = if p.slowed { base * 4 } else { base };
+    reconciler.interval = if p.slowed { base * 4 } else { base };
 }
 
-/// The reconciliation plugin (server): registers reconciliation with the health checks. The
-/// server's start-up inserts the [`Reconciler`] from the config (a bad value stops the start);
-/// the systems that detect and settle conflicts run in the data store plugin and the admin
-/// commands, which own the records.
-pub struct ReconcilePlugin;
+/// The reconciliation plugin (server): inserts the [`Reconciler`] (built from the config by
+/// [`Self::from_config`]; a bad value stops the start), registers its check and its rule, and
+/// paces the integrity sweep. The systems that detect and settle conflicts run in the data
+/// store plugin, which owns the records.
+pub struct ReconcilePlugin {
+    reconciler: crate::process::Carried<Reconciler>,
+}
+
+impl ReconcilePlugin {
+    /// From `reconcile.*`.
+    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+        Ok(Self {
+            reconciler: crate::process::Carried::new(Reconciler::from_config(config)?),
+        })
+    }
+}
 
 impl Plugin for ReconcilePlugin {
     fn build(&self, app: &mut App) {
+        crate::process::insert_carried(app, "the reconcile plugin", &self.reconciler);
         crate::stages::server(app);
         crate::integration::register(app, health::INTEGRATION);
         crate::integration::register_rule(app, health::sweep_rule());
         app.add_message::<SweepPace>()
-            .add_systems(Update, pace_sweep.in_set(ServerSystems::Handle));
+            .add_message::<Reconciled>()
+            .add_systems(Update, pace_sweep.in_set(ServerSystems::Handle))
+            // After the data store's jobs of this tick (Persist) have reported.
+            .add_systems(Last, record_reconciled.in_set(ServerSystems::Report));
     }
 }
 

@@ -38,9 +38,9 @@ impl AdminCommandAdmitted {
 /// What the admin handler reaches besides security and the network.
 #[derive(bevy::ecs::system::SystemParam)]
 pub struct AdminWorld<'w> {
-    config: Option<ResMut<'w, Config>>,
-    source: Option<ResMut<'w, ConfigSource>>,
-    health: Option<ResMut<'w, Messages<crate::health::HealthCheckRequested>>>,
+    config: ResMut<'w, Config>,
+    source: ResMut<'w, ConfigSource>,
+    health: MessageWriter<'w, crate::health::HealthCheckRequested>,
     handed_on: MessageWriter<'w, AdminCommandAdmitted>,
 }
 
@@ -55,14 +55,11 @@ fn done(detail: String) -> Result<SealedResponse, RemoteError> {
 /// Answers admin commands.
 pub fn answer_admin(
     mut requests: MessageReader<SealedRequestReceived>,
-    security: Option<ResMut<Security>>,
-    net: Option<ResMut<ServerNet>>,
+    mut security: ResMut<Security>,
+    mut net: ResMut<ServerNet>,
     mut world: AdminWorld,
     time: Res<Time<Real>>,
 ) {
-    let (Some(mut security), Some(mut net)) = (security, net) else {
-        return;
-    };
     for r in requests.read() {
         let SealedRequest::Admin(cmd) = &r.body else {
             continue;
@@ -169,23 +166,25 @@ fn run(
             Ok(()) => done(format!("player {player} is now {role}")),
             Err(e) => rejected(e.to_string()),
         },
-        AdminCommand::ReloadConfig => match (world.config.as_mut(), world.source.as_mut()) {
-            (Some(config), Some(source)) => match crate::config::reload_now(config, source, now) {
+        AdminCommand::ReloadConfig => {
+            match crate::config::reload_now(&mut world.config, &mut world.source, now) {
                 Ok(()) => {
                     security.audit(
                         Some(actor),
                         AuditKind::AdminAction,
                         format!("config reloaded by {who}"),
                     );
-                    done(format!("config reloaded from {}", source.dir.display()))
+                    done(format!(
+                        "config reloaded from {}",
+                        world.source.dir.display()
+                    ))
                 }
                 Err(problems) => rejected(format!(
                     "config reload refused, the last good config stays: {}",
                     problems.join("; ")
                 )),
-            },
-            _ => rejected("this server has no config dir to reload"),
-        },
+            }
+        }
         AdminCommand::Stats => Ok(SealedResponse::SecurityStats(security.stats())),
         AdminCommand::GrantCoins { .. }
         | AdminCommand::ListConflicts
@@ -199,16 +198,13 @@ fn run(
             });
             return None;
         }
-        AdminCommand::Health => match world.health.as_mut() {
-            Some(m) => {
-                m.write(crate::health::HealthCheckRequested {
-                    client: at.client,
-                    id: at.id,
-                });
-                return None;
-            }
-            None => rejected("this server runs no health checks"),
-        },
+        AdminCommand::Health => {
+            world.health.write(crate::health::HealthCheckRequested {
+                client: at.client,
+                id: at.id,
+            });
+            return None;
+        }
     };
     Some(answer)
 }

@@ -383,17 +383,38 @@ impl Security {
     }
 }
 
-/// The security plugin (server).
-pub struct SecurityPlugin;
+/// The security plugin (server). [`Self::from_config`] reads the settings, roles, bans and role
+/// assignments (a bad one stops start-up); `build` inserts [`Security`].
+pub struct SecurityPlugin {
+    security: crate::process::Carried<Security>,
+}
+
+impl SecurityPlugin {
+    /// From the `security.*` keys, `<config>/roles.ron` and the files under `<data>`.
+    pub fn from_config(
+        config: &Config,
+        paths: &crate::process::Paths,
+    ) -> Result<Self, SecurityError> {
+        Ok(Self {
+            security: crate::process::Carried::new(Security::from_config(
+                config,
+                &paths.config,
+                &paths.data,
+            )?),
+        })
+    }
+}
 
 impl Plugin for SecurityPlugin {
     fn build(&self, app: &mut App) {
         crate::stages::server(app);
+        crate::process::insert_carried(app, "the security plugin", &self.security);
         crate::integration::register(app, health::INTEGRATION);
         app.add_message::<SuspiciousActivity>()
             .add_message::<ConfigChanged>()
             .add_message::<AdminCommandAdmitted>()
             .add_message::<AuditEntry>()
+            .add_message::<crate::health::HealthCheckRequested>()
             .add_systems(
                 PreUpdate,
                 (
@@ -424,17 +445,14 @@ impl Plugin for SecurityPlugin {
 #[allow(clippy::too_many_arguments)]
 pub fn admit(
     mut queue: ResMut<InboundQueue>,
-    security: Option<ResMut<Security>>,
-    net: Option<ResMut<ServerNet>>,
+    mut security: ResMut<Security>,
+    mut net: ResMut<ServerNet>,
     time: Res<Time<Real>>,
     mut events: MessageWriter<ClientEventReceived>,
     mut requests: MessageWriter<RequestReceived>,
     mut sealed: MessageWriter<SealedRequestReceived>,
 ) {
     let inbound = queue.drain();
-    let (Some(mut security), Some(mut net)) = (security, net) else {
-        return;
-    };
     let now = time.elapsed();
     for msg in inbound {
         let client = match &msg {
@@ -502,13 +520,10 @@ pub fn admit(
 
 fn strike_signals(
     mut signals: MessageReader<SecuritySignalRaised>,
-    security: Option<ResMut<Security>>,
-    net: Option<ResMut<ServerNet>>,
+    mut security: ResMut<Security>,
+    mut net: ResMut<ServerNet>,
     time: Res<Time<Real>>,
 ) {
-    let (Some(mut security), Some(mut net)) = (security, net) else {
-        return;
-    };
     for s in signals.read() {
         use crate::transport::SignalKind;
         security.failed_validations += 1;
@@ -544,14 +559,11 @@ fn strike_signals(
 
 /// Ends sessions with no player action for `security.sessionTimeout` (heartbeats do not count).
 fn expire_sessions(
-    security: Option<ResMut<Security>>,
-    net: Option<ResMut<ServerNet>>,
+    mut security: ResMut<Security>,
+    mut net: ResMut<ServerNet>,
     mut ended: MessageReader<crate::transport::SessionEnded>,
     time: Res<Time<Real>>,
 ) {
-    let (Some(mut security), Some(mut net)) = (security, net) else {
-        return;
-    };
     for e in ended.read() {
         security.last_action.remove(&e.client);
         security.skew.forget(e.client);
@@ -585,13 +597,10 @@ fn expire_sessions(
 
 fn enforce_bans(
     mut started: MessageReader<SessionStarted>,
-    security: Option<ResMut<Security>>,
-    net: Option<ResMut<ServerNet>>,
+    mut security: ResMut<Security>,
+    mut net: ResMut<ServerNet>,
     time: Res<Time<Real>>,
 ) {
-    let (Some(mut security), Some(mut net)) = (security, net) else {
-        return;
-    };
     let now_ms = crate::clock::now_ms();
     for s in started.read() {
         security.last_action.insert(s.client, time.elapsed());
@@ -613,12 +622,9 @@ fn enforce_bans(
 /// `security.maxClockSkew`) is reported once per session.
 fn clock_skew(
     mut events: MessageReader<ClientEventReceived>,
-    security: Option<ResMut<Security>>,
-    net: Option<Res<ServerNet>>,
+    mut security: ResMut<Security>,
+    net: Res<ServerNet>,
 ) {
-    let (Some(mut security), Some(net)) = (security, net) else {
-        return;
-    };
     let server_ms = crate::clock::now_ms();
     let max = security.max_clock_skew;
     for e in events.read() {
@@ -643,12 +649,9 @@ fn clock_skew(
 
 /// Reports addresses the transport's connection gate refused.
 fn connection_floods(
-    security: Option<ResMut<Security>>,
-    transport: Option<ResMut<crate::transport::GatedServerTransport>>,
+    mut security: ResMut<Security>,
+    mut transport: ResMut<crate::transport::GatedServerTransport>,
 ) {
-    let (Some(mut security), Some(mut transport)) = (security, transport) else {
-        return;
-    };
     let (refused, flooders) = transport.take_connect_refusals();
     security.connect_refused = refused;
     for (addr, n) in flooders {
@@ -664,12 +667,9 @@ fn connection_floods(
 /// text: the log may be read by moderators).
 fn audit_config_changes(
     mut changed: MessageReader<ConfigChanged>,
-    security: Option<ResMut<Security>>,
-    config: Option<Res<Config>>,
+    mut security: ResMut<Security>,
+    config: Res<Config>,
 ) {
-    let (Some(mut security), Some(config)) = (security, config) else {
-        return;
-    };
     for c in changed.read().filter(|c| c.side == Side::Server) {
         let shown = |v: &crate::protocol::ConfigValue| match config
             .schema()
@@ -692,11 +692,7 @@ fn audit_config_changes(
 }
 
 /// Writes the audit records other subsystems sent.
-fn record_audit_entries(
-    mut entries: MessageReader<AuditEntry>,
-    security: Option<ResMut<Security>>,
-) {
-    let Some(mut security) = security else { return };
+fn record_audit_entries(mut entries: MessageReader<AuditEntry>, mut security: ResMut<Security>) {
     for e in entries.read() {
         security.audit(e.player, e.kind, e.details.clone());
     }
@@ -705,13 +701,10 @@ fn record_audit_entries(
 /// Audits suspicious activity other plugins saw; activity from a client is also a strike.
 fn suspicious_activity(
     mut seen: MessageReader<SuspiciousActivity>,
-    security: Option<ResMut<Security>>,
-    net: Option<ResMut<ServerNet>>,
+    mut security: ResMut<Security>,
+    mut net: ResMut<ServerNet>,
     time: Res<Time<Real>>,
 ) {
-    let (Some(mut security), Some(mut net)) = (security, net) else {
-        return;
-    };
     for s in seen.read() {
         security.suspicious(s.player, s.kind, &s.detail);
         if let (Some(client), Some(player)) = (s.client, s.player)

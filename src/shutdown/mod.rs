@@ -264,7 +264,9 @@ fn draining(shutdown: Res<Shutdown>) -> bool {
 fn detect_triggers(
     mut shutdown: ResMut<Shutdown>,
     time: Res<Time<Real>>,
+    // Only with `--exit-after`.
     exit_after: Option<Res<ExitAfter>>,
+    // Only in the real binary, which handles OS signals.
     signals: Option<Res<ListenToOsSignals>>,
 ) {
     if shutdown.is_shutting_down() {

@@ -41,6 +41,7 @@ pub use token::{IssuedToken, TokenError, TokenIdentity, TokenIssuer};
 pub use wire::{BatchedClientPlugin, BatchedClientTransport};
 
 use crate::clock::{LatencyWindow, unix_now};
+use crate::process::{Carried, Paths};
 use crate::protocol::{
     self, ClientEvent, ClientRequest, PROTOCOL_ID, PROTOCOL_VERSION, RemoteError, RequestId,
     SealedRequest, SealedResponse, ServerEvent as GameServerEvent, ServerResponse,
@@ -126,6 +127,9 @@ pub enum TransportError {
     /// netcode refused the setup.
     #[error("netcode: {0}")]
     Netcode(String),
+    /// A `network.*` setting could not be read.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// The server's network service as a resource.
@@ -244,6 +248,22 @@ pub struct SealedRpcCompleted {
     pub id: RequestId,
     /// Its result.
     pub result: Result<SealedResponse, RemoteError>,
+}
+
+/// Another subsystem asks the transport to end a client's session, saying why (the transport
+/// owns the sessions: it sends the reason, then disconnects after a short grace).
+#[derive(Message, Debug, Clone)]
+pub struct KickRequested {
+    /// The client.
+    pub client: u64,
+    /// What the player is told.
+    pub reason: String,
+}
+
+fn kick_requested(mut asked: MessageReader<KickRequested>, mut net: ResMut<ServerNet>) {
+    for k in asked.read() {
+        net.kick(k.client, &k.reason);
+    }
 }
 
 /// Server tick durations, for the stats RPC and the load test.
@@ -452,8 +472,46 @@ pub fn open_client(
     })
 }
 
-/// The server half: sessions, messages, built-in remote functions, stats.
-pub struct TransportServerPlugin;
+/// The server half: sessions, messages, built-in remote functions, stats. [`Self::open`] binds
+/// the socket and loads the key, so a busy port or a bad key stops start-up; `build` inserts
+/// `ServerNet`, renet's server, the gated netcode transport and (unless insecure) `ServerTokens`.
+pub struct TransportServerPlugin {
+    local_addr: SocketAddr,
+    issuer: Option<TokenIssuer>,
+    rekey_after: u64,
+    opened: Carried<(RenetServer, GatedServerTransport)>,
+}
+
+impl TransportServerPlugin {
+    /// Binds `bind` for up to `max_clients` with the `network.*` settings and the key under
+    /// `paths.data` (none with `insecure`).
+    pub fn open(
+        config: &crate::config::Config,
+        paths: &Paths,
+        bind: SocketAddr,
+        max_clients: usize,
+        insecure: bool,
+    ) -> Result<Self, TransportError> {
+        let settings = TransportSettings::from_config(config)?;
+        let opened = open_server(bind, max_clients, &paths.data, insecure, &settings)?;
+        Ok(Self {
+            local_addr: opened.local_addr,
+            issuer: opened.issuer,
+            rekey_after: settings.rekey_after,
+            opened: Carried::new((opened.server, opened.transport)),
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The token issuer (`None` in insecure mode).
+    pub fn issuer(&self) -> Option<&TokenIssuer> {
+        self.issuer.as_ref()
+    }
+}
 
 impl Plugin for TransportServerPlugin {
     fn build(&self, app: &mut App) {
@@ -462,8 +520,17 @@ impl Plugin for TransportServerPlugin {
             app.add_plugins((RenetServerPlugin, GatedServerPlugin));
         }
         crate::integration::register(app, health::INTEGRATION);
-        // The mode function inserted `TransportSettings`, `ServerNet` and the renet resources.
-        app.init_resource::<TickTimes>()
+        match self.opened.take() {
+            Some((server, transport)) => {
+                app.insert_resource(server).insert_resource(transport);
+            }
+            None => error!("the transport server plugin was built twice"),
+        }
+        if let Some(issuer) = &self.issuer {
+            app.insert_resource(ServerTokens(issuer.clone()));
+        }
+        app.insert_resource(ServerNet(ServerCore::new(self.rekey_after)))
+            .init_resource::<TickTimes>()
             .init_resource::<InboundQueue>()
             .add_message::<ClientEventReceived>()
             .add_message::<RequestReceived>()
@@ -484,9 +551,13 @@ impl Plugin for TransportServerPlugin {
                 Update,
                 (answer_builtin_requests, answer_builtin_sealed).in_set(ServerSystems::Handle),
             )
+            .add_message::<KickRequested>()
             .add_systems(
                 PostUpdate,
-                server_send.before(RenetSend).in_set(ServerSystems::Send),
+                (kick_requested, server_send)
+                    .chain()
+                    .before(RenetSend)
+                    .in_set(ServerSystems::Send),
             )
             .add_systems(OnShutdown, kick_everyone)
             .add_systems(Update, hold_for_kicks.in_set(ShutdownSystems::Drain));
@@ -650,13 +721,47 @@ fn hold_for_kicks(net: Res<ServerNet>, mut shutdown: ResMut<Shutdown>) {
 }
 
 /// The client half: connection state, calls, timeouts, heartbeats.
-pub struct TransportClientPlugin;
+/// [`Self::open`] opens the socket towards the server (a token from another protocol version is
+/// refused there); `build` inserts `ClientNet`, renet's client and the batched netcode transport.
+pub struct TransportClientPlugin {
+    opened: Carried<(RenetClient, BatchedClientTransport, ClientNet)>,
+}
+
+impl TransportClientPlugin {
+    /// Opens the client side towards `server` with the client's `network.*` settings.
+    pub fn open(
+        config: &crate::config::Config,
+        server: SocketAddr,
+        credentials: ClientCredentials,
+    ) -> Result<Self, TransportError> {
+        let mut opened = open_client(server, credentials)?;
+        opened
+            .transport
+            .set_send_interval(client_send_interval(config.get("network.clientSendRate")?));
+        let net = ClientNet(ClientCore::new(
+            opened.material,
+            config.get("network.messageTimeout")?,
+            config.get("network.rekeyAfter")?,
+        ));
+        Ok(Self {
+            opened: Carried::new((opened.client, opened.transport, net)),
+        })
+    }
+}
 
 impl Plugin for TransportClientPlugin {
     fn build(&self, app: &mut App) {
         crate::stages::client(app);
         if !app.is_plugin_added::<RenetClientPlugin>() {
             app.add_plugins((RenetClientPlugin, BatchedClientPlugin));
+        }
+        match self.opened.take() {
+            Some((client, transport, net)) => {
+                app.insert_resource(client)
+                    .insert_resource(transport)
+                    .insert_resource(net);
+            }
+            None => error!("the transport client plugin was built twice"),
         }
         app.insert_resource(ConnectionState::Connecting)
             .add_message::<crate::config::ConfigChanged>()
@@ -685,14 +790,11 @@ impl Plugin for TransportClientPlugin {
 
 /// The client follows `network.messageTimeout` and `network.clientSendRate` live.
 fn apply_network_settings(
-    config: Option<Res<crate::config::ClientConfig>>,
-    net: Option<ResMut<ClientNet>>,
-    transport: Option<ResMut<BatchedClientTransport>>,
+    config: Res<crate::config::ClientConfig>,
+    mut net: ResMut<ClientNet>,
+    mut transport: ResMut<BatchedClientTransport>,
     mut changed: MessageReader<crate::config::ConfigChanged>,
 ) {
-    let (Some(config), Some(mut net)) = (config, net) else {
-        return;
-    };
     let (mut timeout, mut send_rate) = (false, false);
     for c in changed
         .read()
@@ -704,10 +806,7 @@ fn apply_network_settings(
     if timeout && let Ok(t) = config.get::<Duration>("network.messageTimeout") {
         net.set_timeout(t);
     }
-    if send_rate
-        && let Some(mut transport) = transport
-        && let Ok(rate) = config.get::<i64>("network.clientSendRate")
-    {
+    if send_rate && let Ok(rate) = config.get::<i64>("network.clientSendRate") {
         transport.set_send_interval(client_send_interval(rate));
     }
 }
@@ -732,9 +831,9 @@ pub fn describe_disconnect(reason: Option<bevy_renet::netcode::NetcodeDisconnect
 
 #[allow(clippy::too_many_arguments)]
 fn client_receive(
-    net: Option<ResMut<ClientNet>>,
-    client: Option<ResMut<RenetClient>>,
-    transport: Option<Res<BatchedClientTransport>>,
+    mut net: ResMut<ClientNet>,
+    mut client: ResMut<RenetClient>,
+    transport: Res<BatchedClientTransport>,
     mut state: ResMut<ConnectionState>,
     time: Res<Time<Real>>,
     mut events: MessageWriter<ServerEventReceived>,
@@ -743,9 +842,6 @@ fn client_receive(
     mut signed: MessageWriter<SignedBlobReceived>,
     mut sealed_events: MessageWriter<SealedEventReceived>,
 ) {
-    let (Some(mut net), Some(mut client), Some(transport)) = (net, client, transport) else {
-        return;
-    };
     let t = now(&time);
     let mut notices = Vec::new();
     if client.is_connected() {
@@ -795,12 +891,11 @@ fn client_receive(
 }
 
 fn heartbeat(
-    net: Option<ResMut<ClientNet>>,
+    mut net: ResMut<ClientNet>,
     state: Res<ConnectionState>,
     time: Res<Time<Real>>,
     mut last: Local<Duration>,
 ) {
-    let Some(mut net) = net else { return };
     let t = time.elapsed();
     if *state == ConnectionState::Connected && t.saturating_sub(*last) >= Duration::from_secs(1) {
         *last = t;
@@ -812,16 +907,12 @@ fn heartbeat(
 
 /// Tells the server we are leaving (netcode sends its disconnect packets at once), so the server
 /// ends the session now instead of after a timeout.
-fn leave_server(transport: Option<ResMut<BatchedClientTransport>>) {
-    if let Some(mut transport) = transport {
-        transport.disconnect();
-    }
+fn leave_server(mut transport: ResMut<BatchedClientTransport>) {
+    transport.disconnect();
 }
 
-fn client_send(net: Option<ResMut<ClientNet>>, client: Option<ResMut<RenetClient>>) {
-    if let (Some(mut net), Some(mut client)) = (net, client) {
-        net.flush(&mut client);
-    }
+fn client_send(mut net: ResMut<ClientNet>, mut client: ResMut<RenetClient>) {
+    net.flush(&mut client);
 }
 
 /// `rounds` pseudo-random byte strings of lengths 0..`max_len` (xorshift64; tests feed them to

@@ -450,7 +450,7 @@ fn plugin_loads_on_join_saves_on_leave_and_drains_on_shutdown() {
     {
         let mut state = server.world_mut().resource_mut::<DataStoreState>();
         assert_eq!(state.profile(21).unwrap().profile.stats.coins, 105);
-        state.profile_mut(21).unwrap().stats.coins = 321;
+        state.simulate(21, |p| p.stats.coins = 321).unwrap();
     }
     // The client leaves: the server saves and releases.
     client

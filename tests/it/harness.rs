@@ -412,7 +412,8 @@ pub fn sealed(
     got.expect("the sealed call is answered")
 }
 
-/// Changes a live profile on `server` (as game code would); panics if it is not loaded.
+/// Changes a live profile on `server` as the game's simulation step does (no operation is
+/// recorded); panics if it is not loaded.
 pub fn edit_profile(
     server: &mut App,
     player: u64,
@@ -421,7 +422,7 @@ pub fn edit_profile(
     let mut state = server
         .world_mut()
         .resource_mut::<bloxquarium::datastore::DataStoreState>();
-    f(state
-        .profile_mut(player)
-        .unwrap_or_else(|| panic!("profile {player} is not loaded")));
+    state
+        .simulate(player, f)
+        .unwrap_or_else(|| panic!("profile {player} is not loaded"));
 }

@@ -1,0 +1,96 @@
+//! The one door through which the game changes a player's live profile with an operation (a
+//! purchase, a sale, a feeding, a gift sent or received, an admin's grant): the change is all or
+//! nothing; the operation goes into the reconciliation log and is kept with the profile; coins
+//! the fish did not earn are told to the income watch; and the player's client gets its new
+//! state. No caller can do one without the others.
+
+use bevy::ecs::system::SystemParam;
+use bevy::prelude::*;
+
+use super::predict;
+use crate::datastore::{DataStoreState, OpRecord, Profile};
+use crate::protocol::{PlayerState, SealedServerEvent};
+use crate::reconcile::Reconciler;
+use crate::security::Security;
+use crate::transport::ServerNet;
+
+/// One operation on a profile.
+pub(super) struct Operation {
+    /// Whose profile.
+    pub player: u64,
+    /// Who did it (a player id: the player, a gift's sender, an admin).
+    pub actor: u64,
+    /// What kind (`purchase`, `gift_received`, `admin_grant`, ...).
+    pub kind: &'static str,
+    /// Its details.
+    pub payload: serde_json::Value,
+    /// The player's last acknowledged operation id (for the state).
+    pub last_op: u64,
+    /// Push the new state to the player's client (the requester gets it in its answer instead).
+    pub push: bool,
+}
+
+/// Live profiles, the operation log, the income watch and the network, reached together.
+#[derive(SystemParam)]
+pub(super) struct ProfileDoor<'w> {
+    profiles: ResMut<'w, DataStoreState>,
+    reconciler: ResMut<'w, Reconciler>,
+    security: ResMut<'w, Security>,
+    net: ResMut<'w, ServerNet>,
+}
+
+impl ProfileDoor<'_> {
+    /// The profiles, to read.
+    pub fn profiles(&self) -> &DataStoreState {
+        &self.profiles
+    }
+
+    /// The network, to answer requests.
+    pub fn net(&mut self) -> &mut ServerNet {
+        &mut self.net
+    }
+
+    /// Runs `change` (which returns the coins it credited that the fish did not earn) on the
+    /// player's live profile; on success the operation is logged and kept, the credit told to
+    /// the income watch, and the new state returned (and pushed if `op.push`). `None` when the
+    /// player has no live profile here.
+    pub fn change<E>(
+        &mut self,
+        op: Operation,
+        change: impl FnOnce(&mut Profile) -> Result<i64, E>,
+    ) -> Option<Result<PlayerState, E>> {
+        let at_ms = crate::clock::now_ms();
+        let reconciler = &mut self.reconciler;
+        let (kind, payload, actor) = (op.kind, op.payload, op.actor);
+        let outcome = self.profiles.apply_op(op.player, change, |profile, _| {
+            let id = reconciler.log.record_operation(
+                &profile.player_id.to_string(),
+                kind,
+                payload.clone(),
+                at_ms,
+            );
+            OpRecord {
+                id,
+                at_ms,
+                actor: actor.to_string(),
+                kind: kind.into(),
+                detail: payload.to_string(),
+            }
+        })?;
+        let credited = match outcome {
+            Ok(credited) => credited,
+            Err(e) => return Some(Err(e)),
+        };
+        if credited > 0 {
+            self.security.income.credit(op.player, credited);
+        }
+        // Present: `apply_op` has just changed it.
+        let live = self.profiles.profile(op.player)?;
+        let state = predict::state_of(&live.profile, op.last_op);
+        if op.push {
+            self.net
+                .send_sealed_event(live.client, SealedServerEvent::State(state.clone()));
+        }
+        Some(Ok(state))
+    }
+}
