@@ -10,9 +10,8 @@ use bevy::prelude::*;
 use bevy::state::app::StatesPlugin;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-use bloxquarium::assets::cache::LruCache;
-use bloxquarium::assets::client::{AssetLoadingPlugin, install_verifying_source};
-use bloxquarium::assets::{AssetPhase, AssetRegistry, Preload, manifest};
+use bloxquarium::assets::{AssetLoadingPlugin, LruCache, install_verifying_source};
+use bloxquarium::assets::{AssetPhase, AssetRegistry, Preload, scan_manifest};
 
 fn assets_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets")
@@ -28,7 +27,7 @@ fn scan(c: &mut Criterion) {
     let dir = assets_dir();
     let preload = preload();
     // The files the scan hashes, as the scan itself lists them.
-    let (m, _) = manifest::scan(&dir, &preload);
+    let (m, _) = scan_manifest(&dir, &preload);
     let variants = m.entries.iter().flat_map(|e| e.variants.iter());
     let all: Vec<PathBuf> = variants.clone().map(|v| dir.join(&v.file)).collect();
     let bytes: u64 = variants.map(|v| v.size).sum();
@@ -37,7 +36,7 @@ fn scan(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(bytes));
     group.sample_size(30);
     group.bench_function("scan_whole_tree", |b| {
-        b.iter(|| black_box(manifest::scan(&dir, &preload)))
+        b.iter(|| black_box(scan_manifest(&dir, &preload)))
     });
     // The same files through `sha256sum` (one process for all of them, as a script would).
     group.bench_function("sha256sum_same_files", |b| {
@@ -106,7 +105,7 @@ fn cold_load(registry: &AssetRegistry) -> Duration {
 }
 
 fn critical(c: &mut Criterion) {
-    let (m, _) = manifest::scan(&assets_dir(), &preload());
+    let (m, _) = scan_manifest(&assets_dir(), &preload());
     let registry = AssetRegistry::new(m);
     let n = registry
         .manifest()

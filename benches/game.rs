@@ -7,7 +7,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 use bloxquarium::datastore::{Fish, Profile};
 use bloxquarium::game::Catalog;
-use bloxquarium::game::boids::{Boid, Flock, step, step_all_pairs};
+use bloxquarium::game::{Boid, Flock, flock_step as step, flock_step_all_pairs as step_all_pairs};
 
 fn school(n: usize) -> Vec<Boid> {
     (0..n)
@@ -80,7 +80,7 @@ fn economy(c: &mut Criterion) {
     group.bench_function("1000_profiles_10_fish", |b| {
         b.iter(|| {
             for (p, carry) in profiles.iter_mut() {
-                black_box(bloxquarium::game::economy::advance(
+                black_box(bloxquarium::game::advance_economy(
                     p, &catalog, 5.0, 1.0, carry,
                 ));
             }

@@ -10,7 +10,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use bloxquarium::protocol::{
     self, ClientMessage, ClientRequest, SealedClientMessage, SealedRequest,
 };
-use bloxquarium::transport::envelope::{Direction, Opener, Sealer, SessionMaterial};
+use bloxquarium::transport::{EnvelopeDirection as Direction, Opener, Sealer, SessionMaterial};
 
 fn envelope(c: &mut Criterion) {
     let material = SessionMaterial([42; 32]);
@@ -158,12 +158,12 @@ fn datagram(c: &mut Criterion) {
     group.bench_function("pack_and_split_3", |b| {
         b.iter(|| {
             let mut n = 0usize;
-            let _ = bloxquarium::transport::wire::pack(
+            let _ = bloxquarium::transport::pack_datagrams(
                 black_box(&packets),
                 NETCODE_MAX_PAYLOAD_BYTES,
                 &mut scratch,
                 |payload| -> Result<(), ()> {
-                    if let Ok(parts) = bloxquarium::transport::wire::parts(payload) {
+                    if let Ok(parts) = bloxquarium::transport::datagram_parts(payload) {
                         n += parts.map(<[u8]>::len).sum::<usize>();
                     }
                     Ok(())

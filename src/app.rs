@@ -272,13 +272,13 @@ pub struct ClientRenderPlugins {
 impl PluginGroup for ClientRenderPlugins {
     fn build(self) -> PluginGroupBuilder {
         PluginGroupBuilder::start::<Self>()
-            .add(crate::client::render::ScenePlugin)
-            .add(crate::client::aquarium::AquariumPlugin)
-            .add(crate::client::render::StatusTextPlugin)
-            .add(crate::client::hud::GameHudPlugin)
-            .add(crate::client::panels::PanelsPlugin)
-            .add(crate::client::render::WindowClosePlugin)
-            .add(crate::client::render::ScreenshotPlugin {
+            .add(crate::client::ScenePlugin)
+            .add(crate::client::AquariumPlugin)
+            .add(crate::client::StatusTextPlugin)
+            .add(crate::client::GameHudPlugin)
+            .add(crate::client::PanelsPlugin)
+            .add(crate::client::WindowClosePlugin)
+            .add(crate::client::ScreenshotPlugin {
                 path: self.screenshot.screenshot,
                 after_frames: self.screenshot.screenshot_frames,
                 bench_fish: self.screenshot.bench_fish,
@@ -431,7 +431,7 @@ pub fn client_app(
         return Err(StartError::NoToken);
     };
     let mut app = App::new();
-    crate::assets::client::install_verifying_source(&mut app, &absolute(&global.assets));
+    crate::assets::install_verifying_source(&mut app, &absolute(&global.assets));
     if args.headless {
         headless_base(&mut app, global, HEADLESS_CLIENT_HZ, process);
     } else {
@@ -454,7 +454,7 @@ pub fn play_app(
     process: ProcessOptions,
 ) -> Result<App, StartError> {
     let mut app = App::new();
-    crate::assets::client::install_verifying_source(&mut app, &absolute(&global.assets));
+    crate::assets::install_verifying_source(&mut app, &absolute(&global.assets));
     if args.headless {
         headless_base(&mut app, global, f64::from(args.server.tick_hz), process);
     } else {
@@ -493,7 +493,7 @@ fn windowed(
     process: ProcessOptions,
     screenshot: &ScreenshotArgs,
 ) -> Result<(), StartError> {
-    crate::client::display::probe_x_display().map_err(StartError::NoDisplay)?;
+    crate::client::probe_x_display().map_err(StartError::NoDisplay)?;
     windowed_base(app, global, title, process);
     app.add_plugins(ClientRenderPlugins {
         screenshot: screenshot.clone(),
@@ -529,22 +529,19 @@ pub fn run(cli: &Cli) -> Result<Finished, StartError> {
         Command::Client(args) => client_app(&cli.global, &args, process)?,
         Command::Play(args) => play_app(&cli.global, &args, process)?,
         Command::Token(args) => {
-            return Ok(Finished::Report(tools::token::write(&cli.global, &args)?));
+            return Ok(Finished::Report(tools::write_token(&cli.global, &args)?));
         }
         Command::Audit(args) => {
-            return Ok(Finished::Report(tools::audit::report(&cli.global, &args)?));
+            return Ok(Finished::Report(tools::audit_report(&cli.global, &args)?));
         }
         Command::Datastore { action } => {
-            return Ok(Finished::Report(tools::datastore::run(
+            return Ok(Finished::Report(tools::run_datastore(
                 &cli.global,
                 &action,
             )?));
         }
         Command::Assets { action } => {
-            return Ok(Finished::Report(tools::assets::run_command(
-                &cli.global,
-                &action,
-            )?));
+            return Ok(Finished::Report(tools::run_assets(&cli.global, &action)?));
         }
         Command::Loadtest(args) => {
             return crate::loadtest::run(&cli.global, &args)

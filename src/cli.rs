@@ -134,7 +134,7 @@ pub struct AuditArgs {
 }
 
 fn parse_ago(s: &str) -> Result<Duration, String> {
-    crate::config::schema::parse_duration(s)
+    crate::config::parse_duration(s)
         .map(Duration::from_secs_f64)
         .ok_or_else(|| format!("'{s}' is not a duration (e.g. 30m, 2h, 90s)"))
 }

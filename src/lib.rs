@@ -37,6 +37,16 @@ pub mod tools;
 pub mod loadtest;
 pub mod app;
 
+/// What most code built on the crate needs: the plugin groups, the frame's stages, the config
+/// and the network services.
+pub mod prelude {
+    pub use crate::app::{ClientPlugins, ServerPlugins, SharedPlugins};
+    pub use crate::config::{ClientConfig, Config, ConfigChanged};
+    pub use crate::process::{Paths, RunMode};
+    pub use crate::stages::{ClientSystems, ServerSystems};
+    pub use crate::transport::{ClientNet, ServerNet};
+}
+
 #[cfg(feature = "client")]
 pub use app::ClientRenderPlugins;
 pub use app::{

@@ -11,13 +11,14 @@ use serde::Serialize;
 
 use crate::cli::{GlobalArgs, LoadtestArgs};
 use crate::clock::LatencyWindow;
+use crate::keys;
 use crate::protocol::{
     ClientEvent, ClientRequest, PROTOCOL_ID, RequestId, SealedRequest, ServerResponse,
     ServerStatsReport,
 };
 use crate::transport::{
     BatchedClientTransport, ClientCore, ClientCredentials, ClientNotice, TokenIssuer,
-    TransportSettings, keys, open_client,
+    TransportSettings, open_client,
 };
 
 /// Loop period of the load generator: a client's 60 Hz frame.

@@ -3,8 +3,10 @@
 //! bytes on every run. A tool: the game's looks ([`crate::game::SPECIES`],
 //! [`crate::game::tank_half_extents`]) come from the game, which the client draws by too.
 
-pub mod glb;
-pub mod sound;
+mod glb;
+mod sound;
+
+pub use sound::SOUNDS;
 
 use std::path::Path;
 

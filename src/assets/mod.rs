@@ -6,20 +6,22 @@
 //! set, background streaming, `stream_with_quality`, the cache ([`cache`]) and the automatic
 //! quality level ([`quality`]).
 
-pub mod cache;
-pub mod client;
+mod cache;
+mod client;
 mod health;
-pub mod manifest;
-pub mod quality;
-pub mod stream;
+mod manifest;
+mod quality;
+mod stream;
 
 use bevy::prelude::*;
 
+pub use cache::LruCache;
 pub use client::{
-    AssetBytes, AssetPhase, AssetProblem, AssetStreamer, CriticalAssets, Decoders, StreamOutcome,
-    Streamer, StreamerStats,
+    AssetBytes, AssetLoadingPlugin, AssetPhase, AssetProblem, AssetStreamer, CriticalAssets,
+    Decoders, StreamOutcome, Streamer, StreamerStats, install_verifying_source,
 };
-pub use manifest::{AssetRegistry, AssetStats, Preload};
+pub use manifest::{AssetRegistry, AssetStats, Preload, scan as scan_manifest};
+pub use quality::{Level as QualityLevel, level_name as quality_name};
 
 use crate::protocol::{self, AssetManifest};
 use crate::transport::{ServerNet, SessionStarted, SignedBlobReceived};

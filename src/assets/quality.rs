@@ -12,6 +12,7 @@ pub fn level_name(level: Level) -> &'static str {
 }
 
 /// The level of a name (`HIGH` → 3); unknown names are `None`.
+#[cfg(test)]
 pub fn level_of(name: &str) -> Option<Level> {
     super::manifest::QUALITIES
         .iter()

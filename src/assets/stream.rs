@@ -67,11 +67,13 @@ impl StreamQueue {
     }
 
     /// Assets of the current batch still loading.
+    #[cfg(test)]
     pub fn in_flight(&self) -> usize {
         self.in_flight
     }
 
     /// Batches handed out so far.
+    #[cfg(test)]
     pub fn batches(&self) -> u64 {
         self.batches
     }

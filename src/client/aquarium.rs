@@ -12,7 +12,7 @@ use bevy::world_serialization::WorldAssetRoot;
 use iyes_progress::ProgressTracker;
 
 use crate::assets::{AssetPhase, Decoders, Streamer};
-use crate::game::economy::DECORATIONS;
+use crate::game::DECORATIONS;
 use crate::game::{Prediction, Shop, Visit};
 use crate::protocol::PlayerState;
 use crate::stages::ClientSystems;

@@ -11,7 +11,7 @@ use bevy::prelude::*;
 
 use super::aquarium::{FishSpecies, ShownAquarium, swim_volume};
 use crate::game::Visit;
-use crate::game::boids::{self, Boid, Flock};
+use crate::game::{Boid, Flock, flock_step};
 use crate::game::{GameOp, Prediction, Shop};
 use crate::protocol::ShopItem;
 use crate::stages::ClientSystems;
@@ -297,7 +297,7 @@ fn swim(
         .iter()
         .filter_map(|i| hud.boids.get(i).copied())
         .collect();
-    boids::step(&mut all, &flock, dt);
+    flock_step(&mut all, &flock, dt);
     for (id, b) in ids.iter().zip(all) {
         hud.boids.insert(*id, b);
     }
@@ -421,7 +421,7 @@ fn update_overlay(
                     s.cache.bytes as f64 / (1024.0 * 1024.0),
                     s.queued,
                     s.in_flight,
-                    crate::assets::quality::level_name(s.quality),
+                    crate::assets::quality_name(s.quality),
                     s.loads.average_ms(),
                     s.loads.failed,
                     s.loads.integrity_failures,

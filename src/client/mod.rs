@@ -2,15 +2,21 @@
 //! `render` module (cargo feature `client`) adds the window, the 3D scene and the UI.
 
 #[cfg(feature = "client")]
-pub mod aquarium;
+mod aquarium;
 #[cfg(feature = "client")]
-pub mod display;
+mod display;
 #[cfg(feature = "client")]
-pub mod hud;
+mod hud;
 #[cfg(feature = "client")]
-pub mod panels;
+mod panels;
 #[cfg(feature = "client")]
-pub mod render;
+mod render;
+
+pub use aquarium::AquariumPlugin;
+pub use display::probe_x_display;
+pub use hud::GameHudPlugin;
+pub use panels::PanelsPlugin;
+pub use render::{ScenePlugin, ScreenshotPlugin, StatusTextPlugin, WindowClosePlugin};
 
 use std::net::SocketAddr;
 

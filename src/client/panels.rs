@@ -11,7 +11,7 @@ use bevy::prelude::*;
 
 use super::aquarium::{ShownAquarium, TANK_BASE};
 use crate::config::ClientConfig;
-use crate::game::economy::DECORATIONS;
+use crate::game::DECORATIONS;
 use crate::game::{GameOp, Leaderboard, Prediction, Shop, Visit};
 use crate::protocol::{ConfigValue, ShopItem};
 use crate::stages::ClientSystems;
@@ -323,7 +323,7 @@ fn update_panel(
                     st.tank_level,
                     st.fish.len(),
                     c.capacity(st.tank_level),
-                    c.income_per_second(&crate::game::predict::to_profile(st))
+                    c.income_per_second(&crate::game::to_profile(st))
                 ));
                 s
             }

@@ -10,9 +10,9 @@
 //! in `<data>/preferences.ron` and applied live.
 
 mod health;
-pub mod load;
-pub mod schema;
-pub mod store;
+mod load;
+mod schema;
+mod store;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,7 +22,7 @@ use std::time::Duration;
 use bevy::prelude::*;
 
 pub use load::{LoadError, LoadProblem, Loaded};
-pub use schema::{Key, KeySpec, Schema, Tier, ValueType};
+pub use schema::{Key, KeySpec, Schema, Tier, ValueType, parse_duration};
 pub use store::{Change, Config, ConfigError, ConfigStats, FromConfig, Side, ValidationReport};
 
 use crate::process::Paths;

@@ -8,12 +8,12 @@
 //! runs on Bevy's IO task pool; the tick never waits on fsync.
 
 mod admin;
-pub mod backend;
-pub mod backup;
+mod backend;
+mod backup;
 mod health;
-pub mod profile;
-pub mod seal;
-pub mod store;
+mod profile;
+mod seal;
+mod store;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -23,7 +23,11 @@ use std::time::Duration;
 use bevy::prelude::*;
 use bevy::tasks::{IoTaskPool, Task, block_on, futures_lite::future};
 
-pub use backend::{Backend, BackendError, RedbBackend};
+pub use backend::{Backend, BackendError, ReadOps, RedbBackend, Table, WriteOps};
+pub use backup::{
+    BackupError, BackupRecord, backup as back_up, backup_dir, list as list_backups,
+    restore as restore_backup, store_id, verify as verify_backup,
+};
 pub use profile::{Fish, OpRecord, Profile, Tank};
 pub use seal::{AtRest, Codec};
 pub use store::{

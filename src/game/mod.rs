@@ -6,10 +6,10 @@
 mod admin;
 mod art;
 mod door;
-pub mod boids;
-pub mod economy;
+mod boids;
+mod economy;
 mod health;
-pub mod predict;
+mod predict;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -17,8 +17,9 @@ use std::time::Duration;
 use bevy::prelude::*;
 
 pub use art::{SPECIES, Species, tank_half_extents};
-pub use economy::{Catalog, EconomyError, Receipt};
-pub use predict::{GameOp, Predictor};
+pub use boids::{Boid, Flock, step as flock_step, step_all_pairs as flock_step_all_pairs};
+pub use economy::{Catalog, DECORATIONS, EconomyError, Receipt, advance as advance_economy};
+pub use predict::{GameOp, Predictor, state_of, to_profile};
 
 use crate::config::{ClientConfig, Config};
 use crate::datastore::{DataStoreState, ProfileLoaded};

@@ -16,8 +16,8 @@
 //! the server last saved.
 
 mod health;
-pub mod log;
-pub mod merge;
+mod log;
+mod merge;
 
 use std::time::Duration;
 

@@ -14,13 +14,13 @@
 //! address (the transport's `AddressGate`). Admin commands ([`admin`]) are sealed
 //! remote functions, each behind its own permission, all audited.
 
-pub mod admin;
-pub mod audit;
-pub mod detect;
+mod admin;
+mod audit;
+mod detect;
 mod health;
-pub mod rate_limit;
-pub mod roles;
-pub mod strikes;
+mod rate_limit;
+mod roles;
+mod strikes;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -29,7 +29,7 @@ use std::time::Duration;
 use bevy::prelude::*;
 
 pub use admin::AdminCommandAdmitted;
-pub use audit::{AuditKind, AuditLog, AuditQuery, AuditRecord};
+pub use audit::{AuditKind, AuditLog, AuditQuery, AuditRecord, query as query_audit};
 pub use detect::{IncomeWatch, Suspicion};
 pub use rate_limit::{ActionClass, Limit, RateLimiter};
 pub use roles::{DEFAULT_ROLE, RoleBook, RolesError};

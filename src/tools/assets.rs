@@ -19,7 +19,7 @@ pub fn run_command(global: &GlobalArgs, action: &AssetsCommand) -> Result<String
         AssetsCommand::Manifest => {
             let config = crate::config::load_server(&global.config)?;
             let (m, warnings) =
-                crate::assets::manifest::scan(dir, &crate::assets::Preload::from_config(&config));
+                crate::assets::scan_manifest(dir, &crate::assets::Preload::from_config(&config));
             let mut out = String::new();
             for e in &m.entries {
                 let q: Vec<&str> = e

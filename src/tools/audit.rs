@@ -14,7 +14,7 @@ pub fn report(global: &GlobalArgs, args: &crate::cli::AuditArgs) -> Result<Strin
             .since
             .map(|d| now_ms.saturating_sub(d.as_millis() as u64)),
     };
-    let records = crate::security::audit::query(&paths.data, &q)
+    let records = crate::security::query_audit(&paths.data, &q)
         .map_err(|e| ToolError::Failed(format!("audit log in {}: {e}", paths.data.display())))?;
     let lines: Vec<String> = records
         .iter()

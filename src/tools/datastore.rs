@@ -3,7 +3,10 @@
 use super::ToolError;
 use crate::cli::{DatastoreCommand, GlobalArgs};
 use crate::clock::now_ms;
-use crate::datastore::{LockOwner, Profile, SaveRequest, backup, open, store_path};
+use crate::datastore::{
+    LockOwner, Profile, SaveRequest, back_up, backup_dir, list_backups, open, restore_backup,
+    store_id, store_path, verify_backup,
+};
 
 /// Runs one maintenance command; returns what to print.
 pub fn run(global: &GlobalArgs, action: &DatastoreCommand) -> Result<String, ToolError> {
@@ -14,10 +17,10 @@ pub fn run(global: &GlobalArgs, action: &DatastoreCommand) -> Result<String, Too
         DatastoreCommand::Restore { file } => {
             // Verify against this store's id when it can be read, then swap the file.
             let ours = match open(&paths.data, &config) {
-                Ok(store) => Some(backup::store_id(store.backend()).map_err(|e| tool(&e))?),
+                Ok(store) => Some(store_id(store.backend()).map_err(|e| tool(&e))?),
                 Err(_) => None,
             };
-            let r = backup::restore(file, &store_path(&paths.data), ours.as_deref(), now_ms())
+            let r = restore_backup(file, &store_path(&paths.data), ours.as_deref(), now_ms())
                 .map_err(|e| tool(&e))?;
             Ok(format!(
                 "restored {} (sha256 {}) into {}",
@@ -29,8 +32,8 @@ pub fn run(global: &GlobalArgs, action: &DatastoreCommand) -> Result<String, Too
         DatastoreCommand::Verify { file } => {
             let ours = open(&paths.data, &config)
                 .ok()
-                .and_then(|s| backup::store_id(s.backend()).ok());
-            let r = backup::verify(file, ours.as_deref()).map_err(|e| tool(&e))?;
+                .and_then(|s| store_id(s.backend()).ok());
+            let r = verify_backup(file, ours.as_deref()).map_err(|e| tool(&e))?;
             Ok(format!(
                 "ok: {} ({} bytes, sha256 {}, store {})",
                 r.file.display(),
@@ -40,11 +43,11 @@ pub fn run(global: &GlobalArgs, action: &DatastoreCommand) -> Result<String, Too
             ))
         }
         DatastoreCommand::ListBackups => {
-            let files = backup::list(&paths.data).map_err(|e| tool(&e))?;
+            let files = list_backups(&paths.data).map_err(|e| tool(&e))?;
             if files.is_empty() {
                 return Ok(format!(
                     "no backups in {}",
-                    backup::backup_dir(&paths.data).display()
+                    backup_dir(&paths.data).display()
                 ));
             }
             Ok(files
@@ -62,8 +65,8 @@ pub fn run(global: &GlobalArgs, action: &DatastoreCommand) -> Result<String, Too
         DatastoreCommand::Backup => {
             let store = open(&paths.data, &config)?;
             let retention = config.get::<usize>("datastore.backupRetention")?;
-            let r = backup::backup(store.backend(), &paths.data, retention, now_ms())
-                .map_err(|e| tool(&e))?;
+            let r =
+                back_up(store.backend(), &paths.data, retention, now_ms()).map_err(|e| tool(&e))?;
             Ok(format!(
                 "backup {} ({} bytes, sha256 {})",
                 r.file.display(),

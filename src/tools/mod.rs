@@ -2,10 +2,15 @@
 //! stopped server's store) and `assets …`. Top layer: each is a thin function over the public
 //! doors of the subsystems; `app::run` dispatches to them.
 
-pub mod assets;
-pub mod audit;
-pub mod datastore;
-pub mod token;
+mod assets;
+mod audit;
+mod datastore;
+mod token;
+
+pub use assets::run_command as run_assets;
+pub use audit::report as audit_report;
+pub use datastore::run as run_datastore;
+pub use token::write as write_token;
 
 /// Why a tool failed.
 #[derive(Debug, thiserror::Error)]

@@ -7,8 +7,8 @@ use crate::transport::{TransportError, TransportSettings};
 /// `bloxquarium token`: writes a token file signed with the key under `--data`.
 pub fn write(global: &GlobalArgs, args: &crate::cli::TokenArgs) -> Result<String, ToolError> {
     let paths = global.paths();
-    let key = crate::transport::keys::load(&crate::transport::keys::key_path(&paths.data))
-        .map_err(TransportError::from)?;
+    let key =
+        crate::keys::load(&crate::keys::key_path(&paths.data)).map_err(TransportError::from)?;
     let config = crate::config::load_server(&paths.config)?;
     let settings = TransportSettings::from_config(&config)?;
     let mut issuer =

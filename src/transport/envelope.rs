@@ -182,13 +182,9 @@ impl Sealer {
     }
 
     /// The current key epoch.
+    #[cfg(test)]
     pub fn epoch(&self) -> u32 {
         self.epoch
-    }
-
-    /// Messages sealed so far.
-    pub fn sealed(&self) -> u64 {
-        self.sealed
     }
 }
 
@@ -327,6 +323,7 @@ impl Opener {
     }
 
     /// The newest epoch seen.
+    #[cfg(test)]
     pub fn epoch(&self) -> u32 {
         self.current.epoch
     }

@@ -9,15 +9,15 @@
 //! [`ClientNet`] and read [`RpcCompleted`], [`SealedRpcCompleted`] and [`ServerEventReceived`].
 
 mod address_gate;
-pub mod client;
-pub mod envelope;
-pub mod gate;
+mod client;
+mod envelope;
+mod gate;
 mod health;
-pub use crate::keys;
-pub mod server;
-pub mod stats;
-pub mod token;
-pub mod wire;
+
+mod server;
+mod stats;
+mod token;
+mod wire;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
@@ -34,13 +34,18 @@ use bevy_renet::{
 pub use address_gate::AddressGate;
 pub use client::{ClientCore, ClientNotice};
 pub use envelope::SessionMaterial;
+pub use envelope::{Direction as EnvelopeDirection, Opener, Sealer, Signer};
 pub use gate::{GatedServerPlugin, GatedServerTransport, WireCounts};
 pub use server::{Inbound, SecuritySignal, ServerCore, Session, SignalKind};
 pub use stats::NetworkStats;
 pub use token::{IssuedToken, TokenError, TokenIdentity, TokenIssuer};
-pub use wire::{BatchedClientPlugin, BatchedClientTransport};
+pub use wire::{
+    BATCH_TAG, BatchedClientPlugin, BatchedClientTransport, pack as pack_datagrams,
+    parts as datagram_parts,
+};
 
 use crate::clock::{LatencyWindow, unix_now};
+use crate::keys;
 use crate::process::{Carried, Paths};
 use crate::protocol::{
     self, ClientEvent, ClientRequest, PROTOCOL_ID, PROTOCOL_VERSION, RemoteError, RequestId,

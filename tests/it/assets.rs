@@ -8,7 +8,7 @@ use bevy::prelude::*;
 use bloxquarium::assetgen as generate;
 use bloxquarium::assets::{
     AssetBytes, AssetPhase, AssetProblem, AssetRegistry, AssetStreamer, CriticalAssets, Decoders,
-    Preload, StreamOutcome, Streamer, manifest,
+    Preload, StreamOutcome, Streamer,
 };
 use bloxquarium::transport::ConnectionState;
 use iyes_progress::ProgressTracker;
@@ -61,7 +61,7 @@ fn the_committed_tree_is_what_the_generator_writes_and_models_parse() {
 
 /// The generator's duration of a sound file.
 fn generate_sound_secs(rel: &str) -> f32 {
-    bloxquarium::assetgen::sound::SOUNDS
+    bloxquarium::assetgen::SOUNDS
         .iter()
         .find(|(n, _)| rel == format!("Sounds/{n}.ogg"))
         .map_or(0.0, |(_, s)| *s)
@@ -77,7 +77,7 @@ fn the_manifest_is_signed_sent_at_join_and_verified() {
     let config =
         bloxquarium::config::load_server(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config")))
             .unwrap();
-    let (m, warnings) = manifest::scan(&dir, &Preload::from_config(&config));
+    let (m, warnings) = bloxquarium::assets::scan_manifest(&dir, &Preload::from_config(&config));
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].contains("notes.xyz"));
     let reg = AssetRegistry::new(m);
@@ -339,14 +339,15 @@ fn a_corrupted_file_is_refused_replaced_by_the_fallback_and_reported() {
 #[test]
 fn a_tampered_manifest_is_refused_by_the_client() {
     use bloxquarium::protocol::{self, AssetManifest, ServerMessage};
-    use bloxquarium::transport::envelope::Signer;
+    use bloxquarium::transport::Signer;
     use bloxquarium::transport::{ClientCore, ClientNotice, SessionMaterial};
     use std::time::Duration;
 
     let config =
         bloxquarium::config::load_server(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config")))
             .unwrap();
-    let (m, _) = manifest::scan(Path::new(ASSETS), &Preload::from_config(&config));
+    let (m, _) =
+        bloxquarium::assets::scan_manifest(Path::new(ASSETS), &Preload::from_config(&config));
     let blob = protocol::encode(&m).unwrap();
     let material = SessionMaterial([7; 32]);
     let signer = Signer::new(&material);

@@ -6,10 +6,11 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use bloxquarium::datastore::backend::{Backend, Table, WriteOps};
 use bloxquarium::datastore::{
-    self, LockOwner, OfflineMessage, Profile, SaveRequest, Store, StoreError, backup,
+    self, BackupError, LockOwner, OfflineMessage, Profile, SaveRequest, Store, StoreError, back_up,
+    list_backups, store_id, verify_backup,
 };
+use bloxquarium::datastore::{Backend, Table, WriteOps};
 
 use crate::harness::{self, Scratch};
 
@@ -322,26 +323,26 @@ fn backup_verify_and_restore_refuse_corrupt_and_foreign_files() {
     let mut l = s.load(1, &o, T0).unwrap();
     l.profile.stats.coins = 4242;
     save(&s, &l.profile, 0, &o, T0).unwrap();
-    let id = backup::store_id(s.backend()).unwrap();
-    let rec = backup::backup(s.backend(), &d.0, 3, T0).unwrap();
+    let id = store_id(s.backend()).unwrap();
+    let rec = back_up(s.backend(), &d.0, 3, T0).unwrap();
     assert_eq!(
-        backup::verify(&rec.file, Some(&id)).unwrap().sha256,
+        verify_backup(&rec.file, Some(&id)).unwrap().sha256,
         rec.sha256
     );
     // Retention: 3 newest kept.
     for i in 1..=4 {
-        backup::backup(s.backend(), &d.0, 3, T0 + i).unwrap();
+        back_up(s.backend(), &d.0, 3, T0 + i).unwrap();
     }
-    assert_eq!(backup::list(&d.0).unwrap().len(), 3);
-    let keep = backup::list(&d.0).unwrap().pop().unwrap();
+    assert_eq!(list_backups(&d.0).unwrap().len(), 3);
+    let keep = list_backups(&d.0).unwrap().pop().unwrap();
 
     // A foreign backup (another store) is refused.
     let other = Scratch::new("ds-backup-other");
     let s2 = store(&other);
-    let foreign = backup::backup(s2.backend(), &other.0, 3, T0).unwrap();
+    let foreign = back_up(s2.backend(), &other.0, 3, T0).unwrap();
     assert!(matches!(
-        backup::verify(&foreign.file, Some(&id)),
-        Err(backup::BackupError::Foreign { .. })
+        verify_backup(&foreign.file, Some(&id)),
+        Err(BackupError::Foreign { .. })
     ));
     // A corrupt backup is refused.
     let bad = d.0.join("backups").join("bad.redb");
@@ -356,8 +357,8 @@ fn backup_verify_and_restore_refuse_corrupt_and_foreign_files() {
     bytes[mid] ^= 0x55;
     std::fs::write(&bad, bytes).unwrap();
     assert!(matches!(
-        backup::verify(&bad, Some(&id)),
-        Err(backup::BackupError::Corrupt { .. })
+        verify_backup(&bad, Some(&id)),
+        Err(BackupError::Corrupt { .. })
     ));
     std::fs::remove_file(&bad).unwrap();
 
@@ -366,8 +367,10 @@ fn backup_verify_and_restore_refuse_corrupt_and_foreign_files() {
     save(&s, &l.profile, 1, &o, T0 + 10).unwrap();
     drop(s);
     let store_file = datastore::store_path(&d.0);
-    assert!(backup::restore(&foreign.file, &store_file, Some(&id), T0).is_err());
-    backup::restore(&keep, &store_file, Some(&id), T0 + 20).unwrap();
+    assert!(
+        bloxquarium::datastore::restore_backup(&foreign.file, &store_file, Some(&id), T0).is_err()
+    );
+    bloxquarium::datastore::restore_backup(&keep, &store_file, Some(&id), T0 + 20).unwrap();
     let s = store(&d);
     assert_eq!(s.peek(1).unwrap().unwrap().1.stats.coins, 4242);
 }

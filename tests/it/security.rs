@@ -71,9 +71,9 @@ fn a_chat_flood_is_dropped_struck_and_kicked_while_others_play_on() {
     );
     assert_eq!(harness::state(&good), ConnectionState::Connected);
     // The audit log has the strikes and the kick, and the CLI finds them.
-    use bloxquarium::security::{AuditKind, AuditQuery, audit};
+    use bloxquarium::security::{AuditKind, AuditQuery};
     let q = |kind| {
-        audit::query(
+        bloxquarium::security::query_audit(
             &d.0,
             &AuditQuery {
                 player: Some(1),
@@ -86,7 +86,7 @@ fn a_chat_flood_is_dropped_struck_and_kicked_while_others_play_on() {
     assert!(q(AuditKind::Strike).len() >= 4);
     assert_eq!(q(AuditKind::Kick).len(), 1);
     assert!(
-        audit::query(
+        bloxquarium::security::query_audit(
             &d.0,
             &AuditQuery {
                 player: Some(2),
@@ -152,9 +152,9 @@ fn repeated_kicks_ban_and_the_ban_holds_at_reconnect_and_restart() {
     });
     assert!(kicked_reason(&c).unwrap().contains("banned for"));
     {
-        use bloxquarium::security::{AuditKind, AuditQuery, audit};
+        use bloxquarium::security::{AuditKind, AuditQuery};
         let q = |kind| {
-            audit::query(
+            bloxquarium::security::query_audit(
                 &d.0,
                 &AuditQuery {
                     player: Some(9),
@@ -237,9 +237,9 @@ fn only_a_role_that_grants_it_may_change_shared_config() {
     // Changes are audited at the start of the next server frame.
     harness::pump(&mut [&mut server], 2);
     {
-        use bloxquarium::security::{AuditKind, AuditQuery, audit};
+        use bloxquarium::security::{AuditKind, AuditQuery};
         let q = |player, kind| {
-            audit::query(
+            bloxquarium::security::query_audit(
                 &d.0,
                 &AuditQuery {
                     player,
@@ -294,9 +294,9 @@ fn an_idle_session_expires_even_with_heartbeats() {
     let reason = kicked_reason(&idle).unwrap();
     assert!(reason.contains("session expired"), "{reason}");
     assert_eq!(harness::state(&busy), ConnectionState::Connected);
-    use bloxquarium::security::{AuditKind, AuditQuery, audit};
+    use bloxquarium::security::{AuditKind, AuditQuery};
     let expired = |p| {
-        audit::query(
+        bloxquarium::security::query_audit(
             &d.0,
             &AuditQuery {
                 player: Some(p),
@@ -317,10 +317,10 @@ use bloxquarium::protocol::{
     AdminCommand, ClientMessage, RemoteError, SealedClientMessage, SealedRequest, SealedResponse,
     ShopItem, channel,
 };
-use bloxquarium::security::{AuditKind, AuditQuery, AuditRecord, audit};
+use bloxquarium::security::{AuditKind, AuditQuery, AuditRecord};
 
 fn audit_of(d: &Scratch, player: Option<u64>, kind: AuditKind) -> Vec<AuditRecord> {
-    audit::query(
+    bloxquarium::security::query_audit(
         &d.0,
         &AuditQuery {
             player,

@@ -105,8 +105,7 @@ fn forged_expired_and_wrong_protocol_tokens_are_refused() {
     ));
 
     // Wrong protocol: the server's own key, but another protocol version.
-    let key = bloxquarium::transport::keys::load(&bloxquarium::transport::keys::key_path(&data.0))
-        .unwrap();
+    let key = bloxquarium::keys::load(&bloxquarium::keys::key_path(&data.0)).unwrap();
     let other = TokenIssuer::new(key, protocol_id_for(99), vec![addr])
         .issue(7, "Future")
         .unwrap();
@@ -517,7 +516,7 @@ fn server_refuses_a_key_file_others_can_read() {
     use std::os::unix::fs::PermissionsExt;
     let data = Scratch::new("tp-key");
     drop(harness::server(&data, &[]));
-    let key = bloxquarium::transport::keys::key_path(&data.0);
+    let key = bloxquarium::keys::key_path(&data.0);
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let cli = harness::cli(&["--data", data.path(), "server", "--bind", "127.0.0.1:0"]);
     let bloxquarium::cli::Command::Server(args) = cli.mode() else {
@@ -553,7 +552,7 @@ fn binary_token_and_headless_client_exit_status() {
         .spawn()
         .unwrap();
     // The key exists once the server started.
-    let key = bloxquarium::transport::keys::key_path(&data.0);
+    let key = bloxquarium::keys::key_path(&data.0);
     let start = std::time::Instant::now();
     while !key.exists() {
         assert!(
@@ -718,7 +717,7 @@ fn echo(server: &mut App, client: &mut App, payload: &[u8]) -> Result<ServerResp
 
 #[test]
 fn a_malformed_batch_ends_only_its_sender() {
-    use bloxquarium::transport::wire::BATCH_TAG;
+    use bloxquarium::transport::BATCH_TAG;
     let data = Scratch::new("tp-batch");
     let mut server = harness::server(&data, &[]);
     let mut good = harness::join(&mut server, &data, 7, "Dory", Connected);
