@@ -7,11 +7,11 @@
 use bevy::ecs::system::SystemParam;
 use bevy::prelude::*;
 
+use super::income::IncomeWatch;
 use super::predict;
 use crate::datastore::{DataStoreState, OpRecord, Profile};
 use crate::protocol::{PlayerState, SealedServerEvent};
 use crate::reconcile::Reconciler;
-use crate::security::Security;
 use crate::transport::ServerNet;
 
 /// One operation on a profile.
@@ -35,7 +35,7 @@ pub(super) struct Operation {
 pub(super) struct ProfileDoor<'w> {
     profiles: ResMut<'w, DataStoreState>,
     reconciler: ResMut<'w, Reconciler>,
-    security: ResMut<'w, Security>,
+    income: ResMut<'w, IncomeWatch>,
     net: ResMut<'w, ServerNet>,
 }
 
@@ -63,7 +63,7 @@ impl ProfileDoor<'_> {
         let reconciler = &mut self.reconciler;
         let (kind, payload, actor) = (op.kind, op.payload, op.actor);
         let outcome = self.profiles.apply_op(op.player, change, |profile, _| {
-            let id = reconciler.log.record_operation(
+            let id = reconciler.record_operation(
                 &profile.player_id.to_string(),
                 kind,
                 payload.clone(),
@@ -82,7 +82,7 @@ impl ProfileDoor<'_> {
             Err(e) => return Some(Err(e)),
         };
         if credited > 0 {
-            self.security.income.credit(op.player, credited);
+            self.income.credit(op.player, credited);
         }
         // Present: `apply_op` has just changed it.
         let live = self.profiles.profile(op.player)?;

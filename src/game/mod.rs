@@ -1,11 +1,12 @@
 //! The aquarium game. Server: the shop and feeding (sealed requests against the live profile),
 //! income and hunger every second, the player's authoritative state pushed to them, and the
-//! income watch that feeds the security detectors. Client: prediction of its own operations
+//! income watch (an economy detector that reports to security). Client: prediction of its own operations
 //! ([`predict`]). The economy's rules are plain functions in [`economy`].
 
 mod admin;
 mod art;
 mod door;
+mod income;
 mod boids;
 mod economy;
 mod health;
@@ -19,12 +20,13 @@ use bevy::prelude::*;
 pub use art::{SPECIES, Species, tank_half_extents};
 pub use boids::{Boid, Flock, step as flock_step, step_all_pairs as flock_step_all_pairs};
 pub use economy::{Catalog, DECORATIONS, EconomyError, Receipt, advance as advance_economy};
+pub use income::IncomeWatch;
 pub use predict::{GameOp, Predictor, state_of, to_profile};
 
 use crate::config::{ClientConfig, Config};
 use crate::datastore::{DataStoreState, ProfileLoaded};
 use crate::protocol::{RemoteError, RequestId, SealedRequest, SealedResponse, SealedServerEvent};
-use crate::security::{Security, Suspicion, SuspiciousActivity};
+use crate::security::{Suspicion, SuspiciousActivity};
 use crate::stages::{ClientSystems, ServerSystems};
 use crate::transport::{
     ClientNet, SealedEventReceived, SealedRequestReceived, SealedRpcCompleted, ServerNet,
@@ -118,6 +120,7 @@ impl Plugin for GameServerPlugin {
             .init_resource::<GameServerState>()
             .init_resource::<Shop>()
             .init_resource::<admin::GrantTasks>()
+            .init_resource::<IncomeWatch>()
             .add_message::<crate::security::AdminCommandAdmitted>()
             .add_message::<crate::security::AuditEntry>()
             .add_systems(
@@ -322,7 +325,7 @@ fn step_economy(
     config: Res<Config>,
     shop: Res<Shop>,
     mut profiles: ResMut<DataStoreState>,
-    mut security: ResMut<Security>,
+    mut income: ResMut<IncomeWatch>,
     mut net: ResMut<ServerNet>,
     mut game: ResMut<GameServerState>,
     time: Res<Time>,
@@ -358,7 +361,7 @@ fn step_economy(
             continue;
         };
         let (coins, rate) = (profile.stats.coins, catalog.max_income_per_second(profile));
-        if let Some(detail) = security.income.observe(player, coins, rate, now) {
+        if let Some(detail) = income.observe(player, coins, rate, now) {
             suspicious.write(SuspiciousActivity {
                 client: None,
                 player: Some(player),
@@ -394,10 +397,15 @@ pub fn leaderboard(
     rows
 }
 
-fn forget_left(mut ended: MessageReader<SessionEnded>, mut game: ResMut<GameServerState>) {
+fn forget_left(
+    mut ended: MessageReader<SessionEnded>,
+    mut game: ResMut<GameServerState>,
+    mut income: ResMut<IncomeWatch>,
+) {
     for e in ended.read() {
         game.last_op.remove(&e.player_id);
         game.carry.remove(&e.player_id);
+        income.forget(e.player_id);
     }
 }
 

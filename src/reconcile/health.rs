@@ -83,7 +83,7 @@ fn figures(world: &World, out: &mut Vec<Figure>) {
         Figure::gauge(
             "bloxquarium_reconcile_operations_logged",
             "Operations held in the operation log.",
-            rc.log.len() as f64,
+            rc.operations_logged() as f64,
         ),
         Figure::gauge(
             "bloxquarium_reconcile_sweep_interval_seconds",

@@ -55,8 +55,8 @@ pub struct PendingConflict {
 /// The server's reconciliation state.
 #[derive(Resource, Debug)]
 pub struct Reconciler {
-    /// The operation log.
-    pub log: OperationLog,
+    /// The operation log (written through [`Reconciler::record_operation`]).
+    log: OperationLog,
     /// The figures.
     pub stats: ReconcileStats,
     /// How profiles are reconciled (`reconcile.strategy.profile`).
@@ -87,6 +87,22 @@ impl Reconciler {
             pending: Vec::new(),
             next_id: 1,
         })
+    }
+
+    /// `record_operation(key, kind, payload)`: appends to the operation log; returns its id.
+    pub fn record_operation(
+        &mut self,
+        key: &str,
+        kind: &str,
+        payload: serde_json::Value,
+        at_ms: u64,
+    ) -> u64 {
+        self.log.record_operation(key, kind, payload, at_ms)
+    }
+
+    /// Operations held in the log.
+    pub fn operations_logged(&self) -> usize {
+        self.log.len()
     }
 
     /// `create_snapshot(system, data)`: a checksummed snapshot, counted.

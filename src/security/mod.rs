@@ -9,8 +9,8 @@
 //! Roles and permissions come from `config/roles.ron`; assignments are kept in
 //! `<data>/roles.json`. A session with no player action for `security.sessionTimeout` is ended.
 //!
-//! Detectors ([`detect`]) raise [`SuspiciousActivity`]: purchases over the balance, income above
-//! what a player's fish can earn, clock skew in heartbeats, and connection floods from one
+//! Detectors raise [`SuspiciousActivity`]: clock skew in heartbeats here; purchases over the
+//! balance and income above what a player's fish can earn in the game, and connection floods from one
 //! address (the transport's `AddressGate`). Admin commands ([`admin`]) are sealed
 //! remote functions, each behind its own permission, all audited.
 
@@ -30,7 +30,7 @@ use bevy::prelude::*;
 
 pub use admin::AdminCommandAdmitted;
 pub use audit::{AuditKind, AuditLog, AuditQuery, AuditRecord, query as query_audit};
-pub use detect::{IncomeWatch, Suspicion};
+pub use detect::Suspicion;
 pub use rate_limit::{ActionClass, Limit, RateLimiter};
 pub use roles::{DEFAULT_ROLE, RoleBook, RolesError};
 pub use strikes::{StrikeBook, StrikeOutcome};
@@ -126,8 +126,6 @@ pub struct Security {
     pub bans_total: u64,
     /// Suspicious events by kind.
     pub suspicious: BTreeMap<String, u64>,
-    /// The income detector.
-    pub income: IncomeWatch,
     skew: detect::SkewReports,
     max_clock_skew: Duration,
     /// Connection attempts refused by the per-address gate (mirrored from the transport).
@@ -222,7 +220,6 @@ impl Security {
             failed_validations: 0,
             bans_total: 0,
             suspicious: BTreeMap::new(),
-            income: IncomeWatch::default(),
             skew: detect::SkewReports::default(),
             max_clock_skew: config.get("security.maxClockSkew")?,
             connect_refused: 0,
@@ -567,7 +564,6 @@ fn expire_sessions(
     for e in ended.read() {
         security.last_action.remove(&e.client);
         security.skew.forget(e.client);
-        security.income.forget(e.player_id);
         if security.sessions.get(&e.player_id) == Some(&e.session_id) {
             security.sessions.remove(&e.player_id);
         }
