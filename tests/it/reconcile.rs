@@ -282,7 +282,7 @@ fn under_manual_a_conflict_waits_for_an_admin_who_settles_it_over_the_network() 
             .resource::<DataStoreState>()
             .profile(11)
             .unwrap()
-            .held
+            .is_held()
     );
     let call = |server: &mut App, admin: &mut App, player: &mut App, cmd| {
         harness::sealed(server, admin, &mut [player], SealedRequest::Admin(cmd))
@@ -327,6 +327,6 @@ fn under_manual_a_conflict_waits_for_an_admin_who_settles_it_over_the_network() 
             .resource::<DataStoreState>()
             .profile(11)
             .unwrap()
-            .held
+            .is_held()
     );
 }

@@ -1,0 +1,727 @@
+//! The store's work off the tick: each kind of job is spawned on the IO task pool by one
+//! function here and, when it lands, handled by one function here that moves the profile to its
+//! next [`Phase`] (see `live.rs`). The tick never waits on a disk.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bevy::prelude::*;
+use bevy::tasks::IoTaskPool;
+
+use super::live::{DataStoreState, LiveProfile, Phase, profile_checksum};
+use super::{
+    BackupError, BackupRecord, Loaded, LockOwner, MergeOutcome, Profile, ProfileLoaded,
+    SaveRequest, Store, StoreError, VersionRestored,
+};
+use crate::clock::now_ms;
+use crate::reconcile::{PendingConflict, Reconciled, Reconciler};
+use crate::transport::KickRequested;
+
+/// One profile's outcome in a group commit.
+pub(super) struct SavedItem {
+    player: u64,
+    owner: LockOwner,
+    result: Result<u64, StoreError>,
+    profile: Profile,
+    base: Profile,
+    /// Checksum of `profile` (computed in the task).
+    checksum: String,
+}
+
+/// A job that landed.
+// A few jobs are in flight at a time; boxing the large ones would buy nothing.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Job {
+    Load {
+        client: u64,
+        player: u64,
+        owner: LockOwner,
+        /// The loaded profile and its checksum.
+        result: Result<(Loaded, String), StoreError>,
+    },
+    Saves {
+        final_save: bool,
+        items: Vec<SavedItem>,
+    },
+    Merge {
+        player: u64,
+        /// The snapshot whose save lost (ours).
+        ours: Profile,
+        base: Profile,
+        /// The outcome, with the checksum of a merged profile.
+        result: Result<(MergeOutcome, String), StoreError>,
+    },
+    Integrity {
+        player: u64,
+        version: u64,
+        /// The stored version and the checksum of the stored profile.
+        result: Result<Option<(u64, String)>, StoreError>,
+    },
+    Heartbeat {
+        player: u64,
+        result: Result<(), StoreError>,
+    },
+    /// A lock released (a session ended with nothing to save, or a conflict held it).
+    Released,
+    Restored {
+        player: u64,
+        result: Result<u64, StoreError>,
+    },
+    Backup {
+        result: Result<BackupRecord, BackupError>,
+    },
+}
+
+/// What landed jobs read (the store, reconciliation's strategy, the auto-save interval, the
+/// time) and the messages they leave for the system to write.
+pub(super) struct Landing<'a> {
+    pub store: &'a Arc<Store>,
+    pub reconciler: &'a Reconciler,
+    pub autosave_interval: Option<Duration>,
+    pub now: Duration,
+    pub loaded: Vec<ProfileLoaded>,
+    pub restored: Vec<VersionRestored>,
+    pub kicks: Vec<KickRequested>,
+    pub reconciled: Vec<Reconciled>,
+}
+
+impl Landing<'_> {
+    fn kick(&mut self, client: u64, reason: String) {
+        self.kicks.push(KickRequested { client, reason });
+    }
+}
+
+/// Exponential backoff for a write that failed `retries` times in a row: 0.5 s doubling to at
+/// most 30 s, with ±25% jitter from the player id and attempt.
+pub(super) fn backoff(retries: u32, player: u64) -> Duration {
+    let base = Duration::from_millis(500)
+        .saturating_mul(1u32 << retries.min(6))
+        .min(Duration::from_secs(30));
+    let j = (player ^ u64::from(retries)).wrapping_mul(0x2545_F491_4F6C_DD1D) >> 54;
+    base.mul_f64(0.75 + (j as f64 / 1024.0) * 0.5)
+}
+
+/// A profile's first auto-save visit, at a fixed fraction of the interval per player, so
+/// auto-saves do not all land on one tick.
+pub(super) fn spread(player: u64, interval: Duration) -> Duration {
+    let frac = (player.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as f64 / (1u64 << 24) as f64;
+    interval.mul_f64(frac)
+}
+
+// ---- spawning ------------------------------------------------------------------------------
+
+/// Loads `player`'s profile under a session lock for `client`: the profile is `Loading`.
+pub(super) fn spawn_load(
+    state: &mut DataStoreState,
+    store: &Arc<Store>,
+    (client, player, session): (u64, u64, u128),
+) {
+    let owner = LockOwner {
+        server_id: state.server_id.clone(),
+        session,
+    };
+    state.loading.insert(
+        player,
+        super::live::Loading {
+            session,
+            ended: false,
+        },
+    );
+    let store = store.clone();
+    state.tasks.push(IoTaskPool::get().spawn(async move {
+        let result = store.load(player, &owner, now_ms()).map(|l| {
+            let sum = profile_checksum(&l.profile);
+            (l, sum)
+        });
+        Job::Load {
+            client,
+            player,
+            owner,
+            result,
+        }
+    }));
+}
+
+/// Saves the given live profiles that have no write in flight in one group commit (one fsync
+/// for all of them): each becomes `Saving`. A final save also releases each lock it saved.
+pub(super) fn spawn_saves(
+    state: &mut DataStoreState,
+    store: &Arc<Store>,
+    players: &[u64],
+    final_save: bool,
+) {
+    let mut reqs = Vec::new();
+    for p in players {
+        if let Some(live) = state.live.get_mut(p)
+            && live.phase != Phase::Saving
+        {
+            live.phase = Phase::Saving;
+            reqs.push((
+                SaveRequest {
+                    profile: live.profile.clone(),
+                    expected_version: live.version,
+                    owner: live.owner.clone(),
+                },
+                live.base.clone(),
+            ));
+        }
+    }
+    if reqs.is_empty() {
+        return;
+    }
+    let store = store.clone();
+    state.pending_saves += reqs.len();
+    state.tasks.push(IoTaskPool::get().spawn(async move {
+        let (reqs, bases): (Vec<SaveRequest>, Vec<Profile>) = reqs.into_iter().unzip();
+        let results = store.save_batch(&reqs, true, now_ms());
+        let items = reqs
+            .into_iter()
+            .zip(bases)
+            .zip(results)
+            .map(|((req, base), result)| {
+                let player = req.profile.player_id;
+                if final_save && result.is_ok() {
+                    let _ = store.release(player, &req.owner);
+                }
+                SavedItem {
+                    player,
+                    owner: req.owner,
+                    result,
+                    checksum: profile_checksum(&req.profile),
+                    profile: req.profile,
+                    base,
+                }
+            })
+            .collect();
+        Job::Saves { final_save, items }
+    }));
+}
+
+/// Releases a player's lock.
+pub(super) fn spawn_release(
+    state: &mut DataStoreState,
+    store: &Arc<Store>,
+    player: u64,
+    owner: LockOwner,
+) {
+    let store = store.clone();
+    state.pending_saves += 1;
+    state.tasks.push(IoTaskPool::get().spawn(async move {
+        let _ = store.release(player, &owner);
+        Job::Released
+    }));
+}
+
+/// Merges `ours` (a save another writer won) into the stored profile under the reconcile
+/// strategy: a profile still in play is `Saving` until it lands.
+pub(super) fn spawn_merge(
+    state: &mut DataStoreState,
+    store: &Arc<Store>,
+    rc: &Reconciler,
+    player: u64,
+    base: Profile,
+    ours: Profile,
+) {
+    let (strategy, policy) = (rc.strategy, rc.policy.clone());
+    let store = store.clone();
+    if let Some(l) = state.live.get_mut(&player) {
+        l.phase = Phase::Saving;
+    }
+    state.pending_saves += 1;
+    state.tasks.push(IoTaskPool::get().spawn(async move {
+        let result = store
+            .merge_into(player, &base, &ours, strategy, &policy, now_ms())
+            .map(|m| {
+                let sum = match &m {
+                    MergeOutcome::Merged { profile, .. } => profile_checksum(profile),
+                    MergeOutcome::Conflicts { .. } => String::new(),
+                };
+                (m, sum)
+            });
+        Job::Merge {
+            player,
+            ours,
+            base,
+            result,
+        }
+    }));
+}
+
+/// Renews `player`'s lock.
+pub(super) fn spawn_heartbeat(state: &mut DataStoreState, store: &Arc<Store>, player: u64) {
+    let Some(owner) = state.live.get(&player).map(|l| l.owner.clone()) else {
+        return;
+    };
+    let store = store.clone();
+    state.tasks.push(IoTaskPool::get().spawn(async move {
+        let result = store.heartbeat(player, &owner, now_ms());
+        Job::Heartbeat { player, result }
+    }));
+}
+
+/// Reads the stored copy of `player`'s profile at `version` for the integrity sweep.
+pub(super) fn spawn_integrity(
+    state: &mut DataStoreState,
+    store: &Arc<Store>,
+    player: u64,
+    version: u64,
+) {
+    let store = store.clone();
+    state.tasks.push(IoTaskPool::get().spawn(async move {
+        Job::Integrity {
+            player,
+            version,
+            result: store
+                .peek(player)
+                .map(|found| found.map(|(v, p)| (v, profile_checksum(&p)))),
+        }
+    }));
+}
+
+// ---- landing -------------------------------------------------------------------------------
+
+/// Hands a landed job to its handler.
+pub(super) fn land(state: &mut DataStoreState, job: Job, l: &mut Landing<'_>) {
+    match job {
+        Job::Load {
+            client,
+            player,
+            owner,
+            result,
+        } => loaded(state, (client, player, owner), result, l),
+        Job::Saves { final_save, items } => {
+            for item in items {
+                saved(state, final_save, item, l);
+            }
+        }
+        Job::Merge {
+            player,
+            ours,
+            base,
+            result,
+        } => merged(state, player, (ours, base), result, l),
+        Job::Integrity {
+            player,
+            version,
+            result,
+        } => checked(state, (player, version), result, l),
+        Job::Heartbeat { player, result } => heartbeat(state, player, result, l),
+        Job::Released => state.pending_saves = state.pending_saves.saturating_sub(1),
+        Job::Restored { player, result } => {
+            match &result {
+                Ok(v) => info!(target: "audit", player, "profile restored as version {v}"),
+                Err(e) => error!(player, "restore failed: {e}"),
+            }
+            l.restored.push(VersionRestored { player, result });
+        }
+        Job::Backup { result } => backed_up(state, result, l.now),
+    }
+}
+
+/// Loading → Live; or gone (the load failed: the player is told why; or the session ended
+/// meanwhile: the lock is released at once).
+fn loaded(
+    state: &mut DataStoreState,
+    (client, player, owner): (u64, u64, LockOwner),
+    result: Result<(Loaded, String), StoreError>,
+    l: &mut Landing<'_>,
+) {
+    let ended = state
+        .loading
+        .get(&player)
+        .is_some_and(|w| w.session == owner.session && w.ended);
+    if state
+        .loading
+        .get(&player)
+        .is_some_and(|w| w.session == owner.session)
+    {
+        state.loading.remove(&player);
+    }
+    match result {
+        Ok(_) if ended => {
+            info!(
+                player,
+                "profile loaded after its session ended; releasing it"
+            );
+            spawn_release(state, l.store, player, owner);
+        }
+        Ok((loaded, base_checksum)) => {
+            info!(player, "profile loaded (version {})", loaded.version);
+            l.loaded.push(ProfileLoaded {
+                client,
+                player,
+                applied: loaded.applied.clone(),
+            });
+            l.reconciled.push(Reconciled::Snapshot);
+            let first_visit = l
+                .autosave_interval
+                .map_or(Duration::ZERO, |i| spread(player, i));
+            state.live.insert(
+                player,
+                LiveProfile {
+                    client,
+                    owner,
+                    version: loaded.version,
+                    dirty: !loaded.applied.is_empty() && loaded.version == 0,
+                    base: loaded.profile.clone(),
+                    base_checksum,
+                    phase: Phase::Live,
+                    profile: loaded.profile,
+                    next_autosave: l.now + first_visit,
+                    last_saved: l.now,
+                    retries: 0,
+                },
+            );
+        }
+        Err(e) => {
+            error!("profile load failed: {e}");
+            state.record_error(l.now);
+            let reason = match &e {
+                StoreError::Locked { .. } => {
+                    "your profile is open on another server; try again in a minute".to_string()
+                }
+                StoreError::Corrupt { .. } => "your saved data could not be read; it was left untouched and staff were alerted".to_string(),
+                other => format!("your data could not be loaded: {other}"),
+            };
+            l.kick(client, reason);
+        }
+    }
+}
+
+/// Saving → Live (saved; clean unless it changed meanwhile), Retrying (a transient failure),
+/// Saving again (lost to another writer: merged instead), or gone (refused, or the lock was
+/// lost). A save that lands after its session ended releases the lock.
+fn saved(state: &mut DataStoreState, final_save: bool, item: SavedItem, l: &mut Landing<'_>) {
+    let SavedItem {
+        player,
+        owner,
+        result,
+        profile,
+        base,
+        checksum,
+    } = item;
+    let now = l.now;
+    state.pending_saves = state.pending_saves.saturating_sub(1);
+    match result {
+        Ok(_) if !final_save && !state.live.contains_key(&player) => {
+            // The session ended while this auto-save was in flight: release now.
+            spawn_release(state, l.store, player, owner);
+        }
+        Ok(version) => {
+            l.reconciled.push(Reconciled::Snapshot);
+            if let Some(live) = state.live.get_mut(&player) {
+                live.version = version;
+                live.phase = Phase::Live;
+                live.last_saved = now;
+                live.retries = 0;
+                live.base_checksum = checksum;
+                // Unchanged since this save started: clean.
+                if live.profile == profile {
+                    live.dirty = false;
+                }
+                live.base = profile;
+            }
+        }
+        Err(e) if e.is_transient() => {
+            warn!(player, "save failed, will retry: {e}");
+            state.record_error(now);
+            state.save_retries += 1;
+            match state.live.get_mut(&player) {
+                Some(live) => retry_later(live, player, now),
+                None if final_save => {
+                    error!(player, "final save failed: {e}; the last autosave stands");
+                }
+                None => {}
+            }
+        }
+        Err(e @ (StoreError::VersionConflict { .. } | StoreError::LockLost { .. })) => {
+            // Another writer got there first: merge our changes into theirs (the reconcile
+            // strategy decides how) instead of dropping them.
+            let lock_lost = matches!(e, StoreError::LockLost { .. });
+            warn!(player, "save lost to another writer ({e}); reconciling");
+            if lock_lost && let Some(live) = state.live.remove(&player) {
+                // Fencing: this server no longer owns the profile.
+                l.kick(live.client, format!("session ended: {e}"));
+            }
+            spawn_merge(state, l.store, l.reconciler, player, base, profile);
+        }
+        Err(e) => {
+            error!(player, "save refused: {e}");
+            state.record_error(now);
+            if let Some(live) = state.live.remove(&player) {
+                l.kick(live.client, format!("session ended: {e}"));
+            }
+        }
+    }
+}
+
+/// Any write failed: Retrying, at the next backoff.
+fn retry_later(live: &mut LiveProfile, player: u64, now: Duration) {
+    live.retries += 1;
+    live.phase = Phase::Retrying {
+        at: now + backoff(live.retries, player),
+    };
+}
+
+/// Saving (a merge) → Live (merged; changes made meanwhile carried over), Held (conflicts no
+/// rule settles wait for a person), or Retrying (the merge failed).
+fn merged(
+    state: &mut DataStoreState,
+    player: u64,
+    (ours, base): (Profile, Profile),
+    result: Result<(MergeOutcome, String), StoreError>,
+    l: &mut Landing<'_>,
+) {
+    let now = l.now;
+    state.pending_saves = state.pending_saves.saturating_sub(1);
+    match result {
+        Ok((MergeOutcome::Merged { version, profile }, checksum)) => {
+            info!(
+                player,
+                "reconciled with the stored profile as version {version}"
+            );
+            l.reconciled.push(Reconciled::Snapshot);
+            l.reconciled.push(Reconciled::Resolved);
+            let (strategy, policy) = (l.reconciler.strategy, &l.reconciler.policy);
+            if let Some(live) = state.live.get_mut(&player) {
+                live.phase = Phase::Live;
+                live.version = version;
+                live.base_checksum = checksum;
+                live.last_saved = now;
+                if live.profile == ours {
+                    live.profile = profile.clone();
+                    live.dirty = false;
+                } else {
+                    // Changed again while the merge ran: carry those changes over.
+                    live.profile = rebase(&ours, &live.profile, &profile, strategy, policy);
+                    live.dirty = true;
+                }
+                live.base = profile;
+            }
+        }
+        Ok((
+            MergeOutcome::Conflicts {
+                version,
+                theirs,
+                conflicts,
+            },
+            _,
+        )) => {
+            if let Some(live) = state.live.get_mut(&player) {
+                live.phase = Phase::Held;
+            }
+            let json = |p: &Profile| serde_json::to_value(p).unwrap_or_default();
+            l.reconciled
+                .push(Reconciled::Conflict(Box::new(PendingConflict {
+                    id: 0,
+                    player,
+                    base: json(&base),
+                    ours: json(&ours),
+                    theirs: json(&theirs),
+                    theirs_version: version,
+                    fields: conflicts,
+                })));
+        }
+        Err(e) => {
+            error!(player, "reconciling a lost save failed: {e}");
+            state.record_error(now);
+            if let Some(live) = state.live.get_mut(&player) {
+                retry_later(live, player, now);
+            }
+        }
+    }
+}
+
+/// Changes made to `now` since `saved` was sent, carried onto `merged`.
+fn rebase(
+    saved: &Profile,
+    now: &Profile,
+    merged: &Profile,
+    strategy: crate::reconcile::Strategy,
+    policy: &crate::reconcile::Policy,
+) -> Profile {
+    let (Ok(b), Ok(o), Ok(t)) = (
+        serde_json::to_value(saved),
+        serde_json::to_value(now),
+        serde_json::to_value(merged),
+    ) else {
+        return now.clone();
+    };
+    let r = crate::reconcile::resolve(&b, &o, &t, strategy, policy);
+    serde_json::from_value(r.merged).unwrap_or_else(|_| now.clone())
+}
+
+/// The integrity sweep's read: a stored copy that differs from what this server saved (same
+/// version) is written back at once (the profile turns dirty and due).
+fn checked(
+    state: &mut DataStoreState,
+    (player, version): (u64, u64),
+    result: Result<Option<(u64, String)>, StoreError>,
+    l: &mut Landing<'_>,
+) {
+    let now = l.now;
+    match result {
+        Ok(Some((stored_version, stored_sum))) => {
+            let Some(live) = state.live.get_mut(&player) else {
+                return;
+            };
+            if stored_version != version || live.version != version {
+                // Moved on (a save landed, or another writer): the next save settles it.
+                return;
+            }
+            if stored_sum != live.base_checksum {
+                error!(
+                    target: "audit",
+                    player,
+                    "integrity: the stored profile (version {version}) differs from what this server saved; writing the server's copy back"
+                );
+                l.reconciled.push(Reconciled::IntegrityFailure);
+                live.dirty = true;
+                live.next_autosave = now;
+                live.last_saved = Duration::ZERO;
+            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            error!(player, "integrity check could not read the profile: {e}");
+            state.record_error(now);
+        }
+    }
+}
+
+/// A lock heartbeat that failed for good ends the session (gone); unsaved changes are merged,
+/// not dropped.
+fn heartbeat(
+    state: &mut DataStoreState,
+    player: u64,
+    result: Result<(), StoreError>,
+    l: &mut Landing<'_>,
+) {
+    let Err(e) = result else {
+        return;
+    };
+    error!(player, "lock heartbeat failed: {e}");
+    state.record_error(l.now);
+    if e.is_transient() {
+        return;
+    }
+    if let Some(live) = state.live.remove(&player) {
+        l.kick(live.client, format!("session ended: {e}"));
+        if live.dirty {
+            warn!(player, "lock lost with unsaved changes; reconciling them");
+            spawn_merge(
+                state,
+                l.store,
+                l.reconciler,
+                player,
+                live.base,
+                live.profile,
+            );
+        }
+    }
+}
+
+fn backed_up(state: &mut DataStoreState, result: Result<BackupRecord, BackupError>, now: Duration) {
+    state.pending_backups = state.pending_backups.saturating_sub(1);
+    match result {
+        Ok(r) => {
+            state.backups_ok += 1;
+            info!(
+                "backup {} ({} bytes, sha256 {})",
+                r.file.display(),
+                r.size,
+                r.sha256
+            );
+        }
+        Err(e) => {
+            state.backups_failed += 1;
+            state.record_error(now);
+            error!("backup failed: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bevy::tasks::{TaskPool, block_on};
+
+    use super::*;
+
+    fn landing<'a>(store: &'a Arc<Store>, reconciler: &'a Reconciler) -> Landing<'a> {
+        Landing {
+            store,
+            reconciler,
+            autosave_interval: Some(Duration::from_secs(60)),
+            now: Duration::from_secs(1),
+            loaded: Vec::new(),
+            restored: Vec::new(),
+            kicks: Vec::new(),
+            reconciled: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_profile_that_arrives_after_its_session_ended_is_released_not_served() {
+        IoTaskPool::get_or_init(TaskPool::new);
+        let dir = std::env::temp_dir().join(format!("bq-jobs-late-load-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // No config dir: the embedded schema's defaults.
+        let config = crate::config::load_server(&dir.join("no-config")).unwrap();
+        let store = Arc::new(super::super::open(&dir, &config).unwrap());
+        let reconciler = Reconciler::from_config(&config).unwrap();
+        let mut state = DataStoreState::new("server-a".into());
+        spawn_load(&mut state, &store, (1, 42, 7));
+        // The session ends while the load is in flight.
+        state.loading.get_mut(&42).unwrap().ended = true;
+        let job = block_on(state.tasks.pop().unwrap());
+        let mut l = landing(&store, &reconciler);
+        land(&mut state, job, &mut l);
+        assert!(state.profile(42).is_none(), "not served");
+        assert!(l.loaded.is_empty(), "nobody is told it loaded");
+        assert!(state.loading.is_empty());
+        assert_eq!(
+            (state.tasks.len(), state.pending_saves),
+            (1, 1),
+            "a release in flight"
+        );
+        let job = block_on(state.tasks.pop().unwrap());
+        land(&mut state, job, &mut l);
+        assert_eq!(state.pending_saves, 0);
+        // The lock is free: another server's session loads the profile at once.
+        let other = LockOwner {
+            server_id: "server-b".into(),
+            session: 8,
+        };
+        assert!(store.load(42, &other, now_ms()).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_caps() {
+        let b: Vec<Duration> = (1..=10).map(|r| backoff(r, 42)).collect();
+        assert!(
+            b[0] >= Duration::from_millis(750) && b[0] <= Duration::from_millis(1250),
+            "{:?}",
+            b[0]
+        );
+        assert!(b[3] > b[1]);
+        assert!(b.iter().all(|d| *d <= Duration::from_secs(38)));
+        assert_ne!(
+            backoff(3, 1),
+            backoff(3, 2),
+            "jitter differs between players"
+        );
+    }
+
+    #[test]
+    fn autosave_spread_stays_within_the_interval() {
+        let i = Duration::from_secs(60);
+        let offsets: Vec<Duration> = (1..200).map(|p| spread(p, i)).collect();
+        assert!(offsets.iter().all(|o| *o < i));
+        assert!(
+            offsets.iter().any(|o| *o < Duration::from_secs(20))
+                && offsets.iter().any(|o| *o > Duration::from_secs(40))
+        );
+    }
+}

@@ -1,0 +1,282 @@
+//! The data store's systems, thin: each reads what happened this tick and asks `jobs.rs` to
+//! spawn work or `live.rs`'s state to move a profile on.
+
+use std::time::Duration;
+
+use bevy::prelude::*;
+use bevy::tasks::{IoTaskPool, block_on, futures_lite::future};
+
+use super::jobs::{self, Job, Landing};
+use super::live::{DataStoreState, Phase};
+use super::{AutosavePace, DataStore, ProfileLoaded, RestoreVersion, VersionRestored};
+use crate::clock::now_ms;
+use crate::config::Config;
+use crate::reconcile::{Reconciled, Reconciler};
+use crate::shutdown::Shutdown;
+use crate::transport::{KickRequested, SessionEnded, SessionStarted};
+
+/// The `datastore.autosave` rule's pace.
+pub(super) fn pace_autosaves(
+    mut paces: MessageReader<AutosavePace>,
+    mut state: ResMut<DataStoreState>,
+) {
+    if let Some(p) = paces.read().last() {
+        state.autosave_slowdown = if p.slowed { 2 } else { 1 };
+    }
+}
+
+/// A session started: its profile starts `Loading`.
+pub(super) fn start_loads(
+    mut started: MessageReader<SessionStarted>,
+    store: Res<DataStore>,
+    mut state: ResMut<DataStoreState>,
+) {
+    for s in started.read() {
+        jobs::spawn_load(&mut state, &store.0, (s.client, s.player_id, s.session_id));
+    }
+}
+
+/// A session ended: its profile is released (after a final save if it changed); a profile
+/// still loading is released when it arrives; one with a save in flight is released when the
+/// save lands.
+pub(super) fn finish_releases(
+    mut ended: MessageReader<SessionEnded>,
+    store: Res<DataStore>,
+    mut state: ResMut<DataStoreState>,
+) {
+    for e in ended.read() {
+        if let Some(loading) = state.loading.get_mut(&e.player_id)
+            && loading.session == e.session_id
+        {
+            loading.ended = true;
+        }
+        let Some(live) = state.live.get(&e.player_id) else {
+            continue;
+        };
+        if live.owner.session != e.session_id {
+            continue;
+        }
+        match live.phase {
+            // The save in flight releases the lock when it lands (see `jobs::saved`).
+            Phase::Saving => {}
+            // A conflict waits for an admin: the profile stays as stored; the lock goes.
+            Phase::Held => {
+                let owner = live.owner.clone();
+                jobs::spawn_release(&mut state, &store.0, e.player_id, owner);
+            }
+            Phase::Live | Phase::Retrying { .. } if live.dirty || live.version == 0 => {
+                jobs::spawn_saves(&mut state, &store.0, &[e.player_id], true);
+            }
+            Phase::Live | Phase::Retrying { .. } => {
+                let owner = live.owner.clone();
+                jobs::spawn_release(&mut state, &store.0, e.player_id, owner);
+            }
+        }
+        state.live.remove(&e.player_id);
+    }
+}
+
+/// Each profile with no write in flight is visited every period: saved if it changed and its
+/// last save is an interval old (or its retry is due), else its lock gets a heartbeat.
+pub(super) fn autosave(
+    config: Res<Config>,
+    store: Res<DataStore>,
+    mut state: ResMut<DataStoreState>,
+    time: Res<Time<Real>>,
+) {
+    let now = time.elapsed();
+    // The keys are in the schema and were validated at start, so these reads cannot fail.
+    let (Ok(interval), Ok(stale)) = (
+        config.get::<Duration>("datastore.autosaveInterval"),
+        config.get::<Duration>("datastore.lockStaleAfter"),
+    ) else {
+        return;
+    };
+    // The period stays well under `datastore.lockStaleAfter` so no other server can take a
+    // live profile's lock.
+    let interval = interval * state.autosave_slowdown.max(1);
+    let period = interval.min(stale / 3);
+    let due: Vec<(u64, bool)> = state
+        .live
+        .iter()
+        .filter(|(_, l)| match l.phase {
+            Phase::Live => l.next_autosave <= now,
+            Phase::Retrying { at } => l.next_autosave <= now || at <= now,
+            Phase::Saving | Phase::Held => false,
+        })
+        .map(|(p, l)| {
+            let retry = matches!(l.phase, Phase::Retrying { .. });
+            let save = retry || (l.dirty && now.saturating_sub(l.last_saved) >= interval);
+            (*p, save)
+        })
+        .collect();
+    let mut batch = Vec::new();
+    for (player, save) in due {
+        if let Some(l) = state.live.get_mut(&player) {
+            l.next_autosave = now + period;
+            l.phase = Phase::Live;
+        }
+        if save {
+            batch.push(player);
+        } else {
+            jobs::spawn_heartbeat(&mut state, &store.0, player);
+        }
+    }
+    // Every profile due this frame goes out in one group commit.
+    jobs::spawn_saves(&mut state, &store.0, &batch, false);
+}
+
+/// Every `reconcile.interval`, each clean live profile's stored copy is read off the tick and
+/// compared with the checksum of what this server last saved.
+pub(super) fn integrity_sweep(
+    store: Res<DataStore>,
+    reconciler: Res<Reconciler>,
+    mut state: ResMut<DataStoreState>,
+    time: Res<Time<Real>>,
+    mut last: Local<Duration>,
+) {
+    let now = time.elapsed();
+    if now.saturating_sub(*last) < reconciler.interval {
+        return;
+    }
+    *last = now;
+    let due: Vec<(u64, u64)> = state
+        .live
+        .iter()
+        .filter(|(_, l)| l.phase == Phase::Live && !l.dirty && l.version > 0)
+        .map(|(p, l)| (*p, l.version))
+        .collect();
+    for (player, version) in due {
+        jobs::spawn_integrity(&mut state, &store.0, player, version);
+    }
+}
+
+/// A backup every `datastore.backupInterval`, keeping `datastore.backupRetention`.
+pub(super) fn scheduled_backup(
+    config: Res<Config>,
+    store: Res<DataStore>,
+    paths: Res<crate::process::Paths>,
+    mut state: ResMut<DataStoreState>,
+    time: Res<Time<Real>>,
+) {
+    let now = time.elapsed();
+    let Ok(interval) = config.get::<Duration>("datastore.backupInterval") else {
+        return;
+    };
+    let next = *state.next_backup.get_or_insert(now + interval);
+    if now < next || state.pending_backups > 0 {
+        return;
+    }
+    state.next_backup = Some(now + interval);
+    let Ok(retention) = config.get::<usize>("datastore.backupRetention") else {
+        return;
+    };
+    let data = paths.data.clone();
+    let store = store.0.clone();
+    state.pending_backups += 1;
+    state.tasks.push(IoTaskPool::get().spawn(async move {
+        Job::Backup {
+            result: super::back_up(store.backend(), &data, retention, now_ms()),
+        }
+    }));
+}
+
+/// Restores asked for: a player in play here is kicked first (unsaved changes are discarded:
+/// the restore replaces them) and their lock released.
+pub(super) fn restore_versions(
+    mut requests: MessageReader<RestoreVersion>,
+    store: Res<DataStore>,
+    mut state: ResMut<DataStoreState>,
+    mut kicks: MessageWriter<KickRequested>,
+) {
+    for r in requests.read() {
+        let live = state.live.remove(&r.player);
+        if let Some(l) = &live {
+            kicks.write(KickRequested {
+                client: l.client,
+                reason: "your data is being restored to an earlier version; rejoin in a moment"
+                    .into(),
+            });
+        }
+        let owner = live.map(|l| l.owner);
+        let (player, version) = (r.player, r.version);
+        let store = store.0.clone();
+        state.tasks.push(IoTaskPool::get().spawn(async move {
+            if let Some(owner) = owner {
+                let _ = store.release(player, &owner);
+            }
+            Job::Restored {
+                player,
+                result: store.restore_version(player, version, now_ms()),
+            }
+        }));
+    }
+}
+
+/// Hands every job that landed to its handler; then the critical state follows the errors.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn poll_jobs(
+    mut state: ResMut<DataStoreState>,
+    store: Res<DataStore>,
+    config: Res<Config>,
+    reconciler: Res<Reconciler>,
+    time: Res<Time<Real>>,
+    mut loaded: MessageWriter<ProfileLoaded>,
+    mut restored: MessageWriter<VersionRestored>,
+    mut kicks: MessageWriter<KickRequested>,
+    mut reconciled: MessageWriter<Reconciled>,
+) {
+    let now = time.elapsed();
+    let mut done = Vec::new();
+    state
+        .tasks
+        .retain_mut(|t| match block_on(future::poll_once(t)) {
+            Some(job) => {
+                done.push(job);
+                false
+            }
+            None => true,
+        });
+    let mut landing = Landing {
+        store: &store.0,
+        reconciler: &reconciler,
+        autosave_interval: config.get::<Duration>("datastore.autosaveInterval").ok(),
+        now,
+        loaded: Vec::new(),
+        restored: Vec::new(),
+        kicks: Vec::new(),
+        reconciled: Vec::new(),
+    };
+    for job in done {
+        jobs::land(&mut state, job, &mut landing);
+    }
+    loaded.write_batch(landing.loaded);
+    restored.write_batch(landing.restored);
+    kicks.write_batch(landing.kicks);
+    reconciled.write_batch(landing.reconciled);
+    let critical = state.errors.critical(now);
+    if critical != state.critical {
+        if critical {
+            error!("data store is CRITICAL: 5 or more errors within 120 s");
+        } else {
+            info!("data store recovered from its critical state");
+        }
+        state.critical = critical;
+    }
+}
+
+/// Shutdown: every profile in play gets its final save.
+pub(super) fn save_everything(store: Res<DataStore>, mut state: ResMut<DataStoreState>) {
+    let players: Vec<u64> = state.live.keys().copied().collect();
+    jobs::spawn_saves(&mut state, &store.0, &players, true);
+}
+
+/// Shutdown waits while any store work is in flight.
+pub(super) fn hold_while_busy(state: Res<DataStoreState>, mut shutdown: ResMut<Shutdown>) {
+    if !state.tasks.is_empty() {
+        shutdown.hold(format!(
+            "datastore: {} save(s) and task(s) in flight",
+            state.tasks.len()
+        ));
+    }
+}
