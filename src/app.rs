@@ -74,6 +74,9 @@ pub enum StartError {
     /// A tool subcommand failed.
     #[error("{0}")]
     Tool(String),
+    /// A tool subcommand (`token`, `audit`, `datastore`, `assets`) failed.
+    #[error(transparent)]
+    ToolFailed(#[from] tools::ToolError),
     /// The health and metrics endpoint could not open.
     #[error(transparent)]
     Metrics(#[from] crate::health::EndpointError),
@@ -84,23 +87,13 @@ pub enum StartError {
     NoClientFeature,
 }
 
-impl From<tools::ToolError> for StartError {
-    fn from(e: tools::ToolError) -> Self {
-        match e {
-            tools::ToolError::Config(e) => StartError::Config(e),
-            tools::ToolError::ConfigKey(e) => StartError::ConfigKey(e),
-            tools::ToolError::Store(e) => StartError::Store(e),
-            tools::ToolError::Transport(e) => StartError::Transport(e),
-            tools::ToolError::Failed(e) => StartError::Tool(e),
-        }
-    }
-}
-
 impl StartError {
     /// The process exit status for this error: 2 for invalid configuration, else 1.
     pub fn exit_code(&self) -> u8 {
         match self {
-            StartError::Config(_) | StartError::Security(_) => 2,
+            StartError::Config(_)
+            | StartError::Security(_)
+            | StartError::ToolFailed(tools::ToolError::Config(_)) => 2,
             _ => 1,
         }
     }
