@@ -12,10 +12,15 @@ mod panels;
 #[cfg(feature = "client")]
 mod render;
 
+#[cfg(feature = "client")]
 pub use aquarium::AquariumPlugin;
+#[cfg(feature = "client")]
 pub use display::probe_x_display;
+#[cfg(feature = "client")]
 pub use hud::GameHudPlugin;
+#[cfg(feature = "client")]
 pub use panels::PanelsPlugin;
+#[cfg(feature = "client")]
 pub use render::{ScenePlugin, ScreenshotPlugin, StatusTextPlugin, WindowClosePlugin};
 
 use std::net::SocketAddr;
