@@ -67,24 +67,55 @@ pub fn rss_mb() -> f64 {
         .map_or(0.0, |pages| pages * 4096.0 / (1024.0 * 1024.0))
 }
 
-/// CPU time this process has used, seconds (Linux; 0 elsewhere).
+/// CPU time this process has used (user and system, every thread), seconds; 0 if the system
+/// will not say. The kernel sums every thread's time (locking the run queue of each one running
+/// now), which took up to a millisecond on a loaded server: a tick should read [`sampled`].
 pub fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+    // SAFETY: `getrusage` only writes the struct it is given, which is zeroed and ours.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a valid pointer to a rusage struct.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
         return 0.0;
-    };
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of the line: 12 and 13 after the name.
-    (ticks(11) + ticks(12)) / 100.0
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// The process's figures as a background thread last sampled them (about once a second), so a
+/// tick that publishes metrics never waits on the kernel: resident memory in bytes and CPU
+/// seconds. The first call starts the sampler and samples once itself.
+pub fn sampled() -> (f64, f64) {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: OnceLock<(AtomicU64, AtomicU64)> = OnceLock::new();
+    fn sample(into: &(AtomicU64, AtomicU64)) {
+        into.0
+            .store((rss_mb() * 1024.0 * 1024.0) as u64, Ordering::Relaxed);
+        into.1
+            .store((cpu_seconds() * 1e6) as u64, Ordering::Relaxed);
+    }
+    let last = LAST.get_or_init(|| {
+        let last = (AtomicU64::new(0), AtomicU64::new(0));
+        sample(&last);
+        let spawned = std::thread::Builder::new()
+            .name("bloxquarium-process-sampler".into())
+            .spawn(|| {
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                    if let Some(last) = LAST.get() {
+                        sample(last);
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            warn!("process figures will not refresh: cannot start the sampler thread: {e}");
+        }
+        last
+    });
+    (
+        last.0.load(Ordering::Relaxed) as f64,
+        last.1.load(Ordering::Relaxed) as f64 / 1e6,
+    )
 }
 
 /// A value a plugin carries from its fallible constructor into the App: plugins are built

@@ -6,7 +6,8 @@
 //! Server, one tick: `Begin` (First: the tick's clock, config expiry, shutdown triggers) →
 //! `Receive` (PreUpdate: the netcode loop, decoding) → `Admit` (the security gate) → `Handle`
 //! (Update: requests, the game) → `Persist` (the data store's loads, saves and tasks) → `Send`
-//! (PostUpdate: encoding, the netcode loop) → `Report` (Last: health, metrics, the tick's end).
+//! (PostUpdate: encoding, the netcode loop) → `Report` (Last: health, metrics) → `End` (the tick's
+//! duration taken, after everything else it did).
 //!
 //! Client, one frame: `Begin` → `Receive` → `Sync` (what the server sent: config, manifest,
 //! state, prediction) → `Handle` (input, loading, game logic) → `Present` (scene, HUD, panels) →
@@ -33,8 +34,10 @@ pub enum ServerSystems {
     Persist,
     /// PostUpdate: replies and pushes encoded and sent.
     Send,
-    /// Last: health checks, metrics, the tick's end.
+    /// Last: health checks, metrics.
     Report,
+    /// Last, after everything: the tick's duration is taken.
+    End,
 }
 
 /// The client's stages, in order.
@@ -78,7 +81,7 @@ pub fn server(app: &mut App) {
             (ServerSystems::Handle, ServerSystems::Persist).chain(),
         )
         .configure_sets(PostUpdate, ServerSystems::Send)
-        .configure_sets(Last, ServerSystems::Report);
+        .configure_sets(Last, (ServerSystems::Report, ServerSystems::End).chain());
 }
 
 /// Configures the client's chain in `app` (once; later calls do nothing).

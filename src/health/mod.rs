@@ -210,16 +210,17 @@ impl Plugin for HealthPlugin {
 
 /// The process's own figures and the last health report.
 fn process_figures(world: &World, out: &mut Vec<Figure>) {
+    let (rss_bytes, cpu_seconds) = crate::process::sampled();
     out.extend([
         Figure::gauge(
             "bloxquarium_process_resident_memory_bytes",
-            "Resident set size of the process, bytes.",
-            crate::process::rss_mb() * 1024.0 * 1024.0,
+            "Resident set size of the process, bytes (sampled about once a second).",
+            rss_bytes,
         ),
         Figure::gauge(
             "bloxquarium_process_cpu_seconds",
-            "CPU time the process has used, user and system, seconds.",
-            crate::process::cpu_seconds(),
+            "CPU time the process has used, user and system, seconds (sampled about once a second).",
+            cpu_seconds,
         ),
         Figure::gauge(
             "bloxquarium_process_entities",

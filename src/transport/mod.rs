@@ -545,7 +545,7 @@ impl Plugin for TransportServerPlugin {
             .add_message::<SecuritySignalRaised>()
             .add_observer(on_server_event)
             .add_systems(First, tick_start.in_set(ServerSystems::Begin))
-            .add_systems(Last, tick_end.in_set(ServerSystems::Report))
+            .add_systems(Last, tick_end.in_set(ServerSystems::End))
             .add_systems(
                 PreUpdate,
                 server_receive

@@ -43,6 +43,7 @@ fn stages() -> Vec<Interned<dyn SystemSet>> {
         ServerSystems::Persist,
         ServerSystems::Send,
         ServerSystems::Report,
+        ServerSystems::End,
     ]
     .into_iter()
     .map(|s| s.intern())
