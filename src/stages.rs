@@ -59,46 +59,52 @@ pub enum ClientSystems {
     Finish,
 }
 
-#[derive(Resource)]
-struct ServerStagesConfigured;
-
-#[derive(Resource)]
-struct ClientStagesConfigured;
-
-/// Configures the server's chain in `app` (once; later calls do nothing).
+/// Configures the server's chain in `app` (once: later calls find the plugin added).
 pub fn server(app: &mut App) {
-    if app.world().contains_resource::<ServerStagesConfigured>() {
-        return;
+    if !app.is_plugin_added::<ServerStagesPlugin>() {
+        app.add_plugins(ServerStagesPlugin);
     }
-    app.insert_resource(ServerStagesConfigured)
-        .configure_sets(First, ServerSystems::Begin)
-        .configure_sets(
-            PreUpdate,
-            (ServerSystems::Receive, ServerSystems::Admit).chain(),
-        )
-        .configure_sets(
-            Update,
-            (ServerSystems::Handle, ServerSystems::Persist).chain(),
-        )
-        .configure_sets(PostUpdate, ServerSystems::Send)
-        .configure_sets(Last, (ServerSystems::Report, ServerSystems::End).chain());
 }
 
-/// Configures the client's chain in `app` (once; later calls do nothing).
+/// Configures the client's chain in `app` (once: later calls find the plugin added).
 pub fn client(app: &mut App) {
-    if app.world().contains_resource::<ClientStagesConfigured>() {
-        return;
+    if !app.is_plugin_added::<ClientStagesPlugin>() {
+        app.add_plugins(ClientStagesPlugin);
     }
-    app.insert_resource(ClientStagesConfigured)
-        .configure_sets(First, ClientSystems::Begin)
-        .configure_sets(
-            PreUpdate,
-            (ClientSystems::Receive, ClientSystems::Sync).chain(),
-        )
-        .configure_sets(
-            Update,
-            (ClientSystems::Handle, ClientSystems::Present).chain(),
-        )
-        .configure_sets(PostUpdate, ClientSystems::Send)
-        .configure_sets(Last, ClientSystems::Finish);
+}
+
+struct ServerStagesPlugin;
+
+impl Plugin for ServerStagesPlugin {
+    fn build(&self, app: &mut App) {
+        app.configure_sets(First, ServerSystems::Begin)
+            .configure_sets(
+                PreUpdate,
+                (ServerSystems::Receive, ServerSystems::Admit).chain(),
+            )
+            .configure_sets(
+                Update,
+                (ServerSystems::Handle, ServerSystems::Persist).chain(),
+            )
+            .configure_sets(PostUpdate, ServerSystems::Send)
+            .configure_sets(Last, (ServerSystems::Report, ServerSystems::End).chain());
+    }
+}
+
+struct ClientStagesPlugin;
+
+impl Plugin for ClientStagesPlugin {
+    fn build(&self, app: &mut App) {
+        app.configure_sets(First, ClientSystems::Begin)
+            .configure_sets(
+                PreUpdate,
+                (ClientSystems::Receive, ClientSystems::Sync).chain(),
+            )
+            .configure_sets(
+                Update,
+                (ClientSystems::Handle, ClientSystems::Present).chain(),
+            )
+            .configure_sets(PostUpdate, ClientSystems::Send)
+            .configure_sets(Last, ClientSystems::Finish);
+    }
 }
