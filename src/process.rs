@@ -129,18 +129,20 @@ impl<T> Carried<T> {
         Self(std::sync::Mutex::new(Some(value)))
     }
 
-    /// Takes the value out (`None` the second time: a plugin is built once per App).
-    pub fn take(&self) -> Option<T> {
-        self.0.lock().ok().and_then(|mut v| v.take())
+    /// Takes the value out for `plugin`'s `build`; the second time (a plugin is built once per
+    /// App) it says so and gives `None`.
+    pub fn take(&self, plugin: &str) -> Option<T> {
+        let taken = self.0.lock().ok().and_then(|mut v| v.take());
+        if taken.is_none() {
+            error!("{plugin} was built twice; its resources came with the first build");
+        }
+        taken
     }
 }
 
-/// Inserts a carried resource, or says which plugin was built twice.
+/// Inserts a carried resource in `plugin`'s `build`.
 pub fn insert_carried<R: Resource>(app: &mut App, plugin: &str, carried: &Carried<R>) {
-    match carried.take() {
-        Some(r) => {
-            app.insert_resource(r);
-        }
-        None => error!("{plugin} was built twice; its resources came with the first build"),
+    if let Some(r) = carried.take(plugin) {
+        app.insert_resource(r);
     }
 }

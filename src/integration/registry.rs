@@ -196,19 +196,21 @@ fn summary(systems: &[SystemHealth], pick: impl Fn(&HealthStatus) -> bool) -> St
         .join("; ")
 }
 
-/// Registers a plugin with the app's registry (created on first use).
-pub fn register(app: &mut App, i: Integration) {
+/// The app's registry (created on first use).
+fn registry(app: &mut App) -> Mut<'_, IntegrationRegistry> {
     app.init_resource::<IntegrationRegistry>();
-    app.world_mut()
-        .resource_mut::<IntegrationRegistry>()
-        .register(i);
+    app.world_mut().resource_mut::<IntegrationRegistry>()
+}
+
+/// Registers a plugin with the app's registry.
+pub fn register(app: &mut App, i: Integration) {
+    registry(app).register(i);
 }
 
 /// Registers figures that come with no health check of their own (a second registration of
 /// one source is ignored).
 pub fn register_figures(app: &mut App, source: FigureSource) {
-    app.init_resource::<IntegrationRegistry>();
-    let mut registry = app.world_mut().resource_mut::<IntegrationRegistry>();
+    let mut registry = registry(app);
     if !registry
         .extra_figures
         .iter()
@@ -221,8 +223,7 @@ pub fn register_figures(app: &mut App, source: FigureSource) {
 /// Registers an optimisation rule with the app's registry (a second rule of one name replaces
 /// the first).
 pub fn register_rule(app: &mut App, rule: TuningRule) {
-    app.init_resource::<IntegrationRegistry>();
-    let mut registry = app.world_mut().resource_mut::<IntegrationRegistry>();
+    let mut registry = registry(app);
     registry.rules.retain(|r| r.rule.name != rule.rule.name);
     registry.rules.push(rule);
 }

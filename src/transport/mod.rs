@@ -525,11 +525,8 @@ impl Plugin for TransportServerPlugin {
             app.add_plugins((RenetServerPlugin, GatedServerPlugin));
         }
         crate::integration::register(app, health::INTEGRATION);
-        match self.opened.take() {
-            Some((server, transport)) => {
-                app.insert_resource(server).insert_resource(transport);
-            }
-            None => error!("the transport server plugin was built twice"),
+        if let Some((server, transport)) = self.opened.take("the transport server plugin") {
+            app.insert_resource(server).insert_resource(transport);
         }
         if let Some(issuer) = &self.issuer {
             app.insert_resource(ServerTokens(issuer.clone()));
@@ -760,13 +757,10 @@ impl Plugin for TransportClientPlugin {
         if !app.is_plugin_added::<RenetClientPlugin>() {
             app.add_plugins((RenetClientPlugin, BatchedClientPlugin));
         }
-        match self.opened.take() {
-            Some((client, transport, net)) => {
-                app.insert_resource(client)
-                    .insert_resource(transport)
-                    .insert_resource(net);
-            }
-            None => error!("the transport client plugin was built twice"),
+        if let Some((client, transport, net)) = self.opened.take("the transport client plugin") {
+            app.insert_resource(client)
+                .insert_resource(transport)
+                .insert_resource(net);
         }
         app.insert_resource(ConnectionState::Connecting)
             .add_message::<crate::config::ConfigChanged>()
