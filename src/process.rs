@@ -55,16 +55,21 @@ pub fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
-/// Resident set size of this process, MiB (Linux; 0 elsewhere).
-pub fn rss_mb() -> f64 {
+/// Resident set size of this process, bytes (Linux; 0 elsewhere).
+pub fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| {
             s.split_whitespace()
                 .nth(1)
-                .and_then(|p| p.parse::<f64>().ok())
+                .and_then(|p| p.parse::<u64>().ok())
         })
-        .map_or(0.0, |pages| pages * 4096.0 / (1024.0 * 1024.0))
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// Resident set size of this process, MiB (Linux; 0 elsewhere).
+pub fn rss_mb() -> f64 {
+    rss_bytes() as f64 / (1024.0 * 1024.0)
 }
 
 /// CPU time this process has used (user and system, every thread), seconds; 0 if the system
@@ -82,15 +87,14 @@ pub fn cpu_seconds() -> f64 {
 }
 
 /// The process's figures as a background thread last sampled them (about once a second), so a
-/// tick that publishes metrics never waits on the kernel: resident memory in bytes and CPU
+/// tick or frame that needs them never waits on the kernel: resident memory in bytes and CPU
 /// seconds. The first call starts the sampler and samples once itself.
-pub fn sampled() -> (f64, f64) {
+pub fn sampled() -> (u64, f64) {
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
     static LAST: OnceLock<(AtomicU64, AtomicU64)> = OnceLock::new();
     fn sample(into: &(AtomicU64, AtomicU64)) {
-        into.0
-            .store((rss_mb() * 1024.0 * 1024.0) as u64, Ordering::Relaxed);
+        into.0.store(rss_bytes(), Ordering::Relaxed);
         into.1
             .store((cpu_seconds() * 1e6) as u64, Ordering::Relaxed);
     }
@@ -113,7 +117,7 @@ pub fn sampled() -> (f64, f64) {
         last
     });
     (
-        last.0.load(Ordering::Relaxed) as f64,
+        last.0.load(Ordering::Relaxed),
         last.1.load(Ordering::Relaxed) as f64 / 1e6,
     )
 }

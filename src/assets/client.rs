@@ -760,27 +760,20 @@ fn stream_background(
     }
 }
 
-fn govern_quality(
-    mut streamer: ResMut<AssetStreamer>,
-    time: Res<Time<Real>>,
-    mut tick: Local<u32>,
-    mut memory: Local<u64>,
-) {
-    // Memory is read from /proc every 30 frames; the frame time every frame.
-    if tick.is_multiple_of(30) {
-        *memory = (crate::process::rss_mb() * 1024.0 * 1024.0) as u64;
-    }
-    *tick = tick.wrapping_add(1);
+fn govern_quality(mut streamer: ResMut<AssetStreamer>, time: Res<Time<Real>>) {
+    // Memory as the process sampler last read it (about once a second); the frame time every
+    // frame.
+    let memory = crate::process::sampled().0;
     let ms = time.delta_secs_f64() * 1000.0;
     if ms <= 0.0 {
         return;
     }
-    if let Some(change) = streamer.governor.sample(ms, *memory) {
+    if let Some(change) = streamer.governor.sample(ms, memory) {
         match change {
             QualityChange::Dropped(l) => warn!(
                 "assets: quality dropped to {} (frame time {ms:.1} ms, memory {} MiB)",
                 level_name(l),
-                *memory >> 20
+                memory >> 20
             ),
             QualityChange::Raised(l) => info!("assets: quality back up to {}", level_name(l)),
         }

@@ -215,7 +215,7 @@ fn process_figures(world: &World, out: &mut Vec<Figure>) {
         Figure::gauge(
             "bloxquarium_process_resident_memory_bytes",
             "Resident set size of the process, bytes (sampled about once a second).",
-            rss_bytes,
+            rss_bytes as f64,
         ),
         Figure::gauge(
             "bloxquarium_process_cpu_seconds",
