@@ -131,12 +131,15 @@ fn serve(server: &tiny_http::Server, exposed: &Mutex<Exposed>) {
 #[derive(Resource)]
 pub struct Metrics {
     recorder: PrometheusRecorder,
+    /// Names whose help text the recorder has (described once, not at every publish).
+    described: std::collections::HashSet<&'static str>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         Self {
             recorder: PrometheusBuilder::new().build_recorder(),
+            described: std::collections::HashSet::new(),
         }
     }
 }
@@ -365,21 +368,30 @@ fn publish(world: &mut World) {
     }
     let figures = collect(world);
     let text = {
-        let metrics = world.resource::<Metrics>();
-        metrics::with_local_recorder(&metrics.recorder, || {
+        let mut metrics = world.resource_mut::<Metrics>();
+        let Metrics {
+            recorder,
+            described,
+        } = &mut *metrics;
+        metrics::with_local_recorder(&*recorder, || {
             for f in &figures {
                 let labels: Vec<metrics::Label> = f
                     .labels
                     .iter()
                     .map(|(k, v)| metrics::Label::new(*k, v.clone()))
                     .collect();
+                let new = described.insert(f.name);
                 match &f.kind {
                     FigureKind::Counter => {
-                        metrics::describe_counter!(f.name, f.help);
+                        if new {
+                            metrics::describe_counter!(f.name, f.help);
+                        }
                         metrics::counter!(f.name, labels).absolute(f.value.max(0.0) as u64);
                     }
                     FigureKind::Gauge => {
-                        metrics::describe_gauge!(f.name, f.help);
+                        if new {
+                            metrics::describe_gauge!(f.name, f.help);
+                        }
                         metrics::gauge!(f.name, labels).set(f.value);
                     }
                     // Rendered below: the figures already hold the buckets.
