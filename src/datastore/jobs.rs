@@ -14,6 +14,7 @@ use super::{
     SaveRequest, Store, StoreError, VersionRestored,
 };
 use crate::clock::now_ms;
+use crate::config::Config;
 use crate::reconcile::{PendingConflict, Reconciled, Reconciler};
 use crate::transport::KickRequested;
 
@@ -72,12 +73,12 @@ pub(super) enum Job {
     },
 }
 
-/// What landed jobs read (the store, reconciliation's strategy, the auto-save interval, the
-/// time) and the messages they leave for the system to write.
+/// What landed jobs read (the store, reconciliation's strategy, the config, the time) and the
+/// messages they leave for the system to write.
 pub(super) struct Landing<'a> {
     pub store: &'a Arc<Store>,
     pub reconciler: &'a Reconciler,
-    pub autosave_interval: Option<Duration>,
+    pub config: &'a Config,
     pub now: Duration,
     pub loaded: Vec<ProfileLoaded>,
     pub restored: Vec<VersionRestored>,
@@ -259,6 +260,42 @@ pub(super) fn spawn_heartbeat(state: &mut DataStoreState, store: &Arc<Store>, pl
     }));
 }
 
+/// Backs the store up under `data`, keeping `retention` backups.
+pub(super) fn spawn_backup(
+    state: &mut DataStoreState,
+    store: &Arc<Store>,
+    data: std::path::PathBuf,
+    retention: usize,
+) {
+    let store = store.clone();
+    state.pending_backups += 1;
+    state.tasks.push(IoTaskPool::get().spawn(async move {
+        Job::Backup {
+            result: super::back_up(store.backend(), &data, retention, now_ms()),
+        }
+    }));
+}
+
+/// Makes `version` of `player`'s profile current again, releasing `owner`'s lock first when
+/// the player was in play here.
+pub(super) fn spawn_restore(
+    state: &mut DataStoreState,
+    store: &Arc<Store>,
+    (player, version): (u64, u64),
+    owner: Option<LockOwner>,
+) {
+    let store = store.clone();
+    state.tasks.push(IoTaskPool::get().spawn(async move {
+        if let Some(owner) = owner {
+            let _ = store.release(player, &owner);
+        }
+        Job::Restored {
+            player,
+            result: store.restore_version(player, version, now_ms()),
+        }
+    }));
+}
+
 /// Reads the stored copy of `player`'s profile at `version` for the integrity sweep.
 pub(super) fn spawn_integrity(
     state: &mut DataStoreState,
@@ -326,17 +363,14 @@ fn loaded(
     result: Result<(Loaded, String), StoreError>,
     l: &mut Landing<'_>,
 ) {
-    let ended = state
-        .loading
-        .get(&player)
-        .is_some_and(|w| w.session == owner.session && w.ended);
-    if state
-        .loading
-        .get(&player)
-        .is_some_and(|w| w.session == owner.session)
-    {
-        state.loading.remove(&player);
-    }
+    let ended = match state.loading.get(&player) {
+        Some(w) if w.session == owner.session => {
+            let ended = w.ended;
+            state.loading.remove(&player);
+            ended
+        }
+        _ => false,
+    };
     match result {
         Ok(_) if ended => {
             info!(
@@ -354,7 +388,8 @@ fn loaded(
             });
             l.reconciled.push(Reconciled::Snapshot);
             let first_visit = l
-                .autosave_interval
+                .config
+                .get::<Duration>("datastore.autosaveInterval")
                 .map_or(Duration::ZERO, |i| spread(player, i));
             state.live.insert(
                 player,
@@ -647,11 +682,15 @@ mod tests {
 
     use super::*;
 
-    fn landing<'a>(store: &'a Arc<Store>, reconciler: &'a Reconciler) -> Landing<'a> {
+    fn landing<'a>(
+        store: &'a Arc<Store>,
+        reconciler: &'a Reconciler,
+        config: &'a Config,
+    ) -> Landing<'a> {
         Landing {
             store,
             reconciler,
-            autosave_interval: Some(Duration::from_secs(60)),
+            config,
             now: Duration::from_secs(1),
             loaded: Vec::new(),
             restored: Vec::new(),
@@ -675,7 +714,7 @@ mod tests {
         // The session ends while the load is in flight.
         state.loading.get_mut(&42).unwrap().ended = true;
         let job = block_on(state.tasks.pop().unwrap());
-        let mut l = landing(&store, &reconciler);
+        let mut l = landing(&store, &reconciler, &config);
         land(&mut state, job, &mut l);
         assert!(state.profile(42).is_none(), "not served");
         assert!(l.loaded.is_empty(), "nobody is told it loaded");

@@ -4,12 +4,11 @@
 use std::time::Duration;
 
 use bevy::prelude::*;
-use bevy::tasks::{IoTaskPool, block_on, futures_lite::future};
+use bevy::tasks::{block_on, futures_lite::future};
 
-use super::jobs::{self, Job, Landing};
+use super::jobs::{self, Landing};
 use super::live::{DataStoreState, Phase};
 use super::{AutosavePace, DataStore, ProfileLoaded, RestoreVersion, VersionRestored};
-use crate::clock::now_ms;
 use crate::config::Config;
 use crate::reconcile::{Reconciled, Reconciler};
 use crate::shutdown::Shutdown;
@@ -171,14 +170,7 @@ pub(super) fn scheduled_backup(
     let Ok(retention) = config.get::<usize>("datastore.backupRetention") else {
         return;
     };
-    let data = paths.data.clone();
-    let store = store.0.clone();
-    state.pending_backups += 1;
-    state.tasks.push(IoTaskPool::get().spawn(async move {
-        Job::Backup {
-            result: super::back_up(store.backend(), &data, retention, now_ms()),
-        }
-    }));
+    jobs::spawn_backup(&mut state, &store.0, paths.data.clone(), retention);
 }
 
 /// Restores asked for: a player in play here is kicked first (unsaved changes are discarded:
@@ -199,17 +191,7 @@ pub(super) fn restore_versions(
             });
         }
         let owner = live.map(|l| l.owner);
-        let (player, version) = (r.player, r.version);
-        let store = store.0.clone();
-        state.tasks.push(IoTaskPool::get().spawn(async move {
-            if let Some(owner) = owner {
-                let _ = store.release(player, &owner);
-            }
-            Job::Restored {
-                player,
-                result: store.restore_version(player, version, now_ms()),
-            }
-        }));
+        jobs::spawn_restore(&mut state, &store.0, (r.player, r.version), owner);
     }
 }
 
@@ -240,7 +222,7 @@ pub(super) fn poll_jobs(
     let mut landing = Landing {
         store: &store.0,
         reconciler: &reconciler,
-        autosave_interval: config.get::<Duration>("datastore.autosaveInterval").ok(),
+        config: &config,
         now,
         loaded: Vec::new(),
         restored: Vec::new(),
