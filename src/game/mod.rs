@@ -5,11 +5,11 @@
 
 mod admin;
 mod art;
-mod door;
-mod income;
 mod boids;
+mod door;
 mod economy;
 mod health;
+mod income;
 mod predict;
 
 use std::collections::HashMap;

@@ -13,7 +13,6 @@ mod client;
 mod envelope;
 mod gate;
 mod health;
-
 mod server;
 mod stats;
 mod token;
