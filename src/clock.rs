@@ -114,6 +114,17 @@ pub fn bucket_quantile(cumulative: &[(f64, u64)], q: f64) -> f64 {
     lower.0
 }
 
+/// The `q` quantile (0..=1) of `samples` by nearest rank; 0 with none.
+fn nearest_rank(samples: impl Iterator<Item = f64>, q: f64) -> f64 {
+    let mut sorted: Vec<f64> = samples.collect();
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((q.clamp(0.0, 1.0) * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
 /// A bounded window of latency samples with percentiles, and the histogram of every sample.
 #[derive(Debug, Clone)]
 pub struct LatencyWindow {
@@ -149,26 +160,17 @@ impl LatencyWindow {
 
     /// The `q` quantile (0..=1) in ms, nearest rank; 0 with no samples.
     pub fn quantile_ms(&self, q: f64) -> f64 {
-        if self.samples.is_empty() {
-            return 0.0;
-        }
-        let mut sorted: Vec<f64> = self.samples.iter().copied().collect();
-        sorted.sort_by(f64::total_cmp);
-        let rank =
-            ((q.clamp(0.0, 1.0) * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-        sorted[rank - 1]
+        nearest_rank(self.samples.iter().copied(), q)
     }
 
     /// The `q` quantile over the most recent `n` samples (all when `n` is 0).
     pub fn recent_quantile_ms(&self, n: usize, q: f64) -> f64 {
-        if n == 0 || n >= self.samples.len() {
-            return self.quantile_ms(q);
-        }
-        let mut recent = Self::with_capacity(n);
-        recent
-            .samples
-            .extend(self.samples.iter().skip(self.samples.len() - n));
-        recent.quantile_ms(q)
+        let skip = if n == 0 {
+            0
+        } else {
+            self.samples.len().saturating_sub(n)
+        };
+        nearest_rank(self.samples.iter().copied().skip(skip), q)
     }
 
     /// Removes and returns the oldest sample, ms.
