@@ -7,9 +7,9 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
-use bloxquarium::protocol::{
-    self, ClientMessage, ClientRequest, SealedClientMessage, SealedRequest,
-};
+use bloxquarium::game::protocol::{Purchase, ShopItem};
+use bloxquarium::protocol::builtin::{Chat, Echo, SecureEcho};
+use bloxquarium::protocol::{self, ClientMessage, Remote, RemoteTable, SealedClientMessage};
 use bloxquarium::transport::{EnvelopeDirection as Direction, Opener, Sealer, SessionMaterial};
 
 fn envelope(c: &mut Criterion) {
@@ -47,16 +47,20 @@ fn envelope(c: &mut Criterion) {
 fn codec(c: &mut Criterion) {
     let typical = ClientMessage::Request {
         id: 12_345,
-        body: ClientRequest::Echo {
+        kind: Echo::KIND,
+        payload: protocol::encode(&Echo {
             payload: vec![7; 64],
-        },
+        })
+        .unwrap_or_default(),
     };
     let bytes = protocol::encode(&typical).unwrap_or_default();
     let sealed_inner = SealedClientMessage::Request {
         id: 9,
-        body: SealedRequest::SecureEcho {
+        kind: SecureEcho::KIND,
+        payload: protocol::encode(&SecureEcho {
             payload: vec![1; 64],
-        },
+        })
+        .unwrap_or_default(),
     };
     let mut group = c.benchmark_group("codec");
     group.bench_function("encode_request", |b| {
@@ -72,47 +76,58 @@ fn codec(c: &mut Criterion) {
 }
 
 fn gate(c: &mut Criterion) {
-    use bloxquarium::security::{ActionClass, Limit, RateLimiter};
+    use bloxquarium::security::{Limit, RateLimiter};
     let mut limiter = RateLimiter::new([(
-        ActionClass::Call,
+        "call".to_string(),
         Limit {
             per_second: 1e9,
             burst: 1e9,
         },
     )]);
-    let chat = ClientMessage::Event(bloxquarium::protocol::ClientEvent::Chat {
-        text: "hello tank".into(),
-    });
+    let mut table = RemoteTable::default();
+    table.add_event::<Chat>();
+    table.add_function::<Purchase>();
+    let chat = ClientMessage::Event {
+        kind: Chat::KIND,
+        payload: protocol::encode(&Chat {
+            text: "hello tank".into(),
+        })
+        .unwrap_or_default(),
+    };
     let bytes = protocol::encode(&chat).unwrap_or_default();
     let mut group = c.benchmark_group("gate");
     let mut t = 0u64;
     group.bench_function("rate_limit_allow", |b| {
         b.iter(|| {
             t += 1;
-            black_box(limiter.allow(
-                t % 256,
-                ActionClass::Call,
-                std::time::Duration::from_nanos(t),
-            ))
+            black_box(limiter.allow(t % 256, "call", std::time::Duration::from_nanos(t)))
         })
     });
+    // The frame, then the registered type's decoder and validator, as the transport does it.
     group.bench_function("decode_and_validate_chat", |b| {
         b.iter(|| {
             let m: Result<ClientMessage, _> = protocol::decode(black_box(&bytes));
-            black_box(m.map(|m| protocol::validate_client_message(&m)))
+            black_box(m.ok().and_then(|m| match m {
+                ClientMessage::Event { kind, payload } => {
+                    table.get(kind).map(|e| e.decode(&payload).is_ok())
+                }
+                _ => None,
+            }))
         })
     });
-    let purchase = protocol::SealedRequest::Purchase {
+    let purchase = Purchase {
         op_id: 1,
-        item: protocol::ShopItem::Fish { species: 3 },
+        item: ShopItem::Fish { species: 3 },
         quantity: 2,
     };
     let purchase_bytes = protocol::encode(&purchase).unwrap_or_default();
     group.bench_function("decode_and_validate_purchase", |b| {
         b.iter(|| {
-            let m: Result<protocol::SealedRequest, _> =
-                protocol::decode(black_box(&purchase_bytes));
-            black_box(m.map(|m| protocol::validate_sealed_request(&m)))
+            black_box(
+                table
+                    .get(Purchase::KIND)
+                    .map(|e| e.decode(black_box(&purchase_bytes)).is_ok()),
+            )
         })
     });
     let mut gate = bloxquarium::transport::AddressGate::new(1e9, 1e9);

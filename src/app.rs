@@ -16,8 +16,12 @@ use crate::server::{ServerCorePlugin, ServerSettings};
 use crate::shutdown::ShutdownPlugin;
 use crate::tools;
 use crate::transport::{
-    ClientCredentials, IssuedToken, TransportClientPlugin, TransportError, TransportServerPlugin,
+    ClientCredentials, IssuedToken, ProtocolPlugin, RegisterProtocol, TransportClientPlugin,
+    TransportError, TransportServerPlugin, protocol_table,
 };
+
+/// The aquarium's remote messages: what this binary's server and client register.
+pub const AQUARIUM: RegisterProtocol = crate::game::protocol::register;
 
 /// Frame rate of a headless client's loop.
 const HEADLESS_CLIENT_HZ: f64 = 60.0;
@@ -77,6 +81,9 @@ pub enum StartError {
     /// A tool subcommand (`token`, `audit`, `datastore`, `assets`) failed.
     #[error(transparent)]
     ToolFailed(#[from] tools::ToolError),
+    /// The app's remote messages cannot be honoured, or differ from what its transport speaks.
+    #[error("{0}")]
+    Protocol(String),
     /// The health and metrics endpoint could not open.
     #[error(transparent)]
     Metrics(#[from] crate::health::EndpointError),
@@ -133,9 +140,12 @@ impl Plugin for CorePlugin {
     }
 }
 
-/// The authoritative half: simulation, sessions, persistence. Each plugin is built by its own
-/// fallible constructor from the config and the paths; the group only assembles them.
+/// The framework's authoritative half: sessions, the security gate, configuration, persistence,
+/// health and assets, speaking the framework's messages and the game's (`protocol`). Each plugin
+/// is built by its own fallible constructor from the config and the paths; the group only
+/// assembles them. The game adds its own server plugin beside it.
 pub struct ServerPlugins {
+    protocol: RegisterProtocol,
     core: ServerCorePlugin,
     config: crate::config::ConfigServerPlugin,
     transport: TransportServerPlugin,
@@ -148,11 +158,13 @@ pub struct ServerPlugins {
 
 impl ServerPlugins {
     /// Loads the config (refusing an invalid one), opens the socket, key and store, reads the
-    /// security files and scans the assets: any failure stops start-up here.
+    /// security files and scans the assets: any failure stops start-up here. `protocol`
+    /// registers the game's remote messages.
     pub fn open(
         paths: &Paths,
         args: &ServerArgs,
         health: crate::health::HealthPlugin,
+        protocol: RegisterProtocol,
     ) -> Result<Self, StartError> {
         let config = crate::config::ConfigServerPlugin::load(paths)?;
         let max_clients = match args.max_clients {
@@ -167,12 +179,14 @@ impl ServerPlugins {
             args.bind,
             max_clients as usize,
             args.insecure_dev,
+            protocol_table(protocol).protocol_id(),
         )?;
         let datastore = crate::datastore::DataStorePlugin::open(&config.config, paths)?;
         let security = crate::security::SecurityPlugin::from_config(&config.config, paths)?;
         let reconcile = crate::reconcile::ReconcilePlugin::from_config(&config.config)?;
         let assets = crate::assets::AssetsServerPlugin::from_config(&config.config, paths);
         Ok(Self {
+            protocol,
             core: ServerCorePlugin {
                 settings: ServerSettings {
                     bind: transport.local_addr(),
@@ -206,19 +220,23 @@ impl PluginGroup for ServerPlugins {
         PluginGroupBuilder::start::<Self>()
             .add(self.core)
             .add(self.transport)
+            .add(ProtocolPlugin {
+                game: self.protocol,
+            })
             .add(self.config)
             .add(crate::config_sync::ConfigSyncServerPlugin)
             .add(self.datastore)
             .add(self.security)
-            .add(crate::game::GameServerPlugin)
             .add(self.reconcile)
             .add(self.health)
             .add(self.assets)
     }
 }
 
-/// The client's logic, with or without a window.
+/// The framework's client half, with or without a window, speaking the framework's messages and
+/// the game's (`protocol`). The game adds its own client plugin beside it.
 pub struct ClientPlugins {
+    protocol: RegisterProtocol,
     core: ClientCorePlugin,
     config: crate::config::ConfigClientPlugin,
     transport: TransportClientPlugin,
@@ -231,10 +249,17 @@ impl ClientPlugins {
         paths: &Paths,
         server: std::net::SocketAddr,
         credentials: ClientCredentials,
+        protocol: RegisterProtocol,
     ) -> Result<Self, StartError> {
         let config = crate::config::ConfigClientPlugin::load(paths)?;
-        let transport = TransportClientPlugin::open(&config.config, server, credentials)?;
+        let transport = TransportClientPlugin::open(
+            &config.config,
+            server,
+            credentials,
+            protocol_table(protocol).protocol_id(),
+        )?;
         Ok(Self {
+            protocol,
             core: ClientCorePlugin { server },
             config,
             transport,
@@ -247,9 +272,11 @@ impl PluginGroup for ClientPlugins {
         PluginGroupBuilder::start::<Self>()
             .add(self.core)
             .add(self.transport)
+            .add(ProtocolPlugin {
+                game: self.protocol,
+            })
             .add(self.config)
             .add(crate::config_sync::ConfigSyncClientPlugin)
-            .add(crate::game::GameClientPlugin)
             .add(crate::assets::AssetsClientPlugin)
     }
 }
@@ -368,11 +395,13 @@ pub fn server_app(
         &global.paths(),
         args,
         crate::health::HealthPlugin::serving(args.metrics_bind)?,
+        AQUARIUM,
     )?;
     let mut app = App::new();
     headless_base(&mut app, global, f64::from(args.tick_hz), process);
     app.add_plugins(shared(RunMode::Server, global, process))
-        .add_plugins(server);
+        .add_plugins(server)
+        .add_plugins(crate::game::GameServerPlugin);
     check_integrations(&app)?;
     if !args.multi_threaded {
         run_tick_on_one_thread(&mut app);
@@ -394,8 +423,10 @@ fn run_tick_on_one_thread(app: &mut App) {
     }
 }
 
-/// Every registered plugin's dependencies are there.
-fn check_integrations(app: &App) -> Result<(), StartError> {
+/// Every registered plugin's dependencies are there, and the app's remote messages are the ones
+/// its transport speaks.
+pub fn check_integrations(app: &App) -> Result<(), StartError> {
+    crate::transport::check_protocol(app.world()).map_err(StartError::Protocol)?;
     match app
         .world()
         .get_resource::<crate::integration::IntegrationRegistry>()
@@ -430,9 +461,11 @@ pub fn client_app(
     } else {
         windowed(&mut app, global, "Bloxquarium", process, &args.screenshot)?;
     }
-    let client = ClientPlugins::open(&global.paths(), args.server, credentials)?;
+    let client = ClientPlugins::open(&global.paths(), args.server, credentials, AQUARIUM)?;
     app.add_plugins(shared(RunMode::Client, global, process))
-        .add_plugins(client);
+        .add_plugins(client)
+        .add_plugins(crate::game::GameClientPlugin);
+    check_integrations(&app)?;
     Ok(app)
 }
 
@@ -454,7 +487,12 @@ pub fn play_app(
         windowed(&mut app, global, "Bloxquarium", process, &args.screenshot)?;
     }
     let paths = global.paths();
-    let server = ServerPlugins::open(&paths, &args.server, crate::health::HealthPlugin::default())?;
+    let server = ServerPlugins::open(
+        &paths,
+        &args.server,
+        crate::health::HealthPlugin::default(),
+        AQUARIUM,
+    )?;
     let mut target = server.local_addr();
     if target.ip().is_unspecified() {
         target.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
@@ -470,10 +508,11 @@ pub fn play_app(
             display_name: "Player".to_string(),
         },
     };
-    let client = ClientPlugins::open(&paths, target, credentials)?;
+    let client = ClientPlugins::open(&paths, target, credentials, AQUARIUM)?;
     app.add_plugins(shared(RunMode::Play, global, process))
         .add_plugins(server)
-        .add_plugins(client);
+        .add_plugins(client)
+        .add_plugins((crate::game::GameServerPlugin, crate::game::GameClientPlugin));
     check_integrations(&app)?;
     Ok(app)
 }

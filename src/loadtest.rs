@@ -12,10 +12,8 @@ use serde::Serialize;
 use crate::cli::{GlobalArgs, LoadtestArgs};
 use crate::clock::LatencyWindow;
 use crate::keys;
-use crate::protocol::{
-    ClientEvent, ClientRequest, PROTOCOL_ID, RequestId, SealedRequest, ServerResponse,
-    ServerStatsReport,
-};
+use crate::protocol::builtin::{Chat, Echo, Heartbeat, SecureEcho, ServerStats, ServerStatsReport};
+use crate::protocol::{Remote, RequestId, decode_response};
 use crate::transport::{
     BatchedClientTransport, ClientCore, ClientCredentials, ClientNotice, TokenIssuer,
     TransportSettings, open_client,
@@ -84,15 +82,20 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
     let key = keys::load(&keys::key_path(&paths.data)).map_err(|e| e.to_string())?;
     let config = crate::config::load_server(&paths.config).map_err(|e| e.to_string())?;
     let settings = TransportSettings::from_config(&config).map_err(|e| e.to_string())?;
-    let issuer = TokenIssuer::new(key, PROTOCOL_ID, vec![args.server]);
+    let protocol_id = crate::game::protocol::protocol_id();
+    let issuer = TokenIssuer::new(key, protocol_id, vec![args.server]);
     let start = Instant::now();
     let mut bots = Vec::with_capacity(args.clients as usize);
     for i in 0..u64::from(args.clients) {
         let token = issuer
             .issue(FIRST_PLAYER_ID + i, &format!("bot-{i}"))
             .map_err(|e| e.to_string())?;
-        let mut opened = open_client(args.server, ClientCredentials::Token(Box::new(token)))
-            .map_err(|e| e.to_string())?;
+        let mut opened = open_client(
+            args.server,
+            ClientCredentials::Token(Box::new(token)),
+            protocol_id,
+        )
+        .map_err(|e| e.to_string())?;
         // Each bot sends at the rate the server's config gives real clients, and, like clients
         // that did not start in the same instant, not in step with the others.
         opened
@@ -134,10 +137,8 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
     }
     // The server's CPU clock as the load begins (the answer arrives during the load).
     if let Some(b) = bots.iter_mut().find(|b| b.welcomed && !b.failed) {
-        b.core.call(
-            ClientRequest::ServerStats { recent_ticks: 0 },
-            start.elapsed(),
-        );
+        b.core
+            .call(&ServerStats { recent_ticks: 0 }, start.elapsed());
     }
     let mut server_cpu_at_start = None;
     let loadgen_cpu_at_start = crate::process::cpu_seconds();
@@ -218,7 +219,7 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
     };
     if let Some(b) = bots.iter_mut().find(|b| b.welcomed && !b.failed) {
         let id = b.core.call(
-            ClientRequest::ServerStats {
+            &ServerStats {
                 recent_ticks: recent,
             },
             start.elapsed(),
@@ -278,24 +279,24 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
 fn send_one(b: &mut Bot, now: Duration) {
     b.n += 1;
     match b.n % 10 {
-        0 => b.core.send_event(ClientEvent::Chat {
+        0 => b.core.send(&Chat {
             text: format!("hello #{}", b.n),
         }),
         // The wall clock, as a real client sends it (the clock-skew detector reads it).
-        1 => b.core.send_event(ClientEvent::Heartbeat {
+        1 => b.core.send(&Heartbeat {
             client_time_ms: crate::clock::now_ms(),
         }),
         2..=7 => {
             b.core.call(
-                ClientRequest::Echo {
+                &Echo {
                     payload: vec![7; 64],
                 },
                 now,
             );
         }
         _ => {
-            b.core.call_sealed(
-                SealedRequest::SecureEcho {
+            b.core.call(
+                &SecureEcho {
                     payload: vec![9; 64],
                 },
                 now,
@@ -329,17 +330,16 @@ fn step(
             match n {
                 ClientNotice::Welcomed { .. } => b.welcomed = true,
                 ClientNotice::Rpc { result: Err(_), .. }
-                | ClientNotice::SealedRpc { result: Err(_), .. }
                 | ClientNotice::Refused { .. }
                 | ClientNotice::Kicked { .. } => *errors += 1,
-                ClientNotice::Rpc {
-                    id,
-                    result: Ok(ServerResponse::ServerStats(s)),
-                } => stats = Some((id, s)),
+                ClientNotice::Rpc { id, kind, result } if kind == ServerStats::KIND => {
+                    match decode_response::<ServerStats>(result) {
+                        Ok(s) => stats = Some((id, s)),
+                        Err(_) => *errors += 1,
+                    }
+                }
                 ClientNotice::Rpc { .. }
-                | ClientNotice::SealedRpc { .. }
-                | ClientNotice::Event(_)
-                | ClientNotice::SealedEvent(_)
+                | ClientNotice::Event { .. }
                 | ClientNotice::Signed { .. } => {}
             }
         }

@@ -13,8 +13,8 @@ use iyes_progress::ProgressTracker;
 
 use crate::assets::{AssetPhase, Decoders, Streamer};
 use crate::game::DECORATIONS;
+use crate::game::protocol::PlayerState;
 use crate::game::{Prediction, Shop, Visit};
-use crate::protocol::PlayerState;
 use crate::stages::ClientSystems;
 
 /// Scale from model units to the scene's metres.

@@ -11,9 +11,9 @@ use bevy::prelude::*;
 
 use super::aquarium::{FishSpecies, ShownAquarium, swim_volume};
 use crate::game::Visit;
+use crate::game::protocol::ShopItem;
 use crate::game::{Boid, Flock, flock_step};
 use crate::game::{GameOp, Prediction, Shop};
-use crate::protocol::ShopItem;
 use crate::stages::ClientSystems;
 use crate::transport::ClientNet;
 use crate::transport::ConnectionState;

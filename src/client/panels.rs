@@ -12,8 +12,9 @@ use bevy::prelude::*;
 use super::aquarium::{ShownAquarium, TANK_BASE};
 use crate::config::ClientConfig;
 use crate::game::DECORATIONS;
+use crate::game::protocol::ShopItem;
 use crate::game::{GameOp, Leaderboard, Prediction, Shop, Visit};
-use crate::protocol::{ConfigValue, ShopItem};
+use crate::protocol::ConfigValue;
 use crate::stages::ClientSystems;
 use crate::transport::ClientNet;
 

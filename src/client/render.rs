@@ -268,10 +268,10 @@ fn stock_tank_for_screenshot(
         return;
     }
     let items = [
-        crate::protocol::ShopItem::Fish { species: 0 },
-        crate::protocol::ShopItem::Fish { species: 0 },
-        crate::protocol::ShopItem::Fish { species: 1 },
-        crate::protocol::ShopItem::Decoration { kind: 1 },
+        crate::game::protocol::ShopItem::Fish { species: 0 },
+        crate::game::protocol::ShopItem::Fish { species: 0 },
+        crate::game::protocol::ShopItem::Fish { species: 1 },
+        crate::game::protocol::ShopItem::Decoration { kind: 1 },
     ];
     for item in items {
         let op = crate::game::GameOp::Purchase { item, quantity: 1 };

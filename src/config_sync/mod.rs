@@ -8,9 +8,10 @@ use std::collections::BTreeSet;
 use bevy::prelude::*;
 
 use crate::config::{ClientConfig, Config, ConfigChanged, Side, Tier};
-use crate::protocol::{self, ClientRequest, ConfigSnapshot, RemoteError};
+use crate::protocol::builtin::SetConfig;
+use crate::protocol::{self, ConfigSnapshot, RemoteError};
 use crate::stages::{ClientSystems, ServerSystems};
-use crate::transport::{RequestReceived, ServerNet, SessionStarted, SignedBlobReceived};
+use crate::transport::{Call, ServerNet, SessionStarted, SignedBlobReceived};
 
 /// What a client has received from the server's config.
 #[derive(Resource, Debug, Clone, Default, PartialEq, Eq)]
@@ -88,7 +89,7 @@ fn replicate(
 }
 
 fn answer_config_requests(
-    mut requests: MessageReader<RequestReceived>,
+    mut requests: MessageReader<Call<SetConfig>>,
     mut net: ResMut<ServerNet>,
     mut config: ResMut<Config>,
     mut security: ResMut<crate::security::Security>,
@@ -96,9 +97,7 @@ fn answer_config_requests(
 ) {
     let now = time.elapsed();
     for r in requests.read() {
-        let ClientRequest::SetConfig { path, value } = &r.body else {
-            continue;
-        };
+        let SetConfig { path, value } = &r.request;
         let player = net.session(r.client).map_or(0, |s| s.player_id);
         // Rate limiting (`security.rateLimits.config`) happened at the security gate.
         let permission = match config.schema().key(path).map(|k| k.spec.tier) {
@@ -140,12 +139,7 @@ fn answer_config_requests(
                 Err(e) => e.to_string(),
             }
         );
-        net.respond_at(
-            r.client,
-            r.id,
-            result.map(|version| protocol::ServerResponse::ConfigSet { version }),
-            Some(now),
-        );
+        net.reply(r, result);
     }
 }
 

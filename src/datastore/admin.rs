@@ -6,13 +6,14 @@ use bevy::prelude::*;
 use bevy::tasks::{IoTaskPool, Task, block_on, futures_lite::future};
 
 use super::{DataStore, DataStoreState, Profile};
-use crate::protocol::{AdminCommand, RemoteError, RequestId, SealedResponse};
+use crate::protocol::builtin::{ListConflicts, ResolveConflict};
+use crate::protocol::{RemoteError, RequestId};
 use crate::reconcile::{PendingConflict, Reconciler};
-use crate::security::{AdminCommandAdmitted, AuditEntry, AuditKind};
-use crate::transport::ServerNet;
+use crate::security::{AuditEntry, AuditKind};
+use crate::transport::{Call, ServerNet};
 
 /// The answer to one admin request, and what to do after.
-type Answer = (u64, RequestId, Result<SealedResponse, RemoteError>, After);
+type Answer = (u64, RequestId, Result<String, RemoteError>, After);
 
 /// State to update once a write has finished.
 enum After {
@@ -30,13 +31,15 @@ enum After {
 #[derive(Resource, Default)]
 pub(super) struct SettleTasks(Vec<Task<Answer>>);
 
-fn rejected(why: impl Into<String>) -> Result<SealedResponse, RemoteError> {
+fn rejected(why: impl Into<String>) -> Result<String, RemoteError> {
     Err(RemoteError::Rejected(why.into()))
 }
 
 /// Carries out admitted `ListConflicts` and `ResolveConflict` commands.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn answer_conflict_commands(
-    mut admitted: MessageReader<AdminCommandAdmitted>,
+    mut lists: MessageReader<Call<ListConflicts>>,
+    mut resolves: MessageReader<Call<ResolveConflict>>,
     mut net: ResMut<ServerNet>,
     store: Res<DataStore>,
     mut profiles: ResMut<DataStoreState>,
@@ -44,31 +47,31 @@ pub(super) fn answer_conflict_commands(
     mut tasks: ResMut<SettleTasks>,
     mut audit: MessageWriter<AuditEntry>,
 ) {
-    for a in admitted.read() {
-        let answer = match a.command {
-            AdminCommand::ListConflicts => Ok(SealedResponse::Conflicts(reconciler.report())),
-            AdminCommand::ResolveConflict { id, take_ours } => match settle(
-                &mut reconciler,
-                &mut profiles,
-                &store,
-                (id, take_ours),
-                a,
-                &mut audit,
-            ) {
-                Settling::Now(answer) => answer,
-                Settling::Later(task) => {
-                    tasks.0.push(task);
-                    continue;
-                }
-            },
-            _ => continue,
-        };
-        net.respond_sealed(a.client, a.id, answer);
+    for c in lists.read() {
+        net.reply(c, Ok(reconciler.report()));
+    }
+    for c in resolves.read() {
+        let who = format!(
+            "player {}",
+            net.session(c.client).map_or(0, |s| s.player_id)
+        );
+        let ResolveConflict { id, take_ours } = c.request;
+        match settle(
+            &mut reconciler,
+            &mut profiles,
+            &store,
+            (id, take_ours),
+            (c.client, c.id, &who),
+            &mut audit,
+        ) {
+            Settling::Now(answer) => net.reply(c, answer),
+            Settling::Later(task) => tasks.0.push(task),
+        }
     }
 }
 
 enum Settling {
-    Now(Result<SealedResponse, RemoteError>),
+    Now(Result<String, RemoteError>),
     Later(Task<Answer>),
 }
 
@@ -78,7 +81,7 @@ fn settle(
     profiles: &mut DataStoreState,
     store: &DataStore,
     (conflict, take_ours): (u64, bool),
-    a: &AdminCommandAdmitted,
+    (client, id, who): (u64, RequestId, &str),
     audit: &mut MessageWriter<AuditEntry>,
 ) -> Settling {
     let Some(c) = rc.take(conflict) else {
@@ -93,10 +96,7 @@ fn settle(
     audit.write(AuditEntry {
         player: Some(player),
         kind: AuditKind::AdminAction,
-        details: format!(
-            "conflict {conflict} settled by {}: {side} side kept",
-            a.who()
-        ),
+        details: format!("conflict {conflict} settled by {who}: {side} side kept"),
     });
     if !take_ours {
         let theirs = match serde_json::from_value::<Profile>(c.theirs.clone()) {
@@ -110,12 +110,10 @@ fn settle(
         };
         rc.resolved();
         profiles.settled(player, c.theirs_version, theirs, true);
-        return Settling::Now(Ok(SealedResponse::AdminDone {
-            detail: format!(
-                "conflict {conflict}: player {player} keeps the stored version {}",
-                c.theirs_version
-            ),
-        }));
+        return Settling::Now(Ok(format!(
+            "conflict {conflict}: player {player} keeps the stored version {}",
+            c.theirs_version
+        )));
     }
     // The server's side as it is now (a live profile may have moved on while it waited).
     let profile = match profiles.profile(player) {
@@ -131,17 +129,14 @@ fn settle(
         },
     };
     let store = store.0.clone();
-    let (client, id) = (a.client, a.id);
     Settling::Later(IoTaskPool::get().spawn(async move {
         match store.write_over(&profile, c.theirs_version, crate::clock::now_ms()) {
             Ok(version) => (
                 client,
                 id,
-                Ok(SealedResponse::AdminDone {
-                    detail: format!(
-                        "conflict {conflict}: player {player}'s server-side profile written as version {version}"
-                    ),
-                }),
+                Ok(format!(
+                    "conflict {conflict}: player {player}'s server-side profile written as version {version}"
+                )),
                 After::Settled {
                     player,
                     version,
@@ -191,6 +186,6 @@ pub(super) fn finish_settlements(
                 reconciler.queue(*c);
             }
         }
-        net.respond_sealed(client, id, result);
+        net.reply_to::<ResolveConflict>(client, id, result);
     }
 }

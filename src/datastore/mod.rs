@@ -171,7 +171,6 @@ impl Plugin for DataStorePlugin {
         crate::integration::register_rule(app, health::autosave_rule());
         app.add_message::<ProfileLoaded>()
             .add_message::<AutosavePace>()
-            .add_message::<crate::security::AdminCommandAdmitted>()
             .add_message::<crate::security::AuditEntry>()
             .add_message::<RestoreVersion>()
             .add_message::<VersionRestored>()

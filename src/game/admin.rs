@@ -8,41 +8,41 @@ use bevy::tasks::{IoTaskPool, Task, block_on, futures_lite::future};
 
 use super::GameServerState;
 use super::door::{Operation, ProfileDoor};
+use super::protocol::GrantCoins;
 use crate::datastore::{DataStore, OfflineMessage};
-use crate::protocol::{AdminCommand, RemoteError, RequestId, SealedResponse};
-use crate::security::{AdminCommandAdmitted, AuditEntry, AuditKind};
-use crate::transport::ServerNet;
+use crate::protocol::{RemoteError, RequestId};
+use crate::security::{AuditEntry, AuditKind};
+use crate::transport::{Call, ServerNet};
 
 /// The answer to a grant: client, request, outcome.
-type Answer = (u64, RequestId, Result<SealedResponse, RemoteError>);
+type Answer = (u64, RequestId, Result<String, RemoteError>);
 
 /// Grants to offline players in flight.
 #[derive(Resource, Default)]
 pub(super) struct GrantTasks(Vec<Task<Answer>>);
 
-fn rejected(why: impl Into<String>) -> Result<SealedResponse, RemoteError> {
+fn rejected(why: impl Into<String>) -> Result<String, RemoteError> {
     Err(RemoteError::Rejected(why.into()))
 }
 
 /// Carries out admitted `GrantCoins` commands.
 pub(super) fn grant_coins(
-    mut admitted: MessageReader<AdminCommandAdmitted>,
+    mut calls: MessageReader<Call<GrantCoins>>,
     mut door: ProfileDoor,
     store: Res<DataStore>,
     game: Res<GameServerState>,
     mut tasks: ResMut<GrantTasks>,
     mut audit: MessageWriter<AuditEntry>,
 ) {
-    for a in admitted.read() {
-        let AdminCommand::GrantCoins { player, amount } = a.command else {
-            continue;
-        };
-        let who = a.who();
+    for a in calls.read() {
+        let GrantCoins { player, amount } = a.request;
+        let actor = door.net().session(a.client).map_or(0, |s| s.player_id);
+        let who = format!("player {actor}");
         let operation = Operation {
             player,
-            actor: a.actor,
+            actor,
             kind: "admin_grant",
-            payload: serde_json::json!({ "by": a.actor, "coins": amount }),
+            payload: serde_json::json!({ "by": actor, "coins": amount }),
             last_op: game.last_op(player),
             push: true,
         };
@@ -64,9 +64,7 @@ pub(super) fn grant_coins(
                     kind: AuditKind::AdminAction,
                     details: format!("{amount} coins granted by {who}; balance {}", state.coins),
                 });
-                Ok(SealedResponse::AdminDone {
-                    detail: format!("player {player} now has {} coins", state.coins),
-                })
+                Ok(format!("player {player} now has {} coins", state.coins))
             }
             Some(Err(why)) => rejected(why),
             None if amount < 0 => rejected(format!(
@@ -89,10 +87,10 @@ pub(super) fn grant_coins(
                                 from: client,
                             },
                         )
-                        .map(|_| SealedResponse::AdminDone {
-                            detail: format!(
+                        .map(|_| {
+                            format!(
                                 "player {player} is offline; {amount} coins wait for their next join"
-                            ),
+                            )
                         })
                         .map_err(|e| RemoteError::Rejected(format!("cannot store the gift: {e}")));
                     (client, id, result)
@@ -100,7 +98,7 @@ pub(super) fn grant_coins(
                 continue;
             }
         };
-        door.net().respond_sealed(a.client, a.id, answer);
+        door.net().reply(a, answer);
     }
 }
 
@@ -110,7 +108,7 @@ pub(super) fn finish_grants(mut tasks: ResMut<GrantTasks>, mut net: ResMut<Serve
         .0
         .retain_mut(|t| match block_on(future::poll_once(t)) {
             Some((client, id, result)) => {
-                net.respond_sealed(client, id, result);
+                net.reply_to::<GrantCoins>(client, id, result);
                 false
             }
             None => true,

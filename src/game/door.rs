@@ -9,8 +9,8 @@ use bevy::prelude::*;
 
 use super::income::IncomeWatch;
 use super::predict;
+use super::protocol::{PlayerState, StateUpdate};
 use crate::datastore::{DataStoreState, OpRecord, Profile};
-use crate::protocol::{PlayerState, SealedServerEvent};
 use crate::reconcile::Reconciler;
 use crate::transport::ServerNet;
 
@@ -88,8 +88,7 @@ impl ProfileDoor<'_> {
         let live = self.profiles.profile(op.player)?;
         let state = predict::state_of(&live.profile, op.last_op);
         if op.push {
-            self.net
-                .send_sealed_event(live.client, SealedServerEvent::State(state.clone()));
+            self.net.send(live.client, &StateUpdate(state.clone()));
         }
         Some(Ok(state))
     }

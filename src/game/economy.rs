@@ -1,9 +1,9 @@
 //! The economy's rules as plain functions over a [`Profile`]: prices, capacity, purchases, and
 //! the most a profile can earn per second (the income detector's bound).
 
+use super::protocol::ShopItem;
 use crate::config::{Config, ConfigError};
 use crate::datastore::{Fish, Profile};
-use crate::protocol::ShopItem;
 
 /// Prices and limits from `game.*`.
 #[derive(Debug, Clone, PartialEq)]

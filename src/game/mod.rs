@@ -11,6 +11,7 @@ mod economy;
 mod health;
 mod income;
 mod predict;
+pub mod protocol;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -25,13 +26,19 @@ pub use predict::{GameOp, Predictor, state_of, to_profile};
 
 use crate::config::{ClientConfig, Config};
 use crate::datastore::{DataStoreState, ProfileLoaded};
-use crate::protocol::{RemoteError, RequestId, SealedRequest, SealedResponse, SealedServerEvent};
+use crate::protocol::{RemoteError, RequestId};
 use crate::security::{Suspicion, SuspiciousActivity};
 use crate::stages::{ClientSystems, ServerSystems};
-use crate::transport::{
-    ClientNet, SealedEventReceived, SealedRequestReceived, SealedRpcCompleted, ServerNet,
-    SessionEnded,
+use crate::transport::{Answer, Call, ClientNet, FromServer, ServerNet, SessionEnded};
+use protocol::{
+    Applied, Feed, Gift, Leaderboard as LeaderboardEvent, PlayerState, Purchase, Sell, StateUpdate,
+    Visit as VisitCall, Visited,
 };
+
+/// A purchase costing more than the balance (a client that knows its balance never asks).
+pub const OVERSPEND: Suspicion = Suspicion("overspend");
+/// Coins rose faster than the player's fish can earn plus what was credited.
+pub const IMPOSSIBLE_INCOME: Suspicion = Suspicion("impossible_income");
 
 /// How often income and hunger advance, the income watch looks, and states are pushed.
 const GAME_STEP: Duration = Duration::from_secs(1);
@@ -121,7 +128,6 @@ impl Plugin for GameServerPlugin {
             .init_resource::<Shop>()
             .init_resource::<admin::GrantTasks>()
             .init_resource::<IncomeWatch>()
-            .add_message::<crate::security::AdminCommandAdmitted>()
             .add_message::<crate::security::AuditEntry>()
             .add_systems(
                 Update,
@@ -150,7 +156,7 @@ fn send_state_at_join(
     for l in loaded.read() {
         if let Some(live) = profiles.profile(l.player) {
             let state = predict::state_of(&live.profile, game.last_op(l.player));
-            net.send_sealed_event(l.client, SealedServerEvent::State(state));
+            net.send(l.client, &StateUpdate(state));
         }
     }
 }
@@ -158,32 +164,76 @@ fn send_state_at_join(
 /// Purchases, sales, feedings and gifts against the player's live profile, each through the
 /// [`door::ProfileDoor`]. A purchase over the balance is suspicious (the client predicts with its
 /// balance), but not a strike: a prediction can race the server's own changes.
+/// The four operations' calls, read together in arrival order within each kind.
+#[derive(bevy::ecs::system::SystemParam)]
+struct GameOpCalls<'w, 's> {
+    purchases: MessageReader<'w, 's, Call<Purchase>>,
+    sells: MessageReader<'w, 's, Call<Sell>>,
+    feeds: MessageReader<'w, 's, Call<Feed>>,
+    gifts: MessageReader<'w, 's, Call<Gift>>,
+}
+
+impl GameOpCalls<'_, '_> {
+    /// Every call: (client, id, op id, op).
+    fn drain(&mut self) -> Vec<(u64, RequestId, u64, GameOp)> {
+        let mut ops = Vec::new();
+        for c in self.purchases.read() {
+            let Purchase {
+                op_id,
+                item,
+                quantity,
+            } = c.request;
+            ops.push((c.client, c.id, op_id, GameOp::Purchase { item, quantity }));
+        }
+        for c in self.sells.read() {
+            let Sell { op_id, fish } = c.request;
+            ops.push((c.client, c.id, op_id, GameOp::Sell { fish }));
+        }
+        for c in self.feeds.read() {
+            let Feed { op_id, fish } = c.request;
+            ops.push((c.client, c.id, op_id, GameOp::Feed { fish }));
+        }
+        for c in self.gifts.read() {
+            let Gift { op_id, to, coins } = c.request;
+            ops.push((c.client, c.id, op_id, GameOp::Gift { to, coins }));
+        }
+        // Each client's calls in the order it made them (ids rise per connection).
+        ops.sort_by_key(|(client, id, ..)| (*client, *id));
+        ops
+    }
+}
+
+/// Answers a game operation with the response type of its own call.
+fn reply_op(
+    net: &mut ServerNet,
+    (client, id): (u64, RequestId),
+    op: GameOp,
+    result: Result<Applied, RemoteError>,
+) {
+    match op {
+        GameOp::Purchase { .. } => net.reply_to::<Purchase>(client, id, result),
+        GameOp::Sell { .. } => net.reply_to::<Sell>(client, id, result),
+        GameOp::Feed { .. } => net.reply_to::<Feed>(client, id, result),
+        GameOp::Gift { .. } => net.reply_to::<Gift>(client, id, result),
+    }
+}
+
 fn answer_game_ops(
-    mut requests: MessageReader<SealedRequestReceived>,
+    mut calls: GameOpCalls,
     shop: Res<Shop>,
     mut door: door::ProfileDoor,
     mut game: ResMut<GameServerState>,
     mut suspicious: MessageWriter<SuspiciousActivity>,
 ) {
-    for r in requests.read() {
-        let (op_id, op) = match r.body {
-            SealedRequest::Purchase {
-                op_id,
-                item,
-                quantity,
-            } => (op_id, GameOp::Purchase { item, quantity }),
-            SealedRequest::Feed { op_id, fish } => (op_id, GameOp::Feed { fish }),
-            SealedRequest::Sell { op_id, fish } => (op_id, GameOp::Sell { fish }),
-            SealedRequest::Gift { op_id, to, coins } => (op_id, GameOp::Gift { to, coins }),
-            _ => continue,
-        };
-        let Some(player) = door.net().session(r.client).map(|s| s.player_id) else {
+    for (client, id, op_id, op) in calls.drain() {
+        let Some(player) = door.net().session(client).map(|s| s.player_id) else {
             continue;
         };
         let Some(catalog) = shop.catalog() else {
-            door.net().respond_sealed(
-                r.client,
-                r.id,
+            reply_op(
+                door.net(),
+                (client, id),
+                op,
                 Err(RemoteError::Rejected("the shop is closed".into())),
             );
             continue;
@@ -194,7 +244,7 @@ fn answer_game_ops(
             ))
         };
         if door.profiles().profile(player).is_none() {
-            door.net().respond_sealed(r.client, r.id, loading());
+            reply_op(door.net(), (client, id), op, loading());
             continue;
         }
         let last = game.last_op.entry(player).or_default();
@@ -241,7 +291,7 @@ fn answer_game_ops(
                     let last_op = game.last_op(to);
                     receive_gift(&mut door, (player, to, coins), last_op);
                 }
-                Ok(SealedResponse::Applied { op_id, state })
+                Ok(Applied { op_id, state })
             }
             Err(why) => {
                 if let (
@@ -252,7 +302,7 @@ fn answer_game_ops(
                     suspicious.write(SuspiciousActivity {
                         client: None,
                         player: Some(player),
-                        kind: Suspicion::Overspend,
+                        kind: OVERSPEND,
                         detail: format!(
                             "asked to buy {quantity} x {item:?} for {price} with {balance} coins"
                         ),
@@ -261,7 +311,7 @@ fn answer_game_ops(
                 Err(RemoteError::Rejected(why.to_string()))
             }
         };
-        door.net().respond_sealed(r.client, r.id, result);
+        reply_op(door.net(), (client, id), op, result);
     }
 }
 
@@ -293,16 +343,14 @@ fn receive_gift(door: &mut door::ProfileDoor, (from, to, coins): (u64, u64, i64)
 
 /// Another player's aquarium, read-only: only players online now can be visited.
 fn answer_visits(
-    mut requests: MessageReader<SealedRequestReceived>,
+    mut requests: MessageReader<Call<VisitCall>>,
     mut net: ResMut<ServerNet>,
     profiles: Res<DataStoreState>,
 ) {
     for r in requests.read() {
-        let SealedRequest::Visit { player } = r.body else {
-            continue;
-        };
+        let player = r.request.player;
         let answer = match profiles.profile(player) {
-            Some(live) => Ok(SealedResponse::Visit {
+            Some(live) => Ok(Visited {
                 player,
                 name: net
                     .session(live.client)
@@ -313,7 +361,7 @@ fn answer_visits(
                 EconomyError::NotOnline(player).to_string(),
             )),
         };
-        net.respond_sealed(r.client, r.id, answer);
+        net.reply(r, answer);
     }
 }
 
@@ -345,7 +393,7 @@ fn step_economy(
     let hunger: f64 = config.get("game.hungerPerMinute").unwrap_or(0.0);
     if push {
         let board = leaderboard(&profiles, &net, 10);
-        net.broadcast(crate::protocol::ServerEvent::Leaderboard(board));
+        net.broadcast(&LeaderboardEvent(board));
     }
     for player in profiles.players().collect::<Vec<_>>() {
         let has_fish = profiles
@@ -365,13 +413,13 @@ fn step_economy(
             suspicious.write(SuspiciousActivity {
                 client: None,
                 player: Some(player),
-                kind: Suspicion::ImpossibleIncome,
+                kind: IMPOSSIBLE_INCOME,
                 detail,
             });
         }
         if push && let Some(live) = profiles.profile(player) {
             let state = predict::state_of(&live.profile, game.last_op(player));
-            net.send_sealed_event(live.client, SealedServerEvent::State(state));
+            net.send(live.client, &StateUpdate(state));
         }
     }
 }
@@ -417,6 +465,21 @@ pub struct Prediction {
     calls: HashMap<RequestId, u64>,
 }
 
+/// The answer to one of the client's operations, whichever call it was.
+fn op_answers<'a>(
+    purchases: &'a mut MessageReader<Answer<Purchase>>,
+    sells: &'a mut MessageReader<Answer<Sell>>,
+    feeds: &'a mut MessageReader<Answer<Feed>>,
+    gifts: &'a mut MessageReader<Answer<Gift>>,
+) -> Vec<(RequestId, Result<Applied, RemoteError>)> {
+    let mut all = Vec::new();
+    all.extend(purchases.read().map(|a| (a.id, a.result.clone())));
+    all.extend(sells.read().map(|a| (a.id, a.result.clone())));
+    all.extend(feeds.read().map(|a| (a.id, a.result.clone())));
+    all.extend(gifts.read().map(|a| (a.id, a.result.clone())));
+    all
+}
+
 impl Prediction {
     /// Predicts `op` and sends it sealed; refused at once (with the reason) if it cannot apply.
     pub fn send(
@@ -427,17 +490,19 @@ impl Prediction {
         now: Duration,
     ) -> Result<u64, String> {
         let op_id = self.predictor.predict(op, catalog)?;
-        let body = match op {
-            GameOp::Purchase { item, quantity } => SealedRequest::Purchase {
-                op_id,
-                item,
-                quantity,
-            },
-            GameOp::Feed { fish } => SealedRequest::Feed { op_id, fish },
-            GameOp::Sell { fish } => SealedRequest::Sell { op_id, fish },
-            GameOp::Gift { to, coins } => SealedRequest::Gift { op_id, to, coins },
+        let id = match op {
+            GameOp::Purchase { item, quantity } => net.call(
+                &Purchase {
+                    op_id,
+                    item,
+                    quantity,
+                },
+                now,
+            ),
+            GameOp::Feed { fish } => net.call(&Feed { op_id, fish }, now),
+            GameOp::Sell { fish } => net.call(&Sell { op_id, fish }, now),
+            GameOp::Gift { to, coins } => net.call(&Gift { op_id, to, coins }, now),
         };
-        let id = net.call_sealed(body, now);
         self.calls.insert(id, op_id);
         Ok(op_id)
     }
@@ -471,13 +536,13 @@ impl Plugin for GameClientPlugin {
 pub struct Visit {
     asked: Option<(RequestId, u64)>,
     /// Whose aquarium is shown (player id, name, state); `None`: the player's own.
-    pub showing: Option<(u64, String, crate::protocol::PlayerState)>,
+    pub showing: Option<(u64, String, PlayerState)>,
 }
 
 impl Visit {
     /// Asks the server for `player`'s aquarium.
     pub fn request(&mut self, net: &mut ClientNet, player: u64, now: Duration) {
-        let id = net.call_sealed(SealedRequest::Visit { player }, now);
+        let id = net.call(&VisitCall { player }, now);
         self.asked = Some((id, player));
     }
 
@@ -492,7 +557,7 @@ impl Visit {
 fn receive_visit(
     mut visit: ResMut<Visit>,
     mut prediction: ResMut<Prediction>,
-    mut answers: MessageReader<SealedRpcCompleted>,
+    mut answers: MessageReader<Answer<VisitCall>>,
 ) {
     for a in answers.read() {
         if visit.asked.map(|(id, _)| id) != Some(a.id) {
@@ -500,14 +565,11 @@ fn receive_visit(
         }
         visit.asked = None;
         match &a.result {
-            Ok(SealedResponse::Visit {
+            Ok(Visited {
                 player,
                 name,
                 state,
             }) => visit.showing = Some((*player, name.clone(), state.clone())),
-            Ok(other) => prediction
-                .predictor
-                .refuse(0, format!("visit: unexpected answer {other:?}")),
             Err(e) => prediction
                 .predictor
                 .refuse(0, format!("visit refused: {e}")),
@@ -520,41 +582,37 @@ fn receive_visit(
 pub struct Leaderboard(pub Vec<(u64, String, i64)>);
 
 fn receive_leaderboard(
-    mut events: MessageReader<crate::transport::ServerEventReceived>,
+    mut events: MessageReader<FromServer<LeaderboardEvent>>,
     mut board: ResMut<Leaderboard>,
 ) {
-    for e in events.read() {
-        if let crate::protocol::ServerEvent::Leaderboard(rows) = &e.0 {
-            board.0.clone_from(rows);
-        }
+    for FromServer(LeaderboardEvent(rows)) in events.read() {
+        board.0.clone_from(rows);
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn reconcile_prediction(
     mut prediction: ResMut<Prediction>,
     shop: Res<Shop>,
-    mut events: MessageReader<SealedEventReceived>,
-    mut answers: MessageReader<SealedRpcCompleted>,
+    mut events: MessageReader<FromServer<StateUpdate>>,
+    mut purchases: MessageReader<Answer<Purchase>>,
+    mut sells: MessageReader<Answer<Sell>>,
+    mut feeds: MessageReader<Answer<Feed>>,
+    mut gifts: MessageReader<Answer<Gift>>,
 ) {
     let Some(catalog) = shop.catalog() else {
         return;
     };
-    for SealedEventReceived(e) in events.read() {
-        let SealedServerEvent::State(state) = e;
+    for FromServer(StateUpdate(state)) in events.read() {
         prediction.predictor.on_state(state.clone(), catalog);
     }
-    for a in answers.read() {
-        let Some(op_id) = prediction.calls.remove(&a.id) else {
+    for (id, result) in op_answers(&mut purchases, &mut sells, &mut feeds, &mut gifts) {
+        let Some(op_id) = prediction.calls.remove(&id) else {
             continue;
         };
-        match &a.result {
-            Ok(SealedResponse::Applied { state, .. }) => {
+        match &result {
+            Ok(Applied { state, .. }) => {
                 prediction.predictor.on_state(state.clone(), catalog);
-            }
-            Ok(other) => {
-                prediction
-                    .predictor
-                    .on_rejected(op_id, format!("unexpected answer {other:?}"));
             }
             Err(e) => {
                 warn!(op_id, "the server refused an operation: {e}");

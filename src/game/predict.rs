@@ -6,8 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::economy::{self, Catalog, EconomyError};
+use super::protocol::{FishState, PlayerState, ShopItem};
 use crate::datastore::{Fish, Profile};
-use crate::protocol::{FishState, PlayerState, ShopItem};
 
 /// A game operation the client predicts.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

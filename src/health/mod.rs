@@ -3,7 +3,7 @@
 //!
 //! Every plugin registers itself with the registry in its own `build` (name, version,
 //! dependencies, health check, figures, rules); this plugin names no subsystem. Checks run every
-//! `health.checkInterval` and on demand ([`HealthCheckRequested`], from the `Health` admin
+//! `health.checkInterval` and on demand (a `Call<Health>`, the `Health` admin
 //! command). Figures go through the `metrics` facade into a Prometheus recorder
 //! (`metrics-exporter-prometheus`, without its own HTTP stack), each with its help text; the
 //! dedicated server serves `/health` (JSON, 200 or 503) and `/metrics` (Prometheus text) on
@@ -23,7 +23,8 @@ use crate::integration::{
     ApplyTransition, Figure, FigureKind, HealthStatus, Integration, IntegrationRegistry,
     OptimisationRule, Transition, register,
 };
-use crate::protocol::{RequestId, SealedResponse};
+use crate::protocol::builtin::{Health, HealthReport};
+use crate::transport::Call;
 use crate::transport::ServerNet;
 
 /// What the HTTP thread serves, refreshed by the App every second.
@@ -151,15 +152,6 @@ impl Metrics {
     }
 }
 
-/// An admin asked for a health check now.
-#[derive(Message, Debug, Clone)]
-pub struct HealthCheckRequested {
-    /// The client.
-    pub client: u64,
-    /// Its request.
-    pub id: RequestId,
-}
-
 #[derive(Resource, Default)]
 struct Clocks {
     last_check: Duration,
@@ -201,7 +193,6 @@ impl Plugin for HealthPlugin {
         );
         app.init_resource::<Metrics>()
             .init_resource::<Clocks>()
-            .add_message::<HealthCheckRequested>()
             .add_systems(
                 Last,
                 (run_checks, publish, performance_report)
@@ -262,8 +253,8 @@ fn run_checks(world: &mut World) {
         .get_resource::<Config>()
         .and_then(|c| c.get::<Duration>("health.checkInterval").ok())
         .unwrap_or(Duration::from_secs(10));
-    let requests: Vec<HealthCheckRequested> = world
-        .get_resource_mut::<Messages<HealthCheckRequested>>()
+    let requests: Vec<Call<Health>> = world
+        .get_resource_mut::<Messages<Call<Health>>>()
         .map(|mut m| m.drain().collect())
         .unwrap_or_default();
     let due = now.saturating_sub(world.resource::<Clocks>().last_check) >= every;
@@ -285,10 +276,9 @@ fn run_checks(world: &mut World) {
     }
     if let Some(mut net) = world.get_resource_mut::<ServerNet>() {
         for r in &requests {
-            net.respond_sealed(
-                r.client,
-                r.id,
-                Ok(SealedResponse::Health {
+            net.reply(
+                r,
+                Ok(HealthReport {
                     overall: report.overall.name().into(),
                     systems: report
                         .systems

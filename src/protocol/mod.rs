@@ -1,31 +1,46 @@
-//! Every wire type lives here: the message enums, their channels, and the codec.
+//! The wire: framing enums, the codec, the typed-remote registry ([`remote`]) and the
+//! framework's own messages ([`builtin`]).
 //!
-//! Messages are serde types encoded with bincode 2 (standard config) under a decode size limit.
-//! The protocol version is folded into netcode's protocol id, so a build speaking another version
-//! cannot complete the handshake; the client compares the id in its token with its own first and
-//! says so clearly.
+//! Every message is a serde type encoded with bincode 2 (standard config) under a decode size
+//! limit. Games declare their own message types ([`Remote`], [`RemoteFunction`]); on the wire a
+//! message is its kind (a hash of its name) and its encoded bytes. The protocol version and the
+//! fingerprint of the registered message set are folded into netcode's protocol id, so a build
+//! speaking another version, or registering another set of messages, cannot complete the
+//! handshake; the client compares the id in its token with its own first and says which.
+
+pub mod builtin;
+pub mod remote;
 
 use serde::{Deserialize, Serialize};
 
-/// Version of the wire protocol. Bump it on any incompatible change to a wire type or to the
-/// framing (version 2: several renet packets per datagram, see `transport::wire`).
-pub const PROTOCOL_VERSION: u16 = 2;
+pub use remote::{
+    AnyMessage, DecodeRefusal, Delivery, RegistrationError, Remote, RemoteEntry, RemoteFunction,
+    RemoteShape, RemoteTable, decode_response, kind_of,
+};
 
-/// `"BLXQ"` in the top 32 bits marks our protocol ids; the low 16 bits carry the version.
-const PROTOCOL_MAGIC: u64 = 0x424C_5851_0000_0000;
+/// Version of the wire framing. Bump it on any incompatible change to the framing enums below
+/// (version 2: several renet packets per datagram, see `transport::wire`; version 3: typed
+/// remotes, a message is its kind and its bytes).
+pub const PROTOCOL_VERSION: u16 = 3;
 
-/// netcode protocol id of this build.
-pub const PROTOCOL_ID: u64 = protocol_id_for(PROTOCOL_VERSION);
+/// `"BQ"` in the top 16 bits marks our protocol ids; bits 16..48 carry the fingerprint of the
+/// registered message set, the low 16 bits the version.
+const PROTOCOL_MAGIC: u64 = 0x4251_0000_0000_0000;
 
-/// The netcode protocol id for a protocol version.
-pub const fn protocol_id_for(version: u16) -> u64 {
-    PROTOCOL_MAGIC | version as u64
+/// The netcode protocol id for a framing version and a message-set fingerprint.
+pub const fn protocol_id_for(version: u16, fingerprint: u32) -> u64 {
+    PROTOCOL_MAGIC | (fingerprint as u64) << 16 | version as u64
 }
 
-/// The protocol version inside a netcode protocol id, if the id is one of ours.
+/// The framing version inside a netcode protocol id, if the id is one of ours.
 pub fn protocol_version_of(protocol_id: u64) -> Option<u16> {
-    (protocol_id & 0xFFFF_FFFF_0000_0000 == PROTOCOL_MAGIC && protocol_id & 0xFFFF_0000 == 0)
-        .then_some((protocol_id & 0xFFFF) as u16)
+    (protocol_id & 0xFFFF_0000_0000_0000 == PROTOCOL_MAGIC).then_some((protocol_id & 0xFFFF) as u16)
+}
+
+/// The message-set fingerprint inside a netcode protocol id, if the id is one of ours.
+pub fn protocol_fingerprint_of(protocol_id: u64) -> Option<u32> {
+    (protocol_id & 0xFFFF_0000_0000_0000 == PROTOCOL_MAGIC)
+        .then_some(((protocol_id >> 16) & 0xFFFF_FFFF) as u32)
 }
 
 /// Largest encoded message accepted by [`decode`] (bytes). Larger input is refused before any
@@ -151,291 +166,45 @@ pub struct Sealed {
 /// Client → server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ClientMessage {
-    /// A one-way remote event.
-    Event(ClientEvent),
-    /// A remote function call.
+    /// A one-way remote event of a registered kind.
+    Event {
+        /// [`Remote::KIND`].
+        kind: u32,
+        /// The encoded value.
+        payload: Vec<u8>,
+    },
+    /// A remote function call of a registered kind.
     Request {
         /// Echoed in the response.
         id: RequestId,
-        /// What is asked.
-        body: ClientRequest,
+        /// [`Remote::KIND`].
+        kind: u32,
+        /// The encoded request.
+        payload: Vec<u8>,
     },
-    /// A sensitive message ([`SealedClientMessage`]) in an envelope.
+    /// A sealed message ([`SealedClientMessage`]) in an envelope.
     Sealed(Sealed),
 }
 
-/// One-way events a client sends.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum ClientEvent {
-    /// Liveness and clock sample: the client's wall clock in ms since the Unix epoch.
-    Heartbeat {
-        /// Client time.
-        client_time_ms: u64,
-    },
-    /// A chat line.
-    Chat {
-        /// The text (at most [`MAX_CHAT_CHARS`] characters).
-        text: String,
-    },
-}
-
-/// Longest chat line.
-pub const MAX_CHAT_CHARS: usize = 200;
-/// Largest echo payload.
-pub const MAX_ECHO_BYTES: usize = 16 * 1024;
-
-/// Remote functions a client may call.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum ClientRequest {
-    /// Returns the payload (diagnostics and load tests).
-    Echo {
-        /// At most [`MAX_ECHO_BYTES`].
-        payload: Vec<u8>,
-    },
-    /// Ask to change a Shared configuration value (needs `config.write.shared`).
-    SetConfig {
-        /// Dotted key path.
-        path: String,
-        /// The new value.
-        value: ConfigValue,
-    },
-    /// The server's own figures (tick time, memory, clients); tick percentiles over the most
-    /// recent `recent_ticks` ticks (0: all kept).
-    ServerStats {
-        /// How many recent ticks the percentiles cover.
-        recent_ticks: u32,
-    },
-}
-
-/// Sensitive client messages: only ever sent inside an envelope.
+/// What a client's envelope holds: the same shapes as [`ClientMessage`], for sealed kinds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum SealedClientMessage {
-    /// A remote function call whose request and response travel sealed.
+    /// A sealed one-way event.
+    Event {
+        /// [`Remote::KIND`].
+        kind: u32,
+        /// The encoded value.
+        payload: Vec<u8>,
+    },
+    /// A sealed remote function call; its answer travels sealed.
     Request {
         /// Echoed in the sealed response.
         id: RequestId,
-        /// What is asked.
-        body: SealedRequest,
-    },
-}
-
-/// Sensitive remote functions.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum SealedRequest {
-    /// Returns the payload sealed (checks the envelope end to end).
-    SecureEcho {
-        /// At most [`MAX_ECHO_BYTES`].
+        /// [`Remote::KIND`].
+        kind: u32,
+        /// The encoded request.
         payload: Vec<u8>,
     },
-    /// Buy from the shop with coins.
-    Purchase {
-        /// The client's id for this operation (for its prediction).
-        op_id: u64,
-        /// What.
-        item: ShopItem,
-        /// How many (1..=[`MAX_PURCHASE_QUANTITY`]; tank upgrades: 1).
-        quantity: u32,
-    },
-    /// Sell one fish for `game.sellRefund` of its price.
-    Sell {
-        /// The client's id for this operation (for its prediction).
-        op_id: u64,
-        /// The fish.
-        fish: u64,
-    },
-    /// Feed fish (hunger back to 0).
-    Feed {
-        /// The client's id for this operation (for its prediction).
-        op_id: u64,
-        /// One fish, or every fish (`None`).
-        fish: Option<u64>,
-    },
-    /// Give coins to another player who is online now.
-    Gift {
-        /// The client's id for this operation (for its prediction).
-        op_id: u64,
-        /// The recipient's player id.
-        to: u64,
-        /// Coins, 1..=[`MAX_GIFT`].
-        coins: i64,
-    },
-    /// Look at another online player's aquarium (read-only).
-    Visit {
-        /// Whose.
-        player: u64,
-    },
-    /// An administrative command; each needs its own permission (see [`AdminCommand::permission`]).
-    Admin(AdminCommand),
-}
-
-/// A player's own game state as the server holds it (authoritative), with the last of the
-/// client's operations it reflects.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PlayerState {
-    /// Coins.
-    pub coins: i64,
-    /// Tank level 1..=5.
-    pub tank_level: u8,
-    /// The fish: id, species, hunger.
-    pub fish: Vec<FishState>,
-    /// Decorations in the tank, by kind, in the order they were bought.
-    #[serde(default)]
-    pub decorations: Vec<u8>,
-    /// The last client operation id applied (0: none yet this session).
-    pub last_op: u64,
-}
-
-/// One fish as the client sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FishState {
-    /// Unique within the profile.
-    pub id: u64,
-    /// Species index.
-    pub species: u8,
-    /// 0 (fed) .. 100 (starving).
-    pub hunger: f32,
-}
-
-/// Most items of one kind bought in one purchase.
-pub const MAX_PURCHASE_QUANTITY: u32 = 20;
-/// Most fish species the protocol can name.
-pub const MAX_SPECIES: u8 = 32;
-
-/// Decoration kinds the protocol allows (the catalog may sell fewer).
-pub const MAX_DECORATION_KINDS: u8 = 16;
-
-/// The largest gift, in coins.
-pub const MAX_GIFT: i64 = 1_000_000;
-/// Longest reason text in an admin command.
-pub const MAX_REASON_CHARS: usize = 200;
-/// Longest ban (seconds): a year.
-pub const MAX_BAN_SECONDS: u64 = 365 * 24 * 3600;
-/// Largest coin grant (either sign).
-pub const MAX_GRANT: i64 = 1_000_000_000;
-
-/// Something the shop sells.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ShopItem {
-    /// A fish of a species (index into `game.fishPrices`).
-    Fish {
-        /// Species index.
-        species: u8,
-    },
-    /// The next tank level.
-    TankUpgrade,
-    /// A decoration (index into `game.decorationPrices`: 0 rock, 1 plant, 2 castle, ...).
-    Decoration {
-        /// Decoration kind.
-        kind: u8,
-    },
-}
-
-/// Administrative remote functions (sealed, permission-gated, audited).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum AdminCommand {
-    /// End a player's session (needs `admin.kick`).
-    Kick {
-        /// The player.
-        player: u64,
-        /// Shown to the player.
-        reason: String,
-    },
-    /// Ban a player for a time and end their session (needs `admin.ban`).
-    Ban {
-        /// The player.
-        player: u64,
-        /// How long (1..=[`MAX_BAN_SECONDS`]).
-        seconds: u64,
-        /// Recorded and shown.
-        reason: String,
-    },
-    /// Lift a ban (needs `admin.ban`).
-    Unban {
-        /// The player.
-        player: u64,
-    },
-    /// Give (or, negative, take) coins; an offline player gets them at next join (needs
-    /// `admin.grant`).
-    GrantCoins {
-        /// The player.
-        player: u64,
-        /// Coins (non-zero, |amount| <= [`MAX_GRANT`]).
-        amount: i64,
-    },
-    /// Assign a role (needs `admin.role`).
-    SetRole {
-        /// The player.
-        player: u64,
-        /// A role defined in `roles.ron`.
-        role: String,
-    },
-    /// Reload the config dir now (needs `admin.config.reload`).
-    ReloadConfig,
-    /// Security figures (needs `admin.stats`).
-    Stats,
-    /// Run every health check now (needs `admin.health`).
-    Health,
-    /// Conflicts waiting for a person (needs `admin.reconcile`).
-    ListConflicts,
-    /// Settle a waiting conflict by taking one side (needs `admin.reconcile`).
-    ResolveConflict {
-        /// Its id from [`AdminCommand::ListConflicts`].
-        id: u64,
-        /// True: the server's in-memory side ("ours"); false: the stored side ("theirs").
-        take_ours: bool,
-    },
-}
-
-/// A conflict waiting for a person, as an admin sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ConflictReport {
-    /// Its id.
-    pub id: u64,
-    /// The record's type ("profile").
-    pub record: String,
-    /// The record's key (the player id).
-    pub key: u64,
-    /// Fields in conflict: path, base, ours, theirs (JSON text).
-    pub fields: Vec<(String, String, String, String)>,
-}
-
-impl AdminCommand {
-    /// The permission the command needs.
-    pub fn permission(&self) -> &'static str {
-        match self {
-            AdminCommand::Kick { .. } => "admin.kick",
-            AdminCommand::Ban { .. } | AdminCommand::Unban { .. } => "admin.ban",
-            AdminCommand::GrantCoins { .. } => "admin.grant",
-            AdminCommand::SetRole { .. } => "admin.role",
-            AdminCommand::ReloadConfig => "admin.config.reload",
-            AdminCommand::Stats => "admin.stats",
-            AdminCommand::Health => "admin.health",
-            AdminCommand::ListConflicts | AdminCommand::ResolveConflict { .. } => "admin.reconcile",
-        }
-    }
-}
-
-/// Security figures, as an admin sees them.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct SecurityStatsReport {
-    /// Messages refused by validation (malformed, oversized, out of range, bad envelope).
-    pub failed_validations: u64,
-    /// Messages over a rate limit.
-    pub rate_limited: u64,
-    /// Connection attempts refused by the per-address limit.
-    pub connect_attempts_refused: u64,
-    /// Strikes counted.
-    pub strikes: u64,
-    /// Kicks (strikes, admins, expiry).
-    pub kicks: u64,
-    /// Bans imposed.
-    pub bans: u64,
-    /// Bans in force now.
-    pub active_bans: u64,
-    /// Permission checks refused.
-    pub denied_permissions: u64,
-    /// Suspicious events by kind.
-    pub suspicious: Vec<(String, u64)>,
 }
 
 /// Server → client.
@@ -450,16 +219,21 @@ pub enum ServerMessage {
         /// The name from the token, as the server knows it.
         display_name: String,
     },
-    /// A one-way remote event.
-    Event(ServerEvent),
-    /// The answer to a [`ClientMessage::Request`].
+    /// A one-way remote event of a registered kind.
+    Event {
+        /// [`Remote::KIND`].
+        kind: u32,
+        /// The encoded value.
+        payload: Vec<u8>,
+    },
+    /// The answer to a [`ClientMessage::Request`]: the encoded response, or why there is none.
     Response {
         /// The request's id.
         id: RequestId,
         /// The result.
-        result: Result<ServerResponse, RemoteError>,
+        result: Result<Vec<u8>, RemoteError>,
     },
-    /// A sensitive message ([`SealedServerMessage`]) in an envelope.
+    /// A sealed message ([`SealedServerMessage`]) in an envelope.
     Sealed(Sealed),
     /// A server-signed blob (asset manifest, config snapshot) with its detached HMAC-SHA256
     /// signature under the session's signing key; the client verifies before use.
@@ -478,124 +252,48 @@ pub enum ServerMessage {
     },
 }
 
-/// One-way events the server sends.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum ServerEvent {
-    /// A chat line from a player.
-    Chat {
-        /// Who said it.
-        from: String,
-        /// What was said.
-        text: String,
-    },
-    /// An announcement to everyone.
-    Notice {
-        /// The text.
-        text: String,
-    },
-    /// The richest players on this server now: player id, name and coins, richest first.
-    Leaderboard(Vec<(u64, String, i64)>),
-}
-
-/// Answers to [`ClientRequest`]s.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum ServerResponse {
-    /// The echoed payload.
-    Echo {
-        /// Same bytes as sent.
-        payload: Vec<u8>,
-    },
-    /// The server's figures.
-    ServerStats(ServerStatsReport),
-    /// A config change was applied; the new version.
-    ConfigSet {
-        /// Config version after the change.
-        version: u64,
-    },
-}
-
-/// The server's own figures, for the load test and operators.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ServerStatsReport {
-    /// Clients connected now.
-    pub clients: u32,
-    /// Tick time, median, ms.
-    pub tick_p50_ms: f64,
-    /// Tick time, 99th percentile, ms.
-    pub tick_p99_ms: f64,
-    /// Ticks measured.
-    pub ticks: u64,
-    /// Resident set size, MiB.
-    pub rss_mb: f64,
-    /// Messages received since start.
-    pub messages_in: u64,
-    /// Messages rejected or dropped since start.
-    pub rejected: u64,
-    /// CPU time the server process used since start, all threads, seconds.
-    pub cpu_seconds: f64,
-}
-
-/// Sensitive server messages: only ever sent inside an envelope.
+/// What a server's envelope holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum SealedServerMessage {
     /// The answer to a [`SealedClientMessage::Request`].
     Response {
         /// The request's id.
         id: RequestId,
-        /// The result.
-        result: Result<SealedResponse, RemoteError>,
+        /// The encoded response, or why there is none.
+        result: Result<Vec<u8>, RemoteError>,
     },
-    /// A server-initiated sensitive event.
-    Event(SealedServerEvent),
-}
-
-/// Sensitive one-way events from the server.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum SealedServerEvent {
-    /// The player's authoritative game state (at join, after changes, and periodically).
-    State(PlayerState),
-}
-
-/// Answers to [`SealedRequest`]s.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum SealedResponse {
-    /// Another player's aquarium, read-only (the answer to [`SealedRequest::Visit`]).
-    Visit {
-        /// Whose.
-        player: u64,
-        /// Their display name.
-        name: String,
-        /// Their tank, fish and decorations (coins included: the leaderboard shows them).
-        state: PlayerState,
-    },
-    /// The echoed payload.
-    SecureEcho {
-        /// Same bytes as sent.
+    /// A sealed one-way event.
+    Event {
+        /// [`Remote::KIND`].
+        kind: u32,
+        /// The encoded value.
         payload: Vec<u8>,
     },
-    /// A game operation (purchase, feeding) went through; the authoritative state after it.
-    Applied {
-        /// The client's operation id.
-        op_id: u64,
-        /// The state after it.
-        state: PlayerState,
-    },
-    /// The answer to [`AdminCommand::Health`].
-    Health {
-        /// healthy, degraded or unhealthy.
-        overall: String,
-        /// Each system: name, status, reason.
-        systems: Vec<(String, String, String)>,
-    },
-    /// The answer to [`AdminCommand::ListConflicts`].
-    Conflicts(Vec<ConflictReport>),
-    /// An admin command was carried out.
-    AdminDone {
-        /// What was done.
-        detail: String,
-    },
-    /// The answer to [`AdminCommand::Stats`].
-    SecurityStats(SecurityStatsReport),
+}
+
+impl ClientMessage {
+    /// A short stable name for statistics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ClientMessage::Event { .. } => "event",
+            ClientMessage::Request { .. } => "request",
+            ClientMessage::Sealed(_) => "sealed",
+        }
+    }
+}
+
+impl ServerMessage {
+    /// A short stable name for statistics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ServerMessage::Welcome { .. } => "welcome",
+            ServerMessage::Event { .. } => "event",
+            ServerMessage::Response { .. } => "response",
+            ServerMessage::Sealed(_) => "sealed",
+            ServerMessage::Signed { .. } => "signed",
+            ServerMessage::Kicked { .. } => "kicked",
+        }
+    }
 }
 
 /// Why a remote function failed, as the caller sees it.
@@ -610,64 +308,9 @@ pub enum RemoteError {
     /// The connection ended before an answer came.
     #[error("disconnected before an answer")]
     Disconnected,
-}
-
-/// A message that knows its channel. Each kind has a fixed channel.
-pub trait Channeled {
-    /// The renet channel this message travels on.
-    fn channel(&self) -> u8;
-    /// A short stable name for statistics.
-    fn kind(&self) -> &'static str;
-}
-
-impl Channeled for ClientMessage {
-    fn channel(&self) -> u8 {
-        match self {
-            ClientMessage::Event(ClientEvent::Heartbeat { .. }) => channel::UNRELIABLE,
-            ClientMessage::Event(_) => channel::RELIABLE_UNORDERED,
-            ClientMessage::Request { .. } | ClientMessage::Sealed(_) => channel::RELIABLE_ORDERED,
-        }
-    }
-
-    fn kind(&self) -> &'static str {
-        match self {
-            ClientMessage::Event(ClientEvent::Heartbeat { .. }) => "heartbeat",
-            ClientMessage::Event(ClientEvent::Chat { .. }) => "chat",
-            ClientMessage::Request {
-                body: ClientRequest::Echo { .. },
-                ..
-            } => "echo",
-            ClientMessage::Request {
-                body: ClientRequest::ServerStats { .. },
-                ..
-            } => "server_stats",
-            ClientMessage::Request {
-                body: ClientRequest::SetConfig { .. },
-                ..
-            } => "set_config",
-            ClientMessage::Sealed(_) => "sealed",
-        }
-    }
-}
-
-impl Channeled for ServerMessage {
-    fn channel(&self) -> u8 {
-        match self {
-            ServerMessage::Event(_) => channel::RELIABLE_UNORDERED,
-            _ => channel::RELIABLE_ORDERED,
-        }
-    }
-
-    fn kind(&self) -> &'static str {
-        match self {
-            ServerMessage::Welcome { .. } => "welcome",
-            ServerMessage::Event(_) => "event",
-            ServerMessage::Response { .. } => "response",
-            ServerMessage::Sealed(_) => "sealed",
-            ServerMessage::Signed { .. } => "signed",
-            ServerMessage::Kicked { .. } => "kicked",
-        }
-    }
+    /// The answer did not decode as the function's response type.
+    #[error("malformed answer: {0}")]
+    Malformed(String),
 }
 
 /// Decoding failures. None of them panics; all of them are counted by the transport.
@@ -714,121 +357,21 @@ pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, CodecErro
     Ok(msg)
 }
 
-/// Validation beside the types: limits a well-formed message must also respect.
-pub fn validate_client_message(msg: &ClientMessage) -> Result<(), String> {
-    match msg {
-        ClientMessage::Event(ClientEvent::Chat { text })
-            if text.chars().count() > MAX_CHAT_CHARS =>
-        {
-            Err(format!("chat line over {MAX_CHAT_CHARS} characters"))
-        }
-        ClientMessage::Request {
-            body: ClientRequest::Echo { payload },
-            ..
-        } if payload.len() > MAX_ECHO_BYTES => {
-            Err(format!("echo payload over {MAX_ECHO_BYTES} bytes"))
-        }
-        ClientMessage::Request {
-            body: ClientRequest::SetConfig { path, .. },
-            ..
-        } if path.len() > 128 => Err("config key path over 128 bytes".into()),
-        _ => Ok(()),
-    }
-}
-
-/// Checks a sealed request's fields (after the envelope opened): the validator of
-/// [`SealedRequest`], as [`validate_client_message`] is of [`ClientMessage`].
-pub fn validate_sealed_request(req: &SealedRequest) -> Result<(), String> {
-    let reason_ok = |r: &str| {
-        if r.chars().count() > MAX_REASON_CHARS {
-            Err(format!("reason over {MAX_REASON_CHARS} characters"))
-        } else {
-            Ok(())
-        }
-    };
-    match req {
-        SealedRequest::SecureEcho { payload } if payload.len() > MAX_ECHO_BYTES => {
-            Err(format!("sealed echo payload over {MAX_ECHO_BYTES} bytes"))
-        }
-        SealedRequest::SecureEcho { .. }
-        | SealedRequest::Feed { .. }
-        | SealedRequest::Sell { .. }
-        | SealedRequest::Visit { .. } => Ok(()),
-        SealedRequest::Gift { coins, to, .. } => {
-            if !(1..=MAX_GIFT).contains(coins) {
-                Err(format!("a gift of {coins} coins is not 1..={MAX_GIFT}"))
-            } else if *to == 0 {
-                Err("a gift needs a recipient".into())
-            } else {
-                Ok(())
-            }
-        }
-        SealedRequest::Purchase { item, quantity, .. } => {
-            if !(1..=MAX_PURCHASE_QUANTITY).contains(quantity) {
-                return Err(format!(
-                    "quantity {quantity} is not 1..={MAX_PURCHASE_QUANTITY}"
-                ));
-            }
-            match item {
-                ShopItem::Fish { species } if *species >= MAX_SPECIES => {
-                    Err(format!("species {species} is not 0..{MAX_SPECIES}"))
-                }
-                ShopItem::TankUpgrade if *quantity != 1 => {
-                    Err("a tank upgrade is bought one level at a time".into())
-                }
-                ShopItem::Decoration { kind } if *kind >= MAX_DECORATION_KINDS => Err(format!(
-                    "decoration {kind} is not 0..{MAX_DECORATION_KINDS}"
-                )),
-                _ => Ok(()),
-            }
-        }
-        SealedRequest::Admin(cmd) => match cmd {
-            AdminCommand::Kick { reason, .. } => reason_ok(reason),
-            AdminCommand::Ban {
-                seconds, reason, ..
-            } => {
-                if !(1..=MAX_BAN_SECONDS).contains(seconds) {
-                    return Err(format!("ban of {seconds} s is not 1..={MAX_BAN_SECONDS}"));
-                }
-                reason_ok(reason)
-            }
-            AdminCommand::GrantCoins { amount, .. }
-                if *amount == 0 || amount.unsigned_abs() > MAX_GRANT as u64 =>
-            {
-                Err(format!(
-                    "grant of {amount} is not non-zero within ±{MAX_GRANT}"
-                ))
-            }
-            AdminCommand::SetRole { role, .. }
-                if role.is_empty()
-                    || role.len() > 32
-                    || !role.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
-            {
-                Err("role names are 1-32 letters, digits or '_'".into())
-            }
-            _ => Ok(()),
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn round_trip_every_kind() {
+    fn round_trip_every_shape() {
         let msgs = vec![
-            ClientMessage::Event(ClientEvent::Heartbeat { client_time_ms: 5 }),
-            ClientMessage::Event(ClientEvent::Chat { text: "hi".into() }),
-            ClientMessage::Request {
-                id: 7,
-                body: ClientRequest::Echo {
-                    payload: vec![1, 2, 3],
-                },
+            ClientMessage::Event {
+                kind: 5,
+                payload: vec![1, 2],
             },
             ClientMessage::Request {
-                id: 8,
-                body: ClientRequest::ServerStats { recent_ticks: 0 },
+                id: 7,
+                kind: 9,
+                payload: vec![1, 2, 3],
             },
             ClientMessage::Sealed(Sealed {
                 epoch: 1,
@@ -852,9 +395,10 @@ mod tests {
             decode::<ClientMessage>(&[0xFF, 0xFF, 0xFF]),
             Err(CodecError::Malformed(_))
         ));
-        let mut bytes = encode(&ClientMessage::Event(ClientEvent::Chat {
-            text: "x".into(),
-        }))
+        let mut bytes = encode(&ClientMessage::Event {
+            kind: 1,
+            payload: b"x".to_vec(),
+        })
         .unwrap();
         bytes.push(0);
         assert!(matches!(
@@ -862,29 +406,17 @@ mod tests {
             Err(CodecError::Trailing(1))
         ));
         // A length prefix that claims far more than the limit must not allocate it.
-        let lie = [3u8, 0xFC, 0xFF, 0xFF, 0xFF, 0x7F];
+        let lie = [0u8, 1, 0xFC, 0xFF, 0xFF, 0xFF, 0x7F];
         assert!(decode::<ClientMessage>(&lie).is_err());
     }
 
     #[test]
-    fn protocol_id_carries_the_version() {
-        assert_eq!(protocol_version_of(PROTOCOL_ID), Some(PROTOCOL_VERSION));
-        assert_eq!(protocol_version_of(protocol_id_for(9)), Some(9));
+    fn protocol_id_carries_the_version_and_the_fingerprint() {
+        let id = protocol_id_for(PROTOCOL_VERSION, 0xDEAD_BEEF);
+        assert_eq!(protocol_version_of(id), Some(PROTOCOL_VERSION));
+        assert_eq!(protocol_fingerprint_of(id), Some(0xDEAD_BEEF));
+        assert_eq!(protocol_version_of(protocol_id_for(9, 1)), Some(9));
         assert_eq!(protocol_version_of(12345), None);
-    }
-
-    #[test]
-    fn validation_limits() {
-        let long = "x".repeat(MAX_CHAT_CHARS + 1);
-        assert!(
-            validate_client_message(&ClientMessage::Event(ClientEvent::Chat { text: long }))
-                .is_err()
-        );
-        assert!(
-            validate_client_message(&ClientMessage::Event(ClientEvent::Chat {
-                text: "ok".into()
-            }))
-            .is_ok()
-        );
+        assert_eq!(protocol_fingerprint_of(12345), None);
     }
 }

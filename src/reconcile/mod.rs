@@ -29,7 +29,7 @@ pub use merge::{Conflict, Policy, Resolution, Rule, Strategy, profile_policy, re
 use serde_json::Value;
 
 use crate::config::{Config, ConfigError};
-use crate::protocol::ConflictReport;
+use crate::protocol::builtin::ConflictReport;
 use crate::stages::ServerSystems;
 
 /// A conflict waiting for a person. The three sides are records as JSON (the data store

@@ -1,35 +1,26 @@
-//! Detectors for suspicious activity, as plain types: clock skew. (Impossible income is the
-//! game's `IncomeWatch`; the per-address limit on connection attempts is the transport's
-//! `AddressGate`.)
+//! Detectors for suspicious activity, as plain types: clock skew. (A game raises its own kinds,
+//! such as the aquarium's economy detectors; the per-address limit on connection attempts is the
+//! transport's `AddressGate`.)
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-/// What kind of suspicious activity.
+/// What kind of suspicious activity: a stable name (stats, audit). The framework's kinds are the
+/// constants here; a game declares its own (`Suspicion("overspend")`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Suspicion {
-    /// A purchase costing more than the balance (a client that knows its balance never asks).
-    Overspend,
-    /// Coins rose faster than the player's fish can earn plus what was credited.
-    ImpossibleIncome,
-    /// The client's clock is far from the server's.
-    ClockSkew,
-    /// An address sent connection attempts over the limit.
-    ConnectFlood,
-    /// Envelope, decoding or validation failures reported by the transport.
-    BadInput,
-}
+pub struct Suspicion(pub &'static str);
 
 impl Suspicion {
+    /// The client's clock is far from the server's.
+    pub const CLOCK_SKEW: Self = Self("clock_skew");
+    /// An address sent connection attempts over the limit.
+    pub const CONNECT_FLOOD: Self = Self("connect_flood");
+    /// Envelope, decoding or validation failures reported by the transport.
+    pub const BAD_INPUT: Self = Self("bad_input");
+
     /// Stable name (stats, audit).
     pub fn key(self) -> &'static str {
-        match self {
-            Suspicion::Overspend => "overspend",
-            Suspicion::ImpossibleIncome => "impossible_income",
-            Suspicion::ClockSkew => "clock_skew",
-            Suspicion::ConnectFlood => "connect_flood",
-            Suspicion::BadInput => "bad_input",
-        }
+        self.0
     }
 }
 

@@ -1,18 +1,19 @@
 //! Security (the seed's SecurityFramework), in part: the gate every client message passes, rate
 //! limits, strikes, kicks and temporary bans.
 //!
-//! The gate is structural. The transport only queues decoded, validated messages of clients in
-//! session ([`crate::transport::InboundQueue`]); the only writer of the messages that handlers
-//! read (`ClientEventReceived`, `RequestReceived`, `SealedRequestReceived`) is [`admit`], which
-//! rate-limits each message first. A server without this plugin admits nothing.
+//! The gate is structural. The transport only queues messages of clients in session, decoded and
+//! validated by their registered types ([`crate::transport::InboundQueue`]); the only writer of
+//! what handlers read (`FromClient<T>`, `Call<T>`, through [`crate::transport::Admitted`]) is
+//! [`admit`], which rate-limits each message by its type's class and checks the permission its
+//! value needs. A server without this plugin admits nothing.
 //!
 //! Roles and permissions come from `config/roles.ron`; assignments are kept in
 //! `<data>/roles.json`. A session with no player action for `security.sessionTimeout` is ended.
 //!
-//! Detectors raise [`SuspiciousActivity`]: clock skew in heartbeats here; purchases over the
-//! balance and income above what a player's fish can earn in the game, and connection floods from one
-//! address (the transport's `AddressGate`). Admin commands ([`admin`]) are sealed
-//! remote functions, each behind its own permission, all audited.
+//! Detectors raise [`SuspiciousActivity`]: clock skew in heartbeats here, a game's own detectors
+//! there, and connection floods from one address (the transport's `AddressGate`). Admin commands
+//! ([`admin`]) are sealed remote functions, each behind the permission its type names, all
+//! audited.
 
 mod admin;
 mod audit;
@@ -28,46 +29,20 @@ use std::time::Duration;
 
 use bevy::prelude::*;
 
-pub use admin::AdminCommandAdmitted;
 pub use audit::{AuditKind, AuditLog, AuditQuery, AuditRecord, query as query_audit};
 pub use detect::Suspicion;
-pub use rate_limit::{ActionClass, Limit, RateLimiter};
+pub use rate_limit::{FALLBACK_CLASS, Limit, RateLimiter};
 pub use roles::{DEFAULT_ROLE, RoleBook, RolesError};
 pub use strikes::{StrikeBook, StrikeOutcome};
 
 use crate::config::{Config, ConfigChanged, Side, Tier};
-use crate::protocol::{
-    ClientEvent, ClientRequest, RemoteError, SealedRequest, SecurityStatsReport, SessionId,
-};
+use crate::protocol::builtin::{Heartbeat, SecurityStatsReport};
+use crate::protocol::{RemoteError, SessionId};
 use crate::stages::ServerSystems;
 use crate::transport::{
-    ClientEventReceived, Inbound, InboundQueue, RequestReceived, SealedRequestReceived,
-    SecuritySignalRaised, ServerNet, SessionStarted,
+    Admitted, FromClient, InboundQueue, RemoteRegistry, RemoteSystems, SecuritySignalRaised,
+    ServerNet, SessionStarted,
 };
-
-/// The action class of a message.
-pub fn classify(inbound: &Inbound) -> ActionClass {
-    match inbound {
-        Inbound::Event {
-            event: ClientEvent::Chat { .. },
-            ..
-        } => ActionClass::Chat,
-        Inbound::Event {
-            event: ClientEvent::Heartbeat { .. },
-            ..
-        } => ActionClass::Background,
-        Inbound::Request {
-            body: ClientRequest::SetConfig { .. },
-            ..
-        } => ActionClass::ConfigRequest,
-        Inbound::SealedRequest {
-            body:
-                SealedRequest::Purchase { .. } | SealedRequest::Sell { .. } | SealedRequest::Gift { .. },
-            ..
-        } => ActionClass::Purchase,
-        Inbound::Request { .. } | Inbound::SealedRequest { .. } => ActionClass::Call,
-    }
-}
 
 /// Suspicious activity seen by a detector outside this plugin (the game's economy checks).
 #[derive(Message, Debug, Clone)]
@@ -171,14 +146,14 @@ impl Security {
             .and_then(|b| serde_json::from_slice::<HashMap<u64, String>>(&b).ok())
             .unwrap_or_default();
         let mut limits = Vec::new();
-        for class in [
-            ActionClass::Chat,
-            ActionClass::Purchase,
-            ActionClass::ConfigRequest,
-            ActionClass::Call,
-            ActionClass::Background,
-        ] {
-            let per_second: f64 = config.get(&format!("security.rateLimits.{}", class.key()))?;
+        let classes: Vec<String> = config
+            .schema()
+            .keys()
+            .filter_map(|k| k.spec.path.strip_prefix("security.rateLimits."))
+            .map(str::to_string)
+            .collect();
+        for class in classes {
+            let per_second: f64 = config.get(&format!("security.rateLimits.{class}"))?;
             limits.push((
                 class,
                 Limit {
@@ -409,9 +384,11 @@ impl Plugin for SecurityPlugin {
         crate::integration::register(app, health::INTEGRATION);
         app.add_message::<SuspiciousActivity>()
             .add_message::<ConfigChanged>()
-            .add_message::<AdminCommandAdmitted>()
             .add_message::<AuditEntry>()
-            .add_message::<crate::health::HealthCheckRequested>()
+            .configure_sets(
+                PreUpdate,
+                RemoteSystems::Gate.before(RemoteSystems::Deliver),
+            )
             .add_systems(
                 PreUpdate,
                 (
@@ -422,6 +399,7 @@ impl Plugin for SecurityPlugin {
                     connection_floods,
                 )
                     .chain()
+                    .in_set(RemoteSystems::Gate)
                     .in_set(ServerSystems::Admit),
             )
             .add_systems(
@@ -438,25 +416,23 @@ impl Plugin for SecurityPlugin {
     }
 }
 
-/// Rate-limits every queued message and hands the admitted ones to the handlers.
+/// The security gate: the only way from the transport's queue to handlers. Each decoded message
+/// is rate-limited by its type's class and checked against the permission its value needs; what
+/// passes is admitted and becomes a typed message (`FromClient<T>`, `Call<T>`). A refused call is
+/// answered with the reason; every refusal is a strike.
 #[allow(clippy::too_many_arguments)]
 pub fn admit(
     mut queue: ResMut<InboundQueue>,
     mut security: ResMut<Security>,
     mut net: ResMut<ServerNet>,
+    registry: Res<RemoteRegistry>,
     time: Res<Time<Real>>,
-    mut events: MessageWriter<ClientEventReceived>,
-    mut requests: MessageWriter<RequestReceived>,
-    mut sealed: MessageWriter<SealedRequestReceived>,
+    mut admitted: ResMut<Admitted>,
 ) {
     let inbound = queue.drain();
     let now = time.elapsed();
     for msg in inbound {
-        let client = match &msg {
-            Inbound::Event { client, .. }
-            | Inbound::Request { client, .. }
-            | Inbound::SealedRequest { client, .. } => *client,
-        };
+        let client = msg.client;
         let Some(player) = net.session(client).map(|s| s.player_id) else {
             continue;
         };
@@ -464,54 +440,54 @@ pub fn admit(
             // Already on the way out: dropped without further strikes.
             continue;
         }
-        let class = classify(&msg);
+        let Some(entry) = registry.get(msg.kind) else {
+            continue;
+        };
+        let class = entry.rate_class;
         if !security.limiter.allow(player, class, now) {
-            match &msg {
-                Inbound::Request { id, .. } => {
-                    net.respond(
-                        client,
-                        *id,
-                        Err(RemoteError::Rejected(format!(
-                            "rate limited: {}",
-                            class.key()
-                        ))),
-                    );
-                }
-                Inbound::SealedRequest { id, .. } => {
-                    net.respond_sealed(
-                        client,
-                        *id,
-                        Err(RemoteError::Rejected(format!(
-                            "rate limited: {}",
-                            class.key()
-                        ))),
-                    );
-                }
-                Inbound::Event { .. } => {}
+            if let Some(id) = msg.id {
+                net.respond_raw(
+                    client,
+                    id,
+                    msg.sealed,
+                    Err(RemoteError::Rejected(format!("rate limited: {class}"))),
+                );
             }
             security.strike(
                 &mut net,
                 client,
                 player,
-                &format!("over the {} rate limit", class.key()),
+                &format!("over the {class} rate limit"),
                 now,
             );
             continue;
         }
-        if class != ActionClass::Background {
+        if !entry.background {
             security.last_action.insert(client, now);
         }
-        match msg {
-            Inbound::Event { client, event } => {
-                events.write(ClientEventReceived { client, event });
+        if let Some(permission) = entry.permission(msg.body.as_ref())
+            && !security.has_permission(player, permission)
+        {
+            if let Some(id) = msg.id {
+                net.respond_raw(
+                    client,
+                    id,
+                    msg.sealed,
+                    Err(RemoteError::Rejected(format!(
+                        "permission denied: {permission}"
+                    ))),
+                );
             }
-            Inbound::Request { client, id, body } => {
-                requests.write(RequestReceived { client, id, body });
-            }
-            Inbound::SealedRequest { client, id, body } => {
-                sealed.write(SealedRequestReceived { client, id, body });
-            }
+            security.strike(
+                &mut net,
+                client,
+                player,
+                &format!("{} without {permission}", entry.name),
+                now,
+            );
+            continue;
         }
+        admitted.admit(msg.kind, client, msg.id, msg.body);
     }
 }
 
@@ -617,23 +593,21 @@ fn enforce_bans(
 /// Heartbeats carry the client's wall clock: a clock far from the server's (over
 /// `security.maxClockSkew`) is reported once per session.
 fn clock_skew(
-    mut events: MessageReader<ClientEventReceived>,
+    mut events: MessageReader<FromClient<Heartbeat>>,
     mut security: ResMut<Security>,
     net: Res<ServerNet>,
 ) {
     let server_ms = crate::clock::now_ms();
     let max = security.max_clock_skew;
     for e in events.read() {
-        let ClientEvent::Heartbeat { client_time_ms } = e.event else {
-            continue;
-        };
+        let client_time_ms = e.message.client_time_ms;
         if let Some(skew) = detect::clock_skew(client_time_ms, server_ms, max)
             && security.skew.first(e.client)
         {
             let player = net.session(e.client).map(|s| s.player_id);
             security.suspicious(
                 player,
-                Suspicion::ClockSkew,
+                Suspicion::CLOCK_SKEW,
                 &format!(
                     "client clock is {skew} ms off (limit {} ms)",
                     max.as_millis()
@@ -653,7 +627,7 @@ fn connection_floods(
     for (addr, n) in flooders {
         security.suspicious(
             None,
-            Suspicion::ConnectFlood,
+            Suspicion::CONNECT_FLOOD,
             &format!("{addr}: {n} connection attempts over the per-address limit"),
         );
     }

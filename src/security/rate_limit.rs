@@ -1,64 +1,40 @@
-//! Token buckets per (player, action class).
+//! Token buckets per (player, rate class). A message's class is declared on its type
+//! (`Remote::RATE_CLASS`); each class's rate is `security.rateLimits.<class>`, and a class
+//! without its own key counts against [`FALLBACK_CLASS`]'s rate (in its own bucket).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-/// What kind of action a message is, for rate limiting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ActionClass {
-    /// Chat lines.
-    Chat,
-    /// Purchases and other economy actions.
-    Purchase,
-    /// Config change requests.
-    ConfigRequest,
-    /// Other remote function calls.
-    Call,
-    /// Heartbeats and other background traffic.
-    Background,
-}
+/// The class whose limit applies to classes without their own.
+pub const FALLBACK_CLASS: &str = "call";
 
-impl ActionClass {
-    /// Name as used in `security.rateLimits.<name>`.
-    pub fn key(self) -> &'static str {
-        match self {
-            ActionClass::Chat => "chat",
-            ActionClass::Purchase => "purchase",
-            ActionClass::ConfigRequest => "config",
-            ActionClass::Call => "call",
-            ActionClass::Background => "background",
-        }
-    }
-}
-
-/// One token bucket: `rate` tokens per second, at most `burst` stored.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Bucket {
+struct Bucket {
     tokens: f64,
     last: Duration,
 }
 
-/// A limit: tokens per second and burst size.
+/// A class's limit.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limit {
-    /// Sustained rate, per second.
+    /// Sustained rate.
     pub per_second: f64,
-    /// Largest burst.
+    /// Burst size.
     pub burst: f64,
 }
 
-/// Token buckets keyed by (player, class).
+/// Per-player token buckets.
 #[derive(Debug, Default)]
 pub struct RateLimiter {
-    limits: HashMap<ActionClass, Limit>,
-    buckets: HashMap<(u64, ActionClass), Bucket>,
-    /// Actions refused so far.
+    limits: HashMap<String, Limit>,
+    buckets: HashMap<(u64, &'static str), Bucket>,
+    /// Messages refused.
     pub refused: u64,
 }
 
 impl RateLimiter {
-    /// With `limits` per class; a class without a limit is not limited.
-    pub fn new(limits: impl IntoIterator<Item = (ActionClass, Limit)>) -> Self {
+    /// A limiter with these limits by class name.
+    pub fn new(limits: impl IntoIterator<Item = (String, Limit)>) -> Self {
         Self {
             limits: limits.into_iter().collect(),
             buckets: HashMap::new(),
@@ -66,9 +42,17 @@ impl RateLimiter {
         }
     }
 
-    /// Takes a token for `player`'s `class` action at `now`; false when over the limit.
-    pub fn allow(&mut self, player: u64, class: ActionClass, now: Duration) -> bool {
-        let Some(limit) = self.limits.get(&class).copied() else {
+    /// The limit that applies to `class` (its own, else the fallback's; `None`: unlimited).
+    pub fn limit(&self, class: &str) -> Option<Limit> {
+        self.limits
+            .get(class)
+            .or_else(|| self.limits.get(FALLBACK_CLASS))
+            .copied()
+    }
+
+    /// Takes a token for `player`'s `class`, if one is there.
+    pub fn allow(&mut self, player: u64, class: &'static str, now: Duration) -> bool {
+        let Some(limit) = self.limit(class) else {
             return true;
         };
         let b = self.buckets.entry((player, class)).or_insert(Bucket {
@@ -87,7 +71,7 @@ impl RateLimiter {
         }
     }
 
-    /// Forgets a player's buckets (session ended).
+    /// Forgets a player's buckets.
     pub fn forget(&mut self, player: u64) {
         self.buckets.retain(|(p, _), _| *p != player);
     }
@@ -99,27 +83,27 @@ mod tests {
 
     #[test]
     fn bursts_then_refills_at_the_rate() {
-        let mut r = RateLimiter::new([(
-            ActionClass::Chat,
-            Limit {
-                per_second: 2.0,
-                burst: 2.0,
-            },
-        )]);
+        let limit = |per_second| Limit {
+            per_second,
+            burst: per_second,
+        };
+        let mut r = RateLimiter::new([("chat".to_string(), limit(2.0))]);
         let t = Duration::from_secs(10);
-        assert!(r.allow(1, ActionClass::Chat, t));
-        assert!(r.allow(1, ActionClass::Chat, t));
-        assert!(!r.allow(1, ActionClass::Chat, t), "burst spent");
+        assert!(r.allow(1, "chat", t));
+        assert!(r.allow(1, "chat", t));
+        assert!(!r.allow(1, "chat", t), "burst spent");
+        assert!(r.allow(2, "chat", t), "another player has its own bucket");
         assert!(
-            r.allow(2, ActionClass::Chat, t),
-            "another player has its own bucket"
-        );
-        assert!(
-            r.allow(1, ActionClass::Chat, t + Duration::from_millis(500)),
+            r.allow(1, "chat", t + Duration::from_millis(500)),
             "one token after 0.5 s"
         );
-        assert!(!r.allow(1, ActionClass::Chat, t + Duration::from_millis(600)));
-        assert!(r.allow(1, ActionClass::Call, t), "unlimited class");
+        assert!(!r.allow(1, "chat", t + Duration::from_millis(600)));
+        assert!(r.allow(1, "call", t), "no limit at all: unlimited");
         assert_eq!(r.refused, 2);
+        // A class without its own limit gets the fallback's, in its own bucket.
+        let mut r = RateLimiter::new([(FALLBACK_CLASS.to_string(), limit(1.0))]);
+        assert!(r.allow(1, "game.thing", t));
+        assert!(!r.allow(1, "game.thing", t));
+        assert!(r.allow(1, FALLBACK_CLASS, t));
     }
 }

@@ -11,8 +11,11 @@ pub fn write(global: &GlobalArgs, args: &crate::cli::TokenArgs) -> Result<String
         crate::keys::load(&crate::keys::key_path(&paths.data)).map_err(TransportError::from)?;
     let config = crate::config::load_server(&paths.config)?;
     let settings = TransportSettings::from_config(&config)?;
-    let mut issuer =
-        crate::transport::TokenIssuer::new(key, crate::protocol::PROTOCOL_ID, vec![args.server]);
+    let mut issuer = crate::transport::TokenIssuer::new(
+        key,
+        crate::game::protocol::protocol_id(),
+        vec![args.server],
+    );
     issuer.expire_secs = settings.token_expire_secs;
     issuer.timeout_secs = settings.token_timeout_secs;
     let issued = issuer

@@ -10,9 +10,8 @@ use renet::RenetClient;
 use super::envelope::{SessionCrypto, SessionMaterial};
 use super::stats::NetworkStats;
 use crate::protocol::{
-    self, Channeled, ClientEvent, ClientMessage, ClientRequest, RemoteError, RequestId,
-    SealedClientMessage, SealedRequest, SealedResponse, SealedServerMessage, ServerEvent,
-    ServerMessage, ServerResponse, SessionId, channel,
+    self, ClientMessage, Delivery, RemoteError, RequestId, SealedClientMessage,
+    SealedServerMessage, ServerMessage, SessionId, channel,
 };
 
 /// What the server told the client, for the game.
@@ -25,24 +24,24 @@ pub enum ClientNotice {
         /// The name the server knows us by.
         display_name: String,
     },
-    /// A remote event.
-    Event(ServerEvent),
-    /// A remote function finished.
+    /// A remote event of a registered kind (decoded by the client plugin's typed delivery).
+    Event {
+        /// The kind.
+        kind: u32,
+        /// Arrived sealed.
+        sealed: bool,
+        /// The encoded value.
+        payload: Vec<u8>,
+    },
+    /// A remote function finished: the encoded answer, or why there is none.
     Rpc {
         /// The call.
         id: RequestId,
+        /// Its kind.
+        kind: u32,
         /// Its result.
-        result: Result<ServerResponse, RemoteError>,
+        result: Result<Vec<u8>, RemoteError>,
     },
-    /// A sealed remote function finished.
-    SealedRpc {
-        /// The call.
-        id: RequestId,
-        /// Its result.
-        result: Result<SealedResponse, RemoteError>,
-    },
-    /// A sealed server event.
-    SealedEvent(protocol::SealedServerEvent),
     /// A server-signed blob whose signature verified.
     Signed {
         /// What it is.
@@ -65,6 +64,7 @@ pub enum ClientNotice {
 struct Pending {
     sent_at: Duration,
     sealed: bool,
+    kind: u32,
 }
 
 /// The client's network service.
@@ -76,7 +76,9 @@ pub struct ClientCore {
     pub welcomed_as: Option<String>,
     next_id: RequestId,
     pending: BTreeMap<RequestId, Pending>,
-    outbox: Vec<ClientMessage>,
+    outbox: Vec<(u8, ClientMessage)>,
+    /// Calls that failed before they were sent (reported by the next [`Self::expire`]).
+    failed_early: Vec<ClientNotice>,
     /// Sealed messages waiting for the session id (the envelope's additional data needs it).
     sealed_queue: Vec<SealedClientMessage>,
     timeout: Duration,
@@ -99,6 +101,7 @@ impl ClientCore {
             next_id: 1,
             pending: BTreeMap::new(),
             outbox: Vec::new(),
+            failed_early: Vec::new(),
             sealed_queue: Vec::new(),
             timeout,
             rekey_after,
@@ -132,36 +135,59 @@ impl ClientCore {
         self.pending.len()
     }
 
-    /// Sends a one-way event.
-    pub fn send_event(&mut self, event: ClientEvent) {
-        self.outbox.push(ClientMessage::Event(event));
+    /// Queues an encoded event of `kind`. Games use the typed [`ClientCore::send`].
+    pub fn event_raw(&mut self, kind: u32, sealed: bool, delivery: Delivery, payload: Vec<u8>) {
+        if sealed {
+            self.sealed_queue
+                .push(SealedClientMessage::Event { kind, payload });
+        } else {
+            self.outbox
+                .push((delivery.channel(), ClientMessage::Event { kind, payload }));
+        }
     }
 
-    /// Calls a remote function; the answer arrives as [`ClientNotice::Rpc`] with this id.
-    pub fn call(&mut self, body: ClientRequest, now: Duration) -> RequestId {
-        let id = self.take_id(now, false);
-        self.outbox.push(ClientMessage::Request { id, body });
-        id
-    }
-
-    /// Calls a sealed remote function; the answer arrives as [`ClientNotice::SealedRpc`].
-    pub fn call_sealed(&mut self, body: SealedRequest, now: Duration) -> RequestId {
-        let id = self.take_id(now, true);
-        self.sealed_queue
-            .push(SealedClientMessage::Request { id, body });
-        id
-    }
-
-    fn take_id(&mut self, now: Duration, sealed: bool) -> RequestId {
+    /// Queues a call of `kind` with its encoded request. Games use the typed
+    /// [`ClientCore::call`].
+    pub fn call_raw(
+        &mut self,
+        kind: u32,
+        sealed: bool,
+        payload: Result<Vec<u8>, String>,
+        now: Duration,
+    ) -> RequestId {
         let id = self.next_id;
         self.next_id += 1;
+        let payload = match payload {
+            Ok(p) => p,
+            Err(why) => {
+                tracing::error!("cannot encode a call: {why}");
+                self.failed_early.push(ClientNotice::Rpc {
+                    id,
+                    kind,
+                    result: Err(RemoteError::Rejected(format!(
+                        "cannot encode the call: {why}"
+                    ))),
+                });
+                return id;
+            }
+        };
         self.pending.insert(
             id,
             Pending {
                 sent_at: now,
                 sealed,
+                kind,
             },
         );
+        if sealed {
+            self.sealed_queue
+                .push(SealedClientMessage::Request { id, kind, payload });
+        } else {
+            self.outbox.push((
+                channel::RELIABLE_ORDERED,
+                ClientMessage::Request { id, kind, payload },
+            ));
+        }
         id
     }
 
@@ -204,13 +230,27 @@ impl ClientCore {
         }
     }
 
+    /// The answer to call `id`, if that call waits for an answer that travels this way.
+    fn answer(
+        &mut self,
+        id: RequestId,
+        sealed: bool,
+        result: Result<Vec<u8>, RemoteError>,
+        now: Duration,
+    ) -> Option<ClientNotice> {
+        let kind = self.pending.get(&id).filter(|p| p.sealed == sealed)?.kind;
+        // Late (already timed out) or unknown: nothing waits for it.
+        self.complete(id, now)
+            .then_some(ClientNotice::Rpc { id, kind, result })
+    }
+
     /// Decodes and dispatches one message from the server.
     pub fn handle_bytes(&mut self, bytes: &[u8], now: Duration) -> Option<ClientNotice> {
         let msg: ServerMessage = match protocol::decode(bytes) {
             Ok(m) => m,
             Err(e) => return self.refuse(e.to_string()),
         };
-        self.stats.total.received(msg.kind());
+        self.stats.total.received(msg.label());
         match msg {
             ServerMessage::Welcome {
                 session_id,
@@ -235,15 +275,12 @@ impl ClientCore {
                     display_name,
                 })
             }
-            ServerMessage::Event(e) => Some(ClientNotice::Event(e)),
-            ServerMessage::Response { id, result } => {
-                if self.pending.get(&id).is_some_and(|p| !p.sealed) && self.complete(id, now) {
-                    Some(ClientNotice::Rpc { id, result })
-                } else {
-                    // Late (already timed out) or unknown: nothing waits for it.
-                    None
-                }
-            }
+            ServerMessage::Event { kind, payload } => Some(ClientNotice::Event {
+                kind,
+                sealed: false,
+                payload,
+            }),
+            ServerMessage::Response { id, result } => self.answer(id, false, result, now),
             ServerMessage::Sealed(sealed) => {
                 let Some(crypto) = self.crypto.as_mut() else {
                     return self.refuse("sealed message before the session started".into());
@@ -254,14 +291,13 @@ impl ClientCore {
                 };
                 match protocol::decode::<SealedServerMessage>(&plain) {
                     Ok(SealedServerMessage::Response { id, result }) => {
-                        if self.pending.get(&id).is_some_and(|p| p.sealed) && self.complete(id, now)
-                        {
-                            Some(ClientNotice::SealedRpc { id, result })
-                        } else {
-                            None
-                        }
+                        self.answer(id, true, result, now)
                     }
-                    Ok(SealedServerMessage::Event(e)) => Some(ClientNotice::SealedEvent(e)),
+                    Ok(SealedServerMessage::Event { kind, payload }) => Some(ClientNotice::Event {
+                        kind,
+                        sealed: true,
+                        payload,
+                    }),
                     Err(e) => self.refuse(format!("inside envelope: {e}")),
                 }
             }
@@ -286,56 +322,44 @@ impl ClientCore {
         }
     }
 
-    /// Times out calls older than the timeout.
+    /// Times out calls older than the timeout (and reports calls that failed before sending).
     pub fn expire(&mut self, now: Duration) -> Vec<ClientNotice> {
         let timeout = self.timeout;
-        let expired: Vec<(RequestId, bool)> = self
+        let expired: Vec<(RequestId, u32)> = self
             .pending
             .iter()
             .filter(|(_, p)| now.saturating_sub(p.sent_at) >= timeout)
-            .map(|(id, p)| (*id, p.sealed))
+            .map(|(id, p)| (*id, p.kind))
             .collect();
         let ms = timeout.as_millis() as u64;
-        expired
-            .into_iter()
-            .map(|(id, sealed)| {
-                self.pending.remove(&id);
-                self.stats.rpc_timeouts += 1;
-                if sealed {
-                    ClientNotice::SealedRpc {
-                        id,
-                        result: Err(RemoteError::Timeout(ms)),
-                    }
-                } else {
-                    ClientNotice::Rpc {
-                        id,
-                        result: Err(RemoteError::Timeout(ms)),
-                    }
-                }
-            })
-            .collect()
+        let mut notices = std::mem::take(&mut self.failed_early);
+        notices.extend(expired.into_iter().map(|(id, kind)| {
+            self.pending.remove(&id);
+            self.stats.rpc_timeouts += 1;
+            ClientNotice::Rpc {
+                id,
+                kind,
+                result: Err(RemoteError::Timeout(ms)),
+            }
+        }));
+        notices
     }
 
     /// Fails every call in flight: the connection ended.
     pub fn fail_all(&mut self) -> Vec<ClientNotice> {
         self.sealed_queue.clear();
         self.outbox.clear();
-        std::mem::take(&mut self.pending)
-            .into_iter()
-            .map(|(id, p)| {
-                if p.sealed {
-                    ClientNotice::SealedRpc {
-                        id,
-                        result: Err(RemoteError::Disconnected),
-                    }
-                } else {
-                    ClientNotice::Rpc {
-                        id,
-                        result: Err(RemoteError::Disconnected),
-                    }
-                }
-            })
-            .collect()
+        let mut notices = std::mem::take(&mut self.failed_early);
+        notices.extend(
+            std::mem::take(&mut self.pending)
+                .into_iter()
+                .map(|(id, p)| ClientNotice::Rpc {
+                    id,
+                    kind: p.kind,
+                    result: Err(RemoteError::Disconnected),
+                }),
+        );
+        notices
     }
 
     /// Hands queued messages to renet. Sealed messages wait for the session to start.
@@ -346,7 +370,9 @@ impl ClientCore {
                     .map_err(|e| e.to_string())
                     .and_then(|p| crypto.sealer.seal(&p).map_err(|e| e.to_string()))
                 {
-                    Ok(sealed) => self.outbox.push(ClientMessage::Sealed(sealed)),
+                    Ok(sealed) => self
+                        .outbox
+                        .push((channel::RELIABLE_ORDERED, ClientMessage::Sealed(sealed))),
                     Err(e) => tracing::error!("cannot seal a message: {e}"),
                 }
             }
@@ -354,16 +380,15 @@ impl ClientCore {
         if !client.is_connected() {
             return;
         }
-        for m in std::mem::take(&mut self.outbox) {
-            let ch = m.channel();
+        for (ch, m) in std::mem::take(&mut self.outbox) {
             match protocol::encode(&m) {
                 Ok(bytes) if client.can_send_message(ch, bytes.len()) => {
                     client.send_message(ch, bytes);
-                    self.stats.total.sent(m.kind());
+                    self.stats.total.sent(m.label());
                 }
                 Ok(_) => self.stats.total.dropped += 1,
                 Err(e) => {
-                    tracing::error!("cannot encode {}: {e}", m.kind());
+                    tracing::error!("cannot encode {}: {e}", m.label());
                     self.stats.total.dropped += 1;
                 }
             }
@@ -435,23 +460,23 @@ mod tests {
 
     #[test]
     fn calls_time_out_and_late_answers_are_ignored() {
+        use crate::protocol::Remote;
+        use crate::protocol::builtin::{Echo, ServerStats};
         let mut c = ClientCore::new(SessionMaterial([1; 32]), Duration::from_secs(30), 100);
-        let id = c.call(
-            ClientRequest::ServerStats { recent_ticks: 0 },
-            Duration::from_secs(1),
-        );
+        let id = c.call(&ServerStats { recent_ticks: 0 }, Duration::from_secs(1));
         assert!(c.expire(Duration::from_secs(30)).is_empty());
         let n = c.expire(Duration::from_secs(31));
         assert_eq!(
             n,
             vec![ClientNotice::Rpc {
                 id,
+                kind: ServerStats::KIND,
                 result: Err(RemoteError::Timeout(30_000))
             }]
         );
         let late = protocol::encode(&ServerMessage::Response {
             id,
-            result: Ok(ServerResponse::Echo { payload: vec![] }),
+            result: Ok(protocol::encode(&Echo { payload: vec![] }).unwrap()),
         })
         .unwrap();
         assert_eq!(c.handle_bytes(&late, Duration::from_secs(32)), None);
@@ -459,22 +484,20 @@ mod tests {
 
     #[test]
     fn disconnect_fails_pending_calls() {
+        use crate::protocol::Remote;
+        use crate::protocol::builtin::{SecureEcho, ServerStats};
         let mut c = ClientCore::new(SessionMaterial([1; 32]), Duration::from_secs(30), 100);
-        let a = c.call(
-            ClientRequest::ServerStats { recent_ticks: 0 },
-            Duration::ZERO,
-        );
-        let b = c.call_sealed(
-            SealedRequest::SecureEcho { payload: vec![] },
-            Duration::ZERO,
-        );
+        let a = c.call(&ServerStats { recent_ticks: 0 }, Duration::ZERO);
+        let b = c.call(&SecureEcho { payload: vec![] }, Duration::ZERO);
         let n = c.fail_all();
         assert!(n.contains(&ClientNotice::Rpc {
             id: a,
+            kind: ServerStats::KIND,
             result: Err(RemoteError::Disconnected)
         }));
-        assert!(n.contains(&ClientNotice::SealedRpc {
+        assert!(n.contains(&ClientNotice::Rpc {
             id: b,
+            kind: SecureEcho::KIND,
             result: Err(RemoteError::Disconnected)
         }));
         assert_eq!(c.pending_calls(), 0);

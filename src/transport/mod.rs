@@ -4,15 +4,17 @@
 //! in plain types ([`ServerCore`], [`ClientCore`], [`envelope`], [`token`], [`keys`]); the plugins
 //! here are thin adapters that move bytes between renet and Bevy messages.
 //!
-//! Handlers are ordinary Bevy systems: read [`ClientEventReceived`], [`RequestReceived`] or
-//! [`SealedRequestReceived`] and answer through [`ServerNet`]; on the client, call through
-//! [`ClientNet`] and read [`RpcCompleted`], [`SealedRpcCompleted`] and [`ServerEventReceived`].
+//! Messages are typed ([`remote`]): a game registers its types with [`RemoteApp`]; handlers read
+//! [`FromClient<T>`] and [`Call<T>`] and answer with [`ServerCore::reply`] through [`ServerNet`];
+//! on the client, send and call through [`ClientNet`] and read [`FromServer<T>`] and
+//! [`Answer<T>`]. The transport names no game message.
 
 mod address_gate;
 mod client;
 mod envelope;
 mod gate;
 mod health;
+mod remote;
 mod server;
 mod stats;
 mod token;
@@ -35,6 +37,10 @@ pub use client::{ClientCore, ClientNotice};
 pub use envelope::SessionMaterial;
 pub use envelope::{Direction as EnvelopeDirection, Opener, Sealer, Signer};
 pub use gate::{GatedServerPlugin, GatedServerTransport, WireCounts};
+pub use remote::{
+    Admitted, Answer, Call, ClientInbox, FromClient, FromServer, ProtocolPlugin, RegisterProtocol,
+    RemoteApp, RemoteRegistry, RemoteSystems, protocol_table,
+};
 pub use server::{Inbound, SecuritySignal, ServerCore, Session, SignalKind};
 pub use stats::NetworkStats;
 pub use token::{IssuedToken, TokenError, TokenIdentity, TokenIssuer};
@@ -46,11 +52,8 @@ pub use wire::{
 use crate::clock::{LatencyWindow, unix_now};
 use crate::keys;
 use crate::process::{Carried, Paths};
-use crate::protocol::{
-    self, ClientEvent, ClientRequest, PROTOCOL_ID, PROTOCOL_VERSION, RemoteError, RequestId,
-    SealedRequest, SealedResponse, ServerEvent as GameServerEvent, ServerResponse,
-    ServerStatsReport, SessionId,
-};
+use crate::protocol::builtin::{Echo, Heartbeat, SecureEcho, ServerStats, ServerStatsReport};
+use crate::protocol::{self, PROTOCOL_VERSION, SessionId};
 use crate::shutdown::{OnShutdown, Shutdown, ShutdownSystems};
 use crate::stages::{ClientSystems, ServerSystems};
 
@@ -125,6 +128,17 @@ pub enum TransportError {
         /// Ours.
         ours: u16,
     },
+    /// The token was made by a server of the same protocol version that registers another set
+    /// of remote messages (another game, or another build of this one).
+    #[error(
+        "this token is for a server whose remote messages differ from this client's (message set {theirs:08x}, this client's {ours:08x}): use a client built for that server's game and version"
+    )]
+    MessageSetMismatch {
+        /// The token's message-set fingerprint.
+        theirs: u32,
+        /// Ours.
+        ours: u32,
+    },
     /// Token trouble.
     #[error(transparent)]
     Token(#[from] TokenError),
@@ -160,37 +174,6 @@ impl InboundQueue {
     }
 }
 
-/// A one-way event from a client.
-#[derive(Message, Debug, Clone)]
-pub struct ClientEventReceived {
-    /// Sender.
-    pub client: u64,
-    /// The event.
-    pub event: ClientEvent,
-}
-
-/// A remote function call from a client; answer with [`ServerCore::respond_at`].
-#[derive(Message, Debug, Clone)]
-pub struct RequestReceived {
-    /// Caller.
-    pub client: u64,
-    /// Request id.
-    pub id: RequestId,
-    /// What is asked.
-    pub body: ClientRequest,
-}
-
-/// A sealed remote function call; answer with [`ServerCore::respond_sealed_at`].
-#[derive(Message, Debug, Clone)]
-pub struct SealedRequestReceived {
-    /// Caller.
-    pub client: u64,
-    /// Request id.
-    pub id: RequestId,
-    /// What is asked.
-    pub body: SealedRequest,
-}
-
 /// A session started.
 #[derive(Message, Debug, Clone)]
 pub struct SessionStarted {
@@ -219,10 +202,6 @@ pub struct SessionEnded {
 #[derive(Message, Debug, Clone)]
 pub struct SecuritySignalRaised(pub SecuritySignal);
 
-/// A remote event from the server.
-#[derive(Message, Debug, Clone)]
-pub struct ServerEventReceived(pub GameServerEvent);
-
 /// A server-signed blob whose signature the client verified.
 #[derive(Message, Debug, Clone)]
 pub struct SignedBlobReceived {
@@ -230,28 +209,6 @@ pub struct SignedBlobReceived {
     pub purpose: String,
     /// The blob.
     pub blob: Vec<u8>,
-}
-
-/// A remote function finished (answer, rejection, timeout or disconnect).
-#[derive(Message, Debug, Clone)]
-pub struct RpcCompleted {
-    /// The call's id from [`ClientCore::call`].
-    pub id: RequestId,
-    /// Its result.
-    pub result: Result<ServerResponse, RemoteError>,
-}
-
-/// A sealed event from the server arrived (client).
-#[derive(Message, Debug, Clone)]
-pub struct SealedEventReceived(pub protocol::SealedServerEvent);
-
-/// A sealed remote function finished.
-#[derive(Message, Debug, Clone)]
-pub struct SealedRpcCompleted {
-    /// The call's id from [`ClientCore::call_sealed`].
-    pub id: RequestId,
-    /// Its result.
-    pub result: Result<SealedResponse, RemoteError>,
 }
 
 /// Another subsystem asks the transport to end a client's session, saying why (the transport
@@ -324,6 +281,7 @@ pub fn open_server(
     data_dir: &Path,
     insecure: bool,
     settings: &TransportSettings,
+    protocol_id: u64,
 ) -> Result<ServerTransport, TransportError> {
     let socket =
         UdpSocket::bind(bind).map_err(|source| TransportError::Bind { addr: bind, source })?;
@@ -338,7 +296,7 @@ pub fn open_server(
         (ServerAuthentication::Unsecure, None)
     } else {
         let key = keys::load_or_create(data_dir)?;
-        let mut issuer = TokenIssuer::new(key, PROTOCOL_ID, vec![local_addr]);
+        let mut issuer = TokenIssuer::new(key, protocol_id, vec![local_addr]);
         issuer.expire_secs = settings.token_expire_secs;
         issuer.timeout_secs = settings.token_timeout_secs;
         (
@@ -349,7 +307,7 @@ pub fn open_server(
     let config = ServerConfig {
         current_time: unix_now(),
         max_clients,
-        protocol_id: PROTOCOL_ID,
+        protocol_id,
         public_addresses: vec![local_addr],
         authentication,
     };
@@ -408,22 +366,31 @@ pub struct ClientTransport {
     pub material: SessionMaterial,
 }
 
-/// Opens the client side towards `server`. A token from a build with another protocol is refused
-/// here, with a message saying so.
+/// Opens the client side towards `server`, speaking `protocol_id` (see
+/// [`protocol::RemoteTable::protocol_id`]). A token from a build with another protocol version or
+/// another set of messages is refused here, with a message saying which.
 pub fn open_client(
     server: SocketAddr,
     credentials: ClientCredentials,
+    protocol_id: u64,
 ) -> Result<ClientTransport, TransportError> {
     let (authentication, material) = match credentials {
         ClientCredentials::Token(issued) => {
             let issued = *issued;
-            if issued.token.protocol_id != PROTOCOL_ID {
+            let theirs = issued.token.protocol_id;
+            if protocol::protocol_version_of(theirs) != Some(PROTOCOL_VERSION) {
                 return Err(TransportError::ProtocolMismatch {
-                    theirs: protocol::protocol_version_of(issued.token.protocol_id).map_or_else(
+                    theirs: protocol::protocol_version_of(theirs).map_or_else(
                         || "unknown (not a Bloxquarium token)".to_string(),
                         |v| v.to_string(),
                     ),
                     ours: PROTOCOL_VERSION,
+                });
+            }
+            if theirs != protocol_id {
+                return Err(TransportError::MessageSetMismatch {
+                    theirs: protocol::protocol_fingerprint_of(theirs).unwrap_or_default(),
+                    ours: protocol::protocol_fingerprint_of(protocol_id).unwrap_or_default(),
                 });
             }
             (
@@ -447,7 +414,7 @@ pub fn open_client(
             let user_data = identity.to_user_data()?;
             (
                 ClientAuthentication::Unsecure {
-                    protocol_id: PROTOCOL_ID,
+                    protocol_id,
                     client_id: player_id,
                     server_addr: server,
                     user_data: Some(user_data),
@@ -481,6 +448,7 @@ pub fn open_client(
 /// `ServerNet`, renet's server, the gated netcode transport and (unless insecure) `ServerTokens`.
 pub struct TransportServerPlugin {
     local_addr: SocketAddr,
+    protocol_id: u64,
     issuer: Option<TokenIssuer>,
     rekey_after: u64,
     opened: Carried<(RenetServer, GatedServerTransport)>,
@@ -488,18 +456,28 @@ pub struct TransportServerPlugin {
 
 impl TransportServerPlugin {
     /// Binds `bind` for up to `max_clients` with the `network.*` settings and the key under
-    /// `paths.data` (none with `insecure`).
+    /// `paths.data` (none with `insecure`), speaking `protocol_id` (the message table's, see
+    /// [`protocol_table`]; checked against the App's registrations by [`check_protocol`]).
     pub fn open(
         config: &crate::config::Config,
         paths: &Paths,
         bind: SocketAddr,
         max_clients: usize,
         insecure: bool,
+        protocol_id: u64,
     ) -> Result<Self, TransportError> {
         let settings = TransportSettings::from_config(config)?;
-        let opened = open_server(bind, max_clients, &paths.data, insecure, &settings)?;
+        let opened = open_server(
+            bind,
+            max_clients,
+            &paths.data,
+            insecure,
+            &settings,
+            protocol_id,
+        )?;
         Ok(Self {
             local_addr: opened.local_addr,
+            protocol_id,
             issuer: opened.issuer,
             rekey_after: settings.rekey_after,
             opened: Carried::new((opened.server, opened.transport)),
@@ -531,11 +509,11 @@ impl Plugin for TransportServerPlugin {
             app.insert_resource(ServerTokens(issuer.clone()));
         }
         app.insert_resource(ServerNet(ServerCore::new(self.rekey_after)))
+            .insert_resource(SpokenProtocol(self.protocol_id))
+            .init_resource::<RemoteRegistry>()
             .init_resource::<TickTimes>()
             .init_resource::<InboundQueue>()
-            .add_message::<ClientEventReceived>()
-            .add_message::<RequestReceived>()
-            .add_message::<SealedRequestReceived>()
+            .init_resource::<Admitted>()
             .add_message::<SessionStarted>()
             .add_message::<SessionEnded>()
             .add_message::<SecuritySignalRaised>()
@@ -550,7 +528,8 @@ impl Plugin for TransportServerPlugin {
             )
             .add_systems(
                 Update,
-                (answer_builtin_requests, answer_builtin_sealed).in_set(ServerSystems::Handle),
+                (answer_echo, answer_secure_echo, answer_server_stats)
+                    .in_set(ServerSystems::Handle),
             )
             .add_message::<KickRequested>()
             .add_systems(
@@ -635,12 +614,13 @@ fn on_server_event(
 fn server_receive(
     mut net: ResMut<ServerNet>,
     mut server: ResMut<RenetServer>,
+    registry: Res<RemoteRegistry>,
     time: Res<Time<Real>>,
     mut queue: ResMut<InboundQueue>,
     mut signals: MessageWriter<SecuritySignalRaised>,
 ) {
     let t = now(&time);
-    let inbound = net.receive(&mut server, t);
+    let inbound = net.receive(&mut server, &registry, t);
     queue.0.extend(inbound);
     for s in net.take_signals() {
         signals.write(SecuritySignalRaised(s));
@@ -648,59 +628,59 @@ fn server_receive(
     net.refresh_link_stats(&server, t);
 }
 
-fn answer_builtin_requests(
-    mut requests: MessageReader<RequestReceived>,
-    mut net: ResMut<ServerNet>,
-    ticks: Res<TickTimes>,
-    time: Res<Time<Real>>,
-) {
-    for r in requests.read() {
-        let result = match &r.body {
-            ClientRequest::Echo { payload } => Ok(ServerResponse::Echo {
-                payload: payload.clone(),
-            }),
-            // Answered by the config plugin.
-            ClientRequest::SetConfig { .. } => continue,
-            ClientRequest::ServerStats { recent_ticks } => {
-                Ok(ServerResponse::ServerStats(ServerStatsReport {
-                    clients: net.session_count() as u32,
-                    tick_p50_ms: ticks.window.recent_quantile_ms(*recent_ticks as usize, 0.5),
-                    tick_p99_ms: ticks
-                        .window
-                        .recent_quantile_ms(*recent_ticks as usize, 0.99),
-                    ticks: ticks.ticks,
-                    rss_mb: crate::process::rss_mb(),
-                    messages_in: net.stats.total.total_in(),
-                    rejected: net.stats.total.rejected,
-                    cpu_seconds: crate::process::cpu_seconds(),
-                }))
-            }
-        };
-        net.respond_at(r.client, r.id, result, Some(now(&time)));
+fn answer_echo(mut calls: MessageReader<Call<Echo>>, mut net: ResMut<ServerNet>) {
+    for c in calls.read() {
+        net.reply(c, Ok(c.request.payload.clone()));
     }
 }
 
-fn answer_builtin_sealed(
-    mut requests: MessageReader<SealedRequestReceived>,
+fn answer_secure_echo(mut calls: MessageReader<Call<SecureEcho>>, mut net: ResMut<ServerNet>) {
+    for c in calls.read() {
+        net.reply(c, Ok(c.request.payload.clone()));
+    }
+}
+
+fn answer_server_stats(
+    mut calls: MessageReader<Call<ServerStats>>,
     mut net: ResMut<ServerNet>,
-    time: Res<Time<Real>>,
+    ticks: Res<TickTimes>,
 ) {
-    for r in requests.read() {
-        let result = match &r.body {
-            SealedRequest::SecureEcho { payload } => Ok(SealedResponse::SecureEcho {
-                payload: payload.clone(),
-            }),
-            // Answered by the game and security plugins.
-            SealedRequest::Purchase { .. }
-            | SealedRequest::Feed { .. }
-            | SealedRequest::Sell { .. }
-            | SealedRequest::Gift { .. }
-            | SealedRequest::Visit { .. }
-            | SealedRequest::Admin(_) => {
-                continue;
-            }
+    for c in calls.read() {
+        let recent = c.request.recent_ticks as usize;
+        let report = ServerStatsReport {
+            clients: net.session_count() as u32,
+            tick_p50_ms: ticks.window.recent_quantile_ms(recent, 0.5),
+            tick_p99_ms: ticks.window.recent_quantile_ms(recent, 0.99),
+            ticks: ticks.ticks,
+            rss_mb: crate::process::rss_mb(),
+            messages_in: net.stats.total.total_in(),
+            rejected: net.stats.total.rejected,
+            cpu_seconds: crate::process::cpu_seconds(),
         };
-        net.respond_sealed_at(r.client, r.id, result, Some(now(&time)));
+        net.reply(c, Ok(report));
+    }
+}
+
+/// The protocol id the transport was opened with.
+#[derive(Resource, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpokenProtocol(pub u64);
+
+/// The App's registered messages can be honoured and match the protocol id its transport speaks
+/// (server or client); the reason otherwise.
+pub fn check_protocol(world: &World) -> Result<(), String> {
+    let Some(registry) = world.get_resource::<RemoteRegistry>() else {
+        return Ok(());
+    };
+    if let Some(e) = registry.errors().first() {
+        return Err(format!("remote messages: {e}"));
+    }
+    match world.get_resource::<SpokenProtocol>() {
+        Some(spoken) if spoken.0 != registry.protocol_id() => Err(format!(
+            "the app registers remote messages (set {:08x}) other than those its transport was opened with (set {:08x}): register every message in the game's protocol function",
+            registry.fingerprint(),
+            protocol::protocol_fingerprint_of(spoken.0).unwrap_or_default()
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -726,6 +706,7 @@ fn hold_for_kicks(net: Res<ServerNet>, mut shutdown: ResMut<Shutdown>) {
 /// refused there); `build` inserts `ClientNet`, renet's client and the batched netcode transport.
 pub struct TransportClientPlugin {
     opened: Carried<(RenetClient, BatchedClientTransport, ClientNet)>,
+    protocol_id: u64,
 }
 
 impl TransportClientPlugin {
@@ -734,8 +715,9 @@ impl TransportClientPlugin {
         config: &crate::config::Config,
         server: SocketAddr,
         credentials: ClientCredentials,
+        protocol_id: u64,
     ) -> Result<Self, TransportError> {
-        let mut opened = open_client(server, credentials)?;
+        let mut opened = open_client(server, credentials, protocol_id)?;
         opened
             .transport
             .set_send_interval(client_send_interval(config.get("network.clientSendRate")?));
@@ -746,6 +728,7 @@ impl TransportClientPlugin {
         ));
         Ok(Self {
             opened: Carried::new((opened.client, opened.transport, net)),
+            protocol_id,
         })
     }
 }
@@ -762,17 +745,17 @@ impl Plugin for TransportClientPlugin {
                 .insert_resource(net);
         }
         app.insert_resource(ConnectionState::Connecting)
+            .insert_resource(SpokenProtocol(self.protocol_id))
+            .init_resource::<RemoteRegistry>()
+            .init_resource::<ClientInbox>()
             .add_message::<crate::config::ConfigChanged>()
-            .add_message::<ServerEventReceived>()
             .add_message::<SignedBlobReceived>()
-            .add_message::<RpcCompleted>()
-            .add_message::<SealedRpcCompleted>()
-            .add_message::<SealedEventReceived>()
             .add_systems(
                 PreUpdate,
                 (
                     client_receive
                         .after(RenetReceive)
+                        .before(RemoteSystems::Deliver)
                         .in_set(ClientSystems::Receive),
                     apply_network_settings.in_set(ClientSystems::Sync),
                 ),
@@ -834,11 +817,8 @@ fn client_receive(
     transport: Res<BatchedClientTransport>,
     mut state: ResMut<ConnectionState>,
     time: Res<Time<Real>>,
-    mut events: MessageWriter<ServerEventReceived>,
-    mut rpcs: MessageWriter<RpcCompleted>,
-    mut sealed: MessageWriter<SealedRpcCompleted>,
+    mut inbox: ResMut<ClientInbox>,
     mut signed: MessageWriter<SignedBlobReceived>,
-    mut sealed_events: MessageWriter<SealedEventReceived>,
 ) {
     let t = now(&time);
     let mut notices = Vec::new();
@@ -867,20 +847,14 @@ fn client_receive(
                 info!("connected as {display_name} (session {session_id:032x})");
                 *state = ConnectionState::Connected;
             }
-            ClientNotice::Event(e) => {
-                events.write(ServerEventReceived(e));
-            }
-            ClientNotice::Rpc { id, result } => {
-                rpcs.write(RpcCompleted { id, result });
-            }
-            ClientNotice::SealedRpc { id, result } => {
-                sealed.write(SealedRpcCompleted { id, result });
-            }
+            ClientNotice::Event {
+                kind,
+                sealed,
+                payload,
+            } => inbox.event(kind, sealed, payload),
+            ClientNotice::Rpc { id, kind, result } => inbox.answer(kind, id, result),
             ClientNotice::Signed { purpose, blob } => {
                 signed.write(SignedBlobReceived { purpose, blob });
-            }
-            ClientNotice::SealedEvent(e) => {
-                sealed_events.write(SealedEventReceived(e));
             }
             ClientNotice::Kicked { reason } => warn!("kicked by the server: {reason}"),
             ClientNotice::Refused { .. } => {}
@@ -897,7 +871,7 @@ fn heartbeat(
     let t = time.elapsed();
     if *state == ConnectionState::Connected && t.saturating_sub(*last) >= Duration::from_secs(1) {
         *last = t;
-        net.send_event(ClientEvent::Heartbeat {
+        net.send(&Heartbeat {
             client_time_ms: crate::clock::now_ms(),
         });
     }

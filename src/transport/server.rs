@@ -11,9 +11,9 @@ use super::envelope::{EnvelopeError, SessionCrypto};
 use super::stats::NetworkStats;
 use super::token::TokenIdentity;
 use crate::protocol::{
-    self, Channeled, ClientEvent, ClientMessage, ClientRequest, PROTOCOL_VERSION, RemoteError,
-    RequestId, SealedClientMessage, SealedRequest, SealedResponse, SealedServerMessage,
-    ServerEvent, ServerMessage, ServerResponse, SessionId, channel,
+    self, AnyMessage, ClientMessage, DecodeRefusal, Delivery, PROTOCOL_VERSION, RemoteError,
+    RemoteShape, RemoteTable, RequestId, SealedClientMessage, SealedServerMessage, ServerMessage,
+    SessionId, channel,
 };
 
 /// One connected player.
@@ -42,34 +42,29 @@ impl Session {
     }
 }
 
-/// What a client sent, decoded and validated, for the game's handlers.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Inbound {
-    /// A one-way event.
-    Event {
-        /// Sender.
-        client: u64,
-        /// The event.
-        event: ClientEvent,
-    },
-    /// A remote function call to answer with [`ServerCore::respond`].
-    Request {
-        /// Caller.
-        client: u64,
-        /// Request id.
-        id: RequestId,
-        /// What is asked.
-        body: ClientRequest,
-    },
-    /// A sealed remote function call to answer with [`ServerCore::respond_sealed`].
-    SealedRequest {
-        /// Caller.
-        client: u64,
-        /// Request id.
-        id: RequestId,
-        /// What is asked.
-        body: SealedRequest,
-    },
+/// What a client sent, decoded by its registered type and validated, for the security gate.
+pub struct Inbound {
+    /// Sender.
+    pub client: u64,
+    /// The registered kind.
+    pub kind: u32,
+    /// The call's id (`None`: an event).
+    pub id: Option<RequestId>,
+    /// Arrived sealed.
+    pub sealed: bool,
+    /// The decoded value (of the kind's registered type).
+    pub body: AnyMessage,
+}
+
+impl std::fmt::Debug for Inbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inbound")
+            .field("client", &self.client)
+            .field("kind", &format_args!("{:#010x}", self.kind))
+            .field("id", &self.id)
+            .field("sealed", &self.sealed)
+            .finish()
+    }
 }
 
 /// Kinds of suspicious input, for the security subsystem.
@@ -105,6 +100,7 @@ pub struct SecuritySignal {
 
 struct Outgoing {
     client: Option<u64>,
+    channel: u8,
     message: OutgoingBody,
 }
 
@@ -127,6 +123,8 @@ pub struct ServerCore {
     capture: Option<Vec<u8>>,
     /// When renet's link figures were last copied.
     links_refreshed: Option<Duration>,
+    /// The time of the latest receive (answers' latency is measured against it).
+    now: Duration,
     /// Statistics.
     pub stats: NetworkStats,
 }
@@ -152,6 +150,7 @@ impl ServerCore {
             rekey_after,
             capture: None,
             links_refreshed: None,
+            now: Duration::ZERO,
             stats: NetworkStats::default(),
         }
     }
@@ -170,6 +169,7 @@ impl ServerCore {
         let crypto = SessionCrypto::server(&identity.material, session_id, self.rekey_after);
         self.outbox.push(Outgoing {
             client: Some(client_id),
+            channel: channel::RELIABLE_ORDERED,
             message: OutgoingBody::Plain(ServerMessage::Welcome {
                 session_id,
                 protocol_version: PROTOCOL_VERSION,
@@ -221,8 +221,14 @@ impl ServerCore {
         self.sessions.len()
     }
 
-    /// Reads every waiting message of every session.
-    pub fn receive(&mut self, server: &mut RenetServer, now: Duration) -> Vec<Inbound> {
+    /// Reads every waiting message of every session, decoding each by its type in `table`.
+    pub fn receive(
+        &mut self,
+        server: &mut RenetServer,
+        table: &RemoteTable,
+        now: Duration,
+    ) -> Vec<Inbound> {
+        self.now = now;
         let mut inbound = Vec::new();
         let clients: Vec<u64> = server.clients_id();
         for client in clients {
@@ -232,7 +238,7 @@ impl ServerCore {
                 channel::RELIABLE_ORDERED,
             ] {
                 while let Some(bytes) = server.receive_message(client, ch) {
-                    if let Some(msg) = self.handle_bytes(client, ch, &bytes, now) {
+                    if let Some(msg) = self.handle_bytes(client, ch, &bytes, now, table) {
                         inbound.push(msg);
                     }
                 }
@@ -254,13 +260,15 @@ impl ServerCore {
         });
     }
 
-    /// Decodes, validates and dispatches one message. Bad input is dropped, counted and signalled.
+    /// Decodes, validates and dispatches one message. Bad input is dropped, counted and
+    /// signalled; a refused call is answered with the reason.
     pub fn handle_bytes(
         &mut self,
         client: u64,
         ch: u8,
         bytes: &[u8],
         now: Duration,
+        table: &RemoteTable,
     ) -> Option<Inbound> {
         let Some(session) = self.sessions.get_mut(&client) else {
             self.signal(
@@ -282,35 +290,20 @@ impl ServerCore {
                 return None;
             }
         };
-        if msg.channel() != ch {
-            self.signal(
-                client,
-                SignalKind::Invalid,
-                format!("{} on channel {ch}", msg.kind()),
-            );
-            return None;
-        }
-        if let Err(why) = protocol::validate_client_message(&msg) {
-            self.signal(client, SignalKind::Invalid, why.clone());
-            if let ClientMessage::Request { id, .. } = msg {
-                self.respond(client, id, Err(RemoteError::Rejected(why)));
-            }
-            return None;
-        }
-        let kind = msg.kind();
-        self.stats.total.received(kind);
-        if let Some(p) = self.stats.peers.get_mut(&client) {
-            p.received(kind);
-        }
-        match msg {
-            ClientMessage::Event(event) => Some(Inbound::Event { client, event }),
-            ClientMessage::Request { id, body } => {
-                self.note_request(client, id, now);
-                Some(Inbound::Request { client, id, body })
-            }
-            ClientMessage::Sealed(sealed) => {
+        let (id, kind, payload, sealed) = match msg {
+            ClientMessage::Event { kind, payload } => (None, kind, payload, false),
+            ClientMessage::Request { id, kind, payload } => (Some(id), kind, payload, false),
+            ClientMessage::Sealed(envelope) => {
+                if ch != channel::RELIABLE_ORDERED {
+                    self.signal(
+                        client,
+                        SignalKind::Invalid,
+                        format!("sealed message on channel {ch}"),
+                    );
+                    return None;
+                }
                 let session = self.sessions.get_mut(&client)?;
-                let plain = match session.crypto.opener.open(&sealed) {
+                let plain = match session.crypto.opener.open(&envelope) {
                     Ok(p) => p,
                     Err(e) => {
                         let kind = match e {
@@ -323,14 +316,9 @@ impl ServerCore {
                     }
                 };
                 match protocol::decode::<SealedClientMessage>(&plain) {
-                    Ok(SealedClientMessage::Request { id, body }) => {
-                        if let Err(why) = protocol::validate_sealed_request(&body) {
-                            self.signal(client, SignalKind::Invalid, why.clone());
-                            self.respond_sealed(client, id, Err(RemoteError::Rejected(why)));
-                            return None;
-                        }
-                        self.note_request(client, id, now);
-                        Some(Inbound::SealedRequest { client, id, body })
+                    Ok(SealedClientMessage::Event { kind, payload }) => (None, kind, payload, true),
+                    Ok(SealedClientMessage::Request { id, kind, payload }) => {
+                        (Some(id), kind, payload, true)
                     }
                     Err(e) => {
                         self.signal(
@@ -338,11 +326,87 @@ impl ServerCore {
                             SignalKind::Undecodable,
                             format!("inside envelope: {e}"),
                         );
-                        None
+                        return None;
                     }
                 }
             }
+        };
+        let refuse = |core: &mut Self, kind: SignalKind, why: String| {
+            core.signal(client, kind, why.clone());
+            if let Some(id) = id {
+                core.respond_raw(client, id, sealed, Err(RemoteError::Rejected(why)));
+            }
+            None
+        };
+        let Some(entry) = table.get(kind) else {
+            return refuse(
+                self,
+                SignalKind::Invalid,
+                format!("unknown message kind {kind:#010x}"),
+            );
+        };
+        let shape = if id.is_some() {
+            RemoteShape::Function
+        } else {
+            RemoteShape::Event
+        };
+        if entry.shape != shape {
+            return refuse(
+                self,
+                SignalKind::Invalid,
+                format!(
+                    "{} sent as a {shape:?}, registered as a {:?}",
+                    entry.name, entry.shape
+                ),
+            );
         }
+        if entry.sealed != sealed {
+            return refuse(
+                self,
+                SignalKind::Invalid,
+                format!(
+                    "{} must travel {}",
+                    entry.name,
+                    if entry.sealed { "sealed" } else { "in clear" }
+                ),
+            );
+        }
+        if entry.delivery.channel() != ch {
+            return refuse(
+                self,
+                SignalKind::Invalid,
+                format!("{} on channel {ch}", entry.name),
+            );
+        }
+        let body = match entry.decode(&payload) {
+            Ok(body) => body,
+            Err(DecodeRefusal::TooLarge(n)) => {
+                return refuse(
+                    self,
+                    SignalKind::Oversized,
+                    format!("{n}-byte {}", entry.name),
+                );
+            }
+            Err(DecodeRefusal::Malformed(why)) => {
+                return refuse(self, SignalKind::Undecodable, why);
+            }
+            Err(DecodeRefusal::Invalid(why)) => return refuse(self, SignalKind::Invalid, why),
+        };
+        let name = entry.name;
+        self.stats.total.received(name);
+        if let Some(p) = self.stats.peers.get_mut(&client) {
+            p.received(name);
+        }
+        if let Some(id) = id {
+            self.note_request(client, id, now);
+        }
+        Some(Inbound {
+            client,
+            kind,
+            id,
+            sealed,
+            body,
+        })
     }
 
     fn note_request(&mut self, client: u64, id: RequestId, now: Duration) {
@@ -362,77 +426,52 @@ impl ServerCore {
         std::mem::take(&mut self.signals)
     }
 
-    /// Sends a remote event to one client.
-    pub fn send_event(&mut self, client: u64, event: ServerEvent) {
-        self.outbox.push(Outgoing {
-            client: Some(client),
-            message: OutgoingBody::Plain(ServerMessage::Event(event)),
-        });
-    }
-
-    /// Sends a remote event to every client in session.
-    pub fn broadcast(&mut self, event: ServerEvent) {
-        self.outbox.push(Outgoing {
-            client: None,
-            message: OutgoingBody::Plain(ServerMessage::Event(event)),
-        });
-    }
-
-    /// Answers a remote function call.
-    pub fn respond(
+    /// Answers call `id` of `client` with encoded bytes (sealed when the call was), recording
+    /// its latency. Handlers use the typed [`ServerCore::reply`].
+    pub fn respond_raw(
         &mut self,
         client: u64,
         id: RequestId,
-        result: Result<ServerResponse, RemoteError>,
+        sealed: bool,
+        result: Result<Vec<u8>, RemoteError>,
     ) {
-        self.respond_at(client, id, result, None);
-    }
-
-    /// Answers a remote function call, recording its latency against `now`.
-    pub fn respond_at(
-        &mut self,
-        client: u64,
-        id: RequestId,
-        result: Result<ServerResponse, RemoteError>,
-        now: Option<Duration>,
-    ) {
-        self.answered(client, id, now);
+        let now = self.now;
+        self.answered(client, id, Some(now));
+        let message = if sealed {
+            OutgoingBody::Sealed(SealedServerMessage::Response { id, result })
+        } else {
+            OutgoingBody::Plain(ServerMessage::Response { id, result })
+        };
         self.outbox.push(Outgoing {
             client: Some(client),
-            message: OutgoingBody::Plain(ServerMessage::Response { id, result }),
+            channel: channel::RELIABLE_ORDERED,
+            message,
         });
     }
 
-    /// Answers a sealed remote function call, sealed.
-    pub fn respond_sealed(
+    /// Queues an encoded event of `kind` for one client or (`None`) every client in session.
+    /// Handlers use the typed [`ServerCore::send`] and [`ServerCore::broadcast`].
+    pub fn event_raw(
         &mut self,
-        client: u64,
-        id: RequestId,
-        result: Result<SealedResponse, RemoteError>,
+        client: Option<u64>,
+        kind: u32,
+        sealed: bool,
+        delivery: Delivery,
+        payload: Vec<u8>,
     ) {
-        self.respond_sealed_at(client, id, result, None);
-    }
-
-    /// Answers a sealed call, recording its latency against `now`.
-    pub fn respond_sealed_at(
-        &mut self,
-        client: u64,
-        id: RequestId,
-        result: Result<SealedResponse, RemoteError>,
-        now: Option<Duration>,
-    ) {
-        self.answered(client, id, now);
+        let message = if sealed {
+            OutgoingBody::Sealed(SealedServerMessage::Event { kind, payload })
+        } else {
+            OutgoingBody::Plain(ServerMessage::Event { kind, payload })
+        };
         self.outbox.push(Outgoing {
-            client: Some(client),
-            message: OutgoingBody::Sealed(SealedServerMessage::Response { id, result }),
-        });
-    }
-
-    /// Sends a sealed event to one client.
-    pub fn send_sealed_event(&mut self, client: u64, event: protocol::SealedServerEvent) {
-        self.outbox.push(Outgoing {
-            client: Some(client),
-            message: OutgoingBody::Sealed(SealedServerMessage::Event(event)),
+            client,
+            channel: if sealed {
+                channel::RELIABLE_ORDERED
+            } else {
+                delivery.channel()
+            },
+            message,
         });
     }
 
@@ -440,6 +479,7 @@ impl ServerCore {
     pub fn send_signed(&mut self, client: u64, purpose: &str, blob: Vec<u8>) {
         self.outbox.push(Outgoing {
             client: Some(client),
+            channel: channel::RELIABLE_ORDERED,
             message: OutgoingBody::Signed {
                 purpose: purpose.to_string(),
                 blob,
@@ -455,6 +495,7 @@ impl ServerCore {
         tracing::info!(client, "kicking: {reason}");
         self.outbox.push(Outgoing {
             client: Some(client),
+            channel: channel::RELIABLE_ORDERED,
             message: OutgoingBody::Plain(ServerMessage::Kicked {
                 reason: reason.to_string(),
             }),
@@ -528,7 +569,7 @@ impl ServerCore {
                         }
                     }
                 };
-                self.send_now(server, client, &message);
+                self.send_now(server, client, out.channel, &message);
             }
         }
         let mut due = Vec::new();
@@ -546,9 +587,8 @@ impl ServerCore {
         }
     }
 
-    fn send_now(&mut self, server: &mut RenetServer, client: u64, message: &ServerMessage) {
-        let ch = message.channel();
-        let kind = message.kind();
+    fn send_now(&mut self, server: &mut RenetServer, client: u64, ch: u8, message: &ServerMessage) {
+        let kind = message.label();
         let ok = match protocol::encode(message) {
             Ok(bytes)
                 if server.is_connected(client)
@@ -604,6 +644,7 @@ impl ServerCore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::{Remote, builtin};
     use crate::transport::envelope::SessionMaterial;
 
     fn core_with_client() -> (ServerCore, SessionId) {
@@ -621,7 +662,7 @@ mod tests {
     fn garbage_is_rejected_and_signalled() {
         let (mut core, _) = core_with_client();
         assert!(
-            core.handle_bytes(5, 2, &[0xFF; 9], Duration::ZERO)
+            core.handle_bytes(5, 2, &[0xFF; 9], Duration::ZERO, &table())
                 .is_none()
         );
         assert!(
@@ -629,11 +670,15 @@ mod tests {
                 5,
                 2,
                 &vec![0; protocol::MAX_MESSAGE_BYTES + 1],
-                Duration::ZERO
+                Duration::ZERO,
+                &table()
             )
             .is_none()
         );
-        assert!(core.handle_bytes(6, 2, &[0], Duration::ZERO).is_none());
+        assert!(
+            core.handle_bytes(6, 2, &[0], Duration::ZERO, &table())
+                .is_none()
+        );
         let kinds: Vec<_> = core.take_signals().into_iter().map(|s| s.kind).collect();
         assert_eq!(
             kinds,
@@ -649,51 +694,98 @@ mod tests {
     #[test]
     fn random_bytes_never_panic() {
         let (mut core, _) = core_with_client();
+        let t = table();
         for (round, bytes) in
             crate::transport::noise(0x2545_F491_4F6C_DD1D, 20_000, 131).enumerate()
         {
-            let _ = core.handle_bytes(5, (round % 3) as u8, &bytes, Duration::ZERO);
+            let _ = core.handle_bytes(5, (round % 3) as u8, &bytes, Duration::ZERO, &t);
         }
         assert!(core.stats.total.rejected > 0);
     }
 
+    fn table() -> RemoteTable {
+        let mut t = RemoteTable::default();
+        t.add_function::<builtin::ServerStats>();
+        t.add_function::<builtin::SecureEcho>();
+        t
+    }
+
     #[test]
-    fn wrong_channel_is_invalid() {
+    fn wrong_channel_unknown_kind_and_clear_sealed_kinds_are_invalid() {
         let (mut core, _) = core_with_client();
+        let t = table();
+        let stats = builtin::ServerStats { recent_ticks: 0 };
         let bytes = protocol::encode(&ClientMessage::Request {
             id: 1,
-            body: ClientRequest::ServerStats { recent_ticks: 0 },
+            kind: builtin::ServerStats::KIND,
+            payload: protocol::encode(&stats).unwrap(),
         })
         .unwrap();
         assert!(
-            core.handle_bytes(5, channel::UNRELIABLE, &bytes, Duration::ZERO)
+            core.handle_bytes(5, channel::UNRELIABLE, &bytes, Duration::ZERO, &t)
                 .is_none()
         );
         assert_eq!(core.take_signals()[0].kind, SignalKind::Invalid);
-        assert!(matches!(
-            core.handle_bytes(5, channel::RELIABLE_ORDERED, &bytes, Duration::ZERO),
-            Some(Inbound::Request { id: 1, .. })
-        ));
+        let got = core.handle_bytes(5, channel::RELIABLE_ORDERED, &bytes, Duration::ZERO, &t);
+        assert!(matches!(got, Some(Inbound { id: Some(1), .. })));
+        assert_eq!(
+            got.unwrap()
+                .body
+                .downcast::<builtin::ServerStats>()
+                .ok()
+                .map(|b| *b),
+            Some(stats)
+        );
+        // A kind nobody registered, and a sealed kind sent in clear.
+        for (kind, payload) in [
+            (0xDEAD_BEEF, vec![]),
+            (
+                builtin::SecureEcho::KIND,
+                protocol::encode(&builtin::SecureEcho { payload: vec![] }).unwrap(),
+            ),
+        ] {
+            let bytes = protocol::encode(&ClientMessage::Request {
+                id: 2,
+                kind,
+                payload,
+            })
+            .unwrap();
+            assert!(
+                core.handle_bytes(5, channel::RELIABLE_ORDERED, &bytes, Duration::ZERO, &t)
+                    .is_none()
+            );
+            assert_eq!(core.take_signals()[0].kind, SignalKind::Invalid);
+        }
     }
 
     #[test]
     fn sealed_request_round_trip_and_replay() {
         let (mut core, sid) = core_with_client();
+        let t = table();
         let mut client = SessionCrypto::client(&SessionMaterial([2; 32]), sid, 1000);
         let plain = protocol::encode(&SealedClientMessage::Request {
             id: 9,
-            body: SealedRequest::SecureEcho {
+            kind: builtin::SecureEcho::KIND,
+            payload: protocol::encode(&builtin::SecureEcho {
                 payload: b"hi".to_vec(),
-            },
+            })
+            .unwrap(),
         })
         .unwrap();
         let sealed = client.sealer.seal(&plain).unwrap();
         let bytes = protocol::encode(&ClientMessage::Sealed(sealed)).unwrap();
         assert!(matches!(
-            core.handle_bytes(5, 2, &bytes, Duration::ZERO),
-            Some(Inbound::SealedRequest { id: 9, .. })
+            core.handle_bytes(5, 2, &bytes, Duration::ZERO, &t),
+            Some(Inbound {
+                id: Some(9),
+                sealed: true,
+                ..
+            })
         ));
-        assert!(core.handle_bytes(5, 2, &bytes, Duration::ZERO).is_none());
+        assert!(
+            core.handle_bytes(5, 2, &bytes, Duration::ZERO, &t)
+                .is_none()
+        );
         assert_eq!(core.take_signals()[0].kind, SignalKind::Replayed);
     }
 }

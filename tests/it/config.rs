@@ -6,8 +6,9 @@ use bevy::prelude::*;
 use bloxquarium::config::{
     ClientConfig, Config, ConfigChanged, ConfigError, ConfigSource, Side, Tier,
 };
-use bloxquarium::protocol::{self, ClientRequest, ConfigValue, RemoteError};
-use bloxquarium::transport::{ClientNet, RpcCompleted, ServerNet};
+use bloxquarium::protocol::builtin::SetConfig;
+use bloxquarium::protocol::{self, ConfigValue, RemoteError};
+use bloxquarium::transport::{Answer, ClientNet, ServerNet};
 
 use crate::harness::{self, JoinUntil, Scratch, pump_until};
 
@@ -77,11 +78,11 @@ fn tiers_are_enforced_on_both_sides() {
     // Asking the server to change a Shared key is denied by default, then rate limited.
     let (a, b) = {
         let mut net = client.world_mut().resource_mut::<ClientNet>();
-        let body = ClientRequest::SetConfig {
+        let body = SetConfig {
             path: "game.startingCoins".into(),
             value: ConfigValue::Int(1),
         };
-        (net.call(body.clone(), t), net.call(body, t))
+        (net.call(&body, t), net.call(&body, t))
     };
     let mut answers = Vec::new();
     pump_until(
@@ -89,7 +90,7 @@ fn tiers_are_enforced_on_both_sides() {
         200,
         "both answers",
         |apps| {
-            answers.extend(harness::drain::<RpcCompleted>(apps[1]));
+            answers.extend(harness::drain::<Answer<SetConfig>>(apps[1]));
             answers.len() == 2
         },
     );

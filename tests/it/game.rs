@@ -5,8 +5,8 @@ use std::time::Duration;
 use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
 use bloxquarium::datastore::DataStoreState;
+use bloxquarium::game::protocol::ShopItem;
 use bloxquarium::game::{Catalog, GameOp, Leaderboard, Prediction};
-use bloxquarium::protocol::ShopItem;
 use bloxquarium::transport::ClientNet;
 
 use crate::harness::{self, Scratch, pump_until};
@@ -110,7 +110,7 @@ fn pump_all(
 }
 
 /// The last state the server sent a client.
-fn authoritative(client: &App) -> bloxquarium::protocol::PlayerState {
+fn authoritative(client: &App) -> bloxquarium::game::protocol::PlayerState {
     client
         .world()
         .resource::<Prediction>()

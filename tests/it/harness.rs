@@ -381,18 +381,19 @@ pub fn pump_for(apps: &mut [&mut App], wall: Duration) {
     }
 }
 
-/// A sealed call from `client`; pumps `server` and every app in `others` until it is answered.
-pub fn sealed(
+/// A typed remote call from `client`; pumps `server` and every app in `others` until it is
+/// answered.
+pub fn call<T: bloxquarium::protocol::RemoteFunction>(
     server: &mut App,
     client: &mut App,
     others: &mut [&mut App],
-    body: bloxquarium::protocol::SealedRequest,
-) -> Result<bloxquarium::protocol::SealedResponse, bloxquarium::protocol::RemoteError> {
+    request: T,
+) -> Result<T::Response, bloxquarium::protocol::RemoteError> {
     let t = client.world().resource::<Time<Real>>().elapsed();
     let id = client
         .world_mut()
         .resource_mut::<bloxquarium::transport::ClientNet>()
-        .call_sealed(body, t);
+        .call(&request, t);
     let mut got = None;
     for _ in 0..300 {
         server.update();
@@ -400,7 +401,7 @@ pub fn sealed(
         for o in others.iter_mut() {
             o.update();
         }
-        if let Some(c) = drain::<bloxquarium::transport::SealedRpcCompleted>(client)
+        if let Some(c) = drain::<bloxquarium::transport::Answer<T>>(client)
             .into_iter()
             .find(|c| c.id == id)
         {
@@ -409,7 +410,7 @@ pub fn sealed(
         }
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
-    got.expect("the sealed call is answered")
+    got.unwrap_or_else(|| panic!("the {} call is answered", T::NAME))
 }
 
 /// Changes a live profile on `server` as the game's simulation step does (no operation is

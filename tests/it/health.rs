@@ -263,7 +263,8 @@ fn a_missing_dependency_names_both_plugins() {
 
 #[test]
 fn an_admin_runs_the_checks_on_demand() {
-    use bloxquarium::protocol::{AdminCommand, RemoteError, SealedRequest, SealedResponse};
+    use bloxquarium::protocol::RemoteError;
+    use bloxquarium::protocol::builtin::{Health, HealthReport};
     let d = Scratch::new("health-admin");
     let mut server = harness::server(&d, &["--tick-hz", "5"]);
     let mut clients: Vec<App> = [21u64, 22]
@@ -287,15 +288,10 @@ fn an_admin_runs_the_checks_on_demand() {
             == 2
     });
     let ask = |who: &mut App, server: &mut App, other: &mut App| {
-        harness::sealed(
-            server,
-            who,
-            &mut [other],
-            SealedRequest::Admin(AdminCommand::Health),
-        )
+        harness::call(server, who, &mut [other], Health)
     };
     match ask(admin, &mut server, player) {
-        Ok(SealedResponse::Health { overall, systems }) => {
+        Ok(HealthReport { overall, systems }) => {
             assert_eq!(overall, "healthy");
             assert_eq!(systems.len(), 8);
         }

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use bevy::prelude::*;
 use bloxquarium::datastore::{DataStore, DataStoreState};
+use bloxquarium::game::protocol::ShopItem;
 use bloxquarium::game::{Catalog, GameOp, Prediction};
-use bloxquarium::protocol::ShopItem;
 use bloxquarium::reconcile::Reconciler;
 use bloxquarium::transport::ClientNet;
 use bloxquarium::transport::ConnectionState;
@@ -219,7 +219,7 @@ fn the_integrity_sweep_catches_a_record_altered_behind_the_servers_back() {
 
 #[test]
 fn under_manual_a_conflict_waits_for_an_admin_who_settles_it_over_the_network() {
-    use bloxquarium::protocol::{AdminCommand, SealedRequest, SealedResponse};
+    use bloxquarium::protocol::builtin::{ListConflicts, ResolveConflict};
     use bloxquarium::security::Security;
     let d = Scratch::new("rc-manual");
     let cfg = harness::config_dir(
@@ -284,33 +284,20 @@ fn under_manual_a_conflict_waits_for_an_admin_who_settles_it_over_the_network() 
             .unwrap()
             .is_held()
     );
-    let call = |server: &mut App, admin: &mut App, player: &mut App, cmd| {
-        harness::sealed(server, admin, &mut [player], SealedRequest::Admin(cmd))
-    };
-    let listed = call(
-        &mut server,
-        &mut admin,
-        &mut player,
-        AdminCommand::ListConflicts,
-    );
-    let Ok(SealedResponse::Conflicts(list)) = listed else {
+    let listed = harness::call(&mut server, &mut admin, &mut [&mut player], ListConflicts);
+    let Ok(list) = listed else {
         panic!("{listed:?}")
     };
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].key, 11);
     // A player may not settle conflicts.
-    let denied = call(
-        &mut server,
-        &mut player,
-        &mut admin,
-        AdminCommand::ListConflicts,
-    );
+    let denied = harness::call(&mut server, &mut player, &mut [&mut admin], ListConflicts);
     assert!(denied.is_err(), "{denied:?}");
-    let r = call(
+    let r = harness::call(
         &mut server,
         &mut admin,
-        &mut player,
-        AdminCommand::ResolveConflict {
+        &mut [&mut player],
+        ResolveConflict {
             id: list[0].id,
             take_ours: true,
         },

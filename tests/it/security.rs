@@ -1,17 +1,17 @@
 //! Security gate: rate limits, strikes, kicks, bans; a well-behaved client is unaffected.
 
 use bevy::prelude::*;
-use bloxquarium::protocol::{ClientEvent, ClientRequest, ServerResponse};
+use bloxquarium::protocol::builtin::{Chat, Echo, SetConfig};
 use bloxquarium::security::Security;
 use bloxquarium::transport::ConnectionState;
-use bloxquarium::transport::{ClientEventReceived, ClientNet, RpcCompleted};
+use bloxquarium::transport::{Answer, ClientNet, FromClient};
 
 use crate::harness::{self, JoinUntil::Connected, Scratch, pump_until};
 
 fn flood_chat(client: &mut App, n: usize) {
     let mut net = client.world_mut().resource_mut::<ClientNet>();
     for i in 0..n {
-        net.send_event(ClientEvent::Chat {
+        net.send(&Chat {
             text: format!("spam {i}"),
         });
     }
@@ -30,12 +30,12 @@ fn a_chat_flood_is_dropped_struck_and_kicked_while_others_play_on() {
     let mut server = harness::server(&d, &[]);
     let mut spammer = harness::join(&mut server, &d, 1, "p1", Connected);
     let mut good = harness::join(&mut server, &d, 2, "p2", Connected);
-    harness::drain::<ClientEventReceived>(&mut server);
+    harness::drain::<FromClient<Chat>>(&mut server);
 
     flood_chat(&mut spammer, 20);
     let t = good.world().resource::<Time<Real>>().elapsed();
     let id = good.world_mut().resource_mut::<ClientNet>().call(
-        ClientRequest::Echo {
+        &Echo {
             payload: b"fine".to_vec(),
         },
         t,
@@ -47,15 +47,12 @@ fn a_chat_flood_is_dropped_struck_and_kicked_while_others_play_on() {
         300,
         "spammer kicked, good answered",
         |a| {
-            admitted.extend(harness::drain::<ClientEventReceived>(a[0]));
-            answers.extend(harness::drain::<RpcCompleted>(a[2]));
+            admitted.extend(harness::drain::<FromClient<Chat>>(a[0]));
+            answers.extend(harness::drain::<Answer<Echo>>(a[2]));
             kicked_reason(a[1]).is_some() && !answers.is_empty()
         },
     );
-    let chats = admitted
-        .iter()
-        .filter(|e| e.client == 1 && matches!(e.event, ClientEvent::Chat { .. }))
-        .count();
+    let chats = admitted.iter().filter(|e| e.client == 1).count();
     assert_eq!(
         chats, 2,
         "the burst of security.rateLimits.chat = 2 gets through, the rest is dropped"
@@ -63,12 +60,7 @@ fn a_chat_flood_is_dropped_struck_and_kicked_while_others_play_on() {
     let reason = kicked_reason(&spammer).unwrap();
     assert!(reason.contains("kicked"), "{reason}");
     assert_eq!(answers[0].id, id);
-    assert_eq!(
-        answers[0].result,
-        Ok(ServerResponse::Echo {
-            payload: b"fine".to_vec()
-        })
-    );
+    assert_eq!(answers[0].result, Ok(b"fine".to_vec()));
     assert_eq!(harness::state(&good), ConnectionState::Connected);
     // The audit log has the strikes and the kick, and the CLI finds them.
     use bloxquarium::security::{AuditKind, AuditQuery};
@@ -193,7 +185,7 @@ fn only_a_role_that_grants_it_may_change_shared_config() {
     let ask = |client: &mut App, coins: i64| {
         let t = client.world().resource::<Time<Real>>().elapsed();
         client.world_mut().resource_mut::<ClientNet>().call(
-            ClientRequest::SetConfig {
+            &SetConfig {
                 path: "game.startingCoins".into(),
                 value: ConfigValue::Int(coins),
             },
@@ -208,8 +200,8 @@ fn only_a_role_that_grants_it_may_change_shared_config() {
         300,
         "answers",
         |a| {
-            p_ans.extend(harness::drain::<RpcCompleted>(a[1]));
-            a_ans.extend(harness::drain::<RpcCompleted>(a[2]));
+            p_ans.extend(harness::drain::<Answer<SetConfig>>(a[1]));
+            a_ans.extend(harness::drain::<Answer<SetConfig>>(a[2]));
             !p_ans.is_empty() && !a_ans.is_empty()
         },
     );
@@ -221,11 +213,7 @@ fn only_a_role_that_grants_it_may_change_shared_config() {
         ))
     );
     assert_eq!(a_ans[0].id, a_id);
-    assert!(
-        matches!(a_ans[0].result, Ok(ServerResponse::ConfigSet { .. })),
-        "{:?}",
-        a_ans[0].result
-    );
+    assert!(a_ans[0].result.is_ok(), "{:?}", a_ans[0].result);
     assert_eq!(
         server
             .world()
@@ -282,11 +270,9 @@ fn an_idle_session_expires_even_with_heartbeats() {
         |a| {
             frame += 1;
             if frame % 300 == 0 {
-                a[2].world_mut()
-                    .resource_mut::<ClientNet>()
-                    .send_event(ClientEvent::Chat {
-                        text: "still here".into(),
-                    });
+                a[2].world_mut().resource_mut::<ClientNet>().send(&Chat {
+                    text: "still here".into(),
+                });
             }
             kicked_reason(a[1]).is_some()
         },
@@ -313,10 +299,11 @@ fn an_idle_session_expires_even_with_heartbeats() {
 
 // ---- The adversarial harness ------------------------------------------------------------------
 
-use bloxquarium::protocol::{
-    AdminCommand, ClientMessage, RemoteError, SealedClientMessage, SealedRequest, SealedResponse,
-    ShopItem, channel,
+use bloxquarium::game::protocol::{GrantCoins, Purchase, ShopItem};
+use bloxquarium::protocol::builtin::{
+    Ban, Heartbeat, Kick, ReloadConfig, SecureEcho, SecurityStats, SetRole, Unban,
 };
+use bloxquarium::protocol::{ClientMessage, Remote, RemoteError, SealedClientMessage, channel};
 use bloxquarium::security::{AuditKind, AuditQuery, AuditRecord};
 
 fn audit_of(d: &Scratch, player: Option<u64>, kind: AuditKind) -> Vec<AuditRecord> {
@@ -333,20 +320,15 @@ fn audit_of(d: &Scratch, player: Option<u64>, kind: AuditKind) -> Vec<AuditRecor
 
 /// The well-behaved client still gets answers and stays connected.
 fn still_fine(server: &mut App, good: &mut App) {
-    let r = harness::sealed(
+    let r = harness::call(
         server,
         good,
         &mut [],
-        SealedRequest::SecureEcho {
+        SecureEcho {
             payload: b"ok".to_vec(),
         },
     );
-    assert_eq!(
-        r,
-        Ok(SealedResponse::SecureEcho {
-            payload: b"ok".to_vec()
-        })
-    );
+    assert_eq!(r, Ok(b"ok".to_vec()));
     assert_eq!(harness::state(good), ConnectionState::Connected);
 }
 
@@ -376,9 +358,15 @@ fn out_of_range_fields_are_refused_with_a_reason_a_strike_and_an_audit_record() 
     let mut server = harness::server(&d, &[]);
     let mut bad = harness::join(&mut server, &d, 31, "p31", Connected);
     let mut good = harness::join(&mut server, &d, 32, "p32", Connected);
+    fn refused<R: std::fmt::Debug>(r: Result<R, RemoteError>, why: &str) {
+        match r {
+            Err(RemoteError::Rejected(reason)) => assert!(reason.contains(why), "{reason}"),
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
     for (body, why) in [
         (
-            SealedRequest::Purchase {
+            Purchase {
                 op_id: 1,
                 item: ShopItem::Fish { species: 0 },
                 quantity: 0,
@@ -386,33 +374,35 @@ fn out_of_range_fields_are_refused_with_a_reason_a_strike_and_an_audit_record() 
             "quantity 0 is not 1..=20",
         ),
         (
-            SealedRequest::Purchase {
+            Purchase {
                 op_id: 2,
                 item: ShopItem::Fish { species: 200 },
                 quantity: 1,
             },
             "species 200 is not 0..32",
         ),
-        (
-            SealedRequest::Admin(AdminCommand::GrantCoins {
+    ] {
+        refused(
+            harness::call(&mut server, &mut bad, &mut [&mut good], body),
+            why,
+        );
+    }
+    refused(
+        harness::call(
+            &mut server,
+            &mut bad,
+            &mut [&mut good],
+            GrantCoins {
                 player: 31,
                 amount: i64::MAX,
-            }),
-            "grant of",
+            },
         ),
-    ] {
-        let r = harness::sealed(&mut server, &mut bad, &mut [&mut good], body);
-        match r {
-            Err(RemoteError::Rejected(reason)) => assert!(reason.contains(why), "{reason}"),
-            other => panic!("expected a rejection, got {other:?}"),
-        }
-    }
+        "grant of",
+    );
     // An over-long chat line is dropped (events have no answer) and struck.
-    bad.world_mut()
-        .resource_mut::<ClientNet>()
-        .send_event(ClientEvent::Chat {
-            text: "x".repeat(500),
-        });
+    bad.world_mut().resource_mut::<ClientNet>().send(&Chat {
+        text: "x".repeat(500),
+    });
     pump_until(
         &mut [&mut server, &mut bad, &mut good],
         300,
@@ -427,11 +417,11 @@ fn out_of_range_fields_are_refused_with_a_reason_a_strike_and_an_audit_record() 
         "{strikes:?}"
     );
     // The fifth strike kicks.
-    let _ = harness::sealed(
+    let _ = harness::call(
         &mut server,
         &mut bad,
         &mut [&mut good],
-        SealedRequest::Purchase {
+        Purchase {
             op_id: 3,
             item: ShopItem::TankUpgrade,
             quantity: 2,
@@ -454,41 +444,47 @@ fn permission_escalation_is_denied_struck_and_audited() {
     let mut bad = harness::join(&mut server, &d, 41, "p41", Connected);
     let mut good = harness::join(&mut server, &d, 42, "p42", Connected);
     loaded(&mut server, &mut [&mut bad, &mut good], 41);
-    for (cmd, perm) in [
-        (
-            AdminCommand::GrantCoins {
-                player: 41,
-                amount: 1_000_000,
-            },
-            "admin.grant",
-        ),
-        (
-            AdminCommand::SetRole {
-                player: 41,
-                role: "admin".into(),
-            },
-            "admin.role",
-        ),
-        (
-            AdminCommand::Kick {
-                player: 42,
-                reason: "mine".into(),
-            },
-            "admin.kick",
-        ),
-        (AdminCommand::Stats, "admin.stats"),
-    ] {
-        let r = harness::sealed(
-            &mut server,
-            &mut bad,
-            &mut [&mut good],
-            SealedRequest::Admin(cmd),
-        );
+    fn denied<T: bloxquarium::protocol::RemoteFunction>(
+        server: &mut App,
+        bad: &mut App,
+        good: &mut App,
+        cmd: T,
+    ) {
+        let perm = cmd.permission().unwrap();
+        let r = harness::call(server, bad, &mut [good], cmd).map(|_| ());
         assert_eq!(
             r,
             Err(RemoteError::Rejected(format!("permission denied: {perm}")))
         );
     }
+    denied(
+        &mut server,
+        &mut bad,
+        &mut good,
+        GrantCoins {
+            player: 41,
+            amount: 1_000_000,
+        },
+    );
+    denied(
+        &mut server,
+        &mut bad,
+        &mut good,
+        SetRole {
+            player: 41,
+            role: "admin".into(),
+        },
+    );
+    denied(
+        &mut server,
+        &mut bad,
+        &mut good,
+        Kick {
+            player: 42,
+            reason: "mine".into(),
+        },
+    );
+    denied(&mut server, &mut bad, &mut good, SecurityStats);
     let denied = audit_of(&d, Some(41), AuditKind::PermissionDenied);
     assert_eq!(denied.len(), 4);
     assert!(
@@ -520,9 +516,11 @@ fn a_replayed_envelope_is_dropped_counted_and_audited() {
     let mut good = harness::join(&mut server, &d, 52, "p52", Connected);
     let plain = bloxquarium::protocol::encode(&SealedClientMessage::Request {
         id: 9_000,
-        body: SealedRequest::SecureEcho {
+        kind: SecureEcho::KIND,
+        payload: bloxquarium::protocol::encode(&SecureEcho {
             payload: b"once".to_vec(),
-        },
+        })
+        .unwrap(),
     })
     .unwrap();
     let env = bad
@@ -564,11 +562,11 @@ fn overspending_impossible_income_and_clock_skew_are_suspicious() {
     let mut good = harness::join(&mut server, &d, 62, "p62", Connected);
     loaded(&mut server, &mut [&mut bad, &mut good], 61);
     // A purchase the client knows it cannot afford (100 coins, tank upgrade costs 500).
-    let r = harness::sealed(
+    let r = harness::call(
         &mut server,
         &mut bad,
         &mut [&mut good],
-        SealedRequest::Purchase {
+        Purchase {
             op_id: 7,
             item: ShopItem::TankUpgrade,
             quantity: 1,
@@ -581,18 +579,18 @@ fn overspending_impossible_income_and_clock_skew_are_suspicious() {
         ))
     );
     // A fair one goes through.
-    let r = harness::sealed(
+    let r = harness::call(
         &mut server,
         &mut bad,
         &mut [&mut good],
-        SealedRequest::Purchase {
+        Purchase {
             op_id: 8,
             item: ShopItem::Fish { species: 0 },
             quantity: 2,
         },
     );
     match r {
-        Ok(SealedResponse::Applied { op_id, state }) => {
+        Ok(bloxquarium::game::protocol::Applied { op_id, state }) => {
             assert_eq!(op_id, 8);
             assert_eq!(state.coins, 80);
             assert_eq!(state.fish.len(), 2);
@@ -612,7 +610,7 @@ fn overspending_impossible_income_and_clock_skew_are_suspicious() {
     let skewed = bloxquarium::clock::unix_now().as_millis() as u64 - 3_600_000;
     bad.world_mut()
         .resource_mut::<ClientNet>()
-        .send_event(ClientEvent::Heartbeat {
+        .send(&Heartbeat {
             client_time_ms: skewed,
         });
     pump_until(
@@ -655,31 +653,31 @@ fn admin_commands_work_for_an_admin_and_are_audited() {
         .resource_mut::<Security>()
         .assign_role(71, "admin", "test")
         .unwrap();
-    let run = |server: &mut App, admin: &mut App, target: &mut App, cmd| {
-        harness::sealed(server, admin, &mut [target], SealedRequest::Admin(cmd))
-    };
+    fn run<T: bloxquarium::protocol::RemoteFunction>(
+        server: &mut App,
+        admin: &mut App,
+        target: &mut App,
+        cmd: T,
+    ) -> Result<T::Response, RemoteError> {
+        harness::call(server, admin, &mut [target], cmd)
+    }
     // Grant to a live player.
     let r = run(
         &mut server,
         &mut admin,
         &mut target,
-        AdminCommand::GrantCoins {
+        GrantCoins {
             player: 72,
             amount: 900,
         },
     );
-    assert_eq!(
-        r,
-        Ok(SealedResponse::AdminDone {
-            detail: "player 72 now has 1000 coins".into()
-        })
-    );
+    assert_eq!(r, Ok("player 72 now has 1000 coins".to_string()));
     // Taking more than they have is refused.
     let r = run(
         &mut server,
         &mut admin,
         &mut target,
-        AdminCommand::GrantCoins {
+        GrantCoins {
             player: 72,
             amount: -5000,
         },
@@ -699,7 +697,7 @@ fn admin_commands_work_for_an_admin_and_are_audited() {
         &mut server,
         &mut admin,
         &mut target,
-        AdminCommand::SetRole {
+        SetRole {
             player: 72,
             role: "moderator".into(),
         },
@@ -710,14 +708,9 @@ fn admin_commands_work_for_an_admin_and_are_audited() {
         "moderator"
     );
     // Reload config and stats.
-    let r = run(
-        &mut server,
-        &mut admin,
-        &mut target,
-        AdminCommand::ReloadConfig,
-    );
+    let r = run(&mut server, &mut admin, &mut target, ReloadConfig);
     assert!(
-        matches!(r, Ok(SealedResponse::AdminDone { ref detail }) if detail.starts_with("config reloaded")),
+        matches!(r, Ok(ref detail) if detail.starts_with("config reloaded")),
         "{r:?}"
     );
     // Kick, then ban (the player is gone), then unban.
@@ -725,7 +718,7 @@ fn admin_commands_work_for_an_admin_and_are_audited() {
         &mut server,
         &mut admin,
         &mut target,
-        AdminCommand::Kick {
+        Kick {
             player: 72,
             reason: "testing".into(),
         },
@@ -746,7 +739,7 @@ fn admin_commands_work_for_an_admin_and_are_audited() {
         &mut server,
         &mut admin,
         &mut target,
-        AdminCommand::Ban {
+        Ban {
             player: 72,
             seconds: 600,
             reason: "cheating".into(),
@@ -773,19 +766,9 @@ fn admin_commands_work_for_an_admin_and_are_audited() {
         |a| kicked_reason(a[2]).is_some(),
     );
     assert!(kicked_reason(&back).unwrap().contains("banned"));
-    let r = run(
-        &mut server,
-        &mut admin,
-        &mut back,
-        AdminCommand::Unban { player: 72 },
-    );
+    let r = run(&mut server, &mut admin, &mut back, Unban { player: 72 });
     assert!(r.is_ok(), "{r:?}");
-    let r = run(
-        &mut server,
-        &mut admin,
-        &mut back,
-        AdminCommand::Unban { player: 72 },
-    );
+    let r = run(&mut server, &mut admin, &mut back, Unban { player: 72 });
     assert_eq!(
         r,
         Err(RemoteError::Rejected("player 72 is not banned".into()))
@@ -795,13 +778,13 @@ fn admin_commands_work_for_an_admin_and_are_audited() {
         &mut server,
         &mut admin,
         &mut back,
-        AdminCommand::GrantCoins {
+        GrantCoins {
             player: 72,
             amount: 5,
         },
     );
     assert!(
-        matches!(r, Ok(SealedResponse::AdminDone { ref detail }) if detail.contains("offline")),
+        matches!(r, Ok(ref detail) if detail.contains("offline")),
         "{r:?}"
     );
     let (_, p) = server
@@ -823,10 +806,8 @@ fn admin_commands_work_for_an_admin_and_are_audited() {
         .coins;
     assert_eq!(coins, 1005);
     // Stats.
-    let r = run(&mut server, &mut admin, &mut again, AdminCommand::Stats);
-    let Ok(SealedResponse::SecurityStats(stats)) = r else {
-        panic!("{r:?}")
-    };
+    let r = run(&mut server, &mut admin, &mut again, SecurityStats);
+    let Ok(stats) = r else { panic!("{r:?}") };
     assert_eq!(stats.bans, 1);
     assert_eq!(stats.active_bans, 0);
     assert_eq!(

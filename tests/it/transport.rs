@@ -5,13 +5,14 @@ use std::time::Duration;
 use bevy::prelude::*;
 use bevy_renet::RenetClient;
 use bloxquarium::clock::unix_now;
+use bloxquarium::protocol::builtin::{Chat, Echo, SecureEcho, ServerStats};
 use bloxquarium::protocol::{
-    self, ClientMessage, ClientRequest, PROTOCOL_ID, RemoteError, SealedClientMessage,
-    SealedRequest, SealedResponse, ServerResponse, channel, protocol_id_for,
+    self, ClientMessage, PROTOCOL_VERSION, Remote, RemoteError, SealedClientMessage, channel,
+    protocol_id_for,
 };
 use bloxquarium::transport::ConnectionState;
 use bloxquarium::transport::{
-    ClientNet, RpcCompleted, SealedRpcCompleted, SecuritySignalRaised, ServerNet, SessionEnded,
+    Answer, ClientNet, FromClient, FromServer, SecuritySignalRaised, ServerNet, SessionEnded,
     SessionStarted, SignalKind, TokenIssuer, TransportError,
 };
 use bloxquarium::{ProcessOptions, StartError};
@@ -76,7 +77,8 @@ fn forged_expired_and_wrong_protocol_tokens_are_refused() {
     let addr = harness::server_addr(&server);
 
     // Forged: signed with some other key.
-    let forged = TokenIssuer::new([9; 32], PROTOCOL_ID, vec![addr])
+    let protocol_id = bloxquarium::game::protocol::protocol_id();
+    let forged = TokenIssuer::new([9; 32], protocol_id, vec![addr])
         .issue(5, "Mallory")
         .unwrap();
     assert!(!raw_client_connects(
@@ -106,7 +108,8 @@ fn forged_expired_and_wrong_protocol_tokens_are_refused() {
 
     // Wrong protocol: the server's own key, but another protocol version.
     let key = bloxquarium::keys::load(&bloxquarium::keys::key_path(&data.0)).unwrap();
-    let other = TokenIssuer::new(key, protocol_id_for(99), vec![addr])
+    let fingerprint = protocol::protocol_fingerprint_of(protocol_id).unwrap();
+    let other = TokenIssuer::new(key, protocol_id_for(99, fingerprint), vec![addr])
         .issue(7, "Future")
         .unwrap();
     assert!(!raw_client_connects(
@@ -145,6 +148,38 @@ fn forged_expired_and_wrong_protocol_tokens_are_refused() {
         Ok(_) => panic!("a wrong-protocol token must be refused"),
     }
 
+    // Another game (or another build registering other messages) on the same framing version:
+    // the server refuses the handshake, and our client says why before trying.
+    let another_game = TokenIssuer::new(
+        key,
+        protocol_id_for(PROTOCOL_VERSION, fingerprint ^ 1),
+        vec![addr],
+    )
+    .issue(9, "Elsewhere")
+    .unwrap();
+    assert!(!raw_client_connects(
+        &mut server,
+        renet_netcode::ClientAuthentication::Secure {
+            connect_token: another_game.token.clone()
+        },
+        90
+    ));
+    another_game.write_file(&path).unwrap();
+    match bloxquarium::client_app(&cli.global, &args, ProcessOptions::EMBEDDED) {
+        Err(StartError::Transport(e @ TransportError::MessageSetMismatch { .. })) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("remote messages differ")
+                    && text.contains(&format!("{:08x}", fingerprint ^ 1))
+                    && text.contains(&format!("{fingerprint:08x}")),
+                "{text}"
+            );
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a token for another message set must be refused"),
+    }
+    assert_eq!(sessions(&server), 0);
+
     // And a valid token still works beside all that.
     let _ok = harness::join(&mut server, &data, 8, "Dory", Connected);
     assert_eq!(sessions(&server), 1);
@@ -160,41 +195,37 @@ fn remote_functions_round_trip_plain_and_sealed() {
         let mut net = client.world_mut().resource_mut::<ClientNet>();
         (
             net.call(
-                ClientRequest::Echo {
+                &Echo {
                     payload: b"ping".to_vec(),
                 },
                 t,
             ),
-            net.call(ClientRequest::ServerStats { recent_ticks: 0 }, t),
-            net.call_sealed(
-                SealedRequest::SecureEcho {
+            net.call(&ServerStats { recent_ticks: 0 }, t),
+            net.call(
+                &SecureEcho {
                     payload: b"secret".to_vec(),
                 },
                 t,
             ),
         )
     };
-    let mut plain = Vec::new();
-    let mut secure = Vec::new();
+    let (mut echoes, mut reports, mut secure) = (Vec::new(), Vec::new(), Vec::new());
     pump_until(
         &mut [&mut server, &mut client],
         200,
         "answers arrive",
         |a| {
-            plain.extend(harness::drain::<RpcCompleted>(a[1]));
-            secure.extend(harness::drain::<SealedRpcCompleted>(a[1]));
-            plain.len() == 2 && secure.len() == 1
+            echoes.extend(harness::drain::<Answer<Echo>>(a[1]));
+            reports.extend(harness::drain::<Answer<ServerStats>>(a[1]));
+            secure.extend(harness::drain::<Answer<SecureEcho>>(a[1]));
+            echoes.len() == 1 && reports.len() == 1 && secure.len() == 1
         },
     );
-    let by_id = |id| plain.iter().find(|r| r.id == id).map(|r| r.result.clone());
-    assert_eq!(
-        by_id(echo),
-        Some(Ok(ServerResponse::Echo {
-            payload: b"ping".to_vec()
-        }))
-    );
-    match by_id(stats) {
-        Some(Ok(ServerResponse::ServerStats(s))) => {
+    assert_eq!(echoes[0].id, echo);
+    assert_eq!(echoes[0].result, Ok(b"ping".to_vec()));
+    assert_eq!(reports[0].id, stats);
+    match &reports[0].result {
+        Ok(s) => {
             assert_eq!(s.clients, 1);
             assert!(s.ticks > 0);
             assert!(s.rss_mb > 0.0);
@@ -202,15 +233,13 @@ fn remote_functions_round_trip_plain_and_sealed() {
         other => panic!("stats: {other:?}"),
     }
     assert_eq!(secure[0].id, sealed);
-    assert_eq!(
-        secure[0].result,
-        Ok(SealedResponse::SecureEcho {
-            payload: b"secret".to_vec()
-        })
-    );
+    assert_eq!(secure[0].result, Ok(b"secret".to_vec()));
     let server_stats = &server.world().resource::<ServerNet>().stats;
     assert_eq!(server_stats.rpc_latency.len(), 3);
-    assert_eq!(server_stats.total.messages_in.get("sealed"), Some(&1));
+    assert_eq!(
+        server_stats.total.messages_in.get(SecureEcho::NAME),
+        Some(&1)
+    );
     let client_stats = &client.world().resource::<ClientNet>().stats;
     assert_eq!(client_stats.rpc_latency.len(), 3);
     assert!(client_stats.rpc_p99_ms() >= client_stats.rpc_p50_ms());
@@ -227,26 +256,21 @@ fn remote_functions_round_trip_plain_and_sealed() {
 
 #[test]
 fn remote_events_flow_both_ways_and_broadcast() {
-    use bloxquarium::protocol::{ClientEvent, ServerEvent};
-    use bloxquarium::transport::{ClientEventReceived, ServerEventReceived};
     let data = Scratch::new("tp-events");
     let mut server = harness::server(&data, &[]);
     let mut a = harness::join(&mut server, &data, 1, "A", Connected);
     let mut b = harness::join(&mut server, &data, 2, "B", Connected);
-    a.world_mut()
-        .resource_mut::<ClientNet>()
-        .send_event(ClientEvent::Chat {
-            text: "hello tank".into(),
-        });
+    a.world_mut().resource_mut::<ClientNet>().send(&Chat {
+        text: "hello tank".into(),
+    });
     {
         let mut net = server.world_mut().resource_mut::<ServerNet>();
-        net.broadcast(ServerEvent::Notice {
+        net.broadcast(&Chat {
             text: "feeding time".into(),
         });
-        net.send_event(
+        net.send(
             2,
-            ServerEvent::Chat {
-                from: "A".into(),
+            &Chat {
                 text: "just for B".into(),
             },
         );
@@ -257,30 +281,19 @@ fn remote_events_flow_both_ways_and_broadcast() {
         200,
         "events arrive",
         |apps| {
-            at_server.extend(harness::drain::<ClientEventReceived>(apps[0]));
-            at_a.extend(harness::drain::<ServerEventReceived>(apps[1]));
-            at_b.extend(harness::drain::<ServerEventReceived>(apps[2]));
-            at_server
-                .iter()
-                .any(|e| matches!(&e.event, ClientEvent::Chat { .. }))
-                && !at_a.is_empty()
-                && at_b.len() >= 2
+            at_server.extend(harness::drain::<FromClient<Chat>>(apps[0]));
+            at_a.extend(harness::drain::<FromServer<Chat>>(apps[1]));
+            at_b.extend(harness::drain::<FromServer<Chat>>(apps[2]));
+            !at_server.is_empty() && !at_a.is_empty() && at_b.len() >= 2
         },
     );
-    let chat = at_server
-        .iter()
-        .find(|e| matches!(&e.event, ClientEvent::Chat { .. }))
-        .unwrap();
-    assert_eq!(chat.client, 1);
-    assert!(matches!(&chat.event, ClientEvent::Chat { text } if text == "hello tank"));
+    assert_eq!(at_server[0].client, 1);
+    assert_eq!(at_server[0].message.text, "hello tank");
     assert_eq!(at_a.len(), 1, "A gets the broadcast only");
-    assert!(matches!(&at_a[0].0, ServerEvent::Notice { text } if text == "feeding time"));
-    assert!(
-        at_b.iter()
-            .any(|e| matches!(&e.0, ServerEvent::Chat { text, .. } if text == "just for B"))
-    );
+    assert_eq!(at_a[0].0.text, "feeding time");
+    assert!(at_b.iter().any(|e| e.0.text == "just for B"));
     let stats = &server.world().resource::<ServerNet>().stats;
-    assert_eq!(stats.peers[&1].messages_in.get("chat"), Some(&1));
+    assert_eq!(stats.peers[&1].messages_in.get(Chat::NAME), Some(&1));
     assert!(stats.total.messages_out.get("event").copied().unwrap_or(0) >= 3);
 }
 
@@ -327,12 +340,12 @@ fn a_remote_function_times_out_when_the_server_is_silent() {
     let id = client
         .world_mut()
         .resource_mut::<ClientNet>()
-        .call(ClientRequest::Echo { payload: vec![] }, t);
+        .call(&Echo { payload: vec![] }, t);
     // Only the client runs: nobody answers. 1 s at 1/30 s a frame.
     let mut done = Vec::new();
     for _ in 0..60 {
         client.update();
-        done.extend(harness::drain::<RpcCompleted>(&mut client));
+        done.extend(harness::drain::<Answer<Echo>>(&mut client));
         if !done.is_empty() {
             break;
         }
@@ -373,9 +386,11 @@ fn bad_input_is_rejected_and_counted_while_a_good_client_keeps_working() {
     // A valid envelope, tampered.
     let plain = protocol::encode(&SealedClientMessage::Request {
         id: 1,
-        body: SealedRequest::SecureEcho {
+        kind: SecureEcho::KIND,
+        payload: protocol::encode(&SecureEcho {
             payload: b"x".to_vec(),
-        },
+        })
+        .unwrap(),
     })
     .unwrap();
     let mut tampered = bad
@@ -398,10 +413,26 @@ fn bad_input_is_rejected_and_counted_while_a_good_client_keeps_working() {
     let bytes = protocol::encode(&ClientMessage::Sealed(genuine)).unwrap();
     send_raw(&mut bad, channel::RELIABLE_ORDERED, bytes.clone());
     send_raw(&mut bad, channel::RELIABLE_ORDERED, bytes);
+    // A sealed kind sent in clear, and a kind nobody registered.
+    for kind in [SecureEcho::KIND, 0x0BAD_C0DE] {
+        send_raw(
+            &mut bad,
+            channel::RELIABLE_ORDERED,
+            protocol::encode(&ClientMessage::Request {
+                id: 2,
+                kind,
+                payload: protocol::encode(&SecureEcho {
+                    payload: b"x".to_vec(),
+                })
+                .unwrap(),
+            })
+            .unwrap(),
+        );
+    }
 
     let t = good.world().resource::<Time<Real>>().elapsed();
     let id = good.world_mut().resource_mut::<ClientNet>().call(
-        ClientRequest::Echo {
+        &Echo {
             payload: b"still here".to_vec(),
         },
         t,
@@ -414,8 +445,8 @@ fn bad_input_is_rejected_and_counted_while_a_good_client_keeps_working() {
         "signals and the good answer",
         |a| {
             signals.extend(harness::drain::<SecuritySignalRaised>(a[0]));
-            answers.extend(harness::drain::<RpcCompleted>(a[2]));
-            signals.len() >= 4 && !answers.is_empty()
+            answers.extend(harness::drain::<Answer<Echo>>(a[2]));
+            signals.len() >= 6 && !answers.is_empty()
         },
     );
     let kinds: Vec<SignalKind> = signals.iter().map(|s| s.0.kind).collect();
@@ -427,21 +458,30 @@ fn bad_input_is_rejected_and_counted_while_a_good_client_keeps_working() {
     ] {
         assert!(kinds.contains(&k), "{k:?} missing from {kinds:?}");
     }
+    let invalid: Vec<&str> = signals
+        .iter()
+        .filter(|s| s.0.kind == SignalKind::Invalid)
+        .map(|s| s.0.detail.as_str())
+        .collect();
+    assert!(
+        invalid
+            .iter()
+            .any(|d| d.contains("bq.secure_echo must travel sealed"))
+            && invalid
+                .iter()
+                .any(|d| d.contains("unknown message kind 0x0badc0de")),
+        "{invalid:?}"
+    );
     assert!(
         signals.iter().all(|s| s.0.client == 66),
         "only the bad client is blamed"
     );
     let stats = &server.world().resource::<ServerNet>().stats;
-    assert_eq!(stats.total.rejected, 4);
-    assert_eq!(stats.peers[&66].rejected, 4);
+    assert_eq!(stats.total.rejected, 6);
+    assert_eq!(stats.peers[&66].rejected, 6);
     assert_eq!(stats.peers[&7].rejected, 0);
     assert_eq!(answers[0].id, id);
-    assert_eq!(
-        answers[0].result,
-        Ok(ServerResponse::Echo {
-            payload: b"still here".to_vec()
-        })
-    );
+    assert_eq!(answers[0].result, Ok(b"still here".to_vec()));
     // The genuine envelope itself was served once.
     assert_eq!(
         sessions(&server),
@@ -695,24 +735,15 @@ fn raw_netcode_step(
 }
 
 /// Echo round trip from `client`, pumping `server`.
-fn echo(server: &mut App, client: &mut App, payload: &[u8]) -> Result<ServerResponse, RemoteError> {
-    let t = client.world().resource::<Time<Real>>().elapsed();
-    let id = client.world_mut().resource_mut::<ClientNet>().call(
-        ClientRequest::Echo {
+fn echo(server: &mut App, client: &mut App, payload: &[u8]) -> Result<Vec<u8>, RemoteError> {
+    harness::call(
+        server,
+        client,
+        &mut [],
+        Echo {
             payload: payload.to_vec(),
         },
-        t,
-    );
-    let mut answers = Vec::new();
-    pump_until(&mut [server, client], 300, "echo answered", |a| {
-        answers.extend(harness::drain::<RpcCompleted>(a[1]));
-        answers.iter().any(|r| r.id == id)
-    });
-    answers
-        .into_iter()
-        .find(|r| r.id == id)
-        .map(|r| r.result)
-        .expect("answered")
+    )
 }
 
 #[test]
@@ -764,9 +795,7 @@ fn a_malformed_batch_ends_only_its_sender() {
     assert!(server.world().resource::<ServerNet>().session(7).is_some());
     assert_eq!(
         echo(&mut server, &mut good, b"unbothered"),
-        Ok(ServerResponse::Echo {
-            payload: b"unbothered".to_vec()
-        })
+        Ok(b"unbothered".to_vec())
     );
 }
 
@@ -777,8 +806,6 @@ fn the_multi_threaded_executor_serves_too() {
     let mut client = harness::join(&mut server, &data, 3, "Gill", Connected);
     assert_eq!(
         echo(&mut server, &mut client, b"ping"),
-        Ok(ServerResponse::Echo {
-            payload: b"ping".to_vec()
-        })
+        Ok(b"ping".to_vec())
     );
 }

@@ -1,0 +1,279 @@
+//! The aquarium's remote messages, registered like any game's ([`register`]): the shop, feeding,
+//! gifts and visits (sealed functions), the player's state (a sealed event), the leaderboard (an
+//! event) and its own admin command, `GrantCoins`.
+
+use bevy::prelude::App;
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::{Delivery, Remote, RemoteFunction};
+use crate::transport::RemoteApp;
+
+/// Most items of one kind bought in one purchase.
+pub const MAX_PURCHASE_QUANTITY: u32 = 20;
+/// Most fish species the protocol can name.
+pub const MAX_SPECIES: u8 = 32;
+/// Decoration kinds the protocol allows (the catalog may sell fewer).
+pub const MAX_DECORATION_KINDS: u8 = 16;
+/// The largest gift, in coins.
+pub const MAX_GIFT: i64 = 1_000_000;
+/// Largest coin grant (either sign).
+pub const MAX_GRANT: i64 = 1_000_000_000;
+
+/// Registers the aquarium's messages (the server's and the client's App alike).
+pub fn register(app: &mut App) {
+    app.add_remote_function::<Purchase>()
+        .add_remote_function::<Sell>()
+        .add_remote_function::<Feed>()
+        .add_remote_function::<Gift>()
+        .add_remote_function::<Visit>()
+        .add_remote_function::<GrantCoins>()
+        .add_remote_event::<StateUpdate>()
+        .add_remote_event::<Leaderboard>();
+}
+
+/// The netcode protocol id of the aquarium (the framework's messages and its own).
+pub fn protocol_id() -> u64 {
+    crate::transport::protocol_table(register).protocol_id()
+}
+
+/// A player's own game state as the server holds it (authoritative), with the last of the
+/// client's operations it reflects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlayerState {
+    /// Coins.
+    pub coins: i64,
+    /// Tank level 1..=5.
+    pub tank_level: u8,
+    /// The fish: id, species, hunger.
+    pub fish: Vec<FishState>,
+    /// Decorations in the tank, by kind, in the order they were bought.
+    #[serde(default)]
+    pub decorations: Vec<u8>,
+    /// The last client operation id applied (0: none yet this session).
+    pub last_op: u64,
+}
+
+/// One fish as the client sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FishState {
+    /// Unique within the profile.
+    pub id: u64,
+    /// Species index.
+    pub species: u8,
+    /// 0 (fed) .. 100 (starving).
+    pub hunger: f32,
+}
+
+/// Something the shop sells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ShopItem {
+    /// A fish of a species (index into `game.fishPrices`).
+    Fish {
+        /// Species index.
+        species: u8,
+    },
+    /// The next tank level.
+    TankUpgrade,
+    /// A decoration (index into `game.decorationPrices`: 0 rock, 1 plant, 2 castle, ...).
+    Decoration {
+        /// Decoration kind.
+        kind: u8,
+    },
+}
+
+/// The answer to a game operation that went through: the authoritative state after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Applied {
+    /// The client's operation id.
+    pub op_id: u64,
+    /// The state after it.
+    pub state: PlayerState,
+}
+
+/// Buy from the shop with coins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Purchase {
+    /// The client's id for this operation (for its prediction).
+    pub op_id: u64,
+    /// What.
+    pub item: ShopItem,
+    /// How many (1..=[`MAX_PURCHASE_QUANTITY`]; tank upgrades: 1).
+    pub quantity: u32,
+}
+
+impl Remote for Purchase {
+    const NAME: &'static str = "aquarium.purchase";
+    const SEALED: bool = true;
+    const RATE_CLASS: &'static str = "purchase";
+    fn validate(&self) -> Result<(), String> {
+        let quantity = self.quantity;
+        if !(1..=MAX_PURCHASE_QUANTITY).contains(&quantity) {
+            return Err(format!(
+                "quantity {quantity} is not 1..={MAX_PURCHASE_QUANTITY}"
+            ));
+        }
+        match self.item {
+            ShopItem::Fish { species } if species >= MAX_SPECIES => {
+                Err(format!("species {species} is not 0..{MAX_SPECIES}"))
+            }
+            ShopItem::TankUpgrade if quantity != 1 => {
+                Err("a tank upgrade is bought one level at a time".into())
+            }
+            ShopItem::Decoration { kind } if kind >= MAX_DECORATION_KINDS => Err(format!(
+                "decoration {kind} is not 0..{MAX_DECORATION_KINDS}"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl RemoteFunction for Purchase {
+    type Response = Applied;
+}
+
+/// Sell one fish for `game.sellRefund` of its price.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sell {
+    /// The client's id for this operation (for its prediction).
+    pub op_id: u64,
+    /// The fish.
+    pub fish: u64,
+}
+
+impl Remote for Sell {
+    const NAME: &'static str = "aquarium.sell";
+    const SEALED: bool = true;
+    const RATE_CLASS: &'static str = "purchase";
+}
+
+impl RemoteFunction for Sell {
+    type Response = Applied;
+}
+
+/// Feed fish (hunger back to 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Feed {
+    /// The client's id for this operation (for its prediction).
+    pub op_id: u64,
+    /// One fish, or every fish (`None`).
+    pub fish: Option<u64>,
+}
+
+impl Remote for Feed {
+    const NAME: &'static str = "aquarium.feed";
+    const SEALED: bool = true;
+}
+
+impl RemoteFunction for Feed {
+    type Response = Applied;
+}
+
+/// Give coins to another player who is online now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gift {
+    /// The client's id for this operation (for its prediction).
+    pub op_id: u64,
+    /// The recipient's player id.
+    pub to: u64,
+    /// Coins, 1..=[`MAX_GIFT`].
+    pub coins: i64,
+}
+
+impl Remote for Gift {
+    const NAME: &'static str = "aquarium.gift";
+    const SEALED: bool = true;
+    const RATE_CLASS: &'static str = "purchase";
+    fn validate(&self) -> Result<(), String> {
+        if !(1..=MAX_GIFT).contains(&self.coins) {
+            Err(format!(
+                "a gift of {} coins is not 1..={MAX_GIFT}",
+                self.coins
+            ))
+        } else if self.to == 0 {
+            Err("a gift needs a recipient".into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl RemoteFunction for Gift {
+    type Response = Applied;
+}
+
+/// Look at another online player's aquarium (read-only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Visit {
+    /// Whose.
+    pub player: u64,
+}
+
+impl Remote for Visit {
+    const NAME: &'static str = "aquarium.visit";
+    const SEALED: bool = true;
+}
+
+impl RemoteFunction for Visit {
+    type Response = Visited;
+}
+
+/// Another player's aquarium, read-only (the answer to [`Visit`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Visited {
+    /// Whose.
+    pub player: u64,
+    /// Their display name.
+    pub name: String,
+    /// Their tank, fish and decorations (coins included: the leaderboard shows them).
+    pub state: PlayerState,
+}
+
+/// Give (or, negative, take) coins; an offline player gets them at next join (needs
+/// `admin.grant`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantCoins {
+    /// The player.
+    pub player: u64,
+    /// Coins (non-zero, |amount| <= [`MAX_GRANT`]).
+    pub amount: i64,
+}
+
+impl Remote for GrantCoins {
+    const NAME: &'static str = "aquarium.admin.grant_coins";
+    const SEALED: bool = true;
+    fn validate(&self) -> Result<(), String> {
+        if self.amount == 0 || self.amount.unsigned_abs() > MAX_GRANT as u64 {
+            Err(format!(
+                "grant of {} is not non-zero within ±{MAX_GRANT}",
+                self.amount
+            ))
+        } else {
+            Ok(())
+        }
+    }
+    fn permission(&self) -> Option<&'static str> {
+        Some("admin.grant")
+    }
+}
+
+impl RemoteFunction for GrantCoins {
+    type Response = String;
+}
+
+/// The player's authoritative game state (at join, after changes, and periodically), sealed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateUpdate(pub PlayerState);
+
+impl Remote for StateUpdate {
+    const NAME: &'static str = "aquarium.state";
+    const SEALED: bool = true;
+}
+
+/// The richest players on this server now: player id, name and coins, richest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Leaderboard(pub Vec<(u64, String, i64)>);
+
+impl Remote for Leaderboard {
+    const NAME: &'static str = "aquarium.leaderboard";
+    const DELIVERY: Delivery = Delivery::ReliableUnordered;
+}
