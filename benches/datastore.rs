@@ -9,7 +9,8 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
 use bloxquarium::clock::now_ms;
-use bloxquarium::datastore::{self, Codec, LockOwner, Profile, SaveRequest, Store};
+use bloxquarium::datastore::{self, Codec, LockOwner, SaveRequest, Store};
+use bloxquarium::game::{Aquarium, Profile};
 
 const BATCH: usize = 1024;
 
@@ -21,7 +22,7 @@ fn scratch(tag: &str) -> PathBuf {
 }
 
 fn profile(player: u64) -> Profile {
-    let mut p = Profile::template(player, 100);
+    let mut p = Profile::new(player, bloxquarium::game::Aquarium::new(100));
     // About 1 KiB of JSON that compresses like real data: names and counts.
     for i in 0..36 {
         p.inventory.insert(
@@ -40,7 +41,7 @@ fn open_store(dir: &Path) -> Store {
         Ok(c) => c,
         Err(e) => panic!("config: {e}"),
     };
-    match datastore::open(dir, &config) {
+    match datastore::open::<Aquarium>(dir, &config) {
         Ok(s) => s,
         Err(e) => panic!("store: {e}"),
     }
@@ -66,7 +67,7 @@ fn saves(c: &mut Criterion) {
     let mut versions = vec![0u64; BATCH];
     let mut profiles: Vec<Profile> = (0..BATCH as u64).map(|p| profile(p + 1)).collect();
     for (i, p) in profiles.iter_mut().enumerate() {
-        if let Ok(l) = store.load(p.player_id, &owner, now_ms()) {
+        if let Ok(l) = store.load::<Aquarium>(p.player_id, &owner, now_ms()) {
             *p = l.profile;
             versions[i] = l.version;
         }
@@ -96,7 +97,7 @@ fn saves(c: &mut Criterion) {
         group.throughput(Throughput::Elements(size as u64));
         group.bench_function(name, |b| {
             b.iter(|| {
-                let reqs: Vec<SaveRequest> = (0..size)
+                let reqs: Vec<SaveRequest<Aquarium>> = (0..size)
                     .map(|k| SaveRequest {
                         profile: profiles[k].clone(),
                         expected_version: versions[k],
@@ -152,13 +153,13 @@ fn saves(c: &mut Criterion) {
         b.iter(|| {
             n += 1;
             let p = n % BATCH as u64 + 1;
-            black_box(store.load(p, &owner, now_ms()).is_ok());
+            black_box(store.load::<Aquarium>(p, &owner, now_ms()).is_ok());
         })
     });
     group.bench_function("redb_peek", |b| {
         b.iter(|| {
             n += 1;
-            black_box(store.peek(n % BATCH as u64 + 1).is_ok());
+            black_box(store.peek::<Aquarium>(n % BATCH as u64 + 1).is_ok());
         })
     });
     group.finish();

@@ -5,9 +5,9 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-use bloxquarium::datastore::{Fish, Profile};
 use bloxquarium::game::Catalog;
 use bloxquarium::game::{Boid, Flock, flock_step as step, flock_step_all_pairs as step_all_pairs};
+use bloxquarium::game::{Fish, Profile};
 
 fn school(n: usize) -> Vec<Boid> {
     (0..n)
@@ -63,7 +63,7 @@ fn economy(c: &mut Criterion) {
     };
     let mut profiles: Vec<(Profile, f64)> = (0..1000u64)
         .map(|p| {
-            let mut prof = Profile::template(p, 100);
+            let mut prof = Profile::new(p, bloxquarium::game::Aquarium::new(100));
             for id in 1..=10 {
                 prof.fish.push(Fish {
                     id,

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::{Value, json};
 
-use bloxquarium::reconcile::{Policy, Strategy, checksum, profile_policy, resolve};
+use bloxquarium::reconcile::{Policy, Strategy, checksum, resolve};
 
 fn profile(player: u64, coins: i64, hunger: f32) -> Value {
-    let mut p = bloxquarium::datastore::Profile::template(player, coins);
+    let mut p = bloxquarium::game::Profile::new(player, bloxquarium::game::Aquarium::new(coins));
     for i in 0..36 {
         p.inventory.insert(
             format!("decoration_{i:02}_{}", player % 7),
@@ -18,7 +18,7 @@ fn profile(player: u64, coins: i64, hunger: f32) -> Value {
         );
     }
     for id in 1..=8 {
-        p.fish.push(bloxquarium::datastore::Fish {
+        p.fish.push(bloxquarium::game::Fish {
             id,
             species: (id % 6) as u8,
             name: format!("fish {id}"),
@@ -34,7 +34,7 @@ fn merge(c: &mut Criterion) {
     ours["inventory"]["decoration_00_1"] = json!(9);
     let mut theirs = profile(1, 90, 20.0);
     theirs["tank"]["level"] = json!(2);
-    let policy = profile_policy();
+    let policy = bloxquarium::datastore::policy_of::<bloxquarium::game::Aquarium>();
     eprintln!(
         "record: {} bytes of JSON",
         serde_json::to_vec(&base).map_or(0, |v| v.len())

@@ -11,6 +11,8 @@ use bevy::state::app::StatesPlugin;
 
 use crate::cli::{Cli, ClientArgs, Command, GlobalArgs, PlayArgs, ScreenshotArgs, ServerArgs};
 use crate::client::ClientCorePlugin;
+use crate::datastore::PlayerData;
+use crate::game::Aquarium;
 use crate::process::{Paths, RunMode, absolute};
 use crate::server::{ServerCorePlugin, ServerSettings};
 use crate::shutdown::ShutdownPlugin;
@@ -144,19 +146,19 @@ impl Plugin for CorePlugin {
 /// health and assets, speaking the framework's messages and the game's (`protocol`). Each plugin
 /// is built by its own fallible constructor from the config and the paths; the group only
 /// assembles them. The game adds its own server plugin beside it.
-pub struct ServerPlugins {
+pub struct ServerPlugins<D: PlayerData> {
     protocol: RegisterProtocol,
     core: ServerCorePlugin,
     config: crate::config::ConfigServerPlugin,
     transport: TransportServerPlugin,
-    datastore: crate::datastore::DataStorePlugin,
+    datastore: crate::datastore::DataStorePlugin<D>,
     security: crate::security::SecurityPlugin,
     reconcile: crate::reconcile::ReconcilePlugin,
     health: crate::health::HealthPlugin,
     assets: crate::assets::AssetsServerPlugin,
 }
 
-impl ServerPlugins {
+impl<D: PlayerData> ServerPlugins<D> {
     /// Loads the config (refusing an invalid one), opens the socket, key and store, reads the
     /// security files and scans the assets: any failure stops start-up here. `protocol`
     /// registers the game's remote messages.
@@ -183,7 +185,10 @@ impl ServerPlugins {
         )?;
         let datastore = crate::datastore::DataStorePlugin::open(&config.config, paths)?;
         let security = crate::security::SecurityPlugin::from_config(&config.config, paths)?;
-        let reconcile = crate::reconcile::ReconcilePlugin::from_config(&config.config)?;
+        let reconcile = crate::reconcile::ReconcilePlugin::from_config(
+            &config.config,
+            crate::datastore::policy_of::<D>(),
+        )?;
         let assets = crate::assets::AssetsServerPlugin::from_config(&config.config, paths);
         Ok(Self {
             protocol,
@@ -215,7 +220,7 @@ impl ServerPlugins {
     }
 }
 
-impl PluginGroup for ServerPlugins {
+impl<D: PlayerData> PluginGroup for ServerPlugins<D> {
     fn build(self) -> PluginGroupBuilder {
         PluginGroupBuilder::start::<Self>()
             .add(self.core)
@@ -391,7 +396,7 @@ pub fn server_app(
     args: &ServerArgs,
     process: ProcessOptions,
 ) -> Result<App, StartError> {
-    let server = ServerPlugins::open(
+    let server = ServerPlugins::<Aquarium>::open(
         &global.paths(),
         args,
         crate::health::HealthPlugin::serving(args.metrics_bind)?,
@@ -487,7 +492,7 @@ pub fn play_app(
         windowed(&mut app, global, "Bloxquarium", process, &args.screenshot)?;
     }
     let paths = global.paths();
-    let server = ServerPlugins::open(
+    let server = ServerPlugins::<Aquarium>::open(
         &paths,
         &args.server,
         crate::health::HealthPlugin::default(),

@@ -5,6 +5,7 @@
 use bevy::prelude::*;
 use bevy::tasks::{IoTaskPool, Task, block_on, futures_lite::future};
 
+use super::PlayerData;
 use super::{DataStore, DataStoreState, Profile};
 use crate::protocol::builtin::{ListConflicts, ResolveConflict};
 use crate::protocol::{RemoteError, RequestId};
@@ -13,23 +14,29 @@ use crate::security::{AuditEntry, AuditKind};
 use crate::transport::{Call, ServerNet};
 
 /// The answer to one admin request, and what to do after.
-type Answer = (u64, RequestId, Result<String, RemoteError>, After);
+type Answer<D> = (u64, RequestId, Result<String, RemoteError>, After<D>);
 
 /// State to update once a write has finished.
-enum After {
+enum After<D: PlayerData> {
     /// The conflict was settled by writing `profile` as `version`.
     Settled {
         player: u64,
         version: u64,
-        profile: Box<Profile>,
+        profile: Box<Profile<D>>,
     },
     /// Settling failed: the conflict goes back into the queue.
     Requeue(Box<PendingConflict>),
 }
 
 /// Settlements in flight.
-#[derive(Resource, Default)]
-pub(super) struct SettleTasks(Vec<Task<Answer>>);
+#[derive(Resource)]
+pub(super) struct SettleTasks<D: PlayerData>(Vec<Task<Answer<D>>>);
+
+impl<D: PlayerData> Default for SettleTasks<D> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
 
 fn rejected(why: impl Into<String>) -> Result<String, RemoteError> {
     Err(RemoteError::Rejected(why.into()))
@@ -37,14 +44,14 @@ fn rejected(why: impl Into<String>) -> Result<String, RemoteError> {
 
 /// Carries out admitted `ListConflicts` and `ResolveConflict` commands.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn answer_conflict_commands(
+pub(super) fn answer_conflict_commands<D: PlayerData>(
     mut lists: MessageReader<Call<ListConflicts>>,
     mut resolves: MessageReader<Call<ResolveConflict>>,
     mut net: ResMut<ServerNet>,
     store: Res<DataStore>,
-    mut profiles: ResMut<DataStoreState>,
+    mut profiles: ResMut<DataStoreState<D>>,
     mut reconciler: ResMut<Reconciler>,
-    mut tasks: ResMut<SettleTasks>,
+    mut tasks: ResMut<SettleTasks<D>>,
     mut audit: MessageWriter<AuditEntry>,
 ) {
     for c in lists.read() {
@@ -70,20 +77,20 @@ pub(super) fn answer_conflict_commands(
     }
 }
 
-enum Settling {
+enum Settling<D: PlayerData> {
     Now(Result<String, RemoteError>),
-    Later(Task<Answer>),
+    Later(Task<Answer<D>>),
 }
 
 /// Settles a waiting conflict: the stored side at once; the server's side by a durable write.
-fn settle(
+fn settle<D: PlayerData>(
     rc: &mut Reconciler,
-    profiles: &mut DataStoreState,
+    profiles: &mut DataStoreState<D>,
     store: &DataStore,
     (conflict, take_ours): (u64, bool),
     (client, id, who): (u64, RequestId, &str),
     audit: &mut MessageWriter<AuditEntry>,
-) -> Settling {
+) -> Settling<D> {
     let Some(c) = rc.take(conflict) else {
         return Settling::Now(rejected(format!("no conflict {conflict} is waiting")));
     };
@@ -99,7 +106,7 @@ fn settle(
         details: format!("conflict {conflict} settled by {who}: {side} side kept"),
     });
     if !take_ours {
-        let theirs = match serde_json::from_value::<Profile>(c.theirs.clone()) {
+        let theirs = match serde_json::from_value::<Profile<D>>(c.theirs.clone()) {
             Ok(p) => p,
             Err(e) => {
                 rc.queue(c);
@@ -118,7 +125,7 @@ fn settle(
     // The server's side as it is now (a live profile may have moved on while it waited).
     let profile = match profiles.profile(player) {
         Some(l) => l.profile.clone(),
-        None => match serde_json::from_value::<Profile>(c.ours.clone()) {
+        None => match serde_json::from_value::<Profile<D>>(c.ours.clone()) {
             Ok(p) => p,
             Err(e) => {
                 rc.queue(c);
@@ -156,10 +163,10 @@ fn settle(
 }
 
 /// Answers settlements whose write finished.
-pub(super) fn finish_settlements(
-    mut tasks: ResMut<SettleTasks>,
+pub(super) fn finish_settlements<D: PlayerData>(
+    mut tasks: ResMut<SettleTasks<D>>,
     mut net: ResMut<ServerNet>,
-    mut profiles: ResMut<DataStoreState>,
+    mut profiles: ResMut<DataStoreState<D>>,
     mut reconciler: ResMut<Reconciler>,
 ) {
     let mut finished = Vec::new();

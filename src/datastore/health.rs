@@ -3,19 +3,21 @@
 
 use bevy::prelude::*;
 
-use super::{AutosavePace, DataStore, DataStoreState};
+use super::{AutosavePace, DataStore, DataStoreState, PlayerData};
 use crate::integration::{
     Direction, Figure, HealthStatus, Integration, Measure, OptimisationRule, Transition, TuningRule,
 };
 
-/// Registered by [`super::DataStorePlugin`].
-pub(super) const INTEGRATION: Integration = Integration {
-    name: "datastore",
-    version: env!("CARGO_PKG_VERSION"),
-    depends_on: &["transport", "config"],
-    check,
-    figures,
-};
+/// Registered by [`super::DataStorePlugin`], for the game's data `D`.
+pub(super) fn integration<D: PlayerData>() -> Integration {
+    Integration {
+        name: "datastore",
+        version: env!("CARGO_PKG_VERSION"),
+        depends_on: &["transport", "config"],
+        check: check::<D>,
+        figures: figures::<D>,
+    }
+}
 
 /// Spaces auto-saves (×2) while fewer than 90% of data store operations succeed (back above
 /// 98%).
@@ -40,8 +42,8 @@ pub(super) fn autosave_rule() -> TuningRule {
 }
 
 /// Unhealthy in its critical state, degraded with saves piling up or a slowed auto-save.
-fn check(world: &World) -> HealthStatus {
-    let Some(state) = world.get_resource::<DataStoreState>() else {
+fn check<D: PlayerData>(world: &World) -> HealthStatus {
+    let Some(state) = world.get_resource::<DataStoreState<D>>() else {
         return HealthStatus::Unhealthy("no data store".into());
     };
     if state.critical {
@@ -58,7 +60,7 @@ fn check(world: &World) -> HealthStatus {
     }
 }
 
-fn figures(world: &World, out: &mut Vec<Figure>) {
+fn figures<D: PlayerData>(world: &World, out: &mut Vec<Figure>) {
     if let Some(store) = world.get_resource::<DataStore>() {
         let s = store.stats();
         out.extend([
@@ -94,7 +96,7 @@ fn figures(world: &World, out: &mut Vec<Figure>) {
             ),
         ]);
     }
-    if let Some(state) = world.get_resource::<DataStoreState>() {
+    if let Some(state) = world.get_resource::<DataStoreState<D>>() {
         let backups = state.backups_ok + state.backups_failed;
         out.extend([
             Figure::gauge(

@@ -8,6 +8,7 @@ use std::time::Duration;
 use bevy::prelude::*;
 use bevy::tasks::IoTaskPool;
 
+use super::PlayerData;
 use super::live::{DataStoreState, LiveProfile, Phase, profile_checksum};
 use super::{
     BackupError, BackupRecord, Loaded, LockOwner, MergeOutcome, Profile, ProfileLoaded,
@@ -19,12 +20,12 @@ use crate::reconcile::{PendingConflict, Reconciled, Reconciler};
 use crate::transport::KickRequested;
 
 /// One profile's outcome in a group commit.
-pub(super) struct SavedItem {
+pub(super) struct SavedItem<D: PlayerData> {
     player: u64,
     owner: LockOwner,
     result: Result<u64, StoreError>,
-    profile: Profile,
-    base: Profile,
+    profile: Profile<D>,
+    base: Profile<D>,
     /// Checksum of `profile` (computed in the task).
     checksum: String,
 }
@@ -32,25 +33,25 @@ pub(super) struct SavedItem {
 /// A job that landed.
 // A few jobs are in flight at a time; boxing the large ones would buy nothing.
 #[allow(clippy::large_enum_variant)]
-pub(super) enum Job {
+pub(super) enum Job<D: PlayerData> {
     Load {
         client: u64,
         player: u64,
         owner: LockOwner,
         /// The loaded profile and its checksum.
-        result: Result<(Loaded, String), StoreError>,
+        result: Result<(Loaded<D>, String), StoreError>,
     },
     Saves {
         final_save: bool,
-        items: Vec<SavedItem>,
+        items: Vec<SavedItem<D>>,
     },
     Merge {
         player: u64,
         /// The snapshot whose save lost (ours).
-        ours: Profile,
-        base: Profile,
+        ours: Profile<D>,
+        base: Profile<D>,
         /// The outcome, with the checksum of a merged profile.
-        result: Result<(MergeOutcome, String), StoreError>,
+        result: Result<(MergeOutcome<D>, String), StoreError>,
     },
     Integrity {
         player: u64,
@@ -112,8 +113,8 @@ pub(super) fn spread(player: u64, interval: Duration) -> Duration {
 // ---- spawning ------------------------------------------------------------------------------
 
 /// Loads `player`'s profile under a session lock for `client`: the profile is `Loading`.
-pub(super) fn spawn_load(
-    state: &mut DataStoreState,
+pub(super) fn spawn_load<D: PlayerData>(
+    state: &mut DataStoreState<D>,
     store: &Arc<Store>,
     (client, player, session): (u64, u64, u128),
 ) {
@@ -145,8 +146,8 @@ pub(super) fn spawn_load(
 
 /// Saves the given live profiles that have no write in flight in one group commit (one fsync
 /// for all of them): each becomes `Saving`. A final save also releases each lock it saved.
-pub(super) fn spawn_saves(
-    state: &mut DataStoreState,
+pub(super) fn spawn_saves<D: PlayerData>(
+    state: &mut DataStoreState<D>,
     store: &Arc<Store>,
     players: &[u64],
     final_save: bool,
@@ -173,7 +174,7 @@ pub(super) fn spawn_saves(
     let store = store.clone();
     state.pending_saves += reqs.len();
     state.tasks.push(IoTaskPool::get().spawn(async move {
-        let (reqs, bases): (Vec<SaveRequest>, Vec<Profile>) = reqs.into_iter().unzip();
+        let (reqs, bases): (Vec<SaveRequest<D>>, Vec<Profile<D>>) = reqs.into_iter().unzip();
         let results = store.save_batch(&reqs, true, now_ms());
         let items = reqs
             .into_iter()
@@ -199,8 +200,8 @@ pub(super) fn spawn_saves(
 }
 
 /// Releases a player's lock.
-pub(super) fn spawn_release(
-    state: &mut DataStoreState,
+pub(super) fn spawn_release<D: PlayerData>(
+    state: &mut DataStoreState<D>,
     store: &Arc<Store>,
     player: u64,
     owner: LockOwner,
@@ -215,13 +216,13 @@ pub(super) fn spawn_release(
 
 /// Merges `ours` (a save another writer won) into the stored profile under the reconcile
 /// strategy: a profile still in play is `Saving` until it lands.
-pub(super) fn spawn_merge(
-    state: &mut DataStoreState,
+pub(super) fn spawn_merge<D: PlayerData>(
+    state: &mut DataStoreState<D>,
     store: &Arc<Store>,
     rc: &Reconciler,
     player: u64,
-    base: Profile,
-    ours: Profile,
+    base: Profile<D>,
+    ours: Profile<D>,
 ) {
     let (strategy, policy) = (rc.strategy, rc.policy.clone());
     let store = store.clone();
@@ -249,7 +250,11 @@ pub(super) fn spawn_merge(
 }
 
 /// Renews `player`'s lock.
-pub(super) fn spawn_heartbeat(state: &mut DataStoreState, store: &Arc<Store>, player: u64) {
+pub(super) fn spawn_heartbeat<D: PlayerData>(
+    state: &mut DataStoreState<D>,
+    store: &Arc<Store>,
+    player: u64,
+) {
     let Some(owner) = state.live.get(&player).map(|l| l.owner.clone()) else {
         return;
     };
@@ -261,8 +266,8 @@ pub(super) fn spawn_heartbeat(state: &mut DataStoreState, store: &Arc<Store>, pl
 }
 
 /// Backs the store up under `data`, keeping `retention` backups.
-pub(super) fn spawn_backup(
-    state: &mut DataStoreState,
+pub(super) fn spawn_backup<D: PlayerData>(
+    state: &mut DataStoreState<D>,
     store: &Arc<Store>,
     data: std::path::PathBuf,
     retention: usize,
@@ -278,8 +283,8 @@ pub(super) fn spawn_backup(
 
 /// Makes `version` of `player`'s profile current again, releasing `owner`'s lock first when
 /// the player was in play here.
-pub(super) fn spawn_restore(
-    state: &mut DataStoreState,
+pub(super) fn spawn_restore<D: PlayerData>(
+    state: &mut DataStoreState<D>,
     store: &Arc<Store>,
     (player, version): (u64, u64),
     owner: Option<LockOwner>,
@@ -291,14 +296,14 @@ pub(super) fn spawn_restore(
         }
         Job::Restored {
             player,
-            result: store.restore_version(player, version, now_ms()),
+            result: store.restore_version::<D>(player, version, now_ms()),
         }
     }));
 }
 
 /// Reads the stored copy of `player`'s profile at `version` for the integrity sweep.
-pub(super) fn spawn_integrity(
-    state: &mut DataStoreState,
+pub(super) fn spawn_integrity<D: PlayerData>(
+    state: &mut DataStoreState<D>,
     store: &Arc<Store>,
     player: u64,
     version: u64,
@@ -309,7 +314,7 @@ pub(super) fn spawn_integrity(
             player,
             version,
             result: store
-                .peek(player)
+                .peek::<D>(player)
                 .map(|found| found.map(|(v, p)| (v, profile_checksum(&p)))),
         }
     }));
@@ -318,7 +323,7 @@ pub(super) fn spawn_integrity(
 // ---- landing -------------------------------------------------------------------------------
 
 /// Hands a landed job to its handler.
-pub(super) fn land(state: &mut DataStoreState, job: Job, l: &mut Landing<'_>) {
+pub(super) fn land<D: PlayerData>(state: &mut DataStoreState<D>, job: Job<D>, l: &mut Landing<'_>) {
     match job {
         Job::Load {
             client,
@@ -357,10 +362,10 @@ pub(super) fn land(state: &mut DataStoreState, job: Job, l: &mut Landing<'_>) {
 
 /// Loading → Live; or gone (the load failed: the player is told why; or the session ended
 /// meanwhile: the lock is released at once).
-fn loaded(
-    state: &mut DataStoreState,
+fn loaded<D: PlayerData>(
+    state: &mut DataStoreState<D>,
     (client, player, owner): (u64, u64, LockOwner),
-    result: Result<(Loaded, String), StoreError>,
+    result: Result<(Loaded<D>, String), StoreError>,
     l: &mut Landing<'_>,
 ) {
     let ended = match state.loading.get(&player) {
@@ -384,7 +389,7 @@ fn loaded(
             l.loaded.push(ProfileLoaded {
                 client,
                 player,
-                applied: loaded.applied.clone(),
+                applied: loaded.applied.len(),
             });
             l.reconciled.push(Reconciled::Snapshot);
             let first_visit = l
@@ -426,7 +431,12 @@ fn loaded(
 /// Saving → Live (saved; clean unless it changed meanwhile), Retrying (a transient failure),
 /// Saving again (lost to another writer: merged instead), or gone (refused, or the lock was
 /// lost). A save that lands after its session ended releases the lock.
-fn saved(state: &mut DataStoreState, final_save: bool, item: SavedItem, l: &mut Landing<'_>) {
+fn saved<D: PlayerData>(
+    state: &mut DataStoreState<D>,
+    final_save: bool,
+    item: SavedItem<D>,
+    l: &mut Landing<'_>,
+) {
     let SavedItem {
         player,
         owner,
@@ -491,7 +501,7 @@ fn saved(state: &mut DataStoreState, final_save: bool, item: SavedItem, l: &mut 
 }
 
 /// Any write failed: Retrying, at the next backoff.
-fn retry_later(live: &mut LiveProfile, player: u64, now: Duration) {
+fn retry_later<D: PlayerData>(live: &mut LiveProfile<D>, player: u64, now: Duration) {
     live.retries += 1;
     live.phase = Phase::Retrying {
         at: now + backoff(live.retries, player),
@@ -500,11 +510,11 @@ fn retry_later(live: &mut LiveProfile, player: u64, now: Duration) {
 
 /// Saving (a merge) → Live (merged; changes made meanwhile carried over), Held (conflicts no
 /// rule settles wait for a person), or Retrying (the merge failed).
-fn merged(
-    state: &mut DataStoreState,
+fn merged<D: PlayerData>(
+    state: &mut DataStoreState<D>,
     player: u64,
-    (ours, base): (Profile, Profile),
-    result: Result<(MergeOutcome, String), StoreError>,
+    (ours, base): (Profile<D>, Profile<D>),
+    result: Result<(MergeOutcome<D>, String), StoreError>,
     l: &mut Landing<'_>,
 ) {
     let now = l.now;
@@ -545,7 +555,7 @@ fn merged(
             if let Some(live) = state.live.get_mut(&player) {
                 live.phase = Phase::Held;
             }
-            let json = |p: &Profile| serde_json::to_value(p).unwrap_or_default();
+            let json = |p: &Profile<D>| serde_json::to_value(p).unwrap_or_default();
             l.reconciled
                 .push(Reconciled::Conflict(Box::new(PendingConflict {
                     id: 0,
@@ -568,13 +578,13 @@ fn merged(
 }
 
 /// Changes made to `now` since `saved` was sent, carried onto `merged`.
-fn rebase(
-    saved: &Profile,
-    now: &Profile,
-    merged: &Profile,
+fn rebase<D: PlayerData>(
+    saved: &Profile<D>,
+    now: &Profile<D>,
+    merged: &Profile<D>,
     strategy: crate::reconcile::Strategy,
     policy: &crate::reconcile::Policy,
-) -> Profile {
+) -> Profile<D> {
     let (Ok(b), Ok(o), Ok(t)) = (
         serde_json::to_value(saved),
         serde_json::to_value(now),
@@ -588,8 +598,8 @@ fn rebase(
 
 /// The integrity sweep's read: a stored copy that differs from what this server saved (same
 /// version) is written back at once (the profile turns dirty and due).
-fn checked(
-    state: &mut DataStoreState,
+fn checked<D: PlayerData>(
+    state: &mut DataStoreState<D>,
     (player, version): (u64, u64),
     result: Result<Option<(u64, String)>, StoreError>,
     l: &mut Landing<'_>,
@@ -626,8 +636,8 @@ fn checked(
 
 /// A lock heartbeat that failed for good ends the session (gone); unsaved changes are merged,
 /// not dropped.
-fn heartbeat(
-    state: &mut DataStoreState,
+fn heartbeat<D: PlayerData>(
+    state: &mut DataStoreState<D>,
     player: u64,
     result: Result<(), StoreError>,
     l: &mut Landing<'_>,
@@ -656,7 +666,11 @@ fn heartbeat(
     }
 }
 
-fn backed_up(state: &mut DataStoreState, result: Result<BackupRecord, BackupError>, now: Duration) {
+fn backed_up<D: PlayerData>(
+    state: &mut DataStoreState<D>,
+    result: Result<BackupRecord, BackupError>,
+    now: Duration,
+) {
     state.pending_backups = state.pending_backups.saturating_sub(1);
     match result {
         Ok(r) => {
@@ -681,6 +695,7 @@ mod tests {
     use bevy::tasks::{TaskPool, block_on};
 
     use super::*;
+    use crate::datastore::profile::tests::Tally;
 
     fn landing<'a>(
         store: &'a Arc<Store>,
@@ -707,9 +722,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         // No config dir: the embedded schema's defaults.
         let config = crate::config::load_server(&dir.join("no-config")).unwrap();
-        let store = Arc::new(super::super::open(&dir, &config).unwrap());
-        let reconciler = Reconciler::from_config(&config).unwrap();
-        let mut state = DataStoreState::new("server-a".into());
+        let store = Arc::new(super::super::open::<Tally>(&dir, &config).unwrap());
+        let reconciler =
+            Reconciler::from_config(&config, super::super::policy_of::<Tally>()).unwrap();
+        let mut state = DataStoreState::<Tally>::new("server-a".into());
         spawn_load(&mut state, &store, (1, 42, 7));
         // The session ends while the load is in flight.
         state.loading.get_mut(&42).unwrap().ended = true;
@@ -732,7 +748,7 @@ mod tests {
             server_id: "server-b".into(),
             session: 8,
         };
-        assert!(store.load(42, &other, now_ms()).is_ok());
+        assert!(store.load::<Tally>(42, &other, now_ms()).is_ok());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

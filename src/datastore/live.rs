@@ -20,6 +20,7 @@ use std::time::Duration;
 use bevy::prelude::*;
 use bevy::tasks::Task;
 
+use super::PlayerData;
 use super::jobs::Job;
 use super::{ErrorWindow, LockOwner, OpRecord, Profile};
 
@@ -45,19 +46,19 @@ pub enum Phase {
 
 /// A profile in play on this server.
 #[derive(Debug, Clone)]
-pub struct LiveProfile {
+pub struct LiveProfile<D: PlayerData> {
     /// renet client id of its session.
     pub client: u64,
     /// The lock owner (this server and the session).
     pub owner: LockOwner,
     /// The profile.
-    pub profile: Profile,
+    pub profile: Profile<D>,
     /// Stored version it is based on.
     pub version: u64,
     /// Changed since the last save.
     pub dirty: bool,
     /// The profile as stored at `version` (the base of a three-way merge).
-    pub base: Profile,
+    pub base: Profile<D>,
     /// Checksum of `base` (the integrity sweep compares the stored copy with it).
     pub(super) base_checksum: String,
     /// Where it is in its life here.
@@ -68,7 +69,7 @@ pub struct LiveProfile {
     pub(super) retries: u32,
 }
 
-impl LiveProfile {
+impl<D: PlayerData> LiveProfile<D> {
     /// Where it is in its life here.
     pub fn phase(&self) -> Phase {
         self.phase
@@ -91,12 +92,12 @@ pub(super) struct Loading {
 
 /// The plugin's state: profiles in play, loads and tasks in flight, health.
 #[derive(Resource)]
-pub struct DataStoreState {
+pub struct DataStoreState<D: PlayerData> {
     /// This server's id in session locks.
     pub server_id: String,
-    pub(super) live: HashMap<u64, LiveProfile>,
+    pub(super) live: HashMap<u64, LiveProfile<D>>,
     pub(super) loading: HashMap<u64, Loading>,
-    pub(super) tasks: Vec<Task<Job>>,
+    pub(super) tasks: Vec<Task<Job<D>>>,
     pub(super) errors: ErrorWindow,
     /// Saves and releases in flight.
     pub pending_saves: usize,
@@ -118,7 +119,7 @@ pub struct DataStoreState {
     pub autosave_slowdown: u32,
 }
 
-impl DataStoreState {
+impl<D: PlayerData> DataStoreState<D> {
     /// A state for server `server_id`.
     pub fn new(server_id: String) -> Self {
         Self {
@@ -140,7 +141,7 @@ impl DataStoreState {
     }
 
     /// A live profile.
-    pub fn profile(&self, player: u64) -> Option<&LiveProfile> {
+    pub fn profile(&self, player: u64) -> Option<&LiveProfile<D>> {
         self.live.get(&player)
     }
 
@@ -151,8 +152,8 @@ impl DataStoreState {
     pub fn apply_op<R, E>(
         &mut self,
         player: u64,
-        change: impl FnOnce(&mut Profile) -> Result<R, E>,
-        op: impl FnOnce(&Profile, &R) -> OpRecord,
+        change: impl FnOnce(&mut Profile<D>) -> Result<R, E>,
+        op: impl FnOnce(&Profile<D>, &R) -> OpRecord,
     ) -> Option<Result<R, E>> {
         let live = self.live.get_mut(&player)?;
         let mut next = live.profile.clone();
@@ -166,7 +167,11 @@ impl DataStoreState {
 
     /// The game's simulation step on a live profile (income, hunger): not an operation, so no
     /// record is kept; marks the profile dirty.
-    pub fn simulate<R>(&mut self, player: u64, step: impl FnOnce(&mut Profile) -> R) -> Option<R> {
+    pub fn simulate<R>(
+        &mut self,
+        player: u64,
+        step: impl FnOnce(&mut Profile<D>) -> R,
+    ) -> Option<R> {
         self.live.get_mut(&player).map(|l| {
             l.dirty = true;
             step(&mut l.profile)
@@ -181,7 +186,7 @@ impl DataStoreState {
     /// A conflict about `player` was settled: `stored` is now the stored profile at `version`.
     /// With `replace`, the live profile becomes `stored` (the stored side won); otherwise the
     /// live profile stays and is saved again if it differs. Held → Live.
-    pub fn settled(&mut self, player: u64, version: u64, stored: Profile, replace: bool) {
+    pub fn settled(&mut self, player: u64, version: u64, stored: Profile<D>, replace: bool) {
         if let Some(l) = self.live.get_mut(&player) {
             l.version = version;
             l.phase = Phase::Live;
@@ -206,7 +211,7 @@ impl DataStoreState {
 }
 
 /// The checksum of a profile's canonical encoding (computed in the IO tasks, off the tick).
-pub(super) fn profile_checksum(profile: &Profile) -> String {
+pub(super) fn profile_checksum<D: PlayerData>(profile: &Profile<D>) -> String {
     serde_json::to_value(profile)
         .map(|v| crate::reconcile::checksum(&v))
         .unwrap_or_default()

@@ -37,11 +37,14 @@ pub use backup::{
     restore as restore_backup, store_id, verify as verify_backup,
 };
 pub use live::{DataStoreState, LiveProfile, Phase};
-pub use profile::{Fish, OpRecord, Profile, Tank};
+pub use profile::{
+    DecodeError, MAX_PROFILE_BYTES, MAX_PROFILE_OPS, OpRecord, PlayerData, Profile,
+    decode as decode_profile, envelope_policy, policy_of,
+};
 pub use seal::{AtRest, Codec};
 pub use store::{
-    Datastore, ErrorWindow, Loaded, LockOwner, MergeOutcome, OfflineMessage, SaveRequest,
-    StoreError, StoreSettings, StoreStats,
+    Datastore, ErrorWindow, Loaded, LockOwner, MergeOutcome, SaveRequest, StoreError,
+    StoreSettings, StoreStats,
 };
 
 use crate::config::Config;
@@ -70,18 +73,27 @@ pub enum OpenError {
     Config(#[from] crate::config::ConfigError),
 }
 
-/// Store settings from the config.
-pub fn settings_from(config: &Config) -> Result<StoreSettings, crate::config::ConfigError> {
+/// Store settings from the config, with the template of the game's data `D`.
+pub fn settings_from<D: PlayerData>(
+    config: &Config,
+) -> Result<StoreSettings, crate::config::ConfigError> {
+    let template = D::template(config)?;
     Ok(StoreSettings {
         lock_stale_after: config.get("datastore.lockStaleAfter")?,
         versions_keep: config.get("datastore.versionsKeep")?,
         versions_max_age: config.get("datastore.versionsMaxAge")?,
-        starting_coins: config.get("game.startingCoins")?,
+        template: serde_json::to_value(template).map_err(|e| {
+            crate::config::ConfigError::Invalid {
+                path: "(the game's template)".into(),
+                reason: e.to_string(),
+            }
+        })?,
     })
 }
 
-/// Opens the store of a data dir: the data key (created 0600 on first use) and the redb file.
-pub fn open(data: &Path, config: &Config) -> Result<Store, OpenError> {
+/// Opens the store of a data dir for the game's data `D`: the data key (created 0600 on first
+/// use) and the redb file.
+pub fn open<D: PlayerData>(data: &Path, config: &Config) -> Result<Store, OpenError> {
     let key = crate::keys::load_or_create_at(&crate::keys::data_key_path(data))?;
     let backend = RedbBackend::open(&store_path(data))?;
     backup::store_id(&backend)?;
@@ -89,7 +101,7 @@ pub fn open(data: &Path, config: &Config) -> Result<Store, OpenError> {
     Ok(Datastore::new(
         backend,
         AtRest::new(&key, Codec::Zstd),
-        settings_from(config)?,
+        settings_from::<D>(config)?,
     ))
 }
 
@@ -105,7 +117,7 @@ pub struct ProfileLoaded {
     /// The player.
     pub player: u64,
     /// Offline messages applied at this load.
-    pub applied: Vec<OfflineMessage>,
+    pub applied: usize,
 }
 
 /// The `datastore.autosave` optimisation rule changed state: auto-saves are spaced ×2 while it
@@ -136,23 +148,26 @@ pub struct VersionRestored {
     pub result: Result<u64, StoreError>,
 }
 
-/// The data store plugin (server). [`Self::open`] opens the store (a bad key or a store another
-/// server holds stops start-up); `build` inserts [`DataStore`] and [`DataStoreState`].
-pub struct DataStorePlugin {
+/// The data store plugin (server) for the game's player data `D`. [`Self::open`] opens the store
+/// (a bad key or a store another server holds stops start-up); `build` inserts [`DataStore`] and
+/// [`DataStoreState<D>`].
+pub struct DataStorePlugin<D: PlayerData> {
     store: DataStore,
     server_id: String,
+    data: std::marker::PhantomData<fn() -> D>,
 }
 
-impl DataStorePlugin {
+impl<D: PlayerData> DataStorePlugin<D> {
     /// Opens the store under `paths.data` with the `datastore.*` settings; this server's id in
     /// session locks is random per process.
     pub fn open(config: &Config, paths: &crate::process::Paths) -> Result<Self, OpenError> {
-        let store = open(&paths.data, config)?;
+        let store = open::<D>(&paths.data, config)?;
         let mut id = [0u8; 4];
         getrandom::fill(&mut id).map_err(|e| OpenError::Backend(BackendError(e.to_string())))?;
         Ok(Self {
             store: DataStore(Arc::new(store)),
             server_id: format!("server-{}-{}", std::process::id(), hex::encode(id)),
+            data: std::marker::PhantomData,
         })
     }
 
@@ -162,43 +177,46 @@ impl DataStorePlugin {
     }
 }
 
-impl Plugin for DataStorePlugin {
+impl<D: PlayerData> Plugin for DataStorePlugin<D> {
     fn build(&self, app: &mut App) {
         crate::stages::server(app);
         app.insert_resource(self.store.clone())
-            .insert_resource(DataStoreState::new(self.server_id.clone()));
-        crate::integration::register(app, health::INTEGRATION);
+            .insert_resource(DataStoreState::<D>::new(self.server_id.clone()));
+        crate::integration::register(app, health::integration::<D>());
         crate::integration::register_rule(app, health::autosave_rule());
         app.add_message::<ProfileLoaded>()
             .add_message::<AutosavePace>()
             .add_message::<crate::security::AuditEntry>()
             .add_message::<RestoreVersion>()
             .add_message::<VersionRestored>()
-            .init_resource::<admin::SettleTasks>()
+            .init_resource::<admin::SettleTasks<D>>()
             .add_systems(
                 Update,
-                (admin::answer_conflict_commands, admin::finish_settlements)
+                (
+                    admin::answer_conflict_commands::<D>,
+                    admin::finish_settlements::<D>,
+                )
                     .in_set(ServerSystems::Handle),
             )
             .add_systems(
                 Update,
                 (
-                    systems::pace_autosaves,
-                    systems::restore_versions,
-                    systems::start_loads,
-                    systems::finish_releases,
-                    systems::autosave,
-                    systems::integrity_sweep,
-                    systems::scheduled_backup,
-                    systems::poll_jobs,
+                    systems::pace_autosaves::<D>,
+                    systems::restore_versions::<D>,
+                    systems::start_loads::<D>,
+                    systems::finish_releases::<D>,
+                    systems::autosave::<D>,
+                    systems::integrity_sweep::<D>,
+                    systems::scheduled_backup::<D>,
+                    systems::poll_jobs::<D>,
                 )
                     .chain()
                     .in_set(ServerSystems::Persist),
             )
-            .add_systems(OnShutdown, systems::save_everything)
+            .add_systems(OnShutdown, systems::save_everything::<D>)
             .add_systems(
                 Update,
-                systems::hold_while_busy.in_set(ShutdownSystems::Drain),
+                systems::hold_while_busy::<D>.in_set(ShutdownSystems::Drain),
             );
     }
 }

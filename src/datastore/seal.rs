@@ -173,8 +173,8 @@ mod tests {
     fn round_trip_both_codecs() {
         for codec in [Codec::Zstd, Codec::Lz4] {
             let r = AtRest::new(&[1; 32], codec);
-            let blob = r.seal(7, b"{\"coins\": 10}").unwrap();
-            assert_eq!(r.open(7, &blob, 1 << 20).unwrap(), b"{\"coins\": 10}");
+            let blob = r.seal(7, b"{\"points\": 10}").unwrap();
+            assert_eq!(r.open(7, &blob, 1 << 20).unwrap(), b"{\"points\": 10}");
         }
     }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::backend::{Backend, BackendError, ReadOps, Table, WriteOps};
-use super::profile::{self, MAX_PROFILE_BYTES, Profile};
+use super::profile::{self, MAX_PROFILE_BYTES, PlayerData, Profile};
 use super::seal::{AtRest, SealError};
 use crate::clock::{LatencyWindow, now_ms};
 
@@ -85,7 +85,7 @@ pub enum StoreError {
         /// What.
         what: String,
     },
-    /// A transaction's own logic refused (insufficient coins, an injected failure).
+    /// A transaction's own logic refused (insufficient funds, an injected failure).
     #[error("transaction aborted: {0}")]
     Aborted(String),
     /// The backend failed.
@@ -161,55 +161,34 @@ pub fn upgrade_layout<B: Backend>(backend: &B) -> Result<usize, StoreError> {
 
 /// What [`Datastore::merge_into`] did.
 #[derive(Debug, Clone, PartialEq)]
-pub enum MergeOutcome {
+pub enum MergeOutcome<D> {
     /// Resolved and written as `version`.
     Merged {
         /// The new version.
         version: u64,
         /// The merged profile.
-        profile: Profile,
+        profile: Profile<D>,
     },
     /// Fields no rule settles; nothing was written.
     Conflicts {
         /// The stored version.
         version: u64,
         /// The stored profile.
-        theirs: Profile,
+        theirs: Profile<D>,
         /// The fields.
         conflicts: Vec<crate::reconcile::Conflict>,
     },
 }
 
-/// A gift waiting for an offline player.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum OfflineMessage {
-    /// Coins.
-    Coins {
-        /// How many.
-        amount: i64,
-        /// From whom.
-        from: u64,
-    },
-    /// An item.
-    Item {
-        /// Item id.
-        item: String,
-        /// How many.
-        count: u32,
-        /// From whom.
-        from: u64,
-    },
-}
-
 /// A loaded profile and the version it was read at.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Loaded {
+pub struct Loaded<D: PlayerData> {
     /// The profile.
-    pub profile: Profile,
+    pub profile: Profile<D>,
     /// Its stored version (0: new, never saved).
     pub version: u64,
     /// Offline messages applied during this load.
-    pub applied: Vec<OfflineMessage>,
+    pub applied: Vec<D::Offline>,
 }
 
 /// Settings, from the `datastore.*` config keys.
@@ -221,8 +200,9 @@ pub struct StoreSettings {
     pub versions_keep: usize,
     /// Versions older than this are pruned (the newest always stays).
     pub versions_max_age: Duration,
-    /// `game.startingCoins` for the template.
-    pub starting_coins: i64,
+    /// The game's template data as JSON (a new player's data; missing fields of stored
+    /// documents are filled from it).
+    pub template: serde_json::Value,
 }
 
 /// Counters (the seed's getDataStoreStats and more).
@@ -278,9 +258,9 @@ struct Counters {
 
 /// One save in a batch.
 #[derive(Debug, Clone)]
-pub struct SaveRequest {
+pub struct SaveRequest<D> {
     /// The profile (its `player_id` names the row).
-    pub profile: Profile,
+    pub profile: Profile<D>,
     /// The version the saver read (compare-and-swap).
     pub expected_version: u64,
     /// The session that must still hold the lock.
@@ -366,8 +346,18 @@ impl<B: Backend> Datastore<B> {
         }
     }
 
+    /// A new player's profile: the game's template data in a fresh envelope.
+    pub fn template<D: PlayerData>(&self, player: u64) -> Result<Profile<D>, StoreError> {
+        serde_json::from_value::<D>(self.settings.template.clone())
+            .map(|data| Profile::new(player, data))
+            .map_err(|e| StoreError::Invalid {
+                player,
+                reason: format!("the game's template does not fit its own type: {e}"),
+            })
+    }
+
     /// Opens a sealed blob of `player`.
-    fn open_blob(&self, player: u64, blob: &[u8]) -> Result<Profile, StoreError> {
+    fn open_blob<D: PlayerData>(&self, player: u64, blob: &[u8]) -> Result<Profile<D>, StoreError> {
         let plain = self
             .seal
             .open(player, blob, MAX_PROFILE_BYTES)
@@ -375,7 +365,7 @@ impl<B: Backend> Datastore<B> {
                 player,
                 reason: e.to_string(),
             })?;
-        let p = profile::decode(&plain, player, self.settings.starting_coins).map_err(|e| {
+        let p = profile::decode::<D>(&plain, player, &self.settings.template).map_err(|e| {
             StoreError::Corrupt {
                 player,
                 reason: e.to_string(),
@@ -392,11 +382,11 @@ impl<B: Backend> Datastore<B> {
 
     /// The current version and profile of `player`. The profiles row holds only the current
     /// version number; the blob lives once, in the versions table.
-    fn read_current(
+    fn read_current<D: PlayerData>(
         &self,
         ops: &dyn ReadOps,
         player: u64,
-    ) -> Result<Option<(u64, Profile)>, StoreError> {
+    ) -> Result<Option<(u64, Profile<D>)>, StoreError> {
         let Some(row) = ops.get(Table::Profiles, &pkey(player))? else {
             return Ok(None);
         };
@@ -420,7 +410,7 @@ impl<B: Backend> Datastore<B> {
         Ok(Some((version, self.open_blob(player, &vrow[8..])?)))
     }
 
-    fn seal_profile(&self, p: &Profile) -> Result<Vec<u8>, StoreError> {
+    fn seal_profile<D: PlayerData>(&self, p: &Profile<D>) -> Result<Vec<u8>, StoreError> {
         let plain = p.validate().map_err(|reason| StoreError::Invalid {
             player: p.player_id,
             reason,
@@ -562,7 +552,12 @@ impl<B: Backend> Datastore<B> {
     /// Loads a profile for a session, taking its lock. A fresh lock held by another owner
     /// refuses; a stale one is taken over. Offline messages waiting for the player are applied
     /// exactly once, in the same transaction. A corrupt profile is reported, never replaced.
-    pub fn load(&self, player: u64, owner: &LockOwner, now: u64) -> Result<Loaded, StoreError> {
+    pub fn load<D: PlayerData>(
+        &self,
+        player: u64,
+        owner: &LockOwner,
+        now: u64,
+    ) -> Result<Loaded<D>, StoreError> {
         let stale = self.settings.lock_stale_after.as_millis() as u64;
         let r = self.backend.write(true, |ops| {
             if let Some(row) = ops.get(Table::Locks, &pkey(player))?
@@ -592,23 +587,16 @@ impl<B: Backend> Datastore<B> {
             ops.put(Table::Locks, &pkey(player), &lock_bytes)?;
             let (mut version, mut profile) = match self.read_current(ops, player)? {
                 Some(current) => current,
-                None => (0, Profile::template(player, self.settings.starting_coins)),
+                None => (0, self.template::<D>(player)?),
             };
             let inbox = ops.scan(Table::Inbox, &pkey(player))?;
             let mut applied = Vec::new();
             for (k, v) in &inbox {
                 let id = be_u64(&k[8..]);
                 if !profile.applied_messages.contains(&id)
-                    && let Ok(msg) = serde_json::from_slice::<OfflineMessage>(v)
+                    && let Ok(msg) = serde_json::from_slice::<D::Offline>(v)
                 {
-                    match &msg {
-                        OfflineMessage::Coins { amount, .. } => {
-                            profile.stats.coins = profile.stats.coins.saturating_add(*amount)
-                        }
-                        OfflineMessage::Item { item, count, .. } => {
-                            *profile.inventory.entry(item.clone()).or_default() += count;
-                        }
-                    }
+                    profile.data.apply_offline(&msg);
                     profile.applied_messages.insert(id);
                     applied.push(msg);
                 }
@@ -659,7 +647,7 @@ impl<B: Backend> Datastore<B> {
 
     /// Saves one profile durably: validated, fenced by the lock, compare-and-swap on the
     /// version. Returns the new version.
-    pub fn save(&self, req: &SaveRequest, now: u64) -> Result<u64, StoreError> {
+    pub fn save<D: PlayerData>(&self, req: &SaveRequest<D>, now: u64) -> Result<u64, StoreError> {
         self.save_batch(std::slice::from_ref(req), true, now)
             .pop()
             .unwrap_or_else(|| Err(StoreError::Aborted("empty batch".into())))
@@ -667,9 +655,9 @@ impl<B: Backend> Datastore<B> {
 
     /// Saves many profiles in one commit (group commit). Each save is checked on its own: a
     /// refused one keeps its previous version and does not stop the others.
-    pub fn save_batch(
+    pub fn save_batch<D: PlayerData>(
         &self,
-        reqs: &[SaveRequest],
+        reqs: &[SaveRequest<D>],
         durable: bool,
         now: u64,
     ) -> Vec<Result<u64, StoreError>> {
@@ -751,13 +739,13 @@ impl<B: Backend> Datastore<B> {
     /// Changes several profiles atomically (a gift or trade): `f` gets them by player id and
     /// may fail; then everything rolls back. Each must not be locked by another server. Returns
     /// the new versions.
-    pub fn transact(
+    pub fn transact<D: PlayerData>(
         &self,
         players: &[u64],
         owner_server: &str,
         now: u64,
-        f: impl FnOnce(&mut BTreeMap<u64, Profile>) -> Result<(), String>,
-    ) -> Result<BTreeMap<u64, (u64, Profile)>, StoreError> {
+        f: impl FnOnce(&mut BTreeMap<u64, Profile<D>>) -> Result<(), String>,
+    ) -> Result<BTreeMap<u64, (u64, Profile<D>)>, StoreError> {
         let stale = self.settings.lock_stale_after.as_millis() as u64;
         let r = self.backend.write(true, |ops| {
             let mut profiles = BTreeMap::new();
@@ -804,15 +792,15 @@ impl<B: Backend> Datastore<B> {
     /// store has moved on ("theirs"). In one transaction the current version is read, the three
     /// are resolved by `strategy`, and a clean result is written as the next version. Conflicts
     /// write nothing and come back for a person to settle.
-    pub fn merge_into(
+    pub fn merge_into<D: PlayerData>(
         &self,
         player: u64,
-        base: &Profile,
-        ours: &Profile,
+        base: &Profile<D>,
+        ours: &Profile<D>,
         strategy: crate::reconcile::Strategy,
         policy: &crate::reconcile::Policy,
         now: u64,
-    ) -> Result<MergeOutcome, StoreError> {
+    ) -> Result<MergeOutcome<D>, StoreError> {
         let r = self.backend.write(true, |ops| {
             let (version, theirs) =
                 self.read_current(ops, player)?
@@ -820,7 +808,7 @@ impl<B: Backend> Datastore<B> {
                         player,
                         what: "profile".into(),
                     })?;
-            let json = |p: &Profile| {
+            let json = |p: &Profile<D>| {
                 serde_json::to_value(p).map_err(|e| StoreError::Aborted(e.to_string()))
             };
             let resolution = crate::reconcile::resolve(
@@ -837,7 +825,7 @@ impl<B: Backend> Datastore<B> {
                     conflicts: resolution.conflicts,
                 });
             }
-            let merged: Profile =
+            let merged: Profile<D> =
                 serde_json::from_value(resolution.merged).map_err(|e| StoreError::Invalid {
                     player,
                     reason: format!("merged profile does not fit the schema: {e}"),
@@ -856,9 +844,9 @@ impl<B: Backend> Datastore<B> {
 
     /// Writes `profile` as the next version if the stored version is still `expected` (a
     /// conflict settled by a person), whoever holds the lock.
-    pub fn write_over(
+    pub fn write_over<D: PlayerData>(
         &self,
-        profile: &Profile,
+        profile: &Profile<D>,
         expected: u64,
         now: u64,
     ) -> Result<u64, StoreError> {
@@ -883,7 +871,7 @@ impl<B: Backend> Datastore<B> {
     /// Fault injection for integrity drills and tests: replaces the stored current profile in
     /// place, keeping its version number, as a tool editing the store behind the server's back
     /// would.
-    pub fn tamper_current(&self, profile: &Profile) -> Result<(), StoreError> {
+    pub fn tamper_current<D: PlayerData>(&self, profile: &Profile<D>) -> Result<(), StoreError> {
         let player = profile.player_id;
         self.backend.write(true, |ops| {
             let version = Self::stored_version(ops, player)?;
@@ -913,7 +901,11 @@ impl<B: Backend> Datastore<B> {
     }
 
     /// One stored version of a player's profile.
-    pub fn read_version(&self, player: u64, version: u64) -> Result<Profile, StoreError> {
+    pub fn read_version<D: PlayerData>(
+        &self,
+        player: u64,
+        version: u64,
+    ) -> Result<Profile<D>, StoreError> {
         self.backend.read(|ops| {
             let row =
                 Self::version_row(ops, player, version)?.ok_or_else(|| StoreError::NotFound {
@@ -927,7 +919,7 @@ impl<B: Backend> Datastore<B> {
                     player,
                     reason: e.to_string(),
                 })?;
-            profile::decode(&plain, player, self.settings.starting_coins).map_err(|e| {
+            profile::decode::<D>(&plain, player, &self.settings.template).map_err(|e| {
                 StoreError::Corrupt {
                     player,
                     reason: e.to_string(),
@@ -937,14 +929,22 @@ impl<B: Backend> Datastore<B> {
     }
 
     /// The current stored profile and version, without taking the lock (admin views).
-    pub fn peek(&self, player: u64) -> Result<Option<(u64, Profile)>, StoreError> {
+    pub fn peek<D: PlayerData>(
+        &self,
+        player: u64,
+    ) -> Result<Option<(u64, Profile<D>)>, StoreError> {
         self.backend.read(|ops| self.read_current(ops, player))
     }
 
     /// Makes an old version current again (as a new version). The caller ends any live session
     /// of the player first; a fresh lock held by anyone refuses.
-    pub fn restore_version(&self, player: u64, version: u64, now: u64) -> Result<u64, StoreError> {
-        let old = self.read_version(player, version)?;
+    pub fn restore_version<D: PlayerData>(
+        &self,
+        player: u64,
+        version: u64,
+        now: u64,
+    ) -> Result<u64, StoreError> {
+        let old = self.read_version::<D>(player, version)?;
         let stale = self.settings.lock_stale_after.as_millis() as u64;
         let r = self.backend.write(true, |ops| {
             if let Some(row) = ops.get(Table::Locks, &pkey(player))?
@@ -967,7 +967,11 @@ impl<B: Backend> Datastore<B> {
     }
 
     /// Queues an offline message; it is applied exactly once at the player's next load.
-    pub fn send_offline(&self, player: u64, msg: &OfflineMessage) -> Result<u64, StoreError> {
+    pub fn send_offline<D: PlayerData>(
+        &self,
+        player: u64,
+        msg: &D::Offline,
+    ) -> Result<u64, StoreError> {
         let r = self.backend.write(true, |ops| {
             let next = ops
                 .get(Table::Meta, b"next_message")?

@@ -6,6 +6,7 @@ use std::time::Duration;
 use bevy::prelude::*;
 use bevy::tasks::{block_on, futures_lite::future};
 
+use super::PlayerData;
 use super::jobs::{self, Landing};
 use super::live::{DataStoreState, Phase};
 use super::{AutosavePace, DataStore, ProfileLoaded, RestoreVersion, VersionRestored};
@@ -15,9 +16,9 @@ use crate::shutdown::Shutdown;
 use crate::transport::{KickRequested, SessionEnded, SessionStarted};
 
 /// The `datastore.autosave` rule's pace.
-pub(super) fn pace_autosaves(
+pub(super) fn pace_autosaves<D: PlayerData>(
     mut paces: MessageReader<AutosavePace>,
-    mut state: ResMut<DataStoreState>,
+    mut state: ResMut<DataStoreState<D>>,
 ) {
     if let Some(p) = paces.read().last() {
         state.autosave_slowdown = if p.slowed { 2 } else { 1 };
@@ -25,10 +26,10 @@ pub(super) fn pace_autosaves(
 }
 
 /// A session started: its profile starts `Loading`.
-pub(super) fn start_loads(
+pub(super) fn start_loads<D: PlayerData>(
     mut started: MessageReader<SessionStarted>,
     store: Res<DataStore>,
-    mut state: ResMut<DataStoreState>,
+    mut state: ResMut<DataStoreState<D>>,
 ) {
     for s in started.read() {
         jobs::spawn_load(&mut state, &store.0, (s.client, s.player_id, s.session_id));
@@ -38,10 +39,10 @@ pub(super) fn start_loads(
 /// A session ended: its profile is released (after a final save if it changed); a profile
 /// still loading is released when it arrives; one with a save in flight is released when the
 /// save lands.
-pub(super) fn finish_releases(
+pub(super) fn finish_releases<D: PlayerData>(
     mut ended: MessageReader<SessionEnded>,
     store: Res<DataStore>,
-    mut state: ResMut<DataStoreState>,
+    mut state: ResMut<DataStoreState<D>>,
 ) {
     for e in ended.read() {
         if let Some(loading) = state.loading.get_mut(&e.player_id)
@@ -77,10 +78,10 @@ pub(super) fn finish_releases(
 
 /// Each profile with no write in flight is visited every period: saved if it changed and its
 /// last save is an interval old (or its retry is due), else its lock gets a heartbeat.
-pub(super) fn autosave(
+pub(super) fn autosave<D: PlayerData>(
     config: Res<Config>,
     store: Res<DataStore>,
-    mut state: ResMut<DataStoreState>,
+    mut state: ResMut<DataStoreState<D>>,
     time: Res<Time<Real>>,
 ) {
     let now = time.elapsed();
@@ -127,10 +128,10 @@ pub(super) fn autosave(
 
 /// Every `reconcile.interval`, each clean live profile's stored copy is read off the tick and
 /// compared with the checksum of what this server last saved.
-pub(super) fn integrity_sweep(
+pub(super) fn integrity_sweep<D: PlayerData>(
     store: Res<DataStore>,
     reconciler: Res<Reconciler>,
-    mut state: ResMut<DataStoreState>,
+    mut state: ResMut<DataStoreState<D>>,
     time: Res<Time<Real>>,
     mut last: Local<Duration>,
 ) {
@@ -151,11 +152,11 @@ pub(super) fn integrity_sweep(
 }
 
 /// A backup every `datastore.backupInterval`, keeping `datastore.backupRetention`.
-pub(super) fn scheduled_backup(
+pub(super) fn scheduled_backup<D: PlayerData>(
     config: Res<Config>,
     store: Res<DataStore>,
     paths: Res<crate::process::Paths>,
-    mut state: ResMut<DataStoreState>,
+    mut state: ResMut<DataStoreState<D>>,
     time: Res<Time<Real>>,
 ) {
     let now = time.elapsed();
@@ -175,10 +176,10 @@ pub(super) fn scheduled_backup(
 
 /// Restores asked for: a player in play here is kicked first (unsaved changes are discarded:
 /// the restore replaces them) and their lock released.
-pub(super) fn restore_versions(
+pub(super) fn restore_versions<D: PlayerData>(
     mut requests: MessageReader<RestoreVersion>,
     store: Res<DataStore>,
-    mut state: ResMut<DataStoreState>,
+    mut state: ResMut<DataStoreState<D>>,
     mut kicks: MessageWriter<KickRequested>,
 ) {
     for r in requests.read() {
@@ -197,8 +198,8 @@ pub(super) fn restore_versions(
 
 /// Hands every job that landed to its handler; then the critical state follows the errors.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn poll_jobs(
-    mut state: ResMut<DataStoreState>,
+pub(super) fn poll_jobs<D: PlayerData>(
+    mut state: ResMut<DataStoreState<D>>,
     store: Res<DataStore>,
     config: Res<Config>,
     reconciler: Res<Reconciler>,
@@ -248,13 +249,19 @@ pub(super) fn poll_jobs(
 }
 
 /// Shutdown: every profile in play gets its final save.
-pub(super) fn save_everything(store: Res<DataStore>, mut state: ResMut<DataStoreState>) {
+pub(super) fn save_everything<D: PlayerData>(
+    store: Res<DataStore>,
+    mut state: ResMut<DataStoreState<D>>,
+) {
     let players: Vec<u64> = state.live.keys().copied().collect();
     jobs::spawn_saves(&mut state, &store.0, &players, true);
 }
 
 /// Shutdown waits while any store work is in flight.
-pub(super) fn hold_while_busy(state: Res<DataStoreState>, mut shutdown: ResMut<Shutdown>) {
+pub(super) fn hold_while_busy<D: PlayerData>(
+    state: Res<DataStoreState<D>>,
+    mut shutdown: ResMut<Shutdown>,
+) {
     if !state.tasks.is_empty() {
         shutdown.hold(format!(
             "datastore: {} save(s) and task(s) in flight",

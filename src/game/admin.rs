@@ -7,9 +7,10 @@ use bevy::prelude::*;
 use bevy::tasks::{IoTaskPool, Task, block_on, futures_lite::future};
 
 use super::GameServerState;
+use super::data::{Aquarium, OfflineGift};
 use super::door::{Operation, ProfileDoor};
 use super::protocol::GrantCoins;
-use crate::datastore::{DataStore, OfflineMessage};
+use crate::datastore::DataStore;
 use crate::protocol::{RemoteError, RequestId};
 use crate::security::{AuditEntry, AuditKind};
 use crate::transport::{Call, ServerNet};
@@ -80,9 +81,9 @@ pub(super) fn grant_coins(
                 let (client, id) = (a.client, a.id);
                 tasks.0.push(IoTaskPool::get().spawn(async move {
                     let result = store
-                        .send_offline(
+                        .send_offline::<Aquarium>(
                             player,
-                            &OfflineMessage::Coins {
+                            &OfflineGift::Coins {
                                 amount,
                                 from: client,
                             },

@@ -7,10 +7,11 @@
 use bevy::ecs::system::SystemParam;
 use bevy::prelude::*;
 
+use super::data::{DataStoreState, Profile};
 use super::income::IncomeWatch;
 use super::predict;
 use super::protocol::{PlayerState, StateUpdate};
-use crate::datastore::{DataStoreState, OpRecord, Profile};
+use crate::datastore::OpRecord;
 use crate::reconcile::Reconciler;
 use crate::transport::ServerNet;
 

@@ -1,9 +1,9 @@
 //! The economy's rules as plain functions over a [`Profile`]: prices, capacity, purchases, and
 //! the most a profile can earn per second (the income detector's bound).
 
+use super::data::{Fish, Profile};
 use super::protocol::ShopItem;
 use crate::config::{Config, ConfigError};
-use crate::datastore::{Fish, Profile};
 
 /// Prices and limits from `game.*`.
 #[derive(Debug, Clone, PartialEq)]
@@ -354,7 +354,7 @@ mod tests {
     #[test]
     fn decorations_are_bought_within_the_tanks_room() {
         let c = catalog();
-        let mut p = Profile::template(1, 1000);
+        let mut p = Profile::new(1, crate::game::Aquarium::new(1000));
         let castle = ShopItem::Decoration { kind: 2 };
         let r = c.buy(&mut p, castle, 1).unwrap();
         assert_eq!(r.paid, 150);
@@ -381,7 +381,7 @@ mod tests {
 
     #[test]
     fn gifts_leave_the_sender_only_when_they_can() {
-        let mut p = Profile::template(1, 30);
+        let mut p = Profile::new(1, crate::game::Aquarium::new(30));
         assert_eq!(give(&mut p, 0), Err(EconomyError::GiftTooSmall));
         assert_eq!(
             give(&mut p, 31),
@@ -397,7 +397,7 @@ mod tests {
     #[test]
     fn buying_fish_pays_and_adds_all_or_nothing() {
         let c = catalog();
-        let mut p = Profile::template(1, 100);
+        let mut p = Profile::new(1, crate::game::Aquarium::new(100));
         let r = c.buy(&mut p, ShopItem::Fish { species: 1 }, 2).unwrap();
         assert_eq!(r.paid, 50);
         assert_eq!(r.fish, vec![1, 2]);
@@ -441,7 +441,7 @@ mod tests {
     #[test]
     fn income_accrues_by_hunger_and_feeding_restores_it() {
         let c = catalog();
-        let mut p = Profile::template(1, 100);
+        let mut p = Profile::new(1, crate::game::Aquarium::new(100));
         c.buy(&mut p, ShopItem::Fish { species: 1 }, 2).unwrap();
         let mut carry = 0.0;
         // 2 fish x 2.0/s, fed: 4 coins a second.
@@ -456,7 +456,7 @@ mod tests {
         assert_eq!(feed(&mut p, Some(9)), Err(EconomyError::NoSuchFish(9)));
         assert_eq!(feed(&mut p, None), Ok(2));
         // Fractions carry over.
-        let mut q = Profile::template(2, 10);
+        let mut q = Profile::new(2, crate::game::Aquarium::new(10));
         c.buy(&mut q, ShopItem::Fish { species: 0 }, 1).ok();
         let mut carry = 0.0;
         let total: i64 = (0..10)
@@ -468,7 +468,7 @@ mod tests {
     #[test]
     fn selling_refunds_part_of_the_price() {
         let c = catalog();
-        let mut p = Profile::template(1, 100);
+        let mut p = Profile::new(1, crate::game::Aquarium::new(100));
         c.buy(&mut p, ShopItem::Fish { species: 1 }, 1).unwrap();
         assert_eq!(c.sell(&mut p, 1), Ok(12));
         assert_eq!(p.stats.coins, 100 - 25 + 12);
@@ -479,7 +479,7 @@ mod tests {
     #[test]
     fn tank_upgrades_stop_at_the_last_level() {
         let c = catalog();
-        let mut p = Profile::template(1, 10_000);
+        let mut p = Profile::new(1, crate::game::Aquarium::new(10_000));
         assert_eq!(
             c.buy(&mut p, ShopItem::TankUpgrade, 1).unwrap().tank_level,
             2

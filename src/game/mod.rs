@@ -6,6 +6,7 @@
 mod admin;
 mod art;
 mod boids;
+pub mod data;
 mod door;
 mod economy;
 mod health;
@@ -20,12 +21,13 @@ use bevy::prelude::*;
 
 pub use art::{SPECIES, Species, tank_half_extents};
 pub use boids::{Boid, Flock, step as flock_step, step_all_pairs as flock_step_all_pairs};
+pub use data::{Aquarium, DataStoreState, Fish, LiveProfile, OfflineGift, Profile, Stats, Tank};
 pub use economy::{Catalog, DECORATIONS, EconomyError, Receipt, advance as advance_economy};
 pub use income::IncomeWatch;
 pub use predict::{GameOp, Predictor, state_of, to_profile};
 
 use crate::config::{ClientConfig, Config};
-use crate::datastore::{DataStoreState, ProfileLoaded};
+use crate::datastore::ProfileLoaded;
 use crate::protocol::{RemoteError, RequestId};
 use crate::security::{Suspicion, SuspiciousActivity};
 use crate::stages::{ClientSystems, ServerSystems};

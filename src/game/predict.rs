@@ -5,9 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::data::{Aquarium, Fish, Profile};
 use super::economy::{self, Catalog, EconomyError};
 use super::protocol::{FishState, PlayerState, ShopItem};
-use crate::datastore::{Fish, Profile};
 
 /// A game operation the client predicts.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -40,7 +40,7 @@ pub enum GameOp {
 
 /// The state as a profile, to run the economy's rules on it.
 pub fn to_profile(state: &PlayerState) -> Profile {
-    let mut p = Profile::template(0, state.coins);
+    let mut p = Profile::new(0, Aquarium::new(state.coins));
     p.tank.level = state.tank_level;
     p.tank.decorations = state
         .decorations
@@ -223,7 +223,7 @@ mod tests {
     fn a_rejected_purchase_rolls_back_and_the_rest_replays() {
         let c = catalog();
         let mut client = Predictor::default();
-        let start = state_of(&Profile::template(1, 100), 0);
+        let start = state_of(&Profile::new(1, Aquarium::new(100)), 0);
         client.on_state(start, &c);
         let a = client
             .predict(
@@ -247,7 +247,7 @@ mod tests {
             vec![(a, "costs 50 coins, balance is 20".into())]
         );
         // Then the server's state settles everything.
-        let mut server = Profile::template(1, 20);
+        let mut server = Profile::new(1, Aquarium::new(20));
         server.stats.coins = 20;
         client.on_state(state_of(&server, b), &c);
         assert_eq!(client.pending(), 0);
@@ -270,7 +270,7 @@ mod tests {
     fn a_server_state_unlike_the_prediction_is_counted() {
         let c = catalog();
         let mut client = Predictor::default();
-        let start = Profile::template(1, 100);
+        let start = Profile::new(1, Aquarium::new(100));
         client.on_state(state_of(&start, 0), &c);
         let op = GameOp::Purchase {
             item: ShopItem::Fish { species: 0 },
@@ -330,7 +330,7 @@ mod tests {
             steps in proptest::collection::vec((op(), proptest::option::of(server_side()), 0u8..3), 1..25),
         ) {
             let c = catalog();
-            let mut server = Profile::template(1, coins);
+            let mut server = Profile::new(1, Aquarium::new(coins));
             let mut last_op = 0u64;
             let mut client = Predictor::default();
             client.on_state(state_of(&server, 0), &c);

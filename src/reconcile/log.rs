@@ -141,7 +141,7 @@ mod tests {
     fn the_log_is_bounded_and_ordered() {
         let mut log = OperationLog::new(3);
         for i in 0..5 {
-            log.record_operation("7", "feed", json!({ "fish": i }), 1000 + i);
+            log.record_operation("7", "feed", json!({ "pet": i }), 1000 + i);
         }
         assert_eq!(log.len(), 3);
         let ids: Vec<u64> = log.since(0).map(|o| o.id).collect();

@@ -103,7 +103,7 @@ pub fn resolve(
     Resolution { merged, conflicts }
 }
 
-/// The rule for a path: exact, then with numeric segments as `*` (`fish.*.hunger`), then the
+/// The rule for a path: exact, then with numeric segments as `*` (`pets.*.hunger`), then the
 /// nearest parent's `.*` entry.
 fn lookup(policy: &Policy, path: &str) -> Option<Rule> {
     if let Some(r) = policy.get(path) {
@@ -152,28 +152,6 @@ fn keyed(v: &Value) -> Option<BTreeMap<String, &Value>> {
             .collect(),
         _ => None,
     }
-}
-
-/// The Automatic policy for player profiles: coins and experience are counters, levels only go
-/// up, collections are sets, a fed fish stays fed, names and settings take the latest write.
-pub fn profile_policy() -> Policy {
-    [
-        ("stats.coins", Rule::Counter),
-        ("stats.experience", Rule::Counter),
-        ("stats.level", Rule::Max),
-        ("inventory.*", Rule::Counter),
-        ("achievements", Rule::Set),
-        ("applied_messages", Rule::Set),
-        ("tank.level", Rule::Max),
-        ("tank.decorations", Rule::Set),
-        ("fish.*.hunger", Rule::Min),
-        ("fish.*.name", Rule::Latest),
-        ("settings.*", Rule::Latest),
-        ("schema_version", Rule::Max),
-    ]
-    .into_iter()
-    .map(|(k, r)| (k.to_string(), r))
-    .collect()
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -317,15 +295,22 @@ mod tests {
     use proptest::prelude::{Strategy as Gen, prop_assert, prop_assert_eq, proptest};
     use serde_json::json;
 
+    /// A game's rule inside records with ids: a fed pet stays fed.
+    fn pets_policy() -> Policy {
+        [("pets.*.hunger".to_string(), Rule::Min)]
+            .into_iter()
+            .collect()
+    }
+
     #[test]
     fn merge_adds_counter_deltas_unions_sets_and_flags_plain_values() {
-        let base = json!({"coins": 100, "fish": [1, 2], "name": "a", "tank": {"level": 1}});
-        let ours = json!({"coins": 130, "fish": [1, 2, 3], "name": "b", "tank": {"level": 1}});
-        let theirs = json!({"coins": 90, "fish": [2, 4], "name": "c", "tank": {"level": 2}});
+        let base = json!({"points": 100, "pets": [1, 2], "name": "a", "room": {"level": 1}});
+        let ours = json!({"points": 130, "pets": [1, 2, 3], "name": "b", "room": {"level": 1}});
+        let theirs = json!({"points": 90, "pets": [2, 4], "name": "c", "room": {"level": 2}});
         let r = resolve(&base, &ours, &theirs, Strategy::Merge, &Policy::new());
-        assert_eq!(r.merged["coins"], json!(120));
-        assert_eq!(r.merged["fish"], json!([2, 3, 4]));
-        assert_eq!(r.merged["tank"]["level"], json!(2));
+        assert_eq!(r.merged["points"], json!(120));
+        assert_eq!(r.merged["pets"], json!([2, 3, 4]));
+        assert_eq!(r.merged["room"]["level"], json!(2));
         assert_eq!(r.conflicts.len(), 1);
         assert_eq!(r.conflicts[0].path, "name");
         // Last write wins takes theirs whole.
@@ -344,32 +329,26 @@ mod tests {
     }
 
     #[test]
-    fn records_with_ids_merge_by_id_and_the_profile_policy_applies_inside() {
-        let base = json!({"fish": [{"id": 1, "hunger": 50.0}, {"id": 2, "hunger": 10.0}]});
-        let ours = json!({"fish": [{"id": 1, "hunger": 0.0}, {"id": 2, "hunger": 10.0}, {"id": 3, "hunger": 0.0}]});
-        let theirs = json!({"fish": [{"id": 1, "hunger": 60.0}]});
-        let r = resolve(
-            &base,
-            &ours,
-            &theirs,
-            Strategy::Automatic,
-            &profile_policy(),
-        );
+    fn records_with_ids_merge_by_id_and_the_policy_applies_inside() {
+        let base = json!({"pets": [{"id": 1, "hunger": 50.0}, {"id": 2, "hunger": 10.0}]});
+        let ours = json!({"pets": [{"id": 1, "hunger": 0.0}, {"id": 2, "hunger": 10.0}, {"id": 3, "hunger": 0.0}]});
+        let theirs = json!({"pets": [{"id": 1, "hunger": 60.0}]});
+        let r = resolve(&base, &ours, &theirs, Strategy::Automatic, &pets_policy());
         assert!(r.is_clean(), "{:?}", r.conflicts);
-        // Fish 1: fed on our side (min); fish 2: sold on theirs; fish 3: bought on ours.
+        // Pet 1: fed on our side (min); pets 2: sold on theirs; pets 3: bought on ours.
         assert_eq!(
-            r.merged["fish"],
+            r.merged["pets"],
             json!([{"id": 1, "hunger": 0.0}, {"id": 3, "hunger": 0.0}])
         );
-        // From an empty tank, both sides' new fish are kept once each, by id.
+        // From an empty room, both sides' new pets are kept once each, by id.
         let r = resolve(
-            &json!({"fish": []}),
-            &json!({"fish": [{"id": 1, "hunger": 3.0}]}),
-            &json!({"fish": [{"id": 1, "hunger": 3.0}, {"id": 2, "hunger": 0.0}]}),
+            &json!({"pets": []}),
+            &json!({"pets": [{"id": 1, "hunger": 3.0}]}),
+            &json!({"pets": [{"id": 1, "hunger": 3.0}, {"id": 2, "hunger": 0.0}]}),
             Strategy::Automatic,
-            &profile_policy(),
+            &pets_policy(),
         );
-        assert_eq!(r.merged["fish"].as_array().map(Vec::len), Some(2));
+        assert_eq!(r.merged["pets"].as_array().map(Vec::len), Some(2));
         // Plain Merge cannot settle two different hungers.
         let r = resolve(&base, &ours, &theirs, Strategy::Merge, &Policy::new());
         assert_eq!(r.conflicts.len(), 1);
@@ -382,14 +361,14 @@ mod tests {
 
     #[test]
     fn automatic_follows_the_policy_and_falls_back_to_manual() {
-        let base = json!({"coins": 100, "best": 5, "name": "a"});
-        let ours = json!({"coins": 110, "best": 9, "name": "b"});
-        let theirs = json!({"coins": 120, "best": 7, "name": "c"});
-        let policy: Policy = [("coins".into(), Rule::Counter), ("best".into(), Rule::Max)]
+        let base = json!({"points": 100, "best": 5, "name": "a"});
+        let ours = json!({"points": 110, "best": 9, "name": "b"});
+        let theirs = json!({"points": 120, "best": 7, "name": "c"});
+        let policy: Policy = [("points".into(), Rule::Counter), ("best".into(), Rule::Max)]
             .into_iter()
             .collect();
         let r = resolve(&base, &ours, &theirs, Strategy::Automatic, &policy);
-        assert_eq!(r.merged["coins"], json!(130));
+        assert_eq!(r.merged["points"], json!(130));
         assert_eq!(r.merged["best"], json!(9));
         assert_eq!(r.conflicts.len(), 1, "no rule for name: Manual");
         assert_eq!(r.conflicts[0].path, "name");
@@ -401,7 +380,7 @@ mod tests {
             proptest::collection::vec(0u8..16, 0..6),
             "[a-c]{0,2}",
         )
-            .prop_map(|(c, s, n)| json!({"coins": c, "items": s, "name": n}))
+            .prop_map(|(c, s, n)| json!({"points": c, "items": s, "name": n}))
     }
 
     proptest! {
@@ -437,15 +416,15 @@ mod tests {
             let o = base + ours.iter().sum::<i64>();
             let t = base + theirs.iter().sum::<i64>();
             let r = resolve(
-                &json!({"coins": base}),
-                &json!({"coins": o}),
-                &json!({"coins": t}),
+                &json!({"points": base}),
+                &json!({"points": o}),
+                &json!({"points": t}),
                 Strategy::Merge,
                 &Policy::new(),
             );
             prop_assert!(r.is_clean());
             prop_assert_eq!(
-                r.merged["coins"].as_i64(),
+                r.merged["points"].as_i64(),
                 Some(base + ours.iter().sum::<i64>() + theirs.iter().sum::<i64>())
             );
         }

@@ -1,7 +1,7 @@
 //! Data reconciliation (the seed's DataReconciliation).
 //!
 //! - [`merge`]: three-way merge and the strategies `LastWriteWins`, `Merge`, `Manual`,
-//!   `Automatic` (with [`merge::profile_policy`] for profiles).
+//!   `Automatic` (with the record type's own policy: the game declares its profile's).
 //! - [`log`]: the operation log (`record_operation`), checksummed snapshots
 //!   (`create_snapshot`), and the stats.
 //! - [`Reconciler`]: the server's resource: the log, the stats, the strategy for profiles
@@ -24,7 +24,7 @@ use std::time::Duration;
 use bevy::prelude::*;
 
 pub use log::{Operation, OperationLog, ReconcileStats, Snapshot, checksum};
-pub use merge::{Conflict, Policy, Resolution, Rule, Strategy, profile_policy, resolve};
+pub use merge::{Conflict, Policy, Resolution, Rule, Strategy, resolve};
 
 use serde_json::Value;
 
@@ -70,8 +70,9 @@ pub struct Reconciler {
 }
 
 impl Reconciler {
-    /// From `reconcile.*`.
-    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+    /// From `reconcile.*`, with the Automatic strategy's rules for profiles (`policy`: the
+    /// profile type's, see `datastore::policy_of`).
+    pub fn from_config(config: &Config, policy: Policy) -> Result<Self, ConfigError> {
         let strategy = match config.get::<String>("reconcile.strategy.profile")?.as_str() {
             "LastWriteWins" => Strategy::LastWriteWins,
             "Merge" => Strategy::Merge,
@@ -82,7 +83,7 @@ impl Reconciler {
             log: OperationLog::new(config.get::<usize>("reconcile.maxOperations")?),
             stats: ReconcileStats::default(),
             strategy,
-            policy: profile_policy(),
+            policy,
             interval: config.get("reconcile.interval")?,
             pending: Vec::new(),
             next_id: 1,
@@ -251,10 +252,10 @@ pub struct ReconcilePlugin {
 }
 
 impl ReconcilePlugin {
-    /// From `reconcile.*`.
-    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+    /// From `reconcile.*`, with the profile type's merge `policy`.
+    pub fn from_config(config: &Config, policy: Policy) -> Result<Self, ConfigError> {
         Ok(Self {
-            reconciler: crate::process::Carried::new(Reconciler::from_config(config)?),
+            reconciler: crate::process::Carried::new(Reconciler::from_config(config, policy)?),
         })
     }
 }
@@ -283,12 +284,14 @@ mod tests {
             log: OperationLog::new(10),
             stats: ReconcileStats::default(),
             strategy: Strategy::Manual,
-            policy: profile_policy(),
+            policy: [("points".to_string(), Rule::Counter)]
+                .into_iter()
+                .collect(),
             interval: Duration::from_secs(30),
             pending: Vec::new(),
             next_id: 1,
         };
-        let record = |coins: i64| serde_json::json!({"player_id": 5, "stats": {"coins": coins}});
+        let record = |points: i64| serde_json::json!({"player_id": 5, "points": points});
         let (base, ours, theirs) = (record(100), record(150), record(90));
         let id = r.queue(PendingConflict {
             id: 0,
@@ -304,10 +307,7 @@ mod tests {
         assert_eq!(r.report()[0].id, id);
         let done = r.resolve_conflicts(Strategy::Automatic);
         assert_eq!(done.len(), 1);
-        assert_eq!(
-            done[0].2["stats"]["coins"], 140,
-            "counter deltas: +50 and -10"
-        );
+        assert_eq!(done[0].2["points"], 140, "counter deltas: +50 and -10");
         assert_eq!(r.stats.pending_conflicts, 0);
         assert_eq!(r.stats.resolution_rate(), 1.0);
     }

@@ -4,9 +4,18 @@ use super::ToolError;
 use crate::cli::{DatastoreCommand, GlobalArgs};
 use crate::clock::now_ms;
 use crate::datastore::{
-    LockOwner, Profile, SaveRequest, back_up, backup_dir, list_backups, open, restore_backup,
-    store_id, store_path, verify_backup,
+    LockOwner, SaveRequest, back_up, backup_dir, list_backups, restore_backup, store_id,
+    store_path, verify_backup,
 };
+use crate::game::{Aquarium, Profile};
+
+/// The store of this binary's game.
+fn open(
+    data: &std::path::Path,
+    config: &crate::config::Config,
+) -> Result<crate::datastore::Store, crate::datastore::OpenError> {
+    crate::datastore::open::<Aquarium>(data, config)
+}
 
 /// Runs one maintenance command; returns what to print.
 pub fn run(global: &GlobalArgs, action: &DatastoreCommand) -> Result<String, ToolError> {
@@ -102,7 +111,7 @@ pub fn run(global: &GlobalArgs, action: &DatastoreCommand) -> Result<String, Too
         DatastoreCommand::RestoreVersion { player, version } => {
             let store = open(&paths.data, &config)?;
             let new = store
-                .restore_version(*player, *version, now_ms())
+                .restore_version::<Aquarium>(*player, *version, now_ms())
                 .map_err(|e| tool(&e))?;
             Ok(format!(
                 "player {player}: version {version} restored as version {new}"
@@ -127,7 +136,7 @@ fn soak(store: &crate::datastore::Store, player: u64) -> Result<String, ToolErro
         session: 1,
     };
     let loaded = store
-        .load(player, &owner, now_ms())
+        .load::<Aquarium>(player, &owner, now_ms())
         .map_err(|e| ToolError::Failed(e.to_string()))?;
     let mut profile = loaded.profile;
     let mut version = loaded.version;

@@ -420,8 +420,8 @@ mod tests {
     #[test]
     fn round_trip_both_directions() {
         let (mut c, mut s) = pair(DEFAULT_REKEY_AFTER);
-        let e = c.sealer.seal(b"buy fish").unwrap();
-        assert_eq!(s.opener.open(&e).unwrap(), b"buy fish");
+        let e = c.sealer.seal(b"buy a pet").unwrap();
+        assert_eq!(s.opener.open(&e).unwrap(), b"buy a pet");
         let e = s.sealer.seal(b"ok").unwrap();
         assert_eq!(c.opener.open(&e).unwrap(), b"ok");
     }

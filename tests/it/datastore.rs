@@ -7,10 +7,11 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use bloxquarium::datastore::{
-    self, BackupError, LockOwner, OfflineMessage, Profile, SaveRequest, Store, StoreError, back_up,
-    list_backups, store_id, verify_backup,
+    self, BackupError, LockOwner, SaveRequest, Store, StoreError, back_up, list_backups, store_id,
+    verify_backup,
 };
 use bloxquarium::datastore::{Backend, Table, WriteOps};
+use bloxquarium::game::{Aquarium, OfflineGift, Profile};
 
 use crate::harness::{self, Scratch};
 
@@ -20,7 +21,7 @@ fn config() -> bloxquarium::config::Config {
 }
 
 fn store(dir: &Scratch) -> Store {
-    datastore::open(&dir.0, &config()).unwrap()
+    datastore::open::<Aquarium>(&dir.0, &config()).unwrap()
 }
 
 fn owner(server: &str, session: u128) -> LockOwner {
@@ -55,18 +56,18 @@ fn lock_contention_between_two_servers_and_stale_takeover_with_fencing() {
     let s = store(&d);
     let a = owner("server-a", 1);
     let b = owner("server-b", 2);
-    let loaded = s.load(10, &a, T0).unwrap();
+    let loaded = s.load::<Aquarium>(10, &a, T0).unwrap();
     assert_eq!(loaded.version, 0, "new player: template, not yet saved");
     assert_eq!(loaded.profile.stats.coins, 100, "game.startingCoins");
     let v1 = save(&s, &loaded.profile, 0, &a, T0 + 1000).unwrap();
 
     // B cannot load while A's heartbeat is fresh (lockStaleAfter = 60 s).
-    match s.load(10, &b, T0 + 30_000) {
+    match s.load::<Aquarium>(10, &b, T0 + 30_000) {
         Err(StoreError::Locked { holder, .. }) => assert_eq!(holder, "server-a"),
         other => panic!("{other:?}"),
     }
     // After 60 s without a heartbeat, B takes over.
-    let taken = s.load(10, &b, T0 + 62_000).unwrap();
+    let taken = s.load::<Aquarium>(10, &b, T0 + 62_000).unwrap();
     assert_eq!(taken.version, v1);
     // A's save is now refused (fencing), and so is its heartbeat.
     let mut p = loaded.profile.clone();
@@ -85,9 +86,12 @@ fn lock_contention_between_two_servers_and_stale_takeover_with_fencing() {
         save(&s, &taken.profile, v1, &b, T0 + 65_000),
         Err(StoreError::VersionConflict { .. })
     ));
-    assert_eq!(s.peek(10).unwrap().unwrap().0, v2);
+    assert_eq!(s.peek::<Aquarium>(10).unwrap().unwrap().0, v2);
     s.release(10, &b).unwrap();
-    assert!(s.load(10, &a, T0 + 66_000).is_ok(), "released lock is free");
+    assert!(
+        s.load::<Aquarium>(10, &a, T0 + 66_000).is_ok(),
+        "released lock is free"
+    );
 }
 
 #[test]
@@ -96,12 +100,12 @@ fn transactions_commit_all_or_nothing() {
     let s = store(&d);
     for (player, session) in [(1, 1), (2, 2)] {
         let o = owner("srv", session);
-        let l = s.load(player, &o, T0).unwrap();
+        let l = s.load::<Aquarium>(player, &o, T0).unwrap();
         save(&s, &l.profile, 0, &o, T0).unwrap();
     }
     // A gift of 30 coins from 1 to 2.
     let out = s
-        .transact(&[1, 2], "srv", T0, |ps| {
+        .transact::<Aquarium>(&[1, 2], "srv", T0, |ps| {
             ps.get_mut(&1).ok_or("no 1")?.stats.coins -= 30;
             ps.get_mut(&2).ok_or("no 2")?.stats.coins += 30;
             Ok(())
@@ -110,8 +114,11 @@ fn transactions_commit_all_or_nothing() {
     assert_eq!(out[&1].1.stats.coins, 70);
     assert_eq!(out[&2].1.stats.coins, 130);
     // An injected failure after the first change: nothing is written.
-    let before = (s.peek(1).unwrap().unwrap(), s.peek(2).unwrap().unwrap());
-    let r = s.transact(&[1, 2], "srv", T0, |ps| {
+    let before = (
+        s.peek::<Aquarium>(1).unwrap().unwrap(),
+        s.peek::<Aquarium>(2).unwrap().unwrap(),
+    );
+    let r = s.transact::<Aquarium>(&[1, 2], "srv", T0, |ps| {
         ps.get_mut(&1).ok_or("no 1")?.stats.coins -= 50;
         Err("injected failure mid-transaction".into())
     });
@@ -122,22 +129,25 @@ fn transactions_commit_all_or_nothing() {
         ))
     );
     // A change that fails validation (negative coins) also rolls everything back.
-    let r = s.transact(&[1, 2], "srv", T0, |ps| {
+    let r = s.transact::<Aquarium>(&[1, 2], "srv", T0, |ps| {
         ps.get_mut(&2).ok_or("no 2")?.stats.coins += 1000;
         ps.get_mut(&1).ok_or("no 1")?.stats.coins -= 1000;
         Ok(())
     });
     assert!(matches!(r, Err(StoreError::Invalid { .. })), "{r:?}");
     assert_eq!(
-        (s.peek(1).unwrap().unwrap(), s.peek(2).unwrap().unwrap()),
+        (
+            s.peek::<Aquarium>(1).unwrap().unwrap(),
+            s.peek::<Aquarium>(2).unwrap().unwrap()
+        ),
         before
     );
     assert!(s.stats().rollbacks >= 1);
     // Another server's fresh lock blocks the transaction.
-    let l3 = s.load(3, &owner("other", 9), T0).unwrap();
+    let l3 = s.load::<Aquarium>(3, &owner("other", 9), T0).unwrap();
     save(&s, &l3.profile, 0, &owner("other", 9), T0).unwrap();
     assert!(matches!(
-        s.transact(&[1, 3], "srv", T0 + 1000, |_| Ok(())),
+        s.transact::<Aquarium>(&[1, 3], "srv", T0 + 1000, |_| Ok(())),
         Err(StoreError::Locked { .. })
     ));
 }
@@ -147,7 +157,7 @@ fn versions_are_bounded_listed_viewed_and_restored() {
     let d = Scratch::new("ds-versions");
     let s = store(&d);
     let o = owner("srv", 1);
-    let mut l = s.load(5, &o, T0).unwrap();
+    let mut l = s.load::<Aquarium>(5, &o, T0).unwrap();
     let mut v = 0;
     for i in 1..=25 {
         l.profile.stats.coins = i * 10;
@@ -156,20 +166,20 @@ fn versions_are_bounded_listed_viewed_and_restored() {
     let versions = s.versions(5).unwrap();
     assert_eq!(versions.len(), 20, "datastore.versionsKeep");
     assert_eq!(versions.last().unwrap().0, 25);
-    assert_eq!(s.read_version(5, 10).unwrap().stats.coins, 100);
+    assert_eq!(s.read_version::<Aquarium>(5, 10).unwrap().stats.coins, 100);
     // Restoring refuses while a session holds the lock; after release it works.
     assert!(matches!(
-        s.restore_version(5, 10, T0 + 100),
+        s.restore_version::<Aquarium>(5, 10, T0 + 100),
         Err(StoreError::Locked { .. })
     ));
     s.release(5, &o).unwrap();
-    let restored = s.restore_version(5, 10, T0 + 100).unwrap();
+    let restored = s.restore_version::<Aquarium>(5, 10, T0 + 100).unwrap();
     assert_eq!(restored, 26);
-    assert_eq!(s.peek(5).unwrap().unwrap().1.stats.coins, 100);
+    assert_eq!(s.peek::<Aquarium>(5).unwrap().unwrap().1.stats.coins, 100);
     // A rejected save keeps the previous version.
     let o2 = owner("srv", 2);
-    let mut l2 = s.load(5, &o2, T0 + 200).unwrap();
-    l2.profile.fish.push(bloxquarium::datastore::Fish {
+    let mut l2 = s.load::<Aquarium>(5, &o2, T0 + 200).unwrap();
+    l2.profile.fish.push(bloxquarium::game::Fish {
         id: 1,
         species: 0,
         name: "x".into(),
@@ -179,7 +189,7 @@ fn versions_are_bounded_listed_viewed_and_restored() {
         save(&s, &l2.profile, 26, &o2, T0 + 201),
         Err(StoreError::Invalid { .. })
     ));
-    assert_eq!(s.peek(5).unwrap().unwrap().0, 26);
+    assert_eq!(s.peek::<Aquarium>(5).unwrap().unwrap().0, 26);
 }
 
 #[test]
@@ -187,32 +197,32 @@ fn offline_messages_apply_exactly_once() {
     let d = Scratch::new("ds-gifts");
     let s = store(&d);
     let o = owner("srv", 1);
-    let l = s.load(8, &o, T0).unwrap();
+    let l = s.load::<Aquarium>(8, &o, T0).unwrap();
     save(&s, &l.profile, 0, &o, T0).unwrap();
     s.release(8, &o).unwrap();
-    s.send_offline(
+    s.send_offline::<Aquarium>(
         8,
-        &OfflineMessage::Coins {
+        &OfflineGift::Coins {
             amount: 50,
             from: 1,
         },
     )
     .unwrap();
-    s.send_offline(
+    s.send_offline::<Aquarium>(
         8,
-        &OfflineMessage::Item {
+        &OfflineGift::Item {
             item: "castle".into(),
             count: 2,
             from: 1,
         },
     )
     .unwrap();
-    let first = s.load(8, &o, T0 + 10).unwrap();
+    let first = s.load::<Aquarium>(8, &o, T0 + 10).unwrap();
     assert_eq!(first.applied.len(), 2);
     assert_eq!(first.profile.stats.coins, 150);
     assert_eq!(first.profile.inventory["castle"], 2);
     s.release(8, &o).unwrap();
-    let again = s.load(8, &o, T0 + 20).unwrap();
+    let again = s.load::<Aquarium>(8, &o, T0 + 20).unwrap();
     assert!(again.applied.is_empty());
     assert_eq!(again.profile.stats.coins, 150, "applied once, not twice");
     let stats = s.stats();
@@ -229,7 +239,7 @@ fn corruption_is_detected_named_and_never_overwritten() {
     let d = Scratch::new("ds-corrupt");
     let s = store(&d);
     let o = owner("srv", 1);
-    let l = s.load(4, &o, T0).unwrap();
+    let l = s.load::<Aquarium>(4, &o, T0).unwrap();
     let v = save(&s, &l.profile, 0, &o, T0).unwrap();
     s.release(4, &o).unwrap();
     // Flip a byte of the stored blob behind the store's back.
@@ -259,7 +269,7 @@ fn corruption_is_detected_named_and_never_overwritten() {
             ops.put(Table::Blobs, &b4, &row)
         })
         .unwrap();
-    match s.load(4, &o, T0 + 1) {
+    match s.load::<Aquarium>(4, &o, T0 + 1) {
         Err(StoreError::Corrupt { player, reason }) => {
             assert_eq!(player, 4);
             assert!(reason.contains("authentication failed"), "{reason}");
@@ -275,11 +285,12 @@ fn corruption_is_detected_named_and_never_overwritten() {
     assert_eq!(still, row);
     assert_eq!(s.versions(4).unwrap().len(), 1);
     assert!(
-        s.load(4, &owner("other-server", 2), T0 + 2).is_err(),
+        s.load::<Aquarium>(4, &owner("other-server", 2), T0 + 2)
+            .is_err(),
         "still corrupt, still not replaced"
     );
     // A blob moved to another player's rows fails too.
-    let l6 = s.load(6, &o, T0).unwrap();
+    let l6 = s.load::<Aquarium>(6, &o, T0).unwrap();
     let v6 = save(&s, &l6.profile, 0, &o, T0).unwrap();
     // Player 7's version 1 points at player 6's blob.
     let six = s
@@ -294,7 +305,7 @@ fn corruption_is_detected_named_and_never_overwritten() {
         })
         .unwrap();
     assert!(matches!(
-        s.load(7, &o, T0),
+        s.load::<Aquarium>(7, &o, T0),
         Err(StoreError::Corrupt { player: 7, .. })
     ));
 }
@@ -304,13 +315,13 @@ fn erase_removes_everything_of_a_player() {
     let d = Scratch::new("ds-erase");
     let s = store(&d);
     let o = owner("srv", 1);
-    let l = s.load(9, &o, T0).unwrap();
+    let l = s.load::<Aquarium>(9, &o, T0).unwrap();
     let v = save(&s, &l.profile, 0, &o, T0).unwrap();
     save(&s, &l.profile, v, &o, T0 + 1).unwrap();
-    s.send_offline(9, &OfflineMessage::Coins { amount: 1, from: 2 })
+    s.send_offline::<Aquarium>(9, &OfflineGift::Coins { amount: 1, from: 2 })
         .unwrap();
     assert!(s.erase_player(9, "test", T0 + 2).unwrap() >= 3);
-    assert!(s.peek(9).unwrap().is_none());
+    assert!(s.peek::<Aquarium>(9).unwrap().is_none());
     assert!(s.versions(9).unwrap().is_empty());
     assert!(!s.players().unwrap().contains(&9));
 }
@@ -320,7 +331,7 @@ fn backup_verify_and_restore_refuse_corrupt_and_foreign_files() {
     let d = Scratch::new("ds-backup");
     let s = store(&d);
     let o = owner("srv", 1);
-    let mut l = s.load(1, &o, T0).unwrap();
+    let mut l = s.load::<Aquarium>(1, &o, T0).unwrap();
     l.profile.stats.coins = 4242;
     save(&s, &l.profile, 0, &o, T0).unwrap();
     let id = store_id(s.backend()).unwrap();
@@ -372,7 +383,7 @@ fn backup_verify_and_restore_refuse_corrupt_and_foreign_files() {
     );
     bloxquarium::datastore::restore_backup(&keep, &store_file, Some(&id), T0 + 20).unwrap();
     let s = store(&d);
-    assert_eq!(s.peek(1).unwrap().unwrap().1.stats.coins, 4242);
+    assert_eq!(s.peek::<Aquarium>(1).unwrap().unwrap().1.stats.coins, 4242);
 }
 
 #[test]
@@ -422,7 +433,7 @@ fn acknowledged_saves_survive_sigkill() {
     let _ = child.wait();
     assert!(last_acked >= 40);
     let s = store(&d);
-    let (version, profile) = s.peek(77).unwrap().expect("profile present");
+    let (version, profile) = s.peek::<Aquarium>(77).unwrap().expect("profile present");
     assert!(
         version >= last_acked,
         "acked {last_acked}, stored {version}"
@@ -432,24 +443,27 @@ fn acknowledged_saves_survive_sigkill() {
         "not torn: the blob matches its version"
     );
     for (v, _) in s.versions(77).unwrap() {
-        assert_eq!(s.read_version(77, v).unwrap().stats.coins as u64, v);
+        assert_eq!(
+            s.read_version::<Aquarium>(77, v).unwrap().stats.coins as u64,
+            v
+        );
     }
 }
 
 #[test]
 fn plugin_loads_on_join_saves_on_leave_and_drains_on_shutdown() {
-    use bloxquarium::datastore::DataStoreState;
+    use bloxquarium::game::DataStoreState;
     let d = Scratch::new("ds-plugin");
     let mut server = harness::server(&d, &[]);
     // An offline gift waiting for player 21.
     server
         .world()
         .resource::<bloxquarium::datastore::DataStore>()
-        .send_offline(21, &OfflineMessage::Coins { amount: 5, from: 1 })
+        .send_offline::<Aquarium>(21, &OfflineGift::Coins { amount: 5, from: 1 })
         .unwrap();
     let (mut client, loaded) = harness::join_loaded(&mut server, &d, 21, "Gill");
     assert_eq!(loaded[0].player, 21);
-    assert_eq!(loaded[0].applied.len(), 1);
+    assert_eq!(loaded[0].applied, 1);
     {
         let mut state = server.world_mut().resource_mut::<DataStoreState>();
         assert_eq!(state.profile(21).unwrap().profile.stats.coins, 105);
@@ -472,7 +486,7 @@ fn plugin_loads_on_join_saves_on_leave_and_drains_on_shutdown() {
     let (_, p) = server
         .world()
         .resource::<bloxquarium::datastore::DataStore>()
-        .peek(21)
+        .peek::<Aquarium>(21)
         .unwrap()
         .unwrap();
     assert_eq!(p.stats.coins, 321);
@@ -503,7 +517,7 @@ fn plugin_loads_on_join_saves_on_leave_and_drains_on_shutdown() {
         .0
         .clone();
     drop(server);
-    let (_, p) = store.peek(21).unwrap().unwrap();
+    let (_, p) = store.peek::<Aquarium>(21).unwrap().unwrap();
     assert_eq!(
         p.stats.coins, 999,
         "the shutdown drain saved the last change"
@@ -512,7 +526,7 @@ fn plugin_loads_on_join_saves_on_leave_and_drains_on_shutdown() {
 
 #[test]
 fn plugin_autosaves_on_the_configured_interval() {
-    use bloxquarium::datastore::DataStoreState;
+    use bloxquarium::game::DataStoreState;
     let d = Scratch::new("ds-autosave");
     let cfg = harness::config_dir(&d, r#"{"datastore.autosaveInterval": 5}"#);
     let mut server = harness::server_with_config(&d, &cfg);
@@ -526,7 +540,7 @@ fn plugin_autosaves_on_the_configured_interval() {
         |a| {
             a[0].world()
                 .resource::<bloxquarium::datastore::DataStore>()
-                .peek(31)
+                .peek::<Aquarium>(31)
                 .ok()
                 .flatten()
                 .is_some_and(|(_, p)| p.stats.coins == 555)
@@ -552,7 +566,8 @@ fn plugin_autosaves_on_the_configured_interval() {
 
 #[test]
 fn restoring_a_version_ends_the_live_session_first() {
-    use bloxquarium::datastore::{DataStoreState, RestoreVersion, VersionRestored};
+    use bloxquarium::datastore::{RestoreVersion, VersionRestored};
+    use bloxquarium::game::DataStoreState;
     use bloxquarium::transport::ConnectionState;
     let d = Scratch::new("ds-restore-live");
     let mut server = harness::server(&d, &[]);
@@ -564,7 +579,9 @@ fn restoring_a_version_ends_the_live_session_first() {
             .0
             .clone();
         let o = owner("setup", 1);
-        let mut l = store.load(41, &o, bloxquarium::clock::now_ms()).unwrap();
+        let mut l = store
+            .load::<Aquarium>(41, &o, bloxquarium::clock::now_ms())
+            .unwrap();
         l.profile.stats.coins = 10;
         let v = save(&store, &l.profile, 0, &o, bloxquarium::clock::now_ms()).unwrap();
         l.profile.stats.coins = 20;
@@ -599,7 +616,10 @@ fn restoring_a_version_ends_the_live_session_first() {
         .resource::<bloxquarium::datastore::DataStore>()
         .0
         .clone();
-    assert_eq!(store.peek(41).unwrap().unwrap().1.stats.coins, 10);
+    assert_eq!(
+        store.peek::<Aquarium>(41).unwrap().unwrap().1.stats.coins,
+        10
+    );
     assert!(
         server
             .world()
@@ -611,12 +631,17 @@ fn restoring_a_version_ends_the_live_session_first() {
 
 #[test]
 fn transient_save_failures_are_retried_with_backoff_until_they_land() {
-    use bloxquarium::datastore::{DataStore, DataStoreState};
+    use bloxquarium::datastore::DataStore;
+    use bloxquarium::game::DataStoreState;
     let d = Scratch::new("ds-retry");
     let cfg = harness::config_dir(&d, r#"{"datastore.autosaveInterval": 5}"#);
     let mut server = harness::server_with_config(&d, &cfg);
     let (mut client, _) = harness::join_loaded(&mut server, &d, 41, "Reef");
-    let saved_before = server.world().resource::<DataStore>().peek(41).unwrap();
+    let saved_before = server
+        .world()
+        .resource::<DataStore>()
+        .peek::<Aquarium>(41)
+        .unwrap();
     harness::edit_profile(&mut server, 41, |p| p.stats.coins = 777);
     // The next two write transactions fail as a full disk would.
     server
@@ -632,7 +657,7 @@ fn transient_save_failures_are_retried_with_backoff_until_they_land() {
         |a| {
             a[0].world()
                 .resource::<DataStore>()
-                .peek(41)
+                .peek::<Aquarium>(41)
                 .ok()
                 .flatten()
                 .is_some_and(|(_, p)| p.stats.coins == 777)
@@ -667,7 +692,8 @@ fn transient_save_failures_are_retried_with_backoff_until_they_land() {
 
 #[test]
 fn repeated_storage_failures_enter_the_critical_state_and_it_clears() {
-    use bloxquarium::datastore::{DataStore, DataStoreState};
+    use bloxquarium::datastore::DataStore;
+    use bloxquarium::game::DataStoreState;
     let d = Scratch::new("ds-critical");
     let cfg = harness::config_dir(&d, r#"{"datastore.autosaveInterval": 5}"#);
     let mut server = harness::server_with_config(&d, &cfg);
@@ -687,7 +713,7 @@ fn repeated_storage_failures_enter_the_critical_state_and_it_clears() {
     harness::pump_until(&mut [&mut server, &mut client], 3000, "saved", |a| {
         a[0].world()
             .resource::<DataStore>()
-            .peek(43)
+            .peek::<Aquarium>(43)
             .ok()
             .flatten()
             .is_some_and(|(_, p)| p.stats.coins == 4321)
@@ -705,7 +731,7 @@ fn a_store_in_the_old_layout_is_upgraded_in_place_without_losing_a_version() {
     let d = Scratch::new("ds-layout");
     let s = store(&d);
     let o = owner("srv", 1);
-    let l = s.load(5, &o, T0).unwrap();
+    let l = s.load::<Aquarium>(5, &o, T0).unwrap();
     let mut p = l.profile.clone();
     let mut v = 0;
     for coins in [10, 20, 30] {
@@ -732,13 +758,13 @@ fn a_store_in_the_old_layout_is_upgraded_in_place_without_losing_a_version() {
     for (i, (version, at)) in versions.iter().enumerate() {
         assert_eq!(*at, T0);
         assert_eq!(
-            s.read_version(5, *version).unwrap().stats.coins,
+            s.read_version::<Aquarium>(5, *version).unwrap().stats.coins,
             10 * (i as i64 + 1)
         );
     }
-    assert_eq!(s.peek(5).unwrap().unwrap().1.stats.coins, 30);
+    assert_eq!(s.peek::<Aquarium>(5).unwrap().unwrap().1.stats.coins, 30);
     // And it keeps working: a new save prunes and appends as usual.
     p.stats.coins = 40;
     let v = save(&s, &p, v, &o, T0 + 1).unwrap();
-    assert_eq!(s.read_version(5, v).unwrap().stats.coins, 40);
+    assert_eq!(s.read_version::<Aquarium>(5, v).unwrap().stats.coins, 40);
 }

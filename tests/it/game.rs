@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
-use bloxquarium::datastore::DataStoreState;
+use bloxquarium::game::DataStoreState;
 use bloxquarium::game::protocol::ShopItem;
 use bloxquarium::game::{Catalog, GameOp, Leaderboard, Prediction};
 use bloxquarium::transport::ClientNet;
@@ -121,7 +121,7 @@ fn authoritative(client: &App) -> bloxquarium::game::protocol::PlayerState {
 }
 
 /// A player's live profile on the server.
-fn live_profile(server: &App, player: u64) -> bloxquarium::datastore::Profile {
+fn live_profile(server: &App, player: u64) -> bloxquarium::game::Profile {
     server
         .world()
         .resource::<DataStoreState>()

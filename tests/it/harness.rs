@@ -257,7 +257,7 @@ pub fn wait_joined(server: &mut App, client: &mut App, player: u64, until: JoinU
             }
             JoinUntil::ProfileLoaded => a[0]
                 .world()
-                .resource::<bloxquarium::datastore::DataStoreState>()
+                .resource::<bloxquarium::game::DataStoreState>()
                 .profile(player)
                 .is_some(),
             JoinUntil::InGame => a[1]
@@ -418,11 +418,11 @@ pub fn call<T: bloxquarium::protocol::RemoteFunction>(
 pub fn edit_profile(
     server: &mut App,
     player: u64,
-    f: impl FnOnce(&mut bloxquarium::datastore::Profile),
+    f: impl FnOnce(&mut bloxquarium::game::Profile),
 ) {
     let mut state = server
         .world_mut()
-        .resource_mut::<bloxquarium::datastore::DataStoreState>();
+        .resource_mut::<bloxquarium::game::DataStoreState>();
     state
         .simulate(player, f)
         .unwrap_or_else(|| panic!("profile {player} is not loaded"));

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use bevy::prelude::*;
-use bloxquarium::datastore::{DataStore, DataStoreState, OfflineMessage};
+use bloxquarium::datastore::DataStore;
+use bloxquarium::game::{Aquarium, DataStoreState, OfflineGift};
 use bloxquarium::health::MetricsEndpoint;
 use bloxquarium::integration::{HealthStatus, IntegrationRegistry};
 use bloxquarium::reconcile::Reconciler;
@@ -211,7 +212,7 @@ fn the_optimisation_rules_fire_and_settle() {
     for _ in 0..10 {
         assert!(
             store
-                .send_offline(9, &OfflineMessage::Coins { amount: 1, from: 1 })
+                .send_offline::<Aquarium>(9, &OfflineGift::Coins { amount: 1, from: 1 })
                 .is_err()
         );
     }
@@ -229,7 +230,7 @@ fn the_optimisation_rules_fire_and_settle() {
     // It recovers: the rule settles.
     for _ in 0..20 {
         store
-            .send_offline(9, &OfflineMessage::Coins { amount: 1, from: 1 })
+            .send_offline::<Aquarium>(9, &OfflineGift::Coins { amount: 1, from: 1 })
             .unwrap();
     }
     pump_until(&mut [&mut server], 200, "autosave restored", |a| {
@@ -246,8 +247,12 @@ fn a_missing_dependency_names_both_plugins() {
     let paths = bloxquarium::Paths::new(&root.join("config"), &d.0, &root.join("assets"));
     let config = bloxquarium::config::load_server(&paths.config).unwrap();
     let mut app = App::new();
-    app.add_plugins(MinimalPlugins)
-        .add_plugins(bloxquarium::datastore::DataStorePlugin::open(&config, &paths).unwrap());
+    app.add_plugins(MinimalPlugins).add_plugins(
+        bloxquarium::datastore::DataStorePlugin::<bloxquarium::game::Aquarium>::open(
+            &config, &paths,
+        )
+        .unwrap(),
+    );
     let err = app
         .world()
         .resource::<IntegrationRegistry>()

@@ -1,10 +1,12 @@
 //! Reconciliation: two servers racing on one profile, a client's rejected purchase rolled back,
 //! the integrity sweep catching a record altered behind the server's back.
 
+use bloxquarium::game::Aquarium;
 use std::time::Duration;
 
 use bevy::prelude::*;
-use bloxquarium::datastore::{DataStore, DataStoreState};
+use bloxquarium::datastore::DataStore;
+use bloxquarium::game::DataStoreState;
 use bloxquarium::game::protocol::ShopItem;
 use bloxquarium::game::{Catalog, GameOp, Prediction};
 use bloxquarium::reconcile::Reconciler;
@@ -61,7 +63,10 @@ fn two_servers_racing_on_one_profile_lose_nothing() {
             .is_none()
             && apps[0].world().resource::<DataStoreState>().busy() == 0
     });
-    assert_eq!(shared.peek(7).unwrap().unwrap().1.stats.coins, 130);
+    assert_eq!(
+        shared.peek::<Aquarium>(7).unwrap().unwrap().1.stats.coins,
+        130
+    );
     // A wakes up: its lock is gone, so its session ends (fencing), and its unsaved 50 coins are
     // merged into B's save instead of overwriting it or being lost.
     pump_until(&mut [&mut a, &mut on_a], 600, "A reconciled", |apps| {
@@ -77,7 +82,7 @@ fn two_servers_racing_on_one_profile_lose_nothing() {
         matches!(harness::state(&on_a), ConnectionState::Disconnected { .. })
             || a.world().resource::<DataStoreState>().profile(7).is_none()
     );
-    let (_, stored) = shared.peek(7).unwrap().unwrap();
+    let (_, stored) = shared.peek::<Aquarium>(7).unwrap().unwrap();
     assert_eq!(stored.stats.coins, 180, "100 + 50 (A) + 30 (B)");
     let rc = a.world().resource::<Reconciler>();
     assert_eq!(rc.stats.pending_conflicts, 0);
@@ -193,10 +198,10 @@ fn the_integrity_sweep_catches_a_record_altered_behind_the_servers_back() {
             .is_some_and(|l| !l.dirty && l.version > 0)
     });
     let store = server.world().resource::<DataStore>().clone();
-    let (version, mut stored) = store.peek(9).unwrap().unwrap();
+    let (version, mut stored) = store.peek::<Aquarium>(9).unwrap().unwrap();
     // Someone edits the stored record in place, keeping its version number.
     stored.stats.coins = 1_000_000;
-    store.tamper_current(&stored).unwrap();
+    store.tamper_current::<Aquarium>(&stored).unwrap();
     pump_until(
         &mut [&mut server, &mut client],
         600,
@@ -208,7 +213,7 @@ fn the_integrity_sweep_catches_a_record_altered_behind_the_servers_back() {
                 .integrity_failures
                 == 1
                 && store
-                    .peek(9)
+                    .peek::<Aquarium>(9)
                     .ok()
                     .flatten()
                     .is_some_and(|(v, p)| v > version && p.stats.coins == 321)
@@ -257,7 +262,7 @@ fn under_manual_a_conflict_waits_for_an_admin_who_settles_it_over_the_network() 
     harness::edit_profile(&mut server, 11, |p| p.stats.coins = 150);
     // ...while a transaction on this server writes it from the same base (a trade, say).
     store
-        .transact(&[11], &server_id, bloxquarium::clock::now_ms(), |ps| {
+        .transact::<Aquarium>(&[11], &server_id, bloxquarium::clock::now_ms(), |ps| {
             if let Some(p) = ps.get_mut(&11) {
                 p.stats.coins = 90;
             }
@@ -303,7 +308,7 @@ fn under_manual_a_conflict_waits_for_an_admin_who_settles_it_over_the_network() 
         },
     );
     assert!(r.is_ok(), "{r:?}");
-    let (_, stored) = store.peek(11).unwrap().unwrap();
+    let (_, stored) = store.peek::<Aquarium>(11).unwrap().unwrap();
     assert_eq!(stored.stats.coins, 150, "the server's side was kept");
     let rc = server.world().resource::<Reconciler>();
     assert_eq!(rc.stats.pending_conflicts, 0);

@@ -1,6 +1,7 @@
 //! Security gate: rate limits, strikes, kicks, bans; a well-behaved client is unaffected.
 
 use bevy::prelude::*;
+use bloxquarium::game::Aquarium;
 use bloxquarium::protocol::builtin::{Chat, Echo, SetConfig};
 use bloxquarium::security::Security;
 use bloxquarium::transport::ConnectionState;
@@ -341,7 +342,7 @@ fn loaded(server: &mut App, clients: &mut [&mut App], player: u64) {
         }
         if server
             .world()
-            .resource::<bloxquarium::datastore::DataStoreState>()
+            .resource::<bloxquarium::game::DataStoreState>()
             .profile(player)
             .is_some()
         {
@@ -498,7 +499,7 @@ fn permission_escalation_is_denied_struck_and_audited() {
     assert_eq!(sec.denied, 4);
     let coins = server
         .world()
-        .resource::<bloxquarium::datastore::DataStoreState>()
+        .resource::<bloxquarium::game::DataStoreState>()
         .profile(41)
         .unwrap()
         .profile
@@ -642,7 +643,8 @@ fn overspending_impossible_income_and_clock_skew_are_suspicious() {
 
 #[test]
 fn admin_commands_work_for_an_admin_and_are_audited() {
-    use bloxquarium::datastore::{DataStore, DataStoreState};
+    use bloxquarium::datastore::DataStore;
+    use bloxquarium::game::DataStoreState;
     let d = Scratch::new("sec-admin");
     let mut server = harness::server(&d, &[]);
     let mut admin = harness::join(&mut server, &d, 71, "p71", Connected);
@@ -790,7 +792,7 @@ fn admin_commands_work_for_an_admin_and_are_audited() {
     let (_, p) = server
         .world()
         .resource::<DataStore>()
-        .peek(72)
+        .peek::<Aquarium>(72)
         .unwrap()
         .unwrap();
     assert_eq!(p.stats.coins, 1000);
