@@ -18,9 +18,12 @@ fn assets_dir() -> PathBuf {
 }
 
 fn preload() -> Preload {
-    bloxquarium::config::load_server(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config"))
-        .map(|c| Preload::from_config(&c))
-        .unwrap_or_default()
+    bloxquarium::config::load_server(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
+        &bloxquarium::game::KEYS,
+    )
+    .map(|c| Preload::from_config(&c))
+    .unwrap_or_default()
 }
 
 fn scan(c: &mut Criterion) {

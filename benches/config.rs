@@ -10,7 +10,7 @@ use bloxquarium::protocol;
 
 fn config(c: &mut Criterion) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    let config = match bloxquarium::config::load_server(&dir) {
+    let config = match bloxquarium::config::load_server(&dir, &bloxquarium::game::KEYS) {
         Ok(c) => c,
         Err(e) => panic!("shipped config must load: {e}"),
     };

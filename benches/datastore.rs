@@ -34,10 +34,10 @@ fn profile(player: u64) -> Profile {
 }
 
 fn open_store(dir: &Path) -> Store {
-    let config = match bloxquarium::config::load_server(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/config"
-    ))) {
+    let config = match bloxquarium::config::load_server(
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config")),
+        &bloxquarium::game::KEYS,
+    ) {
         Ok(c) => c,
         Err(e) => panic!("config: {e}"),
     };

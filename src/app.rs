@@ -11,19 +11,16 @@ use bevy::state::app::StatesPlugin;
 
 use crate::cli::{Cli, ClientArgs, Command, GlobalArgs, PlayArgs, ScreenshotArgs, ServerArgs};
 use crate::client::ClientCorePlugin;
-use crate::datastore::PlayerData;
-use crate::game::Aquarium;
+use crate::definition::Game;
+use crate::game::AquariumGame;
 use crate::process::{Paths, RunMode, absolute};
 use crate::server::{ServerCorePlugin, ServerSettings};
 use crate::shutdown::ShutdownPlugin;
 use crate::tools;
 use crate::transport::{
-    ClientCredentials, IssuedToken, ProtocolPlugin, RegisterProtocol, TransportClientPlugin,
-    TransportError, TransportServerPlugin, protocol_table,
+    ClientCredentials, IssuedToken, ProtocolPlugin, TransportClientPlugin, TransportError,
+    TransportServerPlugin,
 };
-
-/// The aquarium's remote messages: what this binary's server and client register.
-pub const AQUARIUM: RegisterProtocol = crate::game::protocol::register;
 
 /// Frame rate of a headless client's loop.
 const HEADLESS_CLIENT_HZ: f64 = 60.0;
@@ -142,33 +139,31 @@ impl Plugin for CorePlugin {
     }
 }
 
-/// The framework's authoritative half: sessions, the security gate, configuration, persistence,
-/// health and assets, speaking the framework's messages and the game's (`protocol`). Each plugin
-/// is built by its own fallible constructor from the config and the paths; the group only
-/// assembles them. The game adds its own server plugin beside it.
-pub struct ServerPlugins<D: PlayerData> {
-    protocol: RegisterProtocol,
+/// The framework's authoritative half for game `G`: sessions, the security gate, configuration
+/// (the framework's keys and the game's), persistence of the game's player data, health and
+/// assets, speaking the framework's messages and the game's. Each plugin is built by its own
+/// fallible constructor from the config and the paths; the group only assembles them. The game
+/// adds its own server plugin beside it.
+pub struct ServerPlugins<G: Game> {
     core: ServerCorePlugin,
     config: crate::config::ConfigServerPlugin,
     transport: TransportServerPlugin,
-    datastore: crate::datastore::DataStorePlugin<D>,
+    datastore: crate::datastore::DataStorePlugin<G::Data>,
     security: crate::security::SecurityPlugin,
     reconcile: crate::reconcile::ReconcilePlugin,
     health: crate::health::HealthPlugin,
     assets: crate::assets::AssetsServerPlugin,
 }
 
-impl<D: PlayerData> ServerPlugins<D> {
+impl<G: Game> ServerPlugins<G> {
     /// Loads the config (refusing an invalid one), opens the socket, key and store, reads the
-    /// security files and scans the assets: any failure stops start-up here. `protocol`
-    /// registers the game's remote messages.
+    /// security files and scans the assets: any failure stops start-up here.
     pub fn open(
         paths: &Paths,
         args: &ServerArgs,
         health: crate::health::HealthPlugin,
-        protocol: RegisterProtocol,
     ) -> Result<Self, StartError> {
-        let config = crate::config::ConfigServerPlugin::load(paths)?;
+        let config = crate::config::ConfigServerPlugin::load(paths, &G::KEYS)?;
         let max_clients = match args.max_clients {
             Some(n) => n,
             None => config
@@ -181,17 +176,16 @@ impl<D: PlayerData> ServerPlugins<D> {
             args.bind,
             max_clients as usize,
             args.insecure_dev,
-            protocol_table(protocol).protocol_id(),
+            G::protocol_id(),
         )?;
         let datastore = crate::datastore::DataStorePlugin::open(&config.config, paths)?;
         let security = crate::security::SecurityPlugin::from_config(&config.config, paths)?;
         let reconcile = crate::reconcile::ReconcilePlugin::from_config(
             &config.config,
-            crate::datastore::policy_of::<D>(),
+            crate::datastore::policy_of::<G::Data>(),
         )?;
         let assets = crate::assets::AssetsServerPlugin::from_config(&config.config, paths);
         Ok(Self {
-            protocol,
             core: ServerCorePlugin {
                 settings: ServerSettings {
                     bind: transport.local_addr(),
@@ -220,14 +214,12 @@ impl<D: PlayerData> ServerPlugins<D> {
     }
 }
 
-impl<D: PlayerData> PluginGroup for ServerPlugins<D> {
+impl<G: Game> PluginGroup for ServerPlugins<G> {
     fn build(self) -> PluginGroupBuilder {
         PluginGroupBuilder::start::<Self>()
             .add(self.core)
             .add(self.transport)
-            .add(ProtocolPlugin {
-                game: self.protocol,
-            })
+            .add(ProtocolPlugin { game: G::protocol })
             .add(self.config)
             .add(crate::config_sync::ConfigSyncServerPlugin)
             .add(self.datastore)
@@ -238,33 +230,28 @@ impl<D: PlayerData> PluginGroup for ServerPlugins<D> {
     }
 }
 
-/// The framework's client half, with or without a window, speaking the framework's messages and
-/// the game's (`protocol`). The game adds its own client plugin beside it.
-pub struct ClientPlugins {
-    protocol: RegisterProtocol,
+/// The framework's client half for game `G`, with or without a window, speaking the framework's
+/// messages and the game's. The game adds its own client plugin beside it.
+pub struct ClientPlugins<G: Game> {
+    game: std::marker::PhantomData<fn() -> G>,
     core: ClientCorePlugin,
     config: crate::config::ConfigClientPlugin,
     transport: TransportClientPlugin,
 }
 
-impl ClientPlugins {
+impl<G: Game> ClientPlugins<G> {
     /// Loads the client's config (the schema and the player's preferences) and opens its socket
     /// towards `server`.
     pub fn open(
         paths: &Paths,
         server: std::net::SocketAddr,
         credentials: ClientCredentials,
-        protocol: RegisterProtocol,
     ) -> Result<Self, StartError> {
-        let config = crate::config::ConfigClientPlugin::load(paths)?;
-        let transport = TransportClientPlugin::open(
-            &config.config,
-            server,
-            credentials,
-            protocol_table(protocol).protocol_id(),
-        )?;
+        let config = crate::config::ConfigClientPlugin::load(paths, &G::KEYS)?;
+        let transport =
+            TransportClientPlugin::open(&config.config, server, credentials, G::protocol_id())?;
         Ok(Self {
-            protocol,
+            game: std::marker::PhantomData,
             core: ClientCorePlugin { server },
             config,
             transport,
@@ -272,14 +259,12 @@ impl ClientPlugins {
     }
 }
 
-impl PluginGroup for ClientPlugins {
+impl<G: Game> PluginGroup for ClientPlugins<G> {
     fn build(self) -> PluginGroupBuilder {
         PluginGroupBuilder::start::<Self>()
             .add(self.core)
             .add(self.transport)
-            .add(ProtocolPlugin {
-                game: self.protocol,
-            })
+            .add(ProtocolPlugin { game: G::protocol })
             .add(self.config)
             .add(crate::config_sync::ConfigSyncClientPlugin)
             .add(crate::assets::AssetsClientPlugin)
@@ -396,11 +381,10 @@ pub fn server_app(
     args: &ServerArgs,
     process: ProcessOptions,
 ) -> Result<App, StartError> {
-    let server = ServerPlugins::<Aquarium>::open(
+    let server = ServerPlugins::<AquariumGame>::open(
         &global.paths(),
         args,
         crate::health::HealthPlugin::serving(args.metrics_bind)?,
-        AQUARIUM,
     )?;
     let mut app = App::new();
     headless_base(&mut app, global, f64::from(args.tick_hz), process);
@@ -466,7 +450,7 @@ pub fn client_app(
     } else {
         windowed(&mut app, global, "Bloxquarium", process, &args.screenshot)?;
     }
-    let client = ClientPlugins::open(&global.paths(), args.server, credentials, AQUARIUM)?;
+    let client = ClientPlugins::<AquariumGame>::open(&global.paths(), args.server, credentials)?;
     app.add_plugins(shared(RunMode::Client, global, process))
         .add_plugins(client)
         .add_plugins(crate::game::GameClientPlugin);
@@ -492,11 +476,10 @@ pub fn play_app(
         windowed(&mut app, global, "Bloxquarium", process, &args.screenshot)?;
     }
     let paths = global.paths();
-    let server = ServerPlugins::<Aquarium>::open(
+    let server = ServerPlugins::<AquariumGame>::open(
         &paths,
         &args.server,
         crate::health::HealthPlugin::default(),
-        AQUARIUM,
     )?;
     let mut target = server.local_addr();
     if target.ip().is_unspecified() {
@@ -513,7 +496,7 @@ pub fn play_app(
             display_name: "Player".to_string(),
         },
     };
-    let client = ClientPlugins::open(&paths, target, credentials, AQUARIUM)?;
+    let client = ClientPlugins::<AquariumGame>::open(&paths, target, credentials)?;
     app.add_plugins(shared(RunMode::Play, global, process))
         .add_plugins(server)
         .add_plugins(client)

@@ -25,6 +25,7 @@ pub mod config_sync;
 pub mod reconcile;
 pub mod datastore;
 pub mod assets;
+pub mod definition;
 
 // The game: rules and server (`game`), and its window (`client`).
 pub mod game;
@@ -41,9 +42,13 @@ pub mod app;
 /// and the network services.
 pub mod prelude {
     pub use crate::app::{ClientPlugins, ServerPlugins, SharedPlugins};
-    pub use crate::config::{ClientConfig, Config, ConfigChanged};
+    pub use crate::config::{ClientConfig, Config, ConfigChanged, GameKeys};
+    pub use crate::datastore::{DataStoreState, PlayerData, Profile, ProfileLoaded};
+    pub use crate::definition::Game;
     pub use crate::process::{Paths, RunMode};
+    pub use crate::protocol::{Delivery, Remote, RemoteError, RemoteFunction};
     pub use crate::stages::{ClientSystems, ServerSystems};
+    pub use crate::transport::{Answer, Call, FromClient, FromServer, RemoteApp};
     pub use crate::transport::{ClientNet, ServerNet};
 }
 

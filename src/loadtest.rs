@@ -80,9 +80,10 @@ struct Bot {
 pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
     let paths = global.paths();
     let key = keys::load(&keys::key_path(&paths.data)).map_err(|e| e.to_string())?;
-    let config = crate::config::load_server(&paths.config).map_err(|e| e.to_string())?;
+    let config =
+        crate::config::load_server(&paths.config, &crate::game::KEYS).map_err(|e| e.to_string())?;
     let settings = TransportSettings::from_config(&config).map_err(|e| e.to_string())?;
-    let protocol_id = crate::game::protocol::protocol_id();
+    let protocol_id = <crate::game::AquariumGame as crate::definition::Game>::protocol_id();
     let issuer = TokenIssuer::new(key, protocol_id, vec![args.server]);
     let start = Instant::now();
     let mut bots = Vec::with_capacity(args.clients as usize);

@@ -60,8 +60,49 @@ pub struct Loaded {
     pub files: Vec<PathBuf>,
 }
 
-/// Reads the schema from `dir/schema.ron`, else the embedded one.
-pub fn load_schema(dir: &Path) -> Result<Schema, LoadError> {
+/// A game's own config keys: a schema in `schema.ron`'s format, shipped with the game's code
+/// and added to the framework's keys (a path both define is refused at start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GameKeys {
+    /// Where the keys come from, for messages (`"aquarium keys"`).
+    pub name: &'static str,
+    /// The schema text.
+    pub schema: &'static str,
+}
+
+impl GameKeys {
+    /// A game without keys of its own.
+    pub const NONE: Self = Self {
+        name: "no game keys",
+        schema: "[]",
+    };
+}
+
+fn schema_problem(name: &str, e: super::schema::SchemaError) -> LoadError {
+    let (line, key) = match &e {
+        super::schema::SchemaError::Parse { line, .. } => (Some(*line), None),
+        super::schema::SchemaError::Key { path, .. } => (None, Some(path.clone())),
+    };
+    LoadError(vec![LoadProblem {
+        file: name.to_string(),
+        key,
+        line,
+        reason: e.to_string(),
+    }])
+}
+
+/// The framework's schema (`dir/schema.ron`, else the embedded one) and the game's keys.
+pub fn load_schema(dir: &Path, game: &GameKeys) -> Result<Schema, LoadError> {
+    let mut schema = load_framework_schema(dir)?;
+    let keys = Schema::parse(game.name, game.schema).map_err(|e| schema_problem(game.name, e))?;
+    schema
+        .extend(game.name, keys)
+        .map_err(|e| schema_problem(game.name, e))?;
+    Ok(schema)
+}
+
+/// Reads the framework's schema from `dir/schema.ron`, else the embedded one.
+fn load_framework_schema(dir: &Path) -> Result<Schema, LoadError> {
     let path = dir.join("schema.ron");
     let (name, text) = match std::fs::read_to_string(&path) {
         Ok(t) => (path.display().to_string(), t),
@@ -78,18 +119,7 @@ pub fn load_schema(dir: &Path) -> Result<Schema, LoadError> {
             }]));
         }
     };
-    Schema::parse(&name, &text).map_err(|e| {
-        let (line, key) = match &e {
-            super::schema::SchemaError::Parse { line, .. } => (Some(*line), None),
-            super::schema::SchemaError::Key { path, .. } => (None, Some(path.clone())),
-        };
-        LoadError(vec![LoadProblem {
-            file: name.clone(),
-            key,
-            line,
-            reason: e.to_string(),
-        }])
-    })
+    Schema::parse(&name, &text).map_err(|e| schema_problem(&name, e))
 }
 
 /// The value layer files of a config dir, in order: `default.ron` first, then the rest sorted.
@@ -230,8 +260,9 @@ pub fn parse_layer(
 pub fn load(
     dir: &Path,
     env: impl IntoIterator<Item = (String, String)>,
+    game: &GameKeys,
 ) -> Result<Loaded, LoadError> {
-    let schema = load_schema(dir)?;
+    let schema = load_schema(dir, game)?;
     let mut problems = Vec::new();
     let mut values = BTreeMap::new();
     let files = layer_files(dir);
@@ -318,6 +349,7 @@ mod tests {
                 "BLOXQUARIUM__NETWORK__MESSAGETIMEOUT".to_string(),
                 "5".to_string(),
             )],
+            &GameKeys::NONE,
         )
         .unwrap();
         assert_eq!(loaded.values["graphics.fpsCap"], ConfigValue::Int(50));
@@ -346,6 +378,7 @@ mod tests {
                 "BLOXQUARIUM__GRAPHICS__FPSCAP".to_string(),
                 "fast".to_string(),
             )],
+            &GameKeys::NONE,
         )
         .unwrap_err();
         let text = err.to_string();
@@ -368,12 +401,44 @@ mod tests {
     #[test]
     fn the_shipped_config_is_valid() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-        let loaded = load(&dir, std::iter::empty()).unwrap_or_else(|e| panic!("{e}"));
+        let loaded =
+            load(&dir, std::iter::empty(), &GameKeys::NONE).unwrap_or_else(|e| panic!("{e}"));
         assert!(loaded.schema.len() >= 40, "{} keys", loaded.schema.len());
         // The embedded copy is the same file.
         assert_eq!(
             EMBEDDED_SCHEMA,
             std::fs::read_to_string(dir.join("schema.ron")).unwrap()
         );
+    }
+
+    #[test]
+    fn a_game_adds_its_own_keys_and_may_not_redefine_the_framework_s() {
+        let d = scratch("game-keys");
+        let keys = GameKeys {
+            name: "test game keys",
+            schema: r#"#![enable(implicit_some)] [(path: "room.maxPeople", tier: Shared, type: Int, default: 8, min: 1, max: 64, description: "People per room.")]"#,
+        };
+        std::fs::write(d.join("default.ron"), r#"{"room.maxPeople": 12}"#).unwrap();
+        let loaded = load(&d, std::iter::empty(), &keys).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(loaded.values["room.maxPeople"], ConfigValue::Int(12));
+        assert!(loaded.schema.key("network.messageTimeout").is_some());
+        // Without the game's keys, its value is an unknown key.
+        let err = load(&d, std::iter::empty(), &GameKeys::NONE).unwrap_err();
+        assert!(
+            err.to_string().contains("room.maxPeople: unknown key"),
+            "{err}"
+        );
+        let clash = GameKeys {
+            name: "clashing keys",
+            schema: r#"[(path: "network.messageTimeout", tier: Shared, type: Int, default: 8, description: "mine")]"#,
+        };
+        let err = load(&d, std::iter::empty(), &clash)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("clashing keys") && err.contains("already defined by the framework"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use bevy::prelude::*;
 
-pub use load::{LoadError, LoadProblem, Loaded};
+pub use load::{GameKeys, LoadError, LoadProblem, Loaded};
 pub use schema::{Key, KeySpec, Schema, Tier, ValueType, parse_duration};
 pub use store::{Change, Config, ConfigError, ConfigStats, FromConfig, Side, ValidationReport};
 
@@ -63,9 +63,10 @@ impl ConfigChanged {
     }
 }
 
-/// Loads the server's config from `dir` and the process environment; an invalid layer refuses.
-pub fn load_server(dir: &std::path::Path) -> Result<Config, LoadError> {
-    let loaded = load::load(dir, std::env::vars())?;
+/// Loads the server's config (the framework's keys and `game`'s) from `dir` and the process
+/// environment; an invalid layer refuses.
+pub fn load_server(dir: &std::path::Path, game: &GameKeys) -> Result<Config, LoadError> {
+    let loaded = load::load(dir, std::env::vars(), game)?;
     let mut config = Config::new(Arc::new(loaded.schema), Side::Server, loaded.values);
     let report = config.validate_all();
     if !report.ok() {
@@ -91,8 +92,9 @@ pub fn load_server(dir: &std::path::Path) -> Result<Config, LoadError> {
 pub fn load_client(
     dir: &std::path::Path,
     preferences: &std::path::Path,
+    game: &GameKeys,
 ) -> Result<ClientConfig, LoadError> {
-    let schema = load::load_schema(dir)?;
+    let schema = load::load_schema(dir, game)?;
     let mut config = Config::new(Arc::new(schema), Side::Client, BTreeMap::new());
     if let Ok(text) = std::fs::read_to_string(preferences) {
         let mut problems = Vec::new();
@@ -120,6 +122,8 @@ pub fn load_client(
 pub struct ConfigSource {
     /// The config dir.
     pub dir: PathBuf,
+    /// The game's own keys (read again on every reload).
+    pub game: GameKeys,
     fingerprint: Vec<(PathBuf, u64, Option<std::time::SystemTime>)>,
     last_poll: Duration,
     /// Reloads applied.
@@ -131,11 +135,12 @@ pub struct ConfigSource {
 }
 
 impl ConfigSource {
-    /// Watches `dir`.
-    pub fn new(dir: PathBuf) -> Self {
+    /// Watches `dir`, whose layers set the framework's keys and `game`'s.
+    pub fn new(dir: PathBuf, game: GameKeys) -> Self {
         let fingerprint = load::fingerprint(&dir);
         Self {
             dir,
+            game,
             fingerprint,
             last_poll: Duration::ZERO,
             reloads: 0,
@@ -161,10 +166,10 @@ pub struct ConfigServerPlugin {
 
 impl ConfigServerPlugin {
     /// Loads `paths.config` and the environment; an invalid layer refuses.
-    pub fn load(paths: &Paths) -> Result<Self, LoadError> {
+    pub fn load(paths: &Paths, game: &GameKeys) -> Result<Self, LoadError> {
         Ok(Self {
-            config: load_server(&paths.config)?,
-            source: ConfigSource::new(paths.config.clone()),
+            config: load_server(&paths.config, game)?,
+            source: ConfigSource::new(paths.config.clone(), *game),
         })
     }
 }
@@ -192,12 +197,12 @@ pub struct ConfigClientPlugin {
 }
 
 impl ConfigClientPlugin {
-    /// The schema from `paths.config` (or the embedded one) and the preferences under
-    /// `paths.data`.
-    pub fn load(paths: &Paths) -> Result<Self, LoadError> {
+    /// The schema from `paths.config` (or the embedded one) with `game`'s keys, and the
+    /// preferences under `paths.data`.
+    pub fn load(paths: &Paths, game: &GameKeys) -> Result<Self, LoadError> {
         let preferences = paths.data.join("preferences.ron");
         Ok(Self {
-            config: load_client(&paths.config, &preferences)?,
+            config: load_client(&paths.config, &preferences, game)?,
             preferences: PreferencesFile(preferences),
         })
     }
@@ -268,7 +273,7 @@ pub fn reload_now(
     now: Duration,
 ) -> Result<(), Vec<String>> {
     source.fingerprint = load::fingerprint(&source.dir);
-    match load::load(&source.dir, std::env::vars()) {
+    match load::load(&source.dir, std::env::vars(), &source.game) {
         Ok(loaded) => {
             source.reloads += 1;
             source.last_reload_failed = false;
@@ -361,7 +366,8 @@ mod tests {
 
     #[test]
     fn ron_literals_parse_back() {
-        let schema = load::load_schema(std::path::Path::new("/nonexistent")).unwrap();
+        let schema =
+            load::load_schema(std::path::Path::new("/nonexistent"), &GameKeys::NONE).unwrap();
         let key = schema.key("assetManager.preload.critical").unwrap();
         let text = ron_literal(&key.default);
         assert_eq!(key.accept_text(&text).unwrap(), key.default);

@@ -174,6 +174,22 @@ impl Schema {
         Ok(Self { keys })
     }
 
+    /// Adds `other`'s keys (a game's own, beside the framework's); a path defined in both is
+    /// refused.
+    pub fn extend(&mut self, file: &str, other: Schema) -> Result<(), SchemaError> {
+        for (path, key) in other.keys {
+            if self.keys.contains_key(&path) {
+                return Err(SchemaError::Key {
+                    file: file.to_string(),
+                    path,
+                    reason: "already defined by the framework's schema".into(),
+                });
+            }
+            self.keys.insert(path, key);
+        }
+        Ok(())
+    }
+
     /// The key at `path`.
     pub fn key(&self, path: &str) -> Option<&Key> {
         self.keys.get(path)

@@ -721,7 +721,9 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         // No config dir: the embedded schema's defaults.
-        let config = crate::config::load_server(&dir.join("no-config")).unwrap();
+        let config =
+            crate::config::load_server(&dir.join("no-config"), &crate::config::GameKeys::NONE)
+                .unwrap();
         let store = Arc::new(super::super::open::<Tally>(&dir, &config).unwrap());
         let reconciler =
             Reconciler::from_config(&config, super::super::policy_of::<Tally>()).unwrap();

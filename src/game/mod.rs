@@ -42,6 +42,25 @@ pub const OVERSPEND: Suspicion = Suspicion("overspend");
 /// Coins rose faster than the player's fish can earn plus what was credited.
 pub const IMPOSSIBLE_INCOME: Suspicion = Suspicion("impossible_income");
 
+/// The aquarium, as the framework sees it: its player data, config keys and messages.
+pub struct AquariumGame;
+
+/// The aquarium's own config keys (`src/game/keys.ron`).
+pub const KEYS: crate::config::GameKeys = crate::config::GameKeys {
+    name: "aquarium keys (src/game/keys.ron)",
+    schema: include_str!("keys.ron"),
+};
+
+impl crate::definition::Game for AquariumGame {
+    const NAME: &'static str = "aquarium";
+    const KEYS: crate::config::GameKeys = KEYS;
+    type Data = Aquarium;
+
+    fn protocol(app: &mut App) {
+        protocol::register(app);
+    }
+}
+
 /// How often income and hunger advance, the income watch looks, and states are pushed.
 const GAME_STEP: Duration = Duration::from_secs(1);
 /// Every this many steps each player gets their state even if nothing they did changed it.

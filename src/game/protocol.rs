@@ -31,11 +31,6 @@ pub fn register(app: &mut App) {
         .add_remote_event::<Leaderboard>();
 }
 
-/// The netcode protocol id of the aquarium (the framework's messages and its own).
-pub fn protocol_id() -> u64 {
-    crate::transport::protocol_table(register).protocol_id()
-}
-
 /// A player's own game state as the server holds it (authoritative), with the last of the
 /// client's operations it reflects.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -17,7 +17,7 @@ pub fn run_command(global: &GlobalArgs, action: &AssetsCommand) -> Result<String
             ))
         }
         AssetsCommand::Manifest => {
-            let config = crate::config::load_server(&global.config)?;
+            let config = crate::config::load_server(&global.config, &crate::game::KEYS)?;
             let (m, warnings) =
                 crate::assets::scan_manifest(dir, &crate::assets::Preload::from_config(&config));
             let mut out = String::new();

@@ -20,7 +20,7 @@ fn open(
 /// Runs one maintenance command; returns what to print.
 pub fn run(global: &GlobalArgs, action: &DatastoreCommand) -> Result<String, ToolError> {
     let paths = global.paths();
-    let config = crate::config::load_server(&paths.config)?;
+    let config = crate::config::load_server(&paths.config, &crate::game::KEYS)?;
     let tool = |e: &dyn std::fmt::Display| ToolError::Failed(e.to_string());
     match action {
         DatastoreCommand::Restore { file } => {

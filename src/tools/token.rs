@@ -9,11 +9,11 @@ pub fn write(global: &GlobalArgs, args: &crate::cli::TokenArgs) -> Result<String
     let paths = global.paths();
     let key =
         crate::keys::load(&crate::keys::key_path(&paths.data)).map_err(TransportError::from)?;
-    let config = crate::config::load_server(&paths.config)?;
+    let config = crate::config::load_server(&paths.config, &crate::game::KEYS)?;
     let settings = TransportSettings::from_config(&config)?;
     let mut issuer = crate::transport::TokenIssuer::new(
         key,
-        crate::game::protocol::protocol_id(),
+        <crate::game::AquariumGame as crate::definition::Game>::protocol_id(),
         vec![args.server],
     );
     issuer.expire_secs = settings.token_expire_secs;

@@ -74,9 +74,11 @@ fn the_manifest_is_signed_sent_at_join_and_verified() {
     let dir = d.0.join("assets");
     generate::write_tree(&dir).unwrap();
     std::fs::write(dir.join("Textures/notes.xyz"), b"?").unwrap();
-    let config =
-        bloxquarium::config::load_server(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config")))
-            .unwrap();
+    let config = bloxquarium::config::load_server(
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config")),
+        &bloxquarium::game::KEYS,
+    )
+    .unwrap();
     let (m, warnings) = bloxquarium::assets::scan_manifest(&dir, &Preload::from_config(&config));
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].contains("notes.xyz"));
@@ -343,9 +345,11 @@ fn a_tampered_manifest_is_refused_by_the_client() {
     use bloxquarium::transport::{ClientCore, ClientNotice, SessionMaterial};
     use std::time::Duration;
 
-    let config =
-        bloxquarium::config::load_server(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config")))
-            .unwrap();
+    let config = bloxquarium::config::load_server(
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config")),
+        &bloxquarium::game::KEYS,
+    )
+    .unwrap();
     let (m, _) =
         bloxquarium::assets::scan_manifest(Path::new(ASSETS), &Preload::from_config(&config));
     let blob = protocol::encode(&m).unwrap();

@@ -334,7 +334,11 @@ fn sentinel_layer(config: &Config) -> String {
 fn no_server_only_value_ever_reaches_a_client() {
     let s = Scratch::new("cfg-wire");
     let probe_dir = harness::config_dir(&s, "{}");
-    let probe = bloxquarium::config::load_server(std::path::Path::new(&probe_dir)).unwrap();
+    let probe = bloxquarium::config::load_server(
+        std::path::Path::new(&probe_dir),
+        &bloxquarium::game::KEYS,
+    )
+    .unwrap();
     let cfg = harness::config_dir(&s, &sentinel_layer(&probe));
     let mut server = harness::server_with_config(&s, &cfg);
     server

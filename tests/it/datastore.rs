@@ -16,8 +16,11 @@ use bloxquarium::game::{Aquarium, OfflineGift, Profile};
 use crate::harness::{self, Scratch};
 
 fn config() -> bloxquarium::config::Config {
-    bloxquarium::config::load_server(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config")))
-        .unwrap()
+    bloxquarium::config::load_server(
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config")),
+        &bloxquarium::game::KEYS,
+    )
+    .unwrap()
 }
 
 fn store(dir: &Scratch) -> Store {

@@ -245,7 +245,7 @@ fn a_missing_dependency_names_both_plugins() {
     let d = Scratch::new("health-missing-dep");
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let paths = bloxquarium::Paths::new(&root.join("config"), &d.0, &root.join("assets"));
-    let config = bloxquarium::config::load_server(&paths.config).unwrap();
+    let config = bloxquarium::config::load_server(&paths.config, &bloxquarium::game::KEYS).unwrap();
     let mut app = App::new();
     app.add_plugins(MinimalPlugins).add_plugins(
         bloxquarium::datastore::DataStorePlugin::<bloxquarium::game::Aquarium>::open(

@@ -77,7 +77,8 @@ fn forged_expired_and_wrong_protocol_tokens_are_refused() {
     let addr = harness::server_addr(&server);
 
     // Forged: signed with some other key.
-    let protocol_id = bloxquarium::game::protocol::protocol_id();
+    let protocol_id =
+        <bloxquarium::game::AquariumGame as bloxquarium::definition::Game>::protocol_id();
     let forged = TokenIssuer::new([9; 32], protocol_id, vec![addr])
         .issue(5, "Mallory")
         .unwrap();
