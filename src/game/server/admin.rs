@@ -7,10 +7,10 @@ use bevy::prelude::*;
 use bevy::tasks::{IoTaskPool, Task, block_on, futures_lite::future};
 
 use super::GameServerState;
-use super::data::{Aquarium, OfflineGift};
 use super::door::{Operation, ProfileDoor};
-use super::protocol::GrantCoins;
 use crate::datastore::DataStore;
+use crate::game::data::{Aquarium, OfflineGift};
+use crate::game::protocol::GrantCoins;
 use crate::protocol::{RemoteError, RequestId};
 use crate::security::{AuditEntry, AuditKind};
 use crate::transport::{Call, ServerNet};

@@ -1,9 +1,9 @@
 //! The economy's rules as plain functions over a [`Profile`]: prices, capacity, purchases, and
 //! the most a profile can earn per second (the income detector's bound).
 
-use super::data::{Fish, Profile};
-use super::protocol::ShopItem;
 use crate::config::{Config, ConfigError};
+use crate::game::data::{Fish, Profile};
+use crate::game::protocol::ShopItem;
 
 /// Prices and limits from `game.*`.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,11 +7,11 @@
 use bevy::ecs::system::SystemParam;
 use bevy::prelude::*;
 
-use super::data::{DataStoreState, Profile};
 use super::income::IncomeWatch;
-use super::predict;
-use super::protocol::{PlayerState, StateUpdate};
 use crate::datastore::OpRecord;
+use crate::game::data::{DataStoreState, Profile};
+use crate::game::protocol::{PlayerState, StateUpdate};
+use crate::game::rules as predict;
 use crate::reconcile::Reconciler;
 use crate::transport::ServerNet;
 

@@ -1,0 +1,191 @@
+//! The aquarium's client logic (no window): prediction of the player's own operations reconciled
+//! with the server's answers and state ([`predict`]), the leaderboard, visits.
+
+mod predict;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bevy::prelude::*;
+
+pub use predict::Predictor;
+
+use super::Shop;
+use super::protocol::{
+    Applied, Feed, Gift, Leaderboard as LeaderboardEvent, PlayerState, Purchase, Sell, StateUpdate,
+    Visit as VisitCall, Visited,
+};
+use super::rules::{Catalog, GameOp};
+use crate::config::ClientConfig;
+use crate::protocol::{RemoteError, RequestId};
+use crate::stages::ClientSystems;
+use crate::transport::{Answer, ClientNet, FromServer};
+
+fn refresh_client_shop(config: Res<ClientConfig>, mut shop: ResMut<Shop>) {
+    shop.refresh(&config.0);
+}
+
+/// The client's prediction of its own game state.
+#[derive(Resource, Default)]
+pub struct Prediction {
+    /// The predictor.
+    pub predictor: Predictor,
+    calls: HashMap<RequestId, u64>,
+}
+
+/// The answer to one of the client's operations, whichever call it was.
+fn op_answers<'a>(
+    purchases: &'a mut MessageReader<Answer<Purchase>>,
+    sells: &'a mut MessageReader<Answer<Sell>>,
+    feeds: &'a mut MessageReader<Answer<Feed>>,
+    gifts: &'a mut MessageReader<Answer<Gift>>,
+) -> Vec<(RequestId, Result<Applied, RemoteError>)> {
+    let mut all = Vec::new();
+    all.extend(purchases.read().map(|a| (a.id, a.result.clone())));
+    all.extend(sells.read().map(|a| (a.id, a.result.clone())));
+    all.extend(feeds.read().map(|a| (a.id, a.result.clone())));
+    all.extend(gifts.read().map(|a| (a.id, a.result.clone())));
+    all
+}
+
+impl Prediction {
+    /// Predicts `op` and sends it sealed; refused at once (with the reason) if it cannot apply.
+    pub fn send(
+        &mut self,
+        net: &mut ClientNet,
+        op: GameOp,
+        catalog: &Catalog,
+        now: Duration,
+    ) -> Result<u64, String> {
+        let op_id = self.predictor.predict(op, catalog)?;
+        let id = match op {
+            GameOp::Purchase { item, quantity } => net.call(
+                &Purchase {
+                    op_id,
+                    item,
+                    quantity,
+                },
+                now,
+            ),
+            GameOp::Feed { fish } => net.call(&Feed { op_id, fish }, now),
+            GameOp::Sell { fish } => net.call(&Sell { op_id, fish }, now),
+            GameOp::Gift { to, coins } => net.call(&Gift { op_id, to, coins }, now),
+        };
+        self.calls.insert(id, op_id);
+        Ok(op_id)
+    }
+}
+
+/// The game's client plugin: prediction reconciled with the server's answers; the leaderboard.
+pub struct GameClientPlugin;
+
+impl Plugin for GameClientPlugin {
+    fn build(&self, app: &mut App) {
+        crate::stages::client(app);
+        app.init_resource::<Prediction>()
+            .init_resource::<Leaderboard>()
+            .init_resource::<Visit>()
+            .init_resource::<Shop>()
+            .add_systems(
+                PreUpdate,
+                (
+                    refresh_client_shop,
+                    reconcile_prediction,
+                    receive_leaderboard,
+                    receive_visit,
+                )
+                    .in_set(ClientSystems::Sync),
+            );
+    }
+}
+
+/// Visiting another player's aquarium (client): the request in flight and the last answer.
+#[derive(Resource, Debug, Default)]
+pub struct Visit {
+    asked: Option<(RequestId, u64)>,
+    /// Whose aquarium is shown (player id, name, state); `None`: the player's own.
+    pub showing: Option<(u64, String, PlayerState)>,
+}
+
+impl Visit {
+    /// Asks the server for `player`'s aquarium.
+    pub fn request(&mut self, net: &mut ClientNet, player: u64, now: Duration) {
+        let id = net.call(&VisitCall { player }, now);
+        self.asked = Some((id, player));
+    }
+
+    /// Back to the player's own aquarium.
+    pub fn leave(&mut self) {
+        self.asked = None;
+        self.showing = None;
+    }
+}
+
+/// A visit's answer: the aquarium to show, or a refusal shown like any other.
+fn receive_visit(
+    mut visit: ResMut<Visit>,
+    mut prediction: ResMut<Prediction>,
+    mut answers: MessageReader<Answer<VisitCall>>,
+) {
+    for a in answers.read() {
+        if visit.asked.map(|(id, _)| id) != Some(a.id) {
+            continue;
+        }
+        visit.asked = None;
+        match &a.result {
+            Ok(Visited {
+                player,
+                name,
+                state,
+            }) => visit.showing = Some((*player, name.clone(), state.clone())),
+            Err(e) => prediction
+                .predictor
+                .refuse(0, format!("visit refused: {e}")),
+        }
+    }
+}
+
+/// The server's latest leaderboard (client).
+#[derive(Resource, Debug, Default, Clone, PartialEq)]
+pub struct Leaderboard(pub Vec<(u64, String, i64)>);
+
+fn receive_leaderboard(
+    mut events: MessageReader<FromServer<LeaderboardEvent>>,
+    mut board: ResMut<Leaderboard>,
+) {
+    for FromServer(LeaderboardEvent(rows)) in events.read() {
+        board.0.clone_from(rows);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn reconcile_prediction(
+    mut prediction: ResMut<Prediction>,
+    shop: Res<Shop>,
+    mut events: MessageReader<FromServer<StateUpdate>>,
+    mut purchases: MessageReader<Answer<Purchase>>,
+    mut sells: MessageReader<Answer<Sell>>,
+    mut feeds: MessageReader<Answer<Feed>>,
+    mut gifts: MessageReader<Answer<Gift>>,
+) {
+    let Some(catalog) = shop.catalog() else {
+        return;
+    };
+    for FromServer(StateUpdate(state)) in events.read() {
+        prediction.predictor.on_state(state.clone(), catalog);
+    }
+    for (id, result) in op_answers(&mut purchases, &mut sells, &mut feeds, &mut gifts) {
+        let Some(op_id) = prediction.calls.remove(&id) else {
+            continue;
+        };
+        match &result {
+            Ok(Applied { state, .. }) => {
+                prediction.predictor.on_state(state.clone(), catalog);
+            }
+            Err(e) => {
+                warn!(op_id, "the server refused an operation: {e}");
+                prediction.predictor.on_rejected(op_id, e.to_string());
+            }
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! The aquarium's server: the shop, feeding, gifts and visits against the player's live profile
+//! (each through the [`door::ProfileDoor`]), income and hunger every second, the player's
+//! authoritative state pushed to them, the leaderboard, the income watch (an economy detector
+//! that reports to security) and its own admin command (`GrantCoins`).
+
+mod admin;
+mod door;
+mod income;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bevy::prelude::*;
+
+pub use income::IncomeWatch;
+
+use super::data::DataStoreState;
+use super::protocol::{
+    Applied, Feed, Gift, Leaderboard as LeaderboardEvent, Purchase, Sell, StateUpdate,
+    Visit as VisitCall, Visited,
+};
+use super::rules::{self as economy, EconomyError, GameOp};
+use super::{IMPOSSIBLE_INCOME, OVERSPEND, Shop};
+use crate::config::Config;
+use crate::datastore::ProfileLoaded;
+use crate::protocol::{RemoteError, RequestId};
+use crate::security::SuspiciousActivity;
+use crate::stages::ServerSystems;
+use crate::transport::{Call, ServerNet, SessionEnded};
+
+/// How often income and hunger advance, the income watch looks, and states are pushed.
+const GAME_STEP: Duration = Duration::from_secs(1);
+/// Every this many steps each player gets their state even if nothing they did changed it.
+const PUSH_EVERY_STEPS: u32 = 5;
+
+/// Per-player game bookkeeping on the server (this session only).
+#[derive(Resource, Default)]
+pub struct GameServerState {
+    /// Player → the last client operation id processed.
+    last_op: HashMap<u64, u64>,
+    /// Player → fraction of a coin earned and not yet paid.
+    carry: HashMap<u64, f64>,
+    last_step: Duration,
+    steps: u32,
+}
+
+impl GameServerState {
+    /// Economy steps (one per second of game time) so far.
+    pub fn steps(&self) -> u64 {
+        u64::from(self.steps)
+    }
+
+    /// The last operation of `player` processed this session.
+    pub fn last_op(&self, player: u64) -> u64 {
+        self.last_op.get(&player).copied().unwrap_or(0)
+    }
+}
+
+fn refresh_shop(config: Res<Config>, mut shop: ResMut<Shop>) {
+    shop.refresh(&config);
+}
+
+/// The game's server plugin.
+pub struct GameServerPlugin;
+
+impl Plugin for GameServerPlugin {
+    fn build(&self, app: &mut App) {
+        crate::stages::server(app);
+        crate::integration::register(app, super::health::INTEGRATION);
+        app.add_message::<SuspiciousActivity>()
+            .init_resource::<GameServerState>()
+            .init_resource::<Shop>()
+            .init_resource::<admin::GrantTasks>()
+            .init_resource::<IncomeWatch>()
+            .add_message::<crate::security::AuditEntry>()
+            .add_systems(
+                Update,
+                (
+                    refresh_shop,
+                    send_state_at_join,
+                    answer_game_ops,
+                    answer_visits,
+                    admin::grant_coins,
+                    admin::finish_grants,
+                    step_economy,
+                    forget_left,
+                )
+                    .chain()
+                    .in_set(ServerSystems::Handle),
+            );
+    }
+}
+
+fn send_state_at_join(
+    mut loaded: MessageReader<ProfileLoaded>,
+    mut net: ResMut<ServerNet>,
+    profiles: Res<DataStoreState>,
+    game: Res<GameServerState>,
+) {
+    for l in loaded.read() {
+        if let Some(live) = profiles.profile(l.player) {
+            let state = economy::state_of(&live.profile, game.last_op(l.player));
+            net.send(l.client, &StateUpdate(state));
+        }
+    }
+}
+
+/// The four operations' calls, read together.
+#[derive(bevy::ecs::system::SystemParam)]
+struct GameOpCalls<'w, 's> {
+    purchases: MessageReader<'w, 's, Call<Purchase>>,
+    sells: MessageReader<'w, 's, Call<Sell>>,
+    feeds: MessageReader<'w, 's, Call<Feed>>,
+    gifts: MessageReader<'w, 's, Call<Gift>>,
+}
+
+impl GameOpCalls<'_, '_> {
+    /// Every call: (client, id, op id, op).
+    fn drain(&mut self) -> Vec<(u64, RequestId, u64, GameOp)> {
+        let mut ops = Vec::new();
+        for c in self.purchases.read() {
+            let Purchase {
+                op_id,
+                item,
+                quantity,
+            } = c.request;
+            ops.push((c.client, c.id, op_id, GameOp::Purchase { item, quantity }));
+        }
+        for c in self.sells.read() {
+            let Sell { op_id, fish } = c.request;
+            ops.push((c.client, c.id, op_id, GameOp::Sell { fish }));
+        }
+        for c in self.feeds.read() {
+            let Feed { op_id, fish } = c.request;
+            ops.push((c.client, c.id, op_id, GameOp::Feed { fish }));
+        }
+        for c in self.gifts.read() {
+            let Gift { op_id, to, coins } = c.request;
+            ops.push((c.client, c.id, op_id, GameOp::Gift { to, coins }));
+        }
+        // Each client's calls in the order it made them (ids rise per connection).
+        ops.sort_by_key(|(client, id, ..)| (*client, *id));
+        ops
+    }
+}
+
+/// Answers a game operation with the response type of its own call.
+fn reply_op(
+    net: &mut ServerNet,
+    (client, id): (u64, RequestId),
+    op: GameOp,
+    result: Result<Applied, RemoteError>,
+) {
+    match op {
+        GameOp::Purchase { .. } => net.reply_to::<Purchase>(client, id, result),
+        GameOp::Sell { .. } => net.reply_to::<Sell>(client, id, result),
+        GameOp::Feed { .. } => net.reply_to::<Feed>(client, id, result),
+        GameOp::Gift { .. } => net.reply_to::<Gift>(client, id, result),
+    }
+}
+
+/// Purchases, sales, feedings and gifts against the player's live profile, each through the
+/// [`door::ProfileDoor`]. A purchase over the balance is suspicious (the client predicts with its
+/// balance), but not a strike: a prediction can race the server's own changes.
+fn answer_game_ops(
+    mut calls: GameOpCalls,
+    shop: Res<Shop>,
+    mut door: door::ProfileDoor,
+    mut game: ResMut<GameServerState>,
+    mut suspicious: MessageWriter<SuspiciousActivity>,
+) {
+    for (client, id, op_id, op) in calls.drain() {
+        let Some(player) = door.net().session(client).map(|s| s.player_id) else {
+            continue;
+        };
+        let Some(catalog) = shop.catalog() else {
+            reply_op(
+                door.net(),
+                (client, id),
+                op,
+                Err(RemoteError::Rejected("the shop is closed".into())),
+            );
+            continue;
+        };
+        let loading = || {
+            Err(RemoteError::Rejected(
+                "your profile is still loading; try again in a moment".into(),
+            ))
+        };
+        if door.profiles().profile(player).is_none() {
+            reply_op(door.net(), (client, id), op, loading());
+            continue;
+        }
+        let last = game.last_op.entry(player).or_default();
+        *last = (*last).max(op_id);
+        let last = *last;
+        // A gift needs its recipient here now, and not the sender.
+        let gift_check = match op {
+            GameOp::Gift { to, .. } if to == player => Err(EconomyError::GiftToSelf),
+            GameOp::Gift { to, .. } if door.profiles().profile(to).is_none() => {
+                Err(EconomyError::NotOnline(to))
+            }
+            _ => Ok(()),
+        };
+        let (kind, payload) = match op {
+            GameOp::Purchase { item, quantity } => (
+                "purchase",
+                serde_json::json!({"item": format!("{item:?}"), "quantity": quantity}),
+            ),
+            GameOp::Feed { fish } => ("feed", serde_json::json!({ "fish": fish })),
+            GameOp::Sell { fish } => ("sell", serde_json::json!({ "fish": fish })),
+            GameOp::Gift { to, coins } => ("gift", serde_json::json!({ "to": to, "coins": coins })),
+        };
+        let applied = gift_check.and_then(|()| {
+            let operation = door::Operation {
+                player,
+                actor: player,
+                kind,
+                payload,
+                last_op: last,
+                push: false,
+            };
+            door.change(operation, |profile| {
+                // A refund is income the fish did not earn: the income watch is told.
+                let before = profile.stats.coins;
+                economy::apply(profile, op, catalog)?;
+                Ok(profile.stats.coins - before)
+            })
+            // Live: checked above, within this system run.
+            .unwrap_or(Err(EconomyError::NotOnline(player)))
+        });
+        let result = match applied {
+            Ok(state) => {
+                if let GameOp::Gift { to, coins } = op {
+                    let last_op = game.last_op(to);
+                    receive_gift(&mut door, (player, to, coins), last_op);
+                }
+                Ok(Applied { op_id, state })
+            }
+            Err(why) => {
+                if let (
+                    EconomyError::InsufficientCoins { price, balance },
+                    GameOp::Purchase { item, quantity },
+                ) = (&why, op)
+                {
+                    suspicious.write(SuspiciousActivity {
+                        client: None,
+                        player: Some(player),
+                        kind: OVERSPEND,
+                        detail: format!(
+                            "asked to buy {quantity} x {item:?} for {price} with {balance} coins"
+                        ),
+                    });
+                }
+                Err(RemoteError::Rejected(why.to_string()))
+            }
+        };
+        reply_op(door.net(), (client, id), op, result);
+    }
+}
+
+/// The recipient's side of a gift (checked online before the sender paid): the coins arrive
+/// through the door, so the recipient keeps the operation, the income watch is told, and the
+/// recipient's client gets its new state at once.
+fn receive_gift(door: &mut door::ProfileDoor, (from, to, coins): (u64, u64, i64), last_op: u64) {
+    let operation = door::Operation {
+        player: to,
+        actor: from,
+        kind: "gift_received",
+        payload: serde_json::json!({ "from": from, "coins": coins }),
+        last_op,
+        push: true,
+    };
+    let delivered = door.change(operation, |profile| {
+        profile.stats.coins = profile.stats.coins.saturating_add(coins);
+        Ok::<i64, std::convert::Infallible>(coins)
+    });
+    match delivered {
+        Some(_) => info!(from, to, coins, "gift delivered"),
+        // Checked just before; a recipient cannot leave within one system run.
+        None => error!(
+            from,
+            to, coins, "gift recipient vanished; the coins were not delivered"
+        ),
+    }
+}
+
+/// Another player's aquarium, read-only: only players online now can be visited.
+fn answer_visits(
+    mut requests: MessageReader<Call<VisitCall>>,
+    mut net: ResMut<ServerNet>,
+    profiles: Res<DataStoreState>,
+) {
+    for r in requests.read() {
+        let player = r.request.player;
+        let answer = match profiles.profile(player) {
+            Some(live) => Ok(Visited {
+                player,
+                name: net
+                    .session(live.client)
+                    .map_or_else(|| format!("player {player}"), |s| s.display_name.clone()),
+                state: economy::state_of(&live.profile, 0),
+            }),
+            None => Err(RemoteError::Rejected(
+                EconomyError::NotOnline(player).to_string(),
+            )),
+        };
+        net.reply(r, answer);
+    }
+}
+
+/// Every second of game time (virtual time: it follows the wall clock, but a stalled server does
+/// not pay a burst of catch-up income): income and hunger advance for every live profile, the income watch looks at
+/// every balance, and every few seconds each player gets their state.
+#[allow(clippy::too_many_arguments)]
+fn step_economy(
+    config: Res<Config>,
+    shop: Res<Shop>,
+    mut profiles: ResMut<DataStoreState>,
+    mut income: ResMut<IncomeWatch>,
+    mut net: ResMut<ServerNet>,
+    mut game: ResMut<GameServerState>,
+    time: Res<Time>,
+    mut suspicious: MessageWriter<SuspiciousActivity>,
+) {
+    let now = time.elapsed();
+    if now.saturating_sub(game.last_step) < GAME_STEP {
+        return;
+    }
+    let secs = now.saturating_sub(game.last_step).as_secs_f64().min(10.0);
+    game.last_step = now;
+    game.steps += 1;
+    let push = game.steps.is_multiple_of(PUSH_EVERY_STEPS);
+    let Some(catalog) = shop.catalog() else {
+        return;
+    };
+    let hunger: f64 = config.get("game.hungerPerMinute").unwrap_or(0.0);
+    if push {
+        let board = leaderboard(&profiles, &net, 10);
+        net.broadcast(&LeaderboardEvent(board));
+    }
+    for player in profiles.players().collect::<Vec<_>>() {
+        let has_fish = profiles
+            .profile(player)
+            .is_some_and(|l| !l.profile.fish.is_empty());
+        if has_fish {
+            let carry = game.carry.entry(player).or_default();
+            profiles.simulate(player, |profile| {
+                economy::advance(profile, catalog, hunger, secs, carry)
+            });
+        }
+        let Some(profile) = profiles.profile(player).map(|l| &l.profile) else {
+            continue;
+        };
+        let (coins, rate) = (profile.stats.coins, catalog.max_income_per_second(profile));
+        if let Some(detail) = income.observe(player, coins, rate, now) {
+            suspicious.write(SuspiciousActivity {
+                client: None,
+                player: Some(player),
+                kind: IMPOSSIBLE_INCOME,
+                detail,
+            });
+        }
+        if push && let Some(live) = profiles.profile(player) {
+            let state = economy::state_of(&live.profile, game.last_op(player));
+            net.send(live.client, &StateUpdate(state));
+        }
+    }
+}
+
+/// The richest players on this server (live profiles), richest first.
+pub fn leaderboard(
+    profiles: &DataStoreState,
+    net: &ServerNet,
+    top: usize,
+) -> Vec<(u64, String, i64)> {
+    let mut rows: Vec<(u64, String, i64)> = profiles
+        .players()
+        .filter_map(|p| {
+            let live = profiles.profile(p)?;
+            let name = net
+                .session(live.client)
+                .map_or_else(|| format!("player {p}"), |s| s.display_name.clone());
+            Some((p, name, live.profile.stats.coins))
+        })
+        .collect();
+    rows.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.1.cmp(&b.1)));
+    rows.truncate(top);
+    rows
+}
+
+fn forget_left(
+    mut ended: MessageReader<SessionEnded>,
+    mut game: ResMut<GameServerState>,
+    mut income: ResMut<IncomeWatch>,
+) {
+    for e in ended.read() {
+        game.last_op.remove(&e.player_id);
+        game.carry.remove(&e.player_id);
+        income.forget(e.player_id);
+    }
+}
