@@ -490,3 +490,89 @@ fn the_scan_finds_every_kind_of_path_and_is_not_fooled_by_text() {
     let (refs, _) = scan(&["a", "b"], "macro_rules! m { () => { $crate::game::X } }");
     assert_eq!(refs, ["game::X"], "$crate inside a macro");
 }
+
+/// Words that belong to the aquarium. Nothing below the game layer may name them, so the
+/// framework stays a framework any game can use (`ARCHITECTURE.md`).
+const GAME_WORDS: &[&str] = &[
+    "fish",
+    "fishes",
+    "coin",
+    "coins",
+    "tank",
+    "tanks",
+    "decoration",
+    "decorations",
+];
+
+/// The words of a line: split at anything that is not a letter or digit and at each lower-to-
+/// upper case step (`startingCoins` is `starting`, `coins`; `FishState` is `fish`, `state`),
+/// lower-cased.
+fn words(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut prev_lower = false;
+    for c in line.chars() {
+        if !c.is_alphanumeric() {
+            if !cur.is_empty() {
+                out.push(std::mem::take(&mut cur));
+            }
+            prev_lower = false;
+            continue;
+        }
+        if c.is_uppercase() && prev_lower && !cur.is_empty() {
+            out.push(std::mem::take(&mut cur));
+        }
+        prev_lower = c.is_lowercase() || c.is_ascii_digit();
+        cur.extend(c.to_lowercase());
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// Every line (code, strings and comments alike) of the ground and framework layers is free of
+/// the game's words.
+#[test]
+fn nothing_below_the_game_names_its_things() {
+    assert_eq!(
+        words("let x = cfg.get(\"game.startingCoins\"); // FishState tank_level coincide"),
+        [
+            "let", "x", "cfg", "get", "game", "starting", "coins", "fish", "state", "tank",
+            "level", "coincide"
+        ]
+    );
+    let src = Path::new(ROOT).join("src");
+    let table = layer_table();
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut checked = 0;
+    let mut found = Vec::new();
+    for file in &files {
+        let module = module_of(&src, file);
+        let Some(top) = module.first() else { continue };
+        let Some((_, layer)) = table.get(top) else {
+            continue;
+        };
+        if layer != "ground" && layer != "framework" {
+            continue;
+        }
+        checked += 1;
+        let text = std::fs::read_to_string(file).expect("a source file");
+        for (n, line) in text.lines().enumerate() {
+            if let Some(w) = words(line)
+                .into_iter()
+                .find(|w| GAME_WORDS.contains(&w.as_str()))
+            {
+                found.push(format!(
+                    "{}:{}: `{w}`: {}",
+                    file.strip_prefix(ROOT).unwrap_or(file).display(),
+                    n + 1,
+                    line.trim()
+                ));
+            }
+        }
+    }
+    assert!(checked > 60, "only {checked} framework files checked");
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
