@@ -337,15 +337,29 @@ fn asset_plugin(global: &GlobalArgs) -> AssetPlugin {
 /// The headless base of `server` and of `--headless` clients: MinimalPlugins looping at `hz`,
 /// log, states and assets.
 fn headless_base(app: &mut App, global: &GlobalArgs, hz: f64, process: ProcessOptions) {
+    let log = process.log.then(|| log_plugin(global));
+    headless(app, &global.assets, hz, log);
+}
+
+/// What any headless app of a game on the framework (a dedicated server, a bot, a test) is built
+/// on: MinimalPlugins looping at `hz` frames a second, Bevy's states, an asset server reading
+/// `assets`, and `log` if given (at most one per process).
+pub fn headless(app: &mut App, assets: &std::path::Path, hz: f64, log: Option<LogPlugin>) {
     app.add_plugins(
         MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(Duration::from_secs_f64(
-            1.0 / hz,
+            1.0 / hz.max(1.0),
         ))),
     );
-    if process.log {
-        app.add_plugins(log_plugin(global));
+    if let Some(log) = log {
+        app.add_plugins(log);
     }
-    app.add_plugins((StatesPlugin, asset_plugin(global)));
+    app.add_plugins((
+        StatesPlugin,
+        AssetPlugin {
+            file_path: absolute(assets).to_string_lossy().into_owned(),
+            ..default()
+        },
+    ));
 }
 
 /// The windowed base: DefaultPlugins with our window, shutdown instead of Bevy's exit paths.

@@ -416,16 +416,16 @@ mod tests {
         let d = scratch("game-keys");
         let keys = GameKeys {
             name: "test game keys",
-            schema: r#"#![enable(implicit_some)] [(path: "room.maxPeople", tier: Shared, type: Int, default: 8, min: 1, max: 64, description: "People per room.")]"#,
+            schema: r#"#![enable(implicit_some)] [(path: "lobby.maxPeople", tier: Shared, type: Int, default: 8, min: 1, max: 64, description: "People per lobby.")]"#,
         };
-        std::fs::write(d.join("default.ron"), r#"{"room.maxPeople": 12}"#).unwrap();
+        std::fs::write(d.join("default.ron"), r#"{"lobby.maxPeople": 12}"#).unwrap();
         let loaded = load(&d, std::iter::empty(), &keys).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(loaded.values["room.maxPeople"], ConfigValue::Int(12));
+        assert_eq!(loaded.values["lobby.maxPeople"], ConfigValue::Int(12));
         assert!(loaded.schema.key("network.messageTimeout").is_some());
         // Without the game's keys, its value is an unknown key.
         let err = load(&d, std::iter::empty(), &GameKeys::NONE).unwrap_err();
         assert!(
-            err.to_string().contains("room.maxPeople: unknown key"),
+            err.to_string().contains("lobby.maxPeople: unknown key"),
             "{err}"
         );
         let clash = GameKeys {

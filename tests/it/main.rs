@@ -10,6 +10,7 @@ mod harness;
 mod health;
 mod layers;
 mod reconcile;
+mod room;
 mod schedule;
 mod security;
 mod transport;
