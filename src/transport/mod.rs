@@ -817,6 +817,7 @@ fn client_receive(
     transport: Res<BatchedClientTransport>,
     mut state: ResMut<ConnectionState>,
     time: Res<Time<Real>>,
+    registry: Res<RemoteRegistry>,
     mut inbox: ResMut<ClientInbox>,
     mut signed: MessageWriter<SignedBlobReceived>,
 ) {
@@ -851,7 +852,13 @@ fn client_receive(
                 kind,
                 sealed,
                 payload,
-            } => inbox.event(kind, sealed, payload),
+            } => {
+                if registry.get(kind).is_some() {
+                    inbox.event(kind, sealed, payload);
+                } else {
+                    warn!("refused an event of unknown kind {kind:#010x} from the server");
+                }
+            }
             ClientNotice::Rpc { id, kind, result } => inbox.answer(kind, id, result),
             ClientNotice::Signed { purpose, blob } => {
                 signed.write(SignedBlobReceived { purpose, blob });
