@@ -19,9 +19,38 @@ use crate::protocol::{
 };
 use crate::stages::{ClientSystems, ServerSystems};
 
-/// The message types registered in this app.
-#[derive(Resource, Debug, Default, Clone, Deref)]
-pub struct RemoteRegistry(RemoteTable);
+/// One message admitted by the gate: client, call id (`None`: an event), the decoded value.
+type Admission = (u64, Option<RequestId>, AnyMessage);
+/// An event as the client received it: arrived sealed, its encoded value.
+type RawEvent = (bool, Vec<u8>);
+/// A call's id and its encoded result, as the client received it.
+type RawAnswer = (RequestId, Result<Vec<u8>, RemoteError>);
+
+/// How the messages of one registered kind become typed Bevy messages.
+#[derive(Clone, Copy)]
+struct Deliverers {
+    /// Admitted on the server: `FromClient<T>` or `Call<T>`.
+    server: fn(&mut World, Vec<Admission>),
+    /// Events received on the client: `FromServer<T>` (events only).
+    client_events: Option<fn(&mut World, Vec<RawEvent>)>,
+    /// Answers received on the client: `Answer<T>` (functions only).
+    client_answers: Option<fn(&mut World, Vec<RawAnswer>)>,
+}
+
+/// The message types registered in this app, and how each becomes a typed message. One system
+/// per side delivers every kind (a system per kind cost an idle tick more than the messages).
+#[derive(Resource, Default, Clone, Deref)]
+pub struct RemoteRegistry {
+    #[deref]
+    table: RemoteTable,
+    deliverers: HashMap<u32, Deliverers>,
+}
+
+impl std::fmt::Debug for RemoteRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.table.fmt(f)
+    }
+}
 
 /// How a game registers its messages: called on the server's and the client's App alike (and on
 /// a scratch App, to learn the protocol id before the real one is built).
@@ -69,7 +98,7 @@ pub fn protocol_table(game: RegisterProtocol) -> RemoteTable {
     app.add_plugins(ProtocolPlugin { game });
     app.world()
         .get_resource::<RemoteRegistry>()
-        .map(|r| r.0.clone())
+        .map(|r| r.table.clone())
         .unwrap_or_default()
 }
 
@@ -110,29 +139,20 @@ pub struct Answer<T: RemoteFunction> {
 /// Messages the security gate let through, by kind, waiting to become typed messages. Only the
 /// gate (`security::admit`) pushes here.
 #[derive(Resource, Default)]
-pub struct Admitted(HashMap<u32, Vec<(u64, Option<RequestId>, AnyMessage)>>);
+pub struct Admitted(HashMap<u32, Vec<Admission>>);
 
 impl Admitted {
     /// Lets one decoded message through.
     pub fn admit(&mut self, kind: u32, client: u64, id: Option<RequestId>, body: AnyMessage) {
         self.0.entry(kind).or_default().push((client, id, body));
     }
-
-    fn take(&mut self, kind: u32) -> Vec<(u64, Option<RequestId>, AnyMessage)> {
-        self.0
-            .get_mut(&kind)
-            .map(std::mem::take)
-            .unwrap_or_default()
-    }
 }
 
-/// A call's id and its encoded result, as the client received it.
-type RawAnswer = (RequestId, Result<Vec<u8>, RemoteError>);
 
 /// What the client received, by kind, waiting to become typed messages.
 #[derive(Resource, Default)]
 pub struct ClientInbox {
-    events: HashMap<u32, Vec<(bool, Vec<u8>)>>,
+    events: HashMap<u32, Vec<RawEvent>>,
     answers: HashMap<u32, Vec<RawAnswer>>,
 }
 
@@ -170,74 +190,166 @@ pub trait RemoteApp {
 
 impl RemoteApp for App {
     fn add_remote_event<T: Remote>(&mut self) -> &mut Self {
-        let added = self
-            .world_mut()
-            .get_resource_or_init::<RemoteRegistry>()
-            .0
-            .add_event::<T>();
+        let added = register(
+            self,
+            |t| t.add_event::<T>(),
+            T::KIND,
+            Deliverers {
+                server: deliver_events::<T>,
+                client_events: Some(deliver_server_events::<T>),
+                client_answers: None,
+            },
+        );
         if added {
-            add_sets(self);
             self.add_message::<FromClient<T>>()
-                .add_message::<FromServer<T>>()
-                .add_systems(
-                    PreUpdate,
-                    (
-                        deliver_events::<T>
-                            .in_set(RemoteSystems::Deliver)
-                            .in_set(ServerSystems::Admit)
-                            .run_if(resource_exists::<Admitted>),
-                        deliver_server_events::<T>
-                            .in_set(RemoteSystems::Deliver)
-                            .in_set(ClientSystems::Receive)
-                            .run_if(resource_exists::<ClientInbox>),
-                    ),
-                );
+                .add_message::<FromServer<T>>();
         }
         self
     }
 
     fn add_remote_function<T: RemoteFunction>(&mut self) -> &mut Self {
-        let added = self
-            .world_mut()
-            .get_resource_or_init::<RemoteRegistry>()
-            .0
-            .add_function::<T>();
+        let added = register(
+            self,
+            |t| t.add_function::<T>(),
+            T::KIND,
+            Deliverers {
+                server: deliver_calls::<T>,
+                client_events: None,
+                client_answers: Some(deliver_answers::<T>),
+            },
+        );
         if added {
-            add_sets(self);
-            self.add_message::<Call<T>>()
-                .add_message::<Answer<T>>()
-                .add_systems(
-                    PreUpdate,
-                    (
-                        deliver_calls::<T>
-                            .in_set(RemoteSystems::Deliver)
-                            .in_set(ServerSystems::Admit)
-                            .run_if(resource_exists::<Admitted>),
-                        deliver_answers::<T>
-                            .in_set(RemoteSystems::Deliver)
-                            .in_set(ClientSystems::Receive)
-                            .run_if(resource_exists::<ClientInbox>),
-                    ),
-                );
+            self.add_message::<Call<T>>().add_message::<Answer<T>>();
         }
         self
     }
 }
 
-fn add_sets(app: &mut App) {
-    app.configure_sets(
-        PreUpdate,
-        RemoteSystems::Gate.before(RemoteSystems::Deliver),
-    );
+/// Adds a kind to the app's registry (the delivery systems with the first); false if it was
+/// there already.
+fn register(
+    app: &mut App,
+    add: impl FnOnce(&mut RemoteTable) -> bool,
+    kind: u32,
+    deliverers: Deliverers,
+) -> bool {
+    let first = !app.world().contains_resource::<RemoteRegistry>()
+        || app
+            .world()
+            .resource::<RemoteRegistry>()
+            .deliverers
+            .is_empty();
+    let mut registry = app.world_mut().get_resource_or_init::<RemoteRegistry>();
+    if !add(&mut registry.table) {
+        return false;
+    }
+    registry.deliverers.insert(kind, deliverers);
+    if first {
+        app.configure_sets(
+            PreUpdate,
+            RemoteSystems::Gate.before(RemoteSystems::Deliver),
+        )
+        .add_systems(
+            PreUpdate,
+            (
+                deliver_admitted
+                    .in_set(RemoteSystems::Deliver)
+                    .in_set(ServerSystems::Admit)
+                    .run_if(resource_exists::<Admitted>),
+                deliver_received
+                    .in_set(RemoteSystems::Deliver)
+                    .in_set(ClientSystems::Receive)
+                    .run_if(resource_exists::<ClientInbox>),
+            ),
+        );
+    }
+    true
 }
 
-fn deliver_events<T: Remote>(
-    mut admitted: ResMut<Admitted>,
-    mut out: MessageWriter<FromClient<T>>,
-) {
-    for (client, _, body) in admitted.take(T::KIND) {
+/// Every admitted message becomes its type's `FromClient<T>` or `Call<T>`.
+fn deliver_admitted(world: &mut World) {
+    let Some(mut admitted) = world.get_resource_mut::<Admitted>() else {
+        return;
+    };
+    if admitted.0.values().all(Vec::is_empty) {
+        return;
+    }
+    let batches: Vec<(u32, Vec<Admission>)> = admitted
+        .0
+        .iter_mut()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (*k, std::mem::take(v)))
+        .collect();
+    let work: Vec<_> = {
+        let registry = world.resource::<RemoteRegistry>();
+        batches
+            .into_iter()
+            .filter_map(|(kind, items)| registry.deliverers.get(&kind).map(|d| (d.server, items)))
+            .collect()
+    };
+    for (deliver, items) in work {
+        deliver(world, items);
+    }
+}
+
+/// Every event and answer the client received becomes its type's `FromServer<T>` or
+/// `Answer<T>`.
+fn deliver_received(world: &mut World) {
+    let Some(mut inbox) = world.get_resource_mut::<ClientInbox>() else {
+        return;
+    };
+    if inbox.events.values().all(Vec::is_empty) && inbox.answers.values().all(Vec::is_empty) {
+        return;
+    }
+    let events: Vec<(u32, Vec<RawEvent>)> = inbox
+        .events
+        .iter_mut()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (*k, std::mem::take(v)))
+        .collect();
+    let answers: Vec<(u32, Vec<RawAnswer>)> = inbox
+        .answers
+        .iter_mut()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (*k, std::mem::take(v)))
+        .collect();
+    let (event_work, answer_work): (Vec<_>, Vec<_>) = {
+        let registry = world.resource::<RemoteRegistry>();
+        (
+            events
+                .into_iter()
+                .filter_map(|(kind, items)| {
+                    registry
+                        .deliverers
+                        .get(&kind)
+                        .and_then(|d| d.client_events)
+                        .map(|f| (f, items))
+                })
+                .collect(),
+            answers
+                .into_iter()
+                .filter_map(|(kind, items)| {
+                    registry
+                        .deliverers
+                        .get(&kind)
+                        .and_then(|d| d.client_answers)
+                        .map(|f| (f, items))
+                })
+                .collect(),
+        )
+    };
+    for (deliver, items) in event_work {
+        deliver(world, items);
+    }
+    for (deliver, items) in answer_work {
+        deliver(world, items);
+    }
+}
+
+fn deliver_events<T: Remote>(world: &mut World, items: Vec<Admission>) {
+    for (client, _, body) in items {
         if let Ok(message) = body.downcast::<T>() {
-            out.write(FromClient {
+            world.write_message(FromClient {
                 client,
                 message: *message,
             });
@@ -245,13 +357,10 @@ fn deliver_events<T: Remote>(
     }
 }
 
-fn deliver_calls<T: RemoteFunction>(
-    mut admitted: ResMut<Admitted>,
-    mut out: MessageWriter<Call<T>>,
-) {
-    for (client, id, body) in admitted.take(T::KIND) {
+fn deliver_calls<T: RemoteFunction>(world: &mut World, items: Vec<Admission>) {
+    for (client, id, body) in items {
         if let (Ok(request), Some(id)) = (body.downcast::<T>(), id) {
-            out.write(Call {
+            world.write_message(Call {
                 client,
                 id,
                 request: *request,
@@ -260,14 +369,8 @@ fn deliver_calls<T: RemoteFunction>(
     }
 }
 
-fn deliver_server_events<T: Remote>(
-    mut inbox: ResMut<ClientInbox>,
-    mut out: MessageWriter<FromServer<T>>,
-) {
-    let Some(events) = inbox.events.get_mut(&T::KIND) else {
-        return;
-    };
-    for (sealed, payload) in std::mem::take(events) {
+fn deliver_server_events<T: Remote>(world: &mut World, items: Vec<RawEvent>) {
+    for (sealed, payload) in items {
         if sealed != T::SEALED {
             warn!(
                 "refused a {} from the server: sealed {sealed}, registered sealed {}",
@@ -278,22 +381,16 @@ fn deliver_server_events<T: Remote>(
         }
         match protocol::decode::<T>(&payload) {
             Ok(value) => {
-                out.write(FromServer(value));
+                world.write_message(FromServer(value));
             }
             Err(e) => warn!("refused a {} from the server: {e}", T::NAME),
         }
     }
 }
 
-fn deliver_answers<T: RemoteFunction>(
-    mut inbox: ResMut<ClientInbox>,
-    mut out: MessageWriter<Answer<T>>,
-) {
-    let Some(answers) = inbox.answers.get_mut(&T::KIND) else {
-        return;
-    };
-    for (id, result) in std::mem::take(answers) {
-        out.write(Answer {
+fn deliver_answers<T: RemoteFunction>(world: &mut World, items: Vec<RawAnswer>) {
+    for (id, result) in items {
+        world.write_message(Answer::<T> {
             id,
             result: protocol::decode_response::<T>(result),
         });
