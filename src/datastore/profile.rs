@@ -205,7 +205,7 @@ pub fn reconcile(doc: &mut Value, template: &Value) {
 }
 
 /// Decodes a stored document: migrate, reconcile with the template (the game's template data as
-/// JSON), then type it.
+/// JSON: its fields sit at the document's top level), then type it.
 pub fn decode<D: PlayerData>(
     bytes: &[u8],
     player_id: u64,
@@ -214,11 +214,10 @@ pub fn decode<D: PlayerData>(
     let doc: Value =
         serde_json::from_slice(bytes).map_err(|e| DecodeError::NotJson(e.to_string()))?;
     let mut doc = migrate::<D>(doc)?;
-    let data: D =
-        serde_json::from_value(template.clone()).map_err(|e| DecodeError::Shape(e.to_string()))?;
-    let template = serde_json::to_value(Profile::new(player_id, data))
-        .map_err(|e| DecodeError::Shape(e.to_string()))?;
-    reconcile(&mut doc, &template);
+    reconcile(&mut doc, template);
+    if let Some(obj) = doc.as_object_mut() {
+        obj.entry("player_id").or_insert(Value::from(player_id));
+    }
     serde_json::from_value(doc).map_err(|e| DecodeError::Shape(e.to_string()))
 }
 
