@@ -327,6 +327,7 @@ fn log_plugin(global: &GlobalArgs) -> LogPlugin {
     }
 }
 
+#[cfg(feature = "client")]
 fn asset_plugin(global: &GlobalArgs) -> AssetPlugin {
     AssetPlugin {
         file_path: absolute(&global.assets).to_string_lossy().into_owned(),
