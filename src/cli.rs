@@ -341,11 +341,15 @@ pub enum ParseOutcome {
     Error(String),
 }
 
-/// The version line: crate version and wire protocol version.
+/// The version line: crate version, wire protocol version and the fingerprint of the game's
+/// message set (the two halves of the netcode protocol id a token names).
 pub fn version_line() -> String {
+    use crate::definition::Game;
+    let id = crate::game::AquariumGame::protocol_id();
     format!(
-        "{} (protocol {PROTOCOL_VERSION})",
-        env!("CARGO_PKG_VERSION")
+        "{} (protocol {PROTOCOL_VERSION}, message set {:08x})",
+        env!("CARGO_PKG_VERSION"),
+        crate::protocol::protocol_fingerprint_of(id).unwrap_or_default()
     )
 }
 

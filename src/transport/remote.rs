@@ -148,7 +148,6 @@ impl Admitted {
     }
 }
 
-
 /// What the client received, by kind, waiting to become typed messages.
 #[derive(Resource, Default)]
 pub struct ClientInbox {

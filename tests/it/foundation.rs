@@ -259,6 +259,12 @@ fn binary_version_and_help() {
         version.contains(&format!("protocol {}", bloxquarium::PROTOCOL_VERSION)),
         "{version}"
     );
+    let id = <bloxquarium::game::AquariumGame as bloxquarium::definition::Game>::protocol_id();
+    let set = bloxquarium::protocol::protocol_fingerprint_of(id).unwrap();
+    assert!(
+        version.contains(&format!("message set {set:08x}")),
+        "{version}"
+    );
 
     let mut cmd = bin();
     cmd.args(["server", "--help"]);
