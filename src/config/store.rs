@@ -438,7 +438,8 @@ impl Config {
         reason: &str,
         now: Duration,
     ) {
-        let touched: Vec<String> = if replace {
+        // Each key once: a key in the old base and the new values is one change, not two.
+        let touched: std::collections::BTreeSet<String> = if replace {
             self.base.keys().chain(values.keys()).cloned().collect()
         } else {
             values.keys().cloned().collect()

@@ -432,3 +432,71 @@ fn no_server_only_value_ever_reaches_a_client() {
         Ok(777)
     );
 }
+
+/// One applied change is one version step and one audit record: through an edit of a key the
+/// file already set (the reload replaces the file layer), and through a Shared write a client
+/// with the permission makes.
+#[test]
+fn one_change_is_one_version_step_and_one_audit_record() {
+    use bloxquarium::security::{AuditKind, AuditQuery, Security};
+    let s = Scratch::new("cfg-one-step");
+    let cfg = harness::config_dir(
+        &s,
+        r#"{"config.reloadPollInterval": 0.1, "game.startingCoins": 100}"#,
+    );
+    let mut server = harness::server_with_config(&s, &cfg);
+    let mut client = client_for(&s, &cfg, &server, 4);
+    harness::wait_joined(&mut server, &mut client, 4, JoinUntil::ConfigSnapshot);
+    let audited = |what: &str| {
+        bloxquarium::security::query_audit(
+            &s.0,
+            &AuditQuery {
+                player: None,
+                kind: Some(AuditKind::ConfigChange),
+                since_ms: None,
+            },
+        )
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.details.contains(what))
+        .count()
+    };
+    let version = |server: &App| server.world().resource::<Config>().version();
+    let before = version(&server);
+
+    // The file sets the key already; the edit changes it.
+    std::fs::write(
+        std::path::Path::new(&cfg).join("default.ron"),
+        r#"{"config.reloadPollInterval": 0.1, "game.startingCoins": 300}"#,
+    )
+    .unwrap();
+    pump_until(&mut [&mut server, &mut client], 300, "reloaded", |a| {
+        a[0].world()
+            .resource::<Config>()
+            .get::<i64>("game.startingCoins")
+            == Ok(300)
+    });
+    harness::pump(&mut [&mut server, &mut client], 5);
+    assert_eq!(version(&server), before + 1, "one edit, one version step");
+    assert_eq!(audited("game.startingCoins changed by file: 100 -> 300"), 1);
+
+    // A Shared write from a client allowed to make it.
+    server
+        .world_mut()
+        .resource_mut::<Security>()
+        .assign_role(4, "admin", "test")
+        .unwrap();
+    let answer = harness::call(
+        &mut server,
+        &mut client,
+        &mut [],
+        SetConfig {
+            path: "game.sellRefund".into(),
+            value: ConfigValue::Float(0.25),
+        },
+    );
+    assert_eq!(answer, Ok(before + 2), "the answer is the new version");
+    harness::pump(&mut [&mut server, &mut client], 5);
+    assert_eq!(version(&server), before + 2);
+    assert_eq!(audited("game.sellRefund changed by player 4"), 1);
+}
