@@ -326,7 +326,9 @@ fn sentinel_layer(config: &Config) -> String {
         };
         out.push_str(&format!("    \"{p}\": {v},\n"));
     }
-    out.push_str("    \"game.startingCoins\": 4242,\n    \"ui.language\": \"fr\",\n}\n");
+    out.push_str(
+        "    \"game.startingCoins\": 4242,\n    \"graphics.particleQuality\": \"LOW\",\n}\n",
+    );
     out
 }
 
@@ -378,14 +380,20 @@ fn no_server_only_value_ever_reaches_a_client() {
             t,
         )
         .unwrap();
-        c.set("ui.language", ConfigValue::Text("de".into()), "op", "", t)
-            .unwrap();
+        c.set(
+            "graphics.particleQuality",
+            ConfigValue::Text("ULTRA".into()),
+            "op",
+            "",
+            t,
+        )
+        .unwrap();
     }
     pump_until(&mut [&mut server, &mut client], 300, "deltas arrive", |a| {
         a[1].world()
             .resource::<ClientConfig>()
-            .get::<String>("ui.language")
-            == Ok("de".into())
+            .get::<String>("graphics.particleQuality")
+            == Ok("ULTRA".into())
     });
     harness::pump(&mut [&mut server, &mut client], 5);
     let wire = server
@@ -395,7 +403,7 @@ fn no_server_only_value_ever_reaches_a_client() {
     let contains = |needle: &[u8]| wire.windows(needle.len()).any(|w| w == needle);
 
     // The capture works: replicated values are in it.
-    assert!(contains(b"game.startingCoins") && contains(b"ui.language"));
+    assert!(contains(b"game.startingCoins") && contains(b"graphics.particleQuality"));
     let config = server.world().resource::<Config>();
     for key in config
         .schema()
