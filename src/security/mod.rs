@@ -105,6 +105,8 @@ pub struct Security {
     max_clock_skew: Duration,
     /// Connection attempts refused by the per-address gate (mirrored from the transport).
     pub connect_refused: u64,
+    /// `security.enableLogging`: audit records are written (live).
+    audit_enabled: bool,
 }
 
 /// The roles file shipped in the binary, used when the config dir has none.
@@ -198,11 +200,15 @@ impl Security {
             skew: detect::SkewReports::default(),
             max_clock_skew: config.get("security.maxClockSkew")?,
             connect_refused: 0,
+            audit_enabled: audit_logging(config.get("security.enableLogging")?),
         })
     }
 
     /// Appends an audit record now; the player's live session id is filled in.
     pub fn audit(&mut self, player: Option<u64>, kind: AuditKind, details: String) {
+        if !self.audit_enabled {
+            return;
+        }
         let at_ms = crate::clock::now_ms();
         let session = player
             .and_then(|p| self.sessions.get(&p))
@@ -657,8 +663,29 @@ fn audit_config_changes(
             shown(&c.new),
             c.reason
         );
+        // A change of the audit switch itself is always recorded: switched on before the
+        // record, off after it.
+        let switch = (c.path == "security.enableLogging")
+            .then(|| config.get::<bool>("security.enableLogging").ok())
+            .flatten();
+        if switch == Some(true) {
+            security.audit_enabled = audit_logging(true);
+        }
         security.audit(None, AuditKind::ConfigChange, details);
+        if switch == Some(false) {
+            security.audit_enabled = audit_logging(false);
+        }
     }
+}
+
+/// `security.enableLogging`, said loudly when off.
+fn audit_logging(enabled: bool) -> bool {
+    if !enabled {
+        warn!(
+            "security.enableLogging is false: NO AUDIT RECORDS are written (kicks, bans, admin commands, config changes, suspicious activity go unrecorded)"
+        );
+    }
+    enabled
 }
 
 /// Writes the audit records other subsystems sent.

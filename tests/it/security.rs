@@ -872,3 +872,68 @@ fn connection_floods_from_one_address_are_refused_while_others_connect() {
     assert!(recs[0].details.contains("127.0.0.2"), "{recs:?}");
     assert_eq!(harness::state(&good), ConnectionState::Connected);
 }
+
+/// `security.enableLogging: false` writes no audit records; switching it on live writes them
+/// again, and both switches are themselves recorded.
+#[test]
+fn the_audit_log_can_be_switched_off_and_on_live() {
+    use bloxquarium::config::Config;
+    use bloxquarium::protocol::ConfigValue;
+    let d = Scratch::new("sec-audit-switch");
+    let cfg = harness::config_dir(&d, r#"{"security.enableLogging": false}"#);
+    let mut server = harness::server_with_config(&d, &cfg);
+    harness::pump(&mut [&mut server], 3);
+    let actions = |d: &Scratch| audit_of(d, Some(5), AuditKind::AdminAction).len();
+    server
+        .world_mut()
+        .resource_mut::<Security>()
+        .assign_role(5, "moderator", "test")
+        .unwrap();
+    assert_eq!(actions(&d), 0, "logging is off");
+    let t = server.world().resource::<Time<Real>>().elapsed();
+    server
+        .world_mut()
+        .resource_mut::<Config>()
+        .set(
+            "security.enableLogging",
+            ConfigValue::Bool(true),
+            "op",
+            "test",
+            t,
+        )
+        .unwrap();
+    harness::pump(&mut [&mut server], 3);
+    server
+        .world_mut()
+        .resource_mut::<Security>()
+        .assign_role(5, "admin", "test")
+        .unwrap();
+    assert_eq!(actions(&d), 1, "logging is on again");
+    let t = server.world().resource::<Time<Real>>().elapsed();
+    server
+        .world_mut()
+        .resource_mut::<Config>()
+        .set(
+            "security.enableLogging",
+            ConfigValue::Bool(false),
+            "op",
+            "test",
+            t,
+        )
+        .unwrap();
+    harness::pump(&mut [&mut server], 3);
+    server
+        .world_mut()
+        .resource_mut::<Security>()
+        .assign_role(5, "player", "test")
+        .unwrap();
+    assert_eq!(actions(&d), 1, "off again");
+    let switches = audit_of(&d, None, AuditKind::ConfigChange)
+        .into_iter()
+        .filter(|r| r.details.contains("security.enableLogging"))
+        .count();
+    assert_eq!(
+        switches, 2,
+        "switching on and switching off are both recorded"
+    );
+}
