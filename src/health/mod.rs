@@ -269,9 +269,13 @@ fn run_checks(world: &mut World) {
     if let Some(prev) = &registry.last
         && prev.overall != report.overall
     {
+        let contact = admin_contact(world);
         match &report.overall {
             HealthStatus::Healthy => info!("health: healthy again"),
-            other => warn!("health: {} ({other:?})", other.name()),
+            other => warn!(
+                "health: {} ({other:?}); operator contact: {contact}",
+                other.name()
+            ),
         }
     }
     if let Some(mut net) = world.get_resource_mut::<ServerNet>() {
@@ -398,15 +402,28 @@ fn publish(world: &mut World) {
     let report = world
         .get_resource::<IntegrationRegistry>()
         .and_then(|r| r.last.clone());
+    let contact = admin_contact(world);
     if let Some(endpoint) = world.get_resource::<MetricsEndpoint>()
         && let Ok(mut e) = endpoint.exposed.lock()
     {
         e.metrics_text = text;
         if let Some(report) = report {
             e.healthy = report.is_healthy();
-            e.health_json = serde_json::to_string(&report).unwrap_or_default();
+            let mut json = serde_json::to_value(&report).unwrap_or_default();
+            if let Some(obj) = json.as_object_mut() {
+                obj.insert("admin_contact".into(), contact.into());
+            }
+            e.health_json = json.to_string();
         }
     }
+}
+
+/// Who operators call (`security.adminContact`), for `/health` and the health log lines.
+fn admin_contact(world: &World) -> String {
+    world
+        .get_resource::<Config>()
+        .and_then(|c| c.get::<String>("security.adminContact").ok())
+        .unwrap_or_default()
 }
 
 /// A histogram figure in Prometheus text: `# HELP`, `# TYPE`, cumulative `_bucket` lines, `_sum`

@@ -71,7 +71,7 @@ fn health_and_metrics_over_http_follow_a_degrading_data_store() {
     let d = Scratch::new("health-http");
     let cfg = harness::config_dir(
         &d,
-        r#"{"health.checkInterval": 1, "datastore.autosaveInterval": 5}"#,
+        r#"{"health.checkInterval": 1, "datastore.autosaveInterval": 5, "security.adminContact": "pager +1 555 0100"}"#,
     );
     // A 5 Hz tick (200 ms budget): a test machine busy with other tests never degrades the
     // transport, so only what the test does moves the status.
@@ -100,6 +100,10 @@ fn health_and_metrics_over_http_follow_a_degrading_data_store() {
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(json["overall"]["status"], "Healthy", "{json}");
     assert_eq!(json["system_count"], 8);
+    assert_eq!(
+        json["admin_contact"], "pager +1 555 0100",
+        "security.adminContact"
+    );
     let names: Vec<&str> = json["systems"]
         .as_array()
         .unwrap()
