@@ -360,8 +360,43 @@ fn publish(world: &mut World) {
         }
         clocks.last_publish = now;
     }
+    let text = if monitoring(world) {
+        metrics_text(world)
+    } else {
+        "# monitoring is off (performance.enableMonitoring: false): no figures are collected\n"
+            .to_string()
+    };
+    let report = world
+        .get_resource::<IntegrationRegistry>()
+        .and_then(|r| r.last.clone());
+    let contact = admin_contact(world);
+    if let Some(endpoint) = world.get_resource::<MetricsEndpoint>()
+        && let Ok(mut e) = endpoint.exposed.lock()
+    {
+        e.metrics_text = text;
+        if let Some(report) = report {
+            e.healthy = report.is_healthy();
+            let mut json = serde_json::to_value(&report).unwrap_or_default();
+            if let Some(obj) = json.as_object_mut() {
+                obj.insert("admin_contact".into(), contact.into());
+            }
+            e.health_json = json.to_string();
+        }
+    }
+}
+
+/// `performance.enableMonitoring` (live; on without a config).
+fn monitoring(world: &World) -> bool {
+    world
+        .get_resource::<Config>()
+        .and_then(|c| c.get::<bool>("performance.enableMonitoring").ok())
+        .unwrap_or(true)
+}
+
+/// Every registered figure, through the recorder, as Prometheus text.
+fn metrics_text(world: &mut World) -> String {
     let figures = collect(world);
-    let text = {
+    {
         let mut metrics = world.resource_mut::<Metrics>();
         let Metrics {
             recorder,
@@ -398,23 +433,6 @@ fn publish(world: &mut World) {
             render_histogram(f, &mut text);
         }
         text
-    };
-    let report = world
-        .get_resource::<IntegrationRegistry>()
-        .and_then(|r| r.last.clone());
-    let contact = admin_contact(world);
-    if let Some(endpoint) = world.get_resource::<MetricsEndpoint>()
-        && let Ok(mut e) = endpoint.exposed.lock()
-    {
-        e.metrics_text = text;
-        if let Some(report) = report {
-            e.healthy = report.is_healthy();
-            let mut json = serde_json::to_value(&report).unwrap_or_default();
-            if let Some(obj) = json.as_object_mut() {
-                obj.insert("admin_contact".into(), contact.into());
-            }
-            e.health_json = json.to_string();
-        }
     }
 }
 
@@ -482,7 +500,7 @@ fn performance_report(world: &mut World) {
         .get_resource::<Config>()
         .and_then(|c| c.get::<Duration>("performance.logInterval").ok())
         .unwrap_or(Duration::from_secs(30));
-    if now.saturating_sub(world.resource::<Clocks>().last_report) < every {
+    if now.saturating_sub(world.resource::<Clocks>().last_report) < every || !monitoring(world) {
         return;
     }
     world.resource_mut::<Clocks>().last_report = now;

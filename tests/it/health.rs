@@ -416,3 +416,32 @@ fn metrics_follow_prometheus_conventions() {
         );
     }
 }
+
+/// `performance.enableMonitoring: false` collects no figures (`/metrics` says so, `/health`
+/// still answers); switched on live, the figures come back.
+#[test]
+fn monitoring_can_be_switched_off_and_on_live() {
+    let d = Scratch::new("health-monitoring");
+    let cfg = harness::config_dir(&d, r#"{"performance.enableMonitoring": false}"#);
+    let mut server = harness::server_with_config_args(&d, &cfg, &["--tick-hz", "20"]);
+    harness::pump_for(&mut [&mut server], Duration::from_millis(1200));
+    let (code, text) = get(&server, "/metrics");
+    assert_eq!(code, 200);
+    assert!(text.contains("monitoring is off"), "{text}");
+    assert!(!text.contains("bloxquarium_"), "{text}");
+    let t = server.world().resource::<Time<Real>>().elapsed();
+    server
+        .world_mut()
+        .resource_mut::<bloxquarium::config::Config>()
+        .set(
+            "performance.enableMonitoring",
+            bloxquarium::protocol::ConfigValue::Bool(true),
+            "op",
+            "test",
+            t,
+        )
+        .unwrap();
+    harness::pump_for(&mut [&mut server], Duration::from_millis(1200));
+    let (_, text) = get(&server, "/metrics");
+    assert!(text.contains("bloxquarium_tick_duration_seconds"), "{text}");
+}
