@@ -308,12 +308,18 @@ impl AssetStreamer {
         let fps = get("performance.targetFPS", 60) as u32;
         // The cache starts at a quarter of the memory budget and may grow to half of it.
         let memory = memory_mb << 20;
+        let mut governor = QualityGovernor::new(level, fps, memory);
+        governor.set_enabled(
+            config
+                .and_then(|c| c.get::<bool>("assetManager.enableQualityScaling").ok())
+                .unwrap_or(true),
+        );
         Self {
             cache: LruCache::new(entries, memory / 4, memory / 2),
             pending: Vec::new(),
             queue: StreamQueue::default(),
             stats: LoadStats::default(),
-            governor: QualityGovernor::new(level, fps, memory),
+            governor,
             critical: Vec::new(),
             recent_errors: Vec::new(),
             problems: Vec::new(),
@@ -813,6 +819,11 @@ fn apply_asset_settings(
         {
             streamer.governor.choose(level.clamp(1, 5) as Level);
         }
+        if c.under("assetManager.enableQualityScaling")
+            && let Ok(on) = config.get::<bool>("assetManager.enableQualityScaling")
+        {
+            streamer.governor.set_enabled(on);
+        }
         if c.under("performance") {
             let fps = config.get::<i64>("performance.targetFPS").unwrap_or(60) as u32;
             let mb = config
@@ -832,5 +843,44 @@ fn apply_asset_settings(
         {
             streamer.queue.set_batch(b.max(1) as usize);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::ConfigValue;
+
+    /// `assetManager.enableQualityScaling: false` keeps the player's level however slow the
+    /// frames; on (the default), slow frames drop it.
+    #[test]
+    fn quality_scaling_follows_its_key() {
+        let mut config = crate::config::load_server(
+            std::path::Path::new("/nonexistent-bloxquarium-config"),
+            &crate::config::GameKeys::NONE,
+        )
+        .unwrap();
+        let slow = |s: &mut AssetStreamer| {
+            (0..super::super::quality::DROP_AFTER * 2)
+                .filter_map(|_| s.governor.sample(500.0, 0))
+                .count()
+        };
+        let mut on = AssetStreamer::from_config(Some(&config));
+        assert!(slow(&mut on) > 0, "the governor drops the level");
+        config
+            .set(
+                "assetManager.enableQualityScaling",
+                ConfigValue::Bool(false),
+                "test",
+                "",
+                std::time::Duration::ZERO,
+            )
+            .unwrap();
+        let mut off = AssetStreamer::from_config(Some(&config));
+        assert_eq!(slow(&mut off), 0);
+        assert_eq!(
+            off.governor.current, 3,
+            "the default graphics.qualityLevel stays"
+        );
     }
 }

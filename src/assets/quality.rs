@@ -51,6 +51,8 @@ pub struct QualityGovernor {
     pub drops: u64,
     /// Raises so far.
     pub raises: u64,
+    /// `assetManager.enableQualityScaling`: off, the level stays the player's choice.
+    enabled: bool,
 }
 
 impl QualityGovernor {
@@ -66,7 +68,24 @@ impl QualityGovernor {
             comfortable: 0,
             drops: 0,
             raises: 0,
+            enabled: true,
         }
+    }
+
+    /// Turns automatic scaling on or off (`assetManager.enableQualityScaling`); off, the level
+    /// goes back to the player's choice and stays there.
+    pub fn set_enabled(&mut self, enabled: bool) {
+        self.enabled = enabled;
+        if !enabled {
+            self.current = self.chosen;
+        }
+        self.over = 0;
+        self.comfortable = 0;
+    }
+
+    /// Whether automatic scaling is on.
+    pub fn enabled(&self) -> bool {
+        self.enabled
     }
 
     /// The player picked a level: it applies at once (a ceiling the governor respects).
@@ -85,6 +104,9 @@ impl QualityGovernor {
 
     /// One sample: the last frame's time and the memory in use.
     pub fn sample(&mut self, frame_ms: f64, memory: u64) -> Option<QualityChange> {
+        if !self.enabled {
+            return None;
+        }
         let over_memory = memory > self.memory_budget;
         if frame_ms > self.budget_ms || over_memory {
             self.comfortable = 0;
@@ -162,5 +184,19 @@ mod tests {
         assert_eq!(g.current, 1);
         g.choose(5);
         assert_eq!(g.current, 5);
+    }
+
+    #[test]
+    fn scaling_switched_off_keeps_the_choice() {
+        let mut g = QualityGovernor::new(3, 60, 1000);
+        assert_eq!(g.sample(5.0, 2000), Some(QualityChange::Dropped(2)));
+        g.set_enabled(false);
+        assert_eq!(g.current, 3, "back to the player's choice");
+        for _ in 0..DROP_AFTER * 2 {
+            assert_eq!(g.sample(50.0, 2000), None);
+        }
+        assert_eq!(g.current, 3);
+        g.set_enabled(true);
+        assert_eq!(g.sample(5.0, 2000), Some(QualityChange::Dropped(2)));
     }
 }
