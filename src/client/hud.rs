@@ -42,9 +42,55 @@ pub(crate) struct HidesWhenEmpty;
 struct HudState {
     boids: HashMap<(u64, u64), Boid>,
     toast_until: Duration,
+    /// How long a toast stays (`ui.toastSeconds`).
+    toast_for: Duration,
     shown_refusals: u64,
     overlay: bool,
     fps: f32,
+}
+
+impl HudState {
+    /// From the client's config: the F3 overlay shown at start (`ui.showFps`) and how long a
+    /// toast stays (`ui.toastSeconds`).
+    fn from_config(config: Option<&crate::config::Config>) -> Self {
+        Self {
+            overlay: config
+                .and_then(|c| c.get::<bool>("ui.showFps").ok())
+                .unwrap_or(false),
+            toast_for: toast_seconds(config),
+            ..default()
+        }
+    }
+
+    /// Shows a toast from `now` for the configured time.
+    fn toast(&mut self, now: Duration) {
+        self.toast_until = now + self.toast_for;
+    }
+}
+
+fn toast_seconds(config: Option<&crate::config::Config>) -> Duration {
+    config
+        .and_then(|c| c.get::<Duration>("ui.toastSeconds").ok())
+        .unwrap_or(Duration::from_secs(4))
+}
+
+/// The HUD's settings: from the config at start; `ui.toastSeconds` follows changes live.
+fn hud_settings(
+    config: Option<Res<crate::config::ClientConfig>>,
+    mut changed: MessageReader<crate::config::ConfigChanged>,
+    mut hud: ResMut<HudState>,
+    mut started: Local<bool>,
+) {
+    let config = config.as_deref().map(|c| &c.0);
+    if !*started {
+        *started = true;
+        let boids = std::mem::take(&mut hud.boids);
+        *hud = HudState::from_config(config);
+        hud.boids = boids;
+    }
+    if changed.read().any(|c| c.under("ui.toastSeconds")) {
+        hud.toast_for = toast_seconds(config);
+    }
 }
 
 /// Extra display-only fish for the frame-time benchmark (`--bench-fish`).
@@ -60,7 +106,9 @@ pub struct GameHudPlugin;
 impl Plugin for GameHudPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<HudState>()
+            .add_message::<crate::config::ConfigChanged>()
             .add_systems(Startup, spawn_hud)
+            .add_systems(PreUpdate, hud_settings.in_set(ClientSystems::Sync))
             .add_systems(
                 Update,
                 (
@@ -324,7 +372,7 @@ fn update_hud(
     let now = time.elapsed();
     // An asset that failed is reported like a refusal.
     if let Some(p) = problems.read().last() {
-        hud.toast_until = now + Duration::from_secs(6);
+        hud.toast(now);
         for mut t in &mut toast {
             t.0 = format!(
                 "Asset {} {}: a lower quality or the magenta fallback stands in",
@@ -372,7 +420,7 @@ fn update_hud(
     let refusals = prediction.predictor.refusals;
     if refusals != hud.shown_refusals {
         hud.shown_refusals = refusals;
-        hud.toast_until = now + Duration::from_secs(4);
+        hud.toast(now);
         if let Some((_, why)) = prediction.predictor.rejections.last() {
             for mut t in &mut toast {
                 t.0 = format!("Refused: {why}");
@@ -483,5 +531,53 @@ fn hide_empty(mut boxes: Query<(&mut Node, &Children), With<HidesWhenEmpty>>, te
         if node.display != display {
             node.display = display;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::ConfigValue;
+
+    #[test]
+    fn the_overlay_at_start_and_the_toast_time_follow_their_keys() {
+        let mut config = crate::config::load_server(
+            std::path::Path::new("/nonexistent-bloxquarium-config"),
+            &crate::config::GameKeys::NONE,
+        )
+        .unwrap();
+        let mut hud = HudState::from_config(Some(&config));
+        assert!(!hud.overlay, "ui.showFps is false by default");
+        hud.toast(Duration::from_secs(10));
+        assert_eq!(hud.toast_until, Duration::from_secs(14), "4 s by default");
+        let set = |c: &mut crate::config::Config, k: &str, v| {
+            c.set(k, v, "test", "", Duration::ZERO).unwrap();
+        };
+        set(&mut config, "ui.showFps", ConfigValue::Bool(true));
+        set(&mut config, "ui.toastSeconds", ConfigValue::Float(9.0));
+        let mut hud = HudState::from_config(Some(&config));
+        assert!(hud.overlay);
+        hud.toast(Duration::from_secs(10));
+        assert_eq!(hud.toast_until, Duration::from_secs(19));
+    }
+
+    #[test]
+    fn the_far_plane_is_the_render_distance() {
+        let mut config = crate::config::load_server(
+            std::path::Path::new("/nonexistent-bloxquarium-config"),
+            &crate::config::GameKeys::NONE,
+        )
+        .unwrap();
+        assert_eq!(super::super::render::far_plane(Some(&config)), 1000.0);
+        config
+            .set(
+                "graphics.maxRenderDistance",
+                ConfigValue::Int(120),
+                "test",
+                "",
+                Duration::ZERO,
+            )
+            .unwrap();
+        assert_eq!(super::super::render::far_plane(Some(&config)), 120.0);
     }
 }

@@ -35,10 +35,18 @@ impl Plugin for ScenePlugin {
     }
 }
 
+/// The camera's far plane: `graphics.maxRenderDistance` (world units; 1000 without a config).
+pub fn far_plane(config: Option<&crate::config::Config>) -> f32 {
+    config
+        .and_then(|c| c.get::<f64>("graphics.maxRenderDistance").ok())
+        .unwrap_or(1000.0) as f32
+}
+
 fn spawn_scene(
     mut commands: Commands,
     mut meshes: ResMut<Assets<Mesh>>,
     mut materials: ResMut<Assets<StandardMaterial>>,
+    config: Option<Res<ClientConfig>>,
 ) {
     let orbit = super::aquarium::OrbitCamera {
         yaw: 0.0,
@@ -46,7 +54,11 @@ fn spawn_scene(
         distance: 7.5,
         target: Vec3::new(0.0, 1.4, 0.0),
     };
-    commands.spawn((Camera3d::default(), orbit.transform(), orbit));
+    let projection = Projection::Perspective(PerspectiveProjection {
+        far: far_plane(config.as_deref().map(|c| &c.0)),
+        ..default()
+    });
+    commands.spawn((Camera3d::default(), projection, orbit.transform(), orbit));
     commands.spawn((
         DirectionalLight {
             illuminance: 9_000.0,
@@ -93,7 +105,7 @@ fn apply_graphics_settings(
     mut changed: MessageReader<ConfigChanged>,
     streamer: Res<crate::assets::AssetStreamer>,
     mut suns: Query<&mut DirectionalLight>,
-    mut cameras: Query<&mut Msaa, With<Camera3d>>,
+    mut cameras: Query<(&mut Msaa, &mut Projection), With<Camera3d>>,
     mut ui_scale: ResMut<UiScale>,
     mut applied: Local<Option<u8>>,
 ) {
@@ -101,7 +113,8 @@ fn apply_graphics_settings(
         c.side == Side::Client
             && (c.under("graphics.shadows")
                 || c.under("ui.scale")
-                || c.under("graphics.qualityLevel"))
+                || c.under("graphics.qualityLevel")
+                || c.under("graphics.maxRenderDistance"))
     });
     let level = streamer.governor.current;
     if !relevant && *applied == Some(level) {
@@ -113,9 +126,15 @@ fn apply_graphics_settings(
         sun.shadow_maps_enabled = shadows;
     }
     let msaa = if level >= 3 { Msaa::Sample4 } else { Msaa::Off };
-    for mut m in &mut cameras {
+    let far = far_plane(Some(&config.0));
+    for (mut m, mut projection) in &mut cameras {
         if *m != msaa {
             *m = msaa;
+        }
+        if let Projection::Perspective(p) = &mut *projection
+            && p.far != far
+        {
+            p.far = far;
         }
     }
     if let Ok(scale) = config.get::<f32>("ui.scale") {
