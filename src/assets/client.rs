@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 
 use super::cache::{CacheStats, LruCache};
 use super::manifest::{AssetRegistry, QUALITIES};
-use super::quality::{Level, QualityChange, QualityGovernor, level_name};
+use super::quality::{KindQuality, Level, QualityChange, QualityGovernor, level_name};
 use super::stream::{LoadStats, StreamQueue};
 use crate::config::{ClientConfig, ConfigChanged, Side};
 
@@ -271,6 +271,8 @@ pub struct AssetStreamer {
     stats: LoadStats,
     /// The quality governor.
     pub governor: QualityGovernor,
+    /// Each kind's default quality (`assetManager.quality.*`).
+    pub kinds: KindQuality,
     critical: Vec<(String, UntypedHandle)>,
     /// Recent errors, newest last (at most 32).
     pub recent_errors: Vec<String>,
@@ -320,6 +322,7 @@ impl AssetStreamer {
             queue: StreamQueue::default(),
             stats: LoadStats::default(),
             governor,
+            kinds: KindQuality::from_config(config),
             critical: Vec::new(),
             recent_errors: Vec::new(),
             problems: Vec::new(),
@@ -369,6 +372,7 @@ impl AssetStreamer {
         callback: Option<StreamCallback>,
     ) -> Result<UntypedHandle, Refused> {
         let entry = registry.and_then(|r| r.get(path));
+        let level = entry.map_or(level, |e| self.kinds.level_for(&e.kind, level));
         let variant = registry.and_then(|r| r.variant(path, level_name(level)));
         let (Some(entry), Some(variant)) = (entry, variant) else {
             let (error, kind) = match entry {
@@ -819,6 +823,9 @@ fn apply_asset_settings(
         {
             streamer.governor.choose(level.clamp(1, 5) as Level);
         }
+        if c.under("assetManager.quality") {
+            streamer.kinds = KindQuality::from_config(Some(&config.0));
+        }
         if c.under("assetManager.enableQualityScaling")
             && let Ok(on) = config.get::<bool>("assetManager.enableQualityScaling")
         {
@@ -882,5 +889,51 @@ mod tests {
             off.governor.current, 3,
             "the default graphics.qualityLevel stays"
         );
+    }
+
+    /// `assetManager.quality.*`: at the default level (HIGH) each kind loads at its own default
+    /// quality; the level in use moves every kind by as many levels.
+    #[test]
+    fn each_kind_loads_at_its_own_default_quality() {
+        let mut config = crate::config::load_server(
+            std::path::Path::new("/nonexistent-bloxquarium-config"),
+            &crate::config::GameKeys::NONE,
+        )
+        .unwrap();
+        let s = AssetStreamer::from_config(Some(&config));
+        // Defaults: models and textures HIGH, sounds MEDIUM.
+        assert_eq!(s.kinds.level_for("model", 3), 3);
+        assert_eq!(s.kinds.level_for("sound", 3), 2);
+        assert_eq!(
+            s.kinds.level_for("model", 5),
+            5,
+            "the player's choice moves it"
+        );
+        assert_eq!(s.kinds.level_for("sound", 5), 4);
+        assert_eq!(s.kinds.level_for("sound", 1), 1, "never below LOW");
+        assert_eq!(
+            s.kinds.level_for("font", 4),
+            4,
+            "other kinds follow the level"
+        );
+        for (key, value) in [
+            ("assetManager.quality.models", "ULTRA"),
+            ("assetManager.quality.sounds", "LOW"),
+        ] {
+            config
+                .set(
+                    key,
+                    ConfigValue::Text(value.into()),
+                    "test",
+                    "",
+                    std::time::Duration::ZERO,
+                )
+                .unwrap();
+        }
+        let s = AssetStreamer::from_config(Some(&config));
+        assert_eq!(s.kinds.level_for("model", 3), 4);
+        assert_eq!(s.kinds.level_for("model", 5), 5, "never above PROFESSIONAL");
+        assert_eq!(s.kinds.level_for("sound", 3), 1);
+        assert_eq!(s.kinds.level_for("texture", 3), 3);
     }
 }

@@ -12,12 +12,64 @@ pub fn level_name(level: Level) -> &'static str {
 }
 
 /// The level of a name (`HIGH` → 3); unknown names are `None`.
-#[cfg(test)]
 pub fn level_of(name: &str) -> Option<Level> {
     super::manifest::QUALITIES
         .iter()
         .position(|q| q.eq_ignore_ascii_case(name))
         .map(|p| p as Level + 1)
+}
+
+/// Each kind's default quality (`assetManager.quality.models`, `.textures`, `.sounds`): the level
+/// it loads at while the level in use is HIGH (the player's default); the player's choice (and the
+/// governor) move every kind up or down from there by the same number of levels. Other kinds
+/// follow the level in use alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KindQuality {
+    /// Models.
+    pub models: Level,
+    /// Textures.
+    pub textures: Level,
+    /// Sounds.
+    pub sounds: Level,
+}
+
+impl Default for KindQuality {
+    fn default() -> Self {
+        Self {
+            models: 3,
+            textures: 3,
+            sounds: 2,
+        }
+    }
+}
+
+impl KindQuality {
+    /// From the `assetManager.quality.*` keys (the defaults without a config).
+    pub fn from_config(config: Option<&crate::config::Config>) -> Self {
+        let d = Self::default();
+        let get = |key: &str, default: Level| {
+            config
+                .and_then(|c| c.get::<String>(key).ok())
+                .and_then(|name| level_of(&name))
+                .unwrap_or(default)
+        };
+        Self {
+            models: get("assetManager.quality.models", d.models),
+            textures: get("assetManager.quality.textures", d.textures),
+            sounds: get("assetManager.quality.sounds", d.sounds),
+        }
+    }
+
+    /// The level an asset of `kind` loads at while the level in use is `level`.
+    pub fn level_for(&self, kind: &str, level: Level) -> Level {
+        let default = match kind {
+            "model" => self.models,
+            "texture" => self.textures,
+            "sound" => self.sounds,
+            _ => return level.clamp(1, 5),
+        };
+        (i32::from(level) + i32::from(default) - 3).clamp(1, 5) as Level
+    }
 }
 
 /// A change the governor made.
