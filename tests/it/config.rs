@@ -508,3 +508,55 @@ fn one_change_is_one_version_step_and_one_audit_record() {
     assert_eq!(version(&server), before + 2);
     assert_eq!(audited("game.sellRefund changed by player 4"), 1);
 }
+
+/// README's table of every config key (the framework's and the aquarium's), as the schema says:
+/// key, tier, default and what it changes.
+fn config_table() -> String {
+    let config = bloxquarium::config::load_server(
+        std::path::Path::new("/nonexistent-bloxquarium-config"),
+        &bloxquarium::game::KEYS,
+    )
+    .unwrap();
+    let mut out = String::from("| key | tier | default | what it changes |\n|---|---|---|---|\n");
+    for key in config.schema().keys() {
+        let default = bloxquarium::config::ron_literal(&key.default);
+        let unit = if matches!(key.spec.ty, bloxquarium::config::ValueType::Duration) {
+            " s"
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "| `{}` | {:?} | `{default}`{unit} | {} |\n",
+            key.spec.path,
+            key.spec.tier,
+            key.spec.description.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
+/// README lists every key, generated from the schema: the table between the markers must be
+/// the generated one (`BLOXQUARIUM_BLESS=1 cargo test --test it readme_lists` rewrites it).
+#[test]
+fn readme_lists_every_config_key() {
+    const START: &str = "<!-- config-table: generated from the schema; do not edit -->\n";
+    const END: &str = "<!-- end of config-table -->";
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let (head, rest) = readme
+        .split_once(START)
+        .expect("README.md has the config-table start marker");
+    let (table, tail) = rest
+        .split_once(END)
+        .expect("README.md has the config-table end marker");
+    let generated = config_table();
+    if std::env::var_os("BLOXQUARIUM_BLESS").is_some() {
+        std::fs::write(&path, format!("{head}{START}{generated}{END}{tail}")).unwrap();
+        return;
+    }
+    assert!(
+        table == generated,
+        "README's config table differs from the schema; regenerate it with \
+         BLOXQUARIUM_BLESS=1 cargo test --test it readme_lists_every_config_key"
+    );
+}
