@@ -862,11 +862,7 @@ mod tests {
     /// frames; on (the default), slow frames drop it.
     #[test]
     fn quality_scaling_follows_its_key() {
-        let mut config = crate::config::load_server(
-            std::path::Path::new("/nonexistent-bloxquarium-config"),
-            &crate::config::GameKeys::NONE,
-        )
-        .unwrap();
+        let mut config = crate::config::defaults_for_tests();
         let slow = |s: &mut AssetStreamer| {
             (0..super::super::quality::DROP_AFTER * 2)
                 .filter_map(|_| s.governor.sample(500.0, 0))
@@ -895,11 +891,7 @@ mod tests {
     /// quality; the level in use moves every kind by as many levels.
     #[test]
     fn each_kind_loads_at_its_own_default_quality() {
-        let mut config = crate::config::load_server(
-            std::path::Path::new("/nonexistent-bloxquarium-config"),
-            &crate::config::GameKeys::NONE,
-        )
-        .unwrap();
+        let mut config = crate::config::defaults_for_tests();
         let s = AssetStreamer::from_config(Some(&config));
         // Defaults: models and textures HIGH, sounds MEDIUM.
         assert_eq!(s.kinds.level_for("model", 3), 3);

@@ -541,11 +541,7 @@ mod tests {
 
     #[test]
     fn the_overlay_at_start_and_the_toast_time_follow_their_keys() {
-        let mut config = crate::config::load_server(
-            std::path::Path::new("/nonexistent-bloxquarium-config"),
-            &crate::config::GameKeys::NONE,
-        )
-        .unwrap();
+        let mut config = crate::config::defaults_for_tests();
         let mut hud = HudState::from_config(Some(&config));
         assert!(!hud.overlay, "ui.showFps is false by default");
         hud.toast(Duration::from_secs(10));
@@ -563,11 +559,7 @@ mod tests {
 
     #[test]
     fn the_far_plane_is_the_render_distance() {
-        let mut config = crate::config::load_server(
-            std::path::Path::new("/nonexistent-bloxquarium-config"),
-            &crate::config::GameKeys::NONE,
-        )
-        .unwrap();
+        let mut config = crate::config::defaults_for_tests();
         assert_eq!(super::super::render::far_plane(Some(&config)), 1000.0);
         config
             .set(

@@ -63,6 +63,14 @@ impl ConfigChanged {
     }
 }
 
+/// The framework's keys at their schema defaults (unit tests of what reads them).
+#[cfg(test)]
+pub(crate) fn defaults_for_tests() -> Config {
+    let schema = load::load_schema(std::path::Path::new("/nonexistent"), &GameKeys::NONE)
+        .unwrap_or_else(|e| panic!("the embedded schema: {e}"));
+    Config::new(Arc::new(schema), Side::Server, BTreeMap::new())
+}
+
 /// Loads the server's config (the framework's keys and `game`'s) from `dir` and the process
 /// environment; an invalid layer refuses.
 pub fn load_server(dir: &std::path::Path, game: &GameKeys) -> Result<Config, LoadError> {

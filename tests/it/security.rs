@@ -884,49 +884,35 @@ fn the_audit_log_can_be_switched_off_and_on_live() {
     let mut server = harness::server_with_config(&d, &cfg);
     harness::pump(&mut [&mut server], 3);
     let actions = |d: &Scratch| audit_of(d, Some(5), AuditKind::AdminAction).len();
-    server
-        .world_mut()
-        .resource_mut::<Security>()
-        .assign_role(5, "moderator", "test")
-        .unwrap();
+    let role = |server: &mut App, role: &str| {
+        server
+            .world_mut()
+            .resource_mut::<Security>()
+            .assign_role(5, role, "test")
+            .unwrap();
+    };
+    let switch = |server: &mut App, on: bool| {
+        let t = server.world().resource::<Time<Real>>().elapsed();
+        server
+            .world_mut()
+            .resource_mut::<Config>()
+            .set(
+                "security.enableLogging",
+                ConfigValue::Bool(on),
+                "op",
+                "test",
+                t,
+            )
+            .unwrap();
+        harness::pump(&mut [server], 3);
+    };
+    role(&mut server, "moderator");
     assert_eq!(actions(&d), 0, "logging is off");
-    let t = server.world().resource::<Time<Real>>().elapsed();
-    server
-        .world_mut()
-        .resource_mut::<Config>()
-        .set(
-            "security.enableLogging",
-            ConfigValue::Bool(true),
-            "op",
-            "test",
-            t,
-        )
-        .unwrap();
-    harness::pump(&mut [&mut server], 3);
-    server
-        .world_mut()
-        .resource_mut::<Security>()
-        .assign_role(5, "admin", "test")
-        .unwrap();
+    switch(&mut server, true);
+    role(&mut server, "admin");
     assert_eq!(actions(&d), 1, "logging is on again");
-    let t = server.world().resource::<Time<Real>>().elapsed();
-    server
-        .world_mut()
-        .resource_mut::<Config>()
-        .set(
-            "security.enableLogging",
-            ConfigValue::Bool(false),
-            "op",
-            "test",
-            t,
-        )
-        .unwrap();
-    harness::pump(&mut [&mut server], 3);
-    server
-        .world_mut()
-        .resource_mut::<Security>()
-        .assign_role(5, "player", "test")
-        .unwrap();
+    switch(&mut server, false);
+    role(&mut server, "player");
     assert_eq!(actions(&d), 1, "off again");
     let switches = audit_of(&d, None, AuditKind::ConfigChange)
         .into_iter()
