@@ -267,80 +267,70 @@ fn register(
 
 /// Every admitted message becomes its type's `FromClient<T>` or `Call<T>`.
 fn deliver_admitted(world: &mut World) {
-    let Some(mut admitted) = world.get_resource_mut::<Admitted>() else {
-        return;
-    };
-    if admitted.0.values().all(Vec::is_empty) {
-        return;
-    }
-    let batches: Vec<(u32, Vec<Admission>)> = admitted
-        .0
-        .iter_mut()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| (*k, std::mem::take(v)))
-        .collect();
-    let work: Vec<_> = {
-        let registry = world.resource::<RemoteRegistry>();
-        batches
-            .into_iter()
-            .filter_map(|(kind, items)| registry.deliverers.get(&kind).map(|d| (d.server, items)))
-            .collect()
-    };
-    for (deliver, items) in work {
-        deliver(world, items);
-    }
+    deliver_waiting(
+        world,
+        |w| {
+            w.get_resource_mut::<Admitted>()
+                .map(|mut a| take_waiting(&mut a.0))
+        },
+        |d| Some(d.server),
+    );
 }
 
 /// Every event and answer the client received becomes its type's `FromServer<T>` or
 /// `Answer<T>`.
 fn deliver_received(world: &mut World) {
-    let Some(mut inbox) = world.get_resource_mut::<ClientInbox>() else {
-        return;
-    };
-    if inbox.events.values().all(Vec::is_empty) && inbox.answers.values().all(Vec::is_empty) {
+    deliver_waiting(
+        world,
+        |w| {
+            w.get_resource_mut::<ClientInbox>()
+                .map(|mut i| take_waiting(&mut i.events))
+        },
+        |d| d.client_events,
+    );
+    deliver_waiting(
+        world,
+        |w| {
+            w.get_resource_mut::<ClientInbox>()
+                .map(|mut i| take_waiting(&mut i.answers))
+        },
+        |d| d.client_answers,
+    );
+}
+
+/// The non-empty batches of a queue by kind, taken out of it.
+fn take_waiting<Item>(queue: &mut HashMap<u32, Vec<Item>>) -> Vec<(u32, Vec<Item>)> {
+    queue
+        .iter_mut()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (*k, std::mem::take(v)))
+        .collect()
+}
+
+/// Hands each batch `take` finds to the deliverer `pick` chooses for its kind.
+fn deliver_waiting<Item>(
+    world: &mut World,
+    take: impl FnOnce(&mut World) -> Option<Vec<(u32, Vec<Item>)>>,
+    pick: impl Fn(&Deliverers) -> Option<fn(&mut World, Vec<Item>)>,
+) {
+    let batches = take(world).unwrap_or_default();
+    if batches.is_empty() {
         return;
     }
-    let events: Vec<(u32, Vec<RawEvent>)> = inbox
-        .events
-        .iter_mut()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| (*k, std::mem::take(v)))
-        .collect();
-    let answers: Vec<(u32, Vec<RawAnswer>)> = inbox
-        .answers
-        .iter_mut()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| (*k, std::mem::take(v)))
-        .collect();
-    let (event_work, answer_work): (Vec<_>, Vec<_>) = {
+    let work: Vec<_> = {
         let registry = world.resource::<RemoteRegistry>();
-        (
-            events
-                .into_iter()
-                .filter_map(|(kind, items)| {
-                    registry
-                        .deliverers
-                        .get(&kind)
-                        .and_then(|d| d.client_events)
-                        .map(|f| (f, items))
-                })
-                .collect(),
-            answers
-                .into_iter()
-                .filter_map(|(kind, items)| {
-                    registry
-                        .deliverers
-                        .get(&kind)
-                        .and_then(|d| d.client_answers)
-                        .map(|f| (f, items))
-                })
-                .collect(),
-        )
+        batches
+            .into_iter()
+            .filter_map(|(kind, items)| {
+                registry
+                    .deliverers
+                    .get(&kind)
+                    .and_then(&pick)
+                    .map(|deliver| (deliver, items))
+            })
+            .collect()
     };
-    for (deliver, items) in event_work {
-        deliver(world, items);
-    }
-    for (deliver, items) in answer_work {
+    for (deliver, items) in work {
         deliver(world, items);
     }
 }
