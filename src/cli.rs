@@ -343,14 +343,19 @@ pub enum ParseOutcome {
 
 /// The version line: crate version, wire protocol version and the fingerprint of the game's
 /// message set (the two halves of the netcode protocol id a token names).
+/// Worked out once per process (it registers the messages on a scratch App), not at every parse.
 pub fn version_line() -> String {
     use crate::definition::Game;
-    let id = crate::game::AquariumGame::protocol_id();
-    format!(
-        "{} (protocol {PROTOCOL_VERSION}, message set {:08x})",
-        env!("CARGO_PKG_VERSION"),
-        crate::protocol::protocol_fingerprint_of(id).unwrap_or_default()
-    )
+    static LINE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    LINE.get_or_init(|| {
+        let id = crate::game::AquariumGame::protocol_id();
+        format!(
+            "{} (protocol {PROTOCOL_VERSION}, message set {:08x})",
+            env!("CARGO_PKG_VERSION"),
+            crate::protocol::protocol_fingerprint_of(id).unwrap_or_default()
+        )
+    })
+    .clone()
 }
 
 impl Cli {
