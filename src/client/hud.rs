@@ -74,22 +74,19 @@ fn toast_seconds(config: Option<&crate::config::Config>) -> Duration {
         .unwrap_or(Duration::from_secs(4))
 }
 
-/// The HUD's settings: from the config at start; `ui.toastSeconds` follows changes live.
-fn hud_settings(
+/// The HUD's state at start, from the config.
+fn init_hud(mut commands: Commands, config: Option<Res<crate::config::ClientConfig>>) {
+    commands.insert_resource(HudState::from_config(config.as_deref().map(|c| &c.0)));
+}
+
+/// `ui.toastSeconds` follows changes live.
+fn follow_toast_seconds(
     config: Option<Res<crate::config::ClientConfig>>,
     mut changed: MessageReader<crate::config::ConfigChanged>,
     mut hud: ResMut<HudState>,
-    mut started: Local<bool>,
 ) {
-    let config = config.as_deref().map(|c| &c.0);
-    if !*started {
-        *started = true;
-        let boids = std::mem::take(&mut hud.boids);
-        *hud = HudState::from_config(config);
-        hud.boids = boids;
-    }
     if changed.read().any(|c| c.under("ui.toastSeconds")) {
-        hud.toast_for = toast_seconds(config);
+        hud.toast_for = toast_seconds(config.as_deref().map(|c| &c.0));
     }
 }
 
@@ -105,10 +102,9 @@ pub struct GameHudPlugin;
 
 impl Plugin for GameHudPlugin {
     fn build(&self, app: &mut App) {
-        app.init_resource::<HudState>()
-            .add_message::<crate::config::ConfigChanged>()
-            .add_systems(Startup, spawn_hud)
-            .add_systems(PreUpdate, hud_settings.in_set(ClientSystems::Sync))
+        app.add_message::<crate::config::ConfigChanged>()
+            .add_systems(Startup, (init_hud, spawn_hud))
+            .add_systems(PreUpdate, follow_toast_seconds.in_set(ClientSystems::Sync))
             .add_systems(
                 Update,
                 (
