@@ -56,6 +56,28 @@ impl Drop for Scratch {
     }
 }
 
+/// A headless client of `server` started with the token file `token`, or why it could not start
+/// (`client --headless --server ADDR --token FILE`).
+pub fn client_with_token_file(
+    server: std::net::SocketAddr,
+    token: &std::path::Path,
+) -> Result<App, bloxquarium::StartError> {
+    let server = server.to_string();
+    let token = token.to_string_lossy();
+    let cli = cli(&[
+        "client",
+        "--headless",
+        "--server",
+        &server,
+        "--token",
+        &token,
+    ]);
+    let Mode::Client(args) = cli.mode() else {
+        unreachable!("a client command line")
+    };
+    bloxquarium::client_app(&cli.global, &args, ProcessOptions::EMBEDDED)
+}
+
 /// Builds the App for a command line (headless modes only), with manual time.
 pub fn app(args: &[&str]) -> App {
     let cli = cli(args);

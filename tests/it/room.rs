@@ -194,18 +194,7 @@ fn the_room_and_the_aquarium_speak_different_protocols() {
         .world()
         .resource::<bloxquarium::server::ServerSettings>()
         .bind;
-    let cli = harness::cli(&[
-        "client",
-        "--headless",
-        "--server",
-        &addr.to_string(),
-        "--token",
-        path.to_str().unwrap(),
-    ]);
-    let bloxquarium::cli::Command::Client(args) = cli.mode() else {
-        unreachable!()
-    };
-    match bloxquarium::client_app(&cli.global, &args, bloxquarium::ProcessOptions::EMBEDDED) {
+    match harness::client_with_token_file(addr, &path) {
         Err(bloxquarium::StartError::Transport(TransportError::MessageSetMismatch { .. })) => {}
         Err(e) => panic!("wrong error: {e}"),
         Ok(_) => panic!("an aquarium client must refuse a room token"),

@@ -125,18 +125,7 @@ fn forged_expired_and_wrong_protocol_tokens_are_refused() {
     // Our client refuses such a token up front, and says why.
     let path = data.0.join("future.token");
     other.write_file(&path).unwrap();
-    let cli = harness::cli(&[
-        "client",
-        "--headless",
-        "--server",
-        &addr.to_string(),
-        "--token",
-        path.to_str().unwrap(),
-    ]);
-    let bloxquarium::cli::Command::Client(args) = cli.mode() else {
-        unreachable!()
-    };
-    match bloxquarium::client_app(&cli.global, &args, ProcessOptions::EMBEDDED) {
+    match harness::client_with_token_file(addr, &path) {
         Err(StartError::Transport(e @ TransportError::ProtocolMismatch { .. })) => {
             let text = e.to_string();
             assert!(
@@ -166,7 +155,7 @@ fn forged_expired_and_wrong_protocol_tokens_are_refused() {
         90
     ));
     another_game.write_file(&path).unwrap();
-    match bloxquarium::client_app(&cli.global, &args, ProcessOptions::EMBEDDED) {
+    match harness::client_with_token_file(addr, &path) {
         Err(StartError::Transport(e @ TransportError::MessageSetMismatch { .. })) => {
             let text = e.to_string();
             assert!(
