@@ -210,17 +210,14 @@ fn change(
     let outcome = profiles.apply_op(
         player,
         |p| Ok::<i64, std::convert::Infallible>(f(&mut p.data)),
-        |p, after| OpRecord {
-            id: reconciler.record_operation(
-                &p.player_id.to_string(),
+        |p, after| {
+            OpRecord::logged(
+                reconciler,
+                (p.player_id, actor),
                 kind,
                 serde_json::json!({ "counter": after }),
                 at_ms,
-            ),
-            at_ms,
-            actor: actor.to_string(),
-            kind: kind.into(),
-            detail: format!("counter {after}"),
+            )
         },
     )?;
     outcome.ok()

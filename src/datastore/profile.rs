@@ -104,6 +104,27 @@ pub struct OpRecord {
     pub detail: String,
 }
 
+impl OpRecord {
+    /// An operation on `player`'s profile by `actor`, written to reconciliation's operation log
+    /// (which gives its id) and returned to keep with the profile (`DataStoreState::apply_op`).
+    pub fn logged(
+        reconciler: &mut crate::reconcile::Reconciler,
+        (player, actor): (u64, u64),
+        kind: &str,
+        payload: Value,
+        at_ms: u64,
+    ) -> Self {
+        let detail = payload.to_string();
+        Self {
+            id: reconciler.record_operation(&player.to_string(), kind, payload, at_ms),
+            at_ms,
+            actor: actor.to_string(),
+            kind: kind.into(),
+            detail,
+        }
+    }
+}
+
 /// The merge rules of the envelope's own fields, beside a game's [`PlayerData::merge_policy`].
 pub fn envelope_policy() -> Vec<(&'static str, Rule)> {
     vec![

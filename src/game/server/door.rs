@@ -64,19 +64,7 @@ impl ProfileDoor<'_> {
         let reconciler = &mut self.reconciler;
         let (kind, payload, actor) = (op.kind, op.payload, op.actor);
         let outcome = self.profiles.apply_op(op.player, change, |profile, _| {
-            let id = reconciler.record_operation(
-                &profile.player_id.to_string(),
-                kind,
-                payload.clone(),
-                at_ms,
-            );
-            OpRecord {
-                id,
-                at_ms,
-                actor: actor.to_string(),
-                kind: kind.into(),
-                detail: payload.to_string(),
-            }
+            OpRecord::logged(reconciler, (profile.player_id, actor), kind, payload, at_ms)
         })?;
         let credited = match outcome {
             Ok(credited) => credited,
