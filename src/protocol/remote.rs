@@ -257,11 +257,6 @@ impl RemoteTable {
         self.by_kind.get(&kind)
     }
 
-    /// Every entry, by kind.
-    pub fn entries(&self) -> impl Iterator<Item = &RemoteEntry> {
-        self.by_kind.values()
-    }
-
     /// Registrations that could not be honoured.
     pub fn errors(&self) -> &[RegistrationError] {
         &self.errors
