@@ -910,6 +910,7 @@ mod tests {
         );
         for (key, value) in [
             ("assetManager.quality.models", "ULTRA"),
+            ("assetManager.quality.textures", "MEDIUM"),
             ("assetManager.quality.sounds", "LOW"),
         ] {
             config
@@ -926,6 +927,67 @@ mod tests {
         assert_eq!(s.kinds.level_for("model", 3), 4);
         assert_eq!(s.kinds.level_for("model", 5), 5, "never above PROFESSIONAL");
         assert_eq!(s.kinds.level_for("sound", 3), 1);
-        assert_eq!(s.kinds.level_for("texture", 3), 3);
+        assert_eq!(s.kinds.level_for("texture", 3), 2);
+        assert_eq!(
+            s.kinds.level_for("font", 3),
+            3,
+            "other kinds follow the level"
+        );
+    }
+
+    fn with(pairs: &[(&str, ConfigValue)]) -> AssetStreamer {
+        let mut config = crate::config::defaults_for_tests();
+        for (key, value) in pairs {
+            config
+                .set(key, value.clone(), "test", "", std::time::Duration::ZERO)
+                .unwrap();
+        }
+        AssetStreamer::from_config(Some(&config))
+    }
+
+    /// `graphics.qualityLevel` is the level assets load at (before the governor moves it).
+    #[test]
+    fn the_quality_level_is_the_level_assets_load_at() {
+        let s = with(&[]);
+        assert_eq!(s.governor.current, 3);
+        assert_eq!(s.kinds.level_for("model", s.governor.current), 3);
+        let s = with(&[("graphics.qualityLevel", ConfigValue::Int(1))]);
+        assert_eq!(s.governor.current, 1);
+        assert_eq!(s.kinds.level_for("model", s.governor.current), 1);
+    }
+
+    /// `performance.targetFPS` is the frame budget the governor holds frames to: 40 ms frames
+    /// are slow at 60 FPS and fine at 15.
+    #[test]
+    fn the_target_frame_rate_sets_when_frames_are_too_slow() {
+        let drops = |s: &mut AssetStreamer| {
+            (0..super::super::quality::DROP_AFTER * 2)
+                .filter_map(|_| s.governor.sample(40.0, 0))
+                .count()
+        };
+        assert!(drops(&mut with(&[])) > 0);
+        assert_eq!(
+            drops(&mut with(&[(
+                "performance.targetFPS",
+                ConfigValue::Int(15)
+            )])),
+            0
+        );
+    }
+
+    /// `performance.maxMemoryUsage` is the memory budget: 200 MB in use drops the level at
+    /// once under a 128 MB budget, not under the default 1024 MB; the cache's byte bounds
+    /// follow it.
+    #[test]
+    fn the_memory_budget_sets_when_memory_is_too_high() {
+        let in_use = 200 << 20;
+        let mut d = with(&[]);
+        assert_eq!(d.governor.sample(5.0, in_use), None);
+        let mut small = with(&[("performance.maxMemoryUsage", ConfigValue::Int(128))]);
+        assert_eq!(
+            small.governor.sample(5.0, in_use),
+            Some(super::super::quality::QualityChange::Dropped(2))
+        );
+        assert!(small.stats().cache.max_bytes < d.stats().cache.max_bytes);
     }
 }

@@ -41,14 +41,15 @@ pub const QUALITIES: [&str; 5] = ["LOW", "MEDIUM", "HIGH", "ULTRA", "PROFESSIONA
 /// Path prefixes per priority (`assetManager.preload.*`).
 #[derive(Debug, Clone, Default)]
 pub struct Preload {
-    /// critical, high, medium, low prefix lists.
+    /// critical, high and medium prefix lists (what none names is low).
     pub levels: Vec<(&'static str, Vec<String>)>,
 }
 
 impl Preload {
     /// From the config.
     pub fn from_config(config: &crate::config::Config) -> Self {
-        let levels = ["critical", "high", "medium", "low"]
+        // No list for "low": it is what no list names (a `low` list could change nothing).
+        let levels = ["critical", "high", "medium"]
             .into_iter()
             .map(|l| {
                 (
@@ -278,5 +279,59 @@ impl AssetRegistry {
             *s.per_priority.entry(e.priority.clone()).or_default() += 1;
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::ConfigValue;
+
+    /// `assetManager.preload.*` decide each asset's priority in the manifest the server sends.
+    #[test]
+    fn the_preload_lists_set_each_assets_priority() {
+        let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/assets"));
+        let priority_of = |config: &crate::config::Config, prefix: &str| {
+            let (m, _) = scan(dir, &Preload::from_config(config));
+            let mut p: Vec<String> = m
+                .entries
+                .iter()
+                .filter(|e| e.path.starts_with(prefix))
+                .map(|e| e.priority.clone())
+                .collect();
+            p.dedup();
+            assert!(!p.is_empty(), "no asset under {prefix}");
+            p
+        };
+        let mut c = crate::config::defaults_for_tests();
+        assert_eq!(priority_of(&c, "Models/Aquariums"), ["critical"]);
+        assert_eq!(priority_of(&c, "Textures"), ["high"]);
+        assert_eq!(priority_of(&c, "Models/Props"), ["medium"]);
+        assert_eq!(priority_of(&c, "Fonts"), ["critical"]);
+        let list = |v: &[&str]| {
+            ConfigValue::List(v.iter().map(|s| ConfigValue::Text((*s).into())).collect())
+        };
+        for (level, prefixes) in [
+            ("critical", list(&["Textures"])),
+            ("high", list(&["Models/Props"])),
+            ("medium", list(&["Fonts"])),
+        ] {
+            c.set(
+                &format!("assetManager.preload.{level}"),
+                prefixes,
+                "test",
+                "",
+                std::time::Duration::ZERO,
+            )
+            .unwrap();
+        }
+        assert_eq!(priority_of(&c, "Textures"), ["critical"]);
+        assert_eq!(priority_of(&c, "Models/Props"), ["high"]);
+        assert_eq!(priority_of(&c, "Fonts"), ["medium"]);
+        assert_eq!(
+            priority_of(&c, "Models/Aquariums"),
+            ["low"],
+            "no list names it"
+        );
     }
 }

@@ -354,14 +354,32 @@ fn update_panel(
     }
 }
 
-/// Sleeps at the end of a frame so frames come no faster than `graphics.fpsCap`.
-fn limit_frame_rate(config: Res<ClientConfig>, mut last: Local<Option<Instant>>) {
+/// The shortest a frame may be: one over `graphics.fpsCap` (15..=240; 60 without the key).
+pub fn shortest_frame(config: &crate::config::Config) -> Duration {
     let cap = config
-        .0
         .get::<i64>("graphics.fpsCap")
         .unwrap_or(60)
         .clamp(15, 240);
-    let frame = Duration::from_secs_f64(1.0 / cap as f64);
+    Duration::from_secs_f64(1.0 / cap as f64)
+}
+
+/// How many bubbles rise: 8, 16, 32 or 64 by `graphics.particleQuality` (32 without the key).
+pub fn bubble_count(config: &crate::config::Config) -> usize {
+    match config
+        .get::<String>("graphics.particleQuality")
+        .ok()
+        .as_deref()
+    {
+        Some("LOW") => 8,
+        Some("MEDIUM") => 16,
+        Some("ULTRA") => 64,
+        _ => 32,
+    }
+}
+
+/// Sleeps at the end of a frame so frames come no faster than `graphics.fpsCap`.
+fn limit_frame_rate(config: Res<ClientConfig>, mut last: Local<Option<Instant>>) {
+    let frame = shortest_frame(&config.0);
     if let Some(t) = *last {
         let spent = t.elapsed();
         if spent < frame {
@@ -384,17 +402,7 @@ fn bubbles(
     mut materials: ResMut<Assets<StandardMaterial>>,
     mut look: Local<Option<(Handle<Mesh>, Handle<StandardMaterial>)>>,
 ) {
-    let want = match config
-        .0
-        .get::<String>("graphics.particleQuality")
-        .ok()
-        .as_deref()
-    {
-        Some("LOW") => 8,
-        Some("MEDIUM") => 16,
-        Some("ULTRA") => 64,
-        _ => 32,
-    };
+    let want = bubble_count(&config.0);
     let (centre, half) = super::aquarium::swim_volume(shown.level());
     let have = existing.iter().count();
     if have != want {
@@ -444,5 +452,37 @@ fn bubbles(
             TANK_BASE + rise * (top - TANK_BASE),
             -half[2] * 0.8 + 0.05 * (t * 2.0 + b.phase).cos(),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::ConfigValue;
+
+    fn with(key: &str, value: ConfigValue) -> crate::config::Config {
+        let mut c = crate::config::defaults_for_tests();
+        c.set(key, value, "test", "", Duration::ZERO).unwrap();
+        c
+    }
+
+    #[test]
+    fn the_frame_cap_sets_the_shortest_frame() {
+        let d = crate::config::defaults_for_tests();
+        assert_eq!(shortest_frame(&d), Duration::from_secs_f64(1.0 / 60.0));
+        let c = with("graphics.fpsCap", ConfigValue::Int(20));
+        assert_eq!(shortest_frame(&c), Duration::from_millis(50));
+    }
+
+    #[test]
+    fn particle_quality_sets_how_many_bubbles_rise() {
+        assert_eq!(bubble_count(&crate::config::defaults_for_tests()), 32);
+        let n = |q: &str| {
+            bubble_count(&with(
+                "graphics.particleQuality",
+                ConfigValue::Text(q.into()),
+            ))
+        };
+        assert_eq!([n("LOW"), n("MEDIUM"), n("ULTRA")], [8, 16, 64]);
     }
 }

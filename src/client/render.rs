@@ -121,24 +121,52 @@ fn apply_graphics_settings(
         return;
     }
     *applied = Some(level);
-    let shadows = config.get::<bool>("graphics.shadows").unwrap_or(true) && level >= 2;
+    let look = Look::of(&config.0, level);
     for mut sun in &mut suns {
-        sun.shadow_maps_enabled = shadows;
+        sun.shadow_maps_enabled = look.shadows;
     }
-    let msaa = if level >= 3 { Msaa::Sample4 } else { Msaa::Off };
-    let far = far_plane(Some(&config.0));
+    let msaa = if look.multisample {
+        Msaa::Sample4
+    } else {
+        Msaa::Off
+    };
     for (mut m, mut projection) in &mut cameras {
         if *m != msaa {
             *m = msaa;
         }
         if let Projection::Perspective(p) = &mut *projection
-            && p.far != far
+            && p.far != look.far
         {
-            p.far = far;
+            p.far = look.far;
         }
     }
-    if let Ok(scale) = config.get::<f32>("ui.scale") {
+    if let Some(scale) = look.ui_scale {
         ui_scale.0 = scale;
+    }
+}
+
+/// What the ClientSafe graphics keys and the quality level in use make of the picture.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Look {
+    /// The sun casts shadows: `graphics.shadows`, and the level is MEDIUM or better.
+    pub shadows: bool,
+    /// Multisampling: the level is HIGH or better.
+    pub multisample: bool,
+    /// The camera's far plane ([`far_plane`]).
+    pub far: f32,
+    /// `ui.scale` (`None`: leave the UI's scale as it is).
+    pub ui_scale: Option<f32>,
+}
+
+impl Look {
+    /// From `config` at quality `level` (1 LOW .. 5 PROFESSIONAL).
+    pub fn of(config: &crate::config::Config, level: u8) -> Self {
+        Self {
+            shadows: config.get::<bool>("graphics.shadows").unwrap_or(true) && level >= 2,
+            multisample: level >= 3,
+            far: far_plane(Some(config)),
+            ui_scale: config.get::<f32>("ui.scale").ok(),
+        }
     }
 }
 
@@ -347,4 +375,42 @@ fn take_screenshot(
                 shutdown.request(ShutdownReason::Requested("screenshot saved".to_string()));
             },
         );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::ConfigValue;
+    use std::time::Duration;
+
+    #[test]
+    fn shadows_and_ui_scale_follow_their_keys() {
+        let mut c = crate::config::defaults_for_tests();
+        let before = Look::of(&c, 3);
+        assert!(before.shadows && before.multisample);
+        assert_eq!(before.ui_scale, Some(1.0));
+        assert!(
+            !Look::of(&c, 1).shadows,
+            "LOW has no shadows whatever the key says"
+        );
+        c.set(
+            "graphics.shadows",
+            ConfigValue::Bool(false),
+            "test",
+            "",
+            Duration::ZERO,
+        )
+        .unwrap();
+        c.set(
+            "ui.scale",
+            ConfigValue::Float(1.5),
+            "test",
+            "",
+            Duration::ZERO,
+        )
+        .unwrap();
+        let after = Look::of(&c, 3);
+        assert!(!after.shadows);
+        assert_eq!(after.ui_scale, Some(1.5));
+    }
 }

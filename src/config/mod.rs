@@ -66,9 +66,30 @@ impl ConfigChanged {
 /// The framework's keys at their schema defaults (unit tests of what reads them).
 #[cfg(test)]
 pub(crate) fn defaults_for_tests() -> Config {
-    let schema = load::load_schema(std::path::Path::new("/nonexistent"), &GameKeys::NONE)
+    defaults_with_game_for_tests(&GameKeys::NONE)
+}
+
+/// The framework's keys and `game`'s at their schema defaults.
+#[cfg(test)]
+pub(crate) fn defaults_with_game_for_tests(game: &GameKeys) -> Config {
+    let schema = load::load_schema(std::path::Path::new("/nonexistent"), game)
         .unwrap_or_else(|e| panic!("the embedded schema: {e}"));
     Config::new(Arc::new(schema), Side::Server, BTreeMap::new())
+}
+
+/// [`defaults_with_game_for_tests`] with `changes` set (a change the schema refuses fails the
+/// test).
+#[cfg(test)]
+pub(crate) fn changed_for_tests(
+    game: &GameKeys,
+    changes: &[(&str, crate::protocol::ConfigValue)],
+) -> Config {
+    let mut c = defaults_with_game_for_tests(game);
+    for (key, value) in changes {
+        c.set(key, value.clone(), "test", "", std::time::Duration::ZERO)
+            .unwrap_or_else(|e| panic!("{key}: {e}"));
+    }
+    c
 }
 
 /// Loads the server's config (the framework's keys and `game`'s) from `dir` and the process

@@ -247,4 +247,16 @@ mod tests {
             .insert("big".into(), "x".repeat(MAX_PROFILE_BYTES));
         assert!(p.validate().unwrap_err().contains("limit"));
     }
+
+    /// `game.startingCoins` is what a new player's profile holds.
+    #[test]
+    fn a_new_profile_starts_with_the_configured_coins() {
+        let d = crate::config::defaults_with_game_for_tests(&crate::game::KEYS);
+        assert_eq!(Aquarium::template(&d).unwrap().stats.coins, 100);
+        let c = crate::config::changed_for_tests(
+            &crate::game::KEYS,
+            &[("game.startingCoins", crate::protocol::ConfigValue::Int(7))],
+        );
+        assert_eq!(Aquarium::template(&c).unwrap().stats.coins, 7);
+    }
 }

@@ -495,4 +495,59 @@ mod tests {
         );
         assert_eq!(c.capacity(3), 9);
     }
+
+    /// Each `game.*` key of the catalog, changed, changes what the shop does.
+    #[test]
+    fn the_game_keys_set_prices_capacity_income_and_refund() {
+        use crate::protocol::ConfigValue::{Float, Int, List};
+        let ints = |v: &[i64]| List(v.iter().map(|i| Int(*i)).collect());
+        let defaults = crate::config::defaults_with_game_for_tests(&crate::game::KEYS);
+        let d = Catalog::from_config(&defaults).unwrap();
+        let c = Catalog::from_config(&crate::config::changed_for_tests(
+            &crate::game::KEYS,
+            &[
+                ("game.fishPrices", ints(&[3, 7])),
+                (
+                    "game.fishIncomePerSecond",
+                    List(vec![Float(4.0), Float(9.0)]),
+                ),
+                ("game.tankUpgradePrices", ints(&[0, 11, 22])),
+                ("game.tankCapacity", ints(&[1, 2, 3])),
+                ("game.decorationPrices", ints(&[5, 6, 7])),
+                ("game.sellRefund", Float(1.0)),
+            ],
+        ))
+        .unwrap();
+        let p = Profile::new(1, crate::game::Aquarium::new(1000));
+        let fish = |s| ShopItem::Fish { species: s };
+        // game.fishPrices
+        assert_eq!(d.price(&p, fish(1), 2), Ok(50));
+        assert_eq!(c.price(&p, fish(1), 2), Ok(14));
+        // game.tankUpgradePrices
+        assert_eq!(d.price(&p, ShopItem::TankUpgrade, 1), Ok(500));
+        assert_eq!(c.price(&p, ShopItem::TankUpgrade, 1), Ok(11));
+        // game.decorationPrices
+        let castle = ShopItem::Decoration { kind: 2 };
+        assert_eq!(
+            (d.price(&p, castle, 1), c.price(&p, castle, 1)),
+            (Ok(150), Ok(7))
+        );
+        // game.tankCapacity: one fish fills a level-1 tank
+        let mut q = p.clone();
+        assert!(c.buy(&mut q, fish(0), 1).is_ok());
+        assert!(matches!(
+            c.buy(&mut q, fish(0), 1),
+            Err(EconomyError::TankFull { capacity: 1, .. })
+        ));
+        let mut r = p.clone();
+        assert!(d.buy(&mut r, fish(0), 2).is_ok(), "5 fit by default");
+        // game.fishIncomePerSecond
+        assert_eq!(c.income_per_second(&q), 4.0);
+        assert_eq!(d.income_per_second(&q), 0.2);
+        // game.sellRefund: all of the price back (half by default)
+        let id = q.fish[0].id;
+        assert_eq!(c.sell(&mut q.clone(), id), Ok(3));
+        let id = r.fish[0].id;
+        assert_eq!(d.sell(&mut r, id), Ok(5));
+    }
 }
