@@ -130,6 +130,14 @@ impl ClientCore {
         self.kicked.as_deref()
     }
 
+    /// The envelope key epochs in use, sending and receiving (`None` before the welcome):
+    /// each side moves to the next after `network.rekeyAfter` messages.
+    pub fn key_epochs(&self) -> Option<(u32, u32)> {
+        self.crypto
+            .as_ref()
+            .map(|c| (c.sealer.epoch(), c.opener.epoch()))
+    }
+
     /// Calls in flight.
     pub fn pending_calls(&self) -> usize {
         self.pending.len()

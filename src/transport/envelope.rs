@@ -182,7 +182,6 @@ impl Sealer {
     }
 
     /// The current key epoch.
-    #[cfg(test)]
     pub fn epoch(&self) -> u32 {
         self.epoch
     }
@@ -323,7 +322,6 @@ impl Opener {
     }
 
     /// The newest epoch seen.
-    #[cfg(test)]
     pub fn epoch(&self) -> u32 {
         self.current.epoch
     }

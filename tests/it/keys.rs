@@ -69,7 +69,10 @@ fn strikes_kick_by_the_configured_count_within_the_configured_window() {
     for book in [&mut defaults.strikes, &mut two.strikes] {
         assert_eq!(book.strike(1, s(0), 0), StrikeOutcome::Counted(1));
     }
-    assert_eq!(defaults.strikes.strike(1, s(1), 0), StrikeOutcome::Counted(2));
+    assert_eq!(
+        defaults.strikes.strike(1, s(1), 0),
+        StrikeOutcome::Counted(2)
+    );
     assert_eq!(two.strikes.strike(1, s(1), 0), StrikeOutcome::Kick);
     // A 10 s window: a strike 11 s later starts again (within the default 60 s, it kicks).
     let (_d, mut short) = security(
@@ -235,5 +238,282 @@ mod store {
             r#"{"datastore.versionsKeep": 1000, "datastore.versionsMaxAge": 60}"#,
         );
         assert_eq!(saved(&s, 32, at), 1);
+    }
+}
+
+mod network {
+    use super::*;
+    use crate::harness::{JoinUntil, pump, pump_until};
+    use bevy::prelude::*;
+    use bevy::time::TimeUpdateStrategy;
+    use bloxquarium::protocol::builtin::{Chat, Echo, Heartbeat, SecureEcho};
+    use bloxquarium::transport::{ClientNet, ConnectionState, ServerNet};
+
+    fn sessions(server: &App) -> usize {
+        server.world().resource::<ServerNet>().sessions().count()
+    }
+
+    /// `network.maxConcurrentConnections`: the server holds that many clients at once.
+    #[test]
+    fn the_server_holds_the_configured_number_of_clients() {
+        let d = Scratch::new("keys-max-conn");
+        let cfg = harness::config_dir(&d, r#"{"network.maxConcurrentConnections": 1}"#);
+        let mut server = harness::server_with_config(&d, &cfg);
+        let _first = harness::join(&mut server, &d, 1, "First", JoinUntil::Connected);
+        let token = harness::issue(&server, 2, "Second");
+        let mut second = harness::client(&d, harness::server_addr(&server), &token);
+        pump_until(
+            &mut [&mut server, &mut second],
+            harness::JOIN_FRAMES,
+            "second is refused",
+            |a| matches!(harness::state(a[1]), ConnectionState::Disconnected { .. }),
+        );
+        match harness::state(&second) {
+            ConnectionState::Disconnected { reason } => {
+                assert!(reason.contains("full"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(sessions(&server), 1);
+    }
+
+    /// `network.tokenExpiry` is how long the server's connect tokens may be used, and
+    /// `network.connectionTimeout` the silence after which netcode drops a client: a client
+    /// that stops sending is gone 2 s later (15 s by default).
+    #[test]
+    fn tokens_expire_and_silent_clients_drop_by_the_configured_times() {
+        let d = Scratch::new("keys-token-times");
+        let cfg = harness::config_dir(
+            &d,
+            r#"{"network.tokenExpiry": 10, "network.connectionTimeout": 2}"#,
+        );
+        let mut server = harness::server_with_config(&d, &cfg);
+        let token = harness::issue(&server, 1, "Quiet");
+        assert_eq!(
+            token.token.expire_timestamp - token.token.create_timestamp,
+            10
+        );
+        assert_eq!(token.token.timeout_seconds, 2);
+        let mut client = harness::client(&d, harness::server_addr(&server), &token);
+        harness::wait_joined(&mut server, &mut client, 1, JoinUntil::Connected);
+        assert_eq!(sessions(&server), 1);
+        // Only the server runs now: 3 s at 1/30 s a frame.
+        pump(&mut [&mut server], 90);
+        assert_eq!(sessions(&server), 0, "dropped after 2 s of silence");
+        let d = Scratch::new("keys-token-defaults");
+        let mut plain = harness::server(&d, &[]);
+        let token = harness::issue(&plain, 1, "Quiet");
+        assert_eq!(
+            token.token.expire_timestamp - token.token.create_timestamp,
+            300
+        );
+        assert_eq!(token.token.timeout_seconds, 15);
+        let mut client = harness::client(&d, harness::server_addr(&plain), &token);
+        harness::wait_joined(&mut plain, &mut client, 1, JoinUntil::Connected);
+        pump(&mut [&mut plain], 90);
+        assert_eq!(sessions(&plain), 1, "15 s by default");
+    }
+
+    /// `security.connectAttemptsPerSecond`: how fast an address's allowance of connection
+    /// requests refills (a burst of 1 here, so every request after the first waits for it).
+    #[test]
+    fn connection_requests_refill_at_the_configured_rate() {
+        let refused_after_a_pause = |tag: &str, ron: &str| {
+            let d = Scratch::new(tag);
+            let cfg = harness::config_dir(&d, ron);
+            let mut server = harness::server_with_config(&d, &cfg);
+            let addr = harness::server_addr(&server);
+            let flooder = std::net::UdpSocket::bind("127.0.0.3:0").unwrap();
+            let mut request = vec![0u8; 1078];
+            request[0] = 0; // netcode packet type 0: connection request.
+            flooder.send_to(&request, addr).unwrap();
+            pump(&mut [&mut server], 3);
+            // A third of a second of server time later.
+            pump(&mut [&mut server], 10);
+            flooder.send_to(&request, addr).unwrap();
+            pump(&mut [&mut server], 3);
+            pump(&mut [&mut server], 2);
+            server.world().resource::<Security>().connect_refused
+        };
+        assert_eq!(
+            refused_after_a_pause("keys-connect-50", r#"{"security.connectAttemptsBurst": 1}"#),
+            0,
+            "50 a second by default: refilled"
+        );
+        assert_eq!(
+            refused_after_a_pause(
+                "keys-connect-half",
+                r#"{"security.connectAttemptsBurst": 1, "security.connectAttemptsPerSecond": 0.5}"#
+            ),
+            1
+        );
+    }
+
+    /// `network.messageTimeout` (Shared): the server's value reaches the client, whose calls
+    /// then time out after it.
+    #[test]
+    fn calls_time_out_after_the_servers_message_timeout() {
+        let d = Scratch::new("keys-msg-timeout");
+        let cfg = harness::config_dir(&d, r#"{"network.messageTimeout": 2}"#);
+        let mut server = harness::server_with_config(&d, &cfg);
+        let mut client = harness::join(&mut server, &d, 1, "A", JoinUntil::ConfigSnapshot);
+        harness::pump(&mut [&mut server, &mut client], 2);
+        let t = client.world().resource::<Time<Real>>().elapsed();
+        let id = client
+            .world_mut()
+            .resource_mut::<ClientNet>()
+            .call(&Echo { payload: vec![] }, t);
+        // Only the client runs: nobody answers. 2 s at 1/30 s a frame, then some.
+        let mut done = Vec::new();
+        for _ in 0..90 {
+            client.update();
+            done.extend(harness::drain::<bloxquarium::transport::Answer<Echo>>(
+                &mut client,
+            ));
+            if !done.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(done.len(), 1, "timed out within 3 s (30 s by default)");
+        assert_eq!(done[0].id, id);
+        assert_eq!(
+            done[0].result,
+            Err(bloxquarium::protocol::RemoteError::Timeout(2000))
+        );
+    }
+
+    /// `network.clientSendRate` (Shared): the client sends at most that many datagrams a
+    /// second, so chat written every frame reaches the server in that many bursts.
+    #[test]
+    fn the_client_sends_at_the_servers_send_rate() {
+        let bursts = |tag: &str, ron: &str| {
+            let d = Scratch::new(tag);
+            let cfg = harness::config_dir(&d, ron);
+            let mut server = harness::server_with_config(&d, &cfg);
+            let mut client = harness::join(&mut server, &d, 1, "A", JoinUntil::ConfigSnapshot);
+            harness::pump(&mut [&mut server, &mut client], 5);
+            harness::drain::<bloxquarium::transport::FromClient<Chat>>(&mut server);
+            let (mut frames_with_chat, mut chats) = (0, 0);
+            // One line a frame for 2 s (60 frames at 1/30 s), then let the last one land.
+            for i in 0..75 {
+                if i < 60 {
+                    client.world_mut().resource_mut::<ClientNet>().send(&Chat {
+                        text: format!("line {i}"),
+                    });
+                }
+                client.update();
+                std::thread::sleep(Duration::from_millis(1));
+                server.update();
+                let n =
+                    harness::drain::<bloxquarium::transport::FromClient<Chat>>(&mut server).len();
+                chats += n;
+                frames_with_chat += usize::from(n > 0);
+            }
+            assert_eq!(chats, 60, "every line arrives");
+            frames_with_chat
+        };
+        // Chat's rate limit out of the way.
+        let at_30 = bursts("keys-send-30", r#"{"security.rateLimits.chat": 100}"#);
+        let at_2 = bursts(
+            "keys-send-2",
+            r#"{"security.rateLimits.chat": 100, "network.clientSendRate": 2}"#,
+        );
+        assert!(at_30 >= 40, "30 a second by default: {at_30} bursts");
+        assert!((4..=6).contains(&at_2), "2 a second: {at_2} bursts");
+    }
+
+    /// `network.rekeyAfter`: the server moves its envelope key to the next epoch after that
+    /// many sealed messages to a client (after 2^20 by default).
+    #[test]
+    fn the_server_rekeys_after_the_configured_number_of_messages() {
+        let epochs_after_20_calls = |tag: &str, ron: &str| {
+            let d = Scratch::new(tag);
+            let cfg = harness::config_dir(&d, ron);
+            let mut server = harness::server_with_config(&d, &cfg);
+            let mut client = harness::join(&mut server, &d, 1, "A", JoinUntil::Connected);
+            for i in 0..20u8 {
+                let r = harness::call(
+                    &mut server,
+                    &mut client,
+                    &mut [],
+                    SecureEcho { payload: vec![i] },
+                );
+                assert_eq!(r, Ok(vec![i]));
+            }
+            client
+                .world()
+                .resource::<ClientNet>()
+                .key_epochs()
+                .expect("welcomed")
+        };
+        assert_eq!(epochs_after_20_calls("keys-rekey-default", "{}"), (0, 0));
+        let (sending, receiving) =
+            epochs_after_20_calls("keys-rekey-16", r#"{"network.rekeyAfter": 16}"#);
+        assert_eq!(sending, 0, "the client's own value is the default");
+        assert!(receiving >= 1, "the server rekeyed: epoch {receiving}");
+    }
+
+    /// `security.maxClockSkew`: a client clock a minute off is suspicious under a 5 s limit
+    /// (not under the default 300 s).
+    #[test]
+    fn a_clock_past_the_configured_skew_is_suspicious() {
+        let d = Scratch::new("keys-skew");
+        let cfg = harness::config_dir(&d, r#"{"security.maxClockSkew": 5}"#);
+        let mut server = harness::server_with_config(&d, &cfg);
+        let mut client = harness::join(&mut server, &d, 1, "A", JoinUntil::Connected);
+        let skewed = bloxquarium::clock::now_ms() - 60_000;
+        client
+            .world_mut()
+            .resource_mut::<ClientNet>()
+            .send(&Heartbeat {
+                client_time_ms: skewed,
+            });
+        pump_until(
+            &mut [&mut server, &mut client],
+            120,
+            "clock skew reported",
+            |a| !a[0].world().resource::<Security>().suspicious.is_empty(),
+        );
+        let recs = bloxquarium::security::query_audit(
+            &d.0,
+            &AuditQuery {
+                kind: Some(AuditKind::Suspicious),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(
+            recs.iter()
+                .any(|r| r.details.starts_with("clock_skew") && r.details.contains("limit 5000 ms")),
+            "{recs:?}"
+        );
+    }
+
+    /// `datastore.backupInterval` and `datastore.backupRetention`: a backup every interval of
+    /// server time, the newest `retention` kept.
+    #[test]
+    fn backups_follow_the_configured_interval_and_retention() {
+        let d = Scratch::new("keys-backups");
+        let cfg = harness::config_dir(
+            &d,
+            r#"{"datastore.backupInterval": 60, "datastore.backupRetention": 2}"#,
+        );
+        let mut server = harness::server_with_config(&d, &cfg);
+        // Two seconds of server time a frame.
+        server.insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_secs(2)));
+        let made = |s: &App| {
+            s.world()
+                .resource::<bloxquarium::game::DataStoreState>()
+                .backups_ok
+        };
+        pump(&mut [&mut server], 25);
+        assert_eq!(made(&server), 0, "50 s: none yet");
+        pump_until(&mut [&mut server], 20, "the first backup", |a| {
+            made(a[0]) == 1
+        });
+        // Three more intervals.
+        pump_until(&mut [&mut server], 200, "four backups", |a| made(a[0]) >= 4);
+        let files = bloxquarium::datastore::list_backups(&d.0).unwrap();
+        assert_eq!(files.len(), 2, "{files:?}");
     }
 }
