@@ -443,3 +443,60 @@ fn the_cache_follows_the_servers_bound_and_evicts_the_least_recent() {
     assert_eq!(s.cache.misses, misses + 1);
     assert_eq!(s.loads.loaded, total + 1);
 }
+
+/// Streams the rest after the critical set under a server whose `default.ron` is `ron`;
+/// returns the most requests in flight at once and the stats once `until` holds or 150 frames
+/// have passed.
+fn stream_rest(
+    tag: &str,
+    ron: &str,
+    until: impl Fn(&bloxquarium::assets::StreamerStats) -> bool,
+) -> (usize, bloxquarium::assets::StreamerStats) {
+    let d = Scratch::new(tag);
+    let cfg = harness::config_dir(&d, ron);
+    let mut server = harness::server_with_config(&d, &cfg);
+    let token = harness::issue(&server, 4, "Coral");
+    let mut client = harness::client(&d, harness::server_addr(&server), &token);
+    pump_until(&mut [&mut server, &mut client], 600, "playing", |a| {
+        phase(a[1]) == AssetPhase::Playing
+    });
+    let mut most = 0;
+    for _ in 0..150 {
+        harness::pump(&mut [&mut server, &mut client], 1);
+        let s = client.world().resource::<AssetStreamer>().stats();
+        most = most.max(s.in_flight);
+        if until(&s) {
+            break;
+        }
+    }
+    (most, client.world().resource::<AssetStreamer>().stats())
+}
+
+/// `assetManager.preloadBatchSize` (Shared): how many assets stream at once after the
+/// critical set.
+#[test]
+fn the_rest_streams_in_batches_of_the_configured_size() {
+    let done = |s: &bloxquarium::assets::StreamerStats| s.queued == 0 && s.in_flight == 0;
+    let (most, s) = stream_rest(
+        "assets-batch-3",
+        r#"{"assetManager.preloadBatchSize": 3}"#,
+        done,
+    );
+    assert!(done(&s), "{s:?}");
+    assert_eq!(most, 3, "{s:?}");
+    let (most, s) = stream_rest("assets-batch-default", "{}", done);
+    assert!(done(&s), "{s:?}");
+    assert!(most > 3, "50 by default: {most} at once");
+}
+
+/// `assetManager.enableStreaming: false`: after the critical set nothing streams by itself.
+#[test]
+fn with_streaming_off_nothing_streams_after_the_critical_set() {
+    let (most, s) = stream_rest(
+        "assets-no-streaming",
+        r#"{"assetManager.enableStreaming": false}"#,
+        |_| false,
+    );
+    assert_eq!(most, 0, "{s:?}");
+    assert!(s.queued > 0, "{s:?}");
+}

@@ -349,3 +349,40 @@ fn a_decoration_is_bought_through_the_network_and_kept() {
     let client_state = authoritative(&c);
     assert_eq!(client_state.decorations, vec![1]);
 }
+
+/// `game.hungerPerMinute`: fish get hungrier by that much per minute of server time.
+#[test]
+fn fish_get_hungry_at_the_configured_rate() {
+    let d = Scratch::new("game-hunger");
+    let cfg = harness::config_dir(&d, r#"{"game.hungerPerMinute": 60.0}"#);
+    let mut server = harness::server_with_config(&d, &cfg);
+    let mut c = harness::join(&mut server, &d, 9, "Dot", harness::JoinUntil::InGame);
+    let goldfish = GameOp::Purchase {
+        item: ShopItem::Fish { species: 0 },
+        quantity: 1,
+    };
+    send(&mut c, goldfish).unwrap();
+    pump_until(&mut [&mut server, &mut c], 300, "acknowledged", |a| {
+        a[1].world().resource::<Prediction>().predictor.pending() == 0
+    });
+    // About ten one-second game steps (virtual time moves at most 250 ms a frame): 60 a minute
+    // is one a second.
+    set_game_time(&mut server, Duration::from_millis(250));
+    let hunger = |s: &App| live_profile(s, 9).fish[0].hunger;
+    // The first step under manual time also covers what went before it.
+    let first = steps(&server);
+    while steps(&server) == first {
+        server.update();
+    }
+    let (h0, s0) = (hunger(&server), steps(&server));
+    for _ in 0..40 {
+        server.update();
+    }
+    let (h1, s1) = (hunger(&server), steps(&server));
+    assert!(s1 - s0 >= 9, "{s0} -> {s1}");
+    assert!(
+        ((h1 - h0) - (s1 - s0) as f32).abs() < 0.01,
+        "hunger {h0} -> {h1} over {} one-second steps (5 a minute by default: 1/12 a step)",
+        s1 - s0
+    );
+}

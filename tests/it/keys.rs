@@ -517,3 +517,99 @@ mod network {
         assert_eq!(files.len(), 2, "{files:?}");
     }
 }
+
+mod timing {
+    use super::*;
+    use bevy::prelude::*;
+
+    /// Frames (1/30 s of server time each) until an edit of the config dir is applied, with
+    /// `config.reloadPollInterval` = `poll` (at most `max`).
+    fn frames_until_reloaded(tag: &str, poll: &str, max: usize) -> Option<usize> {
+        let d = Scratch::new(tag);
+        let cfg = harness::config_dir(&d, &format!(r#"{{"config.reloadPollInterval": {poll}}}"#));
+        let mut server = harness::server_with_config(&d, &cfg);
+        harness::pump(&mut [&mut server], 3);
+        std::fs::write(
+            Path::new(&cfg).join("zz-live.ron"),
+            r#"{"game.startingCoins": 500}"#,
+        )
+        .unwrap();
+        (1..=max).find(|_| {
+            server.update();
+            std::thread::sleep(Duration::from_millis(1));
+            server
+                .world()
+                .resource::<Config>()
+                .get::<i64>("game.startingCoins")
+                == Ok(500)
+        })
+    }
+
+    /// `config.reloadPollInterval`: how often the config dir is polled for edits.
+    #[test]
+    fn edits_are_seen_at_the_configured_poll_interval() {
+        let fast = frames_until_reloaded("keys-poll-fast", "0.1", 120);
+        assert!(fast.is_some_and(|f| f <= 6), "0.1 s: {fast:?} frames");
+        let slow = frames_until_reloaded("keys-poll-slow", "3", 120);
+        assert!(
+            slow.is_some_and(|f| (30..=95).contains(&f)),
+            "3 s: {slow:?} frames"
+        );
+    }
+
+    /// `health.checkInterval`: the health checks run that often (in server time).
+    #[test]
+    fn health_checks_run_at_the_configured_interval() {
+        let checks_in_10_s = |tag: &str, ron: &str| {
+            let d = Scratch::new(tag);
+            let cfg = harness::config_dir(&d, ron);
+            let mut server = harness::server_with_config(&d, &cfg);
+            let mut seen = std::collections::BTreeSet::new();
+            for _ in 0..300 {
+                server.update();
+                if let Some(last) = &server
+                    .world()
+                    .resource::<bloxquarium::integration::IntegrationRegistry>()
+                    .last
+                {
+                    seen.insert(last.checked_at_ms);
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            seen.len()
+        };
+        let every_2_s = checks_in_10_s("keys-checks-2", r#"{"health.checkInterval": 2}"#);
+        assert!((4..=6).contains(&every_2_s), "{every_2_s} checks");
+        let default = checks_in_10_s("keys-checks-10", "{}");
+        assert!(default <= 2, "every 10 s by default: {default} checks");
+    }
+
+    /// `performance.logInterval`: the performance report is logged that often (a server run as
+    /// a process for 3.5 s).
+    #[test]
+    fn the_performance_report_comes_at_the_configured_interval() {
+        let reports = |tag: &str, ron: &str| {
+            let d = Scratch::new(tag);
+            let cfg = harness::config_dir(&d, ron);
+            let mut cmd = harness::bin();
+            cmd.args([
+                "--config",
+                &cfg,
+                "--data",
+                d.path(),
+                "--exit-after",
+                "3.5",
+                "server",
+                "--bind",
+                "127.0.0.1:0",
+            ]);
+            let out = harness::output_within(cmd, Duration::from_secs(60));
+            let log = harness::text(&out);
+            assert!(out.status.success(), "{log}");
+            log.matches("performance: tick").count()
+        };
+        let every_s = reports("keys-perf-1", r#"{"performance.logInterval": 1}"#);
+        assert!(every_s >= 2, "{every_s} reports in 3.5 s");
+        assert_eq!(reports("keys-perf-30", "{}"), 0, "every 30 s by default");
+    }
+}
