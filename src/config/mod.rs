@@ -376,6 +376,37 @@ pub fn ron_literal(v: &ConfigValue) -> String {
 mod tests {
     use super::*;
 
+    mod key_effects {
+        include!("../../tests/it/key_effects.rs");
+    }
+
+    /// Every "lib" test that `tests/it/key_effects.rs` names is in this binary (the
+    /// integration test `config::every_config_key_has_a_test_that_changes_it` checks the rest).
+    #[test]
+    fn key_effect_tests_in_the_library_exist() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--list", "--format", "terse"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let listed = String::from_utf8_lossy(&out.stdout);
+        let ours: std::collections::BTreeSet<&str> = listed
+            .lines()
+            .filter_map(|l| l.strip_suffix(": test"))
+            .collect();
+        let missing: Vec<_> = key_effects::KEY_EFFECTS
+            .iter()
+            .filter(|(_, t)| {
+                t.strip_prefix("lib ")
+                    .is_some_and(|name| !ours.contains(name))
+            })
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "named in key_effects.rs, not in the library: {missing:?}"
+        );
+    }
+
     #[test]
     fn prefix_subscription_matches_whole_segments() {
         let c = ConfigChanged {

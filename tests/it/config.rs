@@ -560,3 +560,62 @@ fn readme_lists_every_config_key() {
          BLOXQUARIUM_BLESS=1 cargo test --test it readme_lists_every_config_key"
     );
 }
+
+/// The test names a test binary lists (`--list`), without the ": test" suffix.
+pub fn listed_tests(binary: &std::path::Path) -> std::collections::BTreeSet<String> {
+    let out = std::process::Command::new(binary)
+        .args(["--list", "--format", "terse"])
+        .output()
+        .expect("list the tests");
+    assert!(out.status.success(), "{}", harness::text(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_suffix(": test"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every key of the framework's schema, the aquarium's and the room's has an entry in
+/// `key_effects.rs`, no entry names a key that does not exist, and every "it" test it names
+/// is in this binary (the "lib" ones are checked by the library's own tests).
+#[test]
+fn every_config_key_has_a_test_that_changes_it() {
+    use crate::key_effects::KEY_EFFECTS;
+    let mut keys = std::collections::BTreeSet::new();
+    for game in [
+        bloxquarium::game::KEYS,
+        <crate::room::room_game::RoomGame as bloxquarium::definition::Game>::KEYS,
+    ] {
+        let config = bloxquarium::config::load_server(
+            std::path::Path::new("/nonexistent-bloxquarium-config"),
+            &game,
+        )
+        .unwrap();
+        keys.extend(config.schema().keys().map(|k| k.spec.path.clone()));
+    }
+    let mapped: std::collections::BTreeSet<String> =
+        KEY_EFFECTS.iter().map(|(k, _)| k.to_string()).collect();
+    let unmapped: Vec<_> = keys.difference(&mapped).collect();
+    assert!(
+        unmapped.is_empty(),
+        "keys without a test that changes them in tests/it/key_effects.rs: {unmapped:?}"
+    );
+    let unknown: Vec<_> = mapped.difference(&keys).collect();
+    assert!(
+        unknown.is_empty(),
+        "key_effects.rs names keys no schema has: {unknown:?}"
+    );
+    let ours = listed_tests(&std::env::current_exe().expect("this test binary"));
+    let mut missing = Vec::new();
+    for (key, test) in KEY_EFFECTS {
+        match test.split_once(' ') {
+            Some(("it", name)) if ours.contains(name) => {}
+            Some(("lib", _)) => {}
+            _ => missing.push(format!("{key}: {test}")),
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "key_effects.rs names tests this binary does not have: {missing:?}"
+    );
+}

@@ -8,6 +8,7 @@ mod foundation;
 mod game;
 mod harness;
 mod health;
+mod key_effects;
 mod keys;
 mod layers;
 mod reconcile;

@@ -5,7 +5,7 @@
 
 #[allow(dead_code)]
 #[path = "../../examples/room/room.rs"]
-mod room_game;
+pub mod room_game;
 
 use bevy::prelude::*;
 use bloxquarium::definition::Game;
