@@ -149,6 +149,15 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
         args.clients,
         args.duration
     );
+    if connected < args.clients {
+        tracing::warn!(
+            "{} clients did not connect: every bot dials from this one address, which the server \
+             limits to security.connectAttemptsBurst connection requests at once; start the server \
+             with BLOXQUARIUM__SECURITY__CONNECTATTEMPTSBURST={} (or more)",
+            args.clients - connected,
+            args.clients.max(20) * 4
+        );
+    }
 
     // Load phase.
     let load_start = Instant::now();

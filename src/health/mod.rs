@@ -6,8 +6,9 @@
 //! `health.checkInterval` and on demand (a `Call<Health>`, the `Health` admin
 //! command). Figures go through the `metrics` facade into a Prometheus recorder
 //! (`metrics-exporter-prometheus`, without its own HTTP stack), each with its help text; the
-//! dedicated server serves `/health` (JSON, 200 or 503) and `/metrics` (Prometheus text) on
-//! `--metrics-bind` from a small `tiny_http` thread. A performance report goes to the log every
+//! dedicated server serves `/health` (liveness: 200 unless a check is Unhealthy), `/ready`
+//! (readiness: 503 while starting, draining or with a check Unhealthy) and `/metrics`
+//! (Prometheus text) on `--metrics-bind` from a small `tiny_http` thread. A performance report goes to the log every
 //! `performance.logInterval`. The rules registered with the registry are evaluated at each
 //! scheduled check; what they decide reaches their owners as the owners' own messages.
 
@@ -27,15 +28,47 @@ use crate::protocol::builtin::{Health, HealthReport};
 use crate::transport::Call;
 use crate::transport::ServerNet;
 
-/// What the HTTP thread serves, refreshed by the App every second.
+/// What the HTTP thread serves, refreshed by the App every second (and at once when the
+/// first report is in or draining begins).
 #[derive(Debug, Default)]
 pub struct Exposed {
     /// `/health` body.
     pub health_json: String,
-    /// `/health` status: healthy or not.
-    pub healthy: bool,
+    /// `/health` answers 200: the process works (Healthy or Degraded, or still starting).
+    pub live: bool,
+    /// `/ready` body.
+    pub ready_json: String,
+    /// `/ready` answers 200: the server takes players.
+    pub ready: bool,
     /// `/metrics` body.
     pub metrics_text: String,
+}
+
+/// Whether a server takes players: not before its first health report, not while draining,
+/// not while a check is Unhealthy (a critical store). The reason when not.
+pub fn readiness(
+    report: Option<&crate::integration::HealthReport>,
+    draining: bool,
+) -> Result<(), String> {
+    let Some(report) = report else {
+        return Err("starting: no health report yet".into());
+    };
+    if draining {
+        return Err("draining: the server is shutting down".into());
+    }
+    match report.systems.iter().find_map(|s| match &s.health {
+        HealthStatus::Unhealthy(r) => Some(format!("{}: {r}", s.name)),
+        _ => None,
+    }) {
+        Some(why) => Err(why),
+        None => Ok(()),
+    }
+}
+
+/// Whether the process works (`/health` 200): anything but an Unhealthy check. A Degraded
+/// check (a refused config reload, a slow tick) is no reason to restart a working server.
+pub fn liveness(report: Option<&crate::integration::HealthReport>) -> bool {
+    !report.is_some_and(|r| matches!(r.overall, HealthStatus::Unhealthy(_)))
 }
 
 /// The HTTP endpoint of a dedicated server.
@@ -76,8 +109,10 @@ impl MetricsEndpoint {
         })?;
         let server = Arc::new(server);
         let exposed = Arc::new(Mutex::new(Exposed {
-            health_json: r#"{"status":"Unhealthy","reason":"starting"}"#.into(),
-            healthy: false,
+            health_json: r#"{"overall":{"status":"Starting"}}"#.into(),
+            live: true,
+            ready_json: r#"{"ready":false,"reason":"starting: no health report yet"}"#.into(),
+            ready: false,
             metrics_text: String::new(),
         }));
         let (srv, shared) = (server.clone(), exposed.clone());
@@ -88,7 +123,7 @@ impl MetricsEndpoint {
                 addr,
                 reason: e.to_string(),
             })?;
-        info!("health and metrics on http://{bound}/health and /metrics");
+        info!("health and metrics on http://{bound}/health, /ready and /metrics");
         Ok(Self {
             addr: bound,
             server,
@@ -103,8 +138,13 @@ fn serve(server: &tiny_http::Server, exposed: &Mutex<Exposed>) {
             let Ok(e) = exposed.lock() else { return };
             match (req.method(), req.url()) {
                 (tiny_http::Method::Get, "/health") => (
-                    if e.healthy { 200 } else { 503 },
+                    if e.live { 200 } else { 503 },
                     e.health_json.clone(),
+                    "application/json",
+                ),
+                (tiny_http::Method::Get, "/ready") => (
+                    if e.ready { 200 } else { 503 },
+                    e.ready_json.clone(),
                     "application/json",
                 ),
                 (tiny_http::Method::Get, "/metrics") => (
@@ -114,7 +154,7 @@ fn serve(server: &tiny_http::Server, exposed: &Mutex<Exposed>) {
                 ),
                 _ => (
                     404,
-                    "not found: try /health or /metrics\n".into(),
+                    "not found: try /health, /ready or /metrics\n".into(),
                     "text/plain",
                 ),
             }
@@ -154,9 +194,12 @@ impl Metrics {
 
 #[derive(Resource, Default)]
 struct Clocks {
-    last_check: Duration,
+    /// `None` until the first check, which runs on the first frame.
+    last_check: Option<Duration>,
     last_publish: Duration,
     last_report: Duration,
+    /// What the endpoint was last told: (a report existed, draining).
+    published: Option<(bool, bool)>,
 }
 
 /// The health plugin (server): the check runner, the rule engine, and (on a dedicated server)
@@ -257,7 +300,10 @@ fn run_checks(world: &mut World) {
         .get_resource_mut::<Messages<Call<Health>>>()
         .map(|mut m| m.drain().collect())
         .unwrap_or_default();
-    let due = now.saturating_sub(world.resource::<Clocks>().last_check) >= every;
+    let due = world
+        .resource::<Clocks>()
+        .last_check
+        .is_none_or(|t| now.saturating_sub(t) >= every);
     if !due && requests.is_empty() {
         return;
     }
@@ -301,7 +347,7 @@ fn run_checks(world: &mut World) {
     }
     world.resource_mut::<IntegrationRegistry>().last = Some(report);
     if due {
-        world.resource_mut::<Clocks>().last_check = now;
+        world.resource_mut::<Clocks>().last_check = Some(now);
         optimise(world, every);
     }
 }
@@ -351,14 +397,24 @@ pub fn collect(world: &World) -> Vec<Figure> {
 /// Every second: every subsystem's figures into the recorder, and the endpoint's bodies.
 fn publish(world: &mut World) {
     let now = world.resource::<Time<Real>>().elapsed();
+    let draining = world
+        .get_resource::<crate::shutdown::Shutdown>()
+        .is_some_and(|s| s.is_shutting_down());
+    let reported = world
+        .get_resource::<IntegrationRegistry>()
+        .is_some_and(|r| r.last.is_some());
     {
         let mut clocks = world.resource_mut::<Clocks>();
+        // The probes change at once when the first report is in or draining begins.
+        let news = clocks.published != Some((reported, draining));
         if now.saturating_sub(clocks.last_publish) < Duration::from_secs(1)
             && clocks.last_publish != Duration::ZERO
+            && !news
         {
             return;
         }
         clocks.last_publish = now;
+        clocks.published = Some((reported, draining));
     }
     let text = if monitoring(world) {
         metrics_text(world)
@@ -374,8 +430,15 @@ fn publish(world: &mut World) {
         && let Ok(mut e) = endpoint.exposed.lock()
     {
         e.metrics_text = text;
+        let ready = readiness(report.as_ref(), draining);
+        e.ready = ready.is_ok();
+        e.ready_json = match &ready {
+            Ok(()) => serde_json::json!({ "ready": true }),
+            Err(why) => serde_json::json!({ "ready": false, "reason": why }),
+        }
+        .to_string();
+        e.live = liveness(report.as_ref());
         if let Some(report) = report {
-            e.healthy = report.is_healthy();
             let mut json = serde_json::to_value(&report).unwrap_or_default();
             if let Some(obj) = json.as_object_mut() {
                 obj.insert("admin_contact".into(), contact.into());

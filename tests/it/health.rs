@@ -163,6 +163,9 @@ fn health_and_metrics_over_http_follow_a_degrading_data_store() {
     let (code, body) = get(&server, "/health");
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("datastore: critical"), "{body}");
+    let (code, body) = get(&server, "/ready");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("datastore: critical"), "{body}");
     let series = parse_prometheus(&get(&server, "/metrics").1);
     assert_eq!(value(&series, "bloxquarium_datastore_critical"), Some(1.0));
 }
@@ -444,4 +447,87 @@ fn monitoring_can_be_switched_off_and_on_live() {
     harness::pump_for(&mut [&mut server], Duration::from_millis(1200));
     let (_, text) = get(&server, "/metrics");
     assert!(text.contains("bloxquarium_tick_duration_seconds"), "{text}");
+}
+
+/// `/health` is liveness (200 unless a check is Unhealthy: a refused reload only degrades),
+/// `/ready` readiness (503 while starting, draining or unhealthy); a healthy server says so
+/// from its first frames, not after a 10 s "starting".
+#[test]
+fn probes_answer_as_orchestrators_expect() {
+    let d = Scratch::new("health-probes");
+    let cfg = harness::config_dir(
+        &d,
+        r#"{"config.reloadPollInterval": 0.1, "health.checkInterval": 1}"#,
+    );
+    let mut server = harness::server_with_config_args(&d, &cfg, &["--tick-hz", "5"]);
+    harness::pump(&mut [&mut server], 2);
+    let (code, body) = get(&server, "/health");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(r#""overall":{"status":"Healthy"}"#), "{body}");
+    assert_eq!(get(&server, "/ready"), (200, r#"{"ready":true}"#.into()));
+    // A refused config reload: degraded, still live and ready.
+    std::fs::write(
+        std::path::Path::new(&cfg).join("zz-bad.ron"),
+        r#"{"game.startingCoins": -5}"#,
+    )
+    .unwrap();
+    pump_until(&mut [&mut server], 200, "degraded", |a| {
+        a[0].world()
+            .resource::<IntegrationRegistry>()
+            .last
+            .as_ref()
+            .is_some_and(|r| matches!(r.overall, HealthStatus::Degraded(_)))
+    });
+    harness::pump_for(&mut [&mut server], Duration::from_millis(1100));
+    let (code, body) = get(&server, "/health");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("Degraded"), "{body}");
+    assert_eq!(get(&server, "/ready").0, 200);
+    // Draining: alive, no longer ready.
+    server
+        .world_mut()
+        .resource_mut::<bloxquarium::shutdown::Shutdown>()
+        .request(bloxquarium::shutdown::ShutdownReason::Requested(
+            "test".into(),
+        ));
+    harness::pump(&mut [&mut server], 1);
+    let (code, body) = get(&server, "/ready");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("draining"), "{body}");
+    assert_eq!(get(&server, "/health").0, 200);
+}
+
+/// Readiness and liveness from a report, as plain functions.
+#[test]
+fn readiness_and_liveness_from_a_report() {
+    use bloxquarium::health::{liveness, readiness};
+    use bloxquarium::integration::{HealthReport, SystemHealth};
+    let report = |health: HealthStatus| HealthReport {
+        overall: health.clone(),
+        system_count: 1,
+        checked_at_ms: 0,
+        systems: vec![SystemHealth {
+            name: "datastore".into(),
+            version: "0".into(),
+            health,
+        }],
+    };
+    assert!(readiness(None, false).unwrap_err().starts_with("starting"));
+    assert!(liveness(None), "starting is alive");
+    let healthy = report(HealthStatus::Healthy);
+    assert_eq!(readiness(Some(&healthy), false), Ok(()));
+    assert!(
+        readiness(Some(&healthy), true)
+            .unwrap_err()
+            .starts_with("draining")
+    );
+    let degraded = report(HealthStatus::Degraded("slow".into()));
+    assert_eq!(readiness(Some(&degraded), false), Ok(()));
+    assert!(liveness(Some(&degraded)));
+    let critical = report(HealthStatus::Unhealthy("critical".into()));
+    assert_eq!(
+        readiness(Some(&critical), false),
+        Err("datastore: critical".into())
+    );
+    assert!(!liveness(Some(&critical)));
 }
