@@ -94,12 +94,14 @@ pub enum StartError {
 }
 
 impl StartError {
-    /// The process exit status for this error: 2 for invalid configuration, else 1.
+    /// The process exit status for this error: 2 for invalid configuration and for an admin
+    /// command that got no answer, else 1.
     pub fn exit_code(&self) -> u8 {
         match self {
             StartError::Config(_)
             | StartError::Security(_)
-            | StartError::ToolFailed(tools::ToolError::Config(_)) => 2,
+            | StartError::ToolFailed(tools::ToolError::Config(_))
+            | StartError::ToolFailed(tools::ToolError::NoAnswer(_)) => 2,
             _ => 1,
         }
     }
@@ -568,6 +570,9 @@ pub fn run(cli: &Cli) -> Result<Finished, StartError> {
         }
         Command::Audit(args) => {
             return Ok(Finished::Report(tools::audit_report(&cli.global, &args)?));
+        }
+        Command::Admin(args) => {
+            return Ok(Finished::Report(tools::run_admin(&cli.global, &args)?));
         }
         Command::Datastore { action } => {
             return Ok(Finished::Report(tools::run_datastore(

@@ -92,6 +92,8 @@ pub enum Command {
     Loadtest(LoadtestArgs),
     /// Query the audit log in <data>/audit.jsonl.
     Audit(AuditArgs),
+    /// Admin commands to a running server, as an admin player (a token file of theirs).
+    Admin(AdminArgs),
     /// Data store maintenance (run with the server stopped: the store file is single-process).
     Datastore {
         /// What to do.
@@ -192,6 +194,103 @@ pub enum DatastoreCommand {
         /// The player.
         #[arg(long, value_name = "ID", env = "BLOXQUARIUM_PLAYER")]
         player: u64,
+    },
+}
+
+/// Flags of `admin`.
+#[derive(Debug, Clone, Args)]
+pub struct AdminArgs {
+    /// Token file of a player whose role grants the command (from `bloxquarium token`; netcode
+    /// takes a token from one address only, so a file serves one command).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "BLOXQUARIUM_TOKEN",
+        required_unless_present = "as_player"
+    )]
+    pub token: Option<PathBuf>,
+    /// On the server's host: act as this player, with a token made from the server's key in
+    /// --data (make a player admin in <data>/roles.json before the server starts, or with
+    /// `admin role`).
+    #[arg(long = "as", value_name = "ID", env = "BLOXQUARIUM_AS", conflicts_with = "token",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub as_player: Option<u64>,
+    /// The server (with --token: one the token names) [default: the token's first address, or
+    /// 127.0.0.1:5000 with --as].
+    #[arg(long, value_name = "ADDR", env = "BLOXQUARIUM_SERVER")]
+    pub server: Option<SocketAddr>,
+    /// Print the answer as one JSON object.
+    #[arg(long, env = "BLOXQUARIUM_JSON")]
+    pub json: bool,
+    /// Seconds to wait for the connection, and then for the answer.
+    #[arg(long, value_name = "SECONDS", env = "BLOXQUARIUM_WAIT", default_value = "10", value_parser = parse_seconds)]
+    pub wait: Duration,
+    /// The command.
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+/// The admin commands (each needs its permission: `admin.kick`, `admin.ban`, `admin.grant`,
+/// `admin.role`, `admin.config.reload`, `admin.stats`, `admin.health`, `admin.reconcile`).
+#[derive(Debug, Clone, Subcommand)]
+pub enum AdminCommand {
+    /// End a player's session.
+    Kick {
+        /// The player.
+        player: u64,
+        /// Shown to the player and audited.
+        #[arg(long, default_value = "kicked by an operator")]
+        reason: String,
+    },
+    /// Ban a player for a time and end their session.
+    Ban {
+        /// The player.
+        player: u64,
+        /// How long (e.g. 30m, 2h, 7d).
+        #[arg(long = "for", value_name = "T", value_parser = parse_ago)]
+        length: Duration,
+        /// Shown to the player and audited.
+        #[arg(long, default_value = "banned by an operator")]
+        reason: String,
+    },
+    /// Lift a ban.
+    Unban {
+        /// The player.
+        player: u64,
+    },
+    /// Give coins to a player (negative: take them); an offline player gets them at the next join.
+    Grant {
+        /// The player.
+        player: u64,
+        /// Coins.
+        #[arg(allow_negative_numbers = true)]
+        amount: i64,
+    },
+    /// Assign a role from roles.ron.
+    Role {
+        /// The player.
+        player: u64,
+        /// The role.
+        role: String,
+    },
+    /// Reload the config dir now.
+    Reload,
+    /// Security figures.
+    Stats,
+    /// Run every health check now (exit status 1 when a check is unhealthy).
+    Health,
+    /// Conflicts waiting for a person.
+    Conflicts,
+    /// Settle a waiting conflict by taking one side.
+    Resolve {
+        /// Its id (from `conflicts`).
+        id: u64,
+        /// The server's in-memory side.
+        #[arg(long, conflicts_with = "theirs", required_unless_present = "theirs")]
+        ours: bool,
+        /// The stored side.
+        #[arg(long)]
+        theirs: bool,
     },
 }
 

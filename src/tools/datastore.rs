@@ -118,9 +118,33 @@ pub fn run(global: &GlobalArgs, action: &DatastoreCommand) -> Result<String, Too
             ))
         }
         DatastoreCommand::Erase { player } => {
+            let at_ms = now_ms();
             let n = open(&paths.data, &config)?
-                .erase_player(*player, "cli", now_ms())
+                .erase_player(*player, "cli", at_ms)
                 .map_err(|e| tool(&e))?;
+            // The audit log beside the store (the store keeps its own erasure record too),
+            // unless the operator switched audit logging off.
+            if config.get::<bool>("security.enableLogging")? {
+                let retention = config.get::<std::time::Duration>("security.auditRetention")?;
+                let failed = |e: String| {
+                    ToolError::Failed(format!(
+                        "player {player} erased ({n} entries), but the audit log in {} could not be written: {e}",
+                        paths.data.display()
+                    ))
+                };
+                let mut log = crate::security::AuditLog::open(&paths.data, retention, at_ms)
+                    .map_err(|e| failed(e.to_string()))?;
+                log.record(crate::security::AuditRecord {
+                    at_ms,
+                    player: Some(*player),
+                    session: None,
+                    kind: crate::security::AuditKind::AdminAction,
+                    details: format!("erased by the datastore command line: {n} entries"),
+                });
+                if log.failed > 0 {
+                    return Err(failed("append failed".into()));
+                }
+            }
             Ok(format!("player {player} erased ({n} entries)"))
         }
         DatastoreCommand::Soak { player } => soak(&open(&paths.data, &config)?, *player),

@@ -1,12 +1,14 @@
-//! The command-line tools beside the modes: `token`, `audit`, `datastore …` (maintenance on a
-//! stopped server's store) and `assets …`. Top layer: each is a thin function over the public
+//! The command-line tools beside the modes: `token`, `audit`, `admin …` (commands to a running
+//! server), `datastore …` (maintenance on a stopped server's store) and `assets …`. Top layer: each is a thin function over the public
 //! doors of the subsystems; `app::run` dispatches to them.
 
+mod admin;
 mod assets;
 mod audit;
 mod datastore;
 mod token;
 
+pub use admin::run as run_admin;
 pub use assets::run_command as run_assets;
 pub use audit::report as audit_report;
 pub use datastore::run as run_datastore;
@@ -30,4 +32,10 @@ pub enum ToolError {
     /// Anything else, said in words.
     #[error("{0}")]
     Failed(String),
+    /// The server answered no: refused, or the command failed there (exit status 1).
+    #[error("{0}")]
+    Refused(String),
+    /// No answer came: a bad token file, no connection, a timeout (exit status 2).
+    #[error("{0}")]
+    NoAnswer(String),
 }

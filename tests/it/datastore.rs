@@ -327,6 +327,31 @@ fn erase_removes_everything_of_a_player() {
     assert!(s.peek::<Aquarium>(9).unwrap().is_none());
     assert!(s.versions(9).unwrap().is_empty());
     assert!(!s.players().unwrap().contains(&9));
+    drop(s);
+    // The command line erases too, and writes an audit record (the server's audit log).
+    let s = store(&d);
+    let l = s.load::<Aquarium>(10, &o, T0).unwrap();
+    save(&s, &l.profile, 0, &o, T0).unwrap();
+    drop(s);
+    let mut cmd = harness::bin();
+    cmd.args(["--data", d.path(), "datastore", "erase", "--player", "10"]);
+    let out = harness::output_within(cmd, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", harness::text(&out));
+    let recs = bloxquarium::security::query_audit(
+        &d.0,
+        &bloxquarium::security::AuditQuery {
+            player: Some(10),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert!(
+        recs[0]
+            .details
+            .starts_with("erased by the datastore command line")
+    );
+    assert!(store(&d).peek::<Aquarium>(10).unwrap().is_none());
 }
 
 #[test]

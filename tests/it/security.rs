@@ -923,3 +923,167 @@ fn the_audit_log_can_be_switched_off_and_on_live() {
         "switching on and switching off are both recorded"
     );
 }
+
+/// Runs `bloxquarium admin AS ARGS` while `server` (and `others`) keep running; `who` is
+/// `--token FILE` or `--as ID --data DIR --server ADDR`.
+fn admin_cli(
+    server: &mut App,
+    others: &mut [&mut App],
+    who: &[&str],
+    args: &[&str],
+) -> std::process::Output {
+    use std::process::Stdio;
+    let mut cmd = harness::bin();
+    cmd.args(["admin", "--wait", "5"])
+        .args(who)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn bloxquarium admin");
+    let start = std::time::Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        server.update();
+        for o in others.iter_mut() {
+            o.update();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        if start.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("bloxquarium admin {args:?} did not exit");
+        }
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// The admin command line: an operator with an admin's token file runs each command against a
+/// running server; human output or JSON; exit 0 done, 1 refused, 2 no answer.
+#[test]
+fn operators_run_admin_commands_from_the_command_line() {
+    let d = Scratch::new("sec-admin-cli");
+    let mut server = harness::server(&d, &[]);
+    let mut target = harness::join(&mut server, &d, 72, "p72", Connected);
+    loaded(&mut server, &mut [&mut target], 72);
+    server
+        .world_mut()
+        .resource_mut::<Security>()
+        .assign_role(71, "admin", "test")
+        .unwrap();
+    // The operator on the server's host acts as admin 71 (a token made with the server's key).
+    let addr = harness::server_addr(&server).to_string();
+    let ops: &[&str] = &["--as", "71", "--data", d.path(), "--server", &addr];
+    // A player's token file.
+    let file = d.0.join("player.token");
+    harness::issue(&server, 73, "Nobody")
+        .write_file(&file)
+        .unwrap();
+    let file = file.to_string_lossy().into_owned();
+    let nobody: &[&str] = &["--token", &file];
+    fn run(
+        server: &mut App,
+        target: &mut App,
+        who: &[&str],
+        args: &[&str],
+    ) -> (Option<i32>, String, String) {
+        let out = admin_cli(server, &mut [target], who, args);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    }
+    let (code, out, err) = run(&mut server, &mut target, ops, &["stats"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("kicks 0"), "{out}");
+    let (code, out, err) = run(
+        &mut server,
+        &mut target,
+        ops,
+        &["--json", "grant", "72", "900"],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["command"], "grant");
+    assert_eq!(json["answer"], "player 72 now has 1000 coins");
+    let (code, out, _) = run(&mut server, &mut target, ops, &["health"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("overall "), "{out}");
+    assert!(out.contains("datastore: healthy"), "{out}");
+    let (code, out, _) = run(&mut server, &mut target, ops, &["role", "72", "moderator"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        server.world().resource::<Security>().role_of(72),
+        "moderator"
+    );
+    let (code, out, _) = run(&mut server, &mut target, ops, &["conflicts"]);
+    assert_eq!((code, out.as_str()), (Some(0), "no conflicts waiting"));
+    let (code, _, err) = run(&mut server, &mut target, ops, &["resolve", "99", "--ours"]);
+    assert_eq!(code, Some(1), "{err}");
+    let (code, out, _) = run(&mut server, &mut target, ops, &["reload"]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out, _) = run(
+        &mut server,
+        &mut target,
+        ops,
+        &["kick", "72", "--reason", "cli test"],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    pump_until(&mut [&mut server, &mut target], 120, "kicked", |a| {
+        kicked_reason(a[1]).is_some()
+    });
+    assert!(kicked_reason(&target).unwrap().contains("cli test"));
+    let (code, out, _) = run(&mut server, &mut target, ops, &["ban", "72", "--for", "1h"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(server.world().resource::<Security>().bans.contains_key(&72));
+    let (code, out, _) = run(&mut server, &mut target, ops, &["unban", "72"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!server.world().resource::<Security>().bans.contains_key(&72));
+    // A player without the permission: refused, exit 1.
+    let (code, _, err) = run(&mut server, &mut target, nobody, &["stats"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("permission denied: admin.stats"), "{err}");
+    // Each command is audited under the admin.
+    let actions: Vec<_> = audit_of(&d, None, AuditKind::AdminAction)
+        .into_iter()
+        .filter(|r| r.details.contains("player 71"))
+        .collect();
+    assert_eq!(actions.len(), 4, "grant, role, reload, unban: {actions:?}");
+    assert_eq!(audit_of(&d, Some(72), AuditKind::Kick).len(), 1);
+    assert_eq!(audit_of(&d, Some(72), AuditKind::Ban).len(), 1);
+    // No server at the token's address: exit 2, saying so.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let silent = port.local_addr().unwrap();
+    drop(port);
+    let elsewhere = d.0.join("elsewhere.token");
+    let mut cmd = harness::bin();
+    cmd.args([
+        "--data",
+        d.path(),
+        "token",
+        "--player",
+        "71",
+        "--name",
+        "Ops",
+        "--out",
+        &elsewhere.to_string_lossy(),
+        "--server",
+        &silent.to_string(),
+    ]);
+    let out = harness::output_within(cmd, std::time::Duration::from_secs(30));
+    assert!(out.status.success(), "{}", harness::text(&out));
+    let mut cmd = harness::bin();
+    cmd.args([
+        "admin",
+        "--token",
+        &elsewhere.to_string_lossy(),
+        "--wait",
+        "1",
+        "stats",
+    ]);
+    let out = harness::output_within(cmd, std::time::Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(2), "{}", harness::text(&out));
+    assert!(
+        harness::text(&out).contains("within"),
+        "{}",
+        harness::text(&out)
+    );
+}
