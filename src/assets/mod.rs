@@ -22,6 +22,7 @@ pub use client::{
 };
 pub use manifest::{AssetRegistry, AssetStats, Preload, scan as scan_manifest};
 pub use quality::{Level as QualityLevel, level_name as quality_name};
+pub use stream::StreamQueue;
 
 use crate::protocol::{self, AssetManifest};
 use crate::transport::{ServerNet, SessionStarted, SignedBlobReceived};

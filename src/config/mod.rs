@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use bevy::prelude::*;
 
-pub use load::{GameKeys, LoadError, LoadProblem, Loaded};
+pub use load::{GameKeys, LoadError, LoadProblem, Loaded, parse_layer};
 pub use schema::{Key, KeySpec, Schema, Tier, ValueType, parse_duration};
 pub use store::{Change, Config, ConfigError, ConfigStats, FromConfig, Side, ValidationReport};
 

@@ -90,6 +90,9 @@ impl TokenIdentity {
             return None;
         }
         let display_name = std::str::from_utf8(&data[45..45 + len]).ok()?.to_string();
+        // The rules the issuer writes by (found by the token_user_data fuzz target: a name with a
+        // control character was read back though no issuer could write it).
+        validate_name(&display_name).ok()?;
         (player_id != 0).then_some(Self {
             player_id,
             display_name,
@@ -156,7 +159,8 @@ impl IssuedToken {
         })
     }
 
-    fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+    /// Parses the bytes of a token file (what [`Self::read_file`] reads).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
         if bytes.len() < 40 || &bytes[..8] != FILE_MAGIC {
             return Err("not a bloxquarium token file".into());
         }
@@ -260,6 +264,20 @@ mod tests {
             material: SessionMaterial([1; 32]),
         };
         assert!(bad.to_user_data().is_err());
+    }
+
+    /// Regression (fuzz target token_user_data): user data whose name has a control character
+    /// is refused, as the issuer refuses to write it.
+    #[test]
+    fn user_data_with_a_name_no_issuer_writes_is_refused() {
+        let id = TokenIdentity {
+            player_id: 9,
+            display_name: "Coral".into(),
+            material: SessionMaterial([7; 32]),
+        };
+        let mut data = id.to_user_data().unwrap();
+        data[46] = 0x07;
+        assert_eq!(TokenIdentity::from_user_data(&data), None);
     }
 
     #[test]

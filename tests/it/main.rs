@@ -5,6 +5,7 @@ mod assets;
 mod config;
 mod datastore;
 mod foundation;
+mod fuzz_seeds;
 mod game;
 mod harness;
 mod health;
