@@ -32,16 +32,46 @@ use crate::config::{ClientConfig, ConfigChanged, Side};
 /// What a verifying read reports when the bytes do not match the manifest.
 pub const INTEGRITY_MARKER: &str = "sha256 mismatch";
 
-/// The manifest's hashes, by file path, shared with the verifying reader.
+/// Files readable before the manifest arrives: the fallbacks the client shows for what fails
+/// to load. Everything else waits for the manifest.
+pub const BOOTSTRAP_FILES: &[&str] = &["Models/Miscellaneous/Fallback.glb"];
+
+/// The manifest's hashes, by file path, shared with the verifying reader (`None` until the
+/// manifest arrives).
 #[derive(Resource, Clone, Default)]
-pub struct ManifestHashes(pub Arc<RwLock<HashMap<String, String>>>);
+pub struct ManifestHashes(pub Arc<RwLock<Option<HashMap<String, String>>>>);
+
+/// What the reader may do with a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadPolicy {
+    /// Read it and check its bytes against this sha256.
+    Verify(String),
+    /// Read it unchecked: a bootstrap file before the manifest.
+    Bootstrap,
+    /// Refuse: why.
+    Refuse(String),
+}
 
 impl ManifestHashes {
-    fn expected(&self, file: &str) -> Option<String> {
-        self.0.read().ok().and_then(|m| m.get(file).cloned())
+    /// What the reader does with `file` (a path under the assets dir, `/`-separated).
+    pub fn policy(&self, file: &str) -> ReadPolicy {
+        let Ok(map) = self.0.read() else {
+            return ReadPolicy::Refuse("asset hashes lock poisoned".into());
+        };
+        match map.as_ref() {
+            Some(m) => match m.get(file) {
+                Some(sha) => ReadPolicy::Verify(sha.clone()),
+                None => ReadPolicy::Refuse(format!("{file}: not in the server's asset manifest")),
+            },
+            None if BOOTSTRAP_FILES.contains(&file) => ReadPolicy::Bootstrap,
+            None => ReadPolicy::Refuse(format!(
+                "{file}: no asset manifest yet (only the bootstrap files are readable before it)"
+            )),
+        }
     }
 
-    fn replace(&self, registry: &AssetRegistry) {
+    /// Takes the hashes of `registry`'s manifest.
+    pub fn replace(&self, registry: &AssetRegistry) {
         let map: HashMap<String, String> = registry
             .manifest()
             .entries
@@ -50,27 +80,40 @@ impl ManifestHashes {
             .map(|v| (v.file.clone(), v.sha256.clone()))
             .collect();
         match self.0.write() {
-            Ok(mut m) => *m = map,
+            Ok(mut m) => *m = Some(map),
             Err(e) => error!("asset hashes lock poisoned: {e}"),
         }
     }
 }
 
-/// The file reader under the assets dir, checking each file in the manifest against its sha256
-/// before any loader sees it. Files the manifest does not list pass unchecked (there is no
-/// manifest before the server sends one).
+/// The file reader under the assets dir: before the manifest arrives only
+/// [`BOOTSTRAP_FILES`] are readable; after, only the files the manifest lists, each checked
+/// against its sha256 before any loader sees it. `.meta` files are never read (no manifest
+/// lists one, and a local one could change how an asset loads).
 pub struct VerifyingReader {
     inner: FileAssetReader,
     hashes: ManifestHashes,
 }
 
+fn refused(why: String) -> AssetReaderError {
+    AssetReaderError::Io(Arc::new(std::io::Error::new(
+        std::io::ErrorKind::PermissionDenied,
+        why,
+    )))
+}
+
 impl AssetReader for VerifyingReader {
     async fn read<'a>(&'a self, path: &'a Path) -> Result<impl Reader + 'a, AssetReaderError> {
+        let file = path.to_string_lossy().replace('\\', "/");
+        let expected = match self.hashes.policy(&file) {
+            ReadPolicy::Verify(sha) => Some(sha),
+            ReadPolicy::Bootstrap => None,
+            ReadPolicy::Refuse(why) => return Err(refused(why)),
+        };
         let mut reader = self.inner.read(path).await?;
         let mut bytes = Vec::new();
         reader.read_to_end(&mut bytes).await?;
-        let file = path.to_string_lossy().replace('\\', "/");
-        if let Some(expected) = self.hashes.expected(&file) {
+        if let Some(expected) = expected {
             let got = hex::encode(Sha256::digest(&bytes));
             if got != expected {
                 return Err(AssetReaderError::Io(Arc::new(std::io::Error::new(
@@ -87,7 +130,9 @@ impl AssetReader for VerifyingReader {
     }
 
     async fn read_meta<'a>(&'a self, path: &'a Path) -> Result<impl Reader + 'a, AssetReaderError> {
-        self.inner.read_meta(path).await
+        // No meta file is ever read; the loaders' defaults apply.
+        let _ = &self.inner;
+        Err::<VecReader, _>(AssetReaderError::NotFound(path.to_path_buf()))
     }
 
     async fn read_directory<'a>(
@@ -102,9 +147,130 @@ impl AssetReader for VerifyingReader {
     }
 }
 
+/// The client's assets dir (where the verifying reader reads).
+#[derive(Resource, Clone, Debug)]
+pub struct AssetRoot(pub PathBuf);
+
+/// The client's own files differ from the server's manifest (found once, when the manifest
+/// arrives): which, and the content version of each side.
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
+pub struct AssetsDiffer {
+    /// The server's content version (of its manifest).
+    pub server_version: String,
+    /// This client's content version (of its files, for the same list).
+    pub local_version: String,
+    /// Files whose bytes differ.
+    pub changed: Vec<String>,
+    /// Files that are not there.
+    pub missing: Vec<String>,
+}
+
+impl AssetsDiffer {
+    /// One sentence for the log and the player.
+    pub fn describe(&self) -> String {
+        let list = |v: &[String]| {
+            let mut s = v.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+            if v.len() > 5 {
+                s.push_str(&format!(" and {} more", v.len() - 5));
+            }
+            s
+        };
+        let mut parts = Vec::new();
+        if !self.changed.is_empty() {
+            parts.push(format!(
+                "{} changed ({})",
+                self.changed.len(),
+                list(&self.changed)
+            ));
+        }
+        if !self.missing.is_empty() {
+            parts.push(format!(
+                "{} missing ({})",
+                self.missing.len(),
+                list(&self.missing)
+            ));
+        }
+        format!(
+            "your game files differ from the server's (content version {} here, {} on the server): {}; those assets will show fallbacks until you update the game",
+            self.local_version,
+            self.server_version,
+            parts.join(", ")
+        )
+    }
+}
+
+/// A content version: the first 12 hex digits of a sha256 over the sorted `file sha256` lines.
+pub fn content_version<'a>(files: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let mut lines: Vec<String> = files.map(|(f, sha)| format!("{f} {sha}\n")).collect();
+    lines.sort();
+    let mut h = Sha256::new();
+    for l in &lines {
+        h.update(l.as_bytes());
+    }
+    hex::encode(h.finalize())[..12].to_string()
+}
+
+/// Compares the files under `root` with `manifest`; `None` when every listed file is there with
+/// the listed bytes.
+pub fn compare_with_manifest(
+    root: &Path,
+    manifest: &crate::protocol::AssetManifest,
+) -> Option<AssetsDiffer> {
+    let listed: Vec<(&str, &str)> = manifest
+        .entries
+        .iter()
+        .flat_map(|e| e.variants.iter())
+        .map(|v| (v.file.as_str(), v.sha256.as_str()))
+        .collect();
+    let mut local = Vec::with_capacity(listed.len());
+    let (mut changed, mut missing) = (Vec::new(), Vec::new());
+    for (file, sha) in &listed {
+        let ours = match std::fs::read(root.join(file)) {
+            Ok(bytes) => hex::encode(Sha256::digest(&bytes)),
+            Err(_) => {
+                missing.push((*file).to_string());
+                "missing".to_string()
+            }
+        };
+        if ours != *sha && ours != "missing" {
+            changed.push((*file).to_string());
+        }
+        local.push(((*file).to_string(), ours));
+    }
+    if changed.is_empty() && missing.is_empty() {
+        return None;
+    }
+    Some(AssetsDiffer {
+        server_version: content_version(listed.iter().copied()),
+        local_version: content_version(local.iter().map(|(f, s)| (f.as_str(), s.as_str()))),
+        changed,
+        missing,
+    })
+}
+
+/// The comparison running on the IO pool.
+#[derive(Resource, Default)]
+struct LocalCheck(Option<bevy::tasks::Task<Option<AssetsDiffer>>>);
+
+fn finish_local_check(mut check: ResMut<LocalCheck>, mut out: MessageWriter<AssetsDiffer>) {
+    use bevy::tasks::{block_on, futures_lite::future};
+    let Some(task) = check.0.as_mut() else {
+        return;
+    };
+    let Some(result) = block_on(future::poll_once(task)) else {
+        return;
+    };
+    check.0 = None;
+    if let Some(differ) = result {
+        warn!("assets: {}", differ.describe());
+        out.write(differ);
+    }
+}
+
 /// Makes the default asset source a [`VerifyingReader`] over `dir`. Call before the
 /// `AssetPlugin` is added; the returned hashes are filled when the manifest arrives.
 pub fn install_verifying_source(app: &mut App, dir: &Path) -> ManifestHashes {
+    app.insert_resource(AssetRoot(dir.to_path_buf()));
     let hashes = ManifestHashes::default();
     let shared = hashes.clone();
     let root: PathBuf = dir.to_path_buf();
@@ -538,7 +704,9 @@ impl Plugin for AssetLoadingPlugin {
             .register_asset_loader(AssetBytesLoader)
             .init_resource::<Decoders>()
             .init_resource::<ManifestHashes>()
+            .init_resource::<LocalCheck>()
             .add_message::<AssetProblem>()
+            .add_message::<AssetsDiffer>()
             .add_message::<ConfigChanged>()
             .init_state::<AssetPhase>()
             .add_plugins(
@@ -555,6 +723,7 @@ impl Plugin for AssetLoadingPlugin {
                 Update,
                 (
                     start_loading.run_if(in_state(AssetPhase::WaitingForManifest)),
+                    finish_local_check,
                     poll_requests,
                     finish_recovery.run_if(in_state(AssetPhase::Recovering)),
                     (stream_background, govern_quality, tune_cache)
@@ -590,9 +759,19 @@ fn start_loading(
     // The loader also runs alone (the asset benchmark), on the defaults.
     config: Option<Res<ClientConfig>>,
     mut next: ResMut<NextState<AssetPhase>>,
+    root: Option<Res<AssetRoot>>,
+    mut check: ResMut<LocalCheck>,
 ) {
     let Some(registry) = registry else { return };
     hashes.replace(&registry);
+    // This client's files against the server's list, off the frame.
+    if let Some(root) = root {
+        let (root, manifest) = (root.0.clone(), registry.manifest().clone());
+        check.0 = Some(
+            bevy::tasks::IoTaskPool::get()
+                .spawn(async move { compare_with_manifest(&root, &manifest) }),
+        );
+    }
     let batch = config
         .and_then(|c| c.get::<i64>("assetManager.preloadBatchSize").ok())
         .unwrap_or(50)
@@ -857,6 +1036,77 @@ fn apply_asset_settings(
 mod tests {
     use super::*;
     use crate::protocol::ConfigValue;
+
+    fn manifest_of(files: &[(&str, &[u8])]) -> crate::protocol::AssetManifest {
+        crate::protocol::AssetManifest {
+            entries: files
+                .iter()
+                .map(|(f, bytes)| crate::protocol::AssetEntry {
+                    path: f.to_string(),
+                    category: "Props".into(),
+                    kind: "data".into(),
+                    priority: "low".into(),
+                    variants: vec![crate::protocol::AssetVariant {
+                        quality: String::new(),
+                        file: f.to_string(),
+                        size: bytes.len() as u64,
+                        sha256: hex::encode(Sha256::digest(bytes)),
+                    }],
+                })
+                .collect(),
+        }
+    }
+
+    /// Before the manifest only the bootstrap files are readable; after it, only what it lists,
+    /// each against its hash.
+    #[test]
+    fn the_reader_allows_the_bootstrap_set_then_only_the_manifest() {
+        let hashes = ManifestHashes::default();
+        assert_eq!(
+            hashes.policy("Models/Miscellaneous/Fallback.glb"),
+            ReadPolicy::Bootstrap
+        );
+        assert!(matches!(
+            hashes.policy("UI_Assets/Icon_Panel.png"),
+            ReadPolicy::Refuse(ref why) if why.contains("no asset manifest yet")
+        ));
+        let m = manifest_of(&[("a.bin", b"a"), ("Models/Miscellaneous/Fallback.glb", b"f")]);
+        hashes.replace(&AssetRegistry::new(m));
+        assert!(matches!(hashes.policy("a.bin"), ReadPolicy::Verify(_)));
+        assert!(matches!(
+            hashes.policy("Models/Miscellaneous/Fallback.glb"),
+            ReadPolicy::Verify(_)
+        ));
+        assert!(matches!(
+            hashes.policy("extra.bin"),
+            ReadPolicy::Refuse(ref why) if why.contains("not in the server's asset manifest")
+        ));
+    }
+
+    /// The join-time comparison names changed and missing files and both content versions.
+    #[test]
+    fn local_files_are_compared_with_the_manifest() {
+        let dir = std::env::temp_dir().join(format!("bq-assets-cmp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.bin"), b"a").unwrap();
+        std::fs::write(dir.join("b.bin"), b"b").unwrap();
+        let m = manifest_of(&[("a.bin", b"a"), ("b.bin", b"b")]);
+        assert_eq!(compare_with_manifest(&dir, &m), None);
+        std::fs::write(dir.join("b.bin"), b"B").unwrap();
+        let m = manifest_of(&[("a.bin", b"a"), ("b.bin", b"b"), ("c.bin", b"c")]);
+        let d = compare_with_manifest(&dir, &m).unwrap();
+        assert_eq!(d.changed, vec!["b.bin".to_string()]);
+        assert_eq!(d.missing, vec!["c.bin".to_string()]);
+        assert_ne!(d.local_version, d.server_version);
+        assert_eq!(d.server_version.len(), 12);
+        let said = d.describe();
+        assert!(
+            said.contains("1 changed (b.bin)") && said.contains("1 missing (c.bin)"),
+            "{said}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     /// `assetManager.enableQualityScaling: false` keeps the player's level however slow the
     /// frames; on (the default), slow frames drop it.

@@ -17,8 +17,10 @@ use bevy::prelude::*;
 
 pub use cache::LruCache;
 pub use client::{
-    AssetBytes, AssetLoadingPlugin, AssetPhase, AssetProblem, AssetStreamer, CriticalAssets,
-    Decoders, StreamOutcome, Streamer, StreamerStats, install_verifying_source,
+    AssetBytes, AssetLoadingPlugin, AssetPhase, AssetProblem, AssetRoot, AssetStreamer,
+    AssetsDiffer, BOOTSTRAP_FILES, CriticalAssets, Decoders, ManifestHashes, ReadPolicy,
+    StreamOutcome, Streamer, StreamerStats, compare_with_manifest, content_version,
+    install_verifying_source,
 };
 pub use manifest::{AssetRegistry, AssetStats, Preload, scan as scan_manifest};
 pub use quality::{Level as QualityLevel, level_name as quality_name};

@@ -362,6 +362,7 @@ fn update_hud(
     time: Res<Time<Real>>,
     mut hud: ResMut<HudState>,
     mut problems: MessageReader<crate::assets::AssetProblem>,
+    mut differ: MessageReader<crate::assets::AssetsDiffer>,
     mut line: Query<&mut Text, (With<HudText>, Without<ToastText>)>,
     mut toast: Query<&mut Text, (With<ToastText>, Without<HudText>)>,
 ) {
@@ -379,6 +380,13 @@ fn update_hud(
                     "could not load"
                 }
             );
+        }
+    }
+    // Files that differ from the server's: said once, at join, with what differs.
+    if let Some(d) = differ.read().last() {
+        hud.toast(now);
+        for mut t in &mut toast {
+            t.0 = d.describe();
         }
     }
     let catalog = shop.catalog();

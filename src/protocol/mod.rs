@@ -21,7 +21,7 @@ pub use remote::{
 /// Version of the wire framing. Bump it on any incompatible change to the framing enums below
 /// (version 2: several renet packets per datagram, see `transport::wire`; version 3: typed
 /// remotes, a message is its kind and its bytes).
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// `"BQ"` in the top 16 bits marks our protocol ids; bits 16..48 carry the fingerprint of the
 /// registered message set, the low 16 bits the version.
@@ -46,6 +46,13 @@ pub fn protocol_fingerprint_of(protocol_id: u64) -> Option<u32> {
 /// Largest encoded message accepted by [`decode`] (bytes). Larger input is refused before any
 /// allocation.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// A signed blob over this many bytes travels in parts of this size
+/// ([`ServerMessage::SignedPart`]).
+pub const SIGNED_PART_BYTES: usize = 48 * 1024;
+
+/// The largest signed blob a client assembles from parts.
+pub const MAX_SIGNED_BLOB_BYTES: usize = 16 * 1024 * 1024;
 
 /// renet channels (the default `ConnectionConfig` layout).
 pub mod channel {
@@ -250,6 +257,15 @@ pub enum ServerMessage {
         /// Why.
         reason: String,
     },
+    /// A leading part of a signed blob too large for one message: the client keeps the parts
+    /// of a purpose in order, and the [`ServerMessage::Signed`] that follows carries the last
+    /// part and the signature over the whole blob.
+    SignedPart {
+        /// The blob's purpose.
+        purpose: String,
+        /// At most [`SIGNED_PART_BYTES`].
+        bytes: Vec<u8>,
+    },
 }
 
 /// What a server's envelope holds.
@@ -292,6 +308,7 @@ impl ServerMessage {
             ServerMessage::Sealed(_) => "sealed",
             ServerMessage::Signed { .. } => "signed",
             ServerMessage::Kicked { .. } => "kicked",
+            ServerMessage::SignedPart { .. } => "signed_part",
         }
     }
 }

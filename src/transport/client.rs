@@ -84,6 +84,8 @@ pub struct ClientCore {
     timeout: Duration,
     rekey_after: u64,
     kicked: Option<String>,
+    /// Leading parts of signed blobs, by purpose, until their signed last part arrives.
+    signed_parts: BTreeMap<String, Vec<u8>>,
     /// Statistics (the one peer is keyed 0).
     pub stats: NetworkStats,
 }
@@ -106,6 +108,7 @@ impl ClientCore {
             timeout,
             rekey_after,
             kicked: None,
+            signed_parts: BTreeMap::new(),
             stats,
         }
     }
@@ -309,6 +312,24 @@ impl ClientCore {
                     Err(e) => self.refuse(format!("inside envelope: {e}")),
                 }
             }
+            ServerMessage::SignedPart { purpose, bytes } => {
+                if self.crypto.is_none() {
+                    return self.refuse("signed blob part before the session started".into());
+                }
+                let held: usize = self.signed_parts.values().map(Vec::len).sum();
+                if held + bytes.len() > protocol::MAX_SIGNED_BLOB_BYTES {
+                    self.signed_parts.remove(&purpose);
+                    return self.refuse(format!(
+                        "signed blob parts over {} bytes",
+                        protocol::MAX_SIGNED_BLOB_BYTES
+                    ));
+                }
+                self.signed_parts
+                    .entry(purpose)
+                    .or_default()
+                    .extend_from_slice(&bytes);
+                None
+            }
             ServerMessage::Signed {
                 purpose,
                 blob,
@@ -316,6 +337,14 @@ impl ClientCore {
             } => {
                 let Some(crypto) = self.crypto.as_ref() else {
                     return self.refuse("signed blob before the session started".into());
+                };
+                // The parts that came before, then this last one: verified whole.
+                let blob = match self.signed_parts.remove(&purpose) {
+                    Some(mut whole) => {
+                        whole.extend_from_slice(&blob);
+                        whole
+                    }
+                    None => blob,
                 };
                 if crypto.signer.verify(&purpose, &blob, &signature) {
                     Some(ClientNotice::Signed { purpose, blob })
@@ -456,6 +485,38 @@ mod tests {
             Some(ClientNotice::Refused { .. })
         ));
         assert_eq!(c.stats.total.rejected, 1);
+    }
+
+    /// A blob in parts is verified whole: a changed leading part fails the signature.
+    #[test]
+    fn signed_blobs_in_parts_are_verified_whole() {
+        let (mut c, signer) = welcomed();
+        let send = |c: &mut ClientCore, m: ServerMessage| {
+            c.handle_bytes(&protocol::encode(&m).unwrap(), Duration::ZERO)
+        };
+        let part = |bytes: &[u8]| ServerMessage::SignedPart {
+            purpose: "m".into(),
+            bytes: bytes.to_vec(),
+        };
+        let last = ServerMessage::Signed {
+            purpose: "m".into(),
+            blob: b"C".to_vec(),
+            signature: signer.sign("m", b"AABBC"),
+        };
+        assert!(send(&mut c, part(b"AA")).is_none());
+        assert!(send(&mut c, part(b"BB")).is_none());
+        match send(&mut c, last.clone()) {
+            Some(ClientNotice::Signed { purpose, blob }) => {
+                assert_eq!((purpose.as_str(), blob.as_slice()), ("m", &b"AABBC"[..]));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(send(&mut c, part(b"AX")).is_none());
+        assert!(send(&mut c, part(b"BB")).is_none());
+        assert!(matches!(
+            send(&mut c, last),
+            Some(ClientNotice::Refused { .. })
+        ));
     }
 
     #[test]

@@ -562,10 +562,23 @@ impl ServerCore {
                         let Some(session) = self.sessions.get(&client) else {
                             continue;
                         };
+                        let signature = session.sign(purpose, blob);
+                        // A blob over one part goes as leading parts, then the last part with
+                        // the signature over the whole.
+                        let mut rest: &[u8] = blob;
+                        while rest.len() > protocol::SIGNED_PART_BYTES {
+                            let (part, tail) = rest.split_at(protocol::SIGNED_PART_BYTES);
+                            let message = ServerMessage::SignedPart {
+                                purpose: purpose.clone(),
+                                bytes: part.to_vec(),
+                            };
+                            self.send_now(server, client, out.channel, &message);
+                            rest = tail;
+                        }
                         ServerMessage::Signed {
                             purpose: purpose.clone(),
-                            signature: session.sign(purpose, blob),
-                            blob: blob.clone(),
+                            signature,
+                            blob: rest.to_vec(),
                         }
                     }
                 };

@@ -270,12 +270,25 @@ fn a_corrupted_file_is_refused_replaced_by_the_fallback_and_reported() {
         &token,
         &["--assets", client_dir.to_str().unwrap()],
     );
-    client.init_resource::<Problems>().add_systems(
-        Update,
-        |mut r: MessageReader<AssetProblem>, mut seen: ResMut<Problems>| {
-            seen.0.extend(r.read().cloned());
-        },
-    );
+    client
+        .init_resource::<Problems>()
+        .init_resource::<Differ>()
+        .add_systems(
+            Update,
+            |mut r: MessageReader<AssetProblem>,
+             mut seen: ResMut<Problems>,
+             mut d: MessageReader<bloxquarium::assets::AssetsDiffer>,
+             mut differ: ResMut<Differ>| {
+                seen.0.extend(r.read().cloned());
+                differ.0.extend(d.read().cloned());
+            },
+        );
+    // A file the manifest does not list, in the client's dir.
+    std::fs::write(
+        client_dir.join("UI_Assets/Extra.bin"),
+        b"not from the server",
+    )
+    .unwrap();
     let mut recovering = false;
     pump_until(&mut [&mut server, &mut client], 600, "playing", |a| {
         recovering |= phase(a[1]) == AssetPhase::Recovering;
@@ -336,7 +349,51 @@ fn a_corrupted_file_is_refused_replaced_by_the_fallback_and_reported() {
     let s = client.world().resource::<AssetStreamer>().stats();
     assert!(s.loads.integrity_failures >= 2, "{s:?}");
     assert!(s.loads.fallbacks >= 2, "{s:?}");
+    // At join the client said which of its files differ from the server's.
+    let differ = &client.world().resource::<Differ>().0;
+    assert_eq!(differ.len(), 1, "{differ:?}");
+    assert_eq!(
+        differ[0].changed,
+        vec![
+            "Textures/Water@HIGH.png".to_string(),
+            "UI_Assets/Icon_Coin.png".to_string()
+        ]
+    );
+    assert!(differ[0].missing.is_empty());
+    assert!(differ[0].describe().contains("content version"));
+    // A file on disk that the manifest does not list is never read.
+    let extra: Handle<AssetBytes> = client
+        .world()
+        .resource::<AssetServer>()
+        .load("UI_Assets/Extra.bin");
+    pump_until(
+        &mut [&mut server, &mut client],
+        120,
+        "the extra file settles",
+        |a| {
+            a[1].world()
+                .resource::<AssetServer>()
+                .load_state(extra.id())
+                .is_failed()
+        },
+    );
+    match client
+        .world()
+        .resource::<AssetServer>()
+        .load_state(extra.id())
+    {
+        bevy::asset::LoadState::Failed(e) => {
+            assert!(
+                e.to_string().contains("not in the server's asset manifest"),
+                "{e}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
 }
+
+#[derive(Resource, Default)]
+struct Differ(Vec<bloxquarium::assets::AssetsDiffer>);
 
 #[test]
 fn a_tampered_manifest_is_refused_by_the_client() {

@@ -309,6 +309,25 @@ fn signed_blobs_reach_the_client_verified() {
     );
     let manifest = got.iter().find(|b| b.purpose == "manifest").unwrap();
     assert_eq!(manifest.blob, b"Models/Aquariums/Aquarium_Lv1");
+    // A blob larger than one message travels in parts and is verified whole.
+    let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    assert!(big.len() > 3 * bloxquarium::protocol::SIGNED_PART_BYTES);
+    server
+        .world_mut()
+        .resource_mut::<ServerNet>()
+        .send_signed(3, "big", big.clone());
+    got.clear();
+    pump_until(
+        &mut [&mut server, &mut client],
+        300,
+        "the big blob arrives",
+        |a| {
+            got.extend(harness::drain::<bloxquarium::transport::SignedBlobReceived>(a[1]));
+            got.iter().any(|b| b.purpose == "big")
+        },
+    );
+    assert_eq!(got.len(), 1, "one blob, not its parts");
+    assert_eq!(got[0].blob, big);
 }
 
 #[test]
