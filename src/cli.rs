@@ -331,6 +331,36 @@ pub struct LoadtestArgs {
     /// Print one JSON object on the last line.
     #[arg(long, env = "BLOXQUARIUM_JSON")]
     pub json: bool,
+    /// Share of datagrams each bot's link drops, each way (e.g. 5%).
+    #[arg(long, value_name = "SHARE", value_parser = crate::transport::faults::parse_share)]
+    pub loss: Option<f64>,
+    /// Delay each bot's link adds, each way, with optional jitter (e.g. 60ms±20ms or 60ms+-20ms).
+    #[arg(long, value_name = "D[±J]", value_parser = crate::transport::faults::parse_delay)]
+    pub delay: Option<(Duration, Duration)>,
+    /// Share of datagrams sent twice (e.g. 1%).
+    #[arg(long, value_name = "SHARE", value_parser = crate::transport::faults::parse_share)]
+    pub duplicate: Option<f64>,
+    /// Share of datagrams held back so later ones overtake them (e.g. 1%).
+    #[arg(long, value_name = "SHARE", value_parser = crate::transport::faults::parse_share)]
+    pub reorder: Option<f64>,
+    /// Share of datagrams cut short (e.g. 0.5%).
+    #[arg(long, value_name = "SHARE", value_parser = crate::transport::faults::parse_share)]
+    pub truncate: Option<f64>,
+}
+
+impl LoadtestArgs {
+    /// The faults asked for (none by default).
+    pub fn faults(&self) -> crate::transport::faults::Faults {
+        let (delay, jitter) = self.delay.unwrap_or_default();
+        crate::transport::faults::Faults {
+            loss: self.loss.unwrap_or(0.0),
+            delay,
+            jitter,
+            duplicate: self.duplicate.unwrap_or(0.0),
+            reorder: self.reorder.unwrap_or(0.0),
+            truncate: self.truncate.unwrap_or(0.0),
+        }
+    }
 }
 
 /// Flags of the server side.

@@ -61,6 +61,26 @@ pub struct LoadReport {
     pub errors: u64,
     /// Server tick rate assumed for the tick window (ticks covered = duration × this).
     pub server_ticks_covered: u64,
+    /// Remote function calls the bots made during the load.
+    pub calls: u64,
+    /// Of those, answered with a result.
+    pub calls_answered: u64,
+    /// Answered with a refusal (a typed error from the server: rate limit, validation).
+    pub calls_refused: u64,
+    /// Timed out (the typed timeout error).
+    pub calls_timed_out: u64,
+    /// Failed because the bot's connection ended.
+    pub calls_disconnected: u64,
+    /// Still without an outcome after the drain (must be 0).
+    pub calls_unresolved: u64,
+    /// Bots whose connection ended during the test.
+    pub bots_disconnected: u64,
+    /// What the injected faults did, both ways, all bots.
+    pub faults: crate::transport::faults::FaultCounts,
+    /// Packet loss renet measured per bot at the end, percent: mean and worst.
+    pub client_loss_pct_mean: f64,
+    /// See `client_loss_pct_mean`.
+    pub client_loss_pct_max: f64,
 }
 
 struct Bot {
@@ -74,6 +94,17 @@ struct Bot {
     sent: u64,
     n: u64,
     failed: bool,
+    calls: Calls,
+}
+
+/// A bot's calls by outcome.
+#[derive(Debug, Clone, Copy, Default)]
+struct Calls {
+    made: u64,
+    answered: u64,
+    refused: u64,
+    timed_out: u64,
+    disconnected: u64,
 }
 
 /// Runs the load test; returns the text to print.
@@ -107,6 +138,9 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
                 .client_send_interval
                 .mul_f64(i as f64 / f64::from(args.clients.max(1))),
         );
+        opened
+            .transport
+            .inject_faults(args.faults(), 0x00B1_0C5E_ED00_0000 ^ i);
         bots.push(Bot {
             client: opened.client.0,
             transport: opened.transport,
@@ -121,6 +155,7 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
             sent: 0,
             n: 0,
             failed: false,
+            calls: Calls::default(),
         });
     }
 
@@ -204,6 +239,20 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
         std::thread::sleep(STEP / GROUPS as u32);
     }
     let duration = load_start.elapsed();
+    // Drain: no new messages; every call made gets its outcome (an answer, a refusal, or its
+    // timeout after network.messageTimeout).
+    let drain_until = Instant::now() + settings.message_timeout + Duration::from_secs(2);
+    last = Instant::now();
+    while Instant::now() < drain_until
+        && bots.iter().any(|b| !b.failed && b.core.pending_calls() > 0)
+    {
+        let dt = last.elapsed();
+        last = Instant::now();
+        for b in &mut bots {
+            step(b, dt, start.elapsed(), &mut errors, &mut latency);
+        }
+        std::thread::sleep(STEP);
+    }
     last = Instant::now();
     let loadgen_cpu = crate::process::cpu_seconds() - loadgen_cpu_at_start;
     let sent: u64 = bots.iter().map(|b| b.sent).sum();
@@ -227,6 +276,32 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
         loadgen_cpu_pct: 100.0 * loadgen_cpu / duration.as_secs_f64().max(1e-9),
         ..Default::default()
     };
+    for b in &bots {
+        report.calls += b.calls.made;
+        report.calls_answered += b.calls.answered;
+        report.calls_refused += b.calls.refused;
+        report.calls_timed_out += b.calls.timed_out;
+        report.calls_disconnected += b.calls.disconnected;
+        report.bots_disconnected += u64::from(b.failed);
+        if let Some(c) = b.transport.fault_counts() {
+            report.faults += c;
+        }
+    }
+    report.calls_unresolved = report.calls.saturating_sub(
+        report.calls_answered
+            + report.calls_refused
+            + report.calls_timed_out
+            + report.calls_disconnected,
+    );
+    let losses: Vec<f64> = bots
+        .iter()
+        .filter(|b| b.welcomed)
+        .map(|b| 100.0 * b.client.network_info().packet_loss)
+        .collect();
+    if !losses.is_empty() {
+        report.client_loss_pct_mean = losses.iter().sum::<f64>() / losses.len() as f64;
+        report.client_loss_pct_max = losses.iter().copied().fold(0.0, f64::max);
+    }
     if let Some(b) = bots.iter_mut().find(|b| b.welcomed && !b.failed) {
         let id = b.core.call(
             &ServerStats {
@@ -279,6 +354,21 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
         report.bytes_per_client_per_s,
         report.errors
     );
+    if !args.faults().is_none() || report.calls_unresolved > 0 {
+        out.push_str(&format!(
+            "\ncalls {}: {} answered, {} refused, {} timed out, {} lost with their connection, {} unresolved; {} bots disconnected; faults {:?}; renet loss per bot {:.1}% mean, {:.1}% worst",
+            report.calls,
+            report.calls_answered,
+            report.calls_refused,
+            report.calls_timed_out,
+            report.calls_disconnected,
+            report.calls_unresolved,
+            report.bots_disconnected,
+            report.faults,
+            report.client_loss_pct_mean,
+            report.client_loss_pct_max
+        ));
+    }
     if args.json {
         out.push('\n');
         out.push_str(&serde_json::to_string(&report).map_err(|e| e.to_string())?);
@@ -297,6 +387,7 @@ fn send_one(b: &mut Bot, now: Duration) {
             client_time_ms: crate::clock::now_ms(),
         }),
         2..=7 => {
+            b.calls.made += 1;
             b.core.call(
                 &Echo {
                     payload: vec![7; 64],
@@ -305,6 +396,7 @@ fn send_one(b: &mut Bot, now: Duration) {
             );
         }
         _ => {
+            b.calls.made += 1;
             b.core.call(
                 &SecureEcho {
                     payload: vec![9; 64],
@@ -331,6 +423,8 @@ fn step(
     b.client.update(dt);
     if b.transport.update(dt, &mut b.client).is_err() || b.transport.disconnect_reason().is_some() {
         b.failed = true;
+        // Its calls end with the connection.
+        b.calls.disconnected += b.core.fail_all().len() as u64;
         return None;
     }
     if b.client.is_connected() {
@@ -339,18 +433,29 @@ fn step(
         for n in notices {
             match n {
                 ClientNotice::Welcomed { .. } => b.welcomed = true,
-                ClientNotice::Rpc { result: Err(_), .. }
-                | ClientNotice::Refused { .. }
-                | ClientNotice::Kicked { .. } => *errors += 1,
+                ClientNotice::Rpc {
+                    kind,
+                    result: Err(e),
+                    ..
+                } => {
+                    *errors += 1;
+                    if kind != ServerStats::KIND {
+                        match e {
+                            crate::protocol::RemoteError::Timeout(_) => b.calls.timed_out += 1,
+                            crate::protocol::RemoteError::Disconnected => b.calls.disconnected += 1,
+                            _ => b.calls.refused += 1,
+                        }
+                    }
+                }
+                ClientNotice::Refused { .. } | ClientNotice::Kicked { .. } => *errors += 1,
                 ClientNotice::Rpc { id, kind, result } if kind == ServerStats::KIND => {
                     match decode_response::<ServerStats>(result) {
                         Ok(s) => stats = Some((id, s)),
                         Err(_) => *errors += 1,
                     }
                 }
-                ClientNotice::Rpc { .. }
-                | ClientNotice::Event { .. }
-                | ClientNotice::Signed { .. } => {}
+                ClientNotice::Rpc { .. } => b.calls.answered += 1,
+                ClientNotice::Event { .. } | ClientNotice::Signed { .. } => {}
             }
         }
         // Round trips measured by the core since the last step.

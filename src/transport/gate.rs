@@ -236,6 +236,10 @@ impl GatedServerTransport {
             match self.socket.recv_from(&mut self.buffer[..]) {
                 Ok((len, addr)) => {
                     let packet = &mut self.buffer[..len];
+                    if super::wire::netcode_packet_too_short(packet) {
+                        self.counts.malformed += 1;
+                        continue;
+                    }
                     if packet
                         .first()
                         .is_some_and(|b| b & 0x0F == CONNECTION_REQUEST)

@@ -10,6 +10,7 @@
 //! [`Answer<T>`]. The transport names no game message.
 
 mod address_gate;
+pub mod faults;
 mod client;
 mod envelope;
 mod gate;

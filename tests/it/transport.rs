@@ -818,3 +818,182 @@ fn the_multi_threaded_executor_serves_too() {
         Ok(b"ping".to_vec())
     );
 }
+
+/// 16 bots play for 60 s through 5% loss, 60 ± 20 ms delay, 1% duplication, 1% reordering and
+/// 0.5% truncation, each way: every call gets its outcome (an answer, or a typed error), the
+/// server stays up and healthy, renet measures each bot's loss, and every bot's profile is whole
+/// in the store afterwards.
+#[test]
+fn bots_play_through_loss_delay_duplication_reordering_and_truncation() {
+    use std::process::Stdio;
+    let d = Scratch::new("tp-faults");
+    let free_udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = free_udp.local_addr().unwrap().to_string();
+    drop(free_udp);
+    let free_tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let metrics = free_tcp.local_addr().unwrap().to_string();
+    drop(free_tcp);
+    let mut server = harness::bin()
+        .env("BLOXQUARIUM_METRICS_BIND", &metrics)
+        .args(["--data", d.path(), "server", "--bind", &addr])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the server");
+    let health = || {
+        ureq::get(&format!("http://{metrics}/health"))
+            .timeout(Duration::from_secs(5))
+            .call()
+            .map(|r| r.status())
+            .unwrap_or_else(|e| match e {
+                ureq::Error::Status(code, _) => code,
+                _ => 0,
+            })
+    };
+    let up = std::time::Instant::now();
+    while health() != 200 {
+        assert!(
+            up.elapsed() < Duration::from_secs(60),
+            "the server did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut load = harness::bin();
+    load.args([
+        "--data",
+        d.path(),
+        "loadtest",
+        "--server",
+        &addr,
+        "--clients",
+        "16",
+        "--duration",
+        "60",
+        "--loss",
+        "5%",
+        "--delay",
+        "60ms±20ms",
+        "--duplicate",
+        "1%",
+        "--reorder",
+        "1%",
+        "--truncate",
+        "0.5%",
+        "--json",
+    ]);
+    let out = harness::output_within(load, Duration::from_secs(180));
+    let text = harness::text(&out);
+    assert!(out.status.success(), "{text}");
+    let json: serde_json::Value = serde_json::from_str(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}: {text}"));
+    let n = |k: &str| json[k].as_u64().unwrap_or_else(|| panic!("{k} in {json}"));
+    assert_eq!(n("connected"), 16, "{text}");
+    assert!(n("calls") > 10_000, "{text}");
+    assert_eq!(
+        n("calls_unresolved"),
+        0,
+        "every call has its outcome: {text}"
+    );
+    assert_eq!(
+        n("calls"),
+        n("calls_answered") + n("calls_refused") + n("calls_timed_out") + n("calls_disconnected"),
+        "{text}"
+    );
+    assert_eq!(n("bots_disconnected"), 0, "{text}");
+    let faults = &json["faults"];
+    for k in ["dropped", "duplicated", "reordered", "truncated"] {
+        assert!(faults[k].as_u64().unwrap_or(0) > 0, "{k}: {text}");
+    }
+    let loss = json["client_loss_pct_mean"].as_f64().unwrap();
+    assert!(
+        (2.0..=12.0).contains(&loss),
+        "renet measured {loss}% loss: {text}"
+    );
+    // The server is up and healthy, then stops cleanly.
+    assert_eq!(health(), 200);
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &server.id().to_string()])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let stop = std::time::Instant::now();
+    let code = loop {
+        if let Some(s) = server.try_wait().expect("wait") {
+            break s.code();
+        }
+        assert!(
+            stop.elapsed() < Duration::from_secs(30),
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(0));
+    // Every bot's profile is in the store, whole.
+    let config = bloxquarium::config::load_server(
+        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config")),
+        &bloxquarium::game::KEYS,
+    )
+    .unwrap();
+    let store = bloxquarium::datastore::open::<bloxquarium::game::Aquarium>(&d.0, &config).unwrap();
+    for i in 0..16u64 {
+        let (_, p) = store
+            .peek::<bloxquarium::game::Aquarium>(1_000_000_000 + i)
+            .unwrap_or_else(|e| panic!("bot {i}: {e}"))
+            .unwrap_or_else(|| panic!("bot {i} has no profile"));
+        p.validate().unwrap_or_else(|e| panic!("bot {i}: {e}"));
+    }
+}
+
+/// Regression (the network-fault test): a netcode packet long enough for renetcode's first
+/// length check but too short for its sequence and MAC, from a connected client's address,
+/// panicked the server's decoder. Now it is dropped and counted; the server plays on.
+#[test]
+fn a_packet_too_short_for_its_sequence_and_mac_is_dropped() {
+    let data = Scratch::new("tp-short");
+    let mut server = harness::server(&data, &[]);
+    let mut good = harness::join(&mut server, &data, 7, "Dory", Connected);
+    let issued = harness::issue(&server, 9, "Short");
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let mut raw = renetcode::NetcodeClient::new(
+        unix_now(),
+        renetcode::ClientAuthentication::Secure {
+            connect_token: issued.token,
+        },
+    )
+    .unwrap();
+    let mut buf = [0u8; renetcode::NETCODE_MAX_PACKET_BYTES];
+    for _ in 0..300 {
+        raw_netcode_step(&mut raw, &socket, &mut buf);
+        server.update();
+        good.update();
+        if raw.is_connected() && sessions(&server) == 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(sessions(&server), 2);
+    // A payload packet (type 5) with an 8-byte sequence, then 9 bytes: 18 in all.
+    let mut packet = vec![(8 << 4) | 5];
+    packet.extend_from_slice(&[0; 17]);
+    socket
+        .send_to(&packet, harness::server_addr(&server))
+        .unwrap();
+    harness::pump(&mut [&mut server, &mut good], 5);
+    let wire = server
+        .world()
+        .resource::<bloxquarium::transport::GatedServerTransport>()
+        .counts();
+    assert_eq!(wire.malformed, 1, "{wire:?}");
+    assert_eq!(
+        echo(&mut server, &mut good, b"still here"),
+        Ok(b"still here".to_vec())
+    );
+}
