@@ -61,6 +61,12 @@ pub struct LoadReport {
     pub errors: u64,
     /// Server tick rate assumed for the tick window (ticks covered = duration × this).
     pub server_ticks_covered: u64,
+    /// Seconds from the first connection request to the last welcome (the join burst).
+    pub connect_s: f64,
+    /// Server tick time over the join burst, median, ms.
+    pub burst_tick_p50_ms: f64,
+    /// Server tick time over the join burst, 99th percentile, ms.
+    pub burst_tick_p99_ms: f64,
     /// Remote function calls the bots made during the load.
     pub calls: u64,
     /// Of those, answered with a result.
@@ -171,11 +177,19 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
         }
         std::thread::sleep(STEP);
     }
-    // The server's CPU clock as the load begins (the answer arrives during the load).
+    // The join burst's ticks and the server's CPU clock as the load begins (the answer
+    // arrives during the load).
+    let connect_s = start.elapsed().as_secs_f64();
     if let Some(b) = bots.iter_mut().find(|b| b.welcomed && !b.failed) {
-        b.core
-            .call(&ServerStats { recent_ticks: 0 }, start.elapsed());
+        let burst_ticks = (connect_s * 30.0).ceil() as u32 + 2;
+        b.core.call(
+            &ServerStats {
+                recent_ticks: burst_ticks,
+            },
+            start.elapsed(),
+        );
     }
+    let mut burst = None;
     let mut server_cpu_at_start = None;
     let loadgen_cpu_at_start = crate::process::cpu_seconds();
     let connected = bots.iter().filter(|b| b.welcomed).count() as u32;
@@ -220,6 +234,7 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
             }
             if let Some((_, s)) = step(b, dt, now, &mut errors, &mut latency) {
                 server_cpu_at_start.get_or_insert(s.cpu_seconds);
+                burst.get_or_insert((s.tick_p50_ms, s.tick_p99_ms));
             }
         }
         if load_start.elapsed() >= next_sample {
@@ -274,6 +289,9 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
         },
         server_ticks_covered: u64::from(recent),
         loadgen_cpu_pct: 100.0 * loadgen_cpu / duration.as_secs_f64().max(1e-9),
+        connect_s,
+        burst_tick_p50_ms: burst.map_or(0.0, |b| b.0),
+        burst_tick_p99_ms: burst.map_or(0.0, |b| b.1),
         ..Default::default()
     };
     for b in &bots {
@@ -339,9 +357,12 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
     report.errors = errors + bots.iter().filter(|b| b.failed).count() as u64;
 
     let mut out = format!(
-        "clients {}/{} connected, {:.1} s, {:.0} msg/s, rpc p50 {:.2} ms p99 {:.2} ms, server tick p50 {:.2} ms p99 {:.2} ms, server rss {:.1} MiB, server cpu {:.0}%, load generator cpu {:.0}%, {:.0} B/client/s, {} errors",
+        "clients {}/{} connected in {:.2} s (join burst: server tick p50 {:.2} ms p99 {:.2} ms); load {:.1} s, {:.0} msg/s, rpc p50 {:.2} ms p99 {:.2} ms, server tick p50 {:.2} ms p99 {:.2} ms, server rss {:.1} MiB, server cpu {:.0}%, load generator cpu {:.0}%, {:.0} B/client/s, {} errors",
         report.connected,
         report.clients,
+        report.connect_s,
+        report.burst_tick_p50_ms,
+        report.burst_tick_p99_ms,
         report.duration_s,
         report.msgs_per_s,
         report.rpc_p50_ms,
@@ -464,6 +485,9 @@ fn step(
         }
     }
     b.core.flush(&mut b.client);
+    if b.core.take_urgent() {
+        b.transport.expedite();
+    }
     if b.transport.send_packets(&mut b.client).is_err() {
         b.failed = true;
     }

@@ -86,6 +86,9 @@ pub struct ClientCore {
     kicked: Option<String>,
     /// Leading parts of signed blobs, by purpose, until their signed last part arrives.
     signed_parts: BTreeMap<String, Vec<u8>>,
+    /// A call or a sealed message went to renet since [`Self::take_urgent`]: the transport
+    /// sends it at once instead of at its next paced send.
+    urgent: bool,
     /// Statistics (the one peer is keyed 0).
     pub stats: NetworkStats,
 }
@@ -109,6 +112,7 @@ impl ClientCore {
             rekey_after,
             kicked: None,
             signed_parts: BTreeMap::new(),
+            urgent: false,
             stats,
         }
     }
@@ -420,6 +424,8 @@ impl ClientCore {
         for (ch, m) in std::mem::take(&mut self.outbox) {
             match protocol::encode(&m) {
                 Ok(bytes) if client.can_send_message(ch, bytes.len()) => {
+                    self.urgent |=
+                        matches!(m, ClientMessage::Request { .. } | ClientMessage::Sealed(_));
                     client.send_message(ch, bytes);
                     self.stats.total.sent(m.label());
                 }
@@ -430,6 +436,12 @@ impl ClientCore {
                 }
             }
         }
+    }
+
+    /// True once after a call or a sealed message went to renet: the caller has the transport
+    /// send it now (`BatchedClientTransport::expedite`), not at its next paced send.
+    pub fn take_urgent(&mut self) -> bool {
+        std::mem::take(&mut self.urgent)
     }
 
     /// Queues raw bytes as if they were a message (tests of the server's defences).

@@ -891,8 +891,18 @@ fn leave_server(mut transport: ResMut<BatchedClientTransport>) {
     transport.disconnect();
 }
 
-fn client_send(mut net: ResMut<ClientNet>, mut client: ResMut<RenetClient>) {
+fn client_send(
+    mut net: ResMut<ClientNet>,
+    mut client: ResMut<RenetClient>,
+    transport: Option<ResMut<BatchedClientTransport>>,
+) {
     net.flush(&mut client);
+    // A call leaves this frame, not at the next paced send.
+    if net.take_urgent()
+        && let Some(mut t) = transport
+    {
+        t.expedite();
+    }
 }
 
 /// `rounds` pseudo-random byte strings of lengths 0..`max_len` (xorshift64; tests feed them to

@@ -241,6 +241,8 @@ pub struct BatchedClientTransport {
     /// Injected network faults (load tests), and the time they are measured on.
     faults: Option<super::faults::FaultLink>,
     clock: Duration,
+    /// The next send goes whatever the pacer says (a call is waiting).
+    expedite: bool,
 }
 
 /// Sends `datagram` now, or hands it to the fault link, which sends it when it is due.
@@ -294,7 +296,15 @@ impl BatchedClientTransport {
             pacer: SendPacer::new(Duration::ZERO),
             faults: None,
             clock: Duration::ZERO,
+            expedite: false,
         })
+    }
+
+    /// The next [`Self::send_packets`] sends at once, whatever the pacer says: a call or a
+    /// sealed request leaves now, while steady traffic keeps its pace. The pacer's own schedule
+    /// is untouched.
+    pub fn expedite(&mut self) {
+        self.expedite = true;
     }
 
     /// Injects `faults` into this client's datagrams, both ways (`seed` picks the random
@@ -420,9 +430,11 @@ impl BatchedClientTransport {
         if let Some(reason) = self.netcode.disconnect_reason() {
             return Err(NetcodeError::Disconnected(reason).into());
         }
-        if !self.pacer.due() {
+        let due = self.pacer.due();
+        if !due && !std::mem::take(&mut self.expedite) {
             return Ok(());
         }
+        self.expedite = false;
         let packets = client.get_packets_to_send();
         let Self {
             socket,

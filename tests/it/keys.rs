@@ -410,6 +410,27 @@ mod network {
                 frames_with_chat += usize::from(n > 0);
             }
             assert_eq!(chats, 60, "every line arrives");
+            // A call does not wait for the pacer: it leaves in the frame it is made.
+            let t = client.world().resource::<Time<Real>>().elapsed();
+            let id = client.world_mut().resource_mut::<ClientNet>().call(
+                &Echo {
+                    payload: b"now".to_vec(),
+                },
+                t,
+            );
+            let mut frames = 0;
+            let answered = loop {
+                frames += 1;
+                client.update();
+                std::thread::sleep(Duration::from_millis(1));
+                server.update();
+                std::thread::sleep(Duration::from_millis(1));
+                let got = harness::drain::<bloxquarium::transport::Answer<Echo>>(&mut client);
+                if got.iter().any(|a| a.id == id) || frames > 60 {
+                    break got.iter().any(|a| a.id == id);
+                }
+            };
+            assert!(answered && frames <= 4, "answered after {frames} frames");
             frames_with_chat
         };
         // Chat's rate limit out of the way.
