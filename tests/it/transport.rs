@@ -755,15 +755,14 @@ fn echo(server: &mut App, client: &mut App, payload: &[u8]) -> Result<Vec<u8>, R
     )
 }
 
-#[test]
-fn a_malformed_batch_ends_only_its_sender() {
-    use bloxquarium::transport::BATCH_TAG;
-    let data = Scratch::new("tp-batch");
-    let mut server = harness::server(&data, &[]);
-    let mut good = harness::join(&mut server, &data, 7, "Dory", Connected);
-    // A bare netcode client with a real token: netcode accepts its payloads, so only our framing
-    // stands between them and renet.
-    let issued = harness::issue(&server, 9, "Garbled");
+/// A bare netcode client of `player` (a real token, no renet or framing of ours above it),
+/// connected to `server` beside `good`; with its socket.
+fn bare_netcode_client(
+    server: &mut App,
+    good: &mut App,
+    player: u64,
+) -> (renetcode::NetcodeClient, std::net::UdpSocket) {
+    let issued = harness::issue(server, player, "Bare");
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     socket.set_nonblocking(true).unwrap();
     let mut raw = renetcode::NetcodeClient::new(
@@ -774,16 +773,33 @@ fn a_malformed_batch_ends_only_its_sender() {
     )
     .unwrap();
     let mut buf = [0u8; renetcode::NETCODE_MAX_PACKET_BYTES];
+    let before = sessions(server);
     for _ in 0..300 {
         raw_netcode_step(&mut raw, &socket, &mut buf);
         server.update();
         good.update();
-        if raw.is_connected() && sessions(&server) == 2 {
+        if raw.is_connected() && sessions(server) == before + 1 {
             break;
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    assert_eq!(sessions(&server), 2, "the bare client has a session");
+    assert_eq!(
+        sessions(server),
+        before + 1,
+        "the bare client has a session"
+    );
+    (raw, socket)
+}
+
+#[test]
+fn a_malformed_batch_ends_only_its_sender() {
+    use bloxquarium::transport::BATCH_TAG;
+    let data = Scratch::new("tp-batch");
+    let mut server = harness::server(&data, &[]);
+    let mut good = harness::join(&mut server, &data, 7, "Dory", Connected);
+    // A bare netcode client with a real token: netcode accepts its payloads, so only our framing
+    // stands between them and renet.
+    let (mut raw, socket) = bare_netcode_client(&mut server, &mut good, 9);
 
     // A batch whose only entry claims 9 bytes and carries 3.
     let (addr, packet) = raw
@@ -959,27 +975,7 @@ fn a_packet_too_short_for_its_sequence_and_mac_is_dropped() {
     let data = Scratch::new("tp-short");
     let mut server = harness::server(&data, &[]);
     let mut good = harness::join(&mut server, &data, 7, "Dory", Connected);
-    let issued = harness::issue(&server, 9, "Short");
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.set_nonblocking(true).unwrap();
-    let mut raw = renetcode::NetcodeClient::new(
-        unix_now(),
-        renetcode::ClientAuthentication::Secure {
-            connect_token: issued.token,
-        },
-    )
-    .unwrap();
-    let mut buf = [0u8; renetcode::NETCODE_MAX_PACKET_BYTES];
-    for _ in 0..300 {
-        raw_netcode_step(&mut raw, &socket, &mut buf);
-        server.update();
-        good.update();
-        if raw.is_connected() && sessions(&server) == 2 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    assert_eq!(sessions(&server), 2);
+    let (_raw, socket) = bare_netcode_client(&mut server, &mut good, 9);
     // A payload packet (type 5) with an 8-byte sequence, then 9 bytes: 18 in all.
     let mut packet = vec![(8 << 4) | 5];
     packet.extend_from_slice(&[0; 17]);
