@@ -346,6 +346,10 @@ pub struct LoadtestArgs {
     /// Share of datagrams cut short (e.g. 0.5%).
     #[arg(long, value_name = "SHARE", value_parser = crate::transport::faults::parse_share)]
     pub truncate: Option<f64>,
+    /// Calls wait for the bots' send pacer like any message (as before calls were sent at
+    /// once): for measuring the difference side by side.
+    #[arg(long, hide = true)]
+    pub paced_calls: bool,
 }
 
 impl LoadtestArgs {

@@ -63,7 +63,8 @@ pub struct LoadReport {
     pub server_ticks_covered: u64,
     /// Seconds from the first connection request to the last welcome (the join burst).
     pub connect_s: f64,
-    /// Server tick time over the join burst, median, ms.
+    /// Server tick time over the join burst (from the first connection request to one second
+    /// after the last welcome), median, ms.
     pub burst_tick_p50_ms: f64,
     /// Server tick time over the join burst, 99th percentile, ms.
     pub burst_tick_p99_ms: f64,
@@ -101,6 +102,8 @@ struct Bot {
     n: u64,
     failed: bool,
     calls: Calls,
+    /// Calls wait for the pacer (`--paced-calls`).
+    paced_calls: bool,
 }
 
 /// A bot's calls by outcome.
@@ -162,6 +165,7 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
             n: 0,
             failed: false,
             calls: Calls::default(),
+            paced_calls: args.paced_calls,
         });
     }
 
@@ -177,19 +181,21 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
         }
         std::thread::sleep(STEP);
     }
-    // The join burst's ticks and the server's CPU clock as the load begins (the answer
-    // arrives during the load).
+    // The server's CPU clock as the load begins (the answer arrives during the load).
     let connect_s = start.elapsed().as_secs_f64();
     if let Some(b) = bots.iter_mut().find(|b| b.welcomed && !b.failed) {
-        let burst_ticks = (connect_s * 30.0).ceil() as u32 + 2;
-        b.core.call(
-            &ServerStats {
-                recent_ticks: burst_ticks,
-            },
-            start.elapsed(),
-        );
+        b.core
+            .call(&ServerStats { recent_ticks: 0 }, start.elapsed());
     }
+    // The join burst: its ticks are asked for one second after the last welcome, so they cover
+    // the work a join leaves behind it (profile loads, manifests, config snapshots) too.
+    let mut burst_call: Option<RequestId> = None;
     let mut burst = None;
+    // Frame lengths vary by up to ±20% (the mean kept) so the bots' frames never lock onto the
+    // server's tick (a 16 ms frame is nearly half a 33.3 ms tick, and a locked phase made the
+    // round trip's median jump between runs): calls come at random points of the tick, as real
+    // players' do.
+    let mut jitter = 0x2545_F491_4F6C_DD1Du64;
     let mut server_cpu_at_start = None;
     let loadgen_cpu_at_start = crate::process::cpu_seconds();
     let connected = bots.iter().filter(|b| b.welcomed).count() as u32;
@@ -232,9 +238,12 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
                     send_one(b, now);
                 }
             }
-            if let Some((_, s)) = step(b, dt, now, &mut errors, &mut latency) {
-                server_cpu_at_start.get_or_insert(s.cpu_seconds);
-                burst.get_or_insert((s.tick_p50_ms, s.tick_p99_ms));
+            if let Some((id, s)) = step(b, dt, now, &mut errors, &mut latency) {
+                if Some(id) == burst_call {
+                    burst = Some((s.tick_p50_ms, s.tick_p99_ms));
+                } else {
+                    server_cpu_at_start.get_or_insert(s.cpu_seconds);
+                }
             }
         }
         if load_start.elapsed() >= next_sample {
@@ -251,7 +260,23 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
                 bytes_samples.push(live.iter().sum::<f64>() / live.len() as f64);
             }
         }
-        std::thread::sleep(STEP / GROUPS as u32);
+        if burst_call.is_none()
+            && load_start.elapsed() >= Duration::from_secs(1)
+            && let Some(b) = bots.iter_mut().find(|b| b.welcomed && !b.failed)
+        {
+            let ticks = ((connect_s + load_start.elapsed().as_secs_f64()) * 30.0).ceil() as u32;
+            burst_call = Some(b.core.call(
+                &ServerStats {
+                    recent_ticks: ticks,
+                },
+                start.elapsed(),
+            ));
+        }
+        jitter ^= jitter << 13;
+        jitter ^= jitter >> 7;
+        jitter ^= jitter << 17;
+        let factor = 0.8 + 0.4 * ((jitter >> 11) as f64 / (1u64 << 53) as f64);
+        std::thread::sleep((STEP / GROUPS as u32).mul_f64(factor));
     }
     let duration = load_start.elapsed();
     // Drain: no new messages; every call made gets its outcome (an answer, a refusal, or its
@@ -485,7 +510,7 @@ fn step(
         }
     }
     b.core.flush(&mut b.client);
-    if b.core.take_urgent() {
+    if b.core.take_urgent() && !b.paced_calls {
         b.transport.expedite();
     }
     if b.transport.send_packets(&mut b.client).is_err() {
