@@ -163,8 +163,15 @@ fn repeated_kicks_ban_and_the_ban_holds_at_reconnect_and_restart() {
     }
     harness::pump(&mut [&mut server, &mut good], 5);
     assert_eq!(harness::state(&good), ConnectionState::Connected);
-    // The ban is persisted: a new server on the same data dir knows it.
+    // The ban is persisted: a new server on the same data dir knows it (once the old one has
+    // finished the store work the ended sessions left: it holds the store file till then).
     drop(c);
+    pump_until(&mut [&mut server], 300, "the store's work done", |a| {
+        a[0].world()
+            .resource::<bloxquarium::game::DataStoreState>()
+            .busy()
+            == 0
+    });
     drop(server);
     let server = harness::server(&d, &[]);
     assert!(server.world().resource::<Security>().bans.contains_key(&9));
