@@ -449,3 +449,27 @@ pub fn edit_profile(
         .simulate(player, f)
         .unwrap_or_else(|| panic!("profile {player} is not loaded"));
 }
+
+/// Calls `Echo` from `client` while only the client runs (nobody answers); returns the call's
+/// outcome once it has one, or `None` after `frames` frames.
+pub fn unanswered_echo(
+    client: &mut App,
+    frames: usize,
+) -> Option<Result<Vec<u8>, bloxquarium::protocol::RemoteError>> {
+    use bloxquarium::protocol::builtin::Echo;
+    let t = client.world().resource::<Time<Real>>().elapsed();
+    let id = client
+        .world_mut()
+        .resource_mut::<bloxquarium::transport::ClientNet>()
+        .call(&Echo { payload: vec![] }, t);
+    for _ in 0..frames {
+        client.update();
+        if let Some(a) = drain::<bloxquarium::transport::Answer<Echo>>(client)
+            .into_iter()
+            .find(|a| a.id == id)
+        {
+            return Some(a.result);
+        }
+    }
+    None
+}

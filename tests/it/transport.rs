@@ -345,23 +345,11 @@ fn a_remote_function_times_out_when_the_server_is_silent() {
         .world_mut()
         .resource_mut::<ClientNet>()
         .set_timeout(Duration::from_secs(1));
-    let t = client.world().resource::<Time<Real>>().elapsed();
-    let id = client
-        .world_mut()
-        .resource_mut::<ClientNet>()
-        .call(&Echo { payload: vec![] }, t);
     // Only the client runs: nobody answers. 1 s at 1/30 s a frame.
-    let mut done = Vec::new();
-    for _ in 0..60 {
-        client.update();
-        done.extend(harness::drain::<Answer<Echo>>(&mut client));
-        if !done.is_empty() {
-            break;
-        }
-    }
-    assert_eq!(done.len(), 1);
-    assert_eq!(done[0].id, id);
-    assert_eq!(done[0].result, Err(RemoteError::Timeout(1000)));
+    assert_eq!(
+        harness::unanswered_echo(&mut client, 60),
+        Some(Err(RemoteError::Timeout(1000)))
+    );
     assert_eq!(client.world().resource::<ClientNet>().stats.rpc_timeouts, 1);
 }
 
