@@ -509,8 +509,7 @@ fn step(
             latency.record(Duration::from_secs_f64(ms / 1000.0));
         }
     }
-    b.core.flush(&mut b.client);
-    if b.core.take_urgent() && !b.paced_calls {
+    if b.core.flush(&mut b.client) && !b.paced_calls {
         b.transport.expedite();
     }
     if b.transport.send_packets(&mut b.client).is_err() {

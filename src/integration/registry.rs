@@ -80,13 +80,6 @@ pub struct HealthReport {
     pub systems: Vec<SystemHealth>,
 }
 
-impl HealthReport {
-    /// True unless something is degraded or unhealthy.
-    pub fn is_healthy(&self) -> bool {
-        self.overall == HealthStatus::Healthy
-    }
-}
-
 /// Every registered plugin.
 #[derive(Resource, Default, Clone)]
 pub struct IntegrationRegistry {

@@ -86,9 +86,6 @@ pub struct ClientCore {
     kicked: Option<String>,
     /// Leading parts of signed blobs, by purpose, until their signed last part arrives.
     signed_parts: BTreeMap<String, Vec<u8>>,
-    /// A call or a sealed message went to renet since [`Self::take_urgent`]: the transport
-    /// sends it at once instead of at its next paced send.
-    urgent: bool,
     /// Statistics (the one peer is keyed 0).
     pub stats: NetworkStats,
 }
@@ -112,7 +109,6 @@ impl ClientCore {
             rekey_after,
             kicked: None,
             signed_parts: BTreeMap::new(),
-            urgent: false,
             stats,
         }
     }
@@ -403,8 +399,11 @@ impl ClientCore {
         notices
     }
 
-    /// Hands queued messages to renet. Sealed messages wait for the session to start.
-    pub fn flush(&mut self, client: &mut RenetClient) {
+    /// Hands queued messages to renet. Sealed messages wait for the session to start. True when
+    /// a call or a sealed message went: the caller has the transport send it now
+    /// (`BatchedClientTransport::expedite`), not at its next paced send.
+    pub fn flush(&mut self, client: &mut RenetClient) -> bool {
+        let mut urgent = false;
         if let Some(crypto) = self.crypto.as_mut() {
             for m in std::mem::take(&mut self.sealed_queue) {
                 match protocol::encode(&m)
@@ -419,13 +418,12 @@ impl ClientCore {
             }
         }
         if !client.is_connected() {
-            return;
+            return false;
         }
         for (ch, m) in std::mem::take(&mut self.outbox) {
             match protocol::encode(&m) {
                 Ok(bytes) if client.can_send_message(ch, bytes.len()) => {
-                    self.urgent |=
-                        matches!(m, ClientMessage::Request { .. } | ClientMessage::Sealed(_));
+                    urgent |= matches!(m, ClientMessage::Request { .. } | ClientMessage::Sealed(_));
                     client.send_message(ch, bytes);
                     self.stats.total.sent(m.label());
                 }
@@ -436,12 +434,7 @@ impl ClientCore {
                 }
             }
         }
-    }
-
-    /// True once after a call or a sealed message went to renet: the caller has the transport
-    /// send it now (`BatchedClientTransport::expedite`), not at its next paced send.
-    pub fn take_urgent(&mut self) -> bool {
-        std::mem::take(&mut self.urgent)
+        urgent
     }
 
     /// Queues raw bytes as if they were a message (tests of the server's defences).

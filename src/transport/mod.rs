@@ -896,9 +896,8 @@ fn client_send(
     mut client: ResMut<RenetClient>,
     transport: Option<ResMut<BatchedClientTransport>>,
 ) {
-    net.flush(&mut client);
     // A call leaves this frame, not at the next paced send.
-    if net.take_urgent()
+    if net.flush(&mut client)
         && let Some(mut t) = transport
     {
         t.expedite();

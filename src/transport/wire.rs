@@ -430,11 +430,10 @@ impl BatchedClientTransport {
         if let Some(reason) = self.netcode.disconnect_reason() {
             return Err(NetcodeError::Disconnected(reason).into());
         }
-        let due = self.pacer.due();
-        if !due && !std::mem::take(&mut self.expedite) {
+        let expedite = std::mem::take(&mut self.expedite);
+        if !self.pacer.due() && !expedite {
             return Ok(());
         }
-        self.expedite = false;
         let packets = client.get_packets_to_send();
         let Self {
             socket,
