@@ -384,16 +384,7 @@ mod tests {
     /// integration test `config::every_config_key_has_a_test_that_changes_it` checks the rest).
     #[test]
     fn key_effect_tests_in_the_library_exist() {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--list", "--format", "terse"])
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        let listed = String::from_utf8_lossy(&out.stdout);
-        let ours: std::collections::BTreeSet<&str> = listed
-            .lines()
-            .filter_map(|l| l.strip_suffix(": test"))
-            .collect();
+        let ours = key_effects::tests_of_this_binary();
         let missing: Vec<_> = key_effects::KEY_EFFECTS
             .iter()
             .filter(|(_, t)| {

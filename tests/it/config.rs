@@ -561,20 +561,6 @@ fn readme_lists_every_config_key() {
     );
 }
 
-/// The test names a test binary lists (`--list`), without the ": test" suffix.
-pub fn listed_tests(binary: &std::path::Path) -> std::collections::BTreeSet<String> {
-    let out = std::process::Command::new(binary)
-        .args(["--list", "--format", "terse"])
-        .output()
-        .expect("list the tests");
-    assert!(out.status.success(), "{}", harness::text(&out));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.strip_suffix(": test"))
-        .map(str::to_string)
-        .collect()
-}
-
 /// Every key of the framework's schema, the aquarium's and the room's has an entry in
 /// `key_effects.rs`, no entry names a key that does not exist, and every "it" test it names
 /// is in this binary (the "lib" ones are checked by the library's own tests).
@@ -605,7 +591,7 @@ fn every_config_key_has_a_test_that_changes_it() {
         unknown.is_empty(),
         "key_effects.rs names keys no schema has: {unknown:?}"
     );
-    let ours = listed_tests(&std::env::current_exe().expect("this test binary"));
+    let ours = crate::key_effects::tests_of_this_binary();
     let mut missing = Vec::new();
     for (key, test) in KEY_EFFECTS {
         match test.split_once(' ') {

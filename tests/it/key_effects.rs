@@ -287,3 +287,21 @@ pub const KEY_EFFECTS: &[(&str, &str)] = &[
         "it room::a_second_game_chats_counts_persists_and_keeps_its_own_rules",
     ),
 ];
+
+/// The test names this test binary lists (`--list`), without the ": test" suffix.
+pub fn tests_of_this_binary() -> std::collections::BTreeSet<String> {
+    let out = std::process::Command::new(std::env::current_exe().expect("this test binary"))
+        .args(["--list", "--format", "terse"])
+        .output()
+        .expect("list the tests");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_suffix(": test"))
+        .map(str::to_string)
+        .collect()
+}
