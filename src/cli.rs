@@ -392,6 +392,10 @@ pub struct ServerArgs {
     /// the main thread (the default: cheaper for this server's many small systems).
     #[arg(long, env = "BLOXQUARIUM_MULTI_THREADED")]
     pub multi_threaded: bool,
+    /// Answer calls only in ticks: sleep between them instead of answering calls as they
+    /// arrive (for side-by-side measurements of the load test).
+    #[arg(long, hide = true)]
+    pub calls_at_ticks_only: bool,
 }
 
 impl Default for ServerArgs {
@@ -405,6 +409,7 @@ impl Default for ServerArgs {
             insecure_dev: false,
             metrics_bind: SocketAddr::from(([127, 0, 0, 1], 9464)),
             multi_threaded: false,
+            calls_at_ticks_only: false,
         }
     }
 }

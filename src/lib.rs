@@ -47,7 +47,7 @@ pub mod prelude {
     pub use crate::definition::Game;
     pub use crate::process::{Paths, RunMode};
     pub use crate::protocol::{Delivery, Remote, RemoteError, RemoteFunction};
-    pub use crate::stages::{ClientSystems, ServerSystems};
+    pub use crate::stages::{BetweenTicks, ClientSystems, ServerRequests, ServerSystems};
     pub use crate::transport::{Answer, Call, FromClient, FromServer, RemoteApp};
     pub use crate::transport::{ClientNet, ServerNet};
 }

@@ -57,6 +57,13 @@ pub struct LoadReport {
     pub server_cpu_pct: f64,
     /// CPU this load generator used during the load, percent of one core.
     pub loadgen_cpu_pct: f64,
+    /// Passes the server ran between ticks during the load (answering calls as they arrived),
+    /// per second.
+    pub server_between_passes_per_s: f64,
+    /// Time the server spent in those passes, percent of the load's wall time.
+    pub server_between_busy_pct: f64,
+    /// Recent passes between ticks at the end, 99th percentile, ms.
+    pub server_between_p99_ms: f64,
     /// Timeouts, rejections, refused input and disconnects.
     pub errors: u64,
     /// Server tick rate assumed for the tick window (ticks covered = duration × this).
@@ -181,7 +188,7 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
         }
         std::thread::sleep(STEP);
     }
-    // The server's CPU clock as the load begins (the answer arrives during the load).
+    // The server's figures as the load begins: asked here, answered during the load.
     let connect_s = start.elapsed().as_secs_f64();
     if let Some(b) = bots.iter_mut().find(|b| b.welcomed && !b.failed) {
         b.core
@@ -196,7 +203,7 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
     // round trip's median jump between runs): calls come at random points of the tick, as real
     // players' do.
     let mut jitter = 0x2545_F491_4F6C_DD1Du64;
-    let mut server_cpu_at_start = None;
+    let mut server_at_start: Option<ServerStatsReport> = None;
     let loadgen_cpu_at_start = crate::process::cpu_seconds();
     let connected = bots.iter().filter(|b| b.welcomed).count() as u32;
     tracing::info!(
@@ -242,7 +249,7 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
                 if Some(id) == burst_call {
                     burst = Some((s.tick_p50_ms, s.tick_p99_ms));
                 } else {
-                    server_cpu_at_start.get_or_insert(s.cpu_seconds);
+                    server_at_start.get_or_insert(s);
                 }
             }
         }
@@ -364,10 +371,15 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
                 report.server_tick_p50_ms = s.tick_p50_ms;
                 report.server_tick_p99_ms = s.tick_p99_ms;
                 report.server_rss_mb = s.rss_mb;
-                if let Some(cpu) = server_cpu_at_start {
+                report.server_between_p99_ms = s.between_p99_ms;
+                if let Some(at) = &server_at_start {
                     // Up to the answer: a few frames past the load's end.
-                    report.server_cpu_pct = 100.0 * (s.cpu_seconds - cpu)
-                        / load_start.elapsed().as_secs_f64().max(1e-9);
+                    let wall = load_start.elapsed().as_secs_f64().max(1e-9);
+                    report.server_cpu_pct = 100.0 * (s.cpu_seconds - at.cpu_seconds) / wall;
+                    report.server_between_passes_per_s =
+                        s.between_passes.saturating_sub(at.between_passes) as f64 / wall;
+                    report.server_between_busy_pct =
+                        100.0 * (s.between_seconds - at.between_seconds) / wall;
                 }
                 break;
             }
@@ -382,7 +394,7 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
     report.errors = errors + bots.iter().filter(|b| b.failed).count() as u64;
 
     let mut out = format!(
-        "clients {}/{} connected in {:.2} s (join burst: server tick p50 {:.2} ms p99 {:.2} ms); load {:.1} s, {:.0} msg/s, rpc p50 {:.2} ms p99 {:.2} ms, server tick p50 {:.2} ms p99 {:.2} ms, server rss {:.1} MiB, server cpu {:.0}%, load generator cpu {:.0}%, {:.0} B/client/s, {} errors",
+        "clients {}/{} connected in {:.2} s (join burst: server tick p50 {:.2} ms p99 {:.2} ms); load {:.1} s, {:.0} msg/s, rpc p50 {:.2} ms p99 {:.2} ms, server tick p50 {:.2} ms p99 {:.2} ms, server rss {:.1} MiB, server cpu {:.0}%, load generator cpu {:.0}%, {:.0} B/client/s, {} errors; between ticks {:.0} passes/s, {:.1}% of the time, pass p99 {:.2} ms",
         report.connected,
         report.clients,
         report.connect_s,
@@ -398,7 +410,10 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
         report.server_cpu_pct,
         report.loadgen_cpu_pct,
         report.bytes_per_client_per_s,
-        report.errors
+        report.errors,
+        report.server_between_passes_per_s,
+        report.server_between_busy_pct,
+        report.server_between_p99_ms
     );
     if !args.faults().is_none() || report.calls_unresolved > 0 {
         out.push_str(&format!(

@@ -192,10 +192,10 @@ pub struct RoomServerPlugin;
 
 impl Plugin for RoomServerPlugin {
     fn build(&self, app: &mut App) {
-        app.add_systems(
-            Update,
-            (welcome, relay_lines, answer_bumps, answer_resets).in_set(ServerSystems::Handle),
-        );
+        app.add_systems(Update, (welcome, relay_lines).in_set(ServerSystems::Handle))
+            // Calls are answered in the requests schedule: in the tick, and between ticks as they
+            // arrive.
+            .add_systems(ServerRequests, (answer_bumps, answer_resets));
     }
 }
 

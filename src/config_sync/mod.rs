@@ -10,7 +10,7 @@ use bevy::prelude::*;
 use crate::config::{ClientConfig, Config, ConfigChanged, Side, Tier};
 use crate::protocol::builtin::SetConfig;
 use crate::protocol::{self, ConfigSnapshot, RemoteError};
-use crate::stages::{ClientSystems, ServerSystems};
+use crate::stages::{ClientSystems, ServerRequests, ServerSystems};
 use crate::transport::{Call, ServerNet, SessionStarted, SignedBlobReceived};
 
 /// What a client has received from the server's config.
@@ -30,10 +30,8 @@ pub struct ConfigSyncServerPlugin;
 impl Plugin for ConfigSyncServerPlugin {
     fn build(&self, app: &mut App) {
         crate::stages::server(app);
-        app.add_systems(
-            Update,
-            (replicate, answer_config_requests).in_set(ServerSystems::Handle),
-        );
+        app.add_systems(Update, replicate.in_set(ServerSystems::Handle))
+            .add_systems(ServerRequests, answer_config_requests);
     }
 }
 

@@ -49,7 +49,7 @@ pub use store::{
 
 use crate::config::Config;
 use crate::shutdown::{OnShutdown, ShutdownSystems};
-use crate::stages::ServerSystems;
+use crate::stages::{ServerRequests, ServerSystems};
 
 /// The embedded store over redb.
 pub type Store = Datastore<RedbBackend>;
@@ -190,13 +190,10 @@ impl<D: PlayerData> Plugin for DataStorePlugin<D> {
             .add_message::<RestoreVersion>()
             .add_message::<VersionRestored>()
             .init_resource::<admin::SettleTasks<D>>()
+            .add_systems(ServerRequests, admin::answer_conflict_commands::<D>)
             .add_systems(
                 Update,
-                (
-                    admin::answer_conflict_commands::<D>,
-                    admin::finish_settlements::<D>,
-                )
-                    .in_set(ServerSystems::Handle),
+                admin::finish_settlements::<D>.in_set(ServerSystems::Handle),
             )
             .add_systems(
                 Update,

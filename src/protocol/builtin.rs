@@ -142,6 +142,12 @@ pub struct ServerStatsReport {
     pub rejected: u64,
     /// CPU time the server process used since start, all threads, seconds.
     pub cpu_seconds: f64,
+    /// Passes between ticks run since start (a dedicated server answers calls in them).
+    pub between_passes: u64,
+    /// Time spent in passes between ticks since start, seconds.
+    pub between_seconds: f64,
+    /// Recent passes between ticks, 99th percentile, ms.
+    pub between_p99_ms: f64,
 }
 
 /// Ask to change a Shared configuration value (needs `config.write.shared`); answers the config

@@ -18,10 +18,12 @@ pub use remote::{
     RemoteShape, RemoteTable, decode_response, kind_of,
 };
 
-/// Version of the wire framing. Bump it on any incompatible change to the framing enums below
-/// (version 2: several renet packets per datagram, see `transport::wire`; version 3: typed
-/// remotes, a message is its kind and its bytes).
-pub const PROTOCOL_VERSION: u16 = 4;
+/// Version of the wire framing. Bump it on any incompatible change to the framing enums below,
+/// or to a framework message's fields (the fingerprint covers names and types, not fields).
+/// Version 2: several renet packets per datagram, see `transport::wire`; 3: typed remotes, a
+/// message is its kind and its bytes; 4: signed blobs in parts; 5: the server stats answer
+/// counts the passes between ticks.
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// `"BQ"` in the top 16 bits marks our protocol ids; bits 16..48 carry the fingerprint of the
 /// registered message set, the low 16 bits the version.

@@ -38,7 +38,7 @@ pub use strikes::{StrikeBook, StrikeOutcome};
 use crate::config::{Config, ConfigChanged, Side, Tier};
 use crate::protocol::builtin::{Heartbeat, SecurityStatsReport};
 use crate::protocol::{RemoteError, SessionId};
-use crate::stages::ServerSystems;
+use crate::stages::{BetweenTicks, ServerRequests, ServerSystems};
 use crate::transport::{
     Admitted, FromClient, InboundQueue, RemoteRegistry, RemoteSystems, SecuritySignalRaised,
     ServerNet, SessionStarted,
@@ -410,8 +410,20 @@ impl Plugin for SecurityPlugin {
             )
             .add_systems(
                 Update,
-                (clock_skew, audit_config_changes, admin::answer_admin)
-                    .in_set(ServerSystems::Handle),
+                (clock_skew, audit_config_changes).in_set(ServerSystems::Handle),
+            )
+            .add_systems(ServerRequests, admin::answer_admin)
+            // Between ticks, only the gate itself: strikes, bans and expiries read messages and
+            // clocks the tick keeps.
+            .configure_sets(
+                BetweenTicks,
+                RemoteSystems::Gate.before(RemoteSystems::Deliver),
+            )
+            .add_systems(
+                BetweenTicks,
+                admit
+                    .in_set(RemoteSystems::Gate)
+                    .in_set(ServerSystems::Admit),
             )
             // After every handler has run, before anything is sent: what the handlers saw is
             // audited (and struck: a kick goes out this tick).

@@ -20,7 +20,7 @@ use renetcode::{
 };
 
 use super::wire;
-use crate::stages::ServerSystems;
+use crate::stages::{BetweenTicks, ServerSystems};
 
 use super::address_gate::AddressGate;
 
@@ -267,6 +267,33 @@ impl GatedServerTransport {
         Ok(())
     }
 
+    /// Waits up to `timeout` for a datagram to arrive; true if one is waiting (or the wait could
+    /// not be made: then the caller reads and finds out).
+    pub fn wait_for_datagrams(&self, timeout: Duration) -> bool {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let mut fd = libc::pollfd {
+                fd: self.socket.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let timeout = libc::timespec {
+                tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
+                tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+            };
+            // SAFETY: one valid pollfd, for a socket this value owns, and a valid timespec, both
+            // for the call's length; no signal mask.
+            let rc = unsafe { libc::ppoll(&mut fd, 1, &timeout, std::ptr::null()) };
+            rc != 0
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            std::thread::sleep(timeout.min(Duration::from_millis(1)));
+            true
+        }
+    }
+
     /// Seals renet's packets for every client, as few datagrams as they fit in (see [`wire`]),
     /// and hands them to the sender thread.
     pub fn send_packets(&mut self, server: &mut RenetServer) {
@@ -392,6 +419,23 @@ impl Plugin for GatedServerPlugin {
                 .run_if(resource_exists::<GatedServerTransport>)
                 .run_if(resource_exists::<RenetServer>),
         )
+        // Between ticks: datagrams read without advancing netcode's clock (the next tick advances
+        // it by the whole time since the last), connections announced, replies sent at once.
+        .add_systems(
+            BetweenTicks,
+            (
+                (
+                    receive_between_ticks,
+                    RenetServerPlugin::emit_server_events_system,
+                )
+                    .chain()
+                    .in_set(RenetReceive)
+                    .in_set(ServerSystems::Receive),
+                send.in_set(RenetSend).in_set(ServerSystems::Send),
+            )
+                .run_if(resource_exists::<GatedServerTransport>)
+                .run_if(resource_exists::<RenetServer>),
+        )
         .add_systems(
             Last,
             disconnect_on_exit
@@ -408,6 +452,15 @@ fn receive(
     time: Res<Time<Real>>,
 ) {
     if let Err(e) = transport.update(time.delta(), &mut server) {
+        error!("UDP receive failed: {e}");
+    }
+}
+
+fn receive_between_ticks(
+    mut transport: ResMut<GatedServerTransport>,
+    mut server: ResMut<RenetServer>,
+) {
+    if let Err(e) = transport.update(Duration::ZERO, &mut server) {
         error!("UDP receive failed: {e}");
     }
 }

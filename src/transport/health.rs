@@ -44,6 +44,16 @@ fn figures(world: &World, out: &mut Vec<Figure>) {
                 t.window.histogram(),
             ),
             Figure::counter("bloxquarium_ticks_total", "Server ticks run.", t.ticks),
+            Figure::histogram(
+                "bloxquarium_between_ticks_pass_duration_seconds",
+                "Passes between ticks (requests answered as they arrive), seconds.",
+                t.between.histogram(),
+            ),
+            Figure::counter(
+                "bloxquarium_between_ticks_passes_total",
+                "Passes between ticks run.",
+                t.passes,
+            ),
         ]);
     }
     if let Some(net) = world.get_resource::<ServerNet>() {

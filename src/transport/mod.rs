@@ -16,6 +16,7 @@ mod envelope;
 mod gate;
 mod health;
 mod remote;
+pub mod runner;
 mod server;
 mod stats;
 mod token;
@@ -56,7 +57,7 @@ use crate::process::{Carried, Paths};
 use crate::protocol::builtin::{Echo, Heartbeat, SecureEcho, ServerStats, ServerStatsReport};
 use crate::protocol::{self, PROTOCOL_VERSION, SessionId};
 use crate::shutdown::{OnShutdown, Shutdown, ShutdownSystems};
-use crate::stages::{ClientSystems, ServerSystems};
+use crate::stages::{BetweenTicks, ClientSystems, ServerRequests, ServerSystems};
 
 /// Transport settings, read from the `network.*` config keys.
 #[derive(Debug, Clone)]
@@ -228,7 +229,8 @@ fn kick_requested(mut asked: MessageReader<KickRequested>, mut net: ResMut<Serve
     }
 }
 
-/// Server tick durations, for the stats RPC and the load test.
+/// Server tick durations, for the stats RPC and the load test; and the passes between ticks
+/// (see [`runner`]), which are not ticks and are counted apart.
 #[derive(Resource, Default)]
 pub struct TickTimes {
     started: Option<Instant>,
@@ -236,6 +238,21 @@ pub struct TickTimes {
     pub window: LatencyWindow,
     /// Ticks measured.
     pub ticks: u64,
+    /// Recent durations of passes between ticks.
+    pub between: LatencyWindow,
+    /// Passes between ticks run.
+    pub passes: u64,
+    /// Time spent in passes between ticks, all together.
+    pub between_total: Duration,
+}
+
+impl TickTimes {
+    /// Counts one pass between ticks that took `took`.
+    pub fn record_pass(&mut self, took: Duration) {
+        self.between.record(took);
+        self.passes += 1;
+        self.between_total += took;
+    }
 }
 
 /// The client's link to its server.
@@ -528,9 +545,8 @@ impl Plugin for TransportServerPlugin {
                     .in_set(ServerSystems::Receive),
             )
             .add_systems(
-                Update,
-                (answer_echo, answer_secure_echo, answer_server_stats)
-                    .in_set(ServerSystems::Handle),
+                ServerRequests,
+                (answer_echo, answer_secure_echo, answer_server_stats),
             )
             .add_message::<KickRequested>()
             .add_systems(
@@ -539,6 +555,17 @@ impl Plugin for TransportServerPlugin {
                     .chain()
                     .before(RenetSend)
                     .in_set(ServerSystems::Send),
+            )
+            // Between ticks, the same receive and send (they keep no state of their own: what
+            // they read, they drain).
+            .add_systems(
+                BetweenTicks,
+                (
+                    server_receive
+                        .after(RenetReceive)
+                        .in_set(ServerSystems::Receive),
+                    server_send.before(RenetSend).in_set(ServerSystems::Send),
+                ),
             )
             .add_systems(OnShutdown, kick_everyone)
             .add_systems(Update, hold_for_kicks.in_set(ShutdownSystems::Drain));
@@ -657,6 +684,9 @@ fn answer_server_stats(
             messages_in: net.stats.total.total_in(),
             rejected: net.stats.total.rejected,
             cpu_seconds: crate::process::cpu_seconds(),
+            between_passes: ticks.passes,
+            between_seconds: ticks.between_total.as_secs_f64(),
+            between_p99_ms: ticks.between.quantile_ms(0.99),
         };
         net.reply(c, Ok(report));
     }

@@ -17,7 +17,7 @@ use super::{ClientCore, ServerCore};
 use crate::protocol::{
     self, AnyMessage, Remote, RemoteError, RemoteFunction, RemoteTable, RequestId, builtin,
 };
-use crate::stages::{ClientSystems, ServerSystems};
+use crate::stages::{BetweenTicks, ClientSystems, ServerSystems};
 
 /// One message admitted by the gate: client, call id (`None`: an event), the decoded value.
 type Admission = (u64, Option<RequestId>, AnyMessage);
@@ -260,6 +260,17 @@ fn register(
                     .in_set(ClientSystems::Receive)
                     .run_if(resource_exists::<ClientInbox>),
             ),
+        )
+        .configure_sets(
+            BetweenTicks,
+            RemoteSystems::Gate.before(RemoteSystems::Deliver),
+        )
+        .add_systems(
+            BetweenTicks,
+            deliver_admitted
+                .in_set(RemoteSystems::Deliver)
+                .in_set(ServerSystems::Admit)
+                .run_if(resource_exists::<Admitted>),
         );
     }
     true

@@ -386,3 +386,41 @@ fn fish_get_hungry_at_the_configured_rate() {
         s1 - s0
     );
 }
+
+/// A dedicated server answers a game call between ticks (its runner's passes): the purchase is
+/// applied and answered before the next tick, and that tick does not apply it again (the tick and
+/// the passes run one copy of each handler, so a call is read once).
+#[test]
+fn a_purchase_is_answered_between_ticks_and_applied_once() {
+    use bloxquarium::transport::{TickTimes, runner};
+    let d = Scratch::new("game-between-ticks");
+    let mut server = harness::server(&d, &[]);
+    let mut client = harness::join(&mut server, &d, 1, "Ann", harness::JoinUntil::InGame);
+    let coins = coins_on_server(&server, 1);
+    let ticks = server.world().resource::<TickTimes>().ticks;
+    send(
+        &mut client,
+        GameOp::Purchase {
+            item: ShopItem::Fish { species: 0 },
+            quantity: 1,
+        },
+    )
+    .unwrap();
+    client.update();
+    let deadline = std::time::Instant::now() + Duration::from_millis(300);
+    let passes = runner::between_ticks(&mut server, deadline);
+    assert!(passes >= 1, "no pass ran");
+    assert_eq!(server.world().resource::<TickTimes>().ticks, ticks);
+    assert_eq!(server.world().resource::<TickTimes>().passes, passes);
+    let price = coins - coins_on_server(&server, 1);
+    assert!(price > 0, "the purchase was applied between ticks");
+    assert_eq!(live_profile(&server, 1).fish.len(), 1);
+    // The client has its answer without the server ticking.
+    pump_until(&mut [&mut client], 100, "acknowledged", |a| {
+        a[0].world().resource::<Prediction>().predictor.pending() == 0
+    });
+    // Ticks after it leave it alone.
+    harness::pump(&mut [&mut server, &mut client], 10);
+    assert_eq!(coins_on_server(&server, 1), coins - price);
+    assert_eq!(live_profile(&server, 1).fish.len(), 1);
+}

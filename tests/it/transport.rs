@@ -244,6 +244,62 @@ fn remote_functions_round_trip_plain_and_sealed() {
     assert_eq!(wire.malformed, 0);
 }
 
+/// Between ticks a dedicated server's runner waits on the socket and answers calls as they
+/// arrive (plain and sealed): no tick runs, and each pass is counted apart from the ticks.
+#[test]
+fn calls_are_answered_between_ticks_as_they_arrive() {
+    use bloxquarium::transport::{TickTimes, runner};
+    let d = Scratch::new("between-ticks");
+    let mut server = harness::server(&d, &[]);
+    let mut client = harness::join(&mut server, &d, 7, "Ann", Connected);
+    let ticks = server.world().resource::<TickTimes>().ticks;
+    let t = client.world().resource::<Time<Real>>().elapsed();
+    let (plain, sealed) = {
+        let mut net = client.world_mut().resource_mut::<ClientNet>();
+        (
+            net.call(
+                &Echo {
+                    payload: vec![1, 2],
+                },
+                t,
+            ),
+            net.call(&SecureEcho { payload: vec![3] }, t),
+        )
+    };
+    client.update();
+    let deadline = std::time::Instant::now() + Duration::from_millis(300);
+    let passes = runner::between_ticks(&mut server, deadline);
+    assert!(passes >= 1);
+    let times = server.world().resource::<TickTimes>();
+    assert_eq!(times.ticks, ticks, "no tick ran");
+    assert_eq!(times.passes, passes);
+    let (mut got_plain, mut got_sealed) = (None, None);
+    pump_until(&mut [&mut client], 100, "both answers", |a| {
+        for x in harness::drain::<Answer<Echo>>(a[0]) {
+            if x.id == plain {
+                got_plain = Some(x.result);
+            }
+        }
+        for x in harness::drain::<Answer<SecureEcho>>(a[0]) {
+            if x.id == sealed {
+                got_sealed = Some(x.result);
+            }
+        }
+        got_plain.is_some() && got_sealed.is_some()
+    });
+    assert_eq!(got_plain, Some(Ok(vec![1, 2])));
+    assert_eq!(got_sealed, Some(Ok(vec![3])));
+    // Nothing arrives (once what the client's last frame sent is read): the runner waits out
+    // the time without a pass.
+    runner::between_ticks(
+        &mut server,
+        std::time::Instant::now() + Duration::from_millis(50),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_millis(100);
+    assert_eq!(runner::between_ticks(&mut server, deadline), 0);
+    assert!(std::time::Instant::now() >= deadline);
+}
+
 #[test]
 fn remote_events_flow_both_ways_and_broadcast() {
     let data = Scratch::new("tp-events");

@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::datastore::ProfileLoaded;
 use crate::protocol::{RemoteError, RequestId};
 use crate::security::SuspiciousActivity;
-use crate::stages::ServerSystems;
+use crate::stages::{ServerRequests, ServerSystems};
 use crate::transport::{Call, ServerNet, SessionEnded};
 
 /// How often income and hunger advance, the income watch looks, and states are pushed.
@@ -78,15 +78,17 @@ impl Plugin for GameServerPlugin {
                 (
                     refresh_shop,
                     send_state_at_join,
-                    answer_game_ops,
-                    answer_visits,
-                    admin::grant_coins,
                     admin::finish_grants,
                     step_economy,
                     forget_left,
                 )
                     .chain()
                     .in_set(ServerSystems::Handle),
+            )
+            // The calls: answered in the tick (before the step above) and between ticks.
+            .add_systems(
+                ServerRequests,
+                (answer_game_ops, answer_visits, admin::grant_coins).chain(),
             );
     }
 }
