@@ -408,7 +408,7 @@ pub fn server_app(
         metrics_bind: "127.0.0.1:0"
             .parse()
             .map_err(|_| StartError::Tool("bad address".into()))?,
-        multi_threaded: false,
+        ..Default::default()
     };
     let server = ServerPlugins::<RoomGame>::open(paths, &args, HealthPlugin::default())?;
     let mut app = App::new();
@@ -418,6 +418,10 @@ pub fn server_app(
         .add_plugins(server)
         .add_plugins(RoomServerPlugin);
     bloxquarium::app::check_integrations(&app)?;
+    // The framework's server loop: ticks, and calls answered between them as they arrive.
+    app.set_runner(bloxquarium::transport::runner::tick_runner(
+        std::time::Duration::from_secs_f64(1.0 / f64::from(hz.max(1))),
+    ));
     Ok(app)
 }
 

@@ -228,10 +228,26 @@ impl GatedServerTransport {
         (self.gate.refused, flooders)
     }
 
-    /// Advances netcode and reads every waiting datagram.
+    /// Advances netcode and reads every waiting datagram; then netcode's per-client upkeep
+    /// (timeouts, keep-alives, disconnections).
     pub fn update(&mut self, dt: Duration, server: &mut RenetServer) -> io::Result<()> {
         self.clock += dt;
         self.netcode.update(dt);
+        self.read_datagrams(server)?;
+        for client in self.netcode.clients_id() {
+            let result = self.netcode.update_client(client);
+            handle(result, &self.socket, server, &mut self.counts);
+        }
+        for client in server.disconnections_id() {
+            let result = self.netcode.disconnect(client);
+            handle(result, &self.socket, server, &mut self.counts);
+        }
+        Ok(())
+    }
+
+    /// Reads every waiting datagram without advancing netcode's clock or its per-client upkeep
+    /// (between ticks: the next tick's [`Self::update`] does both).
+    pub fn read_datagrams(&mut self, server: &mut RenetServer) -> io::Result<()> {
         loop {
             match self.socket.recv_from(&mut self.buffer[..]) {
                 Ok((len, addr)) => {
@@ -255,14 +271,6 @@ impl GatedServerTransport {
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => continue,
                 Err(e) => return Err(e),
             }
-        }
-        for client in self.netcode.clients_id() {
-            let result = self.netcode.update_client(client);
-            handle(result, &self.socket, server, &mut self.counts);
-        }
-        for client in server.disconnections_id() {
-            let result = self.netcode.disconnect(client);
-            handle(result, &self.socket, server, &mut self.counts);
         }
         Ok(())
     }
@@ -297,11 +305,20 @@ impl GatedServerTransport {
     /// Seals renet's packets for every client, as few datagrams as they fit in (see [`wire`]),
     /// and hands them to the sender thread.
     pub fn send_packets(&mut self, server: &mut RenetServer) {
+        let clients = server.clients_id();
+        self.send_packets_to(server, clients);
+    }
+
+    /// Like [`Self::send_packets`], for `clients` only. Between ticks the server sends to the
+    /// clients it answered, not to all: renet puts an acknowledgement packet in every client's
+    /// packets each time it is asked, so asking for everyone's sent a datagram to every client
+    /// in every pass.
+    pub fn send_packets_to(&mut self, server: &mut RenetServer, clients: Vec<u64>) {
         let mut out = self
             .sender
             .as_ref()
             .map_or_else(Outbound::default, Sender::buffer);
-        for client in server.clients_id() {
+        for client in clients {
             let Ok(packets) = server.get_packets_to_send(client) else {
                 continue;
             };
@@ -419,20 +436,18 @@ impl Plugin for GatedServerPlugin {
                 .run_if(resource_exists::<GatedServerTransport>)
                 .run_if(resource_exists::<RenetServer>),
         )
-        // Between ticks: datagrams read without advancing netcode's clock (the next tick advances
-        // it by the whole time since the last), connections announced, replies sent at once.
+        // Between ticks: datagrams read without advancing netcode's clock or its upkeep (the
+        // next tick does both), connections announced. (Sending is the transport's
+        // `send_between_ticks`: to the clients answered only.)
         .add_systems(
             BetweenTicks,
             (
-                (
-                    receive_between_ticks,
-                    RenetServerPlugin::emit_server_events_system,
-                )
-                    .chain()
-                    .in_set(RenetReceive)
-                    .in_set(ServerSystems::Receive),
-                send.in_set(RenetSend).in_set(ServerSystems::Send),
+                receive_between_ticks,
+                RenetServerPlugin::emit_server_events_system,
             )
+                .chain()
+                .in_set(RenetReceive)
+                .in_set(ServerSystems::Receive)
                 .run_if(resource_exists::<GatedServerTransport>)
                 .run_if(resource_exists::<RenetServer>),
         )
@@ -460,7 +475,7 @@ fn receive_between_ticks(
     mut transport: ResMut<GatedServerTransport>,
     mut server: ResMut<RenetServer>,
 ) {
-    if let Err(e) = transport.update(Duration::ZERO, &mut server) {
+    if let Err(e) = transport.read_datagrams(&mut server) {
         error!("UDP receive failed: {e}");
     }
 }

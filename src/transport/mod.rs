@@ -176,6 +176,47 @@ impl InboundQueue {
     }
 }
 
+/// Most sessions opened in one tick. A join costs the tick its welcome, the signed manifest and
+/// config snapshot (sealed into some twenty datagrams) and the start of a profile load; 256
+/// clients that connected within a tick once made it take 11–15 ms of CPU, so connections past
+/// this many wait for the next tick (at 30 Hz, 256 joins spread over 8 ticks, 0.27 s).
+pub const JOINS_PER_TICK: usize = 32;
+
+/// Connected clients whose session is not open yet, first come first served (see
+/// [`JOINS_PER_TICK`]).
+#[derive(Resource, Debug, Default)]
+pub struct JoinQueue(std::collections::VecDeque<u64>);
+
+impl JoinQueue {
+    /// A client finished the handshake.
+    pub fn push(&mut self, client: u64) {
+        self.0.push_back(client);
+    }
+
+    /// A client left before its session opened; true if it was waiting.
+    pub fn remove(&mut self, client: u64) -> bool {
+        let before = self.0.len();
+        self.0.retain(|c| *c != client);
+        self.0.len() != before
+    }
+
+    /// The next clients whose sessions open now, at most `n`.
+    pub fn take(&mut self, n: usize) -> Vec<u64> {
+        let n = n.min(self.0.len());
+        self.0.drain(..n).collect()
+    }
+
+    /// Clients waiting.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// No client waiting.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// A session started.
 #[derive(Message, Debug, Clone)]
 pub struct SessionStarted {
@@ -535,12 +576,17 @@ impl Plugin for TransportServerPlugin {
             .add_message::<SessionStarted>()
             .add_message::<SessionEnded>()
             .add_message::<SecuritySignalRaised>()
+            .init_resource::<JoinQueue>()
             .add_observer(on_server_event)
             .add_systems(First, tick_start.in_set(ServerSystems::Begin))
             .add_systems(Last, tick_end.in_set(ServerSystems::End))
             .add_systems(
                 PreUpdate,
-                server_receive
+                (
+                    open_sessions.run_if(resource_exists::<GatedServerTransport>),
+                    server_receive,
+                )
+                    .chain()
                     .after(RenetReceive)
                     .in_set(ServerSystems::Receive),
             )
@@ -564,7 +610,7 @@ impl Plugin for TransportServerPlugin {
                     server_receive
                         .after(RenetReceive)
                         .in_set(ServerSystems::Receive),
-                    server_send.before(RenetSend).in_set(ServerSystems::Send),
+                    send_between_ticks.in_set(ServerSystems::Send),
                 ),
             )
             .add_systems(OnShutdown, kick_everyone)
@@ -587,44 +633,22 @@ fn now(time: &Time<Real>) -> Duration {
     time.elapsed()
 }
 
+/// Connections join the queue (in the tick or between ticks); disconnections end sessions.
 fn on_server_event(
     event: On<RenetServerEvent>,
     mut net: ResMut<ServerNet>,
-    mut server: ResMut<RenetServer>,
-    transport: Res<GatedServerTransport>,
-    time: Res<Time<Real>>,
-    mut started: MessageWriter<SessionStarted>,
+    mut joins: ResMut<JoinQueue>,
     mut ended: MessageWriter<SessionEnded>,
 ) {
     match &**event {
-        ServerEvent::ClientConnected { client_id } => {
-            let client = *client_id;
-            let identity = transport
-                .user_data(client)
-                .and_then(|d| TokenIdentity::from_user_data(&d));
-            let Some(identity) = identity else {
-                warn!(client, "connection without valid identity data: refused");
-                server.disconnect(client);
-                return;
-            };
-            let player_id = identity.player_id;
-            let name = identity.display_name.clone();
-            match net.open_session(client, identity, transport.client_addr(client), now(&time)) {
-                Ok(session_id) => {
-                    info!(client, player_id, "session started for {name}");
-                    started.write(SessionStarted {
-                        client,
-                        player_id,
-                        session_id,
-                    });
-                }
-                Err(e) => {
-                    error!(client, "cannot create a session id: {e}");
-                    server.disconnect(client);
-                }
-            }
-        }
+        ServerEvent::ClientConnected { client_id } => joins.push(*client_id),
         ServerEvent::ClientDisconnected { client_id, reason } => {
+            if joins.remove(*client_id) {
+                info!(
+                    client = client_id,
+                    "left before its session opened: {reason}"
+                );
+            }
             if let Some(session) = net.close_session(*client_id) {
                 info!(client = client_id, "session ended: {reason}");
                 ended.write(SessionEnded {
@@ -633,6 +657,43 @@ fn on_server_event(
                     session_id: session.session_id,
                     reason: reason.to_string(),
                 });
+            }
+        }
+    }
+}
+
+/// Opens the sessions of up to [`JOINS_PER_TICK`] waiting connections (once per tick).
+fn open_sessions(
+    mut joins: ResMut<JoinQueue>,
+    mut net: ResMut<ServerNet>,
+    mut server: ResMut<RenetServer>,
+    transport: Res<GatedServerTransport>,
+    time: Res<Time<Real>>,
+    mut started: MessageWriter<SessionStarted>,
+) {
+    for client in joins.take(JOINS_PER_TICK) {
+        let identity = transport
+            .user_data(client)
+            .and_then(|d| TokenIdentity::from_user_data(&d));
+        let Some(identity) = identity else {
+            warn!(client, "connection without valid identity data: refused");
+            server.disconnect(client);
+            continue;
+        };
+        let player_id = identity.player_id;
+        let name = identity.display_name.clone();
+        match net.open_session(client, identity, transport.client_addr(client), now(&time)) {
+            Ok(session_id) => {
+                info!(client, player_id, "session started for {name}");
+                started.write(SessionStarted {
+                    client,
+                    player_id,
+                    session_id,
+                });
+            }
+            Err(e) => {
+                error!(client, "cannot create a session id: {e}");
+                server.disconnect(client);
             }
         }
     }
@@ -717,6 +778,22 @@ pub fn check_protocol(world: &World) -> Result<(), String> {
 
 fn server_send(mut net: ResMut<ServerNet>, mut server: ResMut<RenetServer>) {
     net.flush(&mut server);
+    net.count_down_kicks(&mut server);
+    // The tick's send (the gate's) goes to every client.
+    net.take_sent_to();
+}
+
+/// Between ticks: what the pass queued is sent now, to the clients it was for.
+fn send_between_ticks(
+    mut net: ResMut<ServerNet>,
+    mut server: ResMut<RenetServer>,
+    transport: Option<ResMut<GatedServerTransport>>,
+) {
+    net.flush(&mut server);
+    let answered = net.take_sent_to();
+    if let Some(mut transport) = transport {
+        transport.send_packets_to(&mut server, answered);
+    }
 }
 
 fn kick_everyone(mut net: ResMut<ServerNet>) {

@@ -117,6 +117,8 @@ pub struct ServerCore {
     /// Requests received and not yet answered: (client, id) → time received.
     unanswered: HashMap<(u64, RequestId), Duration>,
     kicks: Vec<(u64, u8)>,
+    /// Clients given a message since [`Self::take_sent_to`] was last called.
+    sent_to: Vec<u64>,
     signals: Vec<SecuritySignal>,
     rekey_after: u64,
     /// Every encoded message handed to renet, when capturing (audits and the tier wire test).
@@ -146,6 +148,7 @@ impl ServerCore {
             outbox: Vec::new(),
             unanswered: HashMap::new(),
             kicks: Vec::new(),
+            sent_to: Vec::new(),
             signals: Vec::new(),
             rekey_after,
             capture: None,
@@ -523,9 +526,9 @@ impl ServerCore {
         !self.kicks.is_empty()
     }
 
-    /// Encodes, seals and hands every queued message to renet; disconnects kicked clients whose
-    /// grace ran out. A message that does not fit its channel is dropped and counted rather than
-    /// overflowing the channel (which would disconnect the client).
+    /// Encodes, seals and hands every queued message to renet. A message that does not fit its
+    /// channel is dropped and counted rather than overflowing the channel (which would
+    /// disconnect the client).
     pub fn flush(&mut self, server: &mut RenetServer) {
         for out in std::mem::take(&mut self.outbox) {
             let targets: Vec<u64> = match out.client {
@@ -585,6 +588,11 @@ impl ServerCore {
                 self.send_now(server, client, out.channel, &message);
             }
         }
+    }
+
+    /// Counts one tick off each kick's grace (the frames its message has to leave before the
+    /// connection ends) and disconnects those that are due. Once per tick, never between ticks.
+    pub fn count_down_kicks(&mut self, server: &mut RenetServer) {
         let mut due = Vec::new();
         self.kicks.retain_mut(|(c, frames)| {
             *frames = frames.saturating_sub(1);
@@ -620,6 +628,7 @@ impl ServerCore {
             }
         };
         if ok {
+            self.sent_to.push(client);
             self.stats.total.sent(kind);
             if let Some(p) = self.stats.peers.get_mut(&client) {
                 p.sent(kind);
@@ -630,6 +639,14 @@ impl ServerCore {
                 p.dropped += 1;
             }
         }
+    }
+
+    /// The clients given a message since the last call, each once.
+    pub fn take_sent_to(&mut self) -> Vec<u64> {
+        let mut clients = std::mem::take(&mut self.sent_to);
+        clients.sort_unstable();
+        clients.dedup();
+        clients
     }
 
     /// Copies renet's per-client link figures into the statistics, at most once per
@@ -669,6 +686,28 @@ mod tests {
         };
         let sid = core.open_session(5, id, None, Duration::ZERO).unwrap();
         (core, sid)
+    }
+
+    /// Between ticks the server flushes many times; a kick's grace is counted in ticks only,
+    /// and a flush names the clients it sent to.
+    #[test]
+    fn a_kick_waits_its_grace_in_ticks_not_in_flushes() {
+        let (mut core, _) = core_with_client();
+        let mut server = RenetServer::new(renet::ConnectionConfig::default());
+        server.add_connection(5);
+        core.kick(5, "testing");
+        for _ in 0..10 {
+            core.flush(&mut server);
+        }
+        assert!(server.is_connected(5));
+        assert_eq!(core.take_sent_to(), vec![5]);
+        assert!(core.take_sent_to().is_empty());
+        for _ in 1..KICK_GRACE_FRAMES {
+            core.count_down_kicks(&mut server);
+        }
+        assert!(server.is_connected(5));
+        core.count_down_kicks(&mut server);
+        assert!(!server.is_connected(5));
     }
 
     #[test]

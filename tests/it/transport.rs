@@ -1037,3 +1037,52 @@ fn a_packet_too_short_for_its_sequence_and_mac_is_dropped() {
         Ok(b"still here".to_vec())
     );
 }
+
+/// A crowd that finishes its handshakes at once (here between ticks, where no session opens)
+/// is welcomed `JOINS_PER_TICK` a tick, first come first served, so no one tick carries every
+/// join's welcome, manifest, config snapshot and profile load.
+#[test]
+fn a_crowd_joining_at_once_gets_its_sessions_a_tick_at_a_time() {
+    use bloxquarium::transport::{JOINS_PER_TICK, runner};
+    let data = Scratch::new("tp-crowd");
+    // The crowd dials from one address: let it.
+    let config = harness::config_dir(&data, r#"{"security.connectAttemptsBurst": 100}"#);
+    let mut server = harness::server_with_config(&data, &config);
+    let n = JOINS_PER_TICK + 5;
+    let mut crowd: Vec<_> = (0..n as u64)
+        .map(|i| {
+            let issued = harness::issue(&server, 500 + i, "Crowd");
+            let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            socket.set_nonblocking(true).unwrap();
+            let raw = renetcode::NetcodeClient::new(
+                unix_now(),
+                renetcode::ClientAuthentication::Secure {
+                    connect_token: issued.token,
+                },
+            )
+            .unwrap();
+            (raw, socket)
+        })
+        .collect();
+    let mut buf = [0u8; renetcode::NETCODE_MAX_PACKET_BYTES];
+    for _ in 0..300 {
+        for (raw, socket) in crowd.iter_mut() {
+            raw_netcode_step(raw, socket, &mut buf);
+        }
+        runner::between_ticks(
+            &mut server,
+            std::time::Instant::now() + Duration::from_millis(3),
+        );
+        if crowd.iter().all(|(raw, _)| raw.is_connected()) {
+            break;
+        }
+    }
+    assert!(crowd.iter().all(|(raw, _)| raw.is_connected()));
+    assert_eq!(sessions(&server), 0, "no session opens between ticks");
+    server.update();
+    assert_eq!(sessions(&server), JOINS_PER_TICK);
+    server.update();
+    assert_eq!(sessions(&server), n);
+    let started = harness::drain::<SessionStarted>(&mut server);
+    assert_eq!(started.len(), n);
+}
