@@ -171,6 +171,8 @@ pub struct GatedServerTransport {
     counts: WireCounts,
     clock: Duration,
     reported: u64,
+    /// Clients whose packets went to renet since the last tick or [`Self::take_heard`].
+    heard: Vec<u64>,
 }
 
 impl GatedServerTransport {
@@ -199,6 +201,7 @@ impl GatedServerTransport {
             counts: WireCounts::default(),
             clock: Duration::ZERO,
             reported: 0,
+            heard: Vec::new(),
         })
     }
 
@@ -234,15 +237,26 @@ impl GatedServerTransport {
         self.clock += dt;
         self.netcode.update(dt);
         self.read_datagrams(server)?;
+        // The tick reads every client's messages.
+        self.heard.clear();
         for client in self.netcode.clients_id() {
             let result = self.netcode.update_client(client);
-            handle(result, &self.socket, server, &mut self.counts);
+            let _ = handle(result, &self.socket, server, &mut self.counts);
         }
         for client in server.disconnections_id() {
             let result = self.netcode.disconnect(client);
-            handle(result, &self.socket, server, &mut self.counts);
+            let _ = handle(result, &self.socket, server, &mut self.counts);
         }
         Ok(())
+    }
+
+    /// The clients whose packets went to renet since the last tick or call, each once: between
+    /// ticks, the only clients with messages to read.
+    pub fn take_heard(&mut self) -> Vec<u64> {
+        let mut clients = std::mem::take(&mut self.heard);
+        clients.sort_unstable();
+        clients.dedup();
+        clients
     }
 
     /// Reads every waiting datagram without advancing netcode's clock or its per-client upkeep
@@ -264,7 +278,9 @@ impl GatedServerTransport {
                         continue;
                     }
                     let result = self.netcode.process_packet(addr, packet);
-                    handle(result, &self.socket, server, &mut self.counts);
+                    if let Some(client) = handle(result, &self.socket, server, &mut self.counts) {
+                        self.heard.push(client);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => break,
@@ -358,17 +374,18 @@ impl GatedServerTransport {
     pub fn disconnect_all(&mut self, server: &mut RenetServer) {
         for client in self.netcode.clients_id() {
             let result = self.netcode.disconnect(client);
-            handle(result, &self.socket, server, &mut self.counts);
+            let _ = handle(result, &self.socket, server, &mut self.counts);
         }
     }
 }
 
+/// Acts on what netcode made of a datagram; the client whose packets went to renet, if any.
 fn handle(
     result: ServerResult,
     socket: &UdpSocket,
     server: &mut RenetServer,
     counts: &mut WireCounts,
-) {
+) -> Option<u64> {
     let send = |packet: &[u8], addr: SocketAddr| send_datagram(socket, packet, addr);
     match result {
         ServerResult::None => {}
@@ -382,6 +399,7 @@ fn handle(
                         debug!(client_id, "bad renet packet: {e}");
                     }
                 }
+                return Some(client_id);
             }
             // Authenticated by netcode, so it is the client's own doing: renet ends a connection
             // that sends a packet it cannot read, and so does this.
@@ -411,6 +429,7 @@ fn handle(
             }
         }
     }
+    None
 }
 
 /// Runs the gated transport where bevy_renet's netcode plugin would run its own.

@@ -607,7 +607,7 @@ impl Plugin for TransportServerPlugin {
             .add_systems(
                 BetweenTicks,
                 (
-                    server_receive
+                    receive_between_ticks
                         .after(RenetReceive)
                         .in_set(ServerSystems::Receive),
                     send_between_ticks.in_set(ServerSystems::Send),
@@ -781,6 +781,24 @@ fn server_send(mut net: ResMut<ServerNet>, mut server: ResMut<RenetServer>) {
     net.count_down_kicks(&mut server);
     // The tick's send (the gate's) goes to every client.
     net.take_sent_to();
+}
+
+/// Between ticks: the messages of the clients heard from in this pass, decoded and queued.
+fn receive_between_ticks(
+    mut net: ResMut<ServerNet>,
+    mut server: ResMut<RenetServer>,
+    transport: Option<ResMut<GatedServerTransport>>,
+    registry: Res<RemoteRegistry>,
+    time: Res<Time<Real>>,
+    mut queue: ResMut<InboundQueue>,
+    mut signals: MessageWriter<SecuritySignalRaised>,
+) {
+    let heard = transport.map(|mut t| t.take_heard()).unwrap_or_default();
+    let inbound = net.receive_from(&mut server, &registry, now(&time), &heard);
+    queue.0.extend(inbound);
+    for s in net.take_signals() {
+        signals.write(SecuritySignalRaised(s));
+    }
 }
 
 /// Between ticks: what the pass queued is sent now, to the clients it was for.

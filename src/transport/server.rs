@@ -231,10 +231,21 @@ impl ServerCore {
         table: &RemoteTable,
         now: Duration,
     ) -> Vec<Inbound> {
+        let clients = server.clients_id();
+        self.receive_from(server, table, now, &clients)
+    }
+
+    /// Like [`Self::receive`], from `clients` only (between ticks: those heard from).
+    pub fn receive_from(
+        &mut self,
+        server: &mut RenetServer,
+        table: &RemoteTable,
+        now: Duration,
+        clients: &[u64],
+    ) -> Vec<Inbound> {
         self.now = now;
         let mut inbound = Vec::new();
-        let clients: Vec<u64> = server.clients_id();
-        for client in clients {
+        for &client in clients {
             for ch in [
                 channel::UNRELIABLE,
                 channel::RELIABLE_UNORDERED,
