@@ -175,7 +175,7 @@ impl<G: Game> ServerPlugins<G> {
         let transport = TransportServerPlugin::open(
             &config.config,
             paths,
-            args.bind,
+            (args.bind, &args.public_addr),
             max_clients as usize,
             args.insecure_dev,
             G::protocol_id(),
@@ -454,15 +454,21 @@ pub fn client_app(
     args: &ClientArgs,
     process: ProcessOptions,
 ) -> Result<App, StartError> {
-    let credentials = if let Some(path) = &args.token {
-        ClientCredentials::Token(Box::new(
-            IssuedToken::read_file(path).map_err(TransportError::from)?,
-        ))
+    let (credentials, server) = if let Some(path) = &args.token {
+        let token = IssuedToken::read_file(path).map_err(TransportError::from)?;
+        // netcode dials the token's addresses: a --server it does not name is refused here
+        // rather than silently ignored.
+        let server = token.dial(args.server).map_err(TransportError::from)?;
+        (ClientCredentials::Token(Box::new(token)), server)
     } else if args.insecure_dev {
-        ClientCredentials::Insecure {
+        let credentials = ClientCredentials::Insecure {
             player_id: args.player,
             display_name: format!("dev-{}", args.player),
-        }
+        };
+        (
+            credentials,
+            args.server.unwrap_or_else(crate::cli::default_bind),
+        )
     } else {
         return Err(StartError::NoToken);
     };
@@ -473,7 +479,7 @@ pub fn client_app(
     } else {
         windowed(&mut app, global, "Bloxquarium", process, &args.screenshot)?;
     }
-    let client = ClientPlugins::<AquariumGame>::open(&global.paths(), args.server, credentials)?;
+    let client = ClientPlugins::<AquariumGame>::open(&global.paths(), server, credentials)?;
     app.add_plugins(shared(RunMode::Client, global, process))
         .add_plugins(client)
         .add_plugins(crate::game::GameClientPlugin);

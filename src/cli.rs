@@ -13,6 +13,11 @@ use crate::protocol::PROTOCOL_VERSION;
 
 /// Default UDP address of the server.
 pub const DEFAULT_BIND: &str = "127.0.0.1:5000";
+
+/// [`DEFAULT_BIND`] as an address.
+pub fn default_bind() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 5000))
+}
 /// Where a dedicated server serves `/health` and `/metrics` unless told otherwise (loopback).
 pub const DEFAULT_METRICS_BIND: &str = "127.0.0.1:9464";
 /// Default server tick rate in Hz.
@@ -373,6 +378,16 @@ pub struct ServerArgs {
     /// UDP address the server listens on.
     #[arg(long, value_name = "ADDR", env = "BLOXQUARIUM_BIND", default_value = DEFAULT_BIND)]
     pub bind: SocketAddr,
+    /// The address players reach this server at, put in connect tokens and checked by netcode
+    /// (an IP and a port; repeatable). Needed when --bind is 0.0.0.0 or ::, and behind NAT or a
+    /// load balancer [default: the --bind address].
+    #[arg(
+        long = "public-addr",
+        value_name = "IP:PORT",
+        env = "BLOXQUARIUM_PUBLIC_ADDR",
+        value_delimiter = ','
+    )]
+    pub public_addr: Vec<SocketAddr>,
     /// Server ticks per second.
     #[arg(long, value_name = "N", env = "BLOXQUARIUM_TICK_HZ", default_value_t = DEFAULT_TICK_HZ,
           value_parser = clap::value_parser!(u32).range(1..=1000), allow_negative_numbers = true)]
@@ -401,15 +416,14 @@ pub struct ServerArgs {
 impl Default for ServerArgs {
     fn default() -> Self {
         Self {
-            bind: DEFAULT_BIND
-                .parse()
-                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 5000))),
+            bind: default_bind(),
             tick_hz: DEFAULT_TICK_HZ,
             max_clients: None,
             insecure_dev: false,
             metrics_bind: SocketAddr::from(([127, 0, 0, 1], 9464)),
             multi_threaded: false,
             calls_at_ticks_only: false,
+            public_addr: Vec::new(),
         }
     }
 }
@@ -417,9 +431,10 @@ impl Default for ServerArgs {
 /// Flags of the client side.
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
-    /// Server address to join.
-    #[arg(long, value_name = "ADDR", env = "BLOXQUARIUM_SERVER", default_value = DEFAULT_BIND)]
-    pub server: SocketAddr,
+    /// Server address to join (with --token: one the token names) [default: the token's first
+    /// address, or 127.0.0.1:5000 with --insecure-dev].
+    #[arg(long, value_name = "ADDR", env = "BLOXQUARIUM_SERVER")]
+    pub server: Option<SocketAddr>,
     /// Run the same client logic without a window (bots, load tests, CI).
     #[arg(long, env = "BLOXQUARIUM_HEADLESS")]
     pub headless: bool,

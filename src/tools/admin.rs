@@ -202,32 +202,13 @@ impl Link {
                 let token = IssuedToken::read_file(file).map_err(|e| {
                     ToolError::NoAnswer(format!("token file {}: {e}", file.display()))
                 })?;
-                let named: Vec<std::net::SocketAddr> = token
-                    .token
-                    .server_addresses
-                    .iter()
-                    .flatten()
-                    .copied()
-                    .collect();
-                let server = match args.server {
-                    Some(s) if !named.contains(&s) => {
-                        return Err(ToolError::NoAnswer(format!(
-                            "the token is for {named:?}, not {s}: make one for {s} with `bloxquarium token --server {s}`"
-                        )));
-                    }
-                    Some(s) => s,
-                    None => named.first().copied().ok_or_else(|| {
-                        ToolError::NoAnswer("the token names no server address".into())
-                    })?,
-                };
+                let server = token
+                    .dial(args.server)
+                    .map_err(|e| ToolError::NoAnswer(e.to_string()))?;
                 (token, server)
             }
             (None, Some(player)) => {
-                let server = args.server.unwrap_or_else(|| {
-                    crate::cli::DEFAULT_BIND
-                        .parse()
-                        .unwrap_or(([127, 0, 0, 1], 5000).into())
-                });
+                let server = args.server.unwrap_or_else(crate::cli::default_bind);
                 let key = crate::keys::load(&crate::keys::key_path(&paths.data)).map_err(|e| {
                     ToolError::NoAnswer(format!(
                         "--as needs the server's key (run on its host with its --data): {e}"

@@ -144,6 +144,24 @@ pub enum TransportError {
     /// Token trouble.
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// Bound to every address, with no public address to put in tokens.
+    #[error(
+        "the server is bound to {0}, which no client can dial: add --public-addr IP:PORT (the address players reach this server at; repeatable, or BLOXQUARIUM_PUBLIC_ADDR=IP:PORT,IP:PORT) or bind a specific IP"
+    )]
+    UnspecifiedBind(SocketAddr),
+    /// A public address no client can dial.
+    #[error(
+        "--public-addr {0} is not an address a client can dial: give an IP and a port, such as 203.0.113.7:5000"
+    )]
+    BadPublicAddr(SocketAddr),
+    /// More public addresses than a connect token holds.
+    #[error("at most {max} public addresses fit in a connect token, {given} were given")]
+    TooManyPublicAddrs {
+        /// Given.
+        given: usize,
+        /// netcode's limit.
+        max: usize,
+    },
     /// netcode refused the setup.
     #[error("netcode: {0}")]
     Netcode(String),
@@ -334,8 +352,36 @@ pub struct ServerTransport {
 }
 
 /// Opens the server side: loads or creates the key (unless `insecure`), binds the socket.
+/// The addresses tokens name and netcode checks: `public` when given, else the bound address
+/// when it is a specific IP. An unspecified bind (`0.0.0.0`, `::`) needs `public`.
+pub fn public_addresses(
+    bound: SocketAddr,
+    public: &[SocketAddr],
+) -> Result<Vec<SocketAddr>, TransportError> {
+    const MAX: usize = 32;
+    if public.len() > MAX {
+        return Err(TransportError::TooManyPublicAddrs {
+            given: public.len(),
+            max: MAX,
+        });
+    }
+    if let Some(bad) = public
+        .iter()
+        .find(|a| a.ip().is_unspecified() || a.port() == 0)
+    {
+        return Err(TransportError::BadPublicAddr(*bad));
+    }
+    match public {
+        [] if bound.ip().is_unspecified() => Err(TransportError::UnspecifiedBind(bound)),
+        [] => Ok(vec![bound]),
+        given => Ok(given.to_vec()),
+    }
+}
+
+/// Binds `bind` and sets up netcode; tokens name `public` (see [`public_addresses`]).
 pub fn open_server(
     bind: SocketAddr,
+    public: &[SocketAddr],
     max_clients: usize,
     data_dir: &Path,
     insecure: bool,
@@ -347,6 +393,7 @@ pub fn open_server(
     let local_addr = socket
         .local_addr()
         .map_err(|source| TransportError::Bind { addr: bind, source })?;
+    let public_addresses = public_addresses(local_addr, public)?;
     grow_socket_buffers(&socket);
     let (authentication, issuer) = if insecure {
         warn!(
@@ -355,7 +402,7 @@ pub fn open_server(
         (ServerAuthentication::Unsecure, None)
     } else {
         let key = keys::load_or_create(data_dir)?;
-        let mut issuer = TokenIssuer::new(key, protocol_id, vec![local_addr]);
+        let mut issuer = TokenIssuer::new(key, protocol_id, public_addresses.clone());
         issuer.expire_secs = settings.token_expire_secs;
         issuer.timeout_secs = settings.token_timeout_secs;
         (
@@ -367,7 +414,7 @@ pub fn open_server(
         current_time: unix_now(),
         max_clients,
         protocol_id,
-        public_addresses: vec![local_addr],
+        public_addresses,
         authentication,
     };
     let gate = AddressGate::new(
@@ -517,10 +564,11 @@ impl TransportServerPlugin {
     /// Binds `bind` for up to `max_clients` with the `network.*` settings and the key under
     /// `paths.data` (none with `insecure`), speaking `protocol_id` (the message table's, see
     /// [`protocol_table`]; checked against the App's registrations by [`check_protocol`]).
+    /// Tokens name `public` (see [`public_addresses`]).
     pub fn open(
         config: &crate::config::Config,
         paths: &Paths,
-        bind: SocketAddr,
+        (bind, public): (SocketAddr, &[SocketAddr]),
         max_clients: usize,
         insecure: bool,
         protocol_id: u64,
@@ -528,6 +576,7 @@ impl TransportServerPlugin {
         let settings = TransportSettings::from_config(config)?;
         let opened = open_server(
             bind,
+            public,
             max_clients,
             &paths.data,
             insecure,
@@ -1044,4 +1093,45 @@ pub(crate) fn noise(seed: u64, rounds: usize, max_len: usize) -> impl Iterator<I
             })
             .collect()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().expect("an address")
+    }
+
+    #[test]
+    fn tokens_name_the_public_addresses_or_a_specific_bind() {
+        let bound = addr("192.0.2.4:5000");
+        assert_eq!(public_addresses(bound, &[]).unwrap(), vec![bound]);
+        let public = [addr("203.0.113.7:5000"), addr("[2001:db8::7]:5000")];
+        assert_eq!(public_addresses(bound, &public).unwrap(), public.to_vec());
+        // Every address, none named: refused, saying what to add.
+        for any in ["0.0.0.0:5000", "[::]:5000"] {
+            let e = public_addresses(addr(any), &[]).unwrap_err();
+            assert!(matches!(e, TransportError::UnspecifiedBind(_)), "{e}");
+            assert!(e.to_string().contains("add --public-addr IP:PORT"), "{e}");
+        }
+        assert_eq!(
+            public_addresses(addr("0.0.0.0:5000"), &public[..1]).unwrap(),
+            public[..1].to_vec()
+        );
+        // A public address no one can dial, or more than a token holds.
+        for bad in ["0.0.0.0:5000", "203.0.113.7:0"] {
+            let e = public_addresses(bound, &[addr(bad)]).unwrap_err();
+            assert!(matches!(e, TransportError::BadPublicAddr(_)), "{e}");
+        }
+        let many: Vec<SocketAddr> = (1..=33)
+            .map(|p| SocketAddr::from(([203, 0, 113, 7], 5000 + p)))
+            .collect();
+        let e = public_addresses(bound, &many).unwrap_err();
+        assert!(
+            matches!(e, TransportError::TooManyPublicAddrs { given: 33, .. }),
+            "{e}"
+        );
+        assert_eq!(public_addresses(bound, &many[..32]).unwrap().len(), 32);
+    }
 }

@@ -43,6 +43,20 @@ pub enum TokenError {
         /// What failed.
         source: std::io::Error,
     },
+    /// A server address was given that the token does not name (netcode dials only the token's
+    /// addresses, and the server checks them).
+    #[error(
+        "the token is for {named}, not {asked}: make one for {asked} with `bloxquarium token --server {asked}`, or leave --server out"
+    )]
+    NotForServer {
+        /// The addresses the token names.
+        named: String,
+        /// The address asked for.
+        asked: SocketAddr,
+    },
+    /// The token names no server address.
+    #[error("the token names no server address")]
+    NamesNoServer,
     /// The token file is not one of ours or is damaged.
     #[error("token file {path} is malformed: {reason}")]
     Malformed {
@@ -124,6 +138,34 @@ pub struct IssuedToken {
 }
 
 impl IssuedToken {
+    /// The server addresses the token names, in order.
+    pub fn servers(&self) -> Vec<SocketAddr> {
+        self.token
+            .server_addresses
+            .iter()
+            .flatten()
+            .copied()
+            .collect()
+    }
+
+    /// The address to dial: `asked` if the token names it, else the token's first address when
+    /// nothing was asked; an error when `asked` is not one the token names.
+    pub fn dial(&self, asked: Option<SocketAddr>) -> Result<SocketAddr, TokenError> {
+        let named = self.servers();
+        match asked {
+            Some(asked) if named.contains(&asked) => Ok(asked),
+            Some(asked) => Err(TokenError::NotForServer {
+                named: named
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                asked,
+            }),
+            None => named.first().copied().ok_or(TokenError::NamesNoServer),
+        }
+    }
+
     /// Writes the token file (mode 0600: it holds key material).
     pub fn write_file(&self, path: &Path) -> Result<(), TokenError> {
         use std::os::unix::fs::OpenOptionsExt;
@@ -244,6 +286,26 @@ impl TokenIssuer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_dials_only_an_address_it_names() {
+        let named = [
+            "192.0.2.4:5000".parse().unwrap(),
+            "203.0.113.7:5000".parse().unwrap(),
+        ];
+        let issuer = TokenIssuer::new([7; 32], 1, named.to_vec());
+        let token = issuer.issue(3, "Ann").unwrap();
+        assert_eq!(token.servers(), named.to_vec());
+        assert_eq!(token.dial(None).unwrap(), named[0]);
+        assert_eq!(token.dial(Some(named[1])).unwrap(), named[1]);
+        let other: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let e = token.dial(Some(other)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the token is for 192.0.2.4:5000, 203.0.113.7:5000, not 127.0.0.1:5000: make one for \
+             127.0.0.1:5000 with `bloxquarium token --server 127.0.0.1:5000`, or leave --server out"
+        );
+    }
 
     #[test]
     fn user_data_round_trip_and_rejects() {

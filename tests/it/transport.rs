@@ -1086,3 +1086,57 @@ fn a_crowd_joining_at_once_gets_its_sessions_a_tick_at_a_time() {
     let started = harness::drain::<SessionStarted>(&mut server);
     assert_eq!(started.len(), n);
 }
+
+/// A server bound to every address refuses to start without a public address; with one, its
+/// tokens name it and a client joins through it. A client given a `--server` its token does not
+/// name refuses to start, saying so, instead of dialling the token's address.
+#[test]
+fn public_addresses_and_a_token_for_another_server() {
+    use bloxquarium::cli::Command as Mode;
+    let data = Scratch::new("tp-public");
+    let cli = harness::cli(&["--data", data.path(), "server", "--bind", "0.0.0.0:0"]);
+    let Mode::Server(args) = cli.mode() else {
+        unreachable!("a server command line")
+    };
+    let Err(e) = bloxquarium::server_app(&cli.global, &args, ProcessOptions::EMBEDDED) else {
+        panic!("a server bound to 0.0.0.0 without --public-addr started");
+    };
+    let e = e.to_string();
+    assert!(e.contains("add --public-addr IP:PORT"), "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
+
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free port")
+        .port();
+    let public: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let bind = format!("0.0.0.0:{port}");
+    let public_arg = public.to_string();
+    let mut server = harness::app(&[
+        "--data",
+        data.path(),
+        "server",
+        "--bind",
+        &bind,
+        "--public-addr",
+        &public_arg,
+    ]);
+    let token = harness::issue(&server, 9, "Pub");
+    assert_eq!(token.servers(), vec![public]);
+    let mut client = harness::client(&data, public, &token);
+    harness::wait_joined(&mut server, &mut client, 9, Connected);
+
+    let file = std::path::Path::new(data.path()).join("pub.token");
+    token.write_file(&file).unwrap();
+    let other: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+    let Err(e) = harness::client_with_token_file(other, &file) else {
+        panic!("a client dialled a server its token does not name");
+    };
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "the token is for {public}, not {other}: make one for {other} with `bloxquarium token \
+             --server {other}`, or leave --server out"
+        )
+    );
+}
