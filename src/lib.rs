@@ -24,6 +24,7 @@ pub mod security;
 pub mod config_sync;
 pub mod reconcile;
 pub mod datastore;
+pub mod accounts;
 pub mod assets;
 pub mod definition;
 

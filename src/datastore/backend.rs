@@ -47,9 +47,11 @@ pub enum Table {
     Meta,
     /// time ‖ player → erasure record.
     Erasures,
+    /// lowercase username → account (see `crate::accounts`); `#next_player` → the next id.
+    Accounts,
 }
 
-const ALL: [Table; 7] = [
+const ALL: [Table; 8] = [
     Table::Profiles,
     Table::Locks,
     Table::Versions,
@@ -57,6 +59,7 @@ const ALL: [Table; 7] = [
     Table::Inbox,
     Table::Meta,
     Table::Erasures,
+    Table::Accounts,
 ];
 
 impl Table {
@@ -69,6 +72,7 @@ impl Table {
             Table::Inbox => "inbox",
             Table::Meta => "meta",
             Table::Erasures => "erasures",
+            Table::Accounts => "accounts",
         })
     }
 }

@@ -95,6 +95,18 @@ pub const KEY_EFFECTS: &[(&str, &str)] = &[
         "it keys::network::connection_requests_refill_at_the_configured_rate",
     ),
     (
+        "login.argon2MemoryKiB",
+        "lib accounts::tests::the_login_keys_set_the_hash_parameters",
+    ),
+    (
+        "login.argon2Iterations",
+        "lib accounts::tests::the_login_keys_set_the_hash_parameters",
+    ),
+    (
+        "login.argon2Parallelism",
+        "lib accounts::tests::the_login_keys_set_the_hash_parameters",
+    ),
+    (
         "security.connectAttemptsBurst",
         "it security::connection_floods_from_one_address_are_refused_while_others_connect",
     ),
