@@ -225,6 +225,7 @@ impl<G: Game> PluginGroup for ServerPlugins<G> {
             .add(self.config)
             .add(crate::config_sync::ConfigSyncServerPlugin)
             .add(self.datastore)
+            .add(crate::accounts::AccountsServerPlugin)
             .add(self.security)
             .add(self.reconcile)
             .add(self.health)

@@ -236,6 +236,7 @@ pub struct AdminArgs {
 }
 
 /// The admin commands (each needs its permission: `admin.kick`, `admin.ban`, `admin.grant`,
+/// `admin.accounts`,
 /// `admin.role`, `admin.config.reload`, `admin.stats`, `admin.health`, `admin.reconcile`).
 #[derive(Debug, Clone, Subcommand)]
 pub enum AdminCommand {
@@ -277,6 +278,16 @@ pub enum AdminCommand {
         player: u64,
         /// The role.
         role: String,
+    },
+    /// Disable an account: its player is kicked and refused at login.
+    Disable {
+        /// The account's username.
+        username: String,
+    },
+    /// Enable a disabled account again.
+    Enable {
+        /// The account's username.
+        username: String,
     },
     /// Reload the config dir now.
     Reload,

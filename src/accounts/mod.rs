@@ -15,8 +15,14 @@
 //! Hashing takes tens of milliseconds by design: callers run these functions off the tick (on a
 //! task pool), never in a system.
 //!
-//! Not done yet (#19): the HTTPS login service that calls these, and kicking a disabled account's
-//! player (a disabled account is refused at login only).
+//! On the server, [`AccountsServerPlugin`] answers the admin's `SetAccountDisabled`: a disabled
+//! account's player is kicked, and refused at login.
+//!
+//! Not done yet (#19): the HTTPS login service that calls these.
+
+mod server;
+
+pub use server::AccountsServerPlugin;
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};

@@ -213,6 +213,28 @@ admin_command!(Kick, "bq.admin.kick", "admin.kick", String, |c: &Kick| {
     check_reason(&c.reason)
 });
 
+/// Disable an account (its player is kicked and refused at login) or enable it again (needs
+/// `admin.accounts`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetAccountDisabled {
+    /// The account's username (any case).
+    pub username: String,
+    /// Disable (true) or enable (false).
+    pub disabled: bool,
+}
+admin_command!(
+    SetAccountDisabled,
+    "bq.admin.account_disabled",
+    "admin.accounts",
+    String,
+    |c: &SetAccountDisabled| {
+        if c.username.len() > 64 {
+            return Err(format!("username of {} bytes", c.username.len()));
+        }
+        Ok(())
+    }
+);
+
 /// Ban a player for a time and end their session (needs `admin.ban`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ban {

@@ -415,10 +415,6 @@ impl Plugin for SecurityPlugin {
             .add_systems(ServerRequests, admin::answer_admin)
             // Between ticks, only the gate itself: strikes, bans and expiries read messages and
             // clocks the tick keeps.
-            .configure_sets(
-                BetweenTicks,
-                RemoteSystems::Gate.before(RemoteSystems::Deliver),
-            )
             .add_systems(
                 BetweenTicks,
                 admit

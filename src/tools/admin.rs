@@ -71,6 +71,17 @@ pub fn run(global: &crate::cli::GlobalArgs, args: &AdminArgs) -> Result<String, 
                 role: role.clone(),
             }),
         ),
+        AdminCommand::Disable { username } | AdminCommand::Enable { username } => {
+            let disabled = matches!(args.command, AdminCommand::Disable { .. });
+            said(
+                json,
+                if disabled { "disable" } else { "enable" },
+                link.ask(&crate::protocol::builtin::SetAccountDisabled {
+                    username: username.clone(),
+                    disabled,
+                }),
+            )
+        }
         AdminCommand::Reload => said(json, "reload", link.ask(&ReloadConfig)),
         AdminCommand::Stats => {
             let report = link.ask(&SecurityStats)?;

@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 
+use bevy::ecs::schedule::ScheduleLabel;
 use bevy::prelude::*;
 
 use super::{ClientCore, ServerCore};
@@ -82,6 +83,7 @@ fn register_builtin(app: &mut App) {
         .add_remote_function::<builtin::ServerStats>()
         .add_remote_function::<builtin::SetConfig>()
         .add_remote_function::<builtin::Kick>()
+        .add_remote_function::<builtin::SetAccountDisabled>()
         .add_remote_function::<builtin::Ban>()
         .add_remote_function::<builtin::Unban>()
         .add_remote_function::<builtin::SetRole>()
@@ -244,33 +246,23 @@ fn register(
     }
     registry.deliverers.insert(kind, deliverers);
     if first {
-        app.configure_sets(
+        // The server admits in the tick and between ticks (see `stages`).
+        for schedule in [PreUpdate.intern(), BetweenTicks.intern()] {
+            app.configure_sets(schedule, RemoteSystems::Gate.before(RemoteSystems::Deliver))
+                .add_systems(
+                    schedule,
+                    deliver_admitted
+                        .in_set(RemoteSystems::Deliver)
+                        .in_set(ServerSystems::Admit)
+                        .run_if(resource_exists::<Admitted>),
+                );
+        }
+        app.add_systems(
             PreUpdate,
-            RemoteSystems::Gate.before(RemoteSystems::Deliver),
-        )
-        .add_systems(
-            PreUpdate,
-            (
-                deliver_admitted
-                    .in_set(RemoteSystems::Deliver)
-                    .in_set(ServerSystems::Admit)
-                    .run_if(resource_exists::<Admitted>),
-                deliver_received
-                    .in_set(RemoteSystems::Deliver)
-                    .in_set(ClientSystems::Receive)
-                    .run_if(resource_exists::<ClientInbox>),
-            ),
-        )
-        .configure_sets(
-            BetweenTicks,
-            RemoteSystems::Gate.before(RemoteSystems::Deliver),
-        )
-        .add_systems(
-            BetweenTicks,
-            deliver_admitted
+            deliver_received
                 .in_set(RemoteSystems::Deliver)
-                .in_set(ServerSystems::Admit)
-                .run_if(resource_exists::<Admitted>),
+                .in_set(ClientSystems::Receive)
+                .run_if(resource_exists::<ClientInbox>),
         );
     }
     true

@@ -1094,3 +1094,87 @@ fn operators_run_admin_commands_from_the_command_line() {
         harness::text(&out)
     );
 }
+
+/// An admin disables an account: its player is kicked, the account is refused at login, and the
+/// act is audited; a player without `admin.accounts` is refused; enabling lets it log in again.
+#[test]
+fn an_admin_disables_an_account_and_its_player_is_kicked() {
+    use bloxquarium::accounts::{self, AccountError, HashParams};
+    use bloxquarium::datastore::DataStore;
+    use bloxquarium::protocol::builtin::SetAccountDisabled;
+    let cheap = HashParams {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
+    let d = Scratch::new("sec-disable");
+    let mut server = harness::server(&d, &[]);
+    let store = server.world().resource::<DataStore>().0.clone();
+    let nemo = accounts::register(store.backend(), &cheap, "Nemo", "a fine password", 0).unwrap();
+    let mut admin = harness::join(&mut server, &d, 71, "p71", Connected);
+    let mut player = harness::join(&mut server, &d, nemo.player_id, "Nemo", Connected);
+    let disable = |disabled| SetAccountDisabled {
+        username: "NEMO".into(),
+        disabled,
+    };
+    // Not an admin yet: refused.
+    let r = harness::call(&mut server, &mut admin, &mut [&mut player], disable(true));
+    assert!(
+        matches!(r, Err(RemoteError::Rejected(ref w)) if w.contains("admin.accounts")),
+        "{r:?}"
+    );
+    server
+        .world_mut()
+        .resource_mut::<Security>()
+        .assign_role(71, "admin", "test")
+        .unwrap();
+    let r = harness::call(&mut server, &mut admin, &mut [&mut player], disable(true));
+    assert_eq!(
+        r,
+        Ok(format!(
+            "account Nemo (player {}) disabled; 1 session(s) ended",
+            nemo.player_id
+        ))
+    );
+    pump_until(
+        &mut [&mut server, &mut admin, &mut player],
+        300,
+        "kicked",
+        |a| harness::state(a[2]) != ConnectionState::Connected,
+    );
+    assert!(matches!(
+        accounts::log_in(store.backend(), &cheap, "nemo", "a fine password"),
+        Err(AccountError::Disabled)
+    ));
+    let audited = audit_of(&d, Some(nemo.player_id), AuditKind::AdminAction);
+    assert!(
+        audited
+            .iter()
+            .any(|r| r.details == "account Nemo disabled by player 71"),
+        "{audited:?}"
+    );
+    // Enabled again: back in.
+    let r = harness::call(&mut server, &mut admin, &mut [], disable(false));
+    assert_eq!(
+        r,
+        Ok(format!(
+            "account Nemo (player {}) enabled; 0 session(s) ended",
+            nemo.player_id
+        ))
+    );
+    assert!(accounts::log_in(store.backend(), &cheap, "nemo", "a fine password").is_ok());
+    // An unknown account is refused with its name.
+    let r = harness::call(
+        &mut server,
+        &mut admin,
+        &mut [],
+        SetAccountDisabled {
+            username: "nobody".into(),
+            disabled: true,
+        },
+    );
+    assert_eq!(
+        r,
+        Err(RemoteError::Rejected("no account named nobody".into()))
+    );
+}
