@@ -1,5 +1,6 @@
-//! What the process runs as and where: the mode, the working directories, and the process's own
-//! figures (memory, CPU time). Ground layer: imports nothing of ours.
+//! What the process runs as and where: the mode, the working directories, the process's own
+//! figures (memory, CPU time), and the background tasks it polls. Ground layer: imports nothing
+//! of ours.
 
 use std::path::{Path, PathBuf};
 
@@ -149,4 +150,19 @@ pub fn insert_carried<R: Resource>(app: &mut App, plugin: &str, carried: &Carrie
     if let Some(r) = carried.take(plugin) {
         app.insert_resource(r);
     }
+}
+
+/// Takes the tasks of `tasks` that have finished out of it, with their results, in order; the
+/// rest stay. Systems that started work on a task pool call this each frame.
+pub fn take_finished<T>(tasks: &mut Vec<bevy::tasks::Task<T>>) -> Vec<T> {
+    use bevy::tasks::{block_on, futures_lite::future};
+    let mut done = Vec::new();
+    tasks.retain_mut(|t| match block_on(future::poll_once(t)) {
+        Some(result) => {
+            done.push(result);
+            false
+        }
+        None => true,
+    });
+    done
 }

@@ -4,7 +4,7 @@
 //! answered.
 
 use bevy::prelude::*;
-use bevy::tasks::{IoTaskPool, Task, block_on, futures_lite::future};
+use bevy::tasks::{IoTaskPool, Task};
 
 use super::{Account, AccountError, set_disabled};
 use crate::datastore::DataStore;
@@ -65,17 +65,7 @@ fn finish_writes(
     mut kicks: MessageWriter<KickRequested>,
     mut audit: MessageWriter<AuditEntry>,
 ) {
-    let mut done = Vec::new();
-    writes
-        .0
-        .retain_mut(|t| match block_on(future::poll_once(t)) {
-            Some(d) => {
-                done.push(d);
-                false
-            }
-            None => true,
-        });
-    for (client, id, actor, result) in done {
+    for (client, id, actor, result) in crate::process::take_finished(&mut writes.0) {
         let answer = match result {
             Ok(account) => {
                 let sessions: Vec<u64> = net

@@ -3,7 +3,7 @@
 //! once, or writes the server's side over it (a durable write, off the tick).
 
 use bevy::prelude::*;
-use bevy::tasks::{IoTaskPool, Task, block_on, futures_lite::future};
+use bevy::tasks::{IoTaskPool, Task};
 
 use super::PlayerData;
 use super::{DataStore, DataStoreState, Profile};
@@ -169,17 +169,7 @@ pub(super) fn finish_settlements<D: PlayerData>(
     mut profiles: ResMut<DataStoreState<D>>,
     mut reconciler: ResMut<Reconciler>,
 ) {
-    let mut finished = Vec::new();
-    tasks
-        .0
-        .retain_mut(|t| match block_on(future::poll_once(t)) {
-            Some(answer) => {
-                finished.push(answer);
-                false
-            }
-            None => true,
-        });
-    for (client, id, result, after) in finished {
+    for (client, id, result, after) in crate::process::take_finished(&mut tasks.0) {
         match after {
             After::Settled {
                 player,

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use bevy::prelude::*;
-use bevy::tasks::{block_on, futures_lite::future};
 
 use super::PlayerData;
 use super::jobs::{self, Landing};
@@ -210,16 +209,7 @@ pub(super) fn poll_jobs<D: PlayerData>(
     mut reconciled: MessageWriter<Reconciled>,
 ) {
     let now = time.elapsed();
-    let mut done = Vec::new();
-    state
-        .tasks
-        .retain_mut(|t| match block_on(future::poll_once(t)) {
-            Some(job) => {
-                done.push(job);
-                false
-            }
-            None => true,
-        });
+    let done = crate::process::take_finished(&mut state.tasks);
     let mut landing = Landing {
         store: &store.0,
         reconciler: &reconciler,

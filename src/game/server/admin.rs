@@ -4,7 +4,7 @@
 //! message at their next join (a durable write, off the tick).
 
 use bevy::prelude::*;
-use bevy::tasks::{IoTaskPool, Task, block_on, futures_lite::future};
+use bevy::tasks::{IoTaskPool, Task};
 
 use super::GameServerState;
 use super::door::{Operation, ProfileDoor};
@@ -105,13 +105,7 @@ pub(super) fn grant_coins(
 
 /// Answers grants whose durable write finished.
 pub(super) fn finish_grants(mut tasks: ResMut<GrantTasks>, mut net: ResMut<ServerNet>) {
-    tasks
-        .0
-        .retain_mut(|t| match block_on(future::poll_once(t)) {
-            Some((client, id, result)) => {
-                net.reply_to::<GrantCoins>(client, id, result);
-                false
-            }
-            None => true,
-        });
+    for (client, id, result) in crate::process::take_finished(&mut tasks.0) {
+        net.reply_to::<GrantCoins>(client, id, result);
+    }
 }
