@@ -826,10 +826,9 @@ pub fn check_protocol(world: &World) -> Result<(), String> {
 }
 
 fn server_send(mut net: ResMut<ServerNet>, mut server: ResMut<RenetServer>) {
+    // The tick's send (the gate's) goes to every client, so who was given a message is moot.
     net.flush(&mut server);
     net.count_down_kicks(&mut server);
-    // The tick's send (the gate's) goes to every client.
-    net.take_sent_to();
 }
 
 /// Between ticks: the messages of the clients heard from in this pass, decoded and queued.
@@ -856,8 +855,7 @@ fn send_between_ticks(
     mut server: ResMut<RenetServer>,
     transport: Option<ResMut<GatedServerTransport>>,
 ) {
-    net.flush(&mut server);
-    let answered = net.take_sent_to();
+    let answered = net.flush(&mut server);
     if let Some(mut transport) = transport {
         transport.send_packets_to(&mut server, answered);
     }

@@ -117,8 +117,6 @@ pub struct ServerCore {
     /// Requests received and not yet answered: (client, id) → time received.
     unanswered: HashMap<(u64, RequestId), Duration>,
     kicks: Vec<(u64, u8)>,
-    /// Clients given a message since [`Self::take_sent_to`] was last called.
-    sent_to: Vec<u64>,
     signals: Vec<SecuritySignal>,
     rekey_after: u64,
     /// Every encoded message handed to renet, when capturing (audits and the tier wire test).
@@ -148,7 +146,6 @@ impl ServerCore {
             outbox: Vec::new(),
             unanswered: HashMap::new(),
             kicks: Vec::new(),
-            sent_to: Vec::new(),
             signals: Vec::new(),
             rekey_after,
             capture: None,
@@ -537,10 +534,12 @@ impl ServerCore {
         !self.kicks.is_empty()
     }
 
-    /// Encodes, seals and hands every queued message to renet. A message that does not fit its
-    /// channel is dropped and counted rather than overflowing the channel (which would
+    /// Encodes, seals and hands every queued message to renet; returns the clients given one,
+    /// each once (between ticks, the only clients to send datagrams to). A message that does not
+    /// fit its channel is dropped and counted rather than overflowing the channel (which would
     /// disconnect the client).
-    pub fn flush(&mut self, server: &mut RenetServer) {
+    pub fn flush(&mut self, server: &mut RenetServer) -> Vec<u64> {
+        let mut sent_to = Vec::new();
         for out in std::mem::take(&mut self.outbox) {
             let targets: Vec<u64> = match out.client {
                 Some(c) => vec![c],
@@ -586,7 +585,9 @@ impl ServerCore {
                                 purpose: purpose.clone(),
                                 bytes: part.to_vec(),
                             };
-                            self.send_now(server, client, out.channel, &message);
+                            if self.send_now(server, client, out.channel, &message) {
+                                sent_to.push(client);
+                            }
                             rest = tail;
                         }
                         ServerMessage::Signed {
@@ -596,9 +597,14 @@ impl ServerCore {
                         }
                     }
                 };
-                self.send_now(server, client, out.channel, &message);
+                if self.send_now(server, client, out.channel, &message) {
+                    sent_to.push(client);
+                }
             }
         }
+        sent_to.sort_unstable();
+        sent_to.dedup();
+        sent_to
     }
 
     /// Counts one tick off each kick's grace (the frames its message has to leave before the
@@ -619,7 +625,14 @@ impl ServerCore {
         }
     }
 
-    fn send_now(&mut self, server: &mut RenetServer, client: u64, ch: u8, message: &ServerMessage) {
+    /// Hands one message to renet; false if it was dropped (and counted).
+    fn send_now(
+        &mut self,
+        server: &mut RenetServer,
+        client: u64,
+        ch: u8,
+        message: &ServerMessage,
+    ) -> bool {
         let kind = message.label();
         let ok = match protocol::encode(message) {
             Ok(bytes)
@@ -639,7 +652,6 @@ impl ServerCore {
             }
         };
         if ok {
-            self.sent_to.push(client);
             self.stats.total.sent(kind);
             if let Some(p) = self.stats.peers.get_mut(&client) {
                 p.sent(kind);
@@ -650,14 +662,7 @@ impl ServerCore {
                 p.dropped += 1;
             }
         }
-    }
-
-    /// The clients given a message since the last call, each once.
-    pub fn take_sent_to(&mut self) -> Vec<u64> {
-        let mut clients = std::mem::take(&mut self.sent_to);
-        clients.sort_unstable();
-        clients.dedup();
-        clients
+        ok
     }
 
     /// Copies renet's per-client link figures into the statistics, at most once per
@@ -707,12 +712,11 @@ mod tests {
         let mut server = RenetServer::new(renet::ConnectionConfig::default());
         server.add_connection(5);
         core.kick(5, "testing");
-        for _ in 0..10 {
-            core.flush(&mut server);
+        assert_eq!(core.flush(&mut server), vec![5]);
+        for _ in 0..9 {
+            assert!(core.flush(&mut server).is_empty());
         }
         assert!(server.is_connected(5));
-        assert_eq!(core.take_sent_to(), vec![5]);
-        assert!(core.take_sent_to().is_empty());
         for _ in 1..KICK_GRACE_FRAMES {
             core.count_down_kicks(&mut server);
         }
