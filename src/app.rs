@@ -416,8 +416,7 @@ pub fn server_app(
     // Ticks at the tick rate, and answers calls between ticks as they arrive (the headless
     // base's runner only ticks).
     if !args.calls_at_ticks_only {
-        let tick = Duration::from_secs_f64(1.0 / f64::from(args.tick_hz.max(1)));
-        app.set_runner(crate::transport::runner::tick_runner(tick));
+        app.set_runner(crate::transport::runner::tick_runner);
     }
     Ok(app)
 }

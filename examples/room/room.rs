@@ -419,9 +419,7 @@ pub fn server_app(
         .add_plugins(RoomServerPlugin);
     bloxquarium::app::check_integrations(&app)?;
     // The framework's server loop: ticks, and calls answered between them as they arrive.
-    app.set_runner(bloxquarium::transport::runner::tick_runner(
-        std::time::Duration::from_secs_f64(1.0 / f64::from(hz.max(1))),
-    ));
+    app.set_runner(bloxquarium::transport::runner::tick_runner);
     Ok(app)
 }
 

@@ -223,16 +223,6 @@ impl JoinQueue {
         let n = n.min(self.0.len());
         self.0.drain(..n).collect()
     }
-
-    /// Clients waiting.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// No client waiting.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 /// A session started.
@@ -351,7 +341,6 @@ pub struct ServerTransport {
     pub issuer: Option<TokenIssuer>,
 }
 
-/// Opens the server side: loads or creates the key (unless `insecure`), binds the socket.
 /// The addresses tokens name and netcode checks: `public` when given, else the bound address
 /// when it is a specific IP. An unspecified bind (`0.0.0.0`, `::`) needs `public`.
 pub fn public_addresses(
@@ -378,7 +367,8 @@ pub fn public_addresses(
     }
 }
 
-/// Binds `bind` and sets up netcode; tokens name `public` (see [`public_addresses`]).
+/// Opens the server side: loads or creates the key (unless `insecure`), binds `bind`, sets up
+/// netcode; tokens name `public` (see [`public_addresses`]).
 pub fn open_server(
     bind: SocketAddr,
     public: &[SocketAddr],

@@ -15,30 +15,38 @@ use std::time::{Duration, Instant};
 use bevy::app::{App, AppExit, PluginsState};
 
 use super::{GatedServerTransport, TickTimes};
+use crate::server::ServerSettings;
 use crate::stages::BetweenTicks;
 
 /// Shortest time from the end of one pass to the start of the next: datagrams that arrive
 /// within it are read by one pass, so a crowd's calls do not cost a pass each.
 pub const PASS_GAP: Duration = Duration::from_micros(500);
 
-/// The runner: ticks every `tick`, passes between them (see the module).
-pub fn tick_runner(tick: Duration) -> impl FnOnce(App) -> AppExit + 'static {
-    move |mut app: App| {
-        if app.plugins_state() != PluginsState::Cleaned {
-            while app.plugins_state() == PluginsState::Adding {
-                bevy::tasks::tick_global_task_pools_on_main_thread();
-            }
-            app.finish();
-            app.cleanup();
+/// The runner: ticks at the server's tick rate ([`ServerSettings::tick`]), passes between them
+/// (see the module).
+pub fn tick_runner(mut app: App) -> AppExit {
+    if app.plugins_state() != PluginsState::Cleaned {
+        while app.plugins_state() == PluginsState::Adding {
+            bevy::tasks::tick_global_task_pools_on_main_thread();
         }
-        loop {
-            let start = Instant::now();
-            app.update();
-            if let Some(exit) = app.should_exit() {
-                return exit;
-            }
-            between_ticks(&mut app, start + tick);
+        app.finish();
+        app.cleanup();
+    }
+    let Some(tick) = app
+        .world()
+        .get_resource::<ServerSettings>()
+        .map(ServerSettings::tick)
+    else {
+        bevy::log::error!("the tick runner runs a server app: it has no ServerSettings");
+        return AppExit::error();
+    };
+    loop {
+        let start = Instant::now();
+        app.update();
+        if let Some(exit) = app.should_exit() {
+            return exit;
         }
+        between_ticks(&mut app, start + tick);
     }
 }
 
