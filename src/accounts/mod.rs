@@ -9,8 +9,9 @@
 //!   other parameters still verifies.
 //! - **Player ids** are assigned at registration, from [`FIRST_ACCOUNT_PLAYER`] upward, and never
 //!   change or get reused.
-//! - A wrong username and a wrong password get one and the same error, and take as long: an
-//!   unknown name is checked against a dummy hash.
+//! - A wrong username and a wrong password get one and the same error, and take as long: for
+//!   an unknown name the password is hashed once under the current parameters, as a check of a
+//!   known one would.
 //!
 //! Hashing takes tens of milliseconds by design: callers run these functions off the tick (on a
 //! task pool), never in a system.
@@ -30,7 +31,7 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::datastore::{Backend, BackendError, Table};
+use crate::datastore::{Backend, BackendError, ReadOps, Table};
 
 /// The first player id registration assigns. Ids below it are left to tokens made by hand
 /// (`bloxquarium token --player ID`) and load-test bots (from 1,000,000,000).
@@ -190,11 +191,14 @@ fn encode(account: &Account) -> Vec<u8> {
 /// The account named `username` (any case), if there is one.
 pub fn find(backend: &impl Backend, username: &str) -> Result<Option<Account>, AccountError> {
     let key = username_key(username)?;
-    backend.read(|ops| {
-        ops.get(Table::Accounts, key.as_bytes())?
-            .map(|v| decode(&key, &v))
-            .transpose()
-    })
+    backend.read(|ops| stored(ops, &key))
+}
+
+/// The account stored under `key` (a [`username_key`]), in a transaction.
+fn stored(ops: &dyn ReadOps, key: &str) -> Result<Option<Account>, AccountError> {
+    ops.get(Table::Accounts, key.as_bytes())?
+        .map(|v| decode(key, &v))
+        .transpose()
 }
 
 /// Registers `username` with `password`: a new account with the next player id.
@@ -230,11 +234,6 @@ pub fn register(
     })
 }
 
-/// A dummy hash to check unknown names against, so they take as long as known ones.
-fn dummy_hash(params: &HashParams) -> Result<String, AccountError> {
-    params.hash("not a password of anyone's")
-}
-
 /// The account, if `username` and `password` match an enabled one.
 pub fn log_in(
     backend: &impl Backend,
@@ -242,12 +241,15 @@ pub fn log_in(
     username: &str,
     password: &str,
 ) -> Result<Account, AccountError> {
-    let found = match username_key(username) {
-        Ok(_) => find(backend, username)?,
-        Err(_) => None,
+    let found = match find(backend, username) {
+        Ok(found) => found,
+        // Not a name anyone could have registered: the same answer as a wrong password.
+        Err(AccountError::BadUsername(_)) => None,
+        Err(e) => return Err(e),
     };
     let Some(account) = found else {
-        let _ = verify_password(&dummy_hash(params)?, password);
+        // As long as checking a known name's password: one hash under the same parameters.
+        params.hash(password)?;
         return Err(AccountError::WrongCredentials);
     };
     if !verify_password(&account.password_hash, password) {
@@ -300,9 +302,8 @@ fn update(
 ) -> Result<Account, AccountError> {
     let key = username_key(username)?;
     backend.write(true, |ops| {
-        let mut account = match ops.get(Table::Accounts, key.as_bytes())? {
-            Some(v) => decode(&key, &v)?,
-            None => return Err(AccountError::NoSuchAccount(username.to_string())),
+        let Some(mut account) = stored(ops, &key)? else {
+            return Err(AccountError::NoSuchAccount(username.to_string()));
         };
         change(&mut account)?;
         ops.put(Table::Accounts, key.as_bytes(), &encode(&account))?;
