@@ -799,23 +799,34 @@ fn echo(server: &mut App, client: &mut App, payload: &[u8]) -> Result<Vec<u8>, R
     )
 }
 
-/// A bare netcode client of `player` (a real token, no renet or framing of ours above it),
-/// connected to `server` beside `good`; with its socket.
-fn bare_netcode_client(
-    server: &mut App,
-    good: &mut App,
+/// A bare netcode client of `player` (a real token from `server`, no renet or framing of ours
+/// above it), not yet connected; with its non-blocking socket.
+fn unconnected_netcode_client(
+    server: &App,
     player: u64,
+    name: &str,
 ) -> (renetcode::NetcodeClient, std::net::UdpSocket) {
-    let issued = harness::issue(server, player, "Bare");
+    let issued = harness::issue(server, player, name);
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     socket.set_nonblocking(true).unwrap();
-    let mut raw = renetcode::NetcodeClient::new(
+    let raw = renetcode::NetcodeClient::new(
         unix_now(),
         renetcode::ClientAuthentication::Secure {
             connect_token: issued.token,
         },
     )
     .unwrap();
+    (raw, socket)
+}
+
+/// A bare netcode client of `player` (see [`unconnected_netcode_client`]), connected to `server`
+/// beside `good`; with its socket.
+fn bare_netcode_client(
+    server: &mut App,
+    good: &mut App,
+    player: u64,
+) -> (renetcode::NetcodeClient, std::net::UdpSocket) {
+    let (mut raw, socket) = unconnected_netcode_client(server, player, "Bare");
     let mut buf = [0u8; renetcode::NETCODE_MAX_PACKET_BYTES];
     let before = sessions(server);
     for _ in 0..300 {
@@ -1050,19 +1061,7 @@ fn a_crowd_joining_at_once_gets_its_sessions_a_tick_at_a_time() {
     let mut server = harness::server_with_config(&data, &config);
     let n = JOINS_PER_TICK + 5;
     let mut crowd: Vec<_> = (0..n as u64)
-        .map(|i| {
-            let issued = harness::issue(&server, 500 + i, "Crowd");
-            let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-            socket.set_nonblocking(true).unwrap();
-            let raw = renetcode::NetcodeClient::new(
-                unix_now(),
-                renetcode::ClientAuthentication::Secure {
-                    connect_token: issued.token,
-                },
-            )
-            .unwrap();
-            (raw, socket)
-        })
+        .map(|i| unconnected_netcode_client(&server, 500 + i, "Crowd"))
         .collect();
     let mut buf = [0u8; renetcode::NETCODE_MAX_PACKET_BYTES];
     for _ in 0..300 {
