@@ -86,6 +86,12 @@ pub enum StartError {
     /// The health and metrics endpoint could not open.
     #[error(transparent)]
     Metrics(#[from] crate::health::EndpointError),
+    /// The login service could not start (certificate, key, port).
+    #[error(transparent)]
+    LoginService(#[from] crate::accounts::login::LoginStartError),
+    /// Logging in at the login service failed.
+    #[error("login: {0}")]
+    Login(#[from] crate::accounts::login::LoginError),
     /// This binary was built without the `client` feature.
     #[error(
         "this binary was built without the `client` feature: only `server` and `--headless` clients are available"
@@ -404,11 +410,15 @@ pub fn server_app(
         args,
         crate::health::HealthPlugin::serving(args.metrics_bind)?,
     )?;
+    let login = login_service(global, args, &server)?;
     let mut app = App::new();
     headless_base(&mut app, global, f64::from(args.tick_hz), process);
     app.add_plugins(shared(RunMode::Server, global, process))
         .add_plugins(server)
         .add_plugins(crate::game::GameServerPlugin);
+    if let Some(login) = login {
+        app.add_plugins(login);
+    }
     check_integrations(&app)?;
     if !args.multi_threaded {
         run_tick_on_one_thread(&mut app);
@@ -419,6 +429,34 @@ pub fn server_app(
         app.set_runner(crate::transport::runner::tick_runner);
     }
     Ok(app)
+}
+
+/// The dedicated server's login service (none with `--insecure-dev`, which issues no tokens).
+fn login_service<G: Game>(
+    global: &GlobalArgs,
+    args: &ServerArgs,
+    server: &ServerPlugins<G>,
+) -> Result<Option<crate::accounts::LoginServicePlugin>, StartError> {
+    let Some(issuer) = server.issuer() else {
+        return Ok(None);
+    };
+    let mut names: Vec<String> = issuer
+        .addresses()
+        .iter()
+        .map(|a| a.ip().to_string())
+        .collect();
+    if !args.login_bind.ip().is_unspecified() {
+        names.push(args.login_bind.ip().to_string());
+    }
+    names.dedup();
+    let options = crate::accounts::LoginOptions {
+        bind: args.login_bind,
+        keys_dir: global.paths().data.join("keys"),
+        cert: args.tls_cert.clone().zip(args.tls_key.clone()),
+        names,
+    };
+    let opened = crate::accounts::OpenedLogin::open(&options)?;
+    Ok(Some(crate::accounts::LoginServicePlugin::new(opened)))
 }
 
 /// Runs every schedule's systems one after another on the main thread. A dedicated server's
@@ -454,7 +492,11 @@ pub fn client_app(
     args: &ClientArgs,
     process: ProcessOptions,
 ) -> Result<App, StartError> {
-    let (credentials, server) = if let Some(path) = &args.token {
+    let (credentials, server) = if let Some(target) = &args.login {
+        let token = log_in(global, args, target)?;
+        let server = token.dial(args.server).map_err(TransportError::from)?;
+        (ClientCredentials::Token(Box::new(token)), server)
+    } else if let Some(path) = &args.token {
         let token = IssuedToken::read_file(path).map_err(TransportError::from)?;
         // netcode dials the token's addresses: a --server it does not name is refused here
         // rather than silently ignored.
@@ -485,6 +527,45 @@ pub fn client_app(
         .add_plugins(crate::game::GameClientPlugin);
     check_integrations(&app)?;
     Ok(app)
+}
+
+/// Logs in at the login service with `--user` and `--password-file` (registering first with
+/// `--register`); the connect token it grants.
+fn log_in(global: &GlobalArgs, args: &ClientArgs, target: &str) -> Result<IssuedToken, StartError> {
+    use crate::accounts::login::{Credentials, LoginClient, client::token_of};
+    let (Some(user), Some(password_file)) = (&args.user, &args.password_file) else {
+        return Err(StartError::Tool(
+            "the login screen is not built yet (#19 part 5): give --user NAME and --password-file FILE with --login"
+                .into(),
+        ));
+    };
+    let password = std::fs::read_to_string(password_file).map_err(|e| {
+        StartError::Tool(format!("--password-file {}: {e}", password_file.display()))
+    })?;
+    let credentials = Credentials {
+        username: user.clone(),
+        password: password.lines().next().unwrap_or_default().to_string(),
+    };
+    let client = LoginClient::new(target, &client_dir(global), args.server_cert.as_deref())?;
+    let grant = if args.register {
+        client.register(&credentials)?
+    } else {
+        client.log_in(&credentials)?
+    };
+    info!(
+        "logged in at {} as {} (player {}); joining {}",
+        client.host(),
+        grant.username,
+        grant.player_id,
+        grant.server
+    );
+    client.save_refresh(&grant)?;
+    Ok(token_of(&grant)?)
+}
+
+/// The client's own directory: the login service's known-hosts file and refresh tokens.
+pub fn client_dir(global: &GlobalArgs) -> std::path::PathBuf {
+    global.paths().data.join("client")
 }
 
 /// The local player of `play` mode.

@@ -20,6 +20,8 @@ pub fn default_bind() -> SocketAddr {
 }
 /// Where a dedicated server serves `/health` and `/metrics` unless told otherwise (loopback).
 pub const DEFAULT_METRICS_BIND: &str = "127.0.0.1:9464";
+/// Where a dedicated server's login service listens unless told.
+pub const DEFAULT_LOGIN_BIND: &str = "127.0.0.1:5001";
 /// Default server tick rate in Hz.
 pub const DEFAULT_TICK_HZ: u32 = 30;
 /// renetcode's hard cap on clients per server.
@@ -414,6 +416,28 @@ pub struct ServerArgs {
     /// dedicated server (port 0: any free port, logged at start).
     #[arg(long, value_name = "ADDR", env = "BLOXQUARIUM_METRICS_BIND", default_value = DEFAULT_METRICS_BIND)]
     pub metrics_bind: SocketAddr,
+    /// TCP address of the HTTPS login service of a dedicated server (register, log in; port 0:
+    /// any free port, logged at start). To let players on other hosts log in, bind a public
+    /// address or 0.0.0.0.
+    #[arg(long, value_name = "ADDR", env = "BLOXQUARIUM_LOGIN_BIND", default_value = DEFAULT_LOGIN_BIND)]
+    pub login_bind: SocketAddr,
+    /// The login service's certificate chain (PEM) [default: a self-signed one made at first
+    /// start under <data>/keys, which clients pin on first use]. Give --tls-key with it.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "BLOXQUARIUM_TLS_CERT",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The login service's private key (PEM), with --tls-cert.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "BLOXQUARIUM_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
     /// Run the tick's systems on Bevy's multi-threaded executor instead of one after another on
     /// the main thread (the default: cheaper for this server's many small systems).
     #[arg(long, env = "BLOXQUARIUM_MULTI_THREADED")]
@@ -432,6 +456,9 @@ impl Default for ServerArgs {
             max_clients: None,
             insecure_dev: false,
             metrics_bind: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            login_bind: SocketAddr::from(([127, 0, 0, 1], 5001)),
+            tls_cert: None,
+            tls_key: None,
             multi_threaded: false,
             calls_at_ticks_only: false,
             public_addr: Vec::new(),
@@ -449,9 +476,45 @@ pub struct ClientArgs {
     /// Run the same client logic without a window (bots, load tests, CI).
     #[arg(long, env = "BLOXQUARIUM_HEADLESS")]
     pub headless: bool,
-    /// Token file from `bloxquarium token` (required unless --insecure-dev).
-    #[arg(long, value_name = "FILE", env = "BLOXQUARIUM_TOKEN")]
+    /// Token file from `bloxquarium token` (bots, tests; players use --login).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "BLOXQUARIUM_TOKEN",
+        conflicts_with = "login"
+    )]
     pub token: Option<PathBuf>,
+    /// Log in at this login service (`HOST[:PORT]`, port 5001 by default) and join the game
+    /// server it names.
+    #[arg(long, value_name = "HOST[:PORT]", env = "BLOXQUARIUM_LOGIN")]
+    pub login: Option<String>,
+    /// The username to log in with (with --password-file; without them the window asks).
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "BLOXQUARIUM_USER",
+        requires = "login"
+    )]
+    pub user: Option<String>,
+    /// A file holding the password (its first line).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "BLOXQUARIUM_PASSWORD_FILE",
+        requires = "user"
+    )]
+    pub password_file: Option<PathBuf>,
+    /// Register the account first.
+    #[arg(long, requires = "password_file")]
+    pub register: bool,
+    /// Pin the login service's certificate (PEM) instead of trusting it on first use.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "BLOXQUARIUM_SERVER_CERT",
+        requires = "login"
+    )]
+    pub server_cert: Option<PathBuf>,
     /// Connect without a token to a server started with --insecure-dev. Development only.
     #[arg(long, env = "BLOXQUARIUM_INSECURE_DEV")]
     pub insecure_dev: bool,

@@ -19,10 +19,12 @@
 //! On the server, [`AccountsServerPlugin`] answers the admin's `SetAccountDisabled`: a disabled
 //! account's player is kicked, and refused at login.
 //!
-//! Not done yet (#19): the HTTPS login service that calls these.
+//! The HTTPS login service that calls these is [`login`].
 
+pub mod login;
 mod server;
 
+pub use login::{LoginOptions, LoginServicePlugin, OpenedLogin};
 pub use server::AccountsServerPlugin;
 
 use argon2::password_hash::rand_core::OsRng;

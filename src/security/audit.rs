@@ -33,6 +33,13 @@ pub enum AuditKind {
     SessionExpired,
     /// Suspicious activity (impossible economy action, clock skew, connection flood).
     Suspicious,
+    /// An account registered at the login service.
+    Registration,
+    /// A failed login, registration or refresh at the login service.
+    LoginFailure,
+    /// An address backing off from an account after failed logins (started, or a login refused
+    /// inside one).
+    LoginBackoff,
 }
 
 /// One record.

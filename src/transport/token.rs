@@ -173,10 +173,7 @@ impl IssuedToken {
             path: path.display().to_string(),
             source,
         };
-        let mut bytes = Vec::with_capacity(8 + 32 + 2048);
-        bytes.extend_from_slice(FILE_MAGIC);
-        bytes.extend_from_slice(&self.material.0);
-        self.token.write(&mut bytes).map_err(io)?;
+        let bytes = self.to_bytes();
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -186,6 +183,16 @@ impl IssuedToken {
             .map_err(io)?;
         file.write_all(&bytes).map_err(io)?;
         Ok(())
+    }
+
+    /// The token file's bytes: a magic, the key material, the connect token.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(8 + 32 + 2048);
+        bytes.extend_from_slice(FILE_MAGIC);
+        bytes.extend_from_slice(&self.material.0);
+        // Writing into a Vec cannot fail.
+        let _ = self.token.write(&mut bytes);
+        bytes
     }
 
     /// Reads a token file written by [`IssuedToken::write_file`].
@@ -244,6 +251,11 @@ impl TokenIssuer {
             expire_secs: 300,
             timeout_secs: 15,
         }
+    }
+
+    /// The server addresses its tokens name.
+    pub fn addresses(&self) -> &[SocketAddr] {
+        &self.server_addresses
     }
 
     /// A token for `player_id` named `display_name`, valid from `now`.

@@ -107,6 +107,38 @@ pub const KEY_EFFECTS: &[(&str, &str)] = &[
         "lib accounts::tests::the_login_keys_set_the_hash_parameters",
     ),
     (
+        "login.freeFailures",
+        "lib accounts::login::tests::the_login_keys_set_the_policy",
+    ),
+    (
+        "login.backoffBaseMs",
+        "lib accounts::login::tests::the_login_keys_set_the_policy",
+    ),
+    (
+        "login.backoffMaxSeconds",
+        "lib accounts::login::tests::the_login_keys_set_the_policy",
+    ),
+    (
+        "login.accountDelayMaxMs",
+        "lib accounts::login::tests::the_login_keys_set_the_policy",
+    ),
+    (
+        "login.requestDeadlineMs",
+        "lib accounts::login::tests::the_login_keys_set_the_policy",
+    ),
+    (
+        "login.maxConnections",
+        "lib accounts::login::tests::the_login_keys_set_the_policy",
+    ),
+    (
+        "login.maxConnectionsPerAddress",
+        "lib accounts::login::tests::the_login_keys_set_the_policy",
+    ),
+    (
+        "login.refreshTokenHours",
+        "lib accounts::login::tests::the_login_keys_set_the_policy",
+    ),
+    (
         "security.connectAttemptsBurst",
         "it security::connection_floods_from_one_address_are_refused_while_others_connect",
     ),
