@@ -525,6 +525,9 @@ pub fn client_app(
     app.add_plugins(shared(RunMode::Client, global, process))
         .add_plugins(client)
         .add_plugins(crate::game::GameClientPlugin);
+    if !args.then.is_empty() {
+        app.insert_resource(crate::game::ScriptedOps::new(args.then.clone()));
+    }
     check_integrations(&app)?;
     Ok(app)
 }

@@ -507,6 +507,11 @@ pub struct ClientArgs {
     /// Register the account first.
     #[arg(long, requires = "password_file")]
     pub register: bool,
+    /// Game operations to perform once in game, in order (scripted checks, bots):
+    /// `buy-fish:SPECIES`, `buy-decoration:KIND`, `upgrade-tank`, `feed`. The tank is logged on
+    /// joining and once they are acknowledged.
+    #[arg(long, value_name = "OP", value_delimiter = ',', value_parser = parse_op)]
+    pub then: Vec<crate::game::GameOp>,
     /// Pin the login service's certificate (PEM) instead of trusting it on first use.
     #[arg(
         long,
@@ -524,6 +529,27 @@ pub struct ClientArgs {
     pub player: u64,
     #[command(flatten)]
     pub screenshot: ScreenshotArgs,
+}
+
+fn parse_op(text: &str) -> Result<crate::game::GameOp, String> {
+    use crate::game::GameOp;
+    use crate::game::protocol::ShopItem;
+    let index = |n: &str| {
+        n.parse::<u8>()
+            .map_err(|_| format!("{text:?}: {n:?} is not a number from 0 to 255"))
+    };
+    let item = match text.split_once(':') {
+        Some(("buy-fish", n)) => ShopItem::Fish { species: index(n)? },
+        Some(("buy-decoration", n)) => ShopItem::Decoration { kind: index(n)? },
+        None if text == "upgrade-tank" => ShopItem::TankUpgrade,
+        None if text == "feed" => return Ok(GameOp::Feed { fish: None }),
+        _ => {
+            return Err(format!(
+                "{text:?}: expected buy-fish:SPECIES, buy-decoration:KIND, upgrade-tank or feed"
+            ));
+        }
+    };
+    Ok(GameOp::Purchase { item, quantity: 1 })
 }
 
 /// Flags of `play`: a server and a client in one process.

@@ -11,7 +11,7 @@ use bloxquarium::transport::ClientNet;
 
 use crate::harness::{self, Scratch, pump_until};
 
-fn send(client: &mut App, op: GameOp) -> Result<u64, String> {
+pub fn send(client: &mut App, op: GameOp) -> Result<u64, String> {
     let catalog = Catalog::from_config(
         &client
             .world()
@@ -121,7 +121,7 @@ fn authoritative(client: &App) -> bloxquarium::game::protocol::PlayerState {
 }
 
 /// A player's live profile on the server.
-fn live_profile(server: &App, player: u64) -> bloxquarium::game::Profile {
+pub fn live_profile(server: &App, player: u64) -> bloxquarium::game::Profile {
     server
         .world()
         .resource::<DataStoreState>()

@@ -20,9 +20,12 @@ pub const FRAME: Duration = Duration::from_millis(1000 / 30);
 pub fn cli(args: &[&str]) -> Cli {
     let mut argv = vec!["bloxquarium"];
     argv.extend_from_slice(args);
-    // Test servers run side by side: each serves health and metrics on a free port.
+    // Test servers run side by side: each serves health, metrics and logins on free ports.
     if args.contains(&"server") && !args.contains(&"--metrics-bind") {
         argv.extend_from_slice(&["--metrics-bind", "127.0.0.1:0"]);
+    }
+    if args.contains(&"server") && !args.contains(&"--login-bind") {
+        argv.extend_from_slice(&["--login-bind", "127.0.0.1:0"]);
     }
     match Cli::parse_from_args(argv) {
         Ok(cli) => cli,
@@ -129,7 +132,8 @@ pub fn bin() -> Command {
     }
     cmd.env_remove("RUST_LOG").env("NO_COLOR", "1");
     // Servers started by tests run side by side: any free port for health and metrics.
-    cmd.env("BLOXQUARIUM_METRICS_BIND", "127.0.0.1:0");
+    cmd.env("BLOXQUARIUM_METRICS_BIND", "127.0.0.1:0")
+        .env("BLOXQUARIUM_LOGIN_BIND", "127.0.0.1:0");
     cmd
 }
 

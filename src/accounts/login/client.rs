@@ -96,6 +96,7 @@ pub struct LoginClient {
     dir: PathBuf,
     known: KnownHosts,
     up_front: Option<Fingerprint>,
+    source: Option<IpAddr>,
 }
 
 /// Splits `HOST[:PORT]` (IPv6 literals in brackets when a port follows).
@@ -143,7 +144,28 @@ impl LoginClient {
             dir: dir.to_path_buf(),
             known: KnownHosts::at(dir.join("known_hosts")),
             up_front,
+            source: None,
         })
+    }
+
+    /// Connects from `ip` (one of this host's addresses) instead of the one the OS picks.
+    pub fn from_address(mut self, ip: IpAddr) -> Self {
+        self.source = Some(ip);
+        self
+    }
+
+    fn connect(&self) -> std::io::Result<TcpStream> {
+        let Some(source) = self.source else {
+            return TcpStream::connect_timeout(&self.addr, CONNECT_TIMEOUT);
+        };
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(self.addr),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        socket.bind(&SocketAddr::new(source, 0).into())?;
+        socket.connect_timeout(&self.addr.into(), CONNECT_TIMEOUT)?;
+        Ok(socket.into())
     }
 
     /// `HOST:PORT`.
@@ -205,8 +227,7 @@ impl LoginClient {
             Err(_) => ServerName::try_from(self.name.clone())
                 .map_err(|e| LoginError::Address(self.host.clone(), e.to_string()))?,
         };
-        let tcp = TcpStream::connect_timeout(&self.addr, CONNECT_TIMEOUT)
-            .map_err(|e| unreachable(e.to_string()))?;
+        let tcp = self.connect().map_err(|e| unreachable(e.to_string()))?;
         tcp.set_read_timeout(Some(ANSWER_TIMEOUT))
             .and_then(|()| tcp.set_write_timeout(Some(ANSWER_TIMEOUT)))
             .map_err(|e| unreachable(e.to_string()))?;

@@ -23,6 +23,9 @@ use crate::transport::TokenIssuer;
 
 /// How often the accepting thread looks at the stop flag.
 const STOP_POLL_MS: i32 = 100;
+/// How long, and for how many bytes, a closing connection reads what the peer still sends.
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 64 * 1024;
 /// The longest a response may take to write.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -128,6 +131,7 @@ impl Drop for Slot {
 /// finish within their deadline).
 #[derive(Resource)]
 pub struct LoginService {
+    shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     /// The address it listens on.
@@ -149,15 +153,23 @@ impl LoginService {
             },
         });
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let (flag, accepting) = (stop.clone(), shared.clone());
         let thread = std::thread::Builder::new()
             .name("login-accept".into())
-            .spawn(move || accept_loop(&shared, &flag))?;
+            .spawn(move || accept_loop(&accepting, &flag))?;
         Ok(Self {
+            shared,
             stop,
             thread: Some(thread),
             local_addr,
         })
+    }
+}
+
+impl LoginService {
+    /// Connections open now (being served or lingering).
+    pub fn open_connections(&self) -> u32 {
+        self.shared.open.lock().map_or(0, |o| o.values().sum())
     }
 }
 
@@ -240,6 +252,8 @@ fn serve(shared: &Shared, tcp: TcpStream, peer: SocketAddr, policy: LoginPolicy)
     });
     let (status, headers, body) = match read {
         Ok(request) => handle(shared, &request, peer.ip(), &policy),
+        // No answer can be sent before the handshake is done: the connection is just closed.
+        Err(_) if stream.conn.is_handshaking() => return,
         Err(e) => match e.status() {
             Some(status) => refusal(status, "bad_request", e.to_string()),
             None => return,
@@ -250,6 +264,24 @@ fn serve(shared: &Shared, tcp: TcpStream, peer: SocketAddr, policy: LoginPolicy)
     let _ = http::write_response(&mut stream, status, &headers, &body);
     stream.conn.send_close_notify();
     let _ = stream.conn.complete_io(&mut stream.sock);
+    linger(&mut stream.sock);
+}
+
+/// Closes after the peer has had the answer: stops sending, then reads and drops what the peer
+/// is still sending (the rest of a refused body) for a moment. Closing with unread bytes would
+/// reset the connection, and the peer could lose the answer to the reset.
+fn linger(sock: &mut TcpStream) {
+    let _ = sock.shutdown(std::net::Shutdown::Write);
+    let _ = sock.set_read_timeout(Some(LINGER));
+    let until = Instant::now() + LINGER;
+    let mut sink = [0u8; 4096];
+    let mut left = LINGER_BYTES;
+    while left > 0 && Instant::now() < until {
+        match std::io::Read::read(sock, &mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => left = left.saturating_sub(n),
+        }
+    }
 }
 
 /// Reads the TLS stream against one deadline for the whole request (the handshake included):

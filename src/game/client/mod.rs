@@ -83,6 +83,7 @@ impl Plugin for GameClientPlugin {
     fn build(&self, app: &mut App) {
         crate::stages::client(app);
         app.init_resource::<Prediction>()
+            .init_resource::<ScriptedOps>()
             .init_resource::<Leaderboard>()
             .init_resource::<Visit>()
             .init_resource::<Shop>()
@@ -95,7 +96,72 @@ impl Plugin for GameClientPlugin {
                     receive_visit,
                 )
                     .in_set(ClientSystems::Sync),
-            );
+            )
+            .add_systems(Update, run_script);
+    }
+}
+
+/// Operations a client performs once it is in game (`client --then OP`: scripted checks and
+/// bots), and its reports: the tank when the game state first arrives, and again when the
+/// operations are acknowledged.
+#[derive(Resource, Debug, Default)]
+pub struct ScriptedOps {
+    /// The operations, in order.
+    pub ops: Vec<GameOp>,
+    sent: bool,
+    reported: u8,
+}
+
+impl ScriptedOps {
+    /// Performs `ops` once in game.
+    pub fn new(ops: Vec<GameOp>) -> Self {
+        Self {
+            ops,
+            ..Self::default()
+        }
+    }
+}
+
+fn report(state: &PlayerState, when: &str) {
+    info!(
+        "tank {when}: {} fish, {} decorations, {} coins, tank level {}",
+        state.fish.len(),
+        state.decorations.len(),
+        state.coins,
+        state.tank_level
+    );
+}
+
+fn run_script(
+    mut script: ResMut<ScriptedOps>,
+    mut prediction: ResMut<Prediction>,
+    net: Option<ResMut<ClientNet>>,
+    shop: Res<Shop>,
+    time: Res<Time<Real>>,
+) {
+    let (Some(mut net), Some(catalog)) = (net, shop.catalog()) else {
+        return;
+    };
+    let Some(state) = prediction.predictor.authoritative().cloned() else {
+        return;
+    };
+    if script.reported == 0 {
+        report(&state, "on joining");
+        script.reported = 1;
+    }
+    if script.ops.is_empty() {
+        return;
+    }
+    if !script.sent {
+        script.sent = true;
+        for op in script.ops.clone() {
+            if let Err(e) = prediction.send(&mut net, op, catalog, time.elapsed()) {
+                warn!("scripted {op:?} refused: {e}");
+            }
+        }
+    } else if script.reported == 1 && prediction.predictor.pending() == 0 {
+        report(&state, "after the scripted operations");
+        script.reported = 2;
     }
 }
 
