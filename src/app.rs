@@ -492,9 +492,15 @@ pub fn client_app(
     args: &ClientArgs,
     process: ProcessOptions,
 ) -> Result<App, StartError> {
+    let mut reconnect = None;
     let (credentials, server) = if let Some(target) = &args.login {
-        let token = log_in(global, args, target)?;
+        let (token, client) = log_in(global, args, target)?;
         let server = token.dial(args.server).map_err(TransportError::from)?;
+        reconnect = Some(crate::accounts::login::ReconnectPlugin {
+            client,
+            asked: args.server,
+            exit_on_giving_up: args.headless,
+        });
         (ClientCredentials::Token(Box::new(token)), server)
     } else if let Some(path) = &args.token {
         let token = IssuedToken::read_file(path).map_err(TransportError::from)?;
@@ -525,6 +531,9 @@ pub fn client_app(
     app.add_plugins(shared(RunMode::Client, global, process))
         .add_plugins(client)
         .add_plugins(crate::game::GameClientPlugin);
+    if let Some(reconnect) = reconnect {
+        app.add_plugins(reconnect);
+    }
     if !args.then.is_empty() {
         app.insert_resource(crate::game::ScriptedOps::new(args.then.clone()));
     }
@@ -533,8 +542,13 @@ pub fn client_app(
 }
 
 /// Logs in at the login service with `--user` and `--password-file` (registering first with
-/// `--register`); the connect token it grants.
-fn log_in(global: &GlobalArgs, args: &ClientArgs, target: &str) -> Result<IssuedToken, StartError> {
+/// `--register`); the connect token it grants, and the service's client (to log in again after a
+/// lost link).
+fn log_in(
+    global: &GlobalArgs,
+    args: &ClientArgs,
+    target: &str,
+) -> Result<(IssuedToken, crate::accounts::login::LoginClient), StartError> {
     use crate::accounts::login::{Credentials, LoginClient, client::token_of};
     let (Some(user), Some(password_file)) = (&args.user, &args.password_file) else {
         return Err(StartError::Tool(
@@ -563,7 +577,7 @@ fn log_in(global: &GlobalArgs, args: &ClientArgs, target: &str) -> Result<Issued
         grant.server
     );
     client.save_refresh(&grant)?;
-    Ok(token_of(&grant)?)
+    Ok((token_of(&grant)?, client))
 }
 
 /// The client's own directory: the login service's known-hosts file and refresh tokens.

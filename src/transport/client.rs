@@ -113,6 +113,11 @@ impl ClientCore {
         }
     }
 
+    /// Messages after which the session's keys are rotated.
+    pub fn rekey_after(&self) -> u64 {
+        self.rekey_after
+    }
+
     /// How long a remote function may take.
     pub fn timeout(&self) -> Duration {
         self.timeout

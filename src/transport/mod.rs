@@ -316,6 +316,42 @@ pub enum ConnectionState {
         /// What the server or the transport said.
         reason: String,
     },
+    /// The link was lost and the client is getting a new token to dial again ([`RedialPending`]).
+    Reconnecting {
+        /// Which try this is, from 1.
+        attempt: u32,
+        /// Why the link was lost.
+        reason: String,
+    },
+}
+
+/// The reason a server gives the clients it ends as it shuts down: a client may come back (a
+/// restart), unlike after other kicks.
+pub const SHUTTING_DOWN: &str = "server shutting down";
+
+/// Someone (the login client) is getting a new token after the link was lost: the state shows
+/// "reconnecting" until [`Redial`] or [`RedialAbandoned`].
+#[derive(Message, Debug, Clone)]
+pub struct RedialPending {
+    /// Which try this is, from 1.
+    pub attempt: u32,
+}
+
+/// Dial `server` again with a fresh `token`: a new netcode client and session replace the lost
+/// ones.
+#[derive(Message, Debug, Clone)]
+pub struct Redial {
+    /// The server to dial (one the token names).
+    pub server: SocketAddr,
+    /// The new token.
+    pub token: Box<IssuedToken>,
+}
+
+/// Reconnecting was given up: the state says why.
+#[derive(Message, Debug, Clone)]
+pub struct RedialAbandoned {
+    /// Why.
+    pub reason: String,
 }
 
 impl std::fmt::Display for ConnectionState {
@@ -324,6 +360,9 @@ impl std::fmt::Display for ConnectionState {
             ConnectionState::Connecting => f.write_str("connecting"),
             ConnectionState::Connected => f.write_str("connected"),
             ConnectionState::Disconnected { reason } => write!(f, "disconnected ({reason})"),
+            ConnectionState::Reconnecting { attempt, reason } => {
+                write!(f, "reconnecting (try {attempt}; {reason})")
+            }
         }
     }
 }
@@ -854,7 +893,7 @@ fn send_between_ticks(
 fn kick_everyone(mut net: ResMut<ServerNet>) {
     let clients: Vec<u64> = net.sessions().map(|s| s.client_id).collect();
     for c in clients {
-        net.kick(c, "server shutting down");
+        net.kick(c, SHUTTING_DOWN);
     }
 }
 
@@ -913,9 +952,13 @@ impl Plugin for TransportClientPlugin {
             .init_resource::<ClientInbox>()
             .add_message::<crate::config::ConfigChanged>()
             .add_message::<SignedBlobReceived>()
+            .add_message::<RedialPending>()
+            .add_message::<Redial>()
+            .add_message::<RedialAbandoned>()
             .add_systems(
                 PreUpdate,
                 (
+                    redial.before(RenetReceive).in_set(ClientSystems::Receive),
                     client_receive
                         .after(RenetReceive)
                         .before(RemoteSystems::Deliver)
@@ -955,6 +998,55 @@ fn apply_network_settings(
     }
 }
 
+/// Follows the reconnect messages: "reconnecting" while a token is fetched; a fresh netcode
+/// client and session for a new token; "disconnected" with the reason when given up.
+#[allow(clippy::too_many_arguments)]
+fn redial(
+    mut pending: MessageReader<RedialPending>,
+    mut dials: MessageReader<Redial>,
+    mut abandoned: MessageReader<RedialAbandoned>,
+    mut state: ResMut<ConnectionState>,
+    mut client: ResMut<RenetClient>,
+    mut transport: ResMut<BatchedClientTransport>,
+    mut net: ResMut<ClientNet>,
+    protocol: Res<SpokenProtocol>,
+    config: Res<crate::config::ClientConfig>,
+) {
+    for p in pending.read() {
+        let reason = match &*state {
+            ConnectionState::Disconnected { reason }
+            | ConnectionState::Reconnecting { reason, .. } => reason.clone(),
+            _ => "the link was lost".into(),
+        };
+        *state = ConnectionState::Reconnecting {
+            attempt: p.attempt,
+            reason,
+        };
+    }
+    for d in dials.read() {
+        let credentials = ClientCredentials::Token(d.token.clone());
+        match open_client(d.server, credentials, protocol.0) {
+            Ok(opened) => {
+                *client = opened.client;
+                *transport = opened.transport;
+                if let Ok(rate) = config.get::<i64>("network.clientSendRate") {
+                    transport.set_send_interval(client_send_interval(rate));
+                }
+                net.0 = ClientCore::new(opened.material, net.timeout(), net.rekey_after());
+                info!("dialling {} again", d.server);
+                *state = ConnectionState::Connecting;
+            }
+            Err(e) => warn!("cannot dial {} again: {e}", d.server),
+        }
+    }
+    for a in abandoned.read() {
+        warn!("gave up reconnecting: {}", a.reason);
+        *state = ConnectionState::Disconnected {
+            reason: a.reason.clone(),
+        };
+    }
+}
+
 /// Words for netcode's client-side disconnect reasons.
 pub fn describe_disconnect(reason: Option<bevy_renet::netcode::NetcodeDisconnectReason>) -> String {
     use bevy_renet::netcode::NetcodeDisconnectReason as R;
@@ -990,7 +1082,10 @@ fn client_receive(
         notices.extend(net.receive(&mut client, t));
     }
     if transport.disconnect_reason().is_some() || client.is_disconnected() {
-        if !matches!(*state, ConnectionState::Disconnected { .. }) {
+        if !matches!(
+            *state,
+            ConnectionState::Disconnected { .. } | ConnectionState::Reconnecting { .. }
+        ) {
             let reason = net
                 .kicked()
                 .map(|k| format!("kicked: {k}"))

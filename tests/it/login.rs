@@ -28,7 +28,12 @@ const OTHER: &str = "127.0.0.2";
 /// service's address.
 fn login_server(d: &Scratch, keys: &str, extra: &[&str]) -> (App, SocketAddr) {
     let cfg = harness::config_dir(d, &format!("{{{CHEAP}{keys}}}"));
-    let mut server = harness::server_with_config_args(d, &cfg, extra);
+    let mut args = vec!["--config", cfg.as_str(), "--data", d.path(), "server"];
+    if !extra.contains(&"--bind") {
+        args.extend(["--bind", "127.0.0.1:0"]);
+    }
+    args.extend_from_slice(extra);
+    let mut server = harness::app(&args);
     server.update();
     let addr = server
         .world()
@@ -401,4 +406,135 @@ fn refresh_tokens_end_with_a_password_change_and_a_disabled_account() {
         refused(service.log_in(&creds("ann", "new-shells-42"))).1,
         "disabled"
     );
+}
+
+/// Updates `apps` (sleeping a little between rounds, as reconnecting runs on real time) until
+/// `done`, for at most `wall`.
+fn pump_real(
+    apps: &mut [&mut App],
+    wall: Duration,
+    what: &str,
+    mut done: impl FnMut(&mut [&mut App]) -> bool,
+) {
+    let deadline = Instant::now() + wall;
+    while !done(apps) {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        for a in apps.iter_mut() {
+            a.update();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn stop(server: &mut App, client: &mut App) {
+    server
+        .world_mut()
+        .resource_mut::<bloxquarium::shutdown::Shutdown>()
+        .request(bloxquarium::shutdown::ShutdownReason::Requested(
+            "restart".into(),
+        ));
+    pump_real(
+        &mut [server, client],
+        Duration::from_secs(20),
+        "the server stops",
+        |a| a[0].should_exit().is_some(),
+    );
+}
+
+#[test]
+fn a_client_that_loses_its_server_logs_in_again_with_its_refresh_token() {
+    use bloxquarium::accounts::login::Reconnect;
+    use bloxquarium::transport::ConnectionState;
+    let d = Scratch::new("login-reconnect");
+    let game = format!(
+        "127.0.0.1:{}",
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    );
+    let bind = format!("127.0.0.1:{}", free_port());
+    let flags = ["--bind", game.as_str(), "--login-bind", bind.as_str()];
+    let (mut server, _) = login_server(&d, "", &flags);
+    let home = Scratch::new("login-reconnect-client");
+    let password = home.0.join("password");
+    std::fs::write(&password, "sea-shells-42\n").unwrap();
+    let password = password.to_string_lossy().into_owned();
+    let mut player = harness::app(&[
+        "--data",
+        home.path(),
+        "client",
+        "--headless",
+        "--login",
+        &bind,
+        "--user",
+        "Ann",
+        "--password-file",
+        &password,
+        "--register",
+    ]);
+    player.world_mut().resource_mut::<Reconnect>().delays = vec![Duration::from_millis(100); 50];
+    harness::wait_joined(
+        &mut server,
+        &mut player,
+        FIRST_ACCOUNT_PLAYER,
+        JoinUntil::Connected,
+    );
+
+    // The server restarts: the player shows "reconnecting", logs in again and is back.
+    stop(&mut server, &mut player);
+    drop(server);
+    let mut saw_reconnecting = false;
+    pump_real(
+        &mut [&mut player],
+        Duration::from_secs(10),
+        "reconnecting",
+        |a| {
+            saw_reconnecting |= matches!(
+                a[0].world().resource::<ConnectionState>(),
+                ConnectionState::Reconnecting { .. }
+            );
+            saw_reconnecting
+        },
+    );
+    let (mut server, _) = login_server(&d, "", &flags);
+    pump_real(
+        &mut [&mut server, &mut player],
+        Duration::from_secs(30),
+        "back in",
+        |a| *a[1].world().resource::<ConnectionState>() == ConnectionState::Connected,
+    );
+    harness::wait_joined(
+        &mut server,
+        &mut player,
+        FIRST_ACCOUNT_PLAYER,
+        JoinUntil::Connected,
+    );
+
+    // The server goes away for good: the headless player gives up and exits 1 with the reason.
+    player.world_mut().resource_mut::<Reconnect>().delays = vec![Duration::from_millis(20); 2];
+    stop(&mut server, &mut player);
+    drop(server);
+    let mut exit = None;
+    pump_real(
+        &mut [&mut player],
+        Duration::from_secs(20),
+        "gives up",
+        |a| {
+            exit = a[0].should_exit();
+            exit.is_some()
+        },
+    );
+    assert_eq!(exit, Some(AppExit::from_code(1)));
+    match player.world().resource::<ConnectionState>() {
+        ConnectionState::Disconnected { reason } => {
+            assert!(
+                reason.contains("cannot reach the login service")
+                    && reason.contains("after 3 tries"),
+                "{reason}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
 }

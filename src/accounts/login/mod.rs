@@ -22,6 +22,7 @@
 pub mod backoff;
 pub mod client;
 pub mod http;
+pub mod reconnect;
 pub mod refresh;
 mod service;
 pub mod tls;
@@ -42,6 +43,7 @@ use crate::transport::ServerTokens;
 
 pub use backoff::BackoffPolicy;
 pub use client::{LoginClient, LoginError};
+pub use reconnect::{Reconnect, ReconnectPlugin};
 pub use service::LoginService;
 
 /// The default port of the login service.
