@@ -364,6 +364,13 @@ pub struct LoadtestArgs {
     /// Share of datagrams cut short (e.g. 0.5%).
     #[arg(long, value_name = "SHARE", value_parser = crate::transport::faults::parse_share)]
     pub truncate: Option<f64>,
+    /// Also log in at this login service during the load (`HOST[:PORT]`), as one load-test
+    /// account, at --login-rate.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub login: Option<String>,
+    /// Logins per second with --login (more than the service can do measures what it can).
+    #[arg(long, value_name = "R", default_value_t = 20.0)]
+    pub login_rate: f64,
     /// Calls wait for the bots' send pacer like any message (as before calls were sent at
     /// once): for measuring the difference side by side.
     #[arg(long, hide = true)]

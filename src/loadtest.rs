@@ -91,6 +91,14 @@ pub struct LoadReport {
     pub bots_disconnected: u64,
     /// What the injected faults did, both ways, all bots.
     pub faults: crate::transport::faults::FaultCounts,
+    /// With `--login`: logins that succeeded during the load, per second.
+    pub logins_per_s: f64,
+    /// Login round trip (HTTPS, hashing included), median, ms.
+    pub login_p50_ms: f64,
+    /// Login round trip, 99th percentile, ms.
+    pub login_p99_ms: f64,
+    /// Logins that failed.
+    pub login_failures: u64,
     /// Packet loss renet measured per bot at the end, percent: mean and worst.
     pub client_loss_pct_mean: f64,
     /// See `client_loss_pct_mean`.
@@ -222,6 +230,10 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
     }
 
     // Load phase.
+    let logins = match &args.login {
+        Some(target) => Some(LoginLoad::start(target, args.login_rate)?),
+        None => None,
+    };
     let load_start = Instant::now();
     latency.clear();
     let mut bytes_samples = Vec::new();
@@ -286,6 +298,7 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
         std::thread::sleep((STEP / GROUPS as u32).mul_f64(factor));
     }
     let duration = load_start.elapsed();
+    let login_figures = logins.map(|l| l.finish(duration));
     // Drain: no new messages; every call made gets its outcome (an answer, a refusal, or its
     // timeout after network.messageTimeout).
     let drain_until = Instant::now() + settings.message_timeout + Duration::from_secs(2);
@@ -326,6 +339,12 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
         burst_tick_p99_ms: burst.map_or(0.0, |b| b.1),
         ..Default::default()
     };
+    if let Some((per_s, p50, p99, failures)) = login_figures {
+        report.logins_per_s = per_s;
+        report.login_p50_ms = p50;
+        report.login_p99_ms = p99;
+        report.login_failures = failures;
+    }
     for b in &bots {
         report.calls += b.calls.made;
         report.calls_answered += b.calls.answered;
@@ -415,6 +434,12 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
         report.server_between_busy_pct,
         report.server_between_p99_ms
     );
+    if args.login.is_some() {
+        out.push_str(&format!(
+            "\nlogins {:.1}/s, round trip p50 {:.1} ms p99 {:.1} ms, {} failed",
+            report.logins_per_s, report.login_p50_ms, report.login_p99_ms, report.login_failures
+        ));
+    }
     if !args.faults().is_none() || report.calls_unresolved > 0 {
         out.push_str(&format!(
             "\ncalls {}: {} answered, {} refused, {} timed out, {} lost with their connection, {} unresolved; {} bots disconnected; faults {:?}; renet loss per bot {:.1}% mean, {:.1}% worst",
@@ -531,4 +556,94 @@ fn step(
         b.failed = true;
     }
     stats
+}
+
+/// Logins at a steady rate during the load, from a few threads (a login waits on the server's
+/// password hashing, so one thread could not keep the rate).
+struct LoginLoad {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    workers: Vec<std::thread::JoinHandle<Vec<(bool, Duration)>>>,
+}
+
+/// Login threads: logins in flight at most (under the service's 8 connections per address, so
+/// connections still closing never push one over the cap).
+const LOGIN_WORKERS: usize = 6;
+
+impl LoginLoad {
+    fn start(target: &str, rate: f64) -> Result<Self, String> {
+        use crate::accounts::login::{Credentials, LoginClient, LoginError};
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        if !(rate > 0.0 && rate.is_finite()) {
+            return Err(format!("--login-rate {rate}: expected a rate above 0"));
+        }
+        let dir = std::env::temp_dir().join(format!("bq-loadtest-login-{}", std::process::id()));
+        let client = LoginClient::new(target, &dir, None).map_err(|e| e.to_string())?;
+        let credentials = Credentials {
+            username: format!("loadtest{}", std::process::id()),
+            password: "load-test-password".into(),
+        };
+        match client.register(&credentials) {
+            Ok(_) => {}
+            Err(LoginError::Refused { status: 409, .. }) => {}
+            Err(e) => return Err(format!("login load: registering: {e}")),
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let next = Arc::new(AtomicU64::new(0));
+        let start = Instant::now();
+        let workers = (0..LOGIN_WORKERS)
+            .map(|_| {
+                let (stop, next, client, credentials) = (
+                    stop.clone(),
+                    next.clone(),
+                    client.clone(),
+                    credentials.clone(),
+                );
+                std::thread::spawn(move || {
+                    let mut done = Vec::new();
+                    loop {
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        let at = start + Duration::from_secs_f64(k as f64 / rate);
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        if let Some(wait) = at.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let t = Instant::now();
+                        let ok = client.log_in(&credentials).is_ok();
+                        done.push((ok, t.elapsed()));
+                    }
+                    done
+                })
+            })
+            .collect();
+        Ok(Self { stop, workers })
+    }
+
+    /// Stops; the figures: logins/s, p50 and p99 ms, failures.
+    fn finish(self, duration: Duration) -> (f64, f64, f64, u64) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut all = Vec::new();
+        for w in self.workers {
+            all.extend(w.join().unwrap_or_default());
+        }
+        let mut ok: Vec<f64> = all
+            .iter()
+            .filter(|(ok, _)| *ok)
+            .map(|(_, t)| t.as_secs_f64() * 1000.0)
+            .collect();
+        let failures = all.iter().filter(|(ok, _)| !ok).count() as u64;
+        let per_s = ok.len() as f64 / duration.as_secs_f64().max(1e-9);
+        ok.sort_by(f64::total_cmp);
+        let pick = |q: f64| {
+            ok.get(((ok.len() as f64 - 1.0) * q).round().max(0.0) as usize)
+                .copied()
+                .unwrap_or(0.0)
+        };
+        (per_s, pick(0.5), pick(0.99), failures)
+    }
 }

@@ -166,6 +166,28 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         std::fs::read(&file).unwrap(),
     ));
     let _ = std::fs::remove_file(&file);
+    // Login requests as the client sends them (the first byte: the size of each read).
+    let login = |body: &str| {
+        let mut bytes = vec![7u8];
+        bytes.extend_from_slice(
+            format!(
+                "POST /v1/login HTTP/1.1\r\nHost: 10.0.0.1:5001\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        bytes
+    };
+    out.push((
+        "login_request",
+        "login",
+        login(r#"{"username":"Coral","password":"sea-shells-42"}"#),
+    ));
+    out.push((
+        "login_request",
+        "refresh",
+        login(r#"{"refresh_token":"7b7d.00"}"#),
+    ));
     // Config: the shipped files and a layer of every shape.
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
     out.push((

@@ -212,6 +212,7 @@ fn accept_loop(shared: &Arc<Shared>, stop: &AtomicBool) {
                 .name("login-conn".into())
                 .spawn(move || {
                     let _slot = slot;
+                    yield_to_the_tick();
                     serve(&conn_shared, tcp, peer, policy);
                 });
             if let Err(e) = spawned {
@@ -220,6 +221,23 @@ fn accept_loop(shared: &Arc<Shared>, stop: &AtomicBool) {
         }
     }
 }
+
+/// Lowers this thread's scheduling priority (nice 10): a connection's TLS and password hashing
+/// take the CPU the tick leaves, so a burst of logins does not stretch ticks on a busy machine.
+/// Linux sets nice per thread; raising it needs no privilege.
+fn yield_to_the_tick() {
+    // SAFETY: gettid has no preconditions; setpriority on this thread's own id only lowers its
+    // priority.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        if libc::setpriority(libc::PRIO_PROCESS, tid, LOGIN_NICE) != 0 {
+            debug!("login service: could not lower a connection thread's priority");
+        }
+    }
+}
+
+/// The nice value of connection threads.
+const LOGIN_NICE: libc::c_int = 10;
 
 /// An answer: status, extra headers, JSON body.
 type Answer = (u16, Vec<(&'static str, String)>, Vec<u8>);
