@@ -266,6 +266,19 @@ impl<G: Game> ClientPlugins<G> {
             transport,
         })
     }
+
+    /// A client that dials once it is given a token (the login screen's `Redial`); `shown` is
+    /// the address the status line names until then.
+    pub fn deferred(paths: &Paths, shown: std::net::SocketAddr) -> Result<Self, StartError> {
+        let config = crate::config::ConfigClientPlugin::load(paths, &G::KEYS)?;
+        let transport = TransportClientPlugin::deferred(&config.config, G::protocol_id())?;
+        Ok(Self {
+            game: std::marker::PhantomData,
+            core: ClientCorePlugin { server: shown },
+            config,
+            transport,
+        })
+    }
 }
 
 impl<G: Game> PluginGroup for ClientPlugins<G> {
@@ -492,31 +505,46 @@ pub fn client_app(
     args: &ClientArgs,
     process: ProcessOptions,
 ) -> Result<App, StartError> {
+    use crate::accounts::login::{LoginClient, ReconnectPlugin};
     let mut reconnect = None;
-    let (credentials, server) = if let Some(target) = &args.login {
-        let (token, client) = log_in(global, args, target)?;
-        let server = token.dial(args.server).map_err(TransportError::from)?;
-        reconnect = Some(crate::accounts::login::ReconnectPlugin {
+    // A window asked to log in with no account named shows the login screen, and dials only
+    // once the player has logged in there.
+    let mut screen = None;
+    let start = if let Some(target) = &args.login {
+        let (dialled, client) = if args.user.is_none() && !args.headless {
+            let client =
+                LoginClient::new(target, &client_dir(global), args.server_cert.as_deref())?;
+            screen = Some(client.clone());
+            (None, client)
+        } else {
+            let (token, client) = log_in(global, args, target)?;
+            let server = token.dial(args.server).map_err(TransportError::from)?;
+            (
+                Some((ClientCredentials::Token(Box::new(token)), server)),
+                client,
+            )
+        };
+        reconnect = Some(ReconnectPlugin {
             client,
             asked: args.server,
             exit_on_giving_up: args.headless,
         });
-        (ClientCredentials::Token(Box::new(token)), server)
+        dialled
     } else if let Some(path) = &args.token {
         let token = IssuedToken::read_file(path).map_err(TransportError::from)?;
         // netcode dials the token's addresses: a --server it does not name is refused here
         // rather than silently ignored.
         let server = token.dial(args.server).map_err(TransportError::from)?;
-        (ClientCredentials::Token(Box::new(token)), server)
+        Some((ClientCredentials::Token(Box::new(token)), server))
     } else if args.insecure_dev {
         let credentials = ClientCredentials::Insecure {
             player_id: args.player,
             display_name: format!("dev-{}", args.player),
         };
-        (
+        Some((
             credentials,
             args.server.unwrap_or_else(crate::cli::default_bind),
-        )
+        ))
     } else {
         return Err(StartError::NoToken);
     };
@@ -527,18 +555,49 @@ pub fn client_app(
     } else {
         windowed(&mut app, global, "Bloxquarium", process, &args.screenshot)?;
     }
-    let client = ClientPlugins::<AquariumGame>::open(&global.paths(), server, credentials)?;
+    let client = match start {
+        Some((credentials, server)) => {
+            ClientPlugins::<AquariumGame>::open(&global.paths(), server, credentials)?
+        }
+        None => ClientPlugins::<AquariumGame>::deferred(
+            &global.paths(),
+            screen
+                .as_ref()
+                .map_or_else(crate::cli::default_bind, LoginClient::addr),
+        )?,
+    };
     app.add_plugins(shared(RunMode::Client, global, process))
         .add_plugins(client)
         .add_plugins(crate::game::GameClientPlugin);
     if let Some(reconnect) = reconnect {
         app.add_plugins(reconnect);
     }
+    if let Some(client) = screen {
+        login_screen(&mut app, client, args.server);
+    }
     if !args.then.is_empty() {
         app.insert_resource(crate::game::ScriptedOps::new(args.then.clone()));
     }
     check_integrations(&app)?;
     Ok(app)
+}
+
+#[cfg(feature = "client")]
+fn login_screen(
+    app: &mut App,
+    client: crate::accounts::login::LoginClient,
+    asked: Option<std::net::SocketAddr>,
+) {
+    app.add_plugins(crate::client::LoginScreenPlugin { client, asked });
+}
+
+#[cfg(not(feature = "client"))]
+fn login_screen(
+    _app: &mut App,
+    _client: crate::accounts::login::LoginClient,
+    _asked: Option<std::net::SocketAddr>,
+) {
+    // Unreachable: a windowed client fails to start without the `client` feature.
 }
 
 /// Logs in at the login service with `--user` and `--password-file` (registering first with
@@ -552,7 +611,7 @@ fn log_in(
     use crate::accounts::login::{Credentials, LoginClient, client::token_of};
     let (Some(user), Some(password_file)) = (&args.user, &args.password_file) else {
         return Err(StartError::Tool(
-            "the login screen is not built yet (#19 part 5): give --user NAME and --password-file FILE with --login"
+            "a headless client logs in with --user NAME and --password-file FILE (a window asks on its login screen)"
                 .into(),
         ));
     };

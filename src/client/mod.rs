@@ -8,6 +8,8 @@ mod display;
 #[cfg(feature = "client")]
 mod hud;
 #[cfg(feature = "client")]
+mod login;
+#[cfg(feature = "client")]
 mod panels;
 #[cfg(feature = "client")]
 mod render;
@@ -18,6 +20,8 @@ pub use aquarium::AquariumPlugin;
 pub use display::probe_x_display;
 #[cfg(feature = "client")]
 pub use hud::GameHudPlugin;
+#[cfg(feature = "client")]
+pub use login::{LoginForm, LoginScreenPlugin};
 #[cfg(feature = "client")]
 pub use panels::PanelsPlugin;
 #[cfg(feature = "client")]

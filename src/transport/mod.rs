@@ -316,6 +316,8 @@ pub enum ConnectionState {
         /// What the server or the transport said.
         reason: String,
     },
+    /// Nothing dialled yet: the player has not logged in ([`TransportClientPlugin::deferred`]).
+    LoggedOut,
     /// The link was lost and the client is getting a new token to dial again ([`RedialPending`]).
     Reconnecting {
         /// Which try this is, from 1.
@@ -360,6 +362,7 @@ impl std::fmt::Display for ConnectionState {
             ConnectionState::Connecting => f.write_str("connecting"),
             ConnectionState::Connected => f.write_str("connected"),
             ConnectionState::Disconnected { reason } => write!(f, "disconnected ({reason})"),
+            ConnectionState::LoggedOut => f.write_str("not logged in"),
             ConnectionState::Reconnecting { attempt, reason } => {
                 write!(f, "reconnecting (try {attempt}; {reason})")
             }
@@ -907,7 +910,7 @@ fn hold_for_kicks(net: Res<ServerNet>, mut shutdown: ResMut<Shutdown>) {
 /// [`Self::open`] opens the socket towards the server (a token from another protocol version is
 /// refused there); `build` inserts `ClientNet`, renet's client and the batched netcode transport.
 pub struct TransportClientPlugin {
-    opened: Carried<(RenetClient, BatchedClientTransport, ClientNet)>,
+    opened: Carried<(Option<(RenetClient, BatchedClientTransport)>, ClientNet)>,
     protocol_id: u64,
 }
 
@@ -929,7 +932,27 @@ impl TransportClientPlugin {
             config.get("network.rekeyAfter")?,
         ));
         Ok(Self {
-            opened: Carried::new((opened.client, opened.transport, net)),
+            opened: Carried::new((Some((opened.client, opened.transport)), net)),
+            protocol_id,
+        })
+    }
+
+    /// A client that dials nothing until a [`Redial`] gives it a server and a token (a player
+    /// logging in at the window's login screen). The state is [`ConnectionState::LoggedOut`]
+    /// until then.
+    pub fn deferred(
+        config: &crate::config::Config,
+        protocol_id: u64,
+    ) -> Result<Self, TransportError> {
+        let material =
+            SessionMaterial::random().map_err(|e| TransportError::Netcode(e.to_string()))?;
+        let net = ClientNet(ClientCore::new(
+            material,
+            config.get("network.messageTimeout")?,
+            config.get("network.rekeyAfter")?,
+        ));
+        Ok(Self {
+            opened: Carried::new((None, net)),
             protocol_id,
         })
     }
@@ -941,12 +964,16 @@ impl Plugin for TransportClientPlugin {
         if !app.is_plugin_added::<RenetClientPlugin>() {
             app.add_plugins((RenetClientPlugin, BatchedClientPlugin));
         }
-        if let Some((client, transport, net)) = self.opened.take("the transport client plugin") {
-            app.insert_resource(client)
-                .insert_resource(transport)
-                .insert_resource(net);
+        let mut state = ConnectionState::LoggedOut;
+        if let Some((dialled, net)) = self.opened.take("the transport client plugin") {
+            if let Some((client, transport)) = dialled {
+                app.insert_resource(client).insert_resource(transport);
+                state = ConnectionState::Connecting;
+            }
+            app.insert_resource(net);
         }
-        app.insert_resource(ConnectionState::Connecting)
+        let dialled = resource_exists::<RenetClient>;
+        app.insert_resource(state)
             .insert_resource(SpokenProtocol(self.protocol_id))
             .init_resource::<RemoteRegistry>()
             .init_resource::<ClientInbox>()
@@ -962,16 +989,22 @@ impl Plugin for TransportClientPlugin {
                     client_receive
                         .after(RenetReceive)
                         .before(RemoteSystems::Deliver)
-                        .in_set(ClientSystems::Receive),
-                    apply_network_settings.in_set(ClientSystems::Sync),
+                        .in_set(ClientSystems::Receive)
+                        .run_if(dialled),
+                    apply_network_settings
+                        .in_set(ClientSystems::Sync)
+                        .run_if(dialled),
                 ),
             )
             .add_systems(Update, heartbeat.in_set(ClientSystems::Handle))
             .add_systems(
                 PostUpdate,
-                client_send.before(RenetSend).in_set(ClientSystems::Send),
+                client_send
+                    .before(RenetSend)
+                    .in_set(ClientSystems::Send)
+                    .run_if(dialled),
             )
-            .add_systems(OnShutdown, leave_server);
+            .add_systems(OnShutdown, leave_server.run_if(dialled));
     }
 }
 
@@ -1006,8 +1039,7 @@ fn redial(
     mut dials: MessageReader<Redial>,
     mut abandoned: MessageReader<RedialAbandoned>,
     mut state: ResMut<ConnectionState>,
-    mut client: ResMut<RenetClient>,
-    mut transport: ResMut<BatchedClientTransport>,
+    mut commands: Commands,
     mut net: ResMut<ClientNet>,
     protocol: Res<SpokenProtocol>,
     config: Res<crate::config::ClientConfig>,
@@ -1026,12 +1058,14 @@ fn redial(
     for d in dials.read() {
         let credentials = ClientCredentials::Token(d.token.clone());
         match open_client(d.server, credentials, protocol.0) {
-            Ok(opened) => {
-                *client = opened.client;
-                *transport = opened.transport;
+            Ok(mut opened) => {
                 if let Ok(rate) = config.get::<i64>("network.clientSendRate") {
-                    transport.set_send_interval(client_send_interval(rate));
+                    opened
+                        .transport
+                        .set_send_interval(client_send_interval(rate));
                 }
+                commands.insert_resource(opened.client);
+                commands.insert_resource(opened.transport);
                 net.0 = ClientCore::new(opened.material, net.timeout(), net.rekey_after());
                 info!("dialling {} again", d.server);
                 *state = ConnectionState::Connecting;

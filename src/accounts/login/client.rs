@@ -168,6 +168,11 @@ impl LoginClient {
         Ok(socket.into())
     }
 
+    /// The address it resolved to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// `HOST:PORT`.
     pub fn host(&self) -> &str {
         &self.host
