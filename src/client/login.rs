@@ -164,7 +164,12 @@ impl Plugin for LoginScreenPlugin {
         })
         .add_message::<Redial>()
         .add_systems(Startup, spawn_screen)
-        .add_systems(Update, (type_keys, clicks, finish, show).chain());
+        .add_systems(
+            Update,
+            (type_keys, clicks, finish, show)
+                .chain()
+                .in_set(crate::stages::ClientSystems::Handle),
+        );
     }
 }
 

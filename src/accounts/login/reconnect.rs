@@ -65,7 +65,10 @@ impl Plugin for ReconnectPlugin {
         .add_message::<RedialPending>()
         .add_message::<Redial>()
         .add_message::<RedialAbandoned>()
-        .add_systems(Update, reconnect);
+        .add_systems(
+            Update,
+            reconnect.in_set(crate::stages::ClientSystems::Handle),
+        );
     }
 }
 

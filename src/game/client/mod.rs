@@ -97,7 +97,7 @@ impl Plugin for GameClientPlugin {
                 )
                     .in_set(ClientSystems::Sync),
             )
-            .add_systems(Update, run_script);
+            .add_systems(Update, run_script.in_set(ClientSystems::Handle));
     }
 }
 
