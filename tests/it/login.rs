@@ -538,3 +538,26 @@ fn a_client_that_loses_its_server_logs_in_again_with_its_refresh_token() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn an_operators_certificate_is_served_instead_of_a_made_one() {
+    let d = Scratch::new("login-operator-cert");
+    let home = Scratch::new("login-operator-cert-client");
+    let (cert, key) = (home.0.join("op-cert.pem"), home.0.join("op-key.pem"));
+    tls::ensure_self_signed(&cert, &key, &["127.0.0.1".into()]).unwrap();
+    let (cert_text, key_text) = (
+        cert.to_string_lossy().into_owned(),
+        key.to_string_lossy().into_owned(),
+    );
+    let (_server, login) =
+        login_server(&d, "", &["--tls-cert", &cert_text, "--tls-key", &key_text]);
+    // Pinned up front to the operator's certificate: accepted.
+    LoginClient::new(&login.to_string(), &home.0.join("client"), Some(&cert))
+        .unwrap()
+        .register(&creds("Ann", "sea-shells-42"))
+        .unwrap();
+    assert!(
+        !d.0.join("keys/login-cert.pem").exists(),
+        "no certificate was made"
+    );
+}
