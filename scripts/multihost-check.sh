@@ -67,10 +67,10 @@ stop_server() {
   wait "$SERVER_PID" || true
   SERVER_PID=
 }
-player() { # LOG ARGS...: the player's host runs a headless client for 8 s
+player() { # LOG ARGS...: the player's host runs a headless client for 15 s
   local log=$1; shift
   ip netns exec "$CLI_NS" timeout 60 "$BIN" --data "$WORK/player-data" client --headless \
-    --login "$SRV_IP" --user Nemo --password-file "$WORK/password" --exit-after 8 "$@" \
+    --login "$SRV_IP" --user Nemo --password-file "$WORK/password" --exit-after 15 "$@" \
     >"$WORK/$log.log" 2>&1 || fail "the player's client exited with $? ($log)"
 }
 

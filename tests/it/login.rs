@@ -426,7 +426,8 @@ fn pump_real(
     }
 }
 
-fn stop(server: &mut App, client: &mut App) {
+/// Shuts `server` down as an operator would (its clients are told) and drops it.
+fn stop(mut server: App, client: &mut App) {
     server
         .world_mut()
         .resource_mut::<bloxquarium::shutdown::Shutdown>()
@@ -434,7 +435,7 @@ fn stop(server: &mut App, client: &mut App) {
             "restart".into(),
         ));
     pump_real(
-        &mut [server, client],
+        &mut [&mut server, client],
         Duration::from_secs(20),
         "the server stops",
         |a| a[0].should_exit().is_some(),
@@ -483,8 +484,7 @@ fn a_client_that_loses_its_server_logs_in_again_with_its_refresh_token() {
     );
 
     // The server restarts: the player shows "reconnecting", logs in again and is back.
-    stop(&mut server, &mut player);
-    drop(server);
+    stop(server, &mut player);
     let mut saw_reconnecting = false;
     pump_real(
         &mut [&mut player],
@@ -514,8 +514,7 @@ fn a_client_that_loses_its_server_logs_in_again_with_its_refresh_token() {
 
     // The server goes away for good: the headless player gives up and exits 1 with the reason.
     player.world_mut().resource_mut::<Reconnect>().delays = vec![Duration::from_millis(20); 2];
-    stop(&mut server, &mut player);
-    drop(server);
+    stop(server, &mut player);
     let mut exit = None;
     pump_real(
         &mut [&mut player],
