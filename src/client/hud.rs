@@ -45,6 +45,7 @@ struct HudState {
     /// How long a toast stays (`ui.toastSeconds`).
     toast_for: Duration,
     shown_refusals: u64,
+    shown_notices: usize,
     overlay: bool,
     fps: f32,
 }
@@ -102,7 +103,9 @@ pub struct GameHudPlugin;
 
 impl Plugin for GameHudPlugin {
     fn build(&self, app: &mut App) {
-        app.add_message::<crate::config::ConfigChanged>()
+        // A player at the window gets the daily reward without asking.
+        app.insert_resource(crate::game::DailyClaims::automatic())
+            .add_message::<crate::config::ConfigChanged>()
             .add_systems(Startup, (init_hud, spawn_hud))
             .add_systems(PreUpdate, follow_toast_seconds.in_set(ClientSystems::Sync))
             .add_systems(
@@ -356,6 +359,7 @@ fn swim(
 #[allow(clippy::too_many_arguments)]
 fn update_hud(
     prediction: Res<Prediction>,
+    notices: Res<crate::game::Notices>,
     board: Res<crate::game::Leaderboard>,
     shop: Res<Shop>,
     state: Res<ConnectionState>,
@@ -429,6 +433,15 @@ fn update_hud(
             for mut t in &mut toast {
                 t.0 = format!("Refused: {why}");
             }
+        }
+    }
+    if notices.0.len() > hud.shown_notices {
+        // The ones that arrived together (earnings and the daily reward) show together.
+        let text = notices.0[hud.shown_notices..].join("\n");
+        hud.shown_notices = notices.0.len();
+        hud.toast(now);
+        for mut t in &mut toast {
+            t.0.clone_from(&text);
         }
     }
     if now > hud.toast_until {

@@ -68,6 +68,9 @@ pub struct Aquarium {
     pub fish: Vec<Fish>,
     /// The player's settings.
     pub settings: BTreeMap<String, String>,
+    /// When the server last saw the player, and the daily reward's streak.
+    #[serde(default)]
+    pub away: crate::game::rules::Away,
 }
 
 /// What waits for an offline player (an admin's grant, a gift).
@@ -108,6 +111,7 @@ impl Aquarium {
             },
             fish: Vec::new(),
             settings: BTreeMap::new(),
+            away: crate::game::rules::Away::default(),
         }
     }
 }
@@ -183,6 +187,9 @@ impl PlayerData for Aquarium {
             ("fish.*.hunger", Rule::Min),
             ("fish.*.name", Rule::Latest),
             ("settings.*", Rule::Latest),
+            ("away.last_seen_ms", Rule::Max),
+            ("away.daily_day", Rule::Max),
+            ("away.daily_streak", Rule::Latest),
         ]
     }
 }

@@ -22,7 +22,9 @@ use bevy::prelude::*;
 
 pub use art::{SPECIES, Species, tank_half_extents};
 pub use boids::{Boid, Flock, step as flock_step, step_all_pairs as flock_step_all_pairs};
-pub use client::{GameClientPlugin, Leaderboard, Prediction, Predictor, ScriptedOps, Visit};
+pub use client::{
+    DailyClaims, GameClientPlugin, Leaderboard, Notices, Prediction, Predictor, ScriptedOps, Visit,
+};
 pub use data::{Aquarium, DataStoreState, Fish, LiveProfile, OfflineGift, Profile, Stats, Tank};
 pub use rules::{
     Catalog, DECORATIONS, EconomyError, GameOp, Receipt, advance as advance_economy, state_of,

@@ -28,7 +28,9 @@ pub fn register(app: &mut App) {
         .add_remote_function::<Visit>()
         .add_remote_function::<GrantCoins>()
         .add_remote_event::<StateUpdate>()
-        .add_remote_event::<Leaderboard>();
+        .add_remote_event::<Leaderboard>()
+        .add_remote_event::<WelcomeBack>()
+        .add_remote_function::<ClaimDaily>();
 }
 
 /// A player's own game state as the server holds it (authoritative), with the last of the
@@ -262,6 +264,41 @@ pub struct StateUpdate(pub PlayerState);
 impl Remote for StateUpdate {
     const NAME: &'static str = "aquarium.state";
     const SEALED: bool = true;
+}
+
+/// On return: how long the player was away and what the fish earned meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WelcomeBack {
+    /// Seconds away (on the server's clock).
+    pub away_secs: u64,
+    /// Coins the fish earned.
+    pub coins: i64,
+}
+
+impl Remote for WelcomeBack {
+    const NAME: &'static str = "aquarium.welcome_back";
+}
+
+/// Claims today's daily reward (once a day; refused with when the next one comes otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimDaily;
+
+impl Remote for ClaimDaily {
+    const NAME: &'static str = "aquarium.claim_daily";
+    const SEALED: bool = true;
+}
+
+impl RemoteFunction for ClaimDaily {
+    type Response = DailyReward;
+}
+
+/// Today's daily reward, credited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DailyReward {
+    /// Coins.
+    pub coins: i64,
+    /// Days in a row.
+    pub streak: u32,
 }
 
 /// The richest players on this server now: player id, name and coins, richest first.

@@ -424,3 +424,124 @@ fn a_purchase_is_answered_between_ticks_and_applied_once() {
     assert_eq!(coins_on_server(&server, 1), coins - price);
     assert_eq!(live_profile(&server, 1).fish.len(), 1);
 }
+
+fn claim_daily(server: &mut App, client: &mut App) -> Result<String, String> {
+    use bloxquarium::game::protocol::ClaimDaily;
+    let r = harness::call(server, client, &mut [], ClaimDaily);
+    r.map(|d| format!("+{} day {}", d.coins, d.streak))
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn coming_back_pays_what_the_fish_earned_and_the_daily_reward() {
+    use bloxquarium::game::Notices;
+    let d = Scratch::new("game-away");
+    let cfg = harness::config_dir(
+        &d,
+        r#"{"game.hungerPerMinute": 0.0, "game.dailyRewards": [50, 80]}"#,
+    );
+    let mut server = harness::server_with_config(&d, &cfg);
+    let notices = |c: &App| c.world().resource::<Notices>().0.clone();
+    // The first visit: nothing earned away; the first day's reward, once.
+    let mut client = harness::join(&mut server, &d, 7, "Ann", harness::JoinUntil::InGame);
+    assert_eq!(
+        claim_daily(&mut server, &mut client),
+        Ok("+50 day 1".into())
+    );
+    let again = claim_daily(&mut server, &mut client).unwrap_err();
+    assert!(
+        again.contains("today's reward is claimed: the next one in"),
+        "{again}"
+    );
+    assert_eq!(coins_on_server(&server, 7), 150);
+    pump_until(&mut [&mut server, &mut client], 100, "the notice", |a| {
+        !notices(a[1]).is_empty()
+    });
+    assert_eq!(
+        notices(&client),
+        vec!["Daily reward: +50 coins (day 1 in a row)"]
+    );
+    send(
+        &mut client,
+        GameOp::Purchase {
+            item: ShopItem::Fish { species: 0 },
+            quantity: 1,
+        },
+    )
+    .unwrap();
+    pump_until(&mut [&mut server, &mut client], 100, "bought", |a| {
+        a[1].world().resource::<Prediction>().predictor.pending() == 0
+    });
+    // The player was last seen two hours ago, and claimed yesterday's reward; then leaves.
+    set_game_time(&mut server, Duration::ZERO);
+    harness::edit_profile(&mut server, 7, |p| {
+        p.away.last_seen_ms = bloxquarium::clock::now_ms() - 2 * 3600 * 1000;
+        p.away.daily_day -= 1;
+    });
+    let before = coins_on_server(&server, 7);
+    client
+        .world_mut()
+        .resource_mut::<bloxquarium::shutdown::Shutdown>()
+        .request(bloxquarium::shutdown::ShutdownReason::Requested(
+            "bye".into(),
+        ));
+    pump_until(
+        &mut [&mut server, &mut client],
+        600,
+        "left and saved",
+        |a| a[0].world().resource::<DataStoreState>().players().count() == 0,
+    );
+    drop(client);
+    // Back: two hours of one fish's income at once, and day two of the streak when claimed.
+    let mut client = harness::join(&mut server, &d, 7, "Ann", harness::JoinUntil::InGame);
+    pump_until(&mut [&mut server, &mut client], 100, "welcomed back", |a| {
+        !notices(a[1]).is_empty()
+    });
+    let rate = 0.2; // game.fishIncomePerSecond[0]
+    let earned = (rate * 7200.0) as i64;
+    assert_eq!(
+        notices(&client),
+        vec![format!("While you were away (2.0 h): +{earned} coins")]
+    );
+    assert_eq!(coins_on_server(&server, 7), before + earned);
+    assert_eq!(
+        claim_daily(&mut server, &mut client),
+        Ok("+80 day 2".into())
+    );
+    assert_eq!(coins_on_server(&server, 7), before + earned + 80);
+    let ops: Vec<String> = live_profile(&server, 7)
+        .operations
+        .iter()
+        .map(|o| o.kind.clone())
+        .collect();
+    assert!(
+        ops.ends_with(&["earned_while_away".into(), "daily_reward".into()]),
+        "{ops:?}"
+    );
+    // Back again at once: a reconnect is not being away.
+    client
+        .world_mut()
+        .resource_mut::<bloxquarium::shutdown::Shutdown>()
+        .request(bloxquarium::shutdown::ShutdownReason::Requested(
+            "bye".into(),
+        ));
+    pump_until(&mut [&mut server, &mut client], 600, "left again", |a| {
+        a[0].world().resource::<DataStoreState>().players().count() == 0
+    });
+    drop(client);
+    let coins = coins_on_server_after_join(&mut server, &d);
+    assert_eq!(coins, before + earned + 80);
+}
+
+fn coins_on_server_after_join(server: &mut App, d: &Scratch) -> i64 {
+    let mut client = harness::join(server, d, 7, "Ann", harness::JoinUntil::InGame);
+    harness::pump(&mut [server, &mut client], 10);
+    assert!(
+        client
+            .world()
+            .resource::<bloxquarium::game::Notices>()
+            .0
+            .is_empty()
+    );
+    coins_on_server(server, 7)
+}

@@ -317,6 +317,18 @@ pub const KEY_EFFECTS: &[(&str, &str)] = &[
         "game.sellRefund",
         "lib game::rules::economy::tests::the_game_keys_set_prices_capacity_income_and_refund",
     ),
+    (
+        "game.offlineEarningsCapHours",
+        "lib game::rules::away::tests::the_coming_back_keys_set_the_rules",
+    ),
+    (
+        "game.dailyRewards",
+        "lib game::rules::away::tests::the_coming_back_keys_set_the_rules",
+    ),
+    (
+        "game.dailyResetHourUtc",
+        "lib game::rules::away::tests::the_coming_back_keys_set_the_rules",
+    ),
     // The room's keys (examples/room/keys.ron).
     (
         "room.bumpStep",

@@ -12,8 +12,8 @@ pub use predict::Predictor;
 
 use super::Shop;
 use super::protocol::{
-    Applied, Feed, Gift, Leaderboard as LeaderboardEvent, PlayerState, Purchase, Sell, StateUpdate,
-    Visit as VisitCall, Visited,
+    Applied, ClaimDaily, Feed, Gift, Leaderboard as LeaderboardEvent, PlayerState, Purchase, Sell,
+    StateUpdate, Visit as VisitCall, Visited, WelcomeBack,
 };
 use super::rules::{Catalog, GameOp};
 use crate::config::ClientConfig;
@@ -84,6 +84,8 @@ impl Plugin for GameClientPlugin {
         crate::stages::client(app);
         app.init_resource::<Prediction>()
             .init_resource::<ScriptedOps>()
+            .init_resource::<Notices>()
+            .init_resource::<DailyClaims>()
             .init_resource::<Leaderboard>()
             .init_resource::<Visit>()
             .init_resource::<Shop>()
@@ -97,7 +99,87 @@ impl Plugin for GameClientPlugin {
                 )
                     .in_set(ClientSystems::Sync),
             )
-            .add_systems(Update, run_script.in_set(ClientSystems::Handle));
+            .add_systems(
+                Update,
+                (run_script, receive_notices, claim_daily_reward).in_set(ClientSystems::Handle),
+            );
+    }
+}
+
+/// What the server told the player on coming back ("while you were away: +N coins", the daily
+/// reward), newest last; the window shows each as a toast.
+#[derive(Resource, Debug, Default)]
+pub struct Notices(pub Vec<String>);
+
+fn receive_notices(
+    mut away: MessageReader<FromServer<WelcomeBack>>,
+    mut daily: MessageReader<Answer<ClaimDaily>>,
+    mut notices: ResMut<Notices>,
+) {
+    for FromServer(w) in away.read() {
+        let away = if w.away_secs < 3600 {
+            format!("{} min", w.away_secs / 60)
+        } else {
+            format!("{:.1} h", w.away_secs as f64 / 3600.0)
+        };
+        let text = format!("While you were away ({away}): +{} coins", w.coins);
+        info!("{text}");
+        notices.0.push(text);
+    }
+    for a in daily.read() {
+        match &a.result {
+            Ok(d) => {
+                let text = format!(
+                    "Daily reward: +{} coins (day {} in a row)",
+                    d.coins, d.streak
+                );
+                info!("{text}");
+                notices.0.push(text);
+            }
+            Err(e) => info!("daily reward: {e}"),
+        }
+    }
+}
+
+/// The window claims the daily reward by itself: once in game, and again each hour (a day may
+/// have started meanwhile; the server refuses a second claim the same day).
+#[derive(Resource, Debug, Default)]
+pub struct DailyClaims {
+    /// Claim by itself (the window; headless clients and tests call `ClaimDaily` themselves).
+    pub auto: bool,
+    last: Option<Duration>,
+}
+
+impl DailyClaims {
+    /// Claims by itself (the window).
+    pub fn automatic() -> Self {
+        Self {
+            auto: true,
+            last: None,
+        }
+    }
+}
+
+/// How often the window asks for the daily reward.
+const DAILY_CLAIM_EVERY: Duration = Duration::from_secs(3600);
+
+fn claim_daily_reward(
+    mut claims: ResMut<DailyClaims>,
+    prediction: Res<Prediction>,
+    net: Option<ResMut<ClientNet>>,
+    time: Res<Time<Real>>,
+) {
+    let now = time.elapsed();
+    let due = claims
+        .last
+        .is_none_or(|t| now.saturating_sub(t) >= DAILY_CLAIM_EVERY);
+    // In game: the server has sent the state.
+    if !claims.auto || !due || prediction.predictor.authoritative().is_none() {
+        return;
+    }
+    if let Some(mut net) = net {
+        claims.last = Some(now);
+        net.call(&ClaimDaily, now);
     }
 }
 

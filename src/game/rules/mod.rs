@@ -1,10 +1,15 @@
 //! The aquarium's rules as plain functions: the shop's catalog and the economy ([`economy`]),
-//! and how each operation changes a profile ([`ops`]). The server applies them to the live
+//! how each operation changes a profile ([`ops`]), and coming back ([`away`]: earnings while
+//! away, the daily reward). The server applies them to the live
 //! profile; the client's prediction applies the same functions to its copy.
 
+mod away;
 mod economy;
 mod ops;
 
+pub use away::{
+    Away, AwayRules, MIN_AWAY_SECS, claim_daily, day_of, earn_while_away, until_next_day,
+};
 pub use economy::{
     Catalog, DECORATIONS, EconomyError, Receipt, advance, decoration_kinds, feed, give,
 };

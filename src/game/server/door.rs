@@ -46,6 +46,12 @@ impl ProfileDoor<'_> {
         &self.profiles
     }
 
+    /// Changes a live profile outside any operation (what time does: the clock it was seen at,
+    /// hunger), as the economy's step does.
+    pub fn simulate<R>(&mut self, player: u64, step: impl FnOnce(&mut Profile) -> R) -> Option<R> {
+        self.profiles.simulate(player, step)
+    }
+
     /// The network, to answer requests.
     pub fn net(&mut self) -> &mut ServerNet {
         &mut self.net

@@ -4,6 +4,7 @@
 //! that reports to security) and its own admin command (`GrantCoins`).
 
 mod admin;
+mod away;
 mod door;
 mod income;
 
@@ -78,6 +79,7 @@ impl Plugin for GameServerPlugin {
                 (
                     refresh_shop,
                     send_state_at_join,
+                    away::welcome_back,
                     admin::finish_grants,
                     step_economy,
                     forget_left,
@@ -88,7 +90,13 @@ impl Plugin for GameServerPlugin {
             // The calls: answered in the tick (before the step above) and between ticks.
             .add_systems(
                 ServerRequests,
-                (answer_game_ops, answer_visits, admin::grant_coins).chain(),
+                (
+                    answer_game_ops,
+                    answer_visits,
+                    admin::grant_coins,
+                    away::answer_daily_claims,
+                )
+                    .chain(),
             );
     }
 }
@@ -337,6 +345,7 @@ fn step_economy(
         return;
     };
     let hunger: f64 = config.get("game.hungerPerMinute").unwrap_or(0.0);
+    let now_ms = crate::clock::now_ms();
     if push {
         let board = leaderboard(&profiles, &net, 10);
         net.broadcast(&LeaderboardEvent(board));
@@ -348,6 +357,8 @@ fn step_economy(
         if has_fish {
             let carry = game.carry.entry(player).or_default();
             profiles.simulate(player, |profile| {
+                // What earnings while away count from (players without fish earn nothing).
+                profile.away.last_seen_ms = now_ms;
                 economy::advance(profile, catalog, hunger, secs, carry)
             });
         }
