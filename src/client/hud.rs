@@ -148,14 +148,14 @@ fn text_box(top: Val, colour: Color, marker: impl Component, size: f32) -> impl 
     )
 }
 
+/// The toast's colour for refusals and problems.
+const WARNING: Color = Color::srgb(1.0, 0.55, 0.5);
+/// The toast's colour for coins the player got (earnings while away, the daily reward).
+const GOOD_NEWS: Color = Color::srgb(0.55, 1.0, 0.6);
+
 fn spawn_hud(mut commands: Commands) {
     commands.spawn(text_box(px(52), Color::srgb(1.0, 0.9, 0.5), HudText, 20.0));
-    commands.spawn(text_box(
-        px(92),
-        Color::srgb(1.0, 0.55, 0.5),
-        ToastText,
-        18.0,
-    ));
+    commands.spawn(text_box(px(92), WARNING, ToastText, 18.0));
     commands.spawn(text_box(
         px(132),
         Color::srgb(0.7, 1.0, 0.8),
@@ -368,14 +368,24 @@ fn update_hud(
     mut problems: MessageReader<crate::assets::AssetProblem>,
     mut differ: MessageReader<crate::assets::AssetsDiffer>,
     mut line: Query<&mut Text, (With<HudText>, Without<ToastText>)>,
-    mut toast: Query<&mut Text, (With<ToastText>, Without<HudText>)>,
+    mut toast: Query<(&mut Text, &mut TextColor), (With<ToastText>, Without<HudText>)>,
 ) {
     let now = time.elapsed();
+    let mut say = |text: String, color: Color| {
+        for (mut t, mut c) in &mut toast {
+            if t.0 != text {
+                t.0.clone_from(&text);
+            }
+            if c.0 != color {
+                c.0 = color;
+            }
+        }
+    };
     // An asset that failed is reported like a refusal.
     if let Some(p) = problems.read().last() {
         hud.toast(now);
-        for mut t in &mut toast {
-            t.0 = format!(
+        say(
+            format!(
                 "Asset {} {}: a lower quality or the magenta fallback stands in",
                 p.path,
                 if p.integrity {
@@ -383,15 +393,14 @@ fn update_hud(
                 } else {
                     "could not load"
                 }
-            );
-        }
+            ),
+            WARNING,
+        );
     }
     // Files that differ from the server's: said once, at join, with what differs.
     if let Some(d) = differ.read().last() {
         hud.toast(now);
-        for mut t in &mut toast {
-            t.0 = d.describe();
-        }
+        say(d.describe(), WARNING);
     }
     let catalog = shop.catalog();
     let text = match (
@@ -430,9 +439,7 @@ fn update_hud(
         hud.shown_refusals = refusals;
         hud.toast(now);
         if let Some((_, why)) = prediction.predictor.rejections.last() {
-            for mut t in &mut toast {
-                t.0 = format!("Refused: {why}");
-            }
+            say(format!("Refused: {why}"), WARNING);
         }
     }
     if notices.0.len() > hud.shown_notices {
@@ -440,14 +447,10 @@ fn update_hud(
         let text = notices.0[hud.shown_notices..].join("\n");
         hud.shown_notices = notices.0.len();
         hud.toast(now);
-        for mut t in &mut toast {
-            t.0.clone_from(&text);
-        }
+        say(text, GOOD_NEWS);
     }
     if now > hud.toast_until {
-        for mut t in &mut toast {
-            t.0.clear();
-        }
+        say(String::new(), WARNING);
     }
 }
 
