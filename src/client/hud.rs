@@ -148,6 +148,9 @@ fn text_box(top: Val, colour: Color, marker: impl Component, size: f32) -> impl 
     )
 }
 
+/// The toast's text box (not the HUD line's).
+type ToastOnly = (With<ToastText>, Without<HudText>);
+
 /// The toast's colour for refusals and problems.
 const WARNING: Color = Color::srgb(1.0, 0.55, 0.5);
 /// The toast's colour for coins the player got (earnings while away, the daily reward).
@@ -368,7 +371,7 @@ fn update_hud(
     mut problems: MessageReader<crate::assets::AssetProblem>,
     mut differ: MessageReader<crate::assets::AssetsDiffer>,
     mut line: Query<&mut Text, (With<HudText>, Without<ToastText>)>,
-    mut toast: Query<(&mut Text, &mut TextColor), (With<ToastText>, Without<HudText>)>,
+    mut toast: Query<(&mut Text, &mut TextColor), ToastOnly>,
 ) {
     let now = time.elapsed();
     let mut say = |text: String, color: Color| {

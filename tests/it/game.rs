@@ -425,6 +425,19 @@ fn a_purchase_is_answered_between_ticks_and_applied_once() {
     assert_eq!(live_profile(&server, 1).fish.len(), 1);
 }
 
+/// The player quits; the server saves and unloads the profile.
+fn leave(server: &mut App, mut client: App) {
+    client
+        .world_mut()
+        .resource_mut::<bloxquarium::shutdown::Shutdown>()
+        .request(bloxquarium::shutdown::ShutdownReason::Requested(
+            "bye".into(),
+        ));
+    pump_until(&mut [server, &mut client], 600, "left and saved", |a| {
+        a[0].world().resource::<DataStoreState>().players().count() == 0
+    });
+}
+
 fn claim_daily(server: &mut App, client: &mut App) -> Result<String, String> {
     use bloxquarium::game::protocol::ClaimDaily;
     let r = harness::call(server, client, &mut [], ClaimDaily);
@@ -479,19 +492,7 @@ fn coming_back_pays_what_the_fish_earned_and_the_daily_reward() {
         p.away.daily_day -= 1;
     });
     let before = coins_on_server(&server, 7);
-    client
-        .world_mut()
-        .resource_mut::<bloxquarium::shutdown::Shutdown>()
-        .request(bloxquarium::shutdown::ShutdownReason::Requested(
-            "bye".into(),
-        ));
-    pump_until(
-        &mut [&mut server, &mut client],
-        600,
-        "left and saved",
-        |a| a[0].world().resource::<DataStoreState>().players().count() == 0,
-    );
-    drop(client);
+    leave(&mut server, client);
     // Back: two hours of one fish's income at once, and day two of the streak when claimed.
     let mut client = harness::join(&mut server, &d, 7, "Ann", harness::JoinUntil::InGame);
     pump_until(&mut [&mut server, &mut client], 100, "welcomed back", |a| {
@@ -519,16 +520,7 @@ fn coming_back_pays_what_the_fish_earned_and_the_daily_reward() {
         "{ops:?}"
     );
     // Back again at once: a reconnect is not being away.
-    client
-        .world_mut()
-        .resource_mut::<bloxquarium::shutdown::Shutdown>()
-        .request(bloxquarium::shutdown::ShutdownReason::Requested(
-            "bye".into(),
-        ));
-    pump_until(&mut [&mut server, &mut client], 600, "left again", |a| {
-        a[0].world().resource::<DataStoreState>().players().count() == 0
-    });
-    drop(client);
+    leave(&mut server, client);
     let coins = coins_on_server_after_join(&mut server, &d);
     assert_eq!(coins, before + earned + 80);
 }

@@ -15,6 +15,30 @@ use crate::game::rules::{AwayRules, claim_daily, earn_while_away, until_next_day
 use crate::protocol::RemoteError;
 use crate::transport::Call;
 
+/// Replaces the player's live profile with `after` (the rules applied to a copy) as the
+/// player's own operation `kind`, crediting `coins` the fish did not earn online.
+fn credit(
+    door: &mut ProfileDoor,
+    (player, last_op): (u64, u64),
+    kind: &'static str,
+    payload: serde_json::Value,
+    after: crate::game::Profile,
+    coins: i64,
+) {
+    let op = Operation {
+        player,
+        actor: player,
+        kind,
+        payload,
+        last_op,
+        push: true,
+    };
+    door.change(op, |p| {
+        *p = after;
+        Ok::<i64, std::convert::Infallible>(coins)
+    });
+}
+
 pub(super) fn welcome_back(
     mut loaded: MessageReader<ProfileLoaded>,
     config: Res<Config>,
@@ -43,18 +67,9 @@ pub(super) fn welcome_back(
             door.simulate(player, |p| *p = after);
             continue;
         }
-        let op = Operation {
-            player,
-            actor: player,
-            kind: "earned_while_away",
-            payload: serde_json::json!({ "away_s": away_secs, "coins": earned }),
-            last_op: game.last_op(player),
-            push: true,
-        };
-        door.change(op, |p| {
-            *p = after;
-            Ok::<i64, std::convert::Infallible>(earned)
-        });
+        let payload = serde_json::json!({ "away_s": away_secs, "coins": earned });
+        let who = (player, game.last_op(player));
+        credit(&mut door, who, "earned_while_away", payload, after, earned);
         info!(player, away_secs, earned, "earned while away");
         door.net().send(
             client,
@@ -97,18 +112,9 @@ pub(super) fn answer_daily_claims(
                         )))
                     }
                     Some(Some((after, (coins, streak)))) => {
-                        let op = Operation {
-                            player,
-                            actor: player,
-                            kind: "daily_reward",
-                            payload: serde_json::json!({ "coins": coins, "streak": streak }),
-                            last_op: game.last_op(player),
-                            push: true,
-                        };
-                        door.change(op, |p| {
-                            *p = after;
-                            Ok::<i64, std::convert::Infallible>(coins)
-                        });
+                        let payload = serde_json::json!({ "coins": coins, "streak": streak });
+                        let who = (player, game.last_op(player));
+                        credit(&mut door, who, "daily_reward", payload, after, coins);
                         info!(player, coins, streak, "daily reward");
                         Ok(DailyReward { coins, streak })
                     }
