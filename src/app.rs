@@ -71,7 +71,7 @@ pub enum StartError {
     Security(#[from] crate::security::SecurityError),
     /// A client was started without a way to authenticate.
     #[error(
-        "client needs --token FILE (make one on the server with `bloxquarium token --player ID --name NAME --out FILE`), or --insecure-dev against an insecure server"
+        "client needs --login HOST (the server's login service: register or log in there), or --token FILE (make one on the server with `bloxquarium token --player ID --name NAME --out FILE`), or --insecure-dev against an insecure server"
     )]
     NoToken,
     /// A tool subcommand failed.

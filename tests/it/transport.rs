@@ -768,7 +768,9 @@ fn binary_client_without_token_says_how_to_get_one() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("--token") && err.contains("bloxquarium token"),
+        err.contains("--login HOST")
+            && err.contains("--token")
+            && err.contains("bloxquarium token"),
         "{err}"
     );
 }
