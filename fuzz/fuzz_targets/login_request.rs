@@ -1,9 +1,12 @@
 //! What the login service reads from a peer before any password check: the HTTP request (head
-//! and body, whatever the split into reads) and the JSON bodies of its three requests.
+//! and body, whatever the split into reads) and the JSON bodies of its three requests; and what
+//! the client reads back from a service it may not trust yet (the response, the grant).
 #![no_main]
 
-use bloxquarium::accounts::login::http::{MAX_BODY, read_request};
-use bloxquarium::accounts::login::{Credentials, RefreshRequest, refresh::RefreshKey};
+use bloxquarium::accounts::login::http::{MAX_BODY, parse_response, read_request};
+use bloxquarium::accounts::login::{
+    Credentials, Grant, RefreshRequest, Refusal, refresh::RefreshKey,
+};
 use libfuzzer_sys::fuzz_target;
 
 /// Hands out the input in reads of the sizes its first byte picks, as a trickling peer would.
@@ -29,6 +32,12 @@ fuzz_target!(|data: &[u8]| {
         data: rest,
         step: usize::from(first).max(1),
     };
+    if let Ok((_, body)) = parse_response(rest) {
+        if let Ok(grant) = serde_json::from_slice::<Grant>(&body) {
+            let _ = bloxquarium::accounts::login::client::token_of(&grant);
+        }
+        let _ = serde_json::from_slice::<Refusal>(&body);
+    }
     if let Ok(request) = read_request(&mut peer) {
         assert!(request.body.len() <= MAX_BODY);
         assert_eq!(request.body.len(), request.head.content_length);

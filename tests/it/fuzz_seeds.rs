@@ -188,6 +188,12 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         "refresh",
         login(r#"{"refresh_token":"7b7d.00"}"#),
     ));
+    // And an answer as the client reads it back.
+    let mut answer = vec![7u8];
+    let refusal = r#"{"error":"wrong username or password","reason":"wrong_credentials"}"#;
+    bloxquarium::accounts::login::http::write_response(&mut answer, 401, &[], refusal.as_bytes())
+        .unwrap();
+    out.push(("login_request", "answer", answer));
     // Config: the shipped files and a layer of every shape.
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
     out.push((
