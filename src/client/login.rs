@@ -9,7 +9,6 @@ use bevy::prelude::*;
 use bevy::tasks::{IoTaskPool, Task};
 
 use super::ServerAddress;
-use crate::accounts::login::client::token_of;
 use crate::accounts::login::{Credentials, Grant, LoginClient, LoginError};
 use crate::accounts::{PASSWORD_LEN, USERNAME_LEN};
 use crate::transport::Redial;
@@ -352,13 +351,7 @@ fn finish(
     screen.task = None;
     screen.form.busy = false;
     let dialled = result.and_then(|grant| {
-        if let Err(e) = screen.client.save_refresh(&grant) {
-            warn!("cannot keep the refresh token: {e}");
-        }
-        let token = token_of(&grant)?;
-        let at = token
-            .dial(screen.asked)
-            .map_err(|e| LoginError::Malformed(e.to_string()))?;
+        let (at, token) = screen.client.take_grant(&grant, screen.asked)?;
         info!(
             "logged in at {} as {} (player {}); joining {at}",
             screen.client.host(),

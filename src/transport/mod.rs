@@ -914,6 +914,18 @@ pub struct TransportClientPlugin {
     protocol_id: u64,
 }
 
+/// The client's calls and session state, under the client's `network.*` settings.
+fn client_net(
+    config: &crate::config::Config,
+    material: SessionMaterial,
+) -> Result<ClientNet, TransportError> {
+    Ok(ClientNet(ClientCore::new(
+        material,
+        config.get("network.messageTimeout")?,
+        config.get("network.rekeyAfter")?,
+    )))
+}
+
 impl TransportClientPlugin {
     /// Opens the client side towards `server` with the client's `network.*` settings.
     pub fn open(
@@ -926,11 +938,7 @@ impl TransportClientPlugin {
         opened
             .transport
             .set_send_interval(client_send_interval(config.get("network.clientSendRate")?));
-        let net = ClientNet(ClientCore::new(
-            opened.material,
-            config.get("network.messageTimeout")?,
-            config.get("network.rekeyAfter")?,
-        ));
+        let net = client_net(config, opened.material)?;
         Ok(Self {
             opened: Carried::new((Some((opened.client, opened.transport)), net)),
             protocol_id,
@@ -946,11 +954,7 @@ impl TransportClientPlugin {
     ) -> Result<Self, TransportError> {
         let material =
             SessionMaterial::random().map_err(|e| TransportError::Netcode(e.to_string()))?;
-        let net = ClientNet(ClientCore::new(
-            material,
-            config.get("network.messageTimeout")?,
-            config.get("network.rekeyAfter")?,
-        ));
+        let net = client_net(config, material)?;
         Ok(Self {
             opened: Carried::new((None, net)),
             protocol_id,

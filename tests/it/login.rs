@@ -76,28 +76,32 @@ fn audit(d: &Scratch, kind: AuditKind) -> Vec<String> {
     .collect()
 }
 
-#[test]
-fn a_player_registers_logs_in_joins_and_buys_a_fish() {
-    let d = Scratch::new("login-flow");
-    let (mut server, login) = login_server(&d, "", &[]);
-    let home = Scratch::new("login-flow-client");
+/// A headless client that registers Ann (password from a file in `home`) at `login` and joins.
+fn registering_player(home: &Scratch, login: &str) -> App {
     let password = home.0.join("password");
     std::fs::write(&password, "sea-shells-42\n").unwrap();
-    let login_text = login.to_string();
-    let password_text = password.to_string_lossy().into_owned();
-    let mut player = harness::app(&[
+    let password = password.to_string_lossy().into_owned();
+    harness::app(&[
         "--data",
         home.path(),
         "client",
         "--headless",
         "--login",
-        &login_text,
+        login,
         "--user",
         "Ann",
         "--password-file",
-        &password_text,
+        &password,
         "--register",
-    ]);
+    ])
+}
+
+#[test]
+fn a_player_registers_logs_in_joins_and_buys_a_fish() {
+    let d = Scratch::new("login-flow");
+    let (mut server, login) = login_server(&d, "", &[]);
+    let home = Scratch::new("login-flow-client");
+    let mut player = registering_player(&home, &login.to_string());
     harness::wait_joined(
         &mut server,
         &mut player,
@@ -459,22 +463,7 @@ fn a_client_that_loses_its_server_logs_in_again_with_its_refresh_token() {
     let flags = ["--bind", game.as_str(), "--login-bind", bind.as_str()];
     let (mut server, _) = login_server(&d, "", &flags);
     let home = Scratch::new("login-reconnect-client");
-    let password = home.0.join("password");
-    std::fs::write(&password, "sea-shells-42\n").unwrap();
-    let password = password.to_string_lossy().into_owned();
-    let mut player = harness::app(&[
-        "--data",
-        home.path(),
-        "client",
-        "--headless",
-        "--login",
-        &bind,
-        "--user",
-        "Ann",
-        "--password-file",
-        &password,
-        "--register",
-    ]);
+    let mut player = registering_player(&home, &bind);
     player.world_mut().resource_mut::<Reconnect>().delays = vec![Duration::from_millis(100); 50];
     harness::wait_joined(
         &mut server,

@@ -322,6 +322,26 @@ impl LoginClient {
     }
 }
 
+impl LoginClient {
+    /// Takes a grant after a login in the running client: keeps its refresh token (a failure
+    /// to is logged: the session still goes ahead) and says which server to dial with which
+    /// token (`asked`: the `--server` the player named, if any).
+    pub fn take_grant(
+        &self,
+        grant: &Grant,
+        asked: Option<SocketAddr>,
+    ) -> Result<(SocketAddr, IssuedToken), LoginError> {
+        if let Err(e) = self.save_refresh(grant) {
+            tracing::warn!("cannot keep the refresh token: {e}");
+        }
+        let token = token_of(grant)?;
+        let server = token
+            .dial(asked)
+            .map_err(|e| LoginError::Malformed(e.to_string()))?;
+        Ok((server, token))
+    }
+}
+
 /// The connect token in a grant.
 pub fn token_of(grant: &Grant) -> Result<IssuedToken, LoginError> {
     let bytes = hex::decode(&grant.token).map_err(|e| LoginError::Malformed(e.to_string()))?;

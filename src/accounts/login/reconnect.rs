@@ -10,7 +10,6 @@ use std::time::Duration;
 use bevy::prelude::*;
 use bevy::tasks::{IoTaskPool, Task};
 
-use super::client::token_of;
 use super::{Grant, LoginClient, LoginError};
 use crate::shutdown::{Shutdown, ShutdownPhase, ShutdownReason};
 use crate::transport::{
@@ -184,15 +183,7 @@ fn reconnect(
             return r.retry_later(now, why, &mut pending, &mut abandoned, &mut shutdown);
         }
     };
-    if let Err(e) = r.client.save_refresh(&grant) {
-        warn!("cannot keep the new refresh token: {e}");
-    }
-    match token_of(&grant).and_then(|t| {
-        let server = t
-            .dial(r.asked)
-            .map_err(|e| LoginError::Malformed(e.to_string()))?;
-        Ok((server, t))
-    }) {
+    match r.client.take_grant(&grant, r.asked) {
         Ok((server, token)) => {
             dials.write(Redial {
                 server,
