@@ -221,29 +221,31 @@ fn run_script(
     shop: Res<Shop>,
     time: Res<Time<Real>>,
 ) {
+    // Done: the tank reported on joining, and after the operations if there were any.
+    let last_report = if script.ops.is_empty() { 1 } else { 2 };
+    if script.reported >= last_report {
+        return;
+    }
     let (Some(mut net), Some(catalog)) = (net, shop.catalog()) else {
         return;
     };
-    let Some(state) = prediction.predictor.authoritative().cloned() else {
+    let Some(state) = prediction.predictor.authoritative() else {
         return;
     };
     if script.reported == 0 {
-        report(&state, "on joining");
+        report(state, "on joining");
         script.reported = 1;
+    } else if script.sent && prediction.predictor.pending() == 0 {
+        report(state, "after the scripted operations");
+        script.reported = 2;
     }
-    if script.ops.is_empty() {
-        return;
-    }
-    if !script.sent {
+    if !script.ops.is_empty() && !script.sent {
         script.sent = true;
         for op in script.ops.clone() {
             if let Err(e) = prediction.send(&mut net, op, catalog, time.elapsed()) {
                 warn!("scripted {op:?} refused: {e}");
             }
         }
-    } else if script.reported == 1 && prediction.predictor.pending() == 0 {
-        report(&state, "after the scripted operations");
-        script.reported = 2;
     }
 }
 

@@ -47,6 +47,9 @@ pub(super) fn welcome_back(
     mut door: ProfileDoor,
 ) {
     let players: Vec<u64> = loaded.read().map(|l| l.player).collect();
+    if players.is_empty() {
+        return;
+    }
     let (Some(catalog), Ok(rules)) = (shop.catalog(), AwayRules::from_config(&config)) else {
         return;
     };
