@@ -549,3 +549,26 @@ fn an_operators_certificate_is_served_instead_of_a_made_one() {
         "no certificate was made"
     );
 }
+
+#[test]
+fn the_total_connection_cap_holds_across_addresses() {
+    let d = Scratch::new("login-total-cap");
+    let (server, login) = login_server(&d, r#", "login.maxConnections": 2"#, &[]);
+    let open = || server.world().resource::<LoginService>().open_connections();
+    // Two idle connections from this address fill the service (under the per-address cap of 8).
+    let _idle: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(login).unwrap()).collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while open() != 2 {
+        assert!(Instant::now() < deadline, "{} open, waited for 2", open());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // A connection from another address is closed at once too.
+    let other = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    other
+        .bind(&SocketAddr::new(OTHER.parse().unwrap(), 0).into())
+        .unwrap();
+    other.connect(&login.into()).unwrap();
+    let mut other: TcpStream = other.into();
+    assert!(closed_by_server(&mut other, Duration::from_secs(5)));
+    assert_eq!(open(), 2);
+}
