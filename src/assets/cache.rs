@@ -124,7 +124,7 @@ impl<V> LruCache<V> {
     pub fn put(&mut self, key: &str, value: V, bytes: u64) -> Vec<(String, V)> {
         if let Some(old) = self.slots.remove(key) {
             self.order.remove(&old.stamp);
-            self.bytes -= old.bytes;
+            self.bytes = self.bytes.saturating_sub(old.bytes);
         }
         self.clock += 1;
         self.slots.insert(
@@ -136,14 +136,14 @@ impl<V> LruCache<V> {
             },
         );
         self.order.insert(self.clock, key.to_string());
-        self.bytes += bytes;
+        self.bytes = self.bytes.saturating_add(bytes);
         self.shrink_to_bounds(Some(key))
     }
 
     /// Updates the size of an entry (a handle's bytes are known once it has loaded).
     pub fn resize(&mut self, key: &str, bytes: u64) -> Vec<(String, V)> {
         if let Some(slot) = self.slots.get_mut(key) {
-            self.bytes = self.bytes - slot.bytes + bytes;
+            self.bytes = self.bytes.saturating_sub(slot.bytes).saturating_add(bytes);
             slot.bytes = bytes;
         }
         self.shrink_to_bounds(Some(key))
@@ -153,7 +153,7 @@ impl<V> LruCache<V> {
     pub fn remove(&mut self, key: &str) -> Option<V> {
         let slot = self.slots.remove(key)?;
         self.order.remove(&slot.stamp);
-        self.bytes -= slot.bytes;
+        self.bytes = self.bytes.saturating_sub(slot.bytes);
         Some(slot.value)
     }
 
@@ -233,6 +233,22 @@ impl<V> LruCache<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Sizes come from the server's manifest: absurd ones (the fuzzer found `u64::MAX - 9`)
+    /// neither overflow nor keep more than the one entry that is over the bound.
+    #[test]
+    fn absurd_sizes_neither_overflow_nor_pile_up() {
+        let mut c = LruCache::new(8, 1000, 1000);
+        c.put("a", 1, 10);
+        let out = c.put("big", 2, u64::MAX - 9);
+        assert_eq!(out, vec![("a".to_string(), 1)]);
+        let out = c.put("bigger", 3, u64::MAX);
+        assert_eq!(out, vec![("big".to_string(), 2)]);
+        c.resize("bigger", u64::MAX - 1);
+        assert_eq!(c.stats().entries, 1);
+        assert_eq!(c.remove("bigger"), Some(3));
+        assert_eq!((c.stats().entries, c.stats().bytes), (0, 0));
+    }
 
     #[test]
     fn evicts_least_recent_by_count_and_by_bytes() {

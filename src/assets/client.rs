@@ -858,7 +858,7 @@ fn poll_requests(world: &mut World) {
             }
             if !p.from_cache {
                 streamer.stats.loaded += 1;
-                streamer.stats.bytes += p.size;
+                streamer.stats.bytes = streamer.stats.bytes.saturating_add(p.size);
                 streamer.stats.total_ms += p.started.elapsed().as_secs_f64() * 1000.0;
                 for (evicted, _) in streamer.cache.put(&p.file, p.handle.clone(), p.size) {
                     debug!("asset cache: evicted {evicted}");

@@ -274,7 +274,12 @@ impl AssetRegistry {
             ..Default::default()
         };
         for e in &self.manifest.entries {
-            s.bytes += e.variants.iter().map(|v| v.size).sum::<u64>();
+            // Sizes come from the server's manifest: a sum past u64 saturates, never panics.
+            let entry = e
+                .variants
+                .iter()
+                .fold(0u64, |a, v| a.saturating_add(v.size));
+            s.bytes = s.bytes.saturating_add(entry);
             *s.per_category.entry(e.category.clone()).or_default() += 1;
             *s.per_priority.entry(e.priority.clone()).or_default() += 1;
         }
@@ -286,6 +291,34 @@ impl AssetRegistry {
 mod tests {
     use super::*;
     use crate::protocol::ConfigValue;
+
+    /// A manifest's sizes come from the server; the fuzzer sent sizes near `u64::MAX` and the
+    /// byte total overflowed. It saturates now.
+    #[test]
+    fn stats_saturate_on_absurd_sizes() {
+        let variant = |size| AssetVariant {
+            quality: String::new(),
+            file: "f".into(),
+            size,
+            sha256: String::new(),
+        };
+        let entry = |sizes: &[u64]| AssetEntry {
+            path: "Models/Props/X".into(),
+            category: "Props".into(),
+            kind: "model".into(),
+            priority: "low".into(),
+            variants: sizes.iter().map(|s| variant(*s)).collect(),
+        };
+        let manifest = AssetManifest {
+            entries: vec![entry(&[u64::MAX - 9, 20]), entry(&[u64::MAX])],
+        };
+        let s = AssetRegistry::new(manifest).stats();
+        assert_eq!((s.total, s.bytes), (2, u64::MAX));
+        let small = AssetManifest {
+            entries: vec![entry(&[3, 4]), entry(&[5])],
+        };
+        assert_eq!(AssetRegistry::new(small).stats().bytes, 12);
+    }
 
     /// `assetManager.preload.*` decide each asset's priority in the manifest the server sends.
     #[test]
