@@ -78,13 +78,9 @@ fn saves(c: &mut Criterion) {
         b.iter(|| {
             let k = i % BATCH;
             i += 1;
-            let req = SaveRequest {
-                profile: profiles[k].clone(),
-                expected_version: versions[k],
-                owner: owner.clone(),
-            };
-            if let Ok(v) = store.save(&req, now_ms()) {
-                versions[k] = v;
+            let req = SaveRequest::new(profiles[k].clone(), versions[k], owner.clone());
+            if let Ok(saved) = store.save(&req, now_ms()) {
+                versions[k] = saved.version;
             }
         })
     });
@@ -98,19 +94,15 @@ fn saves(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter(|| {
                 let reqs: Vec<SaveRequest<Aquarium>> = (0..size)
-                    .map(|k| SaveRequest {
-                        profile: profiles[k].clone(),
-                        expected_version: versions[k],
-                        owner: owner.clone(),
-                    })
+                    .map(|k| SaveRequest::new(profiles[k].clone(), versions[k], owner.clone()))
                     .collect();
                 for (k, r) in store
                     .save_batch(&reqs, durable, now_ms())
                     .into_iter()
                     .enumerate()
                 {
-                    if let Ok(v) = r {
-                        versions[k] = v;
+                    if let Ok(saved) = r {
+                        versions[k] = saved.version;
                     }
                 }
             })

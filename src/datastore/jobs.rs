@@ -11,8 +11,8 @@ use bevy::tasks::IoTaskPool;
 use super::PlayerData;
 use super::live::{DataStoreState, LiveProfile, Phase, profile_checksum};
 use super::{
-    BackupError, BackupRecord, Loaded, LockOwner, MergeOutcome, Profile, ProfileLoaded,
-    SaveRequest, Store, StoreError, VersionRestored,
+    BackupError, BackupRecord, InboxDelivered, Loaded, LockOwner, MergeOutcome, Outgoing, Profile,
+    ProfileLoaded, SaveRequest, Saved, Store, StoreError, VersionRestored,
 };
 use crate::clock::now_ms;
 use crate::config::Config;
@@ -23,9 +23,11 @@ use crate::transport::KickRequested;
 pub(super) struct SavedItem<D: PlayerData> {
     player: u64,
     owner: LockOwner,
-    result: Result<u64, StoreError>,
+    result: Result<Saved<D>, StoreError>,
     profile: Profile<D>,
     base: Profile<D>,
+    /// The messages the save carried.
+    sends: Vec<Outgoing<D::Offline>>,
     /// Checksum of `profile` (computed in the task).
     checksum: String,
 }
@@ -50,6 +52,8 @@ pub(super) enum Job<D: PlayerData> {
         /// The snapshot whose save lost (ours).
         ours: Profile<D>,
         base: Profile<D>,
+        /// The messages the lost save carried (they go with the merge).
+        sends: Vec<Outgoing<D::Offline>>,
         /// The outcome, with the checksum of a merged profile.
         result: Result<(MergeOutcome<D>, String), StoreError>,
     },
@@ -152,17 +156,48 @@ pub(super) fn spawn_saves<D: PlayerData>(
     players: &[u64],
     final_save: bool,
 ) {
+    spawn_batch(state, store, players, final_save, false);
+}
+
+/// Saves the given live profiles all together or not at all (a trade): `false`, and nothing
+/// spawned, when one of them is not live here or has a write in flight (try again later).
+pub(super) fn save_together<D: PlayerData>(
+    state: &mut DataStoreState<D>,
+    store: &Arc<Store>,
+    players: &[u64],
+) -> bool {
+    let ready = players.iter().all(|p| {
+        state
+            .live
+            .get(p)
+            .is_some_and(|l| matches!(l.phase, Phase::Live | Phase::Retrying { .. }))
+    });
+    if ready {
+        spawn_batch(state, store, players, false, true);
+    }
+    ready
+}
+
+fn spawn_batch<D: PlayerData>(
+    state: &mut DataStoreState<D>,
+    store: &Arc<Store>,
+    players: &[u64],
+    final_save: bool,
+    together: bool,
+) {
     let mut reqs = Vec::new();
     for p in players {
         if let Some(live) = state.live.get_mut(p)
             && live.phase != Phase::Saving
         {
             live.phase = Phase::Saving;
+            live.inbox_waiting = false;
             reqs.push((
                 SaveRequest {
                     profile: live.profile.clone(),
                     expected_version: live.version,
                     owner: live.owner.clone(),
+                    sends: std::mem::take(&mut live.outbox),
                 },
                 live.base.clone(),
             ));
@@ -175,7 +210,11 @@ pub(super) fn spawn_saves<D: PlayerData>(
     state.pending_saves += reqs.len();
     state.tasks.push(IoTaskPool::get().spawn(async move {
         let (reqs, bases): (Vec<SaveRequest<D>>, Vec<Profile<D>>) = reqs.into_iter().unzip();
-        let results = store.save_batch(&reqs, true, now_ms());
+        let results = if together {
+            store.save_together(&reqs, now_ms())
+        } else {
+            store.save_batch(&reqs, true, now_ms())
+        };
         let items = reqs
             .into_iter()
             .zip(bases)
@@ -192,6 +231,7 @@ pub(super) fn spawn_saves<D: PlayerData>(
                     checksum: profile_checksum(&req.profile),
                     profile: req.profile,
                     base,
+                    sends: req.sends,
                 }
             })
             .collect();
@@ -221,8 +261,8 @@ pub(super) fn spawn_merge<D: PlayerData>(
     store: &Arc<Store>,
     rc: &Reconciler,
     player: u64,
-    base: Profile<D>,
-    ours: Profile<D>,
+    (base, ours): (Profile<D>, Profile<D>),
+    sends: Vec<Outgoing<D::Offline>>,
 ) {
     let (strategy, policy) = (rc.strategy, rc.policy.clone());
     let store = store.clone();
@@ -232,7 +272,7 @@ pub(super) fn spawn_merge<D: PlayerData>(
     state.pending_saves += 1;
     state.tasks.push(IoTaskPool::get().spawn(async move {
         let result = store
-            .merge_into(player, &base, &ours, strategy, &policy, now_ms())
+            .merge_into(player, &base, &ours, strategy, &policy, (&sends, now_ms()))
             .map(|m| {
                 let sum = match &m {
                     MergeOutcome::Merged { profile, .. } => profile_checksum(profile),
@@ -244,6 +284,7 @@ pub(super) fn spawn_merge<D: PlayerData>(
             player,
             ours,
             base,
+            sends,
             result,
         }
     }));
@@ -340,8 +381,9 @@ pub(super) fn land<D: PlayerData>(state: &mut DataStoreState<D>, job: Job<D>, l:
             player,
             ours,
             base,
+            sends,
             result,
-        } => merged(state, player, (ours, base), result, l),
+        } => merged(state, player, (ours, base, sends), result, l),
         Job::Integrity {
             player,
             version,
@@ -410,6 +452,8 @@ fn loaded<D: PlayerData>(
                     next_autosave: l.now + first_visit,
                     last_saved: l.now,
                     retries: 0,
+                    outbox: Vec::new(),
+                    inbox_waiting: false,
                 },
             );
         }
@@ -444,27 +488,49 @@ fn saved<D: PlayerData>(
         profile,
         base,
         checksum,
+        sends,
     } = item;
     let now = l.now;
     state.pending_saves = state.pending_saves.saturating_sub(1);
     match result {
-        Ok(_) if !final_save && !state.live.contains_key(&player) => {
-            // The session ended while this auto-save was in flight: release now.
-            spawn_release(state, l.store, player, owner);
-        }
-        Ok(version) => {
+        Ok(saved) => {
+            state.sends_committed(player, &saved.sent);
+            if !final_save && !state.live.contains_key(&player) {
+                // The session ended while this auto-save was in flight: release now.
+                spawn_release(state, l.store, player, owner);
+                return;
+            }
             l.reconciled.push(Reconciled::Snapshot);
-            if let Some(live) = state.live.get_mut(&player) {
-                live.version = version;
-                live.phase = Phase::Live;
-                live.last_saved = now;
-                live.retries = 0;
-                live.base_checksum = checksum;
-                // Unchanged since this save started: clean.
-                if live.profile == profile {
-                    live.dirty = false;
+            let Some(live) = state.live.get_mut(&player) else {
+                return;
+            };
+            live.version = saved.version;
+            live.phase = Phase::Live;
+            live.last_saved = now;
+            live.retries = 0;
+            let committed = match saved.committed {
+                Some(committed) => {
+                    // Messages were delivered in this save: the live profile gets them too.
+                    for (id, msg) in &saved.delivered {
+                        live.profile.data.apply_offline(msg);
+                        live.profile.applied_messages.insert(*id);
+                    }
+                    live.base_checksum = profile_checksum(&committed);
+                    committed
                 }
-                live.base = profile;
+                None => {
+                    live.base_checksum = checksum;
+                    profile
+                }
+            };
+            // Unchanged since this save started: clean.
+            live.dirty = live.profile != committed;
+            live.base = committed;
+            if !saved.delivered.is_empty() {
+                state.delivered.push(InboxDelivered {
+                    player,
+                    messages: saved.delivered,
+                });
             }
         }
         Err(e) if e.is_transient() => {
@@ -472,11 +538,18 @@ fn saved<D: PlayerData>(
             state.record_error(now);
             state.save_retries += 1;
             match state.live.get_mut(&player) {
-                Some(live) => retry_later(live, player, now),
-                None if final_save => {
-                    error!(player, "final save failed: {e}; the last autosave stands");
+                Some(live) => {
+                    // The messages go out with the retry (the profile still has the changes
+                    // made with them).
+                    live.outbox.splice(0..0, sends);
+                    retry_later(live, player, now);
                 }
-                None => {}
+                None => {
+                    if final_save {
+                        error!(player, "final save failed: {e}; the last autosave stands");
+                    }
+                    state.fail_sends(player, sends, &format!("not saved: {e}"));
+                }
             }
         }
         Err(e @ (StoreError::VersionConflict { .. } | StoreError::LockLost { .. })) => {
@@ -484,16 +557,19 @@ fn saved<D: PlayerData>(
             // strategy decides how) instead of dropping them.
             let lock_lost = matches!(e, StoreError::LockLost { .. });
             warn!(player, "save lost to another writer ({e}); reconciling");
-            if lock_lost && let Some(live) = state.live.remove(&player) {
+            let mut sends = sends;
+            if lock_lost && let Some(mut live) = state.live.remove(&player) {
                 // Fencing: this server no longer owns the profile.
+                sends.append(&mut live.outbox);
                 l.kick(live.client, format!("session ended: {e}"));
             }
-            spawn_merge(state, l.store, l.reconciler, player, base, profile);
+            spawn_merge(state, l.store, l.reconciler, player, (base, profile), sends);
         }
         Err(e) => {
             error!(player, "save refused: {e}");
             state.record_error(now);
-            if let Some(live) = state.live.remove(&player) {
+            state.fail_sends(player, sends, &format!("save refused: {e}"));
+            if let Some(live) = state.drop_live(player, "save refused") {
                 l.kick(live.client, format!("session ended: {e}"));
             }
         }
@@ -513,14 +589,33 @@ fn retry_later<D: PlayerData>(live: &mut LiveProfile<D>, player: u64, now: Durat
 fn merged<D: PlayerData>(
     state: &mut DataStoreState<D>,
     player: u64,
-    (ours, base): (Profile<D>, Profile<D>),
+    (ours, base, sends): (Profile<D>, Profile<D>, Vec<Outgoing<D::Offline>>),
     result: Result<(MergeOutcome<D>, String), StoreError>,
     l: &mut Landing<'_>,
 ) {
     let now = l.now;
     state.pending_saves = state.pending_saves.saturating_sub(1);
+    // Messages the merge did not write go back to the outbox while the profile is in play
+    // (it still has the changes made with them), or fail with it.
+    let unsent = |state: &mut DataStoreState<D>, sends: Vec<Outgoing<D::Offline>>| match state
+        .live
+        .get_mut(&player)
+    {
+        Some(live) => {
+            live.outbox.splice(0..0, sends);
+        }
+        None => state.fail_sends(player, sends, "the profile left this server unsaved"),
+    };
     match result {
-        Ok((MergeOutcome::Merged { version, profile }, checksum)) => {
+        Ok((
+            MergeOutcome::Merged {
+                version,
+                profile,
+                sent,
+            },
+            checksum,
+        )) => {
+            state.sends_committed(player, &sent);
             info!(
                 player,
                 "reconciled with the stored profile as version {version}"
@@ -555,6 +650,7 @@ fn merged<D: PlayerData>(
             if let Some(live) = state.live.get_mut(&player) {
                 live.phase = Phase::Held;
             }
+            unsent(state, sends);
             let json = |p: &Profile<D>| serde_json::to_value(p).unwrap_or_default();
             l.reconciled
                 .push(Reconciled::Conflict(Box::new(PendingConflict {
@@ -570,6 +666,7 @@ fn merged<D: PlayerData>(
         Err(e) => {
             error!(player, "reconciling a lost save failed: {e}");
             state.record_error(now);
+            unsent(state, sends);
             if let Some(live) = state.live.get_mut(&player) {
                 retry_later(live, player, now);
             }
@@ -659,8 +756,8 @@ fn heartbeat<D: PlayerData>(
                 l.store,
                 l.reconciler,
                 player,
-                live.base,
-                live.profile,
+                (live.base, live.profile),
+                live.outbox,
             );
         }
     }

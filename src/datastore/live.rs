@@ -22,7 +22,7 @@ use bevy::tasks::Task;
 
 use super::PlayerData;
 use super::jobs::Job;
-use super::{ErrorWindow, LockOwner, OpRecord, Profile};
+use super::{Delivery, ErrorWindow, LockOwner, OpRecord, Outgoing, Profile};
 
 /// Where a profile in play is in its life on this server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +67,10 @@ pub struct LiveProfile<D: PlayerData> {
     pub(super) last_saved: Duration,
     /// Writes that failed in a row (the backoff's exponent); 0 after a success.
     pub(super) retries: u32,
+    /// Messages to other players that go out with the next save (see [`DataStoreState::send`]).
+    pub(super) outbox: Vec<Outgoing<D::Offline>>,
+    /// A message waits for it in the store: the next save (due at once) delivers it.
+    pub(super) inbox_waiting: bool,
 }
 
 impl<D: PlayerData> LiveProfile<D> {
@@ -88,6 +92,32 @@ pub(super) struct Loading {
     pub session: u128,
     /// The session ended while the load was in flight: release the profile when it arrives.
     pub ended: bool,
+}
+
+/// What became of a message a live profile sent (see [`DataStoreState::send`]).
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
+pub struct MessageSent {
+    /// The sender.
+    pub from: u64,
+    /// The sender's reference.
+    pub ticket: u64,
+    /// The recipient asked for.
+    pub to: u64,
+    /// Committed (with the sender's profile, in one transaction), or why not. A message that
+    /// was not committed took none of the sender's changes with it: the changes made with it
+    /// were not saved either (the profile was dropped or replaced) or are saved without it
+    /// only if the game undoes them.
+    pub result: Result<Delivery, String>,
+}
+
+/// Messages delivered to a player in play here: applied to the stored profile (each once, the
+/// inbox row deleted in the same transaction) and then to the live one.
+#[derive(Message, Debug, Clone, PartialEq)]
+pub struct InboxDelivered<M: Send + Sync + 'static> {
+    /// The player.
+    pub player: u64,
+    /// The messages, with their ids.
+    pub messages: Vec<(u64, M)>,
 }
 
 /// The plugin's state: profiles in play, loads and tasks in flight, health.
@@ -117,6 +147,10 @@ pub struct DataStoreState<D: PlayerData> {
     /// Auto-save interval multiplier: 2 while the `datastore.autosave` optimisation rule is
     /// engaged (storage fails often; see [`super::AutosavePace`]), else 1.
     pub autosave_slowdown: u32,
+    /// What became of sent messages, for the next [`MessageSent`]s.
+    pub(super) sent: Vec<MessageSent>,
+    /// Deliveries, for the next [`InboxDelivered`]s.
+    pub(super) delivered: Vec<InboxDelivered<D::Offline>>,
 }
 
 impl<D: PlayerData> DataStoreState<D> {
@@ -137,7 +171,83 @@ impl<D: PlayerData> DataStoreState<D> {
             save_retries: 0,
             errors_total: 0,
             autosave_slowdown: 1,
+            sent: Vec::new(),
+            delivered: Vec::new(),
         }
+    }
+
+    /// Sends `message` from `from` (a live profile) to another player: it goes out with
+    /// `from`'s next save (due at once), in the same transaction, so whatever the game changed
+    /// in `from`'s profile for it (the debit) commits with it or not at all. A
+    /// [`MessageSent`] with `ticket` says when it did; the recipient gets it at their next
+    /// save (at once if they play here) or load. `false` when `from` is not live here.
+    pub fn send(&mut self, from: u64, to: u64, (ticket, message): (u64, D::Offline)) -> bool {
+        let Some(live) = self.live.get_mut(&from) else {
+            return false;
+        };
+        live.outbox.push(Outgoing {
+            to,
+            ticket,
+            message,
+        });
+        live.dirty = true;
+        live.next_autosave = Duration::ZERO;
+        true
+    }
+
+    /// Saves `players` (live here) all together or not at all, at once: their outboxes go
+    /// with them (a trade: each side's debit and the message carrying its goods). `false`, and
+    /// nothing started, while one of them is not live here or has a write in flight.
+    pub fn save_together(&mut self, store: &super::DataStore, players: &[u64]) -> bool {
+        super::jobs::save_together(self, &store.0, players)
+    }
+
+    /// A message waits in the store for `player`: if they play here, their next save (due at
+    /// once) delivers it.
+    pub(super) fn deliver_soon(&mut self, player: u64) {
+        if let Some(live) = self.live.get_mut(&player) {
+            live.inbox_waiting = true;
+            live.next_autosave = Duration::ZERO;
+        }
+    }
+
+    /// Messages that will not go out (their sender's profile was dropped or replaced, so the
+    /// changes made with them are gone too).
+    pub(super) fn fail_sends(&mut self, from: u64, sends: Vec<Outgoing<D::Offline>>, why: &str) {
+        for s in sends {
+            tracing::warn!(from, to = s.to, "message not sent: {why}");
+            self.sent.push(MessageSent {
+                from,
+                ticket: s.ticket,
+                to: s.to,
+                result: Err(why.to_string()),
+            });
+        }
+    }
+
+    /// Sends that committed: reported, and each recipient playing here gets them at once.
+    pub(super) fn sends_committed(&mut self, from: u64, sent: &[super::SentMessage]) {
+        for s in sent {
+            let at = match s.delivery {
+                Delivery::Queued { .. } => s.to,
+                Delivery::Returned { .. } => from,
+            };
+            self.deliver_soon(at);
+            self.sent.push(MessageSent {
+                from,
+                ticket: s.ticket,
+                to: s.to,
+                result: Ok(s.delivery),
+            });
+        }
+    }
+
+    /// Removes a live profile that leaves without a save that could carry its outbox.
+    pub(super) fn drop_live(&mut self, player: u64, why: &str) -> Option<LiveProfile<D>> {
+        let mut live = self.live.remove(&player)?;
+        let sends = std::mem::take(&mut live.outbox);
+        self.fail_sends(player, sends, why);
+        Some(live)
     }
 
     /// A live profile.
@@ -187,16 +297,24 @@ impl<D: PlayerData> DataStoreState<D> {
     /// With `replace`, the live profile becomes `stored` (the stored side won); otherwise the
     /// live profile stays and is saved again if it differs. Held → Live.
     pub fn settled(&mut self, player: u64, version: u64, stored: Profile<D>, replace: bool) {
+        let mut dropped = Vec::new();
         if let Some(l) = self.live.get_mut(&player) {
             l.version = version;
             l.phase = Phase::Live;
             l.base_checksum = profile_checksum(&stored);
             if replace {
                 l.profile = stored.clone();
+                // The stored side won: what the outbox's messages were paid with is gone.
+                dropped = std::mem::take(&mut l.outbox);
             }
             l.dirty = l.profile != stored;
             l.base = stored;
         }
+        self.fail_sends(
+            player,
+            dropped,
+            "the stored profile replaced the one in play",
+        );
     }
 
     /// Tasks in flight.

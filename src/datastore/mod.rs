@@ -36,15 +36,15 @@ pub use backup::{
     BackupError, BackupRecord, backup as back_up, backup_dir, list as list_backups,
     restore as restore_backup, store_id, verify as verify_backup,
 };
-pub use live::{DataStoreState, LiveProfile, Phase};
+pub use live::{DataStoreState, InboxDelivered, LiveProfile, MessageSent, Phase};
 pub use profile::{
     DecodeError, MAX_PROFILE_BYTES, MAX_PROFILE_OPS, OpRecord, PlayerData, Profile,
     decode as decode_profile, envelope_policy, policy_of,
 };
 pub use seal::{AtRest, Codec};
 pub use store::{
-    Datastore, ErrorWindow, Loaded, LockOwner, MergeOutcome, SaveRequest, StoreError,
-    StoreSettings, StoreStats,
+    Datastore, Delivery, ErrorWindow, Loaded, LockOwner, MergeOutcome, Outgoing, SaveRequest,
+    Saved, SentMessage, StoreError, StoreSettings, StoreStats,
 };
 
 use crate::config::Config;
@@ -189,6 +189,8 @@ impl<D: PlayerData> Plugin for DataStorePlugin<D> {
             .add_message::<crate::security::AuditEntry>()
             .add_message::<RestoreVersion>()
             .add_message::<VersionRestored>()
+            .add_message::<MessageSent>()
+            .add_message::<InboxDelivered<D::Offline>>()
             .init_resource::<admin::SettleTasks<D>>()
             .add_systems(ServerRequests, admin::answer_conflict_commands::<D>)
             .add_systems(

@@ -168,6 +168,8 @@ pub enum MergeOutcome<D> {
         version: u64,
         /// The merged profile.
         profile: Profile<D>,
+        /// The messages the merged save sent.
+        sent: Vec<SentMessage>,
     },
     /// Fields no rule settles; nothing was written.
     Conflicts {
@@ -258,13 +260,89 @@ struct Counters {
 
 /// One save in a batch.
 #[derive(Debug, Clone)]
-pub struct SaveRequest<D> {
+pub struct SaveRequest<D: PlayerData> {
     /// The profile (its `player_id` names the row).
     pub profile: Profile<D>,
     /// The version the saver read (compare-and-swap).
     pub expected_version: u64,
     /// The session that must still hold the lock.
     pub owner: LockOwner,
+    /// Messages to other players' inboxes (a gift, a trade's goods), written in the same
+    /// transaction as this profile: the profile's side of the change (the debit) and the
+    /// message commit together or not at all.
+    pub sends: Vec<Outgoing<D::Offline>>,
+}
+
+impl<D: PlayerData> SaveRequest<D> {
+    /// A save of `profile` read at `expected_version`, under `owner`'s lock, sending nothing.
+    pub fn new(profile: Profile<D>, expected_version: u64, owner: LockOwner) -> Self {
+        Self {
+            profile,
+            expected_version,
+            owner,
+            sends: Vec::new(),
+        }
+    }
+}
+
+/// A message a save sends to another player's inbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing<M> {
+    /// The recipient.
+    pub to: u64,
+    /// The sender's own reference (the game's: which request it answers).
+    pub ticket: u64,
+    /// The message.
+    pub message: M,
+}
+
+/// Where a sent message went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// In the recipient's inbox as message `id`: applied at their next save or load, once.
+    Queued {
+        /// The message id.
+        id: u64,
+    },
+    /// The recipient has no profile (and no session): the message went back to the sender's
+    /// own inbox as message `id` (a refund).
+    Returned {
+        /// The message id.
+        id: u64,
+    },
+}
+
+/// One sent message of a committed save.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SentMessage {
+    /// The sender's reference ([`Outgoing::ticket`]).
+    pub ticket: u64,
+    /// The recipient asked for.
+    pub to: u64,
+    /// Where it went.
+    pub delivery: Delivery,
+}
+
+/// A committed save.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Saved<D: PlayerData> {
+    /// The new version.
+    pub version: u64,
+    /// The messages it sent.
+    pub sent: Vec<SentMessage>,
+    /// Messages that waited in the player's inbox, applied in this save (id, message): each
+    /// applied once, its row deleted in the same transaction.
+    pub delivered: Vec<(u64, D::Offline)>,
+    /// The profile as committed, when messages were delivered (the request's plus them).
+    pub committed: Option<Profile<D>>,
+}
+
+/// A player's inbox taken in a save: the rows to delete, the messages applied, and the
+/// profile with them applied (and its sealed blob), when there were any.
+struct TakenInbox<D: PlayerData> {
+    rows: Vec<Vec<u8>>,
+    delivered: Vec<(u64, D::Offline)>,
+    committed: Option<(Profile<D>, Vec<u8>)>,
 }
 
 /// The data store.
@@ -589,23 +667,15 @@ impl<B: Backend> Datastore<B> {
                 Some(current) => current,
                 None => (0, self.template::<D>(player)?),
             };
-            let inbox = ops.scan(Table::Inbox, &pkey(player))?;
-            let mut applied = Vec::new();
-            for (k, v) in &inbox {
-                let id = be_u64(&k[8..]);
-                if !profile.applied_messages.contains(&id)
-                    && let Ok(msg) = serde_json::from_slice::<D::Offline>(v)
-                {
-                    profile.data.apply_offline(&msg);
-                    profile.applied_messages.insert(id);
-                    applied.push(msg);
-                }
-                ops.delete(Table::Inbox, k)?;
+            let inbox = self.take_inbox(ops, &profile)?;
+            for key in &inbox.rows {
+                ops.delete(Table::Inbox, key)?;
             }
-            if !applied.is_empty() {
-                let blob = self.seal_profile(&profile)?;
+            let applied = inbox.delivered.into_iter().map(|(_, m)| m).collect();
+            if let Some((next, blob)) = inbox.committed {
                 version += 1;
                 self.write_version(ops, player, version, &blob, now)?;
+                profile = next;
             }
             Ok(Loaded {
                 profile,
@@ -646,8 +716,12 @@ impl<B: Backend> Datastore<B> {
     }
 
     /// Saves one profile durably: validated, fenced by the lock, compare-and-swap on the
-    /// version. Returns the new version.
-    pub fn save<D: PlayerData>(&self, req: &SaveRequest<D>, now: u64) -> Result<u64, StoreError> {
+    /// version; its sends and what waited in its inbox go in the same transaction.
+    pub fn save<D: PlayerData>(
+        &self,
+        req: &SaveRequest<D>,
+        now: u64,
+    ) -> Result<Saved<D>, StoreError> {
         self.save_batch(std::slice::from_ref(req), true, now)
             .pop()
             .unwrap_or_else(|| Err(StoreError::Aborted("empty batch".into())))
@@ -660,7 +734,28 @@ impl<B: Backend> Datastore<B> {
         reqs: &[SaveRequest<D>],
         durable: bool,
         now: u64,
-    ) -> Vec<Result<u64, StoreError>> {
+    ) -> Vec<Result<Saved<D>, StoreError>> {
+        self.save_many(reqs, durable, false, now)
+    }
+
+    /// Saves profiles all together or not at all (a trade between two players: each side's
+    /// debit and the message carrying its goods to the other): if any save is refused, nothing
+    /// is written and every one reports why.
+    pub fn save_together<D: PlayerData>(
+        &self,
+        reqs: &[SaveRequest<D>],
+        now: u64,
+    ) -> Vec<Result<Saved<D>, StoreError>> {
+        self.save_many(reqs, true, true, now)
+    }
+
+    fn save_many<D: PlayerData>(
+        &self,
+        reqs: &[SaveRequest<D>],
+        durable: bool,
+        together: bool,
+        now: u64,
+    ) -> Vec<Result<Saved<D>, StoreError>> {
         let started = Instant::now();
         let stale = self.settings.lock_stale_after.as_millis() as u64;
         // Serialize, validate, compress and encrypt outside the write transaction, on two threads
@@ -688,7 +783,7 @@ impl<B: Backend> Datastore<B> {
             let mut seq = Self::next_seq(ops)?;
             for (req, blob) in reqs.iter().zip(&sealed) {
                 let player = req.profile.player_id;
-                let one = (|| -> Result<u64, StoreError> {
+                let one = (|| -> Result<Saved<D>, StoreError> {
                     let blob = blob.as_ref().map_err(Clone::clone)?;
                     let heartbeat = Self::check_lock(ops, player, &req.owner)?;
                     let found = Self::stored_version(ops, player)?;
@@ -699,8 +794,34 @@ impl<B: Backend> Datastore<B> {
                             found,
                         });
                     }
+                    // Everything that can fail short of the backend comes first: a refused
+                    // save must leave nothing of itself in the batch's transaction.
+                    let bodies = req
+                        .sends
+                        .iter()
+                        .map(|s| {
+                            serde_json::to_vec(&s.message)
+                                .map_err(|e| StoreError::Aborted(e.to_string()))
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let inbox = self.take_inbox(ops, &req.profile)?;
+                    let blob = match &inbox.committed {
+                        Some((_, blob)) => blob.as_slice(),
+                        None => blob,
+                    };
                     let new = found + 1;
                     self.write_version_at(ops, player, new, blob, now, &mut seq)?;
+                    for key in &inbox.rows {
+                        ops.delete(Table::Inbox, key)?;
+                    }
+                    let mut sent = Vec::with_capacity(bodies.len());
+                    for (s, body) in req.sends.iter().zip(&bodies) {
+                        sent.push(SentMessage {
+                            ticket: s.ticket,
+                            to: s.to,
+                            delivery: Self::post(ops, player, s.to, body)?,
+                        });
+                    }
                     // A save is also a heartbeat; rewriting the lock row only when it has aged
                     // past a quarter of the stale limit keeps a page write off most saves.
                     if now.saturating_sub(heartbeat) > stale / 4 {
@@ -711,11 +832,19 @@ impl<B: Backend> Datastore<B> {
                         .map_err(|e| StoreError::Aborted(e.to_string()))?;
                         ops.put(Table::Locks, &pkey(player), &lock)?;
                     }
-                    Ok(new)
+                    Ok(Saved {
+                        version: new,
+                        sent,
+                        delivered: inbox.delivered,
+                        committed: inbox.committed.map(|(p, _)| p),
+                    })
                 })();
-                if let Err(StoreError::Backend(e)) = &one {
+                match &one {
                     // A backend failure poisons the transaction: roll everything back.
-                    return Err(StoreError::Backend(e.clone()));
+                    Err(StoreError::Backend(e)) => return Err(StoreError::Backend(e.clone())),
+                    // Saved together: one refusal refuses them all.
+                    Err(e) if together => return Err(e.clone()),
+                    _ => {}
                 }
                 results.push(one);
             }
@@ -734,6 +863,79 @@ impl<B: Backend> Datastore<B> {
             c.save_latency.record(elapsed);
         }
         results
+    }
+
+    /// The messages waiting in `profile`'s player's inbox, applied to a copy of it (each once:
+    /// ids it already applied are skipped) and sealed. A row that no longer decodes stays
+    /// where it is (never dropped) and is reported.
+    fn take_inbox<D: PlayerData>(
+        &self,
+        ops: &dyn ReadOps,
+        profile: &Profile<D>,
+    ) -> Result<TakenInbox<D>, StoreError> {
+        let player = profile.player_id;
+        let rows = ops.scan(Table::Inbox, &pkey(player))?;
+        let mut taken = TakenInbox {
+            rows: Vec::new(),
+            delivered: Vec::new(),
+            committed: None,
+        };
+        if rows.is_empty() {
+            return Ok(taken);
+        }
+        let mut next = profile.clone();
+        for (k, v) in rows {
+            let id = be_u64(&k[8.min(k.len())..]);
+            if next.applied_messages.contains(&id) {
+                taken.rows.push(k);
+                continue;
+            }
+            match serde_json::from_slice::<D::Offline>(&v) {
+                Ok(msg) => {
+                    next.data.apply_offline(&msg);
+                    next.applied_messages.insert(id);
+                    taken.delivered.push((id, msg));
+                    taken.rows.push(k);
+                }
+                Err(e) => tracing::error!(player, id, "inbox message unreadable, kept: {e}"),
+            }
+        }
+        if !taken.delivered.is_empty() {
+            match self.seal_profile(&next) {
+                Ok(blob) => taken.committed = Some((next, blob)),
+                Err(e) => {
+                    // The messages would make the profile invalid: they wait, untouched.
+                    tracing::error!(player, "inbox messages not applied: {e}");
+                    taken.rows.clear();
+                    taken.delivered.clear();
+                }
+            }
+        }
+        Ok(taken)
+    }
+
+    /// Writes one message from `from` to `to`'s inbox (back to `from`'s when `to` has neither
+    /// a profile nor a session).
+    fn post(
+        ops: &mut dyn WriteOps,
+        from: u64,
+        to: u64,
+        body: &[u8],
+    ) -> Result<Delivery, StoreError> {
+        let id = ops
+            .get(Table::Meta, b"next_message")?
+            .map_or(1, |v| be_u64(&v));
+        ops.put(Table::Meta, b"next_message", &(id + 1).to_be_bytes())?;
+        let known = to != from
+            && (ops.get(Table::Profiles, &pkey(to))?.is_some()
+                || ops.get(Table::Locks, &pkey(to))?.is_some());
+        let (dest, delivery) = if known {
+            (to, Delivery::Queued { id })
+        } else {
+            (from, Delivery::Returned { id })
+        };
+        ops.put(Table::Inbox, &pair_key(dest, id), body)?;
+        Ok(delivery)
     }
 
     /// Changes several profiles atomically (a gift or trade): `f` gets them by player id and
@@ -799,8 +1001,12 @@ impl<B: Backend> Datastore<B> {
         ours: &Profile<D>,
         strategy: crate::reconcile::Strategy,
         policy: &crate::reconcile::Policy,
-        now: u64,
+        (sends, now): (&[Outgoing<D::Offline>], u64),
     ) -> Result<MergeOutcome<D>, StoreError> {
+        let bodies = sends
+            .iter()
+            .map(|s| serde_json::to_vec(&s.message).map_err(|e| StoreError::Aborted(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
         let r = self.backend.write(true, |ops| {
             let (version, theirs) =
                 self.read_current(ops, player)?
@@ -833,9 +1039,18 @@ impl<B: Backend> Datastore<B> {
             let blob = self.seal_profile(&merged)?;
             let new = version + 1;
             self.write_version(ops, player, new, &blob, now)?;
+            let mut sent = Vec::with_capacity(sends.len());
+            for (s, body) in sends.iter().zip(&bodies) {
+                sent.push(SentMessage {
+                    ticket: s.ticket,
+                    to: s.to,
+                    delivery: Self::post(ops, player, s.to, body)?,
+                });
+            }
             Ok(MergeOutcome::Merged {
                 version: new,
                 profile: merged,
+                sent,
             })
         });
         self.count(&r);

@@ -8,7 +8,10 @@ use bevy::prelude::*;
 use super::PlayerData;
 use super::jobs::{self, Landing};
 use super::live::{DataStoreState, Phase};
-use super::{AutosavePace, DataStore, ProfileLoaded, RestoreVersion, VersionRestored};
+use super::{
+    AutosavePace, DataStore, InboxDelivered, MessageSent, ProfileLoaded, RestoreVersion,
+    VersionRestored,
+};
 use crate::config::Config;
 use crate::reconcile::{Reconciled, Reconciler};
 use crate::shutdown::Shutdown;
@@ -71,7 +74,10 @@ pub(super) fn finish_releases<D: PlayerData>(
                 jobs::spawn_release(&mut state, &store.0, e.player_id, owner);
             }
         }
-        state.live.remove(&e.player_id);
+        state.drop_live(
+            e.player_id,
+            "the session ended before the message was saved",
+        );
     }
 }
 
@@ -105,7 +111,10 @@ pub(super) fn autosave<D: PlayerData>(
         })
         .map(|(p, l)| {
             let retry = matches!(l.phase, Phase::Retrying { .. });
-            let save = retry || (l.dirty && now.saturating_sub(l.last_saved) >= interval);
+            // Mail does not wait for the interval: a message out goes with its sender's next
+            // save, and one waiting in the store is delivered by the recipient's.
+            let mail = !l.outbox.is_empty() || l.inbox_waiting;
+            let save = retry || mail || (l.dirty && now.saturating_sub(l.last_saved) >= interval);
             (*p, save)
         })
         .collect();
@@ -182,7 +191,7 @@ pub(super) fn restore_versions<D: PlayerData>(
     mut kicks: MessageWriter<KickRequested>,
 ) {
     for r in requests.read() {
-        let live = state.live.remove(&r.player);
+        let live = state.drop_live(r.player, "the profile is being restored");
         if let Some(l) = &live {
             kicks.write(KickRequested {
                 client: l.client,
@@ -207,6 +216,10 @@ pub(super) fn poll_jobs<D: PlayerData>(
     mut restored: MessageWriter<VersionRestored>,
     mut kicks: MessageWriter<KickRequested>,
     mut reconciled: MessageWriter<Reconciled>,
+    (mut sent, mut delivered): (
+        MessageWriter<MessageSent>,
+        MessageWriter<InboxDelivered<D::Offline>>,
+    ),
 ) {
     let now = time.elapsed();
     let done = crate::process::take_finished(&mut state.tasks);
@@ -227,6 +240,8 @@ pub(super) fn poll_jobs<D: PlayerData>(
     restored.write_batch(landing.restored);
     kicks.write_batch(landing.kicks);
     reconciled.write_batch(landing.reconciled);
+    sent.write_batch(std::mem::take(&mut state.sent));
+    delivered.write_batch(std::mem::take(&mut state.delivered));
     let critical = state.errors.critical(now);
     if critical != state.critical {
         if critical {

@@ -30,6 +30,7 @@ pub fn register(app: &mut App) {
         .add_remote_event::<StateUpdate>()
         .add_remote_event::<Leaderboard>()
         .add_remote_event::<WelcomeBack>()
+        .add_remote_event::<GiftReceived>()
         .add_remote_function::<ClaimDaily>();
 }
 
@@ -277,6 +278,21 @@ pub struct WelcomeBack {
 
 impl Remote for WelcomeBack {
     const NAME: &'static str = "aquarium.welcome_back";
+}
+
+/// Coins another player sent arrived (committed to the player's profile).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GiftReceived {
+    /// The sender's player id.
+    pub from: u64,
+    /// Coins.
+    pub coins: i64,
+    /// A gift of the player's own that came back (its recipient does not exist).
+    pub returned: bool,
+}
+
+impl Remote for GiftReceived {
+    const NAME: &'static str = "aquarium.gift_received";
 }
 
 /// Claims today's daily reward (once a day; refused with when the next one comes otherwise).

@@ -168,14 +168,11 @@ fn soak(store: &crate::datastore::Store, player: u64) -> Result<String, ToolErro
     loop {
         profile.stats.coins = version as i64 + 1;
         profile.settings.insert("filler".into(), "x".repeat(900));
-        let req = SaveRequest {
-            profile: profile.clone(),
-            expected_version: version,
-            owner: owner.clone(),
-        };
+        let req = SaveRequest::new(profile.clone(), version, owner.clone());
         version = store
             .save(&req, now_ms())
-            .map_err(|e| ToolError::Failed(e.to_string()))?;
+            .map_err(|e| ToolError::Failed(e.to_string()))?
+            .version;
         // Only after the durable commit returned.
         if writeln!(out, "acked {version}")
             .and_then(|()| out.flush())

@@ -41,14 +41,9 @@ fn save(
     o: &LockOwner,
     now: u64,
 ) -> Result<u64, StoreError> {
-    store.save(
-        &SaveRequest {
-            profile: p.clone(),
-            expected_version: version,
-            owner: o.clone(),
-        },
-        now,
-    )
+    store
+        .save(&SaveRequest::new(p.clone(), version, o.clone()), now)
+        .map(|s| s.version)
 }
 
 const T0: u64 = 1_800_000_000_000;
@@ -795,4 +790,202 @@ fn a_store_in_the_old_layout_is_upgraded_in_place_without_losing_a_version() {
     p.stats.coins = 40;
     let v = save(&s, &p, v, &o, T0 + 1).unwrap();
     assert_eq!(s.read_version::<Aquarium>(5, v).unwrap().stats.coins, 40);
+}
+
+/// Coins held by players 1 and 2 (their stored profiles) plus coins waiting in any inbox.
+fn coins_everywhere(s: &Store) -> i64 {
+    let stored: i64 = [1u64, 2]
+        .iter()
+        .map(|p| {
+            s.peek::<Aquarium>(*p)
+                .unwrap()
+                .map_or(0, |(_, p)| p.stats.coins)
+        })
+        .sum();
+    let waiting: i64 = s
+        .backend()
+        .read(|ops| ops.scan(Table::Inbox, &[]))
+        .unwrap()
+        .iter()
+        .map(
+            |(_, v)| match serde_json::from_slice::<OfflineGift>(v).unwrap() {
+                OfflineGift::Coins { amount, .. } => amount,
+                OfflineGift::Item { .. } => 0,
+            },
+        )
+        .sum();
+    stored + waiting
+}
+
+fn inbox_rows(s: &Store) -> usize {
+    s.backend()
+        .read(|ops| ops.scan(Table::Inbox, &[]))
+        .unwrap()
+        .len()
+}
+
+/// A gift is two transactions: the sender's save (the debit and the recipient's inbox row)
+/// and the recipient's save or load (the credit and the row's deletion). A storage failure
+/// injected into either, or a crash (everything in memory lost) after either, leaves the
+/// coins counted exactly once: in a profile or in the inbox, never both, never neither.
+#[test]
+fn a_gift_survives_a_failure_or_a_crash_between_any_two_steps() {
+    use bloxquarium::datastore::{Delivery, Outgoing};
+    // Where it breaks: 0 the sender's save fails, 1 a crash after it, 2 the recipient's save
+    // fails, 3 a crash after it, 4 nothing breaks.
+    for point in 0..5 {
+        let d = Scratch::new(&format!("ds-gift-fault-{point}"));
+        let s = store(&d);
+        let (a, b) = (owner("srv", 1), owner("srv", 2));
+        let ann = s.load::<Aquarium>(1, &a, T0).unwrap().profile;
+        let bob = s.load::<Aquarium>(2, &b, T0).unwrap().profile;
+        let mut va = save(&s, &ann, 0, &a, T0).unwrap();
+        let mut vb = save(&s, &bob, 0, &b, T0).unwrap();
+        let total = coins_everywhere(&s);
+        let check = |s: &Store, step: &str| {
+            assert_eq!(coins_everywhere(s), total, "point {point}, {step}");
+        };
+
+        // Step 1: the sender's save carries the debit and the message.
+        let mut ann = ann;
+        ann.stats.coins -= 7;
+        let mut req = SaveRequest::new(ann.clone(), va, a.clone());
+        req.sends.push(Outgoing {
+            to: 2,
+            ticket: 9,
+            message: OfflineGift::Coins { amount: 7, from: 1 },
+        });
+        if point == 0 {
+            s.backend().inject_write_failures(1);
+            assert!(s.save(&req, T0 + 1).unwrap_err().is_transient());
+            check(&s, "after the sender's save failed");
+            assert_eq!(inbox_rows(&s), 0, "no row without the debit");
+            assert_eq!(s.peek::<Aquarium>(1).unwrap().unwrap().0, va);
+        }
+        let sent = s.save(&req, T0 + 2).unwrap();
+        va = sent.version;
+        assert!(matches!(
+            sent.sent[..],
+            [bloxquarium::datastore::SentMessage {
+                ticket: 9,
+                to: 2,
+                delivery: Delivery::Queued { .. }
+            }]
+        ));
+        check(&s, "after the sender's save");
+        assert_eq!(inbox_rows(&s), 1);
+
+        let mut bob = bob;
+        if point == 1 {
+            // A crash: the server's memory is gone; a later server loads Bob after the stale
+            // interval, and the load delivers.
+            drop(bob);
+            let stale = config()
+                .get::<Duration>("datastore.lockStaleAfter")
+                .unwrap()
+                .as_millis() as u64;
+            let later = owner("srv-2", 7);
+            let loaded = s.load::<Aquarium>(2, &later, T0 + stale + 10).unwrap();
+            assert_eq!(loaded.applied.len(), 1);
+            assert_eq!(loaded.profile.stats.coins, 107);
+            check(&s, "after the crash and the recipient's load");
+            assert_eq!(inbox_rows(&s), 0);
+            s.release(2, &later).unwrap();
+            let again = s.load::<Aquarium>(2, &later, T0 + stale + 20).unwrap();
+            assert!(again.applied.is_empty(), "delivered once");
+            assert_eq!(again.profile.stats.coins, 107);
+            continue;
+        }
+
+        // Step 2: the recipient's next save takes the message.
+        bob.stats.experience += 1; // something of Bob's own in the same save
+        let req = SaveRequest::new(bob.clone(), vb, b.clone());
+        if point == 2 {
+            s.backend().inject_write_failures(1);
+            assert!(s.save(&req, T0 + 3).unwrap_err().is_transient());
+            check(&s, "after the recipient's save failed");
+            assert_eq!(inbox_rows(&s), 1, "the row waits");
+        }
+        let got = s.save(&req, T0 + 4).unwrap();
+        vb = got.version;
+        assert_eq!(got.delivered.len(), 1);
+        let committed = got.committed.clone().unwrap();
+        assert_eq!(committed.stats.coins, 107);
+        assert_eq!(committed.stats.experience, 1);
+        check(&s, "after the recipient's save");
+        assert_eq!(inbox_rows(&s), 0);
+        if point == 3 {
+            // A crash after delivery: the stored profile has the coins, the inbox nothing.
+            let stale = 10 * 60 * 1000;
+            let later = owner("srv-2", 7);
+            let loaded = s.load::<Aquarium>(2, &later, T0 + stale).unwrap();
+            assert!(loaded.applied.is_empty());
+            assert_eq!(loaded.profile.stats.coins, 107);
+            check(&s, "after a crash after delivery");
+            continue;
+        }
+        // The next save of the (updated) profile delivers nothing again.
+        let again = s
+            .save(&SaveRequest::new(committed, vb, b.clone()), T0 + 5)
+            .unwrap();
+        assert!(again.delivered.is_empty());
+        assert_eq!(s.peek::<Aquarium>(2).unwrap().unwrap().1.stats.coins, 107);
+        assert_eq!(s.peek::<Aquarium>(1).unwrap().unwrap().1.stats.coins, 93);
+        assert_eq!(va, 2);
+        check(&s, "at the end");
+    }
+}
+
+/// A refused save sends nothing: the sender's lock was taken over, so neither the debit nor
+/// the message is written. A message to a player the store does not know comes back to the
+/// sender in the same transaction.
+#[test]
+fn a_refused_save_sends_nothing_and_a_gift_to_nobody_comes_back() {
+    use bloxquarium::datastore::{Delivery, Outgoing};
+    let d = Scratch::new("ds-gift-refused");
+    let s = store(&d);
+    let a = owner("srv", 1);
+    let ann = s.load::<Aquarium>(1, &a, T0).unwrap().profile;
+    let v = save(&s, &ann, 0, &a, T0).unwrap();
+    let total = coins_everywhere(&s);
+    let mut poorer = ann.clone();
+    poorer.stats.coins -= 5;
+    let mut req = SaveRequest::new(poorer, v, a.clone());
+    req.sends.push(Outgoing {
+        to: 2,
+        ticket: 1,
+        message: OfflineGift::Coins { amount: 5, from: 1 },
+    });
+    // Another server took the lock over.
+    let thief = owner("srv-b", 2);
+    s.load::<Aquarium>(1, &thief, T0 + 10 * 60 * 1000).unwrap();
+    assert!(matches!(
+        s.save(&req, T0 + 10 * 60 * 1000 + 1),
+        Err(StoreError::LockLost { .. })
+    ));
+    assert_eq!(inbox_rows(&s), 0);
+    assert_eq!(coins_everywhere(&s), total);
+    s.release(1, &thief).unwrap();
+
+    // Player 77 never played: the gift returns to Ann's own inbox.
+    let l = s.load::<Aquarium>(1, &a, T0 + 10 * 60 * 1000 + 2).unwrap();
+    let mut poorer = l.profile.clone();
+    poorer.stats.coins -= 5;
+    let mut req = SaveRequest::new(poorer, l.version, a.clone());
+    req.sends.push(Outgoing {
+        to: 77,
+        ticket: 2,
+        message: OfflineGift::Coins { amount: 5, from: 1 },
+    });
+    let saved = s.save(&req, T0 + 10 * 60 * 1000 + 3).unwrap();
+    assert!(matches!(saved.sent[0].delivery, Delivery::Returned { .. }));
+    assert_eq!(coins_everywhere(&s), total);
+    let back = s
+        .save(
+            &SaveRequest::new(req.profile.clone(), saved.version, a.clone()),
+            T0 + 10 * 60 * 1000 + 4,
+        )
+        .unwrap();
+    assert_eq!(back.committed.unwrap().stats.coins, total);
+    assert_eq!(inbox_rows(&s), 0);
 }

@@ -225,7 +225,9 @@ fn three_players_buy_earn_gift_leave_and_come_back_after_a_restart() {
     assert_eq!(coins_on_server(&server, 2), 75 + 3 * 10);
     assert_eq!(coins_on_server(&server, 3), 70 + 3 * 10);
 
-    // Ann gifts Bob 7 coins; gifting an absent player or more than she has is refused.
+    // Ann gifts Bob 7 coins (answered once the debit and Bob's inbox row have committed, and
+    // delivered to Bob by his next save); more than she has is refused, and a gift to a player
+    // nobody knows comes back.
     send(&mut clients[0], GameOp::Gift { to: 2, coins: 7 }).unwrap();
     assert!(
         send(
@@ -239,7 +241,9 @@ fn three_players_buy_earn_gift_leave_and_come_back_after_a_restart() {
     );
     send(&mut clients[0], GameOp::Gift { to: 42, coins: 1 }).unwrap();
     pump_all(&mut server, &mut clients, 600, "gift settled", |a| {
-        a[1].world().resource::<Prediction>().predictor.pending() == 0
+        let ann = &a[1].world().resource::<Prediction>().predictor;
+        ann.pending() == 0
+            && ann.authoritative().is_some_and(|s| s.coins == 93)
             && a[2]
                 .world()
                 .resource::<Prediction>()
@@ -251,9 +255,29 @@ fn three_players_buy_earn_gift_leave_and_come_back_after_a_restart() {
     assert!(
         ann.rejections
             .iter()
-            .any(|(_, why)| why.contains("not online")),
+            .any(|(_, why)| why.contains("there is no player 42")),
         "{:?}",
         ann.rejections
+    );
+    let bob_heard = &clients[1]
+        .world()
+        .resource::<bloxquarium::game::Notices>()
+        .0;
+    assert!(
+        bob_heard
+            .iter()
+            .any(|n| n == "A gift from player 1: +7 coins"),
+        "{bob_heard:?}"
+    );
+    let ann_heard = &clients[0]
+        .world()
+        .resource::<bloxquarium::game::Notices>()
+        .0;
+    assert!(
+        ann_heard
+            .iter()
+            .any(|n| n == "Your gift came back (no such player): +1 coins"),
+        "the coins of the gift to nobody came back: {ann_heard:?}"
     );
     let expected = [(1u64, 93i64), (2, 112), (3, 100)];
     for (player, coins) in expected {
@@ -319,7 +343,14 @@ fn three_players_buy_earn_gift_leave_and_come_back_after_a_restart() {
     }
     let ann = live_profile(&server, 1);
     let kinds: Vec<&str> = ann.operations.iter().map(|o| o.kind.as_str()).collect();
-    assert_eq!(kinds, vec!["purchase", "gift"]);
+    // Her gift to nobody came back as a message of her own.
+    assert_eq!(
+        kinds,
+        vec!["purchase", "gift_sent", "gift_sent", "gift_received"]
+    );
+    let bob = live_profile(&server, 2);
+    let kinds: Vec<&str> = bob.operations.iter().map(|o| o.kind.as_str()).collect();
+    assert_eq!(kinds, vec!["purchase", "gift_received"]);
 }
 
 #[test]

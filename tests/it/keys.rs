@@ -204,15 +204,9 @@ mod store {
         for i in 1..=n {
             l.profile.stats.coins = i as i64;
             v = s
-                .save(
-                    &SaveRequest {
-                        profile: l.profile.clone(),
-                        expected_version: v,
-                        owner: o.clone(),
-                    },
-                    at(i),
-                )
-                .unwrap();
+                .save(&SaveRequest::new(l.profile.clone(), v, o.clone()), at(i))
+                .unwrap()
+                .version;
         }
         s.versions(5).unwrap().len()
     }

@@ -12,8 +12,8 @@ pub use predict::Predictor;
 
 use super::Shop;
 use super::protocol::{
-    Applied, ClaimDaily, Feed, Gift, Leaderboard as LeaderboardEvent, PlayerState, Purchase, Sell,
-    StateUpdate, Visit as VisitCall, Visited, WelcomeBack,
+    Applied, ClaimDaily, Feed, Gift, GiftReceived, Leaderboard as LeaderboardEvent, PlayerState,
+    Purchase, Sell, StateUpdate, Visit as VisitCall, Visited, WelcomeBack,
 };
 use super::rules::{Catalog, GameOp};
 use crate::config::ClientConfig;
@@ -113,6 +113,7 @@ pub struct Notices(pub Vec<String>);
 
 fn receive_notices(
     mut away: MessageReader<FromServer<WelcomeBack>>,
+    mut gifts: MessageReader<FromServer<GiftReceived>>,
     mut daily: MessageReader<Answer<ClaimDaily>>,
     mut notices: ResMut<Notices>,
 ) {
@@ -123,6 +124,15 @@ fn receive_notices(
             format!("{:.1} h", w.away_secs as f64 / 3600.0)
         };
         let text = format!("While you were away ({away}): +{} coins", w.coins);
+        info!("{text}");
+        notices.0.push(text);
+    }
+    for FromServer(g) in gifts.read() {
+        let text = if g.returned {
+            format!("Your gift came back (no such player): +{} coins", g.coins)
+        } else {
+            format!("A gift from player {}: +{} coins", g.from, g.coins)
+        };
         info!("{text}");
         notices.0.push(text);
     }

@@ -52,6 +52,18 @@ impl ProfileDoor<'_> {
         self.profiles.simulate(player, step)
     }
 
+    /// Sends `message` from `from`'s live profile to `to`'s inbox with `from`'s next save (see
+    /// [`crate::datastore::DataStoreState::send`]); `false` when `from` is not live here.
+    pub fn send(
+        &mut self,
+        from: u64,
+        to: u64,
+        ticket: u64,
+        message: crate::game::data::OfflineGift,
+    ) -> bool {
+        self.profiles.send(from, to, (ticket, message))
+    }
+
     /// The network, to answer requests.
     pub fn net(&mut self) -> &mut ServerNet {
         &mut self.net

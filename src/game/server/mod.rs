@@ -7,6 +7,7 @@ mod admin;
 mod away;
 mod door;
 mod income;
+mod mail;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -72,6 +73,7 @@ impl Plugin for GameServerPlugin {
             .init_resource::<GameServerState>()
             .init_resource::<Shop>()
             .init_resource::<admin::GrantTasks>()
+            .init_resource::<mail::GiftTasks>()
             .init_resource::<IncomeWatch>()
             .add_message::<crate::security::AuditEntry>()
             .add_systems(
@@ -81,6 +83,8 @@ impl Plugin for GameServerPlugin {
                     send_state_at_join,
                     away::welcome_back,
                     admin::finish_grants,
+                    mail::finish_gifts,
+                    mail::receive_mail,
                     step_economy,
                     forget_left,
                 )
@@ -176,7 +180,7 @@ fn answer_game_ops(
     mut calls: GameOpCalls,
     shop: Res<Shop>,
     mut door: door::ProfileDoor,
-    mut game: ResMut<GameServerState>,
+    (mut game, mut gifts): (ResMut<GameServerState>, ResMut<mail::GiftTasks>),
     mut suspicious: MessageWriter<SuspiciousActivity>,
 ) {
     for (client, id, op_id, op) in calls.drain() {
@@ -204,12 +208,9 @@ fn answer_game_ops(
         let last = game.last_op.entry(player).or_default();
         *last = (*last).max(op_id);
         let last = *last;
-        // A gift needs its recipient here now, and not the sender.
+        // A gift goes to anyone but the sender, online or not (see `mail`).
         let gift_check = match op {
             GameOp::Gift { to, .. } if to == player => Err(EconomyError::GiftToSelf),
-            GameOp::Gift { to, .. } if door.profiles().profile(to).is_none() => {
-                Err(EconomyError::NotOnline(to))
-            }
             _ => Ok(()),
         };
         let (kind, payload) = match op {
@@ -219,7 +220,9 @@ fn answer_game_ops(
             ),
             GameOp::Feed { fish } => ("feed", serde_json::json!({ "fish": fish })),
             GameOp::Sell { fish } => ("sell", serde_json::json!({ "fish": fish })),
-            GameOp::Gift { to, coins } => ("gift", serde_json::json!({ "to": to, "coins": coins })),
+            GameOp::Gift { to, coins } => {
+                ("gift_sent", serde_json::json!({ "to": to, "coins": coins }))
+            }
         };
         let applied = gift_check.and_then(|()| {
             let operation = door::Operation {
@@ -240,13 +243,17 @@ fn answer_game_ops(
             .unwrap_or(Err(EconomyError::NotOnline(player)))
         });
         let result = match applied {
-            Ok(state) => {
-                if let GameOp::Gift { to, coins } = op {
-                    let last_op = game.last_op(to);
-                    receive_gift(&mut door, (player, to, coins), last_op);
+            Ok(_) if let GameOp::Gift { to, coins } = op => {
+                // Answered when the debit and the recipient's inbox row have committed.
+                let call = (client, id, op_id);
+                if mail::send_gift(&mut door, &mut gifts, call, (player, to, coins)) {
+                    continue;
                 }
-                Ok(Applied { op_id, state })
+                Err(RemoteError::Rejected(
+                    EconomyError::NotOnline(player).to_string(),
+                ))
             }
+            Ok(state) => Ok(Applied { op_id, state }),
             Err(why) => {
                 if let (
                     EconomyError::InsufficientCoins { price, balance },
@@ -266,32 +273,6 @@ fn answer_game_ops(
             }
         };
         reply_op(door.net(), (client, id), op, result);
-    }
-}
-
-/// The recipient's side of a gift (checked online before the sender paid): the coins arrive
-/// through the door, so the recipient keeps the operation, the income watch is told, and the
-/// recipient's client gets its new state at once.
-fn receive_gift(door: &mut door::ProfileDoor, (from, to, coins): (u64, u64, i64), last_op: u64) {
-    let operation = door::Operation {
-        player: to,
-        actor: from,
-        kind: "gift_received",
-        payload: serde_json::json!({ "from": from, "coins": coins }),
-        last_op,
-        push: true,
-    };
-    let delivered = door.change(operation, |profile| {
-        profile.stats.coins = profile.stats.coins.saturating_add(coins);
-        Ok::<i64, std::convert::Infallible>(coins)
-    });
-    match delivered {
-        Some(_) => info!(from, to, coins, "gift delivered"),
-        // Checked just before; a recipient cannot leave within one system run.
-        None => error!(
-            from,
-            to, coins, "gift recipient vanished; the coins were not delivered"
-        ),
     }
 }
 
