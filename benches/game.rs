@@ -70,6 +70,7 @@ fn economy(c: &mut Criterion) {
                     species: (id % 6) as u8,
                     name: String::new(),
                     hunger: 10.0,
+                    from_trade: None,
                 });
             }
             (prof, 0.0)

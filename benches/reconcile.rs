@@ -23,6 +23,7 @@ fn profile(player: u64, coins: i64, hunger: f32) -> Value {
             species: (id % 6) as u8,
             name: format!("fish {id}"),
             hunger,
+            from_trade: None,
         });
     }
     serde_json::to_value(&p).unwrap_or(Value::Null)

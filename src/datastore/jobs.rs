@@ -45,6 +45,8 @@ pub(super) enum Job<D: PlayerData> {
     },
     Saves {
         final_save: bool,
+        /// Saved together or not at all (see [`save_together`]).
+        together: bool,
         items: Vec<SavedItem<D>>,
     },
     Merge {
@@ -235,7 +237,11 @@ fn spawn_batch<D: PlayerData>(
                 }
             })
             .collect();
-        Job::Saves { final_save, items }
+        Job::Saves {
+            final_save,
+            together,
+            items,
+        }
     }));
 }
 
@@ -372,8 +378,15 @@ pub(super) fn land<D: PlayerData>(state: &mut DataStoreState<D>, job: Job<D>, l:
             owner,
             result,
         } => loaded(state, (client, player, owner), result, l),
-        Job::Saves { final_save, items } => {
-            for item in items {
+        Job::Saves {
+            final_save,
+            together,
+            items,
+        } => {
+            for mut item in items {
+                if together && item.result.is_err() {
+                    unsend_together(state, &mut item);
+                }
                 saved(state, final_save, item, l);
             }
         }
@@ -574,6 +587,25 @@ fn saved<D: PlayerData>(
             }
         }
     }
+}
+
+/// A save together failed: its messages must not go out on their own (the other side's did
+/// not commit either), so each returns to its sender's live profile at once (what was taken
+/// for it is given back by the game's own `apply_offline`) and is reported failed; the profile
+/// itself is then saved, retried or reconciled like any other.
+fn unsend_together<D: PlayerData>(state: &mut DataStoreState<D>, item: &mut SavedItem<D>) {
+    let sends = std::mem::take(&mut item.sends);
+    let why = match &item.result {
+        Err(e) => format!("not saved together: {e}"),
+        Ok(_) => return,
+    };
+    if let Some(live) = state.live.get_mut(&item.player) {
+        for s in &sends {
+            live.profile.data.apply_offline(&s.message);
+        }
+        live.dirty = true;
+    }
+    state.fail_sends(item.player, sends, &why);
 }
 
 /// Any write failed: Retrying, at the next backoff.

@@ -30,6 +30,9 @@ pub struct Fish {
     /// 0 (fed) .. 100 (starving).
     #[serde(default)]
     pub hunger: f32,
+    /// The trade it arrived by (until it goes home in a reversal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_trade: Option<u64>,
 }
 
 /// The player's tank.
@@ -91,6 +94,15 @@ pub enum OfflineGift {
         count: u32,
         /// From whom.
         from: u64,
+    },
+    /// One side's goods of a trade.
+    Parcel {
+        /// From whom.
+        from: u64,
+        /// The trade.
+        trade: u64,
+        /// The goods.
+        parcel: crate::game::rules::Parcel,
     },
 }
 
@@ -170,6 +182,9 @@ impl PlayerData for Aquarium {
             OfflineGift::Item { item, count, .. } => {
                 *self.inventory.entry(item.clone()).or_default() += count;
             }
+            OfflineGift::Parcel { trade, parcel, .. } => {
+                crate::game::rules::put_parcel(self, parcel, *trade);
+            }
         }
     }
 
@@ -244,6 +259,7 @@ mod tests {
             species: 0,
             name: String::new(),
             hunger: f32::NAN,
+            from_trade: None,
         });
         assert!(p.validate().unwrap_err().contains("non-finite"));
         p.fish[0].hunger = 10.0;

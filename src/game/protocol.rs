@@ -16,6 +16,10 @@ pub const MAX_SPECIES: u8 = 32;
 pub const MAX_DECORATION_KINDS: u8 = 16;
 /// The largest gift, in coins.
 pub const MAX_GIFT: i64 = 1_000_000;
+/// Most fish one side of a trade gives.
+pub const MAX_TRADE_FISH: usize = 20;
+/// Most decorations one side of a trade gives.
+pub const MAX_TRADE_DECORATIONS: usize = 12;
 /// Largest coin grant (either sign).
 pub const MAX_GRANT: i64 = 1_000_000_000;
 
@@ -31,6 +35,9 @@ pub fn register(app: &mut App) {
         .add_remote_event::<Leaderboard>()
         .add_remote_event::<WelcomeBack>()
         .add_remote_event::<GiftReceived>()
+        .add_remote_function::<TradeOffer>()
+        .add_remote_function::<TradeAct>()
+        .add_remote_event::<TradeUpdate>()
         .add_remote_function::<ClaimDaily>();
 }
 
@@ -324,4 +331,162 @@ pub struct Leaderboard(pub Vec<(u64, String, i64)>);
 impl Remote for Leaderboard {
     const NAME: &'static str = "aquarium.leaderboard";
     const DELIVERY: Delivery = Delivery::ReliableUnordered;
+}
+
+/// What one side of a trade gives, as the client names it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TradeGoods {
+    /// Coins, 0..=[`MAX_GIFT`].
+    pub coins: i64,
+    /// Fish ids (distinct), at most [`MAX_TRADE_FISH`].
+    pub fish: Vec<u64>,
+    /// Decoration kinds (one entry per decoration), at most [`MAX_TRADE_DECORATIONS`].
+    pub decorations: Vec<u8>,
+}
+
+impl TradeGoods {
+    /// Nothing.
+    pub fn is_empty(&self) -> bool {
+        self.coins == 0 && self.fish.is_empty() && self.decorations.is_empty()
+    }
+
+    /// Within the limits.
+    pub fn check(&self) -> Result<(), String> {
+        if !(0..=MAX_GIFT).contains(&self.coins) {
+            return Err(format!("a trade's coins are 0..={MAX_GIFT}"));
+        }
+        if self.fish.len() > MAX_TRADE_FISH || self.decorations.len() > MAX_TRADE_DECORATIONS {
+            return Err(format!(
+                "a trade gives at most {MAX_TRADE_FISH} fish and {MAX_TRADE_DECORATIONS} decorations"
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(f) = self.fish.iter().find(|f| !seen.insert(**f)) {
+            return Err(format!("fish {f} is named twice"));
+        }
+        if self.decorations.iter().any(|k| *k >= MAX_DECORATION_KINDS) {
+            return Err("no such decoration kind".into());
+        }
+        Ok(())
+    }
+}
+
+/// Offers a trade to another player on this server: `give` for `want`. The other accepts or
+/// declines; then both confirm; then both sides' goods move at once, or not at all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TradeOffer {
+    /// The other player.
+    pub to: u64,
+    /// What the offerer gives.
+    pub give: TradeGoods,
+    /// What the offerer asks for.
+    pub want: TradeGoods,
+}
+
+impl Remote for TradeOffer {
+    const NAME: &'static str = "aquarium.trade_offer";
+    const SEALED: bool = true;
+    const RATE_CLASS: &'static str = "purchase";
+    fn validate(&self) -> Result<(), String> {
+        self.give.check()?;
+        self.want.check()?;
+        if self.to == 0 {
+            Err("a trade needs another player".into())
+        } else if self.give.is_empty() && self.want.is_empty() {
+            Err("a trade needs something on at least one side".into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl RemoteFunction for TradeOffer {
+    type Response = TradeView;
+}
+
+/// What a player does with an open trade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TradeAction {
+    /// The one offered to takes the offer (then both confirm).
+    Accept,
+    /// The one offered to turns it down.
+    Decline,
+    /// Either side confirms an accepted trade; it happens when both have.
+    Confirm,
+    /// Either side withdraws before it happens.
+    Cancel,
+}
+
+/// Acts on an open trade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TradeAct {
+    /// The trade.
+    pub trade: u64,
+    /// What to do.
+    pub action: TradeAction,
+}
+
+impl Remote for TradeAct {
+    const NAME: &'static str = "aquarium.trade_act";
+    const SEALED: bool = true;
+}
+
+impl RemoteFunction for TradeAct {
+    type Response = TradeView;
+}
+
+/// Where a trade is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TradeStage {
+    /// Waiting for the other player to accept or decline.
+    Offered,
+    /// Accepted; waiting for both confirmations.
+    Accepted {
+        /// The offerer confirmed.
+        from_confirmed: bool,
+        /// The other confirmed.
+        to_confirmed: bool,
+    },
+    /// Both confirmed: the goods are being saved.
+    Committing,
+    /// Done: both sides' goods were committed and are on their way.
+    Done,
+    /// Declined by the one offered to.
+    Declined,
+    /// Withdrawn, or ended by a player leaving.
+    Cancelled {
+        /// Why.
+        reason: String,
+    },
+    /// Could not happen; nothing moved.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A trade as both players see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TradeView {
+    /// The trade's id.
+    pub trade: u64,
+    /// The offerer.
+    pub from: u64,
+    /// The one offered to.
+    pub to: u64,
+    /// What the offerer gives.
+    pub give: TradeGoods,
+    /// What the offerer gets.
+    pub want: TradeGoods,
+    /// Where it is.
+    pub stage: TradeStage,
+}
+
+/// A trade changed (sent to both players).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TradeUpdate(pub TradeView);
+
+impl Remote for TradeUpdate {
+    const NAME: &'static str = "aquarium.trade";
+    const SEALED: bool = true;
 }

@@ -40,6 +40,10 @@ pub enum AuditKind {
     /// An address backing off from an account after failed logins (started, or a login refused
     /// inside one).
     LoginBackoff,
+    /// A trade between two players committed.
+    Trade,
+    /// An admin reversed a trade.
+    TradeReversed,
 }
 
 /// One record.

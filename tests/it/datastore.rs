@@ -182,6 +182,7 @@ fn versions_are_bounded_listed_viewed_and_restored() {
         species: 0,
         name: "x".into(),
         hunger: f32::INFINITY,
+        from_trade: None,
     });
     assert!(matches!(
         save(&s, &l2.profile, 26, &o2, T0 + 201),
@@ -810,6 +811,7 @@ fn coins_everywhere(s: &Store) -> i64 {
         .map(
             |(_, v)| match serde_json::from_slice::<OfflineGift>(v).unwrap() {
                 OfflineGift::Coins { amount, .. } => amount,
+                OfflineGift::Parcel { parcel, .. } => parcel.coins,
                 OfflineGift::Item { .. } => 0,
             },
         )

@@ -229,6 +229,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         species: 2,
         name: "Nemo".into(),
         hunger: 10.0,
+        from_trade: None,
     });
     let json = serde_json::to_vec(&profile).unwrap();
     out.push(("profile_blob", "plain", with(0, json.clone())));

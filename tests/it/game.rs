@@ -568,3 +568,223 @@ fn coins_on_server_after_join(server: &mut App, d: &Scratch) -> i64 {
     );
     coins_on_server(server, 7)
 }
+
+/// The trade updates a client has heard so far, as (trade, stage) pairs.
+fn trade_updates(client: &mut App) -> Vec<bloxquarium::game::protocol::TradeView> {
+    harness::drain::<bloxquarium::transport::FromServer<bloxquarium::game::protocol::TradeUpdate>>(
+        client,
+    )
+    .into_iter()
+    .map(|u| u.0.0)
+    .collect()
+}
+
+#[test]
+fn two_players_trade_fish_and_coins_for_a_decoration_together_or_not_at_all() {
+    use bloxquarium::game::protocol::{TradeAct, TradeAction, TradeGoods, TradeOffer, TradeStage};
+    let d = Scratch::new("game-trade");
+    let cfg = harness::config_dir(&d, r#"{"game.hungerPerMinute": 0.0}"#);
+    let mut server = harness::server_with_config(&d, &cfg);
+    set_game_time(&mut server, Duration::ZERO);
+    let mut ann = harness::join(&mut server, &d, 1, "Ann", harness::JoinUntil::InGame);
+    let mut bob = harness::join(&mut server, &d, 2, "Bob", harness::JoinUntil::InGame);
+    for (c, item) in [
+        (&mut ann, ShopItem::Fish { species: 1 }),
+        (&mut bob, ShopItem::Decoration { kind: 0 }),
+    ] {
+        send(c, GameOp::Purchase { item, quantity: 1 }).unwrap();
+    }
+    pump_until(&mut [&mut server, &mut ann, &mut bob], 600, "bought", |a| {
+        a[1..]
+            .iter()
+            .all(|c| c.world().resource::<Prediction>().predictor.pending() == 0)
+    });
+    let (ann0, bob0) = (live_profile(&server, 1), live_profile(&server, 2));
+    let fish = ann0.fish[0].id;
+    let offer = TradeOffer {
+        to: 2,
+        give: TradeGoods {
+            coins: 10,
+            fish: vec![fish],
+            decorations: vec![],
+        },
+        want: TradeGoods {
+            decorations: vec![0],
+            ..Default::default()
+        },
+    };
+    // Asking for what the other does not have is refused at once.
+    let greedy = TradeOffer {
+        want: TradeGoods {
+            fish: vec![99],
+            ..Default::default()
+        },
+        ..offer.clone()
+    };
+    let no = harness::call(&mut server, &mut ann, &mut [&mut bob], greedy).unwrap_err();
+    assert!(no.to_string().contains("they has no fish 99"), "{no}");
+
+    let trade_with = |server: &mut App, ann: &mut App, bob: &mut App| {
+        let view = harness::call(server, ann, &mut [&mut *bob], offer.clone()).unwrap();
+        let t = view.trade;
+        assert_eq!(view.stage, TradeStage::Offered);
+        // Ann cannot accept her own offer; Bob accepts; both confirm.
+        let own = harness::call(
+            server,
+            ann,
+            &mut [&mut *bob],
+            TradeAct {
+                trade: t,
+                action: TradeAction::Accept,
+            },
+        );
+        assert!(own.is_err());
+        let act = |server: &mut App, who: &mut App, other: &mut App, action| {
+            harness::call(server, who, &mut [other], TradeAct { trade: t, action }).unwrap()
+        };
+        act(server, bob, ann, TradeAction::Accept);
+        let v = act(server, ann, bob, TradeAction::Confirm);
+        assert_eq!(
+            v.stage,
+            TradeStage::Accepted {
+                from_confirmed: true,
+                to_confirmed: false
+            }
+        );
+        let v = act(server, bob, ann, TradeAction::Confirm);
+        assert_eq!(v.stage, TradeStage::Committing);
+        t
+    };
+
+    // First attempt: the store fails the joint save; nothing moves and both are told.
+    server
+        .world()
+        .resource::<bloxquarium::datastore::DataStore>()
+        .0
+        .backend()
+        .inject_write_failures(1);
+    let t = trade_with(&mut server, &mut ann, &mut bob);
+    let mut heard = Vec::new();
+    pump_until(&mut [&mut server, &mut ann, &mut bob], 600, "failed", |a| {
+        heard.extend(trade_updates(a[2]));
+        heard
+            .iter()
+            .any(|v| v.trade == t && matches!(v.stage, TradeStage::Failed { .. }))
+    });
+    for _ in 0..5 {
+        harness::pump(&mut [&mut server, &mut ann, &mut bob], 5);
+    }
+    let (a1, b1) = (live_profile(&server, 1), live_profile(&server, 2));
+    assert_eq!(a1.stats.coins, ann0.stats.coins);
+    assert_eq!(a1.fish.len(), 1);
+    assert!(a1.tank.decorations.is_empty());
+    assert_eq!(b1.stats.coins, bob0.stats.coins);
+    assert!(b1.fish.is_empty());
+    assert_eq!(b1.tank.decorations, vec!["Rock".to_string()]);
+
+    // Second attempt: committed together, then each parcel arrives by the other's next save.
+    let fish = a1.fish[0].id;
+    let offer = TradeOffer {
+        give: TradeGoods {
+            fish: vec![fish],
+            ..offer.give.clone()
+        },
+        ..offer.clone()
+    };
+    let t = {
+        let offer = offer.clone();
+        let view = harness::call(&mut server, &mut ann, &mut [&mut bob], offer).unwrap();
+        let t = view.trade;
+        for (who, action) in [
+            (1, TradeAction::Accept),
+            (0, TradeAction::Confirm),
+            (1, TradeAction::Confirm),
+        ] {
+            let r = if who == 0 {
+                harness::call(
+                    &mut server,
+                    &mut ann,
+                    &mut [&mut bob],
+                    TradeAct { trade: t, action },
+                )
+            } else {
+                harness::call(
+                    &mut server,
+                    &mut bob,
+                    &mut [&mut ann],
+                    TradeAct { trade: t, action },
+                )
+            };
+            r.unwrap();
+        }
+        t
+    };
+    let mut heard = Vec::new();
+    pump_until(
+        &mut [&mut server, &mut ann, &mut bob],
+        600,
+        "done and delivered",
+        |a| {
+            heard.extend(trade_updates(a[1]));
+            let done = heard
+                .iter()
+                .any(|v| v.trade == t && v.stage == TradeStage::Done);
+            let state = |c: &App| {
+                c.world()
+                    .resource::<Prediction>()
+                    .predictor
+                    .authoritative()
+                    .cloned()
+            };
+            done && state(a[1]).is_some_and(|s| s.decorations == vec![0])
+                && state(a[2]).is_some_and(|s| s.fish.len() == 1)
+        },
+    );
+    let (a2, b2) = (live_profile(&server, 1), live_profile(&server, 2));
+    assert_eq!(a2.stats.coins, ann0.stats.coins - 10);
+    assert!(a2.fish.is_empty());
+    assert_eq!(a2.tank.decorations, vec!["Rock".to_string()]);
+    assert_eq!(b2.stats.coins, bob0.stats.coins + 10);
+    assert_eq!(b2.fish.len(), 1);
+    assert_eq!(b2.fish[0].species, 1);
+    assert_eq!(b2.fish[0].from_trade, Some(t));
+    assert!(b2.tank.decorations.is_empty());
+    for p in [&a2, &b2] {
+        let kinds: Vec<&str> = p.operations.iter().map(|o| o.kind.as_str()).collect();
+        assert!(
+            kinds.ends_with(&["trade", "trade_received"]),
+            "both keep the operation: {kinds:?}"
+        );
+        assert!(kinds.contains(&"trade_failed"), "{kinds:?}");
+    }
+    // What was committed is what the store holds once both have left.
+    for c in [&mut ann, &mut bob] {
+        c.world_mut()
+            .resource_mut::<bloxquarium::shutdown::Shutdown>()
+            .request(bloxquarium::shutdown::ShutdownReason::Requested(
+                "bye".into(),
+            ));
+    }
+    pump_until(
+        &mut [&mut server, &mut ann, &mut bob],
+        600,
+        "both left",
+        |a| a[0].world().resource::<DataStoreState>().players().count() == 0,
+    );
+    let store = server
+        .world()
+        .resource::<bloxquarium::datastore::DataStore>()
+        .0
+        .clone();
+    let stored = |p| {
+        store
+            .peek::<bloxquarium::game::Aquarium>(p)
+            .unwrap()
+            .unwrap()
+            .1
+    };
+    assert_eq!(stored(1).stats.coins, a2.stats.coins);
+    assert_eq!(stored(1).tank.decorations.len(), 1);
+    assert_eq!(stored(2).fish.len(), 1);
+    assert_eq!(stored(2).stats.coins, b2.stats.coins);
+}

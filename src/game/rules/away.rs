@@ -168,6 +168,7 @@ mod tests {
                 species: 0,
                 name: format!("f{i}"),
                 hunger: 0.0,
+                from_trade: None,
             });
         }
         p

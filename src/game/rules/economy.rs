@@ -136,6 +136,16 @@ impl Catalog {
             .unwrap_or(0)
     }
 
+    /// The shop price of one fish or decoration (`None` for what the shop does not sell).
+    pub fn price_of(&self, item: ShopItem) -> Option<i64> {
+        let list = match item {
+            ShopItem::Fish { species } => self.fish_prices.get(usize::from(species)),
+            ShopItem::Decoration { kind } => self.decoration_prices.get(usize::from(kind)),
+            ShopItem::TankUpgrade => None,
+        };
+        list.map(|p| (*p).max(0))
+    }
+
     /// The total price of `quantity` of `item` for `profile` (a negative price in the config
     /// counts as free, never as income).
     pub fn price(
@@ -225,6 +235,7 @@ impl Catalog {
                         species,
                         name: String::new(),
                         hunger: 0.0,
+                        from_trade: None,
                     });
                     fish.push(next);
                 }

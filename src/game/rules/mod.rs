@@ -6,6 +6,7 @@
 mod away;
 mod economy;
 mod ops;
+mod trade;
 
 pub use away::{
     Away, AwayRules, MIN_AWAY_SECS, claim_daily, day_of, earn_while_away, until_next_day,
@@ -14,3 +15,6 @@ pub use economy::{
     Catalog, DECORATIONS, EconomyError, Receipt, advance, decoration_kinds, feed, give,
 };
 pub use ops::{GameOp, apply, state_of, to_profile};
+pub use trade::{
+    Parcel, Returned, TradeError, put as put_parcel, reverse as reverse_trade, take as take_goods,
+};

@@ -54,6 +54,7 @@ pub fn to_profile(state: &PlayerState) -> Profile {
             species: f.species,
             name: String::new(),
             hunger: f.hunger,
+            from_trade: None,
         })
         .collect();
     p

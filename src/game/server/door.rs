@@ -64,6 +64,12 @@ impl ProfileDoor<'_> {
         self.profiles.send(from, to, (ticket, message))
     }
 
+    /// Saves `players` together or not at all, at once, with their outboxes (see
+    /// [`crate::datastore::DataStoreState::save_together`]).
+    pub fn save_together(&mut self, store: &crate::datastore::DataStore, players: &[u64]) -> bool {
+        self.profiles.save_together(store, players)
+    }
+
     /// The network, to answer requests.
     pub fn net(&mut self) -> &mut ServerNet {
         &mut self.net

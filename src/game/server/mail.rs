@@ -133,6 +133,16 @@ pub(super) fn receive_mail(
                     *from,
                     0,
                 ),
+                OfflineGift::Parcel {
+                    from,
+                    trade,
+                    parcel,
+                } => (
+                    "trade_received",
+                    serde_json::json!({ "message": id, "from": from, "trade": trade, "got": parcel }),
+                    *from,
+                    parcel.coins,
+                ),
             };
             let op = Operation {
                 player: d.player,
@@ -144,7 +154,8 @@ pub(super) fn receive_mail(
             };
             // Already applied: only the record, the income watch and the push.
             let kept = door.change(op, |_| Ok::<i64, std::convert::Infallible>(coins));
-            if kept.is_some() && coins > 0 {
+            let gift = matches!(message, OfflineGift::Coins { .. });
+            if kept.is_some() && gift && coins > 0 {
                 info!(player = d.player, from = actor, coins, "gift delivered");
                 if let Some(client) = door.profiles().profile(d.player).map(|l| l.client) {
                     let returned = actor == d.player;

@@ -8,6 +8,7 @@ mod away;
 mod door;
 mod income;
 mod mail;
+mod trade;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -74,6 +75,7 @@ impl Plugin for GameServerPlugin {
             .init_resource::<Shop>()
             .init_resource::<admin::GrantTasks>()
             .init_resource::<mail::GiftTasks>()
+            .init_resource::<trade::Trades>()
             .init_resource::<IncomeWatch>()
             .add_message::<crate::security::AuditEntry>()
             .add_systems(
@@ -85,6 +87,9 @@ impl Plugin for GameServerPlugin {
                     admin::finish_grants,
                     mail::finish_gifts,
                     mail::receive_mail,
+                    trade::end_trades_of_leavers,
+                    trade::finish_trades,
+                    trade::commit_trades,
                     step_economy,
                     forget_left,
                 )
@@ -99,6 +104,8 @@ impl Plugin for GameServerPlugin {
                     answer_visits,
                     admin::grant_coins,
                     away::answer_daily_claims,
+                    trade::answer_trade_offers,
+                    trade::answer_trade_acts,
                 )
                     .chain(),
             );
