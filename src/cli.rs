@@ -274,6 +274,16 @@ pub enum AdminCommand {
         #[arg(allow_negative_numbers = true)]
         amount: i64,
     },
+    /// Reverse a committed trade between two players (both offline; one in play on this server is
+    /// sent off first): what can still be returned is returned, the rest paid at shop price.
+    ReverseTrade {
+        /// The trade's id (in the audit log's `Trade` record).
+        trade: u64,
+        /// One player of the trade.
+        a: u64,
+        /// The other.
+        b: u64,
+    },
     /// Assign a role from roles.ron.
     Role {
         /// The player.

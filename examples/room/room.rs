@@ -176,10 +176,10 @@ pub struct RoomGame;
 
 impl Game for RoomGame {
     const NAME: &'static str = "room";
-    const KEYS: GameKeys = GameKeys {
-        name: "room keys (examples/room/keys.ron)",
-        schema: include_str!("keys.ron"),
-    };
+    const KEYS: GameKeys = GameKeys::plain(
+        "room keys (examples/room/keys.ron)",
+        include_str!("keys.ron"),
+    );
     type Data = RoomData;
 
     fn protocol(app: &mut App) {

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use glb::{Animation, Material, Mesh, Node, Scene};
 
-use crate::game::{SPECIES, tank_half_extents};
+use crate::game::{SPECIES, species_model, tank_half_extents};
 
 /// The five quality levels and their texture sizes.
 pub const QUALITY_LEVELS: [(&str, u32); 5] = [
@@ -156,7 +156,13 @@ pub fn aquarium(level: u32) -> Vec<u8> {
 
 /// A fish of `species` with a looping "swim" animation (the tail sweeps side to side).
 pub fn fish(species: usize) -> Vec<u8> {
-    let (name, [len, height, width], body_rgb, fin_rgb) = SPECIES[species % SPECIES.len()];
+    let crate::game::Species {
+        name,
+        body: [len, height, width],
+        colour: body_rgb,
+        fins: fin_rgb,
+        ..
+    } = SPECIES[species % SPECIES.len()];
     let mut body = glb::sphere(10, 16, |theta, _| 0.04 * (3.0 * theta).sin());
     for p in &mut body.positions {
         p[0] *= len * 0.5;
@@ -420,8 +426,8 @@ pub fn tree() -> std::io::Result<Vec<(String, Vec<u8>)>> {
             aquarium(level),
         ));
     }
-    for (i, (name, ..)) in SPECIES.iter().enumerate() {
-        out.push((format!("Models/Characters/{name}.glb"), fish(i)));
+    for (i, _) in SPECIES.iter().enumerate() {
+        out.push((format!("{}.glb", species_model(i as u8)), fish(i)));
     }
     for k in 1..=3 {
         out.push((format!("Models/Props/Rock_{k}.glb"), rock(k)));
@@ -496,6 +502,21 @@ pub fn write_tree(dir: &Path) -> std::io::Result<(usize, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One fish model per entry of the species table, and no other.
+    #[test]
+    fn the_generator_draws_every_species_of_the_table() {
+        let fish: Vec<String> = tree()
+            .unwrap()
+            .into_iter()
+            .map(|(path, _)| path)
+            .filter(|p| p.starts_with("Models/Characters/"))
+            .collect();
+        let expected: Vec<String> = (0..SPECIES.len())
+            .map(|i| format!("{}.glb", species_model(i as u8)))
+            .collect();
+        assert_eq!(fish, expected);
+    }
 
     #[test]
     fn the_tree_is_deterministic_and_small() {

@@ -99,13 +99,9 @@ fn decoration_model(kind: u8, i: usize) -> String {
     }
 }
 
-/// Species model names, by species index (the generator's order).
+/// Species model names, by species index (the species table's order).
 pub fn species_model(species: u8) -> String {
-    let names = crate::game::SPECIES;
-    format!(
-        "Models/Characters/{}",
-        names[usize::from(species) % names.len()].0
-    )
+    crate::game::species_model(species)
 }
 
 /// Models and textures by professional path, once loaded (or their fallback).

@@ -182,17 +182,9 @@ fn keys(
     let Some(catalog) = shop.catalog() else {
         return;
     };
-    let digits = [
-        KeyCode::Digit1,
-        KeyCode::Digit2,
-        KeyCode::Digit3,
-        KeyCode::Digit4,
-        KeyCode::Digit5,
-        KeyCode::Digit6,
-    ];
     let mut ops = Vec::new();
-    for (species, key) in digits.iter().enumerate() {
-        if input.just_pressed(*key) {
+    for (species, s) in crate::game::SPECIES.iter().enumerate() {
+        if input.just_pressed(digit_key(s.key)) {
             ops.push(GameOp::Purchase {
                 item: ShopItem::Fish {
                     species: species as u8,
@@ -554,6 +546,24 @@ fn hide_empty(mut boxes: Query<(&mut Node, &Children), With<HidesWhenEmpty>>, te
         if node.display != display {
             node.display = display;
         }
+    }
+}
+
+/// The key of a digit in the species table ('0'..='9'; anything else: F24, which no keyboard
+/// presses).
+pub fn digit_key(c: char) -> KeyCode {
+    match c {
+        '0' => KeyCode::Digit0,
+        '1' => KeyCode::Digit1,
+        '2' => KeyCode::Digit2,
+        '3' => KeyCode::Digit3,
+        '4' => KeyCode::Digit4,
+        '5' => KeyCode::Digit5,
+        '6' => KeyCode::Digit6,
+        '7' => KeyCode::Digit7,
+        '8' => KeyCode::Digit8,
+        '9' => KeyCode::Digit9,
+        _ => KeyCode::F24,
     }
 }
 

@@ -116,8 +116,8 @@ fn panel_keys(
         };
     }
     let now = time.elapsed();
-    // Decorations: 7, 8, 9 (the shop lists them).
-    let keys = [KeyCode::Digit7, KeyCode::Digit8, KeyCode::Digit9];
+    // Decorations: their keys from the species table's module (the shop lists them).
+    let keys = crate::game::DECORATION_KEYS.map(super::hud::digit_key);
     if let Some(catalog) = shop.catalog() {
         for (kind, key) in keys.iter().enumerate() {
             if !input.just_pressed(*key) {
@@ -267,17 +267,21 @@ fn update_panel(
         },
         (Panel::Shop, Some(c)) => {
             let mut s = String::from("SHOP (Tab: next panel)\n");
-            for (i, (name, ..)) in crate::game::SPECIES.iter().enumerate() {
+            for (i, sp) in crate::game::SPECIES.iter().enumerate() {
                 let price = c.fish_prices.get(i).copied().unwrap_or(0);
                 let income = c.fish_income.get(i).copied().unwrap_or(0.0);
                 s.push_str(&format!(
-                    "[{}] {name:<10} {price:>5} coins  +{income}/s\n",
-                    i + 1
+                    "[{}] {:<10} {price:>5} coins  +{income}/s\n",
+                    sp.key, sp.name
                 ));
             }
-            for (i, name) in DECORATIONS.iter().enumerate() {
+            for ((i, name), key) in DECORATIONS
+                .iter()
+                .enumerate()
+                .zip(crate::game::DECORATION_KEYS)
+            {
                 let price = c.decoration_prices.get(i).copied().unwrap_or(0);
-                s.push_str(&format!("[{}] {name:<10} {price:>5} coins\n", i + 7));
+                s.push_str(&format!("[{key}] {name:<10} {price:>5} coins\n"));
             }
             let level = state.as_ref().map_or(1, |s| s.tank_level);
             match c.tank_prices.get(usize::from(level)) {
@@ -294,7 +298,9 @@ fn update_panel(
         (Panel::Inventory, Some(c)) => match &state {
             Some(st) => {
                 let mut s = String::from("INVENTORY (Tab: next panel)\n");
-                for (i, (name, ..)) in crate::game::SPECIES.iter().enumerate() {
+                for (i, crate::game::Species { name, .. }) in
+                    crate::game::SPECIES.iter().enumerate()
+                {
                     let fish: Vec<_> = st
                         .fish
                         .iter()

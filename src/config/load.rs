@@ -62,12 +62,20 @@ pub struct Loaded {
 
 /// A game's own config keys: a schema in `schema.ron`'s format, shipped with the game's code
 /// and added to the framework's keys (a path both define is refused at start).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct GameKeys {
     /// Where the keys come from, for messages (`"aquarium keys"`).
     pub name: &'static str,
     /// The schema text.
     pub schema: &'static str,
+    /// Defaults the game's code gives instead of the schema text (a table in code that other
+    /// code reads too, such as the aquarium's species): each replaces its key's default and
+    /// must pass the key's checks.
+    pub derived: fn() -> Vec<(&'static str, ConfigValue)>,
+}
+
+fn no_derived_defaults() -> Vec<(&'static str, ConfigValue)> {
+    Vec::new()
 }
 
 impl GameKeys {
@@ -75,7 +83,17 @@ impl GameKeys {
     pub const NONE: Self = Self {
         name: "no game keys",
         schema: "[]",
+        derived: no_derived_defaults,
     };
+
+    /// Keys from `schema` with no defaults from code.
+    pub const fn plain(name: &'static str, schema: &'static str) -> Self {
+        Self {
+            name,
+            schema,
+            derived: no_derived_defaults,
+        }
+    }
 }
 
 fn schema_problem(name: &str, e: super::schema::SchemaError) -> LoadError {
@@ -94,7 +112,12 @@ fn schema_problem(name: &str, e: super::schema::SchemaError) -> LoadError {
 /// The framework's schema (`dir/schema.ron`, else the embedded one) and the game's keys.
 pub fn load_schema(dir: &Path, game: &GameKeys) -> Result<Schema, LoadError> {
     let mut schema = load_framework_schema(dir)?;
-    let keys = Schema::parse(game.name, game.schema).map_err(|e| schema_problem(game.name, e))?;
+    let mut keys =
+        Schema::parse(game.name, game.schema).map_err(|e| schema_problem(game.name, e))?;
+    for (path, value) in (game.derived)() {
+        keys.set_default(game.name, path, value)
+            .map_err(|e| schema_problem(game.name, e))?;
+    }
     schema
         .extend(game.name, keys)
         .map_err(|e| schema_problem(game.name, e))?;
@@ -414,10 +437,10 @@ mod tests {
     #[test]
     fn a_game_adds_its_own_keys_and_may_not_redefine_the_framework_s() {
         let d = scratch("game-keys");
-        let keys = GameKeys {
-            name: "test game keys",
-            schema: r#"#![enable(implicit_some)] [(path: "lobby.maxPeople", tier: Shared, type: Int, default: 8, min: 1, max: 64, description: "People per lobby.")]"#,
-        };
+        let keys = GameKeys::plain(
+            "test game keys",
+            r#"#![enable(implicit_some)] [(path: "lobby.maxPeople", tier: Shared, type: Int, default: 8, min: 1, max: 64, description: "People per lobby.")]"#,
+        );
         std::fs::write(d.join("default.ron"), r#"{"lobby.maxPeople": 12}"#).unwrap();
         let loaded = load(&d, std::iter::empty(), &keys).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(loaded.values["lobby.maxPeople"], ConfigValue::Int(12));
@@ -428,10 +451,10 @@ mod tests {
             err.to_string().contains("lobby.maxPeople: unknown key"),
             "{err}"
         );
-        let clash = GameKeys {
-            name: "clashing keys",
-            schema: r#"[(path: "network.messageTimeout", tier: Shared, type: Int, default: 8, description: "mine")]"#,
-        };
+        let clash = GameKeys::plain(
+            "clashing keys",
+            r#"[(path: "network.messageTimeout", tier: Shared, type: Int, default: 8, description: "mine")]"#,
+        );
         let err = load(&d, std::iter::empty(), &clash)
             .unwrap_err()
             .to_string();

@@ -190,6 +190,29 @@ impl Schema {
         Ok(())
     }
 
+    /// Replaces the default of the key at `path` (a default the game's code gives); it must
+    /// pass the key's checks.
+    pub fn set_default(
+        &mut self,
+        file: &str,
+        path: &str,
+        value: ConfigValue,
+    ) -> Result<(), SchemaError> {
+        let err = |reason: String| SchemaError::Key {
+            file: file.to_string(),
+            path: path.to_string(),
+            reason,
+        };
+        let key = self
+            .keys
+            .get_mut(path)
+            .ok_or_else(|| err("a default from code for a key the schema lacks".into()))?;
+        key.check(&value)
+            .map_err(|r| err(format!("default from code: {r}")))?;
+        key.default = value;
+        Ok(())
+    }
+
     /// The key at `path`.
     pub fn key(&self, path: &str) -> Option<&Key> {
         self.keys.get(path)

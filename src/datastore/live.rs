@@ -104,9 +104,10 @@ pub struct MessageSent {
     /// The recipient asked for.
     pub to: u64,
     /// Committed (with the sender's profile, in one transaction), or why not. A message that
-    /// was not committed took none of the sender's changes with it: the changes made with it
-    /// were not saved either (the profile was dropped or replaced) or are saved without it
-    /// only if the game undoes them.
+    /// was not committed took none of the sender's changes with it: either the profile left
+    /// this server (or was replaced by the stored one) with those changes unsaved, or — a save
+    /// together that failed — the message was given back to the sender's live profile at once
+    /// (`apply_offline`), so nothing is lost.
     pub result: Result<Delivery, String>,
 }
 

@@ -938,9 +938,10 @@ impl<B: Backend> Datastore<B> {
         Ok(delivery)
     }
 
-    /// Changes several profiles atomically (a gift or trade): `f` gets them by player id and
-    /// may fail; then everything rolls back. Each must not be locked by another server. Returns
-    /// the new versions.
+    /// Changes several profiles atomically (an admin's trade reversal): `f` gets them by player
+    /// id, with what waited in their inboxes applied, and may fail; then everything rolls back.
+    /// Each must not be locked by another server (`owner_server`; a name no server uses makes
+    /// any fresh lock refuse). Returns the new versions.
     pub fn transact<D: PlayerData>(
         &self,
         players: &[u64],
@@ -964,7 +965,7 @@ impl<B: Backend> Datastore<B> {
                         age_ms: now.saturating_sub(l.heartbeat_ms),
                     });
                 }
-                let (v, p) = match self.read_current(ops, player)? {
+                let (v, mut p) = match self.read_current(ops, player)? {
                     Some(current) => current,
                     None => {
                         return Err(StoreError::NotFound {
@@ -973,6 +974,15 @@ impl<B: Backend> Datastore<B> {
                         });
                     }
                 };
+                // What waits in the inbox is part of the profile the change sees (applied
+                // once, its rows deleted in this transaction).
+                let inbox = self.take_inbox(ops, &p)?;
+                for key in &inbox.rows {
+                    ops.delete(Table::Inbox, key)?;
+                }
+                if let Some((next, _)) = inbox.committed {
+                    p = next;
+                }
                 profiles.insert(player, p);
                 versions.insert(player, v);
             }

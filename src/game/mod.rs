@@ -17,13 +17,15 @@ mod health;
 pub mod protocol;
 pub mod rules;
 pub mod server;
+mod species;
 
 use bevy::prelude::*;
 
-pub use art::{SPECIES, Species, tank_half_extents};
+pub use art::tank_half_extents;
 pub use boids::{Boid, Flock, step as flock_step, step_all_pairs as flock_step_all_pairs};
 pub use client::{
-    DailyClaims, GameClientPlugin, Leaderboard, Notices, Prediction, Predictor, ScriptedOps, Visit,
+    DailyClaims, GameClientPlugin, Leaderboard, Notices, Prediction, Predictor, ScriptedOps,
+    TradeBook, Visit,
 };
 pub use data::{Aquarium, DataStoreState, Fish, LiveProfile, OfflineGift, Profile, Stats, Tank};
 pub use rules::{
@@ -31,6 +33,7 @@ pub use rules::{
     to_profile,
 };
 pub use server::{GameServerPlugin, GameServerState, IncomeWatch, leaderboard};
+pub use species::{DECORATION_KEYS, SPECIES, Species, species_model};
 
 use crate::config::Config;
 use crate::security::Suspicion;
@@ -47,6 +50,7 @@ pub struct AquariumGame;
 pub const KEYS: crate::config::GameKeys = crate::config::GameKeys {
     name: "aquarium keys (src/game/keys.ron)",
     schema: include_str!("keys.ron"),
+    derived: species::derived_defaults,
 };
 
 impl crate::definition::Game for AquariumGame {

@@ -38,6 +38,7 @@ pub fn register(app: &mut App) {
         .add_remote_function::<TradeOffer>()
         .add_remote_function::<TradeAct>()
         .add_remote_event::<TradeUpdate>()
+        .add_remote_function::<ReverseTrade>()
         .add_remote_function::<ClaimDaily>();
 }
 
@@ -489,4 +490,33 @@ pub struct TradeUpdate(pub TradeView);
 impl Remote for TradeUpdate {
     const NAME: &'static str = "aquarium.trade";
     const SEALED: bool = true;
+}
+
+/// An admin reverses a committed trade between two players (permission `admin.grant`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReverseTrade {
+    /// The trade.
+    pub trade: u64,
+    /// Its two players.
+    pub players: (u64, u64),
+}
+
+impl Remote for ReverseTrade {
+    const NAME: &'static str = "aquarium.admin.reverse_trade";
+    const SEALED: bool = true;
+    fn validate(&self) -> Result<(), String> {
+        if self.players.0 == self.players.1 {
+            Err("a trade is between two players".into())
+        } else {
+            Ok(())
+        }
+    }
+    fn permission(&self) -> Option<&'static str> {
+        Some("admin.grant")
+    }
+}
+
+impl RemoteFunction for ReverseTrade {
+    /// What each side got back.
+    type Response = String;
 }

@@ -63,6 +63,14 @@ pub fn run(global: &crate::cli::GlobalArgs, args: &AdminArgs) -> Result<String, 
                 amount: *amount,
             }),
         ),
+        AdminCommand::ReverseTrade { trade, a, b } => said(
+            json,
+            "reverse-trade",
+            link.ask(&crate::game::protocol::ReverseTrade {
+                trade: *trade,
+                players: (*a, *b),
+            }),
+        ),
         AdminCommand::Role { player, role } => said(
             json,
             "role",

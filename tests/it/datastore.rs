@@ -991,3 +991,161 @@ fn a_refused_save_sends_nothing_and_a_gift_to_nobody_comes_back() {
     assert_eq!(back.committed.unwrap().stats.coins, total);
     assert_eq!(inbox_rows(&s), 0);
 }
+
+/// Coins and fish held by players 1 and 2 plus what waits in parcels in the inbox.
+fn goods_everywhere(s: &Store) -> (i64, usize) {
+    let mut coins = 0;
+    let mut fish = 0;
+    for p in [1u64, 2] {
+        if let Some((_, p)) = s.peek::<Aquarium>(p).unwrap() {
+            coins += p.stats.coins;
+            fish += p.fish.len();
+        }
+    }
+    for (_, v) in s.backend().read(|ops| ops.scan(Table::Inbox, &[])).unwrap() {
+        if let OfflineGift::Parcel { parcel, .. } =
+            serde_json::from_slice::<OfflineGift>(&v).unwrap()
+        {
+            coins += parcel.coins;
+            fish += parcel.fish.len();
+        }
+    }
+    (coins, fish)
+}
+
+/// A trade is three transactions: both sides' debits and parcels saved together, then each
+/// side's next save or load taking the other's parcel. A storage failure injected into any of
+/// them, a refusal of one side (its lock taken over), or a crash after any of them leaves every
+/// coin and fish counted exactly once.
+#[test]
+fn a_trade_survives_a_failure_or_a_crash_between_any_two_steps() {
+    use bloxquarium::datastore::Outgoing;
+    use bloxquarium::game::protocol::TradeGoods;
+    use bloxquarium::game::rules::take_goods;
+    // 0 the joint save fails, 1 one side is refused, 2 a crash after it, 3 Ann's delivery
+    // fails, 4 a crash after Ann's delivery, 5 nothing breaks.
+    for point in 0..6 {
+        let d = Scratch::new(&format!("ds-trade-fault-{point}"));
+        let s = store(&d);
+        let (a, b) = (owner("srv", 1), owner("srv", 2));
+        let mut ann = s.load::<Aquarium>(1, &a, T0).unwrap().profile;
+        ann.fish.push(bloxquarium::game::Fish {
+            id: 1,
+            species: 1,
+            name: "Nemo".into(),
+            hunger: 0.0,
+            from_trade: None,
+        });
+        let bob = s.load::<Aquarium>(2, &b, T0).unwrap().profile;
+        let va = save(&s, &ann, 0, &a, T0).unwrap();
+        let vb = save(&s, &bob, 0, &b, T0).unwrap();
+        let total = goods_everywhere(&s);
+        let check = |s: &Store, step: &str| {
+            assert_eq!(goods_everywhere(s), total, "point {point}, {step}");
+        };
+        // Ann gives her fish for 30 of Bob's coins.
+        let (mut ann2, mut bob2) = (ann.clone(), bob.clone());
+        let fish = TradeGoods {
+            fish: vec![1],
+            ..Default::default()
+        };
+        let coins = TradeGoods {
+            coins: 30,
+            ..Default::default()
+        };
+        let pa = take_goods(&mut ann2, &fish, "Ann").unwrap();
+        let pb = take_goods(&mut bob2, &coins, "Bob").unwrap();
+        let parcel = |from, parcel| OfflineGift::Parcel {
+            from,
+            trade: 5,
+            parcel,
+        };
+        let mut ra = SaveRequest::new(ann2.clone(), va, a.clone());
+        ra.sends.push(Outgoing {
+            to: 2,
+            ticket: 1,
+            message: parcel(1, pa),
+        });
+        let mut rb = SaveRequest::new(bob2.clone(), vb, b.clone());
+        rb.sends.push(Outgoing {
+            to: 1,
+            ticket: 2,
+            message: parcel(2, pb),
+        });
+        if point == 0 {
+            s.backend().inject_write_failures(1);
+            let r = s.save_together(&[ra.clone(), rb.clone()], T0 + 1);
+            assert!(
+                r.iter()
+                    .all(|r| r.as_ref().is_err_and(|e| e.is_transient()))
+            );
+            check(&s, "after the joint save failed");
+            assert_eq!(inbox_rows(&s), 0);
+        }
+        if point == 1 {
+            // Bob's lock was taken over: neither side is written.
+            let thief = owner("srv-b", 9);
+            s.load::<Aquarium>(2, &thief, T0 + 10 * 60 * 1000).unwrap();
+            let r = s.save_together(&[ra.clone(), rb.clone()], T0 + 10 * 60 * 1000 + 1);
+            assert!(r.iter().all(Result::is_err), "{r:?}");
+            check(&s, "after one side was refused");
+            assert_eq!(inbox_rows(&s), 0);
+            assert_eq!(
+                s.peek::<Aquarium>(1).unwrap().unwrap().0,
+                va,
+                "Ann not written"
+            );
+            continue;
+        }
+        let r = s.save_together(&[ra, rb], T0 + 2);
+        let (va, vb) = (
+            r[0].as_ref().unwrap().version,
+            r[1].as_ref().unwrap().version,
+        );
+        check(&s, "after the joint save");
+        // Bob's save came second in the transaction: it already took Ann's parcel.
+        let bob_saved = r[1].as_ref().unwrap();
+        assert_eq!(bob_saved.delivered.len(), 1);
+        let bob3 = bob_saved.committed.clone().unwrap();
+        assert_eq!(bob3.fish.len(), 1);
+        assert_eq!(bob3.fish[0].name, "Nemo");
+        assert_eq!(bob3.fish[0].from_trade, Some(5));
+        assert_eq!(inbox_rows(&s), 1);
+        if point == 2 {
+            // A crash: both load later; Ann takes Bob's parcel, Bob has Ann's already.
+            let later = owner("srv-2", 7);
+            for (p, applied) in [(1, 1), (2, 0)] {
+                let l = s.load::<Aquarium>(p, &later, T0 + 10 * 60 * 1000).unwrap();
+                assert_eq!(l.applied.len(), applied);
+                check(&s, "after a crash and a load");
+            }
+            assert_eq!(inbox_rows(&s), 0);
+            continue;
+        }
+        // Ann's next save takes Bob's coins.
+        let req = SaveRequest::new(ann2.clone(), va, a.clone());
+        if point == 3 {
+            s.backend().inject_write_failures(1);
+            assert!(s.save(&req, T0 + 3).unwrap_err().is_transient());
+            check(&s, "after Ann's delivery failed");
+            assert_eq!(inbox_rows(&s), 1);
+        }
+        let got = s.save(&req, T0 + 4).unwrap();
+        assert_eq!(got.committed.unwrap().stats.coins, ann.stats.coins + 30);
+        check(&s, "after Ann's delivery");
+        if point == 4 {
+            let later = owner("srv-2", 7);
+            let l = s.load::<Aquarium>(2, &later, T0 + 10 * 60 * 1000).unwrap();
+            assert_eq!(l.profile.fish.len(), 1);
+            check(&s, "after a crash and Bob's load");
+            continue;
+        }
+        let got = s
+            .save(&SaveRequest::new(bob3.clone(), vb, b.clone()), T0 + 5)
+            .unwrap();
+        assert!(got.delivered.is_empty(), "taken once");
+        assert_eq!(s.peek::<Aquarium>(2).unwrap().unwrap().1.fish.len(), 1);
+        check(&s, "at the end");
+        assert_eq!(inbox_rows(&s), 0);
+    }
+}

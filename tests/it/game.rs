@@ -740,6 +740,15 @@ fn two_players_trade_fish_and_coins_for_a_decoration_together_or_not_at_all() {
                 && state(a[2]).is_some_and(|s| s.fish.len() == 1)
         },
     );
+    // Each client keeps the trade and told its player.
+    let book = &bob
+        .world()
+        .resource::<bloxquarium::game::TradeBook>()
+        .trades;
+    assert_eq!(book.get(&t).map(|v| &v.stage), Some(&TradeStage::Done));
+    let heard = &bob.world().resource::<bloxquarium::game::Notices>().0;
+    let offered = format!("Trade {t} offered: player 1 gives 1 fish + 10 coins for 1 decorations");
+    assert!(heard.contains(&offered), "{heard:?}");
     let (a2, b2) = (live_profile(&server, 1), live_profile(&server, 2));
     assert_eq!(a2.stats.coins, ann0.stats.coins - 10);
     assert!(a2.fish.is_empty());
@@ -787,4 +796,74 @@ fn two_players_trade_fish_and_coins_for_a_decoration_together_or_not_at_all() {
     assert_eq!(stored(1).tank.decorations.len(), 1);
     assert_eq!(stored(2).fish.len(), 1);
     assert_eq!(stored(2).stats.coins, b2.stats.coins);
+
+    // An admin reverses it: Bob still has the fish and the coins, Ann the decoration, so
+    // everything goes home and nobody is paid for anything.
+    use bloxquarium::game::protocol::ReverseTrade;
+    let mut admin = harness::join(&mut server, &d, 9, "Ada", harness::JoinUntil::InGame);
+    server
+        .world_mut()
+        .resource_mut::<bloxquarium::security::Security>()
+        .assign_role(9, "admin", "test")
+        .unwrap();
+    let reverse = ReverseTrade {
+        trade: t,
+        players: (1, 2),
+    };
+    let done = harness::call(&mut server, &mut admin, &mut [], reverse).unwrap();
+    assert!(done.starts_with(&format!("trade {t} reversed")), "{done}");
+    assert!(
+        done.contains("player 1 got 10 coins, 1 fish and 0 decorations back, and 0 coins"),
+        "{done}"
+    );
+    let (a3, b3) = (stored(1), stored(2));
+    assert_eq!(a3.stats.coins, ann0.stats.coins);
+    assert_eq!(a3.fish.len(), 1);
+    assert_eq!(a3.fish[0].from_trade, None);
+    assert!(a3.tank.decorations.is_empty());
+    assert_eq!(b3.stats.coins, bob0.stats.coins);
+    assert!(b3.fish.is_empty());
+    assert_eq!(b3.tank.decorations, vec!["Rock".to_string()]);
+    for p in [&a3, &b3] {
+        assert_eq!(
+            p.operations.last().map(|o| o.kind.as_str()),
+            Some("trade_reversed")
+        );
+    }
+    let again = harness::call(&mut server, &mut admin, &mut [], reverse).unwrap_err();
+    assert!(again.to_string().contains("reversed already"), "{again}");
+    // A player in play is sent off first, and the admin asked to call again.
+    let mut ann = harness::join(&mut server, &d, 1, "Ann", harness::JoinUntil::InGame);
+    let busy = harness::call(&mut server, &mut admin, &mut [&mut ann], reverse).unwrap_err();
+    assert!(
+        busy.to_string().contains("player 1 was in play here"),
+        "{busy}"
+    );
+    pump_until(
+        &mut [&mut server, &mut admin, &mut ann],
+        600,
+        "Ann sent off",
+        |a| {
+            a[0].world()
+                .resource::<DataStoreState>()
+                .profile(1)
+                .is_none()
+        },
+    );
+    use bloxquarium::security::{AuditKind, AuditQuery};
+    for kind in [AuditKind::Trade, AuditKind::TradeReversed] {
+        let found = bloxquarium::security::query_audit(
+            &d.0,
+            &AuditQuery {
+                player: Some(1),
+                kind: Some(kind),
+                since_ms: None,
+            },
+        )
+        .unwrap();
+        assert!(
+            found.iter().any(|r| r.details.contains(&t.to_string())),
+            "{kind:?} audited: {found:?}"
+        );
+    }
 }

@@ -13,7 +13,8 @@ pub use predict::Predictor;
 use super::Shop;
 use super::protocol::{
     Applied, ClaimDaily, Feed, Gift, GiftReceived, Leaderboard as LeaderboardEvent, PlayerState,
-    Purchase, Sell, StateUpdate, Visit as VisitCall, Visited, WelcomeBack,
+    Purchase, Sell, StateUpdate, TradeGoods, TradeStage, TradeUpdate, TradeView,
+    Visit as VisitCall, Visited, WelcomeBack,
 };
 use super::rules::{Catalog, GameOp};
 use crate::config::ClientConfig;
@@ -88,6 +89,7 @@ impl Plugin for GameClientPlugin {
             .init_resource::<DailyClaims>()
             .init_resource::<Leaderboard>()
             .init_resource::<Visit>()
+            .init_resource::<TradeBook>()
             .init_resource::<Shop>()
             .add_systems(
                 PreUpdate,
@@ -101,8 +103,94 @@ impl Plugin for GameClientPlugin {
             )
             .add_systems(
                 Update,
-                (run_script, receive_notices, claim_daily_reward).in_set(ClientSystems::Handle),
+                (
+                    run_script,
+                    receive_notices,
+                    receive_trades,
+                    claim_daily_reward,
+                )
+                    .in_set(ClientSystems::Handle),
             );
+    }
+}
+
+/// The trades this player is part of, as the server last told them (open ones and the last
+/// few that ended), by trade id.
+#[derive(Resource, Debug, Default)]
+pub struct TradeBook {
+    /// Trade id → the latest view.
+    pub trades: std::collections::BTreeMap<u64, TradeView>,
+}
+
+impl TradeBook {
+    /// Trades still open (offered, accepted or committing).
+    pub fn open(&self) -> impl Iterator<Item = &TradeView> {
+        self.trades.values().filter(|v| {
+            matches!(
+                v.stage,
+                TradeStage::Offered | TradeStage::Accepted { .. } | TradeStage::Committing
+            )
+        })
+    }
+}
+
+fn goods_text(g: &TradeGoods) -> String {
+    let mut parts = Vec::new();
+    if !g.fish.is_empty() {
+        parts.push(format!("{} fish", g.fish.len()));
+    }
+    if !g.decorations.is_empty() {
+        parts.push(format!("{} decorations", g.decorations.len()));
+    }
+    if g.coins > 0 {
+        parts.push(format!("{} coins", g.coins));
+    }
+    if parts.is_empty() {
+        "nothing".into()
+    } else {
+        parts.join(" + ")
+    }
+}
+
+/// Trade updates: kept in the [`TradeBook`] (the last 16 ended ones too), each told as a notice.
+fn receive_trades(
+    mut updates: MessageReader<FromServer<TradeUpdate>>,
+    mut book: ResMut<TradeBook>,
+    mut notices: ResMut<Notices>,
+) {
+    for FromServer(TradeUpdate(v)) in updates.read() {
+        let what = format!(
+            "player {} gives {} for {}",
+            v.from,
+            goods_text(&v.give),
+            goods_text(&v.want)
+        );
+        let text = match &v.stage {
+            TradeStage::Offered => format!("Trade {} offered: {what}", v.trade),
+            TradeStage::Accepted { .. } => format!("Trade {} accepted: confirm to do it", v.trade),
+            TradeStage::Committing => format!("Trade {}: both confirmed, saving", v.trade),
+            TradeStage::Done => format!("Trade {} done: {what}", v.trade),
+            TradeStage::Declined => format!("Trade {} declined", v.trade),
+            TradeStage::Cancelled { reason } => format!("Trade {} cancelled: {reason}", v.trade),
+            TradeStage::Failed { reason } => format!("Trade {} failed: {reason}", v.trade),
+        };
+        info!("{text}");
+        notices.0.push(text);
+        book.trades.insert(v.trade, v.clone());
+    }
+    let ended: Vec<u64> = book
+        .trades
+        .values()
+        .filter(|v| {
+            !matches!(
+                v.stage,
+                TradeStage::Offered | TradeStage::Accepted { .. } | TradeStage::Committing
+            )
+        })
+        .map(|v| v.trade)
+        .collect();
+    for t in ended.iter().take(ended.len().saturating_sub(16)) {
+        book.trades.remove(t);
     }
 }
 

@@ -8,6 +8,7 @@ mod away;
 mod door;
 mod income;
 mod mail;
+mod reversal;
 mod trade;
 
 use std::collections::HashMap;
@@ -76,6 +77,7 @@ impl Plugin for GameServerPlugin {
             .init_resource::<admin::GrantTasks>()
             .init_resource::<mail::GiftTasks>()
             .init_resource::<trade::Trades>()
+            .init_resource::<reversal::Reversals>()
             .init_resource::<IncomeWatch>()
             .add_message::<crate::security::AuditEntry>()
             .add_systems(
@@ -90,6 +92,7 @@ impl Plugin for GameServerPlugin {
                     trade::end_trades_of_leavers,
                     trade::finish_trades,
                     trade::commit_trades,
+                    reversal::finish_reversals,
                     step_economy,
                     forget_left,
                 )
@@ -106,6 +109,7 @@ impl Plugin for GameServerPlugin {
                     away::answer_daily_claims,
                     trade::answer_trade_offers,
                     trade::answer_trade_acts,
+                    reversal::reverse_trades,
                 )
                     .chain(),
             );

@@ -41,6 +41,10 @@ struct Open {
 /// Open trades and the parcels in flight.
 #[derive(Resource, Debug, Default)]
 pub(super) struct Trades {
+    /// The last trade id given (ids start from the wall clock in ms × 1000, so they stay unique
+    /// across restarts: the audit log and the profiles name trades by them).
+    last_trade: u64,
+    /// The last parcel ticket given.
     next: u64,
     open: HashMap<u64, Open>,
     /// Parcel ticket → trade.
@@ -48,6 +52,11 @@ pub(super) struct Trades {
 }
 
 impl Trades {
+    fn new_trade(&mut self) -> u64 {
+        self.last_trade = (self.last_trade + 1).max(crate::clock::now_ms().saturating_mul(1000));
+        self.last_trade
+    }
+
     fn of(&self, player: u64) -> usize {
         self.open
             .values()
@@ -105,9 +114,8 @@ pub(super) fn answer_trade_offers(
         let answer = match checked {
             Err(why) => Err(RemoteError::Rejected(why)),
             Ok(()) => {
-                trades.next += 1;
                 let view = TradeView {
-                    trade: trades.next,
+                    trade: trades.new_trade(),
                     from,
                     to: offer.to,
                     give: offer.give.clone(),
@@ -251,26 +259,35 @@ pub(super) fn commit_trades(
             continue;
         }
         let mut parcels = Vec::new();
-        for (me, other, goods, wanted) in [
-            (a, b, &view.give, &view.want),
-            (b, a, &view.want, &view.give),
-        ] {
-            let op = Operation {
+        for (me, other, goods) in [(a, b, &view.give), (b, a, &view.want)] {
+            let mut parcel = None;
+            let op = |payload| Operation {
                 player: me,
                 actor: me,
                 kind: "trade",
-                payload: serde_json::json!({
-                    "trade": trade, "with": other, "gave": goods, "got": wanted,
-                }),
+                payload,
                 last_op: game.last_op(me),
                 push: false,
             };
-            let mut parcel = None;
-            door.change(op, |p| {
+            // The parcel is what the record keeps (a reversal reads it back): taken on a copy
+            // first, then the same goods out of the live profile.
+            let Some(sent) = door.profiles().profile(me).and_then(|live| {
+                let mut copy = live.profile.clone();
+                take_goods(&mut copy, goods, "").ok()
+            }) else {
+                continue;
+            };
+            let payload = serde_json::json!({ "trade": trade, "with": other, "sent": sent });
+            door.change(op(payload), |p| {
                 parcel = Some(take_goods(p, goods, "")?);
                 Ok::<i64, crate::game::rules::TradeError>(0)
             });
             parcels.push(parcel.unwrap_or_default());
+        }
+        if parcels.len() != 2 {
+            // Checked above within this run; a profile cannot vanish meanwhile.
+            error!(trade, "trade goods vanished while committing");
+            continue;
         }
         let (pa, pb) = (parcels[0].clone(), parcels[1].clone());
         trades.next += 1;
