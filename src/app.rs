@@ -578,6 +578,12 @@ pub fn client_app(
     if !args.then.is_empty() {
         app.insert_resource(crate::game::ScriptedOps::new(args.then.clone()));
     }
+    if args.trade.is_some() || args.accept_trades {
+        app.insert_resource(crate::game::TradeScript::new(
+            args.trade,
+            args.accept_trades,
+        ));
+    }
     check_integrations(&app)?;
     Ok(app)
 }

@@ -529,6 +529,13 @@ pub struct ClientArgs {
     /// joining and once they are acknowledged.
     #[arg(long, value_name = "OP", value_delimiter = ',', value_parser = parse_op)]
     pub then: Vec<crate::game::GameOp>,
+    /// Once in game (after `--then`), offer player PLAYER this player's newest fish for COINS
+    /// of theirs, and confirm it when they accept (scripted checks, bots).
+    #[arg(long, value_name = "PLAYER:COINS", value_parser = parse_trade)]
+    pub trade: Option<(u64, i64)>,
+    /// Accept and confirm every trade another player offers (scripted checks, bots).
+    #[arg(long)]
+    pub accept_trades: bool,
     /// Pin the login service's certificate (PEM) instead of trusting it on first use.
     #[arg(
         long,
@@ -546,6 +553,17 @@ pub struct ClientArgs {
     pub player: u64,
     #[command(flatten)]
     pub screenshot: ScreenshotArgs,
+}
+
+fn parse_trade(text: &str) -> Result<(u64, i64), String> {
+    let bad = || format!("{text:?}: expected PLAYER:COINS, such as 2:30");
+    let (player, coins) = text.split_once(':').ok_or_else(bad)?;
+    let player = player.parse::<u64>().map_err(|_| bad())?;
+    let coins = coins.parse::<i64>().map_err(|_| bad())?;
+    if player == 0 || !(0..=crate::game::protocol::MAX_GIFT).contains(&coins) {
+        return Err(bad());
+    }
+    Ok((player, coins))
 }
 
 fn parse_op(text: &str) -> Result<crate::game::GameOp, String> {

@@ -25,7 +25,7 @@ pub use art::tank_half_extents;
 pub use boids::{Boid, Flock, step as flock_step, step_all_pairs as flock_step_all_pairs};
 pub use client::{
     DailyClaims, GameClientPlugin, Leaderboard, Notices, Prediction, Predictor, ScriptedOps,
-    TradeBook, Visit,
+    TradeBook, TradeScript, Visit,
 };
 pub use data::{Aquarium, DataStoreState, Fish, LiveProfile, OfflineGift, Profile, Stats, Tank};
 pub use rules::{

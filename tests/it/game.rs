@@ -867,3 +867,53 @@ fn two_players_trade_fish_and_coins_for_a_decoration_together_or_not_at_all() {
         );
     }
 }
+
+/// Two scripted clients trade as bots do (`client --trade 2:5` and `--accept-trades`): the
+/// offer goes out once the scripted purchase is acknowledged, is accepted and confirmed by
+/// both, and each client's book ends with the trade done.
+#[test]
+fn scripted_clients_trade_a_fish_for_coins() {
+    use bloxquarium::game::TradeScript;
+    use bloxquarium::game::protocol::TradeStage;
+    let d = Scratch::new("game-trade-script");
+    let mut server = harness::server(&d, &[]);
+    let mut ann = harness::join(&mut server, &d, 1, "Ann", harness::JoinUntil::InGame);
+    let mut bob = harness::join(&mut server, &d, 2, "Bob", harness::JoinUntil::InGame);
+    bob.insert_resource(TradeScript::new(None, true));
+    ann.insert_resource(bloxquarium::game::ScriptedOps::new(vec![
+        GameOp::Purchase {
+            item: ShopItem::Fish { species: 0 },
+            quantity: 1,
+        },
+    ]));
+    ann.insert_resource(TradeScript::new(Some((2, 5)), false));
+    let done = |c: &App| {
+        c.world()
+            .resource::<bloxquarium::game::TradeBook>()
+            .trades
+            .values()
+            .any(|v| v.stage == TradeStage::Done)
+    };
+    pump_until(
+        &mut [&mut server, &mut ann, &mut bob],
+        1200,
+        "traded",
+        |a| done(a[1]) && done(a[2]),
+    );
+    pump_until(
+        &mut [&mut server, &mut ann, &mut bob],
+        600,
+        "delivered",
+        |a| {
+            a[0].world()
+                .resource::<DataStoreState>()
+                .profile(2)
+                .is_some_and(|l| l.profile.fish.len() == 1)
+                && a[0]
+                    .world()
+                    .resource::<DataStoreState>()
+                    .profile(1)
+                    .is_some_and(|l| l.profile.fish.is_empty() && l.profile.stats.coins == 95)
+        },
+    );
+}

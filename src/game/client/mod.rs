@@ -13,8 +13,8 @@ pub use predict::Predictor;
 use super::Shop;
 use super::protocol::{
     Applied, ClaimDaily, Feed, Gift, GiftReceived, Leaderboard as LeaderboardEvent, PlayerState,
-    Purchase, Sell, StateUpdate, TradeGoods, TradeStage, TradeUpdate, TradeView,
-    Visit as VisitCall, Visited, WelcomeBack,
+    Purchase, Sell, StateUpdate, TradeAct, TradeAction, TradeGoods, TradeOffer, TradeStage,
+    TradeUpdate, TradeView, Visit as VisitCall, Visited, WelcomeBack,
 };
 use super::rules::{Catalog, GameOp};
 use crate::config::ClientConfig;
@@ -90,6 +90,7 @@ impl Plugin for GameClientPlugin {
             .init_resource::<Leaderboard>()
             .init_resource::<Visit>()
             .init_resource::<TradeBook>()
+            .init_resource::<TradeScript>()
             .init_resource::<Shop>()
             .add_systems(
                 PreUpdate,
@@ -107,8 +108,10 @@ impl Plugin for GameClientPlugin {
                     run_script,
                     receive_notices,
                     receive_trades,
+                    script_trades,
                     claim_daily_reward,
                 )
+                    .chain()
                     .in_set(ClientSystems::Handle),
             );
     }
@@ -167,7 +170,11 @@ fn receive_trades(
         );
         let text = match &v.stage {
             TradeStage::Offered => format!("Trade {} offered: {what}", v.trade),
-            TradeStage::Accepted { .. } => format!("Trade {} accepted: confirm to do it", v.trade),
+            TradeStage::Accepted {
+                from_confirmed: false,
+                to_confirmed: false,
+            } => format!("Trade {} accepted: both confirm to do it", v.trade),
+            TradeStage::Accepted { .. } => format!("Trade {}: one side confirmed", v.trade),
             TradeStage::Committing => format!("Trade {}: both confirmed, saving", v.trade),
             TradeStage::Done => format!("Trade {} done: {what}", v.trade),
             TradeStage::Declined => format!("Trade {} declined", v.trade),
@@ -191,6 +198,100 @@ fn receive_trades(
         .collect();
     for t in ended.iter().take(ended.len().saturating_sub(16)) {
         book.trades.remove(t);
+    }
+}
+
+/// A scripted client's trading (`client --trade PLAYER:COINS`, `--accept-trades`): offer the
+/// newest fish once the scripted operations are acknowledged, confirm it when accepted; accept
+/// and confirm what others offer.
+#[derive(Resource, Debug, Default)]
+pub struct TradeScript {
+    offer: Option<(u64, i64)>,
+    accept: bool,
+    offered: bool,
+    /// Trades this client offered (from the offers' answers).
+    mine: std::collections::BTreeSet<u64>,
+    /// (trade, action) already asked.
+    asked: std::collections::BTreeSet<(u64, u8)>,
+}
+
+impl TradeScript {
+    /// Offer `offer` (player, coins) once in game; accept others' offers if `accept`.
+    pub fn new(offer: Option<(u64, i64)>, accept: bool) -> Self {
+        Self {
+            offer,
+            accept,
+            ..Self::default()
+        }
+    }
+}
+
+fn script_trades(
+    mut script: ResMut<TradeScript>,
+    book: Res<TradeBook>,
+    prediction: Res<Prediction>,
+    ops: Res<ScriptedOps>,
+    net: Option<ResMut<ClientNet>>,
+    mut offers: MessageReader<Answer<TradeOffer>>,
+    time: Res<Time<Real>>,
+) {
+    for a in offers.read() {
+        match &a.result {
+            Ok(v) => {
+                script.mine.insert(v.trade);
+            }
+            Err(e) => warn!("trade offer refused: {e}"),
+        }
+    }
+    let Some(mut net) = net else {
+        return;
+    };
+    let now = time.elapsed();
+    let settled = prediction.predictor.pending() == 0 && (ops.ops.is_empty() || ops.sent);
+    if let (Some((to, coins)), false, true) = (script.offer, script.offered, settled)
+        && let Some(newest) = prediction
+            .predictor
+            .authoritative()
+            .and_then(|s| s.fish.iter().map(|f| f.id).max())
+    {
+        script.offered = true;
+        let offer = TradeOffer {
+            to,
+            give: TradeGoods {
+                fish: vec![newest],
+                ..Default::default()
+            },
+            want: TradeGoods {
+                coins,
+                ..Default::default()
+            },
+        };
+        info!("offering player {to} fish {newest} for {coins} coins");
+        net.call(&offer, now);
+    }
+    for v in book.open() {
+        let mine = script.mine.contains(&v.trade);
+        let action = match &v.stage {
+            TradeStage::Offered if !mine && script.accept => Some((0u8, TradeAction::Accept)),
+            TradeStage::Accepted {
+                from_confirmed,
+                to_confirmed,
+            } if (mine && !from_confirmed) || (!mine && script.accept && !to_confirmed) => {
+                Some((1, TradeAction::Confirm))
+            }
+            _ => None,
+        };
+        if let Some((n, action)) = action
+            && script.asked.insert((v.trade, n))
+        {
+            net.call(
+                &TradeAct {
+                    trade: v.trade,
+                    action,
+                },
+                now,
+            );
+        }
     }
 }
 
