@@ -309,6 +309,7 @@ impl PluginGroup for ClientRenderPlugins {
             .add(crate::client::StatusTextPlugin)
             .add(crate::client::GameHudPlugin)
             .add(crate::client::PanelsPlugin)
+            .add(crate::client::SoundPlugin)
             .add(crate::client::WindowClosePlugin)
             .add(crate::client::ScreenshotPlugin {
                 path: self.screenshot.screenshot,

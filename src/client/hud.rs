@@ -403,11 +403,12 @@ fn update_hud(
         catalog,
     ) {
         (Some(s), Some(c)) => format!(
-            "Coins {} | Tank Lv{} | Fish {}/{} | keys: 1-6 buy fish, S sell, F feed, U upgrade tank, F3 stats",
+            "Coins {} | Tank Lv{} | Fish {}/{} | keys: {} buy fish, S sell, F feed, U upgrade tank, F3 stats",
             s.coins,
             s.tank_level,
             s.fish.len(),
-            c.capacity(s.tank_level)
+            c.capacity(s.tank_level),
+            fish_keys()
         ),
         _ if *state == ConnectionState::Connected => "Loading your aquarium...".to_string(),
         _ => "Not in the game".to_string(),
@@ -546,6 +547,23 @@ fn hide_empty(mut boxes: Query<(&mut Node, &Children), With<HidesWhenEmpty>>, te
         if node.display != display {
             node.display = display;
         }
+    }
+}
+
+/// The species table's keys as the HUD names them: `1-6` when they run in order.
+fn fish_keys() -> String {
+    let keys: Vec<char> = crate::game::SPECIES.iter().map(|s| s.key).collect();
+    match (keys.first(), keys.last()) {
+        (Some(a), Some(b))
+            if keys.len() > 2 && keys.windows(2).all(|w| (w[1] as u32) == (w[0] as u32) + 1) =>
+        {
+            format!("{a}-{b}")
+        }
+        _ => keys
+            .iter()
+            .map(char::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
     }
 }
 

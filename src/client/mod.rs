@@ -13,6 +13,8 @@ mod login;
 mod panels;
 #[cfg(feature = "client")]
 mod render;
+#[cfg(feature = "client")]
+pub mod sound;
 
 #[cfg(feature = "client")]
 pub use aquarium::AquariumPlugin;
@@ -26,6 +28,8 @@ pub use login::{LoginForm, LoginScreenPlugin};
 pub use panels::PanelsPlugin;
 #[cfg(feature = "client")]
 pub use render::{ScenePlugin, ScreenshotPlugin, StatusTextPlugin, WindowClosePlugin};
+#[cfg(feature = "client")]
+pub use sound::SoundPlugin;
 
 use std::net::SocketAddr;
 

@@ -183,6 +183,21 @@ fn panel_keys(
         let on = config.0.get::<bool>("graphics.shadows").unwrap_or(true);
         set(&mut config, "graphics.shadows", ConfigValue::Bool(!on), now);
     }
+    if input.just_pressed(KeyCode::Comma) || input.just_pressed(KeyCode::Period) {
+        let step = if input.just_pressed(KeyCode::Comma) {
+            -0.1
+        } else {
+            0.1
+        };
+        let v = config.0.get::<f64>("audio.masterVolume").unwrap_or(0.8);
+        let v = ((v + step) * 10.0).round() / 10.0;
+        set(
+            &mut config,
+            "audio.masterVolume",
+            ConfigValue::Float(v.clamp(0.0, 1.0)),
+            now,
+        );
+    }
 }
 
 /// The next other player on the leaderboard after `current` (wrapping), if any.
@@ -344,11 +359,12 @@ fn update_panel(
                     .map_or_else(|_| "?".into(), |v| format!("{v}"))
             };
             format!(
-                "SETTINGS (Tab: close; saved as your preferences)\n[ ] quality level {}\n- = fps cap {}\n[P] particles {}\n[H] shadows {}",
+                "SETTINGS (Tab: close; saved as your preferences)\n[ ] quality level {}\n- = fps cap {}\n[P] particles {}\n[H] shadows {}\n, . volume {}",
                 get("graphics.qualityLevel"),
                 get("graphics.fpsCap"),
                 get("graphics.particleQuality"),
                 get("graphics.shadows"),
+                get("audio.masterVolume"),
             )
         }
         (_, None) => "the shop is closed".into(),

@@ -8,6 +8,19 @@
 
 /// (key, "lib <path>" or "it <path>" of the test that changes it and observes its effect).
 pub const KEY_EFFECTS: &[(&str, &str)] = &[
+    // audio.*
+    (
+        "audio.masterVolume",
+        "lib client::sound::tests::the_volumes_follow_their_keys",
+    ),
+    (
+        "audio.effectsVolume",
+        "lib client::sound::tests::the_volumes_follow_their_keys",
+    ),
+    (
+        "audio.ambienceVolume",
+        "lib client::sound::tests::the_volumes_follow_their_keys",
+    ),
     // graphics.*, ui.*
     (
         "graphics.maxRenderDistance",
