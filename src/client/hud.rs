@@ -355,7 +355,10 @@ fn swim(
 fn update_hud(
     prediction: Res<Prediction>,
     notices: Res<crate::game::Notices>,
-    board: Res<crate::game::Leaderboard>,
+    (board, net): (
+        Res<crate::game::Leaderboard>,
+        Option<Res<crate::transport::ClientNet>>,
+    ),
     shop: Res<Shop>,
     state: Res<ConnectionState>,
     time: Res<Time<Real>>,
@@ -398,10 +401,9 @@ fn update_hud(
         say(d.describe(), WARNING);
     }
     let catalog = shop.catalog();
-    let text = match (
-        catalog.and_then(|c| prediction.predictor.predicted(c)),
-        catalog,
-    ) {
+    let predicted = catalog.and_then(|c| prediction.predictor.predicted(c));
+    let my_coins = predicted.as_ref().map(|s| s.coins);
+    let text = match (predicted, catalog) {
         (Some(s), Some(c)) => format!(
             "Coins {} | Tank Lv{} | Fish {}/{} | keys: {} buy fish, S sell, F feed, U upgrade tank, F3 stats",
             s.coins,
@@ -416,12 +418,12 @@ fn update_hud(
     let text = if board.0.is_empty() {
         text
     } else {
-        let top: Vec<String> = board
-            .0
+        let me = net.as_ref().and_then(|n| n.welcomed_as.clone());
+        let top: Vec<String> = ranked_with_own(&board.0, me.as_deref(), my_coins)
             .iter()
             .take(5)
             .enumerate()
-            .map(|(i, (_, name, coins))| format!("{}. {name} {coins}", i + 1))
+            .map(|(i, (name, coins))| format!("{}. {name} {coins}", i + 1))
             .collect();
         format!("{text}\nTop: {}", top.join("  "))
     };
@@ -550,6 +552,24 @@ fn hide_empty(mut boxes: Query<(&mut Node, &Children), With<HidesWhenEmpty>>, te
     }
 }
 
+/// The leaderboard as the HUD shows it: the player's own entry carries the coin figure the HUD
+/// shows (the server's board is a few seconds old), ranked again.
+fn ranked_with_own(
+    board: &[(u64, String, i64)],
+    me: Option<&str>,
+    my_coins: Option<i64>,
+) -> Vec<(String, i64)> {
+    let mut out: Vec<(String, i64)> = board
+        .iter()
+        .map(|(_, name, coins)| match (me, my_coins) {
+            (Some(me), Some(mine)) if me == name => (name.clone(), mine),
+            _ => (name.clone(), *coins),
+        })
+        .collect();
+    out.sort_by_key(|e| std::cmp::Reverse(e.1));
+    out
+}
+
 /// The species table's keys as the HUD names them: `1-6` when they run in order.
 fn fish_keys() -> String {
     let keys: Vec<char> = crate::game::SPECIES.iter().map(|s| s.key).collect();
@@ -588,6 +608,16 @@ pub fn digit_key(c: char) -> KeyCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The player's own line on the leaderboard shows the HUD's coins, ranked again.
+    #[test]
+    fn the_leaderboard_shows_the_huds_own_coins() {
+        let board = vec![(1, "Ann".to_string(), 90), (2, "Bob".to_string(), 80)];
+        let r = ranked_with_own(&board, Some("Bob"), Some(95));
+        assert_eq!(r, vec![("Bob".to_string(), 95), ("Ann".to_string(), 90)]);
+        let r = ranked_with_own(&board, None, Some(95));
+        assert_eq!(r[0], ("Ann".to_string(), 90));
+    }
     use crate::protocol::ConfigValue;
 
     #[test]
