@@ -386,6 +386,15 @@ pub(super) fn land<D: PlayerData>(state: &mut DataStoreState<D>, job: Job<D>, l:
             for mut item in items {
                 if together && item.result.is_err() {
                     unsend_together(state, &mut item);
+                    // Refused because of another profile of the batch: this one was not
+                    // written, but nothing is wrong with it; it is saved again later.
+                    if let Err(e) = &item.result
+                        && e.player().is_some_and(|p| p != item.player)
+                    {
+                        item.result = Err(StoreError::Backend(super::BackendError(format!(
+                            "saved together with a profile whose save was refused: {e}"
+                        ))));
+                    }
                 }
                 saved(state, final_save, item, l);
             }
@@ -599,6 +608,11 @@ fn unsend_together<D: PlayerData>(state: &mut DataStoreState<D>, item: &mut Save
         Err(e) => format!("not saved together: {e}"),
         Ok(_) => return,
     };
+    // Given back to the live profile and to the snapshot (a merge after a lost lock writes
+    // the snapshot).
+    for s in &sends {
+        item.profile.data.apply_offline(&s.message);
+    }
     if let Some(live) = state.live.get_mut(&item.player) {
         for s in &sends {
             live.profile.data.apply_offline(&s.message);
@@ -841,6 +855,74 @@ mod tests {
             kicks: Vec::new(),
             reconciled: Vec::new(),
         }
+    }
+
+    /// Two profiles saved together, one of which lost its lock to another server: neither is
+    /// written, each side's message comes back to its sender at once, the one whose lock was
+    /// taken ends as any lock loss does, and the other stays in play and is saved again later.
+    #[test]
+    fn a_joint_save_refused_for_one_side_gives_both_their_goods_back_and_retries_the_other() {
+        IoTaskPool::get_or_init(TaskPool::new);
+        let dir = std::env::temp_dir().join(format!("bq-jobs-together-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let config =
+            crate::config::load_server(&dir.join("no-config"), &crate::config::GameKeys::NONE)
+                .unwrap();
+        let store = Arc::new(super::super::open::<Tally>(&dir, &config).unwrap());
+        let reconciler =
+            Reconciler::from_config(&config, super::super::policy_of::<Tally>()).unwrap();
+        let mut state = DataStoreState::<Tally>::new("server-a".into());
+        let mut l = landing(&store, &reconciler, &config);
+        for (client, player) in [(11, 1), (12, 2)] {
+            spawn_load(&mut state, &store, (client, player, u128::from(player)));
+            let job = block_on(state.tasks.pop().unwrap());
+            land(&mut state, job, &mut l);
+        }
+        // Another server takes player 2's lock over (as after a long stall).
+        let thief = LockOwner {
+            server_id: "server-b".into(),
+            session: 9,
+        };
+        store
+            .load::<Tally>(2, &thief, now_ms() + 24 * 3600 * 1000)
+            .unwrap();
+        // A trade: 30 points each way, taken out of both live profiles first.
+        for (from, to) in [(1, 2), (2, 1)] {
+            state.live.get_mut(&from).unwrap().profile.points -= 30;
+            assert!(state.send(from, to, (from, 30)));
+        }
+        assert!(save_together(&mut state, &store, &[1, 2]));
+        let job = block_on(state.tasks.pop().unwrap());
+        land(&mut state, job, &mut l);
+        // Player 1: still in play, its 30 points back, saved again later.
+        let one = state.profile(1).unwrap();
+        assert_eq!(one.profile.points, 100);
+        assert!(
+            matches!(one.phase(), Phase::Retrying { .. }),
+            "{:?}",
+            one.phase()
+        );
+        assert!(one.outbox.is_empty());
+        // Player 2: its lock is gone; its session ends (kicked), as any lock loss.
+        assert!(state.profile(2).is_none());
+        assert_eq!(
+            l.kicks.iter().map(|k| k.client).collect::<Vec<_>>(),
+            vec![12]
+        );
+        // Both messages failed, and nothing of either reached the store.
+        assert_eq!(state.sent.len(), 2);
+        assert!(state.sent.iter().all(|s| s.result.is_err()));
+        assert_eq!(store.peek::<Tally>(1).unwrap().map(|(v, _)| v), None);
+        // Player 2's unsaved changes are reconciled as after any lost lock: with its points back.
+        while let Some(task) = state.tasks.pop() {
+            let job = block_on(task);
+            land(&mut state, job, &mut l);
+        }
+        if let Some((_, p)) = store.peek::<Tally>(2).unwrap() {
+            assert_eq!(p.points, 100);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -98,6 +98,19 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Backend(_))
     }
+
+    /// The player it is about, when it names one.
+    pub fn player(&self) -> Option<u64> {
+        match self {
+            StoreError::Locked { player, .. }
+            | StoreError::LockLost { player, .. }
+            | StoreError::VersionConflict { player, .. }
+            | StoreError::Corrupt { player, .. }
+            | StoreError::Invalid { player, .. }
+            | StoreError::NotFound { player, .. } => Some(*player),
+            StoreError::Aborted(_) | StoreError::Backend(_) => None,
+        }
+    }
 }
 
 /// Meta key of the next blob sequence number.
