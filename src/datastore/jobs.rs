@@ -386,15 +386,6 @@ pub(super) fn land<D: PlayerData>(state: &mut DataStoreState<D>, job: Job<D>, l:
             for mut item in items {
                 if together && item.result.is_err() {
                     unsend_together(state, &mut item);
-                    // Refused because of another profile of the batch: this one was not
-                    // written, but nothing is wrong with it; it is saved again later.
-                    if let Err(e) = &item.result
-                        && e.player().is_some_and(|p| p != item.player)
-                    {
-                        item.result = Err(StoreError::Backend(super::BackendError(format!(
-                            "saved together with a profile whose save was refused: {e}"
-                        ))));
-                    }
                 }
                 saved(state, final_save, item, l);
             }
@@ -559,19 +550,13 @@ fn saved<D: PlayerData>(
             warn!(player, "save failed, will retry: {e}");
             state.record_error(now);
             state.save_retries += 1;
+            state.unsent(player, sends, &format!("not saved: {e}"));
             match state.live.get_mut(&player) {
-                Some(live) => {
-                    // The messages go out with the retry (the profile still has the changes
-                    // made with them).
-                    live.outbox.splice(0..0, sends);
-                    retry_later(live, player, now);
+                Some(live) => retry_later(live, player, now),
+                None if final_save => {
+                    error!(player, "final save failed: {e}; the last autosave stands");
                 }
-                None => {
-                    if final_save {
-                        error!(player, "final save failed: {e}; the last autosave stands");
-                    }
-                    state.fail_sends(player, sends, &format!("not saved: {e}"));
-                }
+                None => {}
             }
         }
         Err(e @ (StoreError::VersionConflict { .. } | StoreError::LockLost { .. })) => {
@@ -641,17 +626,7 @@ fn merged<D: PlayerData>(
 ) {
     let now = l.now;
     state.pending_saves = state.pending_saves.saturating_sub(1);
-    // Messages the merge did not write go back to the outbox while the profile is in play
-    // (it still has the changes made with them), or fail with it.
-    let unsent = |state: &mut DataStoreState<D>, sends: Vec<Outgoing<D::Offline>>| match state
-        .live
-        .get_mut(&player)
-    {
-        Some(live) => {
-            live.outbox.splice(0..0, sends);
-        }
-        None => state.fail_sends(player, sends, "the profile left this server unsaved"),
-    };
+    let unsaved = "the profile left this server unsaved";
     match result {
         Ok((
             MergeOutcome::Merged {
@@ -696,7 +671,7 @@ fn merged<D: PlayerData>(
             if let Some(live) = state.live.get_mut(&player) {
                 live.phase = Phase::Held;
             }
-            unsent(state, sends);
+            state.unsent(player, sends, unsaved);
             let json = |p: &Profile<D>| serde_json::to_value(p).unwrap_or_default();
             l.reconciled
                 .push(Reconciled::Conflict(Box::new(PendingConflict {
@@ -712,7 +687,7 @@ fn merged<D: PlayerData>(
         Err(e) => {
             error!(player, "reconciling a lost save failed: {e}");
             state.record_error(now);
-            unsent(state, sends);
+            state.unsent(player, sends, unsaved);
             if let Some(live) = state.live.get_mut(&player) {
                 retry_later(live, player, now);
             }
@@ -840,6 +815,22 @@ mod tests {
     use super::*;
     use crate::datastore::profile::tests::Tally;
 
+    /// A scratch store for `name` on the embedded schema's defaults (no config dir), with the
+    /// IO task pool started.
+    fn scratch(name: &str) -> (std::path::PathBuf, Config, Arc<Store>, Reconciler) {
+        IoTaskPool::get_or_init(TaskPool::new);
+        let dir = std::env::temp_dir().join(format!("bq-jobs-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let config =
+            crate::config::load_server(&dir.join("no-config"), &crate::config::GameKeys::NONE)
+                .unwrap();
+        let store = Arc::new(super::super::open::<Tally>(&dir, &config).unwrap());
+        let reconciler =
+            Reconciler::from_config(&config, super::super::policy_of::<Tally>()).unwrap();
+        (dir, config, store, reconciler)
+    }
+
     fn landing<'a>(
         store: &'a Arc<Store>,
         reconciler: &'a Reconciler,
@@ -862,16 +853,7 @@ mod tests {
     /// taken ends as any lock loss does, and the other stays in play and is saved again later.
     #[test]
     fn a_joint_save_refused_for_one_side_gives_both_their_goods_back_and_retries_the_other() {
-        IoTaskPool::get_or_init(TaskPool::new);
-        let dir = std::env::temp_dir().join(format!("bq-jobs-together-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let config =
-            crate::config::load_server(&dir.join("no-config"), &crate::config::GameKeys::NONE)
-                .unwrap();
-        let store = Arc::new(super::super::open::<Tally>(&dir, &config).unwrap());
-        let reconciler =
-            Reconciler::from_config(&config, super::super::policy_of::<Tally>()).unwrap();
+        let (dir, config, store, reconciler) = scratch("together");
         let mut state = DataStoreState::<Tally>::new("server-a".into());
         let mut l = landing(&store, &reconciler, &config);
         for (client, player) in [(11, 1), (12, 2)] {
@@ -927,17 +909,7 @@ mod tests {
 
     #[test]
     fn a_profile_that_arrives_after_its_session_ended_is_released_not_served() {
-        IoTaskPool::get_or_init(TaskPool::new);
-        let dir = std::env::temp_dir().join(format!("bq-jobs-late-load-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        // No config dir: the embedded schema's defaults.
-        let config =
-            crate::config::load_server(&dir.join("no-config"), &crate::config::GameKeys::NONE)
-                .unwrap();
-        let store = Arc::new(super::super::open::<Tally>(&dir, &config).unwrap());
-        let reconciler =
-            Reconciler::from_config(&config, super::super::policy_of::<Tally>()).unwrap();
+        let (dir, config, store, reconciler) = scratch("late-load");
         let mut state = DataStoreState::<Tally>::new("server-a".into());
         spawn_load(&mut state, &store, (1, 42, 7));
         // The session ends while the load is in flight.

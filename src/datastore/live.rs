@@ -226,6 +226,18 @@ impl<D: PlayerData> DataStoreState<D> {
         }
     }
 
+    /// Messages a write did not carry: back to the front of the outbox while `from` is in play
+    /// (its profile still has the changes made with them, and they go with its next save), or
+    /// failed with it.
+    pub(super) fn unsent(&mut self, from: u64, sends: Vec<Outgoing<D::Offline>>, why: &str) {
+        match self.live.get_mut(&from) {
+            Some(live) => {
+                live.outbox.splice(0..0, sends);
+            }
+            None => self.fail_sends(from, sends, why),
+        }
+    }
+
     /// Sends that committed: reported, and each recipient playing here gets them at once.
     pub(super) fn sends_committed(&mut self, from: u64, sent: &[super::SentMessage]) {
         for s in sent {

@@ -88,6 +88,17 @@ pub enum StoreError {
     /// A transaction's own logic refused (insufficient funds, an injected failure).
     #[error("transaction aborted: {0}")]
     Aborted(String),
+    /// Not written: saved together with another profile whose save was refused. Nothing is
+    /// wrong with this one; it is worth saving again.
+    #[error("player {player}: not saved, because {refused} was refused: {reason}")]
+    Together {
+        /// This profile's player.
+        player: u64,
+        /// The player whose save was refused.
+        refused: u64,
+        /// Why.
+        reason: String,
+    },
     /// The backend failed.
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -96,20 +107,7 @@ pub enum StoreError {
 impl StoreError {
     /// Worth retrying (I/O trouble), as opposed to a decision (lock, conflict, invalid).
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Backend(_))
-    }
-
-    /// The player it is about, when it names one.
-    pub fn player(&self) -> Option<u64> {
-        match self {
-            StoreError::Locked { player, .. }
-            | StoreError::LockLost { player, .. }
-            | StoreError::VersionConflict { player, .. }
-            | StoreError::Corrupt { player, .. }
-            | StoreError::Invalid { player, .. }
-            | StoreError::NotFound { player, .. } => Some(*player),
-            StoreError::Aborted(_) | StoreError::Backend(_) => None,
-        }
+        matches!(self, StoreError::Backend(_) | StoreError::Together { .. })
     }
 }
 
@@ -348,6 +346,14 @@ pub struct Saved<D: PlayerData> {
     pub delivered: Vec<(u64, D::Offline)>,
     /// The profile as committed, when messages were delivered (the request's plus them).
     pub committed: Option<Profile<D>>,
+}
+
+/// Messages encoded for their inbox rows (before a transaction writes anything).
+fn encode_sends<M: Serialize>(sends: &[Outgoing<M>]) -> Result<Vec<Vec<u8>>, StoreError> {
+    sends
+        .iter()
+        .map(|s| serde_json::to_vec(&s.message).map_err(|e| StoreError::Aborted(e.to_string())))
+        .collect()
 }
 
 /// A player's inbox taken in a save: the rows to delete, the messages applied, and the
@@ -681,9 +687,6 @@ impl<B: Backend> Datastore<B> {
                 None => (0, self.template::<D>(player)?),
             };
             let inbox = self.take_inbox(ops, &profile)?;
-            for key in &inbox.rows {
-                ops.delete(Table::Inbox, key)?;
-            }
             let applied = inbox.delivered.into_iter().map(|(_, m)| m).collect();
             if let Some((next, blob)) = inbox.committed {
                 version += 1;
@@ -753,7 +756,7 @@ impl<B: Backend> Datastore<B> {
 
     /// Saves profiles all together or not at all (a trade between two players: each side's
     /// debit and the message carrying its goods to the other): if any save is refused, nothing
-    /// is written and every one reports why.
+    /// is written; that one reports why, every other [`StoreError::Together`].
     pub fn save_together<D: PlayerData>(
         &self,
         reqs: &[SaveRequest<D>],
@@ -791,6 +794,8 @@ impl<B: Backend> Datastore<B> {
         } else {
             reqs.iter().map(|r| self.seal_profile(&r.profile)).collect()
         };
+        // Saved together: the one refused, and why (every other is `Together`).
+        let mut refused = None;
         let outcome = self.backend.write(durable, |ops| {
             let mut results = Vec::with_capacity(reqs.len());
             let mut seq = Self::next_seq(ops)?;
@@ -809,14 +814,7 @@ impl<B: Backend> Datastore<B> {
                     }
                     // Everything that can fail short of the backend comes first: a refused
                     // save must leave nothing of itself in the batch's transaction.
-                    let bodies = req
-                        .sends
-                        .iter()
-                        .map(|s| {
-                            serde_json::to_vec(&s.message)
-                                .map_err(|e| StoreError::Aborted(e.to_string()))
-                        })
-                        .collect::<Result<Vec<_>, _>>()?;
+                    let bodies = encode_sends(&req.sends)?;
                     let inbox = self.take_inbox(ops, &req.profile)?;
                     let blob = match &inbox.committed {
                         Some((_, blob)) => blob.as_slice(),
@@ -824,17 +822,7 @@ impl<B: Backend> Datastore<B> {
                     };
                     let new = found + 1;
                     self.write_version_at(ops, player, new, blob, now, &mut seq)?;
-                    for key in &inbox.rows {
-                        ops.delete(Table::Inbox, key)?;
-                    }
-                    let mut sent = Vec::with_capacity(bodies.len());
-                    for (s, body) in req.sends.iter().zip(&bodies) {
-                        sent.push(SentMessage {
-                            ticket: s.ticket,
-                            to: s.to,
-                            delivery: Self::post(ops, player, s.to, body)?,
-                        });
-                    }
+                    let sent = Self::post_all(ops, player, &req.sends, &bodies)?;
                     // A save is also a heartbeat; rewriting the lock row only when it has aged
                     // past a quarter of the stale limit keeps a page write off most saves.
                     if now.saturating_sub(heartbeat) > stale / 4 {
@@ -856,7 +844,10 @@ impl<B: Backend> Datastore<B> {
                     // A backend failure poisons the transaction: roll everything back.
                     Err(StoreError::Backend(e)) => return Err(StoreError::Backend(e.clone())),
                     // Saved together: one refusal refuses them all.
-                    Err(e) if together => return Err(e.clone()),
+                    Err(e) if together => {
+                        refused = Some((player, e.clone()));
+                        return Err(e.clone());
+                    }
                     _ => {}
                 }
                 results.push(one);
@@ -864,9 +855,20 @@ impl<B: Backend> Datastore<B> {
             ops.put(Table::Meta, NEXT_SEQ, &seq.to_be_bytes())?;
             Ok::<_, StoreError>(results)
         });
-        let results = match outcome {
-            Ok(r) => r,
-            Err(e) => reqs.iter().map(|_| Err(e.clone())).collect(),
+        let results = match (outcome, refused) {
+            (Ok(r), _) => r,
+            (Err(e), Some((culprit, _))) => reqs
+                .iter()
+                .map(|r| match r.profile.player_id {
+                    p if p == culprit => Err(e.clone()),
+                    player => Err(StoreError::Together {
+                        player,
+                        refused: culprit,
+                        reason: e.to_string(),
+                    }),
+                })
+                .collect(),
+            (Err(e), None) => reqs.iter().map(|_| Err(e.clone())).collect(),
         };
         let elapsed = started.elapsed();
         for r in &results {
@@ -878,12 +880,13 @@ impl<B: Backend> Datastore<B> {
         results
     }
 
-    /// The messages waiting in `profile`'s player's inbox, applied to a copy of it (each once:
-    /// ids it already applied are skipped) and sealed. A row that no longer decodes stays
-    /// where it is (never dropped) and is reported.
+    /// Takes the messages waiting in `profile`'s player's inbox: applied to a copy of it (each
+    /// once: ids it already applied are skipped), sealed, and their rows deleted. A row that no
+    /// longer decodes stays where it is (never dropped) and is reported. Fails only with the
+    /// backend, so a caller may write before it.
     fn take_inbox<D: PlayerData>(
         &self,
-        ops: &dyn ReadOps,
+        ops: &mut dyn WriteOps,
         profile: &Profile<D>,
     ) -> Result<TakenInbox<D>, StoreError> {
         let player = profile.player_id;
@@ -924,31 +927,48 @@ impl<B: Backend> Datastore<B> {
                 }
             }
         }
+        for key in &taken.rows {
+            ops.delete(Table::Inbox, key)?;
+        }
         Ok(taken)
     }
 
-    /// Writes one message from `from` to `to`'s inbox (back to `from`'s when `to` has neither
-    /// a profile nor a session).
-    fn post(
+    /// Writes `sends` (encoded as `bodies`) from `from` to their recipients' inboxes; a message
+    /// to a player with neither a profile nor a session goes back to `from`'s own.
+    fn post_all<M>(
         ops: &mut dyn WriteOps,
         from: u64,
-        to: u64,
-        body: &[u8],
-    ) -> Result<Delivery, StoreError> {
+        sends: &[Outgoing<M>],
+        bodies: &[Vec<u8>],
+    ) -> Result<Vec<SentMessage>, StoreError> {
+        let mut sent = Vec::with_capacity(sends.len());
+        for (s, body) in sends.iter().zip(bodies) {
+            let known = s.to != from
+                && (ops.get(Table::Profiles, &pkey(s.to))?.is_some()
+                    || ops.get(Table::Locks, &pkey(s.to))?.is_some());
+            let id = Self::put_message(ops, if known { s.to } else { from }, body)?;
+            let delivery = if known {
+                Delivery::Queued { id }
+            } else {
+                Delivery::Returned { id }
+            };
+            sent.push(SentMessage {
+                ticket: s.ticket,
+                to: s.to,
+                delivery,
+            });
+        }
+        Ok(sent)
+    }
+
+    /// Writes one message to `player`'s inbox under the next message id; returns the id.
+    fn put_message(ops: &mut dyn WriteOps, player: u64, body: &[u8]) -> Result<u64, StoreError> {
         let id = ops
             .get(Table::Meta, b"next_message")?
             .map_or(1, |v| be_u64(&v));
         ops.put(Table::Meta, b"next_message", &(id + 1).to_be_bytes())?;
-        let known = to != from
-            && (ops.get(Table::Profiles, &pkey(to))?.is_some()
-                || ops.get(Table::Locks, &pkey(to))?.is_some());
-        let (dest, delivery) = if known {
-            (to, Delivery::Queued { id })
-        } else {
-            (from, Delivery::Returned { id })
-        };
-        ops.put(Table::Inbox, &pair_key(dest, id), body)?;
-        Ok(delivery)
+        ops.put(Table::Inbox, &pair_key(player, id), body)?;
+        Ok(id)
     }
 
     /// Changes several profiles atomically (an admin's trade reversal): `f` gets them by player
@@ -990,9 +1010,6 @@ impl<B: Backend> Datastore<B> {
                 // What waits in the inbox is part of the profile the change sees (applied
                 // once, its rows deleted in this transaction).
                 let inbox = self.take_inbox(ops, &p)?;
-                for key in &inbox.rows {
-                    ops.delete(Table::Inbox, key)?;
-                }
                 if let Some((next, _)) = inbox.committed {
                     p = next;
                 }
@@ -1026,10 +1043,7 @@ impl<B: Backend> Datastore<B> {
         policy: &crate::reconcile::Policy,
         (sends, now): (&[Outgoing<D::Offline>], u64),
     ) -> Result<MergeOutcome<D>, StoreError> {
-        let bodies = sends
-            .iter()
-            .map(|s| serde_json::to_vec(&s.message).map_err(|e| StoreError::Aborted(e.to_string())))
-            .collect::<Result<Vec<_>, _>>()?;
+        let bodies = encode_sends(sends)?;
         let r = self.backend.write(true, |ops| {
             let (version, theirs) =
                 self.read_current(ops, player)?
@@ -1062,14 +1076,7 @@ impl<B: Backend> Datastore<B> {
             let blob = self.seal_profile(&merged)?;
             let new = version + 1;
             self.write_version(ops, player, new, &blob, now)?;
-            let mut sent = Vec::with_capacity(sends.len());
-            for (s, body) in sends.iter().zip(&bodies) {
-                sent.push(SentMessage {
-                    ticket: s.ticket,
-                    to: s.to,
-                    delivery: Self::post(ops, player, s.to, body)?,
-                });
-            }
+            let sent = Self::post_all(ops, player, sends, &bodies)?;
             Ok(MergeOutcome::Merged {
                 version: new,
                 profile: merged,
@@ -1210,15 +1217,10 @@ impl<B: Backend> Datastore<B> {
         player: u64,
         msg: &D::Offline,
     ) -> Result<u64, StoreError> {
-        let r = self.backend.write(true, |ops| {
-            let next = ops
-                .get(Table::Meta, b"next_message")?
-                .map_or(1, |v| be_u64(&v));
-            ops.put(Table::Meta, b"next_message", &(next + 1).to_be_bytes())?;
-            let body = serde_json::to_vec(msg).map_err(|e| StoreError::Aborted(e.to_string()))?;
-            ops.put(Table::Inbox, &pair_key(player, next), &body)?;
-            Ok(next)
-        });
+        let body = serde_json::to_vec(msg).map_err(|e| StoreError::Aborted(e.to_string()))?;
+        let r = self
+            .backend
+            .write(true, |ops| Self::put_message(ops, player, &body));
         self.count(&r);
         r
     }
