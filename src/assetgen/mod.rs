@@ -6,8 +6,6 @@
 mod glb;
 mod sound;
 
-pub use sound::SOUNDS;
-
 use std::path::Path;
 
 use glb::{Animation, Material, Mesh, Node, Scene};
@@ -437,8 +435,8 @@ pub fn tree() -> std::io::Result<Vec<(String, Vec<u8>)>> {
     out.push(("Models/Environment/Sand.glb".into(), sand()));
     out.push(("Models/Environment/Water_Surface.glb".into(), water()));
     out.push(("Models/Miscellaneous/Fallback.glb".into(), fallback()));
-    for (name, secs) in sound::SOUNDS {
-        let bytes = sound::ogg(name, secs)
+    for crate::game::GameSound { name, seconds, .. } in crate::game::SOUNDS {
+        let bytes = sound::ogg(name, seconds)
             .map_err(|e| std::io::Error::other(format!("Sounds/{name}.ogg: {e}")))?;
         out.push((format!("Sounds/{name}.ogg"), bytes));
     }

@@ -8,17 +8,8 @@ use std::num::{NonZeroU8, NonZeroU32};
 
 use vorbis_rs::{VorbisBitrateManagementStrategy, VorbisEncoderBuilder, VorbisError};
 
-/// Sample rate of every generated sound.
-pub const RATE: u32 = 22_050;
-
-/// The sounds of the tree: name and duration in seconds.
-pub const SOUNDS: [(&str, f32); 5] = [
-    ("Bubbles", 1.2),
-    ("Coin", 0.35),
-    ("Splash", 0.8),
-    ("Click", 0.08),
-    ("Ambience_Water", 4.0),
-];
+/// Sample rate of every generated sound (the game's).
+pub use crate::game::SOUND_RATE as RATE;
 
 /// A small linear congruential generator: fixed seed, same sequence everywhere.
 struct Lcg(u32);
@@ -132,7 +123,12 @@ mod tests {
 
     #[test]
     fn sounds_are_ogg_vorbis_and_deterministic() {
-        for (name, secs) in SOUNDS {
+        for crate::game::GameSound {
+            name,
+            seconds: secs,
+            ..
+        } in crate::game::SOUNDS
+        {
             let a = ogg(name, secs).unwrap();
             let b = ogg(name, secs).unwrap();
             assert_eq!(a, b, "{name}");

@@ -99,11 +99,6 @@ fn decoration_model(kind: u8, i: usize) -> String {
     }
 }
 
-/// Species model names, by species index (the species table's order).
-pub fn species_model(species: u8) -> String {
-    crate::game::species_model(species)
-}
-
 /// Models and textures by professional path, once loaded (or their fallback).
 #[derive(Resource, Default)]
 pub struct AssetLibrary {
@@ -446,7 +441,7 @@ fn attach_fish_models(
     fish: Query<(Entity, &FishSpecies), Without<FishModel>>,
 ) {
     for (e, species) in &fish {
-        let path = species_model(species.0);
+        let path = crate::game::species_model(species.0);
         let Some(handle) = library.get::<Gltf>(&path, &mut streamer) else {
             continue;
         };
@@ -487,7 +482,7 @@ fn start_swim_animations(
         };
         if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry(s) {
             let clip = library
-                .model(&species_model(s))
+                .model(&crate::game::species_model(s))
                 .and_then(|h| gltfs.get(&h))
                 .and_then(|g| g.named_animations.get("swim").cloned());
             let Some(clip) = clip else { continue };

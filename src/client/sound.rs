@@ -21,20 +21,10 @@ use crate::config::ClientConfig;
 use crate::game::Prediction;
 use crate::stages::ClientSystems;
 
-/// Frames per second of the output (the generated sounds' rate).
-pub const RATE: u32 = 22_050;
+/// Frames per second of the output (the game's sounds' rate).
+pub use crate::game::SOUND_RATE as RATE;
 /// Frames written per period (~46 ms).
 const PERIOD: usize = 1024;
-
-/// The sounds, by name: the file under `Sounds/`, and whether it is ambience (its volume is
-/// `audio.ambienceVolume`) or an effect (`audio.effectsVolume`).
-pub const SOUNDS: [(&str, bool); 5] = [
-    ("Ambience_Water", true),
-    ("Bubbles", true),
-    ("Coin", false),
-    ("Splash", false),
-    ("Click", false),
-];
 
 /// A decoded sound: mono samples at [`RATE`].
 #[derive(Debug, Clone, PartialEq)]
@@ -479,9 +469,15 @@ fn load_sounds(
             return;
         }
         *asked = true;
-        sound.loading = SOUNDS
+        sound.loading = crate::game::SOUNDS
             .iter()
-            .map(|(name, amb)| (*name, *amb, server.load(format!("Sounds/{name}.ogg"))))
+            .map(|s| {
+                (
+                    s.name,
+                    s.ambience,
+                    server.load(format!("Sounds/{}.ogg", s.name)),
+                )
+            })
             .collect();
         return;
     }
@@ -501,6 +497,10 @@ fn load_sounds(
 }
 
 fn follow_volumes(mut sound: ResMut<Sound>, config: Res<ClientConfig>) {
+    // The config is read when it changed (the settings panel, a server's push), not each frame.
+    if sound.volumes.is_some() && !config.is_changed() {
+        return;
+    }
     let v = Volumes::from_config(&config.0);
     if sound.volumes != Some(v) {
         sound.volumes = Some(v);
@@ -643,7 +643,12 @@ mod tests {
     #[test]
     fn the_games_sounds_decode() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/Sounds");
-        for (name, amb) in SOUNDS {
+        for crate::game::GameSound {
+            name,
+            ambience: amb,
+            ..
+        } in crate::game::SOUNDS
+        {
             let bytes = std::fs::read(dir.join(format!("{name}.ogg"))).unwrap();
             let clip = decode(name, amb, &bytes).unwrap();
             assert!(clip.samples.len() > RATE as usize / 20, "{name}");

@@ -21,7 +21,7 @@ mod species;
 
 use bevy::prelude::*;
 
-pub use art::tank_half_extents;
+pub use art::{GameSound, SOUND_RATE, SOUNDS, tank_half_extents};
 pub use boids::{Boid, Flock, step as flock_step, step_all_pairs as flock_step_all_pairs};
 pub use client::{
     DailyClaims, GameClientPlugin, Leaderboard, Notices, Prediction, Predictor, ScriptedOps,

@@ -466,6 +466,16 @@ pub enum TradeStage {
     },
 }
 
+impl TradeStage {
+    /// Still open: offered, accepted or committing (not done, declined, cancelled or failed).
+    pub fn is_open(&self) -> bool {
+        matches!(
+            self,
+            TradeStage::Offered | TradeStage::Accepted { .. } | TradeStage::Committing
+        )
+    }
+}
+
 /// A trade as both players see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TradeView {

@@ -61,10 +61,10 @@ fn the_committed_tree_is_what_the_generator_writes_and_models_parse() {
 
 /// The generator's duration of a sound file.
 fn generate_sound_secs(rel: &str) -> f32 {
-    bloxquarium::assetgen::SOUNDS
+    bloxquarium::game::SOUNDS
         .iter()
-        .find(|(n, _)| rel == format!("Sounds/{n}.ogg"))
-        .map_or(0.0, |(_, s)| *s)
+        .find(|s| rel == format!("Sounds/{}.ogg", s.name))
+        .map_or(0.0, |s| s.seconds)
 }
 
 #[test]

@@ -795,28 +795,7 @@ fn a_store_in_the_old_layout_is_upgraded_in_place_without_losing_a_version() {
 
 /// Coins held by players 1 and 2 (their stored profiles) plus coins waiting in any inbox.
 fn coins_everywhere(s: &Store) -> i64 {
-    let stored: i64 = [1u64, 2]
-        .iter()
-        .map(|p| {
-            s.peek::<Aquarium>(*p)
-                .unwrap()
-                .map_or(0, |(_, p)| p.stats.coins)
-        })
-        .sum();
-    let waiting: i64 = s
-        .backend()
-        .read(|ops| ops.scan(Table::Inbox, &[]))
-        .unwrap()
-        .iter()
-        .map(
-            |(_, v)| match serde_json::from_slice::<OfflineGift>(v).unwrap() {
-                OfflineGift::Coins { amount, .. } => amount,
-                OfflineGift::Parcel { parcel, .. } => parcel.coins,
-                OfflineGift::Item { .. } => 0,
-            },
-        )
-        .sum();
-    stored + waiting
+    goods_everywhere(s).0
 }
 
 fn inbox_rows(s: &Store) -> usize {
@@ -992,7 +971,7 @@ fn a_refused_save_sends_nothing_and_a_gift_to_nobody_comes_back() {
     assert_eq!(inbox_rows(&s), 0);
 }
 
-/// Coins and fish held by players 1 and 2 plus what waits in parcels in the inbox.
+/// Coins and fish held by players 1 and 2 plus what waits for them in the inbox.
 fn goods_everywhere(s: &Store) -> (i64, usize) {
     let mut coins = 0;
     let mut fish = 0;
@@ -1003,11 +982,13 @@ fn goods_everywhere(s: &Store) -> (i64, usize) {
         }
     }
     for (_, v) in s.backend().read(|ops| ops.scan(Table::Inbox, &[])).unwrap() {
-        if let OfflineGift::Parcel { parcel, .. } =
-            serde_json::from_slice::<OfflineGift>(&v).unwrap()
-        {
-            coins += parcel.coins;
-            fish += parcel.fish.len();
+        match serde_json::from_slice::<OfflineGift>(&v).unwrap() {
+            OfflineGift::Parcel { parcel, .. } => {
+                coins += parcel.coins;
+                fish += parcel.fish.len();
+            }
+            OfflineGift::Coins { amount, .. } => coins += amount,
+            OfflineGift::Item { .. } => {}
         }
     }
     (coins, fish)

@@ -147,6 +147,15 @@ fn coins_on_server(server: &App, player: u64) -> i64 {
         .map_or(i64::MIN, |l| l.profile.stats.coins)
 }
 
+/// What a client told its player so far (toasts; headless clients log them).
+fn notices_of(client: &App) -> Vec<String> {
+    client
+        .world()
+        .resource::<bloxquarium::game::Notices>()
+        .0
+        .clone()
+}
+
 fn set_game_time(server: &mut App, per_frame: Duration) {
     server.insert_resource(TimeUpdateStrategy::ManualDuration(per_frame));
 }
@@ -259,20 +268,14 @@ fn three_players_buy_earn_gift_leave_and_come_back_after_a_restart() {
         "{:?}",
         ann.rejections
     );
-    let bob_heard = &clients[1]
-        .world()
-        .resource::<bloxquarium::game::Notices>()
-        .0;
+    let bob_heard = notices_of(&clients[1]);
     assert!(
         bob_heard
             .iter()
             .any(|n| n == "A gift from player 1: +7 coins"),
         "{bob_heard:?}"
     );
-    let ann_heard = &clients[0]
-        .world()
-        .resource::<bloxquarium::game::Notices>()
-        .0;
+    let ann_heard = notices_of(&clients[0]);
     assert!(
         ann_heard
             .iter()
@@ -478,14 +481,13 @@ fn claim_daily(server: &mut App, client: &mut App) -> Result<String, String> {
 
 #[test]
 fn coming_back_pays_what_the_fish_earned_and_the_daily_reward() {
-    use bloxquarium::game::Notices;
     let d = Scratch::new("game-away");
     let cfg = harness::config_dir(
         &d,
         r#"{"game.hungerPerMinute": 0.0, "game.dailyRewards": [50, 80]}"#,
     );
     let mut server = harness::server_with_config(&d, &cfg);
-    let notices = |c: &App| c.world().resource::<Notices>().0.clone();
+    let notices = notices_of;
     // The first visit: nothing earned away; the first day's reward, once.
     let mut client = harness::join(&mut server, &d, 7, "Ann", harness::JoinUntil::InGame);
     assert_eq!(
@@ -746,7 +748,7 @@ fn two_players_trade_fish_and_coins_for_a_decoration_together_or_not_at_all() {
         .resource::<bloxquarium::game::TradeBook>()
         .trades;
     assert_eq!(book.get(&t).map(|v| &v.stage), Some(&TradeStage::Done));
-    let heard = &bob.world().resource::<bloxquarium::game::Notices>().0;
+    let heard = notices_of(&bob);
     let offered = format!("Trade {t} offered: player 1 gives 1 fish + 10 coins for 1 decorations");
     assert!(heard.contains(&offered), "{heard:?}");
     let (a2, b2) = (live_profile(&server, 1), live_profile(&server, 2));

@@ -128,12 +128,7 @@ pub struct TradeBook {
 impl TradeBook {
     /// Trades still open (offered, accepted or committing).
     pub fn open(&self) -> impl Iterator<Item = &TradeView> {
-        self.trades.values().filter(|v| {
-            matches!(
-                v.stage,
-                TradeStage::Offered | TradeStage::Accepted { .. } | TradeStage::Committing
-            )
-        })
+        self.trades.values().filter(|v| v.stage.is_open())
     }
 }
 
@@ -184,20 +179,18 @@ fn receive_trades(
         info!("{text}");
         notices.0.push(text);
         book.trades.insert(v.trade, v.clone());
-    }
-    let ended: Vec<u64> = book
-        .trades
-        .values()
-        .filter(|v| {
-            !matches!(
-                v.stage,
-                TradeStage::Offered | TradeStage::Accepted { .. } | TradeStage::Committing
-            )
-        })
-        .map(|v| v.trade)
-        .collect();
-    for t in ended.iter().take(ended.len().saturating_sub(16)) {
-        book.trades.remove(t);
+        if !v.stage.is_open() {
+            // Keep the last 16 that ended (trade ids rise: the oldest go first).
+            let ended: Vec<u64> = book
+                .trades
+                .values()
+                .filter(|v| !v.stage.is_open())
+                .map(|v| v.trade)
+                .collect();
+            for t in ended.iter().take(ended.len().saturating_sub(16)) {
+                book.trades.remove(t);
+            }
+        }
     }
 }
 
@@ -235,6 +228,10 @@ fn script_trades(
     mut offers: MessageReader<Answer<TradeOffer>>,
     time: Res<Time<Real>>,
 ) {
+    // Most clients trade by hand (or not at all): nothing to script.
+    if script.offer.is_none() && !script.accept {
+        return;
+    }
     for a in offers.read() {
         match &a.result {
             Ok(v) => {

@@ -140,7 +140,10 @@ impl Catalog {
     pub fn price_of(&self, item: ShopItem) -> Option<i64> {
         let list = match item {
             ShopItem::Fish { species } => self.fish_prices.get(usize::from(species)),
-            ShopItem::Decoration { kind } => self.decoration_prices.get(usize::from(kind)),
+            ShopItem::Decoration { kind } => self
+                .decoration_prices
+                .get(usize::from(kind))
+                .filter(|_| usize::from(kind) < DECORATIONS.len()),
             ShopItem::TankUpgrade => None,
         };
         list.map(|p| (*p).max(0))
@@ -154,12 +157,12 @@ impl Catalog {
         item: ShopItem,
         quantity: u32,
     ) -> Result<i64, EconomyError> {
+        let each = self.price_of(item);
+        let times = |p: i64| p.saturating_mul(i64::from(quantity));
         match item {
-            ShopItem::Fish { species } => self
-                .fish_prices
-                .get(usize::from(species))
-                .map(|p| (*p).max(0).saturating_mul(i64::from(quantity)))
-                .ok_or(EconomyError::UnknownSpecies(species)),
+            ShopItem::Fish { species } => {
+                each.map(times).ok_or(EconomyError::UnknownSpecies(species))
+            }
             ShopItem::TankUpgrade => {
                 let level = profile.tank.level;
                 self.tank_prices
@@ -168,12 +171,9 @@ impl Catalog {
                     .filter(|_| usize::from(level) < self.tank_capacity.len())
                     .ok_or(EconomyError::MaxTankLevel(level))
             }
-            ShopItem::Decoration { kind } => self
-                .decoration_prices
-                .get(usize::from(kind))
-                .filter(|_| usize::from(kind) < DECORATIONS.len())
-                .map(|p| (*p).max(0).saturating_mul(i64::from(quantity)))
-                .ok_or(EconomyError::UnknownDecoration(kind)),
+            ShopItem::Decoration { kind } => {
+                each.map(times).ok_or(EconomyError::UnknownDecoration(kind))
+            }
         }
     }
 

@@ -52,6 +52,11 @@ pub(super) struct Trades {
 }
 
 impl Trades {
+    fn ticket(&mut self) -> u64 {
+        self.next += 1;
+        self.next
+    }
+
     fn new_trade(&mut self) -> u64 {
         self.last_trade = (self.last_trade + 1).max(crate::clock::now_ms().saturating_mul(1000));
         self.last_trade
@@ -74,21 +79,20 @@ fn tell(door: &mut ProfileDoor, view: &TradeView) {
     }
 }
 
-/// Whether `goods` can be taken out of `player`'s live profile now.
-fn check_goods(
+/// The parcel `goods` would make out of `player`'s live profile now (taken from a copy), or
+/// why they cannot be taken.
+fn parcel_of(
     door: &ProfileDoor,
     player: u64,
     goods: &TradeGoods,
     who: &str,
-) -> Result<(), String> {
+) -> Result<Parcel, String> {
     let live = door
         .profiles()
         .profile(player)
         .ok_or_else(|| format!("player {player} is not online here"))?;
     let mut copy = live.profile.clone();
-    take_goods(&mut copy, goods, who)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    take_goods(&mut copy, goods, who).map_err(|e| e.to_string())
 }
 
 pub(super) fn answer_trade_offers(
@@ -108,8 +112,9 @@ pub(super) fn answer_trade_offers(
                 "at most {MAX_OPEN_TRADES} open trades per player; finish one first"
             ))
         } else {
-            check_goods(&door, from, &offer.give, "you")
-                .and_then(|()| check_goods(&door, offer.to, &offer.want, "they"))
+            parcel_of(&door, from, &offer.give, "you")
+                .and_then(|_| parcel_of(&door, offer.to, &offer.want, "they"))
+                .map(|_| ())
         };
         let answer = match checked {
             Err(why) => Err(RemoteError::Rejected(why)),
@@ -180,16 +185,6 @@ fn act(view: &TradeView, player: u64, action: TradeAction) -> Result<TradeStage,
     }
 }
 
-fn ended(stage: &TradeStage) -> bool {
-    matches!(
-        stage,
-        TradeStage::Done
-            | TradeStage::Declined
-            | TradeStage::Cancelled { .. }
-            | TradeStage::Failed { .. }
-    )
-}
-
 pub(super) fn answer_trade_acts(
     mut calls: MessageReader<Call<TradeAct>>,
     mut trades: ResMut<Trades>,
@@ -209,7 +204,7 @@ pub(super) fn answer_trade_acts(
             Ok((mut view, stage)) => {
                 view.stage = stage;
                 info!(trade, player, "trade: {:?}", view.stage);
-                if ended(&view.stage) {
+                if !view.stage.is_open() {
                     trades.open.remove(&trade);
                 } else if let Some(open) = trades.open.get_mut(&trade) {
                     open.view = view.clone();
@@ -248,51 +243,34 @@ pub(super) fn commit_trades(
         {
             continue; // a write in flight: next frame
         }
-        let checked = if phases.iter().any(Option::is_none) {
+        let parcels = if phases.iter().any(Option::is_none) {
             Err("a player left before the trade was saved".to_string())
         } else {
-            check_goods(&door, a, &view.give, &format!("player {a}"))
-                .and_then(|()| check_goods(&door, b, &view.want, &format!("player {b}")))
+            parcel_of(&door, a, &view.give, &format!("player {a}")).and_then(|pa| {
+                parcel_of(&door, b, &view.want, &format!("player {b}")).map(|pb| (pa, pb))
+            })
         };
-        if let Err(reason) = checked {
-            fail(&mut trades, &mut door, trade, reason);
-            continue;
-        }
-        let mut parcels = Vec::new();
-        for (me, other, goods) in [(a, b, &view.give), (b, a, &view.want)] {
-            let mut parcel = None;
-            let op = |payload| Operation {
+        let (pa, pb) = match parcels {
+            Ok(p) => p,
+            Err(reason) => {
+                fail(&mut trades, &mut door, trade, reason);
+                continue;
+            }
+        };
+        // The same goods out of the live profiles, each side's record keeping the parcel it
+        // sent (a reversal reads it back).
+        for (me, other, goods, sent) in [(a, b, &view.give, &pa), (b, a, &view.want, &pb)] {
+            let op = Operation {
                 player: me,
                 actor: me,
                 kind: "trade",
-                payload,
+                payload: serde_json::json!({ "trade": trade, "with": other, "sent": sent }),
                 last_op: game.last_op(me),
                 push: false,
             };
-            // The parcel is what the record keeps (a reversal reads it back): taken on a copy
-            // first, then the same goods out of the live profile.
-            let Some(sent) = door.profiles().profile(me).and_then(|live| {
-                let mut copy = live.profile.clone();
-                take_goods(&mut copy, goods, "").ok()
-            }) else {
-                continue;
-            };
-            let payload = serde_json::json!({ "trade": trade, "with": other, "sent": sent });
-            door.change(op(payload), |p| {
-                parcel = Some(take_goods(p, goods, "")?);
-                Ok::<i64, crate::game::rules::TradeError>(0)
-            });
-            parcels.push(parcel.unwrap_or_default());
+            door.change(op, |p| take_goods(p, goods, "").map(|_| 0));
         }
-        if parcels.len() != 2 {
-            // Checked above within this run; a profile cannot vanish meanwhile.
-            error!(trade, "trade goods vanished while committing");
-            continue;
-        }
-        let (pa, pb) = (parcels[0].clone(), parcels[1].clone());
-        trades.next += 1;
-        let (ta, tb) = (trades.next, trades.next + 1);
-        trades.next += 1;
+        let (ta, tb) = (trades.ticket(), trades.ticket());
         let to_b = OfflineGift::Parcel {
             from: a,
             trade,
