@@ -306,9 +306,12 @@ impl PluginGroup for ClientRenderPlugins {
         PluginGroupBuilder::start::<Self>()
             .add(crate::client::ScenePlugin)
             .add(crate::client::AquariumPlugin)
-            .add(crate::client::StatusTextPlugin)
-            .add(crate::client::GameHudPlugin)
-            .add(crate::client::PanelsPlugin)
+            .add(crate::client::GameUiPlugin)
+            .add(crate::client::StateDumpPlugin {
+                path: self.screenshot.state_dump.clone(),
+            })
+            .add(crate::client::FishPlugin)
+            .add(crate::client::TankEffectsPlugin)
             .add(crate::client::SoundPlugin)
             .add(crate::client::WindowClosePlugin)
             .add(crate::client::ScreenshotPlugin {

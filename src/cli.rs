@@ -618,6 +618,10 @@ pub struct ScreenshotArgs {
     /// frame times of play when the screenshot is taken.
     #[arg(long, hide = true, value_name = "N", default_value_t = 0)]
     pub bench_fish: u32,
+    /// Keep FILE up to date with the game's state as the player sees it and where each button
+    /// is on screen, as JSON (for scripts that play the game).
+    #[arg(long, value_name = "FILE")]
+    pub state_dump: Option<PathBuf>,
 }
 
 /// How a parse ended when it did not produce a [`Cli`].

@@ -6,30 +6,34 @@ mod aquarium;
 #[cfg(feature = "client")]
 mod display;
 #[cfg(feature = "client")]
-mod hud;
+mod fish;
 #[cfg(feature = "client")]
 mod login;
-#[cfg(feature = "client")]
-mod panels;
 #[cfg(feature = "client")]
 mod render;
 #[cfg(feature = "client")]
 pub mod sound;
+#[cfg(feature = "client")]
+mod tank_fx;
+#[cfg(feature = "client")]
+pub mod ui;
 
 #[cfg(feature = "client")]
 pub use aquarium::AquariumPlugin;
 #[cfg(feature = "client")]
 pub use display::probe_x_display;
 #[cfg(feature = "client")]
-pub use hud::GameHudPlugin;
+pub use fish::FishPlugin;
 #[cfg(feature = "client")]
 pub use login::{LoginForm, LoginScreenPlugin};
 #[cfg(feature = "client")]
-pub use panels::PanelsPlugin;
-#[cfg(feature = "client")]
-pub use render::{ScenePlugin, ScreenshotPlugin, StatusTextPlugin, WindowClosePlugin};
+pub use render::{ScenePlugin, ScreenshotPlugin, WindowClosePlugin};
 #[cfg(feature = "client")]
 pub use sound::SoundPlugin;
+#[cfg(feature = "client")]
+pub use tank_fx::TankEffectsPlugin;
+#[cfg(feature = "client")]
+pub use ui::{GameUiPlugin, StateDumpPlugin};
 
 use std::net::SocketAddr;
 

@@ -9,12 +9,9 @@ use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured, save_to_disk};
 use bevy::window::WindowCloseRequested;
 
-use super::ServerAddress;
 use crate::config::{ClientConfig, ConfigChanged, Side};
-use crate::process::RunMode;
 use crate::shutdown::{Shutdown, ShutdownReason};
 use crate::stages::ClientSystems;
-use crate::transport::ConnectionState;
 
 /// Camera, lights, floor and the placeholder tank.
 pub struct ScenePlugin;
@@ -170,66 +167,6 @@ impl Look {
     }
 }
 
-/// The status line: mode, server address and connection state.
-pub struct StatusTextPlugin;
-
-#[derive(Component)]
-struct StatusText;
-
-impl Plugin for StatusTextPlugin {
-    fn build(&self, app: &mut App) {
-        app.add_systems(Startup, spawn_status)
-            .add_systems(Update, update_status.in_set(ClientSystems::Present));
-    }
-}
-
-fn spawn_status(mut commands: Commands) {
-    commands.spawn((
-        Node {
-            position_type: PositionType::Absolute,
-            top: px(12),
-            left: px(12),
-            padding: UiRect::axes(px(12), px(8)),
-            ..default()
-        },
-        BackgroundColor(Color::srgba(0.0, 0.0, 0.0, 0.55)),
-        children![(
-            Text::new("Bloxquarium"),
-            TextFont::default().with_font_size(20.0),
-            TextColor(Color::WHITE),
-            StatusText,
-        )],
-    ));
-}
-
-/// The status line's text.
-pub fn status_line(
-    mode: RunMode,
-    server: Option<&ServerAddress>,
-    state: &ConnectionState,
-) -> String {
-    let server = server.map_or_else(|| "-".to_string(), |s| s.0.to_string());
-    format!(
-        "Bloxquarium | {} mode | server {server} | {state}",
-        mode.name()
-    )
-}
-
-fn update_status(
-    mode: Res<RunMode>,
-    server: Res<ServerAddress>,
-    state: Res<ConnectionState>,
-    mut text: Query<&mut Text, With<StatusText>>,
-) {
-    if !(mode.is_changed() || state.is_changed()) {
-        return;
-    }
-    let line = status_line(*mode, Some(&server), &state);
-    for mut t in &mut text {
-        t.0.clone_from(&line);
-    }
-}
-
 /// Closing the window starts the shutdown phase instead of exiting on the spot.
 pub struct WindowClosePlugin;
 
@@ -277,7 +214,7 @@ impl Plugin for ScreenshotPlugin {
                 taken: false,
                 frame_ms: Vec::new(),
             })
-            .insert_resource(super::hud::BenchFish(self.bench_fish))
+            .insert_resource(super::fish::BenchFish(self.bench_fish))
             .add_systems(
                 Update,
                 (
@@ -412,5 +349,21 @@ mod tests {
         let after = Look::of(&c, 3);
         assert!(!after.shadows);
         assert_eq!(after.ui_scale, Some(1.5));
+    }
+
+    #[test]
+    fn the_far_plane_is_the_render_distance() {
+        let mut config = crate::config::defaults_for_tests();
+        assert_eq!(far_plane(Some(&config)), 1000.0);
+        config
+            .set(
+                "graphics.maxRenderDistance",
+                ConfigValue::Int(120),
+                "test",
+                "",
+                Duration::ZERO,
+            )
+            .unwrap();
+        assert_eq!(far_plane(Some(&config)), 120.0);
     }
 }

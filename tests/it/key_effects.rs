@@ -24,15 +24,15 @@ pub const KEY_EFFECTS: &[(&str, &str)] = &[
     // graphics.*, ui.*
     (
         "graphics.maxRenderDistance",
-        "lib client::hud::tests::the_far_plane_is_the_render_distance",
+        "lib client::render::tests::the_far_plane_is_the_render_distance",
     ),
     (
         "graphics.particleQuality",
-        "lib client::panels::tests::particle_quality_sets_how_many_bubbles_rise",
+        "lib client::tank_fx::tests::particle_quality_sets_how_many_bubbles_rise",
     ),
     (
         "graphics.fpsCap",
-        "lib client::panels::tests::the_frame_cap_sets_the_shortest_frame",
+        "lib client::tank_fx::tests::the_frame_cap_sets_the_shortest_frame",
     ),
     (
         "graphics.qualityLevel",
@@ -48,11 +48,11 @@ pub const KEY_EFFECTS: &[(&str, &str)] = &[
     ),
     (
         "ui.showFps",
-        "lib client::hud::tests::the_overlay_at_start_and_the_toast_time_follow_their_keys",
+        "lib client::ui::tests::the_overlay_at_start_and_the_toast_time_follow_their_keys",
     ),
     (
         "ui.toastSeconds",
-        "lib client::hud::tests::the_overlay_at_start_and_the_toast_time_follow_their_keys",
+        "lib client::ui::tests::the_overlay_at_start_and_the_toast_time_follow_their_keys",
     ),
     // security.*
     (

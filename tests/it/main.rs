@@ -18,3 +18,5 @@ mod room;
 mod schedule;
 mod security;
 mod transport;
+#[cfg(feature = "client")]
+mod ui;
