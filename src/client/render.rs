@@ -172,8 +172,53 @@ pub struct WindowClosePlugin;
 
 impl Plugin for WindowClosePlugin {
     fn build(&self, app: &mut App) {
-        app.add_systems(Update, close_requested.in_set(ClientSystems::Handle));
+        app.add_systems(
+            Update,
+            (close_requested, screenshot_key).in_set(ClientSystems::Handle),
+        );
     }
+}
+
+/// Where F12 saves the window: `<data>/screenshots/bloxquarium-<n>.png`, `n` one past the
+/// highest there.
+pub fn next_screenshot_path(data: &std::path::Path) -> PathBuf {
+    let dir = data.join("screenshots");
+    let highest = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_prefix("bloxquarium-")?
+                .strip_suffix(".png")?
+                .parse::<u32>()
+                .ok()
+        })
+        .max();
+    dir.join(format!("bloxquarium-{}.png", highest.map_or(1, |n| n + 1)))
+}
+
+/// F12 saves a picture of the window (logged with its path once written).
+fn screenshot_key(
+    mut commands: Commands,
+    input: Res<ButtonInput<KeyCode>>,
+    paths: Res<crate::process::Paths>,
+) {
+    if !input.just_pressed(KeyCode::F12) {
+        return;
+    }
+    let path = next_screenshot_path(&paths.data);
+    if let Some(dir) = path.parent()
+        && let Err(e) = std::fs::create_dir_all(dir)
+    {
+        warn!("screenshot: cannot create {}: {e}", dir.display());
+        return;
+    }
+    info!("screenshot: saving {}", path.display());
+    commands
+        .spawn(Screenshot::primary_window())
+        .observe(save_to_disk(path));
 }
 
 fn close_requested(
@@ -365,5 +410,24 @@ mod tests {
             )
             .unwrap();
         assert_eq!(far_plane(Some(&config)), 120.0);
+    }
+
+    #[test]
+    fn f12_numbers_screenshots_one_past_the_highest() {
+        let dir = std::env::temp_dir().join(format!("bq-shots-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let shots = dir.join("screenshots");
+        assert_eq!(next_screenshot_path(&dir), shots.join("bloxquarium-1.png"));
+        std::fs::create_dir_all(&shots).unwrap();
+        for name in [
+            "bloxquarium-2.png",
+            "bloxquarium-9.png",
+            "other-40.png",
+            "bloxquarium-x.png",
+        ] {
+            std::fs::write(shots.join(name), b"").unwrap();
+        }
+        assert_eq!(next_screenshot_path(&dir), shots.join("bloxquarium-10.png"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

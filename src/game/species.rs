@@ -26,6 +26,13 @@ pub struct Species {
     pub key: char,
 }
 
+impl Species {
+    /// The name as players read it ("Neon Tetra" for the model's `Neon_Tetra`).
+    pub fn display_name(&self) -> String {
+        self.name.replace('_', " ")
+    }
+}
+
 /// The fish species, by species index.
 pub const SPECIES: [Species; 6] = [
     Species {

@@ -175,6 +175,10 @@ fn check_layout(app: &mut App, size: UVec2, what: &str) -> Vec<UiRegion> {
         let rect = rect_of(world, *e).expect("a text has a laid-out node");
         let outer = rect_of(world, region_entity).expect("its region too");
         assert!(
+            rect.width() >= 1.0 && rect.height() >= 1.0,
+            "{what}: text {text:?} in {region:?} is laid out with no room: {rect:?}"
+        );
+        assert!(
             inside(rect, outer) && inside(rect, screen),
             "{what}: text {text:?} at {rect:?} runs out of its region {region:?} at {outer:?}"
         );

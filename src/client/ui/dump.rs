@@ -60,6 +60,8 @@ struct Dump {
     decorations: usize,
     visiting: Option<String>,
     open_trades: usize,
+    quality: Option<i64>,
+    volume: Option<f64>,
     toast: String,
     buttons: Vec<ButtonDump>,
 }
@@ -70,6 +72,7 @@ fn write_dump(
     phase: Option<Res<State<crate::assets::AssetPhase>>>,
     (panel, hud): (Res<Panel>, Res<HudState>),
     (shop, prediction, visit, trades): (Res<Shop>, Res<Prediction>, Res<Visit>, Res<TradeBook>),
+    config: Option<Res<crate::config::ClientConfig>>,
     buttons: Query<(
         &UiButton,
         &ComputedNode,
@@ -125,6 +128,12 @@ fn write_dump(
         decorations: state.as_ref().map_or(0, |s| s.decorations.len()),
         visiting: visit.showing.as_ref().map(|(_, name, _)| name.clone()),
         open_trades: trades.open().count(),
+        quality: config
+            .as_deref()
+            .and_then(|c| c.0.get::<i64>("graphics.qualityLevel").ok()),
+        volume: config
+            .as_deref()
+            .and_then(|c| c.0.get::<f64>("audio.masterVolume").ok()),
         toast: toast
             .iter()
             .map(|t| t.0.clone())

@@ -712,12 +712,13 @@ fn update_hud(
     let predicted = catalog.and_then(|c| prediction.predictor.predicted(c));
     let text = match (&predicted, catalog) {
         (Some(s), Some(c)) => format!(
-            "Coins {} | Tank Lv{} | Fish {}/{} | +{:.1} coins/s",
+            "Coins {} | Tank Lv{} | Fish {}/{} | earning {:.1} coins/s",
             s.coins,
             s.tank_level,
             s.fish.len(),
             c.capacity(s.tank_level),
-            c.income_per_second(&crate::game::to_profile(s))
+            // (+ 0.0: never "-0.0")
+            c.income_per_second(&crate::game::to_profile(s)) + 0.0
         ),
         _ if *state == ConnectionState::Connected => "Loading your aquarium...".to_string(),
         _ => "Not in the game".to_string(),
@@ -854,11 +855,6 @@ fn spawn_row(commands: &mut Commands, row: &Row) -> (Entity, Entity) {
             Text::new(row.text.clone()),
             TextFont::default().with_font_size(16.0),
             TextColor(Color::srgb(0.85, 0.95, 1.0)),
-            Node {
-                flex_shrink: 1.0,
-                min_width: px(0),
-                ..default()
-            },
         ))
         .id();
     let buttons: Vec<Entity> = row

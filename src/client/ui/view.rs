@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use crate::game::protocol::{PlayerState, TradeAction, TradeStage, TradeView};
-use crate::game::{Catalog, DECORATION_KEYS, DECORATIONS, SPECIES, TradeBook};
+use crate::game::{Catalog, DECORATION_KEYS, DECORATIONS, SPECIES, Species, TradeBook};
 
 /// Coins one gift gives (G, or a Gift button).
 pub const GIFT_COINS: i64 = 10;
@@ -247,7 +247,7 @@ fn shop(v: &ViewInputs) -> Vec<Row> {
         let price = c.fish_prices.get(i).copied().unwrap_or(0);
         let income = c.fish_income.get(i).copied().unwrap_or(0.0);
         out.push(
-            Row::text(format!("{} {price} coins, +{income}/s", sp.name))
+            Row::text(format!("{} {price} coins, +{income}/s", sp.display_name()))
                 .with(format!("Buy ({})", sp.key), UiAction::BuyFish(i as u8)),
         );
     }
@@ -294,8 +294,12 @@ fn inventory(v: &ViewInputs) -> Vec<Row> {
         }
         let hunger = fish.iter().map(|f| f.hunger).sum::<f32>() / fish.len() as f32;
         out.push(
-            Row::text(format!("{} x{}, hunger {hunger:.0}%", sp.name, fish.len()))
-                .with("Sell one", UiAction::SellSpecies(i as u8)),
+            Row::text(format!(
+                "{} x{}, hunger {hunger:.0}%",
+                sp.display_name(),
+                fish.len()
+            ))
+            .with("Sell one", UiAction::SellSpecies(i as u8)),
         );
     }
     for (k, name) in DECORATIONS.iter().enumerate() {
@@ -468,7 +472,7 @@ fn trade(v: &ViewInputs) -> Vec<Row> {
         .map(|f| {
             SPECIES
                 .get(usize::from(f.species))
-                .map_or("fish", |s| s.name)
+                .map_or_else(|| "fish".to_string(), Species::display_name)
         });
     match newest {
         Some(species) => {
@@ -555,8 +559,10 @@ mod tests {
     use crate::game::protocol::{FishState, TradeGoods};
 
     fn catalog() -> Catalog {
-        Catalog::from_config(&crate::config::defaults_with_game_for_tests(&crate::game::KEYS))
-            .expect("the shipped defaults make a catalog")
+        Catalog::from_config(&crate::config::defaults_with_game_for_tests(
+            &crate::game::KEYS,
+        ))
+        .expect("the shipped defaults make a catalog")
     }
 
     fn state() -> PlayerState {
