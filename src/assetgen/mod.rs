@@ -152,29 +152,52 @@ pub fn aquarium(level: u32) -> Vec<u8> {
     .to_glb()
 }
 
-/// A fish of `species` with a looping "swim" animation (the tail sweeps side to side).
+/// A fish of `species` with a looping "swim" animation (the tail sweeps side to side), drawn
+/// from the species table: body size and taper, dorsal and anal fins, pectoral fins, a fan or a
+/// forked tail, and bands in the fin colour.
 pub fn fish(species: usize) -> Vec<u8> {
     let crate::game::Species {
         name,
         body: [len, height, width],
         colour: body_rgb,
         fins: fin_rgb,
+        shape,
         ..
     } = SPECIES[species % SPECIES.len()];
+    // The body's half-height at x (a share of the half-length from the nose, -1 the tail end).
+    let girth = |x: f32| 1.0 - shape.taper * (-x).max(0.0) * 0.6;
     let mut body = glb::sphere(10, 16, |theta, _| 0.04 * (3.0 * theta).sin());
     for p in &mut body.positions {
+        let g = girth(p[0]);
         p[0] *= len * 0.5;
-        p[1] *= height * 0.5;
-        p[2] *= width * 0.5;
+        p[1] *= height * 0.5 * g;
+        p[2] *= width * 0.5 * g;
     }
     for n in &mut body.normals {
         *n = glb::normalize([n[0] / len, n[1] / height, n[2] / width]);
     }
-    let mut tail = glb::sphere(6, 8, |_, _| 0.0);
-    for p in &mut tail.positions {
-        p[0] = p[0] * len * 0.2 - len * 0.2;
-        p[1] *= height * 0.45;
-        p[2] *= 0.006;
+    // The tail: one fan, or two lobes spread up and down.
+    let lobe = |tilt: f32| {
+        let mut m = glb::sphere(6, 8, |_, _| 0.0);
+        for p in &mut m.positions {
+            let (x, y) = (p[0] * len * shape.tail * 0.5, p[1] * height * 0.3);
+            let (sn, cs) = tilt.sin_cos();
+            p[0] = x * cs - y * sn - len * shape.tail * 0.45;
+            p[1] = x * sn + y * cs;
+            p[2] *= 0.006;
+        }
+        m
+    };
+    let mut tail = Mesh::default();
+    if shape.forked {
+        tail.append(&lobe(0.55), [0.0; 3], [1.0; 3]);
+        tail.append(&lobe(-0.55), [0.0; 3], [1.0; 3]);
+    } else {
+        let mut fan = lobe(0.0);
+        for p in &mut fan.positions {
+            p[1] *= 1.6;
+        }
+        tail.append(&fan, [0.0; 3], [1.0; 3]);
     }
     let mut eye = glb::sphere(4, 6, |_, _| 0.0);
     for p in &mut eye.positions {
@@ -190,9 +213,43 @@ pub fn fish(species: usize) -> Vec<u8> {
             [1.0; 3],
         );
     }
-    let mut fin = glb::cuboid([len * 0.15, height * 0.18, 0.004]);
-    for p in &mut fin.positions {
-        p[1] += height * 0.55;
+    // Dorsal (up) and anal (down) fins: swept-back wedges, as tall as the species says.
+    let mut fins = Mesh::default();
+    for up in [1.0f32, -1.0] {
+        let tall = height * shape.fin_height * if up > 0.0 { 1.0 } else { 0.6 };
+        let mut fin = glb::cuboid([len * 0.16, tall * 0.5, 0.004]);
+        for p in &mut fin.positions {
+            let tip = (p[1] / (tall * 0.5) + 1.0) * 0.5; // 0 at the root, 1 at the tip
+            p[0] = p[0] * (1.0 - 0.7 * tip) - len * 0.12 * tip;
+            p[1] = up * (p[1] + tall * 0.5 + height * 0.42 * girth(-0.1));
+        }
+        fins.append(&fin, [-len * 0.05, 0.0, 0.0], [1.0; 3]);
+    }
+    // Pectoral fins behind the eyes, angled out.
+    let mut pectoral = glb::sphere(4, 6, |_, _| 0.0);
+    for p in &mut pectoral.positions {
+        p[0] *= len * 0.09;
+        p[1] *= height * 0.16;
+        p[2] *= 0.004;
+    }
+    for side in [-1.0, 1.0] {
+        fins.append(
+            &pectoral,
+            [len * 0.12, -height * 0.12, side * width * 0.52],
+            [1.0; 3],
+        );
+    }
+    // Bands: thin rings around the body.
+    for k in 0..shape.stripes {
+        let x = 0.55 - 1.0 * (f32::from(k) + 0.5) / f32::from(shape.stripes.max(1));
+        let g = girth(x) * 1.04;
+        let mut band = glb::sphere(8, 14, |_, _| 0.0);
+        for p in &mut band.positions {
+            p[0] *= len * 0.035;
+            p[1] *= height * 0.5 * g;
+            p[2] *= width * 0.5 * g;
+        }
+        fins.append(&band, [x * len * 0.5, 0.0, 0.0], [1.0; 3]);
     }
     let keys = 9;
     let times: Vec<f32> = (0..keys)
@@ -206,7 +263,7 @@ pub fn fish(species: usize) -> Vec<u8> {
         })
         .collect();
     Scene {
-        meshes: vec![body, tail, eyes, fin],
+        meshes: vec![body, tail, eyes, fins],
         materials: vec![
             material("Body", body_rgb, 1.0, 0.1, 0.45),
             material("Fins", fin_rgb, 1.0, 0.0, 0.6),
@@ -214,9 +271,14 @@ pub fn fish(species: usize) -> Vec<u8> {
         ],
         nodes: vec![
             node(name, Some((0, 0)), [0.0; 3], vec![1, 2, 3]),
-            node("Tail", Some((1, 1)), [-len * 0.42, 0.0, 0.0], vec![]),
+            node(
+                "Tail",
+                Some((1, 1)),
+                [-len * (0.5 - 0.15 * shape.taper), 0.0, 0.0],
+                vec![],
+            ),
             node("Eyes", Some((2, 2)), [0.0; 3], vec![]),
-            node("DorsalFin", Some((3, 1)), [0.0; 3], vec![]),
+            node("Fins", Some((3, 1)), [0.0; 3], vec![]),
         ],
         animations: vec![Animation {
             name: "swim".into(),

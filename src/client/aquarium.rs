@@ -356,7 +356,9 @@ fn show_tank(
         return;
     }
     let tank = format!("Models/Aquariums/Aquarium_Lv{level}");
-    let mut pieces: Vec<(String, Transform)> = vec![(tank.clone(), Transform::default())];
+    // (model, where, sways): plants sway in the water.
+    let mut pieces: Vec<(String, Transform, bool)> =
+        vec![(tank.clone(), Transform::default(), false)];
     let h = tank_half(level);
     // Decorations in their slots, scaled to the tank; a few more per slot round beyond twelve.
     for (i, kind) in state.decorations.iter().enumerate() {
@@ -366,15 +368,17 @@ fn show_tank(
             decoration_model(*kind, i),
             Transform::from_xyz((fx + nudge) * h.x, 0.02, (fz + nudge) * h.z)
                 .with_rotation(Quat::from_rotation_y(i as f32 * 1.3)),
+            DECORATIONS.get(usize::from(*kind)) == Some(&"Plant"),
         ));
     }
     pieces.push((
         "Models/Environment/Water_Surface".into(),
         Transform::from_xyz(0.0, 2.0 * h.y * 0.92, 0.0).with_scale(Vec3::new(h.x, 1.0, h.z)),
+        false,
     ));
     // Wait until every piece is in (or its fallback), so the tank appears whole.
     let mut scenes = Vec::new();
-    for (path, t) in &pieces {
+    for (path, t, sways) in &pieces {
         let Some(handle) = library.get::<Gltf>(path, &mut streamer) else {
             return;
         };
@@ -384,7 +388,7 @@ fn show_tank(
         let Some(scene) = gltf.default_scene.clone().or(gltf.scenes.first().cloned()) else {
             return;
         };
-        scenes.push((scene, *t));
+        scenes.push((scene, *t, *sways));
     }
     // The sand floor and the water backdrop, textured at the quality in use.
     let (Some(sand), Some(water)) = (
@@ -404,8 +408,16 @@ fn show_tank(
             Visibility::default(),
         ))
         .id();
-    for (scene, t) in scenes {
-        commands.spawn((WorldAssetRoot(scene), t, ChildOf(root)));
+    for (i, (scene, t, sways)) in scenes.into_iter().enumerate() {
+        let piece = commands
+            .spawn((WorldAssetRoot(scene), t, ChildOf(root)))
+            .id();
+        if sways {
+            commands.entity(piece).insert(super::tank_fx::Sway {
+                rest: t.rotation,
+                phase: i as f32 * 2.1,
+            });
+        }
     }
     let textured = |texture: Handle<Image>| StandardMaterial {
         base_color_texture: Some(texture),
@@ -416,6 +428,7 @@ fn show_tank(
         Mesh3d(meshes.add(Plane3d::new(Vec3::Y, Vec2::new(h.x * 0.98, h.z * 0.98)))),
         MeshMaterial3d(materials.add(textured(sand))),
         Transform::from_xyz(0.0, 0.026, 0.0),
+        super::tank_fx::SandFloor,
         ChildOf(root),
     ));
     commands.spawn((

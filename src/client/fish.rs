@@ -1,11 +1,13 @@
 //! The fish on screen: one entity per fish of the aquarium shown (the player's own, or the
-//! one visited), flocking; and the frame benchmark's extra fish (`--bench-fish`).
+//! one visited), flocking; food flakes that sink when the player feeds, which the fish chase
+//! and eat; and the frame benchmark's extra fish (`--bench-fish`).
 
 use std::collections::HashMap;
 
 use bevy::prelude::*;
 
 use super::aquarium::{FishSpecies, ShownAquarium, swim_volume};
+use crate::game::food::{self, Flake};
 use crate::game::{Boid, Flock, flock_step};
 use crate::stages::ClientSystems;
 
@@ -19,6 +21,22 @@ struct PlayerFish {
 /// Each fish's boid, by (owner, id).
 #[derive(Resource, Default)]
 struct Boids(HashMap<(u64, u64), Boid>);
+
+/// Flakes in the water and their entities.
+#[derive(Resource, Default)]
+struct Food {
+    flakes: Vec<Flake>,
+    shown: Vec<Entity>,
+    feeds: u32,
+    look: Option<(Handle<Mesh>, Handle<StandardMaterial>)>,
+}
+
+/// A food flake on screen.
+#[derive(Component)]
+struct FlakeMarker;
+
+/// Flakes scattered by one feeding.
+const FLAKES_PER_FEED: usize = 12;
 
 /// Extra display-only fish for the frame-time benchmark (`--bench-fish`).
 #[derive(Resource, Debug, Clone, Copy, Default)]
@@ -35,9 +53,12 @@ impl Plugin for FishPlugin {
         // A player at the window gets the daily reward without asking.
         app.insert_resource(crate::game::DailyClaims::automatic())
             .init_resource::<Boids>()
+            .init_resource::<Food>()
+            .add_message::<super::ui::Act>()
             .add_systems(
                 Update,
                 (
+                    scatter_food,
                     sync_fish,
                     spawn_bench_fish.run_if(in_state(crate::assets::AssetPhase::Playing)),
                     swim,
@@ -143,7 +164,10 @@ fn swim(
     time: Res<Time>,
     shown: Res<ShownAquarium>,
     mut boids: ResMut<Boids>,
-    mut fish: Query<(&PlayerFish, &mut Transform)>,
+    mut food: ResMut<Food>,
+    mut fish: Query<(&PlayerFish, &mut Transform), Without<FlakeMarker>>,
+    mut flakes: Query<&mut Transform, With<FlakeMarker>>,
+    mut commands: Commands,
 ) {
     let (centre, half) = swim_volume(shown.level());
     let dt = time.delta_secs().min(0.1);
@@ -157,6 +181,8 @@ fn swim(
     let ids: Vec<(u64, u64)> = boids.0.keys().copied().collect();
     let mut all: Vec<Boid> = ids.iter().filter_map(|i| boids.0.get(i).copied()).collect();
     flock_step(&mut all, &flock, dt);
+    // Everyone to the food (the benchmark's fish too: they share the water).
+    food::step(&mut food.flakes, &mut all, centre[1] - half[1], dt);
     for (id, b) in ids.iter().zip(all) {
         boids.0.insert(*id, b);
     }
@@ -166,4 +192,64 @@ fn swim(
             t.rotation = Quat::from_rotation_y(-b.vel[2].atan2(b.vel[0]));
         }
     }
+    // One entity per flake, in order.
+    let food = &mut *food;
+    while food.shown.len() > food.flakes.len() {
+        if let Some(e) = food.shown.pop() {
+            commands.entity(e).despawn();
+        }
+    }
+    if let Some((mesh, material)) = food.look.clone() {
+        while food.shown.len() < food.flakes.len() {
+            food.shown.push(
+                commands
+                    .spawn((
+                        FlakeMarker,
+                        Mesh3d(mesh.clone()),
+                        MeshMaterial3d(material.clone()),
+                        Transform::from_translation(Vec3::from(food.flakes[food.shown.len()].pos)),
+                    ))
+                    .id(),
+            );
+        }
+    }
+    for (e, f) in food.shown.iter().zip(&food.flakes) {
+        if let Ok(mut t) = flakes.get_mut(*e) {
+            t.translation = Vec3::from(f.pos);
+            t.rotation = Quat::from_rotation_y(f.age * 2.0)
+                * Quat::from_rotation_x(0.4 * (f.age * 3.0).sin());
+        }
+    }
+}
+
+/// Feeding (the Feed button or F) in the player's own aquarium scatters flakes on the water.
+fn scatter_food(
+    mut acts: MessageReader<super::ui::Act>,
+    shown: Res<ShownAquarium>,
+    visit: Res<crate::game::Visit>,
+    mut food: ResMut<Food>,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut materials: ResMut<Assets<StandardMaterial>>,
+) {
+    let fed = acts.read().any(|a| a.0 == super::ui::UiAction::FeedAll);
+    let has_fish = shown.state.as_ref().is_some_and(|s| !s.fish.is_empty());
+    if !fed || visit.showing.is_some() || !has_fish {
+        return;
+    }
+    if food.look.is_none() {
+        food.look = Some((
+            meshes.add(Cuboid::new(0.035, 0.006, 0.03)),
+            materials.add(StandardMaterial {
+                base_color: Color::srgb(0.85, 0.55, 0.25),
+                perceptual_roughness: 0.9,
+                ..default()
+            }),
+        ));
+    }
+    let (centre, half) = swim_volume(shown.level());
+    food.feeds += 1;
+    let seed = food.feeds;
+    let top = centre[1] + half[1];
+    food.flakes
+        .extend(food::scatter(FLAKES_PER_FEED, centre, half, top, seed));
 }

@@ -55,7 +55,22 @@ fn spawn_scene(
         far: far_plane(config.as_deref().map(|c| &c.0)),
         ..default()
     });
-    commands.spawn((Camera3d::default(), projection, orbit.transform(), orbit));
+    // Depth: the room fades into the dark blue of deep water beyond the tank.
+    let fog = DistanceFog {
+        color: Color::srgb(0.04, 0.08, 0.14),
+        falloff: FogFalloff::Linear {
+            start: 9.0,
+            end: 30.0,
+        },
+        ..default()
+    };
+    commands.spawn((
+        Camera3d::default(),
+        projection,
+        orbit.transform(),
+        orbit,
+        fog,
+    ));
     commands.spawn((
         DirectionalLight {
             illuminance: 9_000.0,
@@ -336,12 +351,13 @@ fn take_screenshot(
     if !ms.is_empty() {
         let q = |p: f64| ms[((ms.len() - 1) as f64 * p).round() as usize];
         info!(
-            "frame time over {} frames with {} fish on screen: p50 {:.1} ms, p99 {:.1} ms, mean {:.1} fps",
+            "frame time over {} frames with {} fish on screen: p50 {:.1} ms, p99 {:.1} ms, mean {:.1} fps; rss {} MiB",
             ms.len(),
             fish.iter().count(),
             q(0.5),
             q(0.99),
-            1000.0 * ms.len() as f64 / ms.iter().sum::<f64>()
+            1000.0 * ms.len() as f64 / ms.iter().sum::<f64>(),
+            crate::process::rss_bytes() >> 20
         );
     }
     info!(

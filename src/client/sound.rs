@@ -447,12 +447,14 @@ pub struct SoundPlugin;
 
 impl Plugin for SoundPlugin {
     fn build(&self, app: &mut App) {
-        app.insert_resource(Sound::start()).add_systems(
-            Update,
-            (load_sounds, follow_volumes, sounds_of_the_game)
-                .chain()
-                .in_set(ClientSystems::Present),
-        );
+        app.insert_resource(Sound::start())
+            .add_message::<super::ui::Act>()
+            .add_systems(
+                Update,
+                (load_sounds, follow_volumes, sounds_of_the_game)
+                    .chain()
+                    .in_set(ClientSystems::Present),
+            );
     }
 }
 
@@ -509,11 +511,12 @@ fn follow_volumes(mut sound: ResMut<Sound>, config: Res<ClientConfig>) {
 }
 
 /// What the player hears: a coin when the balance rises (at most twice a second), a splash
-/// when a fish arrives, a click on a key, bubbles now and then.
+/// when a fish arrives, a click on a key or a button, bubbles now and then.
 fn sounds_of_the_game(
     mut sound: ResMut<Sound>,
     prediction: Res<Prediction>,
     keys: Res<ButtonInput<KeyCode>>,
+    mut acts: MessageReader<super::ui::Act>,
     time: Res<Time<Real>>,
 ) {
     let now = time.elapsed();
@@ -531,7 +534,8 @@ fn sounds_of_the_game(
         sound.last_coins = Some(coins);
         sound.last_fish = Some(fish);
     }
-    if keys.get_just_pressed().next().is_some() {
+    // (Keys ask for actions too: one click a frame whichever way.)
+    if acts.read().count() > 0 || keys.get_just_pressed().next().is_some() {
         sound.play("Click");
     }
     if now >= sound.next_bubbles {

@@ -1,5 +1,6 @@
 //! The tank's effects and the frame limiter: bubbles whose count follows
-//! `graphics.particleQuality`, and frames no faster than `graphics.fpsCap`.
+//! `graphics.particleQuality`; plants that sway; caustics playing over the sand; a coin that
+//! pops out of a fish where income lands; and frames no faster than `graphics.fpsCap`.
 
 use std::time::{Duration, Instant};
 
@@ -15,14 +16,219 @@ struct Bubble {
     phase: f32,
 }
 
-/// The bubbles and the frame limiter.
+/// A decoration that sways in the water about its base (plants).
+#[derive(Component, Debug, Clone, Copy)]
+pub struct Sway {
+    /// Its rotation at rest.
+    pub rest: Quat,
+    /// Where in the sway it starts.
+    pub phase: f32,
+}
+
+/// The sand floor of the tank shown: caustics play over it.
+#[derive(Component)]
+pub struct SandFloor;
+
+/// The caustics layer over the sand.
+#[derive(Component)]
+struct Caustics;
+
+/// A coin rising out of a fish where income landed.
+#[derive(Component)]
+struct CoinPop {
+    age: f32,
+}
+
+/// How long a coin pop lasts (seconds).
+const COIN_POP_SECS: f32 = 1.2;
+
+/// Shared looks: the caustics material, the coin's mesh and material.
+#[derive(Resource, Default)]
+struct Looks {
+    caustics: Option<Handle<StandardMaterial>>,
+    coin: Option<(Handle<Mesh>, Handle<StandardMaterial>)>,
+}
+
+/// The tank's effects and the frame limiter.
 pub struct TankEffectsPlugin;
 
 impl Plugin for TankEffectsPlugin {
     fn build(&self, app: &mut App) {
-        app.add_systems(Update, bubbles.in_set(ClientSystems::Present))
+        app.init_resource::<Looks>()
+            .add_systems(
+                Update,
+                (bubbles, sway, caustics, coin_pops).in_set(ClientSystems::Present),
+            )
             .add_systems(Last, limit_frame_rate.in_set(ClientSystems::Finish));
     }
+}
+
+/// Plants lean back and forth about their base, each at its own phase.
+fn sway(time: Res<Time>, mut plants: Query<(&Sway, &mut Transform)>) {
+    let t = time.elapsed_secs();
+    for (s, mut tr) in &mut plants {
+        let lean = Quat::from_rotation_z(0.09 * (t * 1.1 + s.phase).sin())
+            * Quat::from_rotation_x(0.05 * (t * 0.7 + s.phase * 1.7).sin());
+        tr.rotation = s.rest * lean;
+    }
+}
+
+/// A tiling caustics pattern: bright wavy lines where three waves cross (alpha = brightness).
+pub fn caustics_image(n: u32) -> Image {
+    use bevy::image::{ImageAddressMode, ImageSampler, ImageSamplerDescriptor};
+    use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
+    use std::f32::consts::TAU;
+    // Integer wave numbers: the pattern tiles.
+    const WAVES: [([f32; 2], [f32; 2]); 3] = [
+        ([3.0, 1.0], [1.0, -2.0]),
+        ([-1.0, 3.0], [2.0, 1.0]),
+        ([2.0, -2.0], [1.0, 3.0]),
+    ];
+    let mut data = Vec::with_capacity((n * n * 4) as usize);
+    for y in 0..n {
+        for x in 0..n {
+            let (u, v) = (x as f32 / n as f32, y as f32 / n as f32);
+            let mut light = 0.0;
+            for (k, w) in WAVES {
+                let phase = TAU * (k[0] * u + k[1] * v) + 1.2 * (TAU * (w[0] * u + w[1] * v)).sin();
+                light += (1.0 - phase.sin().abs()).powi(6);
+            }
+            let a = (light * 0.6).min(1.0);
+            data.extend_from_slice(&[255, 255, 255, (a * 255.0) as u8]);
+        }
+    }
+    let mut image = Image::new(
+        Extent3d {
+            width: n,
+            height: n,
+            depth_or_array_layers: 1,
+        },
+        TextureDimension::D2,
+        data,
+        TextureFormat::Rgba8UnormSrgb,
+        default(),
+    );
+    image.sampler = ImageSampler::Descriptor(ImageSamplerDescriptor {
+        address_mode_u: ImageAddressMode::Repeat,
+        address_mode_v: ImageAddressMode::Repeat,
+        ..ImageSamplerDescriptor::linear()
+    });
+    image
+}
+
+/// A sand floor without its caustics layer yet.
+type BareSand = (With<SandFloor>, Without<Children>);
+
+/// Caustics over the sand: a layer of the sand's shape, added light, drifting.
+#[allow(clippy::too_many_arguments)]
+fn caustics(
+    mut commands: Commands,
+    time: Res<Time>,
+    mut looks: ResMut<Looks>,
+    mut images: ResMut<Assets<Image>>,
+    mut materials: ResMut<Assets<StandardMaterial>>,
+    sand: Query<(Entity, &Mesh3d), BareSand>,
+    layers: Query<(), With<Caustics>>,
+) {
+    let material = looks
+        .caustics
+        .get_or_insert_with(|| {
+            materials.add(StandardMaterial {
+                base_color: Color::srgba(0.75, 0.95, 1.0, 0.5),
+                base_color_texture: Some(images.add(caustics_image(128))),
+                alpha_mode: AlphaMode::Add,
+                unlit: true,
+                ..default()
+            })
+        })
+        .clone();
+    for (floor, mesh) in &sand {
+        commands.spawn((
+            Caustics,
+            Mesh3d(mesh.0.clone()),
+            MeshMaterial3d(material.clone()),
+            Transform::from_xyz(0.0, 0.003, 0.0),
+            ChildOf(floor),
+        ));
+    }
+    if layers.is_empty() {
+        return;
+    }
+    let t = time.elapsed_secs();
+    if let Some(mut m) = materials.get_mut(&material) {
+        m.uv_transform = bevy::math::Affine2::from_scale_angle_translation(
+            Vec2::splat(2.5),
+            0.0,
+            Vec2::new(0.021 * t, 0.013 * t + 0.01 * (t * 0.5).sin()),
+        );
+    }
+}
+
+/// A coin pops out of one of the player's fish each time income lands (at most twice a
+/// second), rises, spins and is gone after [`COIN_POP_SECS`].
+#[allow(clippy::too_many_arguments)]
+fn coin_pops(
+    mut commands: Commands,
+    time: Res<Time>,
+    prediction: Res<crate::game::Prediction>,
+    visit: Res<crate::game::Visit>,
+    fish: Query<&GlobalTransform, With<super::aquarium::FishModel>>,
+    mut pops: Query<(Entity, &mut CoinPop, &mut Transform)>,
+    mut looks: ResMut<Looks>,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut materials: ResMut<Assets<StandardMaterial>>,
+    mut last: Local<(Option<i64>, f32, usize)>,
+) {
+    let dt = time.delta_secs();
+    let now = time.elapsed_secs();
+    for (e, mut pop, mut t) in &mut pops {
+        pop.age += dt;
+        if pop.age >= COIN_POP_SECS {
+            commands.entity(e).despawn();
+            continue;
+        }
+        t.translation.y += 0.45 * dt;
+        t.rotate_y(6.0 * dt);
+        let fade = 1.0 - (pop.age / COIN_POP_SECS).powi(3);
+        t.scale = Vec3::splat(fade.max(0.05));
+    }
+    let Some(coins) = prediction.predictor.authoritative().map(|s| s.coins) else {
+        return;
+    };
+    let (seen, at, turn) = &mut *last;
+    let rose = seen.is_some_and(|c| coins > c);
+    *seen = Some(coins);
+    if !rose || visit.showing.is_some() || now - *at < 0.5 {
+        return;
+    }
+    let places: Vec<Vec3> = fish.iter().map(GlobalTransform::translation).collect();
+    let Some(place) = places.get(*turn % places.len().max(1)).copied() else {
+        return;
+    };
+    *at = now;
+    *turn += 1;
+    let (mesh, material) = looks
+        .coin
+        .get_or_insert_with(|| {
+            (
+                meshes.add(Cylinder::new(0.06, 0.012)),
+                materials.add(StandardMaterial {
+                    base_color: Color::srgb(1.0, 0.8, 0.2),
+                    emissive: LinearRgba::rgb(0.6, 0.45, 0.05),
+                    metallic: 0.9,
+                    perceptual_roughness: 0.3,
+                    ..default()
+                }),
+            )
+        })
+        .clone();
+    commands.spawn((
+        CoinPop { age: 0.0 },
+        Mesh3d(mesh),
+        MeshMaterial3d(material),
+        Transform::from_translation(place + Vec3::Y * 0.12)
+            .with_rotation(Quat::from_rotation_x(std::f32::consts::FRAC_PI_2)),
+    ));
 }
 
 /// The shortest a frame may be: one over `graphics.fpsCap` (15..=240; 60 without the key).
@@ -135,6 +341,31 @@ mod tests {
         let mut c = crate::config::defaults_for_tests();
         c.set(key, value, "test", "", Duration::ZERO).unwrap();
         c
+    }
+
+    #[test]
+    fn the_caustics_tile_and_are_mostly_dark() {
+        let img = caustics_image(64);
+        let data = img.data.as_ref().expect("pixels");
+        let alpha = |x: usize, y: usize| data[(y * 64 + x) * 4 + 3];
+        // Edges meet: the step from the last column to the first is no larger than steps
+        // between neighbouring columns inside (the waves repeat over the tile).
+        let step = |a: usize, b: usize| -> i32 {
+            (0..64)
+                .map(|y| (i32::from(alpha(a, y)) - i32::from(alpha(b, y))).abs())
+                .sum()
+        };
+        let seam = step(63, 0);
+        let inside = (0..63).map(|x| step(x, x + 1)).max().unwrap_or(0);
+        assert!(
+            seam <= inside,
+            "the pattern tiles: seam {seam}, inside up to {inside}"
+        );
+        let bright = (0..64 * 64).filter(|i| data[i * 4 + 3] > 128).count();
+        assert!(
+            bright > 64 && bright < 64 * 64 / 2,
+            "lines, not a wash: {bright}"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@
 
 mod art;
 mod boids;
+pub mod food;
 pub mod client;
 pub mod data;
 mod health;

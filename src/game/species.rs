@@ -16,8 +16,10 @@ pub struct Species {
     pub body: [f32; 3],
     /// Body colour (linear RGB).
     pub colour: [f32; 3],
-    /// Fin and tail colour (linear RGB).
+    /// Fin and tail colour (linear RGB); stripes are this colour too.
     pub fins: [f32; 3],
+    /// Its shape: fins, tail and stripes.
+    pub shape: Shape,
     /// Default price (`game.fishPrices`).
     pub price: i64,
     /// Default coins per second per fish (`game.fishIncomePerSecond`).
@@ -33,6 +35,21 @@ impl Species {
     }
 }
 
+/// How a species' body and fins are drawn (the asset generator's input).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shape {
+    /// How much the body narrows towards the tail (0 an ellipsoid, 1 a teardrop).
+    pub taper: f32,
+    /// Dorsal and anal fin height, as a share of the body's height.
+    pub fin_height: f32,
+    /// Tail fin size, as a share of the body's length.
+    pub tail: f32,
+    /// A forked tail (two lobes) rather than a fan.
+    pub forked: bool,
+    /// Bands around the body in the fin colour.
+    pub stripes: u8,
+}
+
 /// The fish species, by species index.
 pub const SPECIES: [Species; 6] = [
     Species {
@@ -40,6 +57,13 @@ pub const SPECIES: [Species; 6] = [
         body: [0.16, 0.09, 0.06],
         colour: [1.0, 0.45, 0.05],
         fins: [1.0, 0.7, 0.2],
+        shape: Shape {
+            taper: 0.3,
+            fin_height: 0.35,
+            tail: 0.45,
+            forked: false,
+            stripes: 0,
+        },
         price: 10,
         income: 0.2,
         key: '1',
@@ -49,6 +73,13 @@ pub const SPECIES: [Species; 6] = [
         body: [0.14, 0.07, 0.05],
         colour: [1.0, 0.35, 0.0],
         fins: [0.95, 0.95, 0.95],
+        shape: Shape {
+            taper: 0.2,
+            fin_height: 0.3,
+            tail: 0.25,
+            forked: false,
+            stripes: 3,
+        },
         price: 25,
         income: 0.5,
         key: '2',
@@ -58,6 +89,13 @@ pub const SPECIES: [Species; 6] = [
         body: [0.10, 0.035, 0.03],
         colour: [0.1, 0.5, 1.0],
         fins: [0.9, 0.1, 0.15],
+        shape: Shape {
+            taper: 0.5,
+            fin_height: 0.25,
+            tail: 0.3,
+            forked: true,
+            stripes: 0,
+        },
         price: 60,
         income: 1.2,
         key: '3',
@@ -67,6 +105,13 @@ pub const SPECIES: [Species; 6] = [
         body: [0.12, 0.16, 0.03],
         colour: [0.85, 0.85, 0.7],
         fins: [0.2, 0.2, 0.25],
+        shape: Shape {
+            taper: 0.6,
+            fin_height: 0.9,
+            tail: 0.3,
+            forked: false,
+            stripes: 3,
+        },
         price: 150,
         income: 3.0,
         key: '4',
@@ -76,6 +121,13 @@ pub const SPECIES: [Species; 6] = [
         body: [0.17, 0.11, 0.04],
         colour: [0.05, 0.25, 0.9],
         fins: [1.0, 0.85, 0.1],
+        shape: Shape {
+            taper: 0.4,
+            fin_height: 0.3,
+            tail: 0.3,
+            forked: true,
+            stripes: 0,
+        },
         price: 400,
         income: 8.0,
         key: '5',
@@ -85,6 +137,13 @@ pub const SPECIES: [Species; 6] = [
         body: [0.24, 0.08, 0.07],
         colour: [0.95, 0.95, 0.9],
         fins: [0.9, 0.2, 0.1],
+        shape: Shape {
+            taper: 0.5,
+            fin_height: 0.2,
+            tail: 0.35,
+            forked: true,
+            stripes: 0,
+        },
         price: 1000,
         income: 20.0,
         key: '6',

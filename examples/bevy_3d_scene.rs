@@ -1,0 +1,93 @@
+//! The frame-time baseline of `scripts/frame-bench.sh`: Bevy's own `3d_scene` example
+//! (bevy 0.19.1, `examples/3d/3d_scene.rs`: a circular base, a cube, a point light with shadows,
+//! a camera; default multisampling), unchanged but for a 1280×720 window, our feature list, and
+//! the same frame-time line the game logs before its screenshot: the second half of
+//! `BENCH_FRAMES` frames (default 120), then it exits.
+//!
+//!   cargo run --release --example bevy_3d_scene
+
+use bevy::prelude::*;
+use bevy::window::WindowPlugin;
+
+fn main() {
+    let frames = std::env::var("BENCH_FRAMES")
+        .ok()
+        .and_then(|f| f.parse::<usize>().ok())
+        .unwrap_or(120)
+        .max(2);
+    App::new()
+        .add_plugins(DefaultPlugins.set(WindowPlugin {
+            primary_window: Some(Window {
+                title: "bevy 3d_scene".into(),
+                resolution: (1280, 720).into(),
+                ..default()
+            }),
+            ..default()
+        }))
+        .insert_resource(Frames {
+            wanted: frames,
+            ms: Vec::new(),
+            seen: 0,
+        })
+        .add_systems(Startup, scene.spawn())
+        .add_systems(Update, measure)
+        .run();
+}
+
+/// set up a simple 3D scene
+fn scene() -> impl SceneList {
+    bsn_list! [
+        (
+            #CircularBase
+            Mesh3d(asset_value(Circle::new(4.0)))
+            MeshMaterial3d::<StandardMaterial>(asset_value(Color::WHITE))
+            Transform::from_rotation(Quat::from_rotation_x(-std::f32::consts::FRAC_PI_2))
+        ),
+        (
+            #Cube
+            Mesh3d(asset_value(Cuboid::new(1.0, 1.0, 1.0)))
+            MeshMaterial3d::<StandardMaterial>(asset_value(Color::srgb_u8(124, 144, 255)))
+            Transform::from_xyz(0.0, 0.5, 0.0)
+        ),
+        (
+            PointLight {
+                shadow_maps_enabled: true,
+            }
+            Transform::from_xyz(4.0, 8.0, 4.0)
+        ),
+        (
+            Camera3d
+            template_value(Transform::from_xyz(-2.5, 4.5, 9.0).looking_at(Vec3::ZERO, Vec3::Y))
+        )
+    ]
+}
+
+#[derive(Resource)]
+struct Frames {
+    wanted: usize,
+    ms: Vec<f64>,
+    seen: usize,
+}
+
+fn measure(time: Res<Time<Real>>, mut frames: ResMut<Frames>, mut exit: MessageWriter<AppExit>) {
+    frames.seen += 1;
+    if frames.seen > frames.wanted / 2 {
+        frames.ms.push(time.delta_secs_f64() * 1000.0);
+    }
+    if frames.seen < frames.wanted {
+        return;
+    }
+    let mut ms = frames.ms.clone();
+    ms.sort_by(f64::total_cmp);
+    if let (Some(_), false) = (ms.first(), ms.is_empty()) {
+        let q = |p: f64| ms[((ms.len() - 1) as f64 * p).round() as usize];
+        info!(
+            "frame time over {} frames: p50 {:.1} ms, p99 {:.1} ms, mean {:.1} fps",
+            ms.len(),
+            q(0.5),
+            q(0.99),
+            1000.0 * ms.len() as f64 / ms.iter().sum::<f64>()
+        );
+    }
+    exit.write(AppExit::Success);
+}
