@@ -2,7 +2,7 @@
 //! the screen's plugin, a camera whose target is 1280×720 and then 1920×1080, every panel opened
 //! in turn with the overlay and a toast showing. The regions (top line, toasts, overlay, panel,
 //! bar) must not overlap and must stay on screen, and every text must stay inside its region.
-//! Buttons are pressed the way the pointer presses them (their `Interaction`).
+//! Buttons are clicked the way the pointer clicks them (window events, Bevy's picking).
 
 use bevy::camera::{ComputedCameraValues, RenderTargetInfo, Viewport};
 use bevy::prelude::*;
@@ -205,11 +205,13 @@ fn buttons(app: &mut App) -> Vec<(Entity, UiAction)> {
         .collect()
 }
 
-/// Clicks the button for `action` as a player would: the pointer over its centre, the left
-/// button pressed for one frame and released the next.
+/// Clicks the button for `action` as a player would, through the window's events as winit
+/// delivers them: the pointer moves over its centre, the left button goes down one frame and up
+/// the next (Bevy's picking makes that a click).
 fn press(app: &mut App, action: UiAction) {
     use bevy::input::ButtonState;
     use bevy::input::mouse::MouseButtonInput;
+    use bevy::window::{CursorMoved, WindowEvent};
     let (e, _) = buttons(app)
         .into_iter()
         .find(|(_, a)| *a == action)
@@ -224,12 +226,21 @@ fn press(app: &mut App, action: UiAction) {
         .get_mut::<Window>(window)
         .expect("the window")
         .set_physical_cursor_position(Some(centre.as_dvec2()));
+    world.write_message(WindowEvent::CursorMoved(CursorMoved {
+        window,
+        position: centre,
+        delta: None,
+    }));
+    app.update();
     for state in [ButtonState::Pressed, ButtonState::Released] {
-        app.world_mut().write_message(MouseButtonInput {
+        let input = MouseButtonInput {
             button: MouseButton::Left,
             state,
             window,
-        });
+        };
+        app.world_mut().write_message(input);
+        app.world_mut()
+            .write_message(WindowEvent::MouseButtonInput(input));
         app.update();
     }
 }

@@ -145,12 +145,13 @@ impl Plugin for GameUiPlugin {
             .add_message::<Act>()
             .add_message::<crate::config::ConfigChanged>()
             .add_systems(Startup, (init_hud, spawn_layout))
+            .add_observer(click_button)
             .add_systems(PreUpdate, follow_toast_seconds.in_set(ClientSystems::Sync))
             .add_systems(
                 Update,
                 (
                     remember_offers,
-                    (key_actions, button_actions, perform)
+                    (key_actions, perform)
                         .chain()
                         .run_if(in_state(crate::assets::AssetPhase::Playing)),
                 )
@@ -399,15 +400,19 @@ fn key_actions(input: Res<ButtonInput<KeyCode>>, panel: Res<Panel>, mut acts: Me
     acts.write_batch(out.into_iter().map(Act));
 }
 
-/// A button pressed asks for its action.
-fn button_actions(
-    buttons: Query<(&Interaction, &UiButton), Changed<Interaction>>,
+/// A button clicked (Bevy's picking: pressed and released on it) asks for its action. The click
+/// bubbles up from the label to the button.
+fn click_button(
+    mut click: On<Pointer<Click>>,
+    buttons: Query<&UiButton>,
     mut acts: MessageWriter<Act>,
 ) {
-    for (interaction, b) in &buttons {
-        if *interaction == Interaction::Pressed {
-            acts.write(Act(b.0));
-        }
+    if click.button != PointerButton::Primary {
+        return;
+    }
+    if let Ok(b) = buttons.get(click.entity) {
+        acts.write(Act(b.0));
+        click.propagate(false);
     }
 }
 
