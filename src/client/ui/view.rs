@@ -352,25 +352,6 @@ fn settings(v: &ViewInputs) -> Vec<Row> {
     ]
 }
 
-/// A trade's goods in words.
-fn goods(g: &crate::game::protocol::TradeGoods) -> String {
-    let mut parts = Vec::new();
-    if !g.fish.is_empty() {
-        parts.push(format!("{} fish", g.fish.len()));
-    }
-    if !g.decorations.is_empty() {
-        parts.push(format!("{} decorations", g.decorations.len()));
-    }
-    if g.coins > 0 {
-        parts.push(format!("{} coins", g.coins));
-    }
-    if parts.is_empty() {
-        "nothing".into()
-    } else {
-        parts.join(" + ")
-    }
-}
-
 /// The buttons of an open trade for this player: accept or decline an offer made to them,
 /// confirm an accepted one they have not confirmed, cancel their own offer or an accepted one.
 fn trade_buttons(t: &TradeView, mine: bool) -> Vec<(String, UiAction)> {
@@ -430,16 +411,16 @@ fn trade(v: &ViewInputs) -> Vec<Row> {
             format!(
                 "To {}: your {} for their {}, {}",
                 name(t.to),
-                goods(&t.give),
-                goods(&t.want),
+                crate::game::client::goods_text(&t.give),
+                crate::game::client::goods_text(&t.want),
                 stage_words(&t.stage)
             )
         } else {
             format!(
                 "From {}: their {} for your {}, {}",
                 name(t.from),
-                goods(&t.give),
-                goods(&t.want),
+                crate::game::client::goods_text(&t.give),
+                crate::game::client::goods_text(&t.want),
                 stage_words(&t.stage)
             )
         };

@@ -132,7 +132,8 @@ impl TradeBook {
     }
 }
 
-fn goods_text(g: &TradeGoods) -> String {
+/// A trade's goods in words ("1 fish + 20 coins", "nothing").
+pub fn goods_text(g: &TradeGoods) -> String {
     let mut parts = Vec::new();
     if !g.fish.is_empty() {
         parts.push(format!("{} fish", g.fish.len()));
