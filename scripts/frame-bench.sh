@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Client frame-time benchmark, side by side in one run on the same renderer (software Vulkan
 # under Xvfb) and window size (1280x720):
-#   1. the baseline: Bevy's own 3d_scene example (examples/bevy_3d_scene.rs);
+#   1. the baseline: Bevy's own 3d_scene example (`bloxquarium frame-baseline`, built into the
+#      binary so both run on the same Bevy build: src/client/baseline.rs);
 #   2. `play` at HIGH quality (level 3): multisampling 4x, the sun's shadows on, two lights (the
 #      sun and the tank's point light), the player's tank stocked with 3 fish (+ FISH extra);
 #      the quality governor off (assetManager.enableQualityScaling=false), so nothing steps down.
@@ -10,23 +11,20 @@
 #
 #   scripts/frame-bench.sh [FISH] [FRAMES]     defaults: 0 extra fish, 120 frames
 #
-# Needs what scripts/screenshot-check.sh needs. Uses the release builds (builds them if missing:
-# `cargo build --release --bin bloxquarium --example bevy_3d_scene`), or BLOXQUARIUM_BIN and
-# BASELINE_BIN.
+# Needs what scripts/screenshot-check.sh needs. Uses the release build (built if missing), or
+# BLOXQUARIUM_BIN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fish="${1:-0}"
 frames="${2:-120}"
 target="${CARGO_TARGET_DIR:-target}"
 bin="${BLOXQUARIUM_BIN:-$target/release/bloxquarium}"
-base="${BASELINE_BIN:-$target/release/examples/bevy_3d_scene}"
 [ -x "$bin" ] || cargo build --release --bin bloxquarium
-[ -x "$base" ] || cargo build --release --example bevy_3d_scene
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 xvfb() { timeout 1200 xvfb-run -a -s "-screen 0 1280x720x24" "$@"; }
 
-BENCH_FRAMES="$frames" xvfb "$base" > "$scratch/base.log" 2>&1 \
+xvfb "$bin" frame-baseline --frames "$frames" > "$scratch/base.log" 2>&1 \
   || { echo "frame-bench: the baseline failed"; tail -20 "$scratch/base.log"; exit 1; }
 base_line="$(grep -a "frame time over" "$scratch/base.log" | sed 's/.*frame time/frame time/')"
 

@@ -728,6 +728,17 @@ fn windowed(
     Err(StartError::NoClientFeature)
 }
 
+#[cfg(feature = "client")]
+fn frame_baseline(frames: u32) -> Result<App, StartError> {
+    crate::client::probe_x_display().map_err(StartError::NoDisplay)?;
+    Ok(crate::client::frame_baseline(frames))
+}
+
+#[cfg(not(feature = "client"))]
+fn frame_baseline(_frames: u32) -> Result<App, StartError> {
+    Err(StartError::NoClientFeature)
+}
+
 /// How a run ended.
 #[derive(Debug)]
 pub enum Finished {
@@ -762,6 +773,7 @@ pub fn run(cli: &Cli) -> Result<Finished, StartError> {
         Command::Assets { action } => {
             return Ok(Finished::Report(tools::run_assets(&cli.global, &action)?));
         }
+        Command::FrameBaseline(args) => frame_baseline(args.frames)?,
         Command::Loadtest(args) => {
             return crate::loadtest::run(&cli.global, &args)
                 .map(Finished::Report)

@@ -97,6 +97,10 @@ pub enum Command {
     Token(TokenArgs),
     /// Run many headless clients against a running server and report throughput and latency.
     Loadtest(LoadtestArgs),
+    /// Bevy's own `3d_scene` in a 1280x720 window, logging its frame times: the baseline of
+    /// scripts/frame-bench.sh.
+    #[command(hide = true)]
+    FrameBaseline(FrameBaselineArgs),
     /// Query the audit log in <data>/audit.jsonl.
     Audit(AuditArgs),
     /// Admin commands to a running server, as an admin player (a token file of theirs).
@@ -113,6 +117,14 @@ pub enum Command {
         #[command(subcommand)]
         action: AssetsCommand,
     },
+}
+
+/// Flags of `frame-baseline`.
+#[derive(Debug, Clone, Args)]
+pub struct FrameBaselineArgs {
+    /// Frames to run; the frame times of the second half are logged, then it exits.
+    #[arg(long, value_name = "N", default_value_t = 120)]
+    pub frames: u32,
 }
 
 /// `assets` subcommands.

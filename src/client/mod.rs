@@ -4,6 +4,8 @@
 #[cfg(feature = "client")]
 mod aquarium;
 #[cfg(feature = "client")]
+mod baseline;
+#[cfg(feature = "client")]
 mod display;
 #[cfg(feature = "client")]
 mod fish;
@@ -20,6 +22,8 @@ pub mod ui;
 
 #[cfg(feature = "client")]
 pub use aquarium::AquariumPlugin;
+#[cfg(feature = "client")]
+pub use baseline::frame_baseline;
 #[cfg(feature = "client")]
 pub use display::probe_x_display;
 #[cfg(feature = "client")]

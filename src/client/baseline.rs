@@ -1,37 +1,31 @@
-//! The frame-time baseline of `scripts/frame-bench.sh`: Bevy's own `3d_scene` example
-//! (bevy 0.19.1, `examples/3d/3d_scene.rs`: a circular base, a cube, a point light with shadows,
-//! a camera; default multisampling), unchanged but for a 1280×720 window, our feature list, and
-//! the same frame-time line the game logs before its screenshot: the second half of
-//! `BENCH_FRAMES` frames (default 120), then it exits.
-//!
-//!   cargo run --release --example bevy_3d_scene
+//! The frame-time baseline of `scripts/frame-bench.sh` (`bloxquarium frame-baseline`): Bevy's
+//! own `3d_scene` example (bevy 0.19.1, `examples/3d/3d_scene.rs`: a circular base, a cube, a
+//! point light with shadows, a camera; default multisampling), unchanged but for a 1280×720
+//! window and the frame-time line the game logs before its screenshot (the second half of the
+//! frames), built into this binary so that both run on the same Bevy build and features.
 
 use bevy::prelude::*;
 use bevy::window::WindowPlugin;
 
-fn main() {
-    let frames = std::env::var("BENCH_FRAMES")
-        .ok()
-        .and_then(|f| f.parse::<usize>().ok())
-        .unwrap_or(120)
-        .max(2);
-    App::new()
-        .add_plugins(DefaultPlugins.set(WindowPlugin {
-            primary_window: Some(Window {
-                title: "bevy 3d_scene".into(),
-                resolution: (1280, 720).into(),
-                ..default()
-            }),
+/// The baseline's App: runs `frames` frames, logs the frame times, exits.
+pub fn frame_baseline(frames: u32) -> App {
+    let mut app = App::new();
+    app.add_plugins(DefaultPlugins.set(WindowPlugin {
+        primary_window: Some(Window {
+            title: "bevy 3d_scene".into(),
+            resolution: (1280, 720).into(),
             ..default()
-        }))
-        .insert_resource(Frames {
-            wanted: frames,
-            ms: Vec::new(),
-            seen: 0,
-        })
-        .add_systems(Startup, scene.spawn())
-        .add_systems(Update, measure)
-        .run();
+        }),
+        ..default()
+    }))
+    .insert_resource(Frames {
+        wanted: frames.max(2),
+        ms: Vec::new(),
+        seen: 0,
+    })
+    .add_systems(Startup, scene.spawn())
+    .add_systems(Update, measure);
+    app
 }
 
 /// set up a simple 3D scene
@@ -64,9 +58,9 @@ fn scene() -> impl SceneList {
 
 #[derive(Resource)]
 struct Frames {
-    wanted: usize,
+    wanted: u32,
     ms: Vec<f64>,
-    seen: usize,
+    seen: u32,
 }
 
 fn measure(time: Res<Time<Real>>, mut frames: ResMut<Frames>, mut exit: MessageWriter<AppExit>) {
@@ -79,14 +73,15 @@ fn measure(time: Res<Time<Real>>, mut frames: ResMut<Frames>, mut exit: MessageW
     }
     let mut ms = frames.ms.clone();
     ms.sort_by(f64::total_cmp);
-    if let (Some(_), false) = (ms.first(), ms.is_empty()) {
+    if !ms.is_empty() {
         let q = |p: f64| ms[((ms.len() - 1) as f64 * p).round() as usize];
         info!(
-            "frame time over {} frames: p50 {:.1} ms, p99 {:.1} ms, mean {:.1} fps",
+            "frame time over {} frames: p50 {:.1} ms, p99 {:.1} ms, mean {:.1} fps; rss {} MiB",
             ms.len(),
             q(0.5),
             q(0.99),
-            1000.0 * ms.len() as f64 / ms.iter().sum::<f64>()
+            1000.0 * ms.len() as f64 / ms.iter().sum::<f64>(),
+            crate::process::rss_bytes() >> 20
         );
     }
     exit.write(AppExit::Success);
