@@ -73,6 +73,9 @@ pub struct Material {
     pub roughness: f32,
     /// Blend with what is behind (glass, water).
     pub blend: bool,
+    /// Not lit (KHR_materials_unlit): its colour as it is. Thin glass, whose lighting no one
+    /// sees at its opacity, and whose lit shading cost most of a frame on a software renderer.
+    pub unlit: bool,
 }
 
 /// A node: one mesh (with a material), a placement, children.
@@ -201,13 +204,17 @@ impl Scene {
             .materials
             .iter()
             .map(|m| {
+                // Single-sided, blended or not: a thin wall shows the camera one face either way,
+                // and double-sided glass drew every wall twice over the whole tank.
                 let mut v = json!({
                     "name": m.name,
                     "pbrMetallicRoughness": {"baseColorFactor": m.color, "metallicFactor": m.metallic, "roughnessFactor": m.roughness},
-                    "doubleSided": m.blend,
                 });
                 if m.blend {
                     v["alphaMode"] = json!("BLEND");
+                }
+                if m.unlit {
+                    v["extensions"] = json!({"KHR_materials_unlit": {}});
                 }
                 v
             })
@@ -221,6 +228,7 @@ impl Scene {
             .filter(|i| !children.contains(i))
             .collect();
         pad4(&mut bin, 0);
+        let unlit = self.materials.iter().any(|m| m.unlit);
         let mut doc = json!({
             "asset": {"version": "2.0", "generator": "bloxquarium assets generate"},
             "scene": 0,
@@ -234,6 +242,9 @@ impl Scene {
         });
         if !animations.is_empty() {
             doc["animations"] = json!(animations);
+        }
+        if unlit {
+            doc["extensionsUsed"] = json!(["KHR_materials_unlit"]);
         }
         let mut text = serde_json::to_vec(&doc).unwrap_or_default();
         while !text.len().is_multiple_of(4) {
@@ -350,6 +361,7 @@ mod tests {
                 metallic: 0.0,
                 roughness: 0.5,
                 blend: false,
+                unlit: false,
             }],
             nodes: vec![Node {
                 name: "box".into(),

@@ -63,6 +63,7 @@ fn material(name: &str, rgb: [f32; 3], alpha: f32, metallic: f32, roughness: f32
         metallic,
         roughness,
         blend: alpha < 1.0,
+        unlit: name == "Glass",
     }
 }
 
