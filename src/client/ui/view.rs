@@ -329,10 +329,12 @@ fn inventory(v: &ViewInputs) -> Vec<Row> {
 }
 
 fn settings(v: &ViewInputs) -> Vec<Row> {
+    // Text values without their quotes ("HIGH", not "\"HIGH\"").
     let get = |k: &str| {
-        v.config
-            .value(k)
-            .map_or_else(|_| "?".into(), |v| format!("{v}"))
+        v.config.value(k).map_or_else(
+            |_| "?".into(),
+            |v| format!("{v}").trim_matches('"').to_string(),
+        )
     };
     vec![
         Row::text("SETTINGS (saved as your preferences)"),
@@ -637,6 +639,14 @@ mod tests {
             "only the other player's line has buttons"
         );
         assert!(actions(Panel::Trade).contains(&UiAction::OfferTrade(2)));
+        let texts: Vec<String> = rows(Panel::Settings, &v)
+            .into_iter()
+            .map(|r| r.text)
+            .collect();
+        assert!(
+            texts.contains(&"Particles HIGH".to_string()),
+            "text settings read without quotes: {texts:?}"
+        );
     }
 
     #[test]
