@@ -243,7 +243,6 @@ fn register_decoders(
 
 /// A magenta and black checker: the texture nobody mistakes for a real one.
 fn checker() -> Image {
-    use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
     let n = 16u32;
     let mut data = Vec::with_capacity((n * n * 4) as usize);
     for y in 0..n {
@@ -256,6 +255,12 @@ fn checker() -> Image {
             });
         }
     }
+    square_image(n, data)
+}
+
+/// An `n`×`n` sRGB RGBA image from its pixels (4 bytes each, row by row).
+pub fn square_image(n: u32, data: Vec<u8>) -> Image {
+    use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
     Image::new(
         Extent3d {
             width: n,

@@ -71,18 +71,8 @@ fn measure(time: Res<Time<Real>>, mut frames: ResMut<Frames>, mut exit: MessageW
     if frames.seen < frames.wanted {
         return;
     }
-    let mut ms = frames.ms.clone();
-    ms.sort_by(f64::total_cmp);
-    if !ms.is_empty() {
-        let q = |p: f64| ms[((ms.len() - 1) as f64 * p).round() as usize];
-        info!(
-            "frame time over {} frames: p50 {:.1} ms, p99 {:.1} ms, mean {:.1} fps; rss {} MiB",
-            ms.len(),
-            q(0.5),
-            q(0.99),
-            1000.0 * ms.len() as f64 / ms.iter().sum::<f64>(),
-            crate::process::rss_bytes() >> 20
-        );
+    if let Some(line) = super::render::frame_time_line(&frames.ms) {
+        info!("{line}");
     }
     exit.write(AppExit::Success);
 }

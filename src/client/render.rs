@@ -184,6 +184,25 @@ impl Look {
     }
 }
 
+/// "frame time over N frames: p50 …, p99 …, mean … fps; rss … MiB" for frame times in ms (the
+/// line `scripts/frame-bench.sh` reads, from the game and from its baseline); `None` for none.
+pub fn frame_time_line(frame_ms: &[f64]) -> Option<String> {
+    let mut ms = frame_ms.to_vec();
+    ms.sort_by(f64::total_cmp);
+    let q = |p: f64| {
+        ms.get(((ms.len().max(1) - 1) as f64 * p).round() as usize)
+            .copied()
+    };
+    Some(format!(
+        "frame time over {} frames: p50 {:.1} ms, p99 {:.1} ms, mean {:.1} fps; rss {} MiB",
+        ms.len(),
+        q(0.5)?,
+        q(0.99)?,
+        1000.0 * ms.len() as f64 / ms.iter().sum::<f64>(),
+        crate::process::rss_bytes() >> 20
+    ))
+}
+
 /// Closing the window starts the shutdown phase instead of exiting on the spot.
 pub struct WindowClosePlugin;
 
@@ -348,19 +367,8 @@ fn take_screenshot(
         return;
     }
     plan.taken = true;
-    let mut ms = plan.frame_ms.clone();
-    ms.sort_by(f64::total_cmp);
-    if !ms.is_empty() {
-        let q = |p: f64| ms[((ms.len() - 1) as f64 * p).round() as usize];
-        info!(
-            "frame time over {} frames with {} fish on screen: p50 {:.1} ms, p99 {:.1} ms, mean {:.1} fps; rss {} MiB",
-            ms.len(),
-            fish.iter().count(),
-            q(0.5),
-            q(0.99),
-            1000.0 * ms.len() as f64 / ms.iter().sum::<f64>(),
-            crate::process::rss_bytes() >> 20
-        );
+    if let Some(line) = frame_time_line(&plan.frame_ms) {
+        info!("{line} with {} fish on screen", fish.iter().count());
     }
     info!(
         "taking a screenshot after {} frames of play: {}",

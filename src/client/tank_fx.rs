@@ -76,7 +76,6 @@ fn sway(time: Res<Time>, mut plants: Query<(&Sway, &mut Transform)>) {
 /// A tiling caustics pattern: bright wavy lines where three waves cross (alpha = brightness).
 pub fn caustics_image(n: u32) -> Image {
     use bevy::image::{ImageAddressMode, ImageSampler, ImageSamplerDescriptor};
-    use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
     use std::f32::consts::TAU;
     // Integer wave numbers: the pattern tiles.
     const WAVES: [([f32; 2], [f32; 2]); 3] = [
@@ -97,17 +96,7 @@ pub fn caustics_image(n: u32) -> Image {
             data.extend_from_slice(&[255, 255, 255, (a * 255.0) as u8]);
         }
     }
-    let mut image = Image::new(
-        Extent3d {
-            width: n,
-            height: n,
-            depth_or_array_layers: 1,
-        },
-        TextureDimension::D2,
-        data,
-        TextureFormat::Rgba8UnormSrgb,
-        default(),
-    );
+    let mut image = super::aquarium::square_image(n, data);
     image.sampler = ImageSampler::Descriptor(ImageSamplerDescriptor {
         address_mode_u: ImageAddressMode::Repeat,
         address_mode_v: ImageAddressMode::Repeat,
