@@ -722,8 +722,7 @@ fn update_hud(
             s.tank_level,
             s.fish.len(),
             c.capacity(s.tank_level),
-            // (+ 0.0: never "-0.0")
-            c.income_per_second(&crate::game::to_profile(s)) + 0.0
+            c.income_per_second(&crate::game::to_profile(s))
         ),
         _ if *state == ConnectionState::Connected => "Loading your aquarium...".to_string(),
         _ => "Not in the game".to_string(),

@@ -321,7 +321,8 @@ impl Catalog {
                     .max(0.0);
                 rate * f64::from((100.0 - f.hunger.clamp(0.0, 100.0)) / 100.0)
             })
-            .sum()
+            // From +0.0: a float sum starts at -0.0, and no fish printed as "-0.0 coins/s".
+            .fold(0.0, |sum, r| sum + r)
     }
 }
 
