@@ -59,6 +59,16 @@ pub struct PlayerState {
     pub last_op: u64,
 }
 
+impl PlayerState {
+    /// The newest fish (the highest id), of `species` if given.
+    pub fn newest_fish(&self, species: Option<u8>) -> Option<&FishState> {
+        self.fish
+            .iter()
+            .filter(|f| species.is_none_or(|s| s == f.species))
+            .max_by_key(|f| f.id)
+    }
+}
+
 /// One fish as the client sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FishState {
@@ -382,6 +392,23 @@ pub struct TradeOffer {
     pub give: TradeGoods,
     /// What the offerer asks for.
     pub want: TradeGoods,
+}
+
+impl TradeOffer {
+    /// Offers `to` one fish for `coins`.
+    pub fn fish_for_coins(to: u64, fish: u64, coins: i64) -> Self {
+        Self {
+            to,
+            give: TradeGoods {
+                fish: vec![fish],
+                ..Default::default()
+            },
+            want: TradeGoods {
+                coins,
+                ..Default::default()
+            },
+        }
+    }
 }
 
 impl Remote for TradeOffer {

@@ -9,7 +9,6 @@
 mod dump;
 pub mod view;
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use bevy::input::ButtonInput;
@@ -20,7 +19,7 @@ pub use dump::{StateDump, StateDumpPlugin};
 pub use view::{Panel, Row, UiAction};
 
 use crate::config::ClientConfig;
-use crate::game::protocol::{ShopItem, TradeGoods, TradeOffer};
+use crate::game::protocol::{ShopItem, TradeOffer};
 use crate::game::{GameOp, Leaderboard, Prediction, Shop, TradeBook, Visit};
 use crate::protocol::ConfigValue;
 use crate::stages::ClientSystems;
@@ -72,21 +71,13 @@ struct PanelBox;
 #[derive(Component)]
 struct HidesWhenEmpty;
 
-/// Trades this player offered, and the coins asked in the next offer.
-#[derive(Resource, Debug)]
-pub struct TradeDesk {
-    /// Trade ids this player offered (from the offers' answers).
-    pub offered: BTreeSet<u64>,
-    /// Coins asked for the newest fish.
-    pub ask: i64,
-}
+/// The coins asked for the newest fish in the next trade offer (−10 and +10 on the trade panel).
+#[derive(Resource, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AskedCoins(pub i64);
 
-impl Default for TradeDesk {
+impl Default for AskedCoins {
     fn default() -> Self {
-        Self {
-            offered: BTreeSet::new(),
-            ask: 20,
-        }
+        Self(20)
     }
 }
 
@@ -140,7 +131,7 @@ pub struct GameUiPlugin;
 impl Plugin for GameUiPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<Panel>()
-            .init_resource::<TradeDesk>()
+            .init_resource::<AskedCoins>()
             .init_resource::<ShownRows>()
             .add_message::<Act>()
             .add_message::<crate::config::ConfigChanged>()
@@ -149,13 +140,9 @@ impl Plugin for GameUiPlugin {
             .add_systems(PreUpdate, follow_toast_seconds.in_set(ClientSystems::Sync))
             .add_systems(
                 Update,
-                (
-                    remember_offers,
-                    (key_actions, perform)
-                        .chain()
-                        .run_if(in_state(crate::assets::AssetPhase::Playing)),
-                )
+                (key_actions, perform)
                     .chain()
+                    .run_if(in_state(crate::assets::AssetPhase::Playing))
                     .in_set(ClientSystems::Handle),
             )
             .add_systems(
@@ -338,17 +325,6 @@ fn spawn_layout(mut commands: Commands) {
         .add_children(&[top, middle, bar]);
 }
 
-fn remember_offers(
-    mut answers: MessageReader<crate::transport::Answer<TradeOffer>>,
-    mut desk: ResMut<TradeDesk>,
-) {
-    for a in answers.read() {
-        if let Ok(v) = &a.result {
-            desk.offered.insert(v.trade);
-        }
-    }
-}
-
 /// The keys' actions. Settings keys work while the settings panel is open.
 fn key_actions(input: Res<ButtonInput<KeyCode>>, panel: Res<Panel>, mut acts: MessageWriter<Act>) {
     let mut out = Vec::new();
@@ -465,15 +441,7 @@ fn setting_step(
 
 /// The game operation an action asks for, if it is one.
 fn game_op(action: UiAction, state: Option<&crate::game::protocol::PlayerState>) -> Option<GameOp> {
-    let newest = |species: Option<u8>| {
-        state.and_then(|s| {
-            s.fish
-                .iter()
-                .filter(|f| species.is_none_or(|sp| sp == f.species))
-                .map(|f| f.id)
-                .max()
-        })
-    };
+    let newest = |species| state.and_then(|s| s.newest_fish(species)).map(|f| f.id);
     let buy = |item| GameOp::Purchase { item, quantity: 1 };
     match action {
         UiAction::BuyFish(species) => Some(buy(ShopItem::Fish { species })),
@@ -490,7 +458,7 @@ fn game_op(action: UiAction, state: Option<&crate::game::protocol::PlayerState>)
 #[allow(clippy::too_many_arguments)]
 fn perform(
     mut acts: MessageReader<Act>,
-    (mut panel, mut hud, mut desk): (ResMut<Panel>, ResMut<HudState>, ResMut<TradeDesk>),
+    (mut panel, mut hud, mut ask): (ResMut<Panel>, ResMut<HudState>, ResMut<AskedCoins>),
     mut config: ResMut<ClientConfig>,
     mut prediction: ResMut<Prediction>,
     mut net: ResMut<ClientNet>,
@@ -541,30 +509,18 @@ fn perform(
                 }
             }
             UiAction::AskCoins(d) => {
-                desk.ask = (desk.ask + 10 * i64::from(d)).clamp(0, crate::game::protocol::MAX_GIFT);
+                ask.0 = (ask.0 + 10 * i64::from(d)).clamp(0, crate::game::protocol::MAX_GIFT);
             }
             UiAction::OfferTrade(to) => {
                 let newest = prediction
                     .predictor
                     .authoritative()
-                    .and_then(|s| s.fish.iter().map(|f| f.id).max());
+                    .and_then(|s| s.newest_fish(None))
+                    .map(|f| f.id);
                 match newest {
                     Some(fish) => {
-                        info!("offering player {to} fish {fish} for {} coins", desk.ask);
-                        net.call(
-                            &TradeOffer {
-                                to,
-                                give: TradeGoods {
-                                    fish: vec![fish],
-                                    ..Default::default()
-                                },
-                                want: TradeGoods {
-                                    coins: desk.ask,
-                                    ..Default::default()
-                                },
-                            },
-                            now,
-                        );
+                        info!("offering player {to} fish {fish} for {} coins", ask.0);
+                        net.call(&TradeOffer::fish_for_coins(to, fish, ask.0), now);
                     }
                     None => prediction
                         .predictor
@@ -896,7 +852,7 @@ fn update_panel(
     panel: Res<Panel>,
     (shop, prediction, config): (Res<Shop>, Res<Prediction>, Option<Res<ClientConfig>>),
     (visit, board, net): (Res<Visit>, Res<Leaderboard>, Option<Res<ClientNet>>),
-    (trades, desk): (Res<TradeBook>, Res<TradeDesk>),
+    (trades, ask): (Res<TradeBook>, Res<AskedCoins>),
     mut shown: ResMut<ShownRows>,
     mut boxes: Query<(Entity, &mut Node), With<PanelBox>>,
     mut texts: Query<&mut Text>,
@@ -919,8 +875,7 @@ fn update_panel(
         board: &ranked,
         me: me.as_deref(),
         trades: &trades,
-        offered: &desk.offered,
-        ask: desk.ask,
+        ask: ask.0,
     };
     let rows = view::rows(*panel, &inputs);
     if rows == shown.rows {

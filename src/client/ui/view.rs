@@ -2,8 +2,6 @@
 //! the actions a button or a key asks for, and the keys' meanings. No `World` here; the systems
 //! in the module above turn rows into nodes and actions into calls.
 
-use std::collections::BTreeSet;
-
 use crate::game::protocol::{PlayerState, TradeAction, TradeStage, TradeView};
 use crate::game::{Catalog, DECORATION_KEYS, DECORATIONS, SPECIES, Species, TradeBook};
 
@@ -196,10 +194,8 @@ pub struct ViewInputs<'a> {
     pub board: &'a [(u64, String, i64)],
     /// The name the server welcomed this player by.
     pub me: Option<&'a str>,
-    /// The player's trades.
+    /// The player's trades (and which of them it offered).
     pub trades: &'a TradeBook,
-    /// Trades this player offered.
-    pub offered: &'a BTreeSet<u64>,
     /// The coins asked for the newest fish in an offer.
     pub ask: i64,
 }
@@ -408,24 +404,19 @@ fn trade(v: &ViewInputs) -> Vec<Row> {
     let mut out = vec![title("TRADES")];
     let open: Vec<&TradeView> = v.trades.open().collect();
     for t in &open {
-        let mine = v.offered.contains(&t.trade);
-        let text = if mine {
-            format!(
-                "To {}: your {} for their {}, {}",
-                name(t.to),
-                crate::game::client::goods_text(&t.give),
-                crate::game::client::goods_text(&t.want),
-                stage_words(&t.stage)
-            )
+        let mine = v.trades.offered.contains(&t.trade);
+        let (to_from, other, gives, gets) = if mine {
+            ("To", t.to, "your", "their")
         } else {
-            format!(
-                "From {}: their {} for your {}, {}",
-                name(t.from),
-                crate::game::client::goods_text(&t.give),
-                crate::game::client::goods_text(&t.want),
-                stage_words(&t.stage)
-            )
+            ("From", t.from, "their", "your")
         };
+        let text = format!(
+            "{to_from} {}: {gives} {} for {gets} {}, {}",
+            name(other),
+            crate::game::client::goods_text(&t.give),
+            crate::game::client::goods_text(&t.want),
+            stage_words(&t.stage)
+        );
         out.push(Row {
             text,
             buttons: trade_buttons(t, mine),
@@ -441,7 +432,7 @@ fn trade(v: &ViewInputs) -> Vec<Row> {
     for t in ended.iter().rev().take(2) {
         out.push(Row::text(format!(
             "Trade with {}: {}",
-            name(if v.offered.contains(&t.trade) {
+            name(if v.trades.offered.contains(&t.trade) {
                 t.to
             } else {
                 t.from
@@ -449,14 +440,11 @@ fn trade(v: &ViewInputs) -> Vec<Row> {
             stage_words(&t.stage)
         )));
     }
-    let newest = v
-        .state
-        .and_then(|s| s.fish.iter().max_by_key(|f| f.id))
-        .map(|f| {
-            SPECIES
-                .get(usize::from(f.species))
-                .map_or_else(|| "fish".to_string(), Species::display_name)
-        });
+    let newest = v.state.and_then(|s| s.newest_fish(None)).map(|f| {
+        SPECIES
+            .get(usize::from(f.species))
+            .map_or_else(|| "fish".to_string(), Species::display_name)
+    });
     match newest {
         Some(species) => {
             out.push(
@@ -593,7 +581,6 @@ mod tests {
         let c = catalog();
         let s = state();
         let book = TradeBook::default();
-        let offered = BTreeSet::new();
         let board = vec![(1, "Me".to_string(), 100), (2, "Bob".to_string(), 50)];
         let v = ViewInputs {
             catalog: Some(&c),
@@ -603,7 +590,6 @@ mod tests {
             board: &board,
             me: Some("Me"),
             trades: &book,
-            offered: &offered,
             ask: 20,
         };
         let actions = |p| -> Vec<UiAction> {

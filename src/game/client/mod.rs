@@ -107,6 +107,7 @@ impl Plugin for GameClientPlugin {
                 (
                     run_script,
                     receive_notices,
+                    record_offers,
                     receive_trades,
                     script_trades,
                     claim_daily_reward,
@@ -123,6 +124,8 @@ impl Plugin for GameClientPlugin {
 pub struct TradeBook {
     /// Trade id → the latest view.
     pub trades: std::collections::BTreeMap<u64, TradeView>,
+    /// Trades this client offered (from the offers' answers): the others were offered to it.
+    pub offered: std::collections::BTreeSet<u64>,
 }
 
 impl TradeBook {
@@ -148,6 +151,18 @@ pub fn goods_text(g: &TradeGoods) -> String {
         "nothing".into()
     } else {
         parts.join(" + ")
+    }
+}
+
+/// The answers to this client's offers: the trade ids it offered (a refusal is logged).
+fn record_offers(mut answers: MessageReader<Answer<TradeOffer>>, mut book: ResMut<TradeBook>) {
+    for a in answers.read() {
+        match &a.result {
+            Ok(v) => {
+                book.offered.insert(v.trade);
+            }
+            Err(e) => warn!("trade offer refused: {e}"),
+        }
     }
 }
 
@@ -190,6 +205,7 @@ fn receive_trades(
                 .collect();
             for t in ended.iter().take(ended.len().saturating_sub(16)) {
                 book.trades.remove(t);
+                book.offered.remove(t);
             }
         }
     }
@@ -203,8 +219,6 @@ pub struct TradeScript {
     offer: Option<(u64, i64)>,
     accept: bool,
     offered: bool,
-    /// Trades this client offered (from the offers' answers).
-    mine: std::collections::BTreeSet<u64>,
     /// (trade, action) already asked.
     asked: std::collections::BTreeSet<(u64, u8)>,
 }
@@ -226,20 +240,11 @@ fn script_trades(
     prediction: Res<Prediction>,
     ops: Res<ScriptedOps>,
     net: Option<ResMut<ClientNet>>,
-    mut offers: MessageReader<Answer<TradeOffer>>,
     time: Res<Time<Real>>,
 ) {
     // Most clients trade by hand (or not at all): nothing to script.
     if script.offer.is_none() && !script.accept {
         return;
-    }
-    for a in offers.read() {
-        match &a.result {
-            Ok(v) => {
-                script.mine.insert(v.trade);
-            }
-            Err(e) => warn!("trade offer refused: {e}"),
-        }
     }
     let Some(mut net) = net else {
         return;
@@ -250,25 +255,16 @@ fn script_trades(
         && let Some(newest) = prediction
             .predictor
             .authoritative()
-            .and_then(|s| s.fish.iter().map(|f| f.id).max())
+            .and_then(|s| s.newest_fish(None))
+            .map(|f| f.id)
     {
         script.offered = true;
-        let offer = TradeOffer {
-            to,
-            give: TradeGoods {
-                fish: vec![newest],
-                ..Default::default()
-            },
-            want: TradeGoods {
-                coins,
-                ..Default::default()
-            },
-        };
+        let offer = TradeOffer::fish_for_coins(to, newest, coins);
         info!("offering player {to} fish {newest} for {coins} coins");
         net.call(&offer, now);
     }
     for v in book.open() {
-        let mine = script.mine.contains(&v.trade);
+        let mine = book.offered.contains(&v.trade);
         let action = match &v.stage {
             TradeStage::Offered if !mine && script.accept => Some((0u8, TradeAction::Accept)),
             TradeStage::Accepted {
