@@ -50,9 +50,7 @@ pub struct FishPlugin;
 
 impl Plugin for FishPlugin {
     fn build(&self, app: &mut App) {
-        // A player at the window gets the daily reward without asking.
-        app.insert_resource(crate::game::DailyClaims::automatic())
-            .init_resource::<Boids>()
+        app.init_resource::<Boids>()
             .init_resource::<Food>()
             .add_message::<super::ui::Act>()
             .add_systems(

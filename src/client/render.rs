@@ -208,10 +208,7 @@ pub struct WindowClosePlugin;
 
 impl Plugin for WindowClosePlugin {
     fn build(&self, app: &mut App) {
-        app.add_systems(
-            Update,
-            (close_requested, screenshot_key).in_set(ClientSystems::Handle),
-        );
+        app.add_systems(Update, close_requested.in_set(ClientSystems::Handle));
     }
 }
 
@@ -266,7 +263,8 @@ fn close_requested(
     }
 }
 
-/// Saves a PNG of the window after a number of frames, then shuts down (the smoke check).
+/// F12 saves a PNG of the window; with a path, one is saved after a number of frames, then it
+/// shuts down (the smoke check).
 pub struct ScreenshotPlugin {
     /// Where to save; nothing happens without one.
     pub path: Option<PathBuf>,
@@ -287,6 +285,7 @@ struct ScreenshotPlan {
 
 impl Plugin for ScreenshotPlugin {
     fn build(&self, app: &mut App) {
+        app.add_systems(Update, screenshot_key.in_set(ClientSystems::Handle));
         if let Some(path) = &self.path {
             app.insert_resource(ScreenshotPlan {
                 path: path.clone(),

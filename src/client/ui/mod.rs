@@ -130,7 +130,9 @@ pub struct GameUiPlugin;
 
 impl Plugin for GameUiPlugin {
     fn build(&self, app: &mut App) {
-        app.init_resource::<Panel>()
+        // A player at the window gets the daily reward without asking.
+        app.insert_resource(crate::game::DailyClaims::automatic())
+            .init_resource::<Panel>()
             .init_resource::<AskedCoins>()
             .init_resource::<ShownRows>()
             .add_message::<Act>()
@@ -576,11 +578,14 @@ fn update_status(
     state: Res<ConnectionState>,
     mut text: Query<&mut Text, With<StatusText>>,
 ) {
+    // Written when the connection changes (and on the first frame: resources read as changed
+    // then, after the line was spawned at start-up), not each frame.
+    if !(mode.is_changed() || state.is_changed()) {
+        return;
+    }
     let line = status_line(*mode, server.as_deref(), &state);
     for mut t in &mut text {
-        if t.0 != line {
-            t.0.clone_from(&line);
-        }
+        t.0.clone_from(&line);
     }
 }
 
