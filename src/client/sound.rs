@@ -335,9 +335,7 @@ pub struct Sound {
     loading: Vec<(&'static str, bool, Handle<AssetBytes>)>,
     /// How often each sound was asked for (the first time is logged; the CI check reads it).
     pub played: std::collections::BTreeMap<&'static str, u64>,
-    last_coins: Option<i64>,
     last_fish: Option<usize>,
-    last_coin_sound: Duration,
     next_bubbles: Duration,
     volumes: Option<Volumes>,
 }
@@ -414,9 +412,7 @@ impl Sound {
             commands: started.ok().map(|_| tx),
             loading: Vec::new(),
             played: Default::default(),
-            last_coins: None,
             last_fish: None,
-            last_coin_sound: Duration::ZERO,
             next_bubbles: Duration::from_secs(3),
             volumes: None,
         }
@@ -449,6 +445,7 @@ impl Plugin for SoundPlugin {
     fn build(&self, app: &mut App) {
         app.insert_resource(Sound::start())
             .add_message::<super::ui::Act>()
+            .add_message::<super::tank_fx::CoinsLanded>()
             .add_systems(
                 Update,
                 (load_sounds, follow_volumes, sounds_of_the_game)
@@ -510,28 +507,24 @@ fn follow_volumes(mut sound: ResMut<Sound>, config: Res<ClientConfig>) {
     }
 }
 
-/// What the player hears: a coin when the balance rises (at most twice a second), a splash
+/// What the player hears: a coin when coins land ([`super::tank_fx::CoinsLanded`]), a splash
 /// when a fish arrives, a click on a key or a button, bubbles now and then.
 fn sounds_of_the_game(
     mut sound: ResMut<Sound>,
     prediction: Res<Prediction>,
     keys: Res<ButtonInput<KeyCode>>,
     mut acts: MessageReader<super::ui::Act>,
+    mut landed: MessageReader<super::tank_fx::CoinsLanded>,
     time: Res<Time<Real>>,
 ) {
     let now = time.elapsed();
-    if let Some(state) = prediction.predictor.authoritative() {
-        let (coins, fish) = (state.coins, state.fish.len());
-        if sound.last_coins.is_some_and(|c| coins > c)
-            && now.saturating_sub(sound.last_coin_sound) >= Duration::from_millis(500)
-        {
-            sound.last_coin_sound = now;
-            sound.play("Coin");
-        }
+    if landed.read().count() > 0 {
+        sound.play("Coin");
+    }
+    if let Some(fish) = prediction.predictor.authoritative().map(|s| s.fish.len()) {
         if sound.last_fish.is_some_and(|f| fish > f) {
             sound.play("Splash");
         }
-        sound.last_coins = Some(coins);
         sound.last_fish = Some(fish);
     }
     // (Keys ask for actions too: one click a frame whichever way.)

@@ -39,6 +39,11 @@ struct CoinPop {
     age: f32,
 }
 
+/// Coins landed: the player's balance on the server rose (said at most twice a second). The
+/// coin sound and the coin pop both follow it.
+#[derive(Message, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoinsLanded;
+
 /// How long a coin pop lasts (seconds).
 const COIN_POP_SECS: f32 = 1.2;
 
@@ -55,6 +60,8 @@ pub struct TankEffectsPlugin;
 impl Plugin for TankEffectsPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<Looks>()
+            .add_message::<CoinsLanded>()
+            .add_systems(Update, watch_coins.in_set(ClientSystems::Handle))
             .add_systems(
                 Update,
                 (bubbles, sway, caustics, coin_pops).in_set(ClientSystems::Present),
@@ -153,23 +160,41 @@ fn caustics(
     }
 }
 
-/// A coin pops out of one of the player's fish each time income lands (at most twice a
-/// second), rises, spins and is gone after [`COIN_POP_SECS`].
+/// Says [`CoinsLanded`] when the player's balance on the server rose, at most twice a second.
+fn watch_coins(
+    prediction: Res<crate::game::Prediction>,
+    time: Res<Time<Real>>,
+    mut landed: MessageWriter<CoinsLanded>,
+    mut last: Local<(Option<i64>, Duration)>,
+) {
+    let Some(coins) = prediction.predictor.authoritative().map(|s| s.coins) else {
+        return;
+    };
+    let now = time.elapsed();
+    let (seen, said) = &mut *last;
+    if seen.is_some_and(|c| coins > c) && now.saturating_sub(*said) >= Duration::from_millis(500) {
+        *said = now;
+        landed.write(CoinsLanded);
+    }
+    *seen = Some(coins);
+}
+
+/// A coin pops out of one of the player's fish each time coins land (in the player's own
+/// aquarium), rises, spins and is gone after [`COIN_POP_SECS`].
 #[allow(clippy::too_many_arguments)]
 fn coin_pops(
     mut commands: Commands,
     time: Res<Time>,
-    prediction: Res<crate::game::Prediction>,
+    mut landed: MessageReader<CoinsLanded>,
     visit: Res<crate::game::Visit>,
     fish: Query<&GlobalTransform, With<super::aquarium::FishModel>>,
     mut pops: Query<(Entity, &mut CoinPop, &mut Transform)>,
     mut looks: ResMut<Looks>,
     mut meshes: ResMut<Assets<Mesh>>,
     mut materials: ResMut<Assets<StandardMaterial>>,
-    mut last: Local<(Option<i64>, f32, usize)>,
+    mut turn: Local<usize>,
 ) {
     let dt = time.delta_secs();
-    let now = time.elapsed_secs();
     for (e, mut pop, mut t) in &mut pops {
         pop.age += dt;
         if pop.age >= COIN_POP_SECS {
@@ -181,20 +206,13 @@ fn coin_pops(
         let fade = 1.0 - (pop.age / COIN_POP_SECS).powi(3);
         t.scale = Vec3::splat(fade.max(0.05));
     }
-    let Some(coins) = prediction.predictor.authoritative().map(|s| s.coins) else {
-        return;
-    };
-    let (seen, at, turn) = &mut *last;
-    let rose = seen.is_some_and(|c| coins > c);
-    *seen = Some(coins);
-    if !rose || visit.showing.is_some() || now - *at < 0.5 {
+    if landed.read().count() == 0 || visit.showing.is_some() {
         return;
     }
     let places: Vec<Vec3> = fish.iter().map(GlobalTransform::translation).collect();
     let Some(place) = places.get(*turn % places.len().max(1)).copied() else {
         return;
     };
-    *at = now;
     *turn += 1;
     let (mesh, material) = looks
         .coin
