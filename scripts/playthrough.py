@@ -47,6 +47,20 @@ class Game:
             stdout=self.log, stderr=subprocess.STDOUT, env=env)
         self.window = None
 
+    def __enter__(self):
+        """Waits for the window and for play to start (the state with coins)."""
+        self.find_window()
+        self.started = self.wait("the game starts",
+                                 lambda s: s["playing"] and s["coins"] is not None,
+                                 timeout=self.args.start_timeout)
+        return self
+
+    def __exit__(self, *_):
+        # A step that failed leaves the game running: end it.
+        if self.proc.poll() is None:
+            self.proc.kill()
+        return False
+
     def state(self):
         try:
             with open(self.dump) as f:
@@ -102,6 +116,11 @@ class Game:
         self.xdo("mouseup", "1")
         time.sleep(0.4)
 
+    def open_panel(self, panel):
+        """Clicks the bar's button of `panel` and waits until it is the panel open."""
+        self.click(f"panel-{panel.lower()}")
+        self.wait(f"the {panel} panel opens", lambda s: s["panel"] == panel)
+
     def key(self, name):
         print(f"  key {name}")
         # There is no window manager to give the window the keyboard: give it here.
@@ -149,19 +168,15 @@ def step(title):
 
 def play(args):
     step("start (fresh data)")
-    g = Game(args, 1)
-    try:
-        g.find_window()
-        s = g.wait("the game starts", lambda s: s["playing"] and s["coins"] is not None,
-                   timeout=args.start_timeout)
+    with Game(args, 1) as g:
+        s = g.started
         # 2000 starting coins, and the daily reward on top.
         if s["coins"] < 2000 or s["fish"]:
             raise Failed(f"a new player has 2000 coins or more and no fish, not {s['coins']} and {s['fish']}")
         g.screenshot("01-start")
 
         step("open the shop (click)")
-        g.click("panel-shop")
-        g.wait("the shop opens", lambda s: s["panel"] == "Shop")
+        g.open_panel("Shop")
         g.screenshot("02-shop")
 
         step("buy a goldfish and a clownfish (click), and a third fish (key 3)")
@@ -190,25 +205,21 @@ def play(args):
         g.screenshot("05-upgraded")
 
         step("inventory panel (click)")
-        g.click("panel-inventory")
-        g.wait("the inventory opens", lambda s: s["panel"] == "Inventory")
+        g.open_panel("Inventory")
         g.screenshot("06-inventory")
 
         step("settings panel (click), volume up (click)")
-        g.click("panel-settings")
-        g.wait("the settings open", lambda s: s["panel"] == "Settings")
+        g.open_panel("Settings")
         g.click("volume+1")
         g.wait("the volume rises", lambda s: abs(s["volume"] - 0.6) < 1e-6)
         g.screenshot("07-settings")
 
         step("trade panel (click)")
-        g.click("panel-trade")
-        g.wait("the trade panel opens", lambda s: s["panel"] == "Trade")
+        g.open_panel("Trade")
         g.screenshot("08-trade")
 
         step("leaderboard panel (click), the F3 overlay (key)")
-        g.click("panel-leaderboard")
-        g.wait("the leaderboard opens", lambda s: s["panel"] == "Leaderboard")
+        g.open_panel("Leaderboard")
         g.key("F3")
         g.wait("the overlay shows", lambda s: s["overlay"])
         g.screenshot("09-leaderboard")
@@ -222,17 +233,10 @@ def play(args):
         saved = g.state()
         step("quit (SIGTERM)")
         g.quit()
-    except BaseException:
-        if g.proc.poll() is None:
-            g.proc.kill()
-        raise
 
     step("start again on the same data")
-    g = Game(args, 2)
-    try:
-        g.find_window()
-        s = g.wait("the game starts again", lambda s: s["playing"] and s["coins"] is not None,
-                   timeout=args.start_timeout)
+    with Game(args, 2) as g:
+        s = g.started
         same = (sorted(s["fish"]) == sorted(saved["fish"])
                 and s["tank_level"] == saved["tank_level"]
                 and s["decorations"] == saved["decorations"]
@@ -244,10 +248,6 @@ def play(args):
               f"(saved {saved['coins']}), fish {sorted(s['fish'])}, tank level {s['tank_level']}, "
               f"{s['decorations']} decoration(s)")
         g.quit()
-    except BaseException:
-        if g.proc.poll() is None:
-            g.proc.kill()
-        raise
 
 
 def main():
