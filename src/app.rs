@@ -751,6 +751,11 @@ pub enum Finished {
 /// Builds the App for the parsed command line and runs it to the end.
 pub fn run(cli: &Cli) -> Result<Finished, StartError> {
     let process = ProcessOptions::PROCESS;
+    // A bad store URL (a password in it, a typo) is refused before anything else happens.
+    if let Some(url) = &cli.global.store {
+        crate::datastore::check_store_url(url)
+            .map_err(|e| StartError::Store(crate::datastore::OpenError::Backend(e)))?;
+    }
     let mut app = match cli.mode() {
         Command::Server(args) => server_app(&cli.global, &args, process)?,
         Command::Client(args) => client_app(&cli.global, &args, process)?,

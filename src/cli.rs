@@ -72,6 +72,11 @@ pub struct GlobalArgs {
     /// used, then `info`.
     #[arg(long, global = true, value_name = "FILTER", env = "BLOXQUARIUM_LOG", value_parser = parse_log_filter)]
     pub log: Option<String>,
+    /// The data store shared by many servers: `postgres://USER@HOST[:PORT]/DATABASE` (add
+    /// `?sslmode=require` for TLS, verified against PGSSLROOTCERT). The password comes from
+    /// PGPASSWORD or a PGPASSFILE, never from here. Without it: the embedded file under --data.
+    #[arg(long, global = true, value_name = "URL", env = "BLOXQUARIUM_STORE")]
+    pub store: Option<String>,
     /// Shut down gracefully after this many seconds (scripted runs).
     #[arg(long, global = true, value_name = "SECONDS", env = "BLOXQUARIUM_EXIT_AFTER", value_parser = parse_seconds, allow_negative_numbers = true)]
     pub exit_after: Option<Duration>,
@@ -81,6 +86,7 @@ impl GlobalArgs {
     /// The working directories these flags name, made absolute.
     pub fn paths(&self) -> crate::process::Paths {
         crate::process::Paths::new(&self.config, &self.data, &self.assets)
+            .with_store(self.store.clone())
     }
 }
 

@@ -37,6 +37,8 @@ pub struct Paths {
     pub data: PathBuf,
     /// Game assets.
     pub assets: PathBuf,
+    /// The shared data store (`--store postgres://…`); `None`: the embedded file under `data`.
+    pub store: Option<String>,
 }
 
 impl Paths {
@@ -46,7 +48,14 @@ impl Paths {
             config: absolute(config),
             data: absolute(data),
             assets: absolute(assets),
+            store: None,
         }
+    }
+
+    /// These directories with the data store at `store` (`None`: the embedded file).
+    pub fn with_store(mut self, store: Option<String>) -> Self {
+        self.store = store;
+        self
     }
 }
 

@@ -227,7 +227,7 @@ pub fn register(
         let account = Account {
             player_id,
             username: username.to_string(),
-            password_hash,
+            password_hash: password_hash.clone(),
             disabled: false,
             created_ms: now_ms,
         };
@@ -279,7 +279,7 @@ pub fn change_password(
         if a.password_hash != account.password_hash {
             return Err(AccountError::WrongCredentials);
         }
-        a.password_hash = password_hash;
+        a.password_hash = password_hash.clone();
         Ok(())
     })
     .map(|_| ())
@@ -300,7 +300,7 @@ pub fn set_disabled(
 fn update(
     backend: &impl Backend,
     username: &str,
-    change: impl FnOnce(&mut Account) -> Result<(), AccountError>,
+    mut change: impl FnMut(&mut Account) -> Result<(), AccountError>,
 ) -> Result<Account, AccountError> {
     let key = username_key(username)?;
     backend.write(true, |ops| {

@@ -51,7 +51,7 @@ pub enum Table {
     Accounts,
 }
 
-const ALL: [Table; 8] = [
+pub(super) const ALL: [Table; 8] = [
     Table::Profiles,
     Table::Locks,
     Table::Versions,
@@ -109,10 +109,12 @@ pub trait WriteOps: ReadOps {
 pub trait Backend: Send + Sync + 'static {
     /// Runs `f` in one write transaction: committed if `f` returns `Ok`, rolled back otherwise
     /// (nothing partial is ever visible). `durable`: the commit is on disk when this returns.
+    /// A backend shared by many servers may run `f` again after a serialization conflict, so
+    /// `f` must start from scratch each time (it is `FnMut` for that).
     fn write<T, E: From<BackendError>>(
         &self,
         durable: bool,
-        f: impl FnOnce(&mut dyn WriteOps) -> Result<T, E>,
+        f: impl FnMut(&mut dyn WriteOps) -> Result<T, E>,
     ) -> Result<T, E>;
     /// Runs `f` over a consistent snapshot.
     fn read<T, E: From<BackendError>>(
@@ -262,7 +264,7 @@ impl Backend for RedbBackend {
     fn write<T, E: From<BackendError>>(
         &self,
         durable: bool,
-        f: impl FnOnce(&mut dyn WriteOps) -> Result<T, E>,
+        mut f: impl FnMut(&mut dyn WriteOps) -> Result<T, E>,
     ) -> Result<T, E> {
         let injected = self
             .faults
@@ -325,5 +327,62 @@ impl Backend for RedbBackend {
         dst.commit().map_err(err)?;
         drop(copy);
         Ok(())
+    }
+}
+
+/// The backend a store runs on: the embedded file or a shared PostgreSQL database.
+pub enum StoreBackend {
+    /// `<data>/bloxquarium.redb`.
+    Redb(RedbBackend),
+    /// `--store postgres://…`.
+    Postgres(Box<super::postgres::PostgresBackend>),
+}
+
+impl StoreBackend {
+    /// Fault injection: the next `n` write transactions fail (see
+    /// [`RedbBackend::inject_write_failures`]).
+    pub fn inject_write_failures(&self, n: u32) {
+        match self {
+            Self::Redb(b) => b.inject_write_failures(n),
+            Self::Postgres(b) => b.inject_write_failures(n),
+        }
+    }
+
+    /// The PostgreSQL backend, if this is one.
+    pub fn postgres(&self) -> Option<&super::postgres::PostgresBackend> {
+        match self {
+            Self::Postgres(b) => Some(b),
+            Self::Redb(_) => None,
+        }
+    }
+}
+
+impl Backend for StoreBackend {
+    fn write<T, E: From<BackendError>>(
+        &self,
+        durable: bool,
+        f: impl FnMut(&mut dyn WriteOps) -> Result<T, E>,
+    ) -> Result<T, E> {
+        match self {
+            Self::Redb(b) => b.write(durable, f),
+            Self::Postgres(b) => b.write(durable, f),
+        }
+    }
+
+    fn read<T, E: From<BackendError>>(
+        &self,
+        f: impl FnOnce(&dyn ReadOps) -> Result<T, E>,
+    ) -> Result<T, E> {
+        match self {
+            Self::Redb(b) => b.read(f),
+            Self::Postgres(b) => b.read(f),
+        }
+    }
+
+    fn backup_to(&self, path: &Path) -> Result<(), BackendError> {
+        match self {
+            Self::Redb(b) => b.backup_to(path),
+            Self::Postgres(b) => b.backup_to(path),
+        }
     }
 }

@@ -21,6 +21,7 @@ mod backup;
 mod health;
 mod jobs;
 mod live;
+mod postgres;
 mod profile;
 mod seal;
 mod store;
@@ -31,12 +32,13 @@ use std::sync::Arc;
 
 use bevy::prelude::*;
 
-pub use backend::{Backend, BackendError, ReadOps, RedbBackend, Table, WriteOps};
+pub use backend::{Backend, BackendError, ReadOps, RedbBackend, StoreBackend, Table, WriteOps};
 pub use backup::{
     BackupError, BackupRecord, backup as back_up, backup_dir, list as list_backups,
     restore as restore_backup, store_id, verify as verify_backup,
 };
 pub use live::{DataStoreState, InboxDelivered, LiveProfile, MessageSent, Phase};
+pub use postgres::{MIGRATIONS, Migration, PostgresBackend, check_store_url, schema_version};
 pub use profile::{
     DecodeError, MAX_PROFILE_BYTES, MAX_PROFILE_OPS, OpRecord, PlayerData, Profile,
     decode as decode_profile, envelope_policy, policy_of,
@@ -51,8 +53,8 @@ use crate::config::Config;
 use crate::shutdown::{OnShutdown, ShutdownSystems};
 use crate::stages::{ServerRequests, ServerSystems};
 
-/// The embedded store over redb.
-pub type Store = Datastore<RedbBackend>;
+/// The store, on the embedded file or on PostgreSQL.
+pub type Store = Datastore<StoreBackend>;
 
 /// The store file under a data dir.
 pub fn store_path(data: &Path) -> PathBuf {
@@ -66,7 +68,7 @@ pub enum OpenError {
     #[error(transparent)]
     Key(#[from] crate::keys::KeyError),
     /// The store file.
-    #[error("cannot open the data store: {0} (is another server using this data dir?)")]
+    #[error("cannot open the data store: {0}")]
     Backend(#[from] BackendError),
     /// A setting.
     #[error(transparent)]
@@ -91,11 +93,37 @@ pub fn settings_from<D: PlayerData>(
     })
 }
 
-/// Opens the store of a data dir for the game's data `D`: the data key (created 0600 on first
-/// use) and the redb file.
+/// Opens the embedded store of a data dir for the game's data `D`: the data key (created 0600
+/// on first use) and the redb file.
 pub fn open<D: PlayerData>(data: &Path, config: &Config) -> Result<Store, OpenError> {
+    let backend = RedbBackend::open(&store_path(data))
+        .map_err(|e| BackendError(format!("{} (is another server using this data dir?)", e.0)))?;
+    open_on::<D>(StoreBackend::Redb(backend), data, config)
+}
+
+/// Opens the store `paths` name for the game's data `D`: PostgreSQL at `paths.store` when set
+/// (its schema brought up to date), else the embedded file under `paths.data`.
+pub fn open_at<D: PlayerData>(
+    paths: &crate::process::Paths,
+    config: &Config,
+) -> Result<Store, OpenError> {
+    match &paths.store {
+        Some(url) => open_on::<D>(
+            StoreBackend::Postgres(Box::new(PostgresBackend::connect(url)?)),
+            &paths.data,
+            config,
+        ),
+        None => open::<D>(&paths.data, config),
+    }
+}
+
+/// Opens a store on `backend`, with the data key under `data`.
+pub fn open_on<D: PlayerData>(
+    backend: StoreBackend,
+    data: &Path,
+    config: &Config,
+) -> Result<Store, OpenError> {
     let key = crate::keys::load_or_create_at(&crate::keys::data_key_path(data))?;
-    let backend = RedbBackend::open(&store_path(data))?;
     backup::store_id(&backend)?;
     store::upgrade_layout(&backend).map_err(|e| BackendError(e.to_string()))?;
     Ok(Datastore::new(
@@ -161,7 +189,7 @@ impl<D: PlayerData> DataStorePlugin<D> {
     /// Opens the store under `paths.data` with the `datastore.*` settings; this server's id in
     /// session locks is random per process.
     pub fn open(config: &Config, paths: &crate::process::Paths) -> Result<Self, OpenError> {
-        let store = open::<D>(&paths.data, config)?;
+        let store = open_at::<D>(paths, config)?;
         let mut id = [0u8; 4];
         getrandom::fill(&mut id).map_err(|e| OpenError::Backend(BackendError(e.to_string())))?;
         Ok(Self {

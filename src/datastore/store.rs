@@ -974,13 +974,14 @@ impl<B: Backend> Datastore<B> {
     /// Changes several profiles atomically (an admin's trade reversal): `f` gets them by player
     /// id, with what waited in their inboxes applied, and may fail; then everything rolls back.
     /// Each must not be locked by another server (`owner_server`; a name no server uses makes
-    /// any fresh lock refuse). Returns the new versions.
+    /// any fresh lock refuse). Returns the new versions. `f` may run again on fresh profiles
+    /// when a shared backend retries a conflicting transaction.
     pub fn transact<D: PlayerData>(
         &self,
         players: &[u64],
         owner_server: &str,
         now: u64,
-        f: impl FnOnce(&mut BTreeMap<u64, Profile<D>>) -> Result<(), String>,
+        mut f: impl FnMut(&mut BTreeMap<u64, Profile<D>>) -> Result<(), String>,
     ) -> Result<BTreeMap<u64, (u64, Profile<D>)>, StoreError> {
         let stale = self.settings.lock_stale_after.as_millis() as u64;
         let r = self.backend.write(true, |ops| {

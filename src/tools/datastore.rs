@@ -9,12 +9,12 @@ use crate::datastore::{
 };
 use crate::game::{Aquarium, Profile};
 
-/// The store of this binary's game.
+/// The store of this binary's game (PostgreSQL with `--store`, else the embedded file).
 fn open(
-    data: &std::path::Path,
+    paths: &crate::process::Paths,
     config: &crate::config::Config,
 ) -> Result<crate::datastore::Store, crate::datastore::OpenError> {
-    crate::datastore::open::<Aquarium>(data, config)
+    crate::datastore::open_at::<Aquarium>(paths, config)
 }
 
 /// Runs one maintenance command; returns what to print.
@@ -23,9 +23,24 @@ pub fn run(global: &GlobalArgs, action: &DatastoreCommand) -> Result<String, Too
     let config = crate::config::load_server(&paths.config, &crate::game::KEYS)?;
     let tool = |e: &dyn std::fmt::Display| ToolError::Failed(e.to_string());
     match action {
+        DatastoreCommand::Restore { file } if paths.store.is_some() => {
+            // Into an empty PostgreSQL database: a backup of any store, verified, copied in one
+            // transaction.
+            let url = paths.store.as_deref().unwrap_or_default();
+            let r = verify_backup(file, None).map_err(|e| tool(&e))?;
+            let db = crate::datastore::PostgresBackend::connect(url).map_err(|e| tool(&e))?;
+            let rows = db.restore_from(file).map_err(|e| tool(&e))?;
+            Ok(format!(
+                "restored {} (sha256 {}, store {}) into {}: {rows} rows",
+                r.file.display(),
+                r.sha256,
+                r.store_id,
+                db.shown()
+            ))
+        }
         DatastoreCommand::Restore { file } => {
             // Verify against this store's id when it can be read, then swap the file.
-            let ours = match open(&paths.data, &config) {
+            let ours = match open(&paths, &config) {
                 Ok(store) => Some(store_id(store.backend()).map_err(|e| tool(&e))?),
                 Err(_) => None,
             };
@@ -39,7 +54,7 @@ pub fn run(global: &GlobalArgs, action: &DatastoreCommand) -> Result<String, Too
             ))
         }
         DatastoreCommand::Verify { file } => {
-            let ours = open(&paths.data, &config)
+            let ours = open(&paths, &config)
                 .ok()
                 .and_then(|s| store_id(s.backend()).ok());
             let r = verify_backup(file, ours.as_deref()).map_err(|e| tool(&e))?;
@@ -72,7 +87,7 @@ pub fn run(global: &GlobalArgs, action: &DatastoreCommand) -> Result<String, Too
                 .join("\n"))
         }
         DatastoreCommand::Backup => {
-            let store = open(&paths.data, &config)?;
+            let store = open(&paths, &config)?;
             let retention = config.get::<usize>("datastore.backupRetention")?;
             let r =
                 back_up(store.backend(), &paths.data, retention, now_ms()).map_err(|e| tool(&e))?;
@@ -84,7 +99,7 @@ pub fn run(global: &GlobalArgs, action: &DatastoreCommand) -> Result<String, Too
             ))
         }
         DatastoreCommand::Versions { player } => {
-            let v = open(&paths.data, &config)?
+            let v = open(&paths, &config)?
                 .versions(*player)
                 .map_err(|e| tool(&e))?;
             if v.is_empty() {
@@ -96,7 +111,7 @@ pub fn run(global: &GlobalArgs, action: &DatastoreCommand) -> Result<String, Too
                 .join("\n"))
         }
         DatastoreCommand::Show { player, version } => {
-            let store = open(&paths.data, &config)?;
+            let store = open(&paths, &config)?;
             let p: Profile = match version {
                 Some(v) => store.read_version(*player, *v).map_err(|e| tool(&e))?,
                 None => match store.peek(*player).map_err(|e| tool(&e))? {
@@ -109,7 +124,7 @@ pub fn run(global: &GlobalArgs, action: &DatastoreCommand) -> Result<String, Too
             serde_json::to_string_pretty(&p).map_err(|e| tool(&e))
         }
         DatastoreCommand::RestoreVersion { player, version } => {
-            let store = open(&paths.data, &config)?;
+            let store = open(&paths, &config)?;
             let new = store
                 .restore_version::<Aquarium>(*player, *version, now_ms())
                 .map_err(|e| tool(&e))?;
@@ -119,7 +134,7 @@ pub fn run(global: &GlobalArgs, action: &DatastoreCommand) -> Result<String, Too
         }
         DatastoreCommand::Erase { player } => {
             let at_ms = now_ms();
-            let n = open(&paths.data, &config)?
+            let n = open(&paths, &config)?
                 .erase_player(*player, "cli", at_ms)
                 .map_err(|e| tool(&e))?;
             // The audit log beside the store (the store keeps its own erasure record too),
@@ -147,7 +162,7 @@ pub fn run(global: &GlobalArgs, action: &DatastoreCommand) -> Result<String, Too
             }
             Ok(format!("player {player} erased ({n} entries)"))
         }
-        DatastoreCommand::Soak { player } => soak(&open(&paths.data, &config)?, *player),
+        DatastoreCommand::Soak { player } => soak(&open(&paths, &config)?, *player),
     }
 }
 

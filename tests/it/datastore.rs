@@ -27,6 +27,70 @@ fn store(dir: &Scratch) -> Store {
     datastore::open::<Aquarium>(&dir.0, &config()).unwrap()
 }
 
+/// Where a conformance test's store lives: the same test code runs on both backends.
+pub enum On {
+    /// The embedded file under the scratch folder.
+    Redb,
+    /// A database of the throwaway cluster, named after the scratch folder.
+    Postgres(&'static crate::postgres::Cluster),
+}
+
+/// The `--store` URL of `dir`'s store on `on` (none for the embedded file).
+fn store_url(dir: &Scratch, on: &On) -> Option<String> {
+    match on {
+        On::Redb => None,
+        On::Postgres(c) => {
+            let name = dir
+                .0
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("store")
+                .trim_start_matches("bloxquarium-it-")
+                .to_lowercase()
+                .replace(|c: char| !c.is_ascii_alphanumeric(), "_");
+            Some(c.database(&name))
+        }
+    }
+}
+
+/// The store of `dir` on `on` (reopening the same one when called again).
+fn store_on(dir: &Scratch, on: &On) -> Store {
+    let paths =
+        bloxquarium::process::Paths::new(&dir.0, &dir.0, &dir.0).with_store(store_url(dir, on));
+    datastore::open_at::<Aquarium>(&paths, &config()).unwrap()
+}
+
+/// Each named test, once on redb and once on PostgreSQL (`<name>::redb`, `<name>::postgres`).
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn redb() {
+                super::$name(&super::On::Redb)
+            }
+            #[test]
+            fn postgres() {
+                if let Some(c) = crate::postgres::cluster() {
+                    super::$name(&super::On::Postgres(c))
+                }
+            }
+        }
+    )*};
+}
+
+on_both_backends!(
+    lock_contention_between_two_servers_and_stale_takeover_with_fencing,
+    transactions_commit_all_or_nothing,
+    versions_are_bounded_listed_viewed_and_restored,
+    offline_messages_apply_exactly_once,
+    corruption_is_detected_named_and_never_overwritten,
+    erase_removes_everything_of_a_player,
+    backup_verify_and_restore_refuse_corrupt_and_foreign_files,
+    a_gift_survives_a_failure_or_a_crash_between_any_two_steps,
+    a_refused_save_sends_nothing_and_a_gift_to_nobody_comes_back,
+    a_trade_survives_a_failure_or_a_crash_between_any_two_steps
+);
+
 fn owner(server: &str, session: u128) -> LockOwner {
     LockOwner {
         server_id: server.into(),
@@ -48,10 +112,9 @@ fn save(
 
 const T0: u64 = 1_800_000_000_000;
 
-#[test]
-fn lock_contention_between_two_servers_and_stale_takeover_with_fencing() {
+fn lock_contention_between_two_servers_and_stale_takeover_with_fencing(on: &On) {
     let d = Scratch::new("ds-locks");
-    let s = store(&d);
+    let s = store_on(&d, on);
     let a = owner("server-a", 1);
     let b = owner("server-b", 2);
     let loaded = s.load::<Aquarium>(10, &a, T0).unwrap();
@@ -92,10 +155,9 @@ fn lock_contention_between_two_servers_and_stale_takeover_with_fencing() {
     );
 }
 
-#[test]
-fn transactions_commit_all_or_nothing() {
+fn transactions_commit_all_or_nothing(on: &On) {
     let d = Scratch::new("ds-txn");
-    let s = store(&d);
+    let s = store_on(&d, on);
     for (player, session) in [(1, 1), (2, 2)] {
         let o = owner("srv", session);
         let l = s.load::<Aquarium>(player, &o, T0).unwrap();
@@ -150,10 +212,9 @@ fn transactions_commit_all_or_nothing() {
     ));
 }
 
-#[test]
-fn versions_are_bounded_listed_viewed_and_restored() {
+fn versions_are_bounded_listed_viewed_and_restored(on: &On) {
     let d = Scratch::new("ds-versions");
-    let s = store(&d);
+    let s = store_on(&d, on);
     let o = owner("srv", 1);
     let mut l = s.load::<Aquarium>(5, &o, T0).unwrap();
     let mut v = 0;
@@ -191,10 +252,9 @@ fn versions_are_bounded_listed_viewed_and_restored() {
     assert_eq!(s.peek::<Aquarium>(5).unwrap().unwrap().0, 26);
 }
 
-#[test]
-fn offline_messages_apply_exactly_once() {
+fn offline_messages_apply_exactly_once(on: &On) {
     let d = Scratch::new("ds-gifts");
-    let s = store(&d);
+    let s = store_on(&d, on);
     let o = owner("srv", 1);
     let l = s.load::<Aquarium>(8, &o, T0).unwrap();
     save(&s, &l.profile, 0, &o, T0).unwrap();
@@ -233,10 +293,9 @@ fn offline_messages_apply_exactly_once() {
     assert!(stats.save_p99_ms >= stats.save_p50_ms);
 }
 
-#[test]
-fn corruption_is_detected_named_and_never_overwritten() {
+fn corruption_is_detected_named_and_never_overwritten(on: &On) {
     let d = Scratch::new("ds-corrupt");
-    let s = store(&d);
+    let s = store_on(&d, on);
     let o = owner("srv", 1);
     let l = s.load::<Aquarium>(4, &o, T0).unwrap();
     let v = save(&s, &l.profile, 0, &o, T0).unwrap();
@@ -309,10 +368,9 @@ fn corruption_is_detected_named_and_never_overwritten() {
     ));
 }
 
-#[test]
-fn erase_removes_everything_of_a_player() {
+fn erase_removes_everything_of_a_player(on: &On) {
     let d = Scratch::new("ds-erase");
-    let s = store(&d);
+    let s = store_on(&d, on);
     let o = owner("srv", 1);
     let l = s.load::<Aquarium>(9, &o, T0).unwrap();
     let v = save(&s, &l.profile, 0, &o, T0).unwrap();
@@ -325,12 +383,16 @@ fn erase_removes_everything_of_a_player() {
     assert!(!s.players().unwrap().contains(&9));
     drop(s);
     // The command line erases too, and writes an audit record (the server's audit log).
-    let s = store(&d);
+    let s = store_on(&d, on);
     let l = s.load::<Aquarium>(10, &o, T0).unwrap();
     save(&s, &l.profile, 0, &o, T0).unwrap();
     drop(s);
     let mut cmd = harness::bin();
-    cmd.args(["--data", d.path(), "datastore", "erase", "--player", "10"]);
+    cmd.args(["--data", d.path()]);
+    if let Some(url) = store_url(&d, on) {
+        cmd.args(["--store", &url]);
+    }
+    cmd.args(["datastore", "erase", "--player", "10"]);
     let out = harness::output_within(cmd, Duration::from_secs(60));
     assert!(out.status.success(), "{}", harness::text(&out));
     let recs = bloxquarium::security::query_audit(
@@ -347,13 +409,12 @@ fn erase_removes_everything_of_a_player() {
             .details
             .starts_with("erased by the datastore command line")
     );
-    assert!(store(&d).peek::<Aquarium>(10).unwrap().is_none());
+    assert!(store_on(&d, on).peek::<Aquarium>(10).unwrap().is_none());
 }
 
-#[test]
-fn backup_verify_and_restore_refuse_corrupt_and_foreign_files() {
+fn backup_verify_and_restore_refuse_corrupt_and_foreign_files(on: &On) {
     let d = Scratch::new("ds-backup");
-    let s = store(&d);
+    let s = store_on(&d, on);
     let o = owner("srv", 1);
     let mut l = s.load::<Aquarium>(1, &o, T0).unwrap();
     l.profile.stats.coins = 4242;
@@ -373,7 +434,7 @@ fn backup_verify_and_restore_refuse_corrupt_and_foreign_files() {
 
     // A foreign backup (another store) is refused.
     let other = Scratch::new("ds-backup-other");
-    let s2 = store(&other);
+    let s2 = store_on(&other, on);
     let foreign = back_up(s2.backend(), &other.0, 3, T0).unwrap();
     assert!(matches!(
         verify_backup(&foreign.file, Some(&id)),
@@ -401,12 +462,42 @@ fn backup_verify_and_restore_refuse_corrupt_and_foreign_files() {
     l.profile.stats.coins = 1;
     save(&s, &l.profile, 1, &o, T0 + 10).unwrap();
     drop(s);
+    if let On::Postgres(c) = on {
+        // PostgreSQL restores into an empty database, and only into an empty one.
+        let url = c.fresh("restored");
+        let mut cmd = harness::bin();
+        cmd.args(["--data", d.path(), "--store", &url, "datastore", "restore"])
+            .arg(&keep);
+        let out = harness::output_within(cmd, Duration::from_secs(60));
+        assert!(out.status.success(), "{}", harness::text(&out));
+        assert!(
+            harness::text(&out).contains("rows"),
+            "{}",
+            harness::text(&out)
+        );
+        let paths =
+            bloxquarium::process::Paths::new(&d.0, &d.0, &d.0).with_store(Some(url.clone()));
+        let s = datastore::open_at::<Aquarium>(&paths, &config()).unwrap();
+        assert_eq!(s.peek::<Aquarium>(1).unwrap().unwrap().1.stats.coins, 4242);
+        assert_eq!(
+            store_id(s.backend()).unwrap(),
+            id,
+            "the backup's store id came with it"
+        );
+        drop(s);
+        let again = bloxquarium::datastore::PostgresBackend::connect(&url)
+            .unwrap()
+            .restore_from(&keep)
+            .unwrap_err();
+        assert!(again.0.contains("already holds data"), "{again}");
+        return;
+    }
     let store_file = datastore::store_path(&d.0);
     assert!(
         bloxquarium::datastore::restore_backup(&foreign.file, &store_file, Some(&id), T0).is_err()
     );
     bloxquarium::datastore::restore_backup(&keep, &store_file, Some(&id), T0 + 20).unwrap();
-    let s = store(&d);
+    let s = store_on(&d, on);
     assert_eq!(s.peek::<Aquarium>(1).unwrap().unwrap().1.stats.coins, 4242);
 }
 
@@ -809,14 +900,13 @@ fn inbox_rows(s: &Store) -> usize {
 /// and the recipient's save or load (the credit and the row's deletion). A storage failure
 /// injected into either, or a crash (everything in memory lost) after either, leaves the
 /// coins counted exactly once: in a profile or in the inbox, never both, never neither.
-#[test]
-fn a_gift_survives_a_failure_or_a_crash_between_any_two_steps() {
+fn a_gift_survives_a_failure_or_a_crash_between_any_two_steps(on: &On) {
     use bloxquarium::datastore::{Delivery, Outgoing};
     // Where it breaks: 0 the sender's save fails, 1 a crash after it, 2 the recipient's save
     // fails, 3 a crash after it, 4 nothing breaks.
     for point in 0..5 {
         let d = Scratch::new(&format!("ds-gift-fault-{point}"));
-        let s = store(&d);
+        let s = store_on(&d, on);
         let (a, b) = (owner("srv", 1), owner("srv", 2));
         let ann = s.load::<Aquarium>(1, &a, T0).unwrap().profile;
         let bob = s.load::<Aquarium>(2, &b, T0).unwrap().profile;
@@ -920,11 +1010,10 @@ fn a_gift_survives_a_failure_or_a_crash_between_any_two_steps() {
 /// A refused save sends nothing: the sender's lock was taken over, so neither the debit nor
 /// the message is written. A message to a player the store does not know comes back to the
 /// sender in the same transaction.
-#[test]
-fn a_refused_save_sends_nothing_and_a_gift_to_nobody_comes_back() {
+fn a_refused_save_sends_nothing_and_a_gift_to_nobody_comes_back(on: &On) {
     use bloxquarium::datastore::{Delivery, Outgoing};
     let d = Scratch::new("ds-gift-refused");
-    let s = store(&d);
+    let s = store_on(&d, on);
     let a = owner("srv", 1);
     let ann = s.load::<Aquarium>(1, &a, T0).unwrap().profile;
     let v = save(&s, &ann, 0, &a, T0).unwrap();
@@ -998,8 +1087,7 @@ fn goods_everywhere(s: &Store) -> (i64, usize) {
 /// side's next save or load taking the other's parcel. A storage failure injected into any of
 /// them, a refusal of one side (its lock taken over), or a crash after any of them leaves every
 /// coin and fish counted exactly once.
-#[test]
-fn a_trade_survives_a_failure_or_a_crash_between_any_two_steps() {
+fn a_trade_survives_a_failure_or_a_crash_between_any_two_steps(on: &On) {
     use bloxquarium::datastore::Outgoing;
     use bloxquarium::game::protocol::TradeGoods;
     use bloxquarium::game::rules::take_goods;
@@ -1007,7 +1095,7 @@ fn a_trade_survives_a_failure_or_a_crash_between_any_two_steps() {
     // fails, 4 a crash after Ann's delivery, 5 nothing breaks.
     for point in 0..6 {
         let d = Scratch::new(&format!("ds-trade-fault-{point}"));
-        let s = store(&d);
+        let s = store_on(&d, on);
         let (a, b) = (owner("srv", 1), owner("srv", 2));
         let mut ann = s.load::<Aquarium>(1, &a, T0).unwrap().profile;
         ann.fish.push(bloxquarium::game::Fish {

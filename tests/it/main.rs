@@ -12,6 +12,7 @@ mod health;
 mod key_effects;
 mod keys;
 mod layers;
+mod postgres;
 mod login;
 mod reconcile;
 mod room;

@@ -1,0 +1,775 @@
+//! The PostgreSQL backend: many servers on one store.
+//!
+//! Chosen with `--store postgres://…` (or `BLOXQUARIUM_STORE`), never from a config file. The
+//! client is rust-postgres (`postgres`, the synchronous face of `tokio-postgres`): the most used
+//! PostgreSQL client in Rust, maintained, pure Rust (no libpq to install), and synchronous, which
+//! fits this store's work on Bevy's IO task pool (a transaction is a closure run on one pooled
+//! connection; the tick never waits on it).
+//!
+//! Each [`Table`] is one table `bq_<name> (key bytea primary key, value bytea not null)`. A write
+//! transaction is `SERIALIZABLE` and is run again from scratch on a serialization failure (that
+//! is how two servers racing for one session lock end: the second commit fails, runs again and
+//! sees the first one's lock). `durable = false` maps to `SET LOCAL synchronous_commit = off`.
+//! Reads run `READ ONLY, REPEATABLE READ` (one snapshot).
+//!
+//! **Passwords** never come from the URL (a command line is visible to every user of the
+//! machine): `PGPASSWORD`, else the `PGPASSFILE` (default `~/.pgpass`) line that matches host,
+//! port, database and user. **TLS** when the URL says `sslmode=require`, verified against the
+//! certificate authority in `PGSSLROOTCERT` (rustls with ring); otherwise plain TCP or a Unix
+//! socket.
+//!
+//! **Migrations** are versioned ([`MIGRATIONS`]) and applied at start under an advisory lock, so
+//! servers starting together apply each once. Each is written expand-then-contract: a migration
+//! that only adds (tables, columns with defaults) leaves `oldest_reader` where it was, so the
+//! previous release keeps running beside the new one during a rolling upgrade; one that removes
+//! or changes what an older release reads raises `oldest_reader` to its own version. A database
+//! whose `oldest_reader` is newer than this build's newest migration is refused with one line.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use postgres::error::SqlState;
+use postgres::{Client, IsolationLevel, NoTls, Statement, Transaction};
+
+use super::backend::{ALL, Backend, BackendError, Entries, ReadOps, RedbBackend, Table, WriteOps};
+
+/// One schema change.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// Its number; applied in order.
+    pub version: i32,
+    /// What it does, in a few words.
+    pub name: &'static str,
+    /// The oldest schema version a release must know to run on a database with this migration
+    /// applied (its own version for a contracting change, the previous value for an expanding
+    /// one).
+    pub oldest_reader: i32,
+    /// The statements.
+    pub sql: &'static str,
+}
+
+/// Every migration this build knows, oldest first.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "byte tables",
+    oldest_reader: 1,
+    sql: "CREATE TABLE bq_profiles (key bytea PRIMARY KEY, value bytea NOT NULL);
+          CREATE TABLE bq_locks (key bytea PRIMARY KEY, value bytea NOT NULL);
+          CREATE TABLE bq_versions (key bytea PRIMARY KEY, value bytea NOT NULL);
+          CREATE TABLE bq_blobs (key bytea PRIMARY KEY, value bytea NOT NULL);
+          CREATE TABLE bq_inbox (key bytea PRIMARY KEY, value bytea NOT NULL);
+          CREATE TABLE bq_meta (key bytea PRIMARY KEY, value bytea NOT NULL);
+          CREATE TABLE bq_erasures (key bytea PRIMARY KEY, value bytea NOT NULL);
+          CREATE TABLE bq_accounts (key bytea PRIMARY KEY, value bytea NOT NULL);",
+}];
+
+/// The newest schema version this build knows.
+pub fn schema_version() -> i32 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// Any advisory-lock key of ours: "bqschema" in ASCII.
+const MIGRATION_LOCK: i64 = 0x6271_7363_6865_6d61;
+
+/// Connections kept idle for reuse.
+const POOL_IDLE: usize = 16;
+
+/// Runs of one write transaction before a serialization conflict is reported.
+const CONFLICT_RUNS: u32 = 30;
+
+impl Table {
+    fn pg(self) -> &'static str {
+        match self {
+            Table::Profiles => "bq_profiles",
+            Table::Locks => "bq_locks",
+            Table::Versions => "bq_versions",
+            Table::Blobs => "bq_blobs",
+            Table::Inbox => "bq_inbox",
+            Table::Meta => "bq_meta",
+            Table::Erasures => "bq_erasures",
+            Table::Accounts => "bq_accounts",
+        }
+    }
+}
+
+/// A PostgreSQL error with its SQLSTATE and the server's message.
+fn pg_err(e: &postgres::Error) -> BackendError {
+    match e.as_db_error() {
+        Some(db) => BackendError(format!("PostgreSQL {}: {}", db.code().code(), db.message())),
+        None => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                text.push_str(": ");
+                text.push_str(&s.to_string());
+                source = s.source();
+            }
+            BackendError(format!("PostgreSQL: {text}"))
+        }
+    }
+}
+
+fn is_conflict(e: &postgres::Error) -> bool {
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
+    )
+}
+
+/// Where a store URL points, without its secrets (for messages and logs).
+pub fn describe(config: &postgres::Config) -> String {
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            postgres::config::Host::Tcp(name) => name.clone(),
+            postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "postgres://{}@{host}:{port}/{}",
+        config.get_user().unwrap_or("?"),
+        config.get_dbname().unwrap_or("?")
+    )
+}
+
+/// One pooled connection and its prepared statements.
+struct Conn {
+    client: Client,
+    statements: HashMap<String, Statement>,
+}
+
+/// The backend: a pool of connections to one database.
+pub struct PostgresBackend {
+    config: postgres::Config,
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+    idle: Mutex<Vec<Conn>>,
+    faults: AtomicU32,
+    shown: String,
+}
+
+/// The password for a connection from `PGPASSWORD` or a pgpass file, as libpq finds it.
+fn password_for(config: &postgres::Config) -> Result<Option<String>, BackendError> {
+    if let Ok(p) = std::env::var("PGPASSWORD") {
+        return Ok(Some(p));
+    }
+    let file = match std::env::var_os("PGPASSFILE") {
+        Some(f) => PathBuf::from(f),
+        None => match std::env::var_os("HOME") {
+            Some(home) => PathBuf::from(home).join(".pgpass"),
+            None => return Ok(None),
+        },
+    };
+    let text = match std::fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(BackendError(format!("{}: {e}", file.display()))),
+    };
+    let host = match config.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "localhost".into(),
+    };
+    let port = config
+        .get_ports()
+        .first()
+        .copied()
+        .unwrap_or(5432)
+        .to_string();
+    let db = config.get_dbname().or(config.get_user()).unwrap_or("");
+    let user = config.get_user().unwrap_or("");
+    Ok(pgpass_lookup(&text, [&host, &port, db, user]))
+}
+
+/// The password of the first pgpass line whose host, port, database and user match (`*`
+/// matches anything; `\:` and `\\` are escapes).
+pub fn pgpass_lookup(text: &str, wanted: [&str; 4]) -> Option<String> {
+    for line in text.lines() {
+        if line.trim_start().starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let mut fields = Vec::new();
+        let mut field = String::new();
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => field.extend(chars.next()),
+                ':' if fields.len() < 4 => fields.push(std::mem::take(&mut field)),
+                c => field.push(c),
+            }
+        }
+        fields.push(field);
+        if fields.len() != 5 {
+            continue;
+        }
+        if fields[..4]
+            .iter()
+            .zip(wanted)
+            .all(|(f, w)| f == "*" || f == w)
+        {
+            return fields.pop();
+        }
+    }
+    None
+}
+
+/// A rustls client configuration trusting the certificates in `PGSSLROOTCERT`.
+fn tls_config() -> Result<tokio_postgres_rustls::MakeRustlsConnect, BackendError> {
+    let Some(file) = std::env::var_os("PGSSLROOTCERT") else {
+        return Err(BackendError(
+            "the store URL asks for TLS (sslmode=require): set PGSSLROOTCERT to the PEM file of \
+             the database's certificate authority"
+                .into(),
+        ));
+    };
+    let file = PathBuf::from(file);
+    let pem = std::fs::read(&file).map_err(|e| BackendError(format!("{}: {e}", file.display())))?;
+    let mut roots = rustls::RootCertStore::empty();
+    let mut reader = std::io::BufReader::new(pem.as_slice());
+    for cert in rustls::pki_types::pem::PemObject::pem_reader_iter(&mut reader) {
+        let cert: rustls::pki_types::CertificateDer<'static> =
+            cert.map_err(|e| BackendError(format!("{}: {e}", file.display())))?;
+        roots
+            .add(cert)
+            .map_err(|e| BackendError(format!("{}: {e}", file.display())))?;
+    }
+    if roots.is_empty() {
+        return Err(BackendError(format!(
+            "{}: no certificate in the file",
+            file.display()
+        )));
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| BackendError(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// Parses a store URL (or libpq key=value string) into a connection configuration: no password
+/// in it, the password from the environment, TLS only when asked for.
+pub fn parse_url(url: &str) -> Result<postgres::Config, BackendError> {
+    let mut config: postgres::Config = url
+        .parse()
+        .map_err(|e: postgres::Error| BackendError(format!("the store URL: {e}")))?;
+    if config.get_password().is_some() {
+        return Err(BackendError(
+            "the store URL carries a password: give it in PGPASSWORD or a PGPASSFILE instead \
+             (a command line is visible to every user of the machine)"
+                .into(),
+        ));
+    }
+    if config.get_user().is_none() {
+        let user = std::env::var("PGUSER")
+            .or_else(|_| std::env::var("USER"))
+            .map_err(|_| {
+                BackendError("the store URL names no user (and PGUSER is unset)".into())
+            })?;
+        config.user(&user);
+    }
+    if config.get_dbname().is_none()
+        && let Ok(db) = std::env::var("PGDATABASE")
+    {
+        config.dbname(&db);
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(5));
+    }
+    if config.get_ssl_mode() != postgres::config::SslMode::Require {
+        config.ssl_mode(postgres::config::SslMode::Disable);
+    }
+    config.application_name("bloxquarium");
+    if let Some(password) = password_for(&config)? {
+        config.password(password);
+    }
+    Ok(config)
+}
+
+/// Checks a store URL without connecting: it parses, names no password, and its password and
+/// TLS settings can be found.
+pub fn check_store_url(url: &str) -> Result<(), BackendError> {
+    let config = parse_url(url)?;
+    if config.get_ssl_mode() == postgres::config::SslMode::Require {
+        tls_config()?;
+    }
+    Ok(())
+}
+
+impl PostgresBackend {
+    /// Connects to the database at `url` and brings its schema up to date (refusing a newer,
+    /// incompatible one).
+    pub fn connect(url: &str) -> Result<Self, BackendError> {
+        let config = parse_url(url)?;
+        let tls = match config.get_ssl_mode() {
+            postgres::config::SslMode::Require => Some(tls_config()?),
+            _ => None,
+        };
+        let backend = Self {
+            shown: describe(&config),
+            config,
+            tls,
+            idle: Mutex::new(Vec::new()),
+            faults: AtomicU32::new(0),
+        };
+        let mut conn = backend.checkout()?;
+        backend.migrate(&mut conn.client)?;
+        backend.give_back(conn);
+        Ok(backend)
+    }
+
+    /// Where this backend points, without secrets.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// Fault injection for failure drills and tests, as [`RedbBackend::inject_write_failures`].
+    pub fn inject_write_failures(&self, n: u32) {
+        self.faults.store(n, Ordering::SeqCst);
+    }
+
+    fn open_client(&self) -> Result<Client, BackendError> {
+        let client = match &self.tls {
+            Some(tls) => self.config.connect(tls.clone()),
+            None => self.config.connect(NoTls),
+        };
+        client.map_err(|e| BackendError(format!("{}: {}", self.shown, pg_err(&e).0)))
+    }
+
+    fn checkout(&self) -> Result<Conn, BackendError> {
+        let pooled = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        match pooled {
+            Some(conn) if !conn.client.is_closed() => Ok(conn),
+            _ => Ok(Conn {
+                client: self.open_client()?,
+                statements: HashMap::new(),
+            }),
+        }
+    }
+
+    fn give_back(&self, conn: Conn) {
+        if conn.client.is_closed() {
+            return;
+        }
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < POOL_IDLE
+        {
+            idle.push(conn);
+        }
+    }
+
+    /// Forgets every idle connection (after one was found dead, the others are too).
+    fn drop_idle(&self) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.clear();
+        }
+    }
+
+    /// Applies the migrations this database lacks, under an advisory lock; refuses a database
+    /// that needs a newer release.
+    fn migrate(&self, client: &mut Client) -> Result<(), BackendError> {
+        let mut tx = client.transaction().map_err(|e| pg_err(&e))?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .map_err(|e| pg_err(&e))?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS bq_schema (
+                 version integer PRIMARY KEY,
+                 name text NOT NULL,
+                 oldest_reader integer NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .map_err(|e| pg_err(&e))?;
+        let rows = tx
+            .query("SELECT version, oldest_reader FROM bq_schema", &[])
+            .map_err(|e| pg_err(&e))?;
+        let applied: Vec<(i32, i32)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let newest = applied.iter().map(|a| a.0).max().unwrap_or(0);
+        let needs = applied.iter().map(|a| a.1).max().unwrap_or(0);
+        let ours = schema_version();
+        if needs > ours {
+            return Err(BackendError(format!(
+                "{}: the database's schema is version {newest} and needs a release that knows \
+                 version {needs}; this build knows up to {ours}: run a newer bloxquarium",
+                self.shown
+            )));
+        }
+        for m in MIGRATIONS {
+            if applied.iter().any(|a| a.0 == m.version) {
+                continue;
+            }
+            tx.batch_execute(m.sql).map_err(|e| {
+                BackendError(format!(
+                    "migration {} ({}): {}",
+                    m.version,
+                    m.name,
+                    pg_err(&e).0
+                ))
+            })?;
+            tx.execute(
+                "INSERT INTO bq_schema (version, name, oldest_reader) VALUES ($1, $2, $3)",
+                &[&m.version, &m.name, &m.oldest_reader],
+            )
+            .map_err(|e| pg_err(&e))?;
+            tracing::info!(
+                version = m.version,
+                "applied migration {:?} to {}",
+                m.name,
+                self.shown
+            );
+        }
+        if newest > ours {
+            tracing::warn!(
+                "{}: the database's schema is version {newest}, newer than this build's {ours}, \
+                 and still compatible with it (a rolling upgrade in progress?)",
+                self.shown
+            );
+        }
+        tx.commit().map_err(|e| pg_err(&e))
+    }
+
+    /// Copies a backup file (see [`Backend::backup_to`]) into this database, which must hold
+    /// no data yet. One transaction: all of it or nothing.
+    pub fn restore_from(&self, file: &Path) -> Result<usize, BackendError> {
+        let source = RedbBackend::open_existing(file)?;
+        let mut rows = Vec::new();
+        source.read(|ops| {
+            for table in ALL {
+                for (k, v) in ops.scan(table, &[])? {
+                    rows.push((table, k, v));
+                }
+            }
+            Ok::<_, BackendError>(())
+        })?;
+        let n = rows.len();
+        self.write(true, |ops| {
+            for table in ALL {
+                if !ops.scan(table, &[])?.is_empty() {
+                    return Err(BackendError(format!(
+                        "{}: the database already holds data (table {}): restore only into an \
+                         empty database",
+                        self.shown,
+                        table.pg()
+                    )));
+                }
+            }
+            for (table, k, v) in &rows {
+                ops.put(*table, k, v)?;
+            }
+            Ok(())
+        })?;
+        Ok(n)
+    }
+}
+
+/// A transaction's view.
+struct PgOps<'a, 'c> {
+    tx: RefCell<Transaction<'c>>,
+    statements: &'a RefCell<&'a mut HashMap<String, Statement>>,
+    /// The serialization failure that aborted this transaction, if one did.
+    conflict: RefCell<Option<postgres::Error>>,
+}
+
+/// The smallest key greater than every key that starts with `prefix` (none when the prefix is
+/// empty or all 0xFF).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xFF {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+impl PgOps<'_, '_> {
+    fn statement(&self, sql: String) -> Result<Statement, BackendError> {
+        if let Some(s) = self.statements.borrow().get(&sql) {
+            return Ok(s.clone());
+        }
+        let prepared = self
+            .tx
+            .borrow_mut()
+            .prepare(&sql)
+            .map_err(|e| self.failed(e))?;
+        self.statements.borrow_mut().insert(sql, prepared.clone());
+        Ok(prepared)
+    }
+
+    fn failed(&self, e: postgres::Error) -> BackendError {
+        let out = pg_err(&e);
+        if is_conflict(&e) {
+            *self.conflict.borrow_mut() = Some(e);
+        }
+        out
+    }
+}
+
+impl ReadOps for PgOps<'_, '_> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        let s = self.statement(format!("SELECT value FROM {} WHERE key = $1", table.pg()))?;
+        let row = self
+            .tx
+            .borrow_mut()
+            .query_opt(&s, &[&key])
+            .map_err(|e| self.failed(e))?;
+        Ok(row.map(|r| r.get::<_, Vec<u8>>(0)))
+    }
+
+    fn scan(&self, table: Table, prefix: &[u8]) -> Result<Entries, BackendError> {
+        let rows = match prefix_end(prefix) {
+            Some(end) => {
+                let s = self.statement(format!(
+                    "SELECT key, value FROM {} WHERE key >= $1 AND key < $2 ORDER BY key",
+                    table.pg()
+                ))?;
+                self.tx.borrow_mut().query(&s, &[&prefix, &end])
+            }
+            None => {
+                let s = self.statement(format!(
+                    "SELECT key, value FROM {} WHERE key >= $1 ORDER BY key",
+                    table.pg()
+                ))?;
+                self.tx.borrow_mut().query(&s, &[&prefix])
+            }
+        }
+        .map_err(|e| self.failed(e))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+}
+
+impl WriteOps for PgOps<'_, '_> {
+    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), BackendError> {
+        let s = self.statement(format!(
+            "INSERT INTO {} (key, value) VALUES ($1, $2) \
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            table.pg()
+        ))?;
+        self.tx
+            .borrow_mut()
+            .execute(&s, &[&key, &value])
+            .map_err(|e| self.failed(e))?;
+        Ok(())
+    }
+
+    fn delete(&mut self, table: Table, key: &[u8]) -> Result<(), BackendError> {
+        let s = self.statement(format!("DELETE FROM {} WHERE key = $1", table.pg()))?;
+        self.tx
+            .borrow_mut()
+            .execute(&s, &[&key])
+            .map_err(|e| self.failed(e))?;
+        Ok(())
+    }
+}
+
+/// One run of a write transaction.
+enum Run<T, E> {
+    Done(Result<T, E>),
+    Conflict(BackendError),
+    /// The connection was found dead before anything was sent (a pooled connection after a
+    /// database restart): safe to run again on a new one.
+    Dead(BackendError),
+}
+
+impl PostgresBackend {
+    fn run_write<T, E: From<BackendError>>(
+        &self,
+        conn: &mut Conn,
+        durable: bool,
+        f: &mut impl FnMut(&mut dyn WriteOps) -> Result<T, E>,
+    ) -> Run<T, E> {
+        let Conn { client, statements } = conn;
+        let mut tx = match client
+            .build_transaction()
+            .isolation_level(IsolationLevel::Serializable)
+            .start()
+        {
+            Ok(tx) => tx,
+            // No answer, or the server's farewell (57P01 shutdown, 57P02 crash): BEGIN never ran.
+            Err(e)
+                if e.as_db_error().is_none()
+                    || e.code().is_some_and(|c| c.code().starts_with("57P")) =>
+            {
+                return Run::Dead(pg_err(&e));
+            }
+            Err(e) => return Run::Done(Err(pg_err(&e).into())),
+        };
+        if !durable && let Err(e) = tx.batch_execute("SET LOCAL synchronous_commit = off") {
+            return Run::Done(Err(pg_err(&e).into()));
+        }
+        let statements = RefCell::new(statements);
+        let mut ops = PgOps {
+            tx: RefCell::new(tx),
+            statements: &statements,
+            conflict: RefCell::new(None),
+        };
+        let result = f(&mut ops);
+        let conflict = ops.conflict.take();
+        let tx = ops.tx.into_inner();
+        match result {
+            Ok(v) => match tx.commit() {
+                Ok(()) => Run::Done(Ok(v)),
+                Err(e) if is_conflict(&e) => Run::Conflict(pg_err(&e)),
+                Err(e) => Run::Done(Err(pg_err(&e).into())),
+            },
+            Err(e) => {
+                let _ = tx.rollback();
+                match conflict {
+                    Some(c) => Run::Conflict(pg_err(&c)),
+                    None => Run::Done(Err(e)),
+                }
+            }
+        }
+    }
+}
+
+impl Backend for PostgresBackend {
+    fn write<T, E: From<BackendError>>(
+        &self,
+        durable: bool,
+        mut f: impl FnMut(&mut dyn WriteOps) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let injected = self
+            .faults
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if injected {
+            return Err(BackendError("injected write failure (fault injection)".into()).into());
+        }
+        let mut conn = self.checkout()?;
+        let mut last = None;
+        for run in 0..CONFLICT_RUNS {
+            match self.run_write(&mut conn, durable, &mut f) {
+                Run::Done(r) => {
+                    self.give_back(conn);
+                    return r;
+                }
+                Run::Dead(e) => {
+                    tracing::info!(
+                        "{}: a pooled connection was closed ({e}); reconnecting",
+                        self.shown
+                    );
+                    self.drop_idle();
+                    conn = Conn {
+                        client: self.open_client()?,
+                        statements: HashMap::new(),
+                    };
+                }
+                Run::Conflict(e) => {
+                    last = Some(e);
+                    // Back off a little, with jitter, so the racers do not meet again.
+                    let mut b = [0u8; 1];
+                    let _ = getrandom::fill(&mut b);
+                    let ms = u64::from(run.min(6) + 1) * (1 + u64::from(b[0] % 4));
+                    std::thread::sleep(Duration::from_millis(ms));
+                }
+            }
+        }
+        self.give_back(conn);
+        Err(BackendError(format!(
+            "gave up after {CONFLICT_RUNS} serialization conflicts: {}",
+            last.map(|e| e.0).unwrap_or_default()
+        ))
+        .into())
+    }
+
+    fn read<T, E: From<BackendError>>(
+        &self,
+        f: impl FnOnce(&dyn ReadOps) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut conn = self.checkout()?;
+        let result = {
+            let Conn { client, statements } = &mut conn;
+            let tx = client
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .map_err(|e| pg_err(&e))?;
+            let statements = RefCell::new(statements);
+            let ops = PgOps {
+                tx: RefCell::new(tx),
+                statements: &statements,
+                conflict: RefCell::new(None),
+            };
+            let r = f(&ops);
+            let _ = ops.tx.into_inner().commit();
+            r
+        };
+        self.give_back(conn);
+        result
+    }
+
+    fn backup_to(&self, path: &Path) -> Result<(), BackendError> {
+        let copy = RedbBackend::open(path)?;
+        self.read(|ops| {
+            for table in ALL {
+                let rows = ops.scan(table, &[])?;
+                copy.write(true, |to| {
+                    for (k, v) in &rows {
+                        to.put(table, k, v)?;
+                    }
+                    Ok::<_, BackendError>(())
+                })?;
+            }
+            Ok::<_, BackendError>(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pgpass_matches_fields_with_wildcards_and_escapes() {
+        let text = "# comment\n\
+                    db.example:5432:other:bq:wrong\n\
+                    db.example:*:game:bq:s3cr\\:et\n\
+                    *:*:*:*:fallback\n";
+        assert_eq!(
+            pgpass_lookup(text, ["db.example", "5432", "game", "bq"]).as_deref(),
+            Some("s3cr:et")
+        );
+        assert_eq!(
+            pgpass_lookup(text, ["elsewhere", "1", "x", "y"]).as_deref(),
+            Some("fallback")
+        );
+        assert_eq!(pgpass_lookup("a:b:c\n", ["a", "b", "c", "d"]), None);
+    }
+
+    #[test]
+    fn prefix_end_is_the_next_key_after_the_prefix() {
+        assert_eq!(prefix_end(&[1, 2]), Some(vec![1, 3]));
+        assert_eq!(prefix_end(&[1, 0xFF]), Some(vec![2]));
+        assert_eq!(prefix_end(&[0xFF, 0xFF]), None);
+        assert_eq!(prefix_end(&[]), None);
+    }
+
+    #[test]
+    fn a_password_in_the_url_is_refused() {
+        let e = parse_url("postgres://bq:hunter2@db.example/game").unwrap_err();
+        assert!(e.0.contains("PGPASSWORD"), "{e}");
+        assert!(
+            !e.0.contains("hunter2"),
+            "the message must not echo it: {e}"
+        );
+    }
+
+    #[test]
+    fn migrations_are_numbered_in_order_and_never_ask_for_a_future_reader() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version, i as i32 + 1, "{}", m.name);
+            assert!(
+                m.oldest_reader >= 1 && m.oldest_reader <= m.version,
+                "{}",
+                m.name
+            );
+        }
+    }
+}
