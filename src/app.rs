@@ -468,7 +468,7 @@ fn login_service<G: Game>(
     names.dedup();
     let options = crate::accounts::LoginOptions {
         bind: args.login_bind,
-        keys_dir: global.paths().data.join("keys"),
+        keys_dir: global.paths().keys,
         cert: args.tls_cert.clone().zip(args.tls_key.clone()),
         names,
     };

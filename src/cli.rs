@@ -77,6 +77,10 @@ pub struct GlobalArgs {
     /// PGPASSWORD or a PGPASSFILE, never from here. Without it: the embedded file under --data.
     #[arg(long, global = true, value_name = "URL", env = "BLOXQUARIUM_STORE")]
     pub store: Option<String>,
+    /// Directory of the key files (netcode, data, login), created on first run; servers on one
+    /// --store must share it (a copy of the same files). Default: <data>/keys.
+    #[arg(long, global = true, value_name = "DIR", env = "BLOXQUARIUM_KEYS")]
+    pub keys: Option<PathBuf>,
     /// Shut down gracefully after this many seconds (scripted runs).
     #[arg(long, global = true, value_name = "SECONDS", env = "BLOXQUARIUM_EXIT_AFTER", value_parser = parse_seconds, allow_negative_numbers = true)]
     pub exit_after: Option<Duration>,
@@ -87,6 +91,7 @@ impl GlobalArgs {
     pub fn paths(&self) -> crate::process::Paths {
         crate::process::Paths::new(&self.config, &self.data, &self.assets)
             .with_store(self.store.clone())
+            .with_keys(self.keys.as_deref())
     }
 }
 
@@ -99,7 +104,8 @@ pub enum Command {
     Server(ServerArgs),
     /// Client that joins a server.
     Client(ClientArgs),
-    /// Write a connect token file for a player, signed with this server's key (from --data).
+    /// Write a connect token file for a player, signed with this server's netcode key (from
+    /// --keys, default <data>/keys).
     Token(TokenArgs),
     /// Run many headless clients against a running server and report throughput and latency.
     Loadtest(LoadtestArgs),
@@ -111,7 +117,8 @@ pub enum Command {
     Audit(AuditArgs),
     /// Admin commands to a running server, as an admin player (a token file of theirs).
     Admin(AdminArgs),
-    /// Data store maintenance (run with the server stopped: the store file is single-process).
+    /// Data store maintenance (the embedded file: with the server stopped; with --store, while
+    /// servers run).
     Datastore {
         /// What to do.
         #[command(subcommand)]
@@ -360,7 +367,7 @@ pub struct TokenArgs {
 /// Flags of `loadtest`.
 #[derive(Debug, Clone, Args)]
 pub struct LoadtestArgs {
-    /// The running server (its key is read from --data to issue the clients' tokens).
+    /// The running server (its netcode key is read from --keys to issue the clients' tokens).
     #[arg(long, value_name = "ADDR", env = "BLOXQUARIUM_SERVER", default_value = DEFAULT_BIND)]
     pub server: SocketAddr,
     /// Number of clients.

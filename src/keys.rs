@@ -45,19 +45,26 @@ pub enum KeyError {
     Random(String),
 }
 
-/// Where the netcode key lives under a data directory.
-pub fn key_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("keys").join("netcode.key")
+/// Where the netcode key lives in a keys directory (`--keys`, default `<data>/keys`).
+pub fn key_path(keys_dir: &Path) -> PathBuf {
+    keys_dir.join("netcode.key")
 }
 
-/// Where the at-rest data key lives under a data directory.
-pub fn data_key_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("keys").join("data.key")
+/// Where the at-rest data key lives in a keys directory.
+pub fn data_key_path(keys_dir: &Path) -> PathBuf {
+    keys_dir.join("data.key")
 }
 
-/// Reads the netcode key, creating it (mode 0600) if it does not exist.
-pub fn load_or_create(data_dir: &Path) -> Result<[u8; 32], KeyError> {
-    load_or_create_at(&key_path(data_dir))
+/// Reads the netcode key of a keys directory, creating it (mode 0600) if it does not exist.
+pub fn load_or_create(keys_dir: &Path) -> Result<[u8; 32], KeyError> {
+    load_or_create_at(&key_path(keys_dir))
+}
+
+/// A short public name of a key (the first 8 bytes of its SHA-256, hex): which key sealed a
+/// store, without revealing it.
+pub fn fingerprint(key: &[u8; 32]) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(key)[..8])
 }
 
 /// Reads the key at `path`, creating it (mode 0600, folder 0700) if it does not exist.

@@ -134,7 +134,7 @@ struct Calls {
 /// Runs the load test; returns the text to print.
 pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
     let paths = global.paths();
-    let key = keys::load(&keys::key_path(&paths.data)).map_err(|e| e.to_string())?;
+    let key = keys::load(&keys::key_path(&paths.keys)).map_err(|e| e.to_string())?;
     let config =
         crate::config::load_server(&paths.config, &crate::game::KEYS).map_err(|e| e.to_string())?;
     let settings = TransportSettings::from_config(&config).map_err(|e| e.to_string())?;

@@ -39,6 +39,8 @@ pub struct Paths {
     pub assets: PathBuf,
     /// The shared data store (`--store postgres://…`); `None`: the embedded file under `data`.
     pub store: Option<String>,
+    /// Key files (`--keys`, default `<data>/keys`): servers on one store share them.
+    pub keys: PathBuf,
 }
 
 impl Paths {
@@ -49,12 +51,21 @@ impl Paths {
             data: absolute(data),
             assets: absolute(assets),
             store: None,
+            keys: absolute(data).join("keys"),
         }
     }
 
     /// These directories with the data store at `store` (`None`: the embedded file).
     pub fn with_store(mut self, store: Option<String>) -> Self {
         self.store = store;
+        self
+    }
+
+    /// These directories with the key files in `keys` (`None`: `<data>/keys`).
+    pub fn with_keys(mut self, keys: Option<&Path>) -> Self {
+        if let Some(keys) = keys {
+            self.keys = absolute(keys);
+        }
         self
     }
 }

@@ -56,6 +56,9 @@ use crate::stages::{ServerRequests, ServerSystems};
 /// The store, on the embedded file or on PostgreSQL.
 pub type Store = Datastore<StoreBackend>;
 
+/// The [`Table::Meta`] row that names the data key the store's profiles are sealed with.
+const DATA_KEY_ID: &[u8] = b"data_key_id";
+
 /// The store file under a data dir.
 pub fn store_path(data: &Path) -> PathBuf {
     data.join("bloxquarium.redb")
@@ -73,6 +76,20 @@ pub enum OpenError {
     /// A setting.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// This server's data key is not the one the store's profiles are sealed with.
+    #[error(
+        "the data store's profiles are sealed with data key {store}, but {path} is key {ours}: \
+         every server on one store needs the same key files (give them all one --keys \
+         directory, or copies of it)"
+    )]
+    KeyMismatch {
+        /// The store's key fingerprint.
+        store: String,
+        /// This server's.
+        ours: String,
+        /// This server's data key file.
+        path: String,
+    },
 }
 
 /// Store settings from the config, with the template of the game's data `D`.
@@ -98,7 +115,7 @@ pub fn settings_from<D: PlayerData>(
 pub fn open<D: PlayerData>(data: &Path, config: &Config) -> Result<Store, OpenError> {
     let backend = RedbBackend::open(&store_path(data))
         .map_err(|e| BackendError(format!("{} (is another server using this data dir?)", e.0)))?;
-    open_on::<D>(StoreBackend::Redb(backend), data, config)
+    open_on::<D>(StoreBackend::Redb(backend), &data.join("keys"), config)
 }
 
 /// Opens the store `paths` name for the game's data `D`: PostgreSQL at `paths.store` when set
@@ -110,21 +127,43 @@ pub fn open_at<D: PlayerData>(
     match &paths.store {
         Some(url) => open_on::<D>(
             StoreBackend::Postgres(Box::new(PostgresBackend::connect(url)?)),
-            &paths.data,
+            &paths.keys,
             config,
         ),
-        None => open::<D>(&paths.data, config),
+        None => {
+            let backend = RedbBackend::open(&store_path(&paths.data)).map_err(|e| {
+                BackendError(format!("{} (is another server using this data dir?)", e.0))
+            })?;
+            open_on::<D>(StoreBackend::Redb(backend), &paths.keys, config)
+        }
     }
 }
 
-/// Opens a store on `backend`, with the data key under `data`.
+/// Opens a store on `backend`, with the data key in `keys` (created on first use). The store
+/// keeps the key's fingerprint: a server with another key is refused.
 pub fn open_on<D: PlayerData>(
     backend: StoreBackend,
-    data: &Path,
+    keys: &Path,
     config: &Config,
 ) -> Result<Store, OpenError> {
-    let key = crate::keys::load_or_create_at(&crate::keys::data_key_path(data))?;
+    let key_file = crate::keys::data_key_path(keys);
+    let key = crate::keys::load_or_create_at(&key_file)?;
     backup::store_id(&backend)?;
+    let ours = crate::keys::fingerprint(&key);
+    let stored = backend.write(true, |ops| match ops.get(Table::Meta, DATA_KEY_ID)? {
+        Some(id) => Ok(String::from_utf8_lossy(&id).into_owned()),
+        None => {
+            ops.put(Table::Meta, DATA_KEY_ID, ours.as_bytes())?;
+            Ok::<_, BackendError>(ours.clone())
+        }
+    })?;
+    if stored != ours {
+        return Err(OpenError::KeyMismatch {
+            store: stored,
+            ours,
+            path: key_file.display().to_string(),
+        });
+    }
     store::upgrade_layout(&backend).map_err(|e| BackendError(e.to_string()))?;
     Ok(Datastore::new(
         backend,

@@ -228,7 +228,7 @@ impl Link {
             }
             (None, Some(player)) => {
                 let server = args.server.unwrap_or_else(crate::cli::default_bind);
-                let key = crate::keys::load(&crate::keys::key_path(&paths.data)).map_err(|e| {
+                let key = crate::keys::load(&crate::keys::key_path(&paths.keys)).map_err(|e| {
                     ToolError::NoAnswer(format!(
                         "--as needs the server's key (run on its host with its --data): {e}"
                     ))

@@ -8,7 +8,7 @@ use crate::transport::{TransportError, TransportSettings};
 pub fn write(global: &GlobalArgs, args: &crate::cli::TokenArgs) -> Result<String, ToolError> {
     let paths = global.paths();
     let key =
-        crate::keys::load(&crate::keys::key_path(&paths.data)).map_err(TransportError::from)?;
+        crate::keys::load(&crate::keys::key_path(&paths.keys)).map_err(TransportError::from)?;
     let config = crate::config::load_server(&paths.config, &crate::game::KEYS)?;
     let settings = TransportSettings::from_config(&config)?;
     let mut issuer = crate::transport::TokenIssuer::new(

@@ -415,7 +415,7 @@ pub fn open_server(
     bind: SocketAddr,
     public: &[SocketAddr],
     max_clients: usize,
-    data_dir: &Path,
+    keys_dir: &Path,
     insecure: bool,
     settings: &TransportSettings,
     protocol_id: u64,
@@ -433,7 +433,7 @@ pub fn open_server(
         );
         (ServerAuthentication::Unsecure, None)
     } else {
-        let key = keys::load_or_create(data_dir)?;
+        let key = keys::load_or_create(keys_dir)?;
         let mut issuer = TokenIssuer::new(key, protocol_id, public_addresses.clone());
         issuer.expire_secs = settings.token_expire_secs;
         issuer.timeout_secs = settings.token_timeout_secs;
@@ -593,8 +593,8 @@ pub struct TransportServerPlugin {
 }
 
 impl TransportServerPlugin {
-    /// Binds `bind` for up to `max_clients` with the `network.*` settings and the key under
-    /// `paths.data` (none with `insecure`), speaking `protocol_id` (the message table's, see
+    /// Binds `bind` for up to `max_clients` with the `network.*` settings and the key in
+    /// `paths.keys` (none with `insecure`), speaking `protocol_id` (the message table's, see
     /// [`protocol_table`]; checked against the App's registrations by [`check_protocol`]).
     /// Tokens name `public` (see [`public_addresses`]).
     pub fn open(
@@ -610,7 +610,7 @@ impl TransportServerPlugin {
             bind,
             public,
             max_clients,
-            &paths.data,
+            &paths.keys,
             insecure,
             &settings,
             protocol_id,

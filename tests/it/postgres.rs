@@ -428,3 +428,117 @@ mod backend {
         assert_eq!(scan(&[]).len(), 6);
     }
 }
+
+mod servers {
+    use bloxquarium::datastore::DataStore;
+    use bloxquarium::game::{Aquarium, DataStoreState};
+
+    use crate::harness::{self, Scratch};
+
+    fn server_on(data: &Scratch, keys: &Scratch, url: &str) -> bevy::prelude::App {
+        harness::app(&[
+            "--data",
+            data.path(),
+            "--keys",
+            keys.path(),
+            "--store",
+            url,
+            "server",
+            "--bind",
+            "127.0.0.1:0",
+        ])
+    }
+
+    fn leave(server: &mut bevy::prelude::App, client: &mut bevy::prelude::App, player: u64) {
+        client
+            .world_mut()
+            .resource_mut::<bloxquarium::shutdown::Shutdown>()
+            .request(bloxquarium::shutdown::ShutdownReason::Requested(
+                "leave".into(),
+            ));
+        harness::pump_until(&mut [server, client], 300, "save on leave", |a| {
+            let s = a[0].world().resource::<DataStoreState>();
+            s.profile(player).is_none() && s.busy() == 0
+        });
+    }
+
+    /// Two servers, each with its own data folder, on one database and one keys folder: a
+    /// player plays on the first, leaves, and finds coins and fish on the second.
+    #[test]
+    fn a_player_moves_between_two_servers_on_one_database() {
+        let Some(c) = super::cluster() else { return };
+        let url = c.fresh("two_servers");
+        let keys = Scratch::new("pg-two-keys");
+        let (da, db) = (Scratch::new("pg-two-a"), Scratch::new("pg-two-b"));
+        let mut a = server_on(&da, &keys, &url);
+        let mut b = server_on(&db, &keys, &url);
+
+        let (mut client, _) = harness::join_loaded(&mut a, &da, 31, "Coral");
+        harness::edit_profile(&mut a, 31, |p| {
+            p.stats.coins = 777;
+            p.fish.push(bloxquarium::game::Fish {
+                id: 1,
+                species: 2,
+                name: "Dory".into(),
+                hunger: 0.0,
+                from_trade: None,
+            });
+        });
+        leave(&mut a, &mut client, 31);
+
+        // The second server's own token (the same netcode key) and its own load.
+        let (_client, _) = harness::join_loaded(&mut b, &db, 31, "Coral");
+        let state = b.world().resource::<DataStoreState>();
+        let p = &state
+            .profile(31)
+            .expect("loaded on the second server")
+            .profile;
+        assert_eq!(p.stats.coins, 777);
+        assert_eq!(p.fish.len(), 1);
+        assert_eq!(p.fish[0].name, "Dory");
+        let held = b
+            .world()
+            .resource::<DataStore>()
+            .peek::<Aquarium>(31)
+            .unwrap();
+        assert_eq!(held.unwrap().1.stats.coins, 777, "the stored profile too");
+    }
+
+    /// A server whose data key is not the store's is refused at start, in one line naming
+    /// both keys and the fix.
+    #[test]
+    fn a_server_with_another_data_key_is_refused() {
+        let Some(c) = super::cluster() else { return };
+        let url = c.fresh("other_key");
+        let (k1, k2, data) = (
+            Scratch::new("pg-key-1"),
+            Scratch::new("pg-key-2"),
+            Scratch::new("pg-key-data"),
+        );
+        let paths = |k: &Scratch| {
+            bloxquarium::process::Paths::new(&data.0, &data.0, &data.0)
+                .with_store(Some(url.clone()))
+                .with_keys(Some(&k.0))
+        };
+        let config = bloxquarium::config::load_server(
+            std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config")),
+            &bloxquarium::game::KEYS,
+        )
+        .unwrap();
+        bloxquarium::datastore::open_at::<Aquarium>(&paths(&k1), &config).unwrap();
+        let e = bloxquarium::datastore::open_at::<Aquarium>(&paths(&k2), &config)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(e.contains("--keys"), "{e}");
+        assert!(
+            e.contains(&k2.0.join("data.key").display().to_string()),
+            "{e}"
+        );
+        assert!(!e.contains('\n'), "{e}");
+        // The same key in a copied folder is the same key.
+        let k3 = Scratch::new("pg-key-3");
+        std::fs::copy(k1.0.join("data.key"), k3.0.join("data.key")).unwrap();
+        bloxquarium::datastore::open_at::<Aquarium>(&paths(&k3), &config).unwrap();
+    }
+}

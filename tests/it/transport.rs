@@ -108,7 +108,7 @@ fn forged_expired_and_wrong_protocol_tokens_are_refused() {
     ));
 
     // Wrong protocol: the server's own key, but another protocol version.
-    let key = bloxquarium::keys::load(&bloxquarium::keys::key_path(&data.0)).unwrap();
+    let key = bloxquarium::keys::load(&bloxquarium::keys::key_path(&data.0.join("keys"))).unwrap();
     let fingerprint = protocol::protocol_fingerprint_of(protocol_id).unwrap();
     let other = TokenIssuer::new(key, protocol_id_for(99, fingerprint), vec![addr])
         .issue(7, "Future")
@@ -609,7 +609,7 @@ fn server_refuses_a_key_file_others_can_read() {
     use std::os::unix::fs::PermissionsExt;
     let data = Scratch::new("tp-key");
     drop(harness::server(&data, &[]));
-    let key = bloxquarium::keys::key_path(&data.0);
+    let key = bloxquarium::keys::key_path(&data.0.join("keys"));
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let cli = harness::cli(&["--data", data.path(), "server", "--bind", "127.0.0.1:0"]);
     let bloxquarium::cli::Command::Server(args) = cli.mode() else {
@@ -645,7 +645,7 @@ fn binary_token_and_headless_client_exit_status() {
         .spawn()
         .unwrap();
     // The key exists once the server started.
-    let key = bloxquarium::keys::key_path(&data.0);
+    let key = bloxquarium::keys::key_path(&data.0.join("keys"));
     let start = std::time::Instant::now();
     while !key.exists() {
         assert!(
