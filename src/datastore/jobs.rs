@@ -431,6 +431,62 @@ fn loaded<D: PlayerData>(
         }
         _ => false,
     };
+    let waited = state
+        .waiting
+        .iter()
+        .position(|w| w.player == player && w.session == owner.session);
+    // Another live server holds the profile: ask it to hand the profile over, and try again.
+    if let (Err(StoreError::Locked { holder, .. }), false) = (&result, ended)
+        && l.store.backend().postgres().is_some()
+    {
+        match waited {
+            Some(i)
+                if l.now.saturating_sub(state.waiting[i].since) < super::handoff::GIVE_UP_AFTER =>
+            {
+                state.waiting[i].due = l.now + super::handoff::RETRY;
+                state.waiting[i].loading = false;
+                return;
+            }
+            Some(_) => {}
+            None => {
+                info!(
+                    player,
+                    "profile held by live server {holder}; asking it to hand over"
+                );
+                super::handoff::send(
+                    l.store,
+                    &super::handoff::Note::Release {
+                        to: holder.clone(),
+                        from: state.server_id.clone(),
+                        player,
+                    },
+                );
+                state.waiting.push(super::handoff::Waiting {
+                    client,
+                    player,
+                    session: owner.session,
+                    holder: holder.clone(),
+                    since: l.now,
+                    due: l.now + super::handoff::RETRY,
+                    asked: l.now,
+                    loading: false,
+                });
+                return;
+            }
+        }
+    }
+    if let Some(i) = waited {
+        let w = state.waiting.swap_remove(i);
+        if result.is_ok() && !ended {
+            state.handoffs += 1;
+            info!(
+                player,
+                "profile handed over by server {} in {} ms",
+                w.holder,
+                l.now.saturating_sub(w.since).as_millis()
+            );
+        }
+    }
     match result {
         Ok(_) if ended => {
             info!(

@@ -152,6 +152,10 @@ pub struct DataStoreState<D: PlayerData> {
     pub(super) sent: Vec<MessageSent>,
     /// Deliveries, for the next [`InboxDelivered`]s.
     pub(super) delivered: Vec<InboxDelivered<D::Offline>>,
+    /// Loads waiting for another server to hand a profile over (see `handoff.rs`).
+    pub(super) waiting: Vec<super::handoff::Waiting>,
+    /// Profiles handed over to this server by another.
+    pub handoffs: u64,
 }
 
 impl<D: PlayerData> DataStoreState<D> {
@@ -174,6 +178,8 @@ impl<D: PlayerData> DataStoreState<D> {
             autosave_slowdown: 1,
             sent: Vec::new(),
             delivered: Vec::new(),
+            waiting: Vec::new(),
+            handoffs: 0,
         }
     }
 

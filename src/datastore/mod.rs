@@ -18,6 +18,7 @@
 mod admin;
 mod backend;
 mod backup;
+mod handoff;
 mod health;
 mod jobs;
 mod live;
@@ -37,6 +38,7 @@ pub use backup::{
     BackupError, BackupRecord, backup as back_up, backup_dir, list as list_backups,
     restore as restore_backup, store_id, verify as verify_backup,
 };
+pub use handoff::{Note, StoreChannel};
 pub use live::{DataStoreState, InboxDelivered, LiveProfile, MessageSent, Phase};
 pub use postgres::{MIGRATIONS, Migration, PostgresBackend, check_store_url, schema_version};
 pub use profile::{
@@ -248,7 +250,8 @@ impl<D: PlayerData> Plugin for DataStorePlugin<D> {
     fn build(&self, app: &mut App) {
         crate::stages::server(app);
         app.insert_resource(self.store.clone())
-            .insert_resource(DataStoreState::<D>::new(self.server_id.clone()));
+            .insert_resource(DataStoreState::<D>::new(self.server_id.clone()))
+            .insert_resource(StoreChannel::open(&self.store));
         crate::integration::register(app, health::integration::<D>());
         crate::integration::register_rule(app, health::autosave_rule());
         app.add_message::<ProfileLoaded>()
@@ -269,6 +272,8 @@ impl<D: PlayerData> Plugin for DataStorePlugin<D> {
                 (
                     systems::pace_autosaves::<D>,
                     systems::restore_versions::<D>,
+                    handoff::answer_notes::<D>,
+                    handoff::retry_waiting::<D>,
                     systems::start_loads::<D>,
                     systems::finish_releases::<D>,
                     systems::autosave::<D>,

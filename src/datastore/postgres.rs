@@ -33,6 +33,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use postgres::error::SqlState;
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, IsolationLevel, NoTls, Statement, Transaction};
 
 use super::backend::{ALL, Backend, BackendError, Entries, ReadOps, RedbBackend, Table, WriteOps};
@@ -719,6 +720,135 @@ impl Backend for PostgresBackend {
             }
             Ok::<_, BackendError>(())
         })
+    }
+}
+
+/// The PostgreSQL channel every server on one database listens on (`LISTEN`/`NOTIFY`).
+pub const CHANNEL: &str = "bq_channel";
+
+/// A listener on [`CHANNEL`]: a thread with its own connection that hands each notification's
+/// payload over; it connects again after the connection drops (a database restart), and stops
+/// when this is dropped. Notifications sent while it was disconnected are lost: what is sent
+/// on it must be asked again by its sender until answered.
+pub struct ChannelListener {
+    received: Mutex<std::sync::mpsc::Receiver<String>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ChannelListener {
+    /// Every payload received since the last call.
+    pub fn drain(&self) -> Vec<String> {
+        match self.received.lock() {
+            Ok(rx) => rx.try_iter().collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+impl Drop for ChannelListener {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Hands over notifications until `stop` is set or the receiver is gone (`Ok`), or the
+/// connection fails (`Err`).
+fn listen_on(
+    client: &mut Client,
+    tx: &std::sync::mpsc::Sender<String>,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<(), BackendError> {
+    while !stop.load(Ordering::SeqCst) {
+        {
+            let mut notes = client.notifications();
+            let mut it = notes.timeout_iter(Duration::from_millis(250));
+            while let Some(n) = it.next().map_err(|e| pg_err(&e))? {
+                if tx.send(n.payload().to_string()).is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        if client.is_closed() {
+            return Err(BackendError("the connection closed".into()));
+        }
+    }
+    Ok(())
+}
+
+impl PostgresBackend {
+    /// Sends `payload` to every server listening on [`CHANNEL`] (this one included).
+    pub fn notify(&self, payload: &str) -> Result<(), BackendError> {
+        let mut conn = self.checkout()?;
+        let r = conn
+            .client
+            .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
+            .map(|_| ())
+            .map_err(|e| pg_err(&e));
+        self.give_back(conn);
+        r
+    }
+
+    /// Starts listening on [`CHANNEL`].
+    pub fn listen(&self) -> ChannelListener {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let config = self.config.clone();
+        let tls = self.tls.clone();
+        let shown = self.shown.clone();
+        let stopped = stop.clone();
+        let spawned = std::thread::Builder::new()
+            .name("store-channel".into())
+            .spawn(move || {
+                // Connection attempts failed in a row (one warning per outage).
+                let mut failures = 0u32;
+                while !stopped.load(Ordering::SeqCst) {
+                    let client = match &tls {
+                        Some(tls) => config.connect(tls.clone()),
+                        None => config.connect(NoTls),
+                    }
+                    .map_err(|e| pg_err(&e))
+                    .and_then(|mut c| {
+                        c.batch_execute(&format!("LISTEN {CHANNEL}"))
+                            .map_err(|e| pg_err(&e))?;
+                        Ok(c)
+                    });
+                    let mut client = match client {
+                        Ok(c) => c,
+                        Err(e) => {
+                            if failures == 0 {
+                                tracing::warn!(
+                                    "{shown}: the store channel is down ({}); trying every second",
+                                    e.0
+                                );
+                            }
+                            failures += 1;
+                            std::thread::sleep(Duration::from_secs(1));
+                            continue;
+                        }
+                    };
+                    if failures > 0 {
+                        tracing::info!("{shown}: the store channel is back");
+                    }
+                    failures = 0;
+                    match listen_on(&mut client, &tx, &stopped) {
+                        Ok(()) => return,
+                        Err(e) => tracing::warn!(
+                            "{shown}: the store channel dropped ({}); connecting again",
+                            e.0
+                        ),
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(
+                "{}: cannot start the store channel's thread: {e}",
+                self.shown
+            );
+        }
+        ChannelListener {
+            received: Mutex::new(rx),
+            stop,
+        }
     }
 }
 

@@ -47,6 +47,9 @@ pub(super) fn finish_releases<D: PlayerData>(
     mut state: ResMut<DataStoreState<D>>,
 ) {
     for e in ended.read() {
+        state
+            .waiting
+            .retain(|w| !(w.player == e.player_id && w.session == e.session_id));
         if let Some(loading) = state.loading.get_mut(&e.player_id)
             && loading.session == e.session_id
         {

@@ -504,6 +504,73 @@ mod servers {
         assert_eq!(held.unwrap().1.stats.coins, 777, "the stored profile too");
     }
 
+    /// A player hops between two live servers: each time they turn up on the other server while
+    /// the first still holds their profile, the new server asks the holder over the store's
+    /// channel; the holder ends the session, saves and releases; the new server loads. Never two
+    /// owners at once, nothing lost (a coin added on each server before each hop), and the
+    /// handoff times are printed.
+    #[test]
+    fn a_player_hops_between_two_live_servers_by_handoff() {
+        let Some(c) = super::cluster() else { return };
+        let url = c.fresh("hops");
+        let keys = Scratch::new("pg-hop-keys");
+        let (da, db) = (Scratch::new("pg-hop-a"), Scratch::new("pg-hop-b"));
+        let mut servers = [server_on(&da, &keys, &url), server_on(&db, &keys, &url)];
+        let scratch = [&da, &db];
+        const PLAYER: u64 = 51;
+        const HOPS: usize = 12;
+        let (first, _) = harness::join_loaded(&mut servers[0], &da, PLAYER, "Finn");
+        let mut client = first;
+        harness::edit_profile(&mut servers[0], PLAYER, |p| p.stats.coins = 1000);
+        let mut times = Vec::new();
+        for hop in 0..HOPS {
+            let (from, to) = (hop % 2, (hop + 1) % 2);
+            harness::edit_profile(&mut servers[from], PLAYER, |p| p.stats.coins += 1);
+            let token = harness::issue(&servers[to], PLAYER, "Finn");
+            let addr = harness::server_addr(&servers[to]);
+            let mut next = harness::client(scratch[to], addr, &token);
+            let started = std::time::Instant::now();
+            let [a, b] = &mut servers;
+            harness::pump_until(
+                &mut [a, b, &mut client, &mut next],
+                3000,
+                &format!("hop {hop}: handed over"),
+                |apps| {
+                    let live = |i: usize| {
+                        apps[i]
+                            .world()
+                            .resource::<DataStoreState>()
+                            .profile(PLAYER)
+                            .is_some()
+                    };
+                    assert!(!(live(0) && live(1)), "hop {hop}: two owners at once");
+                    live(to)
+                },
+            );
+            times.push(started.elapsed());
+            client = next;
+        }
+        let state = servers[HOPS % 2].world().resource::<DataStoreState>();
+        let coins = state.profile(PLAYER).unwrap().profile.stats.coins;
+        assert_eq!(
+            coins,
+            1000 + HOPS as i64,
+            "a coin from every server before every hop"
+        );
+        let handed: u64 = servers
+            .iter()
+            .map(|s| s.world().resource::<DataStoreState>().handoffs)
+            .sum();
+        assert_eq!(handed, HOPS as u64);
+        times.sort();
+        let pct = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+        eprintln!(
+            "handoff over {HOPS} hops: p50 {:?}, p99 {:?} (the tests' pumping included)",
+            pct(0.5),
+            pct(0.99)
+        );
+    }
+
     /// A server whose data key is not the store's is refused at start, in one line naming
     /// both keys and the fix.
     #[test]

@@ -1,0 +1,170 @@
+//! Handoff between servers on one shared store: a server that needs a profile another live
+//! server holds asks it, over the store's channel (PostgreSQL `LISTEN`/`NOTIFY`), to save and
+//! release it, and loads it again every [`RETRY`] until it can (or [`GIVE_UP_AFTER`] has
+//! passed: then the player is told, as before, that the profile is open elsewhere). The holder
+//! ends that player's session, so the usual leave path saves and releases the lock.
+//!
+//! The ask is repeated every [`ASK_AGAIN`] while the wait lasts: a notification sent while the
+//! holder's listener was reconnecting is lost, not queued.
+
+use std::time::Duration;
+
+use bevy::prelude::*;
+use bevy::tasks::IoTaskPool;
+use serde::{Deserialize, Serialize};
+
+use super::postgres::ChannelListener;
+use super::{DataStore, PlayerData, Store};
+use crate::transport::KickRequested;
+
+/// Between a refused load and the next try.
+pub const RETRY: Duration = Duration::from_millis(50);
+/// How often the holder is asked again while the wait lasts.
+pub const ASK_AGAIN: Duration = Duration::from_secs(1);
+/// How long a load waits for the holder before the player is told to try later.
+pub const GIVE_UP_AFTER: Duration = Duration::from_secs(5);
+
+/// What one server says to another over the store's channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Note {
+    /// Server `from` needs `player`'s profile, which `to` holds: save and release it.
+    Release {
+        /// The holder.
+        to: String,
+        /// The server asking.
+        from: String,
+        /// The player.
+        player: u64,
+    },
+}
+
+/// This server's end of the store's channel (none on the embedded store: one server only).
+#[derive(Resource, Default)]
+pub struct StoreChannel {
+    pub(super) listener: Option<ChannelListener>,
+}
+
+impl StoreChannel {
+    /// Listens on `store`'s channel if it has one.
+    pub fn open(store: &Store) -> Self {
+        Self {
+            listener: store.backend().postgres().map(|pg| pg.listen()),
+        }
+    }
+}
+
+/// A load refused because another live server holds the profile, waiting for its handoff.
+#[derive(Debug, Clone)]
+pub(super) struct Waiting {
+    pub client: u64,
+    pub player: u64,
+    pub session: u128,
+    pub holder: String,
+    /// When the first load was refused.
+    pub since: Duration,
+    /// When to load again.
+    pub due: Duration,
+    /// When the holder was last asked.
+    pub asked: Duration,
+    /// A load is in flight for it.
+    pub loading: bool,
+}
+
+/// Sends `note` on `store`'s channel from the IO pool (the tick never waits on it).
+pub(super) fn send(store: &std::sync::Arc<Store>, note: &Note) {
+    let payload = match serde_json::to_string(note) {
+        Ok(p) => p,
+        Err(e) => {
+            warn!("cannot encode a note for the store channel: {e}");
+            return;
+        }
+    };
+    let store = store.clone();
+    IoTaskPool::get()
+        .spawn(async move {
+            if let Some(pg) = store.backend().postgres()
+                && let Err(e) = pg.notify(&payload)
+            {
+                warn!("store channel: {e}");
+            }
+        })
+        .detach();
+}
+
+/// Reads the channel: a release asked of this server ends that player's session here (the
+/// leave path saves and releases). Anything unreadable is logged and dropped.
+pub(super) fn answer_notes<D: PlayerData>(
+    channel: Res<StoreChannel>,
+    state: Res<super::DataStoreState<D>>,
+    mut kicks: MessageWriter<KickRequested>,
+) {
+    let Some(listener) = &channel.listener else {
+        return;
+    };
+    for payload in listener.drain() {
+        match serde_json::from_str::<Note>(&payload) {
+            Ok(Note::Release { to, from, player }) if to == state.server_id => {
+                match state.live.get(&player) {
+                    Some(live) => {
+                        info!(player, "handing the profile over to server {from}");
+                        kicks.write(KickRequested {
+                            client: live.client,
+                            reason: "your game moved to another server".into(),
+                        });
+                    }
+                    None => debug!(player, "asked to release a profile not live here"),
+                }
+            }
+            Ok(_) => {}
+            Err(e) => warn!("store channel: an unreadable note ({e}): {payload:.200}"),
+        }
+    }
+}
+
+/// Loads again each waiting profile that is due (and asks its holder again now and then).
+pub(super) fn retry_waiting<D: PlayerData>(
+    store: Res<DataStore>,
+    mut state: ResMut<super::DataStoreState<D>>,
+    time: Res<Time<Real>>,
+) {
+    let now = time.elapsed();
+    let due: Vec<usize> = (0..state.waiting.len())
+        .filter(|&i| !state.waiting[i].loading && state.waiting[i].due <= now)
+        .collect();
+    for i in due {
+        let w = state.waiting[i].clone();
+        if now.saturating_sub(w.asked) >= ASK_AGAIN {
+            send(
+                &store.0,
+                &Note::Release {
+                    to: w.holder.clone(),
+                    from: state.server_id.clone(),
+                    player: w.player,
+                },
+            );
+            state.waiting[i].asked = now;
+        }
+        state.waiting[i].loading = true;
+        super::jobs::spawn_load(&mut state, &store.0, (w.client, w.player, w.session));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_read_back_and_strangers_are_refused() {
+        let note = Note::Release {
+            to: "server-1".into(),
+            from: "server-2".into(),
+            player: 42,
+        };
+        let text = serde_json::to_string(&note).unwrap();
+        assert!(text.contains("\"kind\":\"release\""), "{text}");
+        assert_eq!(serde_json::from_str::<Note>(&text).unwrap(), note);
+        assert!(serde_json::from_str::<Note>(r#"{"kind":"explode"}"#).is_err());
+        assert!(serde_json::from_str::<Note>("not json").is_err());
+    }
+}
