@@ -92,6 +92,43 @@ pub(super) fn send(store: &std::sync::Arc<Store>, note: &Note) {
         .detach();
 }
 
+/// Runs `op`, a store operation on `player` (restoring a version), outside a server: while a
+/// live server's lock refuses it, that server is asked over the channel to hand the profile
+/// over (its player's session ends first), and `op` runs again every 100 ms until
+/// [`GIVE_UP_AFTER`]. Blocks; for command-line tools. On the embedded store `op` runs once.
+pub fn after_handoff<T>(
+    store: &Store,
+    player: u64,
+    asker: &str,
+    mut op: impl FnMut() -> Result<T, super::StoreError>,
+) -> Result<T, super::StoreError> {
+    let started = std::time::Instant::now();
+    let mut asked: Option<std::time::Instant> = None;
+    loop {
+        match op() {
+            Err(super::StoreError::Locked { holder, .. })
+                if started.elapsed() < GIVE_UP_AFTER && store.backend().postgres().is_some() =>
+            {
+                if asked.is_none_or(|t| t.elapsed() >= ASK_AGAIN)
+                    && let Some(pg) = store.backend().postgres()
+                {
+                    let note = Note::Release {
+                        to: holder,
+                        from: asker.to_string(),
+                        player,
+                    };
+                    let payload = serde_json::to_string(&note)
+                        .map_err(|e| super::StoreError::Aborted(e.to_string()))?;
+                    pg.notify(&payload)?;
+                    asked = Some(std::time::Instant::now());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Reads the channel: a release asked of this server ends that player's session here (the
 /// leave path saves and releases). Anything unreadable is logged and dropped.
 pub(super) fn answer_notes<D: PlayerData>(

@@ -38,7 +38,7 @@ pub use backup::{
     BackupError, BackupRecord, backup as back_up, backup_dir, list as list_backups,
     restore as restore_backup, store_id, verify as verify_backup,
 };
-pub use handoff::{Note, StoreChannel};
+pub use handoff::{Note, StoreChannel, after_handoff};
 pub use live::{DataStoreState, InboxDelivered, LiveProfile, MessageSent, Phase};
 pub use postgres::{MIGRATIONS, Migration, PostgresBackend, check_store_url, schema_version};
 pub use profile::{

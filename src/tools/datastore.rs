@@ -125,8 +125,11 @@ pub fn run(global: &GlobalArgs, action: &DatastoreCommand) -> Result<String, Too
         }
         DatastoreCommand::RestoreVersion { player, version } => {
             let store = open(&paths, &config)?;
-            let new = store
-                .restore_version::<Aquarium>(*player, *version, now_ms())
+            // On a shared store, a server playing this player hands the profile over first.
+            let new =
+                crate::datastore::after_handoff(&store, *player, "datastore command line", || {
+                    store.restore_version::<Aquarium>(*player, *version, now_ms())
+                })
                 .map_err(|e| tool(&e))?;
             Ok(format!(
                 "player {player}: version {version} restored as version {new}"

@@ -571,6 +571,61 @@ mod servers {
         );
     }
 
+    /// `datastore restore-version` on a shared store while the player plays: the command asks
+    /// the server over the channel to end the session (which saves and releases), then
+    /// restores.
+    #[test]
+    fn restoring_a_version_while_the_player_plays_elsewhere_ends_their_session_first() {
+        let Some(c) = super::cluster() else { return };
+        let url = c.fresh("restore_live");
+        let keys = Scratch::new("pg-rv-keys");
+        let da = Scratch::new("pg-rv-a");
+        let mut a = server_on(&da, &keys, &url);
+        let (mut client, _) = harness::join_loaded(&mut a, &da, 61, "Pearl");
+        harness::edit_profile(&mut a, 61, |p| p.stats.coins = 500);
+        leave(&mut a, &mut client, 61); // version 1: 500 coins
+        let (mut client, _) = harness::join_loaded(&mut a, &da, 61, "Pearl");
+        harness::edit_profile(&mut a, 61, |p| p.stats.coins = 9);
+        let mut cmd = harness::bin();
+        cmd.args(["--data", da.path(), "--keys", keys.path(), "--store", &url])
+            .args([
+                "datastore",
+                "restore-version",
+                "--player",
+                "61",
+                "--version",
+                "1",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let mut status = None;
+        harness::pump_until(
+            &mut [&mut a, &mut client],
+            20_000,
+            "the command ends",
+            |_| {
+                status = child.try_wait().unwrap();
+                status.is_some()
+            },
+        );
+        let out = child.wait_with_output().unwrap();
+        let text = harness::text(&out);
+        assert!(status.unwrap().success(), "{text}");
+        assert!(text.contains("version 1 restored as version"), "{text}");
+        assert!(
+            a.world().resource::<DataStoreState>().profile(61).is_none(),
+            "the session ended"
+        );
+        let (_, p) = a
+            .world()
+            .resource::<DataStore>()
+            .peek::<Aquarium>(61)
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.stats.coins, 500, "the restored version is current");
+    }
+
     /// A server whose data key is not the store's is refused at start, in one line naming
     /// both keys and the fix.
     #[test]
