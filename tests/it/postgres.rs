@@ -234,11 +234,21 @@ impl Cluster {
 
     /// Stops the cluster and starts it again on the same port and data (a database restart).
     pub fn restart(&self) {
+        self.stop();
+        self.start();
+    }
+
+    /// Stops the cluster (fast: open transactions are rolled back, connections dropped).
+    pub fn stop(&self) {
         let mut stop = as_owner(&self.bin.join("pg_ctl"));
         stop.arg("-D")
             .arg(self.dir.join("db"))
             .args(["-w", "-t", "60", "-m", "fast", "stop"]);
         run(stop, "pg_ctl stop").unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Starts the stopped cluster again.
+    pub fn start(&self) {
         pg_ctl_start(&self.bin, &self.dir, self.port).unwrap_or_else(|e| panic!("{e}"));
     }
 }
@@ -624,6 +634,89 @@ mod servers {
             .unwrap()
             .unwrap();
         assert_eq!(p.stats.coins, 500, "the restored version is current");
+    }
+
+    /// The database goes away under a server with players and comes back: the players keep
+    /// playing, the auto-saves fail and are retried, and once the database is back every
+    /// change is saved without anyone touching anything.
+    #[test]
+    fn a_database_outage_under_players_loses_nothing_and_recovers_by_itself() {
+        let Some(c) = super::private_cluster("outage") else {
+            return;
+        };
+        let url = c.database("game");
+        let (d, keys) = (Scratch::new("pg-outage"), Scratch::new("pg-outage-keys"));
+        let cfg = harness::config_dir(&d, r#"{"datastore.autosaveInterval": 5}"#);
+        let mut server =
+            harness::server_with_config_args(&d, &cfg, &["--store", &url, "--keys", keys.path()]);
+        let players = [71u64, 72, 73, 74];
+        let mut clients: Vec<_> = players
+            .iter()
+            .map(|&p| harness::join_loaded(&mut server, &d, p, "Reef").0)
+            .collect();
+        let stored = |server: &bevy::prelude::App, p: u64| {
+            server
+                .world()
+                .resource::<DataStore>()
+                .peek::<Aquarium>(p)
+                .ok()
+                .flatten()
+                .map(|(_, prof)| prof.stats.coins)
+        };
+        let mut pump_until =
+            |server: &mut bevy::prelude::App,
+             what: &str,
+             frames: usize,
+             done: &dyn Fn(&bevy::prelude::App) -> bool| {
+                let mut apps: Vec<&mut bevy::prelude::App> = vec![server];
+                apps.extend(clients.iter_mut());
+                harness::pump_until(&mut apps, frames, what, |a| done(a[0]));
+            };
+        for (i, &p) in players.iter().enumerate() {
+            harness::edit_profile(&mut server, p, |prof| prof.stats.coins = 100 + i as i64);
+        }
+        pump_until(&mut server, "saved before the outage", 600, &|s| {
+            players
+                .iter()
+                .enumerate()
+                .all(|(i, &p)| stored(s, p) == Some(100 + i as i64))
+        });
+
+        c.stop();
+        for (i, &p) in players.iter().enumerate() {
+            harness::edit_profile(&mut server, p, |prof| prof.stats.coins = 200 + i as i64);
+        }
+        // Five seconds of play without a database: every player stays.
+        pump_until(&mut server, "failed saves retried", 600, &|s| {
+            s.world().resource::<DataStoreState>().save_retries >= players.len() as u64
+        });
+        for &p in &players {
+            assert!(
+                server
+                    .world()
+                    .resource::<DataStoreState>()
+                    .profile(p)
+                    .is_some(),
+                "player {p} still playing"
+            );
+        }
+
+        c.start();
+        pump_until(&mut server, "saved after the outage", 3000, &|s| {
+            players
+                .iter()
+                .enumerate()
+                .all(|(i, &p)| stored(s, p) == Some(200 + i as i64))
+        });
+        for &p in &players {
+            assert!(
+                server
+                    .world()
+                    .resource::<DataStoreState>()
+                    .profile(p)
+                    .is_some()
+            );
+        }
     }
 
     /// A server whose data key is not the store's is refused at start, in one line naming
