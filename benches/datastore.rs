@@ -1,6 +1,11 @@
 //! Durable saves of 1 KiB profiles, side by side: our store one commit per save, our store with
-//! a group commit of 64 saves, and SQLite (WAL, synchronous=FULL) one commit per save; load
-//! latency; zstd against lz4 on a profile.
+//! a group commit of 64 saves, and SQLite (WAL, synchronous=FULL) one commit per save; the same
+//! on PostgreSQL (a throwaway cluster, fsync and synchronous_commit on; skipped where it is not
+//! installed); load latency; zstd against lz4 on a profile.
+
+#[allow(dead_code)]
+#[path = "../tests/it/pg_cluster.rs"]
+mod pg_cluster;
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -34,6 +39,10 @@ fn profile(player: u64) -> Profile {
 }
 
 fn open_store(dir: &Path) -> Store {
+    open_store_at(dir, None)
+}
+
+fn open_store_at(dir: &Path, url: Option<String>) -> Store {
     let config = match bloxquarium::config::load_server(
         Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config")),
         &bloxquarium::game::KEYS,
@@ -41,7 +50,8 @@ fn open_store(dir: &Path) -> Store {
         Ok(c) => c,
         Err(e) => panic!("config: {e}"),
     };
-    match datastore::open::<Aquarium>(dir, &config) {
+    let paths = bloxquarium::process::Paths::new(dir, dir, dir).with_store(url);
+    match datastore::open_at::<Aquarium>(&paths, &config) {
         Ok(s) => s,
         Err(e) => panic!("store: {e}"),
     }
@@ -138,6 +148,8 @@ fn saves(c: &mut Criterion) {
     });
     group.finish();
 
+    postgres_saves(c);
+
     let mut group = c.benchmark_group("load");
     group.sample_size(20);
     let mut n = 0u64;
@@ -180,6 +192,83 @@ fn saves(c: &mut Criterion) {
     group.finish();
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&sqlite_dir);
+}
+
+/// The same saves and loads on PostgreSQL, one commit per save against group commits.
+fn postgres_saves(c: &mut Criterion) {
+    let Some(cluster) = pg_cluster::cluster() else {
+        return;
+    };
+    let dir = scratch("pg");
+    let store = open_store_at(&dir, Some(cluster.database("bench")));
+    let owner = LockOwner {
+        server_id: "bench".into(),
+        session: 1,
+    };
+    let mut versions = vec![0u64; BATCH];
+    let mut profiles: Vec<Profile> = (0..BATCH as u64).map(|p| profile(p + 1)).collect();
+    for (i, p) in profiles.iter_mut().enumerate() {
+        if let Ok(l) = store.load::<Aquarium>(p.player_id, &owner, now_ms()) {
+            *p = l.profile;
+            versions[i] = l.version;
+        }
+    }
+    let mut group = c.benchmark_group("durable_saves_postgres");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8));
+    group.throughput(Throughput::Elements(1));
+    let mut i = 0usize;
+    group.bench_function("postgres_one_commit_per_save", |b| {
+        b.iter(|| {
+            let k = i % BATCH;
+            i += 1;
+            let req = SaveRequest::new(profiles[k].clone(), versions[k], owner.clone());
+            if let Ok(saved) = store.save(&req, now_ms()) {
+                versions[k] = saved.version;
+            }
+        })
+    });
+    for (name, size) in [
+        ("postgres_group_commit_64", 64usize),
+        ("postgres_group_commit_256", 256),
+    ] {
+        group.throughput(Throughput::Elements(size as u64));
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let reqs: Vec<SaveRequest<Aquarium>> = (0..size)
+                    .map(|k| SaveRequest::new(profiles[k].clone(), versions[k], owner.clone()))
+                    .collect();
+                for (k, r) in store
+                    .save_batch(&reqs, true, now_ms())
+                    .into_iter()
+                    .enumerate()
+                {
+                    if let Ok(saved) = r {
+                        versions[k] = saved.version;
+                    }
+                }
+            })
+        });
+    }
+    group.finish();
+    let mut group = c.benchmark_group("load_postgres");
+    group.sample_size(20);
+    let mut n = 0u64;
+    group.bench_function("postgres_load_with_lock", |b| {
+        b.iter(|| {
+            n += 1;
+            let p = n % BATCH as u64 + 1;
+            black_box(store.load::<Aquarium>(p, &owner, now_ms()).is_ok());
+        })
+    });
+    group.bench_function("postgres_peek", |b| {
+        b.iter(|| {
+            n += 1;
+            black_box(store.peek::<Aquarium>(n % BATCH as u64 + 1).is_ok());
+        })
+    });
+    group.finish();
 }
 
 criterion_group!(benches, saves);

@@ -769,6 +769,9 @@ pub fn run(cli: &Cli) -> Result<Finished, StartError> {
         Command::Admin(args) => {
             return Ok(Finished::Report(tools::run_admin(&cli.global, &args)?));
         }
+        Command::Servers => {
+            return Ok(Finished::Report(tools::list_servers(&cli.global)?));
+        }
         Command::Datastore { action } => {
             return Ok(Finished::Report(tools::run_datastore(
                 &cli.global,

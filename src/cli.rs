@@ -117,6 +117,8 @@ pub enum Command {
     Audit(AuditArgs),
     /// Admin commands to a running server, as an admin player (a token file of theirs).
     Admin(AdminArgs),
+    /// The servers sharing this --store (PostgreSQL): id, address, players, last heartbeat.
+    Servers,
     /// Data store maintenance (the embedded file: with the server stopped; with --store, while
     /// servers run).
     Datastore {

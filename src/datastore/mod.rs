@@ -18,6 +18,7 @@
 mod admin;
 mod backend;
 mod backup;
+mod directory;
 mod handoff;
 mod health;
 mod jobs;
@@ -38,9 +39,13 @@ pub use backup::{
     BackupError, BackupRecord, backup as back_up, backup_dir, list as list_backups,
     restore as restore_backup, store_id, verify as verify_backup,
 };
+pub use directory::Directory;
 pub use handoff::{Note, StoreChannel, after_handoff};
 pub use live::{DataStoreState, InboxDelivered, LiveProfile, MessageSent, Phase};
-pub use postgres::{MIGRATIONS, Migration, PostgresBackend, check_store_url, schema_version};
+pub use postgres::{
+    Leadership, MIGRATIONS, Migration, PostgresBackend, ServerEntry, check_store_url,
+    schema_version,
+};
 pub use profile::{
     DecodeError, MAX_PROFILE_BYTES, MAX_PROFILE_OPS, OpRecord, PlayerData, Profile,
     decode as decode_profile, envelope_policy, policy_of,
@@ -251,7 +256,8 @@ impl<D: PlayerData> Plugin for DataStorePlugin<D> {
         crate::stages::server(app);
         app.insert_resource(self.store.clone())
             .insert_resource(DataStoreState::<D>::new(self.server_id.clone()))
-            .insert_resource(StoreChannel::open(&self.store));
+            .insert_resource(StoreChannel::open(&self.store))
+            .insert_resource(Directory::open(&self.store));
         crate::integration::register(app, health::integration::<D>());
         crate::integration::register_rule(app, health::autosave_rule());
         app.add_message::<ProfileLoaded>()
@@ -278,13 +284,17 @@ impl<D: PlayerData> Plugin for DataStorePlugin<D> {
                     systems::finish_releases::<D>,
                     systems::autosave::<D>,
                     systems::integrity_sweep::<D>,
+                    directory::beat::<D>,
                     systems::scheduled_backup::<D>,
                     systems::poll_jobs::<D>,
                 )
                     .chain()
                     .in_set(ServerSystems::Persist),
             )
-            .add_systems(OnShutdown, systems::save_everything::<D>)
+            .add_systems(
+                OnShutdown,
+                (systems::save_everything::<D>, directory::leave::<D>),
+            )
             .add_systems(
                 Update,
                 systems::hold_while_busy::<D>.in_set(ShutdownSystems::Drain),

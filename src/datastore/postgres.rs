@@ -54,19 +54,34 @@ pub struct Migration {
 }
 
 /// Every migration this build knows, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "byte tables",
-    oldest_reader: 1,
-    sql: "CREATE TABLE bq_profiles (key bytea PRIMARY KEY, value bytea NOT NULL);
-          CREATE TABLE bq_locks (key bytea PRIMARY KEY, value bytea NOT NULL);
-          CREATE TABLE bq_versions (key bytea PRIMARY KEY, value bytea NOT NULL);
-          CREATE TABLE bq_blobs (key bytea PRIMARY KEY, value bytea NOT NULL);
-          CREATE TABLE bq_inbox (key bytea PRIMARY KEY, value bytea NOT NULL);
-          CREATE TABLE bq_meta (key bytea PRIMARY KEY, value bytea NOT NULL);
-          CREATE TABLE bq_erasures (key bytea PRIMARY KEY, value bytea NOT NULL);
-          CREATE TABLE bq_accounts (key bytea PRIMARY KEY, value bytea NOT NULL);",
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "byte tables",
+        oldest_reader: 1,
+        sql: "CREATE TABLE bq_profiles (key bytea PRIMARY KEY, value bytea NOT NULL);
+              CREATE TABLE bq_locks (key bytea PRIMARY KEY, value bytea NOT NULL);
+              CREATE TABLE bq_versions (key bytea PRIMARY KEY, value bytea NOT NULL);
+              CREATE TABLE bq_blobs (key bytea PRIMARY KEY, value bytea NOT NULL);
+              CREATE TABLE bq_inbox (key bytea PRIMARY KEY, value bytea NOT NULL);
+              CREATE TABLE bq_meta (key bytea PRIMARY KEY, value bytea NOT NULL);
+              CREATE TABLE bq_erasures (key bytea PRIMARY KEY, value bytea NOT NULL);
+              CREATE TABLE bq_accounts (key bytea PRIMARY KEY, value bytea NOT NULL);",
+    },
+    // Expanding: a release that knows only version 1 never reads it and keeps running.
+    Migration {
+        version: 2,
+        name: "server directory",
+        oldest_reader: 1,
+        sql: "CREATE TABLE bq_servers (
+                  id text PRIMARY KEY,
+                  address text NOT NULL,
+                  players integer NOT NULL,
+                  capacity integer NOT NULL,
+                  started_at timestamptz NOT NULL DEFAULT now(),
+                  heartbeat timestamptz NOT NULL DEFAULT now());",
+    },
+];
 
 /// The newest schema version this build knows.
 pub fn schema_version() -> i32 {
@@ -720,6 +735,171 @@ impl Backend for PostgresBackend {
             }
             Ok::<_, BackendError>(())
         })
+    }
+}
+
+/// One server in the directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerEntry {
+    /// Its id (as in session locks).
+    pub id: String,
+    /// Where players reach it.
+    pub address: String,
+    /// Players on it.
+    pub players: i32,
+    /// Most players it takes.
+    pub capacity: i32,
+    /// Since its last heartbeat, by the database's clock.
+    pub heartbeat_age_ms: i64,
+}
+
+/// The advisory lock whose holder runs the store-wide jobs: "bqjobs" in ASCII.
+const JOBS_LOCK: i64 = 0x0000_6271_6a6f_6273;
+
+/// Whether this server runs the store-wide jobs (backups, directory expiry): it holds a session
+/// advisory lock on a connection of its own, so exactly one live server does, and another takes
+/// over when that connection goes (the server stopped, died or lost the database).
+pub struct Leadership {
+    leader: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Leadership {
+    /// This server runs the store-wide jobs now.
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Leadership {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+impl PostgresBackend {
+    fn with_client<T>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
+    ) -> Result<T, BackendError> {
+        let mut conn = self.checkout()?;
+        let r = f(&mut conn.client).map_err(|e| pg_err(&e));
+        self.give_back(conn);
+        r
+    }
+
+    /// Adds or refreshes this server's directory entry (its heartbeat: the database's now).
+    pub fn register_server(
+        &self,
+        id: &str,
+        address: &str,
+        players: u32,
+        capacity: u32,
+    ) -> Result<(), BackendError> {
+        let (players, capacity) = (
+            players.min(i32::MAX as u32) as i32,
+            capacity.min(i32::MAX as u32) as i32,
+        );
+        self.with_client(|c| {
+            c.execute(
+                "INSERT INTO bq_servers (id, address, players, capacity) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (id) DO UPDATE SET address = EXCLUDED.address,
+                     players = EXCLUDED.players, capacity = EXCLUDED.capacity, heartbeat = now()",
+                &[&id, &address, &players, &capacity],
+            )
+        })
+        .map(|_| ())
+    }
+
+    /// Removes this server's directory entry (on shutdown).
+    pub fn leave_server(&self, id: &str) -> Result<(), BackendError> {
+        self.with_client(|c| c.execute("DELETE FROM bq_servers WHERE id = $1", &[&id]))
+            .map(|_| ())
+    }
+
+    /// Every server in the directory, by id.
+    pub fn servers(&self) -> Result<Vec<ServerEntry>, BackendError> {
+        let rows = self.with_client(|c| {
+            c.query(
+                "SELECT id, address, players, capacity,
+                        (extract(epoch FROM (now() - heartbeat)) * 1000)::int8
+                 FROM bq_servers ORDER BY id",
+                &[],
+            )
+        })?;
+        Ok(rows
+            .iter()
+            .map(|r| ServerEntry {
+                id: r.get(0),
+                address: r.get(1),
+                players: r.get(2),
+                capacity: r.get(3),
+                heartbeat_age_ms: r.get(4),
+            })
+            .collect())
+    }
+
+    /// Removes the entries whose heartbeat is older than `after` (dead servers).
+    pub fn expire_servers(&self, after: Duration) -> Result<u64, BackendError> {
+        let secs = after.as_secs_f64();
+        self.with_client(|c| {
+            c.execute(
+                "DELETE FROM bq_servers WHERE heartbeat < now() - make_interval(secs => $1)",
+                &[&secs],
+            )
+        })
+    }
+
+    /// Stands for running the store-wide jobs (see [`Leadership`]).
+    pub fn campaign(&self) -> Leadership {
+        let leader = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (config, tls, shown) = (self.config.clone(), self.tls.clone(), self.shown.clone());
+        let (is_leader, stopped) = (leader.clone(), stop.clone());
+        let spawned = std::thread::Builder::new()
+            .name("store-jobs-election".into())
+            .spawn(move || {
+                while !stopped.load(Ordering::SeqCst) {
+                    let client = match &tls {
+                        Some(tls) => config.connect(tls.clone()),
+                        None => config.connect(NoTls),
+                    };
+                    let Ok(mut client) = client else {
+                        std::thread::sleep(Duration::from_secs(1));
+                        continue;
+                    };
+                    while !stopped.load(Ordering::SeqCst) {
+                        let held = if is_leader.load(Ordering::SeqCst) {
+                            client.simple_query("SELECT 1").map(|_| true)
+                        } else {
+                            client
+                                .query_one("SELECT pg_try_advisory_lock($1)", &[&JOBS_LOCK])
+                                .map(|r| r.get::<_, bool>(0))
+                        };
+                        match held {
+                            Ok(held) => {
+                                if held && !is_leader.swap(true, Ordering::SeqCst) {
+                                    tracing::info!("{shown}: this server runs the store-wide jobs");
+                                }
+                            }
+                            Err(_) => {
+                                if is_leader.swap(false, Ordering::SeqCst) {
+                                    tracing::warn!(
+                                        "{shown}: lost the store-wide jobs (the connection failed)"
+                                    );
+                                }
+                                break;
+                            }
+                        }
+                        std::thread::sleep(Duration::from_millis(500));
+                    }
+                }
+                is_leader.store(false, Ordering::SeqCst);
+            });
+        if let Err(e) = spawned {
+            tracing::error!("{}: cannot start the jobs election: {e}", self.shown);
+        }
+        Leadership { leader, stop }
     }
 }
 

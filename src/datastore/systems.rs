@@ -168,8 +168,12 @@ pub(super) fn scheduled_backup<D: PlayerData>(
     store: Res<DataStore>,
     paths: Res<crate::process::Paths>,
     mut state: ResMut<DataStoreState<D>>,
-    time: Res<Time<Real>>,
+    (time, directory): (Res<Time<Real>>, Res<super::Directory>),
 ) {
+    // On a shared store one elected server makes the backups.
+    if !directory.runs_store_jobs() {
+        return;
+    }
     let now = time.elapsed();
     let Ok(interval) = config.get::<Duration>("datastore.backupInterval") else {
         return;

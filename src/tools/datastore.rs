@@ -200,3 +200,35 @@ fn soak(store: &crate::datastore::Store, player: u64) -> Result<String, ToolErro
         }
     }
 }
+
+/// `bloxquarium servers`: the servers sharing this `--store`, from its directory.
+pub fn list_servers(global: &GlobalArgs) -> Result<String, ToolError> {
+    let paths = global.paths();
+    let Some(url) = paths.store.as_deref() else {
+        return Err(ToolError::Failed(
+            "servers lists the servers sharing a --store (PostgreSQL); without --store each \
+             server has its own embedded file"
+                .into(),
+        ));
+    };
+    let db = crate::datastore::PostgresBackend::connect(url)
+        .map_err(|e| ToolError::Failed(e.to_string()))?;
+    let servers = db.servers().map_err(|e| ToolError::Failed(e.to_string()))?;
+    if servers.is_empty() {
+        return Ok(format!("no servers on {}", db.shown()));
+    }
+    let mut out = format!(
+        "{:<30} {:<22} {:>9}  heartbeat",
+        "server", "address", "players"
+    );
+    for s in &servers {
+        out.push_str(&format!(
+            "\n{:<30} {:<22} {:>9}  {:.1} s ago",
+            s.id,
+            s.address,
+            format!("{}/{}", s.players, s.capacity),
+            s.heartbeat_age_ms as f64 / 1000.0
+        ));
+    }
+    Ok(out)
+}

@@ -1,5 +1,5 @@
 //! The command-line tools beside the modes: `token`, `audit`, `admin …` (commands to a running
-//! server), `datastore …` (maintenance on a stopped server's store) and `assets …`. Top layer: each is a thin function over the public
+//! server), `datastore …` (maintenance of the store), `servers` and `assets …`. Top layer: each is a thin function over the public
 //! doors of the subsystems; `app::run` dispatches to them.
 
 mod admin;
@@ -11,7 +11,7 @@ mod token;
 pub use admin::run as run_admin;
 pub use assets::run_command as run_assets;
 pub use audit::report as audit_report;
-pub use datastore::run as run_datastore;
+pub use datastore::{list_servers, run as run_datastore};
 pub use token::write as write_token;
 
 /// Why a tool failed.

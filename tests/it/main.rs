@@ -12,6 +12,7 @@ mod health;
 mod key_effects;
 mod keys;
 mod layers;
+mod pg_cluster;
 mod postgres;
 mod login;
 mod reconcile;

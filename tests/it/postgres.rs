@@ -1,257 +1,9 @@
-//! A throwaway PostgreSQL for the tests that need one, and the tests of the PostgreSQL backend
-//! itself (the data store's conformance suite runs on it from `datastore.rs`).
-//!
-//! One cluster per test process, from the installed binaries (`initdb` + `pg_ctl`, as the
-//! `postgres` user when the tests run as root), on a free port of 127.0.0.1, with fsync and
-//! synchronous commit on; a watchdog stops it and removes its folder when this process exits,
-//! however it exits. Each test takes its own database. Without the binaries these tests say
-//! they are skipped and pass, unless `BLOXQUARIUM_REQUIRE_POSTGRES=1` (which `.ci/run` sets).
+//! The tests of the PostgreSQL backend itself, and of servers sharing one database (the data
+//! store's conformance suite runs on it from `datastore.rs`). Each test takes its own database
+//! of the process's throwaway cluster (`pg_cluster.rs`); without PostgreSQL installed they say
+//! they are skipped and pass, unless `BLOXQUARIUM_REQUIRE_POSTGRES=1`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{Mutex, OnceLock};
-
-/// The running cluster.
-pub struct Cluster {
-    /// Its TCP port on 127.0.0.1.
-    pub port: u16,
-    /// Its folder (data, log, socket).
-    dir: PathBuf,
-    bin: PathBuf,
-    creating: Mutex<()>,
-}
-
-static CLUSTER: OnceLock<Option<Cluster>> = OnceLock::new();
-
-/// The cluster, started on first use; `None` (after saying so) where PostgreSQL is not
-/// installed and not required.
-pub fn cluster() -> Option<&'static Cluster> {
-    CLUSTER.get_or_init(start).as_ref()
-}
-
-fn required() -> bool {
-    std::env::var("BLOXQUARIUM_REQUIRE_POSTGRES").is_ok_and(|v| v == "1")
-}
-
-/// The folder of `initdb` and `pg_ctl`: the newest `/usr/lib/postgresql/N/bin`, else `PATH`.
-fn find_bin() -> Option<PathBuf> {
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let n = e.file_name().to_str()?.parse().ok()?;
-            let bin = e.path().join("bin");
-            bin.join("pg_ctl").exists().then_some((n, bin))
-        })
-        .collect();
-    versions.sort();
-    if let Some((_, bin)) = versions.pop() {
-        return Some(bin);
-    }
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .find(|d| d.join("initdb").exists() && d.join("pg_ctl").exists())
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// `program args…`, as the `postgres` user when we are root (PostgreSQL refuses to run as root).
-fn as_owner(program: &Path) -> Command {
-    if is_root() {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(program);
-        c
-    } else {
-        Command::new(program)
-    }
-}
-
-fn run(mut cmd: Command, what: &str) -> Result<(), String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{what}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{what}: {}\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
-fn start() -> Option<Cluster> {
-    let Some(bin) = find_bin() else {
-        assert!(
-            !required(),
-            "BLOXQUARIUM_REQUIRE_POSTGRES=1, but PostgreSQL's initdb and pg_ctl are not installed \
-             (install the postgresql package)"
-        );
-        eprintln!(
-            "skipped: the PostgreSQL tests need initdb and pg_ctl (install the postgresql \
-             package; BLOXQUARIUM_REQUIRE_POSTGRES=1 makes their absence a failure)"
-        );
-        return None;
-    };
-    match start_with(&bin, "shared") {
-        Ok(c) => Some(c),
-        Err(e) => panic!("a throwaway PostgreSQL from {}: {e}", bin.display()),
-    }
-}
-
-/// A cluster of this test's own (one it may restart without disturbing the others), if
-/// PostgreSQL is installed.
-pub fn private_cluster(tag: &str) -> Option<Cluster> {
-    cluster()?;
-    let bin = find_bin()?;
-    Some(start_with(&bin, tag).unwrap_or_else(|e| panic!("a private PostgreSQL: {e}")))
-}
-
-fn start_with(bin: &Path, tag: &str) -> Result<Cluster, String> {
-    let dir = std::env::temp_dir().join(format!("bloxquarium-pg-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    if is_root() {
-        let mut chown = Command::new("chown");
-        chown.arg("postgres").arg(&dir);
-        run(chown, "chown postgres")?;
-    }
-    let db = dir.join("db");
-    let mut initdb = as_owner(&bin.join("initdb"));
-    initdb.arg("-D").arg(&db).args([
-        "-A",
-        "trust",
-        "-U",
-        "bq",
-        "-E",
-        "UTF8",
-        "--locale=C",
-        "--no-sync",
-    ]);
-    run(initdb, "initdb")?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
-    pg_ctl_start(bin, &dir, port)?;
-    // The watchdog: when this process is gone, stop the cluster and remove its folder.
-    let owner = if is_root() {
-        "runuser -u postgres -- "
-    } else {
-        ""
-    };
-    let script = format!(
-        "while [ -d /proc/{pid} ]; do sleep 1; done; \
-         {owner}'{pg_ctl}' -D '{db}' stop -m immediate >/dev/null 2>&1; rm -rf '{dir}'",
-        pid = std::process::id(),
-        pg_ctl = bin.join("pg_ctl").display(),
-        db = db.display(),
-        dir = dir.display()
-    );
-    Command::new("setsid")
-        .args(["sh", "-c", &script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("the watchdog: {e}"))?;
-    Ok(Cluster {
-        port,
-        dir,
-        bin: bin.to_path_buf(),
-        creating: Mutex::new(()),
-    })
-}
-
-/// Starts the cluster in `dir` on `port` (its log in `dir/log`, its socket in `dir`).
-fn pg_ctl_start(bin: &Path, dir: &Path, port: u16) -> Result<(), String> {
-    let mut pg_ctl = as_owner(&bin.join("pg_ctl"));
-    pg_ctl
-        .arg("-D")
-        .arg(dir.join("db"))
-        .arg("-l")
-        .arg(dir.join("log"))
-        .args(["-w", "-t", "60", "-o"])
-        .arg(format!(
-            "-k {} -p {port} -c listen_addresses=127.0.0.1 -c max_connections=400 \
-             -c fsync=on -c synchronous_commit=on",
-            dir.display()
-        ))
-        .arg("start");
-    run(pg_ctl, "pg_ctl start")
-}
-
-impl Cluster {
-    /// The URL of the database `name`, created empty if it does not exist yet.
-    pub fn database(&self, name: &str) -> String {
-        let _one_at_a_time = self.creating.lock().unwrap_or_else(|p| p.into_inner());
-        let mut admin = self.admin("postgres");
-        match admin.batch_execute(&format!("CREATE DATABASE \"{name}\"")) {
-            Ok(()) => {}
-            Err(e) if e.code() == Some(&postgres::error::SqlState::DUPLICATE_DATABASE) => {}
-            Err(e) => panic!("CREATE DATABASE {name}: {e:?}"),
-        }
-        self.url(name)
-    }
-
-    /// A fresh database named after `tag` and this test's thread.
-    pub fn fresh(&self, tag: &str) -> String {
-        let name = format!("t_{}_{:?}", tag, std::thread::current().id())
-            .to_lowercase()
-            .replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_");
-        self.drop_database(&name);
-        self.database(&name)
-    }
-
-    /// Drops the database `name` (ending its connections).
-    pub fn drop_database(&self, name: &str) {
-        let _one_at_a_time = self.creating.lock().unwrap_or_else(|p| p.into_inner());
-        let mut admin = self.admin("postgres");
-        admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-            .unwrap_or_else(|e| panic!("DROP DATABASE {name}: {e:?}"));
-    }
-
-    /// The URL of database `name` (user `bq`, no password: the cluster trusts local users).
-    pub fn url(&self, name: &str) -> String {
-        format!("postgres://bq@127.0.0.1:{}/{name}", self.port)
-    }
-
-    /// A superuser connection to database `name`.
-    pub fn admin(&self, name: &str) -> postgres::Client {
-        postgres::Client::connect(
-            &format!("host=127.0.0.1 port={} user=bq dbname={name}", self.port),
-            postgres::NoTls,
-        )
-        .unwrap_or_else(|e| panic!("connecting to the test cluster: {e:?}"))
-    }
-
-    /// Stops the cluster and starts it again on the same port and data (a database restart).
-    pub fn restart(&self) {
-        self.stop();
-        self.start();
-    }
-
-    /// Stops the cluster (fast: open transactions are rolled back, connections dropped).
-    pub fn stop(&self) {
-        let mut stop = as_owner(&self.bin.join("pg_ctl"));
-        stop.arg("-D")
-            .arg(self.dir.join("db"))
-            .args(["-w", "-t", "60", "-m", "fast", "stop"]);
-        run(stop, "pg_ctl stop").unwrap_or_else(|e| panic!("{e}"));
-    }
-
-    /// Starts the stopped cluster again.
-    pub fn start(&self) {
-        pg_ctl_start(&self.bin, &self.dir, self.port).unwrap_or_else(|e| panic!("{e}"));
-    }
-}
+pub use crate::pg_cluster::{Cluster, cluster, private_cluster};
 
 mod backend {
     use std::sync::Arc;
@@ -717,6 +469,94 @@ mod servers {
                     .is_some()
             );
         }
+    }
+
+    /// Servers register in the directory, `bloxquarium servers` lists them, one of them runs
+    /// the store-wide jobs (it expires a dead server's entry), a server leaves the directory
+    /// when it stops, and the other takes the jobs over.
+    #[test]
+    fn the_directory_lists_live_servers_and_one_runs_the_store_wide_jobs() {
+        use bloxquarium::datastore::{Directory, PostgresBackend};
+        let Some(c) = super::cluster() else { return };
+        let url = c.fresh("directory");
+        let keys = Scratch::new("pg-dir-keys");
+        let (da, db) = (Scratch::new("pg-dir-a"), Scratch::new("pg-dir-b"));
+        let mut a = server_on(&da, &keys, &url);
+        let mut b = server_on(&db, &keys, &url);
+        let pg = PostgresBackend::connect(&url).unwrap();
+        let ids = |pg: &PostgresBackend| -> Vec<String> {
+            pg.servers().unwrap().into_iter().map(|s| s.id).collect()
+        };
+        let id_of =
+            |app: &bevy::prelude::App| app.world().resource::<DataStoreState>().server_id.clone();
+        let (id_a, id_b) = (id_of(&a), id_of(&b));
+        harness::pump_until(&mut [&mut a, &mut b], 3000, "both registered", |_| {
+            ids(&pg).len() == 2
+        });
+        let entry = pg
+            .servers()
+            .unwrap()
+            .into_iter()
+            .find(|s| s.id == id_a)
+            .unwrap();
+        assert!(entry.address.starts_with("127.0.0.1:"), "{entry:?}");
+        assert_eq!((entry.players, entry.capacity), (0, 100), "{entry:?}");
+        let jobs = |app: &bevy::prelude::App| app.world().resource::<Directory>().runs_store_jobs();
+        harness::pump_until(&mut [&mut a, &mut b], 5000, "one runs the jobs", |apps| {
+            jobs(apps[0]) || jobs(apps[1])
+        });
+        for _ in 0..50 {
+            harness::pump(&mut [&mut a, &mut b], 1);
+            assert!(
+                !(jobs(&a) && jobs(&b)),
+                "two servers run the store-wide jobs"
+            );
+        }
+
+        // A dead server's entry: the elected server removes it.
+        c.admin(url.rsplit('/').next().unwrap())
+            .execute(
+                "INSERT INTO bq_servers (id, address, players, capacity, heartbeat)
+                 VALUES ('dead-server', '10.0.0.9:5000', 3, 100, now() - interval '1 hour')",
+                &[],
+            )
+            .unwrap();
+        assert_eq!(ids(&pg).len(), 3);
+        harness::pump_until(
+            &mut [&mut a, &mut b],
+            3000,
+            "the dead entry expires",
+            |_| !ids(&pg).contains(&"dead-server".to_string()),
+        );
+
+        // The command line lists both.
+        let mut cmd = harness::bin();
+        cmd.args(["--store", &url, "servers"]);
+        let out = harness::output_within(cmd, std::time::Duration::from_secs(60));
+        let text = harness::text(&out);
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains(&id_a) && text.contains(&id_b), "{text}");
+        assert!(text.contains("0/100"), "{text}");
+
+        // The leader stops: it leaves the directory, and the other takes the jobs over.
+        let (mut leader, mut other, other_id) = if jobs(&a) { (a, b, id_b) } else { (b, a, id_a) };
+        leader
+            .world_mut()
+            .resource_mut::<bloxquarium::shutdown::Shutdown>()
+            .request(bloxquarium::shutdown::ShutdownReason::Requested(
+                "test".into(),
+            ));
+        harness::pump_until(&mut [&mut leader], 300, "the leader exits", |apps| {
+            apps[0].should_exit().is_some()
+        });
+        drop(leader);
+        assert_eq!(ids(&pg), vec![other_id]);
+        harness::pump_until(
+            &mut [&mut other],
+            10_000,
+            "the other takes the jobs over",
+            |apps| jobs(apps[0]),
+        );
     }
 
     /// A server whose data key is not the store's is refused at start, in one line naming

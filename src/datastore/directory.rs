@@ -1,0 +1,100 @@
+//! The server directory and the store-wide jobs, on a shared store: each server registers
+//! itself (id, public address, players, capacity) every [`BEAT`] and leaves on shutdown; the
+//! one server elected to run the store-wide jobs (see `postgres::Leadership`) expires entries
+//! silent for [`EXPIRE_AFTER`] and makes the scheduled backups. On the embedded store there is
+//! one server: it runs the jobs and keeps no directory.
+
+use std::time::Duration;
+
+use bevy::prelude::*;
+use bevy::tasks::IoTaskPool;
+
+use super::postgres::Leadership;
+use super::{DataStore, DataStoreState, PlayerData, Store};
+
+/// Between two heartbeats of a server's directory entry.
+pub const BEAT: Duration = Duration::from_secs(5);
+/// A directory entry this long without a heartbeat is a dead server's, and is removed.
+pub const EXPIRE_AFTER: Duration = Duration::from_secs(30);
+
+/// This server's place in the directory and in the election for the store-wide jobs.
+#[derive(Resource)]
+pub struct Directory {
+    leadership: Option<Leadership>,
+    next_beat: Duration,
+}
+
+impl Directory {
+    /// Stands for the store-wide jobs on a shared store.
+    pub fn open(store: &Store) -> Self {
+        Self {
+            leadership: store.backend().postgres().map(|pg| pg.campaign()),
+            next_beat: Duration::ZERO,
+        }
+    }
+
+    /// This server runs the store-wide jobs (always, on the embedded store).
+    pub fn runs_store_jobs(&self) -> bool {
+        self.leadership.as_ref().is_none_or(Leadership::is_leader)
+    }
+}
+
+/// Where players reach this server: the first address its tokens name, else its bind address.
+fn address(world_tokens: Option<&crate::transport::ServerTokens>, bind: Option<String>) -> String {
+    world_tokens
+        .and_then(|t| t.0.addresses().first().map(ToString::to_string))
+        .or(bind)
+        .unwrap_or_default()
+}
+
+/// Every [`BEAT`]: refreshes this server's entry; the elected server also expires dead ones.
+pub(super) fn beat<D: PlayerData>(
+    mut directory: ResMut<Directory>,
+    store: Res<DataStore>,
+    state: Res<DataStoreState<D>>,
+    settings: Option<Res<crate::server::ServerSettings>>,
+    tokens: Option<Res<crate::transport::ServerTokens>>,
+    time: Res<Time<Real>>,
+) {
+    let now = time.elapsed();
+    if now < directory.next_beat || store.backend().postgres().is_none() {
+        return;
+    }
+    directory.next_beat = now + BEAT;
+    let id = state.server_id.clone();
+    let address = address(
+        tokens.as_deref(),
+        settings.as_ref().map(|s| s.bind.to_string()),
+    );
+    let players = state.live.len() as u32;
+    let capacity = settings.as_ref().map_or(0, |s| s.max_clients);
+    let expire = directory.runs_store_jobs();
+    let store = store.0.clone();
+    IoTaskPool::get()
+        .spawn(async move {
+            let Some(pg) = store.backend().postgres() else {
+                return;
+            };
+            if let Err(e) = pg.register_server(&id, &address, players, capacity) {
+                warn!("server directory: {e}");
+            }
+            if expire {
+                match pg.expire_servers(EXPIRE_AFTER) {
+                    Ok(0) => {}
+                    Ok(n) => info!("server directory: removed {n} dead server(s)"),
+                    Err(e) => warn!("server directory: {e}"),
+                }
+            }
+        })
+        .detach();
+}
+
+/// Shutdown: this server leaves the directory (at once: the process is about to end).
+pub(super) fn leave<D: PlayerData>(store: Res<DataStore>, state: Res<DataStoreState<D>>) {
+    if let Some(pg) = store.backend().postgres() {
+        match pg.leave_server(&state.server_id) {
+            Ok(()) => info!("left the server directory"),
+            Err(e) => warn!("server directory: {e}"),
+        }
+    }
+}
