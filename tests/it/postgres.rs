@@ -559,6 +559,140 @@ mod servers {
         );
     }
 
+    /// A server process is killed with SIGKILL while its player plays: no save on the way out,
+    /// no release. Another server takes the profile over once the lock is stale
+    /// (`datastore.lockStaleAfter`, 5 s here) and finds what the last auto-save committed.
+    #[test]
+    fn a_server_killed_mid_session_has_its_profiles_taken_over_after_the_stale_interval() {
+        let Some(c) = super::cluster() else { return };
+        let url = c.fresh("sigkill");
+        let keys = Scratch::new("pg-kill-keys");
+        let (da, db) = (Scratch::new("pg-kill-a"), Scratch::new("pg-kill-b"));
+        let ron = r#"{"datastore.autosaveInterval": 5, "datastore.lockStaleAfter": 5}"#;
+        let cfg_a = harness::config_dir(&da, ron);
+        let cfg_b = harness::config_dir(&db, ron);
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let global = |data: &Scratch, cfg: &str| {
+            let mut cmd = harness::bin();
+            cmd.args([
+                "--config",
+                cfg,
+                "--data",
+                data.path(),
+                "--keys",
+                keys.path(),
+            ])
+            .args(["--store", &url]);
+            cmd
+        };
+        let mut server = global(&da, &cfg_a)
+            .args(["server", "--bind", &addr, "--metrics-bind", "127.0.0.1:0"])
+            .args(["--login-bind", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let pg = bloxquarium::datastore::PostgresBackend::connect(&url).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while pg.servers().unwrap().is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "server A never registered"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let token = da.0.join("kill.token");
+        let out = harness::output_within(
+            {
+                let mut cmd = global(&da, &cfg_a);
+                cmd.args([
+                    "token", "--player", "81", "--name", "Kelp", "--server", &addr,
+                ])
+                .arg("--out")
+                .arg(&token);
+                cmd
+            },
+            std::time::Duration::from_secs(60),
+        );
+        assert!(out.status.success(), "{}", harness::text(&out));
+        let client_data = Scratch::new("pg-kill-client");
+        let mut client = harness::bin()
+            .args([
+                "--data",
+                client_data.path(),
+                "--exit-after",
+                "120",
+                "client",
+                "--headless",
+            ])
+            .arg("--token")
+            .arg(&token)
+            .args(["--then", "buy-fish:0,buy-fish:1"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // The purchases reach the store with an auto-save.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        let store_b_view = || {
+            let paths = bloxquarium::process::Paths::new(&db.0, &db.0, &db.0)
+                .with_store(Some(url.clone()))
+                .with_keys(Some(&keys.0));
+            let config = bloxquarium::config::load_server(
+                std::path::Path::new(&cfg_b),
+                &bloxquarium::game::KEYS,
+            )
+            .unwrap();
+            bloxquarium::datastore::open_at::<Aquarium>(&paths, &config).unwrap()
+        };
+        let view = store_b_view();
+        loop {
+            let fish = view
+                .peek::<Aquarium>(81)
+                .unwrap()
+                .map_or(0, |(_, p)| p.fish.len());
+            if fish == 2 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the purchases were never saved"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        // SIGKILL: no final save, no release, no leaving the directory.
+        server.kill().unwrap();
+        let _ = server.wait();
+        let killed = std::time::Instant::now();
+        let _ = client.kill();
+        let _ = client.wait();
+        // Within the stale interval the lock still holds; after it, server B takes over.
+        assert!(matches!(
+            view.load::<Aquarium>(
+                81,
+                &bloxquarium::datastore::LockOwner {
+                    server_id: "probe".into(),
+                    session: 1
+                },
+                bloxquarium::clock::now_ms()
+            ),
+            Err(bloxquarium::datastore::StoreError::Locked { .. })
+        ));
+        std::thread::sleep(std::time::Duration::from_secs(6).saturating_sub(killed.elapsed()));
+        let mut b = harness::server_with_config_args(
+            &db,
+            &cfg_b,
+            &["--store", &url, "--keys", keys.path()],
+        );
+        let (_client_b, _) = harness::join_loaded(&mut b, &db, 81, "Kelp");
+        let state = b.world().resource::<DataStoreState>();
+        assert_eq!(state.profile(81).unwrap().profile.fish.len(), 2);
+    }
+
     /// A server whose data key is not the store's is refused at start, in one line naming
     /// both keys and the fix.
     #[test]
