@@ -6,6 +6,11 @@
 //!
 //! The ask is repeated every [`ASK_AGAIN`] while the wait lasts: a notification sent while the
 //! holder's listener was reconnecting is lost, not queued.
+//!
+//! The same channel carries [`Note::Deliver`]: a save that left a message in another player's
+//! inbox tells every server, and the one that player plays on saves them at once (which takes
+//! the message, exactly once, in the same transaction as the credit). A lost note only delays
+//! the delivery to that player's next auto-save.
 
 use std::time::Duration;
 
@@ -35,6 +40,12 @@ pub enum Note {
         /// The server asking.
         from: String,
         /// The player.
+        player: u64,
+    },
+    /// A message for `player` waits in the store (a gift, a trade's parcel): the server they
+    /// play on, if any, saves them at once, which delivers it.
+    Deliver {
+        /// The recipient.
         player: u64,
     },
 }
@@ -133,7 +144,7 @@ pub fn after_handoff<T>(
 /// leave path saves and releases). Anything unreadable is logged and dropped.
 pub(super) fn answer_notes<D: PlayerData>(
     channel: Res<StoreChannel>,
-    state: Res<super::DataStoreState<D>>,
+    mut state: ResMut<super::DataStoreState<D>>,
     mut kicks: MessageWriter<KickRequested>,
 ) {
     let Some(listener) = &channel.listener else {
@@ -153,7 +164,8 @@ pub(super) fn answer_notes<D: PlayerData>(
                     None => debug!(player, "asked to release a profile not live here"),
                 }
             }
-            Ok(_) => {}
+            Ok(Note::Deliver { player }) => state.deliver_soon(player),
+            Ok(Note::Release { .. }) => {}
             Err(e) => warn!("store channel: an unreadable note ({e}): {payload:.200}"),
         }
     }

@@ -564,6 +564,19 @@ fn saved<D: PlayerData>(
     match result {
         Ok(saved) => {
             state.sends_committed(player, &saved.sent);
+            // A recipient playing on another server of a shared store: tell it.
+            if l.store.backend().postgres().is_some() {
+                for s in &saved.sent {
+                    if matches!(s.delivery, super::Delivery::Queued { .. })
+                        && !state.live.contains_key(&s.to)
+                    {
+                        super::handoff::send(
+                            l.store,
+                            &super::handoff::Note::Deliver { player: s.to },
+                        );
+                    }
+                }
+            }
             if !final_save && !state.live.contains_key(&player) {
                 // The session ended while this auto-save was in flight: release now.
                 spawn_release(state, l.store, player, owner);

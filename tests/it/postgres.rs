@@ -693,6 +693,68 @@ mod servers {
         assert_eq!(state.profile(81).unwrap().profile.fish.len(), 2);
     }
 
+    /// A gift from a player on one server to a player on another: the debit and the inbox row
+    /// commit together on the first; the note on the channel makes the second save its player
+    /// at once, which takes the row and credits, long before an auto-save would.
+    #[test]
+    fn a_gift_reaches_a_player_on_another_server_at_once() {
+        let Some(c) = super::cluster() else { return };
+        let url = c.fresh("gift_across");
+        let keys = Scratch::new("pg-gift-keys");
+        let (da, db) = (Scratch::new("pg-gift-a"), Scratch::new("pg-gift-b"));
+        let mut a = server_on(&da, &keys, &url);
+        let mut b = server_on(&db, &keys, &url);
+        let (mut ann, _) = harness::join_loaded(&mut a, &da, 91, "Ann");
+        let (mut bob, _) = harness::join_loaded(&mut b, &db, 92, "Bob");
+        let coins = |app: &bevy::prelude::App, p: u64| {
+            app.world()
+                .resource::<DataStoreState>()
+                .profile(p)
+                .unwrap()
+                .profile
+                .stats
+                .coins
+        };
+        let (ann0, bob0) = (coins(&a, 91), coins(&b, 92));
+        harness::edit_profile(&mut a, 91, |p| p.stats.coins -= 10);
+        let sent = a.world_mut().resource_mut::<DataStoreState>().send(
+            91,
+            92,
+            (
+                1,
+                bloxquarium::game::OfflineGift::Coins {
+                    amount: 10,
+                    from: 91,
+                },
+            ),
+        );
+        assert!(sent);
+        // The auto-save interval is 60 s (1800 frames); the gift lands within 5 s of frames.
+        harness::pump_until(
+            &mut [&mut a, &mut b, &mut ann, &mut bob],
+            150,
+            "the gift lands",
+            |apps| coins(apps[1], 92) == bob0 + 10,
+        );
+        assert_eq!(coins(&a, 91), ann0 - 10);
+        let stored = |app: &bevy::prelude::App, p: u64| {
+            app.world()
+                .resource::<DataStore>()
+                .peek::<Aquarium>(p)
+                .unwrap()
+                .unwrap()
+                .1
+                .stats
+                .coins
+        };
+        harness::pump_until(
+            &mut [&mut a, &mut b, &mut ann, &mut bob],
+            150,
+            "both stored",
+            |apps| stored(apps[0], 91) == ann0 - 10 && stored(apps[1], 92) == bob0 + 10,
+        );
+    }
+
     /// A server whose data key is not the store's is refused at start, in one line naming
     /// both keys and the fix.
     #[test]
