@@ -280,7 +280,7 @@ mod servers {
         let mut servers = [server_on(&da, &keys, &url), server_on(&db, &keys, &url)];
         let scratch = [&da, &db];
         const PLAYER: u64 = 51;
-        const HOPS: usize = 12;
+        const HOPS: usize = 50;
         let (first, _) = harness::join_loaded(&mut servers[0], &da, PLAYER, "Finn");
         let mut client = first;
         harness::edit_profile(&mut servers[0], PLAYER, |p| p.stats.coins = 1000);
