@@ -41,13 +41,15 @@ pub(super) fn autosave_rule() -> TuningRule {
     )
 }
 
-/// Unhealthy in its critical state, degraded with saves piling up or a slowed auto-save.
+/// Unready in its critical state (alive: players in play keep playing and their saves are
+/// retried until the storage is back; no new players), degraded with saves piling up or a
+/// slowed auto-save.
 fn check<D: PlayerData>(world: &World) -> HealthStatus {
     let Some(state) = world.get_resource::<DataStoreState<D>>() else {
         return HealthStatus::Unhealthy("no data store".into());
     };
     if state.critical {
-        HealthStatus::Unhealthy(format!(
+        HealthStatus::Unready(format!(
             "critical: repeated storage errors ({} in all)",
             state.errors_total
         ))

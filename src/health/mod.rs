@@ -57,7 +57,7 @@ pub fn readiness(
         return Err("draining: the server is shutting down".into());
     }
     match report.systems.iter().find_map(|s| match &s.health {
-        HealthStatus::Unhealthy(r) => Some(format!("{}: {r}", s.name)),
+        HealthStatus::Unhealthy(r) | HealthStatus::Unready(r) => Some(format!("{}: {r}", s.name)),
         _ => None,
     }) {
         Some(why) => Err(why),
@@ -274,11 +274,12 @@ fn process_figures(world: &World, out: &mut Vec<Figure>) {
                 out.push(
                     Figure::gauge(
                         "bloxquarium_health_status",
-                        "Health of each registered system: 0 healthy, 1 degraded, 2 unhealthy.",
+                        "Health of each registered system: 0 healthy, 1 degraded, 2 unhealthy, 3 unready (alive, taking no new players).",
                         match s.health {
                             HealthStatus::Healthy => 0.0,
                             HealthStatus::Degraded(_) => 1.0,
                             HealthStatus::Unhealthy(_) => 2.0,
+                            HealthStatus::Unready(_) => 3.0,
                         },
                     )
                     .label("system", s.name.clone()),
@@ -336,7 +337,9 @@ fn run_checks(world: &mut World) {
                         .map(|s| {
                             let reason = match &s.health {
                                 HealthStatus::Healthy => String::new(),
-                                HealthStatus::Degraded(r) | HealthStatus::Unhealthy(r) => r.clone(),
+                                HealthStatus::Degraded(r)
+                                | HealthStatus::Unready(r)
+                                | HealthStatus::Unhealthy(r) => r.clone(),
                             };
                             (s.name.clone(), s.health.name().into(), reason)
                         })

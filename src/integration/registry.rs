@@ -15,6 +15,10 @@ pub enum HealthStatus {
     Healthy,
     /// Working, with a problem.
     Degraded(String),
+    /// Working, but it should take no new players until this clears (its storage is failing,
+    /// say): `/ready` says no, `/health` still says the process is alive, so an orchestrator
+    /// stops sending players instead of restarting a server that would not be better off.
+    Unready(String),
     /// Not working.
     Unhealthy(String),
 }
@@ -24,7 +28,8 @@ impl HealthStatus {
         match self {
             HealthStatus::Healthy => 0,
             HealthStatus::Degraded(_) => 1,
-            HealthStatus::Unhealthy(_) => 2,
+            HealthStatus::Unready(_) => 2,
+            HealthStatus::Unhealthy(_) => 3,
         }
     }
 
@@ -33,6 +38,7 @@ impl HealthStatus {
         match self {
             HealthStatus::Healthy => "healthy",
             HealthStatus::Degraded(_) => "degraded",
+            HealthStatus::Unready(_) => "unready",
             HealthStatus::Unhealthy(_) => "unhealthy",
         }
     }
@@ -164,8 +170,9 @@ impl IntegrationRegistry {
             HealthStatus::Degraded(_) => {
                 HealthStatus::Degraded(summary(&systems, |h| h.rank() == 1))
             }
+            HealthStatus::Unready(_) => HealthStatus::Unready(summary(&systems, |h| h.rank() == 2)),
             HealthStatus::Unhealthy(_) => {
-                HealthStatus::Unhealthy(summary(&systems, |h| h.rank() == 2))
+                HealthStatus::Unhealthy(summary(&systems, |h| h.rank() == 3))
             }
         };
         HealthReport {
@@ -182,7 +189,9 @@ fn summary(systems: &[SystemHealth], pick: impl Fn(&HealthStatus) -> bool) -> St
         .iter()
         .filter(|s| pick(&s.health))
         .map(|s| match &s.health {
-            HealthStatus::Degraded(r) | HealthStatus::Unhealthy(r) => format!("{}: {r}", s.name),
+            HealthStatus::Degraded(r) | HealthStatus::Unready(r) | HealthStatus::Unhealthy(r) => {
+                format!("{}: {r}", s.name)
+            }
             HealthStatus::Healthy => s.name.clone(),
         })
         .collect::<Vec<_>>()

@@ -2,7 +2,7 @@
 //! sealed admin requests a client would send, authenticated by a token file of a player whose
 //! role grants them. Human output, or one JSON object with `--json`. Exit status: 0 done; 1 the
 //! server refused or failed it (a missing permission, an unknown player; `health`: a check is
-//! Unhealthy); 2 no answer (bad token file, cannot connect, timed out).
+//! Unhealthy or Unready); 2 no answer (bad token file, cannot connect, timed out).
 
 use std::time::{Duration, Instant};
 
@@ -106,7 +106,7 @@ pub fn run(global: &crate::cli::GlobalArgs, args: &AdminArgs) -> Result<String, 
             } else {
                 health_text(&report)
             };
-            if report.overall == "unhealthy" {
+            if report.overall == "unhealthy" || report.overall == "unready" {
                 Err(ToolError::Refused(text))
             } else {
                 Ok(text)

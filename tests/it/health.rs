@@ -152,16 +152,17 @@ fn health_and_metrics_over_http_follow_a_degrading_data_store() {
         .resource::<DataStore>()
         .backend()
         .inject_write_failures(6);
-    pump_until(&mut [&mut server, &mut client], 3000, "unhealthy", |a| {
+    pump_until(&mut [&mut server, &mut client], 3000, "unready", |a| {
         a[0].world()
             .resource::<IntegrationRegistry>()
             .last
             .as_ref()
-            .is_some_and(|r| matches!(r.overall, HealthStatus::Unhealthy(_)))
+            .is_some_and(|r| matches!(r.overall, HealthStatus::Unready(_)))
     });
     harness::pump(&mut [&mut server, &mut client], 40);
+    // Alive (its players keep playing, their saves are retried), but taking no new players.
     let (code, body) = get(&server, "/health");
-    assert_eq!(code, 503, "{body}");
+    assert_eq!(code, 200, "{body}");
     assert!(body.contains("datastore: critical"), "{body}");
     let (code, body) = get(&server, "/ready");
     assert_eq!(code, 503, "{body}");
@@ -524,10 +525,17 @@ fn readiness_and_liveness_from_a_report() {
     let degraded = report(HealthStatus::Degraded("slow".into()));
     assert_eq!(readiness(Some(&degraded), false), Ok(()));
     assert!(liveness(Some(&degraded)));
-    let critical = report(HealthStatus::Unhealthy("critical".into()));
+    let broken = report(HealthStatus::Unhealthy("broken".into()));
+    assert_eq!(
+        readiness(Some(&broken), false),
+        Err("datastore: broken".into())
+    );
+    assert!(!liveness(Some(&broken)));
+    // Storage failing: alive (a restart would not help), but no new players.
+    let critical = report(HealthStatus::Unready("critical".into()));
     assert_eq!(
         readiness(Some(&critical), false),
         Err("datastore: critical".into())
     );
-    assert!(!liveness(Some(&critical)));
+    assert!(liveness(Some(&critical)));
 }

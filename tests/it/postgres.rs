@@ -452,6 +452,19 @@ mod servers {
                 "player {p} still playing"
             );
         }
+        // The store turns critical: unready (no new players), not unhealthy (alive).
+        pump_until(&mut server, "unready", 3000, &|s| {
+            s.world()
+                .resource::<bloxquarium::integration::IntegrationRegistry>()
+                .last
+                .as_ref()
+                .is_some_and(|r| {
+                    matches!(
+                        r.overall,
+                        bloxquarium::integration::HealthStatus::Unready(_)
+                    )
+                })
+        });
 
         c.start();
         pump_until(&mut server, "saved after the outage", 3000, &|s| {
