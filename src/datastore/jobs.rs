@@ -588,7 +588,6 @@ fn saved<D: PlayerData>(
             };
             live.version = saved.version;
             live.phase = Phase::Live;
-            live.last_saved = now;
             live.retries = 0;
             let committed = match saved.committed {
                 Some(committed) => {

@@ -126,6 +126,11 @@ pub(super) fn autosave<D: PlayerData>(
         if let Some(l) = state.live.get_mut(&player) {
             l.next_autosave = now + period;
             l.phase = Phase::Live;
+            // The interval runs from when the saved state was taken, not from when its save
+            // landed (that would push every other auto-save a whole period later).
+            if save {
+                l.last_saved = now;
+            }
         }
         if save {
             batch.push(player);

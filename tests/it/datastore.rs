@@ -1218,3 +1218,45 @@ fn a_trade_survives_a_failure_or_a_crash_between_any_two_steps(on: &On) {
         assert_eq!(inbox_rows(&s), 0);
     }
 }
+
+/// The most play a crash can lose: one auto-save interval of a player's own changes (plus a
+/// save in flight). A player's coins rise every frame; the server then dies without a word
+/// (dropped: no shutdown, no final save); the next server finds coins at most one interval
+/// behind.
+#[test]
+fn a_crash_loses_at_most_one_autosave_interval_of_play() {
+    use bloxquarium::game::DataStoreState;
+    let d = Scratch::new("ds-crash-bound");
+    let cfg = harness::config_dir(&d, r#"{"datastore.autosaveInterval": 5}"#);
+    let mut server = harness::server_with_config(&d, &cfg);
+    let (mut client, _) = harness::join_loaded(&mut server, &d, 33, "Shoal");
+    // 30 frames a second (the harness's fixed frame); 5 s is 150 frames.
+    const FRAMES: i64 = 700;
+    const INTERVAL_FRAMES: i64 = 150;
+    for f in 1..=FRAMES {
+        harness::edit_profile(&mut server, 33, |p| p.stats.coins = 1000 + f);
+        harness::pump(&mut [&mut server, &mut client], 1);
+    }
+    let saves = server.world().resource::<DataStoreState>().errors_total;
+    assert_eq!(saves, 0, "no storage errors");
+    let store = server
+        .world()
+        .resource::<bloxquarium::datastore::DataStore>()
+        .0
+        .clone();
+    // The crash: no OnShutdown, no drain.
+    drop(client);
+    drop(server);
+    let (_, p) = store.peek::<Aquarium>(33).unwrap().unwrap();
+    let lost = 1000 + FRAMES - p.stats.coins;
+    eprintln!("a crash lost {lost} frames of play (one auto-save interval is {INTERVAL_FRAMES})");
+    assert!(lost >= 0, "{lost}");
+    assert!(
+        lost <= INTERVAL_FRAMES + 10,
+        "lost {lost} frames of play, more than one auto-save interval ({INTERVAL_FRAMES})"
+    );
+    assert!(
+        store.versions(33).unwrap().len() >= 3,
+        "auto-saves ran along the way"
+    );
+}
