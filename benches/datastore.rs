@@ -38,6 +38,62 @@ fn profile(player: u64) -> Profile {
     p
 }
 
+/// `BATCH` profiles loaded under `owner`'s lock, and their versions.
+fn loaded(store: &Store, owner: &LockOwner) -> (Vec<Profile>, Vec<u64>) {
+    let mut versions = vec![0u64; BATCH];
+    let mut profiles: Vec<Profile> = (0..BATCH as u64).map(|p| profile(p + 1)).collect();
+    for (i, p) in profiles.iter_mut().enumerate() {
+        if let Ok(l) = store.load::<Aquarium>(p.player_id, owner, now_ms()) {
+            *p = l.profile;
+            versions[i] = l.version;
+        }
+    }
+    (profiles, versions)
+}
+
+/// The first `size` profiles saved in one group commit.
+fn save_group(
+    store: &Store,
+    owner: &LockOwner,
+    (profiles, versions): (&[Profile], &mut [u64]),
+    size: usize,
+    durable: bool,
+) {
+    let reqs: Vec<SaveRequest<Aquarium>> = (0..size)
+        .map(|k| SaveRequest::new(profiles[k].clone(), versions[k], owner.clone()))
+        .collect();
+    for (k, r) in store
+        .save_batch(&reqs, durable, now_ms())
+        .into_iter()
+        .enumerate()
+    {
+        if let Ok(saved) = r {
+            versions[k] = saved.version;
+        }
+    }
+}
+
+/// A load under a lock, and a peek, of the loaded profiles in turn.
+fn loads(c: &mut Criterion, (group, backend): (&str, &str), store: &Store, owner: &LockOwner) {
+    let mut group = c.benchmark_group(group);
+    group.sample_size(20);
+    let mut n = 0u64;
+    group.bench_function(format!("{backend}_load_with_lock"), |b| {
+        b.iter(|| {
+            n += 1;
+            let p = n % BATCH as u64 + 1;
+            black_box(store.load::<Aquarium>(p, owner, now_ms()).is_ok());
+        })
+    });
+    group.bench_function(format!("{backend}_peek"), |b| {
+        b.iter(|| {
+            n += 1;
+            black_box(store.peek::<Aquarium>(n % BATCH as u64 + 1).is_ok());
+        })
+    });
+    group.finish();
+}
+
 fn open_store(dir: &Path) -> Store {
     open_store_at(dir, None)
 }
@@ -74,14 +130,7 @@ fn saves(c: &mut Criterion) {
         server_id: "bench".into(),
         session: 1,
     };
-    let mut versions = vec![0u64; BATCH];
-    let mut profiles: Vec<Profile> = (0..BATCH as u64).map(|p| profile(p + 1)).collect();
-    for (i, p) in profiles.iter_mut().enumerate() {
-        if let Ok(l) = store.load::<Aquarium>(p.player_id, &owner, now_ms()) {
-            *p = l.profile;
-            versions[i] = l.version;
-        }
-    }
+    let (profiles, mut versions) = loaded(&store, &owner);
     group.throughput(Throughput::Elements(1));
     let mut i = 0usize;
     group.bench_function("redb_one_commit_per_save", |b| {
@@ -102,20 +151,7 @@ fn saves(c: &mut Criterion) {
     ] {
         group.throughput(Throughput::Elements(size as u64));
         group.bench_function(name, |b| {
-            b.iter(|| {
-                let reqs: Vec<SaveRequest<Aquarium>> = (0..size)
-                    .map(|k| SaveRequest::new(profiles[k].clone(), versions[k], owner.clone()))
-                    .collect();
-                for (k, r) in store
-                    .save_batch(&reqs, durable, now_ms())
-                    .into_iter()
-                    .enumerate()
-                {
-                    if let Ok(saved) = r {
-                        versions[k] = saved.version;
-                    }
-                }
-            })
+            b.iter(|| save_group(&store, &owner, (&profiles, &mut versions), size, durable))
         });
     }
 
@@ -150,23 +186,7 @@ fn saves(c: &mut Criterion) {
 
     postgres_saves(c);
 
-    let mut group = c.benchmark_group("load");
-    group.sample_size(20);
-    let mut n = 0u64;
-    group.bench_function("redb_load_with_lock", |b| {
-        b.iter(|| {
-            n += 1;
-            let p = n % BATCH as u64 + 1;
-            black_box(store.load::<Aquarium>(p, &owner, now_ms()).is_ok());
-        })
-    });
-    group.bench_function("redb_peek", |b| {
-        b.iter(|| {
-            n += 1;
-            black_box(store.peek::<Aquarium>(n % BATCH as u64 + 1).is_ok());
-        })
-    });
-    group.finish();
+    loads(c, ("load", "redb"), &store, &owner);
 
     let mut group = c.benchmark_group("compression");
     group.throughput(Throughput::Bytes(plain.len() as u64));
@@ -205,14 +225,7 @@ fn postgres_saves(c: &mut Criterion) {
         server_id: "bench".into(),
         session: 1,
     };
-    let mut versions = vec![0u64; BATCH];
-    let mut profiles: Vec<Profile> = (0..BATCH as u64).map(|p| profile(p + 1)).collect();
-    for (i, p) in profiles.iter_mut().enumerate() {
-        if let Ok(l) = store.load::<Aquarium>(p.player_id, &owner, now_ms()) {
-            *p = l.profile;
-            versions[i] = l.version;
-        }
-    }
+    let (profiles, mut versions) = loaded(&store, &owner);
     let mut group = c.benchmark_group("durable_saves_postgres");
     group
         .sample_size(10)
@@ -235,40 +248,11 @@ fn postgres_saves(c: &mut Criterion) {
     ] {
         group.throughput(Throughput::Elements(size as u64));
         group.bench_function(name, |b| {
-            b.iter(|| {
-                let reqs: Vec<SaveRequest<Aquarium>> = (0..size)
-                    .map(|k| SaveRequest::new(profiles[k].clone(), versions[k], owner.clone()))
-                    .collect();
-                for (k, r) in store
-                    .save_batch(&reqs, true, now_ms())
-                    .into_iter()
-                    .enumerate()
-                {
-                    if let Ok(saved) = r {
-                        versions[k] = saved.version;
-                    }
-                }
-            })
+            b.iter(|| save_group(&store, &owner, (&profiles, &mut versions), size, true))
         });
     }
     group.finish();
-    let mut group = c.benchmark_group("load_postgres");
-    group.sample_size(20);
-    let mut n = 0u64;
-    group.bench_function("postgres_load_with_lock", |b| {
-        b.iter(|| {
-            n += 1;
-            let p = n % BATCH as u64 + 1;
-            black_box(store.load::<Aquarium>(p, &owner, now_ms()).is_ok());
-        })
-    });
-    group.bench_function("postgres_peek", |b| {
-        b.iter(|| {
-            n += 1;
-            black_box(store.peek::<Aquarium>(n % BATCH as u64 + 1).is_ok());
-        })
-    });
-    group.finish();
+    loads(c, ("load_postgres", "postgres"), &store, &owner);
 }
 
 criterion_group!(benches, saves);

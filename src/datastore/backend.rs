@@ -125,12 +125,41 @@ pub trait Backend: Send + Sync + 'static {
     fn backup_to(&self, path: &Path) -> Result<(), BackendError>;
 }
 
+/// Write transactions still to fail on purpose: fault injection for failure drills and tests.
+#[derive(Default)]
+pub(super) struct Faults(std::sync::atomic::AtomicU32);
+
+impl Faults {
+    /// The next `n` write transactions fail.
+    pub(super) fn set(&self, n: u32) {
+        self.0.store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Fails this write transaction, before it touches anything, if one is still due to fail
+    /// (as a full disk or a lost connection would).
+    pub(super) fn check(&self) -> Result<(), BackendError> {
+        let due = self
+            .0
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            )
+            .is_ok();
+        if due {
+            return Err(BackendError(
+                "injected write failure (fault injection)".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The embedded backend.
 pub struct RedbBackend {
     db: Database,
-    /// Write transactions still to fail on purpose (fault injection, see
-    /// [`RedbBackend::inject_write_failures`]).
-    faults: std::sync::atomic::AtomicU32,
+    /// Write transactions still to fail on purpose (see [`RedbBackend::inject_write_failures`]).
+    faults: Faults,
 }
 
 impl RedbBackend {
@@ -160,7 +189,7 @@ impl RedbBackend {
     /// Fault injection for failure drills and tests: the next `n` write transactions fail with
     /// a transient storage error before touching the file, as a full disk or an I/O error would.
     pub fn inject_write_failures(&self, n: u32) {
-        self.faults.store(n, std::sync::atomic::Ordering::SeqCst);
+        self.faults.set(n);
     }
 
     /// redb's own integrity check of the file.
@@ -266,17 +295,7 @@ impl Backend for RedbBackend {
         durable: bool,
         mut f: impl FnMut(&mut dyn WriteOps) -> Result<T, E>,
     ) -> Result<T, E> {
-        let injected = self
-            .faults
-            .fetch_update(
-                std::sync::atomic::Ordering::SeqCst,
-                std::sync::atomic::Ordering::SeqCst,
-                |n| n.checked_sub(1),
-            )
-            .is_ok();
-        if injected {
-            return Err(BackendError("injected write failure (fault injection)".into()).into());
-        }
+        self.faults.check()?;
         let mut txn = self.db.begin_write().map_err(err)?;
         if !durable {
             txn.set_durability(Durability::None).map_err(err)?;

@@ -29,14 +29,16 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, IsolationLevel, NoTls, Statement, Transaction};
 
-use super::backend::{ALL, Backend, BackendError, Entries, ReadOps, RedbBackend, Table, WriteOps};
+use super::backend::{
+    ALL, Backend, BackendError, Entries, Faults, ReadOps, RedbBackend, Table, WriteOps,
+};
 
 /// One schema change.
 #[derive(Debug, Clone, Copy)]
@@ -165,7 +167,7 @@ pub struct PostgresBackend {
     config: postgres::Config,
     tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
     idle: Mutex<Vec<Conn>>,
-    faults: AtomicU32,
+    faults: Faults,
     shown: String,
 }
 
@@ -331,7 +333,7 @@ impl PostgresBackend {
             config,
             tls,
             idle: Mutex::new(Vec::new()),
-            faults: AtomicU32::new(0),
+            faults: Faults::default(),
         };
         let mut conn = backend.checkout()?;
         backend.migrate(&mut conn.client)?;
@@ -346,7 +348,7 @@ impl PostgresBackend {
 
     /// Fault injection for failure drills and tests, as [`RedbBackend::inject_write_failures`].
     pub fn inject_write_failures(&self, n: u32) {
-        self.faults.store(n, Ordering::SeqCst);
+        self.faults.set(n);
     }
 
     fn open_client(&self) -> Result<Client, BackendError> {
@@ -650,13 +652,7 @@ impl Backend for PostgresBackend {
         durable: bool,
         mut f: impl FnMut(&mut dyn WriteOps) -> Result<T, E>,
     ) -> Result<T, E> {
-        let injected = self
-            .faults
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if injected {
-            return Err(BackendError("injected write failure (fault injection)".into()).into());
-        }
+        self.faults.check()?;
         let mut conn = self.checkout()?;
         let mut last = None;
         for run in 0..CONFLICT_RUNS {

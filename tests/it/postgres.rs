@@ -224,16 +224,49 @@ mod servers {
         });
     }
 
+    /// Two servers on one fresh database, each with its own data folder, sharing one keys
+    /// folder (the apps first: they end before their folders go).
+    struct Two {
+        a: bevy::prelude::App,
+        b: bevy::prelude::App,
+        url: String,
+        da: Scratch,
+        db: Scratch,
+        _keys: Scratch,
+    }
+
+    fn two_servers(tag: &str) -> Option<Two> {
+        let url = super::cluster()?.fresh(tag);
+        let keys = Scratch::new(&format!("pg-{tag}-keys"));
+        let (da, db) = (
+            Scratch::new(&format!("pg-{tag}-a")),
+            Scratch::new(&format!("pg-{tag}-b")),
+        );
+        Some(Two {
+            a: server_on(&da, &keys, &url),
+            b: server_on(&db, &keys, &url),
+            url,
+            da,
+            db,
+            _keys: keys,
+        })
+    }
+
     /// Two servers, each with its own data folder, on one database and one keys folder: a
     /// player plays on the first, leaves, and finds coins and fish on the second.
     #[test]
     fn a_player_moves_between_two_servers_on_one_database() {
-        let Some(c) = super::cluster() else { return };
-        let url = c.fresh("two_servers");
-        let keys = Scratch::new("pg-two-keys");
-        let (da, db) = (Scratch::new("pg-two-a"), Scratch::new("pg-two-b"));
-        let mut a = server_on(&da, &keys, &url);
-        let mut b = server_on(&db, &keys, &url);
+        let Some(Two {
+            mut a,
+            mut b,
+            da,
+            db,
+            _keys,
+            ..
+        }) = two_servers("two_servers")
+        else {
+            return;
+        };
 
         let (mut client, _) = harness::join_loaded(&mut a, &da, 31, "Coral");
         harness::edit_profile(&mut a, 31, |p| {
@@ -273,11 +306,18 @@ mod servers {
     /// handoff times are printed.
     #[test]
     fn a_player_hops_between_two_live_servers_by_handoff() {
-        let Some(c) = super::cluster() else { return };
-        let url = c.fresh("hops");
-        let keys = Scratch::new("pg-hop-keys");
-        let (da, db) = (Scratch::new("pg-hop-a"), Scratch::new("pg-hop-b"));
-        let mut servers = [server_on(&da, &keys, &url), server_on(&db, &keys, &url)];
+        let Some(Two {
+            a,
+            b,
+            da,
+            db,
+            _keys,
+            ..
+        }) = two_servers("hops")
+        else {
+            return;
+        };
+        let mut servers = [a, b];
         let scratch = [&da, &db];
         const PLAYER: u64 = 51;
         const HOPS: usize = 50;
@@ -491,11 +531,17 @@ mod servers {
     fn the_directory_lists_live_servers_and_one_runs_the_store_wide_jobs() {
         use bloxquarium::datastore::{Directory, PostgresBackend};
         let Some(c) = super::cluster() else { return };
-        let url = c.fresh("directory");
-        let keys = Scratch::new("pg-dir-keys");
-        let (da, db) = (Scratch::new("pg-dir-a"), Scratch::new("pg-dir-b"));
-        let mut a = server_on(&da, &keys, &url);
-        let mut b = server_on(&db, &keys, &url);
+        let Some(Two {
+            mut a,
+            mut b,
+            url,
+            da: _da,
+            db: _db,
+            _keys,
+        }) = two_servers("directory")
+        else {
+            return;
+        };
         let pg = PostgresBackend::connect(&url).unwrap();
         let ids = |pg: &PostgresBackend| -> Vec<String> {
             pg.servers().unwrap().into_iter().map(|s| s.id).collect()
@@ -711,12 +757,17 @@ mod servers {
     /// at once, which takes the row and credits, long before an auto-save would.
     #[test]
     fn a_gift_reaches_a_player_on_another_server_at_once() {
-        let Some(c) = super::cluster() else { return };
-        let url = c.fresh("gift_across");
-        let keys = Scratch::new("pg-gift-keys");
-        let (da, db) = (Scratch::new("pg-gift-a"), Scratch::new("pg-gift-b"));
-        let mut a = server_on(&da, &keys, &url);
-        let mut b = server_on(&db, &keys, &url);
+        let Some(Two {
+            mut a,
+            mut b,
+            da,
+            db,
+            _keys,
+            ..
+        }) = two_servers("gift_across")
+        else {
+            return;
+        };
         let (mut ann, _) = harness::join_loaded(&mut a, &da, 91, "Ann");
         let (mut bob, _) = harness::join_loaded(&mut b, &db, 92, "Bob");
         let coins = |app: &bevy::prelude::App, p: u64| {
