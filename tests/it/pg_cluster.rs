@@ -238,6 +238,36 @@ impl Cluster {
         self.start();
     }
 
+    /// Turns TLS on with this certificate and key, refuses every connection over TCP without
+    /// it, and restarts. (Create the databases first: [`Cluster::admin`] speaks plain TCP.)
+    pub fn require_tls(&self, cert_pem: &str, key_pem: &str) {
+        let db = self.dir.join("db");
+        let write = |name: &str, text: &str, mode: u32| {
+            let path = db.join(name);
+            std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            if is_root() {
+                let mut chown = Command::new("chown");
+                chown.arg("postgres").arg(&path);
+                run(chown, "chown postgres").unwrap_or_else(|e| panic!("{e}"));
+            }
+        };
+        write("server.crt", cert_pem, 0o644);
+        write("server.key", key_pem, 0o600);
+        write(
+            "pg_hba.conf",
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+            0o600,
+        );
+        let conf = db.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).unwrap_or_default();
+        text.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(&conf, text).unwrap_or_else(|e| panic!("{}: {e}", conf.display()));
+        self.restart();
+    }
+
     /// Stops the cluster (fast: open transactions are rolled back, connections dropped).
     pub fn stop(&self) {
         let mut stop = as_owner(&self.bin.join("pg_ctl"));

@@ -154,6 +154,56 @@ mod backend {
         assert_eq!(got, Some(vec![2]));
     }
 
+    /// `?sslmode=require`: TLS to the database, verified against PGSSLROOTCERT. The cluster
+    /// refuses TCP without TLS, so a connection that works is an encrypted one.
+    #[test]
+    fn tls_to_the_database_is_verified_against_pgsslrootcert() {
+        let Some(c) = super::private_cluster("tls") else {
+            return;
+        };
+        let plain = c.database("game");
+        let made = |name: &str| {
+            let pair = rcgen::KeyPair::generate().unwrap();
+            let params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+            (
+                params.self_signed(&pair).unwrap().pem(),
+                pair.serialize_pem(),
+            )
+        };
+        let (cert, key) = made("127.0.0.1");
+        let (other, _) = made("127.0.0.1");
+        c.require_tls(&cert, &key);
+        let files = crate::harness::Scratch::new("pg-tls");
+        std::fs::write(files.0.join("root.crt"), &cert).unwrap();
+        std::fs::write(files.0.join("other.crt"), &other).unwrap();
+        let servers = |url: &str, root: Option<&str>| {
+            let mut cmd = crate::harness::bin();
+            cmd.args(["--store", url, "servers"]);
+            match root {
+                Some(r) => cmd.env("PGSSLROOTCERT", files.0.join(r)),
+                None => cmd.env_remove("PGSSLROOTCERT"),
+            };
+            let out = crate::harness::output_within(cmd, std::time::Duration::from_secs(60));
+            (out.status.success(), crate::harness::text(&out))
+        };
+        let tls = format!("{plain}?sslmode=require");
+        let (ok, text) = servers(&tls, Some("root.crt"));
+        assert!(ok, "{text}");
+        assert!(text.contains("no servers on"), "{text}");
+        let (ok, text) = servers(&tls, None);
+        assert!(!ok && text.contains("PGSSLROOTCERT"), "{text}");
+        let (ok, text) = servers(&tls, Some("other.crt"));
+        assert!(
+            !ok && text.to_lowercase().contains("certificate"),
+            "a certificate from another authority is refused: {text}"
+        );
+        let (ok, text) = servers(&plain, Some("root.crt"));
+        assert!(
+            !ok && text.contains("no encryption"),
+            "the cluster takes no plain TCP: {text}"
+        );
+    }
+
     #[test]
     fn prefix_scans_keep_byte_order_across_the_ff_boundary() {
         let Some(c) = cluster() else { return };
