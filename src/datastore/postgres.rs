@@ -162,10 +162,27 @@ struct Conn {
     statements: HashMap<String, Statement>,
 }
 
-/// The backend: a pool of connections to one database.
-pub struct PostgresBackend {
+/// How to open a connection: the pool, the channel's listener and the jobs election each
+/// dial with it.
+#[derive(Clone)]
+struct Dialer {
     config: postgres::Config,
     tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+}
+
+impl Dialer {
+    fn dial(&self) -> Result<Client, BackendError> {
+        match &self.tls {
+            Some(tls) => self.config.connect(tls.clone()),
+            None => self.config.connect(NoTls),
+        }
+        .map_err(|e| pg_err(&e))
+    }
+}
+
+/// The backend: a pool of connections to one database.
+pub struct PostgresBackend {
+    dialer: Dialer,
     idle: Mutex<Vec<Conn>>,
     faults: Faults,
     shown: String,
@@ -330,8 +347,7 @@ impl PostgresBackend {
         };
         let backend = Self {
             shown: describe(&config),
-            config,
-            tls,
+            dialer: Dialer { config, tls },
             idle: Mutex::new(Vec::new()),
             faults: Faults::default(),
         };
@@ -352,11 +368,9 @@ impl PostgresBackend {
     }
 
     fn open_client(&self) -> Result<Client, BackendError> {
-        let client = match &self.tls {
-            Some(tls) => self.config.connect(tls.clone()),
-            None => self.config.connect(NoTls),
-        };
-        client.map_err(|e| BackendError(format!("{}: {}", self.shown, pg_err(&e).0)))
+        self.dialer
+            .dial()
+            .map_err(|e| BackendError(format!("{}: {}", self.shown, e.0)))
     }
 
     fn checkout(&self) -> Result<Conn, BackendError> {
@@ -850,17 +864,13 @@ impl PostgresBackend {
     pub fn campaign(&self) -> Leadership {
         let leader = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (config, tls, shown) = (self.config.clone(), self.tls.clone(), self.shown.clone());
+        let (dialer, shown) = (self.dialer.clone(), self.shown.clone());
         let (is_leader, stopped) = (leader.clone(), stop.clone());
         let spawned = std::thread::Builder::new()
             .name("store-jobs-election".into())
             .spawn(move || {
                 while !stopped.load(Ordering::SeqCst) {
-                    let client = match &tls {
-                        Some(tls) => config.connect(tls.clone()),
-                        None => config.connect(NoTls),
-                    };
-                    let Ok(mut client) = client else {
+                    let Ok(mut client) = dialer.dial() else {
                         std::thread::sleep(Duration::from_secs(1));
                         continue;
                     };
@@ -968,8 +978,7 @@ impl PostgresBackend {
     pub fn listen(&self) -> ChannelListener {
         let (tx, rx) = std::sync::mpsc::channel();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let config = self.config.clone();
-        let tls = self.tls.clone();
+        let dialer = self.dialer.clone();
         let shown = self.shown.clone();
         let stopped = stop.clone();
         let spawned = std::thread::Builder::new()
@@ -978,12 +987,7 @@ impl PostgresBackend {
                 // Connection attempts failed in a row (one warning per outage).
                 let mut failures = 0u32;
                 while !stopped.load(Ordering::SeqCst) {
-                    let client = match &tls {
-                        Some(tls) => config.connect(tls.clone()),
-                        None => config.connect(NoTls),
-                    }
-                    .map_err(|e| pg_err(&e))
-                    .and_then(|mut c| {
+                    let client = dialer.dial().and_then(|mut c| {
                         c.batch_execute(&format!("LISTEN {CHANNEL}"))
                             .map_err(|e| pg_err(&e))?;
                         Ok(c)
