@@ -82,12 +82,32 @@ pub(super) struct Waiting {
     pub loading: bool,
 }
 
+impl Note {
+    /// The note as the channel carries it.
+    fn payload(&self) -> Result<String, super::BackendError> {
+        serde_json::to_string(self)
+            .map_err(|e| super::BackendError(format!("a note for the store channel: {e}")))
+    }
+}
+
+/// Asks server `holder`, over `store`'s channel, to hand `player`'s profile over to `asker`.
+pub(super) fn ask_release(store: &std::sync::Arc<Store>, holder: &str, asker: &str, player: u64) {
+    send(
+        store,
+        &Note::Release {
+            to: holder.to_string(),
+            from: asker.to_string(),
+            player,
+        },
+    );
+}
+
 /// Sends `note` on `store`'s channel from the IO pool (the tick never waits on it).
 pub(super) fn send(store: &std::sync::Arc<Store>, note: &Note) {
-    let payload = match serde_json::to_string(note) {
+    let payload = match note.payload() {
         Ok(p) => p,
         Err(e) => {
-            warn!("cannot encode a note for the store channel: {e}");
+            warn!("{e}");
             return;
         }
     };
@@ -128,9 +148,7 @@ pub fn after_handoff<T>(
                         from: asker.to_string(),
                         player,
                     };
-                    let payload = serde_json::to_string(&note)
-                        .map_err(|e| super::StoreError::Aborted(e.to_string()))?;
-                    pg.notify(&payload)?;
+                    pg.notify(&note.payload()?)?;
                     asked = Some(std::time::Instant::now());
                 }
                 std::thread::sleep(Duration::from_millis(100));
@@ -184,14 +202,7 @@ pub(super) fn retry_waiting<D: PlayerData>(
     for i in due {
         let w = state.waiting[i].clone();
         if now.saturating_sub(w.asked) >= ASK_AGAIN {
-            send(
-                &store.0,
-                &Note::Release {
-                    to: w.holder.clone(),
-                    from: state.server_id.clone(),
-                    player: w.player,
-                },
-            );
+            ask_release(&store.0, &w.holder, &state.server_id, w.player);
             state.waiting[i].asked = now;
         }
         state.waiting[i].loading = true;

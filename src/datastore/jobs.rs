@@ -453,14 +453,7 @@ fn loaded<D: PlayerData>(
                     player,
                     "profile held by live server {holder}; asking it to hand over"
                 );
-                super::handoff::send(
-                    l.store,
-                    &super::handoff::Note::Release {
-                        to: holder.clone(),
-                        from: state.server_id.clone(),
-                        player,
-                    },
-                );
+                super::handoff::ask_release(l.store, holder, &state.server_id, player);
                 state.waiting.push(super::handoff::Waiting {
                     client,
                     player,
