@@ -120,9 +120,14 @@ pub fn settings_from<D: PlayerData>(
 /// Opens the embedded store of a data dir for the game's data `D`: the data key (created 0600
 /// on first use) and the redb file.
 pub fn open<D: PlayerData>(data: &Path, config: &Config) -> Result<Store, OpenError> {
+    open_on::<D>(embedded(data)?, &data.join("keys"), config)
+}
+
+/// The redb file under a data dir (one process at a time).
+fn embedded(data: &Path) -> Result<StoreBackend, BackendError> {
     let backend = RedbBackend::open(&store_path(data))
         .map_err(|e| BackendError(format!("{} (is another server using this data dir?)", e.0)))?;
-    open_on::<D>(StoreBackend::Redb(backend), &data.join("keys"), config)
+    Ok(StoreBackend::Redb(backend))
 }
 
 /// Opens the store `paths` name for the game's data `D`: PostgreSQL at `paths.store` when set
@@ -131,19 +136,11 @@ pub fn open_at<D: PlayerData>(
     paths: &crate::process::Paths,
     config: &Config,
 ) -> Result<Store, OpenError> {
-    match &paths.store {
-        Some(url) => open_on::<D>(
-            StoreBackend::Postgres(Box::new(PostgresBackend::connect(url)?)),
-            &paths.keys,
-            config,
-        ),
-        None => {
-            let backend = RedbBackend::open(&store_path(&paths.data)).map_err(|e| {
-                BackendError(format!("{} (is another server using this data dir?)", e.0))
-            })?;
-            open_on::<D>(StoreBackend::Redb(backend), &paths.keys, config)
-        }
-    }
+    let backend = match &paths.store {
+        Some(url) => StoreBackend::Postgres(Box::new(PostgresBackend::connect(url)?)),
+        None => embedded(&paths.data)?,
+    };
+    open_on::<D>(backend, &paths.keys, config)
 }
 
 /// Opens a store on `backend`, with the data key in `keys` (created on first use). The store
