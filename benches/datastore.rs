@@ -51,6 +51,21 @@ fn loaded(store: &Store, owner: &LockOwner) -> (Vec<Profile>, Vec<u64>) {
     (profiles, versions)
 }
 
+/// The next profile in turn saved on its own (one commit).
+fn save_next(
+    store: &Store,
+    owner: &LockOwner,
+    (profiles, versions): (&[Profile], &mut [u64]),
+    i: &mut usize,
+) {
+    let k = *i % BATCH;
+    *i += 1;
+    let req = SaveRequest::new(profiles[k].clone(), versions[k], owner.clone());
+    if let Ok(saved) = store.save(&req, now_ms()) {
+        versions[k] = saved.version;
+    }
+}
+
 /// The first `size` profiles saved in one group commit.
 fn save_group(
     store: &Store,
@@ -134,14 +149,7 @@ fn saves(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     let mut i = 0usize;
     group.bench_function("redb_one_commit_per_save", |b| {
-        b.iter(|| {
-            let k = i % BATCH;
-            i += 1;
-            let req = SaveRequest::new(profiles[k].clone(), versions[k], owner.clone());
-            if let Ok(saved) = store.save(&req, now_ms()) {
-                versions[k] = saved.version;
-            }
-        })
+        b.iter(|| save_next(&store, &owner, (&profiles, &mut versions), &mut i))
     });
     for (name, size, durable) in [
         ("redb_group_commit_64", 64usize, true),
@@ -233,14 +241,7 @@ fn postgres_saves(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     let mut i = 0usize;
     group.bench_function("postgres_one_commit_per_save", |b| {
-        b.iter(|| {
-            let k = i % BATCH;
-            i += 1;
-            let req = SaveRequest::new(profiles[k].clone(), versions[k], owner.clone());
-            if let Ok(saved) = store.save(&req, now_ms()) {
-                versions[k] = saved.version;
-            }
-        })
+        b.iter(|| save_next(&store, &owner, (&profiles, &mut versions), &mut i))
     });
     for (name, size) in [
         ("postgres_group_commit_64", 64usize),
