@@ -77,6 +77,82 @@ impl Table {
     }
 }
 
+/// redb's leaderboard: player → score ‖ name, and its order (see [`rank_order_key`]) → ().
+const RANKS: TableDefinition<'static, &'static [u8], &'static [u8]> = TableDefinition::new("ranks");
+const RANK_ORDER: TableDefinition<'static, &'static [u8], &'static [u8]> =
+    TableDefinition::new("rank_order");
+
+/// The key that sorts redb's leaderboard: highest score first, then lowest player id.
+fn rank_order_key(score: i64, player: u64) -> [u8; 16] {
+    // Flipping the sign bit makes the byte order the numeric order; inverting makes it
+    // descending.
+    let order = !((score as u64) ^ (1 << 63));
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&order.to_be_bytes());
+    k[8..].copy_from_slice(&player.to_be_bytes());
+    k
+}
+
+fn rank_value(score: i64, name: &str) -> Vec<u8> {
+    let mut v = score.to_be_bytes().to_vec();
+    v.extend_from_slice(name.as_bytes());
+    v
+}
+
+fn decode_rank(player: u64, value: &[u8]) -> Result<RankRow, BackendError> {
+    let (score, name) = value
+        .split_at_checked(8)
+        .ok_or_else(|| BackendError(format!("leaderboard row of player {player} is cut short")))?;
+    let mut b = [0u8; 8];
+    b.copy_from_slice(score);
+    Ok(RankRow {
+        player,
+        name: String::from_utf8_lossy(name).into_owned(),
+        score: i64::from_be_bytes(b),
+    })
+}
+
+fn redb_rank_row(
+    ranks: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    player: u64,
+) -> Result<Option<RankRow>, BackendError> {
+    match ranks.get(player.to_be_bytes().as_slice()).map_err(err)? {
+        Some(v) => decode_rank(player, v.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn redb_top(
+    ranks: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    order: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    n: usize,
+) -> Result<Vec<RankRow>, BackendError> {
+    let mut out = Vec::new();
+    for entry in order.iter().map_err(err)?.take(n) {
+        let (k, _) = entry.map_err(err)?;
+        let mut b = [0u8; 8];
+        b.copy_from_slice(k.value().get(8..16).unwrap_or(&[0; 8]));
+        let player = u64::from_be_bytes(b);
+        if let Some(row) = redb_rank_row(ranks, player)? {
+            out.push(row);
+        }
+    }
+    Ok(out)
+}
+
+fn redb_above(
+    order: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    score: i64,
+) -> Result<u64, BackendError> {
+    let end = rank_order_key(score, 0);
+    let mut n = 0u64;
+    for entry in order.range::<&[u8]>(..&end[..8]).map_err(err)? {
+        entry.map_err(err)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
 /// A backend failure (I/O, corruption of the store file, a conflict).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("storage: {0}")]
@@ -89,12 +165,30 @@ fn err(e: impl std::fmt::Display) -> BackendError {
 /// Key-value pairs in key order.
 pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
+/// One player's line on the store-wide leaderboard: a plain (player, name, score) row, written
+/// in the same transaction as each save of the player.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RankRow {
+    /// The player.
+    pub player: u64,
+    /// The name shown.
+    pub name: String,
+    /// What the game ranks by (its `PlayerData::score`).
+    pub score: i64,
+}
+
 /// Reads inside a transaction.
 pub trait ReadOps {
     /// The value at `key`.
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError>;
     /// Every entry whose key starts with `prefix`, in key order.
     fn scan(&self, table: Table, prefix: &[u8]) -> Result<Entries, BackendError>;
+    /// The leaderboard's first `n` rows: highest score first, then lowest player id.
+    fn top_ranks(&self, n: usize) -> Result<Vec<RankRow>, BackendError>;
+    /// `player`'s leaderboard row.
+    fn rank_row(&self, player: u64) -> Result<Option<RankRow>, BackendError>;
+    /// How many players score more than `score`.
+    fn ranked_above(&self, score: i64) -> Result<u64, BackendError>;
 }
 
 /// Writes inside a transaction.
@@ -103,6 +197,12 @@ pub trait WriteOps: ReadOps {
     fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), BackendError>;
     /// Removes (no error if absent).
     fn delete(&mut self, table: Table, key: &[u8]) -> Result<(), BackendError>;
+    /// Writes `player`'s leaderboard row; `name: None` keeps the name it has (a new row is
+    /// named "player N").
+    fn set_rank(&mut self, player: u64, name: Option<&str>, score: i64)
+    -> Result<(), BackendError>;
+    /// Removes `player`'s leaderboard row (no error if absent).
+    fn delete_rank(&mut self, player: u64) -> Result<(), BackendError>;
 }
 
 /// Atomic transactions over the tables.
@@ -234,6 +334,20 @@ impl ReadOps for RedbWrite<'_> {
     fn scan(&self, table: Table, prefix: &[u8]) -> Result<Entries, BackendError> {
         self.with(table, |t| collect_prefix(t, prefix))
     }
+
+    fn top_ranks(&self, n: usize) -> Result<Vec<RankRow>, BackendError> {
+        let ranks = self.txn.open_table(RANKS).map_err(err)?;
+        let order = self.txn.open_table(RANK_ORDER).map_err(err)?;
+        redb_top(&ranks, &order, n)
+    }
+
+    fn rank_row(&self, player: u64) -> Result<Option<RankRow>, BackendError> {
+        redb_rank_row(&self.txn.open_table(RANKS).map_err(err)?, player)
+    }
+
+    fn ranked_above(&self, score: i64) -> Result<u64, BackendError> {
+        redb_above(&self.txn.open_table(RANK_ORDER).map_err(err)?, score)
+    }
 }
 
 impl WriteOps for RedbWrite<'_> {
@@ -249,6 +363,49 @@ impl WriteOps for RedbWrite<'_> {
             t.remove(key).map_err(err)?;
             Ok(())
         })
+    }
+
+    fn set_rank(
+        &mut self,
+        player: u64,
+        name: Option<&str>,
+        score: i64,
+    ) -> Result<(), BackendError> {
+        let mut ranks = self.txn.open_table(RANKS).map_err(err)?;
+        let mut order = self.txn.open_table(RANK_ORDER).map_err(err)?;
+        let old = redb_rank_row(&ranks, player)?;
+        if let Some(old) = &old {
+            order
+                .remove(rank_order_key(old.score, player).as_slice())
+                .map_err(err)?;
+        }
+        let name = match (name, &old) {
+            (Some(n), _) => n.to_string(),
+            (None, Some(old)) => old.name.clone(),
+            (None, None) => format!("player {player}"),
+        };
+        ranks
+            .insert(
+                player.to_be_bytes().as_slice(),
+                rank_value(score, &name).as_slice(),
+            )
+            .map_err(err)?;
+        order
+            .insert(rank_order_key(score, player).as_slice(), [].as_slice())
+            .map_err(err)?;
+        Ok(())
+    }
+
+    fn delete_rank(&mut self, player: u64) -> Result<(), BackendError> {
+        let mut ranks = self.txn.open_table(RANKS).map_err(err)?;
+        let mut order = self.txn.open_table(RANK_ORDER).map_err(err)?;
+        if let Some(old) = redb_rank_row(&ranks, player)? {
+            order
+                .remove(rank_order_key(old.score, player).as_slice())
+                .map_err(err)?;
+            ranks.remove(player.to_be_bytes().as_slice()).map_err(err)?;
+        }
+        Ok(())
     }
 }
 
@@ -284,6 +441,31 @@ impl ReadOps for RedbRead {
         match self.txn.open_table(table.def()) {
             Ok(t) => collect_prefix(&t, prefix),
             Err(TableError::TableDoesNotExist(_)) => Ok(Vec::new()),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    fn top_ranks(&self, n: usize) -> Result<Vec<RankRow>, BackendError> {
+        match (self.txn.open_table(RANKS), self.txn.open_table(RANK_ORDER)) {
+            (Ok(ranks), Ok(order)) => redb_top(&ranks, &order, n),
+            (Err(TableError::TableDoesNotExist(_)), _)
+            | (_, Err(TableError::TableDoesNotExist(_))) => Ok(Vec::new()),
+            (Err(e), _) | (_, Err(e)) => Err(err(e)),
+        }
+    }
+
+    fn rank_row(&self, player: u64) -> Result<Option<RankRow>, BackendError> {
+        match self.txn.open_table(RANKS) {
+            Ok(t) => redb_rank_row(&t, player),
+            Err(TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    fn ranked_above(&self, score: i64) -> Result<u64, BackendError> {
+        match self.txn.open_table(RANK_ORDER) {
+            Ok(t) => redb_above(&t, score),
+            Err(TableError::TableDoesNotExist(_)) => Ok(0),
             Err(e) => Err(err(e)),
         }
     }
@@ -338,6 +520,18 @@ impl Backend for RedbBackend {
                 Err(e) => return Err(err(e)),
             };
             let mut to = dst.open_table(table.def()).map_err(err)?;
+            for entry in from.iter().map_err(err)? {
+                let (k, v) = entry.map_err(err)?;
+                to.insert(k.value(), v.value()).map_err(err)?;
+            }
+        }
+        for def in [RANKS, RANK_ORDER] {
+            let from = match src.open_table(def) {
+                Ok(t) => t,
+                Err(TableError::TableDoesNotExist(_)) => continue,
+                Err(e) => return Err(err(e)),
+            };
+            let mut to = dst.open_table(def).map_err(err)?;
             for entry in from.iter().map_err(err)? {
                 let (k, v) = entry.map_err(err)?;
                 to.insert(k.value(), v.value()).map_err(err)?;

@@ -70,6 +70,7 @@ impl StoreChannel {
 pub(super) struct Waiting {
     pub client: u64,
     pub player: u64,
+    pub name: String,
     pub session: u128,
     pub holder: String,
     /// When the first load was refused.
@@ -206,7 +207,12 @@ pub(super) fn retry_waiting<D: PlayerData>(
             state.waiting[i].asked = now;
         }
         state.waiting[i].loading = true;
-        super::jobs::spawn_load(&mut state, &store.0, (w.client, w.player, w.session));
+        super::jobs::spawn_load(
+            &mut state,
+            &store.0,
+            (w.client, w.player, w.session),
+            w.name,
+        );
     }
 }
 

@@ -40,6 +40,8 @@ pub(super) enum Job<D: PlayerData> {
         client: u64,
         player: u64,
         owner: LockOwner,
+        /// The player's name (the leaderboard's).
+        name: String,
         /// The loaded profile and its checksum.
         result: Result<(Loaded<D>, String), StoreError>,
     },
@@ -123,6 +125,7 @@ pub(super) fn spawn_load<D: PlayerData>(
     state: &mut DataStoreState<D>,
     store: &Arc<Store>,
     (client, player, session): (u64, u64, u128),
+    name: String,
 ) {
     let owner = LockOwner {
         server_id: state.server_id.clone(),
@@ -145,6 +148,7 @@ pub(super) fn spawn_load<D: PlayerData>(
             client,
             player,
             owner,
+            name,
             result,
         }
     }));
@@ -200,6 +204,7 @@ fn spawn_batch<D: PlayerData>(
                     expected_version: live.version,
                     owner: live.owner.clone(),
                     sends: std::mem::take(&mut live.outbox),
+                    name: Some(live.name.clone()),
                 },
                 live.base.clone(),
             ));
@@ -376,8 +381,9 @@ pub(super) fn land<D: PlayerData>(state: &mut DataStoreState<D>, job: Job<D>, l:
             client,
             player,
             owner,
+            name,
             result,
-        } => loaded(state, (client, player, owner), result, l),
+        } => loaded(state, (client, player, owner, name), result, l),
         Job::Saves {
             final_save,
             together,
@@ -419,7 +425,7 @@ pub(super) fn land<D: PlayerData>(state: &mut DataStoreState<D>, job: Job<D>, l:
 /// meanwhile: the lock is released at once).
 fn loaded<D: PlayerData>(
     state: &mut DataStoreState<D>,
-    (client, player, owner): (u64, u64, LockOwner),
+    (client, player, owner, name): (u64, u64, LockOwner, String),
     result: Result<(Loaded<D>, String), StoreError>,
     l: &mut Landing<'_>,
 ) {
@@ -457,6 +463,7 @@ fn loaded<D: PlayerData>(
                 state.waiting.push(super::handoff::Waiting {
                     client,
                     player,
+                    name,
                     session: owner.session,
                     holder: holder.clone(),
                     since: l.now,
@@ -505,6 +512,7 @@ fn loaded<D: PlayerData>(
                 LiveProfile {
                     client,
                     owner,
+                    name,
                     version: loaded.version,
                     dirty: !loaded.applied.is_empty() && loaded.version == 0,
                     base: loaded.profile.clone(),
@@ -918,7 +926,12 @@ mod tests {
         let mut state = DataStoreState::<Tally>::new("server-a".into());
         let mut l = landing(&store, &reconciler, &config);
         for (client, player) in [(11, 1), (12, 2)] {
-            spawn_load(&mut state, &store, (client, player, u128::from(player)));
+            spawn_load(
+                &mut state,
+                &store,
+                (client, player, u128::from(player)),
+                format!("p{player}"),
+            );
             let job = block_on(state.tasks.pop().unwrap());
             land(&mut state, job, &mut l);
         }
@@ -972,7 +985,7 @@ mod tests {
     fn a_profile_that_arrives_after_its_session_ended_is_released_not_served() {
         let (dir, config, store, reconciler) = scratch("late-load");
         let mut state = DataStoreState::<Tally>::new("server-a".into());
-        spawn_load(&mut state, &store, (1, 42, 7));
+        spawn_load(&mut state, &store, (1, 42, 7), "p42".into());
         // The session ends while the load is in flight.
         state.loading.get_mut(&42).unwrap().ended = true;
         let job = block_on(state.tasks.pop().unwrap());

@@ -51,6 +51,8 @@ pub struct LiveProfile<D: PlayerData> {
     pub client: u64,
     /// The lock owner (this server and the session).
     pub owner: LockOwner,
+    /// The player's name, as the leaderboard shows it.
+    pub name: String,
     /// The profile.
     pub profile: Profile<D>,
     /// Stored version it is based on.

@@ -26,6 +26,7 @@ mod live;
 mod postgres;
 mod profile;
 mod seal;
+mod standings;
 mod store;
 mod systems;
 
@@ -34,7 +35,9 @@ use std::sync::Arc;
 
 use bevy::prelude::*;
 
-pub use backend::{Backend, BackendError, ReadOps, RedbBackend, StoreBackend, Table, WriteOps};
+pub use backend::{
+    Backend, BackendError, RankRow, ReadOps, RedbBackend, StoreBackend, Table, WriteOps,
+};
 pub use backup::{
     BackupError, BackupRecord, backup as back_up, backup_dir, list as list_backups,
     restore as restore_backup, store_id, verify as verify_backup,
@@ -51,6 +54,7 @@ pub use profile::{
     decode as decode_profile, envelope_policy, policy_of,
 };
 pub use seal::{AtRest, Codec};
+pub use standings::{PeekProfile, Peeked, Standings};
 pub use store::{
     Datastore, Delivery, ErrorWindow, Loaded, LockOwner, MergeOutcome, Outgoing, SaveRequest,
     Saved, SentMessage, StoreError, StoreSettings, StoreStats,
@@ -254,7 +258,9 @@ impl<D: PlayerData> Plugin for DataStorePlugin<D> {
         app.insert_resource(self.store.clone())
             .insert_resource(DataStoreState::<D>::new(self.server_id.clone()))
             .insert_resource(StoreChannel::open(&self.store))
-            .insert_resource(Directory::open(&self.store));
+            .insert_resource(Directory::open(&self.store))
+            .init_resource::<Standings>()
+            .init_resource::<standings::StandingsTasks<D>>();
         crate::integration::register(app, health::integration::<D>());
         crate::integration::register_rule(app, health::autosave_rule());
         app.add_message::<ProfileLoaded>()
@@ -263,6 +269,8 @@ impl<D: PlayerData> Plugin for DataStorePlugin<D> {
             .add_message::<RestoreVersion>()
             .add_message::<VersionRestored>()
             .add_message::<MessageSent>()
+            .add_message::<PeekProfile>()
+            .add_message::<Peeked<D>>()
             .add_message::<InboxDelivered<D::Offline>>()
             .init_resource::<admin::SettleTasks<D>>()
             .add_systems(ServerRequests, admin::answer_conflict_commands::<D>)
@@ -284,6 +292,8 @@ impl<D: PlayerData> Plugin for DataStorePlugin<D> {
                     directory::beat::<D>,
                     systems::scheduled_backup::<D>,
                     systems::poll_jobs::<D>,
+                    standings::refresh::<D>,
+                    standings::peek::<D>,
                 )
                     .chain()
                     .in_set(ServerSystems::Persist),

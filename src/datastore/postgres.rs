@@ -37,7 +37,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, IsolationLevel, NoTls, Statement, Transaction};
 
 use super::backend::{
-    ALL, Backend, BackendError, Entries, Faults, ReadOps, RedbBackend, Table, WriteOps,
+    ALL, Backend, BackendError, Entries, Faults, RankRow, ReadOps, RedbBackend, Table, WriteOps,
 };
 
 /// One schema change.
@@ -82,6 +82,17 @@ pub const MIGRATIONS: &[Migration] = &[
                   capacity integer NOT NULL,
                   started_at timestamptz NOT NULL DEFAULT now(),
                   heartbeat timestamptz NOT NULL DEFAULT now());",
+    },
+    // Expanding: written beside each save; a release that knows only version 2 never reads it.
+    Migration {
+        version: 3,
+        name: "leaderboard",
+        oldest_reader: 1,
+        sql: "CREATE TABLE bq_ranks (
+                  player bigint PRIMARY KEY,
+                  name text NOT NULL,
+                  score bigint NOT NULL);
+              CREATE INDEX bq_ranks_order ON bq_ranks (score DESC, player);",
     },
 ];
 
@@ -469,13 +480,13 @@ impl PostgresBackend {
     pub fn restore_from(&self, file: &Path) -> Result<usize, BackendError> {
         let source = RedbBackend::open_existing(file)?;
         let mut rows = Vec::new();
-        source.read(|ops| {
+        let ranks = source.read(|ops| {
             for table in ALL {
                 for (k, v) in ops.scan(table, &[])? {
                     rows.push((table, k, v));
                 }
             }
-            Ok::<_, BackendError>(())
+            ops.top_ranks(usize::MAX)
         })?;
         let n = rows.len();
         self.write(true, |ops| {
@@ -491,6 +502,9 @@ impl PostgresBackend {
             }
             for (table, k, v) in &rows {
                 ops.put(*table, k, v)?;
+            }
+            for r in &ranks {
+                ops.set_rank(r.player, Some(&r.name), r.score)?;
             }
             Ok(())
         })?;
@@ -573,6 +587,48 @@ impl ReadOps for PgOps<'_, '_> {
         .map_err(|e| self.failed(e))?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
+
+    fn top_ranks(&self, n: usize) -> Result<Vec<RankRow>, BackendError> {
+        let s = self.statement(
+            "SELECT player, name, score FROM bq_ranks ORDER BY score DESC, player LIMIT $1".into(),
+        )?;
+        let limit = i64::try_from(n).unwrap_or(i64::MAX);
+        let rows = self
+            .tx
+            .borrow_mut()
+            .query(&s, &[&limit])
+            .map_err(|e| self.failed(e))?;
+        Ok(rows.iter().map(rank_of_row).collect())
+    }
+
+    fn rank_row(&self, player: u64) -> Result<Option<RankRow>, BackendError> {
+        let s =
+            self.statement("SELECT player, name, score FROM bq_ranks WHERE player = $1".into())?;
+        let row = self
+            .tx
+            .borrow_mut()
+            .query_opt(&s, &[&(player as i64)])
+            .map_err(|e| self.failed(e))?;
+        Ok(row.as_ref().map(rank_of_row))
+    }
+
+    fn ranked_above(&self, score: i64) -> Result<u64, BackendError> {
+        let s = self.statement("SELECT count(*) FROM bq_ranks WHERE score > $1".into())?;
+        let row = self
+            .tx
+            .borrow_mut()
+            .query_one(&s, &[&score])
+            .map_err(|e| self.failed(e))?;
+        Ok(row.get::<_, i64>(0).max(0) as u64)
+    }
+}
+
+fn rank_of_row(r: &postgres::Row) -> RankRow {
+    RankRow {
+        player: r.get::<_, i64>(0) as u64,
+        name: r.get(1),
+        score: r.get(2),
+    }
 }
 
 impl WriteOps for PgOps<'_, '_> {
@@ -594,6 +650,35 @@ impl WriteOps for PgOps<'_, '_> {
         self.tx
             .borrow_mut()
             .execute(&s, &[&key])
+            .map_err(|e| self.failed(e))?;
+        Ok(())
+    }
+
+    fn set_rank(
+        &mut self,
+        player: u64,
+        name: Option<&str>,
+        score: i64,
+    ) -> Result<(), BackendError> {
+        let s = self.statement(
+            "INSERT INTO bq_ranks (player, name, score) \
+             VALUES ($1::bigint, COALESCE($2::text, 'player ' || ($1::bigint)::text), $3::bigint) \
+             ON CONFLICT (player) DO UPDATE \
+             SET score = EXCLUDED.score, name = COALESCE($2, bq_ranks.name)"
+                .into(),
+        )?;
+        self.tx
+            .borrow_mut()
+            .execute(&s, &[&(player as i64), &name, &score])
+            .map_err(|e| self.failed(e))?;
+        Ok(())
+    }
+
+    fn delete_rank(&mut self, player: u64) -> Result<(), BackendError> {
+        let s = self.statement("DELETE FROM bq_ranks WHERE player = $1".into())?;
+        self.tx
+            .borrow_mut()
+            .execute(&s, &[&(player as i64)])
             .map_err(|e| self.failed(e))?;
         Ok(())
     }
@@ -743,7 +828,13 @@ impl Backend for PostgresBackend {
                     Ok::<_, BackendError>(())
                 })?;
             }
-            Ok::<_, BackendError>(())
+            let ranks = ops.top_ranks(usize::MAX)?;
+            copy.write(true, |to| {
+                for r in &ranks {
+                    to.set_rank(r.player, Some(&r.name), r.score)?;
+                }
+                Ok::<_, BackendError>(())
+            })
         })
     }
 }

@@ -48,6 +48,12 @@ pub trait PlayerData:
     /// Applies an offline message at load.
     fn apply_offline(&mut self, message: &Self::Offline);
 
+    /// What the store-wide leaderboard ranks this player by, if the game has one (written in
+    /// the same transaction as each save).
+    fn score(&self) -> Option<i64> {
+        None
+    }
+
     /// How concurrent writes of each field merge under the `Automatic` strategy: paths into the
     /// game's fields (`stats.points`, `items.*`, `pets.*.name`) and their rules.
     fn merge_policy() -> Vec<(&'static str, Rule)>;

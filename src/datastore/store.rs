@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::backend::{Backend, BackendError, ReadOps, Table, WriteOps};
+use super::backend::{Backend, BackendError, RankRow, ReadOps, Table, WriteOps};
 use super::profile::{self, MAX_PROFILE_BYTES, PlayerData, Profile};
 use super::seal::{AtRest, SealError};
 use crate::clock::{LatencyWindow, now_ms};
@@ -269,6 +269,12 @@ struct Counters {
     save_latency: LatencyWindow,
 }
 
+/// The leaderboard's first rows, and (player, rank) for the players asked about.
+pub type Board = (Vec<RankRow>, Vec<(u64, u64)>);
+
+/// A player's last saved profile and leaderboard row.
+pub type Glimpse<D> = (Profile<D>, Option<RankRow>);
+
 /// One save in a batch.
 #[derive(Debug, Clone)]
 pub struct SaveRequest<D: PlayerData> {
@@ -282,6 +288,8 @@ pub struct SaveRequest<D: PlayerData> {
     /// transaction as this profile: the profile's side of the change (the debit) and the
     /// message commit together or not at all.
     pub sends: Vec<Outgoing<D::Offline>>,
+    /// The name the leaderboard shows (`None` keeps the one it has).
+    pub name: Option<String>,
 }
 
 impl<D: PlayerData> SaveRequest<D> {
@@ -292,6 +300,7 @@ impl<D: PlayerData> SaveRequest<D> {
             expected_version,
             owner,
             sends: Vec::new(),
+            name: None,
         }
     }
 }
@@ -594,6 +603,18 @@ impl<B: Backend> Datastore<B> {
         Ok(())
     }
 
+    /// The leaderboard row of a profile just written (games without a score have none).
+    fn rank<D: PlayerData>(
+        ops: &mut dyn WriteOps,
+        profile: &Profile<D>,
+        name: Option<&str>,
+    ) -> Result<(), StoreError> {
+        if let Some(score) = profile.data.score() {
+            ops.set_rank(profile.player_id, name, score)?;
+        }
+        Ok(())
+    }
+
     fn next_seq(ops: &dyn ReadOps) -> Result<u64, StoreError> {
         Ok(ops.get(Table::Meta, NEXT_SEQ)?.map_or(1, |v| be_u64(&v)))
     }
@@ -691,6 +712,7 @@ impl<B: Backend> Datastore<B> {
             if let Some((next, blob)) = inbox.committed {
                 version += 1;
                 self.write_version(ops, player, version, &blob, now)?;
+                Self::rank(ops, &next, None)?;
                 profile = next;
             }
             Ok(Loaded {
@@ -822,6 +844,8 @@ impl<B: Backend> Datastore<B> {
                     };
                     let new = found + 1;
                     self.write_version_at(ops, player, new, blob, now, &mut seq)?;
+                    let written = inbox.committed.as_ref().map_or(&req.profile, |(p, _)| p);
+                    Self::rank(ops, written, req.name.as_deref())?;
                     let sent = Self::post_all(ops, player, &req.sends, &bodies)?;
                     // A save is also a heartbeat; rewriting the lock row only when it has aged
                     // past a quarter of the stale limit keeps a page write off most saves.
@@ -1023,6 +1047,7 @@ impl<B: Backend> Datastore<B> {
                 let blob = self.seal_profile(&p)?;
                 let new = versions.get(&player).copied().unwrap_or(0) + 1;
                 self.write_version(ops, player, new, &blob, now)?;
+                Self::rank(ops, &p, None)?;
                 out.insert(player, (new, p));
             }
             Ok(out)
@@ -1077,6 +1102,7 @@ impl<B: Backend> Datastore<B> {
             let blob = self.seal_profile(&merged)?;
             let new = version + 1;
             self.write_version(ops, player, new, &blob, now)?;
+            Self::rank(ops, &merged, None)?;
             let sent = Self::post_all(ops, player, sends, &bodies)?;
             Ok(MergeOutcome::Merged {
                 version: new,
@@ -1108,6 +1134,7 @@ impl<B: Backend> Datastore<B> {
             }
             let blob = self.seal_profile(profile)?;
             self.write_version(ops, player, found + 1, &blob, now)?;
+            Self::rank(ops, profile, None)?;
             Ok(found + 1)
         });
         self.count(&r);
@@ -1182,6 +1209,36 @@ impl<B: Backend> Datastore<B> {
         self.backend.read(|ops| self.read_current(ops, player))
     }
 
+    /// The store-wide leaderboard: its first `top` rows, and for each of `players` (with the
+    /// score it has now, which may be newer than its row) its rank: 1 + how many others score
+    /// more.
+    pub fn standings(&self, top: usize, players: &[(u64, i64)]) -> Result<Board, StoreError> {
+        self.backend.read(|ops| {
+            let rows = ops.top_ranks(top)?;
+            let mut ranks = Vec::with_capacity(players.len());
+            for &(player, score) in players {
+                let mut above = ops.ranked_above(score)?;
+                // Its own stored row does not count against it.
+                if ops.rank_row(player)?.is_some_and(|r| r.score > score) {
+                    above = above.saturating_sub(1);
+                }
+                ranks.push((player, above + 1));
+            }
+            Ok((rows, ranks))
+        })
+    }
+
+    /// A player's last saved profile and leaderboard row, without taking the lock (a visit to
+    /// a player who is not on this server).
+    pub fn peek_named<D: PlayerData>(&self, player: u64) -> Result<Option<Glimpse<D>>, StoreError> {
+        self.backend.read(|ops| {
+            Ok(match self.read_current::<D>(ops, player)? {
+                Some((_, p)) => Some((p, ops.rank_row(player)?)),
+                None => None,
+            })
+        })
+    }
+
     /// Makes an old version current again (as a new version). The caller ends any live session
     /// of the player first; a fresh lock held by anyone refuses.
     pub fn restore_version<D: PlayerData>(
@@ -1206,6 +1263,7 @@ impl<B: Backend> Datastore<B> {
             let blob = self.seal_profile(&old)?;
             let new = Self::stored_version(ops, player)? + 1;
             self.write_version(ops, player, new, &blob, now)?;
+            Self::rank(ops, &old, None)?;
             Ok(new)
         });
         self.count(&r);
@@ -1243,6 +1301,7 @@ impl<B: Backend> Datastore<B> {
             }
             ops.delete(Table::Profiles, &pkey(player))?;
             ops.delete(Table::Locks, &pkey(player))?;
+            ops.delete_rank(player)?;
             let record = serde_json::json!({"player": player, "actor": actor, "at_ms": now, "entries": removed});
             ops.put(Table::Erasures, &pair_key(now, player), record.to_string().as_bytes())?;
             Ok(removed)

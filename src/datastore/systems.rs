@@ -34,7 +34,12 @@ pub(super) fn start_loads<D: PlayerData>(
     mut state: ResMut<DataStoreState<D>>,
 ) {
     for s in started.read() {
-        jobs::spawn_load(&mut state, &store.0, (s.client, s.player_id, s.session_id));
+        jobs::spawn_load(
+            &mut state,
+            &store.0,
+            (s.client, s.player_id, s.session_id),
+            s.display_name.clone(),
+        );
     }
 }
 

@@ -174,6 +174,11 @@ impl PlayerData for Aquarium {
         Ok(())
     }
 
+    /// The leaderboard ranks by coins.
+    fn score(&self) -> Option<i64> {
+        Some(self.stats.coins)
+    }
+
     fn apply_offline(&mut self, message: &OfflineGift) {
         match message {
             OfflineGift::Coins { amount, .. } => {

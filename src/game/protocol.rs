@@ -33,6 +33,7 @@ pub fn register(app: &mut App) {
         .add_remote_function::<GrantCoins>()
         .add_remote_event::<StateUpdate>()
         .add_remote_event::<Leaderboard>()
+        .add_remote_event::<YourRank>()
         .add_remote_event::<WelcomeBack>()
         .add_remote_event::<GiftReceived>()
         .add_remote_function::<TradeOffer>()
@@ -335,12 +336,23 @@ pub struct DailyReward {
     pub streak: u32,
 }
 
-/// The richest players on this server now: player id, name and coins, richest first.
+/// The richest players of every server on the store: player id, name and coins, richest
+/// first (players on the sending server at their coins now, others as last saved).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Leaderboard(pub Vec<(u64, String, i64)>);
 
 impl Remote for Leaderboard {
     const NAME: &'static str = "aquarium.leaderboard";
+    const DELIVERY: Delivery = Delivery::ReliableUnordered;
+}
+
+/// The player's own rank among every player of the store (1 is the richest), sent with the
+/// leaderboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct YourRank(pub u64);
+
+impl Remote for YourRank {
+    const NAME: &'static str = "aquarium.rank";
     const DELIVERY: Delivery = Delivery::ReliableUnordered;
 }
 

@@ -234,6 +234,8 @@ pub struct SessionStarted {
     pub player_id: u64,
     /// The session.
     pub session_id: SessionId,
+    /// The name the player's token carries.
+    pub display_name: String,
 }
 
 /// A session ended (timeout, client left, kick). Save and release locks on this.
@@ -770,6 +772,7 @@ fn open_sessions(
                     client,
                     player_id,
                     session_id,
+                    display_name: name,
                 });
             }
             Err(e) => {

@@ -88,7 +88,8 @@ on_both_backends!(
     backup_verify_and_restore_refuse_corrupt_and_foreign_files,
     a_gift_survives_a_failure_or_a_crash_between_any_two_steps,
     a_refused_save_sends_nothing_and_a_gift_to_nobody_comes_back,
-    a_trade_survives_a_failure_or_a_crash_between_any_two_steps
+    a_trade_survives_a_failure_or_a_crash_between_any_two_steps,
+    the_leaderboard_is_written_with_each_save_and_ranks_every_player
 );
 
 fn owner(server: &str, session: u128) -> LockOwner {
@@ -1259,4 +1260,91 @@ fn a_crash_loses_at_most_one_autosave_interval_of_play() {
         store.versions(33).unwrap().len() >= 3,
         "auto-saves ran along the way"
     );
+}
+
+/// Each save writes its player's (player, name, score) row in the same transaction; the board
+/// ranks every stored player; a refused save changes nothing; a gift moves both rows; an
+/// erasure removes the row; a backup carries the rows.
+fn the_leaderboard_is_written_with_each_save_and_ranks_every_player(on: &On) {
+    use bloxquarium::datastore::{RankRow, RedbBackend};
+    let d = Scratch::new("ds-ranks");
+    let s = store_on(&d, on);
+    let row = |player: u64, name: &str, score: i64| RankRow {
+        player,
+        name: name.into(),
+        score,
+    };
+    let mut owners = Vec::new();
+    for player in 1..=5u64 {
+        let o = owner("srv", u128::from(player));
+        let mut l = s.load::<Aquarium>(player, &o, T0).unwrap();
+        l.profile.stats.coins = player as i64 * 100;
+        let mut req = SaveRequest::new(l.profile, 0, o.clone());
+        req.name = Some(format!("P{player}"));
+        s.save(&req, T0).unwrap();
+        owners.push(o);
+    }
+    let (top, ranks) = s.standings(3, &[(1, 100), (1, 350), (1, 600)]).unwrap();
+    assert_eq!(
+        top,
+        vec![row(5, "P5", 500), row(4, "P4", 400), row(3, "P3", 300)]
+    );
+    // Player 1's own row (100) never counts against it.
+    assert_eq!(ranks, vec![(1, 5), (1, 3), (1, 1)]);
+
+    // A save without a name keeps the name; a refused save (stale version) writes nothing.
+    let (v, mut p2) = s.peek::<Aquarium>(2).unwrap().unwrap();
+    p2.stats.coins = 450;
+    s.save(&SaveRequest::new(p2.clone(), v, owners[1].clone()), T0)
+        .unwrap();
+    p2.stats.coins = 9999;
+    let refused = s.save(&SaveRequest::new(p2, v, owners[1].clone()), T0);
+    assert!(
+        matches!(refused, Err(StoreError::VersionConflict { .. })),
+        "{refused:?}"
+    );
+    let (top, _) = s.standings(2, &[]).unwrap();
+    assert_eq!(top, vec![row(5, "P5", 500), row(2, "P2", 450)]);
+
+    // A gift of 200 from 5 to 1 moves both rows in its transaction.
+    s.transact::<Aquarium>(&[5, 1], "srv", T0, |ps| {
+        ps.get_mut(&5).ok_or("no 5")?.stats.coins -= 200;
+        ps.get_mut(&1).ok_or("no 1")?.stats.coins += 200;
+        Ok(())
+    })
+    .unwrap();
+    let (top, ranks) = s.standings(5, &[(3, 300)]).unwrap();
+    assert_eq!(
+        top,
+        vec![
+            row(2, "P2", 450),
+            row(4, "P4", 400),
+            row(1, "P1", 300),
+            row(3, "P3", 300),
+            row(5, "P5", 300),
+        ],
+        "ties: the lower player id first"
+    );
+    assert_eq!(ranks, vec![(3, 3)], "ties share a rank");
+
+    // A look at a player who is not here: the saved profile and the row.
+    let (p, r) = s.peek_named::<Aquarium>(4).unwrap().unwrap();
+    assert_eq!((p.stats.coins, r), (400, Some(row(4, "P4", 400))));
+    assert!(s.peek_named::<Aquarium>(99).unwrap().is_none());
+
+    // A backup carries the rows.
+    let copy = d.0.join("ranks-backup.redb");
+    s.backend().backup_to(&copy).unwrap();
+    let backed = RedbBackend::open_existing(&copy)
+        .unwrap()
+        .read(|ops| ops.top_ranks(10))
+        .unwrap();
+    assert_eq!(backed.len(), 5);
+    assert_eq!(backed[0], row(2, "P2", 450));
+
+    // An erasure removes the row.
+    s.erase_player(2, "test", T0).unwrap();
+    let (top, _) = s.standings(10, &[]).unwrap();
+    assert_eq!(top.len(), 4);
+    assert!(top.iter().all(|r| r.player != 2), "{top:?}");
 }

@@ -349,6 +349,98 @@ mod servers {
         assert_eq!(held.unwrap().1.stats.coins, 777, "the stored profile too");
     }
 
+    /// The leaderboard ranks every player of the store, not only this server's: a player on
+    /// one server sees another server's player on the board (at their saved coins), their own
+    /// rank, and can visit that player's aquarium as last saved.
+    #[test]
+    fn the_leaderboard_and_visits_reach_players_on_another_server() {
+        let Some(Two {
+            mut a,
+            mut b,
+            da,
+            db,
+            _keys,
+            ..
+        }) = two_servers("board")
+        else {
+            return;
+        };
+        // Coral plays on server A: 900 coins and a fish, saved when she leaves and rejoins.
+        let (mut coral, _) = harness::join_loaded(&mut a, &da, 71, "Coral");
+        harness::edit_profile(&mut a, 71, |p| {
+            p.stats.coins = 900;
+            p.fish.push(bloxquarium::game::Fish {
+                id: 1,
+                species: 2,
+                name: "Dory".into(),
+                hunger: 0.0,
+                from_trade: None,
+            });
+        });
+        leave(&mut a, &mut coral, 71);
+        let (mut coral, _) = harness::join_loaded(&mut a, &da, 71, "Coral");
+        // Bob plays on server B with fewer coins.
+        let (mut bob, _) = harness::join_loaded(&mut b, &db, 72, "Bob");
+        harness::edit_profile(&mut b, 72, |p| p.stats.coins = 5);
+        harness::pump_until(
+            &mut [&mut a, &mut b, &mut coral, &mut bob],
+            20_000,
+            "Bob's board lists Coral from the other server, and Bob's own rank",
+            |apps| {
+                let board = apps[3].world().resource::<bloxquarium::game::Leaderboard>();
+                board.0.first().is_some_and(|r| r.0 == 71) && board.1 == Some(2)
+            },
+        );
+        let board = bob
+            .world()
+            .resource::<bloxquarium::game::Leaderboard>()
+            .clone();
+        // Coral's fish earns: her row holds 900 or more (her last save on server A).
+        assert_eq!(
+            (board.0[0].0, board.0[0].1.as_str()),
+            (71, "Coral"),
+            "{board:?}"
+        );
+        assert!(board.0[0].2 >= 900, "{board:?}");
+        assert_eq!(board.0[1], (72, "Bob".to_string(), 5), "{board:?}");
+        // Bob visits Coral, who is on the other server: her tank as last saved.
+        {
+            let t = bob
+                .world()
+                .resource::<bevy::time::Time<bevy::time::Real>>()
+                .elapsed();
+            let world = bob.world_mut();
+            let mut net = world
+                .remove_resource::<bloxquarium::transport::ClientNet>()
+                .unwrap();
+            world
+                .resource_mut::<bloxquarium::game::Visit>()
+                .request(&mut net, 71, t);
+            world.insert_resource(net);
+        }
+        harness::pump_until(
+            &mut [&mut a, &mut b, &mut coral, &mut bob],
+            3000,
+            "Bob sees Coral's aquarium",
+            |apps| {
+                apps[3]
+                    .world()
+                    .resource::<bloxquarium::game::Visit>()
+                    .showing
+                    .is_some()
+            },
+        );
+        let (who, name, state) = bob
+            .world()
+            .resource::<bloxquarium::game::Visit>()
+            .showing
+            .clone()
+            .unwrap();
+        assert_eq!((who, name.as_str()), (71, "Coral"));
+        assert!(state.coins >= 900, "{state:?}");
+        assert_eq!(state.fish.len(), 1);
+    }
+
     /// A player hops between two live servers: each time they turn up on the other server while
     /// the first still holds their profile, the new server asks the holder over the store's
     /// channel; the holder ends the session, saves and releases; the new server loads. Never two

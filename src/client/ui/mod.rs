@@ -878,6 +878,7 @@ fn update_panel(
             .as_ref()
             .map(|(id, name, _)| (*id, name.as_str())),
         board: &ranked,
+        rank: board.1,
         me: me.as_deref(),
         trades: &trades,
         ask: ask.0,

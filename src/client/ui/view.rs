@@ -192,6 +192,8 @@ pub struct ViewInputs<'a> {
     /// The leaderboard as the HUD ranks it: (id, name, coins), the player's own entry with the
     /// HUD's figure.
     pub board: &'a [(u64, String, i64)],
+    /// The player's own rank among every player of the store, when the server has said.
+    pub rank: Option<u64>,
     /// The name the server welcomed this player by.
     pub me: Option<&'a str>,
     /// The player's trades (and which of them it offered).
@@ -472,11 +474,15 @@ fn trade(v: &ViewInputs) -> Vec<Row> {
 }
 
 fn leaderboard(v: &ViewInputs) -> Vec<Row> {
-    let mut out = vec![title("LEADERBOARD (online players)")];
+    let mut out = vec![title("LEADERBOARD (all servers)")];
     if v.board.is_empty() {
         out.push(Row::text("loading..."));
     }
-    for (rank, (id, name, coins)) in v.board.iter().take(LISTED_PLAYERS + 1).enumerate() {
+    let listed = &v.board[..v.board.len().min(LISTED_PLAYERS + 1)];
+    let me_listed = listed
+        .iter()
+        .any(|(_, name, _)| Some(name.as_str()) == v.me);
+    for (rank, (id, name, coins)) in listed.iter().enumerate() {
         let row = Row::text(format!("{}. {name} {coins}", rank + 1));
         out.push(if Some(name.as_str()) == v.me {
             row
@@ -484,6 +490,10 @@ fn leaderboard(v: &ViewInputs) -> Vec<Row> {
             row.with("Visit", UiAction::VisitPlayer(*id))
                 .with(format!("Gift {GIFT_COINS}"), UiAction::GiftTo(*id))
         });
+    }
+    // Below the board: where the player stands among everyone.
+    if let (false, Some(rank), Some(me), Some(state)) = (me_listed, v.rank, v.me, v.state) {
+        out.push(Row::text(format!("{rank}. {me} {} (you)", state.coins)));
     }
     out
 }
@@ -563,6 +573,40 @@ mod tests {
         assert_eq!(r[0], (1, "Ann".to_string(), 90));
     }
 
+    /// A player below the board sees where they stand among every player; one on it does not
+    /// see themselves twice.
+    #[test]
+    fn the_leaderboard_names_the_players_own_rank_below_the_board() {
+        let config = crate::config::defaults_with_game_for_tests(&crate::game::KEYS);
+        let s = state();
+        let book = TradeBook::default();
+        let board: Vec<(u64, String, i64)> = (1..=8)
+            .map(|i| (i, format!("P{i}"), 1000 - i as i64))
+            .collect();
+        let mut v = ViewInputs {
+            catalog: None,
+            state: Some(&s),
+            config: &config,
+            visiting: None,
+            board: &board,
+            rank: Some(42),
+            me: Some("Me"),
+            trades: &book,
+            ask: 20,
+        };
+        let texts = |v: &ViewInputs| -> Vec<String> {
+            rows(Panel::Leaderboard, v)
+                .into_iter()
+                .map(|r| r.text)
+                .collect()
+        };
+        let shown = texts(&v);
+        assert_eq!(shown.last().map(String::as_str), Some("42. Me 100 (you)"));
+        v.me = Some("P2");
+        let shown = texts(&v);
+        assert!(!shown.iter().any(|t| t.contains("(you)")), "{shown:?}");
+    }
+
     #[test]
     fn tab_walks_every_panel_then_closes() {
         let mut p = Panel::Closed;
@@ -588,6 +632,7 @@ mod tests {
             config: &config,
             visiting: None,
             board: &board,
+            rank: Some(1),
             me: Some("Me"),
             trades: &book,
             ask: 20,

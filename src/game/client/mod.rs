@@ -14,7 +14,7 @@ use super::Shop;
 use super::protocol::{
     Applied, ClaimDaily, Feed, Gift, GiftReceived, Leaderboard as LeaderboardEvent, PlayerState,
     Purchase, Sell, StateUpdate, TradeAct, TradeAction, TradeGoods, TradeOffer, TradeStage,
-    TradeUpdate, TradeView, Visit as VisitCall, Visited, WelcomeBack,
+    TradeUpdate, TradeView, Visit as VisitCall, Visited, WelcomeBack, YourRank,
 };
 use super::rules::{Catalog, GameOp};
 use crate::config::ClientConfig;
@@ -488,16 +488,20 @@ fn receive_visit(
     }
 }
 
-/// The server's latest leaderboard (client).
+/// The server's latest leaderboard (client), and the player's own rank among every player.
 #[derive(Resource, Debug, Default, Clone, PartialEq)]
-pub struct Leaderboard(pub Vec<(u64, String, i64)>);
+pub struct Leaderboard(pub Vec<(u64, String, i64)>, pub Option<u64>);
 
 fn receive_leaderboard(
     mut events: MessageReader<FromServer<LeaderboardEvent>>,
+    mut ranks: MessageReader<FromServer<YourRank>>,
     mut board: ResMut<Leaderboard>,
 ) {
     for FromServer(LeaderboardEvent(rows)) in events.read() {
         board.0.clone_from(rows);
+    }
+    if let Some(FromServer(YourRank(rank))) = ranks.read().last() {
+        board.1 = Some(*rank);
     }
 }
 

@@ -63,6 +63,9 @@ pub enum EconomyError {
     /// The recipient is not on this server now.
     #[error("player {0} is not online")]
     NotOnline(u64),
+    /// No player with that id has a saved aquarium.
+    #[error("there is no player {0}")]
+    NoSuchPlayer(u64),
     /// No fish with that id.
     #[error("there is no fish {0} in the tank")]
     NoSuchFish(u64),

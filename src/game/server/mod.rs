@@ -21,12 +21,12 @@ pub use income::IncomeWatch;
 use super::data::DataStoreState;
 use super::protocol::{
     Applied, Feed, Gift, Leaderboard as LeaderboardEvent, Purchase, Sell, StateUpdate,
-    Visit as VisitCall, Visited,
+    Visit as VisitCall, Visited, YourRank,
 };
 use super::rules::{self as economy, EconomyError, GameOp};
 use super::{IMPOSSIBLE_INCOME, OVERSPEND, Shop};
 use crate::config::Config;
-use crate::datastore::ProfileLoaded;
+use crate::datastore::{PeekProfile, Peeked, ProfileLoaded, RankRow, Standings};
 use crate::protocol::{RemoteError, RequestId};
 use crate::security::SuspiciousActivity;
 use crate::stages::{ServerRequests, ServerSystems};
@@ -46,6 +46,10 @@ pub struct GameServerState {
     carry: HashMap<u64, f64>,
     last_step: Duration,
     steps: u32,
+    /// Visits to players who are not on this server, waiting for their saved profile: the
+    /// peek's tag → the call.
+    far_visits: HashMap<u64, (u64, RequestId)>,
+    next_tag: u64,
 }
 
 impl GameServerState {
@@ -93,6 +97,7 @@ impl Plugin for GameServerPlugin {
                     trade::finish_trades,
                     trade::commit_trades,
                     reversal::finish_reversals,
+                    answer_far_visits,
                     step_economy,
                     forget_left,
                 )
@@ -287,27 +292,62 @@ fn answer_game_ops(
     }
 }
 
-/// Another player's aquarium, read-only: only players online now can be visited.
+/// Another player's aquarium, read-only: as it is now for a player on this server; as last
+/// saved for anyone else (on another server, or offline), answered when the store has read it.
 fn answer_visits(
     mut requests: MessageReader<Call<VisitCall>>,
     mut net: ResMut<ServerNet>,
     profiles: Res<DataStoreState>,
+    mut game: ResMut<GameServerState>,
+    mut peeks: MessageWriter<PeekProfile>,
 ) {
     for r in requests.read() {
         let player = r.request.player;
-        let answer = match profiles.profile(player) {
-            Some(live) => Ok(Visited {
-                player,
-                name: net
-                    .session(live.client)
-                    .map_or_else(|| format!("player {player}"), |s| s.display_name.clone()),
-                state: economy::state_of(&live.profile, 0),
-            }),
-            None => Err(RemoteError::Rejected(
-                EconomyError::NotOnline(player).to_string(),
-            )),
+        let Some(live) = profiles.profile(player) else {
+            game.next_tag += 1;
+            let tag = game.next_tag;
+            game.far_visits.insert(tag, (r.client, r.id));
+            peeks.write(PeekProfile { player, tag });
+            continue;
         };
+        let answer = Ok(Visited {
+            player,
+            name: net
+                .session(live.client)
+                .map_or_else(|| format!("player {player}"), |s| s.display_name.clone()),
+            state: economy::state_of(&live.profile, 0),
+        });
         net.reply(r, answer);
+    }
+}
+
+/// Visits to players not on this server: answered with their last saved tank.
+fn answer_far_visits(
+    mut peeked: MessageReader<Peeked<super::Aquarium>>,
+    mut net: ResMut<ServerNet>,
+    mut game: ResMut<GameServerState>,
+) {
+    for p in peeked.read() {
+        let Some((client, id)) = game.far_visits.remove(&p.tag) else {
+            continue;
+        };
+        let player = p.player;
+        let answer = match &p.result {
+            Ok(Some((profile, row))) => Ok(Visited {
+                player,
+                name: row
+                    .as_ref()
+                    .map_or_else(|| format!("player {player}"), |r| r.name.clone()),
+                state: economy::state_of(profile, 0),
+            }),
+            Ok(None) => Err(RemoteError::Rejected(
+                EconomyError::NoSuchPlayer(player).to_string(),
+            )),
+            Err(e) => Err(RemoteError::Rejected(format!(
+                "player {player}'s aquarium cannot be read now: {e}"
+            ))),
+        };
+        net.reply_to::<VisitCall>(client, id, answer);
     }
 }
 
@@ -322,7 +362,7 @@ fn step_economy(
     mut income: ResMut<IncomeWatch>,
     mut net: ResMut<ServerNet>,
     mut game: ResMut<GameServerState>,
-    time: Res<Time>,
+    (time, standings): (Res<Time>, Res<Standings>),
     mut suspicious: MessageWriter<SuspiciousActivity>,
 ) {
     let now = time.elapsed();
@@ -338,10 +378,13 @@ fn step_economy(
     };
     let hunger: f64 = config.get("game.hungerPerMinute").unwrap_or(0.0);
     let now_ms = crate::clock::now_ms();
-    if push {
-        let board = leaderboard(&profiles, &net, 10);
-        net.broadcast(&LeaderboardEvent(board));
-    }
+    let board = if push {
+        let board = leaderboard(&profiles, &net, &standings, 10);
+        net.broadcast(&LeaderboardEvent(board.clone()));
+        board
+    } else {
+        Vec::new()
+    };
     for player in profiles.players().collect::<Vec<_>>() {
         let has_fish = profiles
             .profile(player)
@@ -369,29 +412,45 @@ fn step_economy(
         if push && let Some(live) = profiles.profile(player) {
             let state = economy::state_of(&live.profile, game.last_op(player));
             net.send(live.client, &StateUpdate(state));
+            // On the board: its place there; else its rank among every player of the store.
+            let rank = match board.iter().position(|r| r.0 == player) {
+                Some(i) => Some(i as u64 + 1),
+                None => standings.ranks.get(&player).copied(),
+            };
+            if let Some(rank) = rank {
+                net.send(live.client, &YourRank(rank));
+            }
         }
     }
 }
 
-/// The richest players on this server (live profiles), richest first.
+/// The richest players of every server on the store, richest first: the store-wide board as
+/// last read, with this server's players at the coins they have now.
 pub fn leaderboard(
     profiles: &DataStoreState,
     net: &ServerNet,
+    standings: &Standings,
     top: usize,
 ) -> Vec<(u64, String, i64)> {
-    let mut rows: Vec<(u64, String, i64)> = profiles
+    let live: Vec<RankRow> = profiles
         .players()
         .filter_map(|p| {
             let live = profiles.profile(p)?;
             let name = net
                 .session(live.client)
                 .map_or_else(|| format!("player {p}"), |s| s.display_name.clone());
-            Some((p, name, live.profile.stats.coins))
+            Some(RankRow {
+                player: p,
+                name,
+                score: live.profile.stats.coins,
+            })
         })
         .collect();
-    rows.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.1.cmp(&b.1)));
-    rows.truncate(top);
-    rows
+    standings
+        .merged(&live, top)
+        .into_iter()
+        .map(|r| (r.player, r.name, r.score))
+        .collect()
 }
 
 fn forget_left(
