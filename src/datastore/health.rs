@@ -41,14 +41,21 @@ pub(super) fn autosave_rule() -> TuningRule {
     )
 }
 
-/// Unready in its critical state (alive: players in play keep playing and their saves are
-/// retried until the storage is back; no new players), degraded with saves piling up or a
+/// Unready while `datastore.saveQueueMax` profiles wait for a failed save, and in its critical
+/// state (alive: players in play keep playing and their saves are retried until the storage is
+/// back; no new players), degraded with saves piling up or a
 /// slowed auto-save.
 fn check<D: PlayerData>(world: &World) -> HealthStatus {
     let Some(state) = world.get_resource::<DataStoreState<D>>() else {
         return HealthStatus::Unhealthy("no data store".into());
     };
-    if state.critical {
+    if state.unsaved() >= state.save_queue_max {
+        HealthStatus::Unready(format!(
+            "{} profiles wait for the storage (datastore.saveQueueMax {}): no new players",
+            state.unsaved(),
+            state.save_queue_max
+        ))
+    } else if state.critical {
         HealthStatus::Unready(format!(
             "critical: repeated storage errors ({} in all)",
             state.errors_total

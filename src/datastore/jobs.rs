@@ -30,6 +30,10 @@ pub(super) struct SavedItem<D: PlayerData> {
     sends: Vec<Outgoing<D::Offline>>,
     /// Checksum of `profile` (computed in the task).
     checksum: String,
+    /// The version the save expected, and the leaderboard name it wrote (kept for a final
+    /// save to retry).
+    expected_version: u64,
+    name: String,
 }
 
 /// A job that landed.
@@ -210,6 +214,48 @@ fn spawn_batch<D: PlayerData>(
             ));
         }
     }
+    spawn_requests(state, store, reqs, final_save, together);
+}
+
+/// The final saves of players who left whose first attempt failed, when due: one group commit,
+/// each releasing its lock when it lands.
+pub(super) fn spawn_orphan_saves<D: PlayerData>(
+    state: &mut DataStoreState<D>,
+    store: &Arc<Store>,
+    now: Duration,
+) {
+    let mut reqs = Vec::new();
+    for (player, o) in state.orphans.iter_mut() {
+        if o.saving || o.due > now {
+            continue;
+        }
+        o.saving = true;
+        info!(
+            player,
+            retry = o.retries,
+            "saving a departed player's profile again"
+        );
+        reqs.push((
+            SaveRequest {
+                profile: o.profile.clone(),
+                expected_version: o.version,
+                owner: o.owner.clone(),
+                sends: std::mem::take(&mut o.sends),
+                name: Some(o.name.clone()),
+            },
+            o.base.clone(),
+        ));
+    }
+    spawn_requests(state, store, reqs, true, false);
+}
+
+fn spawn_requests<D: PlayerData>(
+    state: &mut DataStoreState<D>,
+    store: &Arc<Store>,
+    reqs: Vec<(SaveRequest<D>, Profile<D>)>,
+    final_save: bool,
+    together: bool,
+) {
     if reqs.is_empty() {
         return;
     }
@@ -239,6 +285,8 @@ fn spawn_batch<D: PlayerData>(
                     profile: req.profile,
                     base,
                     sends: req.sends,
+                    expected_version: req.expected_version,
+                    name: req.name.unwrap_or_default(),
                 }
             })
             .collect();
@@ -559,9 +607,17 @@ fn saved<D: PlayerData>(
         base,
         checksum,
         sends,
+        expected_version,
+        name,
     } = item;
     let now = l.now;
     state.pending_saves = state.pending_saves.saturating_sub(1);
+    // A departed player's final save: kept until it lands (transient failures), else done.
+    let orphan = if final_save {
+        state.orphans.remove(&player)
+    } else {
+        None
+    };
     match result {
         Ok(saved) => {
             state.sends_committed(player, &saved.sent);
@@ -619,13 +675,35 @@ fn saved<D: PlayerData>(
             warn!(player, "save failed, will retry: {e}");
             state.record_error(now);
             state.save_retries += 1;
+            if final_save && !state.live.contains_key(&player) {
+                // The player left: the profile waits here (not in play) and is saved again
+                // with backoff until the storage takes it.
+                let retries = orphan.map_or(0, |o| o.retries) + 1;
+                warn!(
+                    player,
+                    retries,
+                    "final save failed: {e}; kept and saved again ({} profiles waiting)",
+                    state.unsaved() + 1
+                );
+                state.orphans.insert(
+                    player,
+                    super::live::Orphan {
+                        owner,
+                        name,
+                        profile,
+                        base,
+                        version: expected_version,
+                        sends,
+                        retries,
+                        due: now + backoff(retries, player),
+                        saving: false,
+                    },
+                );
+                return;
+            }
             state.unsent(player, sends, &format!("not saved: {e}"));
-            match state.live.get_mut(&player) {
-                Some(live) => retry_later(live, player, now),
-                None if final_save => {
-                    error!(player, "final save failed: {e}; the last autosave stands");
-                }
-                None => {}
+            if let Some(live) = state.live.get_mut(&player) {
+                retry_later(live, player, now);
             }
         }
         Err(e @ (StoreError::VersionConflict { .. } | StoreError::LockLost { .. })) => {

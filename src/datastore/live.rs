@@ -87,6 +87,32 @@ impl<D: PlayerData> LiveProfile<D> {
     }
 }
 
+/// The profile of a player who left before their final save could land (storage down): kept
+/// and saved again with backoff, so their last play is not lost; not in play.
+pub(super) struct Orphan<D: PlayerData> {
+    pub owner: LockOwner,
+    pub name: String,
+    pub profile: Profile<D>,
+    pub base: Profile<D>,
+    /// Stored version it is based on.
+    pub version: u64,
+    /// Messages that go with its save.
+    pub sends: Vec<Outgoing<D::Offline>>,
+    pub retries: u32,
+    /// When to save again.
+    pub due: Duration,
+    /// A save is in flight.
+    pub saving: bool,
+}
+
+/// A session whose load waits for the player's orphaned final save to land.
+pub(super) struct Deferred {
+    pub client: u64,
+    pub player: u64,
+    pub session: u128,
+    pub name: String,
+}
+
 /// A load in flight: the profile is not in play yet.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Loading {
@@ -158,6 +184,15 @@ pub struct DataStoreState<D: PlayerData> {
     pub(super) waiting: Vec<super::handoff::Waiting>,
     /// Profiles handed over to this server by another.
     pub handoffs: u64,
+    /// Final saves that failed, saved again until they land (see [`Orphan`]).
+    pub(super) orphans: HashMap<u64, Orphan<D>>,
+    /// Loads that wait for an orphan of the same player.
+    pub(super) deferred: Vec<Deferred>,
+    /// `datastore.saveQueueMax`: at this many profiles waiting for a failed save, new players
+    /// are refused.
+    pub save_queue_max: usize,
+    /// Joins refused because saves were waiting.
+    pub joins_refused: u64,
 }
 
 impl<D: PlayerData> DataStoreState<D> {
@@ -182,7 +217,22 @@ impl<D: PlayerData> DataStoreState<D> {
             delivered: Vec::new(),
             waiting: Vec::new(),
             handoffs: 0,
+            orphans: HashMap::new(),
+            deferred: Vec::new(),
+            save_queue_max: usize::MAX,
+            joins_refused: 0,
         }
+    }
+
+    /// Profiles waiting for a save that failed: live ones retrying, and those of players who
+    /// left before their final save landed.
+    pub fn unsaved(&self) -> usize {
+        self.orphans.len()
+            + self
+                .live
+                .values()
+                .filter(|l| matches!(l.phase, Phase::Retrying { .. }))
+                .count()
     }
 
     /// Sends `message` from `from` (a live profile) to another player: it goes out with

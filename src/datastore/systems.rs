@@ -27,18 +27,58 @@ pub(super) fn pace_autosaves<D: PlayerData>(
     }
 }
 
-/// A session started: its profile starts `Loading`.
+/// A session started: its profile starts `Loading`; or, while `datastore.saveQueueMax`
+/// profiles wait for a failed save, the player is refused; or, while the player's own last
+/// save (from a session that ended) waits, the load waits for it.
 pub(super) fn start_loads<D: PlayerData>(
     mut started: MessageReader<SessionStarted>,
     store: Res<DataStore>,
     mut state: ResMut<DataStoreState<D>>,
+    config: Res<Config>,
+    mut kicks: MessageWriter<KickRequested>,
 ) {
+    // In the schema and validated at start.
+    state.save_queue_max = config
+        .get::<usize>("datastore.saveQueueMax")
+        .unwrap_or(usize::MAX);
     for s in started.read() {
+        let waiting = state.unsaved();
+        if waiting >= state.save_queue_max {
+            state.joins_refused += 1;
+            warn!(
+                player = s.player_id,
+                "join refused: {waiting} profiles wait for the storage (datastore.saveQueueMax)"
+            );
+            kicks.write(KickRequested {
+                client: s.client,
+                reason: "the server cannot save right now and is catching up; try again in a \
+                         minute"
+                    .into(),
+            });
+            continue;
+        }
+        state.deferred.push(super::live::Deferred {
+            client: s.client,
+            player: s.player_id,
+            session: s.session_id,
+            name: s.display_name.clone(),
+        });
+    }
+    // A load starts once no earlier save of the same player waits here.
+    let ready: Vec<super::live::Deferred> = {
+        let state = &mut *state;
+        let (ready, wait) = std::mem::take(&mut state.deferred)
+            .into_iter()
+            .partition(|d| !state.orphans.contains_key(&d.player));
+        state.deferred = wait;
+        ready
+    };
+    for d in ready {
         jobs::spawn_load(
             &mut state,
             &store.0,
-            (s.client, s.player_id, s.session_id),
-            s.display_name.clone(),
+            (d.client, d.player, d.session),
+            d.name,
         );
     }
 }
@@ -55,6 +95,9 @@ pub(super) fn finish_releases<D: PlayerData>(
         state
             .waiting
             .retain(|w| !(w.player == e.player_id && w.session == e.session_id));
+        state
+            .deferred
+            .retain(|d| !(d.player == e.player_id && d.session == e.session_id));
         if let Some(loading) = state.loading.get_mut(&e.player_id)
             && loading.session == e.session_id
         {
@@ -145,6 +188,7 @@ pub(super) fn autosave<D: PlayerData>(
     }
     // Every profile due this frame goes out in one group commit.
     jobs::spawn_saves(&mut state, &store.0, &batch, false);
+    jobs::spawn_orphan_saves(&mut state, &store.0, now);
 }
 
 /// Every `reconcile.interval`, each clean live profile's stored copy is read off the tick and
@@ -277,17 +321,31 @@ pub(super) fn save_everything<D: PlayerData>(
 ) {
     let players: Vec<u64> = state.live.keys().copied().collect();
     jobs::spawn_saves(&mut state, &store.0, &players, true);
+    // Departed players' saves still waiting get one more try now.
+    for o in state.orphans.values_mut() {
+        o.due = Duration::ZERO;
+    }
+    jobs::spawn_orphan_saves(&mut state, &store.0, Duration::MAX);
 }
 
 /// Shutdown waits while any store work is in flight.
 pub(super) fn hold_while_busy<D: PlayerData>(
     state: Res<DataStoreState<D>>,
     mut shutdown: ResMut<Shutdown>,
+    mut told: Local<bool>,
 ) {
     if !state.tasks.is_empty() {
         shutdown.hold(format!(
             "datastore: {} save(s) and task(s) in flight",
             state.tasks.len()
         ));
+    } else if !state.orphans.is_empty() && !*told {
+        *told = true;
+        let players: Vec<u64> = state.orphans.keys().copied().collect();
+        error!(
+            "the storage did not take the last save of {} departed player(s) {players:?}: their \
+             play since their previous save is lost",
+            players.len()
+        );
     }
 }

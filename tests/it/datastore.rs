@@ -842,6 +842,102 @@ fn repeated_storage_failures_enter_the_critical_state_and_it_clears() {
     assert!(state.save_retries >= 5);
 }
 
+/// Storage down: a player who leaves keeps their last play (the final save is kept and saved
+/// again until it lands); their rejoin waits for it instead of loading an older version; at
+/// `datastore.saveQueueMax` profiles waiting, new players are refused and the server says it
+/// is not ready; when storage returns, everything lands by itself.
+#[test]
+fn storage_down_keeps_departed_players_saves_caps_the_queue_and_recovers() {
+    use bloxquarium::datastore::DataStore;
+    use bloxquarium::game::DataStoreState;
+    use bloxquarium::integration::{HealthStatus, IntegrationRegistry};
+    let d = Scratch::new("ds-queue");
+    let cfg = harness::config_dir(
+        &d,
+        r#"{"datastore.autosaveInterval": 5, "datastore.saveQueueMax": 2}"#,
+    );
+    let mut server = harness::server_with_config(&d, &cfg);
+    let (mut ann, _) = harness::join_loaded(&mut server, &d, 45, "Ann");
+    let (mut cid, _) = harness::join_loaded(&mut server, &d, 47, "Cid");
+    harness::edit_profile(&mut server, 45, |p| p.stats.coins = 5555);
+    harness::edit_profile(&mut server, 47, |p| p.stats.coins = 7777);
+    let store = server.world().resource::<DataStore>().clone();
+    // The storage goes down.
+    store.backend().inject_write_failures(1_000_000);
+    let leave = |server: &mut bevy::prelude::App, client: &mut bevy::prelude::App, p: u64| {
+        client
+            .world_mut()
+            .resource_mut::<bloxquarium::shutdown::Shutdown>()
+            .request(bloxquarium::shutdown::ShutdownReason::Requested(
+                "leave".into(),
+            ));
+        harness::pump_until(&mut [server, client], 600, "left", |a| {
+            a[0].world()
+                .resource::<DataStoreState>()
+                .profile(p)
+                .is_none()
+        });
+    };
+    leave(&mut server, &mut ann, 45);
+    harness::pump_until(&mut [&mut server], 300, "Ann's save waits", |a| {
+        a[0].world().resource::<DataStoreState>().unsaved() == 1
+    });
+    // Ann comes back at once: her load waits for her own last save.
+    let (tok, addr) = (
+        harness::issue(&server, 45, "Ann"),
+        harness::server_addr(&server),
+    );
+    let mut ann = harness::client(&d, addr, &tok);
+    harness::pump(&mut [&mut server, &mut ann], 60);
+    assert!(
+        server
+            .world()
+            .resource::<DataStoreState>()
+            .profile(45)
+            .is_none(),
+        "not loaded from the store while her newer save waits"
+    );
+    // Cid leaves too: two waiting, the cap. Bob is refused.
+    leave(&mut server, &mut cid, 47);
+    harness::pump_until(&mut [&mut server, &mut ann], 300, "two wait", |a| {
+        a[0].world().resource::<DataStoreState>().unsaved() == 2
+    });
+    let tok = harness::issue(&server, 46, "Bob");
+    let mut bob = harness::client(&d, addr, &tok);
+    harness::pump_until(
+        &mut [&mut server, &mut ann, &mut bob],
+        600,
+        "Bob refused",
+        |a| a[0].world().resource::<DataStoreState>().joins_refused == 1,
+    );
+    harness::pump_until(&mut [&mut server, &mut ann], 300, "not ready", |a| {
+        a[0].world()
+            .resource::<IntegrationRegistry>()
+            .last
+            .as_ref()
+            .is_some_and(|r| {
+                matches!(&r.overall, HealthStatus::Unready(why) if why.contains("saveQueueMax"))
+            })
+    });
+    // The storage returns: both saves land, Ann's load follows with her last play.
+    store.backend().inject_write_failures(0);
+    harness::pump_until(&mut [&mut server, &mut ann], 3000, "Ann loaded", |a| {
+        a[0].world()
+            .resource::<DataStoreState>()
+            .profile(45)
+            .is_some()
+    });
+    let state = server.world().resource::<DataStoreState>();
+    assert_eq!(state.profile(45).unwrap().profile.stats.coins, 5555);
+    assert_eq!(state.unsaved(), 0);
+    let (_, cid_stored) = store.peek::<Aquarium>(47).unwrap().unwrap();
+    assert_eq!(cid_stored.stats.coins, 7777, "Cid's last play landed");
+    assert!(
+        store.peek::<Aquarium>(46).unwrap().is_none(),
+        "Bob never loaded"
+    );
+}
+
 #[test]
 fn a_store_in_the_old_layout_is_upgraded_in_place_without_losing_a_version() {
     let d = Scratch::new("ds-layout");
