@@ -189,6 +189,11 @@ pub trait ReadOps {
     fn rank_row(&self, player: u64) -> Result<Option<RankRow>, BackendError>;
     /// How many players score more than `score`.
     fn ranked_above(&self, score: i64) -> Result<u64, BackendError>;
+    /// The backend's own clock (ms since the Unix epoch), when it has one that every server
+    /// sharing it reads alike (a database server's); `None` for an embedded file.
+    fn clock_ms(&self) -> Result<Option<u64>, BackendError> {
+        Ok(None)
+    }
 }
 
 /// Writes inside a transaction.

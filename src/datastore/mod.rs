@@ -112,6 +112,7 @@ pub fn settings_from<D: PlayerData>(
         lock_stale_after: config.get("datastore.lockStaleAfter")?,
         versions_keep: config.get("datastore.versionsKeep")?,
         versions_max_age: config.get("datastore.versionsMaxAge")?,
+        caller_clock: false,
         template: serde_json::to_value(template).map_err(|e| {
             crate::config::ConfigError::Invalid {
                 path: "(the game's template)".into(),

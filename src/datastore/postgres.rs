@@ -612,6 +612,17 @@ impl ReadOps for PgOps<'_, '_> {
         Ok(row.as_ref().map(rank_of_row))
     }
 
+    fn clock_ms(&self) -> Result<Option<u64>, BackendError> {
+        let s =
+            self.statement("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint".into())?;
+        let row = self
+            .tx
+            .borrow_mut()
+            .query_one(&s, &[])
+            .map_err(|e| self.failed(e))?;
+        Ok(Some(row.get::<_, i64>(0).max(0) as u64))
+    }
+
     fn ranked_above(&self, score: i64) -> Result<u64, BackendError> {
         let s = self.statement("SELECT count(*) FROM bq_ranks WHERE score > $1".into())?;
         let row = self

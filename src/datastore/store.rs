@@ -22,10 +22,27 @@ pub struct LockOwner {
     pub session: u128,
 }
 
+/// A profile's session lock. The row outlives a release (marked released) so that its fencing
+/// token keeps rising: every take of the lock writes the previous token + 1, and every write
+/// under the lock checks, in its own transaction, that the row still names its owner (and so
+/// its token).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct LockRow {
     owner: LockOwner,
+    /// The last heartbeat, by the lease clock (see [`StoreSettings::caller_clock`]).
     heartbeat_ms: u64,
+    /// The fencing token of this take of the lock.
+    #[serde(default)]
+    token: u64,
+    /// Released by its owner: free to take.
+    #[serde(default)]
+    released: bool,
+}
+
+impl LockRow {
+    fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        serde_json::to_vec(self).map_err(|e| StoreError::Aborted(e.to_string()))
+    }
 }
 
 /// Why a data store operation failed.
@@ -202,6 +219,9 @@ pub struct Loaded<D: PlayerData> {
     pub version: u64,
     /// Offline messages applied during this load.
     pub applied: Vec<D::Offline>,
+    /// The lock's fencing token for this load (higher than any earlier take of this player's
+    /// lock).
+    pub token: u64,
 }
 
 /// Settings, from the `datastore.*` config keys.
@@ -216,6 +236,10 @@ pub struct StoreSettings {
     /// The game's template data as JSON (a new player's data; missing fields of stored
     /// documents are filled from it).
     pub template: serde_json::Value,
+    /// Lease times (lock heartbeats and their age) by the caller's `now` even on a backend
+    /// with a clock of its own. Off by default: on PostgreSQL every server times leases by the
+    /// database's clock, so servers' clocks need not agree. Tests that script time turn it on.
+    pub caller_clock: bool,
 }
 
 /// Counters (the seed's getDataStoreStats and more).
@@ -420,6 +444,12 @@ impl<B: Backend> Datastore<B> {
         &self.settings
     }
 
+    /// Times leases by the `now` each call passes, even on a backend with its own clock (see
+    /// [`StoreSettings::caller_clock`]): for tests that script time.
+    pub fn use_caller_clock(&mut self) {
+        self.settings.caller_clock = true;
+    }
+
     fn count<T>(&self, r: &Result<T, StoreError>) {
         if let Ok(mut c) = self.counters.lock() {
             c.operations += 1;
@@ -536,11 +566,26 @@ impl<B: Backend> Datastore<B> {
     }
 
     /// Checks that `owner` holds the lock; returns its heartbeat.
-    fn check_lock(ops: &dyn ReadOps, player: u64, owner: &LockOwner) -> Result<u64, StoreError> {
-        let row = ops.get(Table::Locks, &pkey(player))?;
-        let held: Option<LockRow> = row.and_then(|r| serde_json::from_slice(&r).ok());
-        match held {
-            Some(l) if &l.owner == owner => Ok(l.heartbeat_ms),
+    /// The player's lock row, released or not (an unreadable row counts as none).
+    fn lock_row(ops: &dyn ReadOps, player: u64) -> Result<Option<LockRow>, StoreError> {
+        Ok(ops
+            .get(Table::Locks, &pkey(player))?
+            .and_then(|r| serde_json::from_slice(&r).ok()))
+    }
+
+    /// The player's lock as held now (not released).
+    fn held_lock(ops: &dyn ReadOps, player: u64) -> Result<Option<LockRow>, StoreError> {
+        Ok(Self::lock_row(ops, player)?.filter(|l| !l.released))
+    }
+
+    /// The fence: `owner` still holds the lock (the row names it, so its token too).
+    fn check_lock(
+        ops: &dyn ReadOps,
+        player: u64,
+        owner: &LockOwner,
+    ) -> Result<LockRow, StoreError> {
+        match Self::held_lock(ops, player)? {
+            Some(l) if &l.owner == owner => Ok(l),
             Some(l) => Err(StoreError::LockLost {
                 player,
                 holder: l.owner.server_id,
@@ -550,6 +595,15 @@ impl<B: Backend> Datastore<B> {
                 holder: String::new(),
             }),
         }
+    }
+
+    /// "Now" for leases in this transaction: the backend's clock when it has one (the
+    /// database's, the same for every server), else the caller's.
+    fn lease_now(&self, ops: &dyn ReadOps, now: u64) -> Result<u64, StoreError> {
+        if self.settings.caller_clock {
+            return Ok(now);
+        }
+        Ok(ops.clock_ms()?.unwrap_or(now))
     }
 
     /// The blob row (saved-at ‖ sealed profile) of one version, through the index.
@@ -678,31 +732,34 @@ impl<B: Backend> Datastore<B> {
     ) -> Result<Loaded<D>, StoreError> {
         let stale = self.settings.lock_stale_after.as_millis() as u64;
         let r = self.backend.write(true, |ops| {
-            if let Some(row) = ops.get(Table::Locks, &pkey(player))?
-                && let Ok(l) = serde_json::from_slice::<LockRow>(&row)
+            let lease = self.lease_now(ops, now)?;
+            let previous = Self::lock_row(ops, player)?;
+            if let Some(l) = previous.as_ref().filter(|l| !l.released)
                 && l.owner.server_id != owner.server_id
             {
-                let age = now.saturating_sub(l.heartbeat_ms);
+                let age = lease.saturating_sub(l.heartbeat_ms);
                 if age < stale {
                     return Err(StoreError::Locked {
                         player,
-                        holder: l.owner.server_id,
+                        holder: l.owner.server_id.clone(),
                         age_ms: age,
                     });
                 }
                 tracing::warn!(
                     player,
+                    token = l.token,
                     "taking over a stale lock of server {} ({age} ms old)",
                     l.owner.server_id
                 );
             }
+            let token = previous.map_or(0, |l| l.token) + 1;
             let lock = LockRow {
                 owner: owner.clone(),
-                heartbeat_ms: now,
+                heartbeat_ms: lease,
+                token,
+                released: false,
             };
-            let lock_bytes =
-                serde_json::to_vec(&lock).map_err(|e| StoreError::Aborted(e.to_string()))?;
-            ops.put(Table::Locks, &pkey(player), &lock_bytes)?;
+            ops.put(Table::Locks, &pkey(player), &lock.encode()?)?;
             let (mut version, mut profile) = match self.read_current(ops, player)? {
                 Some(current) => current,
                 None => (0, self.template::<D>(player)?),
@@ -719,6 +776,7 @@ impl<B: Backend> Datastore<B> {
                 profile,
                 version,
                 applied,
+                token,
             })
         });
         self.count(&r);
@@ -728,13 +786,9 @@ impl<B: Backend> Datastore<B> {
     /// Refreshes the lock's heartbeat; fails if the lock was lost.
     pub fn heartbeat(&self, player: u64, owner: &LockOwner, now: u64) -> Result<(), StoreError> {
         let r = self.backend.write(false, |ops| {
-            Self::check_lock(ops, player, owner)?;
-            let row = serde_json::to_vec(&LockRow {
-                owner: owner.clone(),
-                heartbeat_ms: now,
-            })
-            .map_err(|e| StoreError::Aborted(e.to_string()))?;
-            ops.put(Table::Locks, &pkey(player), &row)?;
+            let mut lock = Self::check_lock(ops, player, owner)?;
+            lock.heartbeat_ms = self.lease_now(ops, now)?;
+            ops.put(Table::Locks, &pkey(player), &lock.encode()?)?;
             Ok(())
         });
         self.count(&r);
@@ -744,8 +798,10 @@ impl<B: Backend> Datastore<B> {
     /// Releases the lock if this owner holds it.
     pub fn release(&self, player: u64, owner: &LockOwner) -> Result<(), StoreError> {
         let r = self.backend.write(true, |ops| {
-            if Self::check_lock(ops, player, owner).is_ok() {
-                ops.delete(Table::Locks, &pkey(player))?;
+            // Kept, marked released: the next take's token is still higher.
+            if let Ok(mut lock) = Self::check_lock(ops, player, owner) {
+                lock.released = true;
+                ops.put(Table::Locks, &pkey(player), &lock.encode()?)?;
             }
             Ok(())
         });
@@ -821,11 +877,12 @@ impl<B: Backend> Datastore<B> {
         let outcome = self.backend.write(durable, |ops| {
             let mut results = Vec::with_capacity(reqs.len());
             let mut seq = Self::next_seq(ops)?;
+            let lease = self.lease_now(ops, now)?;
             for (req, blob) in reqs.iter().zip(&sealed) {
                 let player = req.profile.player_id;
                 let one = (|| -> Result<Saved<D>, StoreError> {
                     let blob = blob.as_ref().map_err(Clone::clone)?;
-                    let heartbeat = Self::check_lock(ops, player, &req.owner)?;
+                    let lock = Self::check_lock(ops, player, &req.owner)?;
                     let found = Self::stored_version(ops, player)?;
                     if found != req.expected_version {
                         return Err(StoreError::VersionConflict {
@@ -849,13 +906,12 @@ impl<B: Backend> Datastore<B> {
                     let sent = Self::post_all(ops, player, &req.sends, &bodies)?;
                     // A save is also a heartbeat; rewriting the lock row only when it has aged
                     // past a quarter of the stale limit keeps a page write off most saves.
-                    if now.saturating_sub(heartbeat) > stale / 4 {
-                        let lock = serde_json::to_vec(&LockRow {
-                            owner: req.owner.clone(),
-                            heartbeat_ms: now,
-                        })
-                        .map_err(|e| StoreError::Aborted(e.to_string()))?;
-                        ops.put(Table::Locks, &pkey(player), &lock)?;
+                    if lease.saturating_sub(lock.heartbeat_ms) > stale / 4 {
+                        let lock = LockRow {
+                            heartbeat_ms: lease,
+                            ..lock
+                        };
+                        ops.put(Table::Locks, &pkey(player), &lock.encode()?)?;
                     }
                     Ok(Saved {
                         version: new,
@@ -969,7 +1025,7 @@ impl<B: Backend> Datastore<B> {
         for (s, body) in sends.iter().zip(bodies) {
             let known = s.to != from
                 && (ops.get(Table::Profiles, &pkey(s.to))?.is_some()
-                    || ops.get(Table::Locks, &pkey(s.to))?.is_some());
+                    || Self::held_lock(ops, s.to)?.is_some());
             let id = Self::put_message(ops, if known { s.to } else { from }, body)?;
             let delivery = if known {
                 Delivery::Queued { id }
@@ -1011,16 +1067,16 @@ impl<B: Backend> Datastore<B> {
         let r = self.backend.write(true, |ops| {
             let mut profiles = BTreeMap::new();
             let mut versions = BTreeMap::new();
+            let lease = self.lease_now(ops, now)?;
             for &player in players {
-                if let Some(row) = ops.get(Table::Locks, &pkey(player))?
-                    && let Ok(l) = serde_json::from_slice::<LockRow>(&row)
+                if let Some(l) = Self::held_lock(ops, player)?
                     && l.owner.server_id != owner_server
-                    && now.saturating_sub(l.heartbeat_ms) < stale
+                    && lease.saturating_sub(l.heartbeat_ms) < stale
                 {
                     return Err(StoreError::Locked {
                         player,
                         holder: l.owner.server_id,
-                        age_ms: now.saturating_sub(l.heartbeat_ms),
+                        age_ms: lease.saturating_sub(l.heartbeat_ms),
                     });
                 }
                 let (v, mut p) = match self.read_current(ops, player)? {
@@ -1250,14 +1306,14 @@ impl<B: Backend> Datastore<B> {
         let old = self.read_version::<D>(player, version)?;
         let stale = self.settings.lock_stale_after.as_millis() as u64;
         let r = self.backend.write(true, |ops| {
-            if let Some(row) = ops.get(Table::Locks, &pkey(player))?
-                && let Ok(l) = serde_json::from_slice::<LockRow>(&row)
-                && now.saturating_sub(l.heartbeat_ms) < stale
+            let lease = self.lease_now(ops, now)?;
+            if let Some(l) = Self::held_lock(ops, player)?
+                && lease.saturating_sub(l.heartbeat_ms) < stale
             {
                 return Err(StoreError::Locked {
                     player,
                     holder: l.owner.server_id,
-                    age_ms: now.saturating_sub(l.heartbeat_ms),
+                    age_ms: lease.saturating_sub(l.heartbeat_ms),
                 });
             }
             let blob = self.seal_profile(&old)?;

@@ -53,11 +53,15 @@ fn store_url(dir: &Scratch, on: &On) -> Option<String> {
     }
 }
 
-/// The store of `dir` on `on` (reopening the same one when called again).
+/// The store of `dir` on `on` (reopening the same one when called again). These tests script
+/// time, so leases follow the times they pass, on PostgreSQL too (whose servers otherwise
+/// time leases by the database's clock: see `postgres.rs`).
 fn store_on(dir: &Scratch, on: &On) -> Store {
     let paths =
         bloxquarium::process::Paths::new(&dir.0, &dir.0, &dir.0).with_store(store_url(dir, on));
-    datastore::open_at::<Aquarium>(&paths, &config()).unwrap()
+    let mut store = datastore::open_at::<Aquarium>(&paths, &config()).unwrap();
+    store.use_caller_clock();
+    store
 }
 
 /// Each named test, once on redb and once on PostgreSQL (`<name>::redb`, `<name>::postgres`).
@@ -120,6 +124,7 @@ fn lock_contention_between_two_servers_and_stale_takeover_with_fencing(on: &On) 
     let b = owner("server-b", 2);
     let loaded = s.load::<Aquarium>(10, &a, T0).unwrap();
     assert_eq!(loaded.version, 0, "new player: template, not yet saved");
+    assert_eq!(loaded.token, 1, "the first take of the lock");
     assert_eq!(loaded.profile.stats.coins, 100, "game.startingCoins");
     let v1 = save(&s, &loaded.profile, 0, &a, T0 + 1000).unwrap();
 
@@ -131,6 +136,7 @@ fn lock_contention_between_two_servers_and_stale_takeover_with_fencing(on: &On) 
     // After 60 s without a heartbeat, B takes over.
     let taken = s.load::<Aquarium>(10, &b, T0 + 62_000).unwrap();
     assert_eq!(taken.version, v1);
+    assert_eq!(taken.token, 2, "the takeover's token is higher");
     // A's save is now refused (fencing), and so is its heartbeat.
     let mut p = loaded.profile.clone();
     p.stats.coins = 1;
@@ -150,9 +156,12 @@ fn lock_contention_between_two_servers_and_stale_takeover_with_fencing(on: &On) 
     ));
     assert_eq!(s.peek::<Aquarium>(10).unwrap().unwrap().0, v2);
     s.release(10, &b).unwrap();
-    assert!(
-        s.load::<Aquarium>(10, &a, T0 + 66_000).is_ok(),
-        "released lock is free"
+    let again = s.load::<Aquarium>(10, &a, T0 + 66_000);
+    assert!(again.is_ok(), "released lock is free");
+    assert_eq!(
+        again.unwrap().token,
+        3,
+        "the token keeps rising across a release"
     );
 }
 

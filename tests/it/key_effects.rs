@@ -285,6 +285,10 @@ pub const KEY_EFFECTS: &[(&str, &str)] = &[
         "it reconcile::two_servers_racing_on_one_profile_lose_nothing",
     ),
     (
+        "datastore.saveQueueMax",
+        "it datastore::storage_down_keeps_departed_players_saves_caps_the_queue_and_recovers",
+    ),
+    (
         "datastore.versionsKeep",
         "it keys::store::the_store_keeps_the_configured_number_of_versions",
     ),

@@ -94,6 +94,59 @@ mod backend {
         assert!(e.contains("postgres://bq@127.0.0.1:1/game"), "{e}");
     }
 
+    /// Leases are timed by the database's clock: a server whose own clock runs two hours
+    /// ahead cannot take a lock another server just took (by its own clock the lock looks
+    /// stale; by the database's it is fresh). The same load timed by that server's clock would
+    /// have taken it, with a higher fencing token, and the first server's save is then fenced
+    /// off.
+    #[test]
+    fn leases_follow_the_databases_clock_not_a_servers() {
+        use bloxquarium::datastore::{LockOwner, SaveRequest, StoreError, open_on};
+        use bloxquarium::game::Aquarium;
+        let Some(c) = cluster() else { return };
+        let url = c.fresh("lease_clock");
+        let keys = crate::harness::Scratch::new("pg-lease-keys");
+        let config = bloxquarium::config::load_server(
+            std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config")),
+            &bloxquarium::game::KEYS,
+        )
+        .unwrap();
+        let open = || {
+            let backend = StoreBackend::Postgres(Box::new(PostgresBackend::connect(&url).unwrap()));
+            open_on::<Aquarium>(backend, &keys.0, &config).unwrap()
+        };
+        let (a_store, b_store) = (open(), open());
+        let a = LockOwner {
+            server_id: "server-a".into(),
+            session: 1,
+        };
+        let b = LockOwner {
+            server_id: "server-b".into(),
+            session: 2,
+        };
+        let now = bloxquarium::clock::now_ms();
+        let two_hours = 2 * 3600 * 1000;
+        let held = a_store.load::<Aquarium>(5, &a, now).unwrap();
+        assert_eq!(held.token, 1);
+        match b_store.load::<Aquarium>(5, &b, now + two_hours) {
+            Err(StoreError::Locked { holder, age_ms, .. }) => {
+                assert_eq!(holder, "server-a");
+                assert!(age_ms < 60_000, "aged by the database's clock: {age_ms} ms");
+            }
+            other => panic!("a skewed clock took a fresh lock: {other:?}"),
+        }
+        // Timed by the skewed server's own clock, the same load takes the lock.
+        let mut skewed = open();
+        skewed.use_caller_clock();
+        let taken = skewed.load::<Aquarium>(5, &b, now + two_hours).unwrap();
+        assert_eq!(taken.token, 2, "a takeover raises the fencing token");
+        let refused = a_store.save(&SaveRequest::new(held.profile, 0, a.clone()), now);
+        assert!(
+            matches!(refused, Err(StoreError::LockLost { .. })),
+            "{refused:?}"
+        );
+    }
+
     /// Two connections (two servers) race to take one row in many transactions at once: every
     /// increment lands exactly once, because a serialization failure runs the transaction again.
     #[test]
