@@ -29,7 +29,7 @@ use std::path::Path;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, TableError};
 
 /// The tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Table {
     /// player → version ‖ sealed profile.
     Profiles,
@@ -189,6 +189,17 @@ pub trait ReadOps {
     fn rank_row(&self, player: u64) -> Result<Option<RankRow>, BackendError>;
     /// How many players score more than `score`.
     fn ranked_above(&self, score: i64) -> Result<u64, BackendError>;
+    /// A hint: the transaction is about to read these keys. A networked backend fetches them
+    /// in one round trip; the embedded one does nothing.
+    fn prefetch(&self, table: Table, keys: &[Vec<u8>]) -> Result<(), BackendError> {
+        let _ = (table, keys);
+        Ok(())
+    }
+    /// A hint: the transaction is about to scan these prefixes (see [`Self::prefetch`]).
+    fn prefetch_prefixes(&self, table: Table, prefixes: &[Vec<u8>]) -> Result<(), BackendError> {
+        let _ = (table, prefixes);
+        Ok(())
+    }
     /// The backend's own clock (ms since the Unix epoch), when it has one that every server
     /// sharing it reads alike (a database server's); `None` for an embedded file.
     fn clock_ms(&self) -> Result<Option<u64>, BackendError> {

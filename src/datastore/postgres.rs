@@ -512,12 +512,41 @@ impl PostgresBackend {
     }
 }
 
-/// A transaction's view.
+/// A transaction's view. Writes are buffered and sent at commit, a few statements per table
+/// for the whole transaction ([`PgOps::flush`]); rows read in bulk ahead of time
+/// ([`ReadOps::prefetch`]) are answered from memory. So a group commit of many saves costs a
+/// few round trips, not several per save.
 struct PgOps<'a, 'c> {
     tx: RefCell<Transaction<'c>>,
     statements: &'a RefCell<&'a mut HashMap<String, Statement>>,
     /// The serialization failure that aborted this transaction, if one did.
     conflict: RefCell<Option<postgres::Error>>,
+    overlay: RefCell<Overlay>,
+}
+
+/// What a transaction knows of rows beyond the database: rows it fetched ahead and rows it
+/// wrote (not yet sent).
+#[derive(Default)]
+struct Overlay {
+    /// Per table: key → value (`None`: absent or deleted), as this transaction sees it.
+    rows: HashMap<Table, std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+    /// Per table: prefixes whose every row is in `rows`.
+    complete: HashMap<Table, Vec<Vec<u8>>>,
+    /// Per table: keys written and not yet sent.
+    dirty: HashMap<Table, std::collections::BTreeSet<Vec<u8>>>,
+    /// Leaderboard rows written and not yet sent: player → (name, score), or `None`: deleted.
+    ranks: std::collections::BTreeMap<u64, Option<(Option<String>, i64)>>,
+}
+
+impl<'a, 'c> PgOps<'a, 'c> {
+    fn new(tx: Transaction<'c>, statements: &'a RefCell<&'a mut HashMap<String, Statement>>) -> Self {
+        Self {
+            tx: RefCell::new(tx),
+            statements,
+            conflict: RefCell::new(None),
+            overlay: RefCell::new(Overlay::default()),
+        }
+    }
 }
 
 /// The smallest key greater than every key that starts with `prefix` (none when the prefix is
@@ -558,6 +587,9 @@ impl PgOps<'_, '_> {
 
 impl ReadOps for PgOps<'_, '_> {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        if let Some(known) = self.overlay.borrow().rows.get(&table).and_then(|r| r.get(key)) {
+            return Ok(known.clone());
+        }
         let s = self.statement(format!("SELECT value FROM {} WHERE key = $1", table.pg()))?;
         let row = self
             .tx
@@ -568,27 +600,132 @@ impl ReadOps for PgOps<'_, '_> {
     }
 
     fn scan(&self, table: Table, prefix: &[u8]) -> Result<Entries, BackendError> {
-        let rows = match prefix_end(prefix) {
-            Some(end) => {
-                let s = self.statement(format!(
-                    "SELECT key, value FROM {} WHERE key >= $1 AND key < $2 ORDER BY key",
-                    table.pg()
-                ))?;
-                self.tx.borrow_mut().query(&s, &[&prefix, &end])
+        let known_whole = self
+            .overlay
+            .borrow()
+            .complete
+            .get(&table)
+            .is_some_and(|c| c.iter().any(|p| prefix.starts_with(p)));
+        let mut merged: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = if known_whole {
+            Default::default()
+        } else {
+            let rows = match prefix_end(prefix) {
+                Some(end) => {
+                    let s = self.statement(format!(
+                        "SELECT key, value FROM {} WHERE key >= $1 AND key < $2 ORDER BY key",
+                        table.pg()
+                    ))?;
+                    self.tx.borrow_mut().query(&s, &[&prefix, &end])
+                }
+                None => {
+                    let s = self.statement(format!(
+                        "SELECT key, value FROM {} WHERE key >= $1 ORDER BY key",
+                        table.pg()
+                    ))?;
+                    self.tx.borrow_mut().query(&s, &[&prefix])
+                }
             }
-            None => {
-                let s = self.statement(format!(
-                    "SELECT key, value FROM {} WHERE key >= $1 ORDER BY key",
-                    table.pg()
-                ))?;
-                self.tx.borrow_mut().query(&s, &[&prefix])
+            .map_err(|e| self.failed(e))?;
+            rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+        };
+        // What this transaction knows wins: rows it wrote (or deleted), and rows it fetched.
+        if let Some(rows) = self.overlay.borrow().rows.get(&table) {
+            for (k, v) in rows.range::<[u8], _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            )) {
+                if !k.starts_with(prefix) {
+                    break;
+                }
+                match v {
+                    Some(v) => merged.insert(k.clone(), v.clone()),
+                    None => merged.remove(k),
+                };
             }
         }
-        .map_err(|e| self.failed(e))?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        Ok(merged.into_iter().collect())
+    }
+
+    fn prefetch(&self, table: Table, keys: &[Vec<u8>]) -> Result<(), BackendError> {
+        let wanted: Vec<&[u8]> = {
+            let overlay = self.overlay.borrow();
+            let known = overlay.rows.get(&table);
+            keys.iter()
+                .filter(|k| !known.is_some_and(|r| r.contains_key(k.as_slice())))
+                .map(Vec::as_slice)
+                .collect()
+        };
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let s = self.statement(format!(
+            "SELECT key, value FROM {} WHERE key = ANY($1)",
+            table.pg()
+        ))?;
+        let found = self
+            .tx
+            .borrow_mut()
+            .query(&s, &[&wanted])
+            .map_err(|e| self.failed(e))?;
+        let mut overlay = self.overlay.borrow_mut();
+        let rows = overlay.rows.entry(table).or_default();
+        for k in wanted {
+            rows.entry(k.to_vec()).or_insert(None);
+        }
+        for r in &found {
+            let (k, v): (Vec<u8>, Vec<u8>) = (r.get(0), r.get(1));
+            // Fetched rows are entered before any write of them (see above).
+            rows.insert(k, Some(v));
+        }
+        Ok(())
+    }
+
+    fn prefetch_prefixes(&self, table: Table, prefixes: &[Vec<u8>]) -> Result<(), BackendError> {
+        let (mut lo, mut hi): (Vec<&[u8]>, Vec<Vec<u8>>) = (Vec::new(), Vec::new());
+        {
+            let overlay = self.overlay.borrow();
+            let complete = overlay.complete.get(&table);
+            let dirty = overlay.dirty.get(&table);
+            for p in prefixes {
+                // A prefix with writes of this transaction in it is left to `scan`, which
+                // merges them with what the database has.
+                let written = dirty.is_some_and(|d| d.iter().any(|k| k.starts_with(p)));
+                let known = complete.is_some_and(|c| c.iter().any(|c| p.starts_with(c)));
+                if let (false, false, Some(end)) = (written, known, prefix_end(p)) {
+                    lo.push(p.as_slice());
+                    hi.push(end);
+                }
+            }
+        }
+        if lo.is_empty() {
+            return Ok(());
+        }
+        let s = self.statement(format!(
+            "SELECT t.key, t.value FROM unnest($1::bytea[], $2::bytea[]) AS r(lo, hi) \
+             JOIN {} t ON t.key >= r.lo AND t.key < r.hi",
+            table.pg()
+        ))?;
+        let found = self
+            .tx
+            .borrow_mut()
+            .query(&s, &[&lo, &hi])
+            .map_err(|e| self.failed(e))?;
+        let mut overlay = self.overlay.borrow_mut();
+        let rows = overlay.rows.entry(table).or_default();
+        for r in &found {
+            let (k, v): (Vec<u8>, Vec<u8>) = (r.get(0), r.get(1));
+            rows.entry(k).or_insert(Some(v));
+        }
+        overlay
+            .complete
+            .entry(table)
+            .or_default()
+            .extend(lo.into_iter().map(<[u8]>::to_vec));
+        Ok(())
     }
 
     fn top_ranks(&self, n: usize) -> Result<Vec<RankRow>, BackendError> {
+        self.flush_ranks()?;
         let s = self.statement(
             "SELECT player, name, score FROM bq_ranks ORDER BY score DESC, player LIMIT $1".into(),
         )?;
@@ -602,6 +739,7 @@ impl ReadOps for PgOps<'_, '_> {
     }
 
     fn rank_row(&self, player: u64) -> Result<Option<RankRow>, BackendError> {
+        self.flush_ranks()?;
         let s =
             self.statement("SELECT player, name, score FROM bq_ranks WHERE player = $1".into())?;
         let row = self
@@ -624,6 +762,7 @@ impl ReadOps for PgOps<'_, '_> {
     }
 
     fn ranked_above(&self, score: i64) -> Result<u64, BackendError> {
+        self.flush_ranks()?;
         let s = self.statement("SELECT count(*) FROM bq_ranks WHERE score > $1".into())?;
         let row = self
             .tx
@@ -642,26 +781,127 @@ fn rank_of_row(r: &postgres::Row) -> RankRow {
     }
 }
 
+impl PgOps<'_, '_> {
+    /// Sends the buffered writes: per table one upsert of every row written and one delete of
+    /// every row deleted; then the leaderboard's.
+    fn flush(&self) -> Result<(), BackendError> {
+        let dirty = std::mem::take(&mut self.overlay.borrow_mut().dirty);
+        for (table, keys) in dirty {
+            let (mut put_k, mut put_v, mut del) = (Vec::new(), Vec::new(), Vec::new());
+            {
+                let overlay = self.overlay.borrow();
+                let rows = overlay.rows.get(&table);
+                for k in keys {
+                    match rows.and_then(|r| r.get(&k)) {
+                        Some(Some(v)) => {
+                            put_k.push(k);
+                            put_v.push(v.clone());
+                        }
+                        _ => del.push(k),
+                    }
+                }
+            }
+            if !del.is_empty() {
+                let s = self.statement(format!(
+                    "DELETE FROM {} WHERE key = ANY($1)",
+                    table.pg()
+                ))?;
+                self.tx
+                    .borrow_mut()
+                    .execute(&s, &[&del])
+                    .map_err(|e| self.failed(e))?;
+            }
+            if !put_k.is_empty() {
+                let s = self.statement(format!(
+                    "INSERT INTO {} (key, value) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
+                     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                    table.pg()
+                ))?;
+                self.tx
+                    .borrow_mut()
+                    .execute(&s, &[&put_k, &put_v])
+                    .map_err(|e| self.failed(e))?;
+            }
+        }
+        self.flush_ranks()
+    }
+
+    fn flush_ranks(&self) -> Result<(), BackendError> {
+        let ranks = std::mem::take(&mut self.overlay.borrow_mut().ranks);
+        if ranks.is_empty() {
+            return Ok(());
+        }
+        let (mut named, mut names, mut named_scores) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut unnamed, mut unnamed_scores, mut gone) = (Vec::new(), Vec::new(), Vec::new());
+        for (player, row) in ranks {
+            let player = player as i64;
+            match row {
+                Some((Some(name), score)) => {
+                    named.push(player);
+                    names.push(name);
+                    named_scores.push(score);
+                }
+                Some((None, score)) => {
+                    unnamed.push(player);
+                    unnamed_scores.push(score);
+                }
+                None => gone.push(player),
+            }
+        }
+        if !gone.is_empty() {
+            let s = self.statement("DELETE FROM bq_ranks WHERE player = ANY($1)".into())?;
+            self.tx
+                .borrow_mut()
+                .execute(&s, &[&gone])
+                .map_err(|e| self.failed(e))?;
+        }
+        if !named.is_empty() {
+            let s = self.statement(
+                "INSERT INTO bq_ranks (player, name, score) \
+                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[]) \
+                 ON CONFLICT (player) DO UPDATE SET score = EXCLUDED.score, name = EXCLUDED.name"
+                    .into(),
+            )?;
+            self.tx
+                .borrow_mut()
+                .execute(&s, &[&named, &names, &named_scores])
+                .map_err(|e| self.failed(e))?;
+        }
+        if !unnamed.is_empty() {
+            // A row without a name keeps the one it has (a new row: "player N").
+            let s = self.statement(
+                "INSERT INTO bq_ranks (player, name, score) \
+                 SELECT p, 'player ' || p::text, s FROM unnest($1::bigint[], $2::bigint[]) AS r(p, s) \
+                 ON CONFLICT (player) DO UPDATE SET score = EXCLUDED.score"
+                    .into(),
+            )?;
+            self.tx
+                .borrow_mut()
+                .execute(&s, &[&unnamed, &unnamed_scores])
+                .map_err(|e| self.failed(e))?;
+        }
+        Ok(())
+    }
+
+    fn buffer(&self, table: Table, key: &[u8], value: Option<&[u8]>) {
+        let mut overlay = self.overlay.borrow_mut();
+        overlay
+            .rows
+            .entry(table)
+            .or_default()
+            .insert(key.to_vec(), value.map(<[u8]>::to_vec));
+        overlay.dirty.entry(table).or_default().insert(key.to_vec());
+    }
+}
+
 impl WriteOps for PgOps<'_, '_> {
     fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), BackendError> {
-        let s = self.statement(format!(
-            "INSERT INTO {} (key, value) VALUES ($1, $2) \
-             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-            table.pg()
-        ))?;
-        self.tx
-            .borrow_mut()
-            .execute(&s, &[&key, &value])
-            .map_err(|e| self.failed(e))?;
+        self.buffer(table, key, Some(value));
         Ok(())
     }
 
     fn delete(&mut self, table: Table, key: &[u8]) -> Result<(), BackendError> {
-        let s = self.statement(format!("DELETE FROM {} WHERE key = $1", table.pg()))?;
-        self.tx
-            .borrow_mut()
-            .execute(&s, &[&key])
-            .map_err(|e| self.failed(e))?;
+        self.buffer(table, key, None);
         Ok(())
     }
 
@@ -671,26 +911,20 @@ impl WriteOps for PgOps<'_, '_> {
         name: Option<&str>,
         score: i64,
     ) -> Result<(), BackendError> {
-        let s = self.statement(
-            "INSERT INTO bq_ranks (player, name, score) \
-             VALUES ($1::bigint, COALESCE($2::text, 'player ' || ($1::bigint)::text), $3::bigint) \
-             ON CONFLICT (player) DO UPDATE \
-             SET score = EXCLUDED.score, name = COALESCE($2, bq_ranks.name)"
-                .into(),
-        )?;
-        self.tx
-            .borrow_mut()
-            .execute(&s, &[&(player as i64), &name, &score])
-            .map_err(|e| self.failed(e))?;
+        let mut overlay = self.overlay.borrow_mut();
+        // A later write without a name keeps a name written earlier in this transaction.
+        let name = name.map(str::to_string).or_else(|| {
+            overlay
+                .ranks
+                .get(&player)
+                .and_then(|r| r.as_ref().and_then(|(n, _)| n.clone()))
+        });
+        overlay.ranks.insert(player, Some((name, score)));
         Ok(())
     }
 
     fn delete_rank(&mut self, player: u64) -> Result<(), BackendError> {
-        let s = self.statement("DELETE FROM bq_ranks WHERE player = $1".into())?;
-        self.tx
-            .borrow_mut()
-            .execute(&s, &[&(player as i64)])
-            .map_err(|e| self.failed(e))?;
+        self.overlay.borrow_mut().ranks.insert(player, None);
         Ok(())
     }
 }
@@ -731,12 +965,8 @@ impl PostgresBackend {
             return Run::Done(Err(pg_err(&e).into()));
         }
         let statements = RefCell::new(statements);
-        let mut ops = PgOps {
-            tx: RefCell::new(tx),
-            statements: &statements,
-            conflict: RefCell::new(None),
-        };
-        let result = f(&mut ops);
+        let mut ops = PgOps::new(tx, &statements);
+        let result = f(&mut ops).and_then(|v| ops.flush().map(|()| v).map_err(E::from));
         let conflict = ops.conflict.take();
         let tx = ops.tx.into_inner();
         match result {
@@ -814,11 +1044,7 @@ impl Backend for PostgresBackend {
                 .start()
                 .map_err(|e| pg_err(&e))?;
             let statements = RefCell::new(statements);
-            let ops = PgOps {
-                tx: RefCell::new(tx),
-                statements: &statements,
-                conflict: RefCell::new(None),
-            };
+            let ops = PgOps::new(tx, &statements);
             let r = f(&ops);
             let _ = ops.tx.into_inner().commit();
             r

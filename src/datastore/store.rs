@@ -876,6 +876,22 @@ impl<B: Backend> Datastore<B> {
         let mut refused = None;
         let outcome = self.backend.write(durable, |ops| {
             let mut results = Vec::with_capacity(reqs.len());
+            // What every save of the batch reads, fetched in bulk (one round trip each on a
+            // networked backend): locks, current versions, inboxes, the versions pruned.
+            let players: Vec<Vec<u8>> = reqs
+                .iter()
+                .map(|r| pkey(r.profile.player_id).to_vec())
+                .collect();
+            ops.prefetch(Table::Locks, &players)?;
+            ops.prefetch(Table::Profiles, &players)?;
+            ops.prefetch_prefixes(Table::Inbox, &players)?;
+            let keep = self.settings.versions_keep.max(1) as u64;
+            let pruned: Vec<Vec<u8>> = reqs
+                .iter()
+                .filter(|r| r.expected_version + 1 > keep)
+                .map(|r| pair_key(r.profile.player_id, r.expected_version + 1 - keep).to_vec())
+                .collect();
+            ops.prefetch(Table::Versions, &pruned)?;
             let mut seq = Self::next_seq(ops)?;
             let lease = self.lease_now(ops, now)?;
             for (req, blob) in reqs.iter().zip(&sealed) {
