@@ -39,6 +39,26 @@ impl Directory {
     }
 }
 
+/// The live server with the most room, for a new player: its entry beat within the last three
+/// [`BEAT`]s and it is not full; the smallest share of its capacity taken first, then the
+/// fewest players, then the lowest id.
+pub fn least_loaded(entries: &[super::ServerEntry]) -> Option<&super::ServerEntry> {
+    let fresh = (BEAT * 3).as_millis() as i64;
+    entries
+        .iter()
+        .filter(|e| e.heartbeat_age_ms < fresh && e.players < e.capacity.max(1))
+        .min_by(|a, b| {
+            // players / capacity, compared without division.
+            let (sa, sb) = (
+                i64::from(a.players) * i64::from(b.capacity.max(1)),
+                i64::from(b.players) * i64::from(a.capacity.max(1)),
+            );
+            sa.cmp(&sb)
+                .then(a.players.cmp(&b.players))
+                .then(a.id.cmp(&b.id))
+        })
+}
+
 /// Where players reach this server: the first address its tokens name, else its bind address.
 fn address(world_tokens: Option<&crate::transport::ServerTokens>, bind: Option<String>) -> String {
     world_tokens
@@ -96,5 +116,46 @@ pub(super) fn leave<D: PlayerData>(store: Res<DataStore>, state: Res<DataStoreSt
             Ok(()) => info!("left the server directory"),
             Err(e) => warn!("server directory: {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datastore::ServerEntry;
+
+    fn entry(id: &str, players: i32, capacity: i32, age_ms: i64) -> ServerEntry {
+        ServerEntry {
+            id: id.into(),
+            address: format!("127.0.0.1:{}", 5000 + players),
+            players,
+            capacity,
+            heartbeat_age_ms: age_ms,
+        }
+    }
+
+    #[test]
+    fn a_new_player_goes_to_the_live_server_with_the_most_room() {
+        let pick = |e: &[ServerEntry]| least_loaded(e).map(|e| e.id.clone());
+        // Share of capacity, not head count: 30 of 256 has more room than 5 of 8.
+        assert_eq!(
+            pick(&[entry("a", 5, 8, 0), entry("b", 30, 256, 0)]),
+            Some("b".into())
+        );
+        // Full servers and silent ones (three beats) are passed over.
+        assert_eq!(
+            pick(&[
+                entry("a", 8, 8, 0),
+                entry("b", 0, 8, 16_000),
+                entry("c", 7, 8, 4_000)
+            ]),
+            Some("c".into())
+        );
+        assert_eq!(pick(&[entry("a", 8, 8, 0)]), None);
+        // Equal shares: fewer players, then the lower id.
+        assert_eq!(
+            pick(&[entry("b", 0, 8, 0), entry("a", 0, 8, 0)]),
+            Some("a".into())
+        );
     }
 }

@@ -42,7 +42,7 @@ pub use backup::{
     BackupError, BackupRecord, backup as back_up, backup_dir, list as list_backups,
     restore as restore_backup, store_id, verify as verify_backup,
 };
-pub use directory::Directory;
+pub use directory::{Directory, least_loaded};
 pub use handoff::{Note, StoreChannel, after_handoff};
 pub use live::{DataStoreState, InboxDelivered, LiveProfile, MessageSent, Phase};
 pub use postgres::{

@@ -539,7 +539,10 @@ struct Overlay {
 }
 
 impl<'a, 'c> PgOps<'a, 'c> {
-    fn new(tx: Transaction<'c>, statements: &'a RefCell<&'a mut HashMap<String, Statement>>) -> Self {
+    fn new(
+        tx: Transaction<'c>,
+        statements: &'a RefCell<&'a mut HashMap<String, Statement>>,
+    ) -> Self {
         Self {
             tx: RefCell::new(tx),
             statements,
@@ -587,7 +590,13 @@ impl PgOps<'_, '_> {
 
 impl ReadOps for PgOps<'_, '_> {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        if let Some(known) = self.overlay.borrow().rows.get(&table).and_then(|r| r.get(key)) {
+        if let Some(known) = self
+            .overlay
+            .borrow()
+            .rows
+            .get(&table)
+            .and_then(|r| r.get(key))
+        {
             return Ok(known.clone());
         }
         let s = self.statement(format!("SELECT value FROM {} WHERE key = $1", table.pg()))?;
@@ -802,10 +811,8 @@ impl PgOps<'_, '_> {
                 }
             }
             if !del.is_empty() {
-                let s = self.statement(format!(
-                    "DELETE FROM {} WHERE key = ANY($1)",
-                    table.pg()
-                ))?;
+                let s =
+                    self.statement(format!("DELETE FROM {} WHERE key = ANY($1)", table.pg()))?;
                 self.tx
                     .borrow_mut()
                     .execute(&s, &[&del])

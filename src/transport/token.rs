@@ -258,6 +258,15 @@ impl TokenIssuer {
         &self.server_addresses
     }
 
+    /// The same issuer for another server at `server_addresses` (servers on one store share
+    /// the netcode key, so a token made here is good there).
+    pub fn for_addresses(&self, server_addresses: Vec<SocketAddr>) -> Self {
+        Self {
+            server_addresses,
+            ..self.clone()
+        }
+    }
+
     /// A token for `player_id` named `display_name`, valid from `now`.
     pub fn issue_at(
         &self,

@@ -494,6 +494,74 @@ mod servers {
         assert_eq!(state.fish.len(), 1);
     }
 
+    /// The login service of one server sends a new player to the live server with the most
+    /// room, by the server directory; the token it hands out is good there.
+    #[test]
+    fn the_login_service_sends_a_player_to_the_least_loaded_server() {
+        let Some(Two {
+            mut a,
+            mut b,
+            da,
+            db,
+            _keys,
+            url,
+        }) = two_servers("login_pick")
+        else {
+            return;
+        };
+        let (mut first, _) = harness::join_loaded(&mut a, &da, 81, "Busy");
+        // Both servers have beaten since: A with one player, B with none.
+        let pg = bloxquarium::datastore::PostgresBackend::connect(&url).unwrap();
+        harness::pump_until(
+            &mut [&mut a, &mut b, &mut first],
+            1000,
+            "the directory shows A's player",
+            |_| {
+                let e = pg.servers().unwrap();
+                e.len() == 2 && e.iter().map(|e| e.players).sum::<i32>() == 1
+            },
+        );
+        let login = a
+            .world()
+            .get_resource::<bloxquarium::accounts::login::LoginService>()
+            .and_then(|s| s.local_addr)
+            .expect("A runs the login service");
+        let home = Scratch::new("pg-login-pick-home");
+        let grant = bloxquarium::accounts::login::LoginClient::new(
+            &login.to_string(),
+            &home.0.join("client"),
+            None,
+        )
+        .unwrap()
+        .register(&bloxquarium::accounts::login::Credentials {
+            username: "newcomer".into(),
+            password: "a long enough password".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            grant.server,
+            harness::server_addr(&b),
+            "sent to B, the server with room"
+        );
+        // The token A's service made is good on B.
+        let token =
+            bloxquarium::transport::IssuedToken::from_bytes(&hex::decode(&grant.token).unwrap())
+                .unwrap();
+        let mut player = harness::client(&db, grant.server, &token);
+        harness::pump_until(
+            &mut [&mut a, &mut b, &mut first, &mut player],
+            600,
+            "the newcomer plays on B",
+            |apps| {
+                apps[1]
+                    .world()
+                    .resource::<DataStoreState>()
+                    .profile(grant.player_id)
+                    .is_some()
+            },
+        );
+    }
+
     /// A player hops between two live servers: each time they turn up on the other server while
     /// the first still holds their profile, the new server asks the holder over the store's
     /// channel; the holder ends the session, saves and releases; the new server loads. Never two

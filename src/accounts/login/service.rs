@@ -364,10 +364,43 @@ fn now_ms() -> u64 {
     crate::clock::now_ms()
 }
 
+/// The issuer for the server a player is sent to: on a shared store, the live server with the
+/// most room in the server directory (the tokens are good there: the servers share the netcode
+/// key); else, or when the directory cannot be read, this server.
+fn issuer_for_new_player(shared: &Shared) -> TokenIssuer {
+    let own = &shared.parts.issuer;
+    let Some(pg) = shared.parts.store.backend().postgres() else {
+        return own.clone();
+    };
+    let entries = match pg.servers() {
+        Ok(e) => e,
+        Err(e) => {
+            warn!("login service: the server directory cannot be read ({e}); sending players here");
+            return own.clone();
+        }
+    };
+    match crate::datastore::least_loaded(&entries).map(|e| (e, e.address.parse::<SocketAddr>())) {
+        Some((_, Ok(addr))) if own.addresses().first() == Some(&addr) => own.clone(),
+        Some((e, Ok(addr))) => {
+            debug!(
+                "login service: sending a player to server {} at {addr}",
+                e.id
+            );
+            own.for_addresses(vec![addr])
+        }
+        Some((e, Err(err))) => {
+            warn!(
+                "login service: server {} has an unusable address {:?} ({err}); sending players here",
+                e.id, e.address
+            );
+            own.clone()
+        }
+        None => own.clone(),
+    }
+}
+
 fn grant(shared: &Shared, account: &Account, policy: &LoginPolicy) -> Result<Grant, Answer> {
-    let issued = shared
-        .parts
-        .issuer
+    let issued = issuer_for_new_player(shared)
         .issue(account.player_id, &account.username)
         .map_err(|e| refusal(503, "token", format!("cannot issue a connect token: {e}")))?;
     let server = issued
