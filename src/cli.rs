@@ -266,7 +266,8 @@ pub struct AdminArgs {
 
 /// The admin commands (each needs its permission: `admin.kick`, `admin.ban`, `admin.grant`,
 /// `admin.accounts`,
-/// `admin.role`, `admin.config.reload`, `admin.stats`, `admin.health`, `admin.reconcile`).
+/// `admin.role`, `admin.config.reload`, `admin.stats`, `admin.health`, `admin.reconcile`,
+/// `admin.drain`).
 #[derive(Debug, Clone, Subcommand)]
 pub enum AdminCommand {
     /// End a player's session.
@@ -336,6 +337,9 @@ pub enum AdminCommand {
     Health,
     /// Conflicts waiting for a person.
     Conflicts,
+    /// On a shared store: send every player of this server to the other live servers, then
+    /// stop this one.
+    Drain,
     /// Settle a waiting conflict by taking one side.
     Resolve {
         /// Its id (from `conflicts`).

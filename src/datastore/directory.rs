@@ -87,7 +87,12 @@ pub(super) fn beat<D: PlayerData>(
         settings.as_ref().map(|s| s.bind.to_string()),
     );
     let players = state.live.len() as u32;
-    let capacity = settings.as_ref().map_or(0, |s| s.max_clients);
+    // A draining server shows no room: nobody is sent to it.
+    let capacity = if state.draining {
+        0
+    } else {
+        settings.as_ref().map_or(0, |s| s.max_clients)
+    };
     let expire = directory.runs_store_jobs();
     let store = store.0.clone();
     IoTaskPool::get()

@@ -193,6 +193,8 @@ pub struct DataStoreState<D: PlayerData> {
     pub save_queue_max: usize,
     /// Joins refused because saves were waiting.
     pub joins_refused: u64,
+    /// `admin drain`: players are being sent to other servers; no new ones.
+    pub draining: bool,
 }
 
 impl<D: PlayerData> DataStoreState<D> {
@@ -221,6 +223,7 @@ impl<D: PlayerData> DataStoreState<D> {
             deferred: Vec::new(),
             save_queue_max: usize::MAX,
             joins_refused: 0,
+            draining: false,
         }
     }
 

@@ -19,6 +19,7 @@ mod admin;
 mod backend;
 mod backup;
 mod directory;
+mod drain;
 mod handoff;
 mod health;
 mod jobs;
@@ -261,6 +262,7 @@ impl<D: PlayerData> Plugin for DataStorePlugin<D> {
             .insert_resource(StoreChannel::open(&self.store))
             .insert_resource(Directory::open(&self.store))
             .init_resource::<Standings>()
+            .init_resource::<drain::Draining>()
             .init_resource::<standings::StandingsTasks<D>>();
         crate::integration::register(app, health::integration::<D>());
         crate::integration::register_rule(app, health::autosave_rule());
@@ -274,7 +276,10 @@ impl<D: PlayerData> Plugin for DataStorePlugin<D> {
             .add_message::<Peeked<D>>()
             .add_message::<InboxDelivered<D::Offline>>()
             .init_resource::<admin::SettleTasks<D>>()
-            .add_systems(ServerRequests, admin::answer_conflict_commands::<D>)
+            .add_systems(
+                ServerRequests,
+                (admin::answer_conflict_commands::<D>, drain::answer_drains),
+            )
             .add_systems(
                 Update,
                 admin::finish_settlements::<D>.in_set(ServerSystems::Handle),
@@ -294,6 +299,7 @@ impl<D: PlayerData> Plugin for DataStorePlugin<D> {
                     systems::scheduled_backup::<D>,
                     systems::poll_jobs::<D>,
                     standings::refresh::<D>,
+                    drain::move_players::<D>,
                     standings::peek::<D>,
                 )
                     .chain()

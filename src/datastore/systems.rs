@@ -42,6 +42,13 @@ pub(super) fn start_loads<D: PlayerData>(
         .get::<usize>("datastore.saveQueueMax")
         .unwrap_or(usize::MAX);
     for s in started.read() {
+        if state.draining {
+            kicks.write(KickRequested {
+                client: s.client,
+                reason: "this server is closing; log in again to be sent to another".into(),
+            });
+            continue;
+        }
         let waiting = state.unsaved();
         if waiting >= state.save_queue_max {
             state.joins_refused += 1;

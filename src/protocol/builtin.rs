@@ -316,6 +316,33 @@ admin_command!(
 pub struct Health;
 admin_command!(Health, "bq.admin.health", "admin.health", HealthReport);
 
+/// Hand every player of this server to other servers on the same store, then stop (needs
+/// `admin.drain`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drain;
+admin_command!(Drain, "bq.admin.drain", "admin.drain", String);
+
+/// Server → client: play on another server from now on; dial `server` with `token` (the token
+/// file's bytes). Sealed: the token carries the new session's keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoveToServer {
+    /// The server to dial.
+    pub server: std::net::SocketAddr,
+    /// The connect token for it.
+    pub token: Vec<u8>,
+}
+
+impl Remote for MoveToServer {
+    const NAME: &'static str = "bq.move_to_server";
+    const SEALED: bool = true;
+    fn validate(&self) -> Result<(), String> {
+        if self.token.len() > 4096 {
+            return Err("a connect token over 4096 bytes".into());
+        }
+        Ok(())
+    }
+}
+
 /// Conflicts waiting for a person (needs `admin.reconcile`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListConflicts;

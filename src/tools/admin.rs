@@ -11,8 +11,8 @@ use serde::Serialize;
 use super::ToolError;
 use crate::cli::{AdminArgs, AdminCommand};
 use crate::protocol::builtin::{
-    Ban, ConflictReport, Health, HealthReport, Kick, ListConflicts, ReloadConfig, ResolveConflict,
-    SecurityStats, SecurityStatsReport, SetRole, Unban,
+    Ban, ConflictReport, Drain, Health, HealthReport, Kick, ListConflicts, ReloadConfig,
+    ResolveConflict, SecurityStats, SecurityStatsReport, SetRole, Unban,
 };
 use crate::protocol::{RemoteError, RemoteFunction, decode_response};
 use crate::transport::{
@@ -112,6 +112,7 @@ pub fn run(global: &crate::cli::GlobalArgs, args: &AdminArgs) -> Result<String, 
                 Ok(text)
             }
         }
+        AdminCommand::Drain => said(json, "drain", link.ask(&Drain)),
         AdminCommand::Conflicts => {
             let list = link.ask(&ListConflicts)?;
             Ok(if json {

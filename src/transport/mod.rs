@@ -1003,7 +1003,10 @@ impl Plugin for TransportClientPlugin {
                         .run_if(dialled),
                 ),
             )
-            .add_systems(Update, heartbeat.in_set(ClientSystems::Handle))
+            .add_systems(
+                Update,
+                (heartbeat, follow_moves).in_set(ClientSystems::Handle),
+            )
             .add_systems(
                 PostUpdate,
                 client_send
@@ -1012,6 +1015,29 @@ impl Plugin for TransportClientPlugin {
                     .run_if(dialled),
             )
             .add_systems(OnShutdown, leave_server.run_if(dialled));
+    }
+}
+
+/// The server sends the player to another server (it is draining): dial it with the token it
+/// gave.
+fn follow_moves(
+    mut moves: MessageReader<FromServer<crate::protocol::builtin::MoveToServer>>,
+    mut dials: MessageWriter<Redial>,
+) {
+    for FromServer(m) in moves.read() {
+        match IssuedToken::from_bytes(&m.token) {
+            Ok(token) => {
+                info!("the server sends this player to {}", m.server);
+                dials.write(Redial {
+                    server: m.server,
+                    token: Box::new(token),
+                });
+            }
+            Err(e) => warn!(
+                "the server's move to {} has an unusable token: {e}",
+                m.server
+            ),
+        }
     }
 }
 

@@ -91,6 +91,8 @@ fn register_builtin(app: &mut App) {
         .add_remote_function::<builtin::SecurityStats>()
         .add_remote_function::<builtin::Health>()
         .add_remote_function::<builtin::ListConflicts>()
+        .add_remote_function::<builtin::Drain>()
+        .add_remote_event::<builtin::MoveToServer>()
         .add_remote_function::<builtin::ResolveConflict>();
 }
 

@@ -562,6 +562,86 @@ mod servers {
         );
     }
 
+    /// `admin drain`: every player of a server is sent to the other server (their clients
+    /// dial it with a token the first made), their profiles follow by handoff with nothing
+    /// lost, and the drained server stops. On the embedded store the command is refused.
+    #[test]
+    fn a_drained_server_hands_every_player_to_another_and_stops() {
+        let Some(Two {
+            mut a,
+            mut b,
+            da,
+            _keys,
+            ..
+        }) = two_servers("drain")
+        else {
+            return;
+        };
+        let (mut ann, _) = harness::join_loaded(&mut a, &da, 91, "Ann");
+        let (mut bob, _) = harness::join_loaded(&mut a, &da, 92, "Bob");
+        harness::edit_profile(&mut a, 91, |p| p.stats.coins = 9100);
+        harness::edit_profile(&mut a, 92, |p| p.stats.coins = 9200);
+        a.world_mut()
+            .resource_mut::<bloxquarium::security::Security>()
+            .assign_role(71, "admin", "test")
+            .unwrap();
+        // The directory knows both servers.
+        harness::pump_until(
+            &mut [&mut a, &mut b, &mut ann, &mut bob],
+            600,
+            "both in the directory",
+            |apps| {
+                apps[0]
+                    .world()
+                    .resource::<DataStore>()
+                    .backend()
+                    .postgres()
+                    .and_then(|pg| pg.servers().ok())
+                    .is_some_and(|e| e.len() == 2)
+            },
+        );
+        let addr = harness::server_addr(&a).to_string();
+        let out = crate::security::admin_cli(
+            &mut a,
+            &mut [&mut b, &mut ann, &mut bob],
+            &[
+                "--as",
+                "71",
+                "--data",
+                da.path(),
+                "--keys",
+                _keys.path(),
+                "--server",
+                &addr,
+            ],
+            &["drain"],
+        );
+        let text = harness::text(&out);
+        assert!(out.status.success(), "{text}");
+        assert!(
+            text.contains("sending 2 player(s) to 1 other server(s)"),
+            "{text}"
+        );
+        harness::pump_until(
+            &mut [&mut a, &mut b, &mut ann, &mut bob],
+            3000,
+            "both players play on B, and A stops",
+            |apps| {
+                let on_b = apps[1].world().resource::<DataStoreState>();
+                on_b.profile(91).is_some()
+                    && on_b.profile(92).is_some()
+                    && apps[0]
+                        .world()
+                        .resource::<bloxquarium::shutdown::Shutdown>()
+                        .is_shutting_down()
+            },
+        );
+        let on_b = b.world().resource::<DataStoreState>();
+        assert_eq!(on_b.profile(91).unwrap().profile.stats.coins, 9100);
+        assert_eq!(on_b.profile(92).unwrap().profile.stats.coins, 9200);
+        assert!(a.world().resource::<DataStoreState>().profile(91).is_none());
+    }
+
     /// A player hops between two live servers: each time they turn up on the other server while
     /// the first still holds their profile, the new server asks the holder over the store's
     /// channel; the holder ends the session, saves and releases; the new server loads. Never two

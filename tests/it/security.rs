@@ -933,7 +933,7 @@ fn the_audit_log_can_be_switched_off_and_on_live() {
 
 /// Runs `bloxquarium admin AS ARGS` while `server` (and `others`) keep running; `who` is
 /// `--token FILE` or `--as ID --data DIR --server ADDR`.
-fn admin_cli(
+pub(crate) fn admin_cli(
     server: &mut App,
     others: &mut [&mut App],
     who: &[&str],
@@ -1023,6 +1023,10 @@ fn operators_run_admin_commands_from_the_command_line() {
     );
     let (code, out, _) = run(&mut server, &mut target, ops, &["conflicts"]);
     assert_eq!((code, out.as_str()), (Some(0), "no conflicts waiting"));
+    // Draining needs other servers on a shared store: refused on the embedded one.
+    let (code, _, err) = run(&mut server, &mut target, ops, &["drain"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("shared store"), "{err}");
     let (code, _, err) = run(&mut server, &mut target, ops, &["resolve", "99", "--ours"]);
     assert_eq!(code, Some(1), "{err}");
     let (code, out, _) = run(&mut server, &mut target, ops, &["reload"]);
