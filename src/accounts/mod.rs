@@ -190,6 +190,25 @@ fn encode(account: &Account) -> Vec<u8> {
     serde_json::to_vec(account).unwrap_or_default()
 }
 
+/// Inside a store transaction: removes every account that plays as `player` (an erasure of the
+/// player: see `datastore erase`); how many. An unreadable account row is left alone.
+pub fn erase_in(
+    ops: &mut dyn crate::datastore::WriteOps,
+    player: u64,
+) -> Result<usize, BackendError> {
+    let mut removed = 0;
+    for (key, value) in ops.scan(Table::Accounts, &[])? {
+        if key.as_slice() == NEXT_PLAYER {
+            continue;
+        }
+        if serde_json::from_slice::<Account>(&value).is_ok_and(|a| a.player_id == player) {
+            ops.delete(Table::Accounts, &key)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// The account named `username` (any case), if there is one.
 pub fn find(backend: &impl Backend, username: &str) -> Result<Option<Account>, AccountError> {
     let key = username_key(username)?;

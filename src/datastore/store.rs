@@ -1356,10 +1356,36 @@ impl<B: Backend> Datastore<B> {
         r
     }
 
-    /// Removes a player's profile, versions, inbox and lock; records the erasure.
+    /// Removes a player's profile, versions, inbox, lock and leaderboard row; records the
+    /// erasure. Refused (`Locked`) while a session holds the profile.
     pub fn erase_player(&self, player: u64, actor: &str, now: u64) -> Result<usize, StoreError> {
+        self.erase_player_with(player, actor, now, |_| Ok(0))
+    }
+
+    /// [`Self::erase_player`], with `also` removing more of the player (their account) in the
+    /// same transaction; its count is added to the entries removed.
+    pub fn erase_player_with(
+        &self,
+        player: u64,
+        actor: &str,
+        now: u64,
+        mut also: impl FnMut(&mut dyn WriteOps) -> Result<usize, BackendError>,
+    ) -> Result<usize, StoreError> {
+        let stale = self.settings.lock_stale_after.as_millis() as u64;
         let r = self.backend.write(true, |ops| {
-            let mut removed = 0;
+            // A profile in play is not erased under its server (which would save it again):
+            // its session ends first (see `after_handoff`).
+            let lease = self.lease_now(ops, now)?;
+            if let Some(l) = Self::held_lock(ops, player)?
+                && lease.saturating_sub(l.heartbeat_ms) < stale
+            {
+                return Err(StoreError::Locked {
+                    player,
+                    holder: l.owner.server_id,
+                    age_ms: lease.saturating_sub(l.heartbeat_ms),
+                });
+            }
+            let mut removed = also(ops)?;
             for (k, _) in ops.scan(Table::Versions, &pkey(player))? {
                 Self::delete_version(ops, player, be_u64(&k[8..]))?;
                 removed += 1;

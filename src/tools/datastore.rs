@@ -137,8 +137,15 @@ pub fn run(global: &GlobalArgs, action: &DatastoreCommand) -> Result<String, Too
         }
         DatastoreCommand::Erase { player } => {
             let at_ms = now_ms();
-            let n = open(&paths, &config)?
-                .erase_player(*player, "cli", at_ms)
+            let store = open(&paths, &config)?;
+            // On a shared store, a server playing this player ends the session first; the
+            // account goes in the same transaction as the profile.
+            let n =
+                crate::datastore::after_handoff(&store, *player, "datastore command line", || {
+                    store.erase_player_with(*player, "cli", at_ms, |ops| {
+                        crate::accounts::erase_in(ops, *player)
+                    })
+                })
                 .map_err(|e| tool(&e))?;
             // The audit log beside the store (the store keeps its own erasure record too),
             // unless the operator switched audit logging off.

@@ -387,28 +387,44 @@ fn erase_removes_everything_of_a_player(on: &On) {
     save(&s, &l.profile, v, &o, T0 + 1).unwrap();
     s.send_offline::<Aquarium>(9, &OfflineGift::Coins { amount: 1, from: 2 })
         .unwrap();
+    // Not while a session holds it.
+    assert!(matches!(
+        s.erase_player(9, "test", T0 + 2),
+        Err(StoreError::Locked { .. })
+    ));
+    s.release(9, &o).unwrap();
     assert!(s.erase_player(9, "test", T0 + 2).unwrap() >= 3);
     assert!(s.peek::<Aquarium>(9).unwrap().is_none());
     assert!(s.versions(9).unwrap().is_empty());
     assert!(!s.players().unwrap().contains(&9));
     drop(s);
-    // The command line erases too, and writes an audit record (the server's audit log).
+    // The command line erases too, the player's account with the profile, and writes an
+    // audit record (the server's audit log).
     let s = store_on(&d, on);
-    let l = s.load::<Aquarium>(10, &o, T0).unwrap();
+    let cheap = bloxquarium::accounts::HashParams {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
+    let account =
+        bloxquarium::accounts::register(s.backend(), &cheap, "Tenth", "sea-shells-42", T0).unwrap();
+    let l = s.load::<Aquarium>(account.player_id, &o, T0).unwrap();
     save(&s, &l.profile, 0, &o, T0).unwrap();
+    s.release(account.player_id, &o).unwrap();
     drop(s);
+    let tenth = account.player_id.to_string();
     let mut cmd = harness::bin();
     cmd.args(["--data", d.path()]);
     if let Some(url) = store_url(&d, on) {
         cmd.args(["--store", &url]);
     }
-    cmd.args(["datastore", "erase", "--player", "10"]);
+    cmd.args(["datastore", "erase", "--player", &tenth]);
     let out = harness::output_within(cmd, Duration::from_secs(60));
     assert!(out.status.success(), "{}", harness::text(&out));
     let recs = bloxquarium::security::query_audit(
         &d.0,
         &bloxquarium::security::AuditQuery {
-            player: Some(10),
+            player: Some(account.player_id),
             ..Default::default()
         },
     )
@@ -419,7 +435,14 @@ fn erase_removes_everything_of_a_player(on: &On) {
             .details
             .starts_with("erased by the datastore command line")
     );
-    assert!(store_on(&d, on).peek::<Aquarium>(10).unwrap().is_none());
+    let s = store_on(&d, on);
+    assert!(s.peek::<Aquarium>(account.player_id).unwrap().is_none());
+    assert!(
+        bloxquarium::accounts::find(s.backend(), "tenth")
+            .unwrap()
+            .is_none(),
+        "the account went with the profile"
+    );
 }
 
 fn backup_verify_and_restore_refuse_corrupt_and_foreign_files(on: &On) {
@@ -1448,6 +1471,7 @@ fn the_leaderboard_is_written_with_each_save_and_ranks_every_player(on: &On) {
     assert_eq!(backed[0], row(2, "P2", 450));
 
     // An erasure removes the row.
+    s.release(2, &owners[1]).unwrap();
     s.erase_player(2, "test", T0).unwrap();
     let (top, _) = s.standings(10, &[]).unwrap();
     assert_eq!(top.len(), 4);
