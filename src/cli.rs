@@ -416,6 +416,15 @@ pub struct LoadtestArgs {
     /// once): for measuring the difference side by side.
     #[arg(long, hide = true)]
     pub paced_calls: bool,
+    /// The bots' player ids start here (several load generators against servers on one store
+    /// need ranges of their own).
+    #[arg(long, value_name = "ID", default_value_t = 1_000_000_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub first_player: u64,
+    /// Each bot buys a fish (the game's cheapest) when the load begins: its income then
+    /// changes its profile every second, so auto-saves write it (the data store under load).
+    #[arg(long)]
+    pub buy_fish: bool,
 }
 
 impl LoadtestArgs {

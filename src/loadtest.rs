@@ -27,8 +27,6 @@ const STEP: Duration = Duration::from_millis(16);
 const GROUPS: usize = 4;
 /// Longest wait for every client to connect.
 const CONNECT_WAIT: Duration = Duration::from_secs(20);
-/// Player ids of load-test clients start here, away from real players.
-const FIRST_PLAYER_ID: u64 = 1_000_000_000;
 
 /// The report; with `--json`, printed as one JSON object on the last line.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -119,6 +117,8 @@ struct Bot {
     calls: Calls,
     /// Calls wait for the pacer (`--paced-calls`).
     paced_calls: bool,
+    /// Buys a fish with its first message of the load (`--buy-fish`).
+    buy_fish: bool,
 }
 
 /// A bot's calls by outcome.
@@ -144,7 +144,7 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
     let mut bots = Vec::with_capacity(args.clients as usize);
     for i in 0..u64::from(args.clients) {
         let token = issuer
-            .issue(FIRST_PLAYER_ID + i, &format!("bot-{i}"))
+            .issue(args.first_player + i, &format!("bot-{i}"))
             .map_err(|e| e.to_string())?;
         let mut opened = open_client(
             args.server,
@@ -181,6 +181,7 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
             failed: false,
             calls: Calls::default(),
             paced_calls: args.paced_calls,
+            buy_fish: args.buy_fish,
         });
     }
 
@@ -464,6 +465,19 @@ pub fn run(global: &GlobalArgs, args: &LoadtestArgs) -> Result<String, String> {
 
 fn send_one(b: &mut Bot, now: Duration) {
     b.n += 1;
+    if std::mem::take(&mut b.buy_fish) {
+        b.calls.made += 1;
+        b.sent += 1;
+        b.core.call(
+            &crate::game::protocol::Purchase {
+                op_id: 1,
+                item: crate::game::protocol::ShopItem::Fish { species: 0 },
+                quantity: 1,
+            },
+            now,
+        );
+        return;
+    }
     match b.n % 10 {
         0 => b.core.send(&Chat {
             text: format!("hello #{}", b.n),

@@ -74,6 +74,11 @@ fn figures<D: PlayerData>(world: &World, out: &mut Vec<Figure>) {
         let s = store.stats();
         out.extend([
             Figure::counter(
+                "bloxquarium_datastore_profiles_saved_total",
+                "Profiles saved (every save of a group commit counts).",
+                s.profiles_saved,
+            ),
+            Figure::counter(
                 "bloxquarium_datastore_operations_total",
                 "Data store operations (loads, saves, heartbeats, releases, offline messages).",
                 s.operations,

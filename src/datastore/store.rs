@@ -255,6 +255,8 @@ pub struct StoreStats {
     pub bytes_plain: u64,
     /// Stored (compressed, sealed) bytes.
     pub bytes_stored: u64,
+    /// Profiles saved (each save of a group commit counts).
+    pub profiles_saved: u64,
     /// Save latency, median ms.
     pub save_p50_ms: f64,
     /// Save latency, 99th percentile ms.
@@ -290,6 +292,7 @@ struct Counters {
     rollbacks: u64,
     bytes_plain: u64,
     bytes_stored: u64,
+    profiles_saved: u64,
     save_latency: LatencyWindow,
 }
 
@@ -474,6 +477,7 @@ impl<B: Backend> Datastore<B> {
                 rollbacks: c.rollbacks,
                 bytes_plain: c.bytes_plain,
                 bytes_stored: c.bytes_stored,
+                profiles_saved: c.profiles_saved,
                 save_p50_ms: c.save_latency.quantile_ms(0.5),
                 save_p99_ms: c.save_latency.quantile_ms(0.99),
                 save_durations: c.save_latency.histogram().clone(),
@@ -972,6 +976,7 @@ impl<B: Backend> Datastore<B> {
         }
         if let Ok(mut c) = self.counters.lock() {
             c.save_latency.record(elapsed);
+            c.profiles_saved += results.iter().filter(|r| r.is_ok()).count() as u64;
         }
         results
     }
