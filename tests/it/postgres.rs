@@ -1162,6 +1162,96 @@ mod servers {
         );
     }
 
+    /// The sender's server dies (dropped without a word: no final save, no shutdown) between
+    /// the steps of a gift to a player on another server. Before the debit and the inbox row
+    /// commit: neither happened (the gift and the debit die together). After: the recipient
+    /// is credited exactly once, however often their server saves afterwards.
+    #[test]
+    fn a_gift_survives_its_senders_server_dying_between_steps() {
+        let stored = |app: &bevy::prelude::App, p: u64| {
+            app.world()
+                .resource::<DataStore>()
+                .peek::<Aquarium>(p)
+                .unwrap()
+                .map_or(0, |(_, p)| p.stats.coins)
+        };
+        let live = |app: &bevy::prelude::App, p: u64| {
+            app.world()
+                .resource::<DataStoreState>()
+                .profile(p)
+                .map_or(0, |l| l.profile.stats.coins)
+        };
+        let gift = |a: &mut bevy::prelude::App, amount: i64| {
+            harness::edit_profile(a, 111, |p| p.stats.coins -= amount);
+            assert!(a.world_mut().resource_mut::<DataStoreState>().send(
+                111,
+                112,
+                (
+                    amount as u64,
+                    bloxquarium::game::OfflineGift::Coins { amount, from: 111 },
+                ),
+            ));
+        };
+        for died_after_commit in [false, true] {
+            let tag = if died_after_commit {
+                "gift_die_after"
+            } else {
+                "gift_die_before"
+            };
+            let Some(Two {
+                mut a,
+                mut b,
+                da,
+                db,
+                _keys,
+                ..
+            }) = two_servers(tag)
+            else {
+                return;
+            };
+            let (mut ann, _) = harness::join_loaded(&mut a, &da, 111, "Ann");
+            let (mut bob, _) = harness::join_loaded(&mut b, &db, 112, "Bob");
+            // Both saved once, so the stored figures are the starting ones.
+            harness::edit_profile(&mut a, 111, |p| p.stats.coins = 500);
+            harness::edit_profile(&mut b, 112, |p| p.stats.coins = 50);
+            leave(&mut a, &mut ann, 111);
+            let (mut ann, _) = harness::join_loaded(&mut a, &da, 111, "Ann");
+            leave(&mut b, &mut bob, 112);
+            let (mut bob, _) = harness::join_loaded(&mut b, &db, 112, "Bob");
+            gift(&mut a, 30);
+            if died_after_commit {
+                harness::pump_until(&mut [&mut a, &mut ann], 300, "the gift commits", |apps| {
+                    stored(apps[0], 111) == 470
+                });
+            }
+            // Server A dies.
+            drop(ann);
+            drop(a);
+            let expect_bob = if died_after_commit { 80 } else { 50 };
+            // The note that tells B may have died with A: then the row waits for Bob's next
+            // save, which takes it and credits in one transaction.
+            harness::pump(&mut [&mut b, &mut bob], 150);
+            assert!(
+                [50, expect_bob].contains(&live(&b, 112)),
+                "{tag}: Bob in play has {}",
+                live(&b, 112)
+            );
+            // Bob leaves and comes back twice (a save and a load each time): nothing twice.
+            for _ in 0..2 {
+                harness::edit_profile(&mut b, 112, |p| p.away.last_seen_ms += 1);
+                leave(&mut b, &mut bob, 112);
+                assert_eq!(stored(&b, 112), expect_bob, "{tag}: Bob stored");
+                bob = harness::join_loaded(&mut b, &db, 112, "Bob").0;
+                assert_eq!(live(&b, 112), expect_bob, "{tag}: Bob loaded");
+            }
+            assert_eq!(
+                stored(&b, 111),
+                if died_after_commit { 470 } else { 500 },
+                "{tag}: Ann's stored coins match what Bob got"
+            );
+        }
+    }
+
     /// A server whose data key is not the store's is refused at start, in one line naming
     /// both keys and the fix.
     #[test]
