@@ -92,8 +92,8 @@ for i in $(seq 1 "$SERVERS"); do
     >"$WORK/load$i.log" 2>&1 &
   LOADS+=($!)
 done
-# Halfway through the load (the bots take ~10 s to join), the database restarts.
-sleep $((SECS / 2 + 10))
+# Halfway through the load (after the bots have joined), the database restarts.
+sleep $((SECS / 2 + 5))
 as_pg "$PGBIN/pg_ctl" -D "$WORK/db" -m fast -w stop >/dev/null
 RESTART=$(date +%s.%N)
 pg_start
@@ -115,8 +115,8 @@ total_ops=0
 total_saved=0
 for i in $(seq 1 "$SERVERS"); do
   json=$(tail -n 1 "$WORK/load$i.log")
-  p50=$(echo "$json" | sed -n 's/.*"server_tick_p50_ms":\([0-9.]*\).*/\1/p')
-  p99=$(echo "$json" | sed -n 's/.*"server_tick_p99_ms":\([0-9.]*\).*/\1/p')
+  p50=$(echo "$json" | sed -n 's/.*"server_tick_p50_ms":\([0-9.]*\).*/\1/p' | xargs printf '%.2f')
+  p99=$(echo "$json" | sed -n 's/.*"server_tick_p99_ms":\([0-9.]*\).*/\1/p' | xargs printf '%.2f')
   conn=$(echo "$json" | sed -n 's/.*"connected":\([0-9]*\).*/\1/p')
   ops=$(awk -v a="${OPS0[$i]}" -v b="${OPS1[$i]}" 'BEGIN { print b - a }')
   total_ops=$(awk -v a="$total_ops" -v b="$ops" 'BEGIN { print a + b }')
@@ -136,7 +136,7 @@ saves=$(psql -d game -c "SELECT count(*) FROM bq_versions")
 echo "saved profiles: $rows of $expected bots; with the fish bought: $bought; versions kept: $saves"
 echo "saves, all servers: $(awk -v o="$total_saved" -v s="$SECS" 'BEGIN { printf "%.0f", o / (s + 10) }')/s"
 echo "store operations, all servers: $(awk -v o="$total_ops" -v s="$SECS" 'BEGIN { printf "%.0f", o / (s + 10) }')/s"
-lost=$(grep -h "could not save\|the last autosave stands" "$WORK"/server*.log | wc -l)
+lost=$(cat "$WORK"/server*.log | { grep -c "could not save\|the last autosave stands" || true; })
 [ "$rows" = "$expected" ] || fail "$rows profiles saved, $expected expected"
 [ "$bought" = "$expected" ] || fail "$bought purchases saved, $expected expected"
 [ "$lost" = 0 ] || fail "servers report unsaved play ($lost lines)"
