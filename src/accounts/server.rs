@@ -30,6 +30,7 @@ impl Plugin for AccountsServerPlugin {
         app.init_resource::<Writes>()
             .add_message::<KickRequested>()
             .add_message::<AuditEntry>()
+            .add_message::<crate::security::EndSessionsElsewhere>()
             .add_systems(ServerRequests, start_writes)
             .add_systems(Update, finish_writes.in_set(ServerSystems::Handle));
     }
@@ -64,6 +65,7 @@ fn finish_writes(
     mut net: ResMut<ServerNet>,
     mut kicks: MessageWriter<KickRequested>,
     mut audit: MessageWriter<AuditEntry>,
+    mut elsewhere: MessageWriter<crate::security::EndSessionsElsewhere>,
 ) {
     for (client, id, actor, result) in crate::process::take_finished(&mut writes.0) {
         let answer = match result {
@@ -80,6 +82,11 @@ fn finish_writes(
                             reason: "this account is disabled".into(),
                         });
                     }
+                    // And wherever else on the store the player plays.
+                    elsewhere.write(crate::security::EndSessionsElsewhere {
+                        player: account.player_id,
+                        reason: "this account is disabled".into(),
+                    });
                 }
                 let (what, ended) = if account.disabled {
                     ("disabled", sessions.len())

@@ -30,7 +30,7 @@ pub const ASK_AGAIN: Duration = Duration::from_secs(1);
 pub const GIVE_UP_AFTER: Duration = Duration::from_secs(5);
 
 /// What one server says to another over the store's channel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Note {
     /// Server `from` needs `player`'s profile, which `to` holds: save and release it.
@@ -48,7 +48,32 @@ pub enum Note {
         /// The recipient.
         player: u64,
     },
+    /// `player`'s session is to end wherever it runs (a kick, a ban, a disabled account on
+    /// server `from`).
+    End {
+        /// The player.
+        player: u64,
+        /// Shown to the player.
+        reason: String,
+        /// The server that ended it.
+        from: String,
+    },
+    /// A Shared config key was changed on server `from`; every other server applies it too
+    /// (and a server that starts later reads it from the store).
+    Config {
+        /// The key.
+        path: String,
+        /// Its new value.
+        value: crate::protocol::ConfigValue,
+        /// Who changed it.
+        actor: String,
+        /// The server it was changed on.
+        from: String,
+    },
 }
+
+/// The reason a config change applied from the store carries (it is not sent on again).
+pub const SHARED_CONFIG: &str = "shared store";
 
 /// This server's end of the store's channel (none on the embedded store: one server only).
 #[derive(Resource, Default)]
@@ -165,6 +190,8 @@ pub(super) fn answer_notes<D: PlayerData>(
     channel: Res<StoreChannel>,
     mut state: ResMut<super::DataStoreState<D>>,
     mut kicks: MessageWriter<KickRequested>,
+    mut config: ResMut<crate::config::Config>,
+    time: Res<Time<Real>>,
 ) {
     let Some(listener) = &channel.listener else {
         return;
@@ -184,7 +211,34 @@ pub(super) fn answer_notes<D: PlayerData>(
                 }
             }
             Ok(Note::Deliver { player }) => state.deliver_soon(player),
-            Ok(Note::Release { .. }) => {}
+            Ok(Note::End {
+                player,
+                reason,
+                from,
+            }) if from != state.server_id => {
+                if let Some(live) = state.live.get(&player) {
+                    info!(
+                        player,
+                        "ending the session, as server {from} asks: {reason}"
+                    );
+                    kicks.write(KickRequested {
+                        client: live.client,
+                        reason,
+                    });
+                }
+            }
+            Ok(Note::Config {
+                path,
+                value,
+                actor,
+                from,
+            }) if from != state.server_id => {
+                let reason = format!("{SHARED_CONFIG} (changed on server {from})");
+                if let Err(e) = config.set(&path, value, &actor, &reason, time.elapsed()) {
+                    warn!("config change from server {from} not applied: {e}");
+                }
+            }
+            Ok(Note::Release { .. } | Note::End { .. } | Note::Config { .. }) => {}
             Err(e) => warn!("store channel: an unreadable note ({e}): {payload:.200}"),
         }
     }

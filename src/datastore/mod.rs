@@ -27,6 +27,7 @@ mod live;
 mod postgres;
 mod profile;
 mod seal;
+mod shared;
 mod standings;
 mod store;
 mod systems;
@@ -263,7 +264,13 @@ impl<D: PlayerData> Plugin for DataStorePlugin<D> {
             .insert_resource(Directory::open(&self.store))
             .init_resource::<Standings>()
             .init_resource::<drain::Draining>()
+            .init_resource::<shared::StoredConfig>()
+            .add_message::<crate::security::EndSessionsElsewhere>()
+            .add_message::<crate::config::ConfigChanged>()
             .init_resource::<standings::StandingsTasks<D>>();
+        if self.store.backend().postgres().is_some() {
+            app.insert_resource(crate::security::OtherServers);
+        }
         crate::integration::register(app, health::integration::<D>());
         crate::integration::register_rule(app, health::autosave_rule());
         app.add_message::<ProfileLoaded>()
@@ -290,6 +297,9 @@ impl<D: PlayerData> Plugin for DataStorePlugin<D> {
                     systems::pace_autosaves::<D>,
                     systems::restore_versions::<D>,
                     handoff::answer_notes::<D>,
+                    shared::apply_stored_config,
+                    shared::forward_ends::<D>,
+                    shared::forward_config::<D>,
                     handoff::retry_waiting::<D>,
                     systems::start_loads::<D>,
                     systems::finish_releases::<D>,

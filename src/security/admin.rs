@@ -41,12 +41,30 @@ pub(super) fn answer_admin(
     mut config: ResMut<Config>,
     mut source: ResMut<ConfigSource>,
     time: Res<Time<Real>>,
+    (mut elsewhere, others): (
+        MessageWriter<super::EndSessionsElsewhere>,
+        Option<Res<super::OtherServers>>,
+    ),
 ) {
     let now_ms = crate::clock::now_ms();
     for c in calls.kick.read() {
         let (_, who) = who(&net, c.client);
         let Kick { player, reason } = &c.request;
-        let answer = if net.session(*player).is_none() {
+        let answer = if net.session(*player).is_none() && others.is_some() {
+            // Maybe on another server of the store: it ends the session there.
+            elsewhere.write(super::EndSessionsElsewhere {
+                player: *player,
+                reason: format!("kicked by a moderator: {reason}"),
+            });
+            security.audit(
+                Some(*player),
+                AuditKind::Kick,
+                format!("by {who}, on the other servers: {reason}"),
+            );
+            Ok(format!(
+                "player {player} is not on this server: the other servers end their session"
+            ))
+        } else if net.session(*player).is_none() {
             rejected(format!("player {player} is not online"))
         } else {
             net.kick(*player, &format!("kicked by a moderator: {reason}"));
@@ -76,6 +94,11 @@ pub(super) fn answer_admin(
         );
         if net.session(*player).is_some() {
             net.kick(*player, &format!("banned for {seconds} s: {reason}"));
+        } else if others.is_some() {
+            elsewhere.write(super::EndSessionsElsewhere {
+                player: *player,
+                reason: format!("banned for {seconds} s: {reason}"),
+            });
             security.kicks += 1;
         }
         net.reply(c, Ok(format!("banned player {player} for {seconds} s")));

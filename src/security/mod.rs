@@ -57,6 +57,22 @@ pub struct SuspiciousActivity {
     pub detail: String,
 }
 
+/// A player's sessions on the other servers of a shared store are to end (a kick, a ban, a
+/// disabled account): announced by whoever ended them here; the data store carries it over the
+/// channel between servers, and each server that plays the player ends the session.
+#[derive(Message, Debug, Clone)]
+pub struct EndSessionsElsewhere {
+    /// The player.
+    pub player: u64,
+    /// Shown to the player.
+    pub reason: String,
+}
+
+/// Present when other servers share this server's store (the data store inserts it): a
+/// command about a player who is not here is carried to them.
+#[derive(Resource, Debug, Clone, Copy)]
+pub struct OtherServers;
+
 /// An audit record another subsystem asks security to write (security owns the log).
 #[derive(Message, Debug, Clone)]
 pub struct AuditEntry {
@@ -391,6 +407,7 @@ impl Plugin for SecurityPlugin {
         app.add_message::<SuspiciousActivity>()
             .add_message::<ConfigChanged>()
             .add_message::<AuditEntry>()
+            .add_message::<EndSessionsElsewhere>()
             .configure_sets(
                 PreUpdate,
                 RemoteSystems::Gate.before(RemoteSystems::Deliver),

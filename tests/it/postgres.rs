@@ -642,6 +642,96 @@ mod servers {
         assert!(a.world().resource::<DataStoreState>().profile(91).is_none());
     }
 
+    /// A kick and a ban on one server end the player's session on the server they play on;
+    /// a Shared config key an admin changes on one server reaches the other at once, and a
+    /// server started later finds it in the store.
+    #[test]
+    fn kicks_bans_and_config_changes_reach_the_other_servers() {
+        use bloxquarium::protocol::ConfigValue;
+        let Some(Two {
+            mut a,
+            mut b,
+            da,
+            db,
+            _keys,
+            url,
+        }) = two_servers("across")
+        else {
+            return;
+        };
+        a.world_mut()
+            .resource_mut::<bloxquarium::security::Security>()
+            .assign_role(71, "admin", "test")
+            .unwrap();
+        let addr = harness::server_addr(&a).to_string();
+        let ops = [
+            "--as",
+            "71",
+            "--data",
+            da.path(),
+            "--keys",
+            _keys.path(),
+            "--server",
+            &addr,
+        ];
+        for (player, command) in [
+            (121u64, vec!["kick", "121"]),
+            (122, vec!["ban", "122", "--for", "1h"]),
+        ] {
+            let (mut client, _) = harness::join_loaded(&mut b, &db, player, "Reef");
+            let out =
+                crate::security::admin_cli(&mut a, &mut [&mut b, &mut client], &ops, &command);
+            let text = harness::text(&out);
+            assert!(out.status.success(), "{command:?}: {text}");
+            harness::pump_until(
+                &mut [&mut a, &mut b, &mut client],
+                300,
+                &format!("{command:?} ends the session on B"),
+                |apps| {
+                    apps[1]
+                        .world()
+                        .resource::<DataStoreState>()
+                        .profile(player)
+                        .is_none()
+                },
+            );
+        }
+
+        // An admin's change of a Shared key on A.
+        let value = |app: &bevy::prelude::App| {
+            app.world()
+                .resource::<bloxquarium::config::Config>()
+                .value("ui.toastSeconds")
+                .unwrap()
+        };
+        assert_eq!(value(&b), ConfigValue::Float(4.0));
+        let now = a
+            .world()
+            .resource::<bevy::time::Time<bevy::time::Real>>()
+            .elapsed();
+        a.world_mut()
+            .resource_mut::<bloxquarium::config::Config>()
+            .set(
+                "ui.toastSeconds",
+                ConfigValue::Float(9.0),
+                "player 71",
+                "client request",
+                now,
+            )
+            .unwrap();
+        harness::pump_until(&mut [&mut a, &mut b], 300, "B has A's change", |apps| {
+            value(apps[1]) == ConfigValue::Float(9.0)
+        });
+        let dc = Scratch::new("pg-across-c");
+        let mut c = server_on(&dc, &_keys, &url);
+        harness::pump_until(
+            &mut [&mut a, &mut b, &mut c],
+            300,
+            "a later server has it",
+            |apps| value(apps[2]) == ConfigValue::Float(9.0),
+        );
+    }
+
     /// A player hops between two live servers: each time they turn up on the other server while
     /// the first still holds their profile, the new server asks the holder over the store's
     /// channel; the holder ends the session, saves and releases; the new server loads. Never two
