@@ -2,7 +2,10 @@
 //! (`<data>/keys/data.key`), with the player id in the associated data so that a blob moved to
 //! another player's row fails authentication.
 //!
-//! Blob layout: `"BQP1"` ‖ codec (1 byte) ‖ nonce (12, random) ‖ ciphertext+tag.
+//! Blob layout: `"BQP2"` ‖ codec (1 byte) ‖ key id (8: the data key's fingerprint, the first
+//! bytes of its sha256) ‖ nonce (12, random) ‖ ciphertext+tag; the key id is authenticated with
+//! the player id. So a blob names the key it needs, and one sealed with another key is refused
+//! naming both. Blobs of the first layout (`"BQP1"`, no key id) still open.
 //!
 //! Compression: zstd level 3 is the default. On our JSON profiles it compresses about twice as
 //! well as lz4 at a speed that is far below the cost of the durable commit around it (see the
@@ -12,7 +15,8 @@
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 
-const MAGIC: &[u8; 4] = b"BQP1";
+const MAGIC_V1: &[u8; 4] = b"BQP1";
+const MAGIC: &[u8; 4] = b"BQP2";
 
 thread_local! {
     /// One zstd context per thread: creating a context costs more than compressing a profile.
@@ -77,6 +81,17 @@ pub enum SealError {
     /// Not a profile blob.
     #[error("not a profile blob (bad header)")]
     Header,
+    /// Sealed with another data key (the blob names it).
+    #[error(
+        "sealed with data key {blob}, but this server's data key is {ours}: every server on one \
+         store needs the same key files"
+    )]
+    OtherKey {
+        /// The key id the blob names.
+        blob: String,
+        /// This server's.
+        ours: String,
+    },
     /// Authentication failed: damaged, from another player's row, or another data key.
     #[error(
         "authentication failed: the blob is damaged, belongs to another player, or was written with another data key"
@@ -97,11 +112,21 @@ fn aad(player: u64) -> [u8; 30] {
     a
 }
 
+fn aad_v2(player: u64, key_id: &[u8; 8]) -> [u8; 38] {
+    let mut a = [0u8; 38];
+    a[..22].copy_from_slice(b"bloxquarium/profile/v2");
+    a[22..30].copy_from_slice(&player.to_be_bytes());
+    a[30..].copy_from_slice(key_id);
+    a
+}
+
 /// Seals and opens profile blobs with one data key.
 #[derive(Clone)]
 pub struct AtRest {
     cipher: Aes256Gcm,
     codec: Codec,
+    /// The data key's id (the first 8 bytes of its sha256).
+    key_id: [u8; 8],
 }
 
 impl AtRest {
@@ -111,7 +136,14 @@ impl AtRest {
             Ok(c) => c,
             Err(_) => unreachable!("a 32-byte key is a valid AES-256 key"),
         };
-        Self { cipher, codec }
+        use sha2::Digest;
+        let mut key_id = [0u8; 8];
+        key_id.copy_from_slice(&sha2::Sha256::digest(key)[..8]);
+        Self {
+            cipher,
+            codec,
+            key_id,
+        }
     }
 
     /// Compresses and encrypts `plain` for `player`.
@@ -125,13 +157,14 @@ impl AtRest {
                 &Nonce::from(nonce),
                 Payload {
                     msg: &packed,
-                    aad: &aad(player),
+                    aad: &aad_v2(player, &self.key_id),
                 },
             )
             .map_err(|_| SealError::Seal("encryption failed".into()))?;
-        let mut out = Vec::with_capacity(4 + 1 + 12 + ct.len());
+        let mut out = Vec::with_capacity(4 + 1 + 8 + 12 + ct.len());
         out.extend_from_slice(MAGIC);
         out.push(self.codec.byte());
+        out.extend_from_slice(&self.key_id);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&ct);
         Ok(out)
@@ -139,7 +172,9 @@ impl AtRest {
 
     /// Authenticates, decrypts and decompresses a blob of `player`.
     pub fn open(&self, player: u64, blob: &[u8], limit: usize) -> Result<Vec<u8>, SealError> {
-        if blob.len() < 4 + 1 + 12 + 16 || &blob[..4] != MAGIC {
+        let v2 = blob.get(..4) == Some(MAGIC.as_slice());
+        let header = if v2 { 4 + 1 + 8 + 12 } else { 4 + 1 + 12 };
+        if blob.len() < header + 16 || !(v2 || blob.get(..4) == Some(MAGIC_V1.as_slice())) {
             return Err(SealError::Header);
         }
         let codec = match blob[4] {
@@ -147,15 +182,32 @@ impl AtRest {
             2 => Codec::Lz4,
             _ => return Err(SealError::Header),
         };
+        let named: Option<[u8; 8]> = v2.then(|| {
+            let mut id = [0u8; 8];
+            id.copy_from_slice(&blob[5..13]);
+            id
+        });
+        if let Some(id) = named
+            && id != self.key_id
+        {
+            return Err(SealError::OtherKey {
+                blob: hex::encode(id),
+                ours: hex::encode(self.key_id),
+            });
+        }
         let mut nonce = [0u8; 12];
-        nonce.copy_from_slice(&blob[5..17]);
+        nonce.copy_from_slice(&blob[header - 12..header]);
+        let aad: Vec<u8> = match &named {
+            Some(id) => aad_v2(player, id).to_vec(),
+            None => aad(player).to_vec(),
+        };
         let packed = self
             .cipher
             .decrypt(
                 &Nonce::from(nonce),
                 Payload {
-                    msg: &blob[17..],
-                    aad: &aad(player),
+                    msg: &blob[header..],
+                    aad: &aad,
                 },
             )
             .map_err(|_| SealError::Auth)?;
@@ -168,6 +220,30 @@ impl AtRest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A blob of the first layout (no key id) still opens.
+    #[test]
+    fn blobs_of_the_first_layout_still_open() {
+        let r = AtRest::new(&[1; 32], Codec::Zstd);
+        let packed = Codec::Zstd.compress(b"old").unwrap();
+        let nonce = [3u8; 12];
+        let ct = r
+            .cipher
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: &packed,
+                    aad: &aad(7),
+                },
+            )
+            .unwrap();
+        let mut blob = MAGIC_V1.to_vec();
+        blob.push(1);
+        blob.extend_from_slice(&nonce);
+        blob.extend_from_slice(&ct);
+        assert_eq!(r.open(7, &blob, 1 << 20).unwrap(), b"old");
+        assert_eq!(r.open(8, &blob, 1 << 20), Err(SealError::Auth));
+    }
 
     #[test]
     fn round_trip_both_codecs() {
@@ -183,8 +259,20 @@ mod tests {
         let r = AtRest::new(&[1; 32], Codec::Zstd);
         let mut blob = r.seal(7, b"data").unwrap();
         assert_eq!(r.open(8, &blob, 1 << 20), Err(SealError::Auth));
+        // Another key: refused by the key id the blob names, before any decryption.
+        let other = AtRest::new(&[2; 32], Codec::Zstd).open(7, &blob, 1 << 20);
         assert_eq!(
-            AtRest::new(&[2; 32], Codec::Zstd).open(7, &blob, 1 << 20),
+            other,
+            Err(SealError::OtherKey {
+                blob: crate::keys::fingerprint(&[1; 32]),
+                ours: crate::keys::fingerprint(&[2; 32]),
+            })
+        );
+        // The key id is authenticated: a blob relabelled with this key's id does not open.
+        let mut relabelled = blob.clone();
+        relabelled[5..13].copy_from_slice(&AtRest::new(&[2; 32], Codec::Zstd).key_id);
+        assert_eq!(
+            AtRest::new(&[2; 32], Codec::Zstd).open(7, &relabelled, 1 << 20),
             Err(SealError::Auth)
         );
         let last = blob.len() - 1;
