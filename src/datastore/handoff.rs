@@ -58,6 +58,13 @@ pub enum Note {
         /// The server that ended it.
         from: String,
     },
+    /// A ban or role changed on server `from`: every other server applies it too.
+    Security {
+        /// The change.
+        change: crate::security::SecurityChange,
+        /// The server it was made on.
+        from: String,
+    },
     /// A Shared config key was changed on server `from`; every other server applies it too
     /// (and a server that starts later reads it from the store).
     Config {
@@ -192,6 +199,7 @@ pub(super) fn answer_notes<D: PlayerData>(
     mut kicks: MessageWriter<KickRequested>,
     mut config: ResMut<crate::config::Config>,
     time: Res<Time<Real>>,
+    mut security: MessageWriter<crate::security::ApplySecurityChange>,
 ) {
     let Some(listener) = &channel.listener else {
         return;
@@ -238,7 +246,18 @@ pub(super) fn answer_notes<D: PlayerData>(
                     warn!("config change from server {from} not applied: {e}");
                 }
             }
-            Ok(Note::Release { .. } | Note::End { .. } | Note::Config { .. }) => {}
+            Ok(Note::Security { change, from }) if from != state.server_id => {
+                security.write(crate::security::ApplySecurityChange {
+                    change,
+                    from: format!("server {from}"),
+                });
+            }
+            Ok(
+                Note::Release { .. }
+                | Note::End { .. }
+                | Note::Config { .. }
+                | Note::Security { .. },
+            ) => {}
             Err(e) => warn!("store channel: an unreadable note ({e}): {payload:.200}"),
         }
     }

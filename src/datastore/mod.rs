@@ -266,6 +266,8 @@ impl<D: PlayerData> Plugin for DataStorePlugin<D> {
             .init_resource::<drain::Draining>()
             .init_resource::<shared::StoredConfig>()
             .add_message::<crate::security::EndSessionsElsewhere>()
+            .add_message::<crate::security::SecurityChanged>()
+            .add_message::<crate::security::ApplySecurityChange>()
             .add_message::<crate::config::ConfigChanged>()
             .init_resource::<standings::StandingsTasks<D>>();
         if self.store.backend().postgres().is_some() {
@@ -300,6 +302,7 @@ impl<D: PlayerData> Plugin for DataStorePlugin<D> {
                     shared::apply_stored_config,
                     shared::forward_ends::<D>,
                     shared::forward_config::<D>,
+                    shared::forward_security::<D>,
                     handoff::retry_waiting::<D>,
                     systems::start_loads::<D>,
                     systems::finish_releases::<D>,

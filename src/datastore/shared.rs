@@ -1,7 +1,8 @@
 //! What the servers of a shared store tell each other besides handoff and delivery: a player's
 //! session to end (a kick, a ban, a disabled account: security and accounts announce
-//! `EndSessionsElsewhere`), and Shared config keys changed at run time (an admin's `SetConfig`),
-//! which are also kept in the store so that a server started later applies them too.
+//! `EndSessionsElsewhere`); bans and role assignments (security announces `SecurityChanged`);
+//! and Shared config keys changed at run time (an admin's `SetConfig`). Bans, roles and config
+//! changes are also kept in the store, so that a server started later applies them too.
 
 use bevy::prelude::*;
 use bevy::tasks::{IoTaskPool, Task};
@@ -10,7 +11,12 @@ use super::handoff::{self, Note, SHARED_CONFIG};
 use super::{Backend, DataStore, DataStoreState, PlayerData, Store, StoreError, Table};
 use crate::config::{Config, ConfigChanged, Side, Tier};
 use crate::protocol::ConfigValue;
-use crate::security::EndSessionsElsewhere;
+use crate::security::{ApplySecurityChange, EndSessionsElsewhere, SecurityChange, SecurityChanged};
+
+/// The [`Table::Meta`] rows of bans (‖ player → until, Unix ms) and role assignments (‖ player →
+/// role).
+const BAN_PREFIX: &[u8] = b"ban/";
+const ROLE_PREFIX: &[u8] = b"role/";
 
 /// The [`Table::Meta`] rows of Shared config keys changed at run time: this prefix ‖ the key.
 const CONFIG_PREFIX: &[u8] = b"config/";
@@ -34,6 +40,63 @@ impl super::Datastore<super::StoreBackend> {
             .write(true, |ops| ops.put(Table::Meta, &key, change))?)
     }
 
+    fn keep_security(&self, change: &SecurityChange) -> Result<(), StoreError> {
+        let key = |prefix: &[u8], player: u64| {
+            let mut k = prefix.to_vec();
+            k.extend_from_slice(&player.to_be_bytes());
+            k
+        };
+        Ok(self.backend().write(true, |ops| match change {
+            SecurityChange::Ban { player, until_ms } => ops.put(
+                Table::Meta,
+                &key(BAN_PREFIX, *player),
+                &until_ms.to_be_bytes(),
+            ),
+            SecurityChange::Unban { player } => ops.delete(Table::Meta, &key(BAN_PREFIX, *player)),
+            SecurityChange::Role { player, role } => {
+                ops.put(Table::Meta, &key(ROLE_PREFIX, *player), role.as_bytes())
+            }
+        })?)
+    }
+
+    /// The bans and role assignments kept in the store.
+    fn kept_security(&self) -> Result<Vec<SecurityChange>, StoreError> {
+        let (bans, roles) = self.backend().read(|ops| {
+            Ok::<_, super::BackendError>((
+                ops.scan(Table::Meta, BAN_PREFIX)?,
+                ops.scan(Table::Meta, ROLE_PREFIX)?,
+            ))
+        })?;
+        let id = |k: &[u8], prefix: &[u8]| {
+            let mut b = [0u8; 8];
+            let tail = &k[prefix.len()..];
+            (tail.len() == 8).then(|| {
+                b.copy_from_slice(tail);
+                u64::from_be_bytes(b)
+            })
+        };
+        let mut out = Vec::new();
+        for (k, v) in bans {
+            if let (Some(player), Ok(until)) =
+                (id(&k, BAN_PREFIX), <[u8; 8]>::try_from(v.as_slice()))
+            {
+                out.push(SecurityChange::Ban {
+                    player,
+                    until_ms: u64::from_be_bytes(until),
+                });
+            }
+        }
+        for (k, v) in roles {
+            if let Some(player) = id(&k, ROLE_PREFIX) {
+                out.push(SecurityChange::Role {
+                    player,
+                    role: String::from_utf8_lossy(&v).into_owned(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
     fn shared_config(&self) -> Result<Rows, StoreError> {
         let rows = self
             .backend()
@@ -51,11 +114,41 @@ impl super::Datastore<super::StoreBackend> {
 /// Stored config changes: (key, change).
 type Rows = Vec<(String, Vec<u8>)>;
 
+/// What is kept in the store and read at start: config changes, bans and roles.
+type Kept = (Rows, Vec<SecurityChange>);
+
 /// The stored changes being read at start.
 #[derive(Resource, Default)]
 pub(super) struct StoredConfig {
-    read: Option<Task<Result<Rows, StoreError>>>,
+    read: Option<Task<Result<Kept, StoreError>>>,
     done: bool,
+}
+
+/// Bans and roles changed here by an admin: kept in the store, and every other server told.
+pub(super) fn forward_security<D: PlayerData>(
+    mut changes: MessageReader<SecurityChanged>,
+    store: Res<DataStore>,
+    state: Res<DataStoreState<D>>,
+) {
+    if store.backend().postgres().is_none() {
+        changes.clear();
+        return;
+    }
+    for SecurityChanged(change) in changes.read() {
+        let note = Note::Security {
+            change: change.clone(),
+            from: state.server_id.clone(),
+        };
+        let (store, change) = (store.0.clone(), change.clone());
+        IoTaskPool::get()
+            .spawn(async move {
+                if let Err(e) = store.keep_security(&change) {
+                    warn!("{change:?} not kept in the store: {e}");
+                }
+                handoff::send(&store, &note);
+            })
+            .detach();
+    }
 }
 
 /// Sessions ended here that may run on another server: ended there too.
@@ -130,13 +223,17 @@ pub(super) fn apply_stored_config(
     mut stored: ResMut<StoredConfig>,
     mut config: ResMut<Config>,
     time: Res<Time<Real>>,
+    mut security: MessageWriter<ApplySecurityChange>,
 ) {
     if stored.done || store.backend().postgres().is_none() {
         return;
     }
     let Some(task) = &mut stored.read else {
         let store = store.0.clone();
-        stored.read = Some(IoTaskPool::get().spawn(async move { store.shared_config() }));
+        stored.read = Some(
+            IoTaskPool::get()
+                .spawn(async move { Ok((store.shared_config()?, store.kept_security()?)) }),
+        );
         return;
     };
     let Some(rows) = bevy::tasks::block_on(bevy::tasks::futures_lite::future::poll_once(task))
@@ -145,13 +242,19 @@ pub(super) fn apply_stored_config(
     };
     stored.done = true;
     stored.read = None;
-    let rows = match rows {
-        Ok(rows) => rows,
+    let (rows, kept) = match rows {
+        Ok(r) => r,
         Err(e) => {
-            warn!("the config changes kept in the store could not be read: {e}");
+            warn!("the config changes, bans and roles kept in the store could not be read: {e}");
             return;
         }
     };
+    for change in kept {
+        security.write(ApplySecurityChange {
+            change,
+            from: "the shared store".into(),
+        });
+    }
     for (path, bytes) in rows {
         let applied = serde_json::from_slice::<StoredChange>(&bytes)
             .map_err(|e| e.to_string())

@@ -41,9 +41,10 @@ pub(super) fn answer_admin(
     mut config: ResMut<Config>,
     mut source: ResMut<ConfigSource>,
     time: Res<Time<Real>>,
-    (mut elsewhere, others): (
+    (mut elsewhere, others, mut changed): (
         MessageWriter<super::EndSessionsElsewhere>,
         Option<Res<super::OtherServers>>,
+        MessageWriter<super::SecurityChanged>,
     ),
 ) {
     let now_ms = crate::clock::now_ms();
@@ -87,6 +88,10 @@ pub(super) fn answer_admin(
         } = &c.request;
         let until = now_ms.saturating_add(seconds.saturating_mul(1000));
         security.ban(*player, until);
+        changed.write(super::SecurityChanged(super::SecurityChange::Ban {
+            player: *player,
+            until_ms: until,
+        }));
         security.audit(
             Some(*player),
             AuditKind::Ban,
@@ -106,6 +111,9 @@ pub(super) fn answer_admin(
     for c in calls.unban.read() {
         let (_, who) = who(&net, c.client);
         let player = c.request.player;
+        changed.write(super::SecurityChanged(super::SecurityChange::Unban {
+            player,
+        }));
         let answer = if security.unban(player) {
             security.audit(
                 Some(player),
@@ -122,7 +130,13 @@ pub(super) fn answer_admin(
         let (_, who) = who(&net, c.client);
         let SetRole { player, role } = &c.request;
         let answer = match security.assign_role(*player, role, &who) {
-            Ok(()) => Ok(format!("player {player} is now {role}")),
+            Ok(()) => {
+                changed.write(super::SecurityChanged(super::SecurityChange::Role {
+                    player: *player,
+                    role: role.clone(),
+                }));
+                Ok(format!("player {player} is now {role}"))
+            }
             Err(e) => rejected(e.to_string()),
         };
         net.reply(c, answer);

@@ -68,6 +68,44 @@ pub struct EndSessionsElsewhere {
     pub reason: String,
 }
 
+/// A change of the bans or role assignments, as servers sharing a store pass it on.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum SecurityChange {
+    /// Banned until (Unix ms).
+    Ban {
+        /// The player.
+        player: u64,
+        /// Until, Unix ms.
+        until_ms: u64,
+    },
+    /// A ban lifted.
+    Unban {
+        /// The player.
+        player: u64,
+    },
+    /// A role assigned.
+    Role {
+        /// The player.
+        player: u64,
+        /// The role.
+        role: String,
+    },
+}
+
+/// Security changed its bans or roles by an admin's command here: announced for the data store,
+/// which keeps it in a shared store and passes it to the other servers.
+#[derive(Message, Debug, Clone)]
+pub struct SecurityChanged(pub SecurityChange);
+
+/// A change made on another server (or kept in the shared store) for security to apply here.
+#[derive(Message, Debug, Clone)]
+pub struct ApplySecurityChange {
+    /// The change.
+    pub change: SecurityChange,
+    /// Where it came from (for the audit log).
+    pub from: String,
+}
+
 /// Present when other servers share this server's store (the data store inserts it): a
 /// command about a player who is not here is carried to them.
 #[derive(Resource, Debug, Clone, Copy)]
@@ -408,6 +446,8 @@ impl Plugin for SecurityPlugin {
             .add_message::<ConfigChanged>()
             .add_message::<AuditEntry>()
             .add_message::<EndSessionsElsewhere>()
+            .add_message::<SecurityChanged>()
+            .add_message::<ApplySecurityChange>()
             .configure_sets(
                 PreUpdate,
                 RemoteSystems::Gate.before(RemoteSystems::Deliver),
@@ -427,7 +467,12 @@ impl Plugin for SecurityPlugin {
             )
             .add_systems(
                 Update,
-                (clock_skew, audit_config_changes).in_set(ServerSystems::Handle),
+                (
+                    clock_skew,
+                    audit_config_changes,
+                    apply_changes_from_elsewhere,
+                )
+                    .in_set(ServerSystems::Handle),
             )
             .add_systems(ServerRequests, admin::answer_admin)
             // Between ticks, only the gate itself: strikes, bans and expiries read messages and
@@ -733,6 +778,45 @@ fn suspicious_activity(
             && !net.is_being_kicked(client)
         {
             security.strike(&mut net, client, player, &s.detail, time.elapsed());
+        }
+    }
+}
+
+/// Bans and role assignments made on another server of the shared store (or kept in it), applied
+/// here and audited with where they came from.
+fn apply_changes_from_elsewhere(
+    mut changes: MessageReader<ApplySecurityChange>,
+    mut security: ResMut<Security>,
+) {
+    for ApplySecurityChange { change, from } in changes.read() {
+        match change {
+            SecurityChange::Ban { player, until_ms } => {
+                if security.bans.get(player) != Some(until_ms) {
+                    security.ban(*player, *until_ms);
+                    security.audit(
+                        Some(*player),
+                        AuditKind::Ban,
+                        format!("banned until {until_ms} (Unix ms) on {from}"),
+                    );
+                }
+            }
+            SecurityChange::Unban { player } => {
+                if security.bans.contains_key(player) {
+                    security.unban(*player);
+                    security.audit(
+                        Some(*player),
+                        AuditKind::AdminAction,
+                        format!("unbanned on {from}"),
+                    );
+                }
+            }
+            SecurityChange::Role { player, role } => {
+                if security.role_of(*player) != role
+                    && let Err(e) = security.assign_role(*player, role, from)
+                {
+                    warn!(player, "role {role} from {from} not assigned here: {e}");
+                }
+            }
         }
     }
 }

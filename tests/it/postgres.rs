@@ -643,8 +643,8 @@ mod servers {
     }
 
     /// A kick and a ban on one server end the player's session on the server they play on;
-    /// a Shared config key an admin changes on one server reaches the other at once, and a
-    /// server started later finds it in the store.
+    /// the ban, a role assignment and a Shared config key an admin changes on one server reach
+    /// the other at once, and a server started later finds them in the store.
     #[test]
     fn kicks_bans_and_config_changes_reach_the_other_servers() {
         use bloxquarium::protocol::ConfigValue;
@@ -697,6 +697,21 @@ mod servers {
             );
         }
 
+        // The ban, and a role assigned on A, hold on B too.
+        let out =
+            crate::security::admin_cli(&mut a, &mut [&mut b], &ops, &["role", "121", "moderator"]);
+        assert!(out.status.success(), "{}", harness::text(&out));
+        let security = |app: &bevy::prelude::App| {
+            let s = app.world().resource::<bloxquarium::security::Security>();
+            (s.bans.contains_key(&122), s.role_of(121).to_string())
+        };
+        harness::pump_until(
+            &mut [&mut a, &mut b],
+            300,
+            "B has the ban and the role",
+            |apps| security(apps[1]) == (true, "moderator".to_string()),
+        );
+
         // An admin's change of a Shared key on A.
         let value = |app: &bevy::prelude::App| {
             app.world()
@@ -727,8 +742,11 @@ mod servers {
         harness::pump_until(
             &mut [&mut a, &mut b, &mut c],
             300,
-            "a later server has it",
-            |apps| value(apps[2]) == ConfigValue::Float(9.0),
+            "a later server has the change, the ban and the role",
+            |apps| {
+                value(apps[2]) == ConfigValue::Float(9.0)
+                    && security(apps[2]) == (true, "moderator".to_string())
+            },
         );
     }
 
