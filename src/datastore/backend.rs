@@ -49,9 +49,11 @@ pub enum Table {
     Erasures,
     /// lowercase username → account (see `crate::accounts`); `#next_player` → the next id.
     Accounts,
+    /// time ‖ random → audit record (JSON), on a shared store: every server's audit log.
+    Audit,
 }
 
-pub(super) const ALL: [Table; 8] = [
+pub(super) const ALL: [Table; 9] = [
     Table::Profiles,
     Table::Locks,
     Table::Versions,
@@ -60,6 +62,7 @@ pub(super) const ALL: [Table; 8] = [
     Table::Meta,
     Table::Erasures,
     Table::Accounts,
+    Table::Audit,
 ];
 
 impl Table {
@@ -73,6 +76,7 @@ impl Table {
             Table::Meta => "meta",
             Table::Erasures => "erasures",
             Table::Accounts => "accounts",
+            Table::Audit => "audit",
         })
     }
 }

@@ -17,11 +17,16 @@ pub const BEAT: Duration = Duration::from_secs(5);
 /// A directory entry this long without a heartbeat is a dead server's, and is removed.
 pub const EXPIRE_AFTER: Duration = Duration::from_secs(30);
 
+/// Between two runs of the store-wide pruning jobs (version pruning, audit retention).
+pub const JOBS_EVERY: Duration = Duration::from_secs(3600);
+
 /// This server's place in the directory and in the election for the store-wide jobs.
 #[derive(Resource)]
 pub struct Directory {
     leadership: Option<Leadership>,
     next_beat: Duration,
+    /// When the pruning jobs run next (a minute after start, then every [`JOBS_EVERY`]).
+    next_jobs: Duration,
 }
 
 impl Directory {
@@ -30,6 +35,7 @@ impl Directory {
         Self {
             leadership: store.backend().postgres().map(|pg| pg.campaign()),
             next_beat: Duration::ZERO,
+            next_jobs: Duration::from_secs(60),
         }
     }
 
@@ -108,6 +114,45 @@ pub(super) fn beat<D: PlayerData>(
                     Ok(0) => {}
                     Ok(n) => info!("server directory: removed {n} dead server(s)"),
                     Err(e) => warn!("server directory: {e}"),
+                }
+            }
+        })
+        .detach();
+}
+
+/// On the elected server (always, on the embedded store): every [`JOBS_EVERY`], the store-wide
+/// pruning jobs off the tick: versions past `datastore.versionsKeep` or
+/// `datastore.versionsMaxAge` of every player, and audit records in the store past
+/// `security.auditRetention`.
+pub(super) fn store_jobs(
+    mut directory: ResMut<Directory>,
+    store: Res<DataStore>,
+    config: Res<crate::config::Config>,
+    time: Res<Time<Real>>,
+) {
+    let now = time.elapsed();
+    if now < directory.next_jobs || !directory.runs_store_jobs() {
+        return;
+    }
+    directory.next_jobs = now + JOBS_EVERY;
+    let retention = config
+        .get::<Duration>("security.auditRetention")
+        .unwrap_or(Duration::MAX);
+    let store = store.0.clone();
+    IoTaskPool::get()
+        .spawn(async move {
+            let now_ms = crate::clock::now_ms();
+            match store.prune_versions(now_ms) {
+                Ok(0) => {}
+                Ok(n) => info!("store-wide job: pruned {n} old version(s)"),
+                Err(e) => warn!("store-wide job: version pruning failed: {e}"),
+            }
+            if store.backend().postgres().is_some() {
+                let cutoff = now_ms.saturating_sub(retention.as_millis() as u64);
+                match store.expire_audit(cutoff) {
+                    Ok(0) => {}
+                    Ok(n) => info!("store-wide job: {n} audit record(s) past retention removed"),
+                    Err(e) => warn!("store-wide job: audit retention failed: {e}"),
                 }
             }
         })

@@ -268,6 +268,7 @@ impl<D: PlayerData> Plugin for DataStorePlugin<D> {
             .add_message::<crate::security::EndSessionsElsewhere>()
             .add_message::<crate::security::SecurityChanged>()
             .add_message::<crate::security::ApplySecurityChange>()
+            .add_message::<crate::security::AuditRecorded>()
             .add_message::<crate::config::ConfigChanged>()
             .init_resource::<standings::StandingsTasks<D>>();
         if self.store.backend().postgres().is_some() {
@@ -303,12 +304,14 @@ impl<D: PlayerData> Plugin for DataStorePlugin<D> {
                     shared::forward_ends::<D>,
                     shared::forward_config::<D>,
                     shared::forward_security::<D>,
+                    shared::forward_audit,
                     handoff::retry_waiting::<D>,
                     systems::start_loads::<D>,
                     systems::finish_releases::<D>,
                     systems::autosave::<D>,
                     systems::integrity_sweep::<D>,
                     directory::beat::<D>,
+                    directory::store_jobs,
                     systems::scheduled_backup::<D>,
                     systems::poll_jobs::<D>,
                     standings::refresh::<D>,

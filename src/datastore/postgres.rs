@@ -94,6 +94,14 @@ pub const MIGRATIONS: &[Migration] = &[
                   score bigint NOT NULL);
               CREATE INDEX bq_ranks_order ON bq_ranks (score DESC, player);",
     },
+    // Expanding: every server's audit records; a release that knows only version 3 never
+    // reads it.
+    Migration {
+        version: 4,
+        name: "audit log",
+        oldest_reader: 1,
+        sql: "CREATE TABLE bq_audit (key bytea PRIMARY KEY, value bytea NOT NULL);",
+    },
 ];
 
 /// The newest schema version this build knows.
@@ -121,6 +129,7 @@ impl Table {
             Table::Meta => "bq_meta",
             Table::Erasures => "bq_erasures",
             Table::Accounts => "bq_accounts",
+            Table::Audit => "bq_audit",
         }
     }
 }

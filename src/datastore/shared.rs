@@ -11,7 +11,10 @@ use super::handoff::{self, Note, SHARED_CONFIG};
 use super::{Backend, DataStore, DataStoreState, PlayerData, Store, StoreError, Table};
 use crate::config::{Config, ConfigChanged, Side, Tier};
 use crate::protocol::ConfigValue;
-use crate::security::{ApplySecurityChange, EndSessionsElsewhere, SecurityChange, SecurityChanged};
+use crate::security::{
+    ApplySecurityChange, AuditQuery, AuditRecord, AuditRecorded, EndSessionsElsewhere,
+    SecurityChange, SecurityChanged,
+};
 
 /// The [`Table::Meta`] rows of bans (‖ player → until, Unix ms) and role assignments (‖ player →
 /// role).
@@ -95,6 +98,59 @@ impl super::Datastore<super::StoreBackend> {
             }
         }
         Ok(out)
+    }
+
+    /// Appends audit records to the store's audit log (one transaction).
+    pub fn append_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = records
+            .iter()
+            .map(|r| {
+                let mut key = r.at_ms.to_be_bytes().to_vec();
+                let mut salt = [0u8; 8];
+                getrandom::fill(&mut salt).map_err(|e| StoreError::Aborted(e.to_string()))?;
+                key.extend_from_slice(&salt);
+                let value =
+                    serde_json::to_vec(r).map_err(|e| StoreError::Aborted(e.to_string()))?;
+                Ok((key, value))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(self.backend().write(true, |ops| {
+            for (k, v) in &rows {
+                ops.put(Table::Audit, k, v)?;
+            }
+            Ok::<_, super::BackendError>(())
+        })?)
+    }
+
+    /// The store's audit records matching `q`, oldest first (every server's, on a shared store).
+    pub fn audit_records(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = self.backend().read(|ops| ops.scan(Table::Audit, &[]))?;
+        Ok(rows
+            .iter()
+            .filter_map(|(_, v)| serde_json::from_slice::<AuditRecord>(v).ok())
+            .filter(|r| q.player.is_none_or(|p| r.player == Some(p)))
+            .filter(|r| q.kind.is_none_or(|k| r.kind == k))
+            .filter(|r| q.since_ms.is_none_or(|t| r.at_ms >= t))
+            .collect())
+    }
+
+    /// Removes the audit records older than `cutoff_ms` (retention); how many.
+    pub fn expire_audit(&self, cutoff_ms: u64) -> Result<usize, StoreError> {
+        Ok(self.backend().write(true, |ops| {
+            let old: Vec<Vec<u8>> = ops
+                .scan(Table::Audit, &[])?
+                .into_iter()
+                .map(|(k, _)| k)
+                .take_while(|k| {
+                    k.get(..8)
+                        .is_some_and(|t| t < cutoff_ms.to_be_bytes().as_slice())
+                })
+                .collect();
+            for k in &old {
+                ops.delete(Table::Audit, k)?;
+            }
+            Ok::<_, super::BackendError>(old.len())
+        })?)
     }
 
     fn shared_config(&self) -> Result<Rows, StoreError> {
@@ -271,4 +327,24 @@ pub(super) fn apply_stored_config(
             warn!("the stored config change of {path} does not apply here: {e}");
         }
     }
+}
+
+/// This server's audit records, kept in the shared store (one transaction a frame).
+pub(super) fn forward_audit(mut records: MessageReader<AuditRecorded>, store: Res<DataStore>) {
+    let batch: Vec<AuditRecord> = records.read().map(|r| r.0.clone()).collect();
+    if batch.is_empty() || store.backend().postgres().is_none() {
+        return;
+    }
+    let store = store.0.clone();
+    IoTaskPool::get()
+        .spawn(async move {
+            if let Err(e) = store.append_audit(&batch) {
+                warn!(
+                    "{} audit record(s) not kept in the store (they are in this server's own \
+                     log): {e}",
+                    batch.len()
+                );
+            }
+        })
+        .detach();
 }

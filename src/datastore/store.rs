@@ -1416,6 +1416,49 @@ impl<B: Backend> Datastore<B> {
         r
     }
 
+    /// Store-wide version pruning (a store-wide job: one elected server runs it): every
+    /// player's versions beyond `datastore.versionsKeep` or older than
+    /// `datastore.versionsMaxAge` go, the newest always stays, so players who stopped playing
+    /// (whose own saves no longer prune) are pruned too. One transaction per player with
+    /// something to prune; how many versions went.
+    pub fn prune_versions(&self, now: u64) -> Result<usize, StoreError> {
+        let all = self.backend.read(|ops| ops.scan(Table::Versions, &[]))?;
+        let keep = self.settings.versions_keep.max(1);
+        let max_age = self.settings.versions_max_age.as_millis() as u64;
+        let mut by_player: BTreeMap<u64, Vec<(u64, u64)>> = BTreeMap::new();
+        for (k, v) in &all {
+            if k.len() == 16 {
+                by_player
+                    .entry(be_u64(&k[..8]))
+                    .or_default()
+                    .push((be_u64(&k[8..]), saved_at(v)));
+            }
+        }
+        let mut removed = 0;
+        for (player, versions) in by_player {
+            let n = versions.len();
+            let doomed: Vec<u64> = versions
+                .iter()
+                .enumerate()
+                .filter(|(i, (_, at))| {
+                    let newest = i + 1 == n;
+                    !newest && (n - i > keep || now.saturating_sub(*at) > max_age)
+                })
+                .map(|(_, (v, _))| *v)
+                .collect();
+            if doomed.is_empty() {
+                continue;
+            }
+            removed += self.backend.write(true, |ops| {
+                for v in &doomed {
+                    Self::delete_version(ops, player, *v)?;
+                }
+                Ok::<_, StoreError>(doomed.len())
+            })?;
+        }
+        Ok(removed)
+    }
+
     /// Every player with a stored profile.
     pub fn players(&self) -> Result<Vec<u64>, StoreError> {
         self.backend.read(|ops| {

@@ -106,6 +106,11 @@ pub struct ApplySecurityChange {
     pub from: String,
 }
 
+/// Every audit record, announced while other servers share this server's store: the data store
+/// keeps them there, so the store holds every server's audit log.
+#[derive(Message, Debug, Clone)]
+pub struct AuditRecorded(pub AuditRecord);
+
 /// Present when other servers share this server's store (the data store inserts it): a
 /// command about a player who is not here is carried to them.
 #[derive(Resource, Debug, Clone, Copy)]
@@ -146,6 +151,11 @@ pub struct Security {
     pub denied: u64,
     /// The audit log.
     pub audit: AuditLog,
+    /// Records also go to the shared store (see [`AuditRecorded`]): set while other servers
+    /// share this server's store.
+    shared_audit: bool,
+    /// Records not yet announced for the shared store.
+    recorded: Vec<AuditRecord>,
     /// Live player → session id (for audit records).
     sessions: HashMap<u64, SessionId>,
     /// Messages refused by the transport's validation (malformed, oversized, out of range, bad
@@ -255,6 +265,8 @@ impl Security {
             max_clock_skew: config.get("security.maxClockSkew")?,
             connect_refused: 0,
             audit_enabled: audit_logging(config.get("security.enableLogging")?),
+            shared_audit: false,
+            recorded: Vec::new(),
         })
     }
 
@@ -267,13 +279,17 @@ impl Security {
         let session = player
             .and_then(|p| self.sessions.get(&p))
             .map(|s| format!("{s:032x}"));
-        self.audit.record(AuditRecord {
+        let rec = AuditRecord {
             at_ms,
             player,
             session,
             kind,
             details,
-        });
+        };
+        if self.shared_audit {
+            self.recorded.push(rec.clone());
+        }
+        self.audit.record(rec);
     }
 
     /// Counts and audits suspicious activity.
@@ -448,6 +464,7 @@ impl Plugin for SecurityPlugin {
             .add_message::<EndSessionsElsewhere>()
             .add_message::<SecurityChanged>()
             .add_message::<ApplySecurityChange>()
+            .add_message::<AuditRecorded>()
             .configure_sets(
                 PreUpdate,
                 RemoteSystems::Gate.before(RemoteSystems::Deliver),
@@ -471,6 +488,7 @@ impl Plugin for SecurityPlugin {
                     clock_skew,
                     audit_config_changes,
                     apply_changes_from_elsewhere,
+                    announce_audit.run_if(resource_exists::<OtherServers>),
                 )
                     .in_set(ServerSystems::Handle),
             )
@@ -780,6 +798,16 @@ fn suspicious_activity(
             security.strike(&mut net, client, player, &s.detail, time.elapsed());
         }
     }
+}
+
+/// While other servers share the store: this server's audit records, announced for it.
+fn announce_audit(mut security: ResMut<Security>, mut out: MessageWriter<AuditRecorded>) {
+    security.shared_audit = true;
+    out.write_batch(
+        std::mem::take(&mut security.recorded)
+            .into_iter()
+            .map(AuditRecorded),
+    );
 }
 
 /// Bans and role assignments made on another server of the shared store (or kept in it), applied

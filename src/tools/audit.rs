@@ -14,8 +14,17 @@ pub fn report(global: &GlobalArgs, args: &crate::cli::AuditArgs) -> Result<Strin
             .since
             .map(|d| now_ms.saturating_sub(d.as_millis() as u64)),
     };
-    let records = crate::security::query_audit(&paths.data, &q)
-        .map_err(|e| ToolError::Failed(format!("audit log in {}: {e}", paths.data.display())))?;
+    // On a shared store, every server's records are in the store; else this server's file.
+    let records = if paths.store.is_some() {
+        let config = crate::config::load_server(&paths.config, &crate::game::KEYS)?;
+        crate::datastore::open_at::<crate::game::Aquarium>(&paths, &config)
+            .map_err(|e| ToolError::Failed(e.to_string()))?
+            .audit_records(&q)
+            .map_err(|e| ToolError::Failed(format!("the store's audit log: {e}")))?
+    } else {
+        crate::security::query_audit(&paths.data, &q)
+            .map_err(|e| ToolError::Failed(format!("audit log in {}: {e}", paths.data.display())))?
+    };
     let lines: Vec<String> = records
         .iter()
         .map(|r| {

@@ -93,7 +93,8 @@ on_both_backends!(
     a_gift_survives_a_failure_or_a_crash_between_any_two_steps,
     a_refused_save_sends_nothing_and_a_gift_to_nobody_comes_back,
     a_trade_survives_a_failure_or_a_crash_between_any_two_steps,
-    the_leaderboard_is_written_with_each_save_and_ranks_every_player
+    the_leaderboard_is_written_with_each_save_and_ranks_every_player,
+    the_store_wide_jobs_prune_old_versions_and_audit_records
 );
 
 fn owner(server: &str, session: u128) -> LockOwner {
@@ -1476,4 +1477,74 @@ fn the_leaderboard_is_written_with_each_save_and_ranks_every_player(on: &On) {
     let (top, _) = s.standings(10, &[]).unwrap();
     assert_eq!(top.len(), 4);
     assert!(top.iter().all(|r| r.player != 2), "{top:?}");
+}
+
+/// The store-wide jobs: every player's versions past `datastore.versionsMaxAge` go (the newest
+/// stays), also for a player who no longer saves; audit records in the store past retention go.
+fn the_store_wide_jobs_prune_old_versions_and_audit_records(on: &On) {
+    use bloxquarium::security::{AuditKind, AuditQuery, AuditRecord};
+    let d = Scratch::new("ds-jobs");
+    let s = store_on(&d, on);
+    let o = owner("srv", 1);
+    let day = 24 * 3600 * 1000;
+    for player in [1u64, 2] {
+        let l = s.load::<Aquarium>(player, &o, T0).unwrap();
+        let mut v = 0;
+        for i in 0..4 {
+            v = save(&s, &l.profile, v, &o, T0 + i).unwrap();
+        }
+        s.release(player, &o).unwrap();
+    }
+    // Player 2 saves again 40 days later; player 1 never comes back.
+    let l = s.load::<Aquarium>(2, &o, T0 + 40 * day).unwrap();
+    save(&s, &l.profile, 4, &o, T0 + 40 * day).unwrap();
+    assert_eq!(s.versions(1).unwrap().len(), 4);
+    // 31 days after player 1's last save (versionsMaxAge is 30 days).
+    let pruned = s.prune_versions(T0 + 41 * day).unwrap();
+    assert_eq!(
+        pruned,
+        3 + 4,
+        "player 1 keeps its newest; player 2 its save of day 40"
+    );
+    assert_eq!(
+        s.versions(1)
+            .unwrap()
+            .iter()
+            .map(|v| v.0)
+            .collect::<Vec<_>>(),
+        vec![4]
+    );
+    assert_eq!(
+        s.versions(2)
+            .unwrap()
+            .iter()
+            .map(|v| v.0)
+            .collect::<Vec<_>>(),
+        vec![5]
+    );
+    assert_eq!(
+        s.peek::<Aquarium>(1).unwrap().unwrap().0,
+        4,
+        "the current version stays"
+    );
+    assert_eq!(s.prune_versions(T0 + 41 * day).unwrap(), 0);
+
+    let rec = |at_ms: u64, player: u64| AuditRecord {
+        at_ms,
+        player: Some(player),
+        session: None,
+        kind: AuditKind::AdminAction,
+        details: format!("at {at_ms}"),
+    };
+    s.append_audit(&[rec(1000, 7), rec(2000, 8), rec(3000, 7)])
+        .unwrap();
+    let all = AuditQuery::default();
+    assert_eq!(s.audit_records(&all).unwrap().len(), 3);
+    let sevens = AuditQuery {
+        player: Some(7),
+        ..Default::default()
+    };
+    assert_eq!(s.audit_records(&sevens).unwrap().len(), 2);
+    assert_eq!(s.expire_audit(2500).unwrap(), 2);
+    assert_eq!(s.audit_records(&all).unwrap(), vec![rec(3000, 7)]);
 }

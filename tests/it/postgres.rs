@@ -697,6 +697,27 @@ mod servers {
             );
         }
 
+        // The store's audit log has A's records: read from anywhere with --store.
+        let elsewhere = Scratch::new("pg-across-audit");
+        harness::pump(&mut [&mut a, &mut b], 10);
+        let mut cmd = harness::bin();
+        cmd.args([
+            "--data",
+            elsewhere.path(),
+            "--keys",
+            _keys.path(),
+            "--store",
+            &url,
+        ])
+        .args(["audit", "--player", "122"]);
+        let out = harness::output_within(cmd, std::time::Duration::from_secs(60));
+        let text = harness::text(&out);
+        assert!(out.status.success(), "{text}");
+        assert!(
+            text.contains("Ban") && text.contains("banned for 3600 s"),
+            "{text}"
+        );
+
         // The ban, and a role assigned on A, hold on B too.
         let out =
             crate::security::admin_cli(&mut a, &mut [&mut b], &ops, &["role", "121", "moderator"]);
