@@ -631,6 +631,7 @@ fn log_in(
     let credentials = Credentials {
         username: user.clone(),
         password: password.lines().next().unwrap_or_default().to_string(),
+        friend: args.friend.clone(),
     };
     let client = LoginClient::new(target, &client_dir(global), args.server_cert.as_deref())?;
     let grant = if args.register {

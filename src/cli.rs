@@ -553,6 +553,10 @@ pub struct ClientArgs {
         requires = "login"
     )]
     pub user: Option<String>,
+    /// With --login: play on the server this friend (a username) plays on, when servers share
+    /// a store and it has room.
+    #[arg(long, value_name = "NAME", requires = "login")]
+    pub friend: Option<String>,
     /// A file holding the password (its first line).
     #[arg(
         long,

@@ -596,6 +596,7 @@ impl LoginLoad {
         let credentials = Credentials {
             username: format!("loadtest{}", std::process::id()),
             password: "load-test-password".into(),
+            friend: None,
         };
         match client.register(&credentials) {
             Ok(_) => {}

@@ -295,6 +295,7 @@ fn start(screen: &mut Screen, what: Submit) {
     let credentials = Credentials {
         username: screen.form.user.clone(),
         password: screen.form.password.clone(),
+        friend: None,
     };
     let client = screen.client.clone();
     screen.task = Some(IoTaskPool::get().spawn(async move {

@@ -1459,6 +1459,18 @@ impl<B: Backend> Datastore<B> {
         Ok(removed)
     }
 
+    /// The server whose session holds `player`'s profile now (a lock neither released nor
+    /// stale), if any.
+    pub fn holder_of(&self, player: u64) -> Result<Option<String>, StoreError> {
+        let stale = self.settings.lock_stale_after.as_millis() as u64;
+        self.backend.read(|ops| {
+            let lease = self.lease_now(ops, now_ms())?;
+            Ok(Self::held_lock(ops, player)?
+                .filter(|l| lease.saturating_sub(l.heartbeat_ms) < stale)
+                .map(|l| l.owner.server_id))
+        })
+    }
+
     /// Every player with a stored profile.
     pub fn players(&self) -> Result<Vec<u64>, StoreError> {
         self.backend.read(|ops| {

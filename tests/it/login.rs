@@ -47,6 +47,7 @@ fn creds(username: &str, password: &str) -> Credentials {
     Credentials {
         username: username.into(),
         password: password.into(),
+        friend: None,
     }
 }
 

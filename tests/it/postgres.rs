@@ -495,7 +495,8 @@ mod servers {
     }
 
     /// The login service of one server sends a new player to the live server with the most
-    /// room, by the server directory; the token it hands out is good there.
+    /// room, by the server directory, or to the server a friend they name plays on; the token it
+    /// hands out is good there.
     #[test]
     fn the_login_service_sends_a_player_to_the_least_loaded_server() {
         let Some(Two {
@@ -536,6 +537,7 @@ mod servers {
         .register(&bloxquarium::accounts::login::Credentials {
             username: "newcomer".into(),
             password: "a long enough password".into(),
+            friend: None,
         })
         .unwrap();
         assert_eq!(
@@ -559,6 +561,48 @@ mod servers {
                     .profile(grant.player_id)
                     .is_some()
             },
+        );
+        // B fills up more than A: a player asking to join the newcomer still goes to B; one
+        // with no friend goes to A, now the server with more room.
+        let (mut third, _) = harness::join_loaded(&mut b, &db, 83, "Third");
+        harness::pump_until(
+            &mut [&mut a, &mut b, &mut first, &mut player, &mut third],
+            1000,
+            "the directory shows B with two players",
+            |_| {
+                let e = pg.servers().unwrap();
+                e.iter().map(|e| e.players).collect::<Vec<_>>().contains(&2)
+            },
+        );
+        let register = |name: &str, friend: Option<&str>| {
+            bloxquarium::accounts::login::LoginClient::new(
+                &login.to_string(),
+                &home.0.join("client"),
+                None,
+            )
+            .unwrap()
+            .register(&bloxquarium::accounts::login::Credentials {
+                username: name.into(),
+                password: "a long enough password".into(),
+                friend: friend.map(str::to_string),
+            })
+            .unwrap()
+            .server
+        };
+        assert_eq!(
+            register("buddy", Some("newcomer")),
+            harness::server_addr(&b),
+            "to the friend's server"
+        );
+        assert_eq!(
+            register("loner", None),
+            harness::server_addr(&a),
+            "to the one with room"
+        );
+        assert_eq!(
+            register("stranger", Some("nobody")),
+            harness::server_addr(&a),
+            "a friend who is not playing: the one with room"
         );
     }
 

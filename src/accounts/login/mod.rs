@@ -56,6 +56,10 @@ pub struct Credentials {
     pub username: String,
     /// The password.
     pub password: String,
+    /// A friend to play with (their username): on servers sharing a store, the player is sent
+    /// to the server the friend plays on, if it has room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub friend: Option<String>,
 }
 
 /// A refresh request.

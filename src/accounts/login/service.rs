@@ -367,7 +367,7 @@ fn now_ms() -> u64 {
 /// The issuer for the server a player is sent to: on a shared store, the live server with the
 /// most room in the server directory (the tokens are good there: the servers share the netcode
 /// key); else, or when the directory cannot be read, this server.
-fn issuer_for_new_player(shared: &Shared) -> TokenIssuer {
+fn issuer_for_new_player(shared: &Shared, friend: Option<&str>) -> TokenIssuer {
     let own = &shared.parts.issuer;
     let Some(pg) = shared.parts.store.backend().postgres() else {
         return own.clone();
@@ -379,7 +379,23 @@ fn issuer_for_new_player(shared: &Shared) -> TokenIssuer {
             return own.clone();
         }
     };
-    match crate::datastore::least_loaded(&entries).map(|e| (e, e.address.parse::<SocketAddr>())) {
+    // The friend's server, if the friend plays now and it has room (a live entry that is not
+    // full); else the one with the most room.
+    let friends = friend
+        .and_then(|name| {
+            accounts::find(shared.parts.store.backend(), name)
+                .ok()
+                .flatten()
+        })
+        .and_then(|a| shared.parts.store.holder_of(a.player_id).ok().flatten())
+        .and_then(|id| {
+            let e = entries.iter().find(|e| e.id == id)?;
+            crate::datastore::least_loaded(std::slice::from_ref(e))
+        });
+    match friends
+        .or_else(|| crate::datastore::least_loaded(&entries))
+        .map(|e| (e, e.address.parse::<SocketAddr>()))
+    {
         Some((_, Ok(addr))) if own.addresses().first() == Some(&addr) => own.clone(),
         Some((e, Ok(addr))) => {
             debug!(
@@ -399,8 +415,13 @@ fn issuer_for_new_player(shared: &Shared) -> TokenIssuer {
     }
 }
 
-fn grant(shared: &Shared, account: &Account, policy: &LoginPolicy) -> Result<Grant, Answer> {
-    let issued = issuer_for_new_player(shared)
+fn grant(
+    shared: &Shared,
+    account: &Account,
+    policy: &LoginPolicy,
+    friend: Option<&str>,
+) -> Result<Grant, Answer> {
+    let issued = issuer_for_new_player(shared, friend)
         .issue(account.player_id, &account.username)
         .map_err(|e| refusal(503, "token", format!("cannot issue a connect token: {e}")))?;
     let server = issued
@@ -443,7 +464,7 @@ fn register(
                 AuditKind::Registration,
                 format!("account {} registered from {ip}", account.username),
             );
-            Ok((201, grant(shared, &account, policy)?))
+            Ok((201, grant(shared, &account, policy, c.friend.as_deref())?))
         }
         Err(e @ AccountError::BadUsername(_)) => Err(refusal(400, "bad_username", e.to_string())),
         Err(e @ AccountError::BadPassword(_)) => Err(refusal(400, "bad_password", e.to_string())),
@@ -514,7 +535,7 @@ fn log_in(
             if let Ok(mut f) = shared.failures.lock() {
                 f.succeeded(&key, ip);
             }
-            Ok((200, grant(shared, &account, policy)?))
+            Ok((200, grant(shared, &account, policy, c.friend.as_deref())?))
         }
         Err(e @ AccountError::WrongCredentials) => {
             let backoff = shared
@@ -591,5 +612,5 @@ fn refresh(
         );
         return Err(refusal(403, "disabled", AccountError::Disabled.to_string()));
     }
-    Ok((200, grant(shared, &account, policy)?))
+    Ok((200, grant(shared, &account, policy, None)?))
 }
