@@ -815,6 +815,42 @@ mod servers {
         );
     }
 
+    /// The channel between servers survives a database restart: afterwards a player who turns
+    /// up on the second server is still handed over by the first (the note goes through).
+    #[test]
+    fn the_channel_between_servers_survives_a_database_restart() {
+        let Some(c) = super::private_cluster("channel") else {
+            return;
+        };
+        let url = c.database("game");
+        let keys = Scratch::new("pg-chan-keys");
+        let (da, db) = (Scratch::new("pg-chan-a"), Scratch::new("pg-chan-b"));
+        let mut a = server_on(&da, &keys, &url);
+        let mut b = server_on(&db, &keys, &url);
+        let (mut first, _) = harness::join_loaded(&mut a, &da, 131, "Wave");
+        harness::edit_profile(&mut a, 131, |p| p.stats.coins = 1310);
+        c.restart();
+        // Both listeners notice and reconnect.
+        harness::pump(&mut [&mut a, &mut b, &mut first], 90);
+        let token = harness::issue(&b, 131, "Wave");
+        let mut second = harness::client(&db, harness::server_addr(&b), &token);
+        harness::pump_until(
+            &mut [&mut a, &mut b, &mut first, &mut second],
+            3000,
+            "handed over after the restart",
+            |apps| {
+                apps[1]
+                    .world()
+                    .resource::<DataStoreState>()
+                    .profile(131)
+                    .is_some()
+            },
+        );
+        let state = b.world().resource::<DataStoreState>();
+        assert_eq!(state.profile(131).unwrap().profile.stats.coins, 1310);
+        assert_eq!(state.handoffs, 1, "by handoff, not by the stale lock");
+    }
+
     /// A player hops between two live servers: each time they turn up on the other server while
     /// the first still holds their profile, the new server asks the holder over the store's
     /// channel; the holder ends the session, saves and releases; the new server loads. Never two
