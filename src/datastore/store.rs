@@ -601,6 +601,20 @@ impl<B: Backend> Datastore<B> {
         }
     }
 
+    /// `Locked` while any session (of any server) holds `player`'s profile with a fresh lease.
+    fn refuse_if_held(&self, ops: &dyn ReadOps, player: u64, now: u64) -> Result<(), StoreError> {
+        let stale = self.settings.lock_stale_after.as_millis() as u64;
+        let lease = self.lease_now(ops, now)?;
+        match Self::held_lock(ops, player)? {
+            Some(l) if lease.saturating_sub(l.heartbeat_ms) < stale => Err(StoreError::Locked {
+                player,
+                holder: l.owner.server_id,
+                age_ms: lease.saturating_sub(l.heartbeat_ms),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// "Now" for leases in this transaction: the backend's clock when it has one (the
     /// database's, the same for every server), else the caller's.
     fn lease_now(&self, ops: &dyn ReadOps, now: u64) -> Result<u64, StoreError> {
@@ -1325,18 +1339,8 @@ impl<B: Backend> Datastore<B> {
         now: u64,
     ) -> Result<u64, StoreError> {
         let old = self.read_version::<D>(player, version)?;
-        let stale = self.settings.lock_stale_after.as_millis() as u64;
         let r = self.backend.write(true, |ops| {
-            let lease = self.lease_now(ops, now)?;
-            if let Some(l) = Self::held_lock(ops, player)?
-                && lease.saturating_sub(l.heartbeat_ms) < stale
-            {
-                return Err(StoreError::Locked {
-                    player,
-                    holder: l.owner.server_id,
-                    age_ms: lease.saturating_sub(l.heartbeat_ms),
-                });
-            }
+            self.refuse_if_held(ops, player, now)?;
             let blob = self.seal_profile(&old)?;
             let new = Self::stored_version(ops, player)? + 1;
             self.write_version(ops, player, new, &blob, now)?;
@@ -1376,20 +1380,10 @@ impl<B: Backend> Datastore<B> {
         now: u64,
         mut also: impl FnMut(&mut dyn WriteOps) -> Result<usize, BackendError>,
     ) -> Result<usize, StoreError> {
-        let stale = self.settings.lock_stale_after.as_millis() as u64;
         let r = self.backend.write(true, |ops| {
             // A profile in play is not erased under its server (which would save it again):
             // its session ends first (see `after_handoff`).
-            let lease = self.lease_now(ops, now)?;
-            if let Some(l) = Self::held_lock(ops, player)?
-                && lease.saturating_sub(l.heartbeat_ms) < stale
-            {
-                return Err(StoreError::Locked {
-                    player,
-                    holder: l.owner.server_id,
-                    age_ms: lease.saturating_sub(l.heartbeat_ms),
-                });
-            }
+            self.refuse_if_held(ops, player, now)?;
             let mut removed = also(ops)?;
             for (k, _) in ops.scan(Table::Versions, &pkey(player))? {
                 Self::delete_version(ops, player, be_u64(&k[8..]))?;
