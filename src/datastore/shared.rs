@@ -24,8 +24,12 @@ const ROLE_PREFIX: &[u8] = b"role/";
 /// The [`Table::Meta`] rows of Shared config keys changed at run time: this prefix ‖ the key.
 const CONFIG_PREFIX: &[u8] = b"config/";
 
-/// The reason a run-time change by an admin carries (`config_sync`): the ones carried on.
+/// The reason a run-time change by an admin carries (`config_sync`): carried on.
 const ADMIN_CHANGE: &str = "client request";
+
+/// The actor and reason of a change the config files' hot reload made (`config::reload_now`):
+/// carried on too. A change that came from another server carries neither, so none loops.
+const FILE_RELOAD: (&str, &str) = ("file", "reload");
 
 /// A stored config change.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -225,7 +229,8 @@ pub(super) fn forward_ends<D: PlayerData>(
     }
 }
 
-/// A Shared key an admin changed here: kept in the store, and every other server told.
+/// A Shared key an admin changed here, or an edit of this server's config files changed: kept
+/// in the store, and every other server told (the last change wins everywhere).
 pub(super) fn forward_config<D: PlayerData>(
     mut changes: MessageReader<ConfigChanged>,
     store: Res<DataStore>,
@@ -237,7 +242,9 @@ pub(super) fn forward_config<D: PlayerData>(
             .schema()
             .key(&c.path)
             .is_some_and(|k| k.spec.tier == Tier::Shared);
-        if c.side != Side::Server || !shared || c.reason != ADMIN_CHANGE {
+        let carried =
+            c.reason == ADMIN_CHANGE || (c.actor.as_str(), c.reason.as_str()) == FILE_RELOAD;
+        if c.side != Side::Server || !shared || !carried {
             continue;
         }
         if store.backend().postgres().is_none() {

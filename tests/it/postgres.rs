@@ -802,6 +802,31 @@ mod servers {
         harness::pump_until(&mut [&mut a, &mut b], 300, "B has A's change", |apps| {
             value(apps[1]) == ConfigValue::Float(9.0)
         });
+        // An edit of B's config files (what the hot reload applies) reaches A the same way (a
+        // key no admin has overridden: an admin's override outranks the files, as on one server).
+        let fps = |app: &bevy::prelude::App| {
+            app.world()
+                .resource::<bloxquarium::config::Config>()
+                .value("performance.targetFPS")
+                .unwrap()
+        };
+        assert_eq!(fps(&a), ConfigValue::Int(60));
+        let now = b
+            .world()
+            .resource::<bevy::time::Time<bevy::time::Real>>()
+            .elapsed();
+        b.world_mut()
+            .resource_mut::<bloxquarium::config::Config>()
+            .apply_base(
+                [("performance.targetFPS".to_string(), ConfigValue::Int(45))].into(),
+                false,
+                "file",
+                "reload",
+                now,
+            );
+        harness::pump_until(&mut [&mut a, &mut b], 300, "A has B's file edit", |apps| {
+            fps(apps[0]) == ConfigValue::Int(45)
+        });
         let dc = Scratch::new("pg-across-c");
         let mut c = server_on(&dc, &_keys, &url);
         harness::pump_until(
@@ -810,6 +835,7 @@ mod servers {
             "a later server has the change, the ban and the role",
             |apps| {
                 value(apps[2]) == ConfigValue::Float(9.0)
+                    && fps(apps[2]) == ConfigValue::Int(45)
                     && security(apps[2]) == (true, "moderator".to_string())
             },
         );
