@@ -63,8 +63,16 @@ pub fn load_or_create(keys_dir: &Path) -> Result<[u8; 32], KeyError> {
 /// A short public name of a key (the first 8 bytes of its SHA-256, hex): which key sealed a
 /// store, without revealing it.
 pub fn fingerprint(key: &[u8; 32]) -> String {
+    hex::encode(key_id(key))
+}
+
+/// A key's id: the first 8 bytes of its sha256 ([`fingerprint`] is its hex). Sealed profile
+/// blobs carry it.
+pub fn key_id(key: &[u8; 32]) -> [u8; 8] {
     use sha2::Digest;
-    hex::encode(&sha2::Sha256::digest(key)[..8])
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&sha2::Sha256::digest(key)[..8]);
+    id
 }
 
 /// Reads the key at `path`, creating it (mode 0600, folder 0700) if it does not exist.

@@ -125,7 +125,7 @@ fn aad_v2(player: u64, key_id: &[u8; 8]) -> [u8; 38] {
 pub struct AtRest {
     cipher: Aes256Gcm,
     codec: Codec,
-    /// The data key's id (the first 8 bytes of its sha256).
+    /// The data key's id ([`crate::keys::key_id`]).
     key_id: [u8; 8],
 }
 
@@ -136,13 +136,10 @@ impl AtRest {
             Ok(c) => c,
             Err(_) => unreachable!("a 32-byte key is a valid AES-256 key"),
         };
-        use sha2::Digest;
-        let mut key_id = [0u8; 8];
-        key_id.copy_from_slice(&sha2::Sha256::digest(key)[..8]);
         Self {
             cipher,
             codec,
-            key_id,
+            key_id: crate::keys::key_id(key),
         }
     }
 
