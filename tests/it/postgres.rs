@@ -355,6 +355,20 @@ mod servers {
         })
     }
 
+    /// Sets a loaded player's coins and gives them one fish, Dory (species 2).
+    fn coins_and_dory(server: &mut bevy::prelude::App, player: u64, coins: i64) {
+        harness::edit_profile(server, player, |p| {
+            p.stats.coins = coins;
+            p.fish.push(bloxquarium::game::Fish {
+                id: 1,
+                species: 2,
+                name: "Dory".into(),
+                hunger: 0.0,
+                from_trade: None,
+            });
+        });
+    }
+
     /// Two servers, each with its own data folder, on one database and one keys folder: a
     /// player plays on the first, leaves, and finds coins and fish on the second.
     #[test]
@@ -372,16 +386,7 @@ mod servers {
         };
 
         let (mut client, _) = harness::join_loaded(&mut a, &da, 31, "Coral");
-        harness::edit_profile(&mut a, 31, |p| {
-            p.stats.coins = 777;
-            p.fish.push(bloxquarium::game::Fish {
-                id: 1,
-                species: 2,
-                name: "Dory".into(),
-                hunger: 0.0,
-                from_trade: None,
-            });
-        });
+        coins_and_dory(&mut a, 31, 777);
         leave(&mut a, &mut client, 31);
 
         // The second server's own token (the same netcode key) and its own load.
@@ -420,16 +425,7 @@ mod servers {
         };
         // Coral plays on server A: 900 coins and a fish, saved when she leaves and rejoins.
         let (mut coral, _) = harness::join_loaded(&mut a, &da, 71, "Coral");
-        harness::edit_profile(&mut a, 71, |p| {
-            p.stats.coins = 900;
-            p.fish.push(bloxquarium::game::Fish {
-                id: 1,
-                species: 2,
-                name: "Dory".into(),
-                hunger: 0.0,
-                from_trade: None,
-            });
-        });
+        coins_and_dory(&mut a, 71, 900);
         leave(&mut a, &mut coral, 71);
         let (mut coral, _) = harness::join_loaded(&mut a, &da, 71, "Coral");
         // Bob plays on server B with fewer coins.
