@@ -244,14 +244,30 @@ impl<D: PlayerData> DataStoreState<D> {
     /// [`MessageSent`] with `ticket` says when it did; the recipient gets it at their next
     /// save (at once if they play here) or load. `false` when `from` is not live here.
     pub fn send(&mut self, from: u64, to: u64, (ticket, message): (u64, D::Offline)) -> bool {
+        self.post(from, Outgoing::new(to, ticket, message))
+    }
+
+    /// Sends `message` as [`send`](Self::send) does, but held in escrow for `trade` (one side
+    /// of a trade between players on two servers): [`super::Datastore::settle_trade`] later
+    /// moves it to `to`, or back to `from`. Its [`MessageSent`] says [`Delivery::Held`], or
+    /// [`Delivery::Returned`] when the trade was settled before this save.
+    pub fn send_held(
+        &mut self,
+        from: u64,
+        to: u64,
+        (ticket, message): (u64, D::Offline),
+        trade: u64,
+    ) -> bool {
+        let mut out = Outgoing::new(to, ticket, message);
+        out.hold = Some(trade);
+        self.post(from, out)
+    }
+
+    fn post(&mut self, from: u64, out: Outgoing<D::Offline>) -> bool {
         let Some(live) = self.live.get_mut(&from) else {
             return false;
         };
-        live.outbox.push(Outgoing {
-            to,
-            ticket,
-            message,
-        });
+        live.outbox.push(out);
         live.dirty = true;
         live.next_autosave = Duration::ZERO;
         true
@@ -302,11 +318,11 @@ impl<D: PlayerData> DataStoreState<D> {
     /// Sends that committed: reported, and each recipient playing here gets them at once.
     pub(super) fn sends_committed(&mut self, from: u64, sent: &[super::SentMessage]) {
         for s in sent {
-            let at = match s.delivery {
-                Delivery::Queued { .. } => s.to,
-                Delivery::Returned { .. } => from,
-            };
-            self.deliver_soon(at);
+            match s.delivery {
+                Delivery::Queued { .. } => self.deliver_soon(s.to),
+                Delivery::Returned { .. } => self.deliver_soon(from),
+                Delivery::Held { .. } => {}
+            }
             self.sent.push(MessageSent {
                 from,
                 ticket: s.ticket,

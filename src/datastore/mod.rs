@@ -59,7 +59,7 @@ pub use seal::{AtRest, Codec};
 pub use standings::{PeekProfile, Peeked, Standings};
 pub use store::{
     Datastore, Delivery, ErrorWindow, Loaded, LockOwner, MergeOutcome, Outgoing, SaveRequest,
-    Saved, SentMessage, StoreError, StoreSettings, StoreStats,
+    Saved, SentMessage, Settlement, StoreError, StoreSettings, StoreStats,
 };
 
 use crate::config::Config;

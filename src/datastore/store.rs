@@ -341,6 +341,23 @@ pub struct Outgoing<M> {
     pub ticket: u64,
     /// The message.
     pub message: M,
+    /// `Some(trade)`: the message is one side's goods of a trade between players on two
+    /// servers. It is held in escrow (not in the recipient's inbox) until
+    /// [`Datastore::settle_trade`] decides the trade, or goes back to the sender at once when
+    /// the trade was decided already (see [`Delivery::Held`]).
+    pub hold: Option<u64>,
+}
+
+impl<M> Outgoing<M> {
+    /// A message for `to`'s inbox.
+    pub fn new(to: u64, ticket: u64, message: M) -> Self {
+        Self {
+            to,
+            ticket,
+            message,
+            hold: None,
+        }
+    }
 }
 
 /// Where a sent message went.
@@ -357,6 +374,60 @@ pub enum Delivery {
         /// The message id.
         id: u64,
     },
+    /// In escrow for trade `trade` ([`Outgoing::hold`]): [`Datastore::settle_trade`] moves it
+    /// to the recipient's inbox when both sides are in escrow, or back to the sender's when
+    /// the trade is called off.
+    Held {
+        /// The trade.
+        trade: u64,
+    },
+}
+
+/// What [`Datastore::settle_trade`] found or decided for a trade held in escrow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement {
+    /// Not decided: not every side is in escrow yet (and calling off was not asked).
+    Pending,
+    /// Both sides' goods moved from escrow to the other side's inbox, in one transaction.
+    Done,
+    /// Called off: whatever was in escrow went back to its sender's inbox, in one
+    /// transaction; a side escrowed later goes straight back to its sender.
+    Void,
+}
+
+/// `escrow/` ‖ trade ‖ sender: one side of a trade in escrow (recipient ‖ time ‖ message).
+const ESCROW: &[u8] = b"escrow/";
+/// `trade/` ‖ trade: a settled trade's decision (written once, never changed).
+const DECIDED: &[u8] = b"trade/";
+const DONE: &[u8] = b"done";
+const VOID: &[u8] = b"void";
+
+fn escrow_key(trade: u64, from: u64) -> Vec<u8> {
+    let mut k = ESCROW.to_vec();
+    k.extend_from_slice(&trade.to_be_bytes());
+    k.extend_from_slice(&from.to_be_bytes());
+    k
+}
+
+fn decided_key(trade: u64) -> Vec<u8> {
+    let mut k = DECIDED.to_vec();
+    k.extend_from_slice(&trade.to_be_bytes());
+    k
+}
+
+/// A held side of a trade, read back: (sender, recipient, held since in ms, message).
+type EscrowRow = (u64, u64, u64, Vec<u8>);
+
+fn decode_escrow(key: &[u8], value: &[u8]) -> Option<EscrowRow> {
+    let from = key.get(ESCROW.len() + 8..ESCROW.len() + 16)?;
+    let to = value.get(..8)?;
+    let at = value.get(8..16)?;
+    Some((
+        be_u64(from),
+        be_u64(to),
+        be_u64(at),
+        value.get(16..)?.to_vec(),
+    ))
 }
 
 /// One sent message of a committed save.
@@ -937,7 +1008,7 @@ impl<B: Backend> Datastore<B> {
                     self.write_version_at(ops, player, new, blob, now, &mut seq)?;
                     let written = inbox.committed.as_ref().map_or(&req.profile, |(p, _)| p);
                     Self::rank(ops, written, req.name.as_deref())?;
-                    let sent = Self::post_all(ops, player, &req.sends, &bodies)?;
+                    let sent = Self::post_all(ops, player, &req.sends, &bodies, now)?;
                     // A save is also a heartbeat; rewriting the lock row only when it has aged
                     // past a quarter of the stale limit keeps a page write off most saves.
                     if lease.saturating_sub(lock.heartbeat_ms) > stale / 4 {
@@ -1049,23 +1120,40 @@ impl<B: Backend> Datastore<B> {
     }
 
     /// Writes `sends` (encoded as `bodies`) from `from` to their recipients' inboxes; a message
-    /// to a player with neither a profile nor a session goes back to `from`'s own.
+    /// to a player with neither a profile nor a session goes back to `from`'s own. A held
+    /// message (a trade's side, see [`Outgoing::hold`]) goes into escrow, or back to `from` when
+    /// its trade was decided already.
     fn post_all<M>(
         ops: &mut dyn WriteOps,
         from: u64,
         sends: &[Outgoing<M>],
         bodies: &[Vec<u8>],
+        now: u64,
     ) -> Result<Vec<SentMessage>, StoreError> {
         let mut sent = Vec::with_capacity(sends.len());
         for (s, body) in sends.iter().zip(bodies) {
-            let known = s.to != from
-                && (ops.get(Table::Profiles, &pkey(s.to))?.is_some()
-                    || Self::held_lock(ops, s.to)?.is_some());
-            let id = Self::put_message(ops, if known { s.to } else { from }, body)?;
-            let delivery = if known {
-                Delivery::Queued { id }
-            } else {
-                Delivery::Returned { id }
+            let delivery = match s.hold {
+                Some(trade) if ops.get(Table::Meta, &decided_key(trade))?.is_none() => {
+                    let mut value = s.to.to_be_bytes().to_vec();
+                    value.extend_from_slice(&now.to_be_bytes());
+                    value.extend_from_slice(body);
+                    ops.put(Table::Meta, &escrow_key(trade, from), &value)?;
+                    Delivery::Held { trade }
+                }
+                Some(_) => Delivery::Returned {
+                    id: Self::put_message(ops, from, body)?,
+                },
+                None => {
+                    let known = s.to != from
+                        && (ops.get(Table::Profiles, &pkey(s.to))?.is_some()
+                            || Self::held_lock(ops, s.to)?.is_some());
+                    let id = Self::put_message(ops, if known { s.to } else { from }, body)?;
+                    if known {
+                        Delivery::Queued { id }
+                    } else {
+                        Delivery::Returned { id }
+                    }
+                }
             };
             sent.push(SentMessage {
                 ticket: s.ticket,
@@ -1074,6 +1162,79 @@ impl<B: Backend> Datastore<B> {
             });
         }
         Ok(sent)
+    }
+
+    /// Settles `trade`, whose sides were sent held ([`Outgoing::hold`]) by the players `sides`,
+    /// in one transaction, once: when every side is in escrow (and `call_off` is false) each
+    /// moves to its recipient's inbox ([`Settlement::Done`]); when `call_off` is true whatever
+    /// is in escrow goes back to its sender's inbox ([`Settlement::Void`]); otherwise nothing
+    /// changes ([`Settlement::Pending`]). The decision is written once: any later call returns
+    /// it, and a side escrowed after a `Void` goes straight back to its sender. Returns the
+    /// players whose inboxes got a message.
+    pub fn settle_trade(
+        &self,
+        trade: u64,
+        sides: &[u64],
+        call_off: bool,
+    ) -> Result<(Settlement, Vec<u64>), StoreError> {
+        self.backend.write(true, |ops| {
+            match ops.get(Table::Meta, &decided_key(trade))?.as_deref() {
+                Some(DONE) => return Ok((Settlement::Done, Vec::new())),
+                Some(_) => return Ok((Settlement::Void, Vec::new())),
+                None => {}
+            }
+            let mut held = Vec::new();
+            for from in sides {
+                let key = escrow_key(trade, *from);
+                if let Some(v) = ops.get(Table::Meta, &key)? {
+                    let row = decode_escrow(&key, &v).ok_or_else(|| {
+                        StoreError::Backend(BackendError(format!(
+                            "the escrow row of trade {trade} from player {from} is cut short"
+                        )))
+                    })?;
+                    held.push((key, row));
+                }
+            }
+            let complete = held.len() == sides.len();
+            let (outcome, decision) = match (call_off, complete) {
+                (true, _) => (Settlement::Void, VOID),
+                (false, true) => (Settlement::Done, DONE),
+                (false, false) => return Ok((Settlement::Pending, Vec::new())),
+            };
+            let mut told = Vec::new();
+            for (key, (from, to, _, body)) in held {
+                let at = if outcome == Settlement::Done {
+                    to
+                } else {
+                    from
+                };
+                Self::put_message(ops, at, &body)?;
+                ops.delete(Table::Meta, &key)?;
+                told.push(at);
+            }
+            ops.put(Table::Meta, &decided_key(trade), decision)?;
+            Ok((outcome, told))
+        })
+    }
+
+    /// Trades with a side in escrow since before `before` (ms): a store-wide job calls them off
+    /// (both servers of such a trade are gone, or it would have been settled long ago).
+    pub fn stale_escrows(&self, before: u64) -> Result<Vec<(u64, Vec<u64>)>, StoreError> {
+        let rows = self
+            .backend
+            .read(|ops| Ok::<_, StoreError>(ops.scan(Table::Meta, ESCROW)?))?;
+        let mut out: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+        for (k, v) in rows {
+            let Some((from, _, at, _)) = decode_escrow(&k, &v) else {
+                tracing::error!("an escrow row is cut short: {k:?}");
+                continue;
+            };
+            let trade = be_u64(&k[ESCROW.len()..ESCROW.len() + 8]);
+            if at < before {
+                out.entry(trade).or_default().push(from);
+            }
+        }
+        Ok(out.into_iter().collect())
     }
 
     /// Writes one message to `player`'s inbox under the next message id; returns the id.
@@ -1194,7 +1355,7 @@ impl<B: Backend> Datastore<B> {
             let new = version + 1;
             self.write_version(ops, player, new, &blob, now)?;
             Self::rank(ops, &merged, None)?;
-            let sent = Self::post_all(ops, player, sends, &bodies)?;
+            let sent = Self::post_all(ops, player, sends, &bodies, now)?;
             Ok(MergeOutcome::Merged {
                 version: new,
                 profile: merged,

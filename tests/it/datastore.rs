@@ -93,6 +93,7 @@ on_both_backends!(
     a_gift_survives_a_failure_or_a_crash_between_any_two_steps,
     a_refused_save_sends_nothing_and_a_gift_to_nobody_comes_back,
     a_trade_survives_a_failure_or_a_crash_between_any_two_steps,
+    a_trade_across_servers_is_settled_once_all_or_nothing,
     the_leaderboard_is_written_with_each_save_and_ranks_every_player,
     the_store_wide_jobs_prune_old_versions_and_audit_records
 );
@@ -1051,11 +1052,11 @@ fn a_gift_survives_a_failure_or_a_crash_between_any_two_steps(on: &On) {
         let mut ann = ann;
         ann.stats.coins -= 7;
         let mut req = SaveRequest::new(ann.clone(), va, a.clone());
-        req.sends.push(Outgoing {
-            to: 2,
-            ticket: 9,
-            message: OfflineGift::Coins { amount: 7, from: 1 },
-        });
+        req.sends.push(Outgoing::new(
+            2,
+            9,
+            OfflineGift::Coins { amount: 7, from: 1 },
+        ));
         if point == 0 {
             s.backend().inject_write_failures(1);
             assert!(s.save(&req, T0 + 1).unwrap_err().is_transient());
@@ -1151,11 +1152,11 @@ fn a_refused_save_sends_nothing_and_a_gift_to_nobody_comes_back(on: &On) {
     let mut poorer = ann.clone();
     poorer.stats.coins -= 5;
     let mut req = SaveRequest::new(poorer, v, a.clone());
-    req.sends.push(Outgoing {
-        to: 2,
-        ticket: 1,
-        message: OfflineGift::Coins { amount: 5, from: 1 },
-    });
+    req.sends.push(Outgoing::new(
+        2,
+        1,
+        OfflineGift::Coins { amount: 5, from: 1 },
+    ));
     // Another server took the lock over.
     let thief = owner("srv-b", 2);
     s.load::<Aquarium>(1, &thief, T0 + 10 * 60 * 1000).unwrap();
@@ -1172,11 +1173,11 @@ fn a_refused_save_sends_nothing_and_a_gift_to_nobody_comes_back(on: &On) {
     let mut poorer = l.profile.clone();
     poorer.stats.coins -= 5;
     let mut req = SaveRequest::new(poorer, l.version, a.clone());
-    req.sends.push(Outgoing {
-        to: 77,
-        ticket: 2,
-        message: OfflineGift::Coins { amount: 5, from: 1 },
-    });
+    req.sends.push(Outgoing::new(
+        77,
+        2,
+        OfflineGift::Coins { amount: 5, from: 1 },
+    ));
     let saved = s.save(&req, T0 + 10 * 60 * 1000 + 3).unwrap();
     assert!(matches!(saved.sent[0].delivery, Delivery::Returned { .. }));
     assert_eq!(coins_everywhere(&s), total);
@@ -1260,17 +1261,9 @@ fn a_trade_survives_a_failure_or_a_crash_between_any_two_steps(on: &On) {
             parcel,
         };
         let mut ra = SaveRequest::new(ann2.clone(), va, a.clone());
-        ra.sends.push(Outgoing {
-            to: 2,
-            ticket: 1,
-            message: parcel(1, pa),
-        });
+        ra.sends.push(Outgoing::new(2, 1, parcel(1, pa)));
         let mut rb = SaveRequest::new(bob2.clone(), vb, b.clone());
-        rb.sends.push(Outgoing {
-            to: 1,
-            ticket: 2,
-            message: parcel(2, pb),
-        });
+        rb.sends.push(Outgoing::new(1, 2, parcel(2, pb)));
         if point == 0 {
             s.backend().inject_write_failures(1);
             let r = s.save_together(&[ra.clone(), rb.clone()], T0 + 1);
@@ -1389,6 +1382,187 @@ fn a_crash_loses_at_most_one_autosave_interval_of_play() {
         store.versions(33).unwrap().len() >= 3,
         "auto-saves ran along the way"
     );
+}
+
+/// Coins and fish in `goods_everywhere` plus what is held in escrow for trades.
+fn goods_with_escrow(s: &Store) -> (i64, usize) {
+    let (mut coins, mut fish) = goods_everywhere(s);
+    for (_, v) in s
+        .backend()
+        .read(|ops| ops.scan(Table::Meta, b"escrow/"))
+        .unwrap()
+    {
+        if let OfflineGift::Parcel { parcel, .. } = serde_json::from_slice(&v[16..]).unwrap() {
+            coins += parcel.coins;
+            fish += parcel.fish.len();
+        }
+    }
+    (coins, fish)
+}
+
+/// A trade between players on two servers: each side's debit and its goods, held in escrow,
+/// commit with that side's own save; one settlement then moves both to the other side's inbox,
+/// or, called off, gives back whatever is held. A failure between any two steps, a side that
+/// comes after the trade was called off, and settling twice leave every coin and fish counted
+/// exactly once.
+fn a_trade_across_servers_is_settled_once_all_or_nothing(on: &On) {
+    use bloxquarium::datastore::{Delivery, Outgoing, Settlement};
+    use bloxquarium::game::protocol::TradeGoods;
+    use bloxquarium::game::rules::take_goods;
+    let escrow_rows = |s: &Store| {
+        s.backend()
+            .read(|ops| ops.scan(Table::Meta, b"escrow/"))
+            .unwrap()
+            .len()
+    };
+    // 0 Bob's side fails and the trade is called off (Bob's side comes later: straight back);
+    // 1 the settlement fails once, then goes through; 2 both held, then called off.
+    for point in 0..3 {
+        let d = Scratch::new(&format!("ds-trade-across-{point}"));
+        let s = store_on(&d, on);
+        // Ann plays on one server, Bob on another.
+        let (a, b) = (owner("srv-a", 1), owner("srv-b", 2));
+        let mut ann = s.load::<Aquarium>(1, &a, T0).unwrap().profile;
+        ann.fish.push(bloxquarium::game::Fish {
+            id: 1,
+            species: 1,
+            name: "Nemo".into(),
+            hunger: 0.0,
+            from_trade: None,
+        });
+        let bob = s.load::<Aquarium>(2, &b, T0).unwrap().profile;
+        let va = save(&s, &ann, 0, &a, T0).unwrap();
+        let vb = save(&s, &bob, 0, &b, T0).unwrap();
+        let total = goods_with_escrow(&s);
+        let check = |s: &Store, step: &str| {
+            assert_eq!(goods_with_escrow(s), total, "point {point}, {step}");
+        };
+        let trade = 70 + point;
+        let (mut ann2, mut bob2) = (ann.clone(), bob.clone());
+        let fish = TradeGoods {
+            fish: vec![1],
+            ..Default::default()
+        };
+        let coins = TradeGoods {
+            coins: 30,
+            ..Default::default()
+        };
+        let pa = take_goods(&mut ann2, &fish, "Ann").unwrap();
+        let pb = take_goods(&mut bob2, &coins, "Bob").unwrap();
+        let held = |to, from, parcel| {
+            let mut o = Outgoing::new(
+                to,
+                from,
+                OfflineGift::Parcel {
+                    from,
+                    trade,
+                    parcel,
+                },
+            );
+            o.hold = Some(trade);
+            o
+        };
+        let mut ra = SaveRequest::new(ann2.clone(), va, a.clone());
+        ra.sends.push(held(2, 1, pa));
+        let mut rb = SaveRequest::new(bob2.clone(), vb, b.clone());
+        rb.sends.push(held(1, 2, pb));
+
+        // Ann's side: her debit and her goods in escrow, in her own save.
+        let sa = s.save(&ra, T0 + 1).unwrap();
+        assert_eq!(sa.sent[0].delivery, Delivery::Held { trade });
+        check(&s, "Ann's side held");
+        assert_eq!((escrow_rows(&s), inbox_rows(&s)), (1, 0));
+        assert_eq!(
+            s.settle_trade(trade, &[1, 2], false).unwrap().0,
+            Settlement::Pending,
+            "one side is not enough"
+        );
+        assert_eq!(escrow_rows(&s), 1);
+        // A store-wide job finds the side held since before T0 + 2, not before T0 + 1.
+        assert_eq!(s.stale_escrows(T0 + 2).unwrap(), vec![(trade, vec![1])]);
+        assert!(s.stale_escrows(T0 + 1).unwrap().is_empty());
+
+        if point == 0 {
+            s.backend().inject_write_failures(1);
+            assert!(s.save(&rb, T0 + 2).unwrap_err().is_transient());
+            check(&s, "Bob's side failed");
+            let (outcome, told) = s.settle_trade(trade, &[1, 2], true).unwrap();
+            assert_eq!((outcome, told), (Settlement::Void, vec![1]));
+            check(&s, "called off");
+            assert_eq!((escrow_rows(&s), inbox_rows(&s)), (0, 1));
+            // Bob's side, saved again after the trade was called off, goes back to him.
+            let sb = s.save(&rb, T0 + 3).unwrap();
+            assert!(matches!(sb.sent[0].delivery, Delivery::Returned { .. }));
+            check(&s, "Bob's late side");
+            assert_eq!(escrow_rows(&s), 0);
+            let later = owner("srv-c", 3);
+            for (p, coins, fish) in [(1, ann.stats.coins, 1), (2, bob.stats.coins, 0)] {
+                let l = s.load::<Aquarium>(p, &later, T0 + 10 * 60 * 1000).unwrap();
+                assert_eq!((l.profile.stats.coins, l.profile.fish.len()), (coins, fish));
+            }
+            check(&s, "both loaded");
+            assert_eq!(inbox_rows(&s), 0);
+            continue;
+        }
+        let sb = s.save(&rb, T0 + 2).unwrap();
+        assert_eq!(sb.sent[0].delivery, Delivery::Held { trade });
+        check(&s, "both sides held");
+        assert_eq!((escrow_rows(&s), inbox_rows(&s)), (2, 0));
+        if point == 2 {
+            let (outcome, mut told) = s.settle_trade(trade, &[1, 2], true).unwrap();
+            told.sort();
+            assert_eq!((outcome, told), (Settlement::Void, vec![1, 2]));
+            check(&s, "called off");
+            assert_eq!(
+                s.settle_trade(trade, &[1, 2], false).unwrap(),
+                (Settlement::Void, vec![]),
+                "decided once"
+            );
+        } else {
+            s.backend().inject_write_failures(1);
+            assert!(s.settle_trade(trade, &[1, 2], false).is_err());
+            check(&s, "the settlement failed");
+            assert_eq!((escrow_rows(&s), inbox_rows(&s)), (2, 0));
+            let (outcome, mut told) = s.settle_trade(trade, &[1, 2], false).unwrap();
+            told.sort();
+            assert_eq!((outcome, told), (Settlement::Done, vec![1, 2]));
+            check(&s, "settled");
+            assert_eq!(
+                s.settle_trade(trade, &[1, 2], true).unwrap(),
+                (Settlement::Done, vec![]),
+                "a done trade is not called off"
+            );
+        }
+        assert_eq!((escrow_rows(&s), inbox_rows(&s)), (0, 2));
+        assert!(s.stale_escrows(u64::MAX).unwrap().is_empty());
+        // Each side's next save takes what came.
+        let got_a = s
+            .save(
+                &SaveRequest::new(ann2.clone(), sa.version, a.clone()),
+                T0 + 5,
+            )
+            .unwrap()
+            .committed
+            .unwrap();
+        let got_b = s
+            .save(
+                &SaveRequest::new(bob2.clone(), sb.version, b.clone()),
+                T0 + 5,
+            )
+            .unwrap()
+            .committed
+            .unwrap();
+        check(&s, "delivered");
+        assert_eq!(inbox_rows(&s), 0);
+        let (ann_coins, bob_coins, bob_fish) = if point == 2 {
+            (ann.stats.coins, bob.stats.coins, 0)
+        } else {
+            (ann.stats.coins + 30, bob.stats.coins - 30, 1)
+        };
+        assert_eq!(got_a.stats.coins, ann_coins);
+        assert_eq!(got_a.fish.len(), 1 - bob_fish);
+        assert_eq!((got_b.stats.coins, got_b.fish.len()), (bob_coins, bob_fish));
+    }
 }
 
 /// Each save writes its player's (player, name, score) row in the same transaction; the board

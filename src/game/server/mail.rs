@@ -98,10 +98,9 @@ pub(super) fn finish_gifts(
                     None => continue,
                 }
             }
-            Ok(Delivery::Returned { .. }) => Err(RemoteError::Rejected(format!(
-                "there is no player {}; the coins come back to you",
-                s.to
-            ))),
+            Ok(Delivery::Returned { .. } | Delivery::Held { .. }) => Err(RemoteError::Rejected(
+                format!("there is no player {}; the coins come back to you", s.to),
+            )),
             Err(ref why) => Err(RemoteError::Rejected(format!(
                 "the gift was not sent: {why}"
             ))),
