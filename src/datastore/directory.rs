@@ -120,10 +120,14 @@ pub(super) fn beat<D: PlayerData>(
         .detach();
 }
 
+/// A trade's side held in escrow this long was left by both servers of the trade (each calls
+/// it off itself within a minute): the store-wide jobs call it off, giving back what is held.
+pub const STALE_ESCROW: Duration = Duration::from_secs(10 * 60);
+
 /// On the elected server (always, on the embedded store): every [`JOBS_EVERY`], the store-wide
 /// pruning jobs off the tick: versions past `datastore.versionsKeep` or
-/// `datastore.versionsMaxAge` of every player, and audit records in the store past
-/// `security.auditRetention`.
+/// `datastore.versionsMaxAge` of every player, audit records in the store past
+/// `security.auditRetention`, and trades held in escrow past [`STALE_ESCROW`] (called off).
 pub(super) fn store_jobs(
     mut directory: ResMut<Directory>,
     store: Res<DataStore>,
@@ -147,6 +151,10 @@ pub(super) fn store_jobs(
                 Ok(n) => info!("store-wide job: pruned {n} old version(s)"),
                 Err(e) => warn!("store-wide job: version pruning failed: {e}"),
             }
+            call_off_stale_trades(
+                &store,
+                now_ms.saturating_sub(STALE_ESCROW.as_millis() as u64),
+            );
             if store.backend().postgres().is_some() {
                 let cutoff = now_ms.saturating_sub(retention.as_millis() as u64);
                 match store.expire_audit(cutoff) {
@@ -157,6 +165,31 @@ pub(super) fn store_jobs(
             }
         })
         .detach();
+}
+
+/// Calls off every trade with a side held in escrow since before `before` (ms); the players
+/// who got their goods back are told over the channel (their servers save them at once).
+pub(super) fn call_off_stale_trades(store: &std::sync::Arc<super::Store>, before: u64) {
+    let stale = match store.stale_escrows(before) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!("store-wide job: reading the trades held in escrow failed: {e}");
+            return;
+        }
+    };
+    for (trade, sides) in stale {
+        match store.settle_trade(trade, &sides, true) {
+            Ok((outcome, told)) => {
+                warn!(trade, "store-wide job: a trade left in escrow: {outcome:?}");
+                if store.backend().postgres().is_some() {
+                    for player in told {
+                        super::handoff::send(store, &super::handoff::Note::Deliver { player });
+                    }
+                }
+            }
+            Err(e) => warn!(trade, "store-wide job: calling off a trade failed: {e}"),
+        }
+    }
 }
 
 /// Shutdown: this server leaves the directory (at once: the process is about to end).

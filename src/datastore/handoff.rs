@@ -77,6 +77,50 @@ pub enum Note {
         /// The server it was changed on.
         from: String,
     },
+    /// Something the game on server `from` tells the game on server `to` (on every other
+    /// server when `None`): a trade between players on two servers. The data store only
+    /// carries it (see [`GameNote`]).
+    Game {
+        /// The server it comes from.
+        from: String,
+        /// The server it is for; `None`: every other.
+        to: Option<String>,
+        /// The game's note (its own JSON).
+        body: String,
+    },
+}
+
+/// A note the game on another server of the shared store sent to this one (see
+/// [`send_game_note`]).
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
+pub struct GameNote {
+    /// The server it comes from.
+    pub from: String,
+    /// The game's note.
+    pub body: String,
+}
+
+/// Sends the game's note `body` from server `from` to server `to` (every other server when
+/// `None`) over `store`'s channel, from the IO pool. `false`, and nothing sent, on a store
+/// without a channel (the embedded one: one server only).
+pub fn send_game_note(
+    store: &super::DataStore,
+    from: &str,
+    to: Option<&str>,
+    body: String,
+) -> bool {
+    if store.0.backend().postgres().is_none() {
+        return false;
+    }
+    send(
+        &store.0,
+        &Note::Game {
+            from: from.to_string(),
+            to: to.map(str::to_string),
+            body,
+        },
+    );
+    true
 }
 
 /// The reason a config change applied from the store carries (it is not sent on again).
@@ -200,6 +244,7 @@ pub(super) fn answer_notes<D: PlayerData>(
     mut config: ResMut<crate::config::Config>,
     time: Res<Time<Real>>,
     mut security: MessageWriter<crate::security::ApplySecurityChange>,
+    mut game: MessageWriter<GameNote>,
 ) {
     let Some(listener) = &channel.listener else {
         return;
@@ -252,11 +297,18 @@ pub(super) fn answer_notes<D: PlayerData>(
                     from: format!("server {from}"),
                 });
             }
+            Ok(Note::Game { from, to, body })
+                if from != state.server_id
+                    && to.as_ref().is_none_or(|to| *to == state.server_id) =>
+            {
+                game.write(GameNote { from, body });
+            }
             Ok(
                 Note::Release { .. }
                 | Note::End { .. }
                 | Note::Config { .. }
-                | Note::Security { .. },
+                | Note::Security { .. }
+                | Note::Game { .. },
             ) => {}
             Err(e) => warn!("store channel: an unreadable note ({e}): {payload:.200}"),
         }

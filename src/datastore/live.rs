@@ -280,6 +280,17 @@ impl<D: PlayerData> DataStoreState<D> {
         super::jobs::save_together(self, &store.0, players)
     }
 
+    /// A message waits in the store for `player` (put there outside a save of this server: a
+    /// trade settled from escrow): their next save delivers it at once, here or, on a shared
+    /// store, on the server they play on (told over the channel).
+    pub fn message_waits(&mut self, store: &super::DataStore, player: u64) {
+        if self.live.contains_key(&player) {
+            self.deliver_soon(player);
+        } else if store.0.backend().postgres().is_some() {
+            super::handoff::send(&store.0, &super::handoff::Note::Deliver { player });
+        }
+    }
+
     /// A message waits in the store for `player`: if they play here, their next save (due at
     /// once) delivers it.
     pub(super) fn deliver_soon(&mut self, player: u64) {

@@ -45,7 +45,7 @@ pub use backup::{
     restore as restore_backup, store_id, verify as verify_backup,
 };
 pub use directory::{Directory, least_loaded};
-pub use handoff::{Note, StoreChannel, after_handoff};
+pub use handoff::{GameNote, Note, StoreChannel, after_handoff, send_game_note};
 pub use live::{DataStoreState, InboxDelivered, LiveProfile, MessageSent, Phase};
 pub use postgres::{
     Leadership, MIGRATIONS, Migration, PostgresBackend, ServerEntry, check_store_url,
@@ -187,6 +187,14 @@ pub fn open_on<D: PlayerData>(
 #[derive(Resource, Clone, Deref)]
 pub struct DataStore(pub Arc<Store>);
 
+impl DataStore {
+    /// Many servers share this store (PostgreSQL, with its channel between servers); the
+    /// embedded one belongs to one server.
+    pub fn is_shared(&self) -> bool {
+        self.0.backend().postgres().is_some()
+    }
+}
+
 /// A profile finished loading for a session.
 #[derive(Message, Debug, Clone)]
 pub struct ProfileLoaded {
@@ -282,6 +290,7 @@ impl<D: PlayerData> Plugin for DataStorePlugin<D> {
             .add_message::<RestoreVersion>()
             .add_message::<VersionRestored>()
             .add_message::<MessageSent>()
+            .add_message::<handoff::GameNote>()
             .add_message::<PeekProfile>()
             .add_message::<Peeked<D>>()
             .add_message::<InboxDelivered<D::Offline>>()

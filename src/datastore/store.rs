@@ -1164,10 +1164,11 @@ impl<B: Backend> Datastore<B> {
         Ok(sent)
     }
 
-    /// Settles `trade`, whose sides were sent held ([`Outgoing::hold`]) by the players `sides`,
+    /// Settles `trade`, whose sides are sent held ([`Outgoing::hold`]) by the players `sides`,
     /// in one transaction, once: when every side is in escrow (and `call_off` is false) each
     /// moves to its recipient's inbox ([`Settlement::Done`]); when `call_off` is true whatever
-    /// is in escrow goes back to its sender's inbox ([`Settlement::Void`]); otherwise nothing
+    /// of the trade is in escrow (from anyone) goes back to its sender's inbox
+    /// ([`Settlement::Void`]); otherwise nothing
     /// changes ([`Settlement::Pending`]). The decision is written once: any later call returns
     /// it, and a side escrowed after a `Void` goes straight back to its sender. Returns the
     /// players whose inboxes got a message.
@@ -1183,19 +1184,20 @@ impl<B: Backend> Datastore<B> {
                 Some(_) => return Ok((Settlement::Void, Vec::new())),
                 None => {}
             }
+            let mut prefix = ESCROW.to_vec();
+            prefix.extend_from_slice(&trade.to_be_bytes());
             let mut held = Vec::new();
-            for from in sides {
-                let key = escrow_key(trade, *from);
-                if let Some(v) = ops.get(Table::Meta, &key)? {
-                    let row = decode_escrow(&key, &v).ok_or_else(|| {
-                        StoreError::Backend(BackendError(format!(
-                            "the escrow row of trade {trade} from player {from} is cut short"
-                        )))
-                    })?;
-                    held.push((key, row));
-                }
+            for (key, v) in ops.scan(Table::Meta, &prefix)? {
+                let row = decode_escrow(&key, &v).ok_or_else(|| {
+                    StoreError::Backend(BackendError(format!(
+                        "an escrow row of trade {trade} is cut short"
+                    )))
+                })?;
+                held.push((key, row));
             }
-            let complete = held.len() == sides.len();
+            let complete = sides
+                .iter()
+                .all(|p| held.iter().any(|(_, (from, ..))| from == p));
             let (outcome, decision) = match (call_off, complete) {
                 (true, _) => (Settlement::Void, VOID),
                 (false, true) => (Settlement::Done, DONE),
@@ -1215,6 +1217,22 @@ impl<B: Backend> Datastore<B> {
             ops.put(Table::Meta, &decided_key(trade), decision)?;
             Ok((outcome, told))
         })
+    }
+
+    /// How `trade` was settled, if it was held in escrow and has been ([`Settlement::Done`] or
+    /// [`Settlement::Void`]; written once, so a read outside any transaction stays true);
+    /// `None` for a trade never settled (one between players on one server).
+    pub fn trade_decision(&self, trade: u64) -> Result<Option<Settlement>, StoreError> {
+        let row = self
+            .backend
+            .read(|ops| Ok::<_, StoreError>(ops.get(Table::Meta, &decided_key(trade))?))?;
+        Ok(row.map(|v| {
+            if v == DONE {
+                Settlement::Done
+            } else {
+                Settlement::Void
+            }
+        }))
     }
 
     /// Trades with a side in escrow since before `before` (ms): a store-wide job calls them off

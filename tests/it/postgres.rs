@@ -1483,6 +1483,279 @@ mod servers {
         }
     }
 
+    /// A trade between players on two servers. Ann (on A) offers Dory for 40 of Bob's (on B)
+    /// coins: B shows Bob the offer, his acts go to A (which leads the trade), both confirm,
+    /// each side goes into escrow with its own server's save, and one settlement moves both.
+    /// Then Bob (leading) offers Dory back for 30 coins and Ann, on the follower, accepts and
+    /// confirms; her coins go before A starts her side, which fails: the trade is called off
+    /// and Bob gets Dory back. An offer asking for more than Bob has is refused by B; one to a
+    /// player on no server fails.
+    #[test]
+    fn two_players_on_two_servers_trade_all_or_nothing() {
+        use bevy::prelude::App;
+        use bloxquarium::game::TradeBook;
+        use bloxquarium::game::protocol::{TradeAct, TradeAction, TradeOffer, TradeStage};
+        let Some(Two {
+            mut a,
+            mut b,
+            da,
+            db,
+            _keys,
+            ..
+        }) = two_servers("trade_across")
+        else {
+            return;
+        };
+        let (mut ann, _) = harness::join_loaded(&mut a, &da, 91, "Ann");
+        let (mut bob, _) = harness::join_loaded(&mut b, &db, 92, "Bob");
+        coins_and_dory(&mut a, 91, 100);
+        // A starving fish earns nothing, so coins stay exact.
+        harness::edit_profile(&mut a, 91, |p| p.fish[0].hunger = 100.0);
+        harness::edit_profile(&mut b, 92, |p| p.stats.coins = 50);
+        let live = |s: &App, p: u64| {
+            let l = &s
+                .world()
+                .resource::<DataStoreState>()
+                .profile(p)
+                .unwrap()
+                .profile;
+            (
+                l.stats.coins,
+                l.fish.iter().map(|f| f.name.clone()).collect::<Vec<_>>(),
+            )
+        };
+        let stage = |c: &App, t: u64| {
+            c.world()
+                .resource::<TradeBook>()
+                .trades
+                .get(&t)
+                .map(|v| v.stage.clone())
+        };
+
+        // Too greedy: B refuses on Bob's behalf, and Ann hears why.
+        let greedy = TradeOffer::fish_for_coins(92, 1, 500);
+        let v = harness::call(&mut a, &mut ann, &mut [&mut b, &mut bob], greedy).unwrap();
+        assert_eq!(v.stage, TradeStage::Offered);
+        harness::pump_until(
+            &mut [&mut a, &mut b, &mut ann, &mut bob],
+            600,
+            "refused",
+            |x| matches!(stage(x[2], v.trade), Some(TradeStage::Failed { reason }) if reason.contains("coins")),
+        );
+        // Nobody plays as player 93.
+        let lost = TradeOffer::fish_for_coins(93, 1, 5);
+        let v = harness::call(&mut a, &mut ann, &mut [&mut b, &mut bob], lost).unwrap();
+        harness::pump_until(
+            &mut [&mut a, &mut b, &mut ann, &mut bob],
+            3000,
+            "nobody",
+            |x| matches!(stage(x[2], v.trade), Some(TradeStage::Failed { reason }) if reason.contains("not online on any server")),
+        );
+
+        // Ann's Dory for 40 of Bob's coins.
+        let offer = TradeOffer::fish_for_coins(92, 1, 40);
+        let t = harness::call(&mut a, &mut ann, &mut [&mut b, &mut bob], offer)
+            .unwrap()
+            .trade;
+        harness::pump_until(
+            &mut [&mut a, &mut b, &mut ann, &mut bob],
+            600,
+            "Bob sees it",
+            |x| stage(x[3], t) == Some(TradeStage::Offered),
+        );
+        let act = |server: &mut App, who: &mut App, others: &mut [&mut App], action| {
+            harness::call(server, who, others, TradeAct { trade: t, action })
+        };
+        // Ann cannot accept her own offer; Bob can, on his server.
+        assert!(
+            act(
+                &mut a,
+                &mut ann,
+                &mut [&mut b, &mut bob],
+                TradeAction::Accept
+            )
+            .is_err()
+        );
+        act(
+            &mut b,
+            &mut bob,
+            &mut [&mut a, &mut ann],
+            TradeAction::Accept,
+        )
+        .unwrap();
+        let accepted = |from_confirmed, to_confirmed| {
+            Some(TradeStage::Accepted {
+                from_confirmed,
+                to_confirmed,
+            })
+        };
+        harness::pump_until(
+            &mut [&mut a, &mut b, &mut ann, &mut bob],
+            600,
+            "accepted",
+            |x| stage(x[2], t) == accepted(false, false),
+        );
+        act(
+            &mut a,
+            &mut ann,
+            &mut [&mut b, &mut bob],
+            TradeAction::Confirm,
+        )
+        .unwrap();
+        harness::pump_until(
+            &mut [&mut a, &mut b, &mut ann, &mut bob],
+            600,
+            "Ann confirmed",
+            |x| stage(x[3], t) == accepted(true, false),
+        );
+        let v = act(
+            &mut b,
+            &mut bob,
+            &mut [&mut a, &mut ann],
+            TradeAction::Confirm,
+        )
+        .unwrap();
+        assert_eq!(v.stage, TradeStage::Committing);
+        harness::pump_until(
+            &mut [&mut a, &mut b, &mut ann, &mut bob],
+            1500,
+            "done and delivered",
+            |x| {
+                stage(x[2], t) == Some(TradeStage::Done)
+                    && stage(x[3], t) == Some(TradeStage::Done)
+                    && live(x[0], 91) == (140, vec![])
+                    && live(x[1], 92) == (10, vec!["Dory".to_string()])
+            },
+        );
+        let stored = |s: &App, p: u64| {
+            let (_, p) = s
+                .world()
+                .resource::<DataStore>()
+                .peek::<Aquarium>(p)
+                .unwrap()
+                .unwrap();
+            (p.stats.coins, p.fish.len())
+        };
+        harness::pump_until(
+            &mut [&mut a, &mut b, &mut ann, &mut bob],
+            600,
+            "both stored",
+            |x| stored(x[0], 91) == (140, 0) && stored(x[1], 92) == (10, 1),
+        );
+        // Each profile keeps the trade.
+        for (s, p) in [(&a, 91), (&b, 92)] {
+            let l = &s
+                .world()
+                .resource::<DataStoreState>()
+                .profile(p)
+                .unwrap()
+                .profile;
+            assert!(
+                l.operations
+                    .iter()
+                    .any(|o| o.kind == "trade" && o.detail.contains(&t.to_string())),
+                "player {p} keeps trade {t}"
+            );
+        }
+
+        // Bob (B leads now) offers Dory back for 30; Ann accepts and confirms on A.
+        let dory = live_profile_fish(&b, 92);
+        let back = TradeOffer::fish_for_coins(91, dory, 30);
+        let t = harness::call(&mut b, &mut bob, &mut [&mut a, &mut ann], back)
+            .unwrap()
+            .trade;
+        harness::pump_until(
+            &mut [&mut a, &mut b, &mut ann, &mut bob],
+            600,
+            "Ann sees it",
+            |x| stage(x[2], t) == Some(TradeStage::Offered),
+        );
+        let act = |server: &mut App, who: &mut App, others: &mut [&mut App], action| {
+            harness::call(server, who, others, TradeAct { trade: t, action }).unwrap()
+        };
+        act(
+            &mut a,
+            &mut ann,
+            &mut [&mut b, &mut bob],
+            TradeAction::Accept,
+        );
+        // A acts on its copy of the trade, which B's answer updates.
+        harness::pump_until(
+            &mut [&mut a, &mut b, &mut ann, &mut bob],
+            600,
+            "accepted",
+            |x| stage(x[2], t) == accepted(false, false),
+        );
+        act(
+            &mut a,
+            &mut ann,
+            &mut [&mut b, &mut bob],
+            TradeAction::Confirm,
+        );
+        harness::pump_until(
+            &mut [&mut a, &mut b, &mut ann, &mut bob],
+            600,
+            "Ann confirmed",
+            |x| stage(x[3], t) == accepted(false, true),
+        );
+        // Bob confirms with A standing still: A has not heard that the trade is committing
+        // when Ann's coins go (spent elsewhere, as far as the trade knows).
+        let v = act(&mut b, &mut bob, &mut [&mut ann], TradeAction::Confirm);
+        assert_eq!(v.stage, TradeStage::Committing);
+        harness::edit_profile(&mut a, 91, |p| p.stats.coins = 0);
+        harness::pump_until(
+            &mut [&mut a, &mut b, &mut ann, &mut bob],
+            1500,
+            "called off",
+            |x| {
+                matches!(stage(x[2], t), Some(TradeStage::Failed { .. }))
+                    && matches!(stage(x[3], t), Some(TradeStage::Failed { .. }))
+                    && live(x[1], 92) == (10, vec!["Dory".to_string()])
+            },
+        );
+        assert_eq!(live(&a, 91), (0, vec![]));
+        // Bob hears why; his profile keeps that the trade failed (a reversal refuses it).
+        match stage(&bob, t) {
+            Some(TradeStage::Failed { reason }) => {
+                assert!(
+                    reason.contains("nothing moved") && reason.contains("coins"),
+                    "{reason}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let l = &b
+            .world()
+            .resource::<DataStoreState>()
+            .profile(92)
+            .unwrap()
+            .profile;
+        assert!(l.operations.iter().any(|o| o.kind == "trade_failed"));
+        harness::pump_until(
+            &mut [&mut a, &mut b, &mut ann, &mut bob],
+            600,
+            "both stored",
+            |x| stored(x[0], 91).1 == 0 && stored(x[1], 92) == (10, 1),
+        );
+        let held = a
+            .world()
+            .resource::<DataStore>()
+            .stale_escrows(u64::MAX)
+            .unwrap();
+        assert!(held.is_empty(), "nothing left in escrow: {held:?}");
+    }
+
+    fn live_profile_fish(server: &bevy::prelude::App, player: u64) -> u64 {
+        server
+            .world()
+            .resource::<DataStoreState>()
+            .profile(player)
+            .unwrap()
+            .profile
+            .fish[0]
+            .id
+    }
+
     /// A server whose data key is not the store's is refused at start, in one line naming
     /// both keys and the fix.
     #[test]

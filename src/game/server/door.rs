@@ -64,6 +64,24 @@ impl ProfileDoor<'_> {
         self.profiles.send(from, to, (ticket, message))
     }
 
+    /// Sends `message` as [`send`](Self::send) does, held in escrow for `trade` (see
+    /// [`crate::datastore::DataStoreState::send_held`]).
+    pub fn send_held(
+        &mut self,
+        from: u64,
+        to: u64,
+        (ticket, trade): (u64, u64),
+        message: crate::game::data::OfflineGift,
+    ) -> bool {
+        self.profiles.send_held(from, to, (ticket, message), trade)
+    }
+
+    /// A message waits in the store for `player` (a trade settled): delivered at once here,
+    /// or on the server they play on.
+    pub fn message_waits(&mut self, store: &crate::datastore::DataStore, player: u64) {
+        self.profiles.message_waits(store, player);
+    }
+
     /// Saves `players` together or not at all, at once, with their outboxes (see
     /// [`crate::datastore::DataStoreState::save_together`]).
     pub fn save_together(&mut self, store: &crate::datastore::DataStore, players: &[u64]) -> bool {

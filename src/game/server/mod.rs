@@ -81,6 +81,7 @@ impl Plugin for GameServerPlugin {
             .init_resource::<admin::GrantTasks>()
             .init_resource::<mail::GiftTasks>()
             .init_resource::<trade::Trades>()
+            .init_resource::<trade::Settlements>()
             .init_resource::<reversal::Reversals>()
             .init_resource::<IncomeWatch>()
             .add_message::<crate::security::AuditEntry>()
@@ -94,8 +95,12 @@ impl Plugin for GameServerPlugin {
                     mail::finish_gifts,
                     mail::receive_mail,
                     trade::end_trades_of_leavers,
+                    trade::answer_trade_notes,
                     trade::finish_trades,
                     trade::commit_trades,
+                    trade::escrow_and_settle,
+                    trade::finish_settlements,
+                    trade::expire_offers,
                     reversal::finish_reversals,
                     answer_far_visits,
                     step_economy,

@@ -48,6 +48,11 @@ fn sent_in(profile: &Profile, trade: u64) -> Result<Parcel, String> {
     if payload("trade_reversed").is_some() {
         return Err(format!("trade {trade} was reversed already"));
     }
+    if payload("trade_failed").is_some() {
+        return Err(format!(
+            "trade {trade} failed: nothing moved, so nothing to reverse"
+        ));
+    }
     let record = payload("trade").ok_or_else(|| {
         format!(
             "player {} keeps no record of trade {trade} (not theirs, or older than their last {} operations)",
@@ -129,6 +134,18 @@ pub(super) fn reverse_trades(
         let (client, id) = (call.client, call.id);
         tasks.0.push(IoTaskPool::get().spawn(async move {
             let now = crate::clock::now_ms();
+            // A trade between players on two servers that was called off moved nothing (its
+            // decision is written once, so reading it first is safe).
+            match store.trade_decision(trade) {
+                Ok(Some(crate::datastore::Settlement::Void)) => {
+                    let why = format!(
+                        "trade {trade} was called off: nothing moved, so nothing to reverse"
+                    );
+                    return (client, id, Err(RemoteError::Rejected(why)), None);
+                }
+                Ok(_) => {}
+                Err(e) => return (client, id, Err(RemoteError::Rejected(e.to_string())), None),
+            }
             let mut outcome = None;
             let result = store.transact::<Aquarium>(&[a, b], REVERSAL_OWNER, now, |profiles| {
                 let got = reverse_in(profiles, (trade, players), (&catalog, admin, now))?;

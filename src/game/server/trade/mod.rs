@@ -1,4 +1,5 @@
-//! Trades between two players on this server.
+//! Trades between two players: on this server here; on two servers of a shared store in
+//! [`across`].
 //!
 //! One offers ([`TradeOffer`]: what they give, what they want); the other accepts or declines;
 //! both confirm ([`TradeAct`]). Then, when neither profile has a write in flight, each side's
@@ -8,6 +9,8 @@
 //! parcels arrive through the inbox like gifts, at each player's next save. If the save fails,
 //! the data store gives each side's goods back to it and the trade fails with nothing moved.
 //! Committed trades are audited. Both players get a [`TradeUpdate`] at every step.
+
+mod across;
 
 use std::collections::HashMap;
 
@@ -36,7 +39,13 @@ struct Open {
     tickets: Vec<(u64, Option<Result<Delivery, String>>)>,
     /// The goods taken out (both sides), once committing.
     parcels: Option<(Parcel, Parcel)>,
+    /// A trade with a player on another server (see [`across`]).
+    across: Option<across::Across>,
 }
+
+pub(super) use across::{
+    Settlements, answer_trade_notes, escrow_and_settle, expire_offers, finish_settlements,
+};
 
 /// Open trades and the parcels in flight.
 #[derive(Resource, Debug, Default)]
@@ -99,18 +108,24 @@ pub(super) fn answer_trade_offers(
     mut calls: MessageReader<Call<TradeOffer>>,
     mut trades: ResMut<Trades>,
     mut door: ProfileDoor,
+    (store, time): (Res<DataStore>, Res<Time<Real>>),
 ) {
     for call in calls.read() {
         let Some(from) = door.net().session(call.client).map(|s| s.player_id) else {
             continue;
         };
         let offer = &call.request;
+        // The player offered to plays on another server of the shared store: that server
+        // checks their side.
+        let elsewhere = door.profiles().profile(offer.to).is_none() && store.is_shared();
         let checked = if offer.to == from {
             Err("you cannot trade with yourself".to_string())
         } else if trades.of(from) >= MAX_OPEN_TRADES || trades.of(offer.to) >= MAX_OPEN_TRADES {
             Err(format!(
                 "at most {MAX_OPEN_TRADES} open trades per player; finish one first"
             ))
+        } else if elsewhere {
+            parcel_of(&door, from, &offer.give, "you").map(|_| ())
         } else {
             parcel_of(&door, from, &offer.give, "you")
                 .and_then(|_| parcel_of(&door, offer.to, &offer.want, "they"))
@@ -127,15 +142,20 @@ pub(super) fn answer_trade_offers(
                     want: offer.want.clone(),
                     stage: TradeStage::Offered,
                 };
-                info!(trade = view.trade, from, to = offer.to, "trade offered");
-                trades.open.insert(
-                    view.trade,
-                    Open {
-                        view: view.clone(),
-                        tickets: Vec::new(),
-                        parcels: None,
-                    },
-                );
+                if elsewhere {
+                    across::offer(&mut trades, &store, &door, &view, time.elapsed());
+                } else {
+                    info!(trade = view.trade, from, to = offer.to, "trade offered");
+                    trades.open.insert(
+                        view.trade,
+                        Open {
+                            view: view.clone(),
+                            tickets: Vec::new(),
+                            parcels: None,
+                            across: None,
+                        },
+                    );
+                }
                 tell(&mut door, &view);
                 Ok(view)
             }
@@ -189,12 +209,25 @@ pub(super) fn answer_trade_acts(
     mut calls: MessageReader<Call<TradeAct>>,
     mut trades: ResMut<Trades>,
     mut door: ProfileDoor,
+    (store, time): (Res<DataStore>, Res<Time<Real>>),
 ) {
     for call in calls.read() {
         let Some(player) = door.net().session(call.client).map(|s| s.player_id) else {
             continue;
         };
         let TradeAct { trade, action } = call.request;
+        let follows = trades
+            .open
+            .get(&trade)
+            .and_then(|o| o.across.as_ref())
+            .is_some_and(|a| !a.leads());
+        if follows {
+            let answer =
+                across::act_as_follower(&mut trades, &store, &mut door, (player, trade, action));
+            door.net()
+                .reply(call, answer.map_err(RemoteError::Rejected));
+            continue;
+        }
         let next = match trades.open.get(&trade) {
             None => Err(format!("there is no open trade {trade}")),
             Some(open) => act(&open.view, player, action).map(|stage| (open.view.clone(), stage)),
@@ -204,10 +237,17 @@ pub(super) fn answer_trade_acts(
             Ok((mut view, stage)) => {
                 view.stage = stage;
                 info!(trade, player, "trade: {:?}", view.stage);
+                if let Some(open) = trades.open.get_mut(&trade) {
+                    open.view = view.clone();
+                    if let Some(a) = &mut open.across
+                        && view.stage == TradeStage::Committing
+                    {
+                        a.since = time.elapsed();
+                    }
+                    across::share(&store, &door, open);
+                }
                 if !view.stage.is_open() {
                     trades.open.remove(&trade);
-                } else if let Some(open) = trades.open.get_mut(&trade) {
-                    open.view = view.clone();
                 }
                 tell(&mut door, &view);
                 Ok(view)
@@ -229,6 +269,7 @@ pub(super) fn commit_trades(
         .open
         .values()
         .filter(|o| o.view.stage == TradeStage::Committing && o.parcels.is_none())
+        .filter(|o| o.across.is_none())
         .map(|o| o.view.trade)
         .collect();
     for trade in due {
@@ -306,7 +347,7 @@ fn fail(trades: &mut Trades, door: &mut ProfileDoor, trade: u64, reason: String)
 pub(super) fn finish_trades(
     mut sent: MessageReader<MessageSent>,
     mut trades: ResMut<Trades>,
-    game: Res<GameServerState>,
+    (game, store): (Res<GameServerState>, Res<DataStore>),
     mut door: ProfileDoor,
     mut audit: MessageWriter<AuditEntry>,
 ) {
@@ -314,6 +355,11 @@ pub(super) fn finish_trades(
         let Some(trade) = trades.tickets.remove(&s.ticket) else {
             continue;
         };
+        if trades.open.get(&trade).is_some_and(|o| o.across.is_some()) {
+            let landed = (trade, s.ticket);
+            across::side_landed(&mut trades, &store, &mut door, landed, &s.result);
+            continue;
+        }
         let Some(open) = trades.open.get_mut(&trade) else {
             continue;
         };
@@ -372,6 +418,7 @@ pub(super) fn end_trades_of_leavers(
     mut left: MessageReader<SessionEnded>,
     mut trades: ResMut<Trades>,
     mut door: ProfileDoor,
+    store: Res<DataStore>,
 ) {
     for l in left.read() {
         let gone: Vec<u64> = trades
@@ -386,6 +433,7 @@ pub(super) fn end_trades_of_leavers(
                 open.view.stage = TradeStage::Cancelled {
                     reason: format!("player {} left", l.player_id),
                 };
+                across::ended_here(&store, &mut door, &open, l.player_id);
                 tell(&mut door, &open.view);
             }
         }
