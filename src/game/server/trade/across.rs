@@ -427,6 +427,10 @@ fn followed(
     {
         return;
     }
+    // Notes may arrive out of order: a stage never goes back.
+    if progress(&view.stage) < progress(&open.view.stage) {
+        return;
+    }
     if view.stage == TradeStage::Committing && open.view.stage != TradeStage::Committing {
         across.since = now;
     }
@@ -441,6 +445,19 @@ fn followed(
             info!(trade, "trade across servers: {:?}", view.stage);
         }
         trades.open.remove(&trade);
+    }
+}
+
+/// How far a trade has come (stages only move forward).
+fn progress(stage: &TradeStage) -> u8 {
+    match stage {
+        TradeStage::Offered => 0,
+        TradeStage::Accepted {
+            from_confirmed,
+            to_confirmed,
+        } => 1 + u8::from(*from_confirmed) + u8::from(*to_confirmed),
+        TradeStage::Committing => 4,
+        _ => 5,
     }
 }
 
