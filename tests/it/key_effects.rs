@@ -335,6 +335,10 @@ pub const KEY_EFFECTS: &[(&str, &str)] = &[
         "lib game::rules::economy::tests::the_game_keys_set_prices_capacity_income_and_refund",
     ),
     (
+        "game.tradeCommitWait",
+        "it postgres::servers::a_trade_whose_leading_server_dies_is_called_off_by_the_other",
+    ),
+    (
         "game.offlineEarningsCapHours",
         "lib game::rules::away::tests::the_coming_back_keys_set_the_rules",
     ),

@@ -1745,6 +1745,153 @@ mod servers {
         assert!(held.is_empty(), "nothing left in escrow: {held:?}");
     }
 
+    /// The server that leads a trade between players on two servers dies (dropped without a
+    /// word) once its side is held in escrow. The other server holds its own side too, hears
+    /// nothing more, and after three times `game.tradeCommitWait` calls the trade off, which
+    /// gives both sides back: nothing is lost or doubled.
+    #[test]
+    fn a_trade_whose_leading_server_dies_is_called_off_by_the_other() {
+        use bevy::prelude::App;
+        use bloxquarium::datastore::{Backend, Table};
+        use bloxquarium::game::protocol::{
+            TradeAct, TradeAction, TradeGoods, TradeOffer, TradeStage,
+        };
+        use bloxquarium::game::{OfflineGift, TradeBook};
+        let Some(c) = super::cluster() else { return };
+        let url = c.fresh("trade_leader_dies");
+        let keys = Scratch::new("pg-tld-keys");
+        let (da, db) = (Scratch::new("pg-tld-a"), Scratch::new("pg-tld-b"));
+        let cfg = harness::config_dir(&da, r#"{"game.tradeCommitWait": 1}"#);
+        let server = |d: &Scratch| {
+            harness::app(&[
+                "--config",
+                &cfg,
+                "--data",
+                d.path(),
+                "--keys",
+                keys.path(),
+                "--store",
+                &url,
+                "server",
+                "--bind",
+                "127.0.0.1:0",
+            ])
+        };
+        let (mut a, mut b) = (server(&da), server(&db));
+        let (mut ann, _) = harness::join_loaded(&mut a, &da, 95, "Ann");
+        let (mut bob, _) = harness::join_loaded(&mut b, &db, 96, "Bob");
+        coins_and_dory(&mut a, 95, 100);
+        harness::edit_profile(&mut a, 95, |p| p.fish[0].hunger = 100.0);
+        harness::edit_profile(&mut b, 96, |p| p.stats.coins = 50);
+        let stage = |c: &App, t: u64| {
+            c.world()
+                .resource::<TradeBook>()
+                .trades
+                .get(&t)
+                .map(|v| v.stage.clone())
+        };
+        let held = |s: &App| {
+            s.world()
+                .resource::<DataStore>()
+                .stale_escrows(u64::MAX)
+                .unwrap()
+        };
+        // Bob (B leads) offers 30 coins for Ann's Dory; Ann accepts and confirms on A.
+        let offer = TradeOffer {
+            to: 95,
+            give: TradeGoods {
+                coins: 30,
+                ..Default::default()
+            },
+            want: TradeGoods {
+                fish: vec![1],
+                ..Default::default()
+            },
+        };
+        let t = harness::call(&mut b, &mut bob, &mut [&mut a, &mut ann], offer)
+            .unwrap()
+            .trade;
+        let act = |server: &mut App, who: &mut App, others: &mut [&mut App], action| {
+            harness::call(server, who, others, TradeAct { trade: t, action }).unwrap()
+        };
+        let mut all = [&mut a, &mut b, &mut ann, &mut bob];
+        harness::pump_until(&mut all, 600, "Ann sees it", |x| {
+            stage(x[2], t) == Some(TradeStage::Offered)
+        });
+        act(
+            &mut a,
+            &mut ann,
+            &mut [&mut b, &mut bob],
+            TradeAction::Accept,
+        );
+        let mut all = [&mut a, &mut b, &mut ann, &mut bob];
+        harness::pump_until(&mut all, 600, "accepted", |x| {
+            matches!(stage(x[2], t), Some(TradeStage::Accepted { .. }))
+        });
+        act(
+            &mut a,
+            &mut ann,
+            &mut [&mut b, &mut bob],
+            TradeAction::Confirm,
+        );
+        let mut all = [&mut a, &mut b, &mut ann, &mut bob];
+        harness::pump_until(&mut all, 600, "Ann confirmed", |x| {
+            matches!(
+                stage(x[3], t),
+                Some(TradeStage::Accepted {
+                    to_confirmed: true,
+                    ..
+                })
+            )
+        });
+        // Bob confirms; B holds his side in escrow (A stands still meanwhile), then dies.
+        let v = act(&mut b, &mut bob, &mut [&mut ann], TradeAction::Confirm);
+        assert_eq!(v.stage, TradeStage::Committing);
+        harness::pump_until(&mut [&mut b, &mut bob], 600, "Bob's side held", |x| {
+            held(x[0]) == vec![(t, vec![96])]
+        });
+        drop(bob);
+        drop(b);
+
+        // A holds Ann's side, waits 3 s for a decision that never comes, and calls it off.
+        harness::pump_until(&mut [&mut a, &mut ann], 3000, "called off", |x| {
+            let live = &x[0]
+                .world()
+                .resource::<bloxquarium::game::DataStoreState>()
+                .profile(95)
+                .unwrap()
+                .profile;
+            matches!(stage(x[1], t), Some(TradeStage::Failed { .. }))
+                && live.stats.coins == 100
+                && live.fish.len() == 1
+        });
+        match stage(&ann, t) {
+            Some(TradeStage::Failed { reason }) => {
+                assert!(reason.contains("did not decide"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(held(&a).is_empty(), "nothing left in escrow");
+        // Bob's 30 coins wait in his inbox for his next load; his stored profile paid them.
+        let store = a.world().resource::<DataStore>();
+        let (_, stored) = store.peek::<Aquarium>(96).unwrap().unwrap();
+        assert_eq!(stored.stats.coins, 20);
+        let inbox = store
+            .backend()
+            .read(|ops| ops.scan(Table::Inbox, &96u64.to_be_bytes()))
+            .unwrap();
+        let waiting: Vec<OfflineGift> = inbox
+            .iter()
+            .map(|(_, v)| serde_json::from_slice(v).unwrap())
+            .collect();
+        match waiting.as_slice() {
+            [OfflineGift::Parcel { parcel, trade, .. }] => {
+                assert_eq!((parcel.coins, *trade), (30, t));
+            }
+            other => panic!("Bob's inbox: {other:?}"),
+        }
+    }
+
     fn live_profile_fish(server: &bevy::prelude::App, player: u64) -> u64 {
         server
             .world()

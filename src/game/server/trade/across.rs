@@ -14,9 +14,9 @@
 //! other's inbox; called off, whatever is held goes back to its sender. The decision is written
 //! once, so the two servers can never decide differently:
 //! - the leader settles when both sides are held, and calls the trade off when a side failed or
-//!   [`COMMIT_WAIT`] passed;
-//! - the follower calls it off after [`FOLLOW_WAIT`] without a word from the leader (the leader
-//!   died): the call-off gives back both sides;
+//!   `game.tradeCommitWait` passed;
+//! - the follower calls it off after three times that without a word from the leader (the
+//!   leader died): the call-off gives back both sides;
 //! - a side saved after the call-off goes straight back to its sender;
 //! - both servers gone: the store-wide jobs call it off after
 //!   [`crate::datastore::STALE_ESCROW`].
@@ -40,10 +40,12 @@ use crate::security::{AuditEntry, AuditKind};
 
 /// How long an offer waits for the server that holds the other player to answer.
 pub const OFFER_WAIT: Duration = Duration::from_secs(5);
-/// How long the leader waits for both sides to be held before it calls the trade off.
+/// How long the leader waits for both sides to be held before it calls the trade off, unless
+/// `game.tradeCommitWait` says otherwise; the follower waits [`FOLLOW_FACTOR`] times as long
+/// for the leader's decision.
 pub const COMMIT_WAIT: Duration = Duration::from_secs(20);
-/// How long the follower waits for the leader's decision before it calls the trade off.
-pub const FOLLOW_WAIT: Duration = Duration::from_secs(60);
+/// The follower's wait, in leader's waits.
+pub const FOLLOW_FACTOR: u32 = 3;
 /// Between two tries of a settlement that failed (the store unreachable).
 const SETTLE_RETRY: Duration = Duration::from_secs(1);
 
@@ -490,9 +492,12 @@ pub(in crate::game::server) fn escrow_and_settle(
     game: Res<GameServerState>,
     mut door: ProfileDoor,
     mut settlements: ResMut<Settlements>,
-    time: Res<Time<Real>>,
+    (time, config): (Res<Time<Real>>, Res<crate::config::Config>),
 ) {
     let now = time.elapsed();
+    let commit_wait = config
+        .get::<Duration>("game.tradeCommitWait")
+        .unwrap_or(COMMIT_WAIT);
     let due: Vec<u64> = trades
         .open
         .values()
@@ -556,7 +561,7 @@ pub(in crate::game::server) fn escrow_and_settle(
         let call_off = if leads {
             let failed = matches!(across.mine, Side::Failed(_))
                 || matches!(across.theirs, Some(Err(_)))
-                || waited >= COMMIT_WAIT;
+                || waited >= commit_wait;
             if !saving && failed {
                 Some(true)
             } else if across.mine == Side::Held && across.theirs == Some(Ok(())) {
@@ -565,7 +570,7 @@ pub(in crate::game::server) fn escrow_and_settle(
                 None
             }
         } else {
-            (!saving && waited >= FOLLOW_WAIT).then_some(true)
+            (!saving && waited >= commit_wait * FOLLOW_FACTOR).then_some(true)
         };
         let Some(call_off) = call_off else {
             continue;
@@ -705,7 +710,8 @@ pub(in crate::game::server) fn finish_settlements(
                 }
                 let why = match (&mine, &open.across.as_ref().and_then(|a| a.theirs.clone())) {
                     (Side::Failed(why), _) | (_, Some(Err(why))) => why.clone(),
-                    _ => "the other server did not answer in time".to_string(),
+                    _ if leads => "the other server did not answer in time".to_string(),
+                    _ => "the server leading the trade did not decide in time".to_string(),
                 };
                 TradeStage::Failed {
                     reason: format!("nothing moved: {why}"),
