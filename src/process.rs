@@ -187,6 +187,16 @@ pub fn take_finished<T>(tasks: &mut Vec<bevy::tasks::Task<T>>) -> Vec<T> {
     done
 }
 
+/// The result of the task in `slot` if it has finished (the slot is then empty); `None`, and
+/// the task stays, while it runs or when there is none. For systems that keep one task at a
+/// time.
+pub fn take_if_finished<T>(slot: &mut Option<bevy::tasks::Task<T>>) -> Option<T> {
+    use bevy::tasks::{block_on, futures_lite::future};
+    let result = block_on(future::poll_once(slot.as_mut()?))?;
+    *slot = None;
+    Some(result)
+}
+
 /// Writes `bytes` to `path` readable by its owner only (mode 0600, parent folders made 0700),
 /// through a temporary file and a rename, so a reader sees the old file or the new one.
 pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

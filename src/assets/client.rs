@@ -252,14 +252,9 @@ pub fn compare_with_manifest(
 struct LocalCheck(Option<bevy::tasks::Task<Option<AssetsDiffer>>>);
 
 fn finish_local_check(mut check: ResMut<LocalCheck>, mut out: MessageWriter<AssetsDiffer>) {
-    use bevy::tasks::{block_on, futures_lite::future};
-    let Some(task) = check.0.as_mut() else {
+    let Some(result) = crate::process::take_if_finished(&mut check.0) else {
         return;
     };
-    let Some(result) = block_on(future::poll_once(task)) else {
-        return;
-    };
-    check.0 = None;
     if let Some(differ) = result {
         warn!("assets: {}", differ.describe());
         out.write(differ);

@@ -343,13 +343,9 @@ fn finish(
     mut dials: MessageWriter<Redial>,
     mut server: ResMut<ServerAddress>,
 ) {
-    let Some(task) = screen.task.as_mut() else {
+    let Some(result) = crate::process::take_if_finished(&mut screen.task) else {
         return;
     };
-    let Some(result) = bevy::tasks::block_on(bevy::tasks::poll_once(task)) else {
-        return;
-    };
-    screen.task = None;
     screen.form.busy = false;
     let dialled = result.and_then(|grant| {
         let (at, token) = screen.client.take_grant(&grant, screen.asked)?;

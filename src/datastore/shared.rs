@@ -291,20 +291,18 @@ pub(super) fn apply_stored_config(
     if stored.done || store.backend().postgres().is_none() {
         return;
     }
-    let Some(task) = &mut stored.read else {
+    if stored.read.is_none() {
         let store = store.0.clone();
         stored.read = Some(
             IoTaskPool::get()
                 .spawn(async move { Ok((store.shared_config()?, store.kept_security()?)) }),
         );
         return;
-    };
-    let Some(rows) = bevy::tasks::block_on(bevy::tasks::futures_lite::future::poll_once(task))
-    else {
+    }
+    let Some(rows) = crate::process::take_if_finished(&mut stored.read) else {
         return;
     };
     stored.done = true;
-    stored.read = None;
     let (rows, kept) = match rows {
         Ok(r) => r,
         Err(e) => {

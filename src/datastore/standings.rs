@@ -100,13 +100,10 @@ pub(super) fn refresh<D: PlayerData>(
     time: Res<Time<Real>>,
 ) {
     let now = time.elapsed();
-    if let Some(task) = &mut tasks.refresh {
-        let Some(result) =
-            bevy::tasks::block_on(bevy::tasks::futures_lite::future::poll_once(task))
-        else {
+    if tasks.refresh.is_some() {
+        let Some(result) = crate::process::take_if_finished(&mut tasks.refresh) else {
             return;
         };
-        tasks.refresh = None;
         match result {
             Ok((top, ranks)) => {
                 standings.top = top;

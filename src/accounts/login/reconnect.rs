@@ -162,11 +162,9 @@ fn reconnect(
         let client = r.client.clone();
         r.task = Some(IoTaskPool::get().spawn(async move { client.refresh(&saved.refresh_token) }));
     }
-    let Some(task) = r.task.as_mut() else { return };
-    let Some(result) = bevy::tasks::block_on(bevy::tasks::poll_once(task)) else {
+    let Some(result) = crate::process::take_if_finished(&mut r.task) else {
         return;
     };
-    r.task = None;
     let grant = match result {
         Ok(grant) => grant,
         // The service refused the token itself: trying again cannot help.
