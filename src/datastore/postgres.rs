@@ -803,7 +803,12 @@ impl PgOps<'_, '_> {
     /// Sends the buffered writes: per table one upsert of every row written and one delete of
     /// every row deleted; then the leaderboard's.
     fn flush(&self) -> Result<(), BackendError> {
-        let dirty = std::mem::take(&mut self.overlay.borrow_mut().dirty);
+        let mut dirty: Vec<_> = std::mem::take(&mut self.overlay.borrow_mut().dirty)
+            .into_iter()
+            .collect();
+        // The lock rows go first, so that the profiles' fence (below) compares with the lock
+        // rows as this transaction leaves them.
+        dirty.sort_by_key(|(table, _)| *table != Table::Locks);
         for (table, keys) in dirty {
             let (mut put_k, mut put_v, mut del) = (Vec::new(), Vec::new(), Vec::new());
             {
@@ -827,7 +832,9 @@ impl PgOps<'_, '_> {
                     .execute(&s, &[&del])
                     .map_err(|e| self.failed(e))?;
             }
-            if !put_k.is_empty() {
+            if table == Table::Profiles && !put_k.is_empty() {
+                self.put_profiles_fenced(put_k, put_v)?;
+            } else if !put_k.is_empty() {
                 let s = self.statement(format!(
                     "INSERT INTO {} (key, value) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
                      ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
@@ -840,6 +847,53 @@ impl PgOps<'_, '_> {
             }
         }
         self.flush_ranks()
+    }
+
+    /// Writes profile rows, each **fenced in the same statement**: a row is written only if
+    /// its player's lock row is what this transaction read (and, for a save, checked: owner and
+    /// fencing token) or wrote. A row whose lock changed meanwhile is not written, and the whole
+    /// transaction fails. Under the serializable isolation every write transaction uses, a
+    /// concurrent takeover already makes one of the two fail at commit; the fence keeps that
+    /// true inside the statement itself. Rows whose lock row the transaction never read (an
+    /// erasure's, an admin's transaction over stored profiles) are not fenced.
+    fn put_profiles_fenced(
+        &self,
+        keys: Vec<Vec<u8>>,
+        values: Vec<Vec<u8>>,
+    ) -> Result<(), BackendError> {
+        let (locks, fenced): (Vec<Option<Vec<u8>>>, Vec<bool>) = {
+            let overlay = self.overlay.borrow();
+            let known = overlay.rows.get(&Table::Locks);
+            keys.iter()
+                .map(|k| match known.and_then(|r| r.get(k)) {
+                    Some(lock) => (lock.clone(), true),
+                    None => (None, false),
+                })
+                .unzip()
+        };
+        let s = self.statement(format!(
+            "INSERT INTO {profiles} (key, value) \
+             SELECT u.k, u.v FROM unnest($1::bytea[], $2::bytea[], $3::bytea[], $4::bool[]) \
+               AS u(k, v, lock, fenced) \
+             WHERE NOT u.fenced \
+               OR (SELECT l.value FROM {locks} l WHERE l.key = u.k) IS NOT DISTINCT FROM u.lock \
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            profiles = Table::Profiles.pg(),
+            locks = Table::Locks.pg(),
+        ))?;
+        let written = self
+            .tx
+            .borrow_mut()
+            .execute(&s, &[&keys, &values, &locks, &fenced])
+            .map_err(|e| self.failed(e))?;
+        if written != keys.len() as u64 {
+            return Err(BackendError(format!(
+                "{} of {} profile writes were fenced off: a session lock changed under them",
+                keys.len() as u64 - written,
+                keys.len()
+            )));
+        }
+        Ok(())
     }
 
     fn flush_ranks(&self) -> Result<(), BackendError> {
