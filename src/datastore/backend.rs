@@ -17,8 +17,9 @@
 //! The session lock is a row in [`Table::Locks`] read and written inside the same serializable
 //! transaction as the save it guards, so two servers cannot both pass the fencing check: under
 //! PostgreSQL the second commit fails with a serialization error and is retried, then sees the
-//! other server's lock. Lock age uses the writer's wall clock; servers sharing a store need
-//! synchronized clocks (NTP), and `datastore.lockStaleAfter` must exceed the worst skew.
+//! other server's lock. The statement that writes the profile rows is fenced on the lock rows
+//! too (see `PgOps::put_profiles_fenced`). Lock ages are measured by the database's clock on
+//! PostgreSQL, so servers' clocks may differ; on the embedded store by the one server's.
 //!
 //! The blob sequence number (the `next_seq` row of [`Table::Meta`]) would make every save of
 //! every server touch one row; under PostgreSQL it maps to a `SEQUENCE` (`nextval`), which never
