@@ -1470,6 +1470,7 @@ fn a_trade_across_servers_is_settled_once_all_or_nothing(on: &On) {
         // Ann's side: her debit and her goods in escrow, in her own save.
         let sa = s.save(&ra, T0 + 1).unwrap();
         assert_eq!(sa.sent[0].delivery, Delivery::Held { trade });
+        assert_eq!(s.trade_decision(trade).unwrap(), None);
         check(&s, "Ann's side held");
         assert_eq!((escrow_rows(&s), inbox_rows(&s)), (1, 0));
         assert_eq!(
@@ -1488,6 +1489,7 @@ fn a_trade_across_servers_is_settled_once_all_or_nothing(on: &On) {
             check(&s, "Bob's side failed");
             let (outcome, told) = s.settle_trade(trade, &[1, 2], true).unwrap();
             assert_eq!((outcome, told), (Settlement::Void, vec![1]));
+            assert_eq!(s.trade_decision(trade).unwrap(), Some(Settlement::Void));
             check(&s, "called off");
             assert_eq!((escrow_rows(&s), inbox_rows(&s)), (0, 1));
             // Bob's side, saved again after the trade was called off, goes back to him.
@@ -1528,6 +1530,7 @@ fn a_trade_across_servers_is_settled_once_all_or_nothing(on: &On) {
             let (outcome, mut told) = s.settle_trade(trade, &[1, 2], false).unwrap();
             told.sort();
             assert_eq!((outcome, told), (Settlement::Done, vec![1, 2]));
+            assert_eq!(s.trade_decision(trade).unwrap(), Some(Settlement::Done));
             check(&s, "settled");
             assert_eq!(
                 s.settle_trade(trade, &[1, 2], true).unwrap(),

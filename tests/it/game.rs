@@ -666,6 +666,7 @@ fn two_players_trade_fish_and_coins_for_a_decoration_together_or_not_at_all() {
         .backend()
         .inject_write_failures(1);
     let t = trade_with(&mut server, &mut ann, &mut bob);
+    let failed = t;
     let mut heard = Vec::new();
     pump_until(&mut [&mut server, &mut ann, &mut bob], 600, "failed", |a| {
         heard.extend(trade_updates(a[2]));
@@ -834,6 +835,14 @@ fn two_players_trade_fish_and_coins_for_a_decoration_together_or_not_at_all() {
     }
     let again = harness::call(&mut server, &mut admin, &mut [], reverse).unwrap_err();
     assert!(again.to_string().contains("reversed already"), "{again}");
+    // The first attempt failed and moved nothing: there is nothing to reverse (giving back
+    // what each side's `trade` record says it sent would make goods out of nothing).
+    let never = ReverseTrade {
+        trade: failed,
+        players: (1, 2),
+    };
+    let no = harness::call(&mut server, &mut admin, &mut [], never).unwrap_err();
+    assert!(no.to_string().contains("nothing to reverse"), "{no}");
     // A player in play is sent off first, and the admin asked to call again.
     let mut ann = harness::join(&mut server, &d, 1, "Ann", harness::JoinUntil::InGame);
     let busy = harness::call(&mut server, &mut admin, &mut [&mut ann], reverse).unwrap_err();

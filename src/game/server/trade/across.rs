@@ -29,13 +29,12 @@ use bevy::prelude::*;
 use bevy::tasks::{IoTaskPool, Task};
 use serde::{Deserialize, Serialize};
 
-use super::{Open, Trades, act, fail, parcel_of, tell};
+use super::{Open, Trades, act, fail, parcel_of, record_failure, take_out, tell};
 use crate::datastore::{DataStore, Delivery, GameNote, Phase, Settlement, send_game_note};
 use crate::game::data::OfflineGift;
 use crate::game::protocol::{TradeAction, TradeStage, TradeView};
-use crate::game::rules::take_goods;
 use crate::game::server::GameServerState;
-use crate::game::server::door::{Operation, ProfileDoor};
+use crate::game::server::door::ProfileDoor;
 use crate::security::{AuditEntry, AuditKind};
 
 /// How long an offer waits for the server that holds the other player to answer.
@@ -463,19 +462,6 @@ fn progress(stage: &TradeStage) -> u8 {
     }
 }
 
-/// Keeps a `trade_failed` record in `player`'s profile (a reversal refuses such a trade).
-fn record_failure(door: &mut ProfileDoor, trade: u64, player: u64, last_op: u64) {
-    let op = Operation {
-        player,
-        actor: player,
-        kind: "trade_failed",
-        payload: serde_json::json!({ "trade": trade }),
-        last_op,
-        push: true,
-    };
-    door.change(op, |_| Ok::<i64, std::convert::Infallible>(0));
-}
-
 /// A settlement finished: the trade, how, and the players whose inboxes got goods.
 type Settled = (u64, Result<(Settlement, Vec<u64>), String>);
 
@@ -521,15 +507,8 @@ pub(in crate::game::server) fn escrow_and_settle(
             let mine = match parcel_of(&door, me, goods, &format!("player {me}")) {
                 Err(why) => Side::Failed(why),
                 Ok(parcel) => {
-                    let op = Operation {
-                        player: me,
-                        actor: me,
-                        kind: "trade",
-                        payload: serde_json::json!({ "trade": trade, "with": other, "sent": parcel }),
-                        last_op: game.last_op(me),
-                        push: false,
-                    };
-                    door.change(op, |p| take_goods(p, goods, "").map(|_| 0));
+                    let last_op = game.last_op(me);
+                    take_out(&mut door, (me, other, trade), (goods, &parcel), last_op);
                     let ticket = trades.ticket();
                     let gift = OfflineGift::Parcel {
                         from: me,

@@ -301,15 +301,12 @@ pub(super) fn commit_trades(
         // The same goods out of the live profiles, each side's record keeping the parcel it
         // sent (a reversal reads it back).
         for (me, other, goods, sent) in [(a, b, &view.give, &pa), (b, a, &view.want, &pb)] {
-            let op = Operation {
-                player: me,
-                actor: me,
-                kind: "trade",
-                payload: serde_json::json!({ "trade": trade, "with": other, "sent": sent }),
-                last_op: game.last_op(me),
-                push: false,
-            };
-            door.change(op, |p| take_goods(p, goods, "").map(|_| 0));
+            take_out(
+                &mut door,
+                (me, other, trade),
+                (goods, sent),
+                game.last_op(me),
+            );
         }
         let (ta, tb) = (trades.ticket(), trades.ticket());
         let to_b = OfflineGift::Parcel {
@@ -332,6 +329,38 @@ pub(super) fn commit_trades(
             open.parcels = Some((pa, pb));
         }
     }
+}
+
+/// Takes `goods` out of `me`'s live profile for `trade` with `other`, as an operation whose
+/// record keeps the parcel `sent` (a reversal reads it back).
+fn take_out(
+    door: &mut ProfileDoor,
+    (me, other, trade): (u64, u64, u64),
+    (goods, sent): (&TradeGoods, &Parcel),
+    last_op: u64,
+) {
+    let op = Operation {
+        player: me,
+        actor: me,
+        kind: "trade",
+        payload: serde_json::json!({ "trade": trade, "with": other, "sent": sent }),
+        last_op,
+        push: false,
+    };
+    door.change(op, |p| take_goods(p, goods, "").map(|_| 0));
+}
+
+/// Keeps a `trade_failed` record in `player`'s profile (a reversal refuses such a trade).
+fn record_failure(door: &mut ProfileDoor, trade: u64, player: u64, last_op: u64) {
+    let op = Operation {
+        player,
+        actor: player,
+        kind: "trade_failed",
+        payload: serde_json::json!({ "trade": trade }),
+        last_op,
+        push: true,
+    };
+    door.change(op, |_| Ok::<i64, std::convert::Infallible>(0));
 }
 
 fn fail(trades: &mut Trades, door: &mut ProfileDoor, trade: u64, reason: String) {
@@ -394,15 +423,7 @@ pub(super) fn finish_trades(
             Some(reason) => {
                 warn!(trade, "trade not saved: {reason}");
                 for p in [a, b] {
-                    let op = Operation {
-                        player: p,
-                        actor: p,
-                        kind: "trade_failed",
-                        payload: serde_json::json!({ "trade": trade }),
-                        last_op: game.last_op(p),
-                        push: true,
-                    };
-                    door.change(op, |_| Ok::<i64, std::convert::Infallible>(0));
+                    record_failure(&mut door, trade, p, game.last_op(p));
                 }
                 open.view.stage = TradeStage::Failed {
                     reason: format!("nothing moved: {reason}"),
