@@ -66,8 +66,16 @@ impl Trades {
         self.next
     }
 
-    fn new_trade(&mut self) -> u64 {
-        self.last_trade = (self.last_trade + 1).max(crate::clock::now_ms().saturating_mul(1000));
+    /// A new trade id: the wall clock in ms × 1000, plus this server's own offset (from its
+    /// id) so that two servers of a shared store making a trade in the same millisecond do not
+    /// share an id (the escrow and its decision are kept by trade id), then counting up.
+    fn new_trade(&mut self, server_id: &str) -> u64 {
+        let offset = server_id
+            .bytes()
+            .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
+            % 1000;
+        let now = crate::clock::now_ms().saturating_mul(1000) + offset;
+        self.last_trade = (self.last_trade + 1).max(now);
         self.last_trade
     }
 
@@ -135,7 +143,7 @@ pub(super) fn answer_trade_offers(
             Err(why) => Err(RemoteError::Rejected(why)),
             Ok(()) => {
                 let view = TradeView {
-                    trade: trades.new_trade(),
+                    trade: trades.new_trade(&door.profiles().server_id),
                     from,
                     to: offer.to,
                     give: offer.give.clone(),
@@ -458,5 +466,25 @@ pub(super) fn end_trades_of_leavers(
                 tell(&mut door, &open.view);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two servers of one store making a trade in the same millisecond get different ids; one
+    /// server's ids only grow.
+    #[test]
+    fn trade_ids_differ_between_servers_and_grow() {
+        let (mut a, mut b) = (Trades::default(), Trades::default());
+        let (ta, tb) = (
+            a.new_trade("server-7748-388018e5"),
+            b.new_trade("server-7750-9c01d2aa"),
+        );
+        assert_ne!(ta % 1000, tb % 1000, "each server its own offset");
+        assert_ne!(ta, tb);
+        let next = a.new_trade("server-7748-388018e5");
+        assert!(next > ta);
     }
 }
