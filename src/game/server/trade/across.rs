@@ -172,15 +172,10 @@ pub(super) fn offer(
         to = view.to,
         "trade offered to a player on another server"
     );
-    trades.open.insert(
-        view.trade,
-        Open {
-            view: view.clone(),
-            tickets: Vec::new(),
-            parcels: None,
-            across: Some(Across::new(Role::Leads { peer: None }, now)),
-        },
-    );
+    let across = Across::new(Role::Leads { peer: None }, now);
+    trades
+        .open
+        .insert(view.trade, Open::new(view.clone(), Some(across)));
     note(store, door, None, &TradeNote::Offer { view: view.clone() });
 }
 
@@ -391,15 +386,9 @@ fn offered(
             let role = Role::Follows {
                 leader: leader.to_string(),
             };
-            trades.open.insert(
-                trade,
-                Open {
-                    view,
-                    tickets: Vec::new(),
-                    parcels: None,
-                    across: Some(Across::new(role, now)),
-                },
-            );
+            trades
+                .open
+                .insert(trade, Open::new(view, Some(Across::new(role, now))));
             TradeNote::Seen { trade }
         }
     };

@@ -43,6 +43,17 @@ struct Open {
     across: Option<across::Across>,
 }
 
+impl Open {
+    fn new(view: TradeView, across: Option<across::Across>) -> Self {
+        Self {
+            view,
+            tickets: Vec::new(),
+            parcels: None,
+            across,
+        }
+    }
+}
+
 pub(super) use across::{
     Settlements, answer_trade_notes, escrow_and_settle, expire_offers, finish_settlements,
 };
@@ -154,15 +165,9 @@ pub(super) fn answer_trade_offers(
                     across::offer(&mut trades, &store, &door, &view, time.elapsed());
                 } else {
                     info!(trade = view.trade, from, to = offer.to, "trade offered");
-                    trades.open.insert(
-                        view.trade,
-                        Open {
-                            view: view.clone(),
-                            tickets: Vec::new(),
-                            parcels: None,
-                            across: None,
-                        },
-                    );
+                    trades
+                        .open
+                        .insert(view.trade, Open::new(view.clone(), None));
                 }
                 tell(&mut door, &view);
                 Ok(view)
