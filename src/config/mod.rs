@@ -294,6 +294,10 @@ fn hot_reload(mut config: ResMut<Config>, mut source: ResMut<ConfigSource>, time
     let _ = reload_now(&mut config, &mut source, now);
 }
 
+/// The actor and the reason a change made by the config files' hot reload carries (on a shared
+/// store such changes of Shared keys are carried to every server).
+pub const RELOAD: (&str, &str) = ("file", "reload");
+
 /// Reloads the config dir now (files and environment), as the hot reload does when a file
 /// changes. A dir that fails to load or validate changes nothing; the problems are returned.
 pub fn reload_now(
@@ -307,7 +311,7 @@ pub fn reload_now(
             source.reloads += 1;
             source.last_reload_failed = false;
             info!("config reloaded from {}", source.dir.display());
-            config.apply_base(loaded.values, true, "file", "reload", now);
+            config.apply_base(loaded.values, true, RELOAD.0, RELOAD.1, now);
             Ok(())
         }
         Err(e) => {

@@ -13,6 +13,9 @@ use crate::protocol::{self, ConfigSnapshot, RemoteError};
 use crate::stages::{ClientSystems, ServerRequests, ServerSystems};
 use crate::transport::{Call, ServerNet, SessionStarted, SignedBlobReceived};
 
+/// The reason a change a client asked for (an admin's, at run time) carries.
+pub const CLIENT_REQUEST: &str = "client request";
+
 /// What a client has received from the server's config.
 #[derive(Resource, Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConfigReplication {
@@ -122,7 +125,7 @@ fn answer_config_requests(
                         path,
                         value.clone(),
                         &format!("player {player}"),
-                        "client request",
+                        CLIENT_REQUEST,
                         now,
                     )
                     .map_err(|e| e.to_string())

@@ -24,13 +24,6 @@ const ROLE_PREFIX: &[u8] = b"role/";
 /// The [`Table::Meta`] rows of Shared config keys changed at run time: this prefix ‖ the key.
 const CONFIG_PREFIX: &[u8] = b"config/";
 
-/// The reason a run-time change by an admin carries (`config_sync`): carried on.
-const ADMIN_CHANGE: &str = "client request";
-
-/// The actor and reason of a change the config files' hot reload made (`config::reload_now`):
-/// carried on too. A change that came from another server carries neither, so none loops.
-const FILE_RELOAD: (&str, &str) = ("file", "reload");
-
 /// A stored config change.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct StoredChange {
@@ -242,8 +235,10 @@ pub(super) fn forward_config<D: PlayerData>(
             .schema()
             .key(&c.path)
             .is_some_and(|k| k.spec.tier == Tier::Shared);
-        let carried =
-            c.reason == ADMIN_CHANGE || (c.actor.as_str(), c.reason.as_str()) == FILE_RELOAD;
+        // An admin's run-time change and an edit of the config files are carried on; a change
+        // that came from another server carries neither reason, so none loops.
+        let carried = c.reason == crate::config_sync::CLIENT_REQUEST
+            || (c.actor.as_str(), c.reason.as_str()) == crate::config::RELOAD;
         if c.side != Side::Server || !shared || !carried {
             continue;
         }
