@@ -181,10 +181,8 @@ pub(super) fn call_off_stale_trades(store: &std::sync::Arc<super::Store>, before
         match store.settle_trade(trade, &sides, true) {
             Ok((outcome, told)) => {
                 warn!(trade, "store-wide job: a trade left in escrow: {outcome:?}");
-                if store.backend().postgres().is_some() {
-                    for player in told {
-                        super::handoff::send(store, &super::handoff::Note::Deliver { player });
-                    }
+                for player in told {
+                    super::handoff::deliver_elsewhere(store, player);
                 }
             }
             Err(e) => warn!(trade, "store-wide job: calling off a trade failed: {e}"),

@@ -109,7 +109,7 @@ pub fn send_game_note(
     to: Option<&str>,
     body: String,
 ) -> bool {
-    if store.0.backend().postgres().is_none() {
+    if !store.is_shared() {
         return false;
     }
     send(
@@ -177,6 +177,14 @@ pub(super) fn ask_release(store: &std::sync::Arc<Store>, holder: &str, asker: &s
             player,
         },
     );
+}
+
+/// A message waits in the store for `player`, who does not play here: on a shared store, every
+/// server is told, and the one they play on saves them at once (which delivers it).
+pub(super) fn deliver_elsewhere(store: &std::sync::Arc<Store>, player: u64) {
+    if store.backend().postgres().is_some() {
+        send(store, &Note::Deliver { player });
+    }
 }
 
 /// Sends `note` on `store`'s channel from the IO pool (the tick never waits on it).

@@ -620,20 +620,7 @@ fn saved<D: PlayerData>(
     };
     match result {
         Ok(saved) => {
-            state.sends_committed(player, &saved.sent);
-            // A recipient playing on another server of a shared store: tell it.
-            if l.store.backend().postgres().is_some() {
-                for s in &saved.sent {
-                    if matches!(s.delivery, super::Delivery::Queued { .. })
-                        && !state.live.contains_key(&s.to)
-                    {
-                        super::handoff::send(
-                            l.store,
-                            &super::handoff::Note::Deliver { player: s.to },
-                        );
-                    }
-                }
-            }
+            state.sends_committed(l.store, player, &saved.sent);
             if !final_save && !state.live.contains_key(&player) {
                 // The session ended while this auto-save was in flight: release now.
                 spawn_release(state, l.store, player, owner);
@@ -783,7 +770,7 @@ fn merged<D: PlayerData>(
             },
             checksum,
         )) => {
-            state.sends_committed(player, &sent);
+            state.sends_committed(l.store, player, &sent);
             info!(
                 player,
                 "reconciled with the stored profile as version {version}"

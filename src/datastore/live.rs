@@ -283,11 +283,11 @@ impl<D: PlayerData> DataStoreState<D> {
     /// A message waits in the store for `player` (put there outside a save of this server: a
     /// trade settled from escrow): their next save delivers it at once, here or, on a shared
     /// store, on the server they play on (told over the channel).
-    pub fn message_waits(&mut self, store: &super::DataStore, player: u64) {
+    pub fn message_waits(&mut self, store: &std::sync::Arc<super::Store>, player: u64) {
         if self.live.contains_key(&player) {
             self.deliver_soon(player);
-        } else if store.0.backend().postgres().is_some() {
-            super::handoff::send(&store.0, &super::handoff::Note::Deliver { player });
+        } else {
+            super::handoff::deliver_elsewhere(store, player);
         }
     }
 
@@ -326,11 +326,17 @@ impl<D: PlayerData> DataStoreState<D> {
         }
     }
 
-    /// Sends that committed: reported, and each recipient playing here gets them at once.
-    pub(super) fn sends_committed(&mut self, from: u64, sent: &[super::SentMessage]) {
+    /// Sends that committed: reported, and each recipient gets them at once, here or on the
+    /// server they play on.
+    pub(super) fn sends_committed(
+        &mut self,
+        store: &std::sync::Arc<super::Store>,
+        from: u64,
+        sent: &[super::SentMessage],
+    ) {
         for s in sent {
             match s.delivery {
-                Delivery::Queued { .. } => self.deliver_soon(s.to),
+                Delivery::Queued { .. } => self.message_waits(store, s.to),
                 Delivery::Returned { .. } => self.deliver_soon(from),
                 Delivery::Held { .. } => {}
             }

@@ -402,9 +402,15 @@ const DECIDED: &[u8] = b"trade/";
 const DONE: &[u8] = b"done";
 const VOID: &[u8] = b"void";
 
-fn escrow_key(trade: u64, from: u64) -> Vec<u8> {
+/// The escrow rows of `trade`: this prefix ‖ sender.
+fn escrow_prefix(trade: u64) -> Vec<u8> {
     let mut k = ESCROW.to_vec();
     k.extend_from_slice(&trade.to_be_bytes());
+    k
+}
+
+fn escrow_key(trade: u64, from: u64) -> Vec<u8> {
+    let mut k = escrow_prefix(trade);
     k.extend_from_slice(&from.to_be_bytes());
     k
 }
@@ -415,19 +421,34 @@ fn decided_key(trade: u64) -> Vec<u8> {
     k
 }
 
-/// A held side of a trade, read back: (sender, recipient, held since in ms, message).
-type EscrowRow = (u64, u64, u64, Vec<u8>);
+/// A held side of a trade, read back.
+struct EscrowRow {
+    trade: u64,
+    from: u64,
+    to: u64,
+    /// Held since (ms).
+    at: u64,
+    body: Vec<u8>,
+}
 
 fn decode_escrow(key: &[u8], value: &[u8]) -> Option<EscrowRow> {
-    let from = key.get(ESCROW.len() + 8..ESCROW.len() + 16)?;
-    let to = value.get(..8)?;
-    let at = value.get(8..16)?;
-    Some((
-        be_u64(from),
-        be_u64(to),
-        be_u64(at),
-        value.get(16..)?.to_vec(),
-    ))
+    let field = |bytes: &[u8], at: usize| bytes.get(at..at + 8).map(be_u64);
+    Some(EscrowRow {
+        trade: field(key, ESCROW.len())?,
+        from: field(key, ESCROW.len() + 8)?,
+        to: field(value, 0)?,
+        at: field(value, 8)?,
+        body: value.get(16..)?.to_vec(),
+    })
+}
+
+/// A stored decision ([`DECIDED`] row) read back.
+fn decision_of(value: &[u8]) -> Settlement {
+    if value == DONE {
+        Settlement::Done
+    } else {
+        Settlement::Void
+    }
 }
 
 /// One sent message of a committed save.
@@ -1179,15 +1200,11 @@ impl<B: Backend> Datastore<B> {
         call_off: bool,
     ) -> Result<(Settlement, Vec<u64>), StoreError> {
         self.backend.write(true, |ops| {
-            match ops.get(Table::Meta, &decided_key(trade))?.as_deref() {
-                Some(DONE) => return Ok((Settlement::Done, Vec::new())),
-                Some(_) => return Ok((Settlement::Void, Vec::new())),
-                None => {}
+            if let Some(v) = ops.get(Table::Meta, &decided_key(trade))? {
+                return Ok((decision_of(&v), Vec::new()));
             }
-            let mut prefix = ESCROW.to_vec();
-            prefix.extend_from_slice(&trade.to_be_bytes());
             let mut held = Vec::new();
-            for (key, v) in ops.scan(Table::Meta, &prefix)? {
+            for (key, v) in ops.scan(Table::Meta, &escrow_prefix(trade))? {
                 let row = decode_escrow(&key, &v).ok_or_else(|| {
                     StoreError::Backend(BackendError(format!(
                         "an escrow row of trade {trade} is cut short"
@@ -1197,20 +1214,20 @@ impl<B: Backend> Datastore<B> {
             }
             let complete = sides
                 .iter()
-                .all(|p| held.iter().any(|(_, (from, ..))| from == p));
+                .all(|p| held.iter().any(|(_, row)| row.from == *p));
             let (outcome, decision) = match (call_off, complete) {
                 (true, _) => (Settlement::Void, VOID),
                 (false, true) => (Settlement::Done, DONE),
                 (false, false) => return Ok((Settlement::Pending, Vec::new())),
             };
             let mut told = Vec::new();
-            for (key, (from, to, _, body)) in held {
+            for (key, row) in held {
                 let at = if outcome == Settlement::Done {
-                    to
+                    row.to
                 } else {
-                    from
+                    row.from
                 };
-                Self::put_message(ops, at, &body)?;
+                Self::put_message(ops, at, &row.body)?;
                 ops.delete(Table::Meta, &key)?;
                 told.push(at);
             }
@@ -1226,13 +1243,7 @@ impl<B: Backend> Datastore<B> {
         let row = self
             .backend
             .read(|ops| Ok::<_, StoreError>(ops.get(Table::Meta, &decided_key(trade))?))?;
-        Ok(row.map(|v| {
-            if v == DONE {
-                Settlement::Done
-            } else {
-                Settlement::Void
-            }
-        }))
+        Ok(row.as_deref().map(decision_of))
     }
 
     /// Trades with a side in escrow since before `before` (ms): a store-wide job calls them off
@@ -1243,13 +1254,12 @@ impl<B: Backend> Datastore<B> {
             .read(|ops| Ok::<_, StoreError>(ops.scan(Table::Meta, ESCROW)?))?;
         let mut out: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
         for (k, v) in rows {
-            let Some((from, _, at, _)) = decode_escrow(&k, &v) else {
+            let Some(row) = decode_escrow(&k, &v) else {
                 tracing::error!("an escrow row is cut short: {k:?}");
                 continue;
             };
-            let trade = be_u64(&k[ESCROW.len()..ESCROW.len() + 8]);
-            if at < before {
-                out.entry(trade).or_default().push(from);
+            if row.at < before {
+                out.entry(row.trade).or_default().push(row.from);
             }
         }
         Ok(out.into_iter().collect())
