@@ -280,7 +280,7 @@ pub(in crate::game::server) fn answer_trade_notes(
                 }
             }
             TradeNote::Refused { trade, reason } => {
-                if leads(&trades, trade, from)
+                if from_peer(&trades, trade, from)
                     && let Some(mut open) = trades.open.remove(&trade)
                 {
                     open.view.stage = TradeStage::Failed { reason };
@@ -292,7 +292,7 @@ pub(in crate::game::server) fn answer_trade_notes(
                 player,
                 action,
             } => {
-                if !leads(&trades, trade, from) {
+                if !from_peer(&trades, trade, from) {
                     continue;
                 }
                 let Some(open) = trades.open.get_mut(&trade) else {
@@ -308,12 +308,7 @@ pub(in crate::game::server) fn answer_trade_notes(
                 match act(&open.view, player, action) {
                     Ok(stage) => {
                         info!(trade, player, "trade (across servers): {stage:?}");
-                        open.view.stage = stage;
-                        if let Some(a) = &mut open.across
-                            && open.view.stage == TradeStage::Committing
-                        {
-                            a.since = now;
-                        }
+                        open.advance(stage, now);
                     }
                     // Crossed with a change here: the follower gets the stage as it is.
                     Err(why) => debug!(trade, "an act from server {from} came too late: {why}"),
@@ -330,7 +325,7 @@ pub(in crate::game::server) fn answer_trade_notes(
                 followed(&mut trades, &mut door, view, (from, last_op), now);
             }
             TradeNote::Escrowed { trade, result } => {
-                if leads(&trades, trade, from)
+                if from_peer(&trades, trade, from)
                     && let Some(Some(a)) = trades.open.get_mut(&trade).map(|o| o.across.as_mut())
                 {
                     a.theirs = Some(result);
@@ -341,7 +336,7 @@ pub(in crate::game::server) fn answer_trade_notes(
 }
 
 /// This server leads `trade` and `from` is its peer (or the peer is not known yet).
-fn leads(trades: &Trades, trade: u64, from: &str) -> bool {
+fn from_peer(trades: &Trades, trade: u64, from: &str) -> bool {
     match trades.open.get(&trade).and_then(|o| o.across.as_ref()) {
         Some(Across {
             role: Role::Leads { peer },
@@ -421,14 +416,11 @@ fn followed(
     if progress(&view.stage) < progress(&open.view.stage) {
         return;
     }
-    if view.stage == TradeStage::Committing && open.view.stage != TradeStage::Committing {
-        across.since = now;
-    }
     let settled = matches!(view.stage, TradeStage::Done | TradeStage::Failed { .. });
     if matches!(view.stage, TradeStage::Failed { .. }) && across.mine != Side::Waiting {
         record_failure(door, trade, view.to, last_op);
     }
-    open.view = view.clone();
+    open.advance(view.stage.clone(), now);
     tell(door, &view);
     if !view.stage.is_open() {
         if settled {
@@ -469,16 +461,19 @@ pub(in crate::game::server) fn escrow_and_settle(
     mut settlements: ResMut<Settlements>,
     (time, config): (Res<Time<Real>>, Res<crate::config::Config>),
 ) {
-    let now = time.elapsed();
-    let commit_wait = config
-        .get::<Duration>("game.tradeCommitWait")
-        .unwrap_or(COMMIT_WAIT);
     let due: Vec<u64> = trades
         .open
         .values()
         .filter(|o| o.view.stage == TradeStage::Committing && o.across.is_some())
         .map(|o| o.view.trade)
         .collect();
+    if due.is_empty() {
+        return;
+    }
+    let now = time.elapsed();
+    let commit_wait = config
+        .get::<Duration>("game.tradeCommitWait")
+        .unwrap_or(COMMIT_WAIT);
     for trade in due {
         let Some(open) = trades.open.get(&trade).cloned() else {
             continue;
@@ -510,15 +505,7 @@ pub(in crate::game::server) fn escrow_and_settle(
                     Side::Saving(ticket)
                 }
             };
-            if let Side::Failed(why) = &mine {
-                warn!(trade, "this server's side of the trade failed: {why}");
-                if !leads {
-                    escrowed(&store, &door, &across, trade, Err(why.clone()));
-                }
-            }
-            if let Some(Some(a)) = trades.open.get_mut(&trade).map(|o| o.across.as_mut()) {
-                a.mine = mine;
-            }
+            side_is(&mut trades, (&store, &door), trade, mine);
             continue;
         }
         if across.settling || now < across.next_try {
@@ -561,20 +548,27 @@ pub(in crate::game::server) fn escrow_and_settle(
     }
 }
 
-/// The follower tells the leader about its side.
-fn escrowed(
-    store: &DataStore,
-    door: &ProfileDoor,
-    across: &Across,
-    trade: u64,
-    result: Result<(), String>,
-) {
-    note(
-        store,
-        door,
-        across.other_server(),
-        &TradeNote::Escrowed { trade, result },
-    );
+/// This server's side of `trade` is now `mine`. A side that failed is logged; the follower tells
+/// the leader when its side is held or failed.
+fn side_is(trades: &mut Trades, (store, door): (&DataStore, &ProfileDoor), trade: u64, mine: Side) {
+    let Some(Some(across)) = trades.open.get_mut(&trade).map(|o| o.across.as_mut()) else {
+        return;
+    };
+    let result = match &mine {
+        Side::Failed(why) => {
+            warn!(trade, "this server's side of the trade failed: {why}");
+            Some(Err(why.clone()))
+        }
+        Side::Held => Some(Ok(())),
+        Side::Waiting | Side::Saving(_) => None,
+    };
+    across.mine = mine;
+    if let Some(result) = result
+        && !across.leads()
+    {
+        let escrowed = TradeNote::Escrowed { trade, result };
+        note(store, door, across.other_server(), &escrowed);
+    }
 }
 
 /// This server's side of `trade` landed (`ticket`'s save): held, or not (nothing of it moved:
@@ -583,37 +577,26 @@ fn escrowed(
 pub(super) fn side_landed(
     trades: &mut Trades,
     store: &DataStore,
-    door: &mut ProfileDoor,
+    door: &ProfileDoor,
     (trade, ticket): (u64, u64),
     result: &Result<Delivery, String>,
 ) {
-    let Some(open) = trades.open.get_mut(&trade) else {
-        return;
-    };
-    let Some(across) = &mut open.across else {
-        return;
-    };
-    if across.mine != Side::Saving(ticket) {
+    let saving = trades
+        .open
+        .get(&trade)
+        .and_then(|o| o.across.as_ref())
+        .is_some_and(|a| a.mine == Side::Saving(ticket));
+    if !saving {
         return;
     }
-    across.mine = match result {
+    let mine = match result {
         Ok(Delivery::Held { .. }) => Side::Held,
         Ok(Delivery::Returned { .. } | Delivery::Queued { .. }) => {
             Side::Failed("the trade was called off before this side was saved".into())
         }
         Err(why) => Side::Failed(format!("this side was not saved: {why}")),
     };
-    let across = across.clone();
-    if let Side::Failed(why) = &across.mine {
-        warn!(trade, "this server's side of the trade failed: {why}");
-    }
-    if !across.leads() {
-        let result = match &across.mine {
-            Side::Failed(why) => Err(why.clone()),
-            _ => Ok(()),
-        };
-        escrowed(store, door, &across, trade, result);
-    }
+    side_is(trades, (store, door), trade, mine);
 }
 
 /// Settlements that finished: the players whose inboxes got goods are told (their servers save

@@ -52,6 +52,18 @@ impl Open {
             across,
         }
     }
+
+    /// The trade moves on to `stage`; a trade across servers counts its wait for both sides
+    /// from the moment it begins committing.
+    fn advance(&mut self, stage: TradeStage, now: std::time::Duration) {
+        if let Some(a) = &mut self.across
+            && stage == TradeStage::Committing
+            && self.view.stage != TradeStage::Committing
+        {
+            a.since = now;
+        }
+        self.view.stage = stage;
+    }
 }
 
 pub(super) use across::{
@@ -251,12 +263,7 @@ pub(super) fn answer_trade_acts(
                 view.stage = stage;
                 info!(trade, player, "trade: {:?}", view.stage);
                 if let Some(open) = trades.open.get_mut(&trade) {
-                    open.view = view.clone();
-                    if let Some(a) = &mut open.across
-                        && view.stage == TradeStage::Committing
-                    {
-                        a.since = time.elapsed();
-                    }
+                    open.advance(view.stage.clone(), time.elapsed());
                     across::share(&store, &door, open);
                 }
                 if !view.stage.is_open() {
@@ -399,7 +406,7 @@ pub(super) fn finish_trades(
         };
         if trades.open.get(&trade).is_some_and(|o| o.across.is_some()) {
             let landed = (trade, s.ticket);
-            across::side_landed(&mut trades, &store, &mut door, landed, &s.result);
+            across::side_landed(&mut trades, &store, &door, landed, &s.result);
             continue;
         }
         let Some(open) = trades.open.get_mut(&trade) else {
