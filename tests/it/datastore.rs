@@ -1214,47 +1214,63 @@ fn goods_everywhere(s: &Store) -> (i64, usize) {
     (coins, fish)
 }
 
+/// Ann (player 1, owner `a`, with her fish Nemo) and Bob (player 2, owner `b`) loaded and saved
+/// once; then Ann's fish and 30 of Bob's coins taken out of copies of them, as a trade of one
+/// for the other does: ([Ann, Bob] as saved, their versions, [Ann, Bob] after, [Ann's, Bob's]
+/// parcel).
+type NemoFor30 = (
+    [Profile; 2],
+    [u64; 2],
+    [Profile; 2],
+    [bloxquarium::game::rules::Parcel; 2],
+);
+
+fn nemo_for_30_coins(s: &Store, a: &LockOwner, b: &LockOwner) -> NemoFor30 {
+    use bloxquarium::game::protocol::TradeGoods;
+    use bloxquarium::game::rules::take_goods;
+    let mut ann = s.load::<Aquarium>(1, a, T0).unwrap().profile;
+    ann.fish.push(bloxquarium::game::Fish {
+        id: 1,
+        species: 1,
+        name: "Nemo".into(),
+        hunger: 0.0,
+        from_trade: None,
+    });
+    let bob = s.load::<Aquarium>(2, b, T0).unwrap().profile;
+    let va = save(s, &ann, 0, a, T0).unwrap();
+    let vb = save(s, &bob, 0, b, T0).unwrap();
+    let (mut ann2, mut bob2) = (ann.clone(), bob.clone());
+    let fish = TradeGoods {
+        fish: vec![1],
+        ..Default::default()
+    };
+    let coins = TradeGoods {
+        coins: 30,
+        ..Default::default()
+    };
+    let pa = take_goods(&mut ann2, &fish, "Ann").unwrap();
+    let pb = take_goods(&mut bob2, &coins, "Bob").unwrap();
+    ([ann, bob], [va, vb], [ann2, bob2], [pa, pb])
+}
+
 /// A trade is three transactions: both sides' debits and parcels saved together, then each
 /// side's next save or load taking the other's parcel. A storage failure injected into any of
 /// them, a refusal of one side (its lock taken over), or a crash after any of them leaves every
 /// coin and fish counted exactly once.
 fn a_trade_survives_a_failure_or_a_crash_between_any_two_steps(on: &On) {
     use bloxquarium::datastore::Outgoing;
-    use bloxquarium::game::protocol::TradeGoods;
-    use bloxquarium::game::rules::take_goods;
     // 0 the joint save fails, 1 one side is refused, 2 a crash after it, 3 Ann's delivery
     // fails, 4 a crash after Ann's delivery, 5 nothing breaks.
     for point in 0..6 {
         let d = Scratch::new(&format!("ds-trade-fault-{point}"));
         let s = store_on(&d, on);
         let (a, b) = (owner("srv", 1), owner("srv", 2));
-        let mut ann = s.load::<Aquarium>(1, &a, T0).unwrap().profile;
-        ann.fish.push(bloxquarium::game::Fish {
-            id: 1,
-            species: 1,
-            name: "Nemo".into(),
-            hunger: 0.0,
-            from_trade: None,
-        });
-        let bob = s.load::<Aquarium>(2, &b, T0).unwrap().profile;
-        let va = save(&s, &ann, 0, &a, T0).unwrap();
-        let vb = save(&s, &bob, 0, &b, T0).unwrap();
+        let ([ann, _], [va, vb], [ann2, bob2], [pa, pb]) = nemo_for_30_coins(&s, &a, &b);
         let total = goods_everywhere(&s);
         let check = |s: &Store, step: &str| {
             assert_eq!(goods_everywhere(s), total, "point {point}, {step}");
         };
         // Ann gives her fish for 30 of Bob's coins.
-        let (mut ann2, mut bob2) = (ann.clone(), bob.clone());
-        let fish = TradeGoods {
-            fish: vec![1],
-            ..Default::default()
-        };
-        let coins = TradeGoods {
-            coins: 30,
-            ..Default::default()
-        };
-        let pa = take_goods(&mut ann2, &fish, "Ann").unwrap();
-        let pb = take_goods(&mut bob2, &coins, "Bob").unwrap();
         let parcel = |from, parcel| OfflineGift::Parcel {
             from,
             trade: 5,
@@ -1407,8 +1423,6 @@ fn goods_with_escrow(s: &Store) -> (i64, usize) {
 /// exactly once.
 fn a_trade_across_servers_is_settled_once_all_or_nothing(on: &On) {
     use bloxquarium::datastore::{Delivery, Outgoing, Settlement};
-    use bloxquarium::game::protocol::TradeGoods;
-    use bloxquarium::game::rules::take_goods;
     let escrow_rows = |s: &Store| {
         s.backend()
             .read(|ops| ops.scan(Table::Meta, b"escrow/"))
@@ -1422,33 +1436,12 @@ fn a_trade_across_servers_is_settled_once_all_or_nothing(on: &On) {
         let s = store_on(&d, on);
         // Ann plays on one server, Bob on another.
         let (a, b) = (owner("srv-a", 1), owner("srv-b", 2));
-        let mut ann = s.load::<Aquarium>(1, &a, T0).unwrap().profile;
-        ann.fish.push(bloxquarium::game::Fish {
-            id: 1,
-            species: 1,
-            name: "Nemo".into(),
-            hunger: 0.0,
-            from_trade: None,
-        });
-        let bob = s.load::<Aquarium>(2, &b, T0).unwrap().profile;
-        let va = save(&s, &ann, 0, &a, T0).unwrap();
-        let vb = save(&s, &bob, 0, &b, T0).unwrap();
+        let ([ann, bob], [va, vb], [ann2, bob2], [pa, pb]) = nemo_for_30_coins(&s, &a, &b);
         let total = goods_with_escrow(&s);
         let check = |s: &Store, step: &str| {
             assert_eq!(goods_with_escrow(s), total, "point {point}, {step}");
         };
         let trade = 70 + point;
-        let (mut ann2, mut bob2) = (ann.clone(), bob.clone());
-        let fish = TradeGoods {
-            fish: vec![1],
-            ..Default::default()
-        };
-        let coins = TradeGoods {
-            coins: 30,
-            ..Default::default()
-        };
-        let pa = take_goods(&mut ann2, &fish, "Ann").unwrap();
-        let pb = take_goods(&mut bob2, &coins, "Bob").unwrap();
         let held = |to, from, parcel| {
             let mut o = Outgoing::new(
                 to,

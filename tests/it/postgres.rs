@@ -774,12 +774,13 @@ mod servers {
         );
 
         // An admin's change of a Shared key on A.
-        let value = |app: &bevy::prelude::App| {
+        let setting = |app: &bevy::prelude::App, key: &str| {
             app.world()
                 .resource::<bloxquarium::config::Config>()
-                .value("ui.toastSeconds")
+                .value(key)
                 .unwrap()
         };
+        let value = |app: &bevy::prelude::App| setting(app, "ui.toastSeconds");
         assert_eq!(value(&b), ConfigValue::Float(4.0));
         let now = a
             .world()
@@ -791,7 +792,7 @@ mod servers {
                 "ui.toastSeconds",
                 ConfigValue::Float(9.0),
                 "player 71",
-                "client request",
+                bloxquarium::config_sync::CLIENT_REQUEST,
                 now,
             )
             .unwrap();
@@ -800,12 +801,7 @@ mod servers {
         });
         // An edit of B's config files (what the hot reload applies) reaches A the same way (a
         // key no admin has overridden: an admin's override outranks the files, as on one server).
-        let fps = |app: &bevy::prelude::App| {
-            app.world()
-                .resource::<bloxquarium::config::Config>()
-                .value("performance.targetFPS")
-                .unwrap()
-        };
+        let fps = |app: &bevy::prelude::App| setting(app, "performance.targetFPS");
         assert_eq!(fps(&a), ConfigValue::Int(60));
         let now = b
             .world()
@@ -816,8 +812,8 @@ mod servers {
             .apply_base(
                 [("performance.targetFPS".to_string(), ConfigValue::Int(45))].into(),
                 false,
-                "file",
-                "reload",
+                bloxquarium::config::RELOAD.0,
+                bloxquarium::config::RELOAD.1,
                 now,
             );
         harness::pump_until(&mut [&mut a, &mut b], 300, "A has B's file edit", |apps| {
@@ -1493,7 +1489,6 @@ mod servers {
     #[test]
     fn two_players_on_two_servers_trade_all_or_nothing() {
         use bevy::prelude::App;
-        use bloxquarium::game::TradeBook;
         use bloxquarium::game::protocol::{TradeAct, TradeAction, TradeOffer, TradeStage};
         let Some(Two {
             mut a,
@@ -1524,13 +1519,6 @@ mod servers {
                 l.fish.iter().map(|f| f.name.clone()).collect::<Vec<_>>(),
             )
         };
-        let stage = |c: &App, t: u64| {
-            c.world()
-                .resource::<TradeBook>()
-                .trades
-                .get(&t)
-                .map(|v| v.stage.clone())
-        };
 
         // Too greedy: B refuses on Bob's behalf, and Ann hears why.
         let greedy = TradeOffer::fish_for_coins(92, 1, 500);
@@ -1540,7 +1528,7 @@ mod servers {
             &mut [&mut a, &mut b, &mut ann, &mut bob],
             600,
             "refused",
-            |x| matches!(stage(x[2], v.trade), Some(TradeStage::Failed { reason }) if reason.contains("coins")),
+            |x| matches!(trade_stage(x[2], v.trade), Some(TradeStage::Failed { reason }) if reason.contains("coins")),
         );
         // Nobody plays as player 93.
         let lost = TradeOffer::fish_for_coins(93, 1, 5);
@@ -1549,7 +1537,7 @@ mod servers {
             &mut [&mut a, &mut b, &mut ann, &mut bob],
             3000,
             "nobody",
-            |x| matches!(stage(x[2], v.trade), Some(TradeStage::Failed { reason }) if reason.contains("not online on any server")),
+            |x| matches!(trade_stage(x[2], v.trade), Some(TradeStage::Failed { reason }) if reason.contains("not online on any server")),
         );
 
         // Ann's Dory for 40 of Bob's coins.
@@ -1561,7 +1549,7 @@ mod servers {
             &mut [&mut a, &mut b, &mut ann, &mut bob],
             600,
             "Bob sees it",
-            |x| stage(x[3], t) == Some(TradeStage::Offered),
+            |x| trade_stage(x[3], t) == Some(TradeStage::Offered),
         );
         let act = |server: &mut App, who: &mut App, others: &mut [&mut App], action| {
             harness::call(server, who, others, TradeAct { trade: t, action })
@@ -1593,7 +1581,7 @@ mod servers {
             &mut [&mut a, &mut b, &mut ann, &mut bob],
             600,
             "accepted",
-            |x| stage(x[2], t) == accepted(false, false),
+            |x| trade_stage(x[2], t) == accepted(false, false),
         );
         act(
             &mut a,
@@ -1606,7 +1594,7 @@ mod servers {
             &mut [&mut a, &mut b, &mut ann, &mut bob],
             600,
             "Ann confirmed",
-            |x| stage(x[3], t) == accepted(true, false),
+            |x| trade_stage(x[3], t) == accepted(true, false),
         );
         let v = act(
             &mut b,
@@ -1621,8 +1609,8 @@ mod servers {
             1500,
             "done and delivered",
             |x| {
-                stage(x[2], t) == Some(TradeStage::Done)
-                    && stage(x[3], t) == Some(TradeStage::Done)
+                trade_stage(x[2], t) == Some(TradeStage::Done)
+                    && trade_stage(x[3], t) == Some(TradeStage::Done)
                     && live(x[0], 91) == (140, vec![])
                     && live(x[1], 92) == (10, vec!["Dory".to_string()])
             },
@@ -1661,43 +1649,10 @@ mod servers {
         // Bob (B leads now) offers Dory back for 30; Ann accepts and confirms on A.
         let dory = live_profile_fish(&b, 92);
         let back = TradeOffer::fish_for_coins(91, dory, 30);
-        let t = harness::call(&mut b, &mut bob, &mut [&mut a, &mut ann], back)
-            .unwrap()
-            .trade;
-        harness::pump_until(
-            &mut [&mut a, &mut b, &mut ann, &mut bob],
-            600,
-            "Ann sees it",
-            |x| stage(x[2], t) == Some(TradeStage::Offered),
-        );
+        let t = ann_accepts_and_confirms_bobs_offer((&mut a, &mut ann), (&mut b, &mut bob), back);
         let act = |server: &mut App, who: &mut App, others: &mut [&mut App], action| {
             harness::call(server, who, others, TradeAct { trade: t, action }).unwrap()
         };
-        act(
-            &mut a,
-            &mut ann,
-            &mut [&mut b, &mut bob],
-            TradeAction::Accept,
-        );
-        // A acts on its copy of the trade, which B's answer updates.
-        harness::pump_until(
-            &mut [&mut a, &mut b, &mut ann, &mut bob],
-            600,
-            "accepted",
-            |x| stage(x[2], t) == accepted(false, false),
-        );
-        act(
-            &mut a,
-            &mut ann,
-            &mut [&mut b, &mut bob],
-            TradeAction::Confirm,
-        );
-        harness::pump_until(
-            &mut [&mut a, &mut b, &mut ann, &mut bob],
-            600,
-            "Ann confirmed",
-            |x| stage(x[3], t) == accepted(false, true),
-        );
         // Bob confirms with A standing still: A has not heard that the trade is committing
         // when Ann's coins go (spent elsewhere, as far as the trade knows).
         let v = act(&mut b, &mut bob, &mut [&mut ann], TradeAction::Confirm);
@@ -1708,14 +1663,14 @@ mod servers {
             1500,
             "called off",
             |x| {
-                matches!(stage(x[2], t), Some(TradeStage::Failed { .. }))
-                    && matches!(stage(x[3], t), Some(TradeStage::Failed { .. }))
+                matches!(trade_stage(x[2], t), Some(TradeStage::Failed { .. }))
+                    && matches!(trade_stage(x[3], t), Some(TradeStage::Failed { .. }))
                     && live(x[1], 92) == (10, vec!["Dory".to_string()])
             },
         );
         assert_eq!(live(&a, 91), (0, vec![]));
         // Bob hears why; his profile keeps that the trade failed (a reversal refuses it).
-        match stage(&bob, t) {
+        match trade_stage(&bob, t) {
             Some(TradeStage::Failed { reason }) => {
                 assert!(
                     reason.contains("nothing moved") && reason.contains("coins"),
@@ -1753,10 +1708,10 @@ mod servers {
     fn a_trade_whose_leading_server_dies_is_called_off_by_the_other() {
         use bevy::prelude::App;
         use bloxquarium::datastore::{Backend, Table};
+        use bloxquarium::game::OfflineGift;
         use bloxquarium::game::protocol::{
             TradeAct, TradeAction, TradeGoods, TradeOffer, TradeStage,
         };
-        use bloxquarium::game::{OfflineGift, TradeBook};
         let Some(c) = super::cluster() else { return };
         let url = c.fresh("trade_leader_dies");
         let keys = Scratch::new("pg-tld-keys");
@@ -1783,13 +1738,6 @@ mod servers {
         coins_and_dory(&mut a, 95, 100);
         harness::edit_profile(&mut a, 95, |p| p.fish[0].hunger = 100.0);
         harness::edit_profile(&mut b, 96, |p| p.stats.coins = 50);
-        let stage = |c: &App, t: u64| {
-            c.world()
-                .resource::<TradeBook>()
-                .trades
-                .get(&t)
-                .map(|v| v.stage.clone())
-        };
         let held = |s: &App| {
             s.world()
                 .resource::<DataStore>()
@@ -1808,42 +1756,10 @@ mod servers {
                 ..Default::default()
             },
         };
-        let t = harness::call(&mut b, &mut bob, &mut [&mut a, &mut ann], offer)
-            .unwrap()
-            .trade;
+        let t = ann_accepts_and_confirms_bobs_offer((&mut a, &mut ann), (&mut b, &mut bob), offer);
         let act = |server: &mut App, who: &mut App, others: &mut [&mut App], action| {
             harness::call(server, who, others, TradeAct { trade: t, action }).unwrap()
         };
-        let mut all = [&mut a, &mut b, &mut ann, &mut bob];
-        harness::pump_until(&mut all, 600, "Ann sees it", |x| {
-            stage(x[2], t) == Some(TradeStage::Offered)
-        });
-        act(
-            &mut a,
-            &mut ann,
-            &mut [&mut b, &mut bob],
-            TradeAction::Accept,
-        );
-        let mut all = [&mut a, &mut b, &mut ann, &mut bob];
-        harness::pump_until(&mut all, 600, "accepted", |x| {
-            matches!(stage(x[2], t), Some(TradeStage::Accepted { .. }))
-        });
-        act(
-            &mut a,
-            &mut ann,
-            &mut [&mut b, &mut bob],
-            TradeAction::Confirm,
-        );
-        let mut all = [&mut a, &mut b, &mut ann, &mut bob];
-        harness::pump_until(&mut all, 600, "Ann confirmed", |x| {
-            matches!(
-                stage(x[3], t),
-                Some(TradeStage::Accepted {
-                    to_confirmed: true,
-                    ..
-                })
-            )
-        });
         // Bob confirms; B holds his side in escrow (A stands still meanwhile), then dies.
         let v = act(&mut b, &mut bob, &mut [&mut ann], TradeAction::Confirm);
         assert_eq!(v.stage, TradeStage::Committing);
@@ -1861,11 +1777,11 @@ mod servers {
                 .profile(95)
                 .unwrap()
                 .profile;
-            matches!(stage(x[1], t), Some(TradeStage::Failed { .. }))
+            matches!(trade_stage(x[1], t), Some(TradeStage::Failed { .. }))
                 && live.stats.coins == 100
                 && live.fish.len() == 1
         });
-        match stage(&ann, t) {
+        match trade_stage(&ann, t) {
             Some(TradeStage::Failed { reason }) => {
                 assert!(reason.contains("did not decide"), "{reason}")
             }
@@ -1901,6 +1817,58 @@ mod servers {
             .profile
             .fish[0]
             .id
+    }
+
+    /// Where trade `t` stands in `client`'s book of trades.
+    fn trade_stage(
+        client: &bevy::prelude::App,
+        t: u64,
+    ) -> Option<bloxquarium::game::protocol::TradeStage> {
+        client
+            .world()
+            .resource::<bloxquarium::game::TradeBook>()
+            .trades
+            .get(&t)
+            .map(|v| v.stage.clone())
+    }
+
+    /// Bob on server B offers Ann on server A `offer` (B leads the trade); Ann sees it,
+    /// accepts and confirms on A (each after A's copy has caught up), and Bob hears her
+    /// confirmation. Returns the trade; Bob's confirmation is left to the caller.
+    fn ann_accepts_and_confirms_bobs_offer(
+        (a, ann): (&mut bevy::prelude::App, &mut bevy::prelude::App),
+        (b, bob): (&mut bevy::prelude::App, &mut bevy::prelude::App),
+        offer: bloxquarium::game::protocol::TradeOffer,
+    ) -> u64 {
+        use bloxquarium::game::protocol::{TradeAct, TradeAction, TradeStage};
+        let t = harness::call(b, bob, &mut [&mut *a, &mut *ann], offer)
+            .unwrap()
+            .trade;
+        let accepted = |to_confirmed| {
+            Some(TradeStage::Accepted {
+                from_confirmed: false,
+                to_confirmed,
+            })
+        };
+        let mut all = [&mut *a, &mut *b, &mut *ann, &mut *bob];
+        harness::pump_until(&mut all, 600, "Ann sees it", |x| {
+            trade_stage(x[2], t) == Some(TradeStage::Offered)
+        });
+        for (action, seen) in [(TradeAction::Accept, 2), (TradeAction::Confirm, 3)] {
+            harness::call(
+                a,
+                ann,
+                &mut [&mut *b, &mut *bob],
+                TradeAct { trade: t, action },
+            )
+            .unwrap();
+            // A acts on its copy of the trade, which B's answer updates.
+            let mut all = [&mut *a, &mut *b, &mut *ann, &mut *bob];
+            harness::pump_until(&mut all, 600, "B's answer", |x| {
+                trade_stage(x[seen], t) == accepted(action == TradeAction::Confirm)
+            });
+        }
+        t
     }
 
     /// A server whose data key is not the store's is refused at start, in one line naming
