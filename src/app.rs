@@ -305,6 +305,7 @@ impl PluginGroup for ClientRenderPlugins {
     fn build(self) -> PluginGroupBuilder {
         PluginGroupBuilder::start::<Self>()
             .add(crate::client::ScenePlugin)
+            .add(crate::client::ShadingPlugin)
             .add(crate::client::AquariumPlugin)
             .add(crate::client::GameUiPlugin)
             .add(crate::client::StateDumpPlugin {

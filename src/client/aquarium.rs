@@ -201,30 +201,9 @@ impl Plugin for AquariumPlugin {
                     (show_tank, attach_fish_models, start_swim_animations)
                         .run_if(in_state(AssetPhase::Playing)),
                     orbit_camera,
-                    see_through_casts_no_shadow,
                 )
                     .in_set(ClientSystems::Present),
             );
-    }
-}
-
-/// What light passes through casts no shadow: the glass and the water's surface (blended
-/// materials) would otherwise darken the whole tank, and cost a shadow pass of their own.
-fn see_through_casts_no_shadow(
-    mut commands: Commands,
-    added: Query<
-        (Entity, &MeshMaterial3d<StandardMaterial>),
-        Added<MeshMaterial3d<StandardMaterial>>,
-    >,
-    materials: Res<Assets<StandardMaterial>>,
-) {
-    for (e, m) in &added {
-        if materials
-            .get(&m.0)
-            .is_some_and(|m| matches!(m.alpha_mode, AlphaMode::Blend | AlphaMode::Add))
-        {
-            commands.entity(e).insert(bevy::light::NotShadowCaster);
-        }
     }
 }
 

@@ -14,6 +14,8 @@ mod login;
 #[cfg(feature = "client")]
 mod render;
 #[cfg(feature = "client")]
+mod shading;
+#[cfg(feature = "client")]
 pub mod sound;
 #[cfg(feature = "client")]
 mod tank_fx;
@@ -32,6 +34,8 @@ pub use fish::FishPlugin;
 pub use login::{LoginForm, LoginScreenPlugin};
 #[cfg(feature = "client")]
 pub use render::{ScenePlugin, ScreenshotPlugin, WindowClosePlugin};
+#[cfg(feature = "client")]
+pub use shading::ShadingPlugin;
 #[cfg(feature = "client")]
 pub use sound::SoundPlugin;
 #[cfg(feature = "client")]

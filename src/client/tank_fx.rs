@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use bevy::prelude::*;
 
 use super::aquarium::{ShownAquarium, TANK_BASE};
+use super::shading::SceneMaterial;
 use crate::config::ClientConfig;
 use crate::stages::ClientSystems;
 
@@ -50,7 +51,7 @@ const COIN_POP_SECS: f32 = 1.2;
 /// Shared looks: the caustics material, the coin's mesh and material.
 #[derive(Resource, Default)]
 struct Looks {
-    caustics: Option<Handle<StandardMaterial>>,
+    caustics: Option<Handle<SceneMaterial>>,
     coin: Option<(Handle<Mesh>, Handle<StandardMaterial>)>,
 }
 
@@ -115,27 +116,30 @@ pub fn caustics_image(n: u32) -> Image {
 /// A sand floor without its caustics layer yet.
 type BareSand = (With<SandFloor>, Without<Children>);
 
-/// Caustics over the sand: a layer of the sand's shape, added light, drifting.
-#[allow(clippy::too_many_arguments)]
+/// Caustics over the sand: a layer of the sand's shape, added light, drifting (the drift is
+/// the material's, played by its shader: the material never changes).
 fn caustics(
     mut commands: Commands,
-    time: Res<Time>,
     mut looks: ResMut<Looks>,
     mut images: ResMut<Assets<Image>>,
-    mut materials: ResMut<Assets<StandardMaterial>>,
+    mut materials: ResMut<Assets<SceneMaterial>>,
     sand: Query<(Entity, &Mesh3d), BareSand>,
-    layers: Query<(), With<Caustics>>,
 ) {
     let material = looks
         .caustics
         .get_or_insert_with(|| {
-            materials.add(StandardMaterial {
+            let mut look = SceneMaterial::from_standard(&StandardMaterial {
                 base_color: Color::srgba(0.75, 0.95, 1.0, 0.5),
                 base_color_texture: Some(images.add(caustics_image(128))),
                 alpha_mode: AlphaMode::Add,
                 unlit: true,
+                uv_transform: bevy::math::Affine2::from_scale(Vec2::splat(2.5)),
                 ..default()
-            })
+            });
+            // Across the sand, and back and forth: 0.021, 0.013 texture widths a second,
+            // swaying by 0.01 every 4π seconds.
+            look.uniform.drift = Vec4::new(0.021, 0.013, 0.01, 0.5);
+            materials.add(look)
         })
         .clone();
     for (floor, mesh) in &sand {
@@ -143,20 +147,10 @@ fn caustics(
             Caustics,
             Mesh3d(mesh.0.clone()),
             MeshMaterial3d(material.clone()),
+            bevy::light::NotShadowCaster,
             Transform::from_xyz(0.0, 0.003, 0.0),
             ChildOf(floor),
         ));
-    }
-    if layers.is_empty() {
-        return;
-    }
-    let t = time.elapsed_secs();
-    if let Some(mut m) = materials.get_mut(&material) {
-        m.uv_transform = bevy::math::Affine2::from_scale_angle_translation(
-            Vec2::splat(2.5),
-            0.0,
-            Vec2::new(0.021 * t, 0.013 * t + 0.01 * (t * 0.5).sin()),
-        );
     }
 }
 

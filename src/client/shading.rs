@@ -1,0 +1,304 @@
+//! The client's lean material. Every surface of the scene — ours and the generated models'
+//! glTF materials — is drawn with [`SceneMaterial`] instead of Bevy's `StandardMaterial`: the
+//! same base colour, texture, emission, alpha mode and culling, lit by the same lights and
+//! shadows, fogged by the camera's linear fog and tone-mapped by Bevy's own function, but with
+//! Lambert diffuse and a Blinn-Phong highlight instead of the full physically based model.
+//!
+//! Why: on the software renderer (llvmpipe, what a machine without a GPU draws with) a shader
+//! runs every branch for every pixel, so `StandardMaterial`'s one shader pays for every texture
+//! slot, the 13-tap shadow filter of each cascade and the blend into the next, even where the
+//! surface is unlit or untextured. Here, what a surface does not use is compiled out (shader
+//! defs `LIT`, `GLOSSY`, `TEXTURED`, `MASKED`). Materials are written as `StandardMaterial`
+//! (ours and the glTF loader's) and turned into a `SceneMaterial` when their entity appears, one
+//! per source material, so shared materials stay shared. A later change to the source is not
+//! followed: a material that moves (the caustics) says how in its `drift`, which the shader
+//! plays, so that no material is prepared again every frame.
+
+use std::collections::HashMap;
+
+use bevy::asset::uuid_handle;
+use bevy::mesh::MeshVertexBufferLayoutRef;
+use bevy::pbr::{MaterialPipeline, MaterialPipelineKey, StandardMaterialFlags};
+use bevy::prelude::*;
+use bevy::render::render_resource::{
+    AsBindGroup, Face, RenderPipelineDescriptor, ShaderType, SpecializedMeshPipelineError,
+};
+use bevy::shader::{Shader, ShaderRef};
+
+/// The material's shader, embedded in the binary.
+const SHADER: Handle<Shader> = uuid_handle!("6c3f0a52-8d1e-4b7a-9e2f-51c4d0b7a913");
+
+/// The lean material (see the module doc).
+#[derive(Asset, TypePath, AsBindGroup, Debug, Clone)]
+#[bind_group_data(SceneKey)]
+pub struct SceneMaterial {
+    /// Colour, emission, UV transform, roughness and metallic, fog and alpha-mode flags.
+    #[uniform(0)]
+    pub uniform: SceneUniform,
+    /// The base colour texture (white where there is none).
+    #[texture(1)]
+    #[sampler(2)]
+    pub texture: Option<Handle<Image>>,
+    /// How it blends.
+    pub alpha_mode: AlphaMode,
+    /// Lit by the scene's lights (else its colour as it is).
+    pub lit: bool,
+    /// Which faces are culled (`None`: both sides drawn).
+    pub cull_mode: Option<Face>,
+}
+
+/// The uniform of [`SceneMaterial`] (`SceneMaterial` in `shading.wgsl`).
+#[derive(ShaderType, Debug, Clone, Copy, PartialEq)]
+pub struct SceneUniform {
+    /// Base colour (linear).
+    pub base_color: Vec4,
+    /// Emitted light (linear).
+    pub emissive: Vec4,
+    /// The texture coordinates' transform.
+    pub uv_transform: Mat3,
+    /// x: perceptual roughness, y: metallic, z: alpha cutoff (masked surfaces).
+    pub surface: Vec4,
+    /// The texture's drift in time `t` (seconds): its coordinates move by
+    /// `(x·t, y·t + z·sin(w·t))`; zero for none.
+    pub drift: Vec4,
+    /// Bevy's `StandardMaterialFlags` for fog and the alpha mode.
+    pub flags: u32,
+}
+
+/// Surfaces this rough or rougher get no highlight (compiled out).
+pub const GLOSSY_BELOW: f32 = 0.6;
+
+/// What specialises the pipeline of a [`SceneMaterial`]: the shader defs and the culling.
+#[repr(C)]
+#[derive(Debug, Eq, PartialEq, Hash, Copy, Clone)]
+pub struct SceneKey {
+    lit: bool,
+    /// Lit with a highlight: roughness below [`GLOSSY_BELOW`].
+    glossy: bool,
+    textured: bool,
+    masked: bool,
+    /// 0: both sides, 1: back faces culled, 2: front faces culled.
+    cull: u8,
+}
+
+impl From<&SceneMaterial> for SceneKey {
+    fn from(m: &SceneMaterial) -> Self {
+        Self {
+            lit: m.lit,
+            glossy: m.lit && m.uniform.surface.x < GLOSSY_BELOW,
+            textured: m.texture.is_some(),
+            masked: matches!(m.alpha_mode, AlphaMode::Mask(_)),
+            cull: match m.cull_mode {
+                None => 0,
+                Some(Face::Back) => 1,
+                Some(Face::Front) => 2,
+            },
+        }
+    }
+}
+
+impl SceneMaterial {
+    /// The lean version of `m`: its colour, texture (with its UV transform), emission,
+    /// roughness, metallic, alpha mode, culling, fog and whether it is lit. Normal, occlusion,
+    /// metallic-roughness and emissive textures, clearcoat, transmission and the like are not
+    /// carried: no model of the game uses them.
+    pub fn from_standard(m: &StandardMaterial) -> Self {
+        let mut flags = match m.alpha_mode {
+            AlphaMode::Opaque => StandardMaterialFlags::ALPHA_MODE_OPAQUE,
+            AlphaMode::Mask(_) => StandardMaterialFlags::ALPHA_MODE_MASK,
+            AlphaMode::Blend => StandardMaterialFlags::ALPHA_MODE_BLEND,
+            AlphaMode::Premultiplied => StandardMaterialFlags::ALPHA_MODE_PREMULTIPLIED,
+            AlphaMode::Add => StandardMaterialFlags::ALPHA_MODE_ADD,
+            AlphaMode::Multiply => StandardMaterialFlags::ALPHA_MODE_MULTIPLY,
+            AlphaMode::AlphaToCoverage => StandardMaterialFlags::ALPHA_MODE_ALPHA_TO_COVERAGE,
+        };
+        if m.fog_enabled {
+            flags |= StandardMaterialFlags::FOG_ENABLED;
+        }
+        let cutoff = match m.alpha_mode {
+            AlphaMode::Mask(c) => c,
+            _ => 0.5,
+        };
+        Self {
+            uniform: SceneUniform {
+                base_color: LinearRgba::from(m.base_color).to_vec4(),
+                emissive: m.emissive.to_vec4(),
+                uv_transform: m.uv_transform.into(),
+                surface: Vec4::new(m.perceptual_roughness, m.metallic, cutoff, 0.0),
+                drift: Vec4::ZERO,
+                flags: flags.bits(),
+            },
+            texture: m.base_color_texture.clone(),
+            alpha_mode: m.alpha_mode,
+            lit: !m.unlit,
+            cull_mode: if m.double_sided { None } else { m.cull_mode },
+        }
+    }
+
+    /// Whether light passes through it: blended surfaces cast no shadow.
+    pub fn see_through(&self) -> bool {
+        !matches!(
+            self.alpha_mode,
+            AlphaMode::Opaque | AlphaMode::Mask(_) | AlphaMode::AlphaToCoverage
+        )
+    }
+}
+
+impl Material for SceneMaterial {
+    fn fragment_shader() -> ShaderRef {
+        SHADER.into()
+    }
+
+    fn alpha_mode(&self) -> AlphaMode {
+        self.alpha_mode
+    }
+
+    fn specialize(
+        _pipeline: &MaterialPipeline,
+        descriptor: &mut RenderPipelineDescriptor,
+        _layout: &MeshVertexBufferLayoutRef,
+        key: MaterialPipelineKey<Self>,
+    ) -> Result<(), SpecializedMeshPipelineError> {
+        let k = key.bind_group_data;
+        if let Some(fragment) = descriptor.fragment.as_mut() {
+            for (on, def) in [
+                (k.lit, "LIT"),
+                (k.glossy, "GLOSSY"),
+                (k.textured, "TEXTURED"),
+                (k.masked, "MASKED"),
+            ] {
+                if on {
+                    fragment.shader_defs.push(def.into());
+                }
+            }
+        }
+        descriptor.primitive.cull_mode = match k.cull {
+            1 => Some(Face::Back),
+            2 => Some(Face::Front),
+            _ => None,
+        };
+        Ok(())
+    }
+}
+
+/// The [`SceneMaterial`] made of each `StandardMaterial` met so far.
+#[derive(Resource, Default)]
+struct Made(HashMap<AssetId<StandardMaterial>, Handle<SceneMaterial>>);
+
+/// Draws the scene with [`SceneMaterial`].
+pub struct ShadingPlugin;
+
+impl Plugin for ShadingPlugin {
+    fn build(&self, app: &mut App) {
+        // Without a renderer (the headless check of the schedule) there is nothing to draw.
+        let Some(mut shaders) = app.world_mut().get_resource_mut::<Assets<Shader>>() else {
+            return;
+        };
+        // A UUID handle: inserting cannot fail.
+        let _ = shaders.insert(
+            SHADER.id(),
+            Shader::from_wgsl(include_str!("shading.wgsl"), "bloxquarium/shading.wgsl"),
+        );
+        // In PostUpdate's stage of the client's chain: after the scene spawner has put the
+        // models' entities in, before the frame is drawn, so no model is ever drawn (and no
+        // pipeline compiled) with the `StandardMaterial` it came with.
+        app.add_plugins(MaterialPlugin::<SceneMaterial>::default())
+            .init_resource::<Made>()
+            .add_systems(
+                PostUpdate,
+                use_scene_materials.in_set(crate::stages::ClientSystems::Send),
+            );
+    }
+}
+
+/// Gives every entity drawn with a `StandardMaterial` the [`SceneMaterial`] made of it (once
+/// the source is loaded); blended ones cast no shadow (the glass and the water's surface would
+/// otherwise darken the whole tank, and cost a shadow pass of their own).
+fn use_scene_materials(
+    mut commands: Commands,
+    standard: Query<(Entity, &MeshMaterial3d<StandardMaterial>)>,
+    sources: Res<Assets<StandardMaterial>>,
+    mut scene: ResMut<Assets<SceneMaterial>>,
+    mut made: ResMut<Made>,
+) {
+    for (e, m) in &standard {
+        let Some(source) = sources.get(&m.0) else {
+            continue;
+        };
+        let lean = SceneMaterial::from_standard(source);
+        let see_through = lean.see_through();
+        let handle = made
+            .0
+            .entry(m.0.id())
+            .or_insert_with(|| scene.add(lean))
+            .clone();
+        let mut entity = commands.entity(e);
+        entity
+            .remove::<MeshMaterial3d<StandardMaterial>>()
+            .insert(MeshMaterial3d(handle));
+        if see_through {
+            entity.insert(bevy::light::NotShadowCaster);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scene_material_carries_what_the_standard_one_says() {
+        let texture = Handle::<Image>::default();
+        let glass = StandardMaterial {
+            base_color: Color::srgba(0.8, 0.95, 1.0, 0.07),
+            alpha_mode: AlphaMode::Blend,
+            unlit: true,
+            double_sided: true,
+            cull_mode: None,
+            ..default()
+        };
+        let lean = SceneMaterial::from_standard(&glass);
+        assert!(!lean.lit && lean.see_through() && lean.cull_mode.is_none());
+        assert!((lean.uniform.base_color.w - 0.07).abs() < 1e-6);
+        assert_eq!(
+            lean.uniform.flags,
+            (StandardMaterialFlags::ALPHA_MODE_BLEND | StandardMaterialFlags::FOG_ENABLED).bits()
+        );
+        let key = SceneKey::from(&lean);
+        assert_eq!(
+            (key.lit, key.glossy, key.textured, key.masked, key.cull),
+            (false, false, false, false, 0),
+            "unlit glass has no highlight whatever its roughness"
+        );
+
+        let sand = StandardMaterial {
+            base_color_texture: Some(texture.clone()),
+            perceptual_roughness: 0.95,
+            emissive: LinearRgba::rgb(0.1, 0.2, 0.3),
+            uv_transform: bevy::math::Affine2::from_scale(Vec2::splat(2.5)),
+            fog_enabled: false,
+            ..default()
+        };
+        let lean = SceneMaterial::from_standard(&sand);
+        assert!(lean.lit && !lean.see_through());
+        assert_eq!(lean.texture, Some(texture));
+        assert_eq!(lean.cull_mode, Some(Face::Back));
+        assert_eq!(lean.uniform.surface.x, 0.95);
+        assert_eq!(lean.uniform.emissive, Vec4::new(0.1, 0.2, 0.3, 1.0));
+        assert_eq!(lean.uniform.uv_transform.x_axis, Vec3::new(2.5, 0.0, 0.0));
+        assert_eq!(lean.uniform.flags, 0, "opaque, no fog");
+        let key = SceneKey::from(&lean);
+        assert_eq!(
+            (key.lit, key.glossy, key.textured, key.masked, key.cull),
+            (true, false, true, false, 1)
+        );
+
+        let cut = SceneMaterial::from_standard(&StandardMaterial {
+            alpha_mode: AlphaMode::Mask(0.3),
+            ..default()
+        });
+        let key = SceneKey::from(&cut);
+        assert!(key.masked && key.glossy && !cut.see_through(), "{key:?}");
+        assert_eq!(cut.uniform.surface.z, 0.3);
+    }
+}
