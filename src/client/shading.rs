@@ -206,14 +206,15 @@ impl Plugin for ShadingPlugin {
             .init_resource::<Made>()
             .add_systems(
                 PostUpdate,
-                use_scene_materials.in_set(crate::stages::ClientSystems::Send),
+                (use_scene_materials, see_through_casts_no_shadow)
+                    .chain()
+                    .in_set(crate::stages::ClientSystems::Send),
             );
     }
 }
 
 /// Gives every entity drawn with a `StandardMaterial` the [`SceneMaterial`] made of it (once
-/// the source is loaded); blended ones cast no shadow (the glass and the water's surface would
-/// otherwise darken the whole tank, and cost a shadow pass of their own).
+/// the source is loaded).
 fn use_scene_materials(
     mut commands: Commands,
     standard: Query<(Entity, &MeshMaterial3d<StandardMaterial>)>,
@@ -225,19 +226,29 @@ fn use_scene_materials(
         let Some(source) = sources.get(&m.0) else {
             continue;
         };
-        let lean = SceneMaterial::from_standard(source);
-        let see_through = lean.see_through();
         let handle = made
             .0
             .entry(m.0.id())
-            .or_insert_with(|| scene.add(lean))
+            .or_insert_with(|| scene.add(SceneMaterial::from_standard(source)))
             .clone();
-        let mut entity = commands.entity(e);
-        entity
+        commands
+            .entity(e)
             .remove::<MeshMaterial3d<StandardMaterial>>()
             .insert(MeshMaterial3d(handle));
-        if see_through {
-            entity.insert(bevy::light::NotShadowCaster);
+    }
+}
+
+/// What light passes through casts no shadow: the glass, the water's surface and the caustics
+/// (blended materials) would otherwise darken the whole tank, and cost a shadow pass of their
+/// own. Runs after [`use_scene_materials`], in the same frame.
+fn see_through_casts_no_shadow(
+    mut commands: Commands,
+    added: Query<(Entity, &MeshMaterial3d<SceneMaterial>), Added<MeshMaterial3d<SceneMaterial>>>,
+    materials: Res<Assets<SceneMaterial>>,
+) {
+    for (e, m) in &added {
+        if materials.get(&m.0).is_some_and(SceneMaterial::see_through) {
+            commands.entity(e).insert(bevy::light::NotShadowCaster);
         }
     }
 }

@@ -1,9 +1,9 @@
 // The client's lean material (`src/client/shading.rs`): base colour, an optional texture,
 // emission, and for lit surfaces Lambert diffuse with a Blinn-Phong highlight from the
 // directional lights (with their shadows) and the clustered point lights, plus ambient light;
-// then linear distance fog and Bevy's own tone mapping. Everything a surface does not use is left out by
-// shader defs (`LIT`, `GLOSSY`, `TEXTURED`, `MASKED`), not by branches: the software renderer runs
-// every branch of a shader for every pixel.
+// then Bevy's linear fog and tone mapping. Everything a surface does not use is left out by
+// shader defs (`LIT`, `GLOSSY`, `TEXTURED`, `MASKED`), not by branches: the software renderer
+// runs every branch of a shader for every pixel.
 
 #import bevy_pbr::{
     forward_io::VertexOutput,
@@ -13,6 +13,9 @@
     pbr_functions,
     shadows,
     clustered_forward,
+    fog::linear_fog,
+    lighting::getDistanceAttenuation,
+    view_transformations::position_world_to_view,
 }
 #import bevy_render::maths::{PI, powsafe}
 #import bevy_core_pipeline::tonemapping::{tone_mapping, screen_space_dither}
@@ -25,7 +28,7 @@ struct SceneMaterial {
     surface: vec4<f32>,
     // the texture's drift in time t: (x·t, y·t + z·sin(w·t))
     drift: vec4<f32>,
-    // Bevy's StandardMaterial flags for fog and the alpha mode (read by its post-processing).
+    // Bevy's StandardMaterial flags: fog on, and the alpha mode (read by `premultiply_alpha`).
     flags: u32,
 };
 
@@ -33,14 +36,16 @@ struct SceneMaterial {
 @group(#{MATERIAL_BIND_GROUP}) @binding(1) var base_texture: texture_2d<f32>;
 @group(#{MATERIAL_BIND_GROUP}) @binding(2) var base_sampler: sampler;
 
-// The Blinn-Phong highlight of a light from `l`; rough surfaces (no `GLOSSY`) have none worth
-// its cost (Bevy's lobe at roughness 0.6 and above is a faint wide glow).
-fn highlight(n: vec3<f32>, l: vec3<f32>, v: vec3<f32>, f0: vec3<f32>, shininess: f32, norm: f32) -> vec3<f32> {
+// What a surface reflects of a light from `l`, per unit of light: Lambert diffuse and a
+// Blinn-Phong highlight; rough surfaces (no `GLOSSY`) have no highlight worth its cost (Bevy's
+// lobe at roughness 0.6 and above is a faint wide glow).
+fn reflected(n: vec3<f32>, l: vec3<f32>, v: vec3<f32>, diffuse_color: vec3<f32>, f0: vec3<f32>, shininess: f32, norm: f32) -> vec3<f32> {
+    let diffuse = diffuse_color / PI * saturate(dot(n, l));
 #ifdef GLOSSY
     let h = normalize(l + v);
-    return f0 * norm * pow(saturate(dot(n, h)), shininess);
+    return diffuse + f0 * norm * pow(saturate(dot(n, h)), shininess) * saturate(dot(n, l));
 #else
-    return vec3(0.0);
+    return diffuse;
 #endif
 }
 
@@ -80,18 +85,12 @@ fn fragment(in: VertexOutput, @builtin(front_facing) is_front: bool) -> @locatio
     let spec_norm = (shininess + 8.0) / (8.0 * PI);
 
     var direct = vec3(0.0);
-    let view_z = dot(vec4<f32>(
-        view_bindings::view.view_from_world[0].z,
-        view_bindings::view.view_from_world[1].z,
-        view_bindings::view.view_from_world[2].z,
-        view_bindings::view.view_from_world[3].z
-    ), in.world_position);
+    let view_z = position_world_to_view(in.world_position.xyz).z;
 
     let n_directional = view_bindings::lights.n_directional_lights;
     for (var i = 0u; i < n_directional; i = i + 1u) {
         let light = &view_bindings::lights.directional_lights[i];
         let l = (*light).direction_to_light;
-        let n_dot_l = saturate(dot(n, l));
         // The cascade this pixel falls in, sampled once: Bevy's `fetch_directional_shadow` also
         // samples the next cascade to blend the two, which the software renderer pays for on
         // every pixel whether it blends or not.
@@ -100,7 +99,7 @@ fn fragment(in: VertexOutput, @builtin(front_facing) is_front: bool) -> @locatio
         if ((*light).flags & DIRECTIONAL_LIGHT_FLAGS_SHADOWS_ENABLED_BIT) != 0u && cascade < (*light).num_cascades {
             shadow = shadows::sample_directional_cascade(i, cascade, in.world_position, n, in.position.xy);
         }
-        direct += (diffuse_color / PI + highlight(n, l, v, f0, shininess, spec_norm)) * (*light).color.rgb * (n_dot_l * shadow);
+        direct += reflected(n, l, v, diffuse_color, f0, shininess, spec_norm) * (*light).color.rgb * shadow;
     }
 
     let is_orthographic = view_bindings::view.clip_from_view[3].w == 1.0;
@@ -111,11 +110,8 @@ fn fragment(in: VertexOutput, @builtin(front_facing) is_front: bool) -> @locatio
         let to_light = (*light).position_radius.xyz - in.world_position.xyz;
         let d2 = max(dot(to_light, to_light), 0.0001);
         let l = to_light * inverseSqrt(d2);
-        let range = d2 * (*light).color_inverse_square_range.w;
-        let falloff = saturate(1.0 - range * range);
-        let attenuation = falloff * falloff / d2;
-        let n_dot_l = saturate(dot(n, l));
-        direct += (diffuse_color / PI + highlight(n, l, v, f0, shininess, spec_norm)) * (*light).color_inverse_square_range.rgb * (attenuation * n_dot_l);
+        let attenuation = getDistanceAttenuation(d2, (*light).color_inverse_square_range.w);
+        direct += reflected(n, l, v, diffuse_color, f0, shininess, spec_norm) * (*light).color_inverse_square_range.rgb * attenuation;
     }
 
     let ambient = diffuse_color * view_bindings::lights.ambient_color.rgb;
@@ -123,16 +119,14 @@ fn fragment(in: VertexOutput, @builtin(front_facing) is_front: bool) -> @locatio
     color = vec4(lit, color.a);
 #endif
 
-    // Linear distance fog, Bevy's formula (`linear_fog`) without its light scattering. Bevy's
-    // own `apply_fog` (in `main_pass_post_lighting_processing`) samples the sun's shadow map for
-    // every pixel and computes all four fog modes on the software renderer, so the end of that
-    // function is written out here without it.
+    // Bevy's linear fog without light scattering. Bevy's `apply_fog` (in
+    // `main_pass_post_lighting_processing`) samples the sun's shadow map for every pixel and
+    // computes all four fog modes on the software renderer, so the end of that function is
+    // written out here without it.
 #ifdef DISTANCE_FOG
     if (material.flags & pbr_types::STANDARD_MATERIAL_FLAGS_FOG_ENABLED_BIT) != 0u {
-        let fog = view_bindings::fog;
         let distance = length(in.world_position.xyz - view_bindings::view.world_position.xyz);
-        let amount = fog.base_color.a * (1.0 - clamp((fog.be.y - distance) / (fog.be.y - fog.be.x), 0.0, 1.0));
-        color = vec4(mix(color.rgb, fog.base_color.rgb, amount), color.a);
+        color = linear_fog(view_bindings::fog, color, distance, vec3(0.0));
     }
 #endif
 #ifdef TONEMAP_IN_SHADER

@@ -147,7 +147,6 @@ fn caustics(
             Caustics,
             Mesh3d(mesh.0.clone()),
             MeshMaterial3d(material.clone()),
-            bevy::light::NotShadowCaster,
             Transform::from_xyz(0.0, 0.003, 0.0),
             ChildOf(floor),
         ));
