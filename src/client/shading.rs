@@ -18,7 +18,7 @@ use std::collections::HashMap;
 
 use bevy::asset::uuid_handle;
 use bevy::mesh::MeshVertexBufferLayoutRef;
-use bevy::pbr::{MaterialPipeline, MaterialPipelineKey, StandardMaterialFlags};
+use bevy::pbr::{MaterialPipeline, MaterialPipelineKey};
 use bevy::prelude::*;
 use bevy::render::render_resource::{
     AsBindGroup, Face, RenderPipelineDescriptor, ShaderType, SpecializedMeshPipelineError,
@@ -32,7 +32,7 @@ const SHADER: Handle<Shader> = uuid_handle!("6c3f0a52-8d1e-4b7a-9e2f-51c4d0b7a91
 #[derive(Asset, TypePath, AsBindGroup, Debug, Clone)]
 #[bind_group_data(SceneKey)]
 pub struct SceneMaterial {
-    /// Colour, emission, UV transform, roughness and metallic, fog and alpha-mode flags.
+    /// Colour, emission, UV transform, roughness and metallic, the texture's drift.
     #[uniform(0)]
     pub uniform: SceneUniform,
     /// The base colour texture (white where there is none).
@@ -43,6 +43,8 @@ pub struct SceneMaterial {
     pub alpha_mode: AlphaMode,
     /// Lit by the scene's lights (else its colour as it is).
     pub lit: bool,
+    /// Fades into the camera's fog.
+    pub fog: bool,
     /// Which faces are culled (`None`: both sides drawn).
     pub cull_mode: Option<Face>,
 }
@@ -61,8 +63,6 @@ pub struct SceneUniform {
     /// The texture's drift in time `t` (seconds): its coordinates move by
     /// `(x·t, y·t + z·sin(w·t))`; zero for none.
     pub drift: Vec4,
-    /// Bevy's `StandardMaterialFlags` for fog and the alpha mode.
-    pub flags: u32,
 }
 
 /// Surfaces this rough or rougher get no highlight (compiled out).
@@ -77,6 +77,9 @@ pub struct SceneKey {
     glossy: bool,
     textured: bool,
     masked: bool,
+    fogged: bool,
+    /// Blended by adding (`AlphaMode::Add`).
+    additive: bool,
     /// 0: both sides, 1: back faces culled, 2: front faces culled.
     cull: u8,
 }
@@ -88,6 +91,8 @@ impl From<&SceneMaterial> for SceneKey {
             glossy: m.lit && m.uniform.surface.x < GLOSSY_BELOW,
             textured: m.texture.is_some(),
             masked: matches!(m.alpha_mode, AlphaMode::Mask(_)),
+            fogged: m.fog,
+            additive: m.alpha_mode == AlphaMode::Add,
             cull: match m.cull_mode {
                 None => 0,
                 Some(Face::Back) => 1,
@@ -103,18 +108,6 @@ impl SceneMaterial {
     /// metallic-roughness and emissive textures, clearcoat, transmission and the like are not
     /// carried: no model of the game uses them.
     pub fn from_standard(m: &StandardMaterial) -> Self {
-        let mut flags = match m.alpha_mode {
-            AlphaMode::Opaque => StandardMaterialFlags::ALPHA_MODE_OPAQUE,
-            AlphaMode::Mask(_) => StandardMaterialFlags::ALPHA_MODE_MASK,
-            AlphaMode::Blend => StandardMaterialFlags::ALPHA_MODE_BLEND,
-            AlphaMode::Premultiplied => StandardMaterialFlags::ALPHA_MODE_PREMULTIPLIED,
-            AlphaMode::Add => StandardMaterialFlags::ALPHA_MODE_ADD,
-            AlphaMode::Multiply => StandardMaterialFlags::ALPHA_MODE_MULTIPLY,
-            AlphaMode::AlphaToCoverage => StandardMaterialFlags::ALPHA_MODE_ALPHA_TO_COVERAGE,
-        };
-        if m.fog_enabled {
-            flags |= StandardMaterialFlags::FOG_ENABLED;
-        }
         let cutoff = match m.alpha_mode {
             AlphaMode::Mask(c) => c,
             _ => 0.5,
@@ -126,11 +119,11 @@ impl SceneMaterial {
                 uv_transform: m.uv_transform.into(),
                 surface: Vec4::new(m.perceptual_roughness, m.metallic, cutoff, 0.0),
                 drift: Vec4::ZERO,
-                flags: flags.bits(),
             },
             texture: m.base_color_texture.clone(),
             alpha_mode: m.alpha_mode,
             lit: !m.unlit,
+            fog: m.fog_enabled,
             cull_mode: if m.double_sided { None } else { m.cull_mode },
         }
     }
@@ -166,6 +159,8 @@ impl Material for SceneMaterial {
                 (k.glossy, "GLOSSY"),
                 (k.textured, "TEXTURED"),
                 (k.masked, "MASKED"),
+                (k.fogged, "FOGGED"),
+                (k.additive, "ADDITIVE"),
             ] {
                 if on {
                     fragment.shader_defs.push(def.into());
@@ -271,16 +266,18 @@ mod tests {
         let lean = SceneMaterial::from_standard(&glass);
         assert!(!lean.lit && lean.see_through() && lean.cull_mode.is_none());
         assert!((lean.uniform.base_color.w - 0.07).abs() < 1e-6);
-        assert_eq!(
-            lean.uniform.flags,
-            (StandardMaterialFlags::ALPHA_MODE_BLEND | StandardMaterialFlags::FOG_ENABLED).bits()
-        );
         let key = SceneKey::from(&lean);
         assert_eq!(
             (key.lit, key.glossy, key.textured, key.masked, key.cull),
             (false, false, false, false, 0),
             "unlit glass has no highlight whatever its roughness"
         );
+        assert!(key.fogged && !key.additive, "{key:?}");
+        let glow = SceneMaterial::from_standard(&StandardMaterial {
+            alpha_mode: AlphaMode::Add,
+            ..glass.clone()
+        });
+        assert!(SceneKey::from(&glow).additive && glow.see_through());
 
         let sand = StandardMaterial {
             base_color_texture: Some(texture.clone()),
@@ -297,12 +294,12 @@ mod tests {
         assert_eq!(lean.uniform.surface.x, 0.95);
         assert_eq!(lean.uniform.emissive, Vec4::new(0.1, 0.2, 0.3, 1.0));
         assert_eq!(lean.uniform.uv_transform.x_axis, Vec3::new(2.5, 0.0, 0.0));
-        assert_eq!(lean.uniform.flags, 0, "opaque, no fog");
         let key = SceneKey::from(&lean);
         assert_eq!(
             (key.lit, key.glossy, key.textured, key.masked, key.cull),
             (true, false, true, false, 1)
         );
+        assert!(!key.fogged && !key.additive, "opaque, no fog");
 
         let cut = SceneMaterial::from_standard(&StandardMaterial {
             alpha_mode: AlphaMode::Mask(0.3),

@@ -1,19 +1,21 @@
 // The client's lean material (`src/client/shading.rs`): base colour, an optional texture,
-// emission, and for lit surfaces Lambert diffuse with a Blinn-Phong highlight from the
-// directional lights (with their shadows) and the clustered point lights, plus ambient light;
-// then Bevy's linear fog and tone mapping. Everything a surface does not use is left out by
-// shader defs (`LIT`, `GLOSSY`, `TEXTURED`, `MASKED`), not by branches: the software renderer
-// runs every branch of a shader for every pixel.
+// emission, and for lit surfaces Lambert diffuse with a Blinn-Phong highlight from the sun (the
+// first directional light, with its shadow) and the clustered point lights, plus ambient light;
+// then linear fog and Bevy's tone mapping. Everything a surface does not use is left out by
+// shader defs (`LIT`, `GLOSSY`, `TEXTURED`, `MASKED`, `FOGGED`, `ADDITIVE`), not by branches:
+// the software renderer runs every branch of a shader for every pixel.
+//
+// No `if` or loop here (nor in what it calls) has a condition made of uniform values alone: the
+// software Vulkan driver (lavapipe, Mesa 22.3) specialises such a shader on those values by
+// compiling it again at every draw whose bindings changed, and keeps every copy: the client's
+// memory grew every frame. Such choices are `select`s, or shader defs.
 
 #import bevy_pbr::{
     forward_io::VertexOutput,
     mesh_view_bindings as view_bindings,
     mesh_view_types::DIRECTIONAL_LIGHT_FLAGS_SHADOWS_ENABLED_BIT,
-    pbr_types,
-    pbr_functions,
-    shadows,
+    shadow_sampling::sample_shadow_map,
     clustered_forward,
-    fog::linear_fog,
     lighting::getDistanceAttenuation,
     view_transformations::position_world_to_view,
 }
@@ -28,8 +30,6 @@ struct SceneMaterial {
     surface: vec4<f32>,
     // the texture's drift in time t: (x·t, y·t + z·sin(w·t))
     drift: vec4<f32>,
-    // Bevy's StandardMaterial flags: fog on, and the alpha mode (read by `premultiply_alpha`).
-    flags: u32,
 };
 
 @group(#{MATERIAL_BIND_GROUP}) @binding(0) var<uniform> material: SceneMaterial;
@@ -47,6 +47,43 @@ fn reflected(n: vec3<f32>, l: vec3<f32>, v: vec3<f32>, diffuse_color: vec3<f32>,
 #else
     return diffuse;
 #endif
+}
+
+// How much of the sun's light reaches `world_position` (1: all, 0: in shadow), from the
+// cascade of the sun's shadow map that the pixel falls in (Bevy's `fetch_directional_shadow`
+// without its blend into the next cascade and its soft-shadow path, and without branching on
+// the light's settings).
+fn sunlit(world_position: vec4<f32>, view_z: f32, n: vec3<f32>) -> f32 {
+    let sun = &view_bindings::lights.directional_lights[0];
+    // The first cascade whose far bound is beyond the pixel.
+    var cascade = 0u;
+    for (var i = 0u; i < #{MAX_CASCADES_PER_LIGHT}u; i = i + 1u) {
+        cascade += select(0u, 1u, i < (*sun).num_cascades & (*sun).cascades[i].far_bound <= -view_z);
+    }
+    let c = min(cascade, #{MAX_CASCADES_PER_LIGHT}u - 1u);
+    let normal_offset = (*sun).shadow_normal_bias * (*sun).cascades[c].texel_size * n;
+    let depth_offset = (*sun).shadow_depth_bias * (*sun).direction_to_light;
+    let clip = (*sun).cascades[c].clip_from_world * vec4(world_position.xyz + normal_offset + depth_offset, 1.0);
+    let w = select(1.0, clip.w, clip.w > 0.0);
+    let ndc = clip.xyz / w;
+    let uv = ndc.xy * vec2(0.5, -0.5) + vec2(0.5);
+    let shadow = sample_shadow_map(uv, ndc.z, i32((*sun).depth_texture_base_index + c), vec2(0.0), (*sun).cascades[c].texel_size);
+    let inside = clip.w > 0.0 & all(ndc.xy >= vec2(-1.0)) & ndc.z >= 0.0 & all(ndc <= vec3(1.0));
+    let shadowed = ((*sun).flags & DIRECTIONAL_LIGHT_FLAGS_SHADOWS_ENABLED_BIT) != 0u & cascade < (*sun).num_cascades & inside;
+    return select(1.0, shadow, shadowed);
+}
+
+// The cluster of the clustered lights the pixel is in (Bevy's `view_fragment_cluster_index`,
+// choosing between the perspective and the orthographic slice by `select`).
+fn cluster_of(frag_coord: vec2<f32>, view_z: f32) -> u32 {
+    let lights = &view_bindings::lights;
+    let xy = vec2<u32>(floor((frag_coord - view_bindings::view.viewport.xy) * (*lights).cluster_factors.xy));
+    let f = (*lights).cluster_factors.zw;
+    let is_orthographic = view_bindings::view.clip_from_view[3].w == 1.0;
+    let perspective = u32(log(max(-view_z, 1e-6)) * f.x - f.y + 1.0);
+    let orthographic = u32(max(floor((view_z - f.x) * f.y), 0.0));
+    let z = min(select(perspective, orthographic, is_orthographic), (*lights).cluster_dimensions.z - 1u);
+    return clustered_forward::fragment_cluster_index(vec3(xy, z), (*lights).cluster_dimensions);
 }
 
 @fragment
@@ -87,23 +124,13 @@ fn fragment(in: VertexOutput, @builtin(front_facing) is_front: bool) -> @locatio
     var direct = vec3(0.0);
     let view_z = position_world_to_view(in.world_position.xyz).z;
 
-    let n_directional = view_bindings::lights.n_directional_lights;
-    for (var i = 0u; i < n_directional; i = i + 1u) {
-        let light = &view_bindings::lights.directional_lights[i];
-        let l = (*light).direction_to_light;
-        // The cascade this pixel falls in, sampled once: Bevy's `fetch_directional_shadow` also
-        // samples the next cascade to blend the two, which the software renderer pays for on
-        // every pixel whether it blends or not.
-        var shadow = 1.0;
-        let cascade = shadows::get_cascade_index(i, view_z);
-        if ((*light).flags & DIRECTIONAL_LIGHT_FLAGS_SHADOWS_ENABLED_BIT) != 0u && cascade < (*light).num_cascades {
-            shadow = shadows::sample_directional_cascade(i, cascade, in.world_position, n, in.position.xy);
-        }
-        direct += reflected(n, l, v, diffuse_color, f0, shininess, spec_norm) * (*light).color.rgb * shadow;
-    }
+    // The sun: the first directional light (the game has one; others are not drawn).
+    let sun = &view_bindings::lights.directional_lights[0];
+    let from_sun = reflected(n, (*sun).direction_to_light, v, diffuse_color, f0, shininess, spec_norm)
+        * (*sun).color.rgb * sunlit(in.world_position, view_z, n);
+    direct += select(vec3(0.0), from_sun, view_bindings::lights.n_directional_lights > 0u);
 
-    let is_orthographic = view_bindings::view.clip_from_view[3].w == 1.0;
-    let cluster = clustered_forward::view_fragment_cluster_index(in.position.xy, view_z, is_orthographic);
+    let cluster = cluster_of(in.position.xy, view_z);
     let ranges = clustered_forward::unpack_clusterable_object_index_ranges(cluster);
     for (var i = ranges.first_point_light_index_offset; i < ranges.first_spot_light_index_offset; i = i + 1u) {
         let light = &view_bindings::clustered_lights.data[clustered_forward::get_clusterable_object_id(i)];
@@ -121,13 +148,15 @@ fn fragment(in: VertexOutput, @builtin(front_facing) is_front: bool) -> @locatio
 
     // Bevy's linear fog without light scattering. Bevy's `apply_fog` (in
     // `main_pass_post_lighting_processing`) samples the sun's shadow map for every pixel and
-    // computes all four fog modes on the software renderer, so the end of that function is
-    // written out here without it.
+    // computes all four fog modes on the software renderer; its `linear_fog` branches on the
+    // scattering colour (a uniform), so the formula is written out here.
 #ifdef DISTANCE_FOG
-    if (material.flags & pbr_types::STANDARD_MATERIAL_FLAGS_FOG_ENABLED_BIT) != 0u {
-        let distance = length(in.world_position.xyz - view_bindings::view.world_position.xyz);
-        color = linear_fog(view_bindings::fog, color, distance, vec3(0.0));
-    }
+#ifdef FOGGED
+    let fog = view_bindings::fog;
+    let distance = length(in.world_position.xyz - view_bindings::view.world_position.xyz);
+    let fog_alpha = fog.base_color.a * (1.0 - clamp((fog.be.y - distance) / (fog.be.y - fog.be.x), 0.0, 1.0));
+    color = vec4(mix(color.rgb, fog.base_color.rgb, fog_alpha), color.a);
+#endif
 #endif
 #ifdef TONEMAP_IN_SHADER
     color = tone_mapping(color, view_bindings::view.color_grading);
@@ -137,8 +166,14 @@ fn fragment(in: VertexOutput, @builtin(front_facing) is_front: bool) -> @locatio
     color = vec4(powsafe(rgb, 2.2), color.a);
 #endif
 #endif
-#ifdef PREMULTIPLY_ALPHA
-    color = pbr_functions::premultiply_alpha(material.flags, color);
+    // Bevy's `premultiply_alpha`, with the alpha mode a shader def instead of a uniform flag.
+#ifdef BLEND_PREMULTIPLIED_ALPHA
+#ifdef ADDITIVE
+    color = vec4(color.rgb * color.a, 0.0);
+#endif
+#endif
+#ifdef BLEND_MULTIPLY
+    color = vec4(color.rgb * color.a, color.a);
 #endif
     return color;
 }
