@@ -1,14 +1,17 @@
 //! The client's lean material. Every surface of the scene — ours and the generated models'
 //! glTF materials — is drawn with [`SceneMaterial`] instead of Bevy's `StandardMaterial`: the
-//! same base colour, texture, emission, alpha mode and culling, lit by the same lights and
-//! shadows, fogged by the camera's linear fog and tone-mapped by Bevy's own function, but with
-//! Lambert diffuse and a Blinn-Phong highlight instead of the full physically based model.
+//! same base colour, texture, emission, alpha mode and culling, lit by the sun (the first
+//! directional light: the game has one) with its shadow and by the point lights, fogged by the
+//! camera's linear fog and tone-mapped by Bevy's own function, but with Lambert diffuse and a
+//! Blinn-Phong highlight instead of the full physically based model.
 //!
 //! Why: on the software renderer (llvmpipe, what a machine without a GPU draws with) a shader
 //! runs every branch for every pixel, so `StandardMaterial`'s one shader pays for every texture
 //! slot, the 13-tap shadow filter of each cascade and the blend into the next, even where the
 //! surface is unlit or untextured. Here, what a surface does not use is compiled out (shader
-//! defs `LIT`, `GLOSSY`, `TEXTURED`, `MASKED`). Materials are written as `StandardMaterial`
+//! defs `LIT`, `GLOSSY`, `TEXTURED`, `MASKED`, `FOGGED`, `ADDITIVE`), and no branch depends on
+//! uniform values alone (see `shading.wgsl`: the software Vulkan driver recompiles such shaders
+//! at every draw). Materials are written as `StandardMaterial`
 //! (ours and the glTF loader's) and turned into a `SceneMaterial` when their entity appears, one
 //! per source material, so shared materials stay shared. A later change to the source is not
 //! followed: a material that moves (the caustics) says how in its `drift`, which the shader
@@ -201,10 +204,57 @@ impl Plugin for ShadingPlugin {
             .init_resource::<Made>()
             .add_systems(
                 PostUpdate,
-                (use_scene_materials, see_through_casts_no_shadow)
+                (
+                    one_vertex_layout,
+                    use_scene_materials,
+                    see_through_casts_no_shadow,
+                )
                     .chain()
                     .in_set(crate::stages::ClientSystems::Send),
             );
+    }
+}
+
+/// Gives every mesh the same vertex layout: position, normal and texture coordinates (zero
+/// where a mesh had none; tangents dropped, nothing here reads them). Each layout the renderer
+/// meets costs a vertex buffer slab of its own (at least 1 MiB, and 2 MiB of bookkeeping) and a
+/// pipeline per kind of surface and per pass, compiled and kept by the software renderer: with
+/// the three layouts of the scene's meshes, 15 MiB more memory than with one.
+fn one_vertex_layout(
+    mut events: MessageReader<AssetEvent<Mesh>>,
+    mut meshes: ResMut<Assets<Mesh>>,
+) {
+    for event in events.read() {
+        let AssetEvent::Added { id } = *event else {
+            continue;
+        };
+        // A mesh whose data lives only in the renderer (`try_*`: Err) is left as it is.
+        let Some(mesh) = meshes.get(id) else {
+            continue;
+        };
+        let (Ok(uv), Ok(tangents), Ok(position)) = (
+            mesh.try_attribute_option(Mesh::ATTRIBUTE_UV_0),
+            mesh.try_attribute_option(Mesh::ATTRIBUTE_TANGENT),
+            mesh.try_attribute_option(Mesh::ATTRIBUTE_POSITION),
+        ) else {
+            continue;
+        };
+        let (no_uv, tangents) = (uv.is_none(), tangents.is_some());
+        let Some(n) = position.map(|p| p.len()) else {
+            continue;
+        };
+        if !no_uv && !tangents {
+            continue;
+        }
+        let Some(mut mesh) = meshes.get_mut(id) else {
+            continue;
+        };
+        if no_uv {
+            let _ = mesh.try_insert_attribute(Mesh::ATTRIBUTE_UV_0, vec![[0.0f32, 0.0]; n]);
+        }
+        if tangents {
+            let _ = mesh.try_remove_attribute(Mesh::ATTRIBUTE_TANGENT);
+        }
     }
 }
 
@@ -308,5 +358,45 @@ mod tests {
         let key = SceneKey::from(&cut);
         assert!(key.masked && key.glossy && !cut.see_through(), "{key:?}");
         assert_eq!(cut.uniform.surface.z, 0.3);
+    }
+
+    #[test]
+    fn every_mesh_gets_one_vertex_layout() {
+        use bevy::mesh::{Indices, PrimitiveTopology};
+        let mut app = App::new();
+        app.add_plugins((MinimalPlugins, AssetPlugin::default()))
+            .init_asset::<Mesh>()
+            .add_systems(Update, one_vertex_layout);
+        let bare = Mesh::new(PrimitiveTopology::TriangleList, default())
+            .with_inserted_attribute(Mesh::ATTRIBUTE_POSITION, vec![[0.0f32, 0.0, 0.0]; 3])
+            .with_inserted_attribute(Mesh::ATTRIBUTE_NORMAL, vec![[0.0f32, 1.0, 0.0]; 3])
+            .with_inserted_indices(Indices::U32(vec![0, 1, 2]));
+        let tangents = bare
+            .clone()
+            .with_inserted_attribute(Mesh::ATTRIBUTE_UV_0, vec![[0.5f32, 0.5]; 3])
+            .with_inserted_attribute(Mesh::ATTRIBUTE_TANGENT, vec![[1.0f32, 0.0, 0.0, 1.0]; 3]);
+        let mut meshes = app.world_mut().resource_mut::<Assets<Mesh>>();
+        let (bare, tangents) = (meshes.add(bare), meshes.add(tangents));
+        app.update();
+        app.update();
+        let meshes = app.world().resource::<Assets<Mesh>>();
+        let layout = |h: &Handle<Mesh>| {
+            let m = meshes.get(h).expect("the mesh is there");
+            let ids: Vec<_> = m.attributes().map(|(a, _)| a.id).collect();
+            (ids, m.get_vertex_size())
+        };
+        assert_eq!(layout(&bare), layout(&tangents), "one layout for both");
+        assert_eq!(layout(&bare).1, 32, "position, normal, uv");
+        let uv = meshes
+            .get(&bare)
+            .and_then(|m| m.attribute(Mesh::ATTRIBUTE_UV_0))
+            .map(|v| v.len());
+        assert_eq!(uv, Some(3), "zero uvs, one per vertex");
+        let kept = meshes
+            .get(&tangents)
+            .and_then(|m| m.attribute(Mesh::ATTRIBUTE_UV_0));
+        assert!(
+            matches!(kept, Some(bevy::mesh::VertexAttributeValues::Float32x2(v)) if v[0] == [0.5, 0.5])
+        );
     }
 }

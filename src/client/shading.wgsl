@@ -101,6 +101,8 @@ fn fragment(in: VertexOutput, @builtin(front_facing) is_front: bool) -> @locatio
 #endif
 #endif
 #ifdef MASKED
+    // Depends on the texture or the vertex colours; a masked surface with neither (none in the
+    // game) would branch on uniforms alone (see the top of this file).
     if color.a < material.surface.z {
         discard;
     }
