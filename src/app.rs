@@ -421,6 +421,7 @@ fn windowed_base(app: &mut App, global: &GlobalArgs, title: &str, process: Proce
 /// arenas of their own (up to eight per core), each keeping the memory its thread freed; the
 /// client runs some twenty threads (Bevy's task pools, the renderer's, the software
 /// rasterizer's, sound), and the cap keeps a few MiB of its resident memory (`play`, #20).
+#[cfg(feature = "client")]
 fn fewer_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets a glibc malloc parameter; 2 is a valid M_ARENA_MAX.
