@@ -6,8 +6,9 @@
 #   2. `play` at HIGH quality (level 3): multisampling 4x, the sun's shadows on, two lights (the
 #      sun and the tank's point light), the player's tank stocked with 3 fish (+ FISH extra);
 #      the quality governor off (assetManager.enableQualityScaling=false), so nothing steps down.
-# Each logs the p50 and p99 of the second half of FRAMES frames; the script prints both, the
-# ratio of the p50s, and play's resident memory (RSS) when it took its screenshot.
+# Each logs the p50 and p99 of the second half of FRAMES frames and its resident memory (RSS)
+# at the end and when that half began (memory that grows from frame to frame shows there); the
+# script prints both lines and the ratio of the p50s.
 #
 #   scripts/frame-bench.sh [FISH] [FRAMES]     defaults: 0 extra fish, 120 frames
 #

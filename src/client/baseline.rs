@@ -22,6 +22,7 @@ pub fn frame_baseline(frames: u32) -> App {
         wanted: frames.max(2),
         ms: Vec::new(),
         seen: 0,
+        rss_before: 0,
     })
     .add_systems(Startup, scene.spawn())
     .add_systems(Update, measure);
@@ -61,17 +62,22 @@ struct Frames {
     wanted: u32,
     ms: Vec<f64>,
     seen: u32,
+    /// RSS (MiB) when the measured frames began.
+    rss_before: u64,
 }
 
 fn measure(time: Res<Time<Real>>, mut frames: ResMut<Frames>, mut exit: MessageWriter<AppExit>) {
     frames.seen += 1;
     if frames.seen > frames.wanted / 2 {
+        if frames.ms.is_empty() {
+            frames.rss_before = super::render::rss_mib();
+        }
         frames.ms.push(time.delta_secs_f64() * 1000.0);
     }
     if frames.seen < frames.wanted {
         return;
     }
-    if let Some(line) = super::render::frame_time_line(&frames.ms) {
+    if let Some(line) = super::render::frame_time_line(&frames.ms, frames.rss_before) {
         info!("{line}");
     }
     exit.write(AppExit::Success);

@@ -204,9 +204,11 @@ impl Look {
     }
 }
 
-/// "frame time over N frames: p50 …, p99 …, mean … fps; rss … MiB" for frame times in ms (the
-/// line `scripts/frame-bench.sh` reads, from the game and from its baseline); `None` for none.
-pub fn frame_time_line(frame_ms: &[f64]) -> Option<String> {
+/// "frame time over N frames: p50 …, p99 …, mean … fps; rss … MiB (… when they began)" for
+/// frame times in ms and the resident memory in MiB when the first of them began (the line
+/// `scripts/frame-bench.sh` reads, from the game and from its baseline; the two figures show
+/// memory that grows from frame to frame); `None` for none.
+pub fn frame_time_line(frame_ms: &[f64], rss_before_mib: u64) -> Option<String> {
     let mut ms = frame_ms.to_vec();
     ms.sort_by(f64::total_cmp);
     let q = |p: f64| {
@@ -214,13 +216,19 @@ pub fn frame_time_line(frame_ms: &[f64]) -> Option<String> {
             .copied()
     };
     Some(format!(
-        "frame time over {} frames: p50 {:.1} ms, p99 {:.1} ms, mean {:.1} fps; rss {} MiB",
+        "frame time over {} frames: p50 {:.1} ms, p99 {:.1} ms, mean {:.1} fps; rss {} MiB ({} when they began)",
         ms.len(),
         q(0.5)?,
         q(0.99)?,
         1000.0 * ms.len() as f64 / ms.iter().sum::<f64>(),
-        crate::process::rss_bytes() >> 20
+        rss_mib(),
+        rss_before_mib
     ))
+}
+
+/// This process's resident memory in MiB.
+pub fn rss_mib() -> u64 {
+    crate::process::rss_bytes() >> 20
 }
 
 /// Closing the window starts the shutdown phase instead of exiting on the spot.
@@ -301,6 +309,8 @@ struct ScreenshotPlan {
     frames: u32,
     taken: bool,
     frame_ms: Vec<f64>,
+    /// RSS (MiB) when the measured frames began.
+    rss_before: u64,
 }
 
 impl Plugin for ScreenshotPlugin {
@@ -313,6 +323,7 @@ impl Plugin for ScreenshotPlugin {
                 frames: 0,
                 taken: false,
                 frame_ms: Vec::new(),
+                rss_before: 0,
             })
             .insert_resource(super::fish::BenchFish(self.bench_fish))
             .add_systems(
@@ -380,13 +391,16 @@ fn take_screenshot(
     plan.frames += 1;
     // Frame times of the second half of play (the first compiles pipelines).
     if plan.frames > plan.after_frames / 2 {
+        if plan.frame_ms.is_empty() {
+            plan.rss_before = rss_mib();
+        }
         plan.frame_ms.push(time.delta_secs_f64() * 1000.0);
     }
     if plan.frames < plan.after_frames {
         return;
     }
     plan.taken = true;
-    if let Some(line) = frame_time_line(&plan.frame_ms) {
+    if let Some(line) = frame_time_line(&plan.frame_ms, plan.rss_before) {
         info!("{line} with {} fish on screen", fish.iter().count());
     }
     info!(
