@@ -42,6 +42,11 @@ pub struct SceneMaterial {
     #[texture(1)]
     #[sampler(2)]
     pub texture: Option<Handle<Image>>,
+    /// Light added over the surface (see [`SceneMaterial::with_overlay`]); its colour, UV
+    /// transform and drift are in the uniform.
+    #[texture(3)]
+    #[sampler(4)]
+    pub overlay: Option<Handle<Image>>,
     /// How it blends.
     pub alpha_mode: AlphaMode,
     /// Lit by the scene's lights (else its colour as it is).
@@ -66,6 +71,12 @@ pub struct SceneUniform {
     /// The texture's drift in time `t` (seconds): its coordinates move by
     /// `(x·t, y·t + z·sin(w·t))`; zero for none.
     pub drift: Vec4,
+    /// The overlay's colour (alpha: how much of it is added).
+    pub overlay_color: Vec4,
+    /// The overlay texture's coordinates' transform.
+    pub overlay_uv_transform: Mat3,
+    /// The overlay texture's drift, as `drift`.
+    pub overlay_drift: Vec4,
 }
 
 /// Surfaces this rough or rougher get no highlight (compiled out).
@@ -83,6 +94,8 @@ pub struct SceneKey {
     fogged: bool,
     /// Blended by adding (`AlphaMode::Add`).
     additive: bool,
+    /// With light added over it.
+    overlay: bool,
     /// 0: both sides, 1: back faces culled, 2: front faces culled.
     cull: u8,
 }
@@ -96,6 +109,7 @@ impl From<&SceneMaterial> for SceneKey {
             masked: matches!(m.alpha_mode, AlphaMode::Mask(_)),
             fogged: m.fog,
             additive: m.alpha_mode == AlphaMode::Add,
+            overlay: m.overlay.is_some(),
             cull: match m.cull_mode {
                 None => 0,
                 Some(Face::Back) => 1,
@@ -122,13 +136,30 @@ impl SceneMaterial {
                 uv_transform: m.uv_transform.into(),
                 surface: Vec4::new(m.perceptual_roughness, m.metallic, cutoff, 0.0),
                 drift: Vec4::ZERO,
+                overlay_color: Vec4::ZERO,
+                overlay_uv_transform: Mat3::IDENTITY,
+                overlay_drift: Vec4::ZERO,
             },
             texture: m.base_color_texture.clone(),
+            overlay: None,
             alpha_mode: m.alpha_mode,
             lit: !m.unlit,
             fog: m.fog_enabled,
             cull_mode: if m.double_sided { None } else { m.cull_mode },
         }
+    }
+
+    /// This material with `layer`'s light added over it, in the same draw: what `layer` (an
+    /// unlit, additive, textured material) would add drawn over this one, fogged and tone-mapped
+    /// the same way, without drawing the surface a second time (on the software renderer a
+    /// blended layer over a surface costs about as much as the surface).
+    pub fn with_overlay(&self, layer: &SceneMaterial) -> Self {
+        let mut m = self.clone();
+        m.overlay = layer.texture.clone();
+        m.uniform.overlay_color = layer.uniform.base_color;
+        m.uniform.overlay_uv_transform = layer.uniform.uv_transform;
+        m.uniform.overlay_drift = layer.uniform.drift;
+        m
     }
 
     /// Whether light passes through it: blended surfaces cast no shadow.
@@ -164,6 +195,7 @@ impl Material for SceneMaterial {
                 (k.masked, "MASKED"),
                 (k.fogged, "FOGGED"),
                 (k.additive, "ADDITIVE"),
+                (k.overlay, "OVERLAY"),
             ] {
                 if on {
                     fragment.shader_defs.push(def.into());
@@ -358,6 +390,31 @@ mod tests {
         let key = SceneKey::from(&cut);
         assert!(key.masked && key.glossy && !cut.see_through(), "{key:?}");
         assert_eq!(cut.uniform.surface.z, 0.3);
+
+        let caustics = SceneMaterial {
+            uniform: SceneUniform {
+                drift: Vec4::new(0.02, 0.01, 0.0, 0.0),
+                ..SceneMaterial::from_standard(&StandardMaterial {
+                    base_color: Color::WHITE.with_alpha(0.5),
+                    ..default()
+                })
+                .uniform
+            },
+            texture: Some(uuid_handle!("0b2c6e43-1f7a-4c55-9d3e-7a61c2f0e5b8")),
+            ..cut.clone()
+        };
+        let sand_lit = SceneMaterial::from_standard(&sand);
+        let both = sand_lit.with_overlay(&caustics);
+        assert!(SceneKey::from(&both).overlay && !SceneKey::from(&sand_lit).overlay);
+        assert_eq!(both.overlay, caustics.texture);
+        assert_eq!(both.uniform.overlay_color.w, 0.5);
+        assert_eq!(both.uniform.overlay_drift, caustics.uniform.drift);
+        assert_eq!(
+            both.uniform.base_color, sand_lit.uniform.base_color,
+            "the sand's own look kept"
+        );
+        assert_eq!(both.texture, sand_lit.texture);
+        assert_ne!(both.overlay, both.texture);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 // emission, and for lit surfaces Lambert diffuse with a Blinn-Phong highlight from the sun (the
 // first directional light, with its shadow) and the clustered point lights, plus ambient light;
 // then linear fog and Bevy's tone mapping. Everything a surface does not use is left out by
-// shader defs (`LIT`, `GLOSSY`, `TEXTURED`, `MASKED`, `FOGGED`, `ADDITIVE`), not by branches:
+// shader defs (`LIT`, `GLOSSY`, `TEXTURED`, `MASKED`, `FOGGED`, `ADDITIVE`, `OVERLAY`), not by branches:
 // the software renderer runs every branch of a shader for every pixel.
 //
 // No `if` or loop here (nor in what it calls) has a condition made of uniform values alone: the
@@ -30,11 +30,44 @@ struct SceneMaterial {
     surface: vec4<f32>,
     // the texture's drift in time t: (x·t, y·t + z·sin(w·t))
     drift: vec4<f32>,
+    // `OVERLAY`: light added over the surface (the caustics over the sand), as a layer of
+    // its own would add it: colour × its texture, with its own UV transform and drift
+    overlay_color: vec4<f32>,
+    overlay_uv_transform: mat3x3<f32>,
+    overlay_drift: vec4<f32>,
 };
 
 @group(#{MATERIAL_BIND_GROUP}) @binding(0) var<uniform> material: SceneMaterial;
 @group(#{MATERIAL_BIND_GROUP}) @binding(1) var base_texture: texture_2d<f32>;
 @group(#{MATERIAL_BIND_GROUP}) @binding(2) var base_sampler: sampler;
+@group(#{MATERIAL_BIND_GROUP}) @binding(3) var overlay_texture: texture_2d<f32>;
+@group(#{MATERIAL_BIND_GROUP}) @binding(4) var overlay_sampler: sampler;
+
+// Texture coordinates moved by `transform` and drifting by `d` in time t: (x·t, y·t + z·sin(w·t)).
+fn drifting(uv: vec2<f32>, transform: mat3x3<f32>, d: vec4<f32>) -> vec2<f32> {
+    let t = view_bindings::globals.time;
+    return (transform * vec3(uv, 1.0)).xy + vec2(d.x * t, d.y * t + d.z * sin(d.w * t));
+}
+
+// Fog (`FOGGED`) and tone mapping of a colour at `world_position`. Bevy's linear fog without
+// light scattering: Bevy's `apply_fog` (in `main_pass_post_lighting_processing`) samples the
+// sun's shadow map for every pixel and computes all four fog modes on the software renderer;
+// its `linear_fog` branches on the scattering colour (a uniform), so the formula is written out.
+fn finish(c: vec4<f32>, world_position: vec3<f32>) -> vec4<f32> {
+    var color = c;
+#ifdef DISTANCE_FOG
+#ifdef FOGGED
+    let fog = view_bindings::fog;
+    let distance = length(world_position - view_bindings::view.world_position.xyz);
+    let fog_alpha = fog.base_color.a * (1.0 - clamp((fog.be.y - distance) / (fog.be.y - fog.be.x), 0.0, 1.0));
+    color = vec4(mix(color.rgb, fog.base_color.rgb, fog_alpha), color.a);
+#endif
+#endif
+#ifdef TONEMAP_IN_SHADER
+    color = tone_mapping(color, view_bindings::view.color_grading);
+#endif
+    return color;
+}
 
 // What a surface reflects of a light from `l`, per unit of light: Lambert diffuse and a
 // Blinn-Phong highlight; rough surfaces (no `GLOSSY`) have no highlight worth its cost (Bevy's
@@ -94,10 +127,7 @@ fn fragment(in: VertexOutput, @builtin(front_facing) is_front: bool) -> @locatio
 #endif
 #ifdef TEXTURED
 #ifdef VERTEX_UVS_A
-    let t = view_bindings::globals.time;
-    let d = material.drift;
-    let uv = (material.uv_transform * vec3(in.uv, 1.0)).xy + vec2(d.x * t, d.y * t + d.z * sin(d.w * t));
-    color = color * textureSample(base_texture, base_sampler, uv);
+    color = color * textureSample(base_texture, base_sampler, drifting(in.uv, material.uv_transform, material.drift));
 #endif
 #endif
 #ifdef MASKED
@@ -148,20 +178,18 @@ fn fragment(in: VertexOutput, @builtin(front_facing) is_front: bool) -> @locatio
     color = vec4(lit, color.a);
 #endif
 
-    // Bevy's linear fog without light scattering. Bevy's `apply_fog` (in
-    // `main_pass_post_lighting_processing`) samples the sun's shadow map for every pixel and
-    // computes all four fog modes on the software renderer; its `linear_fog` branches on the
-    // scattering colour (a uniform), so the formula is written out here.
-#ifdef DISTANCE_FOG
-#ifdef FOGGED
-    let fog = view_bindings::fog;
-    let distance = length(in.world_position.xyz - view_bindings::view.world_position.xyz);
-    let fog_alpha = fog.base_color.a * (1.0 - clamp((fog.be.y - distance) / (fog.be.y - fog.be.x), 0.0, 1.0));
-    color = vec4(mix(color.rgb, fog.base_color.rgb, fog_alpha), color.a);
+    color = finish(color, in.world_position.xyz);
+#ifdef OVERLAY
+#ifdef VERTEX_UVS_A
+    // Added as an additive layer of its own would add it, without drawing the surface twice.
+    let glow = finish(
+        material.overlay_color * textureSample(overlay_texture, overlay_sampler, drifting(in.uv, material.overlay_uv_transform, material.overlay_drift)),
+        in.world_position.xyz,
+    );
+    color = vec4(color.rgb + glow.rgb * glow.a, color.a);
 #endif
 #endif
 #ifdef TONEMAP_IN_SHADER
-    color = tone_mapping(color, view_bindings::view.color_grading);
 #ifdef DEBAND_DITHER
     var rgb = powsafe(color.rgb, 1.0 / 2.2);
     rgb += screen_space_dither(in.position.xy);

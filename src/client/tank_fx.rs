@@ -30,7 +30,7 @@ pub struct Sway {
 #[derive(Component)]
 pub struct SandFloor;
 
-/// The caustics layer over the sand.
+/// A sand floor drawn with its caustics.
 #[derive(Component)]
 struct Caustics;
 
@@ -48,10 +48,11 @@ pub struct CoinsLanded;
 /// How long a coin pop lasts (seconds).
 const COIN_POP_SECS: f32 = 1.2;
 
-/// Shared looks: the caustics material, the coin's mesh and material.
+/// Shared looks: the caustics (as a layer: added over the sand's own material), the coin's mesh
+/// and material.
 #[derive(Resource, Default)]
 struct Looks {
-    caustics: Option<Handle<SceneMaterial>>,
+    caustics: Option<SceneMaterial>,
     coin: Option<(Handle<Mesh>, Handle<StandardMaterial>)>,
 }
 
@@ -113,43 +114,45 @@ pub fn caustics_image(n: u32) -> Image {
     image
 }
 
-/// A sand floor without its caustics layer yet.
-type BareSand = (With<SandFloor>, Without<Children>);
+/// A sand floor without its caustics yet.
+type BareSand = (With<SandFloor>, Without<Caustics>);
 
-/// Caustics over the sand: a layer of the sand's shape, added light, drifting (the drift is
-/// the material's, played by its shader: the material never changes).
+/// Caustics over the sand: added light, drifting (the drift is the material's, played by its
+/// shader: the material never changes), drawn with the sand in one pass: the sand's material
+/// gets the caustics as its overlay once it is a `SceneMaterial` (a blended layer of its own
+/// cost the software renderer about as much as the sand).
 fn caustics(
     mut commands: Commands,
     mut looks: ResMut<Looks>,
     mut images: ResMut<Assets<Image>>,
     mut materials: ResMut<Assets<SceneMaterial>>,
-    sand: Query<(Entity, &Mesh3d), BareSand>,
+    sand: Query<(Entity, &MeshMaterial3d<SceneMaterial>), BareSand>,
 ) {
-    let material = looks
-        .caustics
-        .get_or_insert_with(|| {
-            let mut look = SceneMaterial::from_standard(&StandardMaterial {
-                base_color: Color::srgba(0.75, 0.95, 1.0, 0.5),
-                base_color_texture: Some(images.add(caustics_image(128))),
-                alpha_mode: AlphaMode::Add,
-                unlit: true,
-                uv_transform: bevy::math::Affine2::from_scale(Vec2::splat(2.5)),
-                ..default()
-            });
-            // Across the sand, and back and forth: 0.021, 0.013 texture widths a second,
-            // swaying by 0.01 every 4π seconds.
-            look.uniform.drift = Vec4::new(0.021, 0.013, 0.01, 0.5);
-            materials.add(look)
-        })
-        .clone();
-    for (floor, mesh) in &sand {
-        commands.spawn((
-            Caustics,
-            Mesh3d(mesh.0.clone()),
-            MeshMaterial3d(material.clone()),
-            Transform::from_xyz(0.0, 0.003, 0.0),
-            ChildOf(floor),
-        ));
+    if sand.is_empty() {
+        return;
+    }
+    let layer = looks.caustics.get_or_insert_with(|| {
+        let mut look = SceneMaterial::from_standard(&StandardMaterial {
+            base_color: Color::srgba(0.75, 0.95, 1.0, 0.5),
+            base_color_texture: Some(images.add(caustics_image(128))),
+            alpha_mode: AlphaMode::Add,
+            unlit: true,
+            uv_transform: bevy::math::Affine2::from_scale(Vec2::splat(2.5)),
+            ..default()
+        });
+        // Across the sand, and back and forth: 0.021, 0.013 texture widths a second,
+        // swaying by 0.01 every 4π seconds.
+        look.uniform.drift = Vec4::new(0.021, 0.013, 0.01, 0.5);
+        look
+    });
+    for (floor, own) in &sand {
+        let Some(with) = materials.get(&own.0).map(|m| m.with_overlay(layer)) else {
+            continue;
+        };
+        let handle = materials.add(with);
+        commands
+            .entity(floor)
+            .insert((Caustics, MeshMaterial3d(handle)));
     }
 }
 
