@@ -57,6 +57,19 @@ pub struct SceneMaterial {
     pub cull_mode: Option<Face>,
 }
 
+/// Light added over a surface ([`SceneMaterial::with_overlay`]): the caustics over the sand.
+#[derive(Debug, Clone)]
+pub struct Overlay {
+    /// Its texture (alpha: how much light where).
+    pub texture: Handle<Image>,
+    /// Its colour (linear; alpha: how much of it is added).
+    pub color: Vec4,
+    /// The texture coordinates' transform.
+    pub uv_transform: Mat3,
+    /// The texture's drift in time, as [`SceneUniform::drift`].
+    pub drift: Vec4,
+}
+
 /// The uniform of [`SceneMaterial`] (`SceneMaterial` in `shading.wgsl`).
 #[derive(ShaderType, Debug, Clone, Copy, PartialEq)]
 pub struct SceneUniform {
@@ -149,16 +162,16 @@ impl SceneMaterial {
         }
     }
 
-    /// This material with `layer`'s light added over it, in the same draw: what `layer` (an
-    /// unlit, additive, textured material) would add drawn over this one, fogged and tone-mapped
-    /// the same way, without drawing the surface a second time (on the software renderer a
-    /// blended layer over a surface costs about as much as the surface).
-    pub fn with_overlay(&self, layer: &SceneMaterial) -> Self {
+    /// This material with `overlay`'s light added over it, in the same draw: what an unlit
+    /// additive layer of that texture would add drawn over this one, fogged and tone-mapped the
+    /// same way, without drawing the surface a second time (on the software renderer a blended
+    /// layer over a surface costs about as much as the surface).
+    pub fn with_overlay(&self, overlay: &Overlay) -> Self {
         let mut m = self.clone();
-        m.overlay = layer.texture.clone();
-        m.uniform.overlay_color = layer.uniform.base_color;
-        m.uniform.overlay_uv_transform = layer.uniform.uv_transform;
-        m.uniform.overlay_drift = layer.uniform.drift;
+        m.overlay = Some(overlay.texture.clone());
+        m.uniform.overlay_color = overlay.color;
+        m.uniform.overlay_uv_transform = overlay.uv_transform;
+        m.uniform.overlay_drift = overlay.drift;
         m
     }
 
@@ -391,24 +404,18 @@ mod tests {
         assert!(key.masked && key.glossy && !cut.see_through(), "{key:?}");
         assert_eq!(cut.uniform.surface.z, 0.3);
 
-        let caustics = SceneMaterial {
-            uniform: SceneUniform {
-                drift: Vec4::new(0.02, 0.01, 0.0, 0.0),
-                ..SceneMaterial::from_standard(&StandardMaterial {
-                    base_color: Color::WHITE.with_alpha(0.5),
-                    ..default()
-                })
-                .uniform
-            },
-            texture: Some(uuid_handle!("0b2c6e43-1f7a-4c55-9d3e-7a61c2f0e5b8")),
-            ..cut.clone()
+        let caustics = Overlay {
+            texture: uuid_handle!("0b2c6e43-1f7a-4c55-9d3e-7a61c2f0e5b8"),
+            color: Vec4::new(1.0, 1.0, 1.0, 0.5),
+            uv_transform: Mat3::from_scale(Vec2::splat(2.5)),
+            drift: Vec4::new(0.02, 0.01, 0.0, 0.0),
         };
         let sand_lit = SceneMaterial::from_standard(&sand);
         let both = sand_lit.with_overlay(&caustics);
         assert!(SceneKey::from(&both).overlay && !SceneKey::from(&sand_lit).overlay);
-        assert_eq!(both.overlay, caustics.texture);
+        assert_eq!(both.overlay, Some(caustics.texture.clone()));
         assert_eq!(both.uniform.overlay_color.w, 0.5);
-        assert_eq!(both.uniform.overlay_drift, caustics.uniform.drift);
+        assert_eq!(both.uniform.overlay_drift, caustics.drift);
         assert_eq!(
             both.uniform.base_color, sand_lit.uniform.base_color,
             "the sand's own look kept"

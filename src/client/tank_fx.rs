@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bevy::prelude::*;
 
 use super::aquarium::{ShownAquarium, TANK_BASE};
-use super::shading::SceneMaterial;
+use super::shading::{Overlay, SceneMaterial};
 use crate::config::ClientConfig;
 use crate::stages::ClientSystems;
 
@@ -52,7 +52,7 @@ const COIN_POP_SECS: f32 = 1.2;
 /// and material.
 #[derive(Resource, Default)]
 struct Looks {
-    caustics: Option<SceneMaterial>,
+    caustics: Option<Overlay>,
     coin: Option<(Handle<Mesh>, Handle<StandardMaterial>)>,
 }
 
@@ -131,19 +131,13 @@ fn caustics(
     if sand.is_empty() {
         return;
     }
-    let layer = looks.caustics.get_or_insert_with(|| {
-        let mut look = SceneMaterial::from_standard(&StandardMaterial {
-            base_color: Color::srgba(0.75, 0.95, 1.0, 0.5),
-            base_color_texture: Some(images.add(caustics_image(128))),
-            alpha_mode: AlphaMode::Add,
-            unlit: true,
-            uv_transform: bevy::math::Affine2::from_scale(Vec2::splat(2.5)),
-            ..default()
-        });
+    let layer = looks.caustics.get_or_insert_with(|| Overlay {
+        texture: images.add(caustics_image(128)),
+        color: LinearRgba::from(Color::srgba(0.75, 0.95, 1.0, 0.5)).to_vec4(),
+        uv_transform: Mat3::from_scale(Vec2::splat(2.5)),
         // Across the sand, and back and forth: 0.021, 0.013 texture widths a second,
         // swaying by 0.01 every 4π seconds.
-        look.uniform.drift = Vec4::new(0.021, 0.013, 0.01, 0.5);
-        look
+        drift: Vec4::new(0.021, 0.013, 0.01, 0.5),
     });
     for (floor, own) in &sand {
         let Some(with) = materials.get(&own.0).map(|m| m.with_overlay(layer)) else {
